@@ -1,0 +1,157 @@
+"""What this machine can do: GPUs, whether Torch-TensorRT imports, which flavour, versions.
+
+``torch_tensorrt`` raises on import where no NVIDIA driver exists, so it is imported only
+after a CUDA device has been seen, and any failure is recorded as a reason, never raised.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import platform
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from engine.config import ConfigError, RunRequest
+
+
+@dataclass(frozen=True)
+class Gpu:
+    index: int
+    name: str
+    memory_bytes: int
+    compute_capability: str    # "9.0"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    torch_version: str
+    cuda_available: bool
+    gpus: tuple[Gpu, ...] = ()
+    torch_tensorrt_version: str | None = None
+    flavour: str = "none"            # "tensorrt" | "tensorrt_rtx" | "none"
+    tensorrt_version: str | None = None
+    tensorrt_unavailable_reason: str = ""
+    cpu_name: str = field(default_factory=platform.processor)
+
+    @property
+    def can_compile(self) -> bool:
+        return self.flavour != "none"
+
+    def banner(self) -> tuple[str, str]:
+        """(level, text) for the page banner: level is "info" or "warning"."""
+        if not self.cuda_available:
+            return ("warning", "No NVIDIA GPU on this machine: TensorRT compilation and GPU timing are "
+                    "unavailable. You can profile models eagerly on the CPU and explore the bundled sample "
+                    "runs recorded on a real GPU (History, Layers, Segmentation, Compare).")
+        names = ", ".join(f"{g.name} ({g.memory_bytes / 2**30:.0f} GiB)" for g in self.gpus)
+        if not self.can_compile:
+            return ("warning", f"GPU: {names}. Torch-TensorRT is not usable: {self.tensorrt_unavailable_reason} "
+                    "Eager profiling on the GPU works; install with `pip install torch-tensorrt tensorrt` "
+                    "(or `torch-tensorrt-rtx`).")
+        flav = "TensorRT-RTX" if self.flavour == "tensorrt_rtx" else "TensorRT"
+        return ("info", f"GPU: {names}. Torch-TensorRT {self.torch_tensorrt_version} on {flav} "
+                f"{self.tensorrt_version or ''}.".replace(" .", "."))
+
+    def disabled_reason(self, knob: str, value: Any = None) -> str | None:
+        """Why a knob (dotted name) or a knob value cannot be honoured here, or None."""
+        if knob == "backend" and value == "tensorrt" and not self.can_compile:
+            return ("needs an NVIDIA GPU with Torch-TensorRT installed" if not self.cuda_available
+                    else f"Torch-TensorRT unavailable: {self.tensorrt_unavailable_reason}")
+        if knob == "device" and value == "cuda" and not self.cuda_available:
+            return "no NVIDIA GPU on this machine"
+        if knob == "compile.precision" and value == "bf16" and self.flavour == "tensorrt_rtx":
+            return "TensorRT-RTX has no bf16"
+        if knob == "compile.hardware_compatible" and value and self.flavour == "tensorrt_rtx":
+            return "TensorRT-RTX engines are built for the local GPU only"
+        return None
+
+
+def _torch_tensorrt_info() -> tuple[str | None, str, str | None, str]:
+    """(torch_tensorrt version, flavour, tensorrt version, reason if unusable)."""
+    try:
+        import torch_tensorrt  # noqa: PLC0415 - lazy on purpose: raises without a driver
+    except Exception as e:  # ImportError, OSError from missing libs, RuntimeError from the driver
+        return None, "none", None, f"`import torch_tensorrt` failed ({type(e).__name__}: {str(e)[:200]})."
+    rtx = bool(getattr(torch_tensorrt._features.ENABLED_FEATURES, "tensorrt_rtx", False))
+    trt_version = None
+    for dist in (("tensorrt_rtx", "tensorrt-rtx") if rtx else ("tensorrt", "tensorrt-cu12", "tensorrt-cu13")):
+        try:
+            trt_version = importlib.metadata.version(dist)
+            break
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    if trt_version is None:
+        try:
+            import tensorrt_rtx as trt_mod  # noqa: PLC0415
+        except ImportError:
+            try:
+                import tensorrt as trt_mod  # noqa: PLC0415
+            except ImportError:
+                trt_mod = None
+        trt_version = getattr(trt_mod, "__version__", None)
+    return torch_tensorrt.__version__, ("tensorrt_rtx" if rtx else "tensorrt"), trt_version, ""
+
+
+@functools.lru_cache(maxsize=1)
+def detect() -> Capabilities:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    gpus = []
+    if cuda:
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            gpus.append(Gpu(i, p.name, int(p.total_memory), f"{p.major}.{p.minor}"))
+        tt_version, flavour, trt_version, reason = _torch_tensorrt_info()
+    else:
+        tt_version, flavour, trt_version = None, "none", None
+        reason = "no NVIDIA GPU (torch.cuda.is_available() is False)."
+    return Capabilities(torch_version=torch.__version__, cuda_available=cuda, gpus=tuple(gpus),
+                        torch_tensorrt_version=tt_version, flavour=flavour, tensorrt_version=trt_version,
+                        tensorrt_unavailable_reason=reason)
+
+
+def resolve_device(request: RunRequest, caps: Capabilities) -> str:
+    """"cpu" or "cuda" for a request's device setting."""
+    if request.device == "auto":
+        return "cuda" if caps.cuda_available else "cpu"
+    return request.device
+
+
+def check_request(request: RunRequest, caps: Capabilities) -> None:
+    """Machine-dependent validation; raises ConfigError naming the field and what to do."""
+    device = resolve_device(request, caps)
+    if device == "cuda" and not caps.cuda_available:
+        raise ConfigError("device", "cuda was asked for but this machine has no NVIDIA GPU; choose cpu or auto")
+    if request.backend == "tensorrt":
+        reason = caps.disabled_reason("backend", "tensorrt")
+        if reason:
+            raise ConfigError("backend", f"tensorrt {reason}; use the eager backend or open a sample run")
+        if device != "cuda":
+            raise ConfigError("device", "the tensorrt backend runs on the GPU; choose cuda or auto")
+        for knob in ("compile.precision", "compile.hardware_compatible"):
+            value = getattr(request.compile, knob.split(".")[1])
+            reason = caps.disabled_reason(knob, value)
+            if reason:
+                raise ConfigError(knob, f"{value!r} is not available: {reason}")
+    if device == "cpu" and request.compile.precision == "fp16":
+        # CPU fp16 convolutions exist in recent torch but are slow and some ops are missing;
+        # allowed, with a warning added by the backend.
+        pass
+
+
+def fingerprint(caps: Capabilities, device: str, gpu_index: int = 0) -> dict[str, Any]:
+    """What about the machine goes into a cache key and onto a result."""
+    if device == "cuda" and caps.gpus:
+        g = caps.gpus[min(gpu_index, len(caps.gpus) - 1)]
+        device_name, cc = g.name, g.compute_capability
+    else:
+        device_name, cc = f"CPU {caps.cpu_name or platform.machine()}".strip(), ""
+    return {"device": device, "device_name": device_name, "compute_capability": cc,
+            "torch": caps.torch_version, "torch_tensorrt": caps.torch_tensorrt_version,
+            "flavour": caps.flavour, "tensorrt": caps.tensorrt_version}
+
+
+def as_dict(caps: Capabilities) -> dict[str, Any]:
+    return asdict(caps)

@@ -1,0 +1,235 @@
+"""Buildable models: the built-in registry and custom models from the admin's models directory.
+
+Registry models get random weights from a fixed seed; pretrained weights are used only when
+already in the local torch hub cache (nothing is downloaded). Custom models are files an
+administrator placed in the models directory: ``<name>.py`` exposing ``build_model()`` and
+``example_inputs()``, or ``<name>.pt2`` ExportedProgram files. Nothing uploaded through the
+browser is ever executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.config import ModelSpec
+
+MODELS_DIR_ENV = "TRTDASH_MODELS_DIR"
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+FILE_PREFIX = "file:"
+
+
+class ModelError(ValueError):
+    """A model cannot be built or fed as asked; ``message`` says what to do."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message + (f" {hint}" if hint else ""))
+        self.message = message
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    name: str
+    family: str                         # "torchvision" ...
+    default_input_shape: tuple[int, ...]  # without batch
+    build: Callable[[], torch.nn.Module]
+    task: str = "classification"
+    notes: str = ""
+
+
+@dataclass
+class BuiltModel:
+    module: torch.nn.Module
+    example_inputs: tuple[torch.Tensor, ...]     # on CPU, fp32 unless integer inputs
+    identity: str                                 # weights identity for the cache key
+    info: dict[str, Any] = field(default_factory=dict)
+    exported_program: Any = None                  # torch.export.ExportedProgram for .pt2 files
+
+
+def _torchvision(name: str) -> Callable[[], torch.nn.Module]:
+    def build() -> torch.nn.Module:
+        import torchvision.models as tvm
+
+        return tvm.get_model(name, weights=None)
+
+    return build
+
+
+_TV_224 = ["resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0",
+           "convnext_tiny", "vit_b_16", "swin_t", "regnet_y_400mf", "densenet121"]
+
+REGISTRY: dict[str, RegistryEntry] = {
+    n: RegistryEntry(n, "torchvision", (3, 224, 224), _torchvision(n)) for n in _TV_224
+}
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get(MODELS_DIR_ENV) or DEFAULT_MODELS_DIR)
+
+
+def custom_model_files(directory: Path | None = None) -> list[str]:
+    d = directory or models_dir()
+    if not d.is_dir():
+        return []
+    return sorted(p.name for p in d.iterdir() if p.suffix in (".py", ".pt2") and not p.name.startswith("_"))
+
+
+def available_sources() -> list[str]:
+    """What the model picker lists: registry names, then ``file:`` entries."""
+    return list(REGISTRY) + [FILE_PREFIX + n for n in custom_model_files()]
+
+
+def _seeded(seed: int) -> None:
+    torch.manual_seed(seed)
+
+
+def _pretrained_from_cache(name: str) -> torch.nn.Module | None:
+    """The torchvision model with its default weights, only when the file is already cached."""
+    import torchvision.models as tvm
+
+    weights = tvm.get_model_weights(name).DEFAULT
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    if not cached.is_file():
+        return None
+    return tvm.get_model(name, weights=weights)
+
+
+def build(spec: ModelSpec, seed: int = 0) -> BuiltModel:
+    """Build the model in eval mode on CPU, with example inputs for ``spec``'s batch and shape."""
+    if spec.source.startswith(FILE_PREFIX):
+        return _build_file(spec, seed)
+    entry = REGISTRY.get(spec.source)
+    if entry is None:
+        raise ModelError(f"Unknown model {spec.source!r}.",
+                         f"Choose one of {', '.join(REGISTRY)} or a file: model from the models directory.")
+    _seeded(seed)
+    module = None
+    identity = f"registry:{entry.name}:seed{seed}"
+    if spec.pretrained:
+        module = _pretrained_from_cache(entry.name)
+        if module is None:
+            raise ModelError(f"No cached pretrained weights for {entry.name}.",
+                             "Pretrained weights are never downloaded; untick 'Pretrained weights' or place "
+                             "the file in the torch hub cache.")
+        identity = f"registry:{entry.name}:pretrained"
+    if module is None:
+        module = entry.build()
+    module.eval()
+    shape = spec.input_shape or entry.default_input_shape
+    _seeded(seed + 1)
+    x = torch.randn(spec.batch_size, *shape)
+    _check_runs(module, (x,), spec)
+    return BuiltModel(module, (x,), identity, _info(module, (x,), entry.family, entry.task))
+
+
+def _check_runs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], spec: ModelSpec) -> None:
+    """Fail early, with the shape in the message, when the model rejects the inputs."""
+    try:
+        with torch.inference_mode():
+            # a batch of one is enough to find shape errors cheaply
+            module(*(t[:1] for t in inputs))
+    except Exception as e:
+        shapes = ", ".join(str(tuple(t.shape)) for t in inputs)
+        raise ModelError(f"{spec.source} cannot run on input of shape {shapes}: {type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:300]}",
+                         "Check 'Input shape (without batch)'; leave it empty for the model's default.") from e
+
+
+def _info(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], family: str, task: str) -> dict[str, Any]:
+    return {"family": family, "task": task,
+            "parameters": sum(p.numel() for p in module.parameters()),
+            "inputs": [{"shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", "")} for t in inputs]}
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def _resolve_file(source: str) -> Path:
+    name = source[len(FILE_PREFIX):]
+    directory = models_dir().resolve()
+    path = (directory / name).resolve()
+    if path.parent != directory or path.suffix not in (".py", ".pt2"):
+        raise ModelError(f"{name!r} is not a .py or .pt2 file directly inside the models directory.",
+                         f"Custom models live in {directory} (set {MODELS_DIR_ENV} to change it).")
+    if not path.is_file():
+        raise ModelError(f"Model file {name!r} not found in {directory}.",
+                         "Ask the administrator to place it there; uploads are never executed.")
+    return path
+
+
+def _build_file(spec: ModelSpec, seed: int) -> BuiltModel:
+    path = _resolve_file(spec.source)
+    identity = f"file:{path.name}:{_file_digest(path)}:seed{seed}"
+    _seeded(seed)
+    if path.suffix == ".pt2":
+        try:
+            ep = torch.export.load(str(path))
+        except Exception as e:
+            raise ModelError(f"{path.name} is not a loadable torch.export ExportedProgram: "
+                             f"{type(e).__name__}: {str(e)[:200]}", "Save it with torch.export.save().") from e
+        inputs = _example_inputs_from_ep(ep, spec)
+        module = ep.module()
+        return BuiltModel(module, inputs, identity, _info(module, inputs, "exported_program", "unknown"), ep)
+    mod = _import_file(path)
+    for fn in ("build_model", "example_inputs"):
+        if not callable(getattr(mod, fn, None)):
+            raise ModelError(f"{path.name} has no {fn}() function.",
+                             "A model file must define build_model() -> nn.Module and "
+                             "example_inputs(batch_size) -> tuple of tensors.")
+    try:
+        module = mod.build_model().eval()
+        inputs = mod.example_inputs(spec.batch_size)
+    except Exception as e:
+        raise ModelError(f"{path.name} failed while building: {type(e).__name__}: {str(e)[:300]}") from e
+    if isinstance(inputs, torch.Tensor):
+        inputs = (inputs,)
+    if not isinstance(module, torch.nn.Module) or not all(isinstance(t, torch.Tensor) for t in inputs):
+        raise ModelError(f"{path.name}: build_model() must return an nn.Module and example_inputs() tensors.")
+    inputs = tuple(inputs)
+    _check_runs(module, inputs, spec)
+    return BuiltModel(module, inputs, identity, _info(module, inputs, "custom", "unknown"))
+
+
+def _import_file(path: Path) -> Any:
+    name = f"trtdash_custom_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ModelError(f"{path.name} cannot be imported.")
+    mod = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(mod)
+    except Exception as e:
+        raise ModelError(f"{path.name} failed to import: {type(e).__name__}: {str(e)[:300]}") from e
+    sys.modules.pop(name, None)
+    return mod
+
+
+def _example_inputs_from_ep(ep: Any, spec: ModelSpec) -> tuple[torch.Tensor, ...]:
+    inputs = []
+    for node in ep.graph.nodes:
+        if node.op != "placeholder" or node.name in ep.graph_signature.inputs_to_parameters or \
+                node.name in ep.graph_signature.inputs_to_buffers:
+            continue
+        val = node.meta.get("val")
+        if val is None:
+            continue
+        shape = [int(d) if isinstance(d, int) else spec.batch_size for d in val.shape]
+        if val.dtype.is_floating_point:
+            inputs.append(torch.randn(*shape, dtype=val.dtype))
+        else:
+            inputs.append(torch.zeros(*shape, dtype=val.dtype))
+    return tuple(inputs)

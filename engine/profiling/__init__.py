@@ -1,0 +1,1 @@
+"""Measurement helpers: the latency harness, per-layer profile parsing, segmentation stats."""

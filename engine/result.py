@@ -1,0 +1,224 @@
+"""The one result schema every backend fills and every chart reads.
+
+A ``RunResult`` is plain data: scalars and dataclasses serialise to JSON, the per-layer
+table is a pandas DataFrame with the columns in ``LAYER_COLUMNS``. Nothing here knows how
+a number was measured or how it is drawn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+SCHEMA_VERSION = 1
+
+# Per-layer table. One row per TensorRT layer or PyTorch module / op, in execution order.
+LAYER_COLUMNS = [
+    "order",          # execution order within the run (0-based)
+    "segment",        # "trt_engine_0", "pytorch_1", or "eager" for the eager backend
+    "runtime",        # "tensorrt" | "pytorch"
+    "name",           # TensorRT layer name or nn.Module path
+    "layer_type",     # TensorRT LayerType or nn.Module class name
+    "module_path",    # nn.Module path the layer came from, "" when unknown, "<fused>" for fused layers
+    "precision",      # "fp32" | "fp16" | "int8" | ... of the layer's outputs, "" when unknown
+    "tactic",         # TensorRT tactic / kernel, "" for PyTorch
+    "input_shapes",   # e.g. "1x64x56x56; 1x64x56x56"
+    "output_shapes",
+    "avg_ms",         # mean time per inference
+    "share",          # fraction of the run's profiled time (0..1)
+]
+FUSED = "<fused>"
+
+
+def empty_layers() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("avg_ms", "share") else
+                                      "int64" if c == "order" else "object") for c in LAYER_COLUMNS})
+
+
+def normalise_layers(df: pd.DataFrame) -> pd.DataFrame:
+    """Fill missing columns, order them, recompute share from avg_ms."""
+    df = df.copy()
+    for c in LAYER_COLUMNS:
+        if c not in df.columns:
+            df[c] = 0.0 if c in ("avg_ms", "share") else ""
+    if "order" not in df or df["order"].eq("").all():
+        df["order"] = range(len(df))
+    df = df[LAYER_COLUMNS].reset_index(drop=True)
+    df["avg_ms"] = df["avg_ms"].astype(float)
+    total = df["avg_ms"].sum()
+    df["share"] = df["avg_ms"] / total if total > 0 else 0.0
+    df["order"] = df["order"].astype(int)
+    return df
+
+
+@dataclass
+class LatencyStats:
+    """End-to-end latency of one inference call, in milliseconds, over ``iters`` timed runs."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    iters: int
+    batch_size: int
+    throughput_per_s: float   # samples per second at the median: batch / median
+    timer: str = ""           # "cuda_events" | "perf_counter"
+
+    @classmethod
+    def from_samples(cls, samples_ms: list[float], batch_size: int, timer: str) -> LatencyStats:
+        if not samples_ms:
+            raise ValueError("no latency samples")
+        s = sorted(samples_ms)
+        med = statistics.median(s)
+        return cls(
+            median_ms=med, p10_ms=_quantile(s, 0.10), p90_ms=_quantile(s, 0.90), p99_ms=_quantile(s, 0.99),
+            mean_ms=statistics.fmean(s), std_ms=statistics.pstdev(s) if len(s) > 1 else 0.0,
+            min_ms=s[0], max_ms=s[-1], iters=len(s), batch_size=batch_size,
+            throughput_per_s=batch_size * 1000.0 / med if med > 0 else math.inf, timer=timer)
+
+
+def _quantile(sorted_samples: list[float], q: float) -> float:
+    """Linear-interpolated quantile, the same definition as numpy's default."""
+    if len(sorted_samples) == 1:
+        return sorted_samples[0]
+    pos = q * (len(sorted_samples) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_samples) - 1)
+    return sorted_samples[lo] + (sorted_samples[hi] - sorted_samples[lo]) * (pos - lo)
+
+
+@dataclass
+class Segment:
+    """One piece of the partitioned graph, in execution order."""
+
+    kind: str                 # "tensorrt" | "pytorch"
+    index: int                # k of "TRT Engine #k" / j of the PyTorch subgraph (1-based, as dryrun prints)
+    name: str                 # submodule name, e.g. "_run_on_acc_0" / "_run_on_gpu_1"
+    op_count: int
+    inputs: list[str] = field(default_factory=list)    # "(1, 3, 224, 224)@float16"
+    outputs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Recommendation:
+    kind: str                 # "minimal" | "moderate" | "current"
+    min_block_size: int
+    engines: int
+
+
+@dataclass
+class Segmentation:
+    """Graph-segmentation stats, as Torch-TensorRT's dryrun derives them."""
+
+    total_ops: int
+    supported_ops: int
+    unsupported_ops: dict[str, int] = field(default_factory=dict)    # op -> count
+    pytorch_nodes: list[dict[str, str]] = field(default_factory=list)  # {"op":..., "location":...}
+    segments: list[Segment] = field(default_factory=list)
+    recommendations: list[Recommendation] = field(default_factory=list)
+    source: str = ""          # "tracker" | "dryrun_text"
+
+    @property
+    def coverage(self) -> float:
+        return self.supported_ops / self.total_ops if self.total_ops else 0.0
+
+    @property
+    def engine_count(self) -> int:
+        return sum(1 for s in self.segments if s.kind == "tensorrt")
+
+    @property
+    def pytorch_segment_count(self) -> int:
+        return sum(1 for s in self.segments if s.kind == "pytorch")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Segmentation:
+        d = dict(d)
+        d["segments"] = [Segment(**s) for s in d.get("segments", [])]
+        d["recommendations"] = [Recommendation(**r) for r in d.get("recommendations", [])]
+        return cls(**d)
+
+
+@dataclass
+class Accuracy:
+    """Outputs of the run against a reference (eager fp32) on the same inputs."""
+
+    reference: str            # e.g. "eager fp32"
+    rel_l2: float
+    max_abs: float
+    top1_agreement: float | None   # None when the output is not a classification
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    key: str
+    created_at: str                       # ISO 8601 UTC
+    request: dict[str, Any]               # RunRequest.to_dict()
+    env: dict[str, Any]                   # capabilities.fingerprint(): device name, versions, flavour
+    model_info: dict[str, Any]            # params, input shapes/dtypes, identity
+    latency: LatencyStats
+    latency_samples_ms: list[float] = field(default_factory=list)
+    stages_s: dict[str, float] = field(default_factory=dict)   # export_s, partition_s, build_s, first_inference_s
+    engine_count: int = 0
+    engine_bytes: int = 0
+    peak_memory_bytes: int | None = None
+    accuracy: Accuracy | None = None
+    segmentation: Segmentation | None = None
+    profiled_sum_ms: float | None = None   # sum of per-layer averages (profiling on)
+    baselines: dict[str, LatencyStats] = field(default_factory=dict)   # "eager_fp16", "inductor" ...
+    artifacts: list[str] = field(default_factory=list)   # file names in the run's artifact dir
+    warnings: list[str] = field(default_factory=list)
+    is_sample: bool = False
+    schema_version: int = SCHEMA_VERSION
+    layers: pd.DataFrame = field(default_factory=empty_layers, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict without the layer table (stored separately)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "layers"}
+        return _plain(d)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], layers: pd.DataFrame | None = None) -> RunResult:
+        d = dict(d)
+        d["latency"] = LatencyStats(**d["latency"])
+        d["baselines"] = {k: LatencyStats(**v) for k, v in (d.get("baselines") or {}).items()}
+        if d.get("accuracy"):
+            d["accuracy"] = Accuracy(**d["accuracy"])
+        if d.get("segmentation"):
+            d["segmentation"] = Segmentation.from_dict(d["segmentation"])
+        known = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        return cls(**d, layers=normalise_layers(layers) if layers is not None else empty_layers())
+
+    # convenience views used by charts and tables
+    @property
+    def label(self) -> str:
+        r = self.request
+        backend = r["backend"]
+        prec = r["compile"]["precision"]
+        extra = ""
+        if backend == "tensorrt":
+            c = r["compile"]
+            extra = f" mbs={c['min_block_size']} opt={c['optimization_level'] if c['optimization_level'] is not None else 'def'}"
+        return f"{r['model']['source']} b{r['model']['batch_size']} {backend} {prec}{extra} ({self.run_id[:6]})"
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _plain(dataclasses.asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
+        return None
+    return obj

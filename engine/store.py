@@ -1,0 +1,305 @@
+"""The run store: SQLite (WAL) for run metadata, a directory per run for its tables and raw files.
+
+This module is the only code that touches the data directory's ``runs.sqlite`` and
+``runs/``. Writes are atomic: a run's directory is written under a temporary name and
+renamed into place, and only then is its row committed. A crash at any point leaves
+either the whole run or nothing visible (orphans are swept on open).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from engine.result import RunResult, normalise_layers
+
+DATA_DIR_ENV = "TRTDASH_DATA_DIR"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+SAMPLES_DIR = PROJECT_ROOT / "samples"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    model TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    precision TEXT NOT NULL,
+    batch_size INTEGER NOT NULL,
+    device_name TEXT NOT NULL,
+    flavour TEXT NOT NULL,
+    e2e_median_ms REAL NOT NULL,
+    engine_count INTEGER NOT NULL,
+    is_sample INTEGER NOT NULL DEFAULT 0,
+    is_baseline INTEGER NOT NULL DEFAULT 0,
+    tags TEXT NOT NULL DEFAULT '',
+    result_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_key ON runs(key);
+CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at);
+"""
+
+SUMMARY_COLUMNS = ["run_id", "created_at", "model", "backend", "precision", "batch_size", "device_name",
+                   "flavour", "e2e_median_ms", "engine_count", "is_sample", "is_baseline", "tags", "key"]
+
+
+class RunNotFound(KeyError):
+    def __init__(self, run_id: str):
+        super().__init__(run_id)
+        self.run_id = run_id
+        self.message = (f"Run {run_id!r} does not exist: it was deleted or the link is wrong. "
+                        "Pick a run from History.")
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class RunStore:
+    """Runs on one machine: a SQLite file plus ``runs/<run_id>/`` directories.
+
+    Safe to use from several threads and processes (WAL, one connection per thread).
+    """
+
+    def __init__(self, root: Path | str | None = None):
+        self.root = Path(root) if root is not None else data_dir()
+        self.runs_dir = self.root / "runs"
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.root / "runs.sqlite"
+        self._local = threading.local()
+        self._conn().executescript(_SCHEMA)
+        self._sweep_orphans()
+
+    # -- connection ---------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.row_factory = sqlite3.Row
+            self._local.conn = _Tx(conn)
+            conn = self._local.conn
+        return conn
+
+    def _sweep_orphans(self) -> None:
+        """Remove temp dirs of interrupted writes and dirs whose row never committed."""
+        known = {r["run_id"] for r in self._conn().execute("SELECT run_id FROM runs")}
+        for p in self.runs_dir.iterdir():
+            if p.name.startswith(".tmp-") or (p.is_dir() and p.name not in known):
+                shutil.rmtree(p, ignore_errors=True)
+
+    # -- write ---------------------------------------------------------------------------------
+    def save(self, result: RunResult, raw_files: dict[str, Path | bytes] | None = None) -> str:
+        """Store a run with its layer table and raw files; returns its run_id. All or nothing."""
+        raw_files = raw_files or {}
+        final = self.runs_dir / result.run_id
+        if final.exists():
+            raise FileExistsError(f"run {result.run_id} already stored")
+        tmp = self.runs_dir / f".tmp-{result.run_id}-{uuid.uuid4().hex[:6]}"
+        tmp.mkdir()
+        try:
+            raw_dir = tmp / "raw"
+            names = []
+            for name, src in raw_files.items():
+                safe = Path(name).name
+                raw_dir.mkdir(exist_ok=True)
+                if isinstance(src, bytes):
+                    (raw_dir / safe).write_bytes(src)
+                else:
+                    shutil.copyfile(src, raw_dir / safe)
+                names.append(safe)
+            result.artifacts = sorted(set(result.artifacts) | set(names))
+            _write_layers(tmp / "layers.json", result.layers)
+            body = json.dumps(result.to_dict(), sort_keys=True)
+            (tmp / "result.json").write_text(body)
+            _fsync_dir(tmp)
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        try:
+            self._insert(result, body)
+        except BaseException:
+            shutil.rmtree(final, ignore_errors=True)
+            raise
+        return result.run_id
+
+    def _insert(self, result: RunResult, body: str) -> None:
+        r = result.request
+        with self._conn() as c:
+            c.execute(
+                "INSERT INTO runs (run_id, key, created_at, model, backend, precision, batch_size, device_name,"
+                " flavour, e2e_median_ms, engine_count, is_sample, result_json)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (result.run_id, result.key, result.created_at, r["model"]["source"], r["backend"],
+                 r["compile"]["precision"], r["model"]["batch_size"], result.env.get("device_name", "?"),
+                 result.env.get("flavour", "none"), result.latency.median_ms, result.engine_count,
+                 int(result.is_sample), body))
+
+    def delete(self, run_id: str) -> None:
+        with self._conn() as c:
+            cur = c.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            if cur.rowcount == 0:
+                raise RunNotFound(run_id)
+        shutil.rmtree(self.runs_dir / run_id, ignore_errors=True)
+
+    def set_baseline(self, run_id: str, on: bool = True) -> None:
+        with self._conn() as c:
+            if c.execute("UPDATE runs SET is_baseline = ? WHERE run_id = ?", (int(on), run_id)).rowcount == 0:
+                raise RunNotFound(run_id)
+
+    def set_tags(self, run_id: str, tags: Iterable[str]) -> None:
+        with self._conn() as c:
+            text = ",".join(sorted({t.strip() for t in tags if t.strip()}))
+            if c.execute("UPDATE runs SET tags = ? WHERE run_id = ?", (text, run_id)).rowcount == 0:
+                raise RunNotFound(run_id)
+
+    # -- read ----------------------------------------------------------------------------------
+    def get(self, run_id: str) -> RunResult:
+        row = self._conn().execute("SELECT result_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFound(run_id)
+        layers = _read_layers(self.runs_dir / run_id / "layers.json")
+        return RunResult.from_dict(json.loads(row["result_json"]), layers)
+
+    def exists(self, run_id: str) -> bool:
+        return self._conn().execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
+
+    def find_by_key(self, key: str) -> RunResult | None:
+        """The newest non-sample run with this cache key, or None."""
+        row = self._conn().execute(
+            "SELECT run_id FROM runs WHERE key = ? AND is_sample = 0 ORDER BY created_at DESC LIMIT 1",
+            (key,)).fetchone()
+        return self.get(row["run_id"]) if row else None
+
+    def list_runs(self, **filters: Any) -> pd.DataFrame:
+        """Summary rows, newest first. Filters: model, backend, precision, device_name, flavour
+        (each a value or a list of values), is_sample (bool), since (ISO date)."""
+        where, args = [], []
+        for col in ("model", "backend", "precision", "device_name", "flavour"):
+            v = filters.get(col)
+            if v is None or v == []:
+                continue
+            vals = [v] if isinstance(v, str) else list(v)
+            where.append(f"{col} IN ({','.join('?' * len(vals))})")
+            args += vals
+        if filters.get("is_sample") is not None:
+            where.append("is_sample = ?")
+            args.append(int(bool(filters["is_sample"])))
+        if filters.get("since"):
+            where.append("created_at >= ?")
+            args.append(str(filters["since"]))
+        sql = f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, run_id DESC"
+        rows = [dict(r) for r in self._conn().execute(sql, args)]
+        df = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+        df["is_sample"] = df["is_sample"].astype(bool)
+        df["is_baseline"] = df["is_baseline"].astype(bool)
+        return df
+
+    def artifact_path(self, run_id: str, name: str) -> Path:
+        p = self.runs_dir / run_id / "raw" / Path(name).name
+        if not p.is_file():
+            raise FileNotFoundError(f"run {run_id} has no artifact {name!r}")
+        return p
+
+    # -- exchange (exports, bundled samples) -----------------------------------------------------
+    def export_run(self, run_id: str) -> bytes:
+        """One self-contained JSON document of the run: result, layer table and raw files."""
+        result = self.get(run_id)
+        raw = {}
+        for name in result.artifacts:
+            try:
+                raw[name] = self.artifact_path(run_id, name).read_text(errors="replace")
+            except FileNotFoundError:
+                continue
+        doc = {"format": "trt-dashboard-run", "result": result.to_dict(),
+               "layers": json.loads(result.layers.to_json(orient="split", index=False)), "raw_files": raw}
+        return json.dumps(doc, indent=1).encode()
+
+    def import_run(self, blob: bytes, *, as_sample: bool = False) -> str:
+        """Store an exported run (plain or gzipped JSON). Returns its run_id; an existing id is kept."""
+        if blob[:2] == b"\x1f\x8b":
+            blob = gzip.decompress(blob)
+        doc = json.loads(blob)
+        if doc.get("format") != "trt-dashboard-run":
+            raise ValueError("not a run export (missing format: trt-dashboard-run)")
+        layers = pd.read_json(io.StringIO(json.dumps(doc["layers"])), orient="split")
+        result = RunResult.from_dict(doc["result"], layers)
+        if as_sample:
+            result.is_sample = True
+        if self.exists(result.run_id):
+            return result.run_id
+        raw = {name: text.encode() for name, text in doc.get("raw_files", {}).items()}
+        return self.save(result, raw)
+
+    def import_samples(self, samples_dir: Path = SAMPLES_DIR) -> list[str]:
+        """Load the bundled sample runs (recorded on a real GPU) once; idempotent."""
+        ids = []
+        for p in sorted(Path(samples_dir).glob("*.json.gz")):
+            ids.append(self.import_run(p.read_bytes(), as_sample=True))
+        return ids
+
+
+class _Tx:
+    """A sqlite3 connection whose ``with`` block is one IMMEDIATE transaction."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:
+        return self.conn.execute(*args)
+
+    def executescript(self, script: str) -> None:
+        self.conn.executescript(script)
+
+
+def _write_layers(path: Path, layers: pd.DataFrame) -> None:
+    path.write_text(normalise_layers(layers).to_json(orient="split", index=False))
+
+
+def _read_layers(path: Path) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
+    return pd.read_json(io.StringIO(path.read_text()), orient="split", dtype=False)
+
+
+def _fsync_dir(path: Path) -> None:
+    for p in path.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
