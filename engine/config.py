@@ -32,6 +32,7 @@ CACHE_BUILT_ENGINES = False
 REUSE_CACHED_ENGINES = False
 
 BACKENDS = ("eager", "tensorrt")
+MODES = ("measure", "analyze")
 FRONTENDS = ("dynamo", "torch_compile")
 PRECISIONS = ("fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -136,6 +137,11 @@ class MeasureSettings:
     profile_iters: int = knob(20, "Profiling iterations", "Runs averaged in the per-layer pass.",
                               min=1, max=10_000)
     accuracy: bool = knob(True, "Accuracy vs eager fp32", "Compare outputs with the fp32 eager model.")
+    compare_eager: bool = knob(True, "Eager baseline",
+                               "Also time the eager PyTorch model at the same precision (tensorrt backend).")
+    compare_inductor: bool = knob(False, "Inductor baseline (slow)",
+                                  "Also time torch.compile(mode='max-autotune'); can take minutes to compile.",
+                                  advanced=True)
     seed: int = knob(0, "Random seed", "Seeds weights and inputs, so runs are comparable.",
                      min=0, max=2**31 - 1, advanced=True)
 
@@ -146,6 +152,9 @@ class RunRequest:
     backend: str = knob("eager", "Backend", "eager: PyTorch as is. tensorrt: compiled by Torch-TensorRT.",
                         choices=BACKENDS)
     device: str = knob("auto", "Device", "auto picks the GPU when there is one.", choices=DEVICES)
+    mode: str = knob("measure", "Mode",
+                     "measure: compile, time and profile. analyze: dry run only, graph segmentation "
+                     "without building engines (tensorrt backend).", choices=MODES)
     compile: CompileSettings = field(default_factory=CompileSettings)
     measure: MeasureSettings = field(default_factory=MeasureSettings)
 

@@ -1,0 +1,45 @@
+import functools
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+
+
+@functools.lru_cache(maxsize=1)
+def gpu_skip_reason() -> str | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return "no NVIDIA GPU"
+    try:
+        import torch_tensorrt  # noqa: F401
+    except Exception as e:  # raises without a driver or without TensorRT
+        return f"torch_tensorrt unavailable: {e}"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "gpu" in item.keywords:
+            reason = gpu_skip_reason()
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    from engine.store import RunStore
+
+    monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
+    return RunStore(tmp_path / "data")
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    if not FIXTURES.is_dir():
+        pytest.fail(f"recorded GPU fixtures missing at {FIXTURES} (shared/ must sit beside the checkout)")
+    return FIXTURES
