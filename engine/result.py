@@ -178,6 +178,7 @@ class RunResult:
     artifacts: list[str] = field(default_factory=list)   # file names in the run's artifact dir
     warnings: list[str] = field(default_factory=list)
     is_sample: bool = False
+    tags: list[str] = field(default_factory=list)   # e.g. "sweep:<id>", "knob:optimization_level=3"
     schema_version: int = SCHEMA_VERSION
     layers: pd.DataFrame = field(default_factory=empty_layers, repr=False)
 

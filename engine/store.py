@@ -154,12 +154,12 @@ class RunStore:
         with self._conn() as c:
             c.execute(
                 "INSERT INTO runs (run_id, key, created_at, model, backend, precision, batch_size, device_name,"
-                " flavour, e2e_median_ms, engine_count, is_sample, result_json)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " flavour, e2e_median_ms, engine_count, is_sample, tags, result_json)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (result.run_id, result.key, result.created_at, r["model"]["source"], r["backend"],
                  r["compile"]["precision"], r["model"]["batch_size"], result.env.get("device_name", "?"),
                  result.env.get("flavour", "none"), result.latency.median_ms, result.engine_count,
-                 int(result.is_sample), body))
+                 int(result.is_sample), ",".join(sorted(set(result.tags))), body))
 
     def delete(self, run_id: str) -> None:
         with self._conn() as c:
@@ -174,10 +174,18 @@ class RunStore:
                 raise RunNotFound(run_id)
 
     def set_tags(self, run_id: str, tags: Iterable[str]) -> None:
+        """Replace a run's tags (kept in the row and in its stored result, so exports carry them)."""
+        result = self.get(run_id)
+        result.tags = sorted({t.strip() for t in tags if t.strip()})
+        body = json.dumps(result.to_dict(), sort_keys=True)
         with self._conn() as c:
-            text = ",".join(sorted({t.strip() for t in tags if t.strip()}))
-            if c.execute("UPDATE runs SET tags = ? WHERE run_id = ?", (text, run_id)).rowcount == 0:
-                raise RunNotFound(run_id)
+            c.execute("UPDATE runs SET tags = ?, result_json = ? WHERE run_id = ?",
+                      (",".join(result.tags), body, run_id))
+
+    def runs_with_tag(self, tag: str) -> list[str]:
+        rows = self._conn().execute(
+            "SELECT run_id FROM runs WHERE ',' || tags || ',' LIKE ? ORDER BY created_at", (f"%,{tag},%",))
+        return [r["run_id"] for r in rows]
 
     # -- read ----------------------------------------------------------------------------------
     def get(self, run_id: str) -> RunResult:
