@@ -32,7 +32,7 @@ class Capabilities:
     flavour: str = "none"            # "tensorrt" | "tensorrt_rtx" | "none"
     tensorrt_version: str | None = None
     tensorrt_unavailable_reason: str = ""
-    cpu_name: str = field(default_factory=platform.processor)
+    cpu_name: str = field(default_factory=lambda: _cpu_name())
 
     @property
     def can_compile(self) -> bool:
@@ -65,6 +65,17 @@ class Capabilities:
         if knob == "compile.hardware_compatible" and value and self.flavour == "tensorrt_rtx":
             return "TensorRT-RTX engines are built for the local GPU only"
         return None
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _torch_tensorrt_info() -> tuple[str | None, str, str | None, str]:
@@ -147,7 +158,7 @@ def fingerprint(caps: Capabilities, device: str, gpu_index: int = 0) -> dict[str
         g = caps.gpus[min(gpu_index, len(caps.gpus) - 1)]
         device_name, cc = g.name, g.compute_capability
     else:
-        device_name, cc = f"CPU {caps.cpu_name or platform.machine()}".strip(), ""
+        device_name, cc = f"CPU: {caps.cpu_name}", ""
     return {"device": device, "device_name": device_name, "compute_capability": cc,
             "torch": caps.torch_version, "torch_tensorrt": caps.torch_tensorrt_version,
             "flavour": caps.flavour, "tensorrt": caps.tensorrt_version}

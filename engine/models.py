@@ -31,7 +31,7 @@ class ModelError(ValueError):
     """A model cannot be built or fed as asked; ``message`` says what to do."""
 
     def __init__(self, message: str, hint: str = ""):
-        super().__init__(message + (f" {hint}" if hint else ""))
+        super().__init__(message + (f" Hint: {hint}" if hint else ""))
         self.message = message
         self.hint = hint
 

@@ -210,7 +210,7 @@ class RunResult:
         if backend == "tensorrt":
             c = r["compile"]
             extra = f" mbs={c['min_block_size']} opt={c['optimization_level'] if c['optimization_level'] is not None else 'def'}"
-        return f"{r['model']['source']} b{r['model']['batch_size']} {backend} {prec}{extra} ({self.run_id[:6]})"
+        return f"{r['model']['source']} b{r['model']['batch_size']} {backend} {prec}{extra} ({self.run_id[-8:]})"
 
 
 def _plain(obj: Any) -> Any:

@@ -1,0 +1,150 @@
+"""Command line on the same code path as the dashboard.
+
+    python -m engine profile --model resnet18 --batch 1 [--backend tensorrt --precision fp16 ...] [--json]
+    python -m engine runs                      list stored runs
+    python -m engine capabilities              what this machine can do
+    python -m engine worker ...                run a job-queue worker (see engine/jobs.py)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import fields
+from typing import Any
+
+from engine import capabilities
+from engine.config import CompileSettings, ConfigError, MeasureSettings, ModelSpec, RunRequest
+from engine.models import ModelError
+from engine.runner import execute
+from engine.store import RunStore
+
+_SHORT = {"model.source": "--model", "model.batch_size": "--batch"}
+
+
+def _add_knobs(p: argparse.ArgumentParser) -> None:
+    """One option per knob, generated from the config dataclasses."""
+    p.add_argument("--backend", default=None, help="eager | tensorrt")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda")
+    p.add_argument("--mode", default=None, help="measure | analyze")
+    for prefix, cls in (("model", ModelSpec), ("compile", CompileSettings), ("measure", MeasureSettings)):
+        for f in fields(cls):
+            dotted = f"{prefix}.{f.name}"
+            flag = _SHORT.get(dotted, "--" + f.name.replace("_", "-"))
+            p.add_argument(flag, dest=dotted, default=None, metavar=f.name.upper(),
+                           help=f"{f.metadata.get('help', '')} (default: {f.default!r})")
+
+
+def _parse_value(raw: str) -> Any:
+    low = raw.lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    if low in ("none", "default"):
+        return None
+    return raw   # config coercion turns digits into ints and lists into tuples, naming the field on error
+
+
+def request_from_args(ns: argparse.Namespace) -> RunRequest:
+    data: dict[str, Any] = {"model": {}, "compile": {}, "measure": {}}
+    for key, value in vars(ns).items():
+        if value is None or key in ("json", "no_cache", "command", "func"):
+            continue
+        if "." in key:
+            part, name = key.split(".", 1)
+            data[part][name] = _parse_value(value)
+        elif key in ("backend", "device", "mode"):
+            data[key] = value
+    return RunRequest.from_dict(data)
+
+
+def _summary(outcome) -> str:
+    r = outcome.result
+    lat = r.latency
+    lines = [f"run {r.run_id}{'  (cached: answered from the store, nothing was run)' if outcome.cached else ''}",
+             f"  {r.label} on {r.env.get('device_name')}",
+             f"  e2e median {lat.median_ms:.3f} ms  p10 {lat.p10_ms:.3f}  p90 {lat.p90_ms:.3f}  p99 {lat.p99_ms:.3f}"
+             f"  mean {lat.mean_ms:.3f} ± {lat.std_ms:.3f}  ({lat.iters} iters, {lat.timer})",
+             f"  throughput {lat.throughput_per_s:.1f} samples/s"]
+    if r.engine_count:
+        lines.append(f"  TensorRT engines {r.engine_count}, {r.engine_bytes / 2**20:.1f} MiB")
+    if r.stages_s:
+        lines.append("  stages " + ", ".join(f"{k} {v:.2f}s" for k, v in r.stages_s.items()))
+    if len(r.layers):
+        top = r.layers.sort_values("avg_ms", ascending=False).head(5)
+        lines.append(f"  per-layer: {len(r.layers)} layers, profiled sum {r.profiled_sum_ms or 0:.3f} ms; slowest:")
+        lines += [f"    {row.avg_ms:8.3f} ms  {row.layer_type:<18} {row.name}" for row in top.itertuples()]
+    if r.accuracy:
+        a = r.accuracy
+        lines.append(f"  accuracy vs {a.reference}: rel L2 {a.rel_l2:.2e}, max abs {a.max_abs:.2e}"
+                     + (f", top-1 agreement {a.top1_agreement:.1%}" if a.top1_agreement is not None else ""))
+    lines += [f"  warning: {w}" for w in r.warnings]
+    return "\n".join(lines)
+
+
+def cmd_profile(ns: argparse.Namespace) -> int:
+    request = request_from_args(ns)
+    store = RunStore()
+
+    def progress(stage: str, fraction: float | None = None, detail: str = "") -> None:
+        if not ns.json:
+            print(f"  [{stage}] {detail}", file=sys.stderr)
+
+    outcome = execute(request, store, progress, use_cache=not ns.no_cache)
+    if ns.json:
+        print(json.dumps({"cached": outcome.cached, **outcome.result.to_dict()}, indent=1))
+    else:
+        print(_summary(outcome))
+    return 0
+
+
+def cmd_runs(ns: argparse.Namespace) -> int:
+    df = RunStore().list_runs()
+    print(df.drop(columns=["key"]).to_string(index=False) if len(df) else "no runs stored yet")
+    return 0
+
+
+def cmd_capabilities(ns: argparse.Namespace) -> int:
+    caps = capabilities.detect()
+    print(json.dumps(capabilities.as_dict(caps), indent=1))
+    print(caps.banner()[1])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "worker":
+        from engine.jobs import worker_main   # noqa: PLC0415 - only the worker needs the queue
+
+        return worker_main(argv[1:])
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("profile", help="profile one model headless and print a summary")
+    _add_knobs(p)
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--no-cache", action="store_true", help="run even if the store has this result")
+    p.set_defaults(func=cmd_profile)
+    sub.add_parser("runs", help="list stored runs").set_defaults(func=cmd_runs)
+    sub.add_parser("capabilities", help="what this machine can do").set_defaults(func=cmd_capabilities)
+    sub.add_parser("worker", help="run a job-queue worker (engine/jobs.py)")
+    ns = parser.parse_args(argv)
+    try:
+        return ns.func(ns)
+    except (ConfigError, ModelError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:   # backend errors carry a user-facing message; details go to the log
+        msg = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
+        hint = getattr(e, "hint", "")
+        logging.getLogger("engine").debug("run failed", exc_info=True)
+        print(f"error: {msg}" + (f"\nhint: {hint}" if hint else ""), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
