@@ -117,7 +117,7 @@ def cmd_capabilities(ns: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "worker":
-        from engine.jobs import worker_main   # noqa: PLC0415 - only the worker needs the queue
+        from engine.jobs import worker_main  # noqa: PLC0415 - only the worker needs the queue
 
         return worker_main(argv[1:])
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
