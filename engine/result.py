@@ -209,7 +209,8 @@ class RunResult:
         extra = ""
         if backend == "tensorrt":
             c = r["compile"]
-            extra = f" mbs={c['min_block_size']} opt={c['optimization_level'] if c['optimization_level'] is not None else 'def'}"
+            level = c["optimization_level"]
+            extra = f" mbs={c['min_block_size']} opt={level if level is not None else 'def'}"
         return f"{r['model']['source']} b{r['model']['batch_size']} {backend} {prec}{extra} ({self.run_id[-8:]})"
 
 
