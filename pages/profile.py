@@ -1,0 +1,106 @@
+"""Profile: pick a model and knobs, run, see end-to-end latency and the slowest layers."""
+
+import streamlit as st
+from pages._common import get_store, load_run, submit_request
+
+from engine import capabilities, charts, models
+from engine.config import CompileSettings, ConfigError, MeasureSettings, RunRequest
+from engine.store import RunNotFound
+from pages._form import compile_disabled_reasons, knob_section, knob_widget
+
+st.title("Profile a model")
+caps = capabilities.detect()
+store = get_store()
+default = RunRequest()
+fields = {f.name: f for f in RunRequest.__dataclass_fields__.values()}
+
+with st.container(border=True):
+    st.subheader("Model and input")
+    c1, c2, c3 = st.columns([2, 1, 2])
+    with c1:
+        sources = models.available_sources()
+        source = st.selectbox("Model", sources, index=sources.index(default.model.source),
+                              help="Built-in models use random weights; file: models come from the models "
+                                   f"directory ({models.models_dir()}).", key="knob:model.source")
+    with c2:
+        batch = st.number_input("Batch size", value=1, step=1, key="knob:model.batch_size")
+    with c3:
+        shape = st.text_input("Input shape (without batch)", value="", placeholder="model default, e.g. 3,224,224",
+                              key="knob:model.input_shape",
+                              help="Comma-separated dimensions; leave empty for the model's default.")
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        backend = knob_widget("", fields["backend"], default.backend)
+    with c2:
+        device = knob_widget("", fields["device"], default.device,
+                             disabled=None if caps.cuda_available else "no NVIDIA GPU on this machine: CPU only")
+    with c3:
+        mode = knob_widget("", fields["mode"], default.mode,
+                           disabled=None if caps.can_compile else "analyze needs Torch-TensorRT (GPU)")
+    backend_problem = caps.disabled_reason("backend", backend)
+    if backend_problem:
+        st.error(f"**backend**: tensorrt {backend_problem}. Use the eager backend here, or open the sample "
+                 "runs recorded on a GPU in History.", icon=":material/block:")
+
+disabled = compile_disabled_reasons(backend, caps)
+with st.container(border=True):
+    st.subheader("Torch-TensorRT compiler knobs")
+    compile_values = knob_section("compile", CompileSettings, default.compile, advanced=False, disabled_for=disabled,
+                                  columns=3)
+    with st.expander("Advanced compiler knobs"):
+        compile_values |= knob_section("compile", CompileSettings, default.compile, advanced=True,
+                                       disabled_for=disabled, columns=3)
+with st.container(border=True):
+    st.subheader("Measurement")
+    measure_values = knob_section("measure", MeasureSettings, default.measure, advanced=False, disabled_for={},
+                                  columns=3)
+    with st.expander("Advanced measurement"):
+        measure_values |= knob_section("measure", MeasureSettings, default.measure, advanced=True, disabled_for={},
+                                       columns=3)
+
+raw = {"model": {"source": source, "batch_size": batch, "input_shape": shape}, "backend": backend,
+       "device": device if caps.cuda_available else "cpu", "mode": mode,
+       "compile": {k: v for k, v in compile_values.items() if k == "precision" or f"compile.{k}" not in disabled},
+       "measure": measure_values}
+if backend != "tensorrt":
+    raw["mode"] = "measure"
+
+if st.button("Run", type="primary", disabled=bool(backend_problem), icon=":material/play_arrow:"):
+    try:
+        request = RunRequest.from_dict(raw)
+        from engine.config import validate
+
+        validate(request)
+        capabilities.check_request(request, caps)
+    except ConfigError as e:
+        st.error(f"**{e.field}**: {e.message}. Nothing was submitted.", icon=":material/error:")
+    else:
+        submit_request(request)
+
+run_id = st.query_params.get("run")
+if run_id:
+    try:
+        result = load_run(run_id)
+    except RunNotFound as e:
+        st.info(e.message)
+    else:
+        st.divider()
+        st.subheader(f"Result: {result.label}")
+        st.caption(f"Recorded on {result.env.get('device_name')} at {result.created_at}"
+                   + (" · sample run recorded on a real GPU" if result.is_sample else ""))
+        lat = result.latency
+        cols = st.columns(5)
+        cols[0].metric("e2e median", f"{lat.median_ms:.3f} ms")
+        cols[1].metric("p10 / p90", f"{lat.p10_ms:.3f} / {lat.p90_ms:.3f} ms")
+        cols[2].metric("p99", f"{lat.p99_ms:.3f} ms")
+        cols[3].metric("mean ± std", f"{lat.mean_ms:.3f} ± {lat.std_ms:.3f} ms")
+        cols[4].metric("throughput", f"{lat.throughput_per_s:,.1f} /s")
+        for w in result.warnings:
+            st.warning(w)
+        if len(result.layers):
+            top_n = st.slider("Slowest layers shown", 5, 100, 20, key="profile_top_n")
+            st.plotly_chart(charts.top_layers_bar(result.layers, top_n), width="stretch")
+            st.page_link("pages/layers.py", label="All layers of this run", icon=":material/bar_chart:",
+                         query_params={"run": result.run_id})
+        else:
+            st.info("This run has no per-layer profile (profiling was off).")
