@@ -1,0 +1,223 @@
+"""Sweep planning, grouping, cancellation and the verdict, on real CPU eager runs."""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+import uuid
+
+import pytest
+
+from engine import sweeps
+from engine.backends.base import Cancelled
+from engine.config import ConfigError, RunRequest
+from engine.result import Recommendation, Segmentation
+from engine.runner import execute
+
+TINY = {"model": {"source": "resnet18", "input_shape": [3, 32, 32]}, "device": "cpu",
+        "measure": {"warmup_iters": 2, "timed_iters": 15, "layer_profile": False, "accuracy": True}}
+
+
+def tiny(**changes) -> RunRequest:
+    return RunRequest.from_dict(TINY).with_changes(**changes)
+
+
+class ThreadQueue:
+    """A one-worker in-process queue over ``runner.execute``: the protocol the sweep runs on."""
+
+    def __init__(self, store, use_cache: bool = True):
+        self.store, self.use_cache = store, use_cache
+        self.jobs: dict[str, dict] = {}
+        self.todo: queue.Queue = queue.Queue()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.worker = threading.Thread(target=self._work, daemon=True)
+        self.worker.start()
+
+    def submit(self, request: RunRequest) -> str:
+        job_id = uuid.uuid4().hex[:8]
+        self.jobs[job_id] = {"state": "queued", "run_id": None, "error": None, "cancel": False}
+        self.todo.put((job_id, request))
+        return job_id
+
+    def status(self, job_id: str) -> dict:
+        return dict(self.jobs[job_id])
+
+    def cancel(self, job_id: str) -> None:
+        self.jobs[job_id]["cancel"] = True
+        if self.jobs[job_id]["state"] == "queued":
+            self.jobs[job_id]["state"] = "cancelled"
+
+    def _work(self) -> None:
+        while True:
+            job_id, request = self.todo.get()
+            job = self.jobs[job_id]
+            if job["state"] == "cancelled":
+                continue
+            self.gate.wait()
+            job["state"] = "running"
+
+            def progress(stage, fraction=None, detail="", job=job):
+                if job["cancel"]:
+                    raise Cancelled()
+
+            try:
+                job["run_id"] = execute(request, self.store, progress, use_cache=self.use_cache).result.run_id
+                job["state"] = "done"
+            except Cancelled:
+                job["state"] = "cancelled"
+            except Exception as e:  # noqa: BLE001 - the job records what went wrong
+                job["state"], job["error"] = "failed", str(e)
+
+
+# -- planning ---------------------------------------------------------------------------------------
+def test_min_block_size_values_join_default_recommendation_and_user_list():
+    seg = Segmentation(total_ops=89, supported_ops=72, recommendations=[
+        Recommendation("minimal", 30, 2), Recommendation("moderate", 12, 4), Recommendation("current", 1, 18)])
+    assert sweeps.min_block_size_values(seg, [1, 5, 100]) == [1, 5, 12, 30, 100]
+    assert sweeps.min_block_size_values(None) == [5]
+    with pytest.raises(ConfigError, match="compile.min_block_size"):
+        sweeps.min_block_size_values(None, [0])
+
+
+def test_plan_covers_every_combination_and_validates():
+    base = tiny()
+    plan = sweeps.plan_sweep(base, {sweeps.OPTIMIZATION_LEVEL_KNOB: [5, None, 0, 3],
+                                    sweeps.PRECISION_KNOB: ["fp16", "fp32"]}, sweep_id="s1")
+    assert len(plan.points) == 8
+    levels = [p.request.compile.optimization_level for p in plan.points[::2]]
+    assert levels == [0, None, 3, 5]          # unset sorts beside level 3, the level it means
+    assert {p.request.compile.precision for p in plan.points} == {"fp16", "fp32"}
+    assert plan.tags == ["sweep:s1", "knob:compile.optimization_level", "knob:compile.precision"]
+    assert any("level 3" in n for n in plan.notes)
+    assert all(p.request.model == base.model for p in plan.points)
+
+    with pytest.raises(ConfigError, match="compile.optimization_level"):
+        sweeps.plan_sweep(base, {sweeps.OPTIMIZATION_LEVEL_KNOB: [6]})
+    with pytest.raises(ConfigError, match="one or two knobs"):
+        sweeps.plan_sweep(base, {k: [v] for k, v in [(sweeps.PRECISION_KNOB, "fp32"),
+                                                      (sweeps.RUNTIME_KNOB, True),
+                                                      (sweeps.FRONTEND_KNOB, "dynamo")]})
+    with pytest.raises(ConfigError, match="cannot be swept"):
+        sweeps.plan_sweep(base, {"measure.timed_iters": [5, 10]})
+
+
+def test_default_values_per_knob():
+    assert sweeps.default_values(sweeps.OPTIMIZATION_LEVEL_KNOB) == [None, 0, 1, 2, 3, 4, 5]
+    assert sweeps.default_values(sweeps.RUNTIME_KNOB) == [False, True]
+    ops = sweeps.default_values(sweeps.EXECUTED_OPS_KNOB, user_values=[
+        ["torch.ops.aten.relu.default"], ("torch.ops.aten.relu.default",)])
+    assert ops == [(), ("torch.ops.aten.relu.default",)]
+    assert sweeps.value_label(sweeps.EXECUTED_OPS_KNOB, ops[1]) == "relu"
+    assert sweeps.value_label(sweeps.EXECUTED_OPS_KNOB, ()) == "none (default)"
+    assert sweeps.value_label(sweeps.OPTIMIZATION_LEVEL_KNOB, None) == "default (3)"
+    assert sweeps.value_label(sweeps.MIN_BLOCK_SIZE_KNOB, 30, [30]) == "30 (recommended)"
+
+
+def test_median_ci_brackets_the_median_and_narrows_with_more_samples():
+    few = [1.0, 1.2, 0.9, 1.1, 1.5, 1.0, 0.95]
+    lo, hi = sweeps.median_ci_ms(few)
+    assert lo <= 1.0 <= hi
+    many = few * 40
+    lo2, hi2 = sweeps.median_ci_ms(many)
+    assert hi2 - lo2 < hi - lo
+
+
+# -- running, grouping, verdict on real CPU runs -----------------------------------------------------
+def test_sweep_runs_on_queue_is_tagged_and_judged_from_its_numbers(store):
+    q = ThreadQueue(store)
+    plan = sweeps.plan_sweep(tiny(), {sweeps.PRECISION_KNOB: ["bf16", "fp32"]}, sweep_id="cpu_precision")
+    run = sweeps.SweepExecution(plan, store, q.submit, q.status, q.cancel)
+    run.start()
+    run.wait(timeout_s=120)
+    assert run.counts() == {"done": 2}
+
+    listed = sweeps.list_sweeps(store)
+    assert listed.loc[0, "sweep_id"] == "cpu_precision" and listed.loc[0, "runs"] == 2
+    assert listed.loc[0, "knobs"] == "compile.precision"
+
+    sweep = sweeps.load_sweep(store, "cpu_precision")
+    assert sweep.knobs == (sweeps.PRECISION_KNOB,)
+    t = sweep.table
+    assert list(t[sweeps.PRECISION_KNOB]) == ["fp32", "bf16"]
+    assert list(t["x_label"]) == ["fp32 (default)", "bf16"]
+    by_precision = {r.request["compile"]["precision"]: r for r in sweep.results}
+    for row in t.itertuples():
+        result = by_precision[row.precision]
+        assert row.median_ms == result.latency.median_ms
+        assert row.ci_low_ms <= row.median_ms <= row.ci_high_ms
+    assert t.loc[1, "rel_l2"] > 0          # bf16 against eager fp32
+
+    v = sweeps.verdict(sweep)
+    (c,) = v.comparisons
+    assert c.reference_ms == t.loc[0, "median_ms"] and c.candidate_ms == t.loc[1, "median_ms"]
+    assert c.noise_ms == pytest.approx((t.loc[0, "ci_high_ms"] - t.loc[0, "ci_low_ms"]) / 2
+                                       + (t.loc[1, "ci_high_ms"] - t.loc[1, "ci_low_ms"]) / 2)
+    text = v.markdown()
+    assert sweeps.format_ms(c.reference_ms) in text and sweeps.format_ms(c.candidate_ms) in text
+    if c.significant:
+        assert "more than the noise" in text
+    else:
+        assert "within the noise" in text and "no measured difference" in text
+
+    # a second sweep over the same configurations is answered from the cache and shares the runs
+    again = sweeps.SweepExecution(sweeps.plan_sweep(tiny(), {sweeps.PRECISION_KNOB: ["fp32"]}, sweep_id="again"),
+                                  store, q.submit, q.status, q.cancel)
+    again.start()
+    again.wait(timeout_s=60)
+    (rid,) = store.runs_with_tag("sweep:again")
+    assert "sweep:cpu_precision" in store.get(rid).tags
+
+
+def test_repeat_runs_of_the_same_build_set_the_noise(store):
+    """Level unset and level 3 are the same build: their gap is run-to-run noise the verdict uses."""
+    q = ThreadQueue(store, use_cache=False)      # eager ignores the level, so every run measures the same model
+    plan = sweeps.plan_sweep(tiny(), {sweeps.OPTIMIZATION_LEVEL_KNOB: [None, 3, 5]}, sweep_id="levels")
+    run = sweeps.SweepExecution(plan, store, q.submit, q.status, q.cancel)
+    run.start()
+    run.wait(timeout_s=120)
+    sweep = sweeps.load_sweep(store, "levels")
+    t = sweep.table
+    assert list(t["x_label"]) == ["default (3)", "3", "5"]
+    repeat_gap = abs(t.loc[0, "median_ms"] - t.loc[1, "median_ms"])
+    v = sweeps.verdict(sweep)
+    assert [c.candidate_label for c in v.comparisons] == ["3", "5"]
+    for c in v.comparisons:
+        ci = _ci_sum(t, c.reference_run, c.candidate_run)
+        assert c.noise_ms == pytest.approx(max(ci, repeat_gap))
+        assert c.noise_source == ("repeat runs" if repeat_gap > ci else "bootstrap CI")
+    assert "unset is TensorRT's default, level 3" in v.markdown()
+
+
+def _ci_sum(t, a, b) -> float:
+    rows = t.set_index("run_id").loc[[a, b]]
+    return float(((rows["ci_high_ms"] - rows["ci_low_ms"]) / 2).sum())
+
+
+def test_cancel_stops_the_whole_group(store):
+    q = ThreadQueue(store)
+    q.gate.clear()                              # hold the worker so the jobs are still queued
+    plan = sweeps.plan_sweep(tiny(), {sweeps.PRECISION_KNOB: ["fp32", "bf16", "fp16"]}, sweep_id="cancelled")
+    run = sweeps.SweepExecution(plan, store, q.submit, q.status, q.cancel)
+    run.start()
+    assert run.cancel() == 3
+    q.gate.set()
+    run.wait(timeout_s=30)
+    assert run.counts() == {"cancelled": 3}
+    assert store.runs_with_tag("sweep:cancelled") == []
+    assert len(store.list_runs()) <= 1           # at most the job the worker had already picked up
+    with pytest.raises(Exception, match="No stored run belongs to sweep 'cancelled'"):
+        sweeps.load_sweep(store, "cancelled")
+
+
+def test_pareto_front_marks_undominated_runs():
+    import pandas as pd
+
+    t = pd.DataFrame({"median_ms": [1.0, 0.8, 0.9, 0.7], "build_s": [1.0, 2.0, 3.0, 5.0]})
+    assert list(sweeps.pareto_front(t)) == [True, True, False, True]
+
+
+def test_sweep_ids_are_readable():
+    sid = sweeps.new_sweep_id(tiny(), [sweeps.MIN_BLOCK_SIZE_KNOB])
+    assert re.fullmatch(r"resnet18_fp32_min_block_size_\d{8}-\d{6}", sid)
