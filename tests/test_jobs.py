@@ -1,0 +1,193 @@
+"""The job system with real worker processes, a real SQLite queue and tiny eager CPU jobs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from engine import jobs
+from engine.config import ConfigError, RunRequest
+from engine.jobs import JobSystem, route_for
+
+
+def tiny(seed: int = 0, timed_iters: int = 5, side: int = 32) -> RunRequest:
+    """resnet18 on a 3x32x32 input: a real eager CPU run that takes well under a second."""
+    return RunRequest.from_dict({
+        "device": "cpu", "model": {"source": "resnet18", "input_shape": [3, side, side]},
+        "measure": {"warmup_iters": 1, "timed_iters": timed_iters, "layer_profile": False, "accuracy": False,
+                    "seed": seed}})
+
+
+def slow(seed: int = 100) -> RunRequest:
+    """Runs for minutes unless stopped; reports progress every 10 iterations."""
+    return tiny(seed, timed_iters=100_000, side=64)
+
+
+def wait_until(fn, timeout_s: float = 60.0, every_s: float = 0.05):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"condition not met within {timeout_s}s")
+
+
+def finished(system: JobSystem, job_id: str, timeout_s: float = 60.0) -> jobs.Job:
+    return wait_until(lambda: (j := system.get(job_id)).state in jobs.FINAL_STATES and j, timeout_s)
+
+
+def running_with_progress(system: JobSystem, job_id: str) -> jobs.Job:
+    return wait_until(lambda: (j := system.get(job_id)).state == "running" and j.stage == "timing" and j.pid and j)
+
+
+@pytest.fixture
+def system(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv(jobs.QUEUE_URL_ENV, raising=False)
+    s = JobSystem(tmp_path / "data")
+    yield s
+    s.stop_workers(timeout_s=5)
+
+
+def test_routes_follow_device_and_gpu_choice():
+    cpu = tiny()
+    assert route_for(cpu, None, cuda_available=True) == "cpu"
+    cuda = cpu.with_changes(device="cuda")
+    assert route_for(cuda, None, cuda_available=True) == "gpu"
+    assert route_for(cuda, 1, cuda_available=True) == "gpu1"
+    assert route_for(cuda, "NVIDIA H100 80GB HBM3", cuda_available=True) == "gputype-nvidiah10080gbhbm3"
+    assert route_for(cpu.with_changes(device="auto"), None, cuda_available=False) == "cpu"
+    assert jobs.worker_routes(0, "NVIDIA L4") == ["gpu0", "gputype-nvidial4", "gpu"]
+
+
+def test_cuda_request_without_gpu_is_refused_before_queueing(system):
+    with pytest.raises(ConfigError) as e:
+        system.submit(tiny().with_changes(device="cuda"), start_workers=False)
+    assert e.value.field == "device"
+    assert system.list_jobs() == []
+
+
+def test_job_runs_in_a_worker_and_a_repeat_is_answered_from_the_store(system):
+    job = system.submit(tiny(1))
+    assert job.state == "queued" and job.position == 1
+    done = finished(system, job.job_id)
+    assert done.state == "done", (done.error, done.traceback)
+    assert done.worker_id.endswith(f"/{system.workers()[0]['pid']}")
+    assert system.store.get(done.run_id).latency.iters == 5
+    again = system.submit(tiny(1))
+    assert again.state == "done" and again.cached and again.run_id == done.run_id
+    assert len(system.store.list_runs()) == 1
+
+
+def test_kill_9_of_the_job_process_fails_the_job_and_the_next_job_succeeds(system):
+    victim = system.submit(slow())
+    job = running_with_progress(system, victim.job_id)
+    worker_pid = system.workers()[0]["pid"]
+    os.kill(job.pid, signal.SIGKILL)
+    failed = finished(system, victim.job_id, 20)
+    assert failed.state == "failed"
+    assert "SIGKILL" in failed.error and failed.hint
+    nxt = finished(system, system.submit(tiny(2)).job_id)
+    assert nxt.state == "done"
+    assert system.workers()[0]["pid"] == worker_pid   # the worker survived its job process
+    assert len(system.store.list_runs()) == 1          # nothing half written by the killed job
+
+
+def test_kill_9_of_the_worker_fails_its_job_and_a_new_worker_takes_over(system):
+    victim = system.submit(slow(101))
+    job = running_with_progress(system, victim.job_id)
+    old = system.workers()[0]["pid"]
+    os.kill(old, signal.SIGKILL)
+    wait_until(lambda: not jobs._pid_alive(job.pid), 10)   # the job process does not outlive its worker
+    new_pids = system.ensure_workers()
+    assert old not in new_pids
+    failed = system.get(victim.job_id)
+    assert failed.state == "failed" and "stopped" in failed.error
+    nxt = finished(system, system.submit(tiny(3)).job_id)
+    assert nxt.state == "done"
+    assert nxt.worker_id.endswith(f"/{new_pids[0]}")
+
+
+def test_five_sessions_submitting_four_jobs_each_compile_each_request_once(system):
+    system.ensure_workers()
+    requests = [tiny(10 + i) for i in range(4)]
+    handles: list[jobs.Job] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def session():
+        try:
+            for r in requests:
+                job = system.submit(r)
+                with lock:
+                    handles.append(job)
+        except BaseException as e:  # surfaced by the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=session) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(handles) == 20
+    outcomes = [finished(system, h.job_id, 90) for h in handles]
+    assert all(o.state == "done" for o in outcomes), [(o.state, o.error) for o in outcomes]
+    runs = system.store.list_runs()
+    assert len(runs) == 4 and runs["key"].nunique() == 4     # compiled once per distinct request
+    assert len({o.run_id for o in outcomes}) == 4
+    executed = [j for j in system.list_jobs() if j.state == "done" and not j.cached]
+    assert len(executed) == 4
+
+
+def test_restart_keeps_history_and_queue_and_requeues_an_interrupted_job(system, tmp_path):
+    first = finished(system, system.submit(tiny(20)).job_id)
+    assert first.state == "done"
+    interrupted = system.submit(slow(102))
+    running_with_progress(system, interrupted.job_id)
+    assert system.stop_workers() == 1
+    back = system.get(interrupted.job_id)
+    assert back.state == "queued" and back.pid is None
+    queued = [system.submit(tiny(21 + i), start_workers=False) for i in range(2)]
+
+    restarted = JobSystem(tmp_path / "data")     # a fresh app process: new connections, same data dir
+    listed = {j.job_id: j for j in restarted.list_jobs()}
+    assert listed[first.job_id].state == "done"
+    assert [listed[q.job_id].position for q in queued] == [2, 3]
+    assert restarted.cancel(interrupted.job_id).state == "cancelled"   # keeps the test short
+    restarted.ensure_workers()
+    try:
+        for q in queued:
+            assert finished(restarted, q.job_id).state == "done"
+        assert restarted.store.exists(first.run_id)
+    finally:
+        restarted.stop_workers(timeout_s=5)
+
+
+def test_cancel_queued_never_runs_and_cancel_running_stops_it(system):
+    running = system.submit(slow(103))
+    waiting = system.submit(tiny(30))
+    running_with_progress(system, running.job_id)
+    assert system.get(waiting.job_id).position == 1
+
+    assert system.cancel(waiting.job_id).state == "cancelled"
+    system.cancel(running.job_id)
+    stopped = finished(system, running.job_id, 20)
+    assert stopped.state == "cancelled"
+    assert stopped.finished_ts - stopped.updated_ts < 1
+    nxt = finished(system, system.submit(tiny(31)).job_id)
+    assert nxt.state == "done"
+    never = system.get(waiting.job_id)
+    assert never.state == "cancelled" and never.started_ts is None and never.run_id is None
+    assert len(system.store.list_runs()) == 1
+
+
+def test_torch_tensorrt_caches_live_in_the_data_dir(system, tmp_path):
+    assert jobs.engine_cache_dir().is_relative_to(tmp_path / "data")
+    assert jobs.engine_cache_dir().is_dir()
+    assert jobs.timing_cache_path().parent.is_dir()
