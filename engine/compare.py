@@ -1,0 +1,301 @@
+"""Tables about runs: the numbers the Compare, History and run pages show, as DataFrames.
+
+Pages only place what these functions return ("no number is computed inside a page"):
+metric tables with deltas and speedups against a baseline run, the knobs that differ
+between runs, per-layer-type time per run, a run's headline numbers and the history listing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from engine.result import RunResult
+
+MAX_COMPARED = 6
+MB = 1024 * 1024
+
+
+def run_label(run: RunResult) -> str:
+    """Short, unique name of a run for legends and column headers.
+
+    The run id's random tail keeps two runs with the same settings apart.
+    """
+    r = run.request
+    c = r["compile"]
+    text = f"{r['model']['source']} b{r['model']['batch_size']} {r['backend']} {c['precision']}"
+    if r["backend"] == "tensorrt":
+        opt = c["optimization_level"] if c["optimization_level"] is not None else "def"
+        text += f" mbs={c['min_block_size']} opt={opt}"
+    return f"{text} · {run.run_id[-8:]}"
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str
+    value: Callable[[RunResult], float | None]
+    lower_is_better: bool = True
+    chart: bool = False     # one of the grouped bars on the Compare page
+
+
+def _compile_s(run: RunResult) -> float | None:
+    return float(sum(run.stages_s.values())) if run.stages_s else None
+
+
+def _mb(n: int | None) -> float | None:
+    return n / MB if n else None
+
+
+METRICS: list[Metric] = [
+    Metric("e2e_median_ms", "End-to-end median", "ms", lambda r: r.latency.median_ms, chart=True),
+    Metric("e2e_p90_ms", "End-to-end p90", "ms", lambda r: r.latency.p90_ms),
+    Metric("e2e_p99_ms", "End-to-end p99", "ms", lambda r: r.latency.p99_ms),
+    Metric("throughput_per_s", "Throughput", "samples/s", lambda r: r.latency.throughput_per_s,
+           lower_is_better=False),
+    Metric("compile_s", "Compile + prepare time", "s", _compile_s, chart=True),
+    Metric("engine_count", "TensorRT engines", "count", lambda r: float(r.engine_count), chart=True),
+    Metric("engine_mb", "Engine size", "MiB", lambda r: _mb(r.engine_bytes)),
+    Metric("peak_memory_mb", "Peak GPU memory", "MiB", lambda r: _mb(r.peak_memory_bytes), chart=True),
+    Metric("accuracy_rel_l2", "Output rel. L2 error vs fp32", "ratio",
+           lambda r: r.accuracy.rel_l2 if r.accuracy else None, chart=True),
+    Metric("top1_agreement", "Top-1 agreement vs fp32", "fraction",
+           lambda r: r.accuracy.top1_agreement if r.accuracy else None, lower_is_better=False),
+]
+METRIC_BY_KEY = {m.key: m for m in METRICS}
+
+
+def _num(v: Any) -> float | None:
+    if v is None:
+        return None
+    v = float(v)
+    return None if math.isnan(v) or math.isinf(v) else v
+
+
+def pick_baseline(runs: Sequence[RunResult], baseline_id: str | None) -> RunResult:
+    """The run others are measured against: the chosen one, else the first."""
+    if not runs:
+        raise ValueError("no runs to compare")
+    for r in runs:
+        if r.run_id == baseline_id:
+            return r
+    return runs[0]
+
+
+def metric_table(runs: Sequence[RunResult], baseline_id: str | None = None) -> pd.DataFrame:
+    """One row per run: identity, the headline metrics, the delta and speedup of e2e median.
+
+    ``speedup`` is baseline median / run median (above 1: faster than the baseline).
+    """
+    base = pick_baseline(runs, baseline_id)
+    base_ms = base.latency.median_ms
+    rows = []
+    for r in runs:
+        row: dict[str, Any] = {
+            "run": run_label(r), "run_id": r.run_id, "baseline": r.run_id == base.run_id,
+            "sample": r.is_sample, "device": r.env.get("device_name", "?"), "flavour": r.env.get("flavour", ""),
+        }
+        for m in METRICS:
+            row[m.key] = _num(m.value(r))
+        row["delta_ms"] = r.latency.median_ms - base_ms
+        row["delta_pct"] = (r.latency.median_ms / base_ms - 1.0) * 100.0 if base_ms > 0 else None
+        row["speedup"] = base_ms / r.latency.median_ms if r.latency.median_ms > 0 else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def metric_long(runs: Sequence[RunResult], keys: Sequence[str] | None = None) -> pd.DataFrame:
+    """Long table (run, metric, label, unit, value) for grouped bars; metrics no run has are dropped."""
+    keys = list(keys) if keys is not None else [m.key for m in METRICS if m.chart]
+    rows = []
+    for key in keys:
+        m = METRIC_BY_KEY[key]
+        values = [(_num(m.value(r)), r) for r in runs]
+        if all(v is None for v, _ in values):
+            continue
+        for v, r in values:
+            rows.append({"run": run_label(r), "run_id": r.run_id, "metric": key, "label": m.label,
+                         "unit": m.unit, "value": v})
+    return pd.DataFrame(rows, columns=["run", "run_id", "metric", "label", "unit", "value"])
+
+
+def _flatten(prefix: str, obj: Any, out: dict[str, Any]) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(obj, (list, tuple)):
+        out[prefix] = ", ".join(str(v) for v in obj) if obj else "—"
+    else:
+        out[prefix] = "—" if obj is None else obj
+
+
+ENV_KEYS = ("device_name", "flavour", "torch", "torch_tensorrt", "tensorrt")
+
+
+def settings_table(runs: Sequence[RunResult]) -> pd.DataFrame:
+    """Every request setting and environment version, one row per setting, one column per run,
+    with a ``differs`` column that is True where the runs disagree."""
+    columns: dict[str, dict[str, Any]] = {}
+    for r in runs:
+        flat: dict[str, Any] = {}
+        _flatten("", r.request, flat)
+        for k in ENV_KEYS:
+            flat[f"env.{k}"] = r.env.get(k) if r.env.get(k) is not None else "—"
+        columns[run_label(r)] = flat
+    df = pd.DataFrame(columns)
+    df.index.name = "setting"
+    df = df.astype(str).fillna("—")
+    df["differs"] = df.nunique(axis=1) > 1
+    return df
+
+
+def differing_settings(runs: Sequence[RunResult]) -> pd.DataFrame:
+    """Only the settings (knobs, versions, GPU) whose values differ between the runs."""
+    df = settings_table(runs)
+    return df[df["differs"]].drop(columns="differs")
+
+
+def layer_type_time(runs: Sequence[RunResult], baseline_id: str | None = None) -> pd.DataFrame:
+    """Profiled time per layer type for each run (long: layer_type, run, total_ms, layers, delta_ms).
+
+    ``delta_ms`` is against the baseline run's time for the same layer type (0 where it has none).
+    Layer types differ between backends (nn.Module classes vs TensorRT layer types): both show.
+    """
+    base = pick_baseline(runs, baseline_id) if runs else None
+    parts = []
+    for r in runs:
+        if r.layers.empty:
+            continue
+        g = (r.layers.assign(layer_type=r.layers["layer_type"].replace("", "(unknown)"))
+             .groupby("layer_type", as_index=False)
+             .agg(total_ms=("avg_ms", "sum"), layers=("avg_ms", "size")))
+        g["run"] = run_label(r)
+        g["run_id"] = r.run_id
+        parts.append(g)
+    cols = ["layer_type", "run", "run_id", "total_ms", "layers", "delta_ms"]
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    df = pd.concat(parts, ignore_index=True)
+    base_ms = df[df["run_id"] == base.run_id].set_index("layer_type")["total_ms"] if base else pd.Series()
+    df["delta_ms"] = df["total_ms"] - df["layer_type"].map(base_ms).fillna(0.0)
+    order = df.groupby("layer_type")["total_ms"].max().sort_values(ascending=False).index
+    df["layer_type"] = pd.Categorical(df["layer_type"], categories=list(order), ordered=True)
+    return df.sort_values(["layer_type", "run"]).reset_index(drop=True)[cols].astype({"layer_type": str})
+
+
+def latency_samples(runs: Sequence[RunResult]) -> pd.DataFrame:
+    """Long table (run, latency_ms) of every timed inference of every run."""
+    rows = [{"run": run_label(r), "run_id": r.run_id, "latency_ms": float(s)}
+            for r in runs for s in r.latency_samples_ms]
+    return pd.DataFrame(rows, columns=["run", "run_id", "latency_ms"])
+
+
+# -- one run -----------------------------------------------------------------------------------
+
+def profiling_overhead(run: RunResult) -> dict[str, float | None]:
+    """Sum of per-layer averages against the end-to-end median.
+
+    Per-layer profiling synchronises after every layer, so the sum is usually larger than
+    e2e; ``ratio`` says by how much (None without a layer profile).
+    """
+    e2e = run.latency.median_ms
+    profiled = run.profiled_sum_ms
+    if profiled is None and not run.layers.empty:
+        profiled = float(run.layers["avg_ms"].sum())
+    ratio = profiled / e2e if profiled is not None and e2e > 0 else None
+    return {"e2e_median_ms": e2e, "profiled_sum_ms": profiled, "ratio": ratio,
+            "overhead_ms": profiled - e2e if profiled is not None else None}
+
+
+def run_summary(run: RunResult) -> pd.DataFrame:
+    """Headline numbers of one run (metric, value, unit), metrics the run lacks left out."""
+    rows = []
+    for m in METRICS:
+        v = _num(m.value(run))
+        if v is None or (m.key in ("engine_count", "engine_mb") and run.request["backend"] == "eager"):
+            continue
+        rows.append({"metric": m.label, "value": v, "unit": m.unit})
+    for name, stats in sorted(run.baselines.items()):
+        rows.append({"metric": f"Baseline {name} median", "value": stats.median_ms, "unit": "ms"})
+        if run.latency.median_ms > 0:
+            rows.append({"metric": f"Speedup vs {name}", "value": stats.median_ms / run.latency.median_ms,
+                         "unit": "×"})
+    return pd.DataFrame(rows, columns=["metric", "value", "unit"])
+
+
+# -- history -----------------------------------------------------------------------------------
+
+HISTORY_FILTERS = ("model", "device_name", "flavour", "precision", "backend")
+
+
+def history_filter_options(summary: pd.DataFrame) -> dict[str, list[str]]:
+    """The distinct values each History filter can take, sorted."""
+    return {c: sorted(summary[c].dropna().astype(str).unique()) for c in HISTORY_FILTERS if c in summary}
+
+
+def filter_history(summary: pd.DataFrame, *, since: date | None = None, until: date | None = None,
+                   **chosen: Sequence[str] | None) -> pd.DataFrame:
+    """Rows of ``RunStore.list_runs()`` matching every non-empty filter; dates are inclusive (UTC)."""
+    df = summary
+    for col, values in chosen.items():
+        if col not in HISTORY_FILTERS:
+            raise ValueError(f"unknown history filter {col!r}; known: {', '.join(HISTORY_FILTERS)}")
+        if values:
+            df = df[df[col].astype(str).isin(list(values))]
+    day = df["created_at"].astype(str).str[:10]
+    if since is not None:
+        df = df[day >= since.isoformat()]
+        day = day[df.index]
+    if until is not None:
+        df = df[day <= until.isoformat()]
+    return df.reset_index(drop=True)
+
+
+def summary_labels(summary: pd.DataFrame) -> dict[str, str]:
+    """Run id -> one-line description for pickers, from ``RunStore.list_runs()`` rows."""
+    labels = {}
+    for row in summary.itertuples(index=False):
+        text = (f"{row.model} b{row.batch_size} {row.backend} {row.precision} · {row.device_name} · "
+                f"{str(row.created_at)[:16].replace('T', ' ')} · {row.e2e_median_ms:.3f} ms")
+        if row.is_sample:
+            text += " · sample"
+        if row.is_baseline:
+            text = "★ " + text
+        labels[row.run_id] = text
+    return labels
+
+
+def history_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The History listing: readable columns, newest first, samples and baselines flagged."""
+    df = summary.copy()
+    df["created"] = pd.to_datetime(df["created_at"], utc=True, errors="coerce")
+    df["tags"] = df["tags"].fillna("").astype(str)
+    cols = ["run_id", "created", "model", "backend", "precision", "batch_size", "device_name", "flavour",
+            "e2e_median_ms", "engine_count", "is_sample", "is_baseline", "tags"]
+    return df[cols].reset_index(drop=True)
+
+
+def marked_baselines(summary: pd.DataFrame) -> list[str]:
+    """Run ids marked as a baseline in History."""
+    return list(summary.loc[summary["is_baseline"].astype(bool), "run_id"])
+
+
+def baseline_index(run_ids: Sequence[str], marked: Sequence[str]) -> int:
+    """Position of the first compared run marked as a baseline, else 0."""
+    return next((i for i, r in enumerate(run_ids) if r in set(marked)), 0)
+
+
+DIFF_STYLE = "background-color: #FFF3CD; font-weight: 600"
+
+
+def highlight_differences(row: pd.Series) -> list[str]:
+    """Styler row function: highlight a setting whose values differ between the runs."""
+    values = row.drop(labels=["differs"], errors="ignore")
+    differs = bool(row["differs"]) if "differs" in row else values.astype(str).nunique() > 1
+    return [DIFF_STYLE if differs else ""] * len(row)

@@ -1,0 +1,118 @@
+"""Comparison and history tables on real runs: eager CPU runs measured here, TensorRT runs recorded on an H100."""
+
+from datetime import date
+
+import pytest
+from fixture_runs import RESNET18_FP16_MBS5_MEDIAN_MS, eager_run, trt_profiled_run, trt_relu_forced_run
+
+from engine import charts, compare
+from engine.store import RunStore
+
+
+@pytest.fixture(scope="module")
+def eager_pair(tmp_path_factory):
+    store = RunStore(tmp_path_factory.mktemp("compare"))
+    return eager_run(store, batch_size=1), eager_run(store, batch_size=2), store
+
+
+def test_metric_table_deltas_and_speedups_against_the_chosen_baseline(eager_pair):
+    b1, b2, _ = eager_pair
+    table = compare.metric_table([b1, b2], baseline_id=b2.run_id).set_index("run_id")
+    assert table.loc[b2.run_id, "baseline"] and not table.loc[b1.run_id, "baseline"]
+    assert table.loc[b2.run_id, "speedup"] == pytest.approx(1.0)
+    assert table.loc[b1.run_id, "speedup"] == pytest.approx(b2.latency.median_ms / b1.latency.median_ms)
+    assert table.loc[b1.run_id, "delta_ms"] == pytest.approx(b1.latency.median_ms - b2.latency.median_ms)
+    assert table.loc[b1.run_id, "e2e_median_ms"] == b1.latency.median_ms
+    assert table.loc[b2.run_id, "throughput_per_s"] == pytest.approx(2000.0 / b2.latency.median_ms)
+    # an unknown baseline id falls back to the first run
+    assert compare.metric_table([b1, b2], "gone").set_index("run_id").loc[b1.run_id, "baseline"]
+
+
+def test_only_the_knob_that_changed_is_reported(eager_pair):
+    b1, b2, _ = eager_pair
+    differ = compare.differing_settings([b1, b2])
+    assert list(differ.index) == ["model.batch_size"]
+    assert list(differ.loc["model.batch_size"]) == ["1", "2"]
+    full = compare.settings_table([b1, b2])
+    assert not full.loc["compile.min_block_size", "differs"]
+    assert compare.highlight_differences(full.loc["model.batch_size"])[0] == compare.DIFF_STYLE
+    assert compare.highlight_differences(full.loc["compile.precision"]) == [""] * len(full.columns)
+
+
+def test_cross_gpu_comparison_names_the_devices_and_backends(eager_pair, fixtures_dir):
+    b1, _, _ = eager_pair
+    trt = trt_profiled_run(fixtures_dir)
+    differ = compare.differing_settings([b1, trt])
+    assert differ.loc["env.device_name"].tolist() == [b1.env["device_name"], "NVIDIA H100 80GB HBM3"]
+    assert differ.loc["backend"].tolist() == ["eager", "tensorrt"]
+    table = compare.metric_table([b1, trt]).set_index("run_id")
+    assert table.loc[trt.run_id, "speedup"] == pytest.approx(b1.latency.median_ms / RESNET18_FP16_MBS5_MEDIAN_MS)
+    assert table.loc[trt.run_id, "device"] == "NVIDIA H100 80GB HBM3"
+
+
+def test_metric_long_drops_metrics_no_run_has(eager_pair, fixtures_dir):
+    b1, b2, _ = eager_pair
+    long = compare.metric_long([b1, b2])
+    assert "accuracy_rel_l2" not in set(long["metric"])     # fp32 eager runs measure no accuracy
+    assert "peak_memory_mb" not in set(long["metric"])      # no GPU memory on CPU
+    assert set(long["metric"]) >= {"e2e_median_ms", "engine_count"}
+    fig = charts.metric_bars(long)
+    assert len(fig.layout.annotations) == long["metric"].nunique()   # one titled panel per metric
+    relu = trt_relu_forced_run(fixtures_dir)
+    engines = compare.metric_long([b1, relu]).query("metric == 'engine_count'")
+    assert engines["value"].tolist() == [0.0, 18.0]
+
+
+def test_layer_type_time_and_delta(eager_pair):
+    b1, b2, _ = eager_pair
+    df = compare.layer_type_time([b1, b2], baseline_id=b1.run_id)
+    conv = df[df["layer_type"] == "Conv2d"].set_index("run_id")
+    assert conv.loc[b1.run_id, "total_ms"] == pytest.approx(
+        b1.layers.loc[b1.layers["layer_type"] == "Conv2d", "avg_ms"].sum())
+    assert conv.loc[b1.run_id, "delta_ms"] == 0
+    assert conv.loc[b2.run_id, "delta_ms"] == pytest.approx(conv.loc[b2.run_id, "total_ms"]
+                                                            - conv.loc[b1.run_id, "total_ms"])
+    assert conv.loc[b1.run_id, "layers"] == 20          # resnet18 has 20 convolutions
+    fig = charts.layer_type_diff_bar(df)
+    assert len(fig.data) == 2
+
+
+def test_latency_samples_overlay(eager_pair):
+    b1, b2, _ = eager_pair
+    samples = compare.latency_samples([b1, b2])
+    assert len(samples) == len(b1.latency_samples_ms) + len(b2.latency_samples_ms) == 16
+    fig = charts.latency_distribution(samples)
+    assert [t.type for t in fig.data] == ["histogram", "histogram"]
+    assert fig.layout.barmode == "overlay"
+    assert {s.x0 for s in fig.layout.shapes} == {b1.latency.median_ms, b2.latency.median_ms}
+
+
+def test_profiling_overhead_and_run_summary(eager_pair, fixtures_dir):
+    trt = trt_profiled_run(fixtures_dir)
+    o = compare.profiling_overhead(trt)
+    # the README's figure: the per-layer sum (0.77 ms) is over twice the e2e median (0.35 ms)
+    assert o["profiled_sum_ms"] == pytest.approx(0.772, abs=1e-3)
+    assert o["ratio"] == pytest.approx(0.772 / RESNET18_FP16_MBS5_MEDIAN_MS, rel=1e-3)
+    summary = compare.run_summary(trt).set_index("metric")
+    assert summary.loc["TensorRT engines", "value"] == 1
+    b1, _, _ = eager_pair
+    assert "TensorRT engines" not in set(compare.run_summary(b1)["metric"])
+
+
+def test_history_filters(eager_pair, fixtures_dir):
+    b1, b2, store = eager_pair
+    store.save(trt_profiled_run(fixtures_dir))
+    summary = store.list_runs()
+    options = compare.history_filter_options(summary)
+    assert "NVIDIA H100 80GB HBM3" in options["device_name"] and "tensorrt_rtx" in options["flavour"]
+    gpu = compare.filter_history(summary, device_name=["NVIDIA H100 80GB HBM3"])
+    assert gpu["backend"].tolist() == ["tensorrt"]
+    both = compare.filter_history(summary, precision=["fp32", "fp16"], backend=[])
+    assert len(both) == 3
+    today = date.fromisoformat(b1.created_at[:10])
+    assert len(compare.filter_history(summary, since=today, until=today)) == 3
+    assert compare.filter_history(summary, until=date(2000, 1, 1)).empty
+    with pytest.raises(ValueError, match="unknown history filter"):
+        compare.filter_history(summary, colour=["red"])
+    labels = compare.summary_labels(summary)
+    assert labels[summary.query("backend == 'tensorrt'")["run_id"].iloc[0]].endswith("· sample")
