@@ -1,0 +1,224 @@
+"""What every page shares: the store, runs by id, the run pickers bound to the URL
+(``?run=<id>&run=<id>``, so a link opens the same view), exports, error display and submitting
+a request."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+import streamlit as st
+
+from engine.compare import run_label, summary_labels
+from engine.config import ConfigError, RunRequest
+from engine.result import RunResult
+from engine.store import RunNotFound, RunStore, data_dir
+
+log = logging.getLogger(__name__)
+URL_KEY = "run"
+
+
+# -- store and runs ----------------------------------------------------------------------------
+
+@st.cache_resource(show_spinner=False)
+def _store_at(root: str) -> RunStore:
+    store = RunStore(root)
+    store.import_samples()   # idempotent: bundled GPU recordings show up on a fresh data directory
+    return store
+
+
+def get_store() -> RunStore:
+    """The process-wide store of the configured data directory (``TRTDASH_DATA_DIR``)."""
+    return _store_at(str(data_dir()))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _load(root: str, run_id: str) -> RunResult:
+    return _store_at(root).get(run_id)
+
+
+def load_run(run_id: str) -> RunResult:
+    """A stored run by id (cached); raises ``RunNotFound`` with a message for the user."""
+    return _load(str(data_dir()), run_id)
+
+
+def forget_runs() -> None:
+    """Drop cached runs after a change to the store (delete)."""
+    _load.clear()
+
+
+# -- the URL -----------------------------------------------------------------------------------
+
+def url_run_ids() -> list[str]:
+    return [r for r in st.query_params.get_all(URL_KEY) if r]
+
+
+def set_url_run_ids(run_ids: list[str]) -> None:
+    if run_ids:
+        st.query_params[URL_KEY] = list(run_ids)
+    elif URL_KEY in st.query_params:
+        del st.query_params[URL_KEY]
+
+
+def page_url(page: str, run_ids: list[str]) -> str:
+    """A link to ``page`` showing these runs; absolute when the browser told us where we are."""
+    query = urlencode([(URL_KEY, r) for r in run_ids])
+    here = st.context.url or ""
+    base = here.rsplit("/", 1)[0] if here.startswith("http") else ""
+    return f"{base}/{page}?{query}" if query else f"{base}/{page}"
+
+
+def link_to(page: str, label: str, run_ids: list[str], icon: str | None = None) -> None:
+    """A link to another page with these runs selected."""
+    try:
+        st.page_link(f"pages/{page}.py", label=label, icon=icon, query_params={URL_KEY: run_ids})
+    except Exception:   # the page is not registered (a page script run on its own, as in AppTest)
+        st.markdown(f"[{label}]({page_url(page, run_ids)})")
+
+
+def _sync_from_url(key: str, valid: Callable[[list[str]], object], fallback: object) -> list[str]:
+    """Put the URL's run ids into the picker's state when the URL changed from outside
+    (a shared link, a new run); returns the ids in the URL."""
+    url = url_run_ids()
+    if st.session_state.get(f"{key}:url") != url:
+        st.session_state[key] = valid(url) if url else fallback
+        st.session_state[f"{key}:url"] = url
+    return url
+
+
+def _report_unknown(url_ids: list[str], known: set[str]) -> None:
+    for run_id in url_ids:
+        if run_id not in known:
+            st.error(RunNotFound(run_id).message, icon=":material/link_off:")
+
+
+def pick_run(key: str = "run_picker") -> RunResult | None:
+    """One run, chosen from all stored runs; the choice lives in the URL (``?run=<id>``)."""
+    summary = get_store().list_runs()
+    if summary.empty:
+        st.info("No runs stored yet. Profile a model on the Profile page, or import a run export.",
+                icon=":material/info:")
+        return None
+    options = list(summary["run_id"])
+    labels = summary_labels(summary)
+    url = _sync_from_url(key, lambda ids: ids[0] if ids[0] in labels else None, options[0])
+    _report_unknown(url[:1], set(options))
+    chosen = st.selectbox("Run", options, key=key, format_func=labels.get, placeholder="Pick a run",
+                          help="Newest first. Sample runs were recorded on a real GPU and ship with the app.")
+    if [chosen] != url and chosen is not None:
+        set_url_run_ids([chosen])
+        st.session_state[f"{key}:url"] = [chosen]
+    if chosen is None:
+        return None
+    try:
+        return load_run(chosen)
+    except RunNotFound as e:
+        st.error(e.message, icon=":material/link_off:")
+        return None
+
+
+def pick_runs(max_runs: int, key: str = "runs_picker", label: str = "Runs") -> list[RunResult]:
+    """Several runs (URL ``?run=a&run=b``), in the order picked."""
+    summary = get_store().list_runs()
+    if summary.empty:
+        st.info("No runs stored yet. Profile a model on the Profile page first.", icon=":material/info:")
+        return []
+    options = list(summary["run_id"])
+    labels = summary_labels(summary)
+    url = _sync_from_url(key, lambda ids: [i for i in dict.fromkeys(ids) if i in labels][:max_runs], [])
+    _report_unknown(url, set(options))
+    chosen = st.multiselect(label, options, key=key, format_func=labels.get, max_selections=max_runs,
+                            placeholder=f"Pick up to {max_runs} runs",
+                            help="Newest first. The link in the address bar opens the same selection.")
+    if chosen != url:
+        set_url_run_ids(chosen)
+        st.session_state[f"{key}:url"] = list(chosen)
+    runs = []
+    for run_id in chosen:
+        try:
+            runs.append(load_run(run_id))
+        except RunNotFound as e:
+            st.error(e.message, icon=":material/link_off:")
+    return runs
+
+
+def run_header(run: RunResult) -> None:
+    """Where and when the run was recorded, marked when it is a bundled sample."""
+    where = f"{run.env.get('device_name', '?')} · {run.env.get('flavour', 'none')} · {run.created_at}"
+    if run.is_sample:
+        st.badge("sample run", icon=":material/inventory_2:", color="violet",
+                 help="Recorded on a real GPU and bundled with the dashboard.")
+    st.caption(f"{run_label(run)} — recorded on {where}")
+
+
+# -- exports -----------------------------------------------------------------------------------
+
+def export_buttons(run: RunResult) -> None:
+    """Downloads of one run: layer table CSV, the full run as JSON, and its raw profiler files."""
+    c1, c2, c3 = st.columns(3)
+    c1.download_button("Layer table (CSV)", run.layers.to_csv(index=False).encode(), mime="text/csv",
+                       file_name=f"{run.run_id}_layers.csv", disabled=run.layers.empty, on_click="ignore",
+                       icon=":material/table:", key=f"csv:{run.run_id}")
+    try:
+        blob = get_store().export_run(run.run_id)
+    except RunNotFound as e:
+        c2.error(e.message)
+    else:
+        c2.download_button("Full run (JSON)", blob, mime="application/json", file_name=f"{run.run_id}.json",
+                           on_click="ignore", icon=":material/data_object:", key=f"json:{run.run_id}",
+                           help="Result, layer table and raw files in one document; import it on another "
+                                "machine.")
+    with c3.popover("Raw profiler traces", icon=":material/timeline:", disabled=not run.artifacts):
+        st.caption("Chrome-trace files open in https://ui.perfetto.dev")
+        for name in run.artifacts:
+            try:
+                data = get_store().artifact_path(run.run_id, name).read_bytes()
+            except FileNotFoundError:
+                st.caption(f"{name}: missing")
+                continue
+            st.download_button(name, data, file_name=f"{run.run_id}_{name}", on_click="ignore",
+                               key=f"raw:{run.run_id}:{name}")
+
+
+# -- errors and submitting ---------------------------------------------------------------------
+
+def show_error(exc: BaseException, what: str = "") -> None:
+    """A user-facing message (what went wrong and what to do); the traceback only in an expander."""
+    if isinstance(exc, ConfigError):
+        text = f"**{exc.field}**: {exc.message}"
+    else:
+        text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    hint = getattr(exc, "hint", "")
+    st.error((f"{what}: " if what else "") + text + (f"\n\n{hint}" if hint else ""), icon=":material/error:")
+    log.error("%s", what or "error", exc_info=exc)
+    with st.expander("Technical details"):
+        st.code("".join(traceback.format_exception(exc)), language="text")
+
+
+def submit_request(request: RunRequest) -> str | None:
+    """Run a request and show its run in the URL (``?run=<id>``); returns the run id, None on failure.
+
+    The one place pages start work: pointed at the job queue once it exists; until then it runs
+    the request in this session through ``engine.runner.execute``.
+    """
+    from engine.runner import execute
+
+    status = st.status("Running…", expanded=True)
+    bar = status.progress(0.0, text="starting")
+
+    def progress(stage: str, fraction: float | None = None, detail: str = "") -> None:
+        bar.progress(min(max(fraction or 0.0, 0.0), 1.0), text=f"{stage} {detail}".strip())
+
+    try:
+        outcome = execute(request, get_store(), progress)
+    except Exception as e:
+        status.update(label="The run failed", state="error")
+        show_error(e, "The run failed")
+        return None
+    run_id = outcome.result.run_id
+    status.update(label=("Answered from a stored run with the same settings" if outcome.cached
+                         else "Done") + f": {run_label(outcome.result)}", state="complete", expanded=False)
+    set_url_run_ids([run_id])
+    return run_id

@@ -1,0 +1,63 @@
+"""Compare: 2-6 runs side by side against a baseline run, and which settings differ."""
+
+import streamlit as st
+
+from engine import charts, compare
+from pages._common import get_store, link_to, pick_runs
+
+st.title("Compare runs")
+runs = pick_runs(compare.MAX_COMPARED, label="Runs to compare")
+if len(runs) < 2:
+    st.info(f"Pick 2 to {compare.MAX_COMPARED} runs to compare (History can select them for you).",
+            icon=":material/info:")
+    st.stop()
+
+labels = {r.run_id: compare.run_label(r) for r in runs}
+marked = compare.marked_baselines(get_store().list_runs())
+baseline_id = st.selectbox("Baseline", list(labels), index=compare.baseline_index(list(labels), marked),
+                           format_func=labels.get, key="compare_baseline",
+                           help="Deltas and speedups are against this run. Above 1× = faster than the baseline.")
+
+table = compare.metric_table(runs, baseline_id)
+st.dataframe(
+    table.drop(columns=["run_id"]), hide_index=True, key="metric_table",
+    column_config={
+        "baseline": st.column_config.CheckboxColumn("baseline"),
+        "e2e_median_ms": st.column_config.NumberColumn("e2e median (ms)", format="%.4f"),
+        "e2e_p90_ms": st.column_config.NumberColumn("p90 (ms)", format="%.4f"),
+        "e2e_p99_ms": st.column_config.NumberColumn("p99 (ms)", format="%.4f"),
+        "throughput_per_s": st.column_config.NumberColumn("throughput (/s)", format="%.1f"),
+        "compile_s": st.column_config.NumberColumn("compile (s)", format="%.2f"),
+        "engine_count": st.column_config.NumberColumn("engines", format="%d"),
+        "engine_mb": st.column_config.NumberColumn("engine (MiB)", format="%.1f"),
+        "peak_memory_mb": st.column_config.NumberColumn("peak mem (MiB)", format="%.1f"),
+        "accuracy_rel_l2": st.column_config.NumberColumn("rel. L2 vs fp32", format="%.2e"),
+        "top1_agreement": st.column_config.NumberColumn("top-1 agree", format="percent"),
+        "delta_ms": st.column_config.NumberColumn("Δ median (ms)", format="%+.4f"),
+        "delta_pct": st.column_config.NumberColumn("Δ median (%)", format="%+.1f%%"),
+        "speedup": st.column_config.NumberColumn("speedup vs baseline", format="%.2f×"),
+    })
+devices = set(table["device"])
+if len(devices) > 1:
+    st.caption(f"Runs come from different machines ({', '.join(sorted(devices))}): differences include the hardware.")
+
+st.plotly_chart(charts.metric_bars(compare.metric_long(runs)), width="stretch", key="chart_metrics")
+st.plotly_chart(charts.latency_distribution(compare.latency_samples(runs)), width="stretch", key="chart_latency")
+st.plotly_chart(charts.layer_type_diff_bar(compare.layer_type_time(runs, baseline_id)), width="stretch",
+                key="chart_layer_types")
+
+st.subheader("Settings that differ")
+differ = compare.differing_settings(runs)
+if differ.empty:
+    st.caption("All settings, versions and the GPU are the same: differences are run-to-run noise.")
+else:
+    st.dataframe(differ.style.apply(compare.highlight_differences, axis=1), key="settings_differ")
+with st.expander("All settings"):
+    everything = compare.settings_table(runs)
+    st.dataframe(everything.style.apply(compare.highlight_differences, axis=1), key="settings_all")
+
+c1, c2 = st.columns(2)
+with c1:
+    link_to("layers", "Layers of the baseline run", [baseline_id], icon=":material/bar_chart:")
+with c2:
+    link_to("history", "Back to History", list(labels), icon=":material/history:")

@@ -1,0 +1,85 @@
+"""History: every stored run, filtered; select runs to compare, delete or mark as a baseline."""
+
+import streamlit as st
+
+from engine import compare
+from engine.store import RunNotFound
+from pages._common import forget_runs, get_store, link_to, page_url, pick_runs, set_url_run_ids, show_error
+
+MAX_SELECTED = 50
+
+st.title("Run history")
+store = get_store()
+summary = store.list_runs()
+if summary.empty:
+    st.info("No runs stored yet. Profile a model on the Profile page.", icon=":material/info:")
+    st.stop()
+
+options = compare.history_filter_options(summary)
+names = {"model": "Model", "device_name": "GPU / device", "flavour": "Flavour", "precision": "Precision",
+         "backend": "Backend"}
+cols = st.columns(len(names) + 1)
+chosen = {col: cols[i].multiselect(label, options[col], key=f"filter_{col}", placeholder="all")
+          for i, (col, label) in enumerate(names.items())}
+dates = cols[-1].date_input("Recorded between", value=(), key="filter_dates", help="UTC dates, inclusive.")
+since = dates[0] if len(dates) >= 1 else None
+until = dates[1] if len(dates) == 2 else None
+shown = compare.filter_history(summary, since=since, until=until, **chosen)
+
+st.caption(f"{len(shown):,} of {len(summary):,} runs · ★ baseline · samples were recorded on a real GPU")
+st.dataframe(
+    compare.history_table(shown), hide_index=True, key="history_table",
+    column_config={
+        "run_id": st.column_config.TextColumn("run id"),
+        "created": st.column_config.DatetimeColumn("recorded (UTC)", format="YYYY-MM-DD HH:mm"),
+        "batch_size": st.column_config.NumberColumn("batch"),
+        "device_name": st.column_config.TextColumn("device"),
+        "e2e_median_ms": st.column_config.NumberColumn("e2e median (ms)", format="%.4f"),
+        "engine_count": st.column_config.NumberColumn("engines"),
+        "is_sample": st.column_config.CheckboxColumn("sample"),
+        "is_baseline": st.column_config.CheckboxColumn("★ baseline"),
+    })
+
+st.subheader("Selected runs")
+selected = [r.run_id for r in pick_runs(MAX_SELECTED, key="history_selection", label="Select runs")]
+if not selected:
+    st.caption("Select runs to compare, open, delete or mark them as a baseline.")
+    st.stop()
+
+st.markdown("Shareable link to this selection:")
+st.code(page_url("history", selected), language="text")
+c = st.columns(3)
+with c[0]:
+    if 2 <= len(selected) <= compare.MAX_COMPARED:
+        link_to("compare", f"Compare these {len(selected)} runs", selected, icon=":material/compare_arrows:")
+    else:
+        st.caption(f"Compare takes 2 to {compare.MAX_COMPARED} runs.")
+with c[1]:
+    link_to("layers", "Layers of the first run", selected[:1], icon=":material/bar_chart:")
+with c[2]:
+    link_to("segmentation", "Segmentation of the first run", selected[:1], icon=":material/account_tree:")
+
+marked = set(compare.marked_baselines(summary))
+b1, b2, b3 = st.columns([1, 1, 2])
+if b1.button("Mark as baseline", icon=":material/star:", key="mark_baseline"):
+    for run_id in selected:
+        store.set_baseline(run_id, True)
+    st.rerun()
+if b2.button("Unmark baseline", icon=":material/star_border:", key="unmark_baseline",
+             disabled=not marked.intersection(selected)):
+    for run_id in selected:
+        store.set_baseline(run_id, False)
+    st.rerun()
+with b3:
+    confirm = st.checkbox(f"Yes, delete {len(selected)} run(s) and their files", key="confirm_delete")
+    if st.button("Delete selected", icon=":material/delete:", type="primary", disabled=not confirm,
+                 key="delete_runs"):
+        try:
+            for run_id in selected:
+                store.delete(run_id)
+        except RunNotFound as e:
+            show_error(e, "Nothing more was deleted")
+        forget_runs()
+        set_url_run_ids([])
+        st.session_state["history_selection:url"] = None   # the picker re-reads the (now empty) URL
+        st.rerun()

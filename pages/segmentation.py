@@ -1,0 +1,67 @@
+"""Segmentation: how Torch-TensorRT partitioned one run's graph, and min_block_size to try next."""
+
+import pandas as pd
+import streamlit as st
+
+from engine import charts
+from engine.config import ConfigError, RunRequest
+from pages._common import export_buttons, pick_run, run_header, show_error, submit_request
+
+st.title("Graph segmentation")
+run = pick_run()
+if run is None:
+    st.stop()
+run_header(run)
+seg = run.segmentation
+if seg is None:
+    st.info("This run has no segmentation: "
+            + ("eager runs execute the whole model in PyTorch." if run.request["backend"] == "eager"
+               else "the TensorRT backend recorded none for it.")
+            + " Pick a TensorRT run (the bundled samples have one).", icon=":material/info:")
+    st.stop()
+
+mbs = run.request["compile"]["min_block_size"]
+c = st.columns(5)
+c[0].metric("Operators", f"{seg.total_ops:,}")
+c[1].metric("Supported", f"{seg.supported_ops:,}", help="Operators TensorRT can convert.")
+c[2].metric("Coverage", f"{seg.coverage:.1%}")
+c[3].metric("TensorRT engines", seg.engine_count)
+c[4].metric("min_block_size", mbs)
+
+st.plotly_chart(charts.segment_strip(seg), width="stretch", key="chart_strip")
+left, right = st.columns(2)
+with left:
+    st.plotly_chart(charts.ops_per_engine_bar(seg, mbs), width="stretch", key="chart_ops_per_engine")
+with right:
+    st.plotly_chart(charts.unsupported_ops_bar(seg), width="stretch", key="chart_unsupported")
+
+st.subheader("Recommendations")
+if not seg.recommendations:
+    st.caption("Torch-TensorRT gave no min_block_size recommendation for this graph.")
+for i, rec in enumerate(seg.recommendations):
+    cols = st.columns([3, 2])
+    what = {"minimal": "Fewest engines", "moderate": "Moderate segmentation",
+            "current": "Equivalent to this run"}.get(rec.kind, rec.kind)
+    cols[0].markdown(f"**{what}**: min_block_size = {rec.min_block_size} → {rec.engines} TensorRT engine(s)")
+    if rec.min_block_size == mbs:
+        cols[1].caption("This run's setting.")
+    elif cols[1].button(f"Run again with min_block_size = {rec.min_block_size}", key=f"rerun_{i}",
+                        icon=":material/replay:"):
+        try:
+            request = RunRequest.from_dict(run.request).with_changes(
+                **{"compile.min_block_size": rec.min_block_size})
+        except ConfigError as e:
+            show_error(e, "This run's settings cannot be reused")
+        else:
+            submit_request(request)
+
+with st.expander(f"Nodes run in PyTorch ({len(seg.pytorch_nodes)})", expanded=bool(seg.pytorch_nodes)):
+    if seg.pytorch_nodes:
+        st.dataframe(pd.DataFrame(seg.pytorch_nodes), hide_index=True, key="pytorch_nodes")
+    else:
+        st.caption("None: the whole graph runs in TensorRT.")
+with st.expander(f"Segments ({len(seg.segments)})"):
+    st.dataframe(charts.segments_table(seg), hide_index=True, key="segments_table")
+
+st.subheader("Export")
+export_buttons(run)
