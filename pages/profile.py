@@ -1,16 +1,16 @@
 """Profile: pick a model and knobs, run, see end-to-end latency and the slowest layers."""
 
 import streamlit as st
-from pages._common import get_store, load_run, submit_request
 
 from engine import capabilities, charts, models
-from engine.config import CompileSettings, ConfigError, MeasureSettings, RunRequest
+from engine.config import CompileSettings, ConfigError, MeasureSettings, RunRequest, validate
 from engine.store import RunNotFound
+from pages._common import load_run
 from pages._form import compile_disabled_reasons, knob_section, knob_widget
+from pages._jobs import gpu_picker, job_panel, queue_overview, submit
 
 st.title("Profile a model")
 caps = capabilities.detect()
-store = get_store()
 default = RunRequest()
 fields = {f.name: f for f in RunRequest.__dataclass_fields__.values()}
 
@@ -65,17 +65,18 @@ raw = {"model": {"source": source, "batch_size": batch, "input_shape": shape}, "
 if backend != "tensorrt":
     raw["mode"] = "measure"
 
+gpu = gpu_picker() if caps.cuda_available else None
 if st.button("Run", type="primary", disabled=bool(backend_problem), icon=":material/play_arrow:"):
     try:
-        request = RunRequest.from_dict(raw)
-        from engine.config import validate
-
-        validate(request)
+        request = validate(RunRequest.from_dict(raw))
         capabilities.check_request(request, caps)
     except ConfigError as e:
         st.error(f"**{e.field}**: {e.message}. Nothing was submitted.", icon=":material/error:")
     else:
-        submit_request(request)
+        submit(request, gpu)
+job_panel()
+with st.expander("Queue on this box"):
+    queue_overview()
 
 run_id = st.query_params.get("run")
 if run_id:

@@ -1,0 +1,106 @@
+"""Submitting work to the job queue and following it live, shared by the pages that start runs."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from engine import jobs
+from engine.config import RunRequest
+
+SESSION_JOBS = "my_jobs"
+POLL_S = 1.0
+
+
+@st.cache_resource(show_spinner=False)
+def _workers_started() -> bool:
+    """Start this host's workers once per server process (idempotent across processes too)."""
+    jobs.ensure_workers()
+    return True
+
+
+def submit(request: RunRequest, gpu: int | str | None = None) -> jobs.Job:
+    """Queue a request (or get its stored run at once) and follow it in this session."""
+    _workers_started()
+    job = jobs.submit(request, gpu=gpu)
+    if job.state == "done" and job.cached:
+        st.toast("Answered from a stored run with the same settings: nothing was run.", icon=":material/bolt:")
+        st.query_params["run"] = job.run_id
+        return job
+    mine = st.session_state.setdefault(SESSION_JOBS, [])
+    if job.job_id not in mine:
+        mine.append(job.job_id)
+    if job.joined:
+        st.toast("The same request is already queued or running: following that job instead of running it twice.",
+                 icon=":material/merge:")
+    return job
+
+
+def gpu_picker() -> int | str | None:
+    """A GPU choice when this box (or the Redis queue) has several; None = any."""
+    choices = jobs.gpu_choices()
+    if len(choices) <= 1:
+        return None
+    labels = [label for label, _ in choices]
+    picked = st.selectbox("GPU", labels, help="Each GPU has its own worker: one job at a time per GPU, so timings "
+                                              "are never disturbed by another job.", key="gpu_choice")
+    return dict(choices)[picked]
+
+
+def _stage_text(job: jobs.Job) -> str:
+    if job.state == "queued":
+        return f"queued, position {job.position}" if job.position else "queued"
+    text = job.stage or "starting"
+    return f"{text} · {job.detail}" if job.detail else text
+
+
+@st.fragment(run_every=POLL_S)
+def job_panel() -> None:
+    """This session's jobs with live progress, and a cancel button for each active one.
+
+    When a job of this session finishes, the page switches to its run."""
+    mine = st.session_state.get(SESSION_JOBS, [])
+    if not mine:
+        return
+    finished_now = None
+    for job_id in list(mine):
+        try:
+            job = jobs.get(job_id)
+        except jobs.JobError:
+            mine.remove(job_id)
+            continue
+        label = job.request["model"]["source"] + f" · {job.request['backend']} {job.request['compile']['precision']}"
+        with st.container(border=True):
+            if job.active:
+                c1, c2 = st.columns([5, 1])
+                c1.progress(min(max(job.fraction or 0.0, 0.0), 1.0),
+                            text=f"**{label}** — {_stage_text(job)} ({job.elapsed_s:.0f} s)")
+                if c2.button("Cancel", key=f"cancel:{job_id}", icon=":material/cancel:"):
+                    jobs.cancel(job_id)
+                    st.rerun(scope="fragment")
+            else:
+                mine.remove(job_id)
+                if job.state == "done":
+                    finished_now = job.run_id
+                elif job.state == "failed":
+                    st.error(f"**{label}** failed: {job.error}" + (f"\n\n{job.hint}" if job.hint else ""),
+                             icon=":material/error:")
+                    if job.traceback:
+                        with st.expander("Technical details"):
+                            st.code(job.traceback, language="text")
+                else:
+                    st.info(f"**{label}** was cancelled.", icon=":material/cancel:")
+    if finished_now:
+        st.query_params["run"] = finished_now
+        st.rerun()
+
+
+def queue_overview() -> None:
+    """What the shared box is doing: active jobs of every user, by route."""
+    active = jobs.list_jobs(states=jobs.ACTIVE_STATES, limit=50)
+    if not active:
+        st.caption("The queue is empty.")
+        return
+    rows = [{"job": j.job_id[:8], "model": j.request["model"]["source"], "backend": j.request["backend"],
+             "state": j.state, "position": j.position, "stage": _stage_text(j), "route": j.route,
+             "elapsed_s": round(j.elapsed_s, 1)} for j in active]
+    st.dataframe(rows, hide_index=True)
