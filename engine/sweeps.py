@@ -270,7 +270,7 @@ class JobView:
     detail: str = ""           # progress text, e.g. "build 40%"
 
 
-SubmitFn = Callable[[RunRequest], str]
+SubmitFn = Callable[[RunRequest], Any]   # -> job id, or an object with .job_id (engine.jobs.Job)
 StatusFn = Callable[[str], Any]          # job id -> JobView or any object with the same attributes
 CancelFn = Callable[[str], Any]
 
@@ -312,7 +312,8 @@ class SweepExecution:
     def start(self) -> None:
         for ps in self.points:
             if ps.job_id is None:
-                ps.job_id = self._submit(ps.point.request)
+                job = self._submit(ps.point.request)
+                ps.job_id = job if isinstance(job, str) else job.job_id   # an id, or a queue's Job record
 
     def poll(self) -> list[PointState]:
         for ps in self.points:
@@ -369,7 +370,8 @@ def evaluator_on_queue(store: RunStore, submit_fn: SubmitFn, status_fn: StatusFn
     """An ``evaluate(request) -> RunResult`` that goes through the job queue and waits."""
 
     def evaluate(request: RunRequest) -> RunResult:
-        job_id = submit_fn(request)
+        job = submit_fn(request)
+        job_id = job if isinstance(job, str) else job.job_id
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             view = job_view(status_fn(job_id))

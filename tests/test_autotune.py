@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from engine import autotune as at
+from engine import sweep_charts
 from engine.config import ConfigError, RunRequest
 from engine.result import Accuracy, LatencyStats, RunResult
 from engine.runner import execute
@@ -97,6 +98,12 @@ def test_search_finds_the_feasible_optimum_of_the_stub_surface():
     assert (t.loc[t["feasible"], "median_ms"] >= latency - 1e-12).all()
     assert t["best_so_far_ms"].dropna().is_monotonic_decreasing
     assert "1.83× Torch-TensorRT's defaults" in report.summary()
+
+    fig = sweep_charts.autotune_trials(t)
+    traces = {tr.name: tr for tr in fig.data}
+    assert len(traces["meets the constraints"].x) == int(t["feasible"].sum())
+    assert len(traces["breaks a constraint"].x) == int((~t["feasible"]).sum())
+    assert min(traces["best so far"].y[-1:]) == pytest.approx(latency)
 
 
 def test_failed_evaluations_are_failed_trials_and_stop_is_honoured():

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from engine import sweeps
+from engine import sweep_charts, sweeps
 from engine.backends.base import Cancelled
 from engine.config import ConfigError, RunRequest
 from engine.result import Recommendation, Segmentation
@@ -160,6 +160,16 @@ def test_sweep_runs_on_queue_is_tagged_and_judged_from_its_numbers(store):
         assert "more than the noise" in text
     else:
         assert "within the noise" in text and "no measured difference" in text
+
+    figs = {"latency": sweep_charts.latency_vs_knob(t, sweeps.PRECISION_KNOB),
+            "build": sweep_charts.build_time_vs_knob(t, sweeps.PRECISION_KNOB),
+            "engines": sweep_charts.engines_vs_min_block_size(t),
+            "pareto": sweep_charts.pareto_latency_build(t)}
+    band_hi, band_lo, median = figs["latency"].data
+    assert list(median.x) == ["fp32 (default)", "bf16"] and list(median.y) == list(t["median_ms"])
+    assert list(band_lo.y) == list(t["p10_ms"]) and list(band_hi.y) == list(t["p90_ms"])
+    for name in ("build", "engines", "pareto"):     # eager runs build nothing: the charts say so
+        assert "eager" in figs[name].layout.annotations[0].text or "No " in figs[name].layout.annotations[0].text
 
     # a second sweep over the same configurations is answered from the cache and shares the runs
     again = sweeps.SweepExecution(sweeps.plan_sweep(tiny(), {sweeps.PRECISION_KNOB: ["fp32"]}, sweep_id="again"),

@@ -1,0 +1,145 @@
+"""Plotly figures of sweeps and auto-tune searches: tables in (``sweeps.sweep_table``,
+``autotune.trials_table``), ``go.Figure`` out. No streamlit and no analysis here: the Pareto
+flags, intervals and build times come computed in the table."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from engine.charts import RUNTIME_COLOURS, message_figure
+from engine.sweeps import SWEEPABLE_KNOBS
+
+_SERIES_PALETTE = qualitative.D3
+_BAND_ALPHA = 0.18
+_LAYOUT = {"margin": {"l": 10, "r": 10, "t": 50, "b": 10}, "legend": {"orientation": "h", "y": -0.2}}
+
+
+def _knob_title(knob: str) -> str:
+    return SWEEPABLE_KNOBS.get(knob, knob)
+
+
+def _series(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame, str]]:
+    """(name, rows, colour) per value of the second knob, in table order."""
+    names = list(dict.fromkeys(table["series"]))
+    return [(name, table[table["series"] == name], _SERIES_PALETTE[i % len(_SERIES_PALETTE)])
+            for i, name in enumerate(names)]
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    h = hex_colour.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _x_axis(table: pd.DataFrame, knob: str) -> dict:
+    return {"title": _knob_title(knob), "type": "category",
+            "categoryorder": "array", "categoryarray": list(dict.fromkeys(table["x_label"]))}
+
+
+def latency_vs_knob(table: pd.DataFrame, knob: str) -> go.Figure:
+    """Median latency per knob value, a p10-p90 band around it and the median's confidence interval."""
+    if table.empty:
+        return message_figure("No runs in this sweep yet.")
+    fig = go.Figure()
+    for name, rows, colour in _series(table):
+        label = name or "median"
+        fig.add_trace(go.Scatter(x=rows["x_label"], y=rows["p90_ms"], mode="lines", line={"width": 0},
+                                 showlegend=False, hoverinfo="skip", legendgroup=label))
+        fig.add_trace(go.Scatter(x=rows["x_label"], y=rows["p10_ms"], mode="lines", line={"width": 0},
+                                 fill="tonexty", fillcolor=_rgba(colour, _BAND_ALPHA), name=f"{label} p10-p90",
+                                 hoverinfo="skip", legendgroup=label))
+        fig.add_trace(go.Scatter(
+            x=rows["x_label"], y=rows["median_ms"], mode="lines+markers", name=label, legendgroup=label,
+            line={"color": colour}, marker={"size": 9},
+            error_y={"type": "data", "symmetric": False, "array": rows["ci_high_ms"] - rows["median_ms"],
+                     "arrayminus": rows["median_ms"] - rows["ci_low_ms"], "thickness": 1.5, "width": 4},
+            customdata=rows[["p10_ms", "p90_ms", "ci_low_ms", "ci_high_ms", "run_id"]].to_numpy(),
+            hovertemplate="%{x}<br>median %{y:.3f} ms<br>p10-p90 %{customdata[0]:.3f}-%{customdata[1]:.3f} ms"
+                          "<br>median CI %{customdata[2]:.3f}-%{customdata[3]:.3f} ms<br>%{customdata[4]}"
+                          "<extra></extra>"))
+    fig.update_layout(title=f"Latency vs {_knob_title(knob)} (median, bars = its 90% CI, band = p10-p90)",
+                      xaxis=_x_axis(table, knob), yaxis={"title": "latency (ms)", "rangemode": "tozero"},
+                      height=420, **_LAYOUT)
+    return fig
+
+
+def build_time_vs_knob(table: pd.DataFrame, knob: str) -> go.Figure:
+    """Build time (export + partition + engine build) per knob value."""
+    have = table.dropna(subset=["build_s"]) if not table.empty else table
+    if have.empty:
+        return message_figure("No build times: these runs compiled nothing (eager) or did not record them.")
+    fig = go.Figure()
+    for name, rows, colour in _series(have):
+        fig.add_trace(go.Bar(x=rows["x_label"], y=rows["build_s"], name=name or "build time",
+                             marker_color=colour, hovertemplate="%{x}<br>build %{y:.1f} s<extra></extra>"))
+    fig.update_layout(title=f"Build time vs {_knob_title(knob)}", barmode="group", xaxis=_x_axis(have, knob),
+                      yaxis={"title": "build time (s)"}, height=380, **_LAYOUT)
+    return fig
+
+
+def engines_vs_min_block_size(table: pd.DataFrame, knob: str = "compile.min_block_size") -> go.Figure:
+    """TensorRT engines and PyTorch subgraphs per value (bars) and operator coverage (line)."""
+    have = table.dropna(subset=["coverage"]) if not table.empty else table
+    if have.empty:
+        return message_figure("No segmentation recorded: engine counts come from TensorRT runs.")
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Bar(x=have["x_label"], y=have["engine_count"], name="TensorRT engines",
+                         marker_color=RUNTIME_COLOURS["tensorrt"], text=have["series"]), secondary_y=False)
+    fig.add_trace(go.Bar(x=have["x_label"], y=have["pytorch_segments"], name="PyTorch subgraphs",
+                         marker_color=RUNTIME_COLOURS["pytorch"], text=have["series"]), secondary_y=False)
+    fig.add_trace(go.Scatter(x=have["x_label"], y=have["coverage"] * 100, name="ops in TensorRT (%)",
+                             mode="lines+markers", line={"color": "#444", "dash": "dot"}), secondary_y=True)
+    fig.update_layout(title=f"Engines and coverage vs {_knob_title(knob)}", barmode="group",
+                      xaxis=_x_axis(have, knob), height=380, **_LAYOUT)
+    fig.update_yaxes(title_text="count", secondary_y=False)
+    fig.update_yaxes(title_text="coverage (%)", range=[0, 105], secondary_y=True)
+    return fig
+
+
+def pareto_latency_build(table: pd.DataFrame) -> go.Figure:
+    """Every run as (build time, latency); the Pareto-optimal runs joined by a line."""
+    have = table.dropna(subset=["build_s"]) if not table.empty else table
+    if have.empty:
+        return message_figure("No build times to trade latency against.")
+    fig = go.Figure()
+    text = have["x_label"] + have["series"].map(lambda s: f" · {s}" if s else "")
+    fig.add_trace(go.Scatter(x=have["build_s"], y=have["median_ms"], mode="markers+text", text=text,
+                             textposition="top center", name="runs",
+                             marker={"size": 10, "color": ["#2CA02C" if p else "#AAAAAA" for p in have["pareto"]]},
+                             hovertemplate="%{text}<br>build %{x:.1f} s<br>median %{y:.3f} ms<extra></extra>"))
+    front = have[have["pareto"]].sort_values("build_s")
+    fig.add_trace(go.Scatter(x=front["build_s"], y=front["median_ms"], mode="lines", name="Pareto front",
+                             line={"color": "#2CA02C", "shape": "hv"}, hoverinfo="skip"))
+    fig.update_layout(title="Latency vs build time (green: no other run is both faster and quicker to build)",
+                      xaxis={"title": "build time (s)"}, yaxis={"title": "median latency (ms)"}, height=420,
+                      **_LAYOUT)
+    return fig
+
+
+def autotune_trials(trials: pd.DataFrame) -> go.Figure:
+    """Each trial's latency (feasible filled, infeasible hollow, failed at the axis) and the best so far."""
+    if trials.empty:
+        return message_figure("No trials yet.")
+    fig = go.Figure()
+    ok = trials[trials["feasible"]]
+    bad = trials[~trials["feasible"] & trials["median_ms"].notna()]
+    failed = trials[trials["median_ms"].isna()]
+    fig.add_trace(go.Scatter(x=ok["trial"], y=ok["median_ms"], mode="markers", name="meets the constraints",
+                             marker={"size": 9, "color": "#1F77B4"},
+                             hovertemplate="trial %{x}<br>%{y:.3f} ms<extra></extra>"))
+    fig.add_trace(go.Scatter(x=bad["trial"], y=bad["median_ms"], mode="markers", name="breaks a constraint",
+                             marker={"size": 9, "color": "#D62728", "symbol": "circle-open"},
+                             text=bad["violation"],
+                             hovertemplate="trial %{x}<br>%{y:.3f} ms<br>%{text}<extra></extra>"))
+    if not failed.empty:
+        fig.add_trace(go.Scatter(x=failed["trial"], y=[0] * len(failed), mode="markers", name="failed",
+                                 marker={"size": 10, "color": "#7F7F7F", "symbol": "x"}, text=failed["error"],
+                                 hovertemplate="trial %{x}<br>%{text}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=trials["trial"], y=trials["best_so_far_ms"], mode="lines", name="best so far",
+                             line={"color": "#2CA02C", "shape": "hv"}))
+    fig.update_layout(title="Auto-tune trials", xaxis={"title": "trial"},
+                      yaxis={"title": "median latency (ms)", "rangemode": "tozero"}, height=400, **_LAYOUT)
+    return fig
