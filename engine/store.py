@@ -268,9 +268,12 @@ class RunStore:
         raw = {name: text.encode() for name, text in doc.get("raw_files", {}).items()}
         return self.save(result, raw)
 
-    def import_samples(self, samples_dir: Path = SAMPLES_DIR) -> list[str]:
-        """Load the bundled sample runs (recorded on a real GPU) once; idempotent."""
+    def import_samples(self, samples_dir: Path | None = None) -> list[str]:
+        """Load the bundled sample runs (recorded on a real GPU) once; idempotent.
+
+        ``TRTDASH_SAMPLES_DIR`` points elsewhere (an empty directory turns samples off)."""
         ids = []
+        samples_dir = samples_dir or Path(os.environ.get("TRTDASH_SAMPLES_DIR") or SAMPLES_DIR)
         for p in sorted(Path(samples_dir).glob("*.json.gz")):
             ids.append(self.import_run(p.read_bytes(), as_sample=True))
         return ids

@@ -1,0 +1,90 @@
+"""The Profile page end to end in AppTest: form -> job queue -> worker -> store -> chart."""
+
+import time
+
+import pytest
+import torchvision
+from streamlit.testing.v1 import AppTest
+
+from engine import jobs
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TRTDASH_SAMPLES_DIR", str(tmp_path / "no-samples"))
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
+    at.run()
+    yield at
+    jobs.stop_workers()
+
+
+def _fill_tiny(at):
+    at.text_input(key="knob:model.input_shape").input("3,32,32")
+    at.number_input(key="knob:measure.warmup_iters").set_value(1)
+    at.number_input(key="knob:measure.timed_iters").set_value(5)
+    at.number_input(key="knob:measure.profile_iters").set_value(1)
+
+
+def _run_until_result(at, timeout_s=180):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        at.run()
+        if at.query_params.get("run"):
+            return at.query_params["run"][0] if isinstance(at.query_params["run"], list) else at.query_params["run"]
+        errors = [e.value for e in at.error]
+        assert not errors, errors
+        time.sleep(0.5)
+    raise AssertionError("no result within the time limit")
+
+
+def test_banner_and_disabled_knobs_without_gpu(app):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the no-GPU banner")
+    assert "No NVIDIA GPU" in app.warning[0].value
+    assert app.number_input(key="knob:compile.min_block_size").disabled
+    assert "only used by the tensorrt backend" in app.number_input(key="knob:compile.min_block_size").help
+    app.selectbox(key="knob:backend").select("tensorrt").run()
+    assert any("tensorrt needs an NVIDIA GPU" in e.value for e in app.error)
+    assert "Unavailable here" in app.number_input(key="knob:compile.min_block_size").help
+    assert app.button[0].disabled
+
+
+def test_bad_knob_shows_the_field_and_submits_nothing(app):
+    app.number_input(key="knob:model.batch_size").set_value(0)
+    app.button[0].click().run()
+    assert any("model.batch_size" in e.value and "below the minimum 1" in e.value and "Nothing was submitted"
+               in e.value for e in app.error)
+    assert jobs.list_jobs() == []
+    app.number_input(key="knob:model.batch_size").set_value(1)
+    app.text_input(key="knob:model.input_shape").input("3,a,3").run()
+    app.button[0].click().run()
+    assert any("model.input_shape" in e.value for e in app.error)
+
+
+def test_a_cpu_run_completes_and_shows_latency_and_the_layer_chart(app):
+    _fill_tiny(app)
+    app.button[0].click().run()
+    run_id = _run_until_result(app)
+    assert "e2e median" in [m.label for m in app.metric]
+    median = next(m.value for m in app.metric if m.label == "e2e median")
+    assert median.endswith(" ms") and float(median.split()[0]) > 0
+    chart = app.get("plotly_chart")[0]
+    import json
+
+    fig = json.loads(chart.proto.spec)
+    names = set()
+    for trace in fig["data"]:
+        names |= {str(v) for v in (trace.get("y") or [])}
+    leaves = {n for n, m in torchvision.models.resnet18().named_modules() if n and not any(m.children())}
+    shown = {n.split(": ", 1)[-1] for n in names} & leaves   # bars are labelled "<order>: <layer>"
+    assert len(shown) >= 15, names      # the top-20 bars are the model's own leaf layers
+    # the same request again is answered from the store at once
+    app.query_params.clear()
+    app.run()
+    app.button[0].click().run()
+    assert app.query_params.get("run") in (run_id, [run_id])
