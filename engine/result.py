@@ -85,6 +85,16 @@ class LatencyStats:
             min_ms=s[0], max_ms=s[-1], iters=len(s), batch_size=batch_size,
             throughput_per_s=batch_size * 1000.0 / med if med > 0 else math.inf, timer=timer)
 
+    @classmethod
+    def not_timed(cls, batch_size: int) -> LatencyStats:
+        """Placeholder for runs that time nothing (analyze / dryrun): ``iters == 0``, every figure 0."""
+        return cls(median_ms=0.0, p10_ms=0.0, p90_ms=0.0, p99_ms=0.0, mean_ms=0.0, std_ms=0.0, min_ms=0.0,
+                   max_ms=0.0, iters=0, batch_size=batch_size, throughput_per_s=0.0, timer="not_timed")
+
+    @property
+    def timed(self) -> bool:
+        return self.iters > 0
+
 
 def _quantile(sorted_samples: list[float], q: float) -> float:
     """Linear-interpolated quantile, the same definition as numpy's default."""

@@ -1,0 +1,100 @@
+"""Does the backend's reported latency match a plain loop over the same compiled module?
+
+In one process on the GPU: run a request through ``engine.runner.execute`` (the product's code path),
+keep the exact callable the backend timed (``compiled(*inputs)``), then time it again with an
+independent plain loop (CUDA events around each call, own warm-up) and, as a second opinion,
+back-to-back calls between two events (no per-call sync). Prints the ratio of the backend's median to
+the plain loop's median (goal 0.95..1.05) and the profiled per-layer sum over the end-to-end median.
+
+    python bench/fidelity.py [--model resnet18] [--precision fp16] [--iters 300]
+
+Ends with ``RESULT fidelity ratio=<v> goal=0.95..1.05 PASS|FAIL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from engine import runner  # noqa: E402
+from engine.backends import tensorrt as trt_backend  # noqa: E402
+from engine.config import RunRequest  # noqa: E402
+from engine.store import RunStore  # noqa: E402
+
+GOAL = (0.95, 1.05)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="resnet18")
+    ap.add_argument("--precision", default="fp16")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--iters", type=int, default=300)
+    args = ap.parse_args()
+
+    timed_fns = []
+    real_harness = trt_backend.time_inference
+
+    def keep_callable(fn, **kw):
+        timed_fns.append(fn)
+        return real_harness(fn, **kw)
+
+    trt_backend.time_inference = keep_callable   # pass-through: the backend still uses the real harness
+    request = RunRequest.from_dict({
+        "model": {"source": args.model, "batch_size": args.batch}, "backend": "tensorrt",
+        "compile": {"precision": args.precision},
+        "measure": {"warmup_iters": 50, "timed_iters": args.iters, "profile_iters": 50, "accuracy": False,
+                    "compare_eager": False}})
+    with tempfile.TemporaryDirectory() as tmp:
+        result = runner.execute(request, RunStore(Path(tmp)), use_cache=False).result
+    trt_backend.time_inference = real_harness
+    fn = timed_fns[-1]            # the compiled module's call the backend timed end to end
+
+    with torch.inference_mode():
+        for _ in range(50):
+            fn()
+        torch.cuda.synchronize()
+        per_call = []
+        for _ in range(args.iters):
+            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            s.record()
+            fn()
+            e.record()
+            e.synchronize()
+            per_call.append(s.elapsed_time(e))
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        for _ in range(args.iters):
+            fn()
+        e.record()
+        e.synchronize()
+        back_to_back = s.elapsed_time(e) / args.iters
+
+    reported = result.latency.median_ms
+    plain = statistics.median(per_call)
+    ratio = reported / plain
+    print(f"device: {result.env['device_name']} | {result.env['flavour']} {result.env['tensorrt']} | "
+          f"torch_tensorrt {result.env['torch_tensorrt']}")
+    print(f"run: {result.label}, engines {result.engine_count}")
+    print(f"backend reported e2e median   {reported:.4f} ms  (p10 {result.latency.p10_ms:.4f}, "
+          f"p90 {result.latency.p90_ms:.4f}, {result.latency.iters} iters)")
+    print(f"plain loop, per-call events   {plain:.4f} ms  (median of {args.iters})")
+    print(f"plain loop, back to back      {back_to_back:.4f} ms  (mean, no per-call sync)")
+    print(f"ratio reported / plain        {ratio:.4f}")
+    if result.profiled_sum_ms:
+        print(f"profiled per-layer sum        {result.profiled_sum_ms:.4f} ms  "
+              f"= {result.profiled_sum_ms / reported:.2f} x e2e (profiling on)")
+    ok = GOAL[0] <= ratio <= GOAL[1]
+    print(f"RESULT fidelity ratio={ratio:.4f} goal={GOAL[0]}..{GOAL[1]} {'PASS' if ok else 'FAIL'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
