@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+from engine import store as store_module
 from engine.compare import run_label, summary_labels
 from engine.config import ConfigError, RunRequest
 from engine.result import RunResult
@@ -25,7 +26,8 @@ URL_KEY = "run"
 @st.cache_resource(show_spinner=False)
 def _store_at(root: str) -> RunStore:
     store = RunStore(root)
-    store.import_samples()   # idempotent: bundled GPU recordings show up on a fresh data directory
+    # idempotent: the bundled GPU recordings show up on a fresh data directory
+    store.import_samples(store_module.SAMPLES_DIR)
     return store
 
 

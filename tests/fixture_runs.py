@@ -18,6 +18,7 @@ from engine.result import LatencyStats, RunResult
 from engine.runner import execute
 from engine.store import RunStore, new_run_id, utc_now_iso
 
+FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 H100_ENV = {"device": "cuda", "device_name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0",
             "torch": "2.11.0+cu130", "torch_tensorrt": "2.11.0", "flavour": "tensorrt_rtx",
             "tensorrt": "1.4.0.76"}

@@ -2,11 +2,11 @@
 
 import pandas as pd
 import pytest
-from fixture_runs import dryrun_segmentation, eager_run, trt_layers
 
 from engine import charts
 from engine.result import FUSED
 from engine.store import RunStore
+from tests.fixture_runs import dryrun_segmentation, eager_run, trt_layers
 
 
 @pytest.fixture(scope="module")

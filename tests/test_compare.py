@@ -3,10 +3,10 @@
 from datetime import date
 
 import pytest
-from fixture_runs import RESNET18_FP16_MBS5_MEDIAN_MS, eager_run, trt_profiled_run, trt_relu_forced_run
 
 from engine import charts, compare
 from engine.store import RunStore
+from tests.fixture_runs import RESNET18_FP16_MBS5_MEDIAN_MS, eager_run, trt_profiled_run, trt_relu_forced_run
 
 
 @pytest.fixture(scope="module")
