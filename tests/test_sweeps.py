@@ -5,7 +5,9 @@ from __future__ import annotations
 import queue
 import re
 import threading
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,7 @@ from engine.config import ConfigError, RunRequest
 from engine.result import Recommendation, Segmentation
 from engine.runner import execute
 
+ROOT = Path(__file__).resolve().parent.parent
 TINY = {"model": {"source": "resnet18", "input_shape": [3, 32, 32]}, "device": "cpu",
         "measure": {"warmup_iters": 2, "timed_iters": 15, "layer_profile": False, "accuracy": True}}
 
@@ -231,3 +234,60 @@ def test_pareto_front_marks_undominated_runs():
 def test_sweep_ids_are_readable():
     sid = sweeps.new_sweep_id(tiny(), [sweeps.MIN_BLOCK_SIZE_KNOB])
     assert re.fullmatch(r"resnet18_fp32_min_block_size_\d{8}-\d{6}", sid)
+
+
+# -- the real job queue, and the page ------------------------------------------------------------------
+def test_sweep_on_the_job_system_runs_and_cancels_as_a_group(tmp_path, monkeypatch):
+    from engine import jobs
+
+    monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv(jobs.QUEUE_URL_ENV, raising=False)
+    system = jobs.JobSystem(tmp_path / "data")
+    try:
+        plan = sweeps.plan_sweep(tiny(), {sweeps.PRECISION_KNOB: ["fp32", "bf16"]}, sweep_id="queued")
+        run = sweeps.SweepExecution(plan, system.store, system.submit, system.get, system.cancel)
+        run.start()
+        run.wait(timeout_s=120)
+        assert run.counts() == {"done": 2}, [p.view.error for p in run.points]
+        assert len(sweeps.load_sweep(system.store, "queued").table) == 2
+
+        # long runs (many iterations), cancelled together: none finishes, none is tagged
+        slow = tiny(**{"measure.timed_iters": 100_000, "measure.seed": 7})
+        plan = sweeps.plan_sweep(slow, {sweeps.PRECISION_KNOB: ["fp32", "bf16", "fp16"]}, sweep_id="stopped")
+        run = sweeps.SweepExecution(plan, system.store, system.submit, system.get, system.cancel)
+        run.start()
+        deadline = time.monotonic() + 60
+        while not any(p.view.state == "running" for p in run.poll()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert run.cancel() == 3
+        run.wait(timeout_s=60)
+        assert run.counts() == {"cancelled": 3}
+        assert system.store.runs_with_tag("sweep:stopped") == []
+    finally:
+        system.stop_workers(timeout_s=5)
+
+
+def test_page_shows_a_stored_sweep_with_its_verdict_and_charts(store):
+    from streamlit.testing.v1 import AppTest
+
+    q = ThreadQueue(store)
+    plan = sweeps.plan_sweep(tiny(), {sweeps.PRECISION_KNOB: ["fp32", "bf16"]}, sweep_id="page_sweep")
+    run = sweeps.SweepExecution(plan, store, q.submit, q.status, q.cancel)
+    run.start()
+    run.wait(timeout_s=60)
+    expected = sweeps.verdict(sweeps.load_sweep(store, "page_sweep"))
+
+    at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=60)
+    at.query_params["sweep"] = "page_sweep"
+    at.run()
+    assert not at.exception, at.exception
+    texts = [m.value for m in at.markdown]
+    assert expected.markdown() in texts
+    charts = [el for el in at.get("plotly_chart")]
+    assert any("Latency vs precision" in el.proto.spec for el in charts)
+    frame = at.dataframe[-1].value
+    assert list(frame["x_label"]) == ["fp32 (default)", "bf16"]
+
+    at.query_params["sweep"] = "no_such_sweep"
+    at.run()
+    assert any("No stored run belongs to sweep 'no_such_sweep'" in e.value for e in at.error)

@@ -1,0 +1,229 @@
+"""Sweeps: what does min_block_size / optimization_level / precision buy? Run a sweep through the
+job queue, open a recorded one (bundled GPU samples included), or auto-tune under constraints."""
+
+import pandas as pd
+import streamlit as st
+
+from engine import autotune, capabilities, jobs, models, sweep_charts, sweeps
+from engine.config import MIN_BLOCK_SIZE, CompileSettings, ConfigError, MeasureSettings, RunRequest, validate
+from engine.store import RunNotFound
+from pages._common import get_store, show_error
+from pages._form import knob_widget
+
+URL_KEY = "sweep"
+RUNNING = "sweep_execution"
+TUNE_REPORT = "autotune_report"
+TABLE_SHOWN = ["x_label", "series", "median_ms", "p10_ms", "p90_ms", "ci_low_ms", "ci_high_ms", "build_s",
+               "engine_count", "pytorch_segments", "coverage", "rel_l2", "pareto", "run_id"]
+
+st.title("Sweeps and auto-tune")
+caps = capabilities.detect()
+store = get_store()
+compile_fields = {f.name: f for f in CompileSettings.__dataclass_fields__.values()}
+measure_fields = {f.name: f for f in MeasureSettings.__dataclass_fields__.values()}
+
+
+def base_form(key: str) -> dict:
+    """The request every point of a sweep or search starts from."""
+    c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
+    sources = models.available_sources()
+    source = c1.selectbox("Model", sources, index=sources.index("resnet50") if "resnet50" in sources else 0,
+                          key=f"{key}:model")
+    batch = c2.number_input("Batch size", value=1, min_value=1, step=1, key=f"{key}:batch")
+    shape = c3.text_input("Input shape (without batch)", placeholder="model default, e.g. 3,224,224",
+                          key=f"{key}:shape")
+    backends = ["tensorrt", "eager"] if caps.can_compile else ["eager"]
+    backend = c4.selectbox("Backend", backends, key=f"{key}:backend",
+                           help="" if caps.can_compile else "No Torch-TensorRT here: eager only (compile knobs "
+                                                             "then change nothing but precision).")
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        precision = knob_widget("compile", compile_fields["precision"], "fp16" if caps.cuda_available else "fp32",
+                                key_prefix=key)
+    with c2:
+        warmup = knob_widget("measure", measure_fields["warmup_iters"], 20, key_prefix=key)
+    with c3:
+        timed = knob_widget("measure", measure_fields["timed_iters"], 100, key_prefix=key)
+    return {"model": {"source": source, "batch_size": batch, "input_shape": shape}, "backend": backend,
+            "device": "auto" if caps.cuda_available else "cpu", "compile": {"precision": precision},
+            "measure": {"warmup_iters": warmup, "timed_iters": timed, "layer_profile": False}}
+
+
+def checked_request(raw: dict) -> RunRequest | None:
+    try:
+        request = validate(RunRequest.from_dict(raw))
+        capabilities.check_request(request, caps)
+    except ConfigError as e:
+        st.error(f"**{e.field}**: {e.message}. Nothing was submitted.", icon=":material/error:")
+        return None
+    return request
+
+
+def recommended_for(request: RunRequest) -> list[int]:
+    """The dryrun's recommended min_block_size from the newest stored TensorRT run of this model."""
+    runs = store.list_runs(model=request.model.source, backend="tensorrt")
+    for run_id in runs["run_id"][:20]:
+        values = sweeps.recommended_min_block_sizes(store.get(run_id).segmentation)
+        if values:
+            return values
+    return []
+
+
+def values_widget(knob: str, key: str, recommended: list[int]) -> list:
+    """The values to sweep for one knob, defaulting to ``sweeps.default_values``."""
+    if knob == sweeps.MIN_BLOCK_SIZE_KNOB:
+        text = st.text_input("Extra min_block_size values", value="1", key=f"{key}:values",
+                             help=f"Comma-separated. Always swept: the default {MIN_BLOCK_SIZE} and the dryrun's "
+                                  f"recommendation ({', '.join(map(str, recommended)) or 'none stored yet'}).")
+        try:
+            extra = [int(v) for v in text.replace(" ", "").split(",") if v]
+        except ValueError:
+            raise ConfigError(knob, f"{text!r} is not a list of integers") from None
+        return sweeps.default_values(knob, recommendations=recommended, user_values=extra)
+    if knob == sweeps.EXECUTED_OPS_KNOB:
+        text = st.text_area("Op sets forced to PyTorch (one set per line, ops comma-separated)",
+                            value="torch.ops.aten.relu.default", key=f"{key}:values")
+        sets = [[op.strip() for op in line.split(",") if op.strip()] for line in text.splitlines()]
+        return sweeps.default_values(knob, user_values=[s for s in sets if s])
+    options = sweeps.default_values(knob)
+    return st.multiselect("Values", options, default=options, key=f"{key}:values",
+                          format_func=lambda v: sweeps.value_label(knob, v))
+
+
+@st.fragment(run_every=1.0)
+def sweep_progress() -> None:
+    """Live state of the sweep started in this session, with one button that cancels all of it."""
+    execution: sweeps.SweepExecution | None = st.session_state.get(RUNNING)
+    if execution is None:
+        return
+    points = execution.poll()
+    done = sum(p.view.state in sweeps.FINISHED_STATES for p in points)
+    c1, c2 = st.columns([5, 1])
+    c1.progress(done / len(points), text=f"Sweep {execution.plan.sweep_id}: {done}/{len(points)} finished · "
+                + ", ".join(f"{n} {s}" for s, n in execution.counts().items()))
+    if not execution.finished and c2.button("Cancel sweep", icon=":material/cancel:", key="cancel_sweep"):
+        execution.cancel()
+    for p in points:
+        if p.view.state == "failed":
+            st.error(f"{p.point.label}: {p.view.error}", icon=":material/error:")
+    if execution.finished:
+        del st.session_state[RUNNING]
+        st.query_params[URL_KEY] = execution.plan.sweep_id
+        st.rerun()
+
+
+def show_sweep(sweep_id: str) -> None:
+    try:
+        sweep = sweeps.load_sweep(store, sweep_id)
+    except RunNotFound as e:
+        st.info(e.message, icon=":material/info:")
+        return
+    table = sweep.table
+    first = sweep.results[0]
+    st.caption(f"{len(table)} runs of {first.request['model']['source']} on {first.env.get('device_name', '?')}"
+               + (" · recorded on a real GPU and bundled as a sample" if all(r.is_sample for r in sweep.results)
+                  else ""))
+    for knob in sweep.knobs:
+        st.markdown(sweeps.verdict(sweep, knob).markdown())
+    knob = sweep.knobs[0]
+    st.plotly_chart(sweep_charts.latency_vs_knob(table, knob), width="stretch")
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(sweep_charts.build_time_vs_knob(table, knob), width="stretch")
+    c2.plotly_chart(sweep_charts.pareto_latency_build(table), width="stretch")
+    if sweeps.MIN_BLOCK_SIZE_KNOB in sweep.knobs or sweeps.EXECUTED_OPS_KNOB in sweep.knobs:
+        st.plotly_chart(sweep_charts.engines_vs_min_block_size(table, knob), width="stretch")
+    st.dataframe(table[[*sweep.knobs, *TABLE_SHOWN]], hide_index=True)
+
+
+tab_run, tab_recorded, tab_tune = st.tabs(["Run a sweep", "Sweep results", "Auto-tune"])
+
+with tab_run:
+    raw = base_form("sweep")
+    names = list(sweeps.SWEEPABLE_KNOBS)
+    c1, c2 = st.columns(2)
+    knob1 = c1.selectbox("Knob to sweep", names, format_func=sweeps.SWEEPABLE_KNOBS.get, key="sweep:knob1")
+    knob2 = c2.selectbox("Second knob (optional)", [None, *[n for n in names if n != knob1]], key="sweep:knob2",
+                         format_func=lambda k: "none" if k is None else sweeps.SWEEPABLE_KNOBS[k])
+    try:
+        request = RunRequest.from_dict(raw)
+        recommended = recommended_for(request)
+        axes = {}
+        for i, knob in enumerate([k for k in (knob1, knob2) if k]):
+            with (c1 if i == 0 else c2):
+                axes[knob] = values_widget(knob, f"sweep:axis{i}", recommended)
+        plan = sweeps.plan_sweep(request, axes)
+    except ConfigError as e:
+        st.error(f"**{e.field}**: {e.message}", icon=":material/error:")
+        plan = None
+    if plan is not None:
+        st.caption(f"{len(plan.points)} runs: " + "; ".join(p.label for p in plan.points)
+                   + "".join(f" · {n}" for n in plan.notes))
+        busy = RUNNING in st.session_state
+        if st.button("Run sweep", type="primary", icon=":material/play_arrow:", disabled=busy) \
+                and checked_request(raw) is not None:
+            try:
+                jobs.ensure_workers()
+                execution = sweeps.SweepExecution(plan, store, lambda r: jobs.submit(r), jobs.get, jobs.cancel)
+                execution.start()
+                st.session_state[RUNNING] = execution
+            except Exception as e:
+                show_error(e, "The sweep could not be queued")
+    sweep_progress()
+
+with tab_recorded:
+    listed = sweeps.list_sweeps(store)
+    if listed.empty:
+        st.info("No sweep stored yet: run one, or open the bundled samples once they are installed.",
+                icon=":material/info:")
+    else:
+        ids = list(listed["sweep_id"])
+        labels = {r.sweep_id: f"{r.sweep_id} · {r.model} · {r.device_name} · {r.runs} runs"
+                  + (" · sample" if r.is_sample else "") for r in listed.itertuples()}
+        wanted = st.query_params.get(URL_KEY)
+        if wanted and wanted not in labels:
+            st.error(f"No stored run belongs to sweep {wanted!r}. Pick one below.", icon=":material/link_off:")
+        chosen = st.selectbox("Sweep", ids, index=ids.index(wanted) if wanted in labels else 0,
+                              format_func=labels.get, key="sweep:chosen")
+        if chosen != wanted:
+            st.query_params[URL_KEY] = chosen
+        show_sweep(chosen)
+
+with tab_tune:
+    raw = base_form("tune")
+    c1, c2, c3 = st.columns(3)
+    max_build = c1.number_input("Max build time (s, 0 = no limit)", value=0.0, min_value=0.0, key="tune:build")
+    max_err = c2.number_input("Max rel. L2 error vs eager fp32 (0 = no limit)", value=0.0, min_value=0.0,
+                              format="%.4f", key="tune:err")
+    precisions = c3.multiselect("Allowed precisions", ["fp32", "fp16", "bf16"], default=["fp32", "fp16"],
+                                key="tune:prec")
+    search = st.multiselect("Knobs to search", list(sweeps.SWEEPABLE_KNOBS)[:4], key="tune:knobs",
+                            default=list(sweeps.SWEEPABLE_KNOBS)[:4] if raw["backend"] == "tensorrt"
+                            else [sweeps.PRECISION_KNOB], format_func=sweeps.SWEEPABLE_KNOBS.get)
+    trials = st.slider("Trials", 1, 60, 20, key="tune:trials")
+    if st.button("Search", type="primary", icon=":material/travel_explore:") and (base := checked_request(raw)):
+        try:
+            limits = autotune.Constraints(max_build_s=max_build or None, max_rel_l2=max_err or None,
+                                          precisions=tuple(precisions))
+            space = {k: v for k, v in autotune.default_space(limits, recommended_for(base)).items() if k in search}
+            jobs.ensure_workers()
+            status = st.status("Searching…", expanded=True)
+            bar = status.progress(0.0)
+
+            def on_trial(t: autotune.TrialRecord) -> None:
+                bar.progress(min((t.number + 1) / trials, 1.0),
+                             text=f"trial {t.number + 1}: {t.median_ms or float('nan'):.3f} ms "
+                                  f"{'ok' if t.feasible else t.violation or t.error}")
+
+            evaluate = sweeps.evaluator_on_queue(store, jobs.submit, jobs.get)
+            st.session_state[TUNE_REPORT] = autotune.autotune(base, evaluate, space=space, constraints=limits,
+                                                              n_trials=trials, on_trial=on_trial)
+            status.update(label="Search finished", state="complete", expanded=False)
+        except Exception as e:
+            show_error(e, "The search failed")
+    report: autotune.AutotuneReport | None = st.session_state.get(TUNE_REPORT)
+    if report is not None:
+        st.markdown(f"**{report.summary()}**")
+        for note in report.notes:
+            st.caption(note)
+        st.plotly_chart(sweep_charts.autotune_trials(report.trials), width="stretch")
+        st.dataframe(pd.DataFrame(report.trials), hide_index=True)
