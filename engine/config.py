@@ -14,7 +14,10 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.inputs import InputSpec
 
 # Torch-TensorRT defaults (torch_tensorrt/dynamo/_defaults.py), repeated as named
 # constants because torch_tensorrt cannot be imported on a machine without a GPU.
@@ -36,9 +39,19 @@ MODES = ("measure", "analyze")
 FRONTENDS = ("dynamo", "torch_compile")
 PRECISIONS = ("fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
+# Post-training quantization schemes (NVIDIA ModelOpt); what each means and where it runs is in
+# engine/quantization.py, which checks them against the machine.
+QUANT_SCHEMES = ("none", "int8", "int8_smoothquant", "int8_weight_only", "fp8", "int4_awq", "nvfp4")
+QUANT_BASE_PRECISIONS = ("fp16", "fp32")
+CALIBRATION_BATCHES = 8
 
 MAX_BATCH_SIZE = 4096
 MAX_DIM = 16384
+
+# Fields added after runs were first stored: left out of the cache key while at their default,
+# so requests made before they existed keep their keys.
+ADDED_FIELDS = {"model": ("sequence_length", "inputs"), "compile": ("enable_cudagraphs",)}
+_NULLABLE_INTS = ("optimization_level", "sequence_length")
 
 
 class ConfigError(ValueError):
@@ -80,6 +93,12 @@ class ModelSpec:
     pretrained: bool = knob(
         False, "Pretrained weights", "Only if already in the local torch hub cache; nothing is downloaded.",
         advanced=True)
+    sequence_length: int | None = knob(
+        None, "Sequence length", "Tokens per input of a text model. Empty takes the model's default (128).",
+        min=1, max=MAX_DIM)
+    inputs: tuple[InputSpec, ...] | None = knob(
+        None, "Inputs", "Per input: name, shape (batch included), dtype, integer value range and, for a dynamic "
+        "engine, min/max shapes. Empty takes the model's own inputs.", advanced=True)
 
 
 @dataclass(frozen=True)
@@ -123,6 +142,25 @@ class CompileSettings:
                                      "Save built engines in the data directory's engine cache.", advanced=True)
     reuse_cached_engines: bool = knob(REUSE_CACHED_ENGINES, "reuse_cached_engines",
                                       "Load engines from the engine cache instead of rebuilding.", advanced=True)
+    enable_cudagraphs: bool = knob(False, "CUDA graphs",
+                                   "Replay the compiled module as a CUDA graph "
+                                   "(torch_tensorrt.runtime.enable_cudagraphs): removes per-launch CPU "
+                                   "overhead at small batch. A runtime setting; applies to both the C++ and "
+                                   "the Python runtime.")
+    quantization: str = knob("none", "Quantization",
+                             "Post-training quantization with NVIDIA ModelOpt before compiling: int8 (W8A8), "
+                             "int8_smoothquant, int8_weight_only, fp8, int4_awq, nvfp4. Which ones this GPU and "
+                             "flavour accept is checked before anything runs.", choices=QUANT_SCHEMES)
+    quant_base_precision: str = knob("fp16", "Unquantized layers run in",
+                                     "Precision of the layers and activations a scheme leaves unquantized "
+                                     "(weight-only schemes: all activations). Replaces Precision when quantizing.",
+                                     choices=QUANT_BASE_PRECISIONS)
+    calibration_data: str = knob("random", "Calibration data",
+                                 "random (accuracy not meaningful for real data), file:<name>.pt (a tensor file) "
+                                 "or dir:<folder> (images) in the calibration data directory.")
+    calibration_batches: int = knob(CALIBRATION_BATCHES, "Calibration batches",
+                                    "Batches fed through the model to calibrate the quantization ranges.",
+                                    min=1, max=1024, advanced=True)
 
 
 @dataclass(frozen=True)
@@ -213,6 +251,12 @@ def _coerce(f: dataclasses.Field, value: Any, dotted: str) -> Any:
         if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
             raise ConfigError(dotted, f"{value!r} is not a list of integers, e.g. 3,224,224")
         return tuple(int(v) for v in value)
+    if f.name == "inputs":
+        if value is None or value == "" or value == []:
+            return None
+        from engine.inputs import parse_inputs  # engine.inputs imports this module
+
+        return parse_inputs(value, dotted)
     if f.name == "torch_executed_ops":
         if isinstance(value, str):
             value = [v.strip() for v in value.replace("\n", ",").split(",") if v.strip()]
@@ -223,8 +267,8 @@ def _coerce(f: dataclasses.Field, value: Any, dotted: str) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(dotted, f"{value!r} is not true or false")
         return value
-    if isinstance(default, int) or f.name == "optimization_level":
-        if value is None and f.name == "optimization_level":
+    if isinstance(default, int) or f.name in _NULLABLE_INTS:
+        if f.name in _NULLABLE_INTS and (value is None or value == ""):
             return None
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             value = int(value)
@@ -272,6 +316,11 @@ def validate(request: RunRequest) -> RunRequest:
         for d in shape:
             if not 1 <= d <= MAX_DIM:
                 raise ConfigError("model.input_shape", f"dimension {d} in {shape} is outside 1..{MAX_DIM}")
+    if request.model.inputs is not None:
+        from engine.inputs import check_specs, measured_shapes
+
+        check_specs(request.model.inputs, "model.inputs")
+        measured_shapes(request.model.inputs, request.model.batch_size, request.model.sequence_length)
     if not request.model.source.strip():
         raise ConfigError("model.source", "empty; pick a model")
     for op in request.compile.torch_executed_ops:
@@ -288,8 +337,16 @@ def validate(request: RunRequest) -> RunRequest:
 def settings_that_matter(request: RunRequest) -> dict[str, Any]:
     """The part of a request that changes the measurement (compile knobs don't for eager)."""
     d = request.to_dict()
+    for part, names in ADDED_FIELDS.items():
+        for name in names:
+            if d[part].get(name) == getattr(type(getattr(request, part))(), name):
+                d[part].pop(name)
     if request.backend == "eager":
         d["compile"] = {"precision": request.compile.precision}
+    elif request.compile.quantization == "none":
+        # calibration knobs change nothing without a scheme (and keys from before they existed stay valid)
+        for name in ("quantization", "quant_base_precision", "calibration_data", "calibration_batches"):
+            d["compile"].pop(name)
     # per-layer profiling is a separate pass; it does not change e2e numbers but does change what
     # the result holds, so it stays in the key
     return d

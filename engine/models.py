@@ -20,7 +20,9 @@ from typing import Any
 
 import torch
 
-from engine.config import ModelSpec
+from engine import inputs as model_inputs
+from engine.config import ConfigError, ModelSpec
+from engine.inputs import InputSpec
 
 MODELS_DIR_ENV = "TRTDASH_MODELS_DIR"
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -39,11 +41,16 @@ class ModelError(ValueError):
 @dataclass(frozen=True)
 class RegistryEntry:
     name: str
-    family: str                         # "torchvision" ...
-    default_input_shape: tuple[int, ...]  # without batch
+    family: str                         # "torchvision" | "timm" | "transformers"
+    default_input_shape: tuple[int, ...]  # without batch; (sequence,) for text models
     build: Callable[[], torch.nn.Module]
     task: str = "classification"
     notes: str = ""
+    input_kind: str = "image"           # "image": one float input; "text": token ids + attention mask
+    # the inputs for a spec (text models); None: one float image of default_input_shape
+    make_inputs: Callable[[ModelSpec], tuple[InputSpec, ...]] | None = None
+    # weights from the local cache only, None when not cached; None here: torchvision's hub cache
+    load_pretrained: Callable[[], torch.nn.Module | None] | None = None
 
 
 @dataclass
@@ -70,6 +77,16 @@ _TV_224 = ["resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large", "
 REGISTRY: dict[str, RegistryEntry] = {
     n: RegistryEntry(n, "torchvision", (3, 224, 224), _torchvision(n)) for n in _TV_224
 }
+
+
+def _with_families() -> None:
+    from engine import model_families
+
+    for name, entry in model_families.entries().items():
+        REGISTRY.setdefault(name, entry)
+
+
+_with_families()
 
 
 def models_dir() -> Path:
@@ -114,21 +131,61 @@ def build(spec: ModelSpec, seed: int = 0) -> BuiltModel:
     _seeded(seed)
     module = None
     identity = f"registry:{entry.name}:seed{seed}"
+    specs = input_specs(entry, spec)
     if spec.pretrained:
-        module = _pretrained_from_cache(entry.name)
+        module = (entry.load_pretrained or (lambda: _pretrained_from_cache(entry.name)))()
         if module is None:
             raise ModelError(f"No cached pretrained weights for {entry.name}.",
                              "Pretrained weights are never downloaded; untick 'Pretrained weights' or place "
-                             "the file in the torch hub cache.")
+                             "the file in the local cache (torch hub for torchvision, the Hugging Face hub "
+                             "cache for timm and transformers).")
         identity = f"registry:{entry.name}:pretrained"
     if module is None:
         module = entry.build()
     module.eval()
-    shape = spec.input_shape or entry.default_input_shape
-    _seeded(seed + 1)
-    x = torch.randn(spec.batch_size, *shape)
-    _check_runs(module, (x,), spec)
-    return BuiltModel(module, (x,), identity, _info(module, (x,), entry.family, entry.task))
+    try:
+        shapes = model_inputs.measured_shapes(specs, spec.batch_size, spec.sequence_length)
+    except ConfigError as e:
+        raise ModelError(f"{e.field}: {e.message}.") from None
+    example = model_inputs.example_tensors(specs, shapes, seed=seed + 1)
+    _check_runs(module, example, spec)
+    if spec.inputs is not None and any(s.is_dynamic for s in specs):
+        _check_dynamic_ranges(module, specs, identity)
+    return BuiltModel(module, example, identity, _info(module, example, entry.family, entry.task, specs))
+
+
+def input_specs(entry: RegistryEntry, spec: ModelSpec) -> tuple[InputSpec, ...]:
+    """The inputs a registry model is fed: ``spec.inputs`` when given, else the entry's own."""
+    if spec.inputs is not None:
+        return spec.inputs
+    if entry.input_kind == "text":
+        if spec.input_shape is not None:
+            raise ModelError(f"{entry.name} is a text model: it takes no input shape.",
+                             "Set 'Sequence length' instead and leave 'Input shape' empty.")
+    elif spec.sequence_length is not None:
+        raise ModelError(f"{entry.name} is an image model: sequence length does not apply.",
+                         "Leave 'Sequence length' empty, or set 'Input shape (without batch)'.")
+    if entry.make_inputs is not None:
+        try:
+            return entry.make_inputs(spec)
+        except ValueError as e:
+            raise ModelError(str(e) + ".", "Lower 'Sequence length'.") from None
+    shape = (spec.batch_size, *(spec.input_shape or entry.default_input_shape))
+    return (InputSpec("x", shape, "float32"),)
+
+
+# (model identity, specs) pairs whose dynamic ranges the model was seen to accept in this process
+_ACCEPTED_RANGES: set[tuple[str, tuple[InputSpec, ...]]] = set()
+
+
+def _check_dynamic_ranges(module: torch.nn.Module, specs: tuple[InputSpec, ...], identity: str) -> None:
+    if (identity, specs) in _ACCEPTED_RANGES:
+        return
+    try:
+        model_inputs.check_model_accepts(module, specs)
+    except ConfigError as e:
+        raise ModelError(f"{e.field}: {e.message}.") from None
+    _ACCEPTED_RANGES.add((identity, specs))
 
 
 def _check_runs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], spec: ModelSpec) -> None:
@@ -144,10 +201,15 @@ def _check_runs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], spec:
                          "Check 'Input shape (without batch)'; leave it empty for the model's default.") from e
 
 
-def _info(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], family: str, task: str) -> dict[str, Any]:
+def _info(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], family: str, task: str,
+          specs: tuple[InputSpec, ...] = ()) -> dict[str, Any]:
+    described = [{"shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", "")} for t in inputs]
+    for d, s in zip(described, specs, strict=False):
+        d["name"] = s.name
+        if s.is_dynamic:
+            d |= {"min_shape": list(s.lower), "opt_shape": list(s.shape), "max_shape": list(s.upper)}
     return {"family": family, "task": task,
-            "parameters": sum(p.numel() for p in module.parameters()),
-            "inputs": [{"shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", "")} for t in inputs]}
+            "parameters": sum(p.numel() for p in module.parameters()), "inputs": described}
 
 
 def _file_digest(path: Path) -> str:

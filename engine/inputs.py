@@ -1,0 +1,371 @@
+"""Model inputs: name, shape, dtype, value range and dynamic (min / opt / max) range of each.
+
+An ``InputSpec`` describes one positional input of a model the way ``torch_tensorrt.Input`` does:
+``shape`` is the optimisation ("opt") shape, batch dimension included, and ``min_shape`` /
+``max_shape`` bound a dynamic engine (absent: a static engine at ``shape``). Integer inputs
+(token ids, attention masks) carry the range their random values are drawn from.
+
+Dimensions may be named (``dim_names``): one name used by several inputs is one symbolic
+dimension, as a ``torch.export.Dim`` shared between inputs is (``input_ids`` and
+``attention_mask`` share "batch" and "sequence"). Two names have a meaning for measurement:
+a dimension named ``batch`` is measured at ``ModelSpec.batch_size`` and one named ``sequence``
+at ``ModelSpec.sequence_length`` when that is set; every other dimension at its opt value.
+
+Validation has two halves. ``check_specs`` applies the rules that need no model
+(min ≤ opt ≤ max, known dtype, shared dims agree); ``check_model_accepts`` runs the model at
+each dynamic dimension's min and max, one dimension at a time, and names the dimensions the
+model cannot vary. ``torch_tensorrt`` is imported only inside ``to_torch_tensorrt_inputs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+
+from engine.config import MAX_DIM, ConfigError
+
+INPUT_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32, "float16": torch.float16, "int64": torch.int64, "int32": torch.int32,
+    "bool": torch.bool,
+}
+INTEGER_DTYPES = ("int64", "int32", "bool")
+BATCH_DIM = "batch"
+SEQUENCE_DIM = "sequence"
+MAX_INPUTS = 16
+FIELD = "model.inputs"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input. Shapes include the batch dimension."""
+
+    name: str
+    shape: tuple[int, ...]                       # opt shape: the engine is tuned for it
+    dtype: str = "float32"
+    min_shape: tuple[int, ...] | None = None     # None: static at ``shape``
+    max_shape: tuple[int, ...] | None = None
+    value_range: tuple[int, int] | None = None   # integer inputs: values drawn from [low, high)
+    dim_names: tuple[str, ...] = ()              # "batch", "sequence", ...; "" for an unnamed dimension
+
+    @property
+    def is_dynamic(self) -> bool:
+        return self.lower != self.upper
+
+    @property
+    def lower(self) -> tuple[int, ...]:
+        return self.min_shape or self.shape
+
+    @property
+    def upper(self) -> tuple[int, ...]:
+        return self.max_shape or self.shape
+
+    def dim_name(self, d: int) -> str:
+        """The dimension's symbol: its given name, else ``batch`` for dim 0, else ``<input>.<d>``."""
+        if d < len(self.dim_names) and self.dim_names[d]:
+            return self.dim_names[d]
+        return BATCH_DIM if d == 0 else f"{self.name}.{d}"
+
+    def describe_dim(self, d: int) -> str:
+        name = self.dim_name(d)
+        return f"dimension {d} ({name})" if not name.startswith(f"{self.name}.") else f"dimension {d}"
+
+    def dynamic_dims(self) -> list[int]:
+        return [d for d, (lo, hi) in enumerate(zip(self.lower, self.upper, strict=True)) if lo != hi]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return INPUT_DTYPES[self.dtype]
+
+
+@dataclass(frozen=True)
+class DimRange:
+    """The range of one symbolic dimension across all inputs that use it."""
+
+    symbol: str
+    min: int
+    opt: int
+    max: int
+
+
+# -- parsing and the rules that need no model -----------------------------------------------------
+def parse_inputs(raw: Any, field: str = FIELD) -> tuple[InputSpec, ...]:
+    """Input specs from plain data (a list of mappings, e.g. JSON), checked with ``check_specs``."""
+    if isinstance(raw, InputSpec):
+        raw = [raw]
+    if not isinstance(raw, (list, tuple)) or not raw:
+        raise ConfigError(field, "expected a non-empty list of inputs, each with a name, shape and dtype")
+    specs = []
+    for i, item in enumerate(raw):
+        if isinstance(item, InputSpec):
+            specs.append(item)
+            continue
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{field}[{i}]", f"expected a mapping, got {type(item).__name__}")
+        known = set(InputSpec.__dataclass_fields__)
+        unknown = set(item) - known
+        if unknown:
+            raise ConfigError(f"{field}[{i}]", f"unknown keys {sorted(unknown)}; known: {', '.join(sorted(known))}")
+        name = item.get("name")
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ConfigError(f"{field}[{i}].name", f"{name!r} is not a valid input name like input_ids")
+        where = f"{field}.{name}"
+        specs.append(InputSpec(
+            name=name,
+            shape=_shape(item.get("shape"), f"{where}.shape"),
+            dtype=str(item.get("dtype", "float32")),
+            min_shape=_shape(item["min_shape"], f"{where}.min_shape") if item.get("min_shape") else None,
+            max_shape=_shape(item["max_shape"], f"{where}.max_shape") if item.get("max_shape") else None,
+            value_range=_pair(item.get("value_range"), f"{where}.value_range"),
+            dim_names=tuple(str(n) for n in item.get("dim_names") or ()),
+        ))
+    return check_specs(tuple(specs), field)
+
+
+def _shape(value: Any, field: str) -> tuple[int, ...]:
+    if isinstance(value, str):
+        try:
+            value = [int(v) for v in value.replace("x", ",").split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(field, f"{value!r} is not a list of integers, e.g. 1,128") from None
+    if not isinstance(value, (list, tuple)) or not value or \
+            not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise ConfigError(field, f"{value!r} is not a list of integers, e.g. 1,128")
+    return tuple(int(v) for v in value)
+
+
+def _pair(value: Any, field: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or \
+            not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise ConfigError(field, f"{value!r} is not a [low, high) pair of integers, e.g. [0, 30522]")
+    return int(value[0]), int(value[1])
+
+
+def check_specs(specs: Sequence[InputSpec], field: str = FIELD) -> tuple[InputSpec, ...]:
+    """The rules that need no model. Raises ``ConfigError`` naming the input, the dimension and the rule."""
+    if len(specs) > MAX_INPUTS:
+        raise ConfigError(field, f"{len(specs)} inputs; at most {MAX_INPUTS} are allowed")
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ConfigError(field, f"input names must be unique, got {names}")
+    for s in specs:
+        where = f"{field}.{s.name}"
+        if s.dtype not in INPUT_DTYPES:
+            raise ConfigError(f"{where}.dtype", f"{s.dtype!r} is not one of {', '.join(INPUT_DTYPES)}")
+        if s.dim_names and len(s.dim_names) != len(s.shape):
+            raise ConfigError(f"{where}.dim_names", f"{len(s.dim_names)} names for {len(s.shape)} dimensions "
+                                                     f"of shape {s.shape}; give one per dimension")
+        for label, shape in (("min_shape", s.min_shape), ("max_shape", s.max_shape)):
+            if shape is not None and len(shape) != len(s.shape):
+                raise ConfigError(f"{where}.{label}", f"{shape} has {len(shape)} dimensions but shape {s.shape} "
+                                                      f"has {len(s.shape)}; give min/opt/max of equal rank")
+        if (s.min_shape is None) != (s.max_shape is None):
+            raise ConfigError(where, "give both min_shape and max_shape for a dynamic input, or neither")
+        for d, (lo, opt, hi) in enumerate(zip(s.lower, s.shape, s.upper, strict=True)):
+            dim = s.describe_dim(d)
+            if not 1 <= lo <= MAX_DIM or not 1 <= hi <= MAX_DIM or not 1 <= opt <= MAX_DIM:
+                raise ConfigError(where, f"{dim}: sizes must lie in 1..{MAX_DIM}, got min {lo} / opt {opt} / max {hi}")
+            if not lo <= opt <= hi:
+                raise ConfigError(where, f"{dim}: min {lo} / opt {opt} / max {hi} breaks the rule "
+                                         "min ≤ opt ≤ max")
+        if s.value_range is not None:
+            if s.dtype not in INTEGER_DTYPES:
+                raise ConfigError(f"{where}.value_range", f"only integer or bool inputs take a value range, "
+                                                          f"this one is {s.dtype}")
+            low, high = s.value_range
+            if not low < high:
+                raise ConfigError(f"{where}.value_range", f"[{low}, {high}) is empty; need low < high")
+    dim_ranges(specs, field)
+    return tuple(specs)
+
+
+def dim_ranges(specs: Sequence[InputSpec], field: str = FIELD) -> dict[str, DimRange]:
+    """Every symbolic dimension with its min/opt/max; inputs sharing a name must agree on them."""
+    ranges: dict[str, DimRange] = {}
+    owner: dict[str, str] = {}
+    for s in specs:
+        for d, (lo, opt, hi) in enumerate(zip(s.lower, s.shape, s.upper, strict=True)):
+            sym = s.dim_name(d)
+            r = DimRange(sym, lo, opt, hi)
+            seen = ranges.setdefault(sym, r)
+            if seen != r:
+                raise ConfigError(f"{field}.{s.name}", f"{s.describe_dim(d)} is {lo}/{opt}/{hi} (min/opt/max) but "
+                                                       f"input {owner[sym]!r} gives the same dimension "
+                                                       f"{seen.min}/{seen.opt}/{seen.max}; shared dimensions "
+                                                       "must have equal ranges")
+            owner.setdefault(sym, s.name)
+    return ranges
+
+
+# -- shapes and tensors ---------------------------------------------------------------------------
+def shapes_at(specs: Sequence[InputSpec], point: str | Mapping[str, int] = "opt") -> dict[str, tuple[int, ...]]:
+    """Each input's shape with every dimension at ``point`` ("min", "opt", "max"), or at opt with
+    the symbolic dimensions in the mapping set to the given sizes."""
+    out = {}
+    for s in specs:
+        if point in ("min", "opt", "max"):
+            out[s.name] = {"min": s.lower, "opt": s.shape, "max": s.upper}[point]  # type: ignore[index]
+        else:
+            sizes = dict(point)  # type: ignore[arg-type]
+            out[s.name] = tuple(sizes.get(s.dim_name(d), v) for d, v in enumerate(s.shape))
+    return out
+
+
+def measured_shapes(specs: Sequence[InputSpec], batch_size: int, sequence_length: int | None = None,
+                    field: str = FIELD) -> dict[str, tuple[int, ...]]:
+    """The shapes a run measures at: batch dims at ``batch_size``, sequence dims at ``sequence_length``.
+
+    Raises ``ConfigError`` when that point is outside an input's dynamic range (or differs from a
+    static input's size).
+    """
+    sizes = {BATCH_DIM: batch_size}
+    if sequence_length is not None:
+        sizes[SEQUENCE_DIM] = sequence_length
+    knob = {BATCH_DIM: "model.batch_size", SEQUENCE_DIM: "model.sequence_length"}
+    ranges = dim_ranges(specs, field)
+    for sym, value in sizes.items():
+        r = ranges.get(sym)
+        if r is None or r.min <= value <= r.max:
+            continue
+        if r.min == r.max:
+            msg = (f"{value} differs from the {sym} size {r.opt} fixed in {field}; make that dimension dynamic "
+                   f"(min ≤ {value} ≤ max) or set {knob[sym]} to {r.opt}")
+        else:
+            msg = f"{value} is outside the dynamic {sym} range {r.min}..{r.max} of {field}"
+        raise ConfigError(knob[sym], msg)
+    return shapes_at(specs, sizes)
+
+
+def example_tensors(specs: Sequence[InputSpec], shapes: Mapping[str, tuple[int, ...]] | None = None,
+                    seed: int = 0, device: str | torch.device = "cpu") -> tuple[torch.Tensor, ...]:
+    """Random inputs, one per spec, at ``shapes`` (default: opt). Floats are standard normal;
+    integers uniform in ``value_range`` (default [0, 2)); the same seed gives the same tensors."""
+    gen = torch.Generator().manual_seed(seed)
+    shapes = shapes or shapes_at(specs, "opt")
+    out = []
+    for s in specs:
+        shape = shapes[s.name]
+        if s.dtype in INTEGER_DTYPES:
+            low, high = s.value_range or (0, 2)
+            t = torch.randint(low, high, shape, generator=gen, dtype=torch.int64).to(s.torch_dtype)
+        else:
+            t = torch.randn(shape, generator=gen).to(s.torch_dtype)
+        out.append(t.to(device))
+    return tuple(out)
+
+
+def with_batch_range(specs: Sequence[InputSpec], min_batch: int, opt_batch: int,
+                     max_batch: int) -> tuple[InputSpec, ...]:
+    """The same inputs with their batch dimension made dynamic (min/opt/max); other dims unchanged."""
+    out = []
+    for s in specs:
+        lo, hi, opt = list(s.lower), list(s.upper), list(s.shape)
+        for d in range(len(s.shape)):
+            if s.dim_name(d) == BATCH_DIM:
+                lo[d], opt[d], hi[d] = min_batch, opt_batch, max_batch
+        out.append(replace(s, shape=tuple(opt), min_shape=tuple(lo), max_shape=tuple(hi)))
+    return check_specs(tuple(out))
+
+
+# -- the rule that needs the model ----------------------------------------------------------------
+@dataclass(frozen=True)
+class DimFailure:
+    symbol: str
+    bound: str          # "min" | "max"
+    size: int
+    shapes: dict[str, tuple[int, ...]]
+    error: str
+
+
+def check_model_accepts(module: torch.nn.Module, specs: Sequence[InputSpec], *, device: str = "cpu",
+                        seed: int = 0, field: str = FIELD) -> None:
+    """Run the model at the opt shapes, then at each dynamic dimension's min and max (the other
+    dimensions at opt), and raise one ``ConfigError`` naming every dimension the model cannot vary.
+
+    Only one dimension moves at a time, so a failure is pinned on that dimension; corners where
+    several dimensions are at their extremes together are not tried (the TensorRT build checks them).
+    """
+    check_specs(specs, field)
+    error = _try_run(module, specs, shapes_at(specs, "opt"), device, seed)
+    if error:
+        shapes = ", ".join(f"{k} {v}" for k, v in shapes_at(specs, "opt").items())
+        raise ConfigError(field, f"the model fails at the opt shapes ({shapes}): {error}")
+    failures = []
+    for r in dim_ranges(specs, field).values():
+        if r.min == r.max:
+            continue
+        for bound, size in (("min", r.min), ("max", r.max)):
+            if size == r.opt:
+                continue
+            shapes = shapes_at(specs, {r.symbol: size})
+            error = _try_run(module, specs, shapes, device, seed)
+            if error:
+                failures.append(DimFailure(r.symbol, bound, size, shapes, error))
+    if failures:
+        raise ConfigError(f"{field}.{_first_input_with(specs, failures[0].symbol)}",
+                          "the model cannot vary " + "; ".join(_describe(specs, f) for f in failures) +
+                          ". Narrow the range to sizes the model accepts, or make the dimension static "
+                          "(min = opt = max)")
+
+
+def _try_run(module: torch.nn.Module, specs: Sequence[InputSpec], shapes: Mapping[str, tuple[int, ...]],
+             device: str, seed: int) -> str:
+    try:
+        with torch.inference_mode():
+            module(*example_tensors(specs, shapes, seed, device))
+    except Exception as e:  # any failure of the user's model is the answer we are looking for
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        return f"{type(e).__name__}: {first}"
+    return ""
+
+
+def _first_input_with(specs: Sequence[InputSpec], symbol: str) -> str:
+    return next(s.name for s in specs for d in range(len(s.shape)) if s.dim_name(d) == symbol)
+
+
+def _describe(specs: Sequence[InputSpec], f: DimFailure) -> str:
+    users = [(s, d) for s in specs for d in range(len(s.shape)) if s.dim_name(d) == f.symbol]
+    where = ", ".join(f"input {s.name!r} {s.describe_dim(d)}" for s, d in users)
+    shapes = ", ".join(f"{k} {v}" for k, v in f.shapes.items())
+    return f"{where} to its {f.bound} {f.size} (fails at {shapes}: {f.error})"
+
+
+# -- conversions for the compilers ----------------------------------------------------------------
+def to_torch_tensorrt_inputs(specs: Sequence[InputSpec]) -> list[Any]:
+    """``torch_tensorrt.Input`` objects: static ``shape=`` or ``min_shape/opt_shape/max_shape``.
+
+    Imports torch_tensorrt, so call it only on a GPU code path.
+    """
+    import torch_tensorrt
+
+    out = []
+    for s in specs:
+        if s.is_dynamic:
+            out.append(torch_tensorrt.Input(min_shape=s.lower, opt_shape=s.shape, max_shape=s.upper,
+                                            dtype=s.torch_dtype, name=s.name))
+        else:
+            out.append(torch_tensorrt.Input(shape=s.shape, dtype=s.torch_dtype, name=s.name))
+    return out
+
+
+def torch_export_dynamic_shapes(specs: Sequence[InputSpec]) -> tuple[dict[int, Any] | None, ...]:
+    """``dynamic_shapes`` for ``torch.export.export(module, args, dynamic_shapes=...)``: one
+    ``torch.export.Dim`` per symbolic dimension, shared by every input that names it."""
+    dims: dict[str, Any] = {}
+    out: list[dict[int, Any] | None] = []
+    for s in specs:
+        per_input = {}
+        for d in s.dynamic_dims():
+            sym = s.dim_name(d)
+            if sym not in dims:
+                dims[sym] = torch.export.Dim(sym.replace(".", "_"), min=s.lower[d], max=s.upper[d])
+            per_input[d] = dims[sym]
+        out.append(per_input or None)
+    return tuple(out)

@@ -1,0 +1,146 @@
+import pytest
+import torch
+
+from engine import inputs as I
+from engine import model_families
+from engine.config import ConfigError, ModelSpec, RunRequest, cache_key, validate
+
+TINY_BERT = dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128,
+                 max_position_embeddings=64, vocab_size=100)
+
+
+def text_specs(opt=(2, 16), lo=(1, 8), hi=(4, 64)):
+    names = ["batch", "sequence"]
+    return [dict(name="input_ids", shape=list(opt), min_shape=list(lo), max_shape=list(hi), dtype="int64",
+                 value_range=[0, 100], dim_names=names),
+            dict(name="attention_mask", shape=list(opt), min_shape=list(lo), max_shape=list(hi), dtype="int64",
+                 value_range=[1, 2], dim_names=names)]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert():
+    torch.manual_seed(0)
+    return model_families.family_models()["hf/bert-base"].build(**TINY_BERT).eval()
+
+
+def test_specs_travel_through_a_request_and_keep_old_cache_keys():
+    req = RunRequest.from_dict({"model": {"source": "hf/bert-base", "batch_size": 2, "inputs": text_specs()}})
+    validate(req)
+    ids = req.model.inputs[0]
+    assert ids.is_dynamic and ids.lower == (1, 8) and ids.upper == (4, 64) and ids.dynamic_dims() == [0, 1]
+    assert RunRequest.from_dict(req.to_dict()) == req
+    env = {"device": "cpu", "torch": "2.14.1"}
+    # keys computed with the config as it was before inputs/sequence_length/enable_cudagraphs existed
+    assert cache_key(RunRequest(), env, "registry:resnet18:seed0") == "9e91f651ab61dfa67dba2738e1e84232"
+    trt = RunRequest.from_dict({"backend": "tensorrt", "model": {"source": "resnet50", "batch_size": 8},
+                                "compile": {"precision": "fp16"}})
+    assert cache_key(trt, env, "registry:resnet50:seed0") == "91a2780a91d1bbaacf34f6b68c9a4061"
+    assert cache_key(trt.with_changes(**{"compile.enable_cudagraphs": True}), env, "x") != cache_key(trt, env, "x")
+    assert cache_key(req, env, "x") != cache_key(req.with_changes(**{"model.inputs": None}), env, "x")
+
+
+@pytest.mark.parametrize("change, field, words", [
+    ({"min_shape": [1, 32]}, "model.inputs.input_ids", "dimension 1 (sequence): min 32 / opt 16 / max 64 breaks "
+                                                       "the rule min ≤ opt ≤ max"),
+    ({"max_shape": [1, 64]}, "model.inputs.input_ids", "dimension 0 (batch): min 1 / opt 2 / max 1"),
+    ({"max_shape": [4, 64, 2]}, "model.inputs.input_ids.max_shape", "has 3 dimensions but shape (2, 16) has 2"),
+    ({"dtype": "int8"}, "model.inputs.input_ids.dtype", "'int8' is not one of float32, float16, int64"),
+    ({"dtype": "float32"}, "model.inputs.input_ids.value_range", "only integer or bool inputs"),
+    ({"value_range": [5, 5]}, "model.inputs.input_ids.value_range", "[5, 5) is empty"),
+    ({"max_shape": None}, "model.inputs.input_ids", "give both min_shape and max_shape"),
+    ({"max_shape": [4, 32]}, "model.inputs.attention_mask", "dimension 1 (sequence) is 8/16/64 (min/opt/max) but "
+                                                            "input 'input_ids' gives the same dimension 8/16/32"),
+    ({"shape": "2,a"}, "model.inputs.input_ids.shape", "not a list of integers"),
+])
+def test_shape_rules_name_input_dimension_and_rule(change, field, words):
+    specs = text_specs()
+    specs[0] |= change
+    with pytest.raises(ConfigError) as e:
+        RunRequest.from_dict({"model": {"source": "hf/bert-base", "batch_size": 2, "inputs": specs}})
+    assert e.value.field == field
+    assert words in e.value.message
+
+
+def test_measured_point_must_lie_in_the_range():
+    req = RunRequest.from_dict({"model": {"source": "hf/bert-base", "batch_size": 2, "inputs": text_specs()}})
+    with pytest.raises(ConfigError, match=r"model.batch_size: 8 is outside the dynamic batch range 1..4"):
+        validate(req.with_changes(**{"model.batch_size": 8}))
+    with pytest.raises(ConfigError, match=r"model.sequence_length: 65 is outside the dynamic sequence range 8..64"):
+        validate(req.with_changes(**{"model.sequence_length": 65}))
+    static = [dict(s, min_shape=None, max_shape=None) for s in text_specs()]
+    with pytest.raises(ConfigError, match="differs from the sequence size 16 fixed in model.inputs"):
+        validate(RunRequest.from_dict({"model": {"source": "hf/bert-base", "batch_size": 2, "inputs": static,
+                                                 "sequence_length": 32}}))
+    specs = I.parse_inputs(text_specs())
+    assert I.measured_shapes(specs, 3, 40) == {"input_ids": (3, 40), "attention_mask": (3, 40)}
+    assert I.measured_shapes(specs, 3) == {"input_ids": (3, 16), "attention_mask": (3, 16)}
+
+
+def test_example_tensors_follow_dtype_range_and_seed():
+    specs = I.parse_inputs(text_specs() + [dict(name="image", shape=[2, 3, 8, 8], min_shape=[1, 3, 8, 8],
+                                                max_shape=[4, 3, 8, 8], dtype="float16"),
+                                           dict(name="flags", shape=[2, 5], min_shape=[1, 5], max_shape=[4, 5],
+                                                dtype="bool")])
+    ids, mask, image, flags = I.example_tensors(specs, I.shapes_at(specs, "max"), seed=1)
+    assert ids.dtype == torch.int64 and ids.shape == (4, 64) and 0 <= ids.min() and ids.max() < 100
+    assert ids.unique().numel() > 20   # drawn over the range, not a constant
+    assert mask.dtype == torch.int64 and bool((mask == 1).all())
+    assert image.dtype == torch.float16 and image.shape == (4, 3, 8, 8)
+    assert flags.dtype == torch.bool
+    assert torch.equal(ids, I.example_tensors(specs, I.shapes_at(specs, "max"), seed=1)[0])
+    assert not torch.equal(ids, I.example_tensors(specs, I.shapes_at(specs, "max"), seed=2)[0])
+    assert I.shapes_at(specs, {"sequence": 9})["input_ids"] == (2, 9)
+
+
+def test_trial_run_names_the_dimension_the_model_cannot_vary(tiny_bert):
+    specs = I.parse_inputs(text_specs())
+    I.check_model_accepts(tiny_bert, specs)   # 8..64 tokens fit 64 position embeddings
+    too_long = I.parse_inputs(text_specs(hi=(4, 128)))
+    with pytest.raises(ConfigError) as e:
+        I.check_model_accepts(tiny_bert, too_long)
+    assert e.value.field == "model.inputs.input_ids"
+    assert "cannot vary input 'input_ids' dimension 1 (sequence), input 'attention_mask' dimension 1 (sequence) " \
+           "to its max 128 (fails at input_ids (2, 128)" in e.value.message
+    assert "batch" not in e.value.message.split("(fails")[0]   # batch 1..4 is fine and not blamed
+
+
+def test_trial_run_blames_fixed_image_size_not_batch():
+    torch.manual_seed(0)
+    vit = model_families.family_models()["hf/vit-base-patch16-224"].build(
+        num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64, image_size=32,
+        patch_size=8).eval()
+    specs = I.parse_inputs([dict(name="pixel_values", shape=[2, 3, 32, 32], min_shape=[1, 3, 16, 32],
+                                 max_shape=[4, 3, 64, 32], dim_names=["batch", "channels", "height", "width"])])
+    with pytest.raises(ConfigError) as e:
+        I.check_model_accepts(vit, specs)
+    msg = e.value.message
+    assert "dimension 2 (height) to its min 16" in msg and "dimension 2 (height) to its max 64" in msg
+    assert "(batch)" not in msg
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1)).eval()
+    I.check_model_accepts(conv, specs)   # a conv net takes any height
+
+
+def test_torch_export_takes_the_shared_dynamic_dims(tiny_bert):
+    specs = I.parse_inputs(text_specs())
+    ep = torch.export.export(tiny_bert, I.example_tensors(specs),
+                             dynamic_shapes=I.torch_export_dynamic_shapes(specs))
+    for point in ("min", "max"):
+        x = I.example_tensors(specs, I.shapes_at(specs, point))
+        torch.testing.assert_close(ep.module()(*x), tiny_bert(*x))
+    assert I.torch_export_dynamic_shapes(I.parse_inputs([dict(name="x", shape=[1, 3])])) == (None,)
+
+
+def test_batch_range_helper_keeps_other_dims():
+    specs = I.parse_inputs([dict(name="x", shape=[1, 3, 224, 224])])
+    (dyn,) = I.with_batch_range(specs, 1, 8, 32)
+    assert (dyn.lower, dyn.shape, dyn.upper) == ((1, 3, 224, 224), (8, 3, 224, 224), (32, 3, 224, 224))
+    assert ModelSpec(inputs=(dyn,)).inputs[0].dynamic_dims() == [0]
+
+
+@pytest.mark.gpu
+def test_torch_tensorrt_inputs_carry_the_range():
+    specs = I.parse_inputs(text_specs())
+    dyn, static = I.to_torch_tensorrt_inputs([specs[0], I.InputSpec("x", (1, 3), "float16")])
+    assert tuple(dyn.shape["min_shape"]) == (1, 8) and tuple(dyn.shape["opt_shape"]) == (2, 16)
+    assert tuple(dyn.shape["max_shape"]) == (4, 64) and dyn.dtype.to(torch.dtype) == torch.int64
+    assert tuple(static.shape) == (1, 3)
