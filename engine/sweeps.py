@@ -58,8 +58,8 @@ SWEEPABLE_KNOBS: dict[str, str] = {
 OPTIMIZATION_LEVELS = (0, 1, 2, 3, 4, 5)
 MAX_SWEEP_POINTS = 64
 
-# Stages that make up "build time": what a compile costs before the first timed inference.
-BUILD_STAGES = ("export_s", "partition_s", "build_s", "compile_s")
+# Stages that make up build time when a backend records no compile_s (which already holds partition and build).
+BUILD_STAGES = ("export_s", "partition_s", "build_s")
 NOISE_CONFIDENCE = 0.90
 BOOTSTRAP_RESAMPLES = 2000
 
@@ -449,7 +449,8 @@ def sweep_from_results(sweep_id: str, results: list[RunResult], knobs: Sequence[
         knobs = sorted(found, key=lambda k: list(SWEEPABLE_KNOBS).index(k) if k in SWEEPABLE_KNOBS else 99)
     knobs = tuple(knobs) or _varying_knobs(results)
     recommended = _recommended_in(results)
-    return Sweep(sweep_id, knobs, results, sweep_table(results, knobs, recommended), recommended)
+    timed = [r for r in results if r.latency.iters > 0]   # analyze (dryrun) runs time nothing
+    return Sweep(sweep_id, knobs, timed, sweep_table(timed, knobs, recommended), recommended)
 
 
 def _varying_knobs(results: list[RunResult]) -> tuple[str, ...]:
@@ -468,8 +469,13 @@ def _recommended_in(results: list[RunResult]) -> list[int]:
 
 
 def build_time_s(result: RunResult) -> float | None:
-    """Seconds spent compiling (export + partition + engine build); None for a run that built nothing."""
-    parts = [result.stages_s[s] for s in BUILD_STAGES if s in result.stages_s]
+    """Seconds from the model to a compiled module: torch.export plus the compile call (which holds
+    partitioning and the engine builds; for torch_compile, the first call that traces and builds).
+    None for a run that compiled nothing (eager)."""
+    stages = result.stages_s
+    if "compile_s" in stages:
+        return float(stages.get("export_s", 0.0) + stages["compile_s"])
+    parts = [stages[s] for s in BUILD_STAGES if s in stages]
     return float(sum(parts)) if parts else None
 
 
@@ -802,7 +808,7 @@ def _headline(comparisons: list[Comparison], knob: str) -> str:
     name = SWEEPABLE_KNOBS.get(knob, knob)
     faster = [c for c in comparisons if c.significant and c.delta_ms < 0]
     if not faster:
-        return f"{name}: the default is as fast as any value measured"
+        return f"{name}: no value is measurably faster than the default"
     best = min(faster, key=lambda c: c.candidate_ms)
     where = f" at {best.series}" if best.series else ""
     return (f"{name}: {best.candidate_label} beats the default by {-best.delta_pct:.1f}%{where} "
