@@ -64,6 +64,14 @@ class Capabilities:
             return "TensorRT-RTX has no bf16"
         if knob == "compile.hardware_compatible" and value and self.flavour == "tensorrt_rtx":
             return "TensorRT-RTX engines are built for the local GPU only"
+        if knob == "compile.quantization" and value not in (None, False, "none"):
+            from engine import quantization  # noqa: PLC0415 - keeps torch out of this module's import
+
+            options = quantization.scheme_options(self)
+            if value is True:   # the knob as a whole: off only when no scheme can run here
+                reasons = [r for s, r in options.items() if s != "none"]
+                return reasons[0] if reasons and all(reasons) and len(set(reasons)) == 1 else None
+            return options.get(value, f"unknown scheme {value!r}")
         return None
 
 
@@ -146,6 +154,9 @@ def check_request(request: RunRequest, caps: Capabilities) -> None:
             reason = caps.disabled_reason(knob, value)
             if reason:
                 raise ConfigError(knob, f"{value!r} is not available: {reason}")
+    from engine import quantization  # noqa: PLC0415 - keeps torch out of this module's import
+
+    quantization.check_request(request, caps)
     if device == "cpu" and request.compile.precision == "fp16":
         # CPU fp16 convolutions exist in recent torch but are slow and some ops are missing;
         # allowed, with a warning added by the backend.

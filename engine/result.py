@@ -168,6 +168,35 @@ class Accuracy:
 
 
 @dataclass
+class QuantizationReport:
+    """What post-training quantization did and cost: the three-way accuracy on the same inputs.
+
+    eager fp32 -> fake-quantized PyTorch model (the quantization error itself) -> compiled engine
+    (the conversion error). ``conversion_problem`` is set when the engine departs from the
+    fake-quantized model far more than that model departs from eager (engine.quantization decides).
+    """
+
+    scheme: str                          # engine.config.QUANT_SCHEMES
+    base_precision: str                  # what the unquantized layers ran in: "fp16" | "fp32"
+    calibration: str                     # e.g. "random tensors (accuracy not meaningful for real data)"
+    calibration_batches: int
+    calibration_meaningful: bool         # False for random tensors
+    quantizers: int = 0                  # Q/DQ points ModelOpt inserted (enabled ones)
+    fake_quant_vs_eager: Accuracy | None = None
+    engine_vs_fake_quant: Accuracy | None = None
+    engine_vs_eager: Accuracy | None = None
+    conversion_problem: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> QuantizationReport:
+        d = dict(d)
+        for k in ("fake_quant_vs_eager", "engine_vs_fake_quant", "engine_vs_eager"):
+            if d.get(k):
+                d[k] = Accuracy(**d[k])
+        return cls(**d)
+
+
+@dataclass
 class RunResult:
     run_id: str
     key: str
@@ -189,6 +218,7 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     is_sample: bool = False
     tags: list[str] = field(default_factory=list)   # e.g. "sweep:<id>", "knob:optimization_level=3"
+    quantization: QuantizationReport | None = None   # runs with compile.quantization != "none"
     schema_version: int = SCHEMA_VERSION
     layers: pd.DataFrame = field(default_factory=empty_layers, repr=False)
 
@@ -206,6 +236,8 @@ class RunResult:
             d["accuracy"] = Accuracy(**d["accuracy"])
         if d.get("segmentation"):
             d["segmentation"] = Segmentation.from_dict(d["segmentation"])
+        if d.get("quantization"):
+            d["quantization"] = QuantizationReport.from_dict(d["quantization"])
         known = {f.name for f in dataclasses.fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         return cls(**d, layers=normalise_layers(layers) if layers is not None else empty_layers())
@@ -216,6 +248,8 @@ class RunResult:
         r = self.request
         backend = r["backend"]
         prec = r["compile"]["precision"]
+        if r["compile"].get("quantization", "none") != "none":
+            prec = f"{r['compile']['quantization']}/{r['compile'].get('quant_base_precision', 'fp16')}"
         extra = ""
         if backend == "tensorrt":
             c = r["compile"]

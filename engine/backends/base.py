@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 
-from engine.result import Accuracy, LatencyStats, Segmentation, empty_layers
+from engine.result import Accuracy, LatencyStats, QuantizationReport, Segmentation, empty_layers
 
 if TYPE_CHECKING:
     from engine.config import RunRequest
@@ -48,6 +48,7 @@ class Measurement:
     profiled_sum_ms: float | None = None
     baselines: dict[str, LatencyStats] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    quantization: QuantizationReport | None = None
     raw_files: dict[str, Path | bytes] = field(default_factory=dict)   # name -> file or content
 
 
