@@ -192,20 +192,22 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
     defaults_result, defaults_error = measure(defaults_req)
     defaults = _record(-1, _params(defaults_req, space), defaults_result, defaults_error, constraints)
 
-    distributions = {k: optuna.distributions.CategoricalDistribution(_choices(v)) for k, v in space.items()}
-    grid_size = math.prod(len(d.choices) for d in distributions.values())
+    choices = {k: _choices(v) for k, v in space.items()}
+    distributions: dict[str, optuna.distributions.BaseDistribution] = {
+        k: optuna.distributions.CategoricalDistribution(c) for k, c in choices.items()}
+    grid_size = math.prod(len(c) for c in choices.values())
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(8, n_trials // 2 or 1))
     study = optuna.create_study(direction="minimize", sampler=sampler)
     if grid_size <= n_trials:
         # small space: measure every point once (GridSampler stops the study, which ask/tell cannot take)
-        for combo in itertools.product(*(d.choices for d in distributions.values())):
-            study.enqueue_trial(dict(zip(distributions, combo, strict=True)))
+        for combo in itertools.product(*choices.values()):
+            study.enqueue_trial(dict(zip(choices, combo, strict=True)))
         n_trials = grid_size
     else:
         # start the search from the defaults when they lie in the space
         defaults_params = {k: _encode(v) for k, v in _params(defaults_req, space).items()}
-        if all(defaults_params[k] in distributions[k].choices for k in space):
+        if all(defaults_params[k] in choices[k] for k in space):
             study.enqueue_trial(defaults_params)
 
     records: list[TrialRecord] = []
@@ -255,7 +257,7 @@ def _report(records: list[TrialRecord], measured: dict[tuple, tuple[RunResult | 
     best_result = by_run.get(best.run_id) if best and best.run_id else None
     notes = []
     speedup = None
-    if best is not None and defaults.median_ms:
+    if best is not None and best.median_ms and defaults.median_ms:
         speedup = defaults.median_ms / best.median_ms
         if not defaults.feasible:
             notes.append(f"Torch-TensorRT's defaults break the constraints ({defaults.violation or defaults.error}); "

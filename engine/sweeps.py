@@ -230,8 +230,7 @@ def plan_sweep(base: RunRequest, axes: dict[str, Sequence[Any]], *, sweep_id: st
         if not values:
             raise ConfigError(knob, "no values to sweep; list at least one")
     knobs = tuple(axes)
-    ordered = [sorted(dict.fromkeys(_hashable(v) for v in axes[k]), key=lambda v, k=k: _order_key(k, v))
-               for k in knobs]
+    ordered = [_sorted_values(k, axes[k]) for k in knobs]
     combos = list(itertools.product(*ordered))
     if len(combos) > MAX_SWEEP_POINTS:
         raise ConfigError("sweep.knobs", f"{len(combos)} runs is more than the {MAX_SWEEP_POINTS} a sweep "
@@ -250,6 +249,11 @@ def plan_sweep(base: RunRequest, axes: dict[str, Sequence[Any]], *, sweep_id: st
     if base.backend == "eager" and any(k != PRECISION_KNOB for k in knobs):
         notes.append("The eager backend ignores compile knobs other than precision: those runs coincide.")
     return SweepPlan(sweep_id or new_sweep_id(base, knobs), base, knobs, tuple(points), tuple(notes))
+
+
+def _sorted_values(knob: str, values: Iterable[Any]) -> list[Any]:
+    unique = list(dict.fromkeys(_hashable(v) for v in values))
+    return sorted(unique, key=lambda v: _order_key(knob, v))
 
 
 def _hashable(v: Any) -> Any:
@@ -606,7 +610,8 @@ def compare_with_default(sweep: Sweep, knob: str | None = None) -> list[Comparis
     out = []
     default = knob_default(knob)
     for _, group in groups:
-        group = group.iloc[sorted(range(len(group)), key=lambda i, g=group: _order_key(knob, g[knob].iloc[i]))]
+        order = sorted(range(len(group)), key=lambda i: _order_key(knob, group[knob].iloc[i]))  # noqa: B023
+        group = group.iloc[order]
         effective = group[knob].map(lambda v: _effective(knob, v))
         refs = group[effective == _effective(knob, default)]
         if refs.empty:

@@ -96,8 +96,16 @@ def test_plan_covers_every_combination_and_validates():
     assert any("level 3" in n for n in plan.notes)
     assert all(p.request.model == base.model for p in plan.points)
 
+    relu = "torch.ops.aten.relu.default"
+    ops = sweeps.plan_sweep(base, {sweeps.EXECUTED_OPS_KNOB: sweeps.default_values(
+        sweeps.EXECUTED_OPS_KNOB, user_values=[[relu]])})
+    assert [p.request.compile.torch_executed_ops for p in ops.points] == [(), (relu,)]
+    assert [p.label for p in ops.points] == ["torch_executed_ops=none (default)", "torch_executed_ops=relu"]
+
     with pytest.raises(ConfigError, match="compile.optimization_level"):
         sweeps.plan_sweep(base, {sweeps.OPTIMIZATION_LEVEL_KNOB: [6]})
+    with pytest.raises(ConfigError, match="torch_executed_ops"):
+        sweeps.plan_sweep(base, {sweeps.EXECUTED_OPS_KNOB: [("relu",)]})
     with pytest.raises(ConfigError, match="one or two knobs"):
         sweeps.plan_sweep(base, {k: [v] for k, v in [(sweeps.PRECISION_KNOB, "fp32"),
                                                       (sweeps.RUNTIME_KNOB, True),
