@@ -796,9 +796,11 @@ class Worker:
         info = self._standby.wait_ready()
         gpu_name = info.get("gpu_name") if self.gpu_index is not None else None
         self.routes = worker_routes(self.gpu_index, gpu_name)
-        self.table.register_worker({"worker_id": self.worker_id, "host": _this_host(), "pid": os.getpid(),
-                                    "gpu_index": self.gpu_index, "gpu_name": gpu_name, "routes": self.routes,
-                                    "device_name": info.get("device_name"), "started_ts": time.time()})
+        self._info = {"worker_id": self.worker_id, "host": _this_host(), "pid": os.getpid(),
+                      "gpu_index": self.gpu_index, "gpu_name": gpu_name, "routes": self.routes,
+                      "device_name": info.get("device_name"), "started_ts": time.time(),
+                      "job_id": None, "standby_ready": True}
+        self.table.register_worker(self._info)
         beat = threading.Thread(target=self._heartbeat, daemon=True)
         beat.start()
         log.info("worker %s serving %s", self.worker_id, ", ".join(self.routes))
@@ -812,6 +814,7 @@ class Worker:
                         h.execute(task)
                         break
                 if task is None:
+                    self._note_standby_ready()
                     time.sleep(self.poll_s)
         finally:
             if self._standby is not None:
@@ -819,6 +822,17 @@ class Worker:
             self.table.remove_worker(self.worker_id)
             _CURRENT_WORKER = None
         return 0
+
+    def _set_info(self, **values: Any) -> None:
+        self._info.update(values)
+        self.table.register_worker(self._info)
+
+    def _note_standby_ready(self) -> None:
+        """Publish when the next job process has finished warming up (the UI and benchmarks wait on it)."""
+        sb = self._standby
+        if sb is not None and sb.ready is None and sb.conn.poll(0):
+            sb.wait_ready(0)
+            self._set_info(standby_ready=True)
 
     def _on_term(self, signum: int, frame: Any) -> None:
         self.stopping = True
@@ -838,12 +852,14 @@ class Worker:
         assert job is not None
         child = self._standby or self._spawn()
         self._standby = None
+        self._set_info(job_id=job_id, standby_ready=False)
         try:
             self._supervise(job, child)
         finally:
             child.close()
             if not self.stopping:
                 self._standby = self._spawn()   # warm up the next one between jobs, never during one
+            self._set_info(job_id=None)
 
     def _supervise(self, job: Job, child: _JobProcess) -> None:
         """Hand the job to the child, relay its progress, honour cancel and stop, record the outcome."""
