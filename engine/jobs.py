@@ -511,6 +511,8 @@ class JobSystem:
 
         validate(request)
         caps = capabilities.detect()
+        if isinstance(gpu, str) and gpu and not gpu.isdigit():
+            gpu = self._resolve_gpu_type(gpu)
         route = route_for(request, gpu, caps.cuda_available)
         if route == "cpu" and request.device == "auto":
             request = dataclasses.replace(request, device="cpu")
@@ -539,6 +541,14 @@ class JobSystem:
         if start_workers if start_workers is not None else self._autostart():
             self.ensure_workers()
         return self.get(job.job_id)
+
+    def _resolve_gpu_type(self, wanted: str) -> str:
+        """A GPU type as given, or the one live worker GPU name it is a unique part of ("H100")."""
+        names = {w["gpu_name"] for w in self.workers() if w["alive"] and w.get("gpu_name")}
+        if wanted in names:
+            return wanted
+        matches = [n for n in names if _slug(wanted) in _slug(n)]
+        return matches[0] if len(matches) == 1 else wanted
 
     def _autostart(self) -> bool:
         default = "0" if self.queue_url else "1"
