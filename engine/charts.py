@@ -316,6 +316,7 @@ def profiling_overhead_bar(e2e_median_ms: float, profiled_sum_ms: float | None) 
         text=[f"{e2e_median_ms:.3f} ms", f"{profiled_sum_ms:.3f} ms"], textposition="auto",
         hovertemplate="%{y}: %{x:.4f} ms<extra></extra>"))
     fig.update_layout(title="Profiling overhead", height=220, xaxis_title="time per inference (ms)",
+                      yaxis={"autorange": "reversed"},
                       margin={"l": 10, "r": 10, "t": 50, "b": 40})
     return fig
 

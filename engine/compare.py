@@ -117,7 +117,7 @@ def metric_long(runs: Sequence[RunResult], keys: Sequence[str] | None = None) ->
     for key in keys:
         m = METRIC_BY_KEY[key]
         values = [(_num(m.value(r)), r) for r in runs]
-        if all(v is None for v, _ in values):
+        if all(not v for v, _ in values):    # no run has it (or none built an engine): an empty panel
             continue
         for v, r in values:
             rows.append({"run": run_label(r), "run_id": r.run_id, "metric": key, "label": m.label,

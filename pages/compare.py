@@ -19,6 +19,12 @@ baseline_id = st.selectbox("Baseline", list(labels), index=compare.baseline_inde
                            help="Deltas and speedups are against this run. Above 1× = faster than the baseline.")
 
 table = compare.metric_table(runs, baseline_id)
+cards = st.columns(len(table))
+for card, row in zip(cards, table.itertuples(), strict=True):
+    card.metric(row.run, f"{row.e2e_median_ms:.3f} ms",
+                delta="baseline" if row.baseline else f"{row.delta_pct:+.1f}% · {row.speedup:.2f}× speed",
+                delta_color="off" if row.baseline else "inverse", delta_arrow="off" if row.baseline else "auto",
+                help="End-to-end median latency; the change and the speedup are against the baseline.")
 st.dataframe(
     table.drop(columns=["run_id"]), hide_index=True, key="metric_table",
     column_config={
@@ -51,6 +57,8 @@ differ = compare.differing_settings(runs)
 if differ.empty:
     st.caption("All settings, versions and the GPU are the same: differences are run-to-run noise.")
 else:
+    st.markdown("  \n".join(f"**{setting}**: " + " · ".join(f"`{v}`" for v in values)
+                             for setting, values in differ.iterrows()))
     st.dataframe(differ.style.apply(compare.highlight_differences, axis=1), key="settings_differ")
 with st.expander("All settings"):
     everything = compare.settings_table(runs)

@@ -11,7 +11,6 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine import compare
-from engine import store as store_module
 from engine.store import RunStore
 from tests.fixture_runs import FIXTURES, eager_run, store_trt_runs
 
@@ -39,7 +38,7 @@ def fixtures_dir_module():
 def data_dir(runs, monkeypatch, tmp_path):
     monkeypatch.setenv("TRTDASH_DATA_DIR", str(runs["root"]))
     # no bundled samples: the tests count exactly the runs they stored
-    monkeypatch.setattr(store_module, "SAMPLES_DIR", tmp_path / "no-samples")
+    monkeypatch.setenv("TRTDASH_SAMPLES_DIR", str(tmp_path / "no-samples"))
     yield
 
 
