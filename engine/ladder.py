@@ -1,0 +1,264 @@
+"""The precision ladder: fp32, fp16 and each quantization scheme this GPU and flavour allow, for one
+model and batch size, and the written verdict from the measured numbers.
+
+A ladder's runs are ordinary stored runs tagged ``ladder:<ladder_id>``. Reading them back gives one
+``Rung`` per run (latency band, build + calibration time, engine size, accuracy); ``verdict`` names
+the fastest scheme within the user's accuracy tolerance and how much it gains against the fastest
+unquantized build (fp16 on any recent GPU), or says that no scheme beats it and why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from engine.capabilities import Capabilities
+from engine.config import QUANT_SCHEMES, ConfigError, RunRequest
+from engine.quantization import SCHEMES, conversion_problem_text, scheme_options
+from engine.result import QuantizationReport, RunResult
+from engine.store import RunStore
+
+LADDER_TAG = "ladder:"
+UNQUANTIZED = ("fp32", "fp16")
+DEFAULT_TOLERANCE_REL_L2 = 0.05     # relative L2 error of the output against eager fp32
+# build stages as the TensorRT backend names them (engine.sweeps.BUILD_STAGES follows the same names)
+BUILD_STAGES = ("export_s", "partition_s", "build_s", "compile_s")
+
+
+# -- planning ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LadderStep:
+    label: str              # "fp16", "int8_weight_only/fp32"
+    request: RunRequest
+
+
+@dataclass(frozen=True)
+class LadderPlan:
+    ladder_id: str
+    base: RunRequest
+    steps: tuple[LadderStep, ...]
+    skipped: tuple[tuple[str, str], ...] = ()    # (scheme, why this GPU / flavour / install cannot run it)
+
+    @property
+    def tags(self) -> list[str]:
+        return [f"{LADDER_TAG}{self.ladder_id}"]
+
+
+def step_label(scheme: str, precision: str) -> str:
+    return precision if scheme == "none" else f"{scheme}/{precision}"
+
+
+def new_ladder_id(base: RunRequest) -> str:
+    model = re.sub(r"[^A-Za-z0-9_.-]+", "_", base.model.source)
+    return f"{model}_b{base.model.batch_size}_{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
+
+
+def plan_ladder(base: RunRequest, caps: Capabilities, *, base_precision: str | None = None,
+                schemes: Sequence[str] | None = None, ladder_id: str | None = None) -> LadderPlan:
+    """fp32, fp16 and each requested scheme (default: all) that the capability matrix allows here.
+
+    Quantized steps run their unquantized layers in ``base_precision`` (default: the base request's
+    ``quant_base_precision``). Schemes the matrix refuses are listed in ``skipped`` with the reason.
+    """
+    base = base.with_changes(backend="tensorrt", **{"compile.quantization": "none"})
+    precision = base_precision or base.compile.quant_base_precision
+    wanted = [s for s in (schemes or QUANT_SCHEMES) if s != "none"]
+    for s in wanted:
+        if s not in SCHEMES:
+            raise ConfigError("ladder.schemes", f"{s!r} is not a scheme; known: {', '.join(QUANT_SCHEMES[1:])}")
+    steps = [LadderStep(p, base.with_changes(**{"compile.precision": p})) for p in UNQUANTIZED]
+    options = scheme_options(caps)
+    skipped = []
+    for s in wanted:
+        reason = options[s]
+        if reason:
+            skipped.append((s, reason))
+            continue
+        request = base.with_changes(**{"compile.quantization": s, "compile.quant_base_precision": precision,
+                                       "compile.precision": precision})
+        steps.append(LadderStep(step_label(s, precision), request))
+    return LadderPlan(ladder_id or new_ladder_id(base), base, tuple(steps), tuple(skipped))
+
+
+# -- reading runs back ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rung:
+    """One measured step of the ladder."""
+
+    label: str
+    scheme: str                       # "none" for the unquantized steps
+    precision: str                    # what the unquantized layers (weight-only: all activations) ran in
+    runtime: str                      # "tensorrt" | "eager" | "fake_quant" (ModelOpt's simulation in PyTorch)
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    rel_l2: float | None = None       # output against eager fp32; 0 for the eager fp32 reference itself
+    top1_agreement: float | None = None
+    build_s: float | None = None
+    calibration_s: float | None = None
+    engine_bytes: int | None = None
+    quantization: QuantizationReport | None = None
+    run_id: str = ""
+
+    @property
+    def quantized(self) -> bool:
+        return self.scheme != "none"
+
+    @property
+    def conversion_problem(self) -> bool:
+        return self.quantization is not None and self.quantization.conversion_problem
+
+
+def rung_from_result(result: RunResult) -> Rung:
+    c = result.request["compile"]
+    scheme = c.get("quantization", "none")
+    precision = c.get("quant_base_precision", "fp16") if scheme != "none" else c["precision"]
+    q = result.quantization
+    accuracy = result.accuracy
+    if q is not None:
+        accuracy = q.engine_vs_eager or q.fake_quant_vs_eager
+    rel = accuracy.rel_l2 if accuracy else (0.0 if precision == "fp32" and result.request["backend"] == "eager"
+                                             else None)
+    build = [result.stages_s[s] for s in BUILD_STAGES if s in result.stages_s]
+    return Rung(label=step_label(scheme, precision), scheme=scheme, precision=precision,
+                runtime=result.request["backend"], median_ms=result.latency.median_ms,
+                p10_ms=result.latency.p10_ms, p90_ms=result.latency.p90_ms, rel_l2=rel,
+                top1_agreement=accuracy.top1_agreement if accuracy else None,
+                build_s=sum(build) if build else None, calibration_s=result.stages_s.get("calibration_s"),
+                engine_bytes=result.engine_bytes or None, quantization=q, run_id=result.run_id)
+
+
+def load_ladder(store: RunStore, ladder_id: str) -> list[Rung]:
+    ids = store.runs_with_tag(f"{LADDER_TAG}{ladder_id}")
+    if not ids:
+        raise ConfigError("ladder", f"no runs are tagged with ladder {ladder_id!r}; run the ladder first")
+    return [rung_from_result(store.get(i)) for i in ids]
+
+
+def ladder_table(rungs: Iterable[Rung]) -> pd.DataFrame:
+    """One row per rung, fastest first: what the ladder chart and table show."""
+    rows = []
+    for r in rungs:
+        q = r.quantization
+        fq = q.fake_quant_vs_eager if q else None
+        conv = q.engine_vs_fake_quant if q else None
+        rows.append({
+            "label": r.label, "scheme": r.scheme, "precision": r.precision, "runtime": r.runtime,
+            "median_ms": r.median_ms, "p10_ms": r.p10_ms, "p90_ms": r.p90_ms, "build_s": r.build_s,
+            "calibration_s": r.calibration_s, "engine_bytes": r.engine_bytes, "rel_l2": r.rel_l2,
+            "top1_agreement": r.top1_agreement,
+            "fake_quant_rel_l2": fq.rel_l2 if fq else None,
+            "conversion_rel_l2": conv.rel_l2 if conv else None,
+            "conversion_problem": r.conversion_problem, "run_id": r.run_id})
+    df = pd.DataFrame(rows)
+    return df.sort_values("median_ms", kind="stable").reset_index(drop=True) if len(df) else df
+
+
+# -- the verdict ------------------------------------------------------------------------------------
+@dataclass
+class LadderVerdict:
+    headline: str
+    lines: list[str] = field(default_factory=list)
+    best: Rung | None = None           # fastest scheme within tolerance
+    reference: Rung | None = None      # fastest unquantized rung
+    speedup: float | None = None       # reference median / best median
+
+    def markdown(self) -> str:
+        return "\n".join([f"**{self.headline}**", "", *(f"- {line}" for line in self.lines)])
+
+
+def within_tolerance(rung: Rung, tolerance_rel_l2: float, min_top1: float | None = None) -> bool:
+    if rung.rel_l2 is None or rung.rel_l2 > tolerance_rel_l2 or rung.conversion_problem:
+        return False
+    return min_top1 is None or rung.top1_agreement is None or rung.top1_agreement >= min_top1
+
+
+def verdict(rungs: Sequence[Rung], *, tolerance_rel_l2: float = DEFAULT_TOLERANCE_REL_L2,
+            min_top1: float | None = None, where: str = "") -> LadderVerdict:
+    """Fastest scheme within the accuracy tolerance against the fastest unquantized rung.
+
+    ``where`` names the GPU and flavour (or CPU) for the text, e.g. "NVIDIA H200, TensorRT-RTX".
+    """
+    plain = [r for r in rungs if not r.quantized]
+    if not plain:
+        raise ConfigError("ladder", "the ladder has no fp32 or fp16 run to compare the schemes with")
+    reference = min(plain, key=lambda r: r.median_ms)
+    on = f" on {where}" if where else ""
+    tol = f"rel. L2 ≤ {tolerance_rel_l2:g}" + (f", top-1 agreement ≥ {min_top1:.0%}" if min_top1 is not None else "")
+    lines = [_reference_line(reference, plain)]
+    quantized = sorted((r for r in rungs if r.quantized), key=lambda r: r.median_ms)
+    for r in quantized:
+        lines.append(_rung_line(r, reference, tolerance_rel_l2, min_top1))
+    if any(r.quantization is not None and not r.quantization.calibration_meaningful for r in quantized):
+        lines.append("Calibrated on random tensors: accuracy figures are not meaningful for real data.")
+    if not quantized:
+        return LadderVerdict(f"No quantization scheme was measured{on}; {reference.label} is the fastest build.",
+                             lines, None, reference)
+    ok = [r for r in quantized if within_tolerance(r, tolerance_rel_l2, min_top1)]
+    if not ok:
+        return LadderVerdict(f"No scheme stays within the accuracy tolerance ({tol}){on}: keep "
+                             f"{reference.label} ({fmt_ms(reference.median_ms)}).", lines, None, reference)
+    best = ok[0]
+    speedup = reference.median_ms / best.median_ms
+    if best.median_ms < reference.median_ms:
+        band = "" if best.p90_ms < reference.p10_ms else " (the p10-p90 bands overlap: within noise)"
+        headline = (f"{best.label} is the fastest within tolerance ({tol}){on}: {fmt_ms(best.median_ms)} against "
+                    f"{reference.label} {fmt_ms(reference.median_ms)}, {speedup:.2f}× faster{band}.")
+        return LadderVerdict(headline, lines, best, reference, speedup)
+    headline = (f"No scheme beats {reference.label}{on}: the fastest within tolerance, {best.label}, takes "
+                f"{fmt_ms(best.median_ms)} against {fmt_ms(reference.median_ms)} ({1 / speedup:.2f}× slower).")
+    why = [w for w in dict.fromkeys(why_not_faster(r) for r in ok) if w]
+    return LadderVerdict(headline, [*lines, *(f"Why: {w}" for w in why)], best, reference, speedup)
+
+
+def why_not_faster(rung: Rung) -> str:
+    """The likely reason a quantized rung is no faster than the unquantized one, from what it was."""
+    spec = SCHEMES[rung.scheme]
+    if rung.runtime != "tensorrt":
+        return ("the quantized model ran in PyTorch: ModelOpt's fake quantization simulates "
+                f"{spec.weights.upper()} with extra quantize/dequantize ops in {rung.precision} arithmetic, so it "
+                "measures the quantization error, never the speed. Compile it with TensorRT on a GPU.")
+    if spec.weight_only and rung.precision == "fp32":
+        return (f"{spec.label} over fp32 activations: the arithmetic still runs in fp32, only the weights "
+                "shrink; compare it over fp16, or with a scheme that quantizes activations.")
+    if spec.weight_only:
+        return (f"{spec.label} keeps {rung.precision} arithmetic: it pays off where reading weights dominates "
+                "(large Linear layers at small batch), not in convolutions or at large batch.")
+    return (f"{spec.label} ran slower than the unquantized build: layers the flavour does not quantize run "
+            "between Q/DQ pairs with reformatting around them. The Layers page shows each layer's precision.")
+
+
+def _reference_line(reference: Rung, plain: Sequence[Rung]) -> str:
+    others = [r for r in plain if r is not reference]
+    text = f"Reference: {reference.label}, the fastest unquantized build, {fmt_ms(reference.median_ms)}"
+    if others:
+        o = min(others, key=lambda r: r.median_ms)
+        text += f" ({o.median_ms / reference.median_ms:.2f}× faster than {o.label})"
+    return text + "."
+
+
+def _rung_line(r: Rung, reference: Rung, tolerance: float, min_top1: float | None) -> str:
+    ratio = reference.median_ms / r.median_ms
+    speed = f"{ratio:.2f}× faster" if ratio >= 1 else f"{1 / ratio:.2f}× slower"
+    acc = "accuracy not measured" if r.rel_l2 is None else f"rel. L2 {r.rel_l2:.3g}"
+    if r.top1_agreement is not None:
+        acc += f", top-1 {r.top1_agreement:.0%}"
+    extras = []
+    if r.calibration_s is not None:
+        extras.append(f"calibration {r.calibration_s:.1f} s")
+    if r.build_s is not None:
+        extras.append(f"build {r.build_s:.1f} s")
+    status = "within tolerance" if within_tolerance(r, tolerance, min_top1) else "outside tolerance"
+    text = f"{r.label}: {fmt_ms(r.median_ms)} ({speed} than {reference.label}), {acc}, {status}"
+    text += f" ({', '.join(extras)})." if extras else "."
+    if r.conversion_problem and r.quantization is not None:
+        text += " " + conversion_problem_text(r.quantization)
+    return text
+
+
+def fmt_ms(v: float) -> str:
+    return f"{v:.3f} ms" if v < 10 else f"{v:.1f} ms"
