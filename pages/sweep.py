@@ -127,10 +127,13 @@ def show_sweep(sweep_id: str) -> None:
         st.markdown(sweeps.verdict(sweep, knob).markdown())
     knob = sweep.knobs[0]
     st.plotly_chart(sweep_charts.latency_vs_knob(table, knob), width="stretch")
-    c1, c2 = st.columns(2)
-    c1.plotly_chart(sweep_charts.build_time_vs_knob(table, knob), width="stretch")
-    c2.plotly_chart(sweep_charts.pareto_latency_build(table), width="stretch")
-    if sweeps.MIN_BLOCK_SIZE_KNOB in sweep.knobs or sweeps.EXECUTED_OPS_KNOB in sweep.knobs:
+    if table["build_s"].notna().any():
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(sweep_charts.build_time_vs_knob(table, knob), width="stretch")
+        c2.plotly_chart(sweep_charts.pareto_latency_build(table), width="stretch")
+    else:
+        st.caption("These runs compiled nothing (eager backend): no build time to weigh latency against.")
+    if table["coverage"].notna().any():
         st.plotly_chart(sweep_charts.engines_vs_min_block_size(table, knob), width="stretch")
     st.dataframe(table[[*sweep.knobs, *TABLE_SHOWN]], hide_index=True)
 
