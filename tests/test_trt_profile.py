@@ -46,6 +46,7 @@ def test_layer_info_names_only():
     ("[MAX]-[aten_ops.max_pool2d.default]-[maxpool/max_pool2d_default]_myl0_2", "maxpool"),
     ("__myl_CorrMulAddRelu_myl0_1", FUSED),
     ("__mye35665_myl0_7", FUSED),
+    ("_gemm_mha_v2_myl0_8", FUSED),     # vit_b_16 fp16 on the H200: Myelin's fused attention kernel
     ("[CONVOLUTION]-[aten_ops.convolution.default]-[conv1/convolution] + [RELU]-[aten_ops.relu.default]-[relu/relu]",
      "conv1 + relu"),
     ("[SHUFFLE]-[aten_ops.reshape.default]-[/_reshape_copy]", ""),

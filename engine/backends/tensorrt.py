@@ -43,7 +43,7 @@ from engine.errors import EngineBuildError, ExportError, GpuOutOfMemory, RunErro
 from engine.models import BuiltModel
 from engine.profiling import segmentation as seg
 from engine.profiling import trt_profile
-from engine.profiling.accuracy import compare_outputs
+from engine.profiling.accuracy import _first_tensor, compare_outputs
 from engine.profiling.latency import time_inference
 from engine.result import LatencyStats, Segmentation, empty_layers, normalise_layers
 
@@ -336,6 +336,7 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
         with torch.inference_mode():
             out = compiled(*inputs)
         accuracy = compare_outputs(out, reference, "eager fp32 (GPU, TF32 off)")
+        warnings += _degenerate_reference(reference)
 
     layers = empty_layers()
     profiled_sum = None
@@ -420,6 +421,20 @@ def _detach_cpu(out: Any) -> Any:
     if isinstance(out, dict):
         return {k: _detach_cpu(v) for k, v in out.items()}
     return out
+
+
+def _degenerate_reference(reference: Any) -> list[str]:
+    """Random weights can make a model's output vanish (mobilenet_v3_small: |y| ~ 1e-9, below fp16's
+    smallest subnormal; vit_b_16: a zero-initialised head); accuracy against it says nothing."""
+    try:
+        ref = _first_tensor(reference)
+    except TypeError:
+        return []
+    peak = float(ref.abs().max()) if ref.numel() else 0.0
+    if peak < 1e-4:
+        return [f"The eager fp32 reference output is ~0 (max |y| = {peak:.1e}, typical of random weights): "
+                "the accuracy figures say little about this model; use pretrained weights to judge accuracy."]
+    return []
 
 
 def _inductor_baseline(model: BuiltModel, request: RunRequest) -> LatencyStats:

@@ -37,6 +37,7 @@ LAYER_INFO_SUFFIX = "_layer_information.json"
 # "[TYPE]-[converter target]-[module.path/node_name]" as written by Torch-TensorRT's converters
 _CONVERTER_NAME = re.compile(r"\[([A-Za-z0-9_]+)\]-\[([^\]]*)\]-\[([^\]]*)\]")
 _MYELIN_PREFIXES = ("__myl", "__mye")
+_MYELIN_SUFFIX = re.compile(r"_myl\d+_\d+$")   # every layer of a Myelin graph: "<name>_myl0_8"
 _SUBMODULE = re.compile(r"_run_on_(acc|gpu)_(\d+)")
 
 # substrings of TensorRT's "Format/Datatype" strings, checked in this order
@@ -88,12 +89,17 @@ def module_path(layer_name: str) -> str:
 
     A layer TensorRT fused from several converter layers (``A + B``) names every part; when the parts
     come from different modules, all of them are listed (``conv1 + relu``) rather than picking one.
-    Ops called directly in the top-level ``forward`` have an empty module path and stay "".
+    Ops called directly in the top-level ``forward`` have an empty module path and stay "", as do
+    TensorRT's own layers (reformatting copies) outside a Myelin graph.
     """
     if layer_name.startswith(_MYELIN_PREFIXES):
         return FUSED
+    parts = _CONVERTER_NAME.findall(layer_name)
+    if not parts:
+        # a Myelin kernel named after what it fused (``_gemm_mha_v2_myl0_8``) carries no path either
+        return FUSED if _MYELIN_SUFFIX.search(layer_name) else ""
     paths: list[str] = []
-    for _type, _target, location in _CONVERTER_NAME.findall(layer_name):
+    for _type, _target, location in parts:
         path = location.rsplit("/", 1)[0] if "/" in location else ""
         if path and path not in paths:
             paths.append(path)
