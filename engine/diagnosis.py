@@ -1,0 +1,176 @@
+"""Launch-bound diagnosis: does the device compute for most of an inference, or wait on launches?
+
+End-to-end latency is compared with the time the model's layers account for. When that time
+is far below the latency (under ``LAUNCH_BOUND_SHARE`` of it), the rest is launch and runtime
+overhead: kernel launches, PyTorch segments between engines, input and output handling. Then
+CUDA graphs (one launch for the whole inference) or a larger batch (the overhead shared by
+more samples) pay off.
+
+How far the verdict can be trusted depends on where the layer time comes from:
+
+- ``kernel_trace``: GPU busy time from a trace of kernels (``kernel_busy_ms``), an accurate
+  measure: both verdicts are conclusive.
+- ``layer_profile``: the sum of TensorRT's per-layer profile. Profiling times each layer on its
+  own and overstates GPU time (the recorded resnet18 engine: layers sum to 0.77 ms, against
+  0.35 ms end to end without profiling), so only "launch-bound" is conclusive from it.
+- ``eager_modules``: the eager backend's leaf-module times. Functional calls outside modules
+  (residual adds, attention matmuls) count as overhead here, so it overstates overhead; on CPU
+  the "overhead" is Python and dispatcher time, and CUDA graphs do not apply.
+
+Findings are data (``Finding``); ``LaunchDiagnosis.text()`` renders them for people.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.result import RunResult
+
+LAUNCH_BOUND_SHARE = 0.5      # layers account for less than half of end-to-end latency
+SOURCES = ("kernel_trace", "layer_profile", "eager_modules")
+UPPER_BOUND_SOURCES = ("layer_profile", "eager_modules")   # overstate device time
+KERNEL_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")  # torch.profiler's Chrome-trace categories
+
+VERDICTS = ("launch_bound", "not_launch_bound", "inconclusive")
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str                 # "launch_bound" | "not_launch_bound" | "profile_inflated" | "graph_breaks"
+    message: str
+    numbers: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class LaunchDiagnosis:
+    verdict: str              # one of VERDICTS
+    e2e_ms: float             # median end-to-end latency, profiling off
+    layer_ms: float           # time the layers account for, per inference
+    source: str               # one of SOURCES
+    device: str
+    batch_size: int
+    cudagraphs: bool
+    findings: tuple[Finding, ...]
+    suggestions: tuple[str, ...]
+
+    @property
+    def layer_share(self) -> float:
+        return self.layer_ms / self.e2e_ms if self.e2e_ms > 0 else float("nan")
+
+    @property
+    def overhead_ms(self) -> float:
+        return max(0.0, self.e2e_ms - self.layer_ms)
+
+    @property
+    def launch_bound(self) -> bool:
+        return self.verdict == "launch_bound"
+
+    def text(self) -> str:
+        lines = [f.message for f in self.findings]
+        lines += [f"Suggestion: {s}" for s in self.suggestions]
+        return "\n".join(lines)
+
+
+def diagnose(e2e_ms: float, layer_ms: float, *, source: str, device: str, batch_size: int = 1,
+             cudagraphs: bool = False, pytorch_segments: int = 0,
+             threshold: float = LAUNCH_BOUND_SHARE) -> LaunchDiagnosis:
+    """Compare end-to-end latency with the layer time from ``source`` (see the module docstring)."""
+    if source not in SOURCES:
+        raise ValueError(f"source {source!r} is not one of {', '.join(SOURCES)}")
+    if e2e_ms <= 0 or layer_ms < 0:
+        raise ValueError(f"need a positive end-to-end latency and a layer time, got {e2e_ms} and {layer_ms}")
+    share = layer_ms / e2e_ms
+    overhead = max(0.0, e2e_ms - layer_ms)
+    numbers = {"e2e_ms": e2e_ms, "layer_ms": layer_ms, "layer_share": share, "overhead_ms": overhead}
+    what = {"kernel_trace": "GPU kernels", "layer_profile": "the engine's profiled layers",
+            "eager_modules": "the model's modules"}[source]
+    cuda = device.startswith("cuda")
+    findings: list[Finding] = []
+    suggestions: list[str] = []
+    if share < threshold:
+        verdict = "launch_bound"
+        bound = "launch/overhead-bound" if cuda else "overhead-bound (Python and dispatch, not compute)"
+        findings.append(Finding("launch_bound", (
+            f"The run is {bound}: {what} account for {layer_ms:.3g} ms of the {e2e_ms:.3g} ms end-to-end latency "
+            f"({share:.0%}); {overhead:.3g} ms per inference goes to launches and runtime overhead."), numbers))
+        if cuda and not cudagraphs:
+            suggestions.append(f"Turn on CUDA graphs (compile.enable_cudagraphs): the inference is replayed as one "
+                               f"graph launch, which removes most of the {overhead:.3g} ms launch overhead.")
+        elif cuda:
+            suggestions.append("CUDA graphs are on and the overhead remains: look at PyTorch segments between "
+                               "engines and at input/output copies.")
+        suggestions.append(f"Raise the batch size above {batch_size}: the fixed overhead is then shared by more "
+                           f"samples, so throughput grows faster than latency (see the batch sweep).")
+    elif source in UPPER_BOUND_SOURCES and share > 1.0:
+        verdict = "inconclusive"
+        findings.append(Finding("profile_inflated", (
+            f"{what.capitalize()} add up to {layer_ms:.3g} ms, more than the {e2e_ms:.3g} ms end-to-end latency "
+            f"({share:.0%}): per-layer timing overstates device time, so it cannot show how much is launch "
+            "overhead. A kernel trace measures it."), numbers))
+    else:
+        verdict = "not_launch_bound"
+        caveat = "" if source == "kernel_trace" else \
+            " Per-layer timing overstates device time, so some launch overhead may still hide in it."
+        findings.append(Finding("not_launch_bound", (
+            f"Not launch-bound by this measure: {what} account for {layer_ms:.3g} ms of {e2e_ms:.3g} ms "
+            f"({share:.0%}).{caveat}"), numbers))
+    if pytorch_segments and share < 1.0:
+        findings.append(Finding("graph_breaks", (
+            f"{pytorch_segments} PyTorch segment(s) run between TensorRT engines; each adds launches and a "
+            "hand-over, and part of the overhead is theirs."), {"pytorch_segments": float(pytorch_segments)}))
+    return LaunchDiagnosis(verdict, e2e_ms, layer_ms, source, device, batch_size, cudagraphs, tuple(findings),
+                           tuple(suggestions))
+
+
+def diagnose_result(result: RunResult, kernel_ms: float | None = None) -> LaunchDiagnosis | None:
+    """The diagnosis of a stored run: its median latency against a kernel trace's busy time when
+    given, else against its per-layer profile sum. None when the run has neither."""
+    if kernel_ms is not None:
+        layer_ms, source = kernel_ms, "kernel_trace"
+    elif result.profiled_sum_ms:
+        layer_ms = result.profiled_sum_ms
+        source = "layer_profile" if result.request.get("backend") == "tensorrt" else "eager_modules"
+    else:
+        return None
+    seg = result.segmentation
+    return diagnose(result.latency.median_ms, layer_ms, source=source, device=str(result.env.get("device", "")),
+                    batch_size=result.latency.batch_size,
+                    cudagraphs=bool(result.request.get("compile", {}).get("enable_cudagraphs", False)),
+                    pytorch_segments=seg.pytorch_segment_count if seg is not None else 0)
+
+
+# -- device time from a trace --------------------------------------------------------------------
+def kernel_busy_ms(events: Iterable[Mapping[str, Any]], iterations: int,
+                   categories: Sequence[str] | None = KERNEL_CATEGORIES) -> float:
+    """Per-inference time the device was busy, from Chrome-trace complete events (``ph: "X"``,
+    ``ts``/``dur`` in µs), e.g. ``torch.profiler``'s export over ``iterations`` inferences.
+
+    Overlapping events (several streams) count once: the union of their intervals is taken.
+    ``categories`` keeps events whose ``cat`` is listed; None keeps every complete event.
+    """
+    if iterations < 1:
+        raise ValueError("iterations must be at least 1")
+    spans = sorted((float(e["ts"]), float(e["ts"]) + float(e["dur"])) for e in events
+                   if e.get("ph") == "X" and "dur" in e and (categories is None or e.get("cat") in categories))
+    busy_us = 0.0
+    start = end = None
+    for s, e in spans:
+        if end is None or s > end:
+            if end is not None:
+                busy_us += end - start
+            start, end = s, e
+        else:
+            end = max(end, e)
+    if end is not None:
+        busy_us += end - start
+    return busy_us / 1000.0 / iterations
+
+
+def read_trace_events(path: Path) -> list[dict[str, Any]]:
+    """The events of a Chrome-trace file: a bare list or ``{"traceEvents": [...]}``."""
+    data = json.loads(Path(path).read_text())
+    return data["traceEvents"] if isinstance(data, dict) else data
