@@ -10,13 +10,14 @@ the Q/DQ nodes alone decide). ModelOpt is a GPU extra: it is imported only when 
 Hook for the Torch-TensorRT backend (``engine/backends/tensorrt.py``), in order::
 
     q = quantization.prepare_quantized(request, built, device, progress, stages)  # calibrate, fake-quant
-    program = quantization.export_quantized(q.module, q.inputs)                  # torch.export, Q/DQ kept
-    try:
-        trt_module = torch_tensorrt.dynamo.compile(
-            program, inputs=list(q.inputs),
-            **quantization.compile_kwargs(q.scheme, q.base_precision, caps.flavour), ...)
-    except Exception as e:
-        raise quantization.explain_compile_error(e, q.scheme, caps.flavour) or e
+    with quantization.export_mode():
+        program = quantization.export_quantized(q.module, q.inputs)              # torch.export, Q/DQ kept
+        try:
+            trt_module = torch_tensorrt.dynamo.compile(
+                program, inputs=list(q.inputs),
+                **quantization.compile_kwargs(q.scheme, q.base_precision, caps.flavour), ...)
+        except Exception as e:
+            raise quantization.explain_compile_error(e, q.scheme, caps.flavour) or e
     measurement.quantization = q.report(engine_output=trt_module(*q.inputs))     # three-way accuracy
 
 ``stages`` (the measurement's ``stages_s``) receives ``modelopt_import_s`` and ``calibration_s``;
@@ -25,12 +26,13 @@ the run's warnings should carry ``q.calibration.warning`` when calibration used 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import os
 import pickle
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -483,15 +485,23 @@ def _detach_cpu(out: Any) -> Any:
     return out
 
 
-def export_quantized(module: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> Any:
-    """``torch.export`` of a fake-quantized model with its Q/DQ nodes kept as exportable ops.
-
-    Needs the GPU: ModelOpt's exportable quantize ops are the CUDA path (on CPU the export stops at
-    a data-dependent check inside ModelOpt's tensor quantizer).
-    """
+@contextlib.contextmanager
+def export_mode() -> Iterator[None]:
+    """ModelOpt's ``export_torch_mode()`` under ``torch.no_grad()``: export and compile run inside it,
+    as Torch-TensorRT's own ModelOpt example (``vgg16_ptq``) does."""
     from modelopt.torch.quantization.utils import export_torch_mode
 
     with torch.no_grad(), export_torch_mode():
+        yield
+
+
+def export_quantized(module: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> Any:
+    """``torch.export`` of a fake-quantized model with its Q/DQ nodes kept as exportable ops.
+
+    Needs the GPU: on CUDA tensors ModelOpt quantizes through a registered op that exports as one
+    node; on CPU it takes a pure-PyTorch path whose data-dependent check stops ``torch.export``.
+    """
+    with export_mode():
         return torch.export.export(module, tuple(inputs), strict=False)
 
 

@@ -364,9 +364,10 @@ def test_quantized_compile_on_gpu(tmp_path):
     request = quant_request(scheme, quant_base_precision="fp16", calibration_batches=2)
     capabilities.check_request(request, caps)
     q = quantization.prepare_quantized(request, tiny_model(), "cuda")
-    program = quantization.export_quantized(q.module, q.inputs)
-    trt = torch_tensorrt.dynamo.compile(program, inputs=list(q.inputs), min_block_size=1,
-                                        **quantization.compile_kwargs(scheme, "fp16", caps.flavour))
+    with quantization.export_mode():
+        program = quantization.export_quantized(q.module, q.inputs)
+        trt = torch_tensorrt.dynamo.compile(program, inputs=list(q.inputs), min_block_size=1,
+                                            **quantization.compile_kwargs(scheme, "fp16", caps.flavour))
     with torch.no_grad():
         report = q.report(engine_output=trt(*q.inputs))
     assert report.engine_vs_fake_quant.rel_l2 < 0.05 and not report.conversion_problem
