@@ -29,6 +29,7 @@ UNKNOWN = "(unknown)"
 UNATTRIBUTED = "(no module)"
 _LAYER_TYPE_PALETTE = qualitative.Dark24 + qualitative.Light24
 _RUN_PALETTE = qualitative.Set2
+_LIGHT_PALETTE = qualitative.Pastel + qualitative.Set3
 LABEL_CHARS = 48
 
 
@@ -189,7 +190,7 @@ def top_layers_bar(layers: pd.DataFrame, n: int = 20) -> go.Figure:
     for layer_type, part in df.groupby("layer_type", sort=False):
         fig.add_bar(y=part["label"], x=part["avg_ms"], orientation="h", name=str(layer_type),
                     marker_color=layer_type_colour(str(layer_type)), customdata=_hover_data(part),
-                    text=[f"{s:.1%}" for s in part["share"]], textposition="outside",
+                    text=[f"{s:.1%}" for s in part["share"]], textposition="outside", cliponaxis=False,
                     hovertemplate=_HOVER + "<br>%{x:.4f} ms/inference<extra></extra>")
     fig.update_layout(
         title=f"Slowest {min(n, len(df))} layers (mean time per inference)", barmode="overlay",
@@ -293,17 +294,30 @@ def module_tree(layers: pd.DataFrame, max_depth: int = 4) -> go.Figure:
     df = module_rollup(layers)
     if df.empty:
         return message_figure("This run's layers carry no nn.Module paths, so time cannot be rolled up.")
-    colours = [OTHER_COLOUR if lbl in (FUSED, UNATTRIBUTED) else None for lbl in df["label"]]
     fig = go.Figure(go.Icicle(
         ids=df["id"], parents=df["parent"], labels=df["label"], values=df["total_ms"], branchvalues="total",
-        customdata=df[["id", "layers"]].values.tolist(), maxdepth=max_depth, root_color="#EEEEEE",
-        marker={"colors": colours} if any(colours) else None,
+        customdata=df[["id", "layers"]].values.tolist(), maxdepth=max_depth,
+        marker={"colors": _module_colours(df["id"])}, textfont={"color": "#111111"},
         hovertemplate="<b>%{customdata[0]}</b><br>%{value:.4f} ms/inference (%{percentRoot:.1%})"
                       "<br>%{customdata[1]} layers<extra></extra>",
         texttemplate="%{label}<br>%{value:.3f} ms"))
     fig.update_layout(title="Time rolled up the nn.Module tree (ms per inference)", height=520,
                       margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return fig
+
+
+def _module_colours(ids: pd.Series) -> list[str]:
+    """Each top-level module (and everything under it) one colour; fused/unattributed time grey."""
+    colours = []
+    for node in ids:
+        top = node.split("/", 1)[1].split(".")[0] if "/" in node else ""
+        if not top:
+            colours.append("#E4E4E4")
+        elif top in (FUSED, UNATTRIBUTED):
+            colours.append(OTHER_COLOUR)
+        else:
+            colours.append(_LIGHT_PALETTE[zlib.crc32(top.encode()) % len(_LIGHT_PALETTE)])
+    return colours
 
 
 def profiling_overhead_bar(e2e_median_ms: float, profiled_sum_ms: float | None) -> go.Figure:
@@ -426,18 +440,35 @@ def metric_bars(long: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def latency_distribution(samples: pd.DataFrame) -> go.Figure:
-    """Overlaid histograms of every timed inference per run, medians as dashed lines."""
+def latency_distribution(samples: pd.DataFrame, max_ratio: float = 5.0) -> go.Figure:
+    """Latency of every timed inference per run, on one axis.
+
+    Overlaid histograms (dashed: medians) when the runs are on one scale; when the medians are more
+    than ``max_ratio`` apart (a GPU engine next to a CPU run) the fast run would be a sliver, so each
+    run gets a box plot on a shared logarithmic axis instead.
+    """
     if samples.empty:
         return message_figure("These runs kept no per-inference latency samples.")
     runs = list(dict.fromkeys(samples["run"]))
     colours = run_colours(runs)
+    medians = samples.groupby("run", sort=False)["latency_ms"].median()
     fig = go.Figure()
+    if medians.min() > 0 and medians.max() / medians.min() > max_ratio:
+        for run in runs:
+            x = samples.loc[samples["run"] == run, "latency_ms"]
+            fig.add_box(x=x, name=run, marker_color=colours[run], boxpoints="outliers", orientation="h",
+                        hovertemplate="%{x:.4f} ms<extra>" + run + "</extra>")
+        fig.update_layout(title="Latency per inference (runs on different scales: log axis)", showlegend=False,
+                          height=max(260, 60 * len(runs) + 120), xaxis_type="log",
+                          xaxis_title="latency per inference (ms, log scale)",
+                          yaxis={"autorange": "reversed", "tickfont": {"size": 10}},
+                          margin={"l": 10, "r": 10, "t": 50, "b": 40})
+        return fig
     for run in runs:
         x = samples.loc[samples["run"] == run, "latency_ms"]
         fig.add_histogram(x=x, name=run, marker_color=colours[run], opacity=0.55, histnorm="probability",
                           nbinsx=60, hovertemplate="%{x} ms<br>%{y:.1%} of inferences<extra>" + run + "</extra>")
-        fig.add_vline(x=float(x.median()), line_dash="dash", line_color=colours[run])
+        fig.add_vline(x=float(medians[run]), line_dash="dash", line_color=colours[run])
     fig.update_layout(title="Latency per inference (dashed: median)", barmode="overlay", height=380,
                       xaxis_title="latency per inference (ms)", yaxis_title="share of timed inferences",
                       yaxis_tickformat=".0%", legend={"orientation": "h", "y": -0.25},

@@ -59,8 +59,7 @@ if differ.empty:
 else:
     st.markdown("  \n".join(f"**{setting}**: " + " · ".join(f"`{v}`" for v in values)
                              for setting, values in differ.iterrows()))
-    st.dataframe(differ.style.apply(compare.highlight_differences, axis=1), key="settings_differ")
-with st.expander("All settings"):
+with st.expander("All settings (differences highlighted)"):
     everything = compare.settings_table(runs)
     st.dataframe(everything.style.apply(compare.highlight_differences, axis=1), key="settings_all")
 

@@ -5,6 +5,9 @@ import streamlit as st
 from engine import charts, compare
 from pages._common import export_buttons, link_to, pick_run, run_header
 
+LAYER_TABLE_ORDER = ["order", "name", "layer_type", "avg_ms", "share", "precision", "module_path", "segment",
+                     "runtime", "tactic", "input_shapes", "output_shapes"]
+
 st.title("Per-layer latency")
 run = pick_run()
 if run is None:
@@ -48,7 +51,7 @@ else:
                               key="layers_query")
         found = charts.search_layers(run.layers, query)
         st.caption(f"{len(found):,} of {len(run.layers):,} layers · click a column header to sort")
-        st.dataframe(found, hide_index=True, key="layers_table",
+        st.dataframe(found, hide_index=True, key="layers_table", column_order=LAYER_TABLE_ORDER,
                      column_config={"avg_ms": st.column_config.NumberColumn("avg (ms)", format="%.4f"),
                                     "share": st.column_config.ProgressColumn("share", format="percent")})
     st.plotly_chart(charts.profiling_overhead_bar(overhead["e2e_median_ms"], overhead["profiled_sum_ms"]),

@@ -43,8 +43,8 @@ for i, rec in enumerate(seg.recommendations):
     what = {"minimal": "Fewest engines", "moderate": "Moderate segmentation",
             "current": "Equivalent to this run"}.get(rec.kind, rec.kind)
     cols[0].markdown(f"**{what}**: min_block_size = {rec.min_block_size} → {rec.engines} TensorRT engine(s)")
-    if rec.min_block_size == mbs:
-        cols[1].caption("This run's setting.")
+    if rec.kind == "current" or rec.min_block_size == mbs:
+        cols[1].caption("Same engines as this run.")
     elif cols[1].button(f"Run again with min_block_size = {rec.min_block_size}", key=f"rerun_{i}",
                         icon=":material/replay:"):
         try:

@@ -4,7 +4,8 @@
 - TensorRT runs are put together from the files Torch-TensorRT wrote on an H100 (shared/fixtures,
   see its README): the per-layer table from the engine profile + layer information, the segmentation
   from the dryrun text, and the end-to-end median the README records for that same configuration
-  (the fixtures keep no per-inference samples, so the latency holds that one recorded median).
+  (the fixtures keep no per-inference samples, so the latency and its samples hold that one
+  recorded median).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def trt_profiled_run(fixtures_dir: Path, is_sample: bool = True) -> RunResult:
         run_id=new_run_id(), key="fixture-resnet18-fp16-mbs5", created_at=utc_now_iso(),
         request=_trt_request(min_block_size=5), env=dict(H100_ENV), model_info={"source": "resnet18"},
         latency=LatencyStats.from_samples([RESNET18_FP16_MBS5_MEDIAN_MS], 1, "cuda_events"),
+        latency_samples_ms=[RESNET18_FP16_MBS5_MEDIAN_MS],
         engine_count=1, profiled_sum_ms=float(layers["avg_ms"].sum()), is_sample=is_sample, layers=layers)
 
 
@@ -69,6 +71,7 @@ def trt_relu_forced_run(fixtures_dir: Path, is_sample: bool = True) -> RunResult
         request=_trt_request(min_block_size=1, torch_executed_ops=["torch.ops.aten.relu.default"]),
         env=dict(H100_ENV), model_info={"source": "resnet18"},
         latency=LatencyStats.from_samples([RESNET18_FP16_RELU_FORCED_MEDIAN_MS], 1, "cuda_events"),
+        latency_samples_ms=[RESNET18_FP16_RELU_FORCED_MEDIAN_MS],
         engine_count=seg.engine_count, segmentation=seg, is_sample=is_sample)
 
 

@@ -88,6 +88,15 @@ def test_latency_samples_overlay(eager_pair):
     assert {s.x0 for s in fig.layout.shapes} == {b1.latency.median_ms, b2.latency.median_ms}
 
 
+def test_latency_on_different_scales_uses_boxes_on_a_log_axis(eager_pair, fixtures_dir):
+    b1, _, _ = eager_pair
+    trt = trt_profiled_run(fixtures_dir)
+    fig = charts.latency_distribution(compare.latency_samples([b1, trt]))
+    assert [t.type for t in fig.data] == ["box", "box"]
+    assert fig.layout.xaxis.type == "log"
+    assert list(fig.data[1].x) == [RESNET18_FP16_MBS5_MEDIAN_MS]
+
+
 def test_profiling_overhead_and_run_summary(eager_pair, fixtures_dir):
     trt = trt_profiled_run(fixtures_dir)
     o = compare.profiling_overhead(trt)

@@ -170,6 +170,7 @@ def test_segmentation_of_the_relu_forced_run(runs):
     assert len(nodes) == 17 and "layer4.1.relu/relu_16" in set(nodes["location"])
     labels = [b.label for b in at.button]
     assert "Run again with min_block_size = 6" in labels and "Run again with min_block_size = 4" in labels
+    assert "Run again with min_block_size = 3" not in labels     # "current": the same 18 engines again
 
 
 def test_run_again_builds_the_same_request_with_the_recommended_min_block_size(runs, monkeypatch):
@@ -215,8 +216,9 @@ def test_compare_two_eager_runs(runs):
     table = at.dataframe[0].value.set_index("run")
     assert table.loc[compare.run_label(b2), "speedup"] == pytest.approx(b1.latency.median_ms / b2.latency.median_ms)
     assert table.loc[compare.run_label(b1), "baseline"]
-    differ = next(d.value for d in at.dataframe if "setting" in (d.value.index.name or ""))
-    assert list(differ.index) == ["model.batch_size"]
+    assert any("**model.batch_size**: `1` · `2`" in md.value for md in at.markdown)
+    settings = next(d.value for d in at.dataframe if "differs" in d.value.columns)
+    assert list(settings.index[settings["differs"]]) == ["model.batch_size"]
     latency = figure(at, "Latency per inference")
     assert sorted(len(t.x) for t in latency.data) == [8, 8]
     bars = figure(at, "Runs side by side")
