@@ -585,6 +585,8 @@ class JobSystem:
         if job.state == "queued":
             ahead = [j for j in self.table.list(("queued",)) if j.route == job.route and j.created_ts <= job.created_ts]
             job.position = max(1, len(ahead))
+            if not job.detail and not any(job.route in w.get("routes", ()) for w in self.workers() if w["alive"]):
+                job.detail = f"waiting for a worker that serves {job.route!r} (none is running)"
         return job
 
     def cancel(self, job_id: str) -> Job:
@@ -649,6 +651,9 @@ class JobSystem:
         p.mkdir(parents=True, exist_ok=True)
         return p
 
+    def _owner_file(self) -> Path:
+        return self._pid_dir() / "owner"
+
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
         with open(self.root / "workers.lock", "a+") as f:
@@ -673,6 +678,8 @@ class JobSystem:
                 del self._children[name]
         pids = []
         with self._lock():
+            # the newest app process adopts the running workers: they live as long as it does
+            self._owner_file().write_text(f"{os.getpid()}\n")
             self.reconcile()
             for slot in ["cpu"] + [f"gpu{i}" for i in range(gpu_count)]:
                 pidfile = self._pid_dir() / f"{slot}.pid"
@@ -689,7 +696,7 @@ class JobSystem:
 
     def _start_worker(self, slot: str) -> subprocess.Popen:
         env = dict(os.environ, **{DATA_DIR_ENV: str(self.root), "PYTHONPATH": str(PROJECT_ROOT)})
-        args = ["--data-dir", str(self.root), "--owner-pid", str(os.getpid())]
+        args = ["--data-dir", str(self.root), "--owner-file", str(self._owner_file())]
         if self.queue_url:
             args += ["--queue-url", self.queue_url]
         if slot == "cpu":
@@ -779,11 +786,13 @@ class Worker:
     """Takes jobs from its queues one at a time and runs each in a fresh child process."""
 
     def __init__(self, system: JobSystem, *, gpu_index: int | None, owner_pid: int | None = None,
-                 worker_id: str | None = None, poll_s: float = IDLE_POLL_S):
+                 owner_file: Path | None = None, worker_id: str | None = None, poll_s: float = IDLE_POLL_S):
         self.system = system
         self.table = system.table
         self.gpu_index = gpu_index
         self.owner_pid = owner_pid
+        self.owner_file = owner_file
+        self._owner_checked = 0.0
         self.poll_s = poll_s
         slot = "cpu" if gpu_index is None else f"gpu{gpu_index}"
         self.worker_id = worker_id or f"{_this_host()}/{slot}/{os.getpid()}"
@@ -795,6 +804,13 @@ class Worker:
         return _JobProcess(self.system.root)
 
     def _owner_gone(self) -> bool:
+        """True when the app that started this worker (and every app that adopted it since) is gone."""
+        if time.monotonic() - self._owner_checked < 1.0:
+            return False
+        self._owner_checked = time.monotonic()
+        if self.owner_file is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.owner_pid = int(self.owner_file.read_text().split()[0])
         return self.owner_pid is not None and not _pid_alive(self.owner_pid)
 
     def run(self) -> int:
@@ -1049,7 +1065,7 @@ def gpu_choices() -> list[tuple[str, int | str | None]]:
 
 # -- `python -m engine worker` ---------------------------------------------------------------------------
 def worker_main(argv: list[str]) -> int:
-    """Run one worker in the foreground until SIGTERM/SIGINT (or until --owner-pid exits)."""
+    """Run one worker in the foreground until SIGTERM/SIGINT (or until its owner process exits)."""
     p = argparse.ArgumentParser(prog="python -m engine worker",
                                 description="Run jobs from the queue on one device (the CPU or one GPU).")
     dev = p.add_mutually_exclusive_group()
@@ -1060,6 +1076,8 @@ def worker_main(argv: list[str]) -> int:
                                                      "empty = the SQLite queue in the data directory)")
     p.add_argument("--host-id", default=None, help="name of this host in the job table (default: hostname)")
     p.add_argument("--owner-pid", type=int, default=None, help="exit when this process is gone")
+    p.add_argument("--owner-file", type=Path, default=None,
+                   help="exit when the process whose pid this file holds is gone (re-read: apps adopt workers)")
     ns = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if ns.data_dir:
@@ -1073,4 +1091,4 @@ def worker_main(argv: list[str]) -> int:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
     url = ns.queue_url if ns.queue_url is not None else os.environ.get(QUEUE_URL_ENV)
     system = JobSystem(ns.data_dir or data_dir(), url or None)
-    return Worker(system, gpu_index=ns.gpu, owner_pid=ns.owner_pid).run()
+    return Worker(system, gpu_index=ns.gpu, owner_pid=ns.owner_pid, owner_file=ns.owner_file).run()

@@ -202,3 +202,25 @@ def test_a_gpu_type_is_matched_by_a_unique_part_of_its_name(system):
     assert system._resolve_gpu_type("nvidia") == "nvidia"          # ambiguous: left as given
     labels = [label for label, _ in system.gpu_choices()]
     assert labels[0] == "Any GPU" and "Any NVIDIA L4" in labels and "GPU 1: NVIDIA L4" in labels
+
+
+def test_workers_started_by_an_app_stop_cleanly_when_the_app_exits(tmp_path):
+    """Worker processes never outlive the app that started (or last adopted) them."""
+    import subprocess
+    import sys
+
+    from engine.store import PROJECT_ROOT
+
+    root = tmp_path / "data"
+    code = ("import sys; from engine.jobs import JobSystem; print(*JobSystem(sys.argv[1]).ensure_workers(0), "
+            "flush=True); sys.stdin.read()")
+    app = subprocess.Popen([sys.executable, "-c", code, str(root)], cwd=str(PROJECT_ROOT), text=True,
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           env=dict(os.environ, PYTHONPATH=str(PROJECT_ROOT)))
+    (worker_pid,) = [int(p) for p in app.stdout.readline().split()]
+    observer = JobSystem(root)
+    wait_until(lambda: any(w["pid"] == worker_pid for w in observer.workers()), 60)
+    app.stdin.close()
+    app.wait(10)
+    wait_until(lambda: not jobs._pid_alive(worker_pid), 20)
+    assert observer.workers() == []     # unregistered on its way out, not left for reconcile
