@@ -18,7 +18,7 @@ import pandas as pd
 
 from engine.capabilities import Capabilities
 from engine.config import QUANT_SCHEMES, ConfigError, RunRequest
-from engine.quantization import SCHEMES, conversion_problem_text, scheme_options
+from engine.quantization import FLAVOUR_NAMES, SCHEMES, conversion_problem_text, scheme_options
 from engine.result import QuantizationReport, RunResult
 from engine.store import RunStore
 
@@ -103,6 +103,7 @@ class Rung:
     engine_bytes: int | None = None
     quantization: QuantizationReport | None = None
     run_id: str = ""
+    where: str = ""                   # device and flavour, e.g. "NVIDIA H200, TensorRT-RTX"
 
     @property
     def quantized(self) -> bool:
@@ -129,7 +130,14 @@ def rung_from_result(result: RunResult) -> Rung:
                 p10_ms=result.latency.p10_ms, p90_ms=result.latency.p90_ms, rel_l2=rel,
                 top1_agreement=accuracy.top1_agreement if accuracy else None,
                 build_s=sum(build) if build else None, calibration_s=result.stages_s.get("calibration_s"),
-                engine_bytes=result.engine_bytes or None, quantization=q, run_id=result.run_id)
+                engine_bytes=result.engine_bytes or None, quantization=q, run_id=result.run_id,
+                where=_where(result.env))
+
+
+def _where(env: dict) -> str:
+    flavour = env.get("flavour", "none")
+    device = env.get("device_name", "")
+    return f"{device}, {FLAVOUR_NAMES[flavour]}" if flavour in ("tensorrt", "tensorrt_rtx") else device
 
 
 def load_ladder(store: RunStore, ladder_id: str) -> list[Rung]:
@@ -181,12 +189,15 @@ def verdict(rungs: Sequence[Rung], *, tolerance_rel_l2: float = DEFAULT_TOLERANC
             min_top1: float | None = None, where: str = "") -> LadderVerdict:
     """Fastest scheme within the accuracy tolerance against the fastest unquantized rung.
 
-    ``where`` names the GPU and flavour (or CPU) for the text, e.g. "NVIDIA H200, TensorRT-RTX".
+    ``where`` names the GPU and flavour (or CPU) for the text, e.g. "NVIDIA H200, TensorRT-RTX";
+    by default the rungs' own, when they all agree.
     """
     plain = [r for r in rungs if not r.quantized]
     if not plain:
         raise ConfigError("ladder", "the ladder has no fp32 or fp16 run to compare the schemes with")
     reference = min(plain, key=lambda r: r.median_ms)
+    places = {r.where for r in rungs}
+    where = where or (places.pop() if len(places) == 1 else "")
     on = f" on {where}" if where else ""
     tol = f"rel. L2 ≤ {tolerance_rel_l2:g}" + (f", top-1 agreement ≥ {min_top1:.0%}" if min_top1 is not None else "")
     lines = [_reference_line(reference, plain)]
@@ -252,6 +263,8 @@ def _rung_line(r: Rung, reference: Rung, tolerance: float, min_top1: float | Non
         extras.append(f"calibration {r.calibration_s:.1f} s")
     if r.build_s is not None:
         extras.append(f"build {r.build_s:.1f} s")
+    if r.engine_bytes:
+        extras.append(f"engine {r.engine_bytes / 2**20:.1f} MiB")
     status = "within tolerance" if within_tolerance(r, tolerance, min_top1) else "outside tolerance"
     text = f"{r.label}: {fmt_ms(r.median_ms)} ({speed} than {reference.label}), {acc}, {status}"
     text += f" ({', '.join(extras)})." if extras else "."
