@@ -459,7 +459,7 @@ def prepare_quantized(request: RunRequest, model: BuiltModel, device: str, progr
     def cast(ts: Sequence[torch.Tensor], dt: torch.dtype) -> tuple[torch.Tensor, ...]:
         return tuple(t.to(device=device, dtype=dt if t.is_floating_point() else t.dtype) for t in ts)
 
-    progress("calibrate", None, "eager fp32 reference output")
+    progress("reference", None, "eager fp32 output for the three-way accuracy")
     reference = copy.deepcopy(model.module).to(device=device, dtype=torch.float32).eval()
     with torch.no_grad():
         eager_output = _detach_cpu(reference(*cast(model.example_inputs, torch.float32)))

@@ -301,6 +301,7 @@ def test_int8_fake_quant_on_cpu_differs_slightly_from_fp32(int8_quantized):
     assert report.engine_vs_fake_quant is None and not report.conversion_problem
     assert not report.calibration_meaningful and report.calibration_batches == 4
     assert stages["calibration_s"] > 0 and "modelopt_import_s" in stages
+    assert [e[0] for e in events[:2]] == ["reference", "modelopt_import"]
     calib = [e for e in events if e[0] == "calibrate" and e[2].startswith("batch")]
     assert [e[2] for e in calib] == ["batch 1/4", "batch 2/4", "batch 3/4", "batch 4/4"]
     # the shared model is untouched: no quantizer in it, same output as before
