@@ -157,15 +157,14 @@ def kernel_busy_ms(events: Iterable[Mapping[str, Any]], iterations: int,
     spans = sorted((float(e["ts"]), float(e["ts"]) + float(e["dur"])) for e in events
                    if e.get("ph") == "X" and "dur" in e and (categories is None or e.get("cat") in categories))
     busy_us = 0.0
-    start = end = None
-    for s, e in spans:
-        if end is None or s > end:
-            if end is not None:
+    if spans:
+        start, end = spans[0]
+        for s, e in spans[1:]:
+            if s > end:
                 busy_us += end - start
-            start, end = s, e
-        else:
-            end = max(end, e)
-    if end is not None:
+                start, end = s, e
+            else:
+                end = max(end, e)
         busy_us += end - start
     return busy_us / 1000.0 / iterations
 

@@ -261,6 +261,18 @@ def example_tensors(specs: Sequence[InputSpec], shapes: Mapping[str, tuple[int, 
     return tuple(out)
 
 
+def specs_from_tensors(tensors: Sequence[torch.Tensor], names: Sequence[str] = ()) -> tuple[InputSpec, ...]:
+    """Static specs describing example tensors (a file model's own inputs); names default to x0, x1, ..."""
+    by_dtype = {v: k for k, v in INPUT_DTYPES.items()}
+    out = []
+    for i, t in enumerate(tensors):
+        dtype = by_dtype.get(t.dtype)
+        if dtype is None:
+            raise ConfigError(FIELD, f"input {i} has dtype {t.dtype}; supported: {', '.join(INPUT_DTYPES)}")
+        out.append(InputSpec(names[i] if i < len(names) else f"x{i}", tuple(t.shape), dtype))
+    return tuple(out)
+
+
 def with_batch_range(specs: Sequence[InputSpec], min_batch: int, opt_batch: int,
                      max_batch: int) -> tuple[InputSpec, ...]:
     """The same inputs with their batch dimension made dynamic (min/opt/max); other dims unchanged."""
@@ -295,8 +307,8 @@ def check_model_accepts(module: torch.nn.Module, specs: Sequence[InputSpec], *, 
     check_specs(specs, field)
     error = _try_run(module, specs, shapes_at(specs, "opt"), device, seed)
     if error:
-        shapes = ", ".join(f"{k} {v}" for k, v in shapes_at(specs, "opt").items())
-        raise ConfigError(field, f"the model fails at the opt shapes ({shapes}): {error}")
+        opt = ", ".join(f"{k} {v}" for k, v in shapes_at(specs, "opt").items())
+        raise ConfigError(field, f"the model fails at the opt shapes ({opt}): {error}")
     failures = []
     for r in dim_ranges(specs, field).values():
         if r.min == r.max:

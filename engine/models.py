@@ -245,7 +245,8 @@ def _build_file(spec: ModelSpec, seed: int) -> BuiltModel:
                              f"{type(e).__name__}: {str(e)[:200]}", "Save it with torch.export.save().") from e
         inputs = _example_inputs_from_ep(ep, spec)
         module = ep.module()
-        return BuiltModel(module, inputs, identity, _info(module, inputs, "exported_program", "unknown"), ep)
+        inputs, specs = _with_given_inputs(module, inputs, spec, identity, seed)
+        return BuiltModel(module, inputs, identity, _info(module, inputs, "exported_program", "unknown", specs), ep)
     mod = _import_file(path)
     for fn in ("build_model", "example_inputs"):
         if not callable(getattr(mod, fn, None)):
@@ -261,9 +262,30 @@ def _build_file(spec: ModelSpec, seed: int) -> BuiltModel:
         inputs = (inputs,)
     if not isinstance(module, torch.nn.Module) or not all(isinstance(t, torch.Tensor) for t in inputs):
         raise ModelError(f"{path.name}: build_model() must return an nn.Module and example_inputs() tensors.")
-    inputs = tuple(inputs)
+    inputs, specs = _with_given_inputs(module, tuple(inputs), spec, identity, seed)
     _check_runs(module, inputs, spec)
-    return BuiltModel(module, inputs, identity, _info(module, inputs, "custom", "unknown"))
+    return BuiltModel(module, inputs, identity, _info(module, inputs, "custom", "unknown", specs))
+
+
+def _with_given_inputs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], spec: ModelSpec, identity: str,
+                       seed: int) -> tuple[tuple[torch.Tensor, ...], tuple[InputSpec, ...]]:
+    """A file model's own example inputs, or tensors made from ``spec.inputs`` when those are given."""
+    if spec.inputs is None:
+        try:
+            return inputs, model_inputs.specs_from_tensors(inputs)
+        except ConfigError:   # a dtype the specs do not cover (float64 ...): the model still runs as is
+            return inputs, ()
+    if len(spec.inputs) != len(inputs):
+        raise ModelError(f"{spec.source} takes {len(inputs)} input(s) but model.inputs lists {len(spec.inputs)}.",
+                         "Give one entry per input, in the order example_inputs() returns them.")
+    try:
+        shapes = model_inputs.measured_shapes(spec.inputs, spec.batch_size, spec.sequence_length)
+    except ConfigError as e:
+        raise ModelError(f"{e.field}: {e.message}.") from None
+    given = model_inputs.example_tensors(spec.inputs, shapes, seed=seed + 1)
+    if any(s.is_dynamic for s in spec.inputs):
+        _check_dynamic_ranges(module, spec.inputs, identity)
+    return given, spec.inputs
 
 
 def _import_file(path: Path) -> Any:

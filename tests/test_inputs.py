@@ -144,3 +144,23 @@ def test_torch_tensorrt_inputs_carry_the_range():
     assert tuple(dyn.shape["min_shape"]) == (1, 8) and tuple(dyn.shape["opt_shape"]) == (2, 16)
     assert tuple(dyn.shape["max_shape"]) == (4, 64) and dyn.dtype.to(torch.dtype) == torch.int64
     assert tuple(static.shape) == (1, 3)
+
+
+def test_file_model_takes_given_inputs_and_checks_their_range(tmp_path, monkeypatch):
+    from engine import models
+
+    monkeypatch.setenv(models.MODELS_DIR_ENV, str(tmp_path))
+    (tmp_path / "fixed.py").write_text(
+        "import torch\n"
+        "def build_model():\n    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2))\n"
+        "def example_inputs(batch_size):\n    return (torch.randn(batch_size, 3, 4),)\n")
+    own = models.build(ModelSpec(source="file:fixed.py", batch_size=2))
+    assert own.info["inputs"] == [{"shape": [2, 3, 4], "dtype": "float32", "name": "x0"}]
+    ok = [dict(name="x0", shape=[2, 3, 4], min_shape=[1, 3, 4], max_shape=[8, 3, 4])]
+    built = models.build(RunRequest.from_dict({"model": {"source": "file:fixed.py", "batch_size": 8,
+                                                         "inputs": ok}}).model)
+    assert built.example_inputs[0].shape == (8, 3, 4) and built.info["inputs"][0]["min_shape"] == [1, 3, 4]
+    wide = [dict(name="x0", shape=[2, 3, 4], min_shape=[2, 3, 2], max_shape=[2, 3, 4])]
+    with pytest.raises(models.ModelError, match=r"cannot vary input 'x0' dimension 2 to its min 2"):
+        models.build(RunRequest.from_dict({"model": {"source": "file:fixed.py", "batch_size": 2,
+                                                     "inputs": wide}}).model)
