@@ -29,7 +29,7 @@ setup() {   # setup <requirements file>
   pip_install "$(basename "$1" .txt)" -r "$1"
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
     if [ "${TRT_FLAVOUR:-tensorrt}" = "rtx" ]; then
-      pip_install gpu-rtx torch-tensorrt-rtx
+      pip_install gpu-rtx torch-tensorrt-rtx nvidia-modelopt==0.47.0
     else
       pip_install gpu -r requirements-gpu.txt
     fi
