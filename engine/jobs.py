@@ -986,6 +986,8 @@ def _job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int) -
             time.sleep(0.5)
 
     threading.Thread(target=watch_parent, daemon=True).start()
+    with contextlib.suppress(ImportError):   # registry models come from here; import it before the job
+        import torchvision.models  # noqa: F401, PLC0415
     caps = capabilities.detect()
     with torch.inference_mode():   # first-call costs (thread pools, allocator) paid before the job
         torch.nn.functional.conv2d(torch.randn(1, 3, 16, 16), torch.randn(4, 3, 3, 3)).sum().item()

@@ -72,18 +72,6 @@ def test_cuda_request_without_gpu_is_refused_before_queueing(system):
     assert system.list_jobs() == []
 
 
-def test_job_runs_in_a_worker_and_a_repeat_is_answered_from_the_store(system):
-    job = system.submit(tiny(1))
-    assert job.state == "queued" and job.position == 1
-    done = finished(system, job.job_id)
-    assert done.state == "done", (done.error, done.traceback)
-    assert done.worker_id.endswith(f"/{system.workers()[0]['pid']}")
-    assert system.store.get(done.run_id).latency.iters == 5
-    again = system.submit(tiny(1))
-    assert again.state == "done" and again.cached and again.run_id == done.run_id
-    assert len(system.store.list_runs()) == 1
-
-
 def test_kill_9_of_the_job_process_fails_the_job_and_the_next_job_succeeds(system):
     victim = system.submit(slow())
     job = running_with_progress(system, victim.job_id)
@@ -92,10 +80,15 @@ def test_kill_9_of_the_job_process_fails_the_job_and_the_next_job_succeeds(syste
     failed = finished(system, victim.job_id, 20)
     assert failed.state == "failed"
     assert "SIGKILL" in failed.error and failed.hint
-    nxt = finished(system, system.submit(tiny(2)).job_id)
-    assert nxt.state == "done"
-    assert system.workers()[0]["pid"] == worker_pid   # the worker survived its job process
+    nxt = system.submit(tiny(2))
+    assert nxt.state == "queued" and nxt.position == 1
+    nxt = finished(system, nxt.job_id)
+    assert nxt.state == "done", (nxt.error, nxt.traceback)
+    assert nxt.worker_id.endswith(f"/{worker_pid}")     # the worker survived its job process
+    assert system.store.get(nxt.run_id).latency.iters == 5
     assert len(system.store.list_runs()) == 1          # nothing half written by the killed job
+    again = system.submit(tiny(2))
+    assert again.state == "done" and again.cached and again.run_id == nxt.run_id
 
 
 def test_kill_9_of_the_worker_fails_its_job_and_a_new_worker_takes_over(system):
