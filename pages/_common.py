@@ -199,27 +199,19 @@ def show_error(exc: BaseException, what: str = "") -> None:
 
 
 def submit_request(request: RunRequest) -> str | None:
-    """Run a request and show its run in the URL (``?run=<id>``); returns the run id, None on failure.
+    """Queue a request on the job queue; returns the job id, None when it was refused.
 
-    The one place pages start work: pointed at the job queue once it exists; until then it runs
-    the request in this session through ``engine.runner.execute``.
+    Progress shows in ``pages._jobs.job_panel()``, which switches the page to the new run
+    (``?run=<id>``) when the job is done; a request the store already answers switches at once.
     """
-    from engine.runner import execute
-
-    status = st.status("Running…", expanded=True)
-    bar = status.progress(0.0, text="starting")
-
-    def progress(stage: str, fraction: float | None = None, detail: str = "") -> None:
-        bar.progress(min(max(fraction or 0.0, 0.0), 1.0), text=f"{stage} {detail}".strip())
+    from pages._jobs import submit
 
     try:
-        outcome = execute(request, get_store(), progress)
-    except Exception as e:
-        status.update(label="The run failed", state="error")
-        show_error(e, "The run failed")
+        job = submit(request)
+    except Exception as e:   # ConfigError / capability errors name the field and what to do
+        show_error(e, "Nothing was submitted")
         return None
-    run_id = outcome.result.run_id
-    status.update(label=("Answered from a stored run with the same settings" if outcome.cached
-                         else "Done") + f": {run_label(outcome.result)}", state="complete", expanded=False)
-    set_url_run_ids([run_id])
-    return run_id
+    if not job.cached:
+        st.toast(f"Queued: {request.model.source} {request.backend} {request.compile.precision}",
+                 icon=":material/schedule:")
+    return job.job_id

@@ -3,9 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from engine import charts
+from engine import capabilities, charts
 from engine.config import ConfigError, RunRequest
 from pages._common import export_buttons, pick_run, run_header, show_error, submit_request
+from pages._jobs import job_panel
 
 st.title("Graph segmentation")
 run = pick_run()
@@ -38,6 +39,10 @@ with right:
 st.subheader("Recommendations")
 if not seg.recommendations:
     st.caption("Torch-TensorRT gave no min_block_size recommendation for this graph.")
+cannot_rerun = capabilities.detect().disabled_reason("backend", run.request["backend"])
+if cannot_rerun and seg.recommendations:
+    st.caption(f"Running again here is not possible: the tensorrt backend {cannot_rerun}. "
+               "Open this page on a GPU machine to try a recommendation.")
 for i, rec in enumerate(seg.recommendations):
     cols = st.columns([3, 2])
     what = {"minimal": "Fewest engines", "moderate": "Moderate segmentation",
@@ -46,7 +51,7 @@ for i, rec in enumerate(seg.recommendations):
     if rec.kind == "current" or rec.min_block_size == mbs:
         cols[1].caption("Same engines as this run.")
     elif cols[1].button(f"Run again with min_block_size = {rec.min_block_size}", key=f"rerun_{i}",
-                        icon=":material/replay:"):
+                        icon=":material/replay:", disabled=bool(cannot_rerun), help=cannot_rerun):
         try:
             request = RunRequest.from_dict(run.request).with_changes(
                 **{"compile.min_block_size": rec.min_block_size})
@@ -54,6 +59,7 @@ for i, rec in enumerate(seg.recommendations):
             show_error(e, "This run's settings cannot be reused")
         else:
             submit_request(request)
+job_panel()   # the re-run's progress; opens the new run here when it is done
 
 with st.expander(f"Nodes run in PyTorch ({len(seg.pytorch_nodes)})", expanded=bool(seg.pytorch_nodes)):
     if seg.pytorch_nodes:

@@ -175,9 +175,11 @@ def test_segmentation_of_the_relu_forced_run(runs):
 
 def test_run_again_builds_the_same_request_with_the_recommended_min_block_size(runs, monkeypatch):
     import pages._common
+    from engine.capabilities import Capabilities
 
     submitted = []
     monkeypatch.setattr(pages._common, "submit_request", lambda request: submitted.append(request))
+    monkeypatch.setattr(Capabilities, "disabled_reason", lambda self, knob, value=None: None)   # as on a GPU box
     relu = runs["relu"]
     at = page("segmentation", relu.run_id)
     next(b for b in at.button if b.label.endswith("= 6")).click().run()
@@ -195,10 +197,30 @@ def test_run_again_on_a_machine_without_gpu_explains_why(runs):
     if capabilities.detect().can_compile:
         pytest.skip("this machine can compile with TensorRT")
     at = page("segmentation", runs["relu"].run_id)
-    next(b for b in at.button if b.label.endswith("= 4")).click().run()
     no_exception(at)
-    assert at.error and at.error[0].value.startswith("The run failed: ")
+    buttons = [b for b in at.button if b.label.startswith("Run again")]
+    assert buttons and all(b.disabled for b in buttons)
+    assert any("needs an NVIDIA GPU" in c.value for c in at.caption)
+
+
+def test_a_refused_submission_is_explained_not_raised(runs):
+    from engine import jobs
+
+    try:
+        at = AppTest.from_function(_submit_cpu_request_for_a_missing_model, default_timeout=30).run()
+    finally:
+        jobs.stop_workers()    # submitting starts this host's queue workers
+    no_exception(at)
+    assert at.error[0].value.startswith("Nothing was submitted: ")
+    assert "no_such_model.py" in at.error[0].value
     assert any(e.label == "Technical details" for e in at.expander)
+
+
+def _submit_cpu_request_for_a_missing_model():
+    from engine.config import RunRequest
+    from pages._common import submit_request
+
+    submit_request(RunRequest.from_dict({"model": {"source": "file:no_such_model.py"}, "device": "cpu"}))
 
 
 def test_segmentation_of_an_eager_run(runs):
