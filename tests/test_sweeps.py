@@ -13,7 +13,7 @@ import pytest
 
 from engine import sweep_charts, sweeps
 from engine.backends.base import Cancelled
-from engine.config import ConfigError, RunRequest
+from engine.config import MIN_BLOCK_SIZE, ConfigError, RunRequest
 from engine.result import Recommendation, Segmentation
 from engine.runner import execute
 
@@ -299,3 +299,55 @@ def test_page_shows_a_stored_sweep_with_its_verdict_and_charts(store):
     at.query_params["sweep"] = "no_such_sweep"
     at.run()
     assert any("No stored run belongs to sweep 'no_such_sweep'" in e.value for e in at.error)
+
+
+# -- the bundled GPU sweeps ------------------------------------------------------------------------------
+SAMPLES = ROOT / "samples"
+
+
+def _sample_sweeps(tmp_path):
+    from engine.store import RunStore
+
+    if not any(SAMPLES.glob("*.json.gz")):
+        pytest.skip("no bundled samples in samples/ yet")
+    store = RunStore(tmp_path / "data")
+    store.import_samples(SAMPLES)
+    listed = sweeps.list_sweeps(store)
+    if listed.empty:
+        pytest.skip("the bundled samples hold no sweep")
+    return store, listed
+
+
+def test_bundled_gpu_sweeps_are_judged_from_their_recorded_numbers(tmp_path):
+    store, listed = _sample_sweeps(tmp_path)
+    assert set(listed["knobs"]) <= {sweeps.OPTIMIZATION_LEVEL_KNOB, sweeps.MIN_BLOCK_SIZE_KNOB}
+    assert listed["is_sample"].all()
+    for sweep_id in listed["sweep_id"]:
+        sweep = sweeps.load_sweep(store, sweep_id)
+        (knob,) = sweep.knobs
+        by_id = {r.run_id: r for r in sweep.results}
+        assert all(r.request["backend"] == "tensorrt" and r.latency.iters > 0 for r in sweep.results)
+        v = sweeps.verdict(sweep)
+        text = v.markdown()
+        assert v.comparisons, f"{sweep_id}: nothing compared\n{text}"
+        for c in v.comparisons:
+            ref, cand = by_id[c.reference_run], by_id[c.candidate_run]
+            ref_value = sweeps.request_value(ref.request, knob)
+            assert ref_value == sweeps.knob_default(knob) or (knob == sweeps.OPTIMIZATION_LEVEL_KNOB
+                                                              and ref_value == 3)   # what unset means
+            assert c.reference_ms == ref.latency.median_ms and c.candidate_ms == cand.latency.median_ms
+            assert sweeps.format_ms(c.candidate_ms) in text
+            assert c.candidate_build_s == pytest.approx(sweeps.build_time_s(cand))
+            lo_r, hi_r = sweeps.median_ci_ms(ref.latency_samples_ms)
+            lo_c, hi_c = sweeps.median_ci_ms(cand.latency_samples_ms)
+            assert c.noise_ms >= (hi_r - lo_r) / 2 + (hi_c - lo_c) / 2 - 1e-12
+            assert c.significant == (abs(c.delta_ms) > c.noise_ms)
+            if knob == sweeps.MIN_BLOCK_SIZE_KNOB:
+                assert f"{cand.engine_count} TensorRT engine" in text
+        if knob == sweeps.OPTIMIZATION_LEVEL_KNOB:
+            levels = sorted(sweeps.request_value(r.request, knob) for r in sweep.results)
+            assert levels == [0, 1, 2, 3, 4, 5]
+            assert "Default optimization_level=3" in text
+        else:
+            assert sweep.recommended_min_block_size, "the default run's segmentation carries the dryrun's advice"
+            assert f"Default min_block_size={MIN_BLOCK_SIZE}" in text
