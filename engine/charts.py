@@ -95,7 +95,7 @@ def slowest_layers(layers: pd.DataFrame, n: int = 20) -> pd.DataFrame:
     top["label"] = [f"{o}: {_short(name)}" for o, name in zip(top["order"], top["name"], strict=True)]
     rest = df.drop(top.index)
     if len(rest):
-        other = {c: "" for c in df.columns}
+        other: dict[str, object] = {c: "" for c in df.columns}
         other.update(order=-1, name=f"other ({len(rest)} layers)", layer_type="other",
                      avg_ms=float(rest["avg_ms"].sum()), share=float(rest["share"].sum()),
                      label=f"other ({len(rest)} layers)")
@@ -112,7 +112,7 @@ def time_by(layers: pd.DataFrame, column: str) -> pd.DataFrame:
     return g.sort_values("total_ms", ascending=False).reset_index(drop=True)
 
 
-def timeline_rows(layers: pd.DataFrame, max_bars: int = 300) -> pd.DataFrame:
+def timeline_rows(layers: pd.DataFrame, max_bars: int = 150) -> pd.DataFrame:
     """Layers in execution order with start/end times; above ``max_bars`` consecutive layers are
     merged into groups ("#a-#b (k layers)") so the waterfall keeps a readable number of bars."""
     df = _layers(layers).sort_values("order", kind="stable").reset_index(drop=True)
@@ -163,9 +163,17 @@ def module_rollup(layers: pd.DataFrame) -> pd.DataFrame:
             totals[node] = totals.get(node, 0.0) + ms
             counts[node] = counts.get(node, 0) + 1
             parent = node
-    rows = [{"id": n, "parent": parents[n], "label": n.rsplit("/", 1)[-1].rsplit(".", 1)[-1] if n != "model"
-             else "model", "total_ms": totals[n], "layers": counts[n]} for n in totals]
+    rows = [{"id": n, "parent": parents[n], "label": _module_label(n), "total_ms": totals[n], "layers": counts[n]}
+            for n in totals]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _module_label(node: str) -> str:
+    """``model/layer3.1`` -> ``layer3.1`` (an index alone says nothing), ``model/layer3.1.conv1`` -> ``conv1``."""
+    if node == "model":
+        return "model"
+    parts = node.split("/", 1)[1].split(".")
+    return ".".join(parts[-2:]) if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
 
 
 def search_layers(layers: pd.DataFrame, query: str = "") -> pd.DataFrame:
@@ -261,7 +269,7 @@ def precision_share_bar(layers: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def execution_timeline(layers: pd.DataFrame, max_bars: int = 300) -> go.Figure:
+def execution_timeline(layers: pd.DataFrame, max_bars: int = 150) -> go.Figure:
     """Waterfall in execution order: each layer starts where the previous one ended.
 
     Coloured by runtime (TensorRT vs PyTorch) when the run mixes both, else by layer type.
@@ -282,7 +290,7 @@ def execution_timeline(layers: pd.DataFrame, max_bars: int = 300) -> go.Figure:
     grouped = " (consecutive layers grouped)" if len(df) < len(layers) else ""
     fig.update_layout(
         title=f"Execution timeline{grouped}: cumulative profiled time", barmode="overlay",
-        height=min(2400, max(360, 14 * len(df) + 120)), legend_title_text=key.replace("_", " "),
+        height=min(1800, max(360, 14 * len(df) + 120)), legend_title_text=key.replace("_", " "),
         yaxis={"categoryorder": "array", "categoryarray": list(df["label"])[::-1], "title": "layer (execution order)",
                "tickfont": {"size": 10}},
         xaxis_title="cumulative time per inference (ms)", margin={"l": 10, "r": 10, "t": 50, "b": 40})

@@ -101,6 +101,7 @@ def test_module_rollup_adds_up_and_keeps_fused_layers_apart(trt, eager):
     layer1 = eager.layers[eager.layers["module_path"].str.startswith("layer1.")]
     assert tree.loc["model/layer1", "total_ms"] == pytest.approx(layer1["avg_ms"].sum())
     assert tree.loc["model/layer1.0", "parent"] == "model/layer1"
+    assert tree.loc["model/layer1.0", "label"] == "layer1.0" and tree.loc["model/layer1.0.conv1", "label"] == "conv1"
 
     trt_tree = charts.module_rollup(trt).set_index("id")
     fused = trt[trt["module_path"] == FUSED]
