@@ -183,7 +183,7 @@ class JobTable(Protocol):
 
     def insert_or_join(self, job: Job, dedupe: str) -> tuple[Job, bool]: ...
     def get(self, job_id: str) -> Job | None: ...
-    def list(self, states: tuple[str, ...] | None = None, limit: int | None = None) -> list[Job]: ...
+    def select(self, states: tuple[str, ...] | None = None, limit: int | None = None) -> list[Job]: ...
     def update(self, job_id: str, only_if: tuple[str, ...] | None = None, **values: Any) -> bool: ...
     def put_blob(self, job_id: str, blob: bytes) -> None: ...
     def take_blob(self, job_id: str) -> bytes | None: ...
@@ -267,7 +267,7 @@ class SqliteJobTable:
         row = self._conn().execute("SELECT body FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         return _job_from_body(row[0]) if row else None
 
-    def list(self, states: tuple[str, ...] | None = None, limit: int | None = None) -> list[Job]:
+    def select(self, states: tuple[str, ...] | None = None, limit: int | None = None) -> list[Job]:
         sql, args = "SELECT body FROM jobs", []
         if states:
             sql += f" WHERE state IN ({','.join('?' * len(states))})"
@@ -338,6 +338,10 @@ return ARGV[1]
 """
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 class RedisJobTable:
     """Jobs as Redis hashes (one JSON value per field, so concurrent field updates never collide)."""
 
@@ -360,7 +364,7 @@ class RedisJobTable:
             flat += [k, json.dumps(getattr(job, k))]
         got = self._insert(keys=[f"{self.p}:active:{dedupe}", self._k(job.job_id), f"{self.p}:jobs"],
                            args=[job.job_id, job.created_ts, f"{self.p}:job:", *flat])
-        got = got.decode() if isinstance(got, bytes) else got
+        got = _text(got)
         if got == job.job_id:
             return job, False
         existing = self.get(got)
@@ -370,13 +374,13 @@ class RedisJobTable:
         h = self.r.hgetall(self._k(job_id))
         if not h:
             return None
-        d = {k.decode(): json.loads(v) for k, v in h.items() if k.decode() in _STORED}
+        d = {_text(k): json.loads(v) for k, v in h.items() if _text(k) in _STORED}
         return Job(**d)
 
-    def list(self, states: tuple[str, ...] | None = None, limit: int | None = None) -> list[Job]:
+    def select(self, states: tuple[str, ...] | None = None, limit: int | None = None) -> list[Job]:
         out = []
         for jid in self.r.zrevrange(f"{self.p}:jobs", 0, -1):
-            job = self.get(jid.decode())
+            job = self.get(_text(jid))
             if job is None or (states and job.state not in states):
                 continue
             out.append(job)
@@ -395,7 +399,8 @@ class RedisJobTable:
         self.r.set(f"{self.p}:blob:{job_id}", blob, ex=7 * 86400)
 
     def take_blob(self, job_id: str) -> bytes | None:
-        return self.r.get(f"{self.p}:blob:{job_id}")
+        blob = self.r.get(f"{self.p}:blob:{job_id}")
+        return blob if isinstance(blob, bytes) else None
 
     def register_worker(self, info: dict[str, Any]) -> None:
         key = f"{self.p}:worker:{info['worker_id']}"
@@ -416,7 +421,7 @@ class RedisJobTable:
     def workers(self) -> list[dict[str, Any]]:
         out = []
         for wid in sorted(self.r.smembers(f"{self.p}:workers")):
-            raw = self.r.get(f"{self.p}:worker:{wid.decode()}")
+            raw = self.r.get(f"{self.p}:worker:{_text(wid)}")
             if raw is None:
                 self.r.srem(f"{self.p}:workers", wid)
                 continue
@@ -568,10 +573,10 @@ class JobSystem:
 
     def list_jobs(self, states: tuple[str, ...] | None = None, limit: int | None = 100) -> list[Job]:
         """Jobs newest first, optionally only those in ``states``."""
-        jobs = self.table.list(states, limit)
+        jobs = self.table.select(states, limit)
         queued = sorted((j for j in jobs if j.state == "queued"), key=lambda j: j.created_ts)
         if states is None or "queued" in states:
-            queued = sorted(self.table.list(("queued",)), key=lambda j: j.created_ts)
+            queued = sorted(self.table.select(("queued",)), key=lambda j: j.created_ts)
         positions: dict[str, int] = {}
         per_route: dict[str, int] = {}
         for j in queued:
@@ -583,7 +588,8 @@ class JobSystem:
 
     def _with_position(self, job: Job) -> Job:
         if job.state == "queued":
-            ahead = [j for j in self.table.list(("queued",)) if j.route == job.route and j.created_ts <= job.created_ts]
+            ahead = [j for j in self.table.select(("queued",))
+                     if j.route == job.route and j.created_ts <= job.created_ts]
             job.position = max(1, len(ahead))
             if not job.detail and not any(job.route in w.get("routes", ()) for w in self.workers() if w["alive"]):
                 job.detail = f"waiting for a worker that serves {job.route!r} (none is running)"
@@ -640,7 +646,7 @@ class JobSystem:
 
     def reconcile(self) -> None:
         """Fail running jobs whose worker is gone; drop registrations of dead workers on this host."""
-        for job in self.table.list(("running",)):
+        for job in self.table.select(("running",)):
             self._fail_if_worker_dead(job)
         for w in self.table.workers():
             if w.get("host") == _this_host() and not _pid_alive(int(w["pid"])):
