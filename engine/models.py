@@ -60,6 +60,8 @@ class BuiltModel:
     identity: str                                 # weights identity for the cache key
     info: dict[str, Any] = field(default_factory=dict)
     exported_program: Any = None                  # torch.export.ExportedProgram for .pt2 files
+    # what the inputs are (names, dtypes, dynamic min/opt/max): torch_tensorrt.Input objects come from these
+    input_specs: tuple[InputSpec, ...] = ()
 
 
 def _torchvision(name: str) -> Callable[[], torch.nn.Module]:
@@ -151,7 +153,8 @@ def build(spec: ModelSpec, seed: int = 0) -> BuiltModel:
     _check_runs(module, example, spec)
     if spec.inputs is not None and any(s.is_dynamic for s in specs):
         _check_dynamic_ranges(module, specs, identity)
-    return BuiltModel(module, example, identity, _info(module, example, entry.family, entry.task, specs))
+    return BuiltModel(module, example, identity, _info(module, example, entry.family, entry.task, specs),
+                      input_specs=specs)
 
 
 def input_specs(entry: RegistryEntry, spec: ModelSpec) -> tuple[InputSpec, ...]:
@@ -246,7 +249,8 @@ def _build_file(spec: ModelSpec, seed: int) -> BuiltModel:
         inputs = _example_inputs_from_ep(ep, spec)
         module = ep.module()
         inputs, specs = _with_given_inputs(module, inputs, spec, identity, seed)
-        return BuiltModel(module, inputs, identity, _info(module, inputs, "exported_program", "unknown", specs), ep)
+        return BuiltModel(module, inputs, identity, _info(module, inputs, "exported_program", "unknown", specs), ep,
+                          input_specs=specs)
     mod = _import_file(path)
     for fn in ("build_model", "example_inputs"):
         if not callable(getattr(mod, fn, None)):
@@ -264,7 +268,8 @@ def _build_file(spec: ModelSpec, seed: int) -> BuiltModel:
         raise ModelError(f"{path.name}: build_model() must return an nn.Module and example_inputs() tensors.")
     inputs, specs = _with_given_inputs(module, tuple(inputs), spec, identity, seed)
     _check_runs(module, inputs, spec)
-    return BuiltModel(module, inputs, identity, _info(module, inputs, "custom", "unknown", specs))
+    return BuiltModel(module, inputs, identity, _info(module, inputs, "custom", "unknown", specs),
+                      input_specs=specs)
 
 
 def _with_given_inputs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], spec: ModelSpec, identity: str,

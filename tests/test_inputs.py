@@ -160,6 +160,7 @@ def test_file_model_takes_given_inputs_and_checks_their_range(tmp_path, monkeypa
     built = models.build(RunRequest.from_dict({"model": {"source": "file:fixed.py", "batch_size": 8,
                                                          "inputs": ok}}).model)
     assert built.example_inputs[0].shape == (8, 3, 4) and built.info["inputs"][0]["min_shape"] == [1, 3, 4]
+    assert built.input_specs[0].is_dynamic and not own.input_specs[0].is_dynamic
     wide = [dict(name="x0", shape=[2, 3, 4], min_shape=[2, 3, 2], max_shape=[2, 3, 4])]
     with pytest.raises(models.ModelError, match=r"cannot vary input 'x0' dimension 2 to its min 2"):
         models.build(RunRequest.from_dict({"model": {"source": "file:fixed.py", "batch_size": 2,
