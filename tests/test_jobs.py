@@ -217,3 +217,43 @@ def test_workers_started_by_an_app_stop_cleanly_when_the_app_exits(tmp_path):
     app.wait(10)
     wait_until(lambda: not jobs._pid_alive(worker_pid), 20)
     assert observer.workers() == []     # unregistered on its way out, not left for reconcile
+
+
+TINY_MODEL = '''
+import torch
+
+
+def build_model():
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
+
+
+def example_inputs(batch_size):
+    return (torch.randn(batch_size, 3, 16, 16),)
+'''
+
+
+def file_request(name: str, seed: int = 0) -> RunRequest:
+    return RunRequest.from_dict({"device": "cpu", "model": {"source": f"file:{name}"},
+                                 "measure": {"warmup_iters": 1, "timed_iters": 5, "layer_profile": False,
+                                             "accuracy": False, "seed": seed}})
+
+
+def test_model_code_that_exits_or_segfaults_fails_its_job_not_the_app(system, tmp_path, monkeypatch):
+    models_dir = tmp_path / "models"
+    models_dir.mkdir()
+    monkeypatch.setenv("TRTDASH_MODELS_DIR", str(models_dir))
+    (models_dir / "exits.py").write_text("import os\n\ndef build_model():\n    os._exit(7)\n\n"
+                                         "def example_inputs(batch_size):\n    return ()\n")
+    (models_dir / "segfaults.py").write_text("import ctypes\n\ndef build_model():\n    ctypes.string_at(0)\n\n"
+                                             "def example_inputs(batch_size):\n    return ()\n")
+    (models_dir / "tiny.py").write_text(TINY_MODEL)
+    system.ensure_workers()
+    exits = system.submit(file_request("exits.py"))           # model code never runs in this process
+    segfaults = system.submit(file_request("segfaults.py"))
+    fine = system.submit(file_request("tiny.py"))
+    exited, crashed, done = (finished(system, j.job_id, 90) for j in (exits, segfaults, fine))
+    assert exited.state == "failed" and "exited with code 7" in exited.error
+    assert crashed.state == "failed" and "SIGSEGV" in crashed.error and "crashed" in crashed.hint
+    assert done.state == "done", (done.error, done.traceback)
+    assert system.store.get(done.run_id).key == fine.key   # the submit-time key is the stored run's key
+    assert system.submit(file_request("tiny.py")).cached
