@@ -328,10 +328,12 @@ def _module_colours(ids: pd.Series) -> list[str]:
     return colours
 
 
-def profiling_overhead_bar(e2e_median_ms: float, profiled_sum_ms: float | None) -> go.Figure:
+def profiling_overhead_bar(e2e_median_ms: float | None, profiled_sum_ms: float | None) -> go.Figure:
     """End-to-end median next to the sum of per-layer averages."""
     if profiled_sum_ms is None:
         return message_figure("This run has no per-layer profile.")
+    if e2e_median_ms is None:
+        return message_figure("This run was not timed end to end (analyze mode): nothing to compare with.")
     fig = go.Figure(go.Bar(
         y=["end-to-end median", "sum of per-layer averages"], x=[e2e_median_ms, profiled_sum_ms],
         orientation="h", marker_color=["#4C78A8", OTHER_COLOUR],

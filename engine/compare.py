@@ -45,6 +45,15 @@ class Metric:
     chart: bool = False     # one of the grouped bars on the Compare page
 
 
+def timed(run: RunResult) -> bool:
+    """False for runs that time nothing (analyze / dryrun): their latency figures are placeholders."""
+    return run.latency.iters > 0
+
+
+def _latency(field: str) -> Callable[[RunResult], float | None]:
+    return lambda r: getattr(r.latency, field) if timed(r) else None
+
+
 def _compile_s(run: RunResult) -> float | None:
     return float(sum(run.stages_s.values())) if run.stages_s else None
 
@@ -54,11 +63,10 @@ def _mb(n: int | None) -> float | None:
 
 
 METRICS: list[Metric] = [
-    Metric("e2e_median_ms", "End-to-end median", "ms", lambda r: r.latency.median_ms, chart=True),
-    Metric("e2e_p90_ms", "End-to-end p90", "ms", lambda r: r.latency.p90_ms),
-    Metric("e2e_p99_ms", "End-to-end p99", "ms", lambda r: r.latency.p99_ms),
-    Metric("throughput_per_s", "Throughput", "samples/s", lambda r: r.latency.throughput_per_s,
-           lower_is_better=False),
+    Metric("e2e_median_ms", "End-to-end median", "ms", _latency("median_ms"), chart=True),
+    Metric("e2e_p90_ms", "End-to-end p90", "ms", _latency("p90_ms")),
+    Metric("e2e_p99_ms", "End-to-end p99", "ms", _latency("p99_ms")),
+    Metric("throughput_per_s", "Throughput", "samples/s", _latency("throughput_per_s"), lower_is_better=False),
     Metric("compile_s", "Compile + prepare time", "s", _compile_s, chart=True),
     Metric("engine_count", "TensorRT engines", "count", lambda r: float(r.engine_count), chart=True),
     Metric("engine_mb", "Engine size", "MiB", lambda r: _mb(r.engine_bytes)),
@@ -94,7 +102,7 @@ def metric_table(runs: Sequence[RunResult], baseline_id: str | None = None) -> p
     ``speedup`` is baseline median / run median (above 1: faster than the baseline).
     """
     base = pick_baseline(runs, baseline_id)
-    base_ms = base.latency.median_ms
+    base_ms = base.latency.median_ms if timed(base) else None
     rows = []
     for r in runs:
         row: dict[str, Any] = {
@@ -103,9 +111,12 @@ def metric_table(runs: Sequence[RunResult], baseline_id: str | None = None) -> p
         }
         for m in METRICS:
             row[m.key] = _num(m.value(r))
-        row["delta_ms"] = r.latency.median_ms - base_ms
-        row["delta_pct"] = (r.latency.median_ms / base_ms - 1.0) * 100.0 if base_ms > 0 else None
-        row["speedup"] = base_ms / r.latency.median_ms if r.latency.median_ms > 0 else None
+        ms = r.latency.median_ms if timed(r) else None
+        row["delta_ms"] = row["delta_pct"] = row["speedup"] = None
+        if ms is not None and base_ms is not None and ms > 0 and base_ms > 0:
+            row["delta_ms"] = ms - base_ms
+            row["delta_pct"] = (ms / base_ms - 1.0) * 100.0
+            row["speedup"] = base_ms / ms
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -204,13 +215,14 @@ def profiling_overhead(run: RunResult) -> dict[str, float | None]:
     Per-layer profiling synchronises after every layer, so the sum is usually larger than
     e2e; ``ratio`` says by how much (None without a layer profile).
     """
-    e2e = run.latency.median_ms
+    e2e = run.latency.median_ms if timed(run) else None
     profiled = run.profiled_sum_ms
     if profiled is None and not run.layers.empty:
         profiled = float(run.layers["avg_ms"].sum())
-    ratio = profiled / e2e if profiled is not None and e2e > 0 else None
-    return {"e2e_median_ms": e2e, "profiled_sum_ms": profiled, "ratio": ratio,
-            "overhead_ms": profiled - e2e if profiled is not None else None}
+    ratio = overhead = None
+    if profiled is not None and e2e is not None and e2e > 0:
+        ratio, overhead = profiled / e2e, profiled - e2e
+    return {"e2e_median_ms": e2e, "profiled_sum_ms": profiled, "ratio": ratio, "overhead_ms": overhead}
 
 
 def run_summary(run: RunResult) -> pd.DataFrame:
@@ -223,7 +235,7 @@ def run_summary(run: RunResult) -> pd.DataFrame:
         rows.append({"metric": m.label, "value": v, "unit": m.unit})
     for name, stats in sorted(run.baselines.items()):
         rows.append({"metric": f"Baseline {name} median", "value": stats.median_ms, "unit": "ms"})
-        if run.latency.median_ms > 0:
+        if timed(run) and run.latency.median_ms > 0:
             rows.append({"metric": f"Speedup vs {name}", "value": stats.median_ms / run.latency.median_ms,
                          "unit": "×"})
     return pd.DataFrame(rows, columns=["metric", "value", "unit"])
@@ -261,8 +273,9 @@ def summary_labels(summary: pd.DataFrame) -> dict[str, str]:
     """Run id -> one-line description for pickers, from ``RunStore.list_runs()`` rows."""
     labels = {}
     for row in summary.itertuples(index=False):
+        latency = f"{row.e2e_median_ms:.3f} ms" if row.e2e_median_ms > 0 else "not timed"
         text = (f"{row.model} b{row.batch_size} {row.backend} {row.precision} · {row.device_name} · "
-                f"{str(row.created_at)[:16].replace('T', ' ')} · {row.e2e_median_ms:.3f} ms")
+                f"{str(row.created_at)[:16].replace('T', ' ')} · {latency}")
         if row.is_sample:
             text += " · sample"
         if row.is_baseline:
@@ -276,6 +289,7 @@ def history_table(summary: pd.DataFrame) -> pd.DataFrame:
     df = summary.copy()
     df["created"] = pd.to_datetime(df["created_at"], utc=True, errors="coerce")
     df["tags"] = df["tags"].fillna("").astype(str)
+    df["e2e_median_ms"] = df["e2e_median_ms"].where(df["e2e_median_ms"] > 0)   # analyze runs time nothing
     cols = ["run_id", "created", "model", "backend", "precision", "batch_size", "device_name", "flavour",
             "e2e_median_ms", "engine_count", "is_sample", "is_baseline", "tags"]
     return df[cols].reset_index(drop=True)

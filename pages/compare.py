@@ -1,5 +1,6 @@
 """Compare: 2-6 runs side by side against a baseline run, and which settings differ."""
 
+import pandas as pd
 import streamlit as st
 
 from engine import charts, compare
@@ -21,8 +22,11 @@ baseline_id = st.selectbox("Baseline", list(labels), index=compare.baseline_inde
 table = compare.metric_table(runs, baseline_id)
 cards = st.columns(len(table))
 for card, row in zip(cards, table.itertuples(), strict=True):
-    card.metric(row.run, f"{row.e2e_median_ms:.3f} ms",
-                delta="baseline" if row.baseline else f"{row.delta_pct:+.1f}% · {row.speedup:.2f}× speed",
+    if pd.isna(row.e2e_median_ms):
+        card.metric(row.run, "not timed", help="An analyze run: graph segmentation only, no latency.")
+        continue
+    vs_baseline = None if pd.isna(row.speedup) else f"{row.delta_pct:+.1f}% · {row.speedup:.2f}× speed"
+    card.metric(row.run, f"{row.e2e_median_ms:.3f} ms", delta="baseline" if row.baseline else vs_baseline,
                 delta_color="off" if row.baseline else "inverse", delta_arrow="off" if row.baseline else "auto",
                 help="End-to-end median latency; the change and the speedup are against the baseline.")
 st.dataframe(

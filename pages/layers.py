@@ -16,12 +16,14 @@ run_header(run)
 
 overhead = compare.profiling_overhead(run)
 c = st.columns(4)
-c[0].metric("e2e median", f"{overhead['e2e_median_ms']:.3f} ms",
+e2e = overhead["e2e_median_ms"]
+c[0].metric("e2e median", f"{e2e:.3f} ms" if e2e is not None else "not timed",
             help="End-to-end latency, timed with per-layer profiling off.")
 c[1].metric("Layers profiled", f"{len(run.layers):,}")
 if overhead["profiled_sum_ms"] is not None:
     c[2].metric("Sum of per-layer averages", f"{overhead['profiled_sum_ms']:.3f} ms",
                 help="Profiling synchronises after every layer, so this sum is not the e2e time.")
+if overhead["ratio"] is not None:
     c[3].metric("Profiled / e2e", f"{overhead['ratio']:.2f}×",
                 help="Above 1: the profiler's own overhead; use layer times to rank layers, not to add them up.")
 

@@ -1,10 +1,13 @@
 """Comparison and history tables on real runs: eager CPU runs measured here, TensorRT runs recorded on an H100."""
 
+import dataclasses
 from datetime import date
 
+import pandas as pd
 import pytest
 
 from engine import charts, compare
+from engine.result import LatencyStats
 from engine.store import RunStore
 from tests.fixture_runs import RESNET18_FP16_MBS5_MEDIAN_MS, eager_run, trt_profiled_run, trt_relu_forced_run
 
@@ -126,3 +129,17 @@ def test_history_filters(eager_pair, fixtures_dir):
         compare.filter_history(summary, colour=["red"])
     labels = compare.summary_labels(summary)
     assert labels[summary.query("backend == 'tensorrt'")["run_id"].iloc[0]].endswith("· sample")
+
+
+def test_an_analyze_run_is_not_timed_and_gets_no_speedup(eager_pair, fixtures_dir):
+    b1, _, _ = eager_pair
+    # what analyze mode stores: the dryrun's segmentation, no latency
+    analyze = dataclasses.replace(trt_relu_forced_run(fixtures_dir), latency=LatencyStats.not_timed(1),
+                                  latency_samples_ms=[])
+    table = compare.metric_table([analyze, b1]).set_index("run_id")
+    assert table.loc[analyze.run_id, "e2e_median_ms"] is None or pd.isna(table.loc[analyze.run_id, "e2e_median_ms"])
+    assert pd.isna(table.loc[b1.run_id, "speedup"])          # nothing to be faster than
+    assert table.loc[analyze.run_id, "engine_count"] == 18
+    assert compare.profiling_overhead(analyze)["e2e_median_ms"] is None
+    assert "End-to-end median" not in set(compare.run_summary(analyze)["metric"])
+    assert "not timed" in charts.profiling_overhead_bar(None, 1.0).layout.annotations[0].text

@@ -312,3 +312,25 @@ def test_history_delete_then_the_old_link_explains(runs):
     at = page("layers", doomed.run_id)
     no_exception(at)
     assert "does not exist" in at.error[0].value
+
+
+def test_compare_with_an_analyze_run_says_not_timed(runs, fixtures_dir_module):
+    import dataclasses
+
+    from engine.result import LatencyStats
+    from engine.store import new_run_id
+
+    store = runs["store"]
+    analyze = dataclasses.replace(runs["relu"], run_id=new_run_id(), latency=LatencyStats.not_timed(1),
+                                  latency_samples_ms=[])
+    store.save(analyze)
+    try:
+        at = page("compare", analyze.run_id, runs["b1"].run_id)
+        no_exception(at)
+        m = metrics(at)
+        assert m[compare.run_label(analyze)] == "not timed"
+        assert m[compare.run_label(runs["b1"])] == f"{runs['b1'].latency.median_ms:.3f} ms"
+        options = at.multiselect(key="runs_picker").options     # what the picker lists
+        assert sum(o.endswith("· not timed · sample") for o in options) == 1
+    finally:
+        store.delete(analyze.run_id)
