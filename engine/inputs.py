@@ -19,6 +19,7 @@ model cannot vary. ``torch_tensorrt`` is imported only inside ``to_torch_tensorr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -96,6 +97,12 @@ class DimRange:
 # -- parsing and the rules that need no model -----------------------------------------------------
 def parse_inputs(raw: Any, field: str = FIELD) -> tuple[InputSpec, ...]:
     """Input specs from plain data (a list of mappings, e.g. JSON), checked with ``check_specs``."""
+    if isinstance(raw, str):   # JSON from the command line or a text box
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise ConfigError(field, f"not valid JSON ({e.msg} at character {e.pos}); expected a list like "
+                                     '[{"name": "input_ids", "shape": [1, 128], "dtype": "int64"}]') from None
     if isinstance(raw, InputSpec):
         raw = [raw]
     if not isinstance(raw, (list, tuple)) or not raw:

@@ -61,6 +61,16 @@ def test_shape_rules_name_input_dimension_and_rule(change, field, words):
     assert words in e.value.message
 
 
+def test_inputs_as_json_text_from_the_command_line():
+    import json
+
+    req = RunRequest.from_dict({"model": {"source": "hf/bert-base", "batch_size": 2,
+                                          "inputs": json.dumps(text_specs())}})
+    assert [s.name for s in req.model.inputs] == ["input_ids", "attention_mask"]
+    with pytest.raises(ConfigError, match=r"model.inputs: not valid JSON \(Expecting value at character 0\)"):
+        RunRequest.from_dict({"model": {"inputs": "input_ids:1x128"}})
+
+
 def test_measured_point_must_lie_in_the_range():
     req = RunRequest.from_dict({"model": {"source": "hf/bert-base", "batch_size": 2, "inputs": text_specs()}})
     with pytest.raises(ConfigError, match=r"model.batch_size: 8 is outside the dynamic batch range 1..4"):
