@@ -305,25 +305,29 @@ class DimFailure:
 
 def check_model_accepts(module: torch.nn.Module, specs: Sequence[InputSpec], *, device: str = "cpu",
                         seed: int = 0, field: str = FIELD) -> None:
-    """Run the model at the opt shapes, then at each dynamic dimension's min and max (the other
-    dimensions at opt), and raise one ``ConfigError`` naming every dimension the model cannot vary.
+    """Run the model at the opt shapes, then move each dynamic dimension to its min and its max,
+    one at a time, and raise one ``ConfigError`` naming every dimension the model cannot vary.
 
-    Only one dimension moves at a time, so a failure is pinned on that dimension; corners where
-    several dimensions are at their extremes together are not tried (the TensorRT build checks them).
+    The dimensions that stay put sit at their min when the model runs there (cheap: a BERT-base
+    range of batch 1..32 is tried at 32 × the shortest sequence, not 32 × opt), else at opt. A
+    failure is pinned on the one dimension that moved; corners where several dimensions are at
+    their extremes together are not tried (the TensorRT build checks those).
     """
     check_specs(specs, field)
     error = _try_run(module, specs, shapes_at(specs, "opt"), device, seed)
     if error:
         opt = ", ".join(f"{k} {v}" for k, v in shapes_at(specs, "opt").items())
         raise ConfigError(field, f"the model fails at the opt shapes ({opt}): {error}")
+    ranges = [r for r in dim_ranges(specs, field).values() if r.min != r.max]
+    lowest = {r.symbol: r.min for r in ranges}
+    base = lowest if not _try_run(module, specs, shapes_at(specs, lowest), device, seed) else \
+        {r.symbol: r.opt for r in ranges}
     failures = []
-    for r in dim_ranges(specs, field).values():
-        if r.min == r.max:
-            continue
+    for r in ranges:
         for bound, size in (("min", r.min), ("max", r.max)):
-            if size == r.opt:
+            if size == base[r.symbol]:
                 continue
-            shapes = shapes_at(specs, {r.symbol: size})
+            shapes = shapes_at(specs, {**base, r.symbol: size})
             error = _try_run(module, specs, shapes, device, seed)
             if error:
                 failures.append(DimFailure(r.symbol, bound, size, shapes, error))
