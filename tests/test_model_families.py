@@ -107,10 +107,15 @@ def test_text_and_image_knobs_are_explained(tiny_registry):
 
 
 def test_pretrained_never_downloads(tiny_registry, monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HOME", str(tmp_path))   # an empty cache: a download would be the only way
-    with pytest.raises(models.ModelError, match="never downloaded"):
-        models.build(ModelSpec(source="hf/distilbert-base", pretrained=True))
+    from huggingface_hub import constants
+
+    # an empty cache: a download would be the only way to get the weights
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    for name in ("hf/distilbert-base", "timm/resnet50"):
+        with pytest.raises(models.ModelError, match=f"No cached pretrained weights for {name}.*never downloaded"):
+            models.build(ModelSpec(source=name, pretrained=True, input_shape=(3, 32, 32) if "timm" in name else None))
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+    assert list(tmp_path.iterdir()) == []   # nothing was written to the cache either
 
 
 def test_real_bert_entry_is_bert_base(monkeypatch):
