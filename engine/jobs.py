@@ -11,7 +11,8 @@ Public API (no streamlit here; pages poll it)::
     jobs.list_jobs(states=("queued", "running"), limit=50)   # newest first
     jobs.cancel(job_id)                    # queued: never runs; running: stops at the next progress call,
                                            #    or its process is killed after CANCEL_GRACE_S
-    jobs.ensure_workers()                  # start this host's workers if none run (idempotent, any process)
+    jobs.ensure_workers()                  # start this host's workers if none run (idempotent, any process,
+                                           #    ~5 ms when they run: fine to call from a polling fragment)
     jobs.stop_workers()                    # stop them; a job they were running goes back to the queue
     jobs.workers()                         # registered workers (host, queues, gpu name, heartbeat)
     jobs.gpu_choices()                     # [(label, value)] for a GPU picker; value goes to submit(gpu=)
@@ -404,15 +405,15 @@ class RedisJobTable:
 
     def register_worker(self, info: dict[str, Any]) -> None:
         key = f"{self.p}:worker:{info['worker_id']}"
-        self.r.set(key, json.dumps({**info, "heartbeat_ts": time.time()}), ex=int(HEARTBEAT_TIMEOUT_S * 3))
+        self.r.hset(key, mapping={"body": json.dumps(info), "heartbeat_ts": time.time()})
+        self.r.expire(key, int(HEARTBEAT_TIMEOUT_S * 3))
         self.r.sadd(f"{self.p}:workers", info["worker_id"])
 
     def heartbeat(self, worker_id: str) -> None:
         key = f"{self.p}:worker:{worker_id}"
-        raw = self.r.get(key)
-        if raw:
-            self.r.set(key, json.dumps({**json.loads(raw), "heartbeat_ts": time.time()}),
-                       ex=int(HEARTBEAT_TIMEOUT_S * 3))
+        if self.r.exists(key):   # only the heartbeat field: registrations may change concurrently
+            self.r.hset(key, "heartbeat_ts", time.time())
+            self.r.expire(key, int(HEARTBEAT_TIMEOUT_S * 3))
 
     def remove_worker(self, worker_id: str) -> None:
         self.r.delete(f"{self.p}:worker:{worker_id}")
@@ -421,11 +422,11 @@ class RedisJobTable:
     def workers(self) -> list[dict[str, Any]]:
         out = []
         for wid in sorted(self.r.smembers(f"{self.p}:workers")):
-            raw = self.r.get(f"{self.p}:worker:{_text(wid)}")
-            if raw is None:
+            h = {_text(k): _text(v) for k, v in self.r.hgetall(f"{self.p}:worker:{_text(wid)}").items()}
+            if "body" not in h:
                 self.r.srem(f"{self.p}:workers", wid)
                 continue
-            out.append(json.loads(raw))
+            out.append({**json.loads(h["body"]), "heartbeat_ts": float(h["heartbeat_ts"])})
         return out
 
 
@@ -574,8 +575,8 @@ class JobSystem:
     def list_jobs(self, states: tuple[str, ...] | None = None, limit: int | None = 100) -> list[Job]:
         """Jobs newest first, optionally only those in ``states``."""
         jobs = self.table.select(states, limit)
-        queued = sorted((j for j in jobs if j.state == "queued"), key=lambda j: j.created_ts)
-        if states is None or "queued" in states:
+        queued = []
+        if any(j.state == "queued" for j in jobs):   # positions count every queued job, listed or not
             queued = sorted(self.table.select(("queued",)), key=lambda j: j.created_ts)
         positions: dict[str, int] = {}
         per_route: dict[str, int] = {}
@@ -936,10 +937,10 @@ class Worker:
                         self.table.update(job.job_id, only_if=("running",), stage=stage, fraction=fraction,
                                           detail=detail)
                         last_write, last_stage = t, stage
-                    continue
                 else:
                     self._finish(job, msg)
                     return
+            # checked after every message too: a chatty job must still see cancel and stop
             if eof or (not child.proc.is_alive() and not child.conn.poll(0)):
                 child.proc.join(1)
                 error, hint = _exit_reason(child.proc.exitcode)
@@ -1074,7 +1075,10 @@ def cancel(job_id: str) -> Job:
 
 
 def ensure_workers() -> list[int]:
-    return default_system().ensure_workers()
+    """Start this host's workers unless turned off: TRTDASH_AUTOSTART_WORKERS=0, or by default with Redis
+    (there, workers run as services on the GPU hosts; see docs/scaling.md). Cheap enough to call on every poll."""
+    system = default_system()
+    return system.ensure_workers() if system._autostart() else []
 
 
 def stop_workers() -> int:
