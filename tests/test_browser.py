@@ -150,6 +150,7 @@ def test_profile_then_compare_in_a_real_browser(dashboard, browser_page):
     page.goto(f"{base}/compare?run={first}&run={second}")
     _settle(page)
     page.wait_for_selector(CHART)
+    page.get_by_text("Settings that differ").wait_for()
     page.wait_for_timeout(1000)
     text = page.inner_text("[data-testid='stMain']")
     assert "Compare runs" in text
@@ -164,10 +165,12 @@ def test_profile_then_compare_in_a_real_browser(dashboard, browser_page):
     assert "does not exist" not in text and "Traceback" not in text
     _screenshot(page, "compare")
 
-    for name, query in (("layers", f"run={first}"), ("segmentation", f"run={first}"),
-                        ("history", f"run={first}&run={second}")):
+    for name, query, shown in (("layers", f"run={first}", "Slowest 20 layers"),
+                               ("segmentation", f"run={first}", "This run has no segmentation"),
+                               ("history", f"run={first}&run={second}", "Shareable link")):
         page.goto(f"{base}/{name}?{query}")
         _settle(page)
+        page.get_by_text(shown).first.wait_for()
         page.wait_for_timeout(800)
         body = page.inner_text("[data-testid='stMain']")
         assert "Traceback" not in body and "does not exist" not in body, name
@@ -176,7 +179,8 @@ def test_profile_then_compare_in_a_real_browser(dashboard, browser_page):
 
     page.goto(f"{base}/layers?run=20200101-000000-deadbeef")
     _settle(page)
-    assert "does not exist" in page.inner_text("[data-testid='stMain']")
+    page.get_by_text("does not exist").wait_for()     # the clear message, not a blank page or a traceback
+    assert "Traceback" not in page.inner_text("[data-testid='stMain']")
 
 
 def _sidebar(page) -> str:
