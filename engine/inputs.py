@@ -361,20 +361,25 @@ def _describe(specs: Sequence[InputSpec], f: DimFailure) -> str:
 
 
 # -- conversions for the compilers ----------------------------------------------------------------
-def to_torch_tensorrt_inputs(specs: Sequence[InputSpec]) -> list[Any]:
+def to_torch_tensorrt_inputs(specs: Sequence[InputSpec], *, device: str = "cuda", seed: int = 0) -> list[Any]:
     """``torch_tensorrt.Input`` objects: static ``shape=`` or ``min_shape/opt_shape/max_shape``.
 
+    Each carries an example tensor at its opt shape drawn from ``example_tensors``: Torch-TensorRT's
+    own example for an integer input spans the whole int64 range, which no embedding table takes.
     Imports torch_tensorrt, so call it only on a GPU code path.
     """
     import torch_tensorrt
 
+    examples = example_tensors(specs, shapes_at(specs, "opt"), seed, device)
     out = []
-    for s in specs:
+    for s, example in zip(specs, examples, strict=True):
+        extra: dict[str, Any] = {"dtype": s.torch_dtype, "name": s.name, "torch_tensor": example}
+        if s.value_range is not None:
+            extra["tensor_domain"] = s.value_range
         if s.is_dynamic:
-            out.append(torch_tensorrt.Input(min_shape=s.lower, opt_shape=s.shape, max_shape=s.upper,
-                                            dtype=s.torch_dtype, name=s.name))
+            out.append(torch_tensorrt.Input(min_shape=s.lower, opt_shape=s.shape, max_shape=s.upper, **extra))
         else:
-            out.append(torch_tensorrt.Input(shape=s.shape, dtype=s.torch_dtype, name=s.name))
+            out.append(torch_tensorrt.Input(shape=s.shape, **extra))
     return out
 
 

@@ -153,7 +153,22 @@ def test_torch_tensorrt_inputs_carry_the_range():
     dyn, static = I.to_torch_tensorrt_inputs([specs[0], I.InputSpec("x", (1, 3), "float16")])
     assert tuple(dyn.shape["min_shape"]) == (1, 8) and tuple(dyn.shape["opt_shape"]) == (2, 16)
     assert tuple(dyn.shape["max_shape"]) == (4, 64) and dyn.dtype.to(torch.dtype) == torch.int64
+    assert dyn.name == "input_ids" and int(dyn.torch_tensor.max()) < 100   # token ids inside the vocabulary
     assert tuple(static.shape) == (1, 3)
+
+
+@pytest.mark.gpu
+def test_one_dynamic_engine_runs_at_three_shapes():
+    import torch_tensorrt
+
+    torch.manual_seed(0)
+    model = model_families.family_models()["hf/bert-base"].build(**TINY_BERT).eval().cuda()
+    specs = I.parse_inputs(text_specs())
+    trt = torch_tensorrt.compile(model, ir="dynamo", inputs=I.to_torch_tensorrt_inputs(specs), min_block_size=1)
+    for point in ("min", "opt", "max"):
+        x = I.example_tensors(specs, I.shapes_at(specs, point), device="cuda")
+        with torch.inference_mode():
+            torch.testing.assert_close(trt(*x), model(*x), atol=2e-2, rtol=2e-2)
 
 
 def test_file_model_takes_given_inputs_and_checks_their_range(tmp_path, monkeypatch):
