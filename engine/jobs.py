@@ -141,14 +141,14 @@ class JobError(LookupError):
 
 def engine_cache_dir() -> Path:
     """Torch-TensorRT's engine cache (``engine_cache_dir=`` of the compile call)."""
-    p = data_dir() / "trt_cache" / "engines"
+    p = data_dir() / "engine_cache"
     p.mkdir(parents=True, exist_ok=True)
     return p
 
 
 def timing_cache_path() -> Path:
     """Torch-TensorRT's timing cache file (``timing_cache_path=``), shared by builds on this host."""
-    p = data_dir() / "trt_cache" / "timing_cache.bin"
+    p = data_dir() / "timing_cache.bin"
     p.parent.mkdir(parents=True, exist_ok=True)
     return p
 

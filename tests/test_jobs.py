@@ -257,3 +257,14 @@ def test_model_code_that_exits_or_segfaults_fails_its_job_not_the_app(system, tm
     assert done.state == "done", (done.error, done.traceback)
     assert system.store.get(done.run_id).key == fine.key   # the submit-time key is the stored run's key
     assert system.submit(file_request("tiny.py")).cached
+
+
+def test_errors_inside_a_job_become_a_message_and_a_hint():
+    import torch
+
+    message, hint = jobs._error_parts(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
+    assert message == "The GPU ran out of memory." and "smaller batch" in hint
+    message, hint = jobs._error_parts(ConfigError("compile.min_block_size", "0 is below the minimum 1"))
+    assert message == "0 is below the minimum 1" and "compile.min_block_size" in hint
+    assert jobs._exit_reason(-11)[0] == "The job process was killed by SIGSEGV."
+    assert jobs._exit_reason(3)[0] == "The job process exited with code 3 without a result."
