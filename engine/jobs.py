@@ -30,8 +30,10 @@ A worker process (``python -m engine worker``) serves one device: the CPU, or on
 ``CUDA_VISIBLE_DEVICES``. It runs every job in a fresh spawned child process that imported torch
 ahead of time (a warm standby), so a crash in native code (segfault, ``os._exit``, ``kill -9``,
 CUDA OOM) fails that job with the reason and the worker carries on with a new child. When a worker
-itself dies, its running job is failed by the next ``ensure_workers``/``get`` and a new worker is
-started. Workers started by ``ensure_workers`` exit when the process that started them is gone.
+itself dies, its running job is failed by the next ``ensure_workers``/``get`` and the next
+``ensure_workers``/``submit`` starts a new worker. Workers started by ``ensure_workers`` exit when the
+app process that last called it is gone (a new app process adopts running workers). With Redis,
+``ensure_workers()`` starts nothing unless ``TRTDASH_AUTOSTART_WORKERS=1``: workers are services.
 
 With Redis, workers on other hosts keep results in their own data directory and ship each run in
 the job record; ``get`` imports it into the local store, so all results land in one store.
