@@ -83,7 +83,8 @@ def _sync_from_url(key: str, valid: Callable[[list[str]], object], fallback: obj
     """Put the URL's run ids into the picker's state when the URL changed from outside
     (a shared link, a new run); returns the ids in the URL."""
     url = url_run_ids()
-    if st.session_state.get(f"{key}:url") != url:
+    # the widget's state is dropped when the user visits another page; coming back re-reads the URL
+    if key not in st.session_state or st.session_state.get(f"{key}:url") != url:
         st.session_state[key] = valid(url) if url else fallback
         st.session_state[f"{key}:url"] = url
     return url

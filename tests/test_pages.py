@@ -334,3 +334,24 @@ def test_compare_with_an_analyze_run_says_not_timed(runs, fixtures_dir_module):
         assert sum(o.endswith("· not timed · sample") for o in options) == 1
     finally:
         store.delete(analyze.run_id)
+
+
+def test_coming_back_to_a_page_keeps_the_runs_of_the_link(runs):
+    b1, b2 = runs["b1"], runs["b2"]
+    at = AppTest.from_function(_picker_on_a_page_you_can_leave, default_timeout=30)
+    at.query_params["run"] = [b1.run_id, b2.run_id]
+    at.run()
+    assert at.multiselect(key="runs_picker").value == [b1.run_id, b2.run_id]
+    at.checkbox(key="on_this_page").uncheck().run()    # another page: streamlit drops the picker's state
+    at.checkbox(key="on_this_page").check().run()      # back again, same link
+    no_exception(at)
+    assert at.multiselect(key="runs_picker").value == [b1.run_id, b2.run_id]
+
+
+def _picker_on_a_page_you_can_leave():
+    import streamlit as st
+
+    from pages._common import pick_runs
+
+    if st.checkbox("on this page", value=True, key="on_this_page"):
+        pick_runs(6)
