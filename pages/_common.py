@@ -131,6 +131,9 @@ def pick_runs(max_runs: int, key: str = "runs_picker", label: str = "Runs") -> l
     labels = summary_labels(summary)
     url = _sync_from_url(key, lambda ids: [i for i in dict.fromkeys(ids) if i in labels][:max_runs], [])
     _report_unknown(url, set(options))
+    if len([i for i in dict.fromkeys(url) if i in labels]) > max_runs:
+        st.warning(f"The link names more than {max_runs} runs: the first {max_runs} are shown.",
+                   icon=":material/filter_list:")
     chosen = st.multiselect(label, options, key=key, format_func=labels.get, max_selections=max_runs,
                             placeholder=f"Pick up to {max_runs} runs",
                             help="Newest first. The link in the address bar opens the same selection.")

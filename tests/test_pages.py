@@ -355,3 +355,18 @@ def _picker_on_a_page_you_can_leave():
 
     if st.checkbox("on this page", value=True, key="on_this_page"):
         pick_runs(6)
+
+
+def test_compare_keeps_the_first_six_runs_of_a_longer_link(runs, monkeypatch):
+    store = runs["store"]
+    extra = [eager_run(store, bs) for bs in (3, 4, 5)]
+    ids = [runs[k].run_id for k in ("b1", "b2", "trt", "relu")] + [r.run_id for r in extra]
+    try:
+        at = page("compare", *ids)
+        no_exception(at)
+        assert "first 6 are shown" in at.warning[-1].value
+        assert at.multiselect(key="runs_picker").value == ids[:6]
+        assert len(at.dataframe[0].value) == 6
+    finally:
+        for r in extra:
+            store.delete(r.run_id)
