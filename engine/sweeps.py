@@ -14,7 +14,9 @@ whichever is larger.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -428,9 +430,18 @@ class Sweep:
     results: list[RunResult]
     table: pd.DataFrame
     recommended_min_block_size: list[int] = field(default_factory=list)
+    drift: Drift | None = None
 
 
-TABLE_COLUMNS = ["run_id", "x_label", "x_order", "series", "median_ms", "p10_ms", "p90_ms", "ci_low_ms",
+@dataclass
+class Drift:
+    """Run-to-run variation seen in this sweep's context: one build timed in separate runs."""
+
+    fraction: float                      # (slowest - fastest) / fastest median of that build
+    runs: list[tuple[str, float]]        # (what the run was, its median ms), fastest first
+
+
+TABLE_COLUMNS = ["run_id", "build", "x_label", "x_order", "series", "median_ms", "p10_ms", "p90_ms", "ci_low_ms",
                  "ci_high_ms", "build_s", "engine_count", "pytorch_segments", "coverage", "total_ops",
                  "rel_l2", "is_default", "pareto", "device_name", "precision", "backend"]
 
@@ -444,17 +455,92 @@ def load_sweep(store: RunStore, sweep_id: str) -> Sweep:
                        "Pick a sweep from the list or run a new one.")
         raise err
     results = [store.get(i) for i in ids]
-    return sweep_from_results(sweep_id, results)
+    return sweep_from_results(sweep_id, results, others=_runs_alike(store, results))
 
 
-def sweep_from_results(sweep_id: str, results: list[RunResult], knobs: Sequence[str] | None = None) -> Sweep:
+def _runs_alike(store: RunStore, results: list[RunResult], limit: int = 100) -> list[RunResult]:
+    """Stored runs outside the sweep of the same model and backend: candidates for repeat builds."""
+    first = results[0].request
+    summary = store.list_runs(model=first["model"]["source"], backend=first["backend"])
+    inside = {r.run_id for r in results}
+    out = []
+    for run_id in summary["run_id"]:
+        if run_id in inside:
+            continue
+        try:
+            out.append(store.get(run_id))
+        except RunNotFound:     # deleted meanwhile
+            continue
+        if len(out) >= limit:
+            break
+    return out
+
+
+def sweep_from_results(sweep_id: str, results: list[RunResult], knobs: Sequence[str] | None = None,
+                       others: Sequence[RunResult] = ()) -> Sweep:
+    """A sweep from its runs; ``others`` are runs outside it that may have timed one of its builds again."""
     if knobs is None:
         found = {_knob_from_tag(t) for r in results for t in r.tags if t.startswith(KNOB_TAG)}
         knobs = sorted(found, key=lambda k: list(SWEEPABLE_KNOBS).index(k) if k in SWEEPABLE_KNOBS else 99)
     knobs = tuple(knobs) or _varying_knobs(results)
     recommended = _recommended_in(results)
     timed = [r for r in results if r.latency.iters > 0]   # analyze (dryrun) runs time nothing
-    return Sweep(sweep_id, knobs, timed, sweep_table(timed, knobs, recommended), recommended)
+    table = sweep_table(timed, knobs, recommended)
+    drift = measure_drift(timed, [r for r in others if r.latency.iters > 0], knobs)
+    return Sweep(sweep_id, knobs, timed, table, recommended, drift)
+
+
+def build_signature(result: RunResult) -> str:
+    """What was timed, so that two runs with the same signature timed the same build: model, inputs,
+    weights seed, device and versions, backend and the compile knobs as the compiler sees them
+    (unset optimization_level is level 3; min_block_size acts only through the partition it
+    produces, so once the partition is known it stands in for the knob)."""
+    r = result.request
+    knobs = dict(r["compile"])
+    if r["backend"] != "tensorrt":
+        knobs = {"precision": knobs["precision"]}
+    else:
+        if knobs.get("optimization_level") is None:
+            knobs["optimization_level"] = TRT_DEFAULT_OPTIMIZATION_LEVEL
+        seg = result.segmentation
+        if seg is not None and seg.segments:
+            knobs.pop("min_block_size", None)
+            knobs["partition"] = [(s.kind, s.op_count) for s in seg.segments]
+    env = {k: result.env.get(k) for k in ("device_name", "flavour", "torch", "torch_tensorrt", "tensorrt")}
+    payload = {"model": r["model"], "backend": r["backend"], "seed": r["measure"].get("seed"), "compile": knobs,
+               "env": env}
+    blob = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def measure_drift(results: Sequence[RunResult], others: Sequence[RunResult] = (),
+                  knobs: Sequence[str] = ()) -> Drift | None:
+    """The largest relative gap between runs that timed the same build, among the sweep's builds."""
+    groups: dict[str, list[RunResult]] = {}
+    for r in [*results, *others]:
+        groups.setdefault(build_signature(r), []).append(r)
+    inside = {build_signature(r) for r in results}
+    worst: Drift | None = None
+    for sig, runs in groups.items():
+        if sig not in inside or len(runs) < 2:
+            continue
+        runs = sorted(runs, key=lambda r: r.latency.median_ms)
+        fastest, slowest = runs[0].latency.median_ms, runs[-1].latency.median_ms
+        if fastest <= 0:
+            continue
+        fraction = (slowest - fastest) / fastest
+        if worst is None or fraction > worst.fraction:
+            in_sweep = {r.run_id for r in results}
+            worst = Drift(fraction, [(_run_text(r, knobs, r.run_id in in_sweep), r.latency.median_ms)
+                                     for r in (runs[0], runs[-1])])
+    return worst
+
+
+def _run_text(result: RunResult, knobs: Sequence[str], in_sweep: bool) -> str:
+    if in_sweep and knobs:
+        return ", ".join(f"{SWEEPABLE_KNOBS.get(k, k)}={value_label(k, request_value(result.request, k))}"
+                         for k in knobs)
+    return f"run {result.run_id}"
 
 
 def _varying_knobs(results: list[RunResult]) -> tuple[str, ...]:
@@ -513,6 +599,7 @@ def sweep_table(results: list[RunResult], knobs: Sequence[str], recommended: Seq
         row = {k: v for k, v in zip(knobs, values, strict=True)}
         row.update({
             "run_id": r.run_id,
+            "build": build_signature(r),
             "x_label": value_label(knobs[0], values[0], recommended) if knobs else "",
             "x_order": _order_key(knobs[0], values[0]) if knobs else (),
             "series": value_label(knobs[1], values[1], recommended) if len(knobs) > 1 else "",
@@ -570,6 +657,8 @@ class Comparison:
     candidate_engines: int
     reference_pytorch_segments: int | None
     candidate_pytorch_segments: int | None
+    same_build: bool = False       # the compiler built the same thing (e.g. an identical partition)
+    ci_noise_ms: float | None = None   # the bootstrap part of noise_ms, before drift
 
     @property
     def delta_ms(self) -> float:
@@ -619,14 +708,14 @@ def compare_with_default(sweep: Sweep, knob: str | None = None) -> list[Comparis
         # the unset value is the default proper; "3" is the same build measured again
         exact = refs[refs[knob].map(lambda v: _hashable(v) == _hashable(default))]
         ref = (exact if len(exact) else refs).iloc[0]
-        repeat_noise = _repeat_noise(group, sweep.knobs)
+        drift_ms = sweep.drift.fraction * float(ref["median_ms"]) if sweep.drift else None
         for _, cand in group.iterrows():
             if cand["run_id"] == ref["run_id"]:
                 continue
             stat = _ci_noise(ref, cand)
             noise, source = stat, "bootstrap CI" if stat is not None else ""
-            if repeat_noise is not None and (noise is None or repeat_noise > noise):
-                noise, source = repeat_noise, "repeat runs"
+            if drift_ms is not None and (noise is None or drift_ms > noise):
+                noise, source = drift_ms, "repeat runs"
             series = ""
             if other:
                 other_label = value_label(other[0], cand[other[0]], sweep.recommended_min_block_size)
@@ -641,7 +730,8 @@ def compare_with_default(sweep: Sweep, knob: str | None = None) -> list[Comparis
                 reference_build_s=_opt_float(ref["build_s"]), candidate_build_s=_opt_float(cand["build_s"]),
                 reference_engines=int(ref["engine_count"]), candidate_engines=int(cand["engine_count"]),
                 reference_pytorch_segments=_opt_int(ref["pytorch_segments"]),
-                candidate_pytorch_segments=_opt_int(cand["pytorch_segments"])))
+                candidate_pytorch_segments=_opt_int(cand["pytorch_segments"]),
+                same_build=ref["build"] == cand["build"], ci_noise_ms=stat))
     return out
 
 
@@ -651,18 +741,6 @@ def _ci_noise(a: pd.Series, b: pd.Series) -> float | None:
     if any(pd.isna(h) for h in halves):
         return None
     return float(sum(halves))
-
-
-def _repeat_noise(table: pd.DataFrame, knobs: Sequence[str]) -> float | None:
-    """Largest gap between runs of the same effective configuration (e.g. level unset vs level 3)."""
-    if table.empty:
-        return None
-    config = table.apply(lambda row: repr(tuple(_effective(k, row[k]) for k in knobs)), axis=1)
-    spreads = table.groupby(config)["median_ms"].agg(["max", "min", "count"])
-    spreads = spreads[spreads["count"] > 1]
-    if spreads.empty:
-        return None
-    return float((spreads["max"] - spreads["min"]).max())
 
 
 def _opt_float(v: Any) -> float | None:
@@ -695,22 +773,28 @@ def verdict(sweep: Sweep, knob: str | None = None) -> Verdict:
         else:
             lines += [_comparison_sentence(c, knob) for c in comps]
         lines.append(_summary_sentence(comps, knob))
-    noise_sources = {c.noise_source for c in comparisons if c.noise_source}
-    if noise_sources:
-        lines.append("Noise: " + "; ".join(_NOISE_TEXT[s] for s in sorted(noise_sources)) + ".")
-    if _repeat_noise(sweep.table, sweep.knobs) is None:
-        lines.append("This sweep measured no configuration twice, so drift between runs (clocks, other load) "
-                     "is not in the noise figure: treat gaps of a few percent with care.")
+    lines.append(_noise_sentence(sweep.drift))
+    masked = [c for c in comparisons if c.noise_source == "repeat runs" and not c.same_build
+              and c.ci_noise_ms is not None and abs(c.delta_ms) > c.ci_noise_ms]
+    if masked:
+        lines.append(f"{len(masked)} gap{'s' if len(masked) != 1 else ''} ("
+                     + ", ".join(c.candidate_label for c in masked)
+                     + ") exceed the bootstrap intervals but not the drift: re-run the sweep, ideally with the "
+                       "values interleaved and repeated, to tell the knob from the drift.")
     if knob == OPTIMIZATION_LEVEL_KNOB:
         lines.append(f"optimization_level unset is TensorRT's default, level {TRT_DEFAULT_OPTIMIZATION_LEVEL}.")
     return Verdict(knob, _headline(comparisons, knob), lines, comparisons)
 
 
-_NOISE_TEXT = {
-    "bootstrap CI": f"a gap counts when it exceeds the {NOISE_CONFIDENCE:.0%} bootstrap intervals of both medians",
-    "repeat runs": "where the sweep measured the same build twice, the gap between those runs sets the noise "
-                   "when it is larger",
-}
+def _noise_sentence(drift: Drift | None) -> str:
+    text = f"Noise: a gap counts when it exceeds the {NOISE_CONFIDENCE:.0%} bootstrap intervals of both medians"
+    if drift is None:
+        return (text + ". No build of this sweep was timed twice, so drift between runs (clocks, other load) is "
+                       "not in that figure: treat gaps of a few percent with care.")
+    (fast_what, fast_ms), (slow_what, slow_ms) = drift.runs
+    return (text + f" and the run-to-run drift seen here: the same build timed {format_ms(fast_ms)} ({fast_what}) "
+                   f"and {format_ms(slow_ms)} ({slow_what}), {drift.fraction:.1%} apart, so a gap must exceed "
+                   "that share of the default's latency.")
 
 
 def format_ms(v: float) -> str:
@@ -748,6 +832,8 @@ def _build_gap(c: Comparison) -> str:
 def _reference_sentence(c: Comparison, knob: str) -> str:
     name = SWEEPABLE_KNOBS.get(knob, knob)
     label = c.reference_label.replace(" (default)", "")
+    if label.startswith("default"):    # optimization_level unset
+        label = f"unset ({TRT_DEFAULT_OPTIMIZATION_LEVEL})"
     text = f"Default {name}={label}: median {format_ms(c.reference_ms)}"
     if _shows_engines(c):
         text += f", {_engines(c.reference_engines, c.reference_pytorch_segments)}"
@@ -761,6 +847,9 @@ def _comparison_sentence(c: Comparison, knob: str) -> str:
     text = f"{name}={c.candidate_label}: {format_ms(c.candidate_ms)}, {_gap(c)}{_build_gap(c)}"
     if _shows_engines(c):
         text += f"; {_engines(c.candidate_engines, c.candidate_pytorch_segments)}"
+    if c.same_build:
+        why = " (identical partition)" if c.candidate_pytorch_segments is not None else ""
+        text += f" — the same build as the default{why}, so this gap is run-to-run variation"
     return text + "."
 
 

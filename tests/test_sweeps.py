@@ -201,14 +201,21 @@ def test_repeat_runs_of_the_same_build_set_the_noise(store):
     sweep = sweeps.load_sweep(store, "levels")
     t = sweep.table
     assert list(t["x_label"]) == ["default (3)", "3", "5"]
-    repeat_gap = abs(t.loc[0, "median_ms"] - t.loc[1, "median_ms"])
+    # eager ignores the level: all three runs timed one build, and their spread is the drift
+    assert t["build"].nunique() == 1
+    drift = (t["median_ms"].max() - t["median_ms"].min()) / t["median_ms"].min()
+    assert sweep.drift.fraction == pytest.approx(drift)
     v = sweeps.verdict(sweep)
     assert [c.candidate_label for c in v.comparisons] == ["3", "5"]
     for c in v.comparisons:
         ci = _ci_sum(t, c.reference_run, c.candidate_run)
-        assert c.noise_ms == pytest.approx(max(ci, repeat_gap))
-        assert c.noise_source == ("repeat runs" if repeat_gap > ci else "bootstrap CI")
-    assert "unset is TensorRT's default, level 3" in v.markdown()
+        assert c.noise_ms == pytest.approx(max(ci, drift * c.reference_ms))
+        assert c.noise_source == ("repeat runs" if drift * c.reference_ms > ci else "bootstrap CI")
+        assert c.same_build and not c.significant
+    text = v.markdown()
+    assert f"{sweep.drift.fraction:.1%} apart" in text and "same build as the default, so" in text
+    assert "Default optimization_level=unset (3)" in text
+    assert "unset is TensorRT's default, level 3" in text
 
 
 def _ci_sum(t, a, b) -> float:
@@ -344,6 +351,9 @@ def test_bundled_gpu_sweeps_are_judged_from_their_recorded_numbers(tmp_path):
             assert c.significant == (abs(c.delta_ms) > c.noise_ms)
             if knob == sweeps.MIN_BLOCK_SIZE_KNOB:
                 assert f"{cand.engine_count} TensorRT engine" in text
+            if c.same_build:         # e.g. min_block_size values that produce the same partition
+                assert not c.significant
+                assert sweeps.build_signature(ref) == sweeps.build_signature(cand)
         if knob == sweeps.OPTIMIZATION_LEVEL_KNOB:
             levels = sorted(sweeps.request_value(r.request, knob) for r in sweep.results)
             assert levels == [0, 1, 2, 3, 4, 5]
