@@ -32,6 +32,7 @@ from engine.sweeps import (
     RUNTIME_KNOB,
     SWEEPABLE_KNOBS,
     build_time_s,
+    measure_drift,
     min_block_size_values,
     value_label,
 )
@@ -269,6 +270,12 @@ def _report(records: list[TrialRecord], measured: dict[tuple, tuple[RunResult | 
         for name, stats in (source.baselines if source else {}).items():
             baselines.setdefault(name, stats.median_ms)
     speedups = {n: ms / best.median_ms for n, ms in baselines.items() if best is not None and best.median_ms}
+    drift = measure_drift(list(by_run.values()))
+    if drift is not None and speedup is not None:
+        lead = speedup - 1
+        verdict = "larger than" if lead > drift.fraction else "within"
+        notes.append(f"Runs that timed the same build differed by {drift.fraction:.1%} in this search; the best "
+                     f"configuration's lead over the defaults ({lead:.1%}) is {verdict} that drift.")
     if base.backend == "tensorrt" and not any(n.startswith("inductor") for n in baselines):
         notes.append("No inductor baseline measured: switch on measure.compare_inductor to compare with it.")
     return AutotuneReport(best, best_result, defaults, speedup, baselines, speedups, trials_table(records, space),

@@ -158,3 +158,9 @@ def test_accuracy_tolerance_on_real_eager_runs(store):
                zip(loose.trials[PRECISION_KNOB], loose.trials["run_id"], strict=True)}
     assert loose.best.params[PRECISION_KNOB] == min(medians, key=medians.get)
     assert len(store.list_runs()) == 2              # the second search was answered from the cache
+    # eager ignores every knob but precision: a min_block_size search times one build again and again
+    same = at.autotune(base, lambda r: execute(r, store, use_cache=False).result,
+                       space={"compile.min_block_size": [1, 5, 30]}, n_trials=3, constraints=at.Constraints())
+    medians = same.trials["median_ms"].tolist() + [same.defaults.median_ms]
+    drift = (max(medians) - min(medians)) / min(medians)
+    assert any(f"differed by {drift:.1%}" in n for n in same.notes)
