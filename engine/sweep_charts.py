@@ -95,7 +95,7 @@ def engines_vs_min_block_size(table: pd.DataFrame, knob: str = "compile.min_bloc
     fig.update_layout(title=f"Engines and coverage vs {_knob_title(knob)}", barmode="group",
                       xaxis=_x_axis(have, knob), height=380, **_LAYOUT)
     fig.update_yaxes(title_text="count", secondary_y=False)
-    fig.update_yaxes(title_text="coverage (%)", range=[0, 105], secondary_y=True)
+    fig.update_yaxes(title_text="coverage (%)", range=[0, 105], tickvals=[0, 25, 50, 75, 100], secondary_y=True)
     return fig
 
 
@@ -113,7 +113,8 @@ def pareto_latency_build(table: pd.DataFrame) -> go.Figure:
     front = have[have["pareto"]].sort_values("build_s")
     fig.add_trace(go.Scatter(x=front["build_s"], y=front["median_ms"], mode="lines", name="Pareto front",
                              line={"color": "#2CA02C", "shape": "hv"}, hoverinfo="skip"))
-    fig.update_layout(title="Latency vs build time (green: no other run is both faster and quicker to build)",
+    # green: no other run is both faster and quicker to build
+    fig.update_layout(title="Latency vs build time (green: Pareto front)",
                       xaxis={"title": "build time (s)"}, yaxis={"title": "median latency (ms)"}, height=420,
                       **_LAYOUT)
     return fig

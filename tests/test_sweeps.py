@@ -361,3 +361,12 @@ def test_bundled_gpu_sweeps_are_judged_from_their_recorded_numbers(tmp_path):
         else:
             assert sweep.recommended_min_block_size, "the default run's segmentation carries the dryrun's advice"
             assert f"Default min_block_size={MIN_BLOCK_SIZE}" in text
+            engines, subgraphs, coverage = sweep_charts.engines_vs_min_block_size(sweep.table).data
+            assert list(engines.y) == [by_id[i].engine_count for i in sweep.table["run_id"]]
+            assert list(coverage.y) == [100 * by_id[i].segmentation.coverage for i in sweep.table["run_id"]]
+        pareto = sweep_charts.pareto_latency_build(sweep.table).data[1]
+        front = sweep.table[sweep.table["pareto"]]
+        assert sorted(pareto.x) == sorted(front["build_s"])
+        # nothing on the front is beaten on both axes by another run
+        for row in front.itertuples():
+            assert not ((sweep.table["median_ms"] < row.median_ms) & (sweep.table["build_s"] < row.build_s)).any()
