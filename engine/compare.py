@@ -42,7 +42,7 @@ class Metric:
     unit: str
     value: Callable[[RunResult], float | None]
     lower_is_better: bool = True
-    chart: bool = False     # one of the grouped bars on the Compare page
+    chart: str = ""     # panel title when it is one of the grouped bars on the Compare page
 
 
 def timed(run: RunResult) -> bool:
@@ -63,16 +63,16 @@ def _mb(n: int | None) -> float | None:
 
 
 METRICS: list[Metric] = [
-    Metric("e2e_median_ms", "End-to-end median", "ms", _latency("median_ms"), chart=True),
+    Metric("e2e_median_ms", "End-to-end median", "ms", _latency("median_ms"), chart="e2e median"),
     Metric("e2e_p90_ms", "End-to-end p90", "ms", _latency("p90_ms")),
     Metric("e2e_p99_ms", "End-to-end p99", "ms", _latency("p99_ms")),
     Metric("throughput_per_s", "Throughput", "samples/s", _latency("throughput_per_s"), lower_is_better=False),
-    Metric("compile_s", "Compile + prepare time", "s", _compile_s, chart=True),
-    Metric("engine_count", "TensorRT engines", "count", lambda r: float(r.engine_count), chart=True),
+    Metric("compile_s", "Compile + prepare time", "s", _compile_s, chart="compile time"),
+    Metric("engine_count", "TensorRT engines", "count", lambda r: float(r.engine_count), chart="engines"),
     Metric("engine_mb", "Engine size", "MiB", lambda r: _mb(r.engine_bytes)),
-    Metric("peak_memory_mb", "Peak GPU memory", "MiB", lambda r: _mb(r.peak_memory_bytes), chart=True),
+    Metric("peak_memory_mb", "Peak GPU memory", "MiB", lambda r: _mb(r.peak_memory_bytes), chart="peak memory"),
     Metric("accuracy_rel_l2", "Output rel. L2 error vs fp32", "ratio",
-           lambda r: r.accuracy.rel_l2 if r.accuracy else None, chart=True),
+           lambda r: r.accuracy.rel_l2 if r.accuracy else None, chart="rel. L2 error"),
     Metric("top1_agreement", "Top-1 agreement vs fp32", "fraction",
            lambda r: r.accuracy.top1_agreement if r.accuracy else None, lower_is_better=False),
 ]
@@ -131,7 +131,7 @@ def metric_long(runs: Sequence[RunResult], keys: Sequence[str] | None = None) ->
         if all(not v for v, _ in values):    # no run has it (or none built an engine): an empty panel
             continue
         for v, r in values:
-            rows.append({"run": run_label(r), "run_id": r.run_id, "metric": key, "label": m.label,
+            rows.append({"run": run_label(r), "run_id": r.run_id, "metric": key, "label": m.chart or m.label,
                          "unit": m.unit, "value": v})
     return pd.DataFrame(rows, columns=["run", "run_id", "metric", "label", "unit", "value"])
 
@@ -147,6 +147,28 @@ def _flatten(prefix: str, obj: Any, out: dict[str, Any]) -> None:
 
 
 ENV_KEYS = ("device_name", "flavour", "torch", "torch_tensorrt", "tensorrt")
+# what a reader looks for first when runs differ: how it ran, then on what, then how it was timed
+_SETTING_GROUPS = ("backend", "compile.", "model.", "mode", "env.device_name", "device", "env.", "measure.")
+
+
+def _setting_rank(setting: str) -> tuple[int, str]:
+    rank = next((i for i, g in enumerate(_SETTING_GROUPS) if setting == g or setting.startswith(g)),
+                len(_SETTING_GROUPS))
+    return rank, setting
+
+
+def short_labels(runs: Sequence[RunResult]) -> dict[str, str]:
+    """Run id -> what tells it apart from the other runs (the settings that differ), plus its id tail.
+
+    e.g. ``optimization_level=0 · cdb315ba`` when only that knob differs; fits a narrow card.
+    """
+    differ = differing_settings(runs) if len(runs) > 1 else pd.DataFrame()
+    labels = {}
+    for r in runs:
+        col = run_label(r)
+        parts = [f"{setting.rsplit('.', 1)[-1]}={differ.loc[setting, col]}" for setting in differ.index[:2]]
+        labels[r.run_id] = " ".join(parts + [r.run_id[-8:]]) if parts else r.run_id[-8:]
+    return labels
 
 
 def settings_table(runs: Sequence[RunResult]) -> pd.DataFrame:
@@ -160,6 +182,7 @@ def settings_table(runs: Sequence[RunResult]) -> pd.DataFrame:
             flat[f"env.{k}"] = r.env.get(k) if r.env.get(k) is not None else "—"
         columns[run_label(r)] = flat
     df = pd.DataFrame(columns)
+    df = df.loc[sorted(df.index, key=_setting_rank)]
     df.index.name = "setting"
     df = df.astype(str).fillna("—")
     df["differs"] = df.nunique(axis=1) > 1

@@ -20,15 +20,18 @@ baseline_id = st.selectbox("Baseline", list(labels), index=compare.baseline_inde
                            help="Deltas and speedups are against this run. Above 1× = faster than the baseline.")
 
 table = compare.metric_table(runs, baseline_id)
+short = compare.short_labels(runs)
 cards = st.columns(len(table))
 for card, row in zip(cards, table.itertuples(), strict=True):
+    name = short[row.run_id]
     if pd.isna(row.e2e_median_ms):
-        card.metric(row.run, "not timed", help="An analyze run: graph segmentation only, no latency.")
+        card.metric(name, "not timed", help=f"{row.run}: an analyze run, graph segmentation only, no latency.")
         continue
-    vs_baseline = None if pd.isna(row.speedup) else f"{row.delta_pct:+.1f}% · {row.speedup:.2f}× speed"
-    card.metric(row.run, f"{row.e2e_median_ms:.3f} ms", delta="baseline" if row.baseline else vs_baseline,
+    vs_baseline = None if pd.isna(row.speedup) else f"{row.delta_pct:+.1f}% · {row.speedup:.2f}×"
+    card.metric(name, f"{row.e2e_median_ms:.3f} ms", delta="baseline" if row.baseline else vs_baseline,
                 delta_color="off" if row.baseline else "inverse", delta_arrow="off" if row.baseline else "auto",
-                help="End-to-end median latency; the change and the speedup are against the baseline.")
+                help=f"{row.run}: end-to-end median latency; the change and the speedup (baseline median / "
+                     "this median) are against the baseline.")
 st.dataframe(
     table.drop(columns=["run_id"]), hide_index=True, key="metric_table",
     column_config={

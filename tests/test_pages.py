@@ -328,8 +328,9 @@ def test_compare_with_an_analyze_run_says_not_timed(runs, fixtures_dir_module):
         at = page("compare", analyze.run_id, runs["b1"].run_id)
         no_exception(at)
         m = metrics(at)
-        assert m[compare.run_label(analyze)] == "not timed"
-        assert m[compare.run_label(runs["b1"])] == f"{runs['b1'].latency.median_ms:.3f} ms"
+        short = compare.short_labels([analyze, runs["b1"]])
+        assert m[short[analyze.run_id]] == "not timed"
+        assert m[short[runs["b1"].run_id]] == f"{runs['b1'].latency.median_ms:.3f} ms"
         options = at.multiselect(key="runs_picker").options     # what the picker lists
         assert sum(o.endswith("· not timed · sample") for o in options) == 1
     finally:
