@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from engine.compare import NESTED_IN_COMPILE
 from engine.result import FUSED, Segmentation, normalise_layers
 
 RUNTIME_COLOURS = {"tensorrt": "#76B900", "pytorch": "#EE4C2C"}
@@ -341,6 +342,32 @@ def profiling_overhead_bar(e2e_median_ms: float | None, profiled_sum_ms: float |
         hovertemplate="%{y}: %{x:.4f} ms<extra></extra>"))
     fig.update_layout(title="Profiling overhead", height=220, xaxis_title="time per inference (ms)",
                       yaxis={"autorange": "reversed"},
+                      margin={"l": 10, "r": 10, "t": 50, "b": 40})
+    return fig
+
+
+def stage_bar(stages_s: dict[str, float]) -> go.Figure:
+    """Where the set-up time went: the top-level stages stacked, and what the compile call spent
+    partitioning, lowering and building engines (nested in ``compile_s``)."""
+    stages = {k: float(v) for k, v in (stages_s or {}).items() if v is not None}
+    if not stages:
+        return message_figure("This run recorded no stage timings.")
+    nested = NESTED_IN_COMPILE if "compile_s" in stages else ()
+    rows = [("set-up", k, v) for k, v in stages.items() if k not in nested]
+    if nested:
+        inside = [(k, stages[k]) for k in nested if k in stages]
+        rest = stages["compile_s"] - sum(v for _, v in inside)
+        rows += [("inside compile", k, v) for k, v in inside] + [("inside compile", "other compile work", max(rest, 0))]
+    palette = qualitative.Safe
+    names = list(dict.fromkeys(name for _, name, _ in rows))
+    fig = go.Figure()
+    for i, name in enumerate(names):
+        part = [(bar, v) for bar, n, v in rows if n == name]
+        fig.add_bar(y=[b for b, _ in part], x=[v for _, v in part], name=name.removesuffix("_s").replace("_", " "),
+                    orientation="h", marker_color=palette[i % len(palette)],
+                    hovertemplate="%{fullData.name}: %{x:.3f} s<extra></extra>")
+    fig.update_layout(title="Set-up stages", barmode="stack", height=260, xaxis_title="seconds",
+                      yaxis={"autorange": "reversed"}, legend={"orientation": "h", "y": -0.35},
                       margin={"l": 10, "r": 10, "t": 50, "b": 40})
     return fig
 

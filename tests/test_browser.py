@@ -126,8 +126,12 @@ def _run_from_profile_page(page, base: str, batch_size: int) -> str:
     _set(page, "Timed iterations", "10")
     _set(page, "Profiling iterations", "2")
     page.get_by_role("button", name=re.compile(r"^\W*Run$")).click()
-    page.wait_for_url(re.compile(r"[?&]run=[\w-]+"), timeout=90_000)
-    page.wait_for_selector(CHART, timeout=60_000)
+    try:
+        page.wait_for_url(re.compile(r"[?&]run=[\w-]+"), timeout=90_000)
+        page.wait_for_selector(CHART, timeout=60_000)
+    except Exception:
+        _screenshot(page, f"profile_failed_b{batch_size}")    # what the user saw instead
+        raise
     _settle(page)
     return re.search(r"[?&]run=([\w-]+)", page.url).group(1)
 

@@ -150,3 +150,19 @@ def test_segmentation_without_engines_says_so(fixtures_dir):
     assert "No TensorRT engine" in charts.ops_per_engine_bar(seg).layout.annotations[0].text
     assert "Every operator is supported" in charts.unsupported_ops_bar(seg).layout.annotations[0].text
     assert charts.segments_table(None).empty
+
+
+def test_stage_bar_does_not_count_nested_compile_stages_twice():
+    # stage timings of the bundled resnet18 fp16 relu-forced sample (H200), as the TensorRT backend stores them
+    stages = {"build_s": 9.968823181999824, "compile_s": 10.733107854999957, "export_s": 0.17668991300001835,
+              "first_inference_s": 0.02365701900004069, "partition_s": 0.054692451999983405}
+    from engine.compare import setup_total_s
+
+    assert setup_total_s(stages) == pytest.approx(10.733107854999957 + 0.17668991300001835 + 0.02365701900004069)
+    fig = charts.stage_bar(stages)
+    setup = sum(x for t in fig.data for y, x in zip(t.y, t.x, strict=True) if y == "set-up")
+    inside = sum(x for t in fig.data for y, x in zip(t.y, t.x, strict=True) if y == "inside compile")
+    assert setup == pytest.approx(setup_total_s(stages))
+    assert inside == pytest.approx(stages["compile_s"])
+    assert setup_total_s({"prepare_s": 0.5}) == 0.5            # eager: one stage
+    assert "no stage timings" in charts.stage_bar({}).layout.annotations[0].text
