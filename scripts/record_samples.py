@@ -6,7 +6,12 @@ Every run goes through ``engine.runner.execute`` into a fresh ``RunStore``, is e
 Bulky raw files are dropped from sweep runs (and any raw file above ``--max-raw-kib``) so the
 bundle stays small.
 
-    python scripts/record_samples.py --out /tmp/samples [--only core,sweeps] [--quick]
+Ladder runs carry ``ladder:<id>`` (``engine.ladder``); schemes the capability matrix refuses are
+printed as refused and not run. ``batch`` records static engines per batch size against one dynamic
+engine (``engine.batch_sweep``); ``cudagraphs`` the same build with CUDA graphs off and on, then times
+the off build's engine again in the same process (is a slow run the engine or the moment?).
+
+    python scripts/record_samples.py --out /tmp/samples [--only core,sweeps,ladder,cudagraphs,batch] [--quick]
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import re
 import sys
 import tempfile
@@ -24,20 +30,61 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import runner  # noqa: E402
-from engine.config import RunRequest  # noqa: E402
-from engine.store import RunStore  # noqa: E402
+from engine.config import QUANT_SCHEMES, RunRequest  # noqa: E402
+from engine.store import DATA_DIR_ENV, RunStore  # noqa: E402
 from engine.sweeps import sweep_tags  # noqa: E402
 
 RELU = "torch.ops.aten.relu.default"
 
 
-def request(model: str, precision: str, mode: str = "measure", measure: dict | None = None,
+def request(model: str, precision: str, mode: str = "measure", measure: dict | None = None, batch: int = 1,
             **compile_knobs) -> RunRequest:
     m = {"warmup_iters": 50, "timed_iters": 200, "profile_iters": 50}
     m.update(measure or {})
-    return RunRequest.from_dict({"model": {"source": model, "batch_size": 1}, "backend": "tensorrt",
+    return RunRequest.from_dict({"model": {"source": model, "batch_size": batch}, "backend": "tensorrt",
                                  "mode": mode, "compile": {"precision": precision, **compile_knobs},
                                  "measure": m})
+
+
+def retime(fn, repeats: int = 3, iters: int = 200) -> list[str]:
+    """The same compiled engine timed again with the product's harness: medians and the share of slow samples."""
+    import torch
+
+    from engine.profiling.latency import time_inference
+
+    lines = []
+    for i in range(repeats):
+        stats, samples = time_inference(fn, device="cuda", warmup_iters=50, timed_iters=iters, batch_size=1)
+        fast = min(samples)
+        slow = sum(1 for x in samples if x > 1.5 * fast) / len(samples)
+        lines.append(f"retime {i + 1}: median {stats.median_ms:.3f} ms p10 {stats.p10_ms:.3f} p90 {stats.p90_ms:.3f}"
+                     f" min {fast:.3f}, {slow:.0%} of samples > 1.5x min")
+    with torch.inference_mode():
+        time.sleep(2.0)   # idle: do the clocks drop and the first samples slow down?
+        stats, samples = time_inference(fn, device="cuda", warmup_iters=0, timed_iters=iters, batch_size=1)
+    lines.append(f"after 2 s idle, no warm-up: median {stats.median_ms:.3f} ms, first 10 samples "
+                 f"{[round(x, 3) for x in samples[:10]]}")
+    return lines
+
+
+def gpu_clocks() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(["nvidia-smi", "--query-gpu=clocks.sm,clocks.max.sm,clocks.mem,pstate,power.draw,"
+                               "temperature.gpu", "--format=csv,noheader"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"nvidia-smi: {e}"
+
+
+def gpu_slug_of(caps) -> str:
+    from engine import capabilities
+
+    caps = caps or capabilities.detect()
+    name = caps.gpus[0].name if caps.gpus else "gpu"
+    m = re.search(r"([A-Z]\d{2,4})", name)
+    return (m.group(1) if m else "gpu").lower()
 
 
 def gpu_slug(store: RunStore, run_id: str) -> str:
@@ -71,6 +118,7 @@ def main() -> int:
     failures = 0
 
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ[DATA_DIR_ENV] = str(Path(tmp) / "data")   # engine cache of the dynamic batch engine
         store = RunStore(Path(tmp) / "data")
 
         def record(filename: str, req: RunRequest, *, tags: list[str] | None = None,
@@ -86,10 +134,25 @@ def main() -> int:
             if tags:
                 store.set_tags(r.run_id, tags)
             size = export(store, r.run_id, args.out, filename, keep_raw=keep_raw, max_raw_kib=args.max_raw_kib)
-            lat = f"{r.latency.median_ms:.3f} ms" if r.latency.timed else "not timed"
-            print(f"{filename}: {lat}, engines {r.engine_count}, stages "
+            lat = (f"{r.latency.median_ms:.3f} ms (p10 {r.latency.p10_ms:.3f}, p90 {r.latency.p90_ms:.3f}), "
+                   f"{r.latency.throughput_per_s:.0f}/s" if r.latency.timed else "not timed")
+            print(f"{filename}: {lat}, engines {r.engine_count} {r.engine_bytes / 2**20:.1f} MiB, peak "
+                  f"{(r.peak_memory_bytes or 0) / 2**20:.0f} MiB, stages "
                   f"{ {k: round(v, 2) for k, v in r.stages_s.items()} }, {size / 1024:.0f} KiB, "
                   f"{time.perf_counter() - t0:.0f} s", flush=True)
+            if r.accuracy:
+                print(f"  accuracy vs eager fp32: rel_l2 {r.accuracy.rel_l2:.4g} top1 {r.accuracy.top1_agreement}")
+            q = r.quantization
+            if q:
+                pairs = {"fake-quant vs eager": q.fake_quant_vs_eager, "engine vs fake-quant": q.engine_vs_fake_quant,
+                         "engine vs eager": q.engine_vs_eager}
+                print(f"  {q.scheme}/{q.base_precision}: {q.quantizers} quantizers, conversion_problem "
+                      f"{q.conversion_problem}; " + "; ".join(
+                          f"{k} rel_l2 {a.rel_l2:.4g} top1 {a.top1_agreement}" for k, a in pairs.items() if a))
+            if len(r.layers):
+                print(f"  layer precisions: {r.layers['precision'].value_counts().to_dict()}")
+            for w in r.warnings:
+                print(f"  warning: {w[:300]}")
             return r.run_id
 
         if "core" in parts:
@@ -124,6 +187,62 @@ def main() -> int:
                     record(f"{model}_fp16_mbs{mbs}.json.gz",
                            request(model, "fp16", min_block_size=mbs, measure=sweep_measure),
                            tags=sweep_tags(sid, ["compile.min_block_size"]), keep_raw=False)
+
+        if "ladder" in parts:
+            from engine import capabilities, ladder
+
+            caps = capabilities.detect()
+            ladder_measure = {"compare_eager": False, "profile_iters": 20, **quick}
+            schemes = [s for s in QUANT_SCHEMES if s not in ("none", "int4_awq")]
+            for model in ("resnet50", "vit_b_16"):
+                base = request(model, "fp16", measure=ladder_measure, batch=8)
+                plan = ladder.plan_ladder(base, caps, schemes=schemes, ladder_id=f"{model}_b8_{gpu_slug_of(caps)}")
+                for scheme, why in plan.skipped:
+                    print(f"ladder {plan.ladder_id}: {scheme} refused, not run: {why}", flush=True)
+                for step in plan.steps:
+                    record(f"{model}_b8_ladder_{step.label.replace('/', '_')}.json.gz", step.request,
+                           tags=plan.tags, keep_raw=False)
+
+        if "cudagraphs" in parts:
+            from engine.backends import tensorrt as trt_backend
+
+            timed_fns = []
+            harness = trt_backend.time_inference
+
+            def keep_callable(fn, **kw):
+                timed_fns.append(fn)
+                return harness(fn, **kw)
+
+            cg_measure = {"compare_eager": False, "layer_profile": False, **quick}
+            sid = f"resnet50_fp16_cudagraphs_{gpu_slug_of(None)}"
+            trt_backend.time_inference = keep_callable   # pass-through: keeps the callable the backend timed
+            try:
+                for on in (False, True):
+                    record(f"resnet50_fp16_cudagraphs_{'on' if on else 'off'}.json.gz",
+                           request("resnet50", "fp16", measure=cg_measure, enable_cudagraphs=on),
+                           tags=sweep_tags(sid, ["compile.enable_cudagraphs"]), keep_raw=False)
+                    if not on and timed_fns:
+                        print(f"  clocks before retime: {gpu_clocks()}", flush=True)
+                        for line in retime(timed_fns[-1]):
+                            print(f"  {line}", flush=True)
+                        print(f"  clocks after retime: {gpu_clocks()}", flush=True)
+            finally:
+                trt_backend.time_inference = harness
+                timed_fns.clear()
+
+        if "batch" in parts:
+            from engine import batch_sweep, models
+
+            base = request("resnet50", "fp16", measure={"compare_eager": False, "layer_profile": False, **quick})
+            plan = batch_sweep.plan_batch_sweep(
+                base, (1, 8, 32), ("static", "dynamic"), opt_batch=8,
+                model_inputs=models.input_specs(models.REGISTRY["resnet50"], base.model),
+                sweep_id=f"resnet50_fp16_batch_{gpu_slug_of(None)}")
+            for note in plan.notes:
+                print(f"batch sweep: {note}", flush=True)
+            for point in plan.points:
+                record(f"resnet50_fp16_batch{point.batch_size}_{point.strategy}.json.gz", point.request,
+                       tags=plan.tags, keep_raw=False)
 
     total = sum(p.stat().st_size for p in args.out.glob("*.json.gz"))
     print(f"RESULT samples {len(list(args.out.glob('*.json.gz')))} files, {total / 1024:.0f} KiB, "

@@ -4,12 +4,19 @@ Order of one run (each step reports progress):
 
 1. references on the GPU before anything is compiled: eager fp32 outputs for accuracy (TF32 off),
    the eager baseline at the run's precision, optionally torch.compile inductor;
+   quantized runs instead calibrate a fake-quantized copy with ModelOpt (``engine.quantization``'s hook:
+   CUDA extensions, calibration, eager fp32 and fake-quant reference outputs);
 2. compile with the ``dynamo`` frontend (``torch.export`` + ``torch_tensorrt.dynamo.compile``) or the
    ``torch_compile`` frontend (``torch.compile(backend="tensorrt")``), every knob passed through;
-3. first inference (TensorRT-RTX compiles kernels just in time here), warm-up, timed inferences with
-   profiling OFF;
+   dynamic inputs (min/opt/max in ``model.inputs``) export with ``torch.export.Dim`` and build with
+   ``torch_tensorrt.Input(min_shape, opt_shape, max_shape)``; quantized models export under
+   ``export_torch_mode()``;
+3. first inference (TensorRT-RTX compiles kernels just in time here; with ``enable_cudagraphs`` it
+   records the graph), warm-up, timed inferences with profiling OFF at the measured shape, a short
+   kernel trace for the launch-bound diagnosis, accuracy (three-way for quantized runs);
 4. a separate per-layer pass with profiling ON (C++ runtime: trex files; Python runtime: an
-   ``IProfiler``), PyTorch subgraphs between engines timed with CUDA events in the same pass.
+   ``IProfiler``), PyTorch subgraphs between engines timed with CUDA events in the same pass, CUDA
+   graphs off.
 
 Torch-TensorRT's own bookkeeping is read while it compiles: ``compile_module`` fills a
 ``DryRunTracker`` on every compile and hands it to ``dryrun_stats_display``; wrapping that function,
@@ -29,17 +36,19 @@ import re
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
+from engine import diagnosis
 from engine.backends.base import Measurement, ProgressFn
 from engine.backends.eager import prepare
 from engine.config import ConfigError, RunRequest
 from engine.errors import EngineBuildError, ExportError, GpuOutOfMemory, RunError, UnsupportedOpError
+from engine.inputs import InputSpec
 from engine.models import BuiltModel
 from engine.profiling import segmentation as seg
 from engine.profiling import trt_profile
@@ -235,11 +244,9 @@ def _check(request: RunRequest, device: str, rtx: bool) -> None:
         raise ConfigError("device", "the tensorrt backend runs on the GPU; choose cuda or auto")
     if rtx and c.precision == "bf16":
         raise ConfigError("compile.precision", "'bf16' is not available: TensorRT-RTX has no bf16; choose fp16")
-    # knobs other parts of the product add; this backend must not silently ignore them
-    if getattr(c, "quantization", "none") != "none":
-        raise ConfigError("compile.quantization", "the tensorrt backend does not apply quantization yet")
-    if getattr(c, "enable_cudagraphs", False):
-        raise ConfigError("compile.enable_cudagraphs", "the tensorrt backend does not replay CUDA graphs yet")
+    if c.quantization != "none" and c.frontend != "dynamo":
+        raise ConfigError("compile.frontend", f"quantization ({c.quantization}) exports the fake-quantized model "
+                                              "with torch.export: choose the dynamo frontend")
     if rtx and c.hardware_compatible:
         raise ConfigError("compile.hardware_compatible", "TensorRT-RTX engines are built for the local GPU only")
 
@@ -262,10 +269,18 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
     torch.cuda.reset_peak_memory_stats()
     memory = _MemoryWatch()
 
+    quantized = c.quantization != "none"
+    dynamic = any(s.is_dynamic for s in model.input_specs)
+    if dynamic and c.frontend != "dynamo":
+        raise ConfigError("compile.frontend", "dynamic shapes (min/opt/max in model.inputs) are compiled with "
+                                              "torch.export: choose the dynamo frontend")
+    if dynamic and quantized:
+        raise ConfigError("compile.quantization", "quantized builds take static shapes: set min = opt = max in "
+                                                  "model.inputs, or quantization to none")
     reference = None
     baselines: dict[str, LatencyStats] = {}
     if not analyze:
-        if m.accuracy:
+        if m.accuracy and not quantized:   # a quantized run's eager fp32 reference comes with its calibration
             progress("accuracy", None, "eager fp32 reference")
             reference = _eager_fp32_outputs(model)
         if m.compare_eager:
@@ -277,13 +292,23 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
             baselines["inductor"] = _inductor_baseline(model, request)
         memory.sample()
 
-    # strongly typed (RTX): the model carries the precision; full TensorRT: fp32 model + enabled_precisions
-    run_precision = c.precision if rtx else "fp32"
-    module, inputs = prepare(model, run_precision, "cuda")
+    quant = None
+    if quantized:
+        quant = _quantize(request, model, progress, stages)
+        module, inputs = quant.module, quant.inputs
+        warnings += [w for w in (quant.calibration.warning, *_degenerate_reference(quant.eager_output)) if w]
+        if c.precision != c.quant_base_precision:
+            warnings.append(f"compile.precision {c.precision} does not apply to a quantized run: its unquantized "
+                            f"layers ran in quant_base_precision {c.quant_base_precision}.")
+    else:
+        # strongly typed (RTX): the model carries the precision; full TensorRT: fp32 model + enabled_precisions
+        run_precision = c.precision if rtx else "fp32"
+        module, inputs = prepare(model, run_precision, "cuda")
+    specs = _specs_at(model.input_specs, inputs) if dynamic else None
 
     raw_files: dict[str, Path | bytes] = {}
     with capture_compile(progress) as cap:
-        compiled = _compile(request, module, inputs, rtx, workdir, stages, progress, analyze)
+        compiled = _compile(request, module, inputs, rtx, workdir, stages, progress, analyze, specs)
         if c.frontend == "torch_compile":
             # torch.compile compiles at the first call
             progress("build", None, "torch.compile traces and builds at the first call")
@@ -317,26 +342,46 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
         warnings.append("No TensorRT engine was built: the whole model runs in PyTorch "
                         "(too few supported ops for min_block_size, or every op forced to PyTorch).")
 
-    # dynamo: the first call after the build (RTX compiles kernels just in time here);
-    # torch_compile: the first call after the one that traced and built
-    progress("first_inference", None, "first inference")
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        compiled(*inputs)
-    torch.cuda.synchronize()
-    stages["first_inference_s"] = time.perf_counter() - t0
-
-    progress("warmup", None, f"at least {SETTLE_S:.0f} s, then {m.warmup_iters} iterations")
-    latency, samples = _timed(lambda: compiled(*inputs), request, progress)
-    memory.sample()
-
     accuracy = None
-    if reference is not None:
-        progress("accuracy", None, "against eager fp32")
+    quant_report = None
+    kernel_ms = None
+    import torch_tensorrt  # noqa: PLC0415
+
+    # CUDA graphs: the first call records the graph, warm-up and timing replay it
+    replay = torch_tensorrt.runtime.enable_cudagraphs(compiled) if c.enable_cudagraphs else \
+        contextlib.nullcontext(compiled)
+    with replay as timed_module:
+        # dynamo: the first call after the build (RTX compiles kernels just in time here);
+        # torch_compile: the first call after the one that traced and built
+        progress("first_inference", None, "first inference" + (" (records the CUDA graph)" if c.enable_cudagraphs
+                                                                else ""))
+        t0 = time.perf_counter()
         with torch.inference_mode():
-            out = compiled(*inputs)
-        accuracy = compare_outputs(out, reference, "eager fp32 (GPU, TF32 off)")
-        warnings += _degenerate_reference(reference)
+            timed_module(*inputs)
+        torch.cuda.synchronize()
+        stages["first_inference_s"] = time.perf_counter() - t0
+
+        progress("warmup", None, f"at least {SETTLE_S:.0f} s, then {m.warmup_iters} iterations")
+        latency, samples = _timed(lambda: timed_module(*inputs), request, progress)
+        memory.sample()
+        progress("kernel_trace", None, f"{KERNEL_TRACE_ITERS} inferences under torch.profiler")
+        kernel_ms = _kernel_busy_ms(lambda: timed_module(*inputs), workdir)
+
+        if quant is not None:
+            progress("accuracy", None, "eager fp32 → fake-quantized → engine")
+            with torch.inference_mode():
+                engine_out = _detach_cpu(timed_module(*inputs))
+            quant_report = quant.report(engine_output=engine_out)
+            accuracy = quant_report.engine_vs_eager
+            from engine.quantization import conversion_problem_text  # noqa: PLC0415
+
+            warnings += [w for w in (conversion_problem_text(quant_report),) if w]
+        elif reference is not None:
+            progress("accuracy", None, "against eager fp32")
+            with torch.inference_mode():
+                out = timed_module(*inputs)
+            accuracy = compare_outputs(out, reference, "eager fp32 (GPU, TF32 off)")
+            warnings += _degenerate_reference(reference)
 
     layers = empty_layers()
     profiled_sum = None
@@ -350,11 +395,77 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
             warnings.append(f"Per-layer times sum to {profiled_sum:.3f} ms against {latency.median_ms:.3f} ms "
                             "end to end: profiling adds overhead per layer; use the layer shares, not their sum.")
     memory.sample()
+    warnings += _launch_diagnosis(request, latency, kernel_ms, profiled_sum, segmentation)
 
     return Measurement(latency=latency, latency_samples_ms=samples, stages_s=stages, layers=layers,
                        engine_count=len(trt_modules), engine_bytes=engine_bytes, peak_memory_bytes=memory.peak(),
                        accuracy=accuracy, segmentation=segmentation, profiled_sum_ms=profiled_sum,
-                       baselines=baselines, warnings=warnings, raw_files=raw_files)
+                       baselines=baselines, warnings=warnings, raw_files=raw_files, quantization=quant_report)
+
+
+def _quantize(request: RunRequest, model: BuiltModel, progress: ProgressFn, stages: dict[str, float]) -> Any:
+    """Calibrate and fake-quantize a copy of the model on the GPU (``engine.quantization``'s hook);
+    ModelOpt's CUDA extensions are built first, as their own stage (about 45 s each on first use)."""
+    from engine import quantization  # noqa: PLC0415
+
+    scheme = quantization.SCHEMES[request.compile.quantization]
+    quantization.import_modelopt(progress, stages)
+    from modelopt.torch.quantization import extensions  # noqa: PLC0415
+
+    builders = [extensions.get_cuda_ext] + ([extensions.get_cuda_ext_fp8] if scheme.weights == "fp8" else [])
+    progress("cuda_extensions", None, "ModelOpt CUDA extensions (built on first use, about 45 s each)")
+    t0 = time.perf_counter()
+    for build in builders:
+        try:
+            build()
+        except Exception:   # ModelOpt falls back to its PyTorch kernels; the run goes on
+            log.exception("ModelOpt CUDA extension %s not built", build.__name__)
+    stages["cuda_extensions_s"] = time.perf_counter() - t0
+    return quantization.prepare_quantized(request, model, "cuda", progress, stages)
+
+
+def _specs_at(specs: tuple[InputSpec, ...], inputs: tuple[torch.Tensor, ...]) -> tuple[InputSpec, ...]:
+    """The input specs with floating inputs in the dtype the module runs in (fp16 on a strongly typed build)."""
+    names = {torch.float16: "float16", torch.float32: "float32"}
+    return tuple(replace(s, dtype=names.get(t.dtype, s.dtype)) if t.is_floating_point() else s
+                 for s, t in zip(specs, inputs, strict=True))
+
+
+KERNEL_TRACE_ITERS = 20
+
+
+def _kernel_busy_ms(fn: Callable[[], Any], workdir: Path) -> float | None:
+    """GPU busy time per inference from a short ``torch.profiler`` kernel trace; None when it fails."""
+    from torch.profiler import ProfilerActivity, profile  # noqa: PLC0415
+
+    path = workdir / "kernel_trace.json"
+    try:
+        with torch.inference_mode(), profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(KERNEL_TRACE_ITERS):
+                fn()
+            torch.cuda.synchronize()
+        prof.export_chrome_trace(str(path))
+        busy = diagnosis.kernel_busy_ms(diagnosis.read_trace_events(path), KERNEL_TRACE_ITERS)
+    except Exception:   # a diagnosis aid: the run stands without it
+        log.exception("kernel trace failed")
+        return None
+    finally:
+        path.unlink(missing_ok=True)
+    return busy or None
+
+
+def _launch_diagnosis(request: RunRequest, latency: LatencyStats, kernel_ms: float | None,
+                      profiled_sum: float | None, segmentation: Segmentation | None) -> list[str]:
+    """The launch-bound finding as warnings (only when the run is launch-bound); the kernel trace when
+    there is one, else the per-layer profile (which can only show launch-bound, see engine.diagnosis)."""
+    layer_ms, source = (kernel_ms, "kernel_trace") if kernel_ms else (profiled_sum, "layer_profile")
+    if not layer_ms or latency.median_ms <= 0:
+        return []
+    found = diagnosis.diagnose(latency.median_ms, layer_ms, source=source, device="cuda",
+                               batch_size=request.model.batch_size, cudagraphs=request.compile.enable_cudagraphs,
+                               pytorch_segments=segmentation.pytorch_segment_count if segmentation else 0)
+    log.info("launch diagnosis: %s (%s %.3f ms of %.3f ms)", found.verdict, source, layer_ms, latency.median_ms)
+    return [found.text()] if found.launch_bound else []
 
 
 SETTLE_S = 1.0
@@ -481,11 +592,19 @@ def compile_settings(request: RunRequest, rtx: bool, workdir: Path) -> dict[str,
 
 
 def _compile(request: RunRequest, module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], rtx: bool,
-             workdir: Path, stages: dict[str, float], progress: ProgressFn, analyze: bool) -> Any:
+             workdir: Path, stages: dict[str, float], progress: ProgressFn, analyze: bool,
+             specs: tuple[InputSpec, ...] | None = None) -> Any:
+    """Export and compile. ``specs`` (dynamic shapes): export with one ``torch.export.Dim`` per symbolic
+    dimension and build with ``torch_tensorrt.Input(min, opt, max)``; ``inputs`` are only measured at."""
     import torch_tensorrt  # noqa: PLC0415
 
     c = request.compile
     kw = compile_settings(request, rtx, workdir)
+    if c.quantization != "none":
+        from engine import quantization  # noqa: PLC0415
+
+        kw.update(quantization.compile_kwargs(c.quantization, c.quant_base_precision,
+                                              "tensorrt_rtx" if rtx else "tensorrt"))
     debugger: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if request.measure.layer_profile and not analyze:
         # DETAILED profiling verbosity, so the layer information carries types, formats and tactics
@@ -497,10 +616,22 @@ def _compile(request: RunRequest, module: torch.nn.Module, inputs: tuple[torch.T
         kw["pass_through_build_failures"] = True     # a failed build is an error, not a silent eager run
         with debugger:
             return torch.compile(module, backend="tensorrt", options=kw, dynamic=False)
-    progress("export", None, "torch.export")
+    progress("export", None, "torch.export" + (" (Q/DQ nodes kept)" if c.quantization != "none" else "")
+             + (" with dynamic shapes" if specs else ""))
+    arg_inputs: list[Any] = list(inputs)
     t0 = time.perf_counter()
     try:
-        exported = torch.export.export(module, inputs)
+        if c.quantization != "none":
+            exported = quantization.export_quantized(module, inputs)
+        elif specs:
+            from engine import inputs as model_inputs  # noqa: PLC0415
+
+            arg_inputs = model_inputs.to_torch_tensorrt_inputs(specs, seed=request.measure.seed)
+            at_opt = tuple(i.torch_tensor for i in arg_inputs)    # exporting at a size-1 dim would pin it
+            exported = torch.export.export(module, at_opt,
+                                           dynamic_shapes=model_inputs.torch_export_dynamic_shapes(specs))
+        else:
+            exported = torch.export.export(module, inputs)
     except Exception as e:
         if _is_oom(e):
             raise
@@ -511,8 +642,20 @@ def _compile(request: RunRequest, module: torch.nn.Module, inputs: tuple[torch.T
     stages["export_s"] = time.perf_counter() - t0
     progress("partition", None, "lowering")
     t0 = time.perf_counter()
-    with debugger, contextlib.redirect_stdout(io.StringIO()) as out:
-        compiled = torch_tensorrt.dynamo.compile(exported, arg_inputs=list(inputs), **kw)
+    quant_mode = quantization.export_mode() if c.quantization != "none" else contextlib.nullcontext()
+    with debugger, contextlib.redirect_stdout(io.StringIO()) as out, quant_mode:
+        try:
+            compiled = torch_tensorrt.dynamo.compile(exported, arg_inputs=arg_inputs, **kw)
+        except Exception as e:
+            if c.quantization == "none" or _is_oom(e):
+                raise
+            # the matrix could not know (e.g. an op the flavour does not quantize): name the scheme
+            for cause in (e, e.__cause__):
+                explained = cause is not None and quantization.explain_compile_error(
+                    cause, c.quantization, "tensorrt_rtx" if rtx else "tensorrt")
+                if explained:
+                    raise explained from e
+            raise
     stages["compile_s"] = time.perf_counter() - t0
     if analyze and out.getvalue().strip():
         log.debug("dryrun output:\n%s", out.getvalue())

@@ -1,0 +1,75 @@
+"""CUDA graphs, dynamic shapes and the launch-bound diagnosis of the TensorRT backend on a real GPU,
+through the runner. Marked ``gpu``; figures are printed (run with ``-s``)."""
+
+import pytest
+
+from engine import runner
+from engine.config import ConfigError, RunRequest
+
+pytestmark = pytest.mark.gpu
+
+FAST = {"warmup_iters": 20, "timed_iters": 100, "compare_eager": False, "layer_profile": False}
+IMAGE = [3, 224, 224]
+
+
+def req(model="resnet18", batch=1, inputs=None, measure=None, **compile_knobs):
+    spec = {"source": model, "batch_size": batch}
+    if inputs is not None:
+        spec["inputs"] = inputs
+    return RunRequest.from_dict({"model": spec, "backend": "tensorrt",
+                                 "compile": {"precision": "fp16", **compile_knobs},
+                                 "measure": {**FAST, **(measure or {})}})
+
+
+def show(tag, r):
+    lat = r.latency
+    print(f"\n[{tag}] median {lat.median_ms:.3f} ms p10 {lat.p10_ms:.3f} p90 {lat.p90_ms:.3f} batch "
+          f"{lat.batch_size} | engines {r.engine_count} | stages { {k: round(v, 2) for k, v in r.stages_s.items()} } "
+          f"| inputs {r.model_info['inputs']} | accuracy {r.accuracy} | warnings {r.warnings}")
+
+
+def test_cudagraphs_on_and_off(store):
+    off = runner.execute(req(), store).result
+    on = runner.execute(req(enable_cudagraphs=True), store).result
+    show("cudagraphs off", off)
+    show("cudagraphs on", on)
+    assert off.key != on.key and on.request["compile"]["enable_cudagraphs"] is True
+    assert on.engine_count == off.engine_count == 1
+    assert on.accuracy.rel_l2 < 0.05 and on.accuracy.top1_agreement == 1.0   # replayed graph, same answer
+    # resnet18 at batch 1 is launch-bound: one graph launch beats ~50 kernel launches
+    assert on.latency.median_ms < off.latency.median_ms
+
+
+def test_one_dynamic_engine_measured_at_three_batches(store):
+    dyn = [{"name": "x", "shape": [4, *IMAGE], "min_shape": [1, *IMAGE], "max_shape": [8, *IMAGE]}]
+    results = []
+    for b in (1, 4, 8):
+        r = runner.execute(req(batch=b, inputs=dyn, measure={"accuracy": True},
+                               cache_built_engines=True, reuse_cached_engines=True), store).result
+        show(f"dynamic 1..8 at batch {b}", r)
+        results.append(r)
+        assert r.latency.batch_size == b and r.engine_count == 1
+        measured = r.model_info["inputs"][0]
+        assert measured["shape"] == [b, *IMAGE]                       # what was measured ...
+        assert measured["min_shape"] == [1, *IMAGE] and measured["max_shape"] == [8, *IMAGE]   # ... in which range
+        assert r.accuracy.rel_l2 < 0.05
+    # one engine for the three sizes: later runs reuse it from the engine cache
+    assert results[1].stages_s["compile_s"] < results[0].stages_s["compile_s"]
+    assert results[2].latency.median_ms > results[0].latency.median_ms
+    static = runner.execute(req(batch=4), store).result
+    show("static batch 4", static)
+
+
+def test_measured_batch_outside_the_range_is_refused(store):
+    dyn = [{"name": "x", "shape": [4, *IMAGE], "min_shape": [2, *IMAGE], "max_shape": [8, *IMAGE]}]
+    with pytest.raises(ConfigError, match="outside the dynamic batch range 2..8"):
+        runner.execute(req(batch=16, inputs=dyn), store)
+
+
+def test_fragmented_engine_is_diagnosed_launch_bound(store):
+    # relu forced to PyTorch: 18 engines and 17 PyTorch segments per inference at batch 1
+    r = runner.execute(req(min_block_size=1, torch_executed_ops=["torch.ops.aten.relu.default"]), store).result
+    show("fragmented", r)
+    found = [w for w in r.warnings if "launch/overhead-bound" in w]
+    assert found and "compile.enable_cudagraphs" in found[0]
+    assert "PyTorch segment(s)" in found[0]
