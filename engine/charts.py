@@ -363,10 +363,11 @@ def stage_bar(stages_s: dict[str, float]) -> go.Figure:
     fig = go.Figure()
     for i, name in enumerate(names):
         part = [(bar, v) for bar, n, v in rows if n == name]
-        fig.add_bar(y=[b for b, _ in part], x=[v for _, v in part], name=name.removesuffix("_s").replace("_", " "),
-                    orientation="h", marker_color=palette[i % len(palette)],
-                    hovertemplate="%{fullData.name}: %{x:.3f} s<extra></extra>")
-    fig.update_layout(title="Set-up stages", barmode="stack", height=260, xaxis_title="seconds",
+        label = name.removesuffix("_s").replace("_", " ")
+        fig.add_bar(y=[b for b, _ in part], x=[v for _, v in part], name=label, orientation="h",
+                    marker_color=palette[i % len(palette)], text=[label] * len(part), textposition="inside",
+                    insidetextanchor="middle", hovertemplate="%{fullData.name}: %{x:.3f} s<extra></extra>")
+    fig.update_layout(title="Set-up stages", barmode="stack", height=260, xaxis_title="seconds", showlegend=True,
                       yaxis={"autorange": "reversed"}, legend={"orientation": "h", "y": -0.35},
                       margin={"l": 10, "r": 10, "t": 50, "b": 40})
     return fig
