@@ -11,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine import compare
+from engine import store as store_module
 from engine.store import RunStore
 from tests.fixture_runs import FIXTURES, eager_run, store_trt_runs
 
@@ -371,3 +372,28 @@ def test_compare_keeps_the_first_six_runs_of_a_longer_link(runs, monkeypatch):
     finally:
         for r in extra:
             store.delete(r.run_id)
+
+
+def test_every_bundled_sample_opens_on_layers_and_segmentation(tmp_path, monkeypatch):
+    """The recorded GPU samples as a CPU-only user meets them: marked, charted, never a traceback."""
+    samples = sorted(store_module.SAMPLES_DIR.glob("*.json.gz"))
+    if not samples:
+        pytest.skip("no bundled samples in samples/")
+    monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("TRTDASH_SAMPLES_DIR")
+    store = RunStore(tmp_path / "data")
+    ids = store.import_samples(store_module.SAMPLES_DIR)
+    assert len(ids) == len(samples)
+    for run_id in ids:
+        run = store.get(run_id)
+        layers = page("layers", run_id)
+        no_exception(layers)
+        assert any("sample run" in md.value for md in layers.markdown), run_id
+        if len(run.layers):
+            top = figure(layers, "Slowest")
+            assert max(x for t in top.data for x in t.x) == pytest.approx(
+                max(run.layers["avg_ms"].max(), run.layers["avg_ms"].nsmallest(max(len(run.layers) - 20, 0)).sum()))
+        seg = page("segmentation", run_id)
+        no_exception(seg)
+        if run.segmentation is not None and run.segmentation.total_ops:
+            assert metrics(seg)["Operators"] == f"{run.segmentation.total_ops:,}", run_id
