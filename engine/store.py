@@ -15,6 +15,7 @@ import os
 import shutil
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ DATA_DIR_ENV = "TRTDASH_DATA_DIR"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 SAMPLES_DIR = PROJECT_ROOT / "samples"
+ORPHAN_MIN_AGE_S = 600.0   # a half-written run younger than this may still be in progress in another process
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -106,12 +108,25 @@ class RunStore:
             conn = self._local.conn
         return conn
 
-    def _sweep_orphans(self) -> None:
-        """Remove temp dirs of interrupted writes and dirs whose row never committed."""
+    def _sweep_orphans(self, min_age_s: float = ORPHAN_MIN_AGE_S) -> None:
+        """Remove temp dirs of interrupted writes and dirs whose row never committed.
+
+        Only entries older than ``min_age_s``: another process (a job on another GPU) may be
+        between writing its directory and committing its row right now."""
         known = {r["run_id"] for r in self._conn().execute("SELECT run_id FROM runs")}
+        now = time.time()
         for p in self.runs_dir.iterdir():
-            if p.name.startswith(".tmp-") or (p.is_dir() and p.name not in known):
-                shutil.rmtree(p, ignore_errors=True)
+            if not (p.name.startswith(".tmp-") or (p.is_dir() and p.name not in known)):
+                continue
+            try:
+                if now - p.stat().st_mtime < min_age_s:
+                    continue
+            except FileNotFoundError:
+                continue
+            # re-check: the row may have been committed since we listed the known runs
+            if not p.name.startswith(".tmp-") and self.exists(p.name):
+                continue
+            shutil.rmtree(p, ignore_errors=True)
 
     # -- write ---------------------------------------------------------------------------------
     def save(self, result: RunResult, raw_files: dict[str, Path | bytes] | None = None) -> str:

@@ -61,6 +61,7 @@ def job_panel() -> None:
     mine = st.session_state.get(SESSION_JOBS, [])
     if not mine:
         return
+    jobs.ensure_workers()   # a worker killed while this page waits is replaced (a few ms when all are up)
     finished_now = None
     for job_id in list(mine):
         try:
