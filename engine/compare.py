@@ -169,16 +169,24 @@ def _setting_rank(setting: str) -> tuple[int, str]:
     return rank, setting
 
 
+_ALIASES = {"compile.optimization_level": "opt", "compile.min_block_size": "mbs", "model.batch_size": "batch",
+            "compile.precision": "prec", "env.device_name": "device", "model.source": "model"}
+
+
+def _alias(setting: str) -> str:
+    return _ALIASES.get(setting, setting.rsplit(".", 1)[-1])
+
+
 def short_labels(runs: Sequence[RunResult]) -> dict[str, str]:
     """Run id -> what tells it apart from the other runs (the settings that differ), plus its id tail.
 
-    e.g. ``optimization_level=0 · cdb315ba`` when only that knob differs; fits a narrow card.
+    e.g. ``opt=0 cdb315ba`` when only optimization_level differs; fits a narrow card.
     """
     differ = differing_settings(runs) if len(runs) > 1 else pd.DataFrame()
     labels = {}
     for r in runs:
         col = run_label(r)
-        parts = [f"{setting.rsplit('.', 1)[-1]}={differ.loc[setting, col]}" for setting in differ.index[:2]]
+        parts = [f"{_alias(setting)}={differ.loc[setting, col]}" for setting in differ.index[:2]]
         labels[r.run_id] = " ".join(parts + [r.run_id[-8:]]) if parts else r.run_id[-8:]
     return labels
 

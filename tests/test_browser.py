@@ -166,7 +166,7 @@ def test_profile_then_compare_in_a_real_browser(dashboard, browser_page):
     # the medians the store holds, and the speedup of the second run against the first (the baseline)
     assert f"{one.latency.median_ms:.3f} ms" in text and f"{two.latency.median_ms:.3f} ms" in text
     assert f"{one.latency.median_ms / two.latency.median_ms:.2f}×" in text
-    assert f"batch_size=2 {second[-8:]}" in text          # the card names what differs
+    assert f"batch=2 {second[-8:]}" in text          # the card names what differs
     assert "does not exist" not in text and "Traceback" not in text
     _screenshot(page, "compare")
 

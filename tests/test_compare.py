@@ -44,8 +44,8 @@ def test_only_the_knob_that_changed_is_reported(eager_pair):
 
 def test_short_labels_name_what_differs(eager_pair):
     b1, b2, _ = eager_pair
-    assert compare.short_labels([b1, b2]) == {b1.run_id: f"batch_size=1 {b1.run_id[-8:]}",
-                                              b2.run_id: f"batch_size=2 {b2.run_id[-8:]}"}
+    assert compare.short_labels([b1, b2]) == {b1.run_id: f"batch=1 {b1.run_id[-8:]}",
+                                              b2.run_id: f"batch=2 {b2.run_id[-8:]}"}
     assert compare.short_labels([b1]) == {b1.run_id: b1.run_id[-8:]}
 
 
