@@ -370,3 +370,36 @@ def test_bundled_gpu_sweeps_are_judged_from_their_recorded_numbers(tmp_path):
         # nothing on the front is beaten on both axes by another run
         for row in front.itertuples():
             assert not ((sweep.table["median_ms"] < row.median_ms) & (sweep.table["build_s"] < row.build_s)).any()
+
+
+def test_page_runs_a_sweep_through_the_queue_and_opens_it(store, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from engine import jobs
+
+    monkeypatch.delenv(jobs.QUEUE_URL_ENV, raising=False)
+    monkeypatch.setenv("TRTDASH_SAMPLES_DIR", str(store.root / "no-samples"))
+    at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=120)
+    at.run()
+    at.selectbox(key="sweep:model").set_value("resnet18")
+    at.text_input(key="sweep:shape").set_value("3,32,32")
+    at.number_input(key="sweep:measure.timed_iters").set_value(10)
+    at.number_input(key="sweep:measure.warmup_iters").set_value(2)
+    at.selectbox(key="sweep:knob1").set_value(sweeps.PRECISION_KNOB)
+    at.run()
+    at.multiselect(key="sweep:axis0:values").set_value(["fp32", "bf16"])
+    at.run()
+    assert any(c.value.startswith("2 runs: precision=fp32 (default); precision=bf16") for c in at.caption)
+    try:
+        next(b for b in at.button if b.label == "Run sweep").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        execution = at.session_state["sweep_execution"]
+        execution.wait(timeout_s=120)
+        assert execution.counts() == {"done": 2}, [p.view.error for p in execution.points]
+    finally:
+        jobs.stop_workers()
+    at.query_params["sweep"] = execution.plan.sweep_id
+    at.run()
+    frame = at.dataframe[-1].value
+    assert list(frame["x_label"]) == ["fp32 (default)", "bf16"]
+    assert any(m.value.startswith("**precision:") for m in at.markdown)
