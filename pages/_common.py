@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
@@ -66,8 +66,9 @@ def set_url_run_ids(run_ids: list[str]) -> None:
 def page_url(page: str, run_ids: list[str]) -> str:
     """A link to ``page`` showing these runs; absolute when the browser told us where we are."""
     query = urlencode([(URL_KEY, r) for r in run_ids])
-    here = st.context.url or ""
-    base = here.rsplit("/", 1)[0] if here.startswith("http") else ""
+    here = urlsplit(st.context.url or "")
+    # the app's root: the current URL without its page name (keeps a server.baseUrlPath prefix)
+    base = f"{here.scheme}://{here.netloc}{here.path.rsplit('/', 1)[0]}" if here.scheme else ""
     return f"{base}/{page}?{query}" if query else f"{base}/{page}"
 
 
