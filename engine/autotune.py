@@ -164,11 +164,13 @@ def _rel_l2(result: RunResult) -> float | None:
 def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None = None,
              constraints: Constraints | None = None, n_trials: int = 20, seed: int = 0,
              on_trial: Callable[[TrialRecord], None] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> AutotuneReport:
+             should_stop: Callable[[], bool] | None = None,
+             baselines: tuple[str, ...] = ("eager",)) -> AutotuneReport:
     """Search ``space`` around ``base`` for the fastest feasible configuration.
 
     ``evaluate`` measures one request (cached runs come back at no cost); a configuration the
     sampler proposes twice is measured once. ``should_stop`` is polled between trials (cancel).
+    ``baselines`` ("eager", "inductor") are timed once, with the defaults run, not with every trial.
     """
     constraints = constraints or Constraints()
     space = dict(space) if space is not None else default_space(constraints)
@@ -176,6 +178,7 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
     if not 1 <= n_trials <= MAX_TRIALS:
         raise ConfigError("autotune.n_trials", f"{n_trials} is outside 1..{MAX_TRIALS}")
     base = base.with_changes(**{"measure.accuracy": True}) if constraints.max_rel_l2 is not None else base
+    base = base.with_changes(**{"measure.compare_eager": False, "measure.compare_inductor": False})
 
     measured: dict[tuple, tuple[RunResult | None, str]] = {}
 
@@ -190,6 +193,9 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
         return measured[key]
 
     defaults_req = defaults_request(base, constraints)
+    if base.backend == "tensorrt":   # the eager backend has no baselines to time
+        defaults_req = defaults_req.with_changes(**{
+            "measure.compare_eager": "eager" in baselines, "measure.compare_inductor": "inductor" in baselines})
     defaults_result, defaults_error = measure(defaults_req)
     defaults = _record(-1, _params(defaults_req, space), defaults_result, defaults_error, constraints)
 

@@ -202,7 +202,10 @@ with tab_tune:
     search = st.multiselect("Knobs to search", list(sweeps.SWEEPABLE_KNOBS)[:4], key="tune:knobs",
                             default=list(sweeps.SWEEPABLE_KNOBS)[:4] if raw["backend"] == "tensorrt"
                             else [sweeps.PRECISION_KNOB], format_func=sweeps.SWEEPABLE_KNOBS.get)
-    trials = st.slider("Trials", 1, 60, 20, key="tune:trials")
+    c1, c2 = st.columns([3, 1])
+    trials = c1.slider("Trials", 1, 60, 20, key="tune:trials")
+    inductor = c2.checkbox("Inductor baseline (slow)", key="tune:inductor",
+                           help="Also time torch.compile(mode='max-autotune') once, with the defaults run.")
     if st.button("Search", type="primary", icon=":material/travel_explore:") and (base := checked_request(raw)):
         try:
             limits = autotune.Constraints(max_build_s=max_build or None, max_rel_l2=max_err or None,
@@ -219,7 +222,9 @@ with tab_tune:
 
             evaluate = sweeps.evaluator_on_queue(store, jobs.submit, jobs.get)
             st.session_state[TUNE_REPORT] = autotune.autotune(base, evaluate, space=space, constraints=limits,
-                                                              n_trials=trials, on_trial=on_trial)
+                                                              n_trials=trials, on_trial=on_trial,
+                                                              baselines=("eager", "inductor") if inductor
+                                                              else ("eager",))
             status.update(label="Search finished", state="complete", expanded=False)
         except Exception as e:
             show_error(e, "The search failed")

@@ -79,8 +79,9 @@ def test_exhaustive_when_the_space_fits_the_budget():
 def test_search_finds_the_feasible_optimum_of_the_stub_surface():
     evaluate = StubEvaluate()
     records = []
-    report = at.autotune(RunRequest.from_dict(TINY), evaluate, space=SPACE, constraints=LIMITS, n_trials=60,
-                         seed=1, on_trial=records.append)
+    trt = RunRequest.from_dict({**TINY, "backend": "tensorrt", "device": "cuda"})
+    report = at.autotune(trt, evaluate, space=SPACE, constraints=LIMITS, n_trials=60, seed=1,
+                         on_trial=records.append)
     params, latency = true_optimum()
     assert params == {PRECISION_KNOB: "fp16", MIN_BLOCK_SIZE_KNOB: 30, OPTIMIZATION_LEVEL_KNOB: 3,
                       RUNTIME_KNOB: False}
@@ -88,11 +89,15 @@ def test_search_finds_the_feasible_optimum_of_the_stub_surface():
     assert report.best.median_ms == pytest.approx(latency)
     # repeated proposals are measured once
     assert len(evaluate.calls) == len({tuple(sorted(r.params.items())) for r in records}) + 1   # + defaults
+    assert "No inductor baseline measured" in " ".join(report.notes)
     # defaults: fp32 (the base precision), min_block_size 5, level unset (3), C++ runtime
-    d_latency, _, _ = surface(at.defaults_request(RunRequest.from_dict(TINY), LIMITS))
+    d_latency, _, _ = surface(at.defaults_request(trt, LIMITS))
     assert report.defaults.median_ms == pytest.approx(d_latency)
     assert report.speedup_vs_defaults == pytest.approx(d_latency / latency)
     assert report.speedups["eager_fp16"] == pytest.approx(3.0 / latency)
+    # baselines are timed once, with the defaults run; trials skip them
+    assert evaluate.calls[0].measure.compare_eager and not evaluate.calls[0].measure.compare_inductor
+    assert not any(r.measure.compare_eager or r.measure.compare_inductor for r in evaluate.calls[1:])
     t = report.trials
     assert list(t["trial"]) == list(range(60))
     assert (t.loc[t["feasible"], "median_ms"] >= latency - 1e-12).all()
