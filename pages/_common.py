@@ -20,6 +20,25 @@ log = logging.getLogger(__name__)
 URL_KEY = "run"
 
 
+def _leave_pages_directory_mode() -> None:
+    """Route a shared link opened first on a fresh server through dashboard.py.
+
+    Until dashboard.py has called ``st.navigation`` once, Streamlit treats a folder named
+    ``pages/`` as an old-style multipage app: ``/compare?run=...`` would run this page alone,
+    without the navigation and the banner, and list the helper modules as pages. Every page
+    imports this module first, so switching that mode off here and rerunning hands the URL to
+    dashboard.py's navigation, which routes it to the same page.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_pages_directory_mode()
+
+
 # -- store and runs ----------------------------------------------------------------------------
 
 @st.cache_resource(show_spinner=False)

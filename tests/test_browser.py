@@ -193,10 +193,6 @@ def _sidebar(page) -> str:
     return page.inner_text("[data-testid='stSidebarNav']")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "streamlit runs a deep link as an old-style pages/ app until dashboard.py has called st.navigation once "
-    "(PagesManager.uses_pages_directory): on a fresh server /compare?run=... bypasses dashboard.py and lists "
-    "pages/_common.py etc. as pages. Fix: move the page scripts out of a directory named pages/."))
 def test_shared_link_opened_first_on_a_fresh_server(tmp_path, browser_page):
     with _streamlit(tmp_path) as base:
         browser_page.goto(f"{base}/compare?run=20200101-000000-deadbeef")
