@@ -322,3 +322,21 @@ def _example_inputs_from_ep(ep: Any, spec: ModelSpec) -> tuple[torch.Tensor, ...
         else:
             inputs.append(torch.zeros(*shape, dtype=val.dtype))
     return tuple(inputs)
+
+
+def describe_inputs(spec: ModelSpec) -> str:
+    """One line naming the inputs a spec feeds the model (name, shape, dtype, dynamic range), without building it."""
+    if spec.source.startswith(FILE_PREFIX) and spec.inputs is None:
+        return "Inputs: from the model file's example_inputs()" if spec.source.endswith(".py") \
+            else "Inputs: from the ExportedProgram's signature"
+    entry = REGISTRY.get(spec.source)
+    if entry is None and spec.inputs is None:
+        return ""
+    specs = spec.inputs if entry is None else input_specs(entry, spec)
+    parts = []
+    for s in specs:
+        shape = "x".join(map(str, s.shape))
+        if s.is_dynamic:
+            shape = f"{'x'.join(map(str, s.lower))} … {shape} … {'x'.join(map(str, s.upper))}"
+        parts.append(f"{s.name} {shape} {s.dtype}")
+    return "Inputs: " + ", ".join(parts)

@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from engine import capabilities, charts, models
+from engine import capabilities, charts, compare, diagnosis, models
 from engine.config import CompileSettings, ConfigError, MeasureSettings, RunRequest, validate
 from engine.store import RunNotFound
-from pages._common import load_run
-from pages._form import compile_disabled_reasons, knob_section, knob_widget
+from pages._common import link_to, load_run
+from pages._form import compile_disabled_reasons, describe_inputs, knob_section, knob_widget
 from pages._jobs import gpu_picker, job_panel, queue_overview, submit
 
 st.title("Profile a model")
@@ -24,10 +24,27 @@ with st.container(border=True):
                                    f"directory ({models.models_dir()}).", key="knob:model.source")
     with c2:
         batch = st.number_input("Batch size", value=1, step=1, key="knob:model.batch_size")
+    entry = models.REGISTRY.get(source)
+    text_model = entry is not None and entry.input_kind == "text"
     with c3:
-        shape = st.text_input("Input shape (without batch)", value="", placeholder="model default, e.g. 3,224,224",
-                              key="knob:model.input_shape",
-                              help="Comma-separated dimensions; leave empty for the model's default.")
+        if text_model:
+            seq = st.number_input("Sequence length", value=None, step=1, placeholder="model default (128)",
+                                  key="knob:model.sequence_length",
+                                  help="Tokens per input (input_ids and attention_mask); empty = 128.")
+            shape = ""
+        else:
+            shape = st.text_input("Input shape (without batch)", value="", placeholder="model default, e.g. 3,224,224",
+                                  key="knob:model.input_shape",
+                                  help="Comma-separated dimensions; leave empty for the model's default.")
+            seq = None
+    with st.expander("Inputs: dynamic shapes, several inputs, dtypes"):
+        inputs_text = st.text_area(
+            "Inputs (JSON)", value="", key="knob:model.inputs", height=110,
+            placeholder='[{"name": "x", "shape": [8, 3, 224, 224], "min_shape": [1, 3, 224, 224], '
+                        '"max_shape": [32, 3, 224, 224], "dtype": "float32"}]',
+            help="Empty takes the model's own inputs. shape is the opt shape (batch included); min_shape/max_shape "
+                 "make a dynamic engine; value_range bounds integer inputs such as token ids.")
+    st.caption(describe_inputs(source, batch, shape, seq, inputs_text))
     c1, c2, c3 = st.columns(3)
     with c1:
         backend = knob_widget("", fields["backend"], default.backend)
@@ -58,7 +75,8 @@ with st.container(border=True):
         measure_values |= knob_section("measure", MeasureSettings, default.measure, advanced=True, disabled_for={},
                                        columns=3)
 
-raw = {"model": {"source": source, "batch_size": batch, "input_shape": shape}, "backend": backend,
+raw = {"model": {"source": source, "batch_size": batch, "input_shape": shape, "sequence_length": seq,
+                 "inputs": inputs_text or None}, "backend": backend,
        "device": device if caps.cuda_available else "cpu", "mode": mode,
        "compile": {k: v for k, v in compile_values.items() if k == "precision" or f"compile.{k}" not in disabled},
        "measure": measure_values}
@@ -86,22 +104,42 @@ if run_id:
         st.info(e.message)
     else:
         st.divider()
-        st.subheader(f"Result: {result.label}")
+        st.subheader(f"Result: {compare.run_label(result)}")
         st.caption(f"Recorded on {result.env.get('device_name')} at {result.created_at}"
                    + (" · sample run recorded on a real GPU" if result.is_sample else ""))
         lat = result.latency
-        cols = st.columns(5)
-        cols[0].metric("e2e median", f"{lat.median_ms:.3f} ms")
-        cols[1].metric("p10 / p90", f"{lat.p10_ms:.3f} / {lat.p90_ms:.3f} ms")
-        cols[2].metric("p99", f"{lat.p99_ms:.3f} ms")
-        cols[3].metric("mean ± std", f"{lat.mean_ms:.3f} ± {lat.std_ms:.3f} ms")
-        cols[4].metric("throughput", f"{lat.throughput_per_s:,.1f} /s")
+        if lat.timed:
+            cols = st.columns(4)
+            cols[0].metric("e2e median", f"{lat.median_ms:.3f} ms",
+                           help=f"Median of {lat.iters} timed runs ({lat.timer}), profiling off.")
+            cols[1].metric("p10 – p90", f"{lat.p10_ms:.3g} – {lat.p90_ms:.3g} ms",
+                           help=f"p99 {lat.p99_ms:.3f} ms · mean {lat.mean_ms:.3f} ± {lat.std_ms:.3f} ms")
+            cols[2].metric("p99", f"{lat.p99_ms:.3f} ms")
+            cols[3].metric("throughput", f"{lat.throughput_per_s:,.0f} /s", help="batch size / median")
+        else:
+            st.info("Analyze run: the graph was partitioned (dry run) but nothing was built or timed. "
+                    "See Segmentation.", icon=":material/account_tree:")
         for w in result.warnings:
             st.warning(w)
+        found = diagnosis.diagnose_result(result)
+        if found is not None and found.verdict != "compute_bound":
+            st.info(found.text(), icon=":material/speed:")
+        left, right = st.columns(2)
+        with left:
+            st.dataframe(compare.run_summary(result), hide_index=True,
+                         column_config={"value": st.column_config.NumberColumn(format="%.4g")})
+        with right:
+            if result.stages_s:
+                st.plotly_chart(charts.stage_bar(result.stages_s), width="stretch", key="chart_stages")
         if len(result.layers):
             top_n = st.slider("Slowest layers shown", 5, 100, 20, key="profile_top_n")
             st.plotly_chart(charts.top_layers_bar(result.layers, top_n), width="stretch")
-            st.page_link("pages/layers.py", label="All layers of this run", icon=":material/bar_chart:",
-                         query_params={"run": result.run_id})
-        else:
+        elif lat.timed:
             st.info("This run has no per-layer profile (profiling was off).")
+        links = st.columns(3)
+        with links[0]:
+            link_to("layers", "All layers of this run", [result.run_id], icon=":material/bar_chart:")
+        with links[1]:
+            link_to("segmentation", "Graph segmentation", [result.run_id], icon=":material/account_tree:")
+        with links[2]:
+            link_to("compare", "Compare with other runs", [result.run_id], icon=":material/compare_arrows:")
