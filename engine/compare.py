@@ -22,17 +22,8 @@ MB = 1024 * 1024
 
 
 def run_label(run: RunResult) -> str:
-    """Short, unique name of a run for legends and column headers.
-
-    The run id's random tail keeps two runs with the same settings apart.
-    """
-    r = run.request
-    c = r["compile"]
-    text = f"{r['model']['source']} b{r['model']['batch_size']} {r['backend']} {c['precision']}"
-    if r["backend"] == "tensorrt":
-        opt = c["optimization_level"] if c["optimization_level"] is not None else "def"
-        text += f" mbs={c['min_block_size']} opt={opt}"
-    return f"{text} · {run.run_id[-8:]}"
+    """Short, unique name of a run for legends and column headers (``RunResult.label``)."""
+    return run.label
 
 
 @dataclass(frozen=True)

@@ -242,9 +242,9 @@ class RunResult:
         d = {k: v for k, v in d.items() if k in known}
         return cls(**d, layers=normalise_layers(layers) if layers is not None else empty_layers())
 
-    # convenience views used by charts and tables
     @property
     def label(self) -> str:
+        """Short, unique name of a run for legends, pickers and column headers."""
         r = self.request
         backend = r["backend"]
         prec = r["compile"]["precision"]
@@ -255,7 +255,8 @@ class RunResult:
             c = r["compile"]
             level = c["optimization_level"]
             extra = f" mbs={c['min_block_size']} opt={level if level is not None else 'def'}"
-        return f"{r['model']['source']} b{r['model']['batch_size']} {backend} {prec}{extra} ({self.run_id[-8:]})"
+        # the run id's random tail keeps two runs with the same settings apart
+        return f"{r['model']['source']} b{r['model']['batch_size']} {backend} {prec}{extra} · {self.run_id[-8:]}"
 
 
 def _plain(obj: Any) -> Any:
