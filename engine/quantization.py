@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.util
+import math
 import os
 import pickle
 import time
@@ -390,7 +391,10 @@ def enabled_quantizers(module: torch.nn.Module) -> int:
 
 # -- three-way accuracy ---------------------------------------------------------------------------
 def is_conversion_problem(fake_quant_vs_eager: Accuracy, engine_vs_fake_quant: Accuracy) -> bool:
-    """The engine departs from the fake-quantized model far more than that model departs from eager."""
+    """The engine departs from the fake-quantized model far more than that model departs from eager.
+    An engine output holding NaN or inf (rel. L2 not finite) is always one (seen: FP8 resnet50 on the H200)."""
+    if not math.isfinite(engine_vs_fake_quant.rel_l2):
+        return True
     rel_limit = max(CONVERSION_RATIO * fake_quant_vs_eager.rel_l2, CONVERSION_FLOOR_REL_L2)
     if engine_vs_fake_quant.rel_l2 > rel_limit:
         return True
@@ -421,8 +425,10 @@ def conversion_problem_text(report: QuantizationReport) -> str:
         return ""
     fq, eng = report.fake_quant_vs_eager, report.engine_vs_fake_quant
     top1 = (f", top-1 agreement {eng.top1_agreement:.0%}" if eng.top1_agreement is not None else "")
+    departs = (f"by rel. L2 {eng.rel_l2:.3g}" if math.isfinite(eng.rel_l2)
+               else "completely: its output holds NaN or inf values")
     return (f"Conversion problem, not a quantization one: the compiled engine departs from the fake-quantized "
-            f"PyTorch model by rel. L2 {eng.rel_l2:.3g}{top1}, while the fake-quantized model departs from "
+            f"PyTorch model {departs}{top1}, while the fake-quantized model departs from "
             f"eager fp32 by only {fq.rel_l2:.3g}. The {SCHEMES[report.scheme].label} scales are fine; "
             "TensorRT's conversion of them is not. Do not ship this engine.")
 

@@ -67,6 +67,52 @@ def retime(fn, repeats: int = 3, iters: int = 200) -> list[str]:
     return lines
 
 
+def overhead_probe(store: RunStore) -> None:
+    """Where does per-call host overhead come from? One plain Torch-TensorRT engine (resnet18 fp16, batch 1,
+    built without the product's code) is timed fresh, then again after each thing the backend does."""
+    import logging
+
+    import torch
+    import torch_tensorrt
+    import torchvision
+
+    from engine.profiling.latency import time_inference
+
+    def median(fn) -> float:
+        t_end = time.perf_counter() + 1.0
+        with torch.inference_mode():
+            while time.perf_counter() < t_end:
+                fn()
+            torch.cuda.synchronize()
+        return time_inference(fn, device="cuda", warmup_iters=50, timed_iters=300, batch_size=1)[0].median_ms
+
+    def levels() -> str:
+        return (f"python log level torch_tensorrt={logging.getLogger('torch_tensorrt').getEffectiveLevel()}, "
+                f"root={logging.getLogger().getEffectiveLevel()}")
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18().eval().cuda().half()
+    x = torch.randn(1, 3, 224, 224, device="cuda", dtype=torch.half)
+    with torch.no_grad():
+        plain = torch_tensorrt.dynamo.compile(torch.export.export(model, (x,)), arg_inputs=[x], min_block_size=5)
+    fn = lambda: plain(x)  # noqa: E731
+    print(f"probe: plain engine, fresh: {median(fn):.3f} ms | {levels()}", flush=True)
+    quiet = {"layer_profile": False, "accuracy": False, "compare_eager": False}
+    r = runner.execute(request("resnet18", "fp16", measure=quiet), store, use_cache=False).result
+    print(f"probe: runner, no Debugger: {r.latency.median_ms:.3f} ms; plain after it: {median(fn):.3f} ms", flush=True)
+    with torch.inference_mode(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]):
+        for _ in range(20):
+            fn()
+        torch.cuda.synchronize()
+    print(f"probe: plain after a torch.profiler kernel trace: {median(fn):.3f} ms", flush=True)
+    r = runner.execute(request("resnet18", "fp16", measure={**quiet, "layer_profile": True}), store,
+                       use_cache=False).result
+    print(f"probe: runner with Debugger + layer profile: {r.latency.median_ms:.3f} ms; plain after it: "
+          f"{median(fn):.3f} ms | {levels()}", flush=True)
+    r = runner.execute(request("resnet18", "fp16", measure=quiet), store, use_cache=False).result
+    print(f"probe: runner, no Debugger, again: {r.latency.median_ms:.3f} ms", flush=True)
+
+
 def gpu_clocks() -> str:
     import subprocess
 
@@ -111,6 +157,7 @@ def main() -> int:
     ap.add_argument("--only", default="core,sweeps")
     ap.add_argument("--quick", action="store_true", help="fewer iterations (smoke test)")
     ap.add_argument("--max-raw-kib", type=int, default=96)
+    ap.add_argument("--ladder-models", default="resnet50,vit_b_16")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     parts = set(args.only.split(","))
@@ -188,13 +235,16 @@ def main() -> int:
                            request(model, "fp16", min_block_size=mbs, measure=sweep_measure),
                            tags=sweep_tags(sid, ["compile.min_block_size"]), keep_raw=False)
 
+        if "overhead" in parts:
+            overhead_probe(store)
+
         if "ladder" in parts:
             from engine import capabilities, ladder
 
             caps = capabilities.detect()
             ladder_measure = {"compare_eager": False, "profile_iters": 20, **quick}
             schemes = [s for s in QUANT_SCHEMES if s not in ("none", "int4_awq")]
-            for model in ("resnet50", "vit_b_16"):
+            for model in args.ladder_models.split(","):
                 base = request(model, "fp16", measure=ladder_measure, batch=8)
                 plan = ladder.plan_ladder(base, caps, schemes=schemes, ladder_id=f"{model}_b8_{gpu_slug_of(caps)}")
                 for scheme, why in plan.skipped:

@@ -277,6 +277,16 @@ def test_conversion_problem_rule_on_the_h200_fp8_figures():
     assert quantization.is_conversion_problem(Accuracy("e", 0.01, 0.0, 1.0), Accuracy("f", 0.03, 0.0, 0.25))
 
 
+def test_an_engine_output_with_nan_is_a_conversion_problem():
+    # FP8 vit_b_16 on the H200 (TensorRT-RTX 1.4): NaN output, yet top-1 "agreed" on an all-zero reference
+    fq = Accuracy("eager fp32", 0.0, 0.0, 1.0)
+    nan = Accuracy("fake-quant", float("nan"), float("nan"), 1.0)
+    assert quantization.is_conversion_problem(fq, nan)
+    report = QuantizationReport("fp8", "fp16", "random", 2, False, fake_quant_vs_eager=fq, engine_vs_fake_quant=nan,
+                                conversion_problem=True)
+    assert "NaN or inf" in quantization.conversion_problem_text(report)
+
+
 # -- ModelOpt on CPU, for real ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def int8_quantized():

@@ -305,6 +305,9 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
         run_precision = c.precision if rtx else "fp32"
         module, inputs = prepare(model, run_precision, "cuda")
     specs = _specs_at(model.input_specs, inputs) if dynamic else None
+    if c.cache_built_engines or c.reuse_cached_engines:
+        warnings.append("Engine cache: Torch-TensorRT caches and reuses only refittable engines (immutable_weights="
+                        "False); this engine has immutable weights, so it was built anew and not cached.")
 
     raw_files: dict[str, Path | bytes] = {}
     with capture_compile(progress) as cap:

@@ -56,7 +56,9 @@ def tensor_label(shape: Any, dtype: Any) -> str:
 
 
 def _labels(shapes: Any, dtypes: Any) -> list[str]:
-    if isinstance(shapes, tuple) and all(isinstance(d, int) for d in shapes):
+    # one tensor: one dtype; a dynamic dimension is a (min, max) pair, e.g. ((1, 8), 3, 224, 224)
+    if isinstance(shapes, tuple) and (all(isinstance(d, int) for d in shapes) or
+                                      not isinstance(dtypes, (list, tuple, dict))):
         return [tensor_label(shapes, dtypes)]
     if isinstance(shapes, (list, tuple)):
         return [lbl for s, d in zip(shapes, dtypes, strict=False) for lbl in _labels(s, d)]

@@ -53,9 +53,9 @@ def test_one_dynamic_engine_measured_at_three_batches(store):
         assert measured["shape"] == [b, *IMAGE]                       # what was measured ...
         assert measured["min_shape"] == [1, *IMAGE] and measured["max_shape"] == [8, *IMAGE]   # ... in which range
         assert r.accuracy.rel_l2 < 0.05
-    # one engine for the three sizes: later runs reuse it from the engine cache
-    assert results[1].stages_s["compile_s"] < results[0].stages_s["compile_s"]
     assert results[2].latency.median_ms > results[0].latency.median_ms
+    # Torch-TensorRT caches only refittable engines: the run says its cache knobs did nothing
+    assert any("not cached" in w for w in results[0].warnings)
     static = runner.execute(req(batch=4), store).result
     show("static batch 4", static)
 
