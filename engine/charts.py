@@ -367,8 +367,8 @@ def stage_bar(stages_s: dict[str, float]) -> go.Figure:
         fig.add_bar(y=[b for b, _ in part], x=[v for _, v in part], name=label, orientation="h",
                     marker_color=palette[i % len(palette)], text=[label] * len(part), textposition="inside",
                     insidetextanchor="middle", hovertemplate="%{fullData.name}: %{x:.3f} s<extra></extra>")
-    fig.update_layout(title="Set-up stages", barmode="stack", height=260, xaxis_title="seconds", showlegend=True,
-                      yaxis={"autorange": "reversed"}, legend={"orientation": "h", "y": -0.35},
+    fig.update_layout(title="Set-up stages", barmode="stack", height=300, xaxis_title="seconds", showlegend=True,
+                      yaxis={"autorange": "reversed"}, legend={"orientation": "h", "y": -0.5, "yanchor": "top"},
                       margin={"l": 10, "r": 10, "t": 50, "b": 40})
     return fig
 

@@ -109,13 +109,12 @@ if run_id:
                    + (" · sample run recorded on a real GPU" if result.is_sample else ""))
         lat = result.latency
         if lat.timed:
-            cols = st.columns(4)
+            cols = st.columns(3)
             cols[0].metric("e2e median", f"{lat.median_ms:.3f} ms",
                            help=f"Median of {lat.iters} timed runs ({lat.timer}), profiling off.")
-            cols[1].metric("p10 – p90", f"{lat.p10_ms:.3g} – {lat.p90_ms:.3g} ms",
+            cols[1].metric("p10 – p90", f"{lat.p10_ms:.3f} – {lat.p90_ms:.3f} ms",
                            help=f"p99 {lat.p99_ms:.3f} ms · mean {lat.mean_ms:.3f} ± {lat.std_ms:.3f} ms")
-            cols[2].metric("p99", f"{lat.p99_ms:.3f} ms")
-            cols[3].metric("throughput", f"{lat.throughput_per_s:,.0f} /s", help="batch size / median")
+            cols[2].metric("throughput", f"{lat.throughput_per_s:,.0f} /s", help="batch size / median")
         else:
             st.info("Analyze run: the graph was partitioned (dry run) but nothing was built or timed. "
                     "See Segmentation.", icon=":material/account_tree:")

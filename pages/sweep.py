@@ -138,7 +138,9 @@ def show_sweep(sweep_id: str) -> None:
     st.dataframe(table[[*sweep.knobs, *TABLE_SHOWN]], hide_index=True)
 
 
-tab_run, tab_recorded, tab_tune = st.tabs(["Run a sweep", "Sweep results", "Auto-tune"])
+# a shared link to a sweep (?sweep=<id>) opens on its results
+tab_run, tab_recorded, tab_tune = st.tabs(["Run a sweep", "Sweep results", "Auto-tune"],
+                                          default="Sweep results" if st.query_params.get("sweep") else None)
 
 with tab_run:
     raw = base_form("sweep")
