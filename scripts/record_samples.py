@@ -238,21 +238,6 @@ def main() -> int:
         if "overhead" in parts:
             overhead_probe(store)
 
-        if "ladder" in parts:
-            from engine import capabilities, ladder
-
-            caps = capabilities.detect()
-            ladder_measure = {"compare_eager": False, "profile_iters": 20, **quick}
-            schemes = [s for s in QUANT_SCHEMES if s not in ("none", "int4_awq")]
-            for model in args.ladder_models.split(","):
-                base = request(model, "fp16", measure=ladder_measure, batch=8)
-                plan = ladder.plan_ladder(base, caps, schemes=schemes, ladder_id=f"{model}_b8_{gpu_slug_of(caps)}")
-                for scheme, why in plan.skipped:
-                    print(f"ladder {plan.ladder_id}: {scheme} refused, not run: {why}", flush=True)
-                for step in plan.steps:
-                    record(f"{model}_b8_ladder_{step.label.replace('/', '_')}.json.gz", step.request,
-                           tags=plan.tags, keep_raw=False)
-
         if "cudagraphs" in parts:
             from engine.backends import tensorrt as trt_backend
 
@@ -264,13 +249,13 @@ def main() -> int:
                 return harness(fn, **kw)
 
             cg_measure = {"compare_eager": False, "layer_profile": False, **quick}
-            sid = f"resnet50_fp16_cudagraphs_{gpu_slug_of(None)}"
             trt_backend.time_inference = keep_callable   # pass-through: keeps the callable the backend timed
             try:
                 for on in (False, True):
+                    # untagged: engine.sweeps takes runs of one build for drift, and CUDA graphs do not
+                    # change the build (its verdict called 1.42 -> 0.63 ms "not measurable")
                     record(f"resnet50_fp16_cudagraphs_{'on' if on else 'off'}.json.gz",
-                           request("resnet50", "fp16", measure=cg_measure, enable_cudagraphs=on),
-                           tags=sweep_tags(sid, ["compile.enable_cudagraphs"]), keep_raw=False)
+                           request("resnet50", "fp16", measure=cg_measure, enable_cudagraphs=on), keep_raw=False)
                     if not on and timed_fns:
                         print(f"  clocks before retime: {gpu_clocks()}", flush=True)
                         for line in retime(timed_fns[-1]):
@@ -293,6 +278,21 @@ def main() -> int:
             for point in plan.points:
                 record(f"resnet50_fp16_batch{point.batch_size}_{point.strategy}.json.gz", point.request,
                        tags=plan.tags, keep_raw=False)
+
+        if "ladder" in parts:
+            from engine import capabilities, ladder
+
+            caps = capabilities.detect()
+            ladder_measure = {"compare_eager": False, "profile_iters": 20, **quick}
+            schemes = [s for s in QUANT_SCHEMES if s not in ("none", "int4_awq")]
+            for model in args.ladder_models.split(","):
+                base = request(model, "fp16", measure=ladder_measure, batch=8)
+                plan = ladder.plan_ladder(base, caps, schemes=schemes, ladder_id=f"{model}_b8_{gpu_slug_of(caps)}")
+                for scheme, why in plan.skipped:
+                    print(f"ladder {plan.ladder_id}: {scheme} refused, not run: {why}", flush=True)
+                for step in plan.steps:
+                    record(f"{model}_b8_ladder_{step.label.replace('/', '_')}.json.gz", step.request,
+                           tags=plan.tags, keep_raw=False)
 
     total = sum(p.stat().st_size for p in args.out.glob("*.json.gz"))
     print(f"RESULT samples {len(list(args.out.glob('*.json.gz')))} files, {total / 1024:.0f} KiB, "

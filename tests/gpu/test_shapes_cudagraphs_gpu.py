@@ -1,5 +1,5 @@
-"""CUDA graphs, dynamic shapes and the launch-bound diagnosis of the TensorRT backend on a real GPU,
-through the runner. Marked ``gpu``; figures are printed (run with ``-s``)."""
+"""CUDA graphs and dynamic shapes of the TensorRT backend on a real GPU, through the runner.
+Marked ``gpu``; figures are printed (run with ``-s``)."""
 
 import pytest
 
@@ -64,12 +64,3 @@ def test_measured_batch_outside_the_range_is_refused(store):
     dyn = [{"name": "x", "shape": [4, *IMAGE], "min_shape": [2, *IMAGE], "max_shape": [8, *IMAGE]}]
     with pytest.raises(ConfigError, match="outside the dynamic batch range 2..8"):
         runner.execute(req(batch=16, inputs=dyn), store)
-
-
-def test_fragmented_engine_is_diagnosed_launch_bound(store):
-    # relu forced to PyTorch: 18 engines and 17 PyTorch segments per inference at batch 1
-    r = runner.execute(req(min_block_size=1, torch_executed_ops=["torch.ops.aten.relu.default"]), store).result
-    show("fragmented", r)
-    found = [w for w in r.warnings if "launch/overhead-bound" in w]
-    assert found and "compile.enable_cudagraphs" in found[0]
-    assert "PyTorch segment(s)" in found[0]
