@@ -393,7 +393,7 @@ def enabled_quantizers(module: torch.nn.Module) -> int:
 def is_conversion_problem(fake_quant_vs_eager: Accuracy, engine_vs_fake_quant: Accuracy) -> bool:
     """The engine departs from the fake-quantized model far more than that model departs from eager.
     An engine output holding NaN or inf (rel. L2 not finite) is always one (seen: FP8 resnet50 on the H200)."""
-    if not math.isfinite(engine_vs_fake_quant.rel_l2):
+    if not _finite(engine_vs_fake_quant.rel_l2):
         return True
     rel_limit = max(CONVERSION_RATIO * fake_quant_vs_eager.rel_l2, CONVERSION_FLOOR_REL_L2)
     if engine_vs_fake_quant.rel_l2 > rel_limit:
@@ -419,13 +419,18 @@ def three_way_report(scheme: str, base_precision: str, calibration: CalibrationD
         engine_vs_eager=engine_eager, conversion_problem=problem)
 
 
+def _finite(value: float | None) -> bool:
+    """A stored NaN comes back from JSON as None."""
+    return value is not None and math.isfinite(value)
+
+
 def conversion_problem_text(report: QuantizationReport) -> str:
     """The red flag's wording, from the report's numbers; "" when there is no problem."""
     if not report.conversion_problem or report.fake_quant_vs_eager is None or report.engine_vs_fake_quant is None:
         return ""
     fq, eng = report.fake_quant_vs_eager, report.engine_vs_fake_quant
     top1 = (f", top-1 agreement {eng.top1_agreement:.0%}" if eng.top1_agreement is not None else "")
-    departs = (f"by rel. L2 {eng.rel_l2:.3g}" if math.isfinite(eng.rel_l2)
+    departs = (f"by rel. L2 {eng.rel_l2:.3g}" if _finite(eng.rel_l2)
                else "completely: its output holds NaN or inf values")
     return (f"Conversion problem, not a quantization one: the compiled engine departs from the fake-quantized "
             f"PyTorch model {departs}{top1}, while the fake-quantized model departs from "

@@ -285,6 +285,10 @@ def test_an_engine_output_with_nan_is_a_conversion_problem():
     report = QuantizationReport("fp8", "fp16", "random", 2, False, fake_quant_vs_eager=fq, engine_vs_fake_quant=nan,
                                 conversion_problem=True)
     assert "NaN or inf" in quantization.conversion_problem_text(report)
+    # a stored NaN reads back as None (JSON null): still a problem, still worded
+    back = dataclasses.replace(report, engine_vs_fake_quant=dataclasses.replace(nan, rel_l2=None))
+    assert quantization.is_conversion_problem(fq, back.engine_vs_fake_quant)
+    assert "NaN or inf" in quantization.conversion_problem_text(back)
 
 
 # -- ModelOpt on CPU, for real ---------------------------------------------------------------------------
