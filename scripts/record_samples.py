@@ -11,7 +11,14 @@ printed as refused and not run. ``batch`` records static engines per batch size 
 engine (``engine.batch_sweep``); ``cudagraphs`` the same build with CUDA graphs off and on, then times
 the off build's engine again in the same process (is a slow run the engine or the moment?).
 
+``--via-queue`` runs every request as the dashboard does, through the job system: each run in a fresh
+job process on the GPU worker. Timings taken one after another in one long-lived process drift (a
+previous run's profiler left the host side up to 2x slower); fresh processes do not carry that over.
+``--repeats N`` records each sweep point N times, in shuffled order, so the sweep verdict sees the
+run-to-run noise of identical builds.
+
     python scripts/record_samples.py --out /tmp/samples [--only core,sweeps,ladder,cudagraphs,batch] [--quick]
+                                     [--via-queue] [--repeats 2] [--sweep-models resnet50,vit_b_16]
 """
 
 from __future__ import annotations
@@ -158,6 +165,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="fewer iterations (smoke test)")
     ap.add_argument("--max-raw-kib", type=int, default=96)
     ap.add_argument("--ladder-models", default="resnet50,vit_b_16")
+    ap.add_argument("--sweep-models", default="resnet50,vit_b_16")
+    ap.add_argument("--via-queue", action="store_true", help="each run in a fresh job process, as the dashboard")
+    ap.add_argument("--repeats", type=int, default=1, help="times each sweep point is recorded (shuffled order)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     parts = set(args.only.split(","))
@@ -167,13 +177,29 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ[DATA_DIR_ENV] = str(Path(tmp) / "data")   # engine cache of the dynamic batch engine
         store = RunStore(Path(tmp) / "data")
+        queue = None
+        if args.via_queue:
+            from engine.jobs import JobSystem
+
+            queue = JobSystem(Path(tmp) / "data")
+            print(f"job system: workers {queue.ensure_workers()}", flush=True)
+
+        def run(req: RunRequest):
+            if queue is None:
+                return runner.execute(req, store, use_cache=False).result
+            job = queue.submit(req, gpu=0 if req.device != "cpu" else None)
+            while (job := queue.get(job.job_id)).state not in ("done", "failed", "cancelled"):
+                time.sleep(0.2)
+            if job.state != "done":
+                raise RuntimeError(f"job {job.state}: {job.error} {job.hint}\n{job.traceback[-3000:]}")
+            return store.get(job.run_id)
 
         def record(filename: str, req: RunRequest, *, tags: list[str] | None = None,
                    keep_raw: bool = True) -> str | None:
             nonlocal failures
             t0 = time.perf_counter()
             try:
-                r = runner.execute(req, store, use_cache=False).result
+                r = run(req)
             except Exception:
                 failures += 1
                 print(f"FAILED {filename}:\n{traceback.format_exc()}", flush=True)
@@ -215,8 +241,11 @@ def main() -> int:
                    request("resnet18", "fp16", mode="analyze", min_block_size=1, torch_executed_ops=[RELU]))
 
         if "sweeps" in parts:
-            for model in ("resnet50", "vit_b_16"):
-                sweep_measure = {"compare_eager": False, "layer_profile": False, **quick}
+            import random
+
+            points = []   # (filename, request, tags) of every sweep point, recorded in shuffled order
+            for model in args.sweep_models.split(","):
+                sweep_measure = {"compare_eager": False, "layer_profile": False, "accuracy": False, **quick}
                 analyze_id = record(f"{model}_fp16_analyze.json.gz",
                                     request(model, "fp16", mode="analyze", min_block_size=1))
                 recommended: list[int] = []
@@ -224,16 +253,20 @@ def main() -> int:
                     s = store.get(analyze_id).segmentation
                     recommended = sorted({r.min_block_size for r in s.recommendations} if s else set())
                 slug = gpu_slug(store, analyze_id) if analyze_id else "gpu"
-                sid = f"{model}_fp16_optimization_level_{slug}"
-                for level in range(6):
-                    record(f"{model}_fp16_opt{level}.json.gz",
-                           request(model, "fp16", optimization_level=level, measure=sweep_measure),
-                           tags=sweep_tags(sid, ["compile.optimization_level"]), keep_raw=False)
-                sid = f"{model}_fp16_min_block_size_{slug}"
-                for mbs in sorted({1, 5, *recommended}):
-                    record(f"{model}_fp16_mbs{mbs}.json.gz",
-                           request(model, "fp16", min_block_size=mbs, measure=sweep_measure),
-                           tags=sweep_tags(sid, ["compile.min_block_size"]), keep_raw=False)
+                for rep in range(args.repeats):
+                    m = {**sweep_measure, "seed": rep}    # another seed: another cache key, same build
+                    tag = f"_r{rep}" if args.repeats > 1 else ""
+                    sid = f"{model}_fp16_optimization_level_{slug}"
+                    points += [(f"{model}_fp16_opt{level}{tag}.json.gz",
+                                request(model, "fp16", optimization_level=level, measure=m),
+                                sweep_tags(sid, ["compile.optimization_level"])) for level in range(6)]
+                    sid = f"{model}_fp16_min_block_size_{slug}"
+                    points += [(f"{model}_fp16_mbs{mbs}{tag}.json.gz",
+                                request(model, "fp16", min_block_size=mbs, measure=m),
+                                sweep_tags(sid, ["compile.min_block_size"])) for mbs in sorted({1, 5, *recommended})]
+            random.Random(0).shuffle(points)
+            for filename, req, tags in points:
+                record(filename, req, tags=tags, keep_raw=False)
 
         if "overhead" in parts:
             overhead_probe(store)

@@ -161,6 +161,9 @@ def test_torch_tensorrt_inputs_carry_the_range():
 def test_one_dynamic_engine_runs_at_three_shapes():
     import torch_tensorrt
 
+    # the GPU test machine carries no transformers (it does not fit its 64 MiB transfer budget)
+    pytest.importorskip("transformers", reason="transformers is not installed on this GPU machine")
+
     torch.manual_seed(0)
     model = model_families.family_models()["hf/bert-base"].build(**TINY_BERT).eval().cuda()
     specs = I.parse_inputs(text_specs())
