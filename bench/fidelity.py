@@ -51,7 +51,10 @@ def main() -> int:
         "model": {"source": args.model, "batch_size": args.batch}, "backend": "tensorrt",
         "compile": {"precision": args.precision},
         "measure": {"warmup_iters": 50, "timed_iters": args.iters, "profile_iters": 50, "accuracy": False,
-                    "compare_eager": False}})
+                    "compare_eager": False, "layer_profile": False}})
+    # The per-layer pass leaves the host side of the process slower for a while (seen on the H200: a plain
+    # engine 0.31 -> 0.73 ms after a profiled run), so the engine is compared with profiling off, and the
+    # profiled sum comes from a second run of the same request with profiling on.
     with tempfile.TemporaryDirectory() as tmp:
         result = runner.execute(request, RunStore(Path(tmp)), use_cache=False).result
     trt_backend.time_inference = real_harness
@@ -88,9 +91,13 @@ def main() -> int:
     print(f"plain loop, per-call events   {plain:.4f} ms  (median of {args.iters})")
     print(f"plain loop, back to back      {back_to_back:.4f} ms  (mean, no per-call sync)")
     print(f"ratio reported / plain        {ratio:.4f}")
-    if result.profiled_sum_ms:
-        print(f"profiled per-layer sum        {result.profiled_sum_ms:.4f} ms  "
-              f"= {result.profiled_sum_ms / reported:.2f} x e2e (profiling on)")
+    with tempfile.TemporaryDirectory() as tmp:
+        profiled = runner.execute(request.with_changes(**{"measure.layer_profile": True}), RunStore(Path(tmp)),
+                                  use_cache=False).result
+    if profiled.profiled_sum_ms:
+        print(f"profiled per-layer sum        {profiled.profiled_sum_ms:.4f} ms  = "
+              f"{profiled.profiled_sum_ms / profiled.latency.median_ms:.2f} x its e2e median "
+              f"{profiled.latency.median_ms:.4f} ms (second run, profiling on)")
     ok = GOAL[0] <= ratio <= GOAL[1]
     print(f"RESULT fidelity ratio={ratio:.4f} goal={GOAL[0]}..{GOAL[1]} {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1

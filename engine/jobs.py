@@ -704,7 +704,9 @@ class JobSystem:
         return pids
 
     def _start_worker(self, slot: str) -> subprocess.Popen:
-        env = dict(os.environ, **{DATA_DIR_ENV: str(self.root), "PYTHONPATH": str(PROJECT_ROOT)})
+        # keep the caller's PYTHONPATH (where torch_tensorrt or huey may live) after the project root
+        pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        env = dict(os.environ, **{DATA_DIR_ENV: str(self.root), "PYTHONPATH": pythonpath})
         args = ["--data-dir", str(self.root), "--owner-file", str(self._owner_file())]
         if self.queue_url:
             args += ["--queue-url", self.queue_url]
