@@ -167,7 +167,10 @@ def test_one_dynamic_engine_runs_at_three_shapes():
     torch.manual_seed(0)
     model = model_families.family_models()["hf/bert-base"].build(**TINY_BERT).eval().cuda()
     specs = I.parse_inputs(text_specs())
-    trt = torch_tensorrt.compile(model, ir="dynamo", inputs=I.to_torch_tensorrt_inputs(specs), min_block_size=1)
+    example = I.example_tensors(specs, I.shapes_at(specs, "opt"), device="cuda")
+    # the backend's path: one shared torch.export.Dim for the sequence of input_ids and attention_mask
+    ep = torch.export.export(model, tuple(example), dynamic_shapes=I.torch_export_dynamic_shapes(specs))
+    trt = torch_tensorrt.dynamo.compile(ep, arg_inputs=I.to_torch_tensorrt_inputs(specs), min_block_size=1)
     for point in ("min", "opt", "max"):
         x = I.example_tensors(specs, I.shapes_at(specs, point), device="cuda")
         with torch.inference_mode():
