@@ -264,7 +264,8 @@ class RunStore:
             except FileNotFoundError:
                 continue
         doc = {"format": "trt-dashboard-run", "result": result.to_dict(),
-               "layers": json.loads(result.layers.to_json(orient="split", index=False)), "raw_files": raw}
+               "layers": json.loads(result.layers.to_json(orient="split", index=False, double_precision=15)),
+               "raw_files": raw}
         return json.dumps(doc, indent=1).encode()
 
     def import_run(self, blob: bytes, *, as_sample: bool = False) -> str:
@@ -315,7 +316,7 @@ class _Tx:
 
 
 def _write_layers(path: Path, layers: pd.DataFrame) -> None:
-    path.write_text(normalise_layers(layers).to_json(orient="split", index=False))
+    path.write_text(normalise_layers(layers).to_json(orient="split", index=False, double_precision=15))
 
 
 def _read_layers(path: Path) -> pd.DataFrame | None:

@@ -26,14 +26,17 @@ def _leave_pages_directory_mode() -> None:
     Until dashboard.py has called ``st.navigation`` once, Streamlit treats a folder named
     ``pages/`` as an old-style multipage app: ``/compare?run=...`` would run this page alone,
     without the navigation and the banner, and list the helper modules as pages. Every page
-    imports this module first, so switching that mode off here and rerunning hands the URL to
-    dashboard.py's navigation, which routes it to the same page.
+    imports this module first: it switches that mode off for the server and reloads the browser
+    tab, whose new session then goes through dashboard.py with the link (query string included)
+    intact. A rerun instead would lose the query string on the way.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        st.html("<script>window.location.reload()</script>", unsafe_allow_javascript=True)
+        st.caption("Opening the link…")
+        st.stop()
 
 
 _leave_pages_directory_mode()

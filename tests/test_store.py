@@ -27,7 +27,7 @@ def test_round_trip_keeps_every_field_and_the_layer_table(stored_run):
     loaded = store.get(result.run_id)
     assert loaded.to_dict() == result.to_dict()
     assert loaded.layers["name"].tolist() == result.layers["name"].tolist()
-    assert loaded.layers["avg_ms"].round(9).tolist() == result.layers["avg_ms"].round(9).tolist()
+    assert loaded.layers["avg_ms"].tolist() == pytest.approx(result.layers["avg_ms"].tolist(), rel=1e-13)
     assert store.find_by_key(result.key).run_id == result.run_id
     row = store.list_runs().iloc[0]
     assert row["model"] == "resnet18" and row["backend"] == "eager"
