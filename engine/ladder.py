@@ -275,3 +275,15 @@ def _rung_line(r: Rung, reference: Rung, tolerance: float, min_top1: float | Non
 
 def fmt_ms(v: float) -> str:
     return f"{v:.3f} ms" if v < 10 else f"{v:.1f} ms"
+
+
+def list_ladders(store: RunStore) -> list[str]:
+    """Ladder ids found in the store's run tags, newest first."""
+    runs = store.list_runs()
+    seen: dict[str, str] = {}
+    for r in runs.itertuples():
+        for t in str(r.tags).split(","):
+            if t.startswith(LADDER_TAG):
+                lid = t[len(LADDER_TAG):]
+                seen[lid] = max(seen.get(lid, ""), str(r.created_at))
+    return sorted(seen, key=lambda lid: seen[lid], reverse=True)

@@ -144,3 +144,22 @@ def autotune_trials(trials: pd.DataFrame) -> go.Figure:
     fig.update_layout(title="Auto-tune trials", xaxis={"title": "trial"},
                       yaxis={"title": "median latency (ms)", "rangemode": "tozero"}, height=400, **_LAYOUT)
     return fig
+
+
+def precision_ladder(table: pd.DataFrame) -> go.Figure:
+    """Median latency per rung (p10-p90 as error bars), conversion problems in red."""
+    if table.empty:
+        return message_figure("No rung of this ladder was timed.")
+    colours = ["#d62728" if bad else ("#1f77b4" if scheme == "none" else "#2ca02c")
+               for scheme, bad in zip(table["scheme"], table["conversion_problem"].fillna(False), strict=True)]
+    fig = go.Figure(go.Bar(
+        x=table["label"], y=table["median_ms"], marker_color=colours,
+        error_y={"type": "data", "symmetric": False, "array": table["p90_ms"] - table["median_ms"],
+                 "arrayminus": table["median_ms"] - table["p10_ms"]},
+        customdata=table[["build_s", "rel_l2"]].to_numpy(),
+        hovertemplate="%{x}<br>median %{y:.3f} ms<br>build %{customdata[0]:.1f} s<br>"
+                      "rel. L2 vs fp32 %{customdata[1]:.3g}<extra></extra>"))
+    fig.update_layout(title="Precision ladder: median latency (bars: p10-p90; red: conversion problem)",
+                      yaxis_title="latency per inference (ms)", xaxis_title="precision / scheme", height=360,
+                      margin={"t": 50})
+    return fig

@@ -205,3 +205,29 @@ def test_verdict_on_the_h200_weight_only_figures():
     assert v.headline == ("No scheme beats fp16 on NVIDIA H200, TensorRT-RTX: the fastest within tolerance, "
                           "int8_weight_only/fp32, takes 1.460 ms against 0.790 ms (1.85× slower).")
     assert "Why: INT8 weight-only over fp32 activations: the arithmetic still runs in fp32" in v.markdown()
+
+
+def test_sweep_page_shows_the_bundled_h200_ladders(tmp_path, monkeypatch):
+    """The recorded resnet50 / vit_b_16 batch-8 ladders open on a machine without a GPU, with their verdict."""
+    import json
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from engine.store import RunStore
+
+    monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("TRTDASH_SAMPLES_DIR", raising=False)
+    root = Path(__file__).resolve().parent.parent
+    store = RunStore(tmp_path / "data")
+    store.import_samples()
+    if not ladder.list_ladders(store):
+        pytest.skip("no ladder among the bundled samples")
+    at = AppTest.from_file(str(root / "pages" / "sweep.py"), default_timeout=60).run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    lid = ladder.list_ladders(store)[0]
+    rungs = ladder.load_ladder(store, lid)
+    assert ladder.verdict(rungs).headline in text
+    fig = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "Precision ladder" in c.proto.spec)
+    assert list(fig["data"][0]["x"]) == list(ladder.ladder_table(rungs)["label"])   # fastest first
