@@ -42,7 +42,7 @@ import torch
 
 from engine.backends.base import ProgressFn, no_progress
 from engine.config import QUANT_SCHEMES, ConfigError, RunRequest
-from engine.profiling.accuracy import compare_outputs
+from engine.profiling.accuracy import compare_outputs, detached_cpu
 from engine.result import Accuracy, QuantizationReport
 from engine.store import data_dir
 
@@ -473,7 +473,7 @@ def prepare_quantized(request: RunRequest, model: BuiltModel, device: str, progr
     progress("reference", None, "eager fp32 output for the three-way accuracy")
     reference = copy.deepcopy(model.module).to(device=device, dtype=torch.float32).eval()
     with torch.no_grad():
-        eager_output = _detach_cpu(reference(*cast(model.example_inputs, torch.float32)))
+        eager_output = detached_cpu(reference(*cast(model.example_inputs, torch.float32)))
     del reference
     calibration = load_calibration(c.calibration_data, model.example_inputs, c.calibration_batches,
                                    seed=request.measure.seed)
@@ -481,19 +481,9 @@ def prepare_quantized(request: RunRequest, model: BuiltModel, device: str, progr
     module = quantize(module, c.quantization, calibration.batches, progress, stages=stages)
     inputs = cast(model.example_inputs, dtype)
     with torch.no_grad():
-        fake_quant_output = _detach_cpu(module(*inputs))
+        fake_quant_output = detached_cpu(module(*inputs))
     return QuantizedModel(module, inputs, c.quantization, c.quant_base_precision, calibration, eager_output,
                           fake_quant_output, enabled_quantizers(module))
-
-
-def _detach_cpu(out: Any) -> Any:
-    if isinstance(out, torch.Tensor):
-        return out.detach().float().cpu()
-    if isinstance(out, (list, tuple)):
-        return type(out)(_detach_cpu(o) for o in out)
-    if isinstance(out, dict):
-        return {k: _detach_cpu(v) for k, v in out.items()}
-    return out
 
 
 @contextlib.contextmanager

@@ -56,7 +56,7 @@ from engine.inputs import InputSpec
 from engine.models import BuiltModel
 from engine.profiling import segmentation as seg
 from engine.profiling import trt_profile
-from engine.profiling.accuracy import _first_tensor, compare_outputs
+from engine.profiling.accuracy import _first_tensor, compare_outputs, detached_cpu
 from engine.profiling.latency import time_inference
 from engine.result import LatencyStats, Segmentation, empty_layers, normalise_layers
 
@@ -374,7 +374,7 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
         if quant is not None:
             progress("accuracy", None, "eager fp32 → fake-quantized → engine")
             with torch.inference_mode():
-                engine_out = _detach_cpu(timed_module(*inputs))
+                engine_out = detached_cpu(timed_module(*inputs))
             quant_report = quant.report(engine_output=engine_out)
             accuracy = quant_report.engine_vs_eager
             from engine.quantization import conversion_problem_text  # noqa: PLC0415
@@ -502,17 +502,7 @@ def _eager_fp32_outputs(model: BuiltModel) -> Any:
     module, inputs = prepare(model, "fp32", "cuda")
     with _no_tf32(), torch.inference_mode():
         out = module(*inputs)
-    return _detach_cpu(out)
-
-
-def _detach_cpu(out: Any) -> Any:
-    if isinstance(out, torch.Tensor):
-        return out.detach().float().cpu()
-    if isinstance(out, (list, tuple)):
-        return type(out)(_detach_cpu(o) for o in out)
-    if isinstance(out, dict):
-        return {k: _detach_cpu(v) for k, v in out.items()}
-    return out
+    return detached_cpu(out)
 
 
 def _degenerate_reference(reference: Any) -> list[str]:

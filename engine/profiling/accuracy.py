@@ -9,6 +9,17 @@ import torch
 from engine.result import Accuracy
 
 
+def detached_cpu(out: Any) -> Any:
+    """Model outputs (tensors, or lists/tuples/dicts of them) as float32 CPU copies, kept for comparing later."""
+    if isinstance(out, torch.Tensor):
+        return out.detach().float().cpu()
+    if isinstance(out, (list, tuple)):
+        return type(out)(detached_cpu(o) for o in out)
+    if isinstance(out, dict):
+        return {k: detached_cpu(v) for k, v in out.items()}
+    return out
+
+
 def _first_tensor(out: Any) -> torch.Tensor:
     if isinstance(out, torch.Tensor):
         return out
