@@ -670,7 +670,9 @@ class Comparison:
 
     @property
     def significant(self) -> bool | None:
-        return None if self.noise_ms is None else abs(self.delta_ms) > self.noise_ms
+        # a gap equal to the drift seen between two runs of one build is that drift (the relative
+        # drift times a median can land a rounding error below the gap it came from)
+        return None if self.noise_ms is None else abs(self.delta_ms) > self.noise_ms * (1 + 1e-9)
 
     @property
     def build_delta_s(self) -> float | None:

@@ -403,3 +403,15 @@ def test_page_runs_a_sweep_through_the_queue_and_opens_it(store, monkeypatch):
     frame = next(d.value for d in at.dataframe if "x_label" in d.value.columns)   # the sweep's table
     assert list(frame["x_label"]) == ["fp32 (default)", "bf16"]
     assert any(m.value.startswith("**precision:") for m in at.markdown)
+
+
+def test_a_gap_equal_to_the_drift_is_not_significant():
+    """Drift is stored as a fraction; fraction × median can land one rounding step below the gap it came from."""
+    fast, slow = 1.47082037440821, 3.26955210821008
+    noise = (slow - fast) / fast * fast
+    assert noise < slow - fast                            # the rounding this guards against
+    fields = dict(knob="compile.optimization_level", series="", reference_label="default (3)", candidate_label="3",
+                  reference_run="a", candidate_run="b", reference_ms=fast, candidate_ms=slow, noise_ms=noise,
+                  noise_source="repeat runs", reference_build_s=None, candidate_build_s=None)
+    assert sweeps.Comparison(**fields).significant is False
+    assert sweeps.Comparison(**{**fields, "candidate_ms": slow * 1.01}).significant is True
