@@ -412,6 +412,7 @@ def test_a_gap_equal_to_the_drift_is_not_significant():
     assert noise < slow - fast                            # the rounding this guards against
     fields = dict(knob="compile.optimization_level", series="", reference_label="default (3)", candidate_label="3",
                   reference_run="a", candidate_run="b", reference_ms=fast, candidate_ms=slow, noise_ms=noise,
-                  noise_source="repeat runs", reference_build_s=None, candidate_build_s=None)
+                  noise_source="repeat runs", reference_build_s=None, candidate_build_s=None, reference_engines=1,
+                  candidate_engines=1, reference_pytorch_segments=0, candidate_pytorch_segments=0)
     assert sweeps.Comparison(**fields).significant is False
     assert sweeps.Comparison(**{**fields, "candidate_ms": slow * 1.01}).significant is True
