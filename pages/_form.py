@@ -14,7 +14,7 @@ OPT_DEFAULT_LABEL = "default (TensorRT: 3)"
 
 
 def knob_widget(prefix: str, f: dataclasses.Field, value: Any, *, disabled: str | None = None,
-                key_prefix: str = "knob") -> Any:
+                key_prefix: str = "knob", option_reasons: dict[str, str | None] | None = None) -> Any:
     """One widget for one knob; returns the raw value (validated later by RunRequest.from_dict)."""
     meta = f.metadata
     dotted = f"{prefix}.{f.name}" if prefix else f.name
@@ -24,7 +24,9 @@ def knob_widget(prefix: str, f: dataclasses.Field, value: Any, *, disabled: str 
     label = meta["label"]
     if meta["choices"]:
         choices = list(meta["choices"])
-        return st.selectbox(label, choices, index=choices.index(value) if value in choices else 0, **kw)
+        reasons = option_reasons or {}
+        return st.selectbox(label, choices, index=choices.index(value) if value in choices else 0,
+                            format_func=lambda c: f"{c} (unavailable here)" if reasons.get(c) else str(c), **kw)
     if f.name == "optimization_level":
         options = [OPT_DEFAULT_LABEL, 0, 1, 2, 3, 4, 5]
         picked = st.selectbox(label, options, index=options.index(value if value is not None else OPT_DEFAULT_LABEL),
@@ -41,7 +43,7 @@ def knob_widget(prefix: str, f: dataclasses.Field, value: Any, *, disabled: str 
 
 
 def knob_section(prefix: str, cls: type, current: Any, *, advanced: bool, disabled_for: dict[str, str],
-                 columns: int = 2) -> dict[str, Any]:
+                 columns: int = 2, option_reasons: dict[str, dict[str, str | None]] | None = None) -> dict[str, Any]:
     """Widgets for the (non-)advanced knobs of one settings class, in a grid. Returns {name: raw value}."""
     values: dict[str, Any] = {}
     chosen = [f for f in knob_fields(cls) if f.metadata["advanced"] == advanced]
@@ -49,7 +51,8 @@ def knob_section(prefix: str, cls: type, current: Any, *, advanced: bool, disabl
     for i, f in enumerate(chosen):
         with cols[i % columns]:
             values[f.name] = knob_widget(prefix, f, getattr(current, f.name),
-                                         disabled=disabled_for.get(f"{prefix}.{f.name}"))
+                                         disabled=disabled_for.get(f"{prefix}.{f.name}"),
+                                         option_reasons=(option_reasons or {}).get(f"{prefix}.{f.name}"))
     return values
 
 

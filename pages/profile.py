@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from engine import capabilities, charts, compare, diagnosis, models
+from engine import capabilities, charts, compare, diagnosis, models, quantization
 from engine.config import CompileSettings, ConfigError, MeasureSettings, RunRequest, validate
 from engine.store import RunNotFound
 from pages._common import link_to, load_run
@@ -62,8 +62,13 @@ with st.container(border=True):
 disabled = compile_disabled_reasons(backend, caps)
 with st.container(border=True):
     st.subheader("Torch-TensorRT compiler knobs")
+    scheme_reasons = quantization.scheme_options(caps)
     compile_values = knob_section("compile", CompileSettings, default.compile, advanced=False, disabled_for=disabled,
-                                  columns=3)
+                                  columns=3, option_reasons={"compile.quantization": scheme_reasons})
+    scheme = compile_values.get("quantization", "none")
+    if backend == "tensorrt" and scheme_reasons.get(scheme):
+        st.error(f"**compile.quantization**: {scheme} is unavailable here: {scheme_reasons[scheme]}",
+                 icon=":material/block:")
     with st.expander("Advanced compiler knobs"):
         compile_values |= knob_section("compile", CompileSettings, default.compile, advanced=True,
                                        disabled_for=disabled, columns=3)
@@ -84,7 +89,8 @@ if backend != "tensorrt":
     raw["mode"] = "measure"
 
 gpu = gpu_picker() if caps.cuda_available else None
-if st.button("Run", type="primary", disabled=bool(backend_problem), icon=":material/play_arrow:"):
+quant_problem = backend == "tensorrt" and bool(scheme_reasons.get(compile_values.get("quantization", "none")))
+if st.button("Run", type="primary", disabled=bool(backend_problem) or quant_problem, icon=":material/play_arrow:"):
     try:
         request = validate(RunRequest.from_dict(raw))
         capabilities.check_request(request, caps)

@@ -86,3 +86,23 @@ def test_a_cpu_run_completes_and_shows_latency_and_the_layer_chart(app):
     app.run()
     app.button[0].click().run()
     assert app.query_params.get("run") in (run_id, [run_id])
+
+
+def test_quantization_schemes_the_gpu_cannot_run_are_marked_and_block_the_run(app, monkeypatch):
+    """On an H200 with TensorRT-RTX (as recorded), INT8 activations are refused: the picker says so before Run."""
+    from engine import capabilities
+
+    h200_rtx = capabilities.Capabilities(
+        torch_version="2.11.0", cuda_available=True, gpus=(capabilities.Gpu(0, "NVIDIA H200", 140 * 2**30, "9.0"),),
+        torch_tensorrt_version="2.11.0", flavour="tensorrt_rtx", tensorrt_version="1.4.0.76")
+    monkeypatch.setattr(capabilities, "detect", lambda: h200_rtx)
+    app.run()
+    app.selectbox(key="knob:backend").select("tensorrt").run()
+    picker = app.selectbox(key="knob:compile.quantization")
+    assert not picker.disabled
+    assert "int8 (unavailable here)" in picker.options and "int8_weight_only" in picker.options
+    picker.select("int8").run()
+    assert any("compile.quantization" in e.value and "int8 activation" in e.value for e in app.error)
+    assert app.button[0].disabled
+    app.selectbox(key="knob:compile.quantization").select("int8_weight_only").run()
+    assert not any("compile.quantization" in e.value for e in app.error)
