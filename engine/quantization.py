@@ -42,6 +42,7 @@ import torch
 
 from engine.backends.base import ProgressFn, no_progress
 from engine.config import QUANT_SCHEMES, ConfigError, RunRequest
+from engine.errors import RunError
 from engine.profiling.accuracy import compare_outputs, detached_cpu
 from engine.result import Accuracy, QuantizationReport
 from engine.store import data_dir
@@ -73,13 +74,8 @@ RTX_INT8_ACTIVATIONS = ("TensorRT-RTX does not support int8 activation quantizat
                         "quantization; use int8_weight_only or fp8, or the full TensorRT flavour")
 
 
-class QuantizationError(RuntimeError):
+class QuantizationError(RunError):
     """A quantized run cannot go on; ``message`` says what is wrong, ``hint`` what to do."""
-
-    def __init__(self, message: str, hint: str = ""):
-        super().__init__(message + (f" {hint}" if hint else ""))
-        self.message = message
-        self.hint = hint
 
 
 class CalibrationDataError(QuantizationError):

@@ -76,16 +76,14 @@ def compile_disabled_reasons(backend: str, caps: Capabilities) -> dict[str, str]
     return reasons
 
 
-def describe_inputs(source: str, batch: Any, shape: str, seq: Any, inputs_text: str) -> str:
-    """The inputs the current form would feed the model, or why the form's values don't fit together."""
-    from engine.config import ConfigError, ModelSpec, RunRequest
+def describe_inputs(model_raw: dict[str, Any]) -> str:
+    """The inputs the form's model settings would feed the model, or why they don't fit together."""
+    from engine.config import ConfigError, RunRequest
     from engine.models import ModelError
     from engine.models import describe_inputs as describe
 
     try:
-        request = RunRequest.from_dict({"model": {"source": source, "batch_size": batch, "input_shape": shape,
-                                                  "sequence_length": seq, "inputs": inputs_text or None}})
-        return describe(request.model if isinstance(request.model, ModelSpec) else ModelSpec())
+        return describe(RunRequest.from_dict({"model": model_raw}).model)
     except ConfigError as e:
         return f":red[**{e.field}**: {e.message}]"
     except ModelError as e:

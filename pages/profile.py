@@ -44,7 +44,9 @@ with st.container(border=True):
                         '"max_shape": [32, 3, 224, 224], "dtype": "float32"}]',
             help="Empty takes the model's own inputs. shape is the opt shape (batch included); min_shape/max_shape "
                  "make a dynamic engine; value_range bounds integer inputs such as token ids.")
-    st.caption(describe_inputs(source, batch, shape, seq, inputs_text))
+    model_raw = {"source": source, "batch_size": batch, "input_shape": shape, "sequence_length": seq,
+                 "inputs": inputs_text or None}
+    st.caption(describe_inputs(model_raw))
     c1, c2, c3 = st.columns(3)
     with c1:
         backend = knob_widget("", fields["backend"], default.backend)
@@ -80,8 +82,7 @@ with st.container(border=True):
         measure_values |= knob_section("measure", MeasureSettings, default.measure, advanced=True, disabled_for={},
                                        columns=3)
 
-raw = {"model": {"source": source, "batch_size": batch, "input_shape": shape, "sequence_length": seq,
-                 "inputs": inputs_text or None}, "backend": backend,
+raw = {"model": model_raw, "backend": backend,
        "device": device if caps.cuda_available else "cpu", "mode": mode,
        "compile": {k: v for k, v in compile_values.items() if k == "precision" or f"compile.{k}" not in disabled},
        "measure": measure_values}
