@@ -43,3 +43,15 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.fail(f"recorded GPU fixtures missing at {FIXTURES} (shared/ must sit beside the checkout)")
     return FIXTURES
+
+
+@pytest.fixture
+def system(tmp_path, monkeypatch):
+    """A job system with its own data directory and the embedded SQLite queue; its workers stop afterwards."""
+    from engine import jobs
+
+    monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv(jobs.QUEUE_URL_ENV, raising=False)
+    s = jobs.JobSystem(tmp_path / "data")
+    yield s
+    s.stop_workers(timeout_s=5)

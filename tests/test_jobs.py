@@ -45,15 +45,6 @@ def running_with_progress(system: JobSystem, job_id: str) -> jobs.Job:
     return wait_until(lambda: (j := system.get(job_id)).state == "running" and j.stage == "timing" and j.pid and j)
 
 
-@pytest.fixture
-def system(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv(jobs.QUEUE_URL_ENV, raising=False)
-    s = JobSystem(tmp_path / "data")
-    yield s
-    s.stop_workers(timeout_s=5)
-
-
 def test_routes_follow_device_and_gpu_choice():
     cpu = tiny()
     assert route_for(cpu, None, cuda_available=True) == "cpu"

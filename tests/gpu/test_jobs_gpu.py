@@ -12,7 +12,9 @@ import torch
 
 from engine import jobs
 from engine.config import RunRequest
-from engine.jobs import JobSystem
+from tests.test_jobs import finished
+
+GPU_JOB_S = 300.0    # a TensorRT compile in a fresh job process, not a tiny eager run
 
 pytestmark = pytest.mark.gpu
 
@@ -25,25 +27,6 @@ def trt(seed: int = 0, timed_iters: int = 50) -> RunRequest:
                     "compare_eager": False}})
 
 
-def finished(system: JobSystem, job_id: str, timeout_s: float = 300.0) -> jobs.Job:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = system.get(job_id)
-        if job.state in jobs.FINAL_STATES:
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} not finished in {timeout_s}s: {system.get(job_id)}")
-
-
-@pytest.fixture
-def system(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv(jobs.QUEUE_URL_ENV, raising=False)
-    s = JobSystem(tmp_path / "data")
-    yield s
-    s.stop_workers(timeout_s=10)
-
-
 def test_gpu_jobs_run_on_a_pinned_gpu_worker_and_survive_a_killed_job(system):
     pids = system.ensure_workers()
     n_gpus = torch.cuda.device_count()
@@ -53,7 +36,7 @@ def test_gpu_jobs_run_on_a_pinned_gpu_worker_and_survive_a_killed_job(system):
     t0 = time.monotonic()
     job = system.submit(trt(), gpu=0)
     assert job.route == "gpu0"
-    done = finished(system, job.job_id)
+    done = finished(system, job.job_id, GPU_JOB_S)
     assert done.state == "done", (done.error, done.traceback[-2000:])
     result = system.store.get(done.run_id)
     print(f"\nqueue: resnet18 fp16 TensorRT job done in {time.monotonic() - t0:.1f} s, "
@@ -71,10 +54,10 @@ def test_gpu_jobs_run_on_a_pinned_gpu_worker_and_survive_a_killed_job(system):
         assert j.state in jobs.ACTIVE_STATES, (j.state, j.error)
         time.sleep(0.2)
     os.kill(j.pid, signal.SIGKILL)
-    failed = finished(system, victim.job_id)
+    failed = finished(system, victim.job_id, GPU_JOB_S)
     assert failed.state == "failed" and failed.error
     print(f"killed GPU job: {failed.error}")
 
-    after = finished(system, system.submit(trt(seed=2), gpu=0).job_id)
+    after = finished(system, system.submit(trt(seed=2), gpu=0).job_id, GPU_JOB_S)
     assert after.state == "done", after.error
     print(f"next GPU job after the kill: median {system.store.get(after.run_id).latency.median_ms:.3f} ms")
