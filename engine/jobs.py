@@ -515,7 +515,7 @@ class JobSystem:
 
         Raises ``ConfigError`` for an invalid request (before anything is queued).
         """
-        from engine import capabilities  # noqa: PLC0415 - torch only when submitting
+        from engine import capabilities, runner  # noqa: PLC0415 - torch only when submitting
 
         validate(request)
         caps = capabilities.detect()
@@ -531,7 +531,7 @@ class JobSystem:
             capabilities.check_request(request, caps)
             if route.startswith("gpu") and re.fullmatch(r"gpu\d+", route) and gpu_index >= len(caps.gpus):
                 raise ConfigError("gpu", f"GPU {gpu_index} does not exist; this machine has {len(caps.gpus)}")
-        key = _submit_key(request, caps, gpu_index)
+        key, _ = runner.request_key(request, caps, gpu_index)   # runs no model code in the app's process
         now = time.time()
         job = Job(job_id=uuid.uuid4().hex[:12], request=request.to_dict(), key=key, route=route,
                   gpu="" if gpu is None else str(gpu), created_ts=now, updated_ts=now)
@@ -750,24 +750,6 @@ class JobSystem:
         for name, proc in list(self._children.items()):
             if proc.poll() is not None:
                 del self._children[name]
-
-
-def _submit_key(request: RunRequest, caps: Any, gpu_index: int) -> str:
-    """The request's cache key, as ``runner.request_key`` computes it, without running model code.
-
-    ``request_key`` builds file models to hash them; a file's code may crash or hang, and here we
-    are in the app's process. The content hash is the same identity ``models.build`` gives it
-    (a test checks they agree)."""
-    from engine import capabilities, models, runner  # noqa: PLC0415
-    from engine.config import cache_key  # noqa: PLC0415
-
-    if request.model.source.startswith(models.FILE_PREFIX):
-        path = models._resolve_file(request.model.source)
-        identity = f"file:{path.name}:{models._file_digest(path)}:seed{request.measure.seed}"
-    else:
-        identity, _ = runner.model_identity(request)
-    env = capabilities.fingerprint(caps, capabilities.resolve_device(request, caps), gpu_index)
-    return cache_key(request, env, identity)
 
 
 # -- the worker ---------------------------------------------------------------------------------------

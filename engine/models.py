@@ -122,6 +122,15 @@ def _pretrained_from_cache(name: str) -> torch.nn.Module | None:
     return tvm.get_model(name, weights=weights)
 
 
+def identity(spec: ModelSpec, seed: int = 0) -> str:
+    """The weights identity of a spec, for the cache key, without building or running model code:
+    registry name + seed (or "pretrained"), or a model file's content hash + seed."""
+    if spec.source.startswith(FILE_PREFIX):
+        path = _resolve_file(spec.source)
+        return f"file:{path.name}:{_file_digest(path)}:seed{seed}"
+    return f"registry:{spec.source}:pretrained" if spec.pretrained else f"registry:{spec.source}:seed{seed}"
+
+
 def build(spec: ModelSpec, seed: int = 0) -> BuiltModel:
     """Build the model in eval mode on CPU, with example inputs for ``spec``'s batch and shape."""
     if spec.source.startswith(FILE_PREFIX):
@@ -132,7 +141,7 @@ def build(spec: ModelSpec, seed: int = 0) -> BuiltModel:
                          f"Choose one of {', '.join(REGISTRY)} or a file: model from the models directory.")
     _seeded(seed)
     module = None
-    identity = f"registry:{entry.name}:seed{seed}"
+    weights = identity(spec, seed)
     specs = input_specs(entry, spec)
     if spec.pretrained:
         module = (entry.load_pretrained or (lambda: _pretrained_from_cache(entry.name)))()
@@ -141,7 +150,6 @@ def build(spec: ModelSpec, seed: int = 0) -> BuiltModel:
                              "Pretrained weights are never downloaded; untick 'Pretrained weights' or place "
                              "the file in the local cache (torch hub for torchvision, the Hugging Face hub "
                              "cache for timm and transformers).")
-        identity = f"registry:{entry.name}:pretrained"
     if module is None:
         module = entry.build()
     module.eval()
@@ -152,8 +160,8 @@ def build(spec: ModelSpec, seed: int = 0) -> BuiltModel:
     example = model_inputs.example_tensors(specs, shapes, seed=seed + 1)
     _check_runs(module, example, spec)
     if spec.inputs is not None and any(s.is_dynamic for s in specs):
-        _check_dynamic_ranges(module, specs, identity)
-    return BuiltModel(module, example, identity, _info(module, example, entry.family, entry.task, specs),
+        _check_dynamic_ranges(module, specs, weights)
+    return BuiltModel(module, example, weights, _info(module, example, entry.family, entry.task, specs),
                       input_specs=specs)
 
 
@@ -238,7 +246,7 @@ def _resolve_file(source: str) -> Path:
 
 def _build_file(spec: ModelSpec, seed: int) -> BuiltModel:
     path = _resolve_file(spec.source)
-    identity = f"file:{path.name}:{_file_digest(path)}:seed{seed}"
+    weights = identity(spec, seed)
     _seeded(seed)
     if path.suffix == ".pt2":
         try:
@@ -248,8 +256,8 @@ def _build_file(spec: ModelSpec, seed: int) -> BuiltModel:
                              f"{type(e).__name__}: {str(e)[:200]}", "Save it with torch.export.save().") from e
         inputs = _example_inputs_from_ep(ep, spec)
         module = ep.module()
-        inputs, specs = _with_given_inputs(module, inputs, spec, identity, seed)
-        return BuiltModel(module, inputs, identity, _info(module, inputs, "exported_program", "unknown", specs), ep,
+        inputs, specs = _with_given_inputs(module, inputs, spec, weights, seed)
+        return BuiltModel(module, inputs, weights, _info(module, inputs, "exported_program", "unknown", specs), ep,
                           input_specs=specs)
     mod = _import_file(path)
     for fn in ("build_model", "example_inputs"):
@@ -266,9 +274,9 @@ def _build_file(spec: ModelSpec, seed: int) -> BuiltModel:
         inputs = (inputs,)
     if not isinstance(module, torch.nn.Module) or not all(isinstance(t, torch.Tensor) for t in inputs):
         raise ModelError(f"{path.name}: build_model() must return an nn.Module and example_inputs() tensors.")
-    inputs, specs = _with_given_inputs(module, tuple(inputs), spec, identity, seed)
+    inputs, specs = _with_given_inputs(module, tuple(inputs), spec, weights, seed)
     _check_runs(module, inputs, spec)
-    return BuiltModel(module, inputs, identity, _info(module, inputs, "custom", "unknown", specs),
+    return BuiltModel(module, inputs, weights, _info(module, inputs, "custom", "unknown", specs),
                       input_specs=specs)
 
 

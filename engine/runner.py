@@ -24,24 +24,12 @@ class Outcome:
 
 
 def request_key(request: RunRequest, caps: capabilities.Capabilities | None = None,
-                gpu_index: int = 0) -> tuple[str, dict, models.BuiltModel | None]:
-    """The cache key of a request on this machine, without building registry models."""
+                gpu_index: int = 0) -> tuple[str, dict]:
+    """The cache key of a request on this machine and its environment fingerprint; runs no model code."""
     caps = caps or capabilities.detect()
     device = capabilities.resolve_device(request, caps)
     env = capabilities.fingerprint(caps, device, gpu_index)
-    identity, built = model_identity(request)
-    return cache_key(request, env, identity), env, built
-
-
-def model_identity(request: RunRequest) -> tuple[str, models.BuiltModel | None]:
-    """Weights identity: cheap for registry models; file models are built (and hashed) once."""
-    spec = request.model
-    seed = request.measure.seed
-    if not spec.source.startswith(models.FILE_PREFIX):
-        return (f"registry:{spec.source}:pretrained" if spec.pretrained
-                else f"registry:{spec.source}:seed{seed}"), None
-    built = models.build(spec, seed)
-    return built.identity, built
+    return cache_key(request, env, models.identity(request.model, request.measure.seed)), env
 
 
 def execute(request: RunRequest, store: RunStore, progress: ProgressFn = no_progress, *,
@@ -53,14 +41,13 @@ def execute(request: RunRequest, store: RunStore, progress: ProgressFn = no_prog
     validate(request)
     caps = capabilities.detect()
     capabilities.check_request(request, caps)
-    key, env, built = request_key(request, caps, gpu_index)
+    key, env = request_key(request, caps, gpu_index)
     if use_cache:
         hit = store.find_by_key(key)
         if hit is not None:
             return Outcome(hit, cached=True)
     progress("build_model", None, request.model.source)
-    if built is None:
-        built = models.build(request.model, request.measure.seed)
+    built = models.build(request.model, request.measure.seed)
     device = env["device"]
     backend = get_backend(request.backend)
     with tempfile.TemporaryDirectory(prefix="trtdash-") as tmp:

@@ -14,7 +14,7 @@ def test_registry_models_build_with_random_weights(name, monkeypatch, tmp_path):
     assert not built.module.training
     assert built.example_inputs[0].shape == (1, *shape)
     assert built.info["parameters"] > 1_000_000
-    assert built.identity == f"registry:{name}:seed0"
+    assert built.identity == f"registry:{name}:seed0" == models.identity(ModelSpec(source=name, input_shape=shape))
 
 
 def test_same_seed_same_weights():
@@ -67,5 +67,6 @@ def test_file_identity_changes_with_content(monkeypatch, tmp_path):
             "def example_inputs(b):\n    return torch.randn(b, 4)\n")
     (tmp_path / "m.py").write_text(body.format(n=2))
     a = models.build(ModelSpec(source="file:m.py")).identity
+    assert models.identity(ModelSpec(source="file:m.py")) == a     # the cache key's identity, without building
     (tmp_path / "m.py").write_text(body.format(n=3))
     assert models.build(ModelSpec(source="file:m.py")).identity != a
