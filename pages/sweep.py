@@ -4,9 +4,11 @@ job queue, open a recorded one (bundled GPU samples included), or auto-tune unde
 import pandas as pd
 import streamlit as st
 
-from engine import autotune, capabilities, jobs, ladder, models, sweep_charts, sweeps
+from engine import autotune, capabilities, jobs, models, sweep_charts, sweeps
 from engine.config import MIN_BLOCK_SIZE, CompileSettings, ConfigError, MeasureSettings, RunRequest, validate
 from engine.store import RunNotFound
+from pages import _batch_tab as batch_tab
+from pages import _ladder_tab as ladder_tab
 from pages._common import get_store, show_error
 from pages._form import knob_widget
 
@@ -139,26 +141,15 @@ def show_sweep(sweep_id: str) -> None:
 
 
 # a shared link to a sweep (?sweep=<id>) opens on its results
-tab_run, tab_recorded, tab_ladder, tab_tune = st.tabs(
-    ["Run a sweep", "Sweep results", "Precision ladder", "Auto-tune"],
+tab_run, tab_recorded, tab_ladder, tab_batch, tab_tune = st.tabs(
+    ["Run a sweep", "Sweep results", "Precision ladder", "Batch sweep", "Auto-tune"],
     default="Sweep results" if st.query_params.get("sweep") else None)
 
 with tab_ladder:
-    ladder_ids = ladder.list_ladders(get_store())
-    if not ladder_ids:
-        st.info("No precision ladder stored yet: fp32, fp16 and each quantization scheme of one model, recorded "
-                "with the TensorRT backend on a GPU.", icon=":material/info:")
-    else:
-        lid = st.selectbox("Ladder", ladder_ids, key="ladder_id")
-        rungs = ladder.load_ladder(get_store(), lid)
-        tolerance = st.number_input("Accuracy tolerance (rel. L2 vs eager fp32)", value=ladder.DEFAULT_TOLERANCE_REL_L2,
-                                    min_value=0.0, format="%.3f", key="ladder_tol")
-        table = ladder.ladder_table(rungs)
-        st.markdown(ladder.verdict(rungs, tolerance_rel_l2=tolerance).markdown())
-        st.plotly_chart(sweep_charts.precision_ladder(table), width="stretch", key="chart_ladder")
-        st.caption("Three-way accuracy: eager fp32 → fake-quantized PyTorch model (the quantization error) → "
-                   "compiled engine (the conversion error).")
-        st.dataframe(table.drop(columns=["run_id"]), hide_index=True)
+    ladder_tab.render(store, caps)
+
+with tab_batch:
+    batch_tab.render(store, caps)
 
 with tab_run:
     raw = base_form("sweep")
