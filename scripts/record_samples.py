@@ -7,8 +7,9 @@ Bulky raw files are dropped from sweep runs (and any raw file above ``--max-raw-
 bundle stays small.
 
 Ladder runs carry ``ladder:<id>`` (``engine.ladder``); schemes the capability matrix refuses are
-printed as refused and not run. ``batch`` records static engines per batch size against one dynamic
-engine (``engine.batch_sweep``); ``cudagraphs`` the same build with CUDA graphs off and on, then times
+printed as refused and not run. ``models`` records BERT-base (sequence 128, integer inputs) and timm
+models; ``batch`` records static engines per batch size against one dynamic engine (``engine.batch_sweep``);
+``cudagraphs`` the same build with CUDA graphs off and on, then times
 the off build's engine again in the same process (is a slow run the engine or the moment?).
 
 ``--via-queue`` runs every request as the dashboard does, through the job system: each run in a fresh
@@ -17,7 +18,7 @@ previous run's profiler left the host side up to 2x slower); fresh processes do 
 ``--repeats N`` records each sweep point N times, in shuffled order, so the sweep verdict sees the
 run-to-run noise of identical builds.
 
-    python scripts/record_samples.py --out /tmp/samples [--only core,sweeps,ladder,cudagraphs,batch] [--quick]
+    python scripts/record_samples.py --out /tmp/samples [--only core,sweeps,ladder,cudagraphs,batch,models] [--quick]
                                      [--via-queue] [--repeats 2] [--sweep-models resnet50,vit_b_16]
 """
 
@@ -166,6 +167,7 @@ def main() -> int:
     ap.add_argument("--max-raw-kib", type=int, default=96)
     ap.add_argument("--ladder-models", default="resnet50,vit_b_16")
     ap.add_argument("--sweep-models", default="resnet50,vit_b_16")
+    ap.add_argument("--timm-models", default="convnext_tiny")
     ap.add_argument("--via-queue", action="store_true", help="each run in a fresh job process, as the dashboard")
     ap.add_argument("--repeats", type=int, default=1, help="times each sweep point is recorded (shuffled order)")
     args = ap.parse_args()
@@ -311,6 +313,16 @@ def main() -> int:
             for point in plan.points:
                 record(f"resnet50_fp16_batch{point.batch_size}_{point.strategy}.json.gz", point.request,
                        tags=plan.tags, keep_raw=False)
+
+        if "models" in parts:
+            # beyond torchvision: a transformer with integer inputs and a timm model, fp16 batch 1
+            m = {"compare_eager": True, **quick}
+            record("hf_bert-base_seq128_fp16.json.gz", RunRequest.from_dict({
+                "model": {"source": "hf/bert-base", "sequence_length": 128}, "backend": "tensorrt",
+                "compile": {"precision": "fp16"}, "measure": {"warmup_iters": 50, "timed_iters": 200,
+                                                              "profile_iters": 50, **m}}))
+            for name in args.timm_models.split(","):
+                record(f"timm_{name}_fp16.json.gz", request(f"timm/{name}", "fp16", measure=m))
 
         if "ladder" in parts:
             from engine import capabilities, ladder
