@@ -216,14 +216,14 @@ def main() -> int:
                   f"{ {k: round(v, 2) for k, v in r.stages_s.items()} }, {size / 1024:.0f} KiB, "
                   f"{time.perf_counter() - t0:.0f} s", flush=True)
             if r.accuracy:
-                print(f"  accuracy vs eager fp32: rel_l2 {r.accuracy.rel_l2:.4g} top1 {r.accuracy.top1_agreement}")
+                print(f"  accuracy vs eager fp32: rel_l2 {r.accuracy.rel_l2} top1 {r.accuracy.top1_agreement}")
             q = r.quantization
             if q:
                 pairs = {"fake-quant vs eager": q.fake_quant_vs_eager, "engine vs fake-quant": q.engine_vs_fake_quant,
                          "engine vs eager": q.engine_vs_eager}
                 print(f"  {q.scheme}/{q.base_precision}: {q.quantizers} quantizers, conversion_problem "
                       f"{q.conversion_problem}; " + "; ".join(
-                          f"{k} rel_l2 {a.rel_l2:.4g} top1 {a.top1_agreement}" for k, a in pairs.items() if a))
+                          f"{k} rel_l2 {a.rel_l2} top1 {a.top1_agreement}" for k, a in pairs.items() if a))
             if len(r.layers):
                 print(f"  layer precisions: {r.layers['precision'].value_counts().to_dict()}")
             for w in r.warnings:
