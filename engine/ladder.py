@@ -5,28 +5,38 @@ A ladder's runs are ordinary stored runs tagged ``ladder:<ladder_id>``. Reading 
 ``Rung`` per run (latency band, build + calibration time, engine size, accuracy); ``verdict`` names
 the fastest scheme within the user's accuracy tolerance and how much it gains against the fastest
 unquantized build (fp16 on any recent GPU), or says that no scheme beats it and why.
+
+A ladder launched from the dashboard runs each step as one job on the queue (``LadderExecution``,
+the sweep's group mechanics with the ladder's tag), so a cancelled or half-failed ladder still
+shows what it measured.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 
-from engine.capabilities import Capabilities
-from engine.config import QUANT_SCHEMES, ConfigError, RunRequest
+from engine.capabilities import Capabilities, check_request
+from engine.config import QUANT_SCHEMES, ConfigError, RunRequest, validate
 from engine.quantization import FLAVOUR_NAMES, SCHEMES, conversion_problem_text, scheme_options
 from engine.result import QuantizationReport, RunResult
 from engine.store import RunStore
+from engine.sweeps import FINISHED_STATES, CancelFn, JobView, StatusFn, SubmitFn, SweepExecution, SweepPlan, SweepPoint
 
 LADDER_TAG = "ladder:"
 UNQUANTIZED = ("fp32", "fp16")
 DEFAULT_TOLERANCE_REL_L2 = 0.05     # relative L2 error of the output against eager fp32
 # build stages as the TensorRT backend names them (engine.sweeps.BUILD_STAGES follows the same names)
 BUILD_STAGES = ("export_s", "partition_s", "build_s", "compile_s")
+# every rung measures its accuracy against eager fp32 (the verdict weighs it); no eager baseline per rung:
+# the ladder compares builds with one another, and the baseline would time the eager model once per rung
+LADDER_MEASURE = {"accuracy": True, "compare_eager": False}
 
 
 # -- planning ------------------------------------------------------------------------------------
@@ -57,16 +67,23 @@ def new_ladder_id(base: RunRequest) -> str:
     return f"{model}_b{base.model.batch_size}_{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
 
 
+def ladder_base(raw: dict[str, Any]) -> RunRequest:
+    """The request every step starts from, from a form's plain values (validated; ``ConfigError`` names
+    the field): the tensorrt backend, with the ladder's measurement settings (``LADDER_MEASURE``)."""
+    measure = {**(raw.get("measure") or {}), **LADDER_MEASURE}
+    return validate(RunRequest.from_dict({**raw, "backend": "tensorrt", "measure": measure}))
+
+
 def plan_ladder(base: RunRequest, caps: Capabilities, *, base_precision: str | None = None,
                 schemes: Sequence[str] | None = None, ladder_id: str | None = None) -> LadderPlan:
-    """fp32, fp16 and each requested scheme (default: all) that the capability matrix allows here.
+    """fp32, fp16 and each requested scheme (None: all; empty: none) that the capability matrix allows here.
 
     Quantized steps run their unquantized layers in ``base_precision`` (default: the base request's
     ``quant_base_precision``). Schemes the matrix refuses are listed in ``skipped`` with the reason.
     """
     base = base.with_changes(backend="tensorrt", **{"compile.quantization": "none"})
     precision = base_precision or base.compile.quant_base_precision
-    wanted = [s for s in (schemes or QUANT_SCHEMES) if s != "none"]
+    wanted = [s for s in (QUANT_SCHEMES if schemes is None else schemes) if s != "none"]
     for s in wanted:
         if s not in SCHEMES:
             raise ConfigError("ladder.schemes", f"{s!r} is not a scheme; known: {', '.join(QUANT_SCHEMES[1:])}")
@@ -82,6 +99,79 @@ def plan_ladder(base: RunRequest, caps: Capabilities, *, base_precision: str | N
                                        "compile.precision": precision})
         steps.append(LadderStep(step_label(s, precision), request))
     return LadderPlan(ladder_id or new_ladder_id(base), base, tuple(steps), tuple(skipped))
+
+
+def plan_problem(plan: LadderPlan, caps: Capabilities) -> ConfigError | None:
+    """Why this machine cannot run some step of the plan (``capabilities.check_request``), or None."""
+    for step in plan.steps:
+        try:
+            check_request(step.request, caps)
+        except ConfigError as e:
+            return e
+    return None
+
+
+# -- running on the job queue ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class _LadderRuns(SweepPlan):
+    """A ladder plan in the shape ``SweepExecution`` runs: its steps as points, tagged as a ladder."""
+
+    ladder_tags: tuple[str, ...] = ()
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self.ladder_tags)
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    """One step of a running ladder and what its job is doing."""
+
+    step: LadderStep
+    job: JobView
+    hint: str = ""           # what to do about a failure, when the queue said
+
+    @property
+    def text(self) -> str:
+        detail = f" ({self.job.detail})" if self.job.detail and self.job.state == "running" else ""
+        return f"{self.step.label}: {self.job.state}{detail}"
+
+
+class LadderExecution(SweepExecution):
+    """A ladder's steps on a job queue: submitted, polled and cancelled together, each finished run
+    tagged ``ladder:<id>`` as soon as it is seen (the mechanics of ``SweepExecution``)."""
+
+    def __init__(self, plan: LadderPlan, store: RunStore, submit_fn: SubmitFn, status_fn: StatusFn,
+                 cancel_fn: CancelFn):
+        self.ladder = plan
+        self.hints: dict[str, str] = {}
+
+        def status(job_id: str) -> Any:
+            job = status_fn(job_id)
+            hint = job.get("hint") if isinstance(job, dict) else getattr(job, "hint", "")
+            self.hints[job_id] = str(hint or "")
+            return job
+
+        runs = _LadderRuns(plan.ladder_id, plan.base, (), tuple(SweepPoint(s.request, ()) for s in plan.steps),
+                           ladder_tags=tuple(plan.tags))
+        super().__init__(runs, store, submit_fn, status, cancel_fn)
+
+    def progress(self) -> list[StepProgress]:
+        """Every step with its job's state, polled now."""
+        return [StepProgress(step, ps.view, self.hints.get(ps.job_id or "", ""))
+                for step, ps in zip(self.ladder.steps, self.poll(), strict=True)]
+
+    @property
+    def finished_count(self) -> int:
+        return sum(ps.view.state in FINISHED_STATES for ps in self.points)
+
+    @property
+    def fraction_finished(self) -> float:
+        return self.finished_count / len(self.points)
+
+    def status_text(self) -> str:
+        return (f"Ladder {self.ladder.ladder_id}: {self.finished_count}/{len(self.points)} finished · "
+                + ", ".join(f"{n} {state}" for state, n in self.counts().items()))
 
 
 # -- reading runs back ----------------------------------------------------------------------------
@@ -180,7 +270,8 @@ class LadderVerdict:
 
 
 def within_tolerance(rung: Rung, tolerance_rel_l2: float, min_top1: float | None = None) -> bool:
-    if rung.rel_l2 is None or rung.rel_l2 > tolerance_rel_l2 or rung.conversion_problem:
+    if rung.rel_l2 is None or not math.isfinite(rung.rel_l2) or rung.rel_l2 > tolerance_rel_l2 \
+            or rung.conversion_problem:
         return False
     return min_top1 is None or rung.top1_agreement is None or rung.top1_agreement >= min_top1
 
@@ -255,7 +346,7 @@ def _reference_line(reference: Rung, plain: Sequence[Rung]) -> str:
 def _rung_line(r: Rung, reference: Rung, tolerance: float, min_top1: float | None) -> str:
     ratio = reference.median_ms / r.median_ms
     speed = f"{ratio:.2f}× faster" if ratio >= 1 else f"{1 / ratio:.2f}× slower"
-    acc = "accuracy not measured" if r.rel_l2 is None else f"rel. L2 {r.rel_l2:.3g}"
+    acc = _accuracy_text(r)
     if r.top1_agreement is not None:
         acc += f", top-1 {r.top1_agreement:.0%}"
     extras = []
@@ -271,6 +362,16 @@ def _rung_line(r: Rung, reference: Rung, tolerance: float, min_top1: float | Non
     if r.conversion_problem and r.quantization is not None:
         text += " " + conversion_problem_text(r.quantization)
     return text
+
+
+def _accuracy_text(r: Rung) -> str:
+    if r.rel_l2 is not None and math.isfinite(r.rel_l2):
+        return f"rel. L2 {r.rel_l2:.3g}"
+    q = r.quantization
+    if r.rel_l2 is not None or (q is not None and (q.engine_vs_eager or q.fake_quant_vs_eager) is not None):
+        # measured, but not a number (a stored NaN / inf reads back as None: JSON has neither)
+        return "rel. L2 not finite (the output holds NaN or inf)"
+    return "accuracy not measured"
 
 
 def fmt_ms(v: float) -> str:

@@ -1,25 +1,165 @@
-"""Sweeps page, Precision ladder tab: fp32, fp16 and each quantization scheme of one model, with the verdict."""
+"""Sweeps page, Precision ladder tab: run fp32, fp16 and each quantization scheme of one model through the
+job queue, and open a stored ladder (``?ladder=<id>``) with its verdict."""
 
 import streamlit as st
 
-from engine import ladder, sweep_charts
+from engine import jobs, ladder, models, sweep_charts
 from engine.capabilities import Capabilities
+from engine.config import QUANT_SCHEMES, CompileSettings, ConfigError, MeasureSettings
+from engine.quantization import SCHEMES, scheme_options
 from engine.store import RunStore
+from pages._common import show_error
+from pages._form import knob_widget
+
+URL_KEY = "ladder"
+RUNNING = "ladder_execution"
+LAST = "ladder_last_execution"      # the finished execution, for its failures under the ladder it opened
+PICKED = "ladder_id"
+URL_SEEN = "ladder_id:url"
+KEY = "ladder"                      # widget key prefix of the form
+POLL_S = 1.0
+COMPILE_FIELDS = {f.name: f for f in CompileSettings.__dataclass_fields__.values()}
+MEASURE_FIELDS = {f.name: f for f in MeasureSettings.__dataclass_fields__.values()}
+MEASURE_KNOBS = ("warmup_iters", "timed_iters", "layer_profile", "profile_iters")
 
 
 def render(store: RunStore, caps: Capabilities) -> None:
+    with st.expander("Run a ladder", expanded=caps.can_compile, icon=":material/stairs:"):
+        run_form(store, caps)
+    ladder_progress(store)
+    show_stored(store)
+
+
+def run_form(store: RunStore, caps: Capabilities) -> None:
+    """Model, batch, schemes, calibration and iterations; the planned steps; Run."""
+    c1, c2, c3 = st.columns([2, 1, 2])
+    sources = models.available_sources()
+    source = c1.selectbox("Model", sources, index=sources.index("resnet50") if "resnet50" in sources else 0,
+                          key=f"{KEY}:model")
+    batch = c2.number_input("Batch size", value=8, step=1, key=f"{KEY}:batch")
+    with c3:
+        base_precision = knob_widget("compile", COMPILE_FIELDS["quant_base_precision"], "fp16", key_prefix=KEY)
+    refusals = scheme_options(caps)
+    allowed = [s for s in QUANT_SCHEMES[1:] if not refusals[s]]
+    refused = [s for s in QUANT_SCHEMES[1:] if refusals[s]]
+    picked = st.multiselect("Quantization schemes", allowed, default=allowed, key=f"{KEY}:schemes",
+                            format_func=lambda s: f"{s} · {SCHEMES[s].label}",
+                            help="fp32 and fp16 always run. Schemes this GPU and Torch-TensorRT flavour refuse are "
+                                 "listed below and cannot be picked.")
+    c1, c2 = st.columns(2)
+    with c1:
+        calibration = knob_widget("compile", COMPILE_FIELDS["calibration_data"], "random", key_prefix=KEY)
+    with c2:
+        batches = knob_widget("compile", COMPILE_FIELDS["calibration_batches"],
+                              COMPILE_FIELDS["calibration_batches"].default, key_prefix=KEY)
+    measure = {}
+    for col, name in zip(st.columns(len(MEASURE_KNOBS)), MEASURE_KNOBS, strict=True):
+        with col:
+            measure[name] = knob_widget("measure", MEASURE_FIELDS[name], MEASURE_FIELDS[name].default, key_prefix=KEY)
+    raw = {"model": {"source": source, "batch_size": batch}, "device": "auto" if caps.cuda_available else "cpu",
+           "compile": {"quant_base_precision": base_precision, "calibration_data": calibration,
+                       "calibration_batches": batches},
+           "measure": measure}
+    try:
+        # in the matrix's order; refused schemes go in too: the plan lists them, with the reason, as skipped
+        plan = ladder.plan_ladder(ladder.ladder_base(raw), caps,
+                                  schemes=[s for s in QUANT_SCHEMES if s in picked or s in refused])
+    except ConfigError as e:
+        st.error(f"**{e.field}**: {e.message}", icon=":material/error:")
+        return
+    st.markdown(f"**{len(plan.steps)} runs**, one job each: " + "; ".join(s.label for s in plan.steps))
+    if plan.skipped:
+        st.markdown("Refused on this GPU and Torch-TensorRT flavour, not run:\n"
+                    + "\n".join(f"- **{s}** ({SCHEMES[s].label}): {why}" for s, why in plan.skipped))
+    problem = ladder.plan_problem(plan, caps)
+    if problem is not None:
+        needs = "" if caps.can_compile else f"\n\n{caps.banner()[1]}"
+        st.warning(f"**{problem.field}**: {problem.message}.{needs}\n\nA ladder compiles every step with "
+                   "Torch-TensorRT on an NVIDIA GPU; the stored ladders below were recorded on one.",
+                   icon=":material/block:")
+    busy = RUNNING in st.session_state
+    why_not = problem.message if problem else "a ladder of this session is running" if busy else None
+    if st.button("Run ladder", type="primary", icon=":material/play_arrow:", key=f"{KEY}:run",
+                 disabled=problem is not None or busy, help=why_not):
+        start(plan, store)
+
+
+def start(plan: ladder.LadderPlan, store: RunStore) -> None:
+    execution = ladder.LadderExecution(plan, store, lambda r: jobs.submit(r), jobs.get, jobs.cancel)
+    try:
+        jobs.ensure_workers()
+        execution.start()
+    except Exception as e:
+        if any(ps.job_id for ps in execution.points):
+            execution.cancel()       # the steps queued before the failure would run to no ladder
+        show_error(e, "The ladder could not be queued")
+        return
+    st.session_state[RUNNING] = execution
+    st.session_state.pop(LAST, None)
+    st.rerun()      # the form above was drawn with Run enabled
+
+
+@st.fragment(run_every=POLL_S)
+def ladder_progress(store: RunStore) -> None:
+    """Live state of this session's ladder, one Cancel for all of it; when it ends, the ladder opens."""
+    execution: ladder.LadderExecution | None = st.session_state.get(RUNNING)
+    if execution is None:
+        return
+    steps = execution.progress()
+    c1, c2 = st.columns([5, 1])
+    c1.progress(execution.fraction_finished, text=execution.status_text())
+    if not execution.finished and c2.button("Cancel ladder", icon=":material/cancel:", key=f"{KEY}:cancel"):
+        execution.cancel()
+    st.caption(" · ".join(p.text for p in steps))
+    show_failures(steps)
+    if execution.finished:
+        del st.session_state[RUNNING]
+        st.session_state[LAST] = execution
+        st.query_params[URL_KEY] = execution.ladder.ladder_id
+        st.rerun()
+
+
+def show_failures(steps: list[ladder.StepProgress]) -> None:
+    for p in steps:
+        if p.job.state == "failed":
+            st.error(f"**{p.step.label}** failed: {p.job.error}" + (f"\n\n{p.hint}" if p.hint else ""),
+                     icon=":material/error:")
+
+
+def _url_to_state() -> None:
+    st.query_params[URL_KEY] = st.session_state[PICKED]
+    st.session_state[URL_SEEN] = st.session_state[PICKED]
+
+
+def show_stored(store: RunStore) -> None:
+    """The ladder named in the URL (else the newest): verdict, latency chart, table."""
     ladder_ids = ladder.list_ladders(store)
+    wanted = st.query_params.get(URL_KEY)
+    last: ladder.LadderExecution | None = st.session_state.get(LAST)
+    if last is not None and wanted == last.ladder.ladder_id:
+        st.caption(last.status_text())
+        show_failures(last.progress())
+    if wanted and wanted not in ladder_ids:
+        st.error(f"No stored run belongs to ladder {wanted!r}" + (". Pick one below." if ladder_ids else "."),
+                 icon=":material/link_off:")
     if not ladder_ids:
         st.info("No precision ladder stored yet: fp32, fp16 and each quantization scheme of one model, recorded "
                 "with the TensorRT backend on a GPU.", icon=":material/info:")
-    else:
-        lid = st.selectbox("Ladder", ladder_ids, key="ladder_id")
-        rungs = ladder.load_ladder(store, lid)
-        tolerance = st.number_input("Accuracy tolerance (rel. L2 vs eager fp32)", value=ladder.DEFAULT_TOLERANCE_REL_L2,
-                                    min_value=0.0, format="%.3f", key="ladder_tol")
-        table = ladder.ladder_table(rungs)
-        st.markdown(ladder.verdict(rungs, tolerance_rel_l2=tolerance).markdown())
-        st.plotly_chart(sweep_charts.precision_ladder(table), width="stretch", key="chart_ladder")
-        st.caption("Three-way accuracy: eager fp32 → fake-quantized PyTorch model (the quantization error) → "
-                   "compiled engine (the conversion error).")
-        st.dataframe(table.drop(columns=["run_id"]), hide_index=True)
+        return
+    if st.session_state.get(URL_SEEN) != wanted:    # the link changed from outside: shared, or a ladder finished
+        st.session_state[URL_SEEN] = wanted
+        if wanted in ladder_ids:
+            st.session_state[PICKED] = wanted
+    if st.session_state.get(PICKED) not in ladder_ids:
+        st.session_state[PICKED] = ladder_ids[0]
+    lid = st.selectbox("Ladder", ladder_ids, key=PICKED, on_change=_url_to_state,
+                       help="Newest first. The link in the address bar (?ladder=<id>) opens the same ladder.")
+    rungs = ladder.load_ladder(store, lid)
+    tolerance = st.number_input("Accuracy tolerance (rel. L2 vs eager fp32)", value=ladder.DEFAULT_TOLERANCE_REL_L2,
+                                min_value=0.0, format="%.3f", key="ladder_tol")
+    table = ladder.ladder_table(rungs)
+    st.markdown(ladder.verdict(rungs, tolerance_rel_l2=tolerance).markdown())
+    st.plotly_chart(sweep_charts.precision_ladder(table), width="stretch", key="chart_ladder")
+    st.caption("Three-way accuracy: eager fp32 → fake-quantized PyTorch model (the quantization error) → "
+               "compiled engine (the conversion error).")
+    st.dataframe(table.drop(columns=["run_id"]), hide_index=True)

@@ -140,10 +140,12 @@ def show_sweep(sweep_id: str) -> None:
     st.dataframe(table[[*sweep.knobs, *TABLE_SHOWN]], hide_index=True)
 
 
-# a shared link to a sweep (?sweep=<id>) opens on its results
+# a shared link to a ladder (?ladder=<id>) or a sweep (?sweep=<id>) opens on it; the Sweep results tab
+# writes ?sweep= on every visit, ?ladder= is only there when a ladder was opened, so it goes first
 tab_run, tab_recorded, tab_ladder, tab_batch, tab_tune = st.tabs(
     ["Run a sweep", "Sweep results", "Precision ladder", "Batch sweep", "Auto-tune"],
-    default="Sweep results" if st.query_params.get("sweep") else None)
+    default="Precision ladder" if st.query_params.get(ladder_tab.URL_KEY)
+    else "Sweep results" if st.query_params.get(URL_KEY) else None)
 
 with tab_ladder:
     ladder_tab.render(store, caps)

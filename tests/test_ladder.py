@@ -1,13 +1,14 @@
 """Precision ladder: planning against the capability matrix, and verdicts from real CPU measurements
 (eager fp32 / fp16 and ModelOpt fake-quantized models, timed with the project's own harness)."""
 
+import dataclasses
 import importlib.util
 
 import pytest
 import torch
 
 from engine import capabilities, ladder, quantization, runner
-from engine.config import MeasureSettings, ModelSpec, RunRequest
+from engine.config import ConfigError, MeasureSettings, ModelSpec, RunRequest
 from engine.profiling.accuracy import compare_outputs
 from engine.profiling.latency import time_inference
 from tests.test_quantization import gpu_caps, quant_request, tiny_model
@@ -231,3 +232,296 @@ def test_sweep_page_shows_the_bundled_h200_ladders(tmp_path, monkeypatch):
     assert ladder.verdict(rungs).headline in text
     fig = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "Precision ladder" in c.proto.spec)
     assert list(fig["data"][0]["x"]) == list(ladder.ladder_table(rungs)["label"])   # fastest first
+
+
+# -- launching a ladder: the base request, the machine check, the group on a queue -----------------------
+H200_RTX = capabilities.Capabilities(
+    torch_version="2.11.0", cuda_available=True, gpus=(capabilities.Gpu(0, "NVIDIA H200", 140 * 2**30, "9.0"),),
+    torch_tensorrt_version="2.11.0", flavour="tensorrt_rtx", tensorrt_version="1.4.0.76")
+NO_GPU = capabilities.Capabilities(torch_version="2.11.0", cuda_available=False)
+GPU_WITHOUT_TRT = capabilities.Capabilities(
+    torch_version="2.11.0", cuda_available=True, gpus=H200_RTX.gpus,
+    tensorrt_unavailable_reason="No module named 'torch_tensorrt'.")
+SAMPLE_LADDER = "resnet50_b8_h200"      # recorded on the H200 with TensorRT-RTX: fp32, fp16, int8_weight_only, fp8
+
+
+class FakeQueue:
+    """engine.jobs' submit / get / cancel as a test double: a job moves only when the test moves it."""
+
+    def __init__(self):
+        self.requests: list[RunRequest] = []
+        self.jobs: dict[str, dict] = {}
+        self.cancelled: list[str] = []
+
+    def submit(self, request, gpu=None):
+        job_id = f"job{len(self.requests)}"
+        self.requests.append(request)
+        self.jobs[job_id] = {"state": "queued", "run_id": None, "error": None, "hint": "", "detail": ""}
+        return job_id
+
+    def get(self, job_id):
+        return dict(self.jobs[job_id])
+
+    def cancel(self, job_id):
+        self.cancelled.append(job_id)
+        if self.jobs[job_id]["state"] in ("queued", "running"):
+            self.jobs[job_id]["state"] = "cancelled"
+
+    def job_of(self, label: str) -> str:
+        for i, r in enumerate(self.requests):
+            c = r.compile
+            if ladder.step_label(c.quantization, c.quant_base_precision if c.quantization != "none"
+                                 else c.precision) == label:
+                return f"job{i}"
+        raise KeyError(label)
+
+    def move(self, label: str, **values) -> None:
+        self.jobs[self.job_of(label)].update(values)
+
+
+def sample_runs(store) -> dict[str, str]:
+    """Step label -> run id of the bundled H200 ladder (real recorded runs)."""
+    store.import_samples()
+    if SAMPLE_LADDER not in ladder.list_ladders(store):
+        pytest.skip(f"the bundled samples hold no ladder {SAMPLE_LADDER!r}")
+    return {r.label: r.run_id for r in ladder.load_ladder(store, SAMPLE_LADDER)}
+
+
+def test_plan_with_no_scheme_picked_runs_fp32_and_fp16_only(monkeypatch):
+    monkeypatch.setattr(quantization, "modelopt_installed", lambda: True)
+    assert [s.label for s in ladder.plan_ladder(RunRequest(), H200_RTX, schemes=[]).steps] == ["fp32", "fp16"]
+    assert len(ladder.plan_ladder(RunRequest(), H200_RTX, schemes=None).steps) == 5     # None: every scheme
+
+
+def test_ladder_base_is_a_tensorrt_request_with_the_ladder_measurement():
+    base = ladder.ladder_base({"model": {"source": "resnet18", "batch_size": 4}, "backend": "eager",
+                               "measure": {"timed_iters": 30, "compare_eager": True, "accuracy": False}})
+    assert base.backend == "tensorrt" and base.model.batch_size == 4 and base.measure.timed_iters == 30
+    assert not base.measure.compare_eager and base.measure.accuracy
+    with pytest.raises(ConfigError) as e:
+        ladder.ladder_base({"model": {"source": "resnet18", "batch_size": 0}})
+    assert e.value.field == "model.batch_size" and "below the minimum 1" in e.value.message
+    with pytest.raises(ConfigError) as e:
+        ladder.ladder_base({"compile": {"calibration_batches": 0}})
+    assert e.value.field == "compile.calibration_batches"
+
+
+def test_plan_problem_names_what_this_machine_lacks(monkeypatch, store):
+    monkeypatch.setattr(quantization, "modelopt_installed", lambda: True)
+    base = ladder.ladder_base({"model": {"source": "resnet18"}})
+    assert ladder.plan_problem(ladder.plan_ladder(base, H200_RTX), H200_RTX) is None
+    problem = ladder.plan_problem(ladder.plan_ladder(base, NO_GPU), NO_GPU)
+    assert problem.field == "backend" and "needs an NVIDIA GPU with Torch-TensorRT installed" in problem.message
+    problem = ladder.plan_problem(ladder.plan_ladder(base, GPU_WITHOUT_TRT), GPU_WITHOUT_TRT)
+    assert problem.field == "backend" and "No module named 'torch_tensorrt'" in problem.message
+    # a calibration file that is not there: only the quantized steps read it, and they are refused before running
+    missing = base.with_changes(**{"compile.calibration_data": "file:nowhere.pt"})
+    problem = ladder.plan_problem(ladder.plan_ladder(missing, H200_RTX, schemes=["fp8"]), H200_RTX)
+    assert problem.field == "compile.calibration_data" and "nowhere.pt" in problem.message
+    assert ladder.plan_problem(ladder.plan_ladder(missing, H200_RTX, schemes=[]), H200_RTX) is None
+
+
+def test_execution_submits_the_plan_tags_what_finishes_and_cancels_the_rest(monkeypatch, store):
+    monkeypatch.setattr(quantization, "modelopt_installed", lambda: True)
+    runs = sample_runs(store)
+    plan = ladder.plan_ladder(ladder.ladder_base({"model": {"source": "resnet50", "batch_size": 8}}), H200_RTX,
+                              schemes=["int8_weight_only", "fp8"], ladder_id="launched")
+    q = FakeQueue()
+    execution = ladder.LadderExecution(plan, store, q.submit, q.get, q.cancel)
+    execution.start()
+    assert q.requests == [s.request for s in plan.steps]
+    assert [p.text for p in execution.progress()] == [f"{s.label}: queued" for s in plan.steps]
+    assert execution.status_text() == "Ladder launched: 0/4 finished · 4 queued"
+
+    q.move("fp32", state="done", run_id=runs["fp32"])
+    q.move("fp16", state="running", detail="build 40%")
+    q.move("fp8/fp16", state="failed", error="export failed", hint="Pick another scheme.")
+    progress = {p.step.label: p for p in execution.progress()}
+    assert progress["fp16"].text == "fp16: running (build 40%)"
+    assert progress["fp8/fp16"].job.error == "export failed" and progress["fp8/fp16"].hint == "Pick another scheme."
+    assert execution.fraction_finished == 0.5 and not execution.finished
+    assert f"ladder:{plan.ladder_id}" in store.get(runs["fp32"]).tags
+    assert SAMPLE_LADDER in ladder.list_ladders(store)                  # the run keeps the tags it had
+
+    assert execution.cancel() == 2                                       # fp16 and int8_weight_only
+    assert sorted(q.cancelled) == sorted([q.job_of("fp16"), q.job_of("int8_weight_only/fp16")])
+    execution.poll()
+    assert execution.finished and execution.counts() == {"done": 1, "cancelled": 2, "failed": 1}
+    assert [r.label for r in ladder.load_ladder(store, "launched")] == ["fp32"]
+
+
+# -- the Precision ladder tab of the Sweeps page ---------------------------------------------------------
+@pytest.fixture
+def ladder_page(tmp_path, monkeypatch):
+    """The Sweeps page on a faked H200 with TensorRT-RTX and ModelOpt, the bundled samples in its store and the
+    job system's submit / get / cancel replaced by a FakeQueue (the real queue is tested in test_jobs.py)."""
+    from streamlit.testing.v1 import AppTest
+
+    from engine import jobs
+    from engine.store import RunStore
+
+    monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("TRTDASH_SAMPLES_DIR", raising=False)
+    monkeypatch.setattr(quantization, "modelopt_installed", lambda: True)
+    monkeypatch.setattr(capabilities, "detect", lambda: H200_RTX)
+    q = FakeQueue()
+    for name in ("submit", "get", "cancel"):
+        monkeypatch.setattr(jobs, name, getattr(q, name))
+    monkeypatch.setattr(jobs, "ensure_workers", lambda *a, **k: [])
+    store = RunStore(tmp_path / "data")
+    at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=60)
+    return at, q, store
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+# what the form holds before anyone touches it (the page's defaults), as a ladder_base input
+FORM_DEFAULTS = {"model": {"source": "resnet50", "batch_size": 8}, "device": "auto",
+                 "compile": {"quant_base_precision": "fp16", "calibration_data": "random", "calibration_batches": 8},
+                 "measure": {"warmup_iters": 20, "timed_iters": 100, "layer_profile": True, "profile_iters": 20}}
+
+
+def _texts(at) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def _run_button(at):
+    return next(b for b in at.button if b.label == "Run ladder")
+
+
+def test_tab_lists_refused_schemes_with_reasons_and_plans_what_plan_ladder_plans(ladder_page):
+    at, q, _ = ladder_page
+    at.run()
+    assert not at.exception, at.exception
+    picker = at.multiselect(key="ladder:schemes")
+    assert picker.value == ["int8_weight_only", "fp8", "int4_awq"]          # only what the matrix allows
+    assert not any(o.startswith(("int8 ", "int8_smoothquant", "nvfp4")) for o in picker.options)
+    text = _texts(at)
+    assert f"- **int8** (INT8 (W8A8)): {quantization.RTX_INT8_ACTIVATIONS}" in text
+    assert f"- **int8_smoothquant** (INT8 SmoothQuant (W8A8)): {quantization.RTX_INT8_ACTIVATIONS}" in text
+    assert "- **nvfp4** (NVFP4): NVFP4 needs compute capability 10.0 or newer" in text
+
+    picker.set_value(["fp8", "int8_weight_only"])
+    at.number_input(key="ladder:batch").set_value(4)
+    at.selectbox(key="ladder:compile.quant_base_precision").set_value("fp32")
+    at.run()
+    raw = {**FORM_DEFAULTS, "model": {"source": "resnet50", "batch_size": 4},
+           "compile": {**FORM_DEFAULTS["compile"], "quant_base_precision": "fp32"}}
+    plan = ladder.plan_ladder(ladder.ladder_base(raw), H200_RTX, schemes=["int8_weight_only", "fp8"])
+    assert [s.label for s in plan.steps] == ["fp32", "fp16", "int8_weight_only/fp32", "fp8/fp32"]   # matrix order
+    assert f"**4 runs**, one job each: {'; '.join(s.label for s in plan.steps)}" in _texts(at)
+    assert not _run_button(at).disabled and not at.warning and q.requests == []
+
+
+def test_run_submits_the_plan_shows_progress_and_opens_the_finished_ladder(ladder_page):
+    at, q, store = ladder_page
+    at.run()
+    at.multiselect(key="ladder:schemes").set_value(["int8_weight_only", "fp8"])
+    at.number_input(key="ladder:compile.calibration_batches").set_value(2)
+    at.number_input(key="ladder:measure.timed_iters").set_value(50)
+    at.run()
+    _run_button(at).click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    raw = {**FORM_DEFAULTS, "compile": {**FORM_DEFAULTS["compile"], "calibration_batches": 2},
+           "measure": {**FORM_DEFAULTS["measure"], "timed_iters": 50}}
+    expected = ladder.plan_ladder(ladder.ladder_base(raw), H200_RTX, schemes=["int8_weight_only", "fp8"])
+    assert q.requests == [s.request for s in expected.steps]                 # exactly the plan, one job each
+    execution = at.session_state["ladder_execution"]
+    lid = execution.ladder.ladder_id
+    assert _run_button(at).disabled                                          # one ladder at a time
+    (bar,) = at.get("progress")
+    assert bar.proto.text == f"Ladder {lid}: 0/4 finished · 4 queued"
+
+    runs = sample_runs(store)
+    q.move("fp32", state="done", run_id=runs["fp32"])
+    q.move("fp16", state="running", detail="timing")
+    at.run()
+    (bar,) = at.get("progress")
+    assert bar.proto.text == f"Ladder {lid}: 1/4 finished · 1 done, 1 running, 2 queued"
+    assert bar.proto.value == 25
+    assert any("fp16: running (timing)" in c.value for c in at.caption)
+
+    for label in ("fp16", "int8_weight_only/fp16", "fp8/fp16"):
+        q.move(label, state="done", run_id=runs[label])
+    at.run()
+    assert not at.exception, at.exception
+    assert at.query_params["ladder"] in (lid, [lid])
+    assert "ladder_execution" not in at.session_state and not at.get("progress")
+    assert at.selectbox(key="ladder_id").value == lid
+    rungs = ladder.load_ladder(store, lid)
+    assert sorted(r.run_id for r in rungs) == sorted(runs.values())
+    assert ladder.verdict(rungs).markdown() in _texts(at)
+    assert ladder.verdict(rungs).headline.startswith("No scheme beats fp32 on NVIDIA H200, TensorRT-RTX")
+
+
+def test_a_failed_step_is_explained_and_cancel_stops_the_rest(ladder_page):
+    at, q, store = ladder_page
+    runs = sample_runs(store)
+    at.run()
+    at.multiselect(key="ladder:schemes").set_value(["int8_weight_only", "fp8"])
+    _run_button(at).click().run()
+    q.move("fp32", state="done", run_id=runs["fp32"])
+    q.move("fp8/fp16", state="failed", error="the FP8 export failed", hint="Try int8_weight_only.")
+    q.move("fp16", state="running", detail="build")
+    at.run()
+    failure = "**fp8/fp16** failed: the FP8 export failed\n\nTry int8_weight_only."
+    assert [e.value for e in at.error] == [failure]
+    next(b for b in at.button if b.label == "Cancel ladder").click().run()
+    assert sorted(q.cancelled) == sorted([q.job_of("fp16"), q.job_of("int8_weight_only/fp16")])
+    at.run()                                  # the next poll sees every job finished: the ladder opens
+    lid = at.query_params["ladder"]
+    lid = lid[0] if isinstance(lid, list) else lid
+    assert [r.label for r in ladder.load_ladder(store, lid)] == ["fp32"]
+    assert at.selectbox(key="ladder_id").value == lid
+    assert [e.value for e in at.error] == [failure]                          # still said under the ladder
+    assert f"Ladder {lid}: 4/4 finished · 1 done, 2 cancelled, 1 failed" in [c.value for c in at.caption]
+    assert "No quantization scheme was measured on NVIDIA H200, TensorRT-RTX; fp32 is the fastest build." in _texts(at)
+
+
+@pytest.mark.parametrize("caps, needed", [
+    (NO_GPU, "**backend**: tensorrt needs an NVIDIA GPU with Torch-TensorRT installed"),
+    (GPU_WITHOUT_TRT, "**backend**: tensorrt Torch-TensorRT unavailable: No module named 'torch_tensorrt'."),
+])
+def test_without_gpu_or_torch_tensorrt_run_is_disabled_with_the_reason(ladder_page, monkeypatch, caps, needed):
+    at, q, _ = ladder_page
+    monkeypatch.setattr(capabilities, "detect", lambda: caps)
+    monkeypatch.setattr(quantization, "modelopt_installed", lambda: False)
+    at.run()
+    assert not at.exception, at.exception
+    (warning,) = [w for w in at.warning if needed in w.value]
+    assert caps.banner()[1] in warning.value                                  # what to install, or where to go
+    button = _run_button(at)
+    assert button.disabled and needed.split(": ", 1)[1] in button.help
+    assert at.multiselect(key="ladder:schemes").options == []
+    assert _texts(at).count(f"install it with `{quantization.INSTALL_COMMAND}`") == 6     # every scheme
+    assert "**2 runs**, one job each: fp32; fp16" in _texts(at)
+    assert q.requests == []
+
+
+def test_a_shared_link_opens_its_ladder_and_picking_another_updates_the_link(ladder_page):
+    at, _, store = ladder_page
+    store.import_samples()
+    ids = ladder.list_ladders(store)
+    if len(ids) < 2:
+        pytest.skip("needs two bundled ladders")
+    at.query_params["ladder"] = ids[1]
+    at.run()
+    assert at.selectbox(key="ladder_id").value == ids[1]
+    assert ladder.verdict(ladder.load_ladder(store, ids[1])).headline in _texts(at)
+    at.selectbox(key="ladder_id").set_value(ids[0]).run()
+    assert at.query_params["ladder"] in (ids[0], [ids[0]])
+    assert ladder.verdict(ladder.load_ladder(store, ids[0])).headline in _texts(at)
+    at.query_params["ladder"] = "no_such_ladder"
+    at.run()
+    assert any("No stored run belongs to ladder 'no_such_ladder'" in e.value for e in at.error)
+
+
+def test_a_rung_whose_output_is_not_finite_says_so_and_is_never_within_tolerance(store):
+    runs = sample_runs(store)
+    fp8 = next(r for r in ladder.load_ladder(store, SAMPLE_LADDER) if r.run_id == runs["fp8/fp16"])
+    assert fp8.rel_l2 is None and fp8.quantization.engine_vs_eager is not None   # NaN output, stored as null
+    v = ladder.verdict(ladder.load_ladder(store, SAMPLE_LADDER))
+    (line,) = [line for line in v.lines if line.startswith("fp8/fp16: ")]
+    assert "rel. L2 not finite (the output holds NaN or inf), top-1 0%, outside tolerance" in line
+    fresh = dataclasses.replace(fp8, rel_l2=float("nan"), quantization=None)   # as measured, before storing
+    assert not ladder.within_tolerance(fresh, 10.0)
+    assert "rel. L2 not finite" in ladder.verdict([fresh, *ladder.load_ladder(store, SAMPLE_LADDER)[:1]]).markdown()
