@@ -341,8 +341,8 @@ class BatchSweep:
 def list_batch_sweeps(store: RunStore) -> pd.DataFrame:
     """Stored sweeps that vary the batch size: sweep_id, runs, model, device_name, is_sample, newest."""
     listed = list_sweeps(store)
-    mask = listed["knobs"].map(lambda k: BATCH_KNOB in str(k).split(", "))
-    return listed[mask].drop(columns=["knobs"]).reset_index(drop=True)
+    mask = listed["knobs"].map(lambda k: BATCH_KNOB in str(k).split(", ")).astype(bool)
+    return listed.loc[mask].drop(columns=["knobs"]).reset_index(drop=True)
 
 
 def load_batch_sweep(store: RunStore, sweep_id: str) -> BatchSweep:

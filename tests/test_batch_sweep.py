@@ -183,6 +183,11 @@ def h200_pair(store):
     return [store.get(i) for i in ids]
 
 
+def test_no_batch_sweep_in_an_empty_store(store):
+    listed = bs.list_batch_sweeps(store)
+    assert listed.empty and "sweep_id" in listed.columns
+
+
 def test_stored_batch_sweeps_are_listed_and_loaded(store, h200_pair):
     b1, b8, opt3 = h200_pair
     listed = bs.list_batch_sweeps(store)
