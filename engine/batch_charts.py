@@ -118,13 +118,13 @@ def memory_vs_batch(table: pd.DataFrame, fits: Mapping[str, MemoryFit] | None = 
                                  mode="lines", name=f"{label}: {fit.per_sample_bytes / _MIB:,.2f} MiB/sample",
                                  legendgroup=label, line={"color": colour, "dash": "dot"}, hoverinfo="skip"))
         ceiling = fit.max_batch_for(capacity_bytes) if capacity_bytes else None
-        if ceiling is not None:
+        if capacity_bytes and ceiling is not None:
             notes.append(f"{label}: batch {ceiling:,} fills {capacity_bytes / 2**30:.0f} GiB")
-    title = "Peak GPU memory vs batch size (dotted: fitted line)"
     if notes:
         fig.add_annotation(text="; ".join(notes), name="ceiling", x=0.01, y=0.99, xref="paper", yref="paper",
                            showarrow=False, xanchor="left", yanchor="top", bgcolor="rgba(255,255,255,0.8)")
-    fig.update_layout(title=title, xaxis=_batch_axis(have["batch_size"]),
+    fig.update_layout(title="Peak GPU memory vs batch size (dotted: fitted line)",
+                      xaxis=_batch_axis(have["batch_size"]),
                       yaxis={"title": "peak memory (MiB)", "rangemode": "tozero"}, height=380, **_LAYOUT)
     return fig
 

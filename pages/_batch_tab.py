@@ -15,6 +15,7 @@ from pages._form import knob_widget
 URL_KEY = "batch"
 RUNNING = "batch_execution"
 FAILED = "batch_failed"        # {sweep_id: ["label: error", ...]} of sweeps run in this session
+NOTHING_MEASURED = "batch_nothing_measured"   # (message, failures) of the last sweep when no point finished
 KEY = "batch"                  # widget key prefix
 DEFAULT_SIZES = ",".join(str(b) for b in batch_sweep.DEFAULT_BATCH_SIZES[:6])
 TABLE_SHOWN = ["strategy", "batch_size", "median_ms", "p10_ms", "p90_ms", "throughput_per_s", "peak_memory_bytes",
@@ -101,6 +102,7 @@ def run_form(store: RunStore, caps: Capabilities) -> None:
             show_error(e, "The batch sweep could not be queued")
             return
         st.session_state[RUNNING] = execution
+        st.session_state.pop(NOTHING_MEASURED, None)
         st.rerun()
 
 
@@ -125,13 +127,24 @@ def batch_progress() -> None:
             st.caption(f"{p.point.label}: {p.view.state}" + (f" · {p.view.detail}" if p.view.detail else ""))
     if execution.finished:
         del st.session_state[RUNNING]
-        st.session_state.setdefault(FAILED, {})[execution.plan.sweep_id] = failed
-        st.query_params[URL_KEY] = execution.plan.sweep_id
+        sweep_id = execution.plan.sweep_id
+        st.session_state.setdefault(FAILED, {})[sweep_id] = failed
+        if any(p.view.state == "done" for p in points):
+            st.query_params[URL_KEY] = sweep_id
+        else:
+            st.session_state[NOTHING_MEASURED] = (f"Batch sweep {sweep_id} measured nothing: "
+                                                  + ", ".join(f"{n} {s}" for s, n in execution.counts().items())
+                                                  + ".", failed)
         st.rerun()
 
 
 # -- stored sweeps ---------------------------------------------------------------------------------
 def stored_sweeps(store: RunStore, caps: Capabilities) -> None:
+    if NOTHING_MEASURED in st.session_state:
+        message, failed = st.session_state[NOTHING_MEASURED]
+        st.warning(message, icon=":material/warning:")
+        for text in failed:
+            st.error(f"Not measured: {text}", icon=":material/error:")
     listed = batch_sweep.list_batch_sweeps(store)
     wanted = st.query_params.get(URL_KEY)
     if listed.empty:

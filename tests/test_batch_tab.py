@@ -140,3 +140,24 @@ def test_with_tensorrt_the_form_plans_static_engines_and_one_dynamic_engine(app,
     app.number_input(key="batch:opt").set_value(64).run()
     assert any("batch_sweep.opt_batch" in e and "64 is outside the swept range 1..32" in e for e in _errors(app))
     assert _run_button(app).disabled
+
+
+def test_cancel_stops_every_point_of_a_running_batch_sweep(app, store):
+    app.run()
+    _fill_tiny(app, sizes="1,2")
+    app.number_input(key="batch:measure.timed_iters").set_value(100_000).run()   # far too long to finish
+    _run_button(app).click().run()
+    execution = app.session_state["batch_execution"]
+    deadline = time.monotonic() + 120
+    while not any(p.view.state == "running" for p in execution.poll()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    app.run()
+    next(b for b in app.button if b.label == "Cancel batch sweep").click().run()
+    deadline = time.monotonic() + 120
+    while "batch_execution" in app.session_state and time.monotonic() < deadline:
+        app.run()
+        time.sleep(0.5)
+    assert execution.counts() == {"cancelled": 2}
+    assert bs.list_batch_sweeps(store).empty
+    assert any(w.value == f"Batch sweep {execution.plan.sweep_id} measured nothing: 2 cancelled." for w in app.warning)
+    assert app.query_params.get("batch") is None and not _errors(app)
