@@ -13,6 +13,11 @@ Which strategy a run belongs to is read back from its request (a dynamic batch r
 
 The knee is read from measured points only: the smallest batch after which no larger batch
 gains ``KNEE_GAIN_PER_DOUBLING`` (10 %) or more throughput per doubling of the batch.
+
+Stored batch sweeps are found by their ``knob:model.batch_size`` tag (``list_batch_sweeps``,
+``load_batch_sweep``); ``verdict`` writes what they measured: the knee of each strategy, what the
+dynamic range costs at each batch measured both ways, and the peak-memory line with the largest
+batch it puts inside a given GPU memory.
 """
 
 from __future__ import annotations
@@ -27,9 +32,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.capabilities import Capabilities
 from engine.config import MAX_BATCH_SIZE, ConfigError, RunRequest
 from engine.inputs import BATCH_DIM, InputSpec, parse_inputs, with_batch_range
 from engine.result import RunResult
+from engine.store import RunNotFound, RunStore
+from engine.sweeps import KNOB_TAG, SWEEP_TAG, format_ms, list_sweeps, sweep_tags
 
 STRATEGIES = ("static", "dynamic")
 BATCH_KNOB = "model.batch_size"
@@ -67,8 +75,6 @@ class BatchSweepPlan:
 
     @property
     def tags(self) -> list[str]:
-        from engine.sweeps import sweep_tags
-
         return sweep_tags(self.sweep_id, (BATCH_KNOB,))
 
 
@@ -270,3 +276,242 @@ def fit_memory(batch_sizes: Sequence[int], peak_bytes: Sequence[float]) -> Memor
 def memory_fit(table: pd.DataFrame, strategy: str = "static") -> MemoryFit | None:
     pts = table[table["strategy"] == strategy]
     return fit_memory(pts["batch_size"].tolist(), pts["peak_memory_bytes"].tolist())
+
+
+# -- the batch sizes as typed ----------------------------------------------------------------------
+def parse_batch_sizes(text: str) -> list[int]:
+    """Batch sizes from text such as ``1, 8, 32`` (commas or spaces); raises ``ConfigError`` naming the bad values."""
+    parts = [p for p in re.split(r"[,\s;]+", text.strip()) if p]
+    if not parts:
+        raise ConfigError(f"{FIELD}.batch_sizes", "no batch sizes; list at least one, e.g. 1,8,32")
+    bad = [p for p in parts if not re.fullmatch(r"\+?\d+", p)]
+    if bad:
+        listed = ", ".join(repr(p) for p in bad)
+        what = "is not a whole number" if len(bad) == 1 else "are not whole numbers"
+        raise ConfigError(f"{FIELD}.batch_sizes", f"{listed} {what}; list batch sizes 1..{MAX_BATCH_SIZE} "
+                                                  "separated by commas, e.g. 1,8,32")
+    return [int(p) for p in parts]
+
+
+def registry_inputs(base: RunRequest) -> tuple[InputSpec, ...] | None:
+    """A registry model's own inputs for ``base`` (what a dynamic engine's range is built on); None for
+    a custom model file, whose inputs are known only once it is built: give it ``model.inputs`` instead."""
+    from engine import models  # noqa: PLC0415 - torchvision only when a plan needs it
+
+    entry = models.REGISTRY.get(base.model.source)
+    if entry is None:
+        return None
+    try:
+        return models.input_specs(entry, base.model)
+    except models.ModelError as e:
+        raise ConfigError("model", f"{e.message} {e.hint}".strip()) from None
+
+
+def gpu_capacity_bytes(device_name: str, caps: Capabilities) -> int | None:
+    """The memory of this machine's GPU of the same model as ``device_name`` (where a sweep was recorded)."""
+    for gpu in caps.gpus:
+        if gpu.name == device_name:
+            return gpu.memory_bytes
+    return None
+
+
+# -- stored batch sweeps ---------------------------------------------------------------------------
+@dataclass
+class BatchSweep:
+    """A batch sweep read back from the store: its timed runs and one table row per (strategy, batch)."""
+
+    sweep_id: str
+    results: list[RunResult]
+    table: pd.DataFrame
+    dynamic_range: tuple[int, int, int] | None = None   # (min, opt, max) batch of the dynamic engine
+
+    @property
+    def device_name(self) -> str:
+        return self.results[0].env.get("device_name", "?") if self.results else "?"
+
+    @property
+    def model(self) -> str:
+        return self.results[0].request["model"]["source"] if self.results else "?"
+
+    @property
+    def precision(self) -> str:
+        return self.results[0].request["compile"]["precision"] if self.results else "?"
+
+
+def list_batch_sweeps(store: RunStore) -> pd.DataFrame:
+    """Stored sweeps that vary the batch size: sweep_id, runs, model, device_name, is_sample, newest."""
+    listed = list_sweeps(store)
+    mask = listed["knobs"].map(lambda k: BATCH_KNOB in str(k).split(", ")).astype(bool)
+    return listed.loc[mask].drop(columns=["knobs"]).reset_index(drop=True)
+
+
+def load_batch_sweep(store: RunStore, sweep_id: str) -> BatchSweep:
+    """The runs tagged ``sweep:<sweep_id>``; raises ``RunNotFound`` naming the sweep when there are none."""
+    ids = store.runs_with_tag(f"{SWEEP_TAG}{sweep_id}")
+    if not ids:
+        err = RunNotFound(sweep_id)
+        err.message = (f"No stored run belongs to batch sweep {sweep_id!r}: it was deleted or never finished. "
+                       "Pick one from the list or run a new one.")
+        raise err
+    results = [store.get(i) for i in ids]
+    if not any(f"{KNOB_TAG}{BATCH_KNOB}" in r.tags for r in results):
+        err = RunNotFound(sweep_id)
+        err.message = (f"Sweep {sweep_id!r} varies compile knobs, not the batch size: open it in the "
+                       "'Sweep results' tab.")
+        raise err
+    return batch_sweep_from_results(sweep_id, results)
+
+
+def batch_sweep_from_results(sweep_id: str, results: Sequence[RunResult]) -> BatchSweep:
+    """A batch sweep from its runs; runs that timed nothing (analyze mode) are left out."""
+    timed = [r for r in results if r.latency.iters > 0]
+    ranges = {_batch_range(r.request) for r in timed if strategy_of(r.request) == "dynamic"}
+    ranges.discard(None)
+    # several dynamic ranges in one sweep: the newest run's (batch_table keeps the newest too)
+    newest = max((r for r in timed if _batch_range(r.request) in ranges), key=lambda r: r.created_at, default=None)
+    return BatchSweep(sweep_id, timed, batch_table(timed), _batch_range(newest.request) if newest else None)
+
+
+def _batch_range(request: dict[str, Any]) -> tuple[int, int, int] | None:
+    raw = (request.get("model") or {}).get("inputs")
+    if not raw:
+        return None
+    for s in parse_inputs(raw):
+        for d in s.dynamic_dims():
+            if s.dim_name(d) == BATCH_DIM:
+                return s.lower[d], s.shape[d], s.upper[d]
+    return None
+
+
+# -- the verdict -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BatchVerdict:
+    """What a batch sweep measured, in words: knee per strategy, the dynamic range's cost, the memory ceiling."""
+
+    headline: str
+    lines: tuple[str, ...]
+    knees: dict[str, Knee]
+    cost: pd.DataFrame
+    memory: dict[str, MemoryFit]
+
+    def markdown(self) -> str:
+        return "\n".join([f"**{self.headline}**", "", *(f"- {line}" for line in self.lines)])
+
+
+def strategy_name(strategy: str, dynamic_range: tuple[int, int, int] | None = None) -> str:
+    if strategy == "dynamic":
+        if dynamic_range:
+            lo, opt, hi = dynamic_range
+            return f"One dynamic engine (batch {lo}..{hi}, tuned for {opt})"
+        return "One dynamic engine"
+    return "Static engines (one per batch size)"
+
+
+def verdict(sweep: BatchSweep, capacity_bytes: float | None = None) -> BatchVerdict:
+    """The written verdict of a batch sweep from its measured numbers.
+
+    ``capacity_bytes`` (the GPU's memory) turns the memory line into the largest batch that fits.
+    """
+    table = sweep.table
+    if table.empty:
+        return BatchVerdict("No timed run in this batch sweep", ("Its runs timed nothing (analyze mode) or were "
+                                                                "all cancelled: run the sweep again.",),
+                            {}, dynamic_cost(table), {})
+    present = [s for s in STRATEGIES if (table["strategy"] == s).any()]
+    lines: list[str] = []
+    knees: dict[str, Knee] = {}
+    for s in present:
+        name = strategy_name(s, sweep.dynamic_range)
+        knee = find_knee(table, s)
+        if knee is None:
+            row = table[table["strategy"] == s].iloc[0]
+            lines.append(f"{name}: only batch {int(row['batch_size'])} measured ({format_ms(row['median_ms'])}, "
+                         f"{row['throughput_per_s']:,.0f} samples/s); a knee needs two batch sizes or more.")
+        else:
+            knees[s] = knee
+            lines.append(f"{name}: {knee.message}")
+    cost = dynamic_cost(table)
+    lines += _cost_lines(table, cost, "dynamic" in present and "static" in present)
+    fits: dict[str, MemoryFit] = {}
+    for s in present:
+        fit = memory_fit(table, s)
+        if fit is not None:
+            fits[s] = fit
+    lines += _memory_lines(table, present, fits, capacity_bytes, sweep.dynamic_range)
+    return BatchVerdict(_batch_headline(table, knees), tuple(lines), knees, cost, fits)
+
+
+def _mib(v: float) -> str:
+    return f"{v / 2**20:,.0f} MiB" if abs(v) >= 10 * 2**20 else f"{v / 2**20:,.2f} MiB"
+
+
+def _batch_headline(table: pd.DataFrame, knees: dict[str, Knee]) -> str:
+    best = table.loc[table["throughput_per_s"].idxmax()]
+    s = str(best["strategy"])
+    text = (f"Best throughput {best['throughput_per_s']:,.0f} samples/s at batch {int(best['batch_size'])} "
+            f"({'static engine' if s == 'static' else 'dynamic engine'}, {format_ms(best['median_ms'])})")
+    knee = knees.get(s)
+    if knee is not None:
+        text += (f"; throughput levels off from batch {knee.batch_size}" if knee.reached
+                 else f"; still rising at batch {knee.batch_size}")
+    return text
+
+
+def _cost_lines(table: pd.DataFrame, cost: pd.DataFrame, both: bool) -> list[str]:
+    if not both:
+        return []
+    if cost.empty:
+        return ["No batch size was measured with both a static and the dynamic engine: nothing to say about what "
+                "the dynamic range costs."]
+    bands = table.set_index(["strategy", "batch_size"])
+    parts = []
+    for row in cost.itertuples():
+        b = int(row.batch_size)
+        st_lo, st_hi = bands.loc[("static", b), ["p10_ms", "p90_ms"]]
+        dy_lo, dy_hi = bands.loc[("dynamic", b), ["p10_ms", "p90_ms"]]
+        overlap = dy_lo <= st_hi and st_lo <= dy_hi
+        text = (f"batch {b}: {format_ms(row.dynamic_ms)} against {format_ms(row.static_ms)} static, "
+                f"{row.overhead_ms:+.3f} ms ({row.overhead_pct:+.0f}%)")
+        if overlap:
+            text += ", within the p10-p90 spread of both: no clear cost"
+        parts.append(text)
+    lines = ["What the dynamic range costs against a static engine built for that batch: " + "; ".join(parts) + "."]
+    if len(cost) > 1:
+        worst = cost.loc[cost["overhead_pct"].idxmax()]
+        least = cost.loc[cost["overhead_pct"].idxmin()]
+        lines.append(f"It costs most at batch {int(worst['batch_size'])} ({worst['overhead_pct']:+.0f}%) and least "
+                     f"at batch {int(least['batch_size'])} ({least['overhead_pct']:+.0f}%): one engine for every "
+                     "batch trades that latency for a single build.")
+    return lines
+
+
+def _memory_lines(table: pd.DataFrame, present: list[str], fits: dict[str, MemoryFit],
+                  capacity_bytes: float | None, dynamic_range: tuple[int, int, int] | None) -> list[str]:
+    if table["peak_memory_bytes"].isna().all():
+        return ["No GPU memory recorded: peak memory is measured on CUDA devices only (CPU runs have none)."]
+    lines = []
+    for s in present:
+        pts = table[(table["strategy"] == s) & table["peak_memory_bytes"].notna()]
+        if pts.empty:
+            continue
+        name = "static engines" if s == "static" else "dynamic engine"
+        top = pts.loc[pts["batch_size"].idxmax()]
+        measured = f"largest measured: batch {int(top['batch_size'])} at {_mib(top['peak_memory_bytes'])}"
+        fit = fits.get(s)
+        if fit is None:
+            lines.append(f"Peak GPU memory ({name}): {measured}; two batch sizes are needed for a line.")
+            continue
+        if fit.per_sample_bytes <= 0:
+            lines.append(f"Peak GPU memory ({name}) did not grow with the batch ({measured}): no ceiling follows "
+                         "from these points.")
+            continue
+        text = (f"Peak GPU memory ({name}): about {_mib(fit.fixed_bytes)} fixed + {_mib(fit.per_sample_bytes)} per "
+                f"sample (a line through {fit.points} batch sizes; {measured})")
+        if capacity_bytes:
+            ceiling = fit.max_batch_for(capacity_bytes)
+            text += (f". By that line batch {ceiling:,} would fill the GPU's {capacity_bytes / 2**30:.0f} GiB "
+                     "(an extrapolation: the workspace TensorRT takes and other processes lower it)")
+            if s == "dynamic" and dynamic_range:
+                text += f"; the engine itself accepts batch {dynamic_range[2]} at most"
+        lines.append(text + ".")
+    return lines

@@ -1,12 +1,211 @@
-"""Sweeps page, Batch sweep tab: latency and throughput against batch size, static engines vs one dynamic engine."""
+"""Sweeps page, Batch sweep tab: latency and throughput against batch size, static engines vs one dynamic
+engine. Run one through the job queue, or open a stored one (``?batch=<sweep id>``) with its verdict."""
+
+from __future__ import annotations
 
 import streamlit as st
 
-from engine import batch_sweep
-from engine.capabilities import Capabilities
-from engine.store import RunStore
+from engine import batch_charts, batch_sweep, jobs, models, sweeps
+from engine.capabilities import Capabilities, check_request
+from engine.config import CompileSettings, ConfigError, MeasureSettings, RunRequest, validate
+from engine.store import RunNotFound, RunStore
+from pages._common import show_error
+from pages._form import knob_widget
+
+URL_KEY = "batch"
+RUNNING = "batch_execution"
+FAILED = "batch_failed"        # {sweep_id: ["label: error", ...]} of sweeps run in this session
+NOTHING_MEASURED = "batch_nothing_measured"   # (message, failures) of the last sweep when no point finished
+KEY = "batch"                  # widget key prefix
+DEFAULT_SIZES = ",".join(str(b) for b in batch_sweep.DEFAULT_BATCH_SIZES[:6])
+TABLE_SHOWN = ["strategy", "batch_size", "median_ms", "p10_ms", "p90_ms", "throughput_per_s", "peak_memory_bytes",
+               "memory_per_sample_bytes", "run_id"]
+_compile_fields = {f.name: f for f in CompileSettings.__dataclass_fields__.values()}
+_measure_fields = {f.name: f for f in MeasureSettings.__dataclass_fields__.values()}
 
 
 def render(store: RunStore, caps: Capabilities) -> None:
-    st.info("Batch sweeps are recorded with scripts/record_samples.py --only batch for now; "
-            f"{len(batch_sweep.STRATEGIES)} strategies: {', '.join(batch_sweep.STRATEGIES)}.", icon=":material/info:")
+    st.subheader("Run a batch sweep")
+    run_form(store, caps)
+    batch_progress()
+    st.subheader("Stored batch sweeps")
+    stored_sweeps(store, caps)
+
+
+# -- running ---------------------------------------------------------------------------------------
+def run_form(store: RunStore, caps: Capabilities) -> None:
+    c1, c2, c3 = st.columns([2, 2, 1])
+    sources = models.available_sources()
+    source = c1.selectbox("Model", sources, index=sources.index("resnet50") if "resnet50" in sources else 0,
+                          key=f"{KEY}:model")
+    shape = c2.text_input("Input shape (without batch)", placeholder="model default, e.g. 3,224,224",
+                          key=f"{KEY}:shape")
+    backends = ["tensorrt", "eager"] if caps.can_compile else ["eager"]
+    backend = c3.selectbox("Backend", backends, key=f"{KEY}:backend")
+    if not caps.can_compile:
+        st.caption(f"The tensorrt backend {caps.disabled_reason('backend', 'tensorrt')}: the eager backend runs "
+                   f"here instead, on the {'GPU' if caps.cuda_available else 'CPU'}, with static batches only "
+                   "(a dynamic engine is a TensorRT thing).")
+    c1, c2, c3 = st.columns([2, 2, 1])
+    sizes_text = c1.text_input("Batch sizes", value=DEFAULT_SIZES, key=f"{KEY}:sizes",
+                               help=f"Whole numbers 1..{batch_sweep.MAX_BATCH_SIZE}, separated by commas. One run "
+                                    "per batch size and strategy.")
+    options = list(batch_sweep.STRATEGIES) if backend == "tensorrt" else ["static"]
+    strategies = c2.multiselect(
+        "Strategies", options, default=options, key=f"{KEY}:strategies:{backend}",
+        format_func=lambda s: {"static": "static: one engine per batch size",
+                               "dynamic": "dynamic: one engine for the whole range"}[s],
+        help="dynamic builds one engine whose batch dimension ranges from the smallest to the largest size "
+             "(torch_tensorrt.Input min/opt/max) and times it at every size.")
+    opt = c3.number_input("Opt batch (dynamic)", value=0, min_value=0, step=1, key=f"{KEY}:opt",
+                          disabled="dynamic" not in strategies,
+                          help="The batch the dynamic engine is tuned for; 0 = the middle swept size.")
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        precision = knob_widget("compile", _compile_fields["precision"], "fp16" if caps.cuda_available else "fp32",
+                                key_prefix=KEY)
+    with c2:
+        warmup = knob_widget("measure", _measure_fields["warmup_iters"], 20, key_prefix=KEY)
+    with c3:
+        timed = knob_widget("measure", _measure_fields["timed_iters"], 100, key_prefix=KEY)
+    raw = {"model": {"source": source, "input_shape": shape}, "backend": backend,
+           "device": "auto" if caps.cuda_available else "cpu", "compile": {"precision": precision},
+           # one figure per point: the eager baseline and accuracy pass would only double the sweep's time
+           "measure": {"warmup_iters": warmup, "timed_iters": timed, "layer_profile": False, "accuracy": False,
+                       "compare_eager": False}}
+    try:
+        sizes = batch_sweep.parse_batch_sizes(sizes_text)
+        base = validate(RunRequest.from_dict(raw))
+        inputs = batch_sweep.registry_inputs(base) if "dynamic" in strategies else None
+        plan = batch_sweep.plan_batch_sweep(base, sizes, strategies, opt_batch=opt or None, model_inputs=inputs)
+    except ConfigError as e:
+        st.error(f"**{e.field}**: {e.message}. Nothing can be submitted until this is fixed.",
+                 icon=":material/error:")
+        plan = None
+    if plan is not None:
+        st.caption(f"{len(plan.points)} runs: " + "; ".join(p.label for p in plan.points)
+                   + "".join(f" · {n}" for n in plan.notes))
+    busy = RUNNING in st.session_state
+    if st.button("Run batch sweep", type="primary", icon=":material/play_arrow:", disabled=busy or plan is None,
+                 key=f"{KEY}:run") and plan is not None:
+        try:
+            check_request(plan.base, caps)
+        except ConfigError as e:
+            st.error(f"**{e.field}**: {e.message}. Nothing was submitted.", icon=":material/error:")
+            return
+        execution = sweeps.SweepExecution(plan, store, jobs.submit, jobs.get, jobs.cancel)
+        try:
+            jobs.ensure_workers()
+            execution.start()
+        except Exception as e:
+            execution.cancel()   # the points queued before the refusal do not run on their own
+            show_error(e, "The batch sweep could not be queued")
+            return
+        st.session_state[RUNNING] = execution
+        st.session_state.pop(NOTHING_MEASURED, None)
+        st.rerun()
+
+
+@st.fragment(run_every=1.0)
+def batch_progress() -> None:
+    """Live state of the batch sweep started in this session, with one button that cancels all of it."""
+    execution: sweeps.SweepExecution | None = st.session_state.get(RUNNING)
+    if execution is None:
+        return
+    points = execution.poll()
+    done = sum(p.view.state in sweeps.FINISHED_STATES for p in points)
+    c1, c2 = st.columns([5, 1])
+    c1.progress(done / len(points), text=f"Batch sweep {execution.plan.sweep_id}: {done}/{len(points)} finished · "
+                + ", ".join(f"{n} {s}" for s, n in execution.counts().items()))
+    if not execution.finished and c2.button("Cancel batch sweep", icon=":material/cancel:", key=f"{KEY}:cancel"):
+        execution.cancel()
+    failed = [f"{p.point.label}: {p.view.error}" for p in points if p.view.state == "failed"]
+    for text in failed:
+        st.error(text, icon=":material/error:")
+    for p in points:
+        if p.view.state not in sweeps.FINISHED_STATES:
+            st.caption(f"{p.point.label}: {p.view.state}" + (f" · {p.view.detail}" if p.view.detail else ""))
+    if execution.finished:
+        del st.session_state[RUNNING]
+        sweep_id = execution.plan.sweep_id
+        st.session_state.setdefault(FAILED, {})[sweep_id] = failed
+        if any(p.view.state == "done" for p in points):
+            st.query_params[URL_KEY] = sweep_id
+        else:
+            st.session_state[NOTHING_MEASURED] = (f"Batch sweep {sweep_id} measured nothing: "
+                                                  + ", ".join(f"{n} {s}" for s, n in execution.counts().items())
+                                                  + ".", failed)
+        st.rerun()
+
+
+# -- stored sweeps ---------------------------------------------------------------------------------
+def stored_sweeps(store: RunStore, caps: Capabilities) -> None:
+    if NOTHING_MEASURED in st.session_state:
+        message, failed = st.session_state[NOTHING_MEASURED]
+        st.warning(message, icon=":material/warning:")
+        for text in failed:
+            st.error(f"Not measured: {text}", icon=":material/error:")
+    listed = batch_sweep.list_batch_sweeps(store)
+    wanted = st.query_params.get(URL_KEY)
+    if listed.empty:
+        if wanted:
+            st.error(f"No stored run belongs to batch sweep {wanted!r}.", icon=":material/link_off:")
+        st.info("No batch sweep stored yet: run one above (the eager backend works on the CPU), or record the GPU "
+                "samples with scripts/record_samples.py --only batch.", icon=":material/info:")
+        return
+    ids = list(listed["sweep_id"])
+    labels = {r.sweep_id: f"{r.sweep_id} · {r.model} · {r.device_name} · {r.runs} runs"
+              + (" · sample" if r.is_sample else "") for r in listed.itertuples()}
+    if wanted and wanted not in labels:
+        st.error(f"No stored run belongs to batch sweep {wanted!r}. Pick one below.", icon=":material/link_off:")
+    # a link or a finished sweep changes the URL from outside: it wins over the last pick
+    if st.session_state.get(f"{KEY}:url") != wanted or st.session_state.get(f"{KEY}:chosen") not in labels:
+        st.session_state[f"{KEY}:chosen"] = wanted if wanted in labels else ids[0]
+        st.session_state[f"{KEY}:url"] = wanted
+    chosen = st.selectbox("Batch sweep", ids, format_func=labels.get, key=f"{KEY}:chosen")
+    if chosen != wanted:
+        st.query_params[URL_KEY] = chosen
+        st.session_state[f"{KEY}:url"] = chosen
+    show_batch_sweep(store, caps, chosen)
+
+
+def show_batch_sweep(store: RunStore, caps: Capabilities, sweep_id: str) -> None:
+    try:
+        sweep = batch_sweep.load_batch_sweep(store, sweep_id)
+    except RunNotFound as e:
+        st.info(e.message, icon=":material/info:")
+        return
+    for text in st.session_state.get(FAILED, {}).get(sweep_id, []):
+        st.error(f"Not measured: {text}", icon=":material/error:")
+    table = sweep.table
+    if table.empty:
+        st.info("This batch sweep has no timed run.", icon=":material/info:")
+        return
+    samples = all(r.is_sample for r in sweep.results)
+    st.caption(f"{len(table)} points of {sweep.model} {sweep.precision} on {sweep.device_name}"
+               + (" · recorded on a real GPU and bundled as a sample" if samples else ""))
+    has_memory = table["peak_memory_bytes"].notna().any()
+    capacity_bytes = None
+    if has_memory:
+        local = batch_sweep.gpu_capacity_bytes(sweep.device_name, caps)
+        gib = st.number_input("GPU memory for the ceiling (GiB)", min_value=0.0, step=1.0,
+                              value=float(round(local / 2**30)) if local else 0.0, key=f"{KEY}:capacity:{sweep_id}",
+                              help="The largest batch the memory line fits in this much memory; 0 leaves it out. "
+                                   "Filled in when this machine has the GPU the sweep was recorded on.")
+        capacity_bytes = gib * 2**30 or None
+    verdict = batch_sweep.verdict(sweep, capacity_bytes)
+    st.markdown(verdict.markdown())
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(batch_charts.latency_vs_batch(table), width="stretch", key=f"{KEY}:chart:latency")
+    c2.plotly_chart(batch_charts.throughput_vs_batch(table, verdict.knees), width="stretch",
+                    key=f"{KEY}:chart:throughput")
+    c1, c2 = st.columns(2)
+    if has_memory:
+        c1.plotly_chart(batch_charts.memory_vs_batch(table, verdict.memory, capacity_bytes), width="stretch",
+                        key=f"{KEY}:chart:memory")
+    if not verdict.cost.empty:
+        c2.plotly_chart(batch_charts.dynamic_cost(verdict.cost), width="stretch", key=f"{KEY}:chart:cost")
+    st.dataframe(table[TABLE_SHOWN], hide_index=True, column_config={
+        "peak_memory_bytes": st.column_config.NumberColumn("peak memory", format="bytes"),
+        "memory_per_sample_bytes": st.column_config.NumberColumn("memory / sample", format="bytes"),
+        "throughput_per_s": st.column_config.NumberColumn("samples/s", format="%.0f")})

@@ -4,7 +4,7 @@ job queue, open a recorded one (bundled GPU samples included), or auto-tune unde
 import pandas as pd
 import streamlit as st
 
-from engine import autotune, capabilities, jobs, models, sweep_charts, sweeps
+from engine import autotune, batch_sweep, capabilities, jobs, models, sweep_charts, sweeps
 from engine.config import MIN_BLOCK_SIZE, CompileSettings, ConfigError, MeasureSettings, RunRequest, validate
 from engine.store import RunNotFound
 from pages import _batch_tab as batch_tab
@@ -140,11 +140,12 @@ def show_sweep(sweep_id: str) -> None:
     st.dataframe(table[[*sweep.knobs, *TABLE_SHOWN]], hide_index=True)
 
 
-# a shared link to a ladder (?ladder=<id>) or a sweep (?sweep=<id>) opens on it; the Sweep results tab
-# writes ?sweep= on every visit, ?ladder= is only there when a ladder was opened, so it goes first
+# a shared link to a ladder (?ladder=<id>), a batch sweep (?batch=<id>) or a sweep (?sweep=<id>) opens on it;
+# the Sweep results tab writes ?sweep= on every visit, the other two are only there when opened, so they go first
 tab_run, tab_recorded, tab_ladder, tab_batch, tab_tune = st.tabs(
     ["Run a sweep", "Sweep results", "Precision ladder", "Batch sweep", "Auto-tune"],
     default="Precision ladder" if st.query_params.get(ladder_tab.URL_KEY)
+    else "Batch sweep" if st.query_params.get(batch_tab.URL_KEY)
     else "Sweep results" if st.query_params.get(URL_KEY) else None)
 
 with tab_ladder:
@@ -188,6 +189,8 @@ with tab_run:
 
 with tab_recorded:
     listed = sweeps.list_sweeps(store)
+    # batch sweeps vary model.batch_size, not a compile knob: the Batch sweep tab shows them
+    listed = listed[~listed["knobs"].str.contains(batch_sweep.BATCH_KNOB, regex=False).astype(bool)]
     if listed.empty:
         st.info("No sweep stored yet: run one, or open the bundled samples once they are installed.",
                 icon=":material/info:")

@@ -1,10 +1,16 @@
+import gzip
+import math
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
+from engine import batch_charts as bc
 from engine import batch_sweep as bs
 from engine import models, runner
 from engine.config import ConfigError, MeasureSettings, ModelSpec, RunRequest, validate
-from engine.sweeps import JobView, SweepExecution
+from engine.store import RunNotFound
+from engine.sweeps import JobView, SweepExecution, sweep_tags
 
 QUICK = MeasureSettings(warmup_iters=2, timed_iters=7, layer_profile=False, accuracy=False, compare_eager=False)
 
@@ -143,3 +149,175 @@ def test_memory_line_and_largest_batch_that_fits():
     assert fit.per_sample_bytes == pytest.approx(50) and fit.fixed_bytes == pytest.approx(1000)
     assert fit.max_batch_for(6000) == 100
     assert bs.fit_memory([1, 1], [10, 12]) is None and bs.fit_memory([1, 2], [None, 5]) is None
+
+
+# -- batch sizes as typed ------------------------------------------------------------------------
+@pytest.mark.parametrize("text, bad", [("1,a,8", "'a' is not a whole number"),
+                                       ("1, -2, 2.5", "'-2', '2.5' are not whole numbers"),
+                                       (" , ", "no batch sizes")])
+def test_batch_size_text_errors_name_the_bad_values(text, bad):
+    with pytest.raises(ConfigError) as e:
+        bs.parse_batch_sizes(text)
+    assert e.value.field == "batch_sweep.batch_sizes" and bad in e.value.message
+
+
+def test_batch_size_text_accepts_commas_and_spaces():
+    assert bs.parse_batch_sizes("1, 8 32,+64") == [1, 8, 32, 64]
+
+
+# -- stored batch sweeps: two real H200 runs of resnet50 fp16 (samples/) -------------------------
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+H200_BATCH_1 = "resnet50_fp16.json.gz"              # static engine, batch 1
+H200_BATCH_8 = "resnet50_b8_ladder_fp16.json.gz"    # static engine, batch 8 (recorded for the precision ladder)
+H200_GIB = 140
+
+
+@pytest.fixture
+def h200_pair(store):
+    """The two bundled H200 recordings of resnet50 fp16 static engines at batch 1 and 8, tagged as one
+    batch sweep, plus an optimization_level sweep run that must stay out of the batch sweeps."""
+    ids = [store.import_run(gzip.decompress((SAMPLES / name).read_bytes()))
+           for name in (H200_BATCH_1, H200_BATCH_8, "resnet50_fp16_opt3.json.gz")]
+    for run_id in ids[:2]:
+        store.set_tags(run_id, sweep_tags("h200_pair", [bs.BATCH_KNOB]))
+    return [store.get(i) for i in ids]
+
+
+def test_no_batch_sweep_in_an_empty_store(store):
+    listed = bs.list_batch_sweeps(store)
+    assert listed.empty and "sweep_id" in listed.columns
+
+
+def test_stored_batch_sweeps_are_listed_and_loaded(store, h200_pair):
+    b1, b8, opt3 = h200_pair
+    listed = bs.list_batch_sweeps(store)
+    assert list(listed["sweep_id"]) == ["h200_pair"] and list(listed["runs"]) == [2]
+    assert listed["device_name"].iloc[0] == "NVIDIA H200"
+    sweep = bs.load_batch_sweep(store, "h200_pair")
+    assert sweep.table["batch_size"].tolist() == [1, 8] and set(sweep.table["strategy"]) == {"static"}
+    assert sweep.table["median_ms"].tolist() == [b1.latency.median_ms, b8.latency.median_ms]
+    assert sweep.table["peak_memory_bytes"].tolist() == [b1.peak_memory_bytes, b8.peak_memory_bytes]
+    assert sweep.dynamic_range is None and (sweep.model, sweep.precision) == ("resnet50", "fp16")
+
+    knob_sweep = next(t for t in opt3.tags if t.startswith("sweep:"))[len("sweep:"):]
+    with pytest.raises(RunNotFound) as e:
+        bs.load_batch_sweep(store, knob_sweep)
+    assert "varies compile knobs, not the batch size" in e.value.message
+    with pytest.raises(RunNotFound, match="No stored run belongs to batch sweep 'gone'"):
+        bs.load_batch_sweep(store, "gone")
+
+
+def test_verdict_of_the_h200_pair_reads_its_recorded_numbers(store, h200_pair):
+    b1, b8, _ = h200_pair
+    sweep = bs.load_batch_sweep(store, "h200_pair")
+    capacity = H200_GIB * 2**30
+    v = bs.verdict(sweep, capacity_bytes=capacity)
+    text = v.markdown()
+    # batch 8 gives the most samples per second, and two points cannot show a knee
+    assert v.headline.startswith(f"Best throughput {b8.latency.throughput_per_s:,.0f} samples/s at batch 8")
+    assert "still rising at batch 8" in v.headline
+    assert v.knees["static"].reached is False and "No knee up to batch 8" in text
+    # the memory line goes through both recorded peaks
+    fit = v.memory["static"]
+    per_sample = (b8.peak_memory_bytes - b1.peak_memory_bytes) / 7
+    assert fit.per_sample_bytes == pytest.approx(per_sample) and fit.points == 2
+    assert fit.fixed_bytes == pytest.approx(b1.peak_memory_bytes - per_sample)
+    ceiling = math.floor((capacity - fit.fixed_bytes) / per_sample)
+    assert f"batch {ceiling:,} would fill the GPU's {H200_GIB} GiB" in text
+    assert f"{per_sample / 2**20:,.2f} MiB per sample" in text
+    assert "dynamic" not in v.knees and v.cost.empty and "dynamic range costs" not in text
+    # without a capacity the line is given, not a ceiling
+    assert "would fill" not in bs.verdict(sweep).markdown()
+
+
+def _issue_9_table() -> pd.DataFrame:
+    """Issue 9's H200 figures for resnet50 fp16: a dynamic engine (1/8/32) and a static batch-1 engine.
+    The issue quotes medians only, so the p10-p90 band is the median itself."""
+    table = pd.DataFrame({"strategy": ["dynamic"] * 3 + ["static"], "batch_size": [1, 8, 32, 1],
+                          "median_ms": [1.14, 1.36, 2.49, 0.7]})
+    table["p10_ms"] = table["p90_ms"] = table["median_ms"]
+    table["throughput_per_s"] = table["batch_size"] * 1000 / table["median_ms"]
+    table["throughput_low_per_s"] = table["throughput_high_per_s"] = table["throughput_per_s"]
+    table["peak_memory_bytes"] = None
+    table["run_id"] = ["d1", "d8", "d32", "s1"]
+    return table
+
+
+def test_verdict_says_what_the_dynamic_range_costs():
+    sweep = bs.BatchSweep("issue9", [], _issue_9_table(), dynamic_range=(1, 8, 32))
+    v = bs.verdict(sweep)
+    text = v.markdown()
+    assert "One dynamic engine (batch 1..32, tuned for 8): No knee up to batch 32" in text
+    assert "Static engines (one per batch size): only batch 1 measured (0.700 ms, 1,429 samples/s)" in text
+    assert "batch 1: 1.140 ms against 0.700 ms static, +0.440 ms (+63%)" in text
+    assert "no clear cost" not in text   # the issue's bands are the medians: they do not overlap
+    assert "No GPU memory recorded" in text
+    assert v.headline.startswith("Best throughput 12,851 samples/s at batch 32 (dynamic engine, 2.490 ms)")
+
+
+def test_overlapping_bands_are_not_called_a_cost():
+    table = _issue_9_table()
+    table.loc[table["run_id"] == "s1", "p90_ms"] = 1.2   # a static batch-1 band reaching the dynamic median
+    text = bs.verdict(bs.BatchSweep("x", [], table)).markdown()
+    assert "+0.440 ms (+63%), within the p10-p90 spread of both: no clear cost" in text
+
+
+# -- charts --------------------------------------------------------------------------------------
+def _traces(fig, name):
+    return [t for t in fig.data if t.name == name]
+
+
+def test_latency_chart_has_a_band_and_a_median_per_strategy():
+    table = _issue_9_table()
+    fig = bc.latency_vs_batch(table)
+    for strategy, label in bc.STRATEGY_LABELS.items():
+        rows = table[table["strategy"] == strategy].sort_values("batch_size")
+        (median,) = _traces(fig, label)
+        (band,) = _traces(fig, f"{label} p10-p90")
+        assert list(median.x) == rows["batch_size"].tolist() and list(median.y) == rows["median_ms"].tolist()
+        assert band.fill == "tonexty" and list(band.y) == rows["p10_ms"].tolist()
+    assert fig.layout.xaxis.type == "log" and list(fig.layout.xaxis.tickvals) == [1, 8, 32]
+    assert "No timed runs" in bc.latency_vs_batch(table.iloc[0:0]).layout.annotations[0].text
+
+
+def test_throughput_chart_marks_the_knee_where_the_table_has_one():
+    table = pd.DataFrame({"strategy": "static", "batch_size": [1, 2, 4, 8, 16],
+                          "throughput_per_s": [100.0, 104.0, 200.0, 390.0, 400.0]})
+    table["median_ms"] = table["batch_size"] * 1000 / table["throughput_per_s"]
+    table["throughput_low_per_s"] = table["throughput_per_s"] * 0.9
+    table["throughput_high_per_s"] = table["throughput_per_s"] * 1.1
+    knee = bs.find_knee(table)
+    fig = bc.throughput_vs_batch(table, {"static": knee})
+    (note,) = [a for a in fig.layout.annotations if a.name == "knee:static"]
+    assert (note.x, note.y) == (knee.batch_size, knee.throughput_per_s) == (8, 390.0)
+    assert note.text.startswith("knee: batch 8")
+    (marker,) = _traces(fig, "knee (static engine per batch)")
+    assert list(marker.x) == [8]
+    # issue 9's dynamic engine: still rising at 32, said as such; the one static point has no knee
+    issue = _issue_9_table()
+    knees = {s: k for s in bs.STRATEGIES if (k := bs.find_knee(issue, s))}
+    fig = bc.throughput_vs_batch(issue, knees)
+    assert [a.text for a in fig.layout.annotations] == ["no knee up to batch 32"]
+    assert not [t for t in fig.data if (t.name or "").startswith("knee")]
+
+
+def test_memory_chart_draws_the_recorded_peaks_and_the_ceiling(store, h200_pair):
+    b1, b8, _ = h200_pair
+    sweep = bs.load_batch_sweep(store, "h200_pair")
+    v = bs.verdict(sweep, capacity_bytes=H200_GIB * 2**30)
+    fig = bc.memory_vs_batch(sweep.table, v.memory, H200_GIB * 2**30)
+    (peaks,) = _traces(fig, "static engine per batch peak")
+    assert list(peaks.y) == pytest.approx([b1.peak_memory_bytes / 2**20, b8.peak_memory_bytes / 2**20])
+    (line,) = [t for t in fig.data if t.name.startswith("static engine per batch: ")]
+    assert list(line.y) == pytest.approx(list(peaks.y))   # two points: the line goes through both
+    (ceiling,) = [a for a in fig.layout.annotations if a.name == "ceiling"]
+    assert f"batch {v.memory['static'].max_batch_for(H200_GIB * 2**30):,} fills {H200_GIB} GiB" in ceiling.text
+    assert "No GPU memory recorded" in bc.memory_vs_batch(_issue_9_table()).layout.annotations[0].text
+
+
+def test_dynamic_cost_chart_puts_both_engines_side_by_side():
+    cost = bs.dynamic_cost(_issue_9_table())
+    static, dynamic = bc.dynamic_cost(cost).data
+    assert list(static.x) == list(dynamic.x) == ["batch 1"]
+    assert list(static.y) == [0.7] and list(dynamic.y) == [1.14] and list(dynamic.text) == ["+63%"]
+    assert "No batch size was measured" in bc.dynamic_cost(cost.iloc[0:0]).layout.annotations[0].text

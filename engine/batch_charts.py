@@ -1,0 +1,149 @@
+"""Plotly figures of batch sweeps: ``batch_sweep.batch_table`` (and the knees, memory lines and dynamic
+cost computed from it in ``engine.batch_sweep``) in, ``go.Figure`` out. No streamlit and no analysis here.
+
+The batch axis is logarithmic with a tick at every measured batch size: sweeps double the batch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from engine.batch_sweep import STRATEGIES, Knee, MemoryFit
+from engine.charts import message_figure
+
+STRATEGY_COLOURS = {"static": "#1F77B4", "dynamic": "#FF7F0E"}
+STRATEGY_LABELS = {"static": "static engine per batch", "dynamic": "one dynamic engine"}
+_BAND_ALPHA = 0.18
+_LAYOUT = {"margin": {"l": 10, "r": 10, "t": 50, "b": 10}, "legend": {"orientation": "h", "y": -0.2}}
+_MIB = 2**20
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    h = hex_colour.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _strategies(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame, str]]:
+    """(strategy, its rows by batch size, colour) for each strategy in the table, static first."""
+    return [(s, table[table["strategy"] == s].sort_values("batch_size"), STRATEGY_COLOURS[s])
+            for s in STRATEGIES if (table["strategy"] == s).any()]
+
+
+def _batch_axis(batch_sizes: pd.Series) -> dict:
+    sizes = sorted({int(b) for b in batch_sizes})
+    return {"title": "batch size", "type": "log", "tickvals": sizes, "ticktext": [str(b) for b in sizes]}
+
+
+def _band(fig: go.Figure, x: pd.Series, low: pd.Series, high: pd.Series, colour: str, name: str, group: str) -> None:
+    fig.add_trace(go.Scatter(x=x, y=high, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip",
+                             legendgroup=group))
+    fig.add_trace(go.Scatter(x=x, y=low, mode="lines", line={"width": 0}, fill="tonexty",
+                             fillcolor=_rgba(colour, _BAND_ALPHA), name=name, hoverinfo="skip", legendgroup=group))
+
+
+def latency_vs_batch(table: pd.DataFrame) -> go.Figure:
+    """Median latency per batch size for each strategy, with its p10-p90 band."""
+    if table.empty:
+        return message_figure("No timed runs in this batch sweep yet.")
+    fig = go.Figure()
+    for s, rows, colour in _strategies(table):
+        label = STRATEGY_LABELS[s]
+        _band(fig, rows["batch_size"], rows["p10_ms"], rows["p90_ms"], colour, f"{label} p10-p90", label)
+        fig.add_trace(go.Scatter(
+            x=rows["batch_size"], y=rows["median_ms"], mode="lines+markers", name=label, legendgroup=label,
+            line={"color": colour}, marker={"size": 9},
+            customdata=rows[["p10_ms", "p90_ms", "run_id"]].to_numpy(),
+            hovertemplate="batch %{x}<br>median %{y:.3f} ms<br>p10-p90 %{customdata[0]:.3f}-%{customdata[1]:.3f} ms"
+                          "<br>%{customdata[2]}<extra></extra>"))
+    fig.update_layout(title="Latency vs batch size (median, band = p10-p90)", xaxis=_batch_axis(table["batch_size"]),
+                      yaxis={"title": "latency per call (ms)", "rangemode": "tozero"}, height=420, **_LAYOUT)
+    return fig
+
+
+def throughput_vs_batch(table: pd.DataFrame, knees: Mapping[str, Knee] | None = None) -> go.Figure:
+    """Samples per second per batch size for each strategy (band: batch over the p90 and p10 latency),
+    with each strategy's knee annotated (or where throughput was still rising)."""
+    if table.empty:
+        return message_figure("No timed runs in this batch sweep yet.")
+    fig = go.Figure()
+    for s, rows, colour in _strategies(table):
+        label = STRATEGY_LABELS[s]
+        _band(fig, rows["batch_size"], rows["throughput_low_per_s"], rows["throughput_high_per_s"], colour,
+              f"{label} p10-p90", label)
+        fig.add_trace(go.Scatter(
+            x=rows["batch_size"], y=rows["throughput_per_s"], mode="lines+markers", name=label, legendgroup=label,
+            line={"color": colour}, marker={"size": 9}, customdata=rows[["median_ms"]].to_numpy(),
+            hovertemplate="batch %{x}<br>%{y:,.0f} samples/s<br>median %{customdata[0]:.3f} ms<extra></extra>"))
+        knee = (knees or {}).get(s)
+        if knee is None:
+            continue
+        text = (f"knee: batch {knee.batch_size}<br>{knee.throughput_per_s:,.0f}/s" if knee.reached
+                else f"no knee up to batch {knee.batch_size}")
+        fig.add_annotation(x=knee.batch_size, y=knee.throughput_per_s, text=text, name=f"knee:{s}",
+                           showarrow=True, arrowhead=2, arrowcolor=colour, ax=0, ay=-45 if s == "static" else 45,
+                           font={"color": colour}, bgcolor="rgba(255,255,255,0.8)")
+        if knee.reached:
+            fig.add_trace(go.Scatter(x=[knee.batch_size], y=[knee.throughput_per_s], mode="markers",
+                                     name=f"knee ({label})", legendgroup=label, hoverinfo="skip",
+                                     marker={"size": 16, "symbol": "diamond-open", "color": colour,
+                                             "line": {"width": 2}}))
+    fig.update_layout(title="Throughput vs batch size (band: batch / p90 .. batch / p10 latency)",
+                      xaxis=_batch_axis(table["batch_size"]),
+                      yaxis={"title": "samples / s", "rangemode": "tozero"}, height=420, **_LAYOUT)
+    return fig
+
+
+def memory_vs_batch(table: pd.DataFrame, fits: Mapping[str, MemoryFit] | None = None,
+                    capacity_bytes: float | None = None) -> go.Figure:
+    """Peak GPU memory per batch size for each strategy, the fitted line through it, and the largest batch
+    that line puts inside ``capacity_bytes``."""
+    have = table.dropna(subset=["peak_memory_bytes"]) if not table.empty else table
+    if have.empty:
+        return message_figure("No GPU memory recorded: peak memory is measured on CUDA devices only.")
+    fig = go.Figure()
+    notes = []
+    for s, rows, colour in _strategies(have):
+        label = STRATEGY_LABELS[s]
+        fig.add_trace(go.Scatter(x=rows["batch_size"], y=rows["peak_memory_bytes"] / _MIB, mode="markers",
+                                 name=f"{label} peak", legendgroup=label, marker={"size": 10, "color": colour},
+                                 hovertemplate="batch %{x}<br>peak %{y:,.1f} MiB<extra></extra>"))
+        fit = (fits or {}).get(s)
+        if fit is None:
+            continue
+        xs = [int(rows["batch_size"].min()), int(rows["batch_size"].max())]
+        fig.add_trace(go.Scatter(x=xs, y=[(fit.fixed_bytes + fit.per_sample_bytes * b) / _MIB for b in xs],
+                                 mode="lines", name=f"{label}: {fit.per_sample_bytes / _MIB:,.2f} MiB/sample",
+                                 legendgroup=label, line={"color": colour, "dash": "dot"}, hoverinfo="skip"))
+        ceiling = fit.max_batch_for(capacity_bytes) if capacity_bytes else None
+        if capacity_bytes and ceiling is not None:
+            notes.append(f"{label}: batch {ceiling:,} fills {capacity_bytes / 2**30:.0f} GiB")
+    if notes:
+        fig.add_annotation(text="; ".join(notes), name="ceiling", x=0.01, y=0.99, xref="paper", yref="paper",
+                           showarrow=False, xanchor="left", yanchor="top", bgcolor="rgba(255,255,255,0.8)")
+    fig.update_layout(title="Peak GPU memory vs batch size (dotted: fitted line)",
+                      xaxis=_batch_axis(have["batch_size"]),
+                      yaxis={"title": "peak memory (MiB)", "rangemode": "tozero"}, height=380, **_LAYOUT)
+    return fig
+
+
+def dynamic_cost(cost: pd.DataFrame) -> go.Figure:
+    """Median latency of the dynamic engine beside a static engine at each batch measured both ways,
+    the overhead written on the dynamic bar (``batch_sweep.dynamic_cost`` computes it)."""
+    if cost.empty:
+        return message_figure("No batch size was measured with both a static and the dynamic engine.")
+    x = [f"batch {int(b)}" for b in cost["batch_size"]]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=x, y=cost["static_ms"], name=STRATEGY_LABELS["static"],
+                         marker_color=STRATEGY_COLOURS["static"],
+                         hovertemplate="%{x}<br>static %{y:.3f} ms<extra></extra>"))
+    fig.add_trace(go.Bar(x=x, y=cost["dynamic_ms"], name=STRATEGY_LABELS["dynamic"],
+                         marker_color=STRATEGY_COLOURS["dynamic"],
+                         text=[f"{p:+.0f}%" for p in cost["overhead_pct"]], textposition="outside",
+                         hovertemplate="%{x}<br>dynamic %{y:.3f} ms (%{text})<extra></extra>"))
+    fig.update_layout(title="What the dynamic range costs: median latency at the same batch",
+                      barmode="group", yaxis={"title": "median latency (ms)", "rangemode": "tozero"}, height=360,
+                      **_LAYOUT)
+    return fig
