@@ -8,8 +8,9 @@ Order of one run (each step reports progress):
    CUDA extensions, calibration, eager fp32 and fake-quant reference outputs);
 2. compile with the ``dynamo`` frontend (``torch.export`` + ``torch_tensorrt.dynamo.compile``) or the
    ``torch_compile`` frontend (``torch.compile(backend="tensorrt")``), every knob passed through;
-   dynamic inputs (min/opt/max in ``model.inputs``) export with ``torch.export.Dim`` and build with
-   ``torch_tensorrt.Input(min_shape, opt_shape, max_shape)``; quantized models export under
+   dynamic inputs (min/opt/max in ``model.inputs``) export with ``torch.export.Dim`` (refined once by
+   torch.export's suggested fixes when the model's guards need it, ``engine.inputs.export_dynamic``) and
+   build with ``torch_tensorrt.Input(min_shape, opt_shape, max_shape)``; quantized models export under
    ``export_torch_mode()``;
 3. first inference (TensorRT-RTX compiles kernels just in time here; with ``enable_cudagraphs`` it
    records the graph), warm-up, timed inferences with profiling OFF at the measured shape, accuracy
@@ -315,7 +316,7 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
 
     raw_files: dict[str, Path | bytes] = {}
     with capture_compile(progress) as cap:
-        compiled = _compile(request, module, inputs, rtx, workdir, stages, progress, analyze, specs)
+        compiled = _compile(request, module, inputs, rtx, workdir, stages, progress, analyze, specs, warnings)
         if c.frontend == "torch_compile":
             # torch.compile compiles at the first call
             progress("build", None, "torch.compile traces and builds at the first call")
@@ -564,9 +565,12 @@ def compile_settings(request: RunRequest, rtx: bool, workdir: Path) -> dict[str,
 
 def _compile(request: RunRequest, module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], rtx: bool,
              workdir: Path, stages: dict[str, float], progress: ProgressFn, analyze: bool,
-             specs: tuple[InputSpec, ...] | None = None) -> Any:
+             specs: tuple[InputSpec, ...] | None = None, warnings: list[str] | None = None) -> Any:
     """Export and compile. ``specs`` (dynamic shapes): export with one ``torch.export.Dim`` per symbolic
-    dimension and build with ``torch_tensorrt.Input(min, opt, max)``; ``inputs`` are only measured at."""
+    dimension, refined once by torch.export's suggested fixes when the model's guards need it (the
+    refinement is added to ``warnings``), and build with ``torch_tensorrt.Input(min, opt, max)``;
+    ``inputs`` are only measured at."""
+    warnings = warnings if warnings is not None else []
     import torch_tensorrt  # noqa: PLC0415
 
     c = request.compile
@@ -599,12 +603,15 @@ def _compile(request: RunRequest, module: torch.nn.Module, inputs: tuple[torch.T
 
             arg_inputs = model_inputs.to_torch_tensorrt_inputs(specs, seed=request.measure.seed)
             at_opt = tuple(i.torch_tensor for i in arg_inputs)    # exporting at a size-1 dim would pin it
-            exported = torch.export.export(module, at_opt,
-                                           dynamic_shapes=model_inputs.torch_export_dynamic_shapes(specs))
+            # the model's own shape rules (e.g. a sequence that must be a multiple of 8) refine the Dims once
+            measured = {s.name: tuple(t.shape) for s, t in zip(specs, inputs, strict=True)}
+            done = model_inputs.export_dynamic(module, at_opt, specs, measured=measured)
+            exported = done.program
+            warnings += [w for w in (done.warning(),) if w]
         else:
             exported = torch.export.export(module, inputs)
     except Exception as e:
-        if _is_oom(e):
+        if _is_oom(e) or isinstance(e, ConfigError):
             raise
         first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
         raise ExportError(f"torch.export could not capture {request.model.source}: {type(e).__name__}: {first}",
