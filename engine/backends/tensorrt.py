@@ -3,7 +3,8 @@
 Order of one run (each step reports progress):
 
 1. references on the GPU before anything is compiled: eager fp32 outputs for accuracy (TF32 off),
-   the eager baseline at the run's precision, optionally torch.compile inductor;
+   the eager baseline at the run's precision, optionally torch.compile inductor (mode default or
+   max-autotune, its compile time recorded in ``baseline_compile_s``);
    quantized runs instead calibrate a fake-quantized copy with ModelOpt (``engine.quantization``'s hook:
    CUDA extensions, calibration, eager fp32 and fake-quant reference outputs);
 2. compile with the ``dynamo`` frontend (``torch.export`` + ``torch_tensorrt.dynamo.compile``) or the
@@ -284,6 +285,7 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
                                                   "model.inputs, or quantization to none")
     reference = None
     baselines: dict[str, LatencyStats] = {}
+    baseline_compile_s: dict[str, float] = {}
     if not analyze:
         if m.accuracy and not quantized:   # a quantized run's eager fp32 reference comes with its calibration
             progress("accuracy", None, "eager fp32 reference")
@@ -292,9 +294,9 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
             progress("baseline", None, f"eager {c.precision}")
             module, inputs = prepare(model, c.precision, "cuda")
             baselines[f"eager_{c.precision}"], _ = _timed(lambda: module(*inputs), request)
-        if m.compare_inductor:
-            progress("baseline", None, "torch.compile inductor max-autotune (slow)")
-            baselines["inductor"] = _inductor_baseline(model, request)
+        if m.compare_inductor != "off":
+            name = f"inductor_{m.compare_inductor}"
+            baselines[name], baseline_compile_s[name] = _inductor_baseline(model, request, progress)
         memory.sample()
 
     quant = None
@@ -405,7 +407,8 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
     return Measurement(latency=latency, latency_samples_ms=samples, stages_s=stages, layers=layers,
                        engine_count=len(trt_modules), engine_bytes=engine_bytes, peak_memory_bytes=memory.peak(),
                        accuracy=accuracy, segmentation=segmentation, profiled_sum_ms=profiled_sum,
-                       baselines=baselines, warnings=warnings, raw_files=raw_files, quantization=quant_report)
+                       baselines=baselines, baseline_compile_s=baseline_compile_s, warnings=warnings,
+                       raw_files=raw_files, quantization=quant_report)
 
 
 def _quantize(request: RunRequest, model: BuiltModel, progress: ProgressFn, stages: dict[str, float]) -> Any:
@@ -520,14 +523,25 @@ def _degenerate_reference(reference: Any) -> list[str]:
     return []
 
 
-def _inductor_baseline(model: BuiltModel, request: RunRequest) -> LatencyStats:
-    module, inputs = prepare(model, request.compile.precision, "cuda")
+def _inductor_baseline(model: BuiltModel, request: RunRequest, progress: ProgressFn) -> tuple[LatencyStats, float]:
+    """torch.compile (inductor) at ``measure.compare_inductor``'s mode and the run's precision, timed by the
+    same harness as the engine; returns its latency and its compile time (the first call, where torch.compile
+    traces, autotunes and builds)."""
+    mode = request.measure.compare_inductor
+    precision = request.compile.precision
+    module, inputs = prepare(model, precision, "cuda")
     try:
-        compiled = torch.compile(module, mode="max-autotune")
+        compiled = torch.compile(module, mode=mode)
+        slow = " (searches kernels: can take many minutes)" if mode == "max-autotune" else ""
+        progress("baseline", None, f"torch.compile inductor {mode} {precision}: compiling{slow}")
+        t0 = time.perf_counter()
         with torch.inference_mode():
             compiled(*inputs)
+        torch.cuda.synchronize()
+        compile_s = time.perf_counter() - t0
+        progress("baseline", None, f"torch.compile inductor {mode} {precision}: timing (compiled in {compile_s:.1f} s)")
         stats, _ = _timed(lambda: compiled(*inputs), request)
-        return stats
+        return stats, compile_s
     finally:
         torch._dynamo.reset()
 
