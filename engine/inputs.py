@@ -507,7 +507,7 @@ def refine_dynamic_shapes(specs: Sequence[InputSpec], dynamic_shapes: tuple[dict
 
     try:
         refined = refine_dynamic_shapes_from_suggested_fixes("Suggested fixes:\n" + "\n".join(fixes),
-                                                             dynamic_shapes)
+                                                             list(dynamic_shapes))
     except Exception as e:  # a fix this torch cannot parse: say what it suggested
         raise ConfigError(field, f"torch.export suggests {'; '.join(fixes)} for the dynamic dimensions, which "
                                  f"could not be applied ({type(e).__name__}: {e}); change the ranges to follow it"
