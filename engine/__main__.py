@@ -33,11 +33,22 @@ def _add_knobs(p: argparse.ArgumentParser) -> None:
         for f in fields(cls):
             dotted = f"{prefix}.{f.name}"
             flag = _SHORT.get(dotted, "--" + f.name.replace("_", "-"))
+            choices = f.metadata.get("choices")
             p.add_argument(flag, dest=dotted, default=None, metavar=f.name.upper(),
-                           help=f"{f.metadata.get('help', '')} (default: {f.default!r})")
+                           help=f"{f.metadata.get('help', '')} "
+                                + (f"One of {', '.join(choices)}. " if choices else "")
+                                + f"(default: {f.default!r})")
 
 
-def _parse_value(raw: str) -> Any:
+def _choices() -> dict[str, tuple]:
+    return {f"{prefix}.{f.name}": f.metadata.get("choices") or ()
+            for prefix, cls in (("model", ModelSpec), ("compile", CompileSettings), ("measure", MeasureSettings))
+            for f in fields(cls)}
+
+
+def _parse_value(raw: str, choices: tuple = ()) -> Any:
+    if raw in choices:   # a named choice stays text ("off", "default" are choices of compare_inductor)
+        return raw
     low = raw.lower()
     if low in ("true", "yes", "on"):
         return True
@@ -50,12 +61,13 @@ def _parse_value(raw: str) -> Any:
 
 def request_from_args(ns: argparse.Namespace) -> RunRequest:
     data: dict[str, Any] = {"model": {}, "compile": {}, "measure": {}}
+    choices = _choices()
     for key, value in vars(ns).items():
         if value is None or key in ("json", "no_cache", "command", "func"):
             continue
         if "." in key:
             part, name = key.split(".", 1)
-            data[part][name] = _parse_value(value)
+            data[part][name] = _parse_value(value, choices.get(key, ()))
         elif key in ("backend", "device", "mode"):
             data[key] = value
     return RunRequest.from_dict(data)
@@ -81,6 +93,10 @@ def _summary(outcome) -> str:
         a = r.accuracy
         lines.append(f"  accuracy vs {a.reference}: rel L2 {a.rel_l2:.2e}, max abs {a.max_abs:.2e}"
                      + (f", top-1 agreement {a.top1_agreement:.1%}" if a.top1_agreement is not None else ""))
+    for name, stats in sorted(r.baselines.items()):
+        compiled = r.baseline_compile_s.get(name)
+        lines.append(f"  baseline {name}: median {stats.median_ms:.3f} ms"
+                     + (f" (compiled in {compiled:.1f} s)" if compiled is not None else ""))
     lines += [f"  warning: {w}" for w in r.warnings]
     return "\n".join(lines)
 

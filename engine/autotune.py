@@ -23,9 +23,10 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from engine.config import PRECISIONS, CompileSettings, ConfigError, RunRequest
+from engine.config import INDUCTOR_MODES, PRECISIONS, CompileSettings, ConfigError, RunRequest
 from engine.result import RunResult
 from engine.sweeps import (
+    CUDAGRAPHS_KNOB,
     MIN_BLOCK_SIZE_KNOB,
     OPTIMIZATION_LEVEL_KNOB,
     PRECISION_KNOB,
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 Evaluate = Callable[[RunRequest], RunResult]
 SearchSpace = dict[str, Sequence[Any]]    # dotted knob -> candidate values
 MAX_TRIALS = 200
+# the knobs ``default_space`` searches, in the order a form lists them
+SEARCHABLE_KNOBS = (PRECISION_KNOB, MIN_BLOCK_SIZE_KNOB, OPTIMIZATION_LEVEL_KNOB, RUNTIME_KNOB, CUDAGRAPHS_KNOB)
 
 
 @dataclass(frozen=True)
@@ -66,13 +69,15 @@ class Constraints:
 
 def default_space(constraints: Constraints, recommended_min_block_size: Sequence[int] = ()) -> SearchSpace:
     """The knobs worth searching for a TensorRT run: precision, min_block_size (default, dryrun's
-    recommendations, 1), optimization_level 0-5 and the runtime."""
-    return {
+    recommendations, 1), optimization_level 0-5, the runtime and CUDA graphs (off / on)."""
+    space: SearchSpace = {
         PRECISION_KNOB: list(constraints.precisions),
         MIN_BLOCK_SIZE_KNOB: min_block_size_values(recommended_min_block_size, [1]),
         OPTIMIZATION_LEVEL_KNOB: [0, 1, 2, 3, 4, 5],
         RUNTIME_KNOB: [False, True],
+        CUDAGRAPHS_KNOB: [False, True],
     }
+    return {k: space[k] for k in SEARCHABLE_KNOBS}
 
 
 def defaults_request(base: RunRequest, constraints: Constraints) -> RunRequest:
@@ -170,7 +175,9 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
 
     ``evaluate`` measures one request (cached runs come back at no cost); a configuration the
     sampler proposes twice is measured once. ``should_stop`` is polled between trials (cancel).
-    ``baselines`` ("eager", "inductor") are timed once, with the defaults run, not with every trial.
+    ``baselines`` are timed once, with the defaults run, not with every trial: "eager", and
+    "inductor_default" or "inductor_max-autotune" (plain "inductor" is max-autotune, as it was before
+    the modes existed); the result names them the same way.
     """
     constraints = constraints or Constraints()
     space = dict(space) if space is not None else default_space(constraints)
@@ -178,7 +185,8 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
     if not 1 <= n_trials <= MAX_TRIALS:
         raise ConfigError("autotune.n_trials", f"{n_trials} is outside 1..{MAX_TRIALS}")
     base = base.with_changes(**{"measure.accuracy": True}) if constraints.max_rel_l2 is not None else base
-    base = base.with_changes(**{"measure.compare_eager": False, "measure.compare_inductor": False})
+    inductor = inductor_mode(baselines)
+    base = base.with_changes(**{"measure.compare_eager": False, "measure.compare_inductor": "off"})
 
     measured: dict[tuple, tuple[RunResult | None, str]] = {}
 
@@ -195,7 +203,7 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
     defaults_req = defaults_request(base, constraints)
     if base.backend == "tensorrt":   # the eager backend has no baselines to time
         defaults_req = defaults_req.with_changes(**{
-            "measure.compare_eager": "eager" in baselines, "measure.compare_inductor": "inductor" in baselines})
+            "measure.compare_eager": "eager" in baselines, "measure.compare_inductor": inductor})
     defaults_result, defaults_error = measure(defaults_req)
     defaults = _record(-1, _params(defaults_req, space), defaults_result, defaults_error, constraints)
 
@@ -246,6 +254,22 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
     return _report(records, measured, defaults, space, constraints, base)
 
 
+def inductor_mode(baselines: Sequence[str]) -> str:
+    """The ``measure.compare_inductor`` mode that ``baselines`` ask for ("off" when none)."""
+    modes = []
+    for name in baselines:
+        if name == "inductor":
+            modes.append("max-autotune")
+        elif name.startswith("inductor_") and name.removeprefix("inductor_") in INDUCTOR_MODES[1:]:
+            modes.append(name.removeprefix("inductor_"))
+        elif name != "eager":
+            raise ConfigError("autotune.baselines", f"{name!r} is not a baseline; choose eager, "
+                                                    + ", ".join(f"inductor_{m}" for m in INDUCTOR_MODES[1:]))
+    if len(set(modes)) > 1:
+        raise ConfigError("autotune.baselines", f"one inductor baseline per search, got {', '.join(modes)}")
+    return modes[0] if modes else "off"
+
+
 def _record(number: int, params: dict[str, Any], result: RunResult | None, error: str,
             constraints: Constraints) -> TrialRecord:
     if result is None:
@@ -283,7 +307,8 @@ def _report(records: list[TrialRecord], measured: dict[tuple, tuple[RunResult | 
         notes.append(f"Runs that timed the same build differed by {drift.fraction:.1%} in this search; the best "
                      f"configuration's lead over the defaults ({lead:.1%}) is {verdict} that drift.")
     if base.backend == "tensorrt" and not any(n.startswith("inductor") for n in baselines):
-        notes.append("No inductor baseline measured: switch on measure.compare_inductor to compare with it.")
+        notes.append("No inductor baseline measured: choose one (default, or max-autotune: minutes) to compare "
+                     "with torch.compile.")
     return AutotuneReport(best, best_result, defaults, speedup, baselines, speedups, trials_table(records, space),
                           space, constraints, notes)
 

@@ -44,6 +44,10 @@ DEVICES = ("auto", "cpu", "cuda")
 QUANT_SCHEMES = ("none", "int8", "int8_smoothquant", "int8_weight_only", "fp8", "int4_awq", "nvfp4")
 QUANT_BASE_PRECISIONS = ("fp16", "fp32")
 CALIBRATION_BATCHES = 8
+# torch.compile (inductor) baseline of a tensorrt run: off, mode="default" (quick) or "max-autotune" (minutes)
+INDUCTOR_MODES = ("off", "default", "max-autotune")
+# requests stored before the modes existed hold a bool, and True timed max-autotune
+INDUCTOR_MODE_FROM_BOOL = {False: "off", True: "max-autotune"}
 
 MAX_BATCH_SIZE = 4096
 MAX_DIM = 16384
@@ -177,9 +181,11 @@ class MeasureSettings:
     accuracy: bool = knob(True, "Accuracy vs eager fp32", "Compare outputs with the fp32 eager model.")
     compare_eager: bool = knob(True, "Eager baseline",
                                "Also time the eager PyTorch model at the same precision (tensorrt backend).")
-    compare_inductor: bool = knob(False, "Inductor baseline (slow)",
-                                  "Also time torch.compile(mode='max-autotune'); can take minutes to compile.",
-                                  advanced=True)
+    compare_inductor: str = knob("off", "Inductor baseline",
+                                 "Also time torch.compile (inductor) through the same harness, its compile time "
+                                 "recorded (tensorrt backend): default compiles in seconds to a minute; "
+                                 "max-autotune searches kernels and can take many minutes.",
+                                 choices=INDUCTOR_MODES, advanced=True)
     seed: int = knob(0, "Random seed", "Seeds weights and inputs, so runs are comparable.",
                      min=0, max=2**31 - 1, advanced=True)
 
@@ -263,6 +269,8 @@ def _coerce(f: dataclasses.Field, value: Any, dotted: str) -> Any:
         if not isinstance(value, (list, tuple, set)) or not all(isinstance(v, str) for v in value):
             raise ConfigError(dotted, f"{value!r} is not a list of op names")
         return tuple(sorted(set(value)))
+    if f.name == "compare_inductor" and isinstance(value, bool):
+        return INDUCTOR_MODE_FROM_BOOL[value]
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(dotted, f"{value!r} is not true or false")
@@ -341,6 +349,9 @@ def settings_that_matter(request: RunRequest) -> dict[str, Any]:
         for name in names:
             if d[part].get(name) == getattr(type(getattr(request, part))(), name):
                 d[part].pop(name)
+    # the inductor knob was a bool; its old values keep their keys
+    inductor = {mode: flag for flag, mode in INDUCTOR_MODE_FROM_BOOL.items()}
+    d["measure"]["compare_inductor"] = inductor.get(request.measure.compare_inductor, request.measure.compare_inductor)
     if request.backend == "eager":
         d["compile"] = {"precision": request.compile.precision}
     elif request.compile.quantization == "none":

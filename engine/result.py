@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from engine.config import INDUCTOR_MODE_FROM_BOOL
+
 SCHEMA_VERSION = 1
 
 # Per-layer table. One row per TensorRT layer or PyTorch module / op, in execution order.
@@ -213,7 +215,9 @@ class RunResult:
     accuracy: Accuracy | None = None
     segmentation: Segmentation | None = None
     profiled_sum_ms: float | None = None   # sum of per-layer averages (profiling on)
-    baselines: dict[str, LatencyStats] = field(default_factory=dict)   # "eager_fp16", "inductor" ...
+    baselines: dict[str, LatencyStats] = field(default_factory=dict)   # "eager_fp16", "inductor_default" ...
+    # compile time of a compiled baseline (its first call: torch.compile traces and builds there), by name
+    baseline_compile_s: dict[str, float] = field(default_factory=dict)   # "inductor_max-autotune": 312.4
     artifacts: list[str] = field(default_factory=list)   # file names in the run's artifact dir
     warnings: list[str] = field(default_factory=list)
     is_sample: bool = False
@@ -232,6 +236,10 @@ class RunResult:
         d = dict(d)
         d["latency"] = LatencyStats(**d["latency"])
         d["baselines"] = {k: LatencyStats(**v) for k, v in (d.get("baselines") or {}).items()}
+        measure = (d.get("request") or {}).get("measure") or {}
+        if isinstance(measure.get("compare_inductor"), bool):   # stored before the knob had modes
+            d["request"] = {**d["request"], "measure": {
+                **measure, "compare_inductor": INDUCTOR_MODE_FROM_BOOL[measure["compare_inductor"]]}}
         if d.get("accuracy"):
             d["accuracy"] = Accuracy(**d["accuracy"])
         if d.get("segmentation"):

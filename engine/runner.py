@@ -57,7 +57,8 @@ def execute(request: RunRequest, store: RunStore, progress: ProgressFn = no_prog
             model_info=built.info, latency=m.latency, latency_samples_ms=m.latency_samples_ms,
             stages_s=m.stages_s, engine_count=m.engine_count, engine_bytes=m.engine_bytes,
             peak_memory_bytes=m.peak_memory_bytes, accuracy=m.accuracy, segmentation=m.segmentation,
-            profiled_sum_ms=m.profiled_sum_ms, baselines=m.baselines, warnings=m.warnings, layers=m.layers,
+            profiled_sum_ms=m.profiled_sum_ms, baselines=m.baselines,
+            baseline_compile_s=m.baseline_compile_s, warnings=m.warnings, layers=m.layers,
             quantization=m.quantization)
         progress("store", None, "saving")
         store.save(result, m.raw_files)

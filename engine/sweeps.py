@@ -48,6 +48,7 @@ PRECISION_KNOB = "compile.precision"
 RUNTIME_KNOB = "compile.use_python_runtime"
 FRONTEND_KNOB = "compile.frontend"
 EXECUTED_OPS_KNOB = "compile.torch_executed_ops"
+CUDAGRAPHS_KNOB = "compile.enable_cudagraphs"
 
 SWEEPABLE_KNOBS: dict[str, str] = {
     MIN_BLOCK_SIZE_KNOB: "min_block_size",
@@ -56,6 +57,7 @@ SWEEPABLE_KNOBS: dict[str, str] = {
     RUNTIME_KNOB: "runtime",
     FRONTEND_KNOB: "frontend",
     EXECUTED_OPS_KNOB: "torch_executed_ops",
+    CUDAGRAPHS_KNOB: "cudagraphs",
 }
 OPTIMIZATION_LEVELS = (0, 1, 2, 3, 4, 5)
 MAX_SWEEP_POINTS = 64
@@ -107,7 +109,7 @@ def default_values(knob: str, *, recommendations: Segmentation | Iterable[int] |
         return list(user_values) or [None, *OPTIMIZATION_LEVELS]
     if knob == PRECISION_KNOB:
         return list(user_values) or list(PRECISIONS)
-    if knob == RUNTIME_KNOB:
+    if knob in (RUNTIME_KNOB, CUDAGRAPHS_KNOB):
         return [False, True]
     if knob == FRONTEND_KNOB:
         return list(FRONTENDS)
@@ -124,6 +126,8 @@ def value_label(knob: str, value: Any, recommended: Sequence[int] = ()) -> str:
         return f"default ({TRT_DEFAULT_OPTIMIZATION_LEVEL})" if value is None else str(value)
     if knob == RUNTIME_KNOB:
         text = "Python" if value else "C++"
+    elif knob == CUDAGRAPHS_KNOB:
+        text = "on" if value else "off"
     elif knob == FRONTEND_KNOB:
         text = {"dynamo": "dynamo (AOT)", "torch_compile": "torch_compile (JIT)"}.get(value, str(value))
     elif knob == EXECUTED_OPS_KNOB:
@@ -161,7 +165,7 @@ def _order_key(knob: str, value: Any) -> tuple:
         return (PRECISIONS.index(value) if value in PRECISIONS else 99, str(value))
     if knob == FRONTEND_KNOB:
         return (FRONTENDS.index(value) if value in FRONTENDS else 99, str(value))
-    if knob == RUNTIME_KNOB:
+    if knob in (RUNTIME_KNOB, CUDAGRAPHS_KNOB):
         return (bool(value),)
     if knob == EXECUTED_OPS_KNOB:
         return (len(value or ()), tuple(value or ()))
@@ -248,6 +252,9 @@ def plan_sweep(base: RunRequest, axes: dict[str, Sequence[Any]], *, sweep_id: st
     notes = []
     if OPTIMIZATION_LEVEL_KNOB in knobs:
         notes.append(f"optimization_level unset means TensorRT's default, level {TRT_DEFAULT_OPTIMIZATION_LEVEL}.")
+    if CUDAGRAPHS_KNOB in knobs:
+        notes.append("CUDA graphs change how the engine is launched, not how it is built: on and off are "
+                     "separate sweep points, never repeats of one measurement.")
     if base.backend == "eager" and any(k != PRECISION_KNOB for k in knobs):
         notes.append("The eager backend ignores compile knobs other than precision: those runs coincide.")
     return SweepPlan(sweep_id or new_sweep_id(base, knobs), base, knobs, tuple(points), tuple(notes))
@@ -494,12 +501,15 @@ def build_signature(result: RunResult) -> str:
     """What was timed, so that two runs with the same signature timed the same build: model, inputs,
     weights seed, device and versions, backend and the compile knobs as the compiler sees them
     (unset optimization_level is level 3; min_block_size acts only through the partition it
-    produces, so once the partition is known it stands in for the knob)."""
+    produces, so once the partition is known it stands in for the knob). Runtime knobs that change
+    what is timed without changing the engine (``enable_cudagraphs``: one graph launch instead of
+    one per kernel) stay in: their runs are different measurements, not repeats of one."""
     r = result.request
     knobs = dict(r["compile"])
     if r["backend"] != "tensorrt":
         knobs = {"precision": knobs["precision"]}
     else:
+        knobs.setdefault("enable_cudagraphs", False)   # runs stored before the knob existed ran without
         if knobs.get("optimization_level") is None:
             knobs["optimization_level"] = TRT_DEFAULT_OPTIMIZATION_LEVEL
         seg = result.segmentation

@@ -5,7 +5,15 @@ import pandas as pd
 import streamlit as st
 
 from engine import autotune, batch_sweep, capabilities, jobs, models, sweep_charts, sweeps
-from engine.config import MIN_BLOCK_SIZE, CompileSettings, ConfigError, MeasureSettings, RunRequest, validate
+from engine.config import (
+    INDUCTOR_MODES,
+    MIN_BLOCK_SIZE,
+    CompileSettings,
+    ConfigError,
+    MeasureSettings,
+    RunRequest,
+    validate,
+)
 from engine.store import RunNotFound
 from pages import _batch_tab as batch_tab
 from pages import _ladder_tab as ladder_tab
@@ -215,13 +223,14 @@ with tab_tune:
                               format="%.4f", key="tune:err")
     precisions = c3.multiselect("Allowed precisions", ["fp32", "fp16", "bf16"], default=["fp32", "fp16"],
                                 key="tune:prec")
-    search = st.multiselect("Knobs to search", list(sweeps.SWEEPABLE_KNOBS)[:4], key="tune:knobs",
-                            default=list(sweeps.SWEEPABLE_KNOBS)[:4] if raw["backend"] == "tensorrt"
+    search = st.multiselect("Knobs to search", list(autotune.SEARCHABLE_KNOBS), key="tune:knobs",
+                            default=list(autotune.SEARCHABLE_KNOBS) if raw["backend"] == "tensorrt"
                             else [sweeps.PRECISION_KNOB], format_func=sweeps.SWEEPABLE_KNOBS.get)
     c1, c2 = st.columns([3, 1])
     trials = c1.slider("Trials", 1, 60, 20, key="tune:trials")
-    inductor = c2.checkbox("Inductor baseline (slow)", key="tune:inductor",
-                           help="Also time torch.compile(mode='max-autotune') once, with the defaults run.")
+    inductor = c2.selectbox("Inductor baseline", INDUCTOR_MODES, key="tune:inductor",
+                            help="Also time torch.compile once, with the defaults run, its compile time recorded: "
+                                 "default (quick) or max-autotune (can take many minutes).")
     if st.button("Search", type="primary", icon=":material/travel_explore:") and (base := checked_request(raw)):
         try:
             limits = autotune.Constraints(max_build_s=max_build or None, max_rel_l2=max_err or None,
@@ -239,8 +248,8 @@ with tab_tune:
             evaluate = sweeps.evaluator_on_queue(store, jobs.submit, jobs.get)
             st.session_state[TUNE_REPORT] = autotune.autotune(base, evaluate, space=space, constraints=limits,
                                                               n_trials=trials, on_trial=on_trial,
-                                                              baselines=("eager", "inductor") if inductor
-                                                              else ("eager",))
+                                                              baselines=("eager", f"inductor_{inductor}")
+                                                              if inductor != "off" else ("eager",))
             status.update(label="Search finished", state="complete", expanded=False)
         except Exception as e:
             show_error(e, "The search failed")

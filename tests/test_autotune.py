@@ -11,7 +11,13 @@ from engine import sweep_charts
 from engine.config import ConfigError, RunRequest
 from engine.result import Accuracy, LatencyStats, RunResult
 from engine.runner import execute
-from engine.sweeps import MIN_BLOCK_SIZE_KNOB, OPTIMIZATION_LEVEL_KNOB, PRECISION_KNOB, RUNTIME_KNOB
+from engine.sweeps import (
+    CUDAGRAPHS_KNOB,
+    MIN_BLOCK_SIZE_KNOB,
+    OPTIMIZATION_LEVEL_KNOB,
+    PRECISION_KNOB,
+    RUNTIME_KNOB,
+)
 
 TINY = {"model": {"source": "resnet18", "input_shape": [3, 32, 32]}, "device": "cpu",
         "measure": {"warmup_iters": 2, "timed_iters": 15, "layer_profile": False}}
@@ -28,6 +34,7 @@ def surface(request: RunRequest) -> tuple[float, float, float]:
     latency *= 1 + 0.08 * (5 - level)
     latency *= 1.15 if c.use_python_runtime else 1.0
     latency *= {1: 1.3, 5: 1.1, 30: 1.0}[c.min_block_size]
+    latency *= 0.8 if c.enable_cudagraphs else 1.0
     build = 2.0 + 1.5 * level
     rel = {"fp32": 1e-6, "fp16": 2e-3, "bf16": 2e-2}[c.precision]
     return latency, build, rel
@@ -41,12 +48,16 @@ class StubEvaluate:
         self.calls.append(request)
         latency, build, rel = surface(request)
         n = len(self.calls)
+        baselines = {"eager_fp16": LatencyStats.from_samples([3.0] * 5, 1, "stub")}
+        if request.measure.compare_inductor != "off":   # the backend names the baseline after its mode
+            baselines[f"inductor_{request.measure.compare_inductor}"] = LatencyStats.from_samples([2.0] * 5, 1,
+                                                                                                   "stub")
         return RunResult(run_id=f"stub-{n}", key=f"k{n}", created_at="2026-01-01T00:00:00+00:00",
                          request=request.to_dict(), env={"device_name": "stub"}, model_info={},
                          latency=LatencyStats.from_samples([latency] * 5, 1, "stub"),
                          stages_s={"build_s": build},
                          accuracy=Accuracy("eager fp32", rel, rel, None),
-                         baselines={"eager_fp16": LatencyStats.from_samples([3.0] * 5, 1, "stub")})
+                         baselines=baselines)
 
 
 SPACE = {PRECISION_KNOB: ["fp32", "fp16", "bf16"], MIN_BLOCK_SIZE_KNOB: [1, 5, 30],
@@ -96,8 +107,8 @@ def test_search_finds_the_feasible_optimum_of_the_stub_surface():
     assert report.speedup_vs_defaults == pytest.approx(d_latency / latency)
     assert report.speedups["eager_fp16"] == pytest.approx(3.0 / latency)
     # baselines are timed once, with the defaults run; trials skip them
-    assert evaluate.calls[0].measure.compare_eager and not evaluate.calls[0].measure.compare_inductor
-    assert not any(r.measure.compare_eager or r.measure.compare_inductor for r in evaluate.calls[1:])
+    assert evaluate.calls[0].measure.compare_eager and evaluate.calls[0].measure.compare_inductor == "off"
+    assert not any(r.measure.compare_eager or r.measure.compare_inductor != "off" for r in evaluate.calls[1:])
     t = report.trials
     assert list(t["trial"]) == list(range(60))
     assert (t.loc[t["feasible"], "median_ms"] >= latency - 1e-12).all()
@@ -169,3 +180,28 @@ def test_accuracy_tolerance_on_real_eager_runs(store):
     medians = same.trials["median_ms"].tolist() + [same.defaults.median_ms]
     drift = (max(medians) - min(medians)) / min(medians)
     assert any(f"differed by {drift:.1%}" in n for n in same.notes)
+
+
+def test_cudagraphs_is_searched_and_an_inductor_baseline_is_timed_once_with_the_defaults():
+    space = at.default_space(LIMITS)
+    assert list(space) == list(at.SEARCHABLE_KNOBS) and space[CUDAGRAPHS_KNOB] == [False, True]
+    evaluate = StubEvaluate()
+    trt = RunRequest.from_dict({**TINY, "backend": "tensorrt", "device": "cuda"})
+    report = at.autotune(trt, evaluate, space={CUDAGRAPHS_KNOB: [False, True], PRECISION_KNOB: ["fp32", "fp16"]},
+                         n_trials=10, constraints=LIMITS, baselines=("eager", "inductor_default"))
+    assert report.best.params == {CUDAGRAPHS_KNOB: True, PRECISION_KNOB: "fp16"}   # 0.8 × the fp16 latency
+    modes = [r.measure.compare_inductor for r in evaluate.calls]
+    assert modes[0] == "default" and set(modes[1:]) == {"off"}
+    assert report.speedups["inductor_default"] == pytest.approx(2.0 / report.best.median_ms)
+    assert "inductor_default" in report.summary()
+    assert not any("No inductor baseline" in n for n in report.notes)
+
+
+def test_inductor_baseline_names():
+    assert at.inductor_mode(("eager",)) == "off"
+    assert at.inductor_mode(("eager", "inductor")) == "max-autotune"   # what it meant before the modes
+    assert at.inductor_mode(("inductor_max-autotune",)) == "max-autotune"
+    with pytest.raises(ConfigError, match="'inductor_fast' is not a baseline; choose eager, inductor_default"):
+        at.inductor_mode(("inductor_fast",))
+    with pytest.raises(ConfigError, match="one inductor baseline per search"):
+        at.inductor_mode(("inductor_default", "inductor_max-autotune"))

@@ -3,6 +3,7 @@ import dataclasses
 import pytest
 
 from engine.config import (
+    INDUCTOR_MODES,
     MIN_BLOCK_SIZE,
     CompileSettings,
     ConfigError,
@@ -121,3 +122,74 @@ def test_compile_knobs_do_not_split_the_eager_cache():
 def test_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         CompileSettings().min_block_size = 3
+
+
+def test_inductor_baseline_is_a_choice_and_old_bools_keep_their_meaning_and_keys():
+    (f,) = [f for f in knob_fields(MeasureSettings) if f.name == "compare_inductor"]
+    assert f.metadata["choices"] == INDUCTOR_MODES == ("off", "default", "max-autotune") and f.default == "off"
+    trt = {"backend": "tensorrt", "compile": {"precision": "fp16"}}
+    # runs and samples stored before the modes hold a bool: False was off, True was max-autotune
+    old_on = RunRequest.from_dict({**trt, "measure": {"compare_inductor": True}})
+    old_off = RunRequest.from_dict({**trt, "measure": {"compare_inductor": False}})
+    assert old_on.measure.compare_inductor == "max-autotune" and old_off.measure.compare_inductor == "off"
+    assert RunRequest.from_dict(old_on.to_dict()) == old_on
+    keys = {mode: cache_key(RunRequest.from_dict({**trt, "measure": {"compare_inductor": mode}}), ENV, "m")
+            for mode in INDUCTOR_MODES}
+    assert len(set(keys.values())) == 3
+    assert keys["off"] == cache_key(old_off, ENV, "m") and keys["max-autotune"] == cache_key(old_on, ENV, "m")
+    # keys computed by the code before the modes existed (compare_inductor false / true)
+    assert keys["off"] == "aaa46060d2bac4a515760f678ef5cd28"
+    assert keys["max-autotune"] == "680970e3308ea7207da9118f35d05752"
+    with pytest.raises(ConfigError) as e:
+        validate(RunRequest.from_dict({"measure": {"compare_inductor": "fast"}}))
+    assert e.value.field == "measure.compare_inductor"
+    assert e.value.message == "'fast' is not one of off, default, max-autotune"
+
+
+def test_stored_results_with_the_old_inductor_bool_read_back_as_modes():
+    from engine.result import LatencyStats, RunResult
+
+    stored = {"run_id": "r", "key": "k", "created_at": "2025-01-01T00:00:00+00:00",
+              "request": {**RunRequest().to_dict(), "measure": {**RunRequest().to_dict()["measure"],
+                                                                "compare_inductor": True}},
+              "env": {}, "model_info": {}, "latency": dataclasses.asdict(LatencyStats.from_samples([1.0], 1, "t")),
+              "baselines": {"inductor": dataclasses.asdict(LatencyStats.from_samples([2.0], 1, "t"))}}
+    r = RunResult.from_dict(stored)
+    assert r.request["measure"]["compare_inductor"] == "max-autotune"
+    assert r.baselines["inductor"].median_ms == 2.0 and r.baseline_compile_s == {}
+    assert RunRequest.from_dict(r.request).measure.compare_inductor == "max-autotune"
+
+
+def test_command_line_keeps_named_choices_as_text():
+    import argparse
+
+    from engine import __main__ as cli
+
+    parser = argparse.ArgumentParser()
+    cli._add_knobs(parser)
+    for given, mode in (("default", "default"), ("off", "off"), ("max-autotune", "max-autotune"),
+                        ("on", "max-autotune")):
+        ns = parser.parse_args(["--compare-inductor", given, "--optimization-level", "default"])
+        request = cli.request_from_args(ns)
+        assert request.measure.compare_inductor == mode and request.compile.optimization_level is None
+
+
+def test_form_builds_a_choice_widget_for_the_inductor_knob():
+    from streamlit.testing.v1 import AppTest
+
+    def form():
+        import streamlit as st
+
+        from engine.config import MeasureSettings, knob_fields
+        from pages._form import knob_widget
+
+        f = next(f for f in knob_fields(MeasureSettings) if f.name == "compare_inductor")
+        st.session_state["picked"] = knob_widget("measure", f, MeasureSettings().compare_inductor)
+
+    at = AppTest.from_function(form).run()
+    box = at.selectbox(key="knob:measure.compare_inductor")
+    assert box.options == ["off", "default", "max-autotune"] and box.value == "off"
+    box.select("default").run()
+    assert at.session_state["picked"] == "default"
+    assert RunRequest.from_dict({"measure": {"compare_inductor": at.session_state["picked"]}}).measure \
+        .compare_inductor == "default"

@@ -14,7 +14,7 @@ import pytest
 from engine import sweep_charts, sweeps
 from engine.backends.base import Cancelled
 from engine.config import MIN_BLOCK_SIZE, ConfigError, RunRequest
-from engine.result import Recommendation, Segmentation
+from engine.result import LatencyStats, Recommendation, RunResult, Segmentation
 from engine.runner import execute
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -416,3 +416,58 @@ def test_a_gap_equal_to_the_drift_is_not_significant():
                   candidate_engines=1, reference_pytorch_segments=0, candidate_pytorch_segments=0)
     assert sweeps.Comparison(**fields).significant is False
     assert sweeps.Comparison(**{**fields, "candidate_ms": slow * 1.01}).significant is True
+
+
+# -- CUDA graphs: a runtime knob, swept like a build knob but never a repeat of one ---------------------
+def trt(**changes) -> RunRequest:
+    return RunRequest.from_dict({**TINY, "backend": "tensorrt", "device": "cuda"}).with_changes(**changes)
+
+
+def test_plan_a_cudagraphs_sweep():
+    values = sweeps.default_values(sweeps.CUDAGRAPHS_KNOB)
+    assert values == [False, True]
+    plan = sweeps.plan_sweep(trt(), {sweeps.CUDAGRAPHS_KNOB: [True, False],
+                                     sweeps.PRECISION_KNOB: ["fp16", "fp32"]}, sweep_id="graphs")
+    assert [p.request.compile.enable_cudagraphs for p in plan.points] == [False, False, True, True]
+    assert [p.label for p in plan.points[::2]] == ["cudagraphs=off (default), precision=fp32 (default)",
+                                                   "cudagraphs=on, precision=fp32 (default)"]
+    assert plan.tags == ["sweep:graphs", "knob:compile.enable_cudagraphs", "knob:compile.precision"]
+    assert any("separate sweep points" in n for n in plan.notes)
+    assert sweeps.knob_default(sweeps.CUDAGRAPHS_KNOB) is False
+
+
+def _trt_run(run_id: str, center_ms: float, *, cudagraphs: bool | None) -> RunResult:
+    """A tensorrt run as the runner stores it, with latency samples spread ±1% around ``center_ms``;
+    ``cudagraphs=None`` is a run stored before the knob existed (its request has no such key)."""
+    request = trt(**({} if cudagraphs is None else {"compile.enable_cudagraphs": cudagraphs})).to_dict()
+    if cudagraphs is None:
+        request["compile"].pop("enable_cudagraphs")
+    samples = [center_ms * (1 + 0.01 * ((i * 7) % 5 - 2) / 2) for i in range(60)]
+    return RunResult(run_id=run_id, key=run_id, created_at="2026-01-01T00:00:00+00:00", request=request,
+                     env={"device_name": "NVIDIA H200", "flavour": "tensorrt_rtx", "torch": "2.11.0"},
+                     model_info={}, latency=LatencyStats.from_samples(samples, 1, "cuda_events"),
+                     latency_samples_ms=samples, stages_s={"export_s": 1.0, "compile_s": 4.0}, engine_count=1)
+
+
+def test_cudagraphs_on_and_off_are_different_points_and_the_faster_one_wins():
+    off, off_again, on = (_trt_run("off", 0.50, cudagraphs=False), _trt_run("off2", 0.51, cudagraphs=False),
+                          _trt_run("on", 0.30, cudagraphs=True))
+    # the same engine, but not the same measurement: on/off never count as repeats of one build
+    assert sweeps.build_signature(off) == sweeps.build_signature(off_again) != sweeps.build_signature(on)
+    assert sweeps.build_signature(_trt_run("old", 0.5, cudagraphs=None)) == sweeps.build_signature(off)
+    sweep = sweeps.sweep_from_results("graphs", [on, off, off_again], knobs=(sweeps.CUDAGRAPHS_KNOB,))
+    assert list(sweep.table["x_label"]) == ["off (default)", "off (default)", "on"]
+    # the drift comes from the two off runs (2%), not from the on/off gap (40%)
+    assert sweep.drift.fraction == pytest.approx(0.02)
+    v = sweeps.verdict(sweep)
+    by_run = {c.candidate_run: c for c in v.comparisons}
+    assert by_run["on"].significant and not by_run["on"].same_build
+    assert by_run["on"].delta_ms == pytest.approx(-0.20)
+    assert by_run["off2"].same_build and not by_run["off2"].significant
+    assert v.headline == "cudagraphs: on beats the default by 40.0% (0.500 ms → 0.300 ms)"
+    assert "cudagraphs=on: 0.300 ms, 0.200 ms (40.0%) faster, more than the noise" in v.markdown()
+
+    close = _trt_run("on_close", 0.505, cudagraphs=True)   # within the drift: no measured difference
+    v = sweeps.verdict(sweeps.sweep_from_results("graphs", [off, off_again, close],
+                                                 knobs=(sweeps.CUDAGRAPHS_KNOB,)))
+    assert v.headline == "cudagraphs: no value is measurably faster than the default"

@@ -47,6 +47,7 @@ class Measurement:
     segmentation: Segmentation | None = None
     profiled_sum_ms: float | None = None
     baselines: dict[str, LatencyStats] = field(default_factory=dict)
+    baseline_compile_s: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     quantization: QuantizationReport | None = None
     raw_files: dict[str, Path | bytes] = field(default_factory=dict)   # name -> file or content

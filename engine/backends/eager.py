@@ -38,6 +38,9 @@ def run(request: RunRequest, model: BuiltModel, device: str, progress: ProgressF
     if device == "cpu" and precision != "fp32":
         warnings.append(f"{precision} on CPU runs through slow reference kernels; CPU numbers say little "
                         "about GPU behaviour.")
+    if m.compare_inductor != "off":
+        warnings.append(f"measure.compare_inductor ({m.compare_inductor}) times an inductor baseline beside a "
+                        "tensorrt run; the eager backend timed none. Choose the tensorrt backend to get it.")
     progress("prepare", None, f"{precision} on {device}")
     t0 = time.perf_counter()
     module, inputs = prepare(model, precision, device)

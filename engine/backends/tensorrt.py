@@ -3,13 +3,15 @@
 Order of one run (each step reports progress):
 
 1. references on the GPU before anything is compiled: eager fp32 outputs for accuracy (TF32 off),
-   the eager baseline at the run's precision, optionally torch.compile inductor;
+   the eager baseline at the run's precision, optionally torch.compile inductor (mode default or
+   max-autotune, its compile time recorded in ``baseline_compile_s``);
    quantized runs instead calibrate a fake-quantized copy with ModelOpt (``engine.quantization``'s hook:
    CUDA extensions, calibration, eager fp32 and fake-quant reference outputs);
 2. compile with the ``dynamo`` frontend (``torch.export`` + ``torch_tensorrt.dynamo.compile``) or the
    ``torch_compile`` frontend (``torch.compile(backend="tensorrt")``), every knob passed through;
-   dynamic inputs (min/opt/max in ``model.inputs``) export with ``torch.export.Dim`` and build with
-   ``torch_tensorrt.Input(min_shape, opt_shape, max_shape)``; quantized models export under
+   dynamic inputs (min/opt/max in ``model.inputs``) export with ``torch.export.Dim`` (refined once by
+   torch.export's suggested fixes when the model's guards need it, ``engine.inputs.export_dynamic``) and
+   build with ``torch_tensorrt.Input(min_shape, opt_shape, max_shape)``; quantized models export under
    ``export_torch_mode()``;
 3. first inference (TensorRT-RTX compiles kernels just in time here; with ``enable_cudagraphs`` it
    records the graph), warm-up, timed inferences with profiling OFF at the measured shape, accuracy
@@ -283,6 +285,7 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
                                                   "model.inputs, or quantization to none")
     reference = None
     baselines: dict[str, LatencyStats] = {}
+    baseline_compile_s: dict[str, float] = {}
     if not analyze:
         if m.accuracy and not quantized:   # a quantized run's eager fp32 reference comes with its calibration
             progress("accuracy", None, "eager fp32 reference")
@@ -291,9 +294,9 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
             progress("baseline", None, f"eager {c.precision}")
             module, inputs = prepare(model, c.precision, "cuda")
             baselines[f"eager_{c.precision}"], _ = _timed(lambda: module(*inputs), request)
-        if m.compare_inductor:
-            progress("baseline", None, "torch.compile inductor max-autotune (slow)")
-            baselines["inductor"] = _inductor_baseline(model, request)
+        if m.compare_inductor != "off":
+            name = f"inductor_{m.compare_inductor}"
+            baselines[name], baseline_compile_s[name] = _inductor_baseline(model, request, progress)
         memory.sample()
 
     quant = None
@@ -315,7 +318,7 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
 
     raw_files: dict[str, Path | bytes] = {}
     with capture_compile(progress) as cap:
-        compiled = _compile(request, module, inputs, rtx, workdir, stages, progress, analyze, specs)
+        compiled = _compile(request, module, inputs, rtx, workdir, stages, progress, analyze, specs, warnings)
         if c.frontend == "torch_compile":
             # torch.compile compiles at the first call
             progress("build", None, "torch.compile traces and builds at the first call")
@@ -404,7 +407,8 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
     return Measurement(latency=latency, latency_samples_ms=samples, stages_s=stages, layers=layers,
                        engine_count=len(trt_modules), engine_bytes=engine_bytes, peak_memory_bytes=memory.peak(),
                        accuracy=accuracy, segmentation=segmentation, profiled_sum_ms=profiled_sum,
-                       baselines=baselines, warnings=warnings, raw_files=raw_files, quantization=quant_report)
+                       baselines=baselines, baseline_compile_s=baseline_compile_s, warnings=warnings,
+                       raw_files=raw_files, quantization=quant_report)
 
 
 def _quantize(request: RunRequest, model: BuiltModel, progress: ProgressFn, stages: dict[str, float]) -> Any:
@@ -519,14 +523,25 @@ def _degenerate_reference(reference: Any) -> list[str]:
     return []
 
 
-def _inductor_baseline(model: BuiltModel, request: RunRequest) -> LatencyStats:
-    module, inputs = prepare(model, request.compile.precision, "cuda")
+def _inductor_baseline(model: BuiltModel, request: RunRequest, progress: ProgressFn) -> tuple[LatencyStats, float]:
+    """torch.compile (inductor) at ``measure.compare_inductor``'s mode and the run's precision, timed by the
+    same harness as the engine; returns its latency and its compile time (the first call, where torch.compile
+    traces, autotunes and builds)."""
+    mode = request.measure.compare_inductor
+    precision = request.compile.precision
+    module, inputs = prepare(model, precision, "cuda")
     try:
-        compiled = torch.compile(module, mode="max-autotune")
+        compiled = torch.compile(module, mode=mode)
+        slow = " (searches kernels: can take many minutes)" if mode == "max-autotune" else ""
+        progress("baseline", None, f"torch.compile inductor {mode} {precision}: compiling{slow}")
+        t0 = time.perf_counter()
         with torch.inference_mode():
             compiled(*inputs)
+        torch.cuda.synchronize()
+        compile_s = time.perf_counter() - t0
+        progress("baseline", None, f"torch.compile inductor {mode} {precision}: timing (compiled in {compile_s:.1f} s)")
         stats, _ = _timed(lambda: compiled(*inputs), request)
-        return stats
+        return stats, compile_s
     finally:
         torch._dynamo.reset()
 
@@ -564,9 +579,12 @@ def compile_settings(request: RunRequest, rtx: bool, workdir: Path) -> dict[str,
 
 def _compile(request: RunRequest, module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], rtx: bool,
              workdir: Path, stages: dict[str, float], progress: ProgressFn, analyze: bool,
-             specs: tuple[InputSpec, ...] | None = None) -> Any:
+             specs: tuple[InputSpec, ...] | None = None, warnings: list[str] | None = None) -> Any:
     """Export and compile. ``specs`` (dynamic shapes): export with one ``torch.export.Dim`` per symbolic
-    dimension and build with ``torch_tensorrt.Input(min, opt, max)``; ``inputs`` are only measured at."""
+    dimension, refined once by torch.export's suggested fixes when the model's guards need it (the
+    refinement is added to ``warnings``), and build with ``torch_tensorrt.Input(min, opt, max)``;
+    ``inputs`` are only measured at."""
+    warnings = warnings if warnings is not None else []
     import torch_tensorrt  # noqa: PLC0415
 
     c = request.compile
@@ -599,12 +617,15 @@ def _compile(request: RunRequest, module: torch.nn.Module, inputs: tuple[torch.T
 
             arg_inputs = model_inputs.to_torch_tensorrt_inputs(specs, seed=request.measure.seed)
             at_opt = tuple(i.torch_tensor for i in arg_inputs)    # exporting at a size-1 dim would pin it
-            exported = torch.export.export(module, at_opt,
-                                           dynamic_shapes=model_inputs.torch_export_dynamic_shapes(specs))
+            # the model's own shape rules (e.g. a sequence that must be a multiple of 8) refine the Dims once
+            measured = {s.name: tuple(t.shape) for s, t in zip(specs, inputs, strict=True)}
+            done = model_inputs.export_dynamic(module, at_opt, specs, measured=measured)
+            exported = done.program
+            warnings += [w for w in (done.warning(),) if w]
         else:
             exported = torch.export.export(module, inputs)
     except Exception as e:
-        if _is_oom(e):
+        if _is_oom(e) or isinstance(e, ConfigError):
             raise
         first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
         raise ExportError(f"torch.export could not capture {request.model.source}: {type(e).__name__}: {first}",

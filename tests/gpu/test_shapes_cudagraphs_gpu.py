@@ -76,3 +76,46 @@ def test_bert_base_with_integer_inputs(store):
     show("hf/bert-base seq 128", r)
     assert [i["dtype"] for i in r.model_info["inputs"]] == ["int64", "int64"]
     assert r.engine_count >= 1 and r.latency.median_ms < r.baselines["eager_fp16"].median_ms
+
+
+CHUNKED = '''
+import torch
+
+
+class Chunked(torch.nn.Module):
+    """Splits the sequence into chunks of 8: torch.export guards on the sequence being a multiple of 8."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(8, 16)
+
+    def forward(self, x):
+        b, s = x.shape
+        return torch.relu(self.proj(x.reshape(b, s // 8, 8))).mean(1)
+
+
+def build_model():
+    return Chunked()
+
+
+def example_inputs(batch_size):
+    return (torch.randn(batch_size, 64),)
+'''
+
+
+def test_dynamic_sequence_refined_to_multiples_of_8_measured_at_three_lengths(store, tmp_path, monkeypatch):
+    from engine import models
+
+    monkeypatch.setenv(models.MODELS_DIR_ENV, str(tmp_path))
+    (tmp_path / "chunked.py").write_text(CHUNKED)
+    dyn = [{"name": "x", "shape": [2, 64], "min_shape": [1, 16], "max_shape": [4, 128],
+            "dim_names": ["batch", "sequence"]}]
+    for length in (16, 64, 128):
+        r = runner.execute(RunRequest.from_dict({
+            "model": {"source": "file:chunked.py", "batch_size": 2, "sequence_length": length, "inputs": dyn},
+            "backend": "tensorrt", "compile": {"precision": "fp32", "min_block_size": 1},
+            "measure": {**FAST, "accuracy": True}}), store).result
+        show(f"chunked dynamic sequence 16..128 at {length}", r)
+        assert r.model_info["inputs"][0]["shape"] == [2, length] and r.engine_count >= 1
+        assert any("sequence must be a multiple of 8 in [16, 128]" in w for w in r.warnings)
+        assert r.accuracy.rel_l2 < 0.01

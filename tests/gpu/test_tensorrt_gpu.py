@@ -84,6 +84,26 @@ def test_torch_compile_frontend(store):
     assert len(r.layers) > 0
 
 
+def test_inductor_default_baseline_is_timed_with_its_compile_time_and_cached(store):
+    stages = []
+    request = req(precision="fp16", compare_eager=False, accuracy=False, layer_profile=False,
+                  compare_inductor="default")
+    r = runner.execute(request, store, lambda stage, fraction=None, detail="": stages.append((stage, detail))
+                       ).result
+    show("inductor default baseline", r)
+    print(f"[inductor default baseline] compile {r.baseline_compile_s} | stages seen "
+          f"{[d for s, d in stages if s == 'baseline']}")
+    assert set(r.baselines) == {"inductor_default"} and set(r.baseline_compile_s) == {"inductor_default"}
+    inductor = r.baselines["inductor_default"]
+    assert inductor.timer == "cuda_events" and inductor.iters == FAST["timed_iters"] and inductor.median_ms > 0
+    # the first call traces and builds Triton kernels: far longer than one timed call
+    assert r.baseline_compile_s["inductor_default"] > 0.2 > inductor.median_ms / 1000
+    assert any("inductor default fp16: compiling" in d for s, d in stages if s == "baseline")
+    assert any("timing (compiled in" in d for s, d in stages if s == "baseline")
+    again = runner.execute(request, store)   # cached like every other run
+    assert again.cached and again.result.baseline_compile_s == r.baseline_compile_s
+
+
 def test_forced_fragmentation(store):
     r = runner.execute(req(precision="fp16", min_block_size=1, torch_executed_ops=["torch.ops.aten.relu.default"],
                            compare_eager=False), store).result
