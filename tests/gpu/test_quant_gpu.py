@@ -73,3 +73,25 @@ def test_int8_activations_refused_before_anything_runs(store):
     with pytest.raises(ConfigError, match="int8 activation"):
         runner.execute(quant_req("int8"), store)
     assert len(store.list_runs()) == 0
+
+
+@pytest.mark.parametrize("model", ["resnet18", "vit_b_16"])
+def test_int4_awq_runs_or_fails_with_a_named_reason(store, model):
+    """INT4 AWQ is allowed by the matrix from Ampere on; whether ModelOpt + this flavour build it is only known
+    by trying. Either a measured run with the three-way accuracy, or a RunError naming the scheme with a hint —
+    never a raw exception."""
+    from engine.errors import RunError
+
+    caps = capabilities.detect()
+    if quantization.scheme_options(caps)["int4_awq"]:
+        pytest.skip(f"int4_awq not offered here: {quantization.scheme_options(caps)['int4_awq']}")
+    try:
+        r = runner.execute(quant_req("int4_awq", model=model, batch=1), store).result
+    except RunError as e:
+        print(f"\n[int4_awq {model}] refused at run time: {e.message} | hint: {e.hint}")
+        assert e.message and e.hint
+        return
+    show(r)
+    q = r.quantization
+    assert q.scheme == "int4_awq" and q.quantizers > 0
+    assert q.fake_quant_vs_eager is not None and q.engine_vs_fake_quant is not None
