@@ -35,9 +35,11 @@ ahead of time (a warm standby), so a crash in native code (segfault, ``os._exit`
 CUDA OOM) fails that job with the reason and the worker carries on with a new child. When a worker
 itself dies, its job process dies with it (the kernel kills it: parent-death signal), its running job
 is failed by the next ``ensure_workers``/``get`` with a reason naming the worker's device, and the next
-``ensure_workers``/``submit`` starts a new worker for that device. Workers started by ``ensure_workers`` exit when the
-app process that last called it is gone (a new app process adopts running workers). With Redis,
-``ensure_workers()`` starts nothing unless ``TRTDASH_AUTOSTART_WORKERS=1``: workers are services.
+``ensure_workers``/``submit`` starts a new worker for that device (the dashboard's job panel calls
+``ensure_workers`` every second while a job of the session is active). Workers started by
+``ensure_workers`` exit when the app process that last called it is gone (a new app process adopts
+running workers). With Redis, ``ensure_workers()`` starts nothing unless
+``TRTDASH_AUTOSTART_WORKERS=1``: workers are services.
 
 With Redis, workers on other hosts keep results in their own data directory and ship each run in
 the job record; ``get`` imports it into the local store, so all results land in one store.
