@@ -352,3 +352,27 @@ def test_a_dead_workers_job_names_the_device_it_served():
     assert jobs.measured_on({"gpu_index": 1, "host": "h"}, 1, "h") and jobs.measured_on({"gpu_index": 1}, 1, None)
     assert not jobs.measured_on({"gpu_index": 1, "host": "h"}, 0, "h") and not jobs.measured_on({}, 0, None)
     assert not jobs.measured_on({"gpu_index": 1, "host": "other"}, 1, "h")
+
+
+def test_the_dashboards_job_panel_fails_a_dead_workers_job_and_starts_a_new_worker(system):
+    """What a user waiting on the Profile page sees when the worker running their job is killed."""
+    from streamlit.testing.v1 import AppTest
+
+    def panel():
+        from pages._jobs import job_panel
+
+        job_panel()
+
+    victim = system.submit(slow(105))
+    job = running_with_progress(system, victim.job_id)
+    old = system.workers()[0]["pid"]
+    os.kill(old, signal.SIGKILL)
+    wait_until(lambda: not jobs._pid_alive(job.pid), 10)
+    at = AppTest.from_function(panel, default_timeout=60)
+    at.session_state["my_jobs"] = [victim.job_id]
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("failed: The worker of the CPU stopped" in e.value for e in at.error), [e.value for e in at.error]
+    new = wait_until(lambda: [w["pid"] for w in system.workers() if w["alive"]], 60)
+    assert old not in new
+    assert finished(system, system.submit(tiny(44)).job_id).worker_id.endswith(f"/{new[0]}")
