@@ -190,6 +190,20 @@ def measured_on(env: dict[str, Any], gpu_index: int | None, host: str | None) ->
     return env.get("gpu_index") == gpu_index and (host is None or env.get("host") == host)
 
 
+def stored_run_on(store: RunStore, key: str, gpu_index: int | None, host: str | None) -> RunResult | None:
+    """The newest stored run with this cache key measured on this GPU, or None. Runs of one key from
+    GPUs of one type are equal for the cache; the newest may come from the other GPU."""
+    hit = store.find_by_key(key)
+    if hit is None or measured_on(hit.env, gpu_index, host):
+        return hit
+    runs = store.list_runs(is_sample=False)     # newest first
+    for run_id in runs.loc[runs["key"] == key, "run_id"]:
+        run = store.get(run_id)
+        if measured_on(run.env, gpu_index, host):
+            return run
+    return None
+
+
 def worker_routes(gpu_index: int | None, gpu_name: str | None) -> list[str]:
     """Queues a worker serves, most specific first."""
     if gpu_index is None:
@@ -562,9 +576,10 @@ class JobSystem:
         now = time.time()
         job = Job(job_id=uuid.uuid4().hex[:12], request=request.to_dict(), key=key, route=route,
                   gpu="" if gpu is None else str(gpu), created_ts=now, updated_ts=now)
-        hit = self.store.find_by_key(key)
-        if hit is not None and pinned is not None and not measured_on(hit.env, pinned, self._pinned_host()):
-            hit = None   # measured on another GPU of the same type: the user asked for this one
+        if pinned is None:
+            hit = self.store.find_by_key(key)
+        else:   # not a run from another GPU of the same type: the user asked for this one
+            hit = stored_run_on(self.store, key, pinned, self._pinned_host())
         if hit is not None:
             job.state, job.run_id, job.cached, job.stage, job.finished_ts = "done", hit.run_id, True, "cached", now
             job.started_ts, job.fraction, job.detail = now, 1.0, "answered from the store; nothing was run"
@@ -1114,9 +1129,9 @@ def _job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int) -
 
     try:
         store = _GpuRecordingStore(root, order.gpu_record) if order.gpu_record else RunStore(root)
-        hit = store.find_by_key(order.key) if order.pinned else None
         host = None if order.ship else order.gpu_record.get("host")
-        if hit is not None and measured_on(hit.env, order.gpu_record.get("gpu_index"), host):
+        hit = stored_run_on(store, order.key, order.gpu_record.get("gpu_index"), host) if order.pinned else None
+        if hit is not None:
             outcome = runner.Outcome(hit, cached=True)   # measured on this GPU while the job waited
         else:
             # the process sees one GPU, as cuda:0; a pinned job is not answered by a run from another GPU

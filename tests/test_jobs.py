@@ -330,19 +330,28 @@ def test_a_job_pinned_to_a_gpu_is_answered_only_by_a_run_measured_on_that_gpu(sy
     request = tiny(50).with_changes(device="cuda")
     key, env = runner.request_key(request, caps, 1)
     assert key == runner.request_key(request, caps, 0)[0]
-    measured = execute(tiny(50), system.store, use_cache=False).result   # a real run, filed as GPU 0's
-    system.store.save(dataclasses.replace(measured, run_id=new_run_id(), key=key,
-                                          env={**env, "gpu_index": 0, "gpu_uuid": "GPU-a", "host": jobs._this_host()}))
+    measured = execute(tiny(50), system.store, use_cache=False).result   # a real run, filed as each GPU's
 
+    def file_as(gpu_index: int, created_at: str) -> str:
+        env_ = {**env, "gpu_index": gpu_index, "gpu_uuid": f"GPU-{gpu_index}", "host": jobs._this_host()}
+        return system.store.save(dataclasses.replace(measured, run_id=new_run_id(), key=key, env=env_,
+                                                     created_at=created_at))
+
+    on_gpu0_id = file_as(0, "2026-01-01T00:00:00+00:00")
     on_gpu0 = system.submit(request, gpu=0, start_workers=False)
-    assert on_gpu0.cached and on_gpu0.state == "done"
+    assert on_gpu0.cached and on_gpu0.state == "done" and on_gpu0.run_id == on_gpu0_id
     on_any = system.submit(request, start_workers=False)
-    assert on_any.cached and on_any.run_id == on_gpu0.run_id        # any H200 may answer an unpinned request
+    assert on_any.cached and on_any.run_id == on_gpu0_id            # any H200 may answer an unpinned request
     on_gpu1 = system.submit(request, gpu=1, start_workers=False)
     assert not on_gpu1.cached and on_gpu1.state == "queued" and on_gpu1.route == "gpu1"
     assert "waiting for a worker that serves 'gpu1'" in on_gpu1.detail
     with pytest.raises(ConfigError, match="GPU 2 does not exist"):
         system.submit(request, gpu=2, start_workers=False)
+
+    on_gpu1_id = file_as(1, "2026-01-02T00:00:00+00:00")              # newer: the one find_by_key returns
+    assert system.submit(request, gpu=1, start_workers=False).run_id == on_gpu1_id
+    again = system.submit(request, gpu=0, start_workers=False)        # GPU 0's older run still answers GPU 0
+    assert again.cached and again.run_id == on_gpu0_id
 
 
 def test_a_dead_workers_job_names_the_device_it_served():
