@@ -2,7 +2,8 @@
 
 Pages only place what these functions return ("no number is computed inside a page"):
 metric tables with deltas and speedups against a baseline run, the knobs that differ
-between runs, per-layer-type time per run, a run's headline numbers and the history listing.
+between runs, which GPU measured each run (two GPUs of one type told apart: "H200 #0", "H200 #1"),
+per-layer-type time per run, a run's headline numbers and the history listing.
 """
 
 from __future__ import annotations
@@ -24,6 +25,24 @@ MB = 1024 * 1024
 def run_label(run: RunResult) -> str:
     """Short, unique name of a run for legends and column headers (``RunResult.label``)."""
     return run.label
+
+
+def gpu_label(run: RunResult, with_host: bool = False) -> str:
+    """The device that measured a run: "H200 #0" (GPU 0 of its host, as job workers record it),
+    "H100 80GB HBM3" (a run that recorded no index), "CPU"."""
+    env = run.env
+    if env.get("device") != "cuda":
+        return "CPU"
+    name = str(env.get("device_name") or "GPU").removeprefix("NVIDIA ").strip() or "GPU"
+    index = env.get("gpu_index")
+    label = name if index is None else f"{name} #{index}"
+    return f"{label} @{env['host']}" if with_host and env.get("host") else label
+
+
+def gpu_labels(runs: Sequence[RunResult]) -> dict[str, str]:
+    """Run id -> ``gpu_label``, with the host added when the runs come from several hosts (each has a #0)."""
+    hosts = {r.env.get("host") for r in runs if r.env.get("gpu_index") is not None}
+    return {r.run_id: gpu_label(r, with_host=len(hosts) > 1) for r in runs}
 
 
 @dataclass(frozen=True)
@@ -106,11 +125,13 @@ def metric_table(runs: Sequence[RunResult], baseline_id: str | None = None) -> p
     """
     base = pick_baseline(runs, baseline_id)
     base_ms = base.latency.median_ms if timed(base) else None
+    gpus = gpu_labels(runs)
     rows = []
     for r in runs:
         row: dict[str, Any] = {
             "run": run_label(r), "run_id": r.run_id, "baseline": r.run_id == base.run_id,
-            "sample": r.is_sample, "device": r.env.get("device_name", "?"), "flavour": r.env.get("flavour", ""),
+            "sample": r.is_sample, "device": r.env.get("device_name", "?"), "gpu": gpus[r.run_id],
+            "flavour": r.env.get("flavour", ""),
         }
         for m in METRICS:
             row[m.key] = _num(m.value(r))
@@ -151,7 +172,8 @@ def _flatten(prefix: str, obj: Any, out: dict[str, Any]) -> None:
 
 ENV_KEYS = ("device_name", "flavour", "torch", "torch_tensorrt", "tensorrt")
 # what a reader looks for first when runs differ: how it ran, then on what, then how it was timed
-_SETTING_GROUPS = ("backend", "compile.", "model.", "mode", "env.device_name", "device", "env.", "measure.")
+_SETTING_GROUPS = ("backend", "compile.", "model.", "mode", "env.device_name", "env.gpu", "device", "env.",
+                   "measure.")
 
 
 def _setting_rank(setting: str) -> tuple[int, str]:
@@ -161,7 +183,7 @@ def _setting_rank(setting: str) -> tuple[int, str]:
 
 
 _ALIASES = {"compile.optimization_level": "opt", "compile.min_block_size": "mbs", "model.batch_size": "batch",
-            "compile.precision": "prec", "env.device_name": "device", "model.source": "model"}
+            "compile.precision": "prec", "env.device_name": "device", "env.gpu": "gpu", "model.source": "model"}
 
 
 def _alias(setting: str) -> str:
@@ -184,13 +206,17 @@ def short_labels(runs: Sequence[RunResult]) -> dict[str, str]:
 
 def settings_table(runs: Sequence[RunResult]) -> pd.DataFrame:
     """Every request setting and environment version, one row per setting, one column per run,
-    with a ``differs`` column that is True where the runs disagree."""
+    with a ``differs`` column that is True where the runs disagree. ``env.gpu`` (which GPU, "H200 #1")
+    is there when a run recorded its GPU index."""
     columns: dict[str, dict[str, Any]] = {}
+    gpus = gpu_labels(runs) if any(r.env.get("gpu_index") is not None for r in runs) else {}
     for r in runs:
         flat: dict[str, Any] = {}
         _flatten("", r.request, flat)
         for k in ENV_KEYS:
             flat[f"env.{k}"] = r.env.get(k) if r.env.get(k) is not None else "—"
+        if gpus:
+            flat["env.gpu"] = gpus[r.run_id]
         columns[run_label(r)] = flat
     df = pd.DataFrame(columns)
     df = df.loc[sorted(df.index, key=_setting_rank)]
@@ -204,6 +230,47 @@ def differing_settings(runs: Sequence[RunResult]) -> pd.DataFrame:
     """Only the settings (knobs, versions, GPU) whose values differ between the runs."""
     df = settings_table(runs)
     return df[df["differs"]].drop(columns="differs")
+
+
+def same_settings_across_gpus(runs: Sequence[RunResult]) -> pd.DataFrame:
+    """Runs of one configuration (one cache key: settings, model, versions, GPU type) measured on
+    different GPUs: one row per configuration with the GPUs, their e2e medians and the spread
+    (slowest / fastest - 1, in %), which is GPU-to-GPU variation plus run-to-run noise."""
+    cols = ["settings", "gpus", "runs", "median_ms_min", "median_ms_max", "spread_pct"]
+    labels = gpu_labels(runs)
+    by_key: dict[str, list[RunResult]] = {}
+    for r in runs:
+        if timed(r):
+            by_key.setdefault(r.key, []).append(r)
+    rows = []
+    for group in by_key.values():
+        gpus = sorted({labels[r.run_id] for r in group})
+        medians = [r.latency.median_ms for r in group]
+        lo, hi = min(medians), max(medians)
+        if len(gpus) < 2 or lo <= 0:
+            continue
+        rows.append({"settings": group[0].label.rsplit(" · ", 1)[0], "gpus": gpus,
+                     "runs": [r.run_id for r in group], "median_ms_min": lo, "median_ms_max": hi,
+                     "spread_pct": (hi / lo - 1.0) * 100.0})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def hardware_notes(runs: Sequence[RunResult]) -> list[str]:
+    """What the reader must know about where the compared runs were measured, one sentence each."""
+    notes = []
+    devices = sorted({str(r.env.get("device_name", "?")) for r in runs})
+    if len(devices) > 1:
+        notes.append(f"Runs come from different machines ({', '.join(devices)}): differences include the hardware.")
+    labels = gpu_labels(runs)
+    gpus = sorted({labels[r.run_id] for r in runs if r.env.get("gpu_index") is not None})
+    if len(devices) == 1 and len(gpus) > 1:
+        notes.append(f"Runs come from different GPUs of one type ({', '.join(gpus)}): differences include "
+                     "GPU-to-GPU variation.")
+    for row in same_settings_across_gpus(runs).itertuples(index=False):
+        notes.append(f"The same settings ({row.settings}) were measured on {' and '.join(row.gpus)}: their e2e "
+                     f"medians differ by {row.spread_pct:.1f}%, which is GPU-to-GPU variation (plus run-to-run "
+                     "noise), not an effect of the settings.")
+    return notes
 
 
 def layer_type_time(runs: Sequence[RunResult], baseline_id: str | None = None) -> pd.DataFrame:

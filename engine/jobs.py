@@ -20,6 +20,9 @@ Public API (no streamlit here; pages poll it)::
 
 ``gpu`` picks where a CUDA job runs: ``None`` any GPU worker, an ``int`` this host's GPU index, a
 ``str`` a GPU type (device name, e.g. "NVIDIA H100 80GB HBM3", or a unique part of it, "H100").
+A result measured by a GPU worker records that GPU in ``result.env`` (``gpu_index`` on its host,
+``gpu_uuid``, ``host``: two GPUs of one type differ only there). A job pinned to a GPU index is
+answered from the store only by a run measured on that GPU; otherwise it runs there.
 
 How it works. The queue is huey: ``SqliteHuey`` in the data directory by default, ``RedisHuey`` when
 ``TRTDASH_QUEUE_URL=redis://host:port/db`` is set; the task code is the same. One huey queue per
@@ -30,10 +33,13 @@ A worker process (``python -m engine worker``) serves one device: the CPU, or on
 ``CUDA_VISIBLE_DEVICES``. It runs every job in a fresh spawned child process that imported torch
 ahead of time (a warm standby), so a crash in native code (segfault, ``os._exit``, ``kill -9``,
 CUDA OOM) fails that job with the reason and the worker carries on with a new child. When a worker
-itself dies, its running job is failed by the next ``ensure_workers``/``get`` and the next
-``ensure_workers``/``submit`` starts a new worker. Workers started by ``ensure_workers`` exit when the
-app process that last called it is gone (a new app process adopts running workers). With Redis,
-``ensure_workers()`` starts nothing unless ``TRTDASH_AUTOSTART_WORKERS=1``: workers are services.
+itself dies, its job process dies with it (the kernel kills it: parent-death signal), its running job
+is failed by the next ``ensure_workers``/``get`` with a reason naming the worker's device, and the next
+``ensure_workers``/``submit`` starts a new worker for that device (the dashboard's job panel calls
+``ensure_workers`` every second while a job of the session is active). Workers started by
+``ensure_workers`` exit when the app process that last called it is gone (a new app process adopts
+running workers). With Redis, ``ensure_workers()`` starts nothing unless
+``TRTDASH_AUTOSTART_WORKERS=1``: workers are services.
 
 With Redis, workers on other hosts keep results in their own data directory and ship each run in
 the job record; ``get`` imports it into the local store, so all results land in one store.
@@ -70,6 +76,7 @@ from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 
 from engine.config import ConfigError, RunRequest, validate
+from engine.result import RunResult
 from engine.store import DATA_DIR_ENV, PROJECT_ROOT, RunStore, data_dir
 
 log = logging.getLogger(__name__)
@@ -171,6 +178,30 @@ def route_for(request: RunRequest, gpu: int | str | None, cuda_available: bool) 
     if isinstance(gpu, int) or (isinstance(gpu, str) and gpu.isdigit()):
         return f"gpu{int(gpu)}"
     return f"gputype-{_slug(gpu)}"
+
+
+def pinned_gpu(route: str) -> int | None:
+    """The GPU index a route pins its jobs to ("gpu1" -> 1), or None (CPU, any GPU, a GPU type)."""
+    return int(route[3:]) if re.fullmatch(r"gpu\d+", route) else None
+
+
+def measured_on(env: dict[str, Any], gpu_index: int | None, host: str | None) -> bool:
+    """Whether a result's environment records this GPU index (on ``host``; any host when None)."""
+    return env.get("gpu_index") == gpu_index and (host is None or env.get("host") == host)
+
+
+def stored_run_on(store: RunStore, key: str, gpu_index: int | None, host: str | None) -> RunResult | None:
+    """The newest stored run with this cache key measured on this GPU, or None. Runs of one key from
+    GPUs of one type are equal for the cache; the newest may come from the other GPU."""
+    hit = store.find_by_key(key)
+    if hit is None or measured_on(hit.env, gpu_index, host):
+        return hit
+    runs = store.list_runs(is_sample=False)     # newest first
+    for run_id in runs.loc[runs["key"] == key, "run_id"]:
+        run = store.get(run_id)
+        if measured_on(run.env, gpu_index, host):
+            return run
+    return None
 
 
 def worker_routes(gpu_index: int | None, gpu_name: str | None) -> list[str]:
@@ -450,6 +481,15 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+def _worker_device(worker_id: str, info: dict[str, Any] | None) -> str:
+    """The device a worker served ("GPU 1", "the CPU"), from its registration or its id (host/slot/pid)."""
+    index = info.get("gpu_index") if info else None
+    if index is None:
+        slot = worker_id.rsplit("/", 2)[-2] if worker_id.count("/") >= 2 else ""
+        index = pinned_gpu(slot)
+    return "the CPU" if index is None else f"GPU {index}"
+
+
 def _exit_reason(code: int | None) -> tuple[str, str]:
     """(error, hint) for a job process that ended without reporting."""
     if code is not None and code < 0:
@@ -526,16 +566,20 @@ class JobSystem:
             request = dataclasses.replace(request, device="cpu")
         if route.startswith("gpu") and request.device == "auto":
             request = dataclasses.replace(request, device="cuda")
-        gpu_index = int(route[3:]) if re.fullmatch(r"gpu\d+", route) else 0
+        pinned = pinned_gpu(route)
+        gpu_index = pinned or 0
         if not self.queue_url:   # one host: what this machine cannot do is an error now
             capabilities.check_request(request, caps)
-            if route.startswith("gpu") and re.fullmatch(r"gpu\d+", route) and gpu_index >= len(caps.gpus):
-                raise ConfigError("gpu", f"GPU {gpu_index} does not exist; this machine has {len(caps.gpus)}")
+            if pinned is not None and pinned >= len(caps.gpus):
+                raise ConfigError("gpu", f"GPU {pinned} does not exist; this machine has {len(caps.gpus)}")
         key, _ = runner.request_key(request, caps, gpu_index)   # runs no model code in the app's process
         now = time.time()
         job = Job(job_id=uuid.uuid4().hex[:12], request=request.to_dict(), key=key, route=route,
                   gpu="" if gpu is None else str(gpu), created_ts=now, updated_ts=now)
-        hit = self.store.find_by_key(key)
+        if pinned is None:
+            hit = self.store.find_by_key(key)
+        else:   # not a run from another GPU of the same type: the user asked for this one
+            hit = stored_run_on(self.store, key, pinned, self._pinned_host())
         if hit is not None:
             job.state, job.run_id, job.cached, job.stage, job.finished_ts = "done", hit.run_id, True, "cached", now
             job.started_ts, job.fraction, job.detail = now, 1.0, "answered from the store; nothing was run"
@@ -549,6 +593,10 @@ class JobSystem:
         if start_workers if start_workers is not None else self._autostart():
             self.ensure_workers()
         return self.get(job.job_id)
+
+    def _pinned_host(self) -> str | None:
+        """Where a GPU index points: this host, or (Redis) any host with a worker for that index."""
+        return None if self.queue_url else _this_host()
 
     def _resolve_gpu_type(self, wanted: str) -> str:
         """A GPU type as given, or the one live worker GPU name it is a unique part of ("H100")."""
@@ -642,9 +690,11 @@ class JobSystem:
             return job
         if info is None and time.time() - (job.started_ts or 0) < HEARTBEAT_TIMEOUT_S:
             return job   # a worker that just exited cleanly requeues its job itself
+        device = _worker_device(job.worker_id, info)
         self.table.update(job.job_id, only_if=("running",), state="failed", finished_ts=time.time(),
-                          error=f"The worker running this job stopped ({job.worker_id}): it was killed or crashed.",
-                          hint="A new worker has taken over the queue; submit the request again.")
+                          error=f"The worker of {device} stopped while running this job ({job.worker_id}): "
+                                "it was killed or crashed.",
+                          hint=f"A new worker for {device} takes over its queue; submit the request again.")
         return self.table.get(job.job_id) or job
 
     def reconcile(self) -> None:
@@ -809,6 +859,7 @@ class Worker:
         self.worker_id = worker_id or f"{_this_host()}/{slot}/{os.getpid()}"
         self.stopping = False
         self.routes: list[str] = []
+        self.gpu_record: dict[str, Any] = {}   # written into result.env of every run measured here
         self._standby: _JobProcess | None = None
 
     def _spawn(self) -> _JobProcess:
@@ -832,9 +883,12 @@ class Worker:
         self._standby = self._spawn()
         info = self._standby.wait_ready()
         gpu_name = info.get("gpu_name") if self.gpu_index is not None else None
+        gpu_uuid = info.get("gpu_uuid") if self.gpu_index is not None else None
         self.routes = worker_routes(self.gpu_index, gpu_name)
+        if self.gpu_index is not None:
+            self.gpu_record = {"gpu_index": self.gpu_index, "gpu_uuid": gpu_uuid, "host": _this_host()}
         self._info = {"worker_id": self.worker_id, "host": _this_host(), "pid": os.getpid(),
-                      "gpu_index": self.gpu_index, "gpu_name": gpu_name, "routes": self.routes,
+                      "gpu_index": self.gpu_index, "gpu_name": gpu_name, "gpu_uuid": gpu_uuid, "routes": self.routes,
                       "device_name": info.get("device_name"), "started_ts": time.time(),
                       "job_id": None, "standby_ready": True}
         self.table.register_worker(self._info)
@@ -900,7 +954,8 @@ class Worker:
 
     def _supervise(self, job: Job, child: _JobProcess) -> None:
         """Hand the job to the child, relay its progress, honour cancel and stop, record the outcome."""
-        child.conn.send((job.job_id, job.request, 0, not self.table.shares_store))
+        child.conn.send(_JobOrder(job.job_id, job.request, job.key, ship=not self.table.shares_store,
+                                  gpu_record=self.gpu_record, pinned=pinned_gpu(job.route) is not None))
         self.table.update(job.job_id, only_if=("running",), pid=child.proc.pid)
         last_write, last_stage, cancel_at = 0.0, "", None
         next_check = time.monotonic()
@@ -982,8 +1037,61 @@ def _error_parts(e: BaseException) -> tuple[str, str]:
     return str(message), str(hint)
 
 
+@dataclass(frozen=True)
+class _JobOrder:
+    """What a worker hands its job process."""
+
+    job_id: str
+    request: dict[str, Any]
+    key: str                        # the cache key submit() computed
+    ship: bool                      # send the run back in the job record (a worker on another host)
+    gpu_record: dict[str, Any]      # the physical GPU running it (gpu_index, gpu_uuid, host); {} on the CPU
+    pinned: bool                    # submitted for this GPU index: only a run measured on it answers it
+
+
+class _GpuRecordingStore(RunStore):
+    """The store as a job process on a GPU worker sees it: each saved result also records the GPU.
+
+    The runner fingerprints the only GPU the process sees (``cuda:0`` under ``CUDA_VISIBLE_DEVICES``);
+    which physical GPU that is (index on the host, UUID) only the worker knows, and it is what tells
+    two GPUs of one type apart. It is not part of the cache key: any GPU of the type may answer an
+    unpinned request."""
+
+    def __init__(self, root: Path | str, gpu_record: dict[str, Any]):
+        super().__init__(root)
+        self.gpu_record = gpu_record
+
+    def save(self, result: RunResult, raw_files: dict[str, Path | bytes] | None = None) -> str:
+        result.env.update(self.gpu_record)
+        return super().save(result, raw_files)
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its worker dies (Linux): a job process must never
+    outlive its worker holding the GPU, even while native code holds the GIL."""
+    with contextlib.suppress(Exception):
+        import ctypes  # noqa: PLC0415
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+
+
+def _gpu_uuid() -> str | None:
+    """The UUID of the one GPU this process sees, or None (no GPU, or a torch without the field)."""
+    import torch  # noqa: PLC0415
+
+    with contextlib.suppress(Exception):
+        if torch.cuda.is_available():
+            uuid_ = getattr(torch.cuda.get_device_properties(0), "uuid", None)
+            return str(uuid_) if uuid_ else None
+    return None
+
+
 def _job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int) -> None:
     """Body of a job process: warm up, wait for one job, run it, report, exit."""
+    _die_with_parent()
+    if os.getppid() != parent_pid:   # the worker died before the line above took effect
+        os._exit(3)
     os.environ[DATA_DIR_ENV] = root
     import torch  # noqa: PLC0415 - the whole point of the standby child is importing this early
 
@@ -1003,14 +1111,16 @@ def _job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int) -
     with torch.inference_mode():   # first-call costs (thread pools, allocator) paid before the job
         torch.nn.functional.conv2d(torch.randn(1, 3, 16, 16), torch.randn(4, 3, 3, 3)).sum().item()
     gpu_name = caps.gpus[0].name if caps.gpus else None
-    conn.send(("ready", {"gpu_name": gpu_name, "device_name": gpu_name or f"CPU: {caps.cpu_name}"}))
+    conn.send(("ready", {"gpu_name": gpu_name, "gpu_uuid": _gpu_uuid(),
+                         "device_name": gpu_name or f"CPU: {caps.cpu_name}"}))
     try:
         msg = conn.recv()
     except EOFError:
         return
     if msg is None:
         return
-    job_id, request_dict, gpu_index, ship = msg
+    order: _JobOrder = msg
+    job_id = order.job_id
 
     def progress(stage: str, fraction: float | None = None, detail: str = "") -> None:
         if cancel.is_set():
@@ -1018,9 +1128,16 @@ def _job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int) -
         conn.send(("progress", stage, fraction, detail))
 
     try:
-        store = RunStore(root)
-        outcome = runner.execute(RunRequest.from_dict(request_dict), store, progress, gpu_index=gpu_index)
-        blob = store.export_run(outcome.result.run_id) if ship else None
+        store = _GpuRecordingStore(root, order.gpu_record) if order.gpu_record else RunStore(root)
+        host = None if order.ship else order.gpu_record.get("host")
+        hit = stored_run_on(store, order.key, order.gpu_record.get("gpu_index"), host) if order.pinned else None
+        if hit is not None:
+            outcome = runner.Outcome(hit, cached=True)   # measured on this GPU while the job waited
+        else:
+            # the process sees one GPU, as cuda:0; a pinned job is not answered by a run from another GPU
+            outcome = runner.execute(RunRequest.from_dict(order.request), store, progress, gpu_index=0,
+                                     use_cache=not order.pinned)
+        blob = store.export_run(outcome.result.run_id) if order.ship else None
         conn.send(("done", outcome.result.run_id, outcome.cached, blob))
     except Cancelled:
         conn.send(("cancelled",))

@@ -36,6 +36,7 @@ st.dataframe(
     table.drop(columns=["run_id"]), hide_index=True, key="metric_table",
     column_config={
         "baseline": st.column_config.CheckboxColumn("baseline"),
+        "gpu": st.column_config.TextColumn("GPU", help="Which GPU measured the run (#index on its host)."),
         "e2e_median_ms": st.column_config.NumberColumn("e2e median (ms)", format="%.4f"),
         "e2e_p90_ms": st.column_config.NumberColumn("p90 (ms)", format="%.4f"),
         "e2e_p99_ms": st.column_config.NumberColumn("p99 (ms)", format="%.4f"),
@@ -50,9 +51,8 @@ st.dataframe(
         "delta_pct": st.column_config.NumberColumn("Δ median (%)", format="%+.1f%%"),
         "speedup": st.column_config.NumberColumn("speedup vs baseline", format="%.2f×"),
     })
-devices = set(table["device"])
-if len(devices) > 1:
-    st.caption(f"Runs come from different machines ({', '.join(sorted(devices))}): differences include the hardware.")
+for note in compare.hardware_notes(runs):   # other machines, other GPUs, one configuration on several GPUs
+    st.caption(note)
 
 st.plotly_chart(charts.metric_bars(compare.metric_long(runs)), width="stretch", key="chart_metrics")
 st.plotly_chart(charts.latency_distribution(compare.latency_samples(runs)), width="stretch", key="chart_latency")

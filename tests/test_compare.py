@@ -150,3 +150,71 @@ def test_an_analyze_run_is_not_timed_and_gets_no_speedup(eager_pair, fixtures_di
     assert compare.profiling_overhead(analyze)["e2e_median_ms"] is None
     assert "End-to-end median" not in set(compare.run_summary(analyze)["metric"])
     assert "not timed" in charts.profiling_overhead_bar(None, 1.0).layout.annotations[0].text
+
+
+# -- one configuration on several GPUs ---------------------------------------------------------------
+def h200_run(fixtures_dir, index: int, median_ms: float, host: str = "gpubox"):
+    """The recorded resnet18 fp16 run as a job worker on GPU ``index`` of an H200 box files it (env.gpu_*)."""
+    run = trt_profiled_run(fixtures_dir, is_sample=False)
+    env = {**run.env, "device_name": "NVIDIA H200", "gpu_index": index, "gpu_uuid": f"GPU-{index}aa", "host": host}
+    return dataclasses.replace(run, env=env, latency=LatencyStats.from_samples([median_ms], 1, "cuda_events"),
+                               latency_samples_ms=[median_ms])
+
+
+def test_one_configuration_on_two_gpus_of_one_type_is_told_apart_and_noted(fixtures_dir):
+    r0, r1 = h200_run(fixtures_dir, 0, 0.350), h200_run(fixtures_dir, 1, 0.364)
+    assert r0.key == r1.key
+    assert compare.gpu_labels([r0, r1]) == {r0.run_id: "H200 #0", r1.run_id: "H200 #1"}
+    table = compare.metric_table([r0, r1]).set_index("run_id")
+    assert table["gpu"].tolist() == ["H200 #0", "H200 #1"] and table["device"].nunique() == 1
+    differ = compare.differing_settings([r0, r1])
+    assert list(differ.index) == ["env.gpu"] and list(differ.loc["env.gpu"]) == ["H200 #0", "H200 #1"]
+    assert compare.short_labels([r0, r1])[r1.run_id] == f"gpu=H200 #1 {r1.run_id[-8:]}"
+    same = compare.same_settings_across_gpus([r0, r1])
+    assert len(same) == 1 and same["gpus"][0] == ["H200 #0", "H200 #1"]
+    assert same["spread_pct"][0] == pytest.approx(4.0)
+    notes = compare.hardware_notes([r0, r1])
+    assert len(notes) == 2 and not any("different machines" in n for n in notes)
+    assert "different GPUs of one type (H200 #0, H200 #1)" in notes[0]
+    assert "measured on H200 #0 and H200 #1" in notes[1] and "differ by 4.0%" in notes[1]
+    assert "GPU-to-GPU variation" in notes[1]
+
+
+def test_gpu_labels_add_the_host_only_when_runs_come_from_several(fixtures_dir, eager_pair):
+    a, b = h200_run(fixtures_dir, 0, 0.35, host="box-a"), h200_run(fixtures_dir, 0, 0.35, host="box-b")
+    assert compare.gpu_labels([a, b]) == {a.run_id: "H200 #0 @box-a", b.run_id: "H200 #0 @box-b"}
+    legacy, (cpu, _, _) = trt_profiled_run(fixtures_dir), eager_pair   # no GPU index recorded
+    assert compare.gpu_labels([legacy, cpu]) == {legacy.run_id: "H100 80GB HBM3", cpu.run_id: "CPU"}
+    assert "env.gpu" not in compare.settings_table([legacy, cpu]).index
+    assert "env.gpu" in compare.settings_table([legacy, a]).index
+
+
+def test_different_settings_on_two_gpus_get_no_same_settings_note(fixtures_dir):
+    r0 = h200_run(fixtures_dir, 0, 0.35)
+    r1 = dataclasses.replace(h200_run(fixtures_dir, 1, 0.70), key="another-configuration")
+    assert compare.same_settings_across_gpus([r0, r1]).empty
+    assert compare.hardware_notes([r0, r1]) == [
+        "Runs come from different GPUs of one type (H200 #0, H200 #1): differences include GPU-to-GPU variation."]
+    twice_on_one = [r0, h200_run(fixtures_dir, 0, 0.36)]                # run-to-run noise, one GPU
+    assert compare.same_settings_across_gpus(twice_on_one).empty and compare.hardware_notes(twice_on_one) == []
+
+
+def test_compare_page_shows_two_gpus_side_by_side(store, fixtures_dir, monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("TRTDASH_SAMPLES_DIR", str(tmp_path / "no-samples"))
+    r0, r1 = h200_run(fixtures_dir, 0, 0.350), h200_run(fixtures_dir, 1, 0.364)
+    for r in (r0, r1):
+        store.save(r)
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / "compare.py"), default_timeout=60)
+    at.query_params["run"] = [r0.run_id, r1.run_id]
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    assert table["gpu"].tolist() == ["H200 #0", "H200 #1"]
+    assert [m.label for m in at.metric] == [f"gpu=H200 #0 {r0.run_id[-8:]}", f"gpu=H200 #1 {r1.run_id[-8:]}"]
+    captions = [c.value for c in at.caption]
+    assert any("measured on H200 #0 and H200 #1" in c and "GPU-to-GPU variation" in c for c in captions)
+    assert any("**env.gpu**: `H200 #0` · `H200 #1`" in md.value for md in at.markdown)

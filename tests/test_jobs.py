@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
@@ -259,3 +260,128 @@ def test_errors_inside_a_job_become_a_message_and_a_hint():
     assert message == "0 is below the minimum 1" and "compile.min_block_size" in hint
     assert jobs._exit_reason(-11)[0] == "The job process was killed by SIGSEGV."
     assert jobs._exit_reason(3)[0] == "The job process exited with code 3 without a result."
+
+
+# -- several GPUs: GPU workers stood in for by workers pinned to GPU indices that run eager CPU requests ----------
+def queue_on(system: JobSystem, request: RunRequest, route: str) -> jobs.Job:
+    """Queue a CPU request on a GPU route, as submit() does for a CUDA request pinned to that GPU. This
+    machine has no GPU, so submit() refuses CUDA requests; the worker of "GPU i" runs what it is given."""
+    from engine import runner
+
+    key, _ = runner.request_key(request)
+    now = time.time()
+    job = jobs.Job(job_id=f"{route}-{request.measure.seed}", request=request.to_dict(), key=key, route=route,
+                   gpu=route[3:], created_ts=now, updated_ts=now)
+    system.table.insert_or_join(job, f"{key}:{route}")
+    system._enqueue(job.job_id, route)
+    return job
+
+
+def gpu_worker_pid(system: JobSystem, index: int) -> int:
+    return next(w["pid"] for w in system.workers() if w["gpu_index"] == index and w["alive"])
+
+
+def test_one_worker_per_gpu_runs_at_the_same_time_records_its_gpu_and_is_replaced_when_killed(system):
+    pids = system.ensure_workers(gpu_count=2)
+    assert len(set(pids)) == 3                                   # the CPU worker and one per GPU
+    wait_until(lambda: len([w for w in system.workers() if w["gpu_index"] is not None]) == 2, 120)
+    assert {tuple(w["routes"][:1]) for w in system.workers()} == {("cpu",), ("gpu0",), ("gpu1",)}
+
+    # two jobs at once, one per GPU: they overlap in time and each result says which GPU ran it
+    a, b = queue_on(system, tiny(40, timed_iters=200, side=64), "gpu0"), queue_on(system, tiny(41, 200, 64), "gpu1")
+    done_a, done_b = finished(system, a.job_id, 120), finished(system, b.job_id, 120)
+    assert done_a.state == done_b.state == "done", (done_a.error, done_b.error)
+    assert max(done_a.started_ts, done_b.started_ts) < min(done_a.finished_ts, done_b.finished_ts)
+    for job, index in ((done_a, 0), (done_b, 1)):
+        env = system.store.get(job.run_id).env
+        assert env["gpu_index"] == index and env["host"] == jobs._this_host() and "gpu_uuid" in env
+        assert f"/gpu{index}/" in job.worker_id
+
+    # the worker of GPU 0 is killed mid-job: that job fails naming GPU 0, GPU 1's job completes,
+    # the job process does not outlive its worker, and a new worker takes GPU 0's place
+    victim, other = queue_on(system, slow(104), "gpu0"), queue_on(system, tiny(42, 200, 64), "gpu1")
+    job = running_with_progress(system, victim.job_id)
+    old = gpu_worker_pid(system, 0)
+    os.kill(old, signal.SIGKILL)
+    wait_until(lambda: not jobs._pid_alive(job.pid), 10)
+    new_pids = system.ensure_workers(gpu_count=2)
+    failed = system.get(victim.job_id)
+    assert failed.state == "failed"
+    assert "worker of GPU 0 stopped" in failed.error and f"/gpu0/{old}" in failed.error
+    assert "GPU 0" in failed.hint
+    survived = finished(system, other.job_id, 120)
+    assert survived.state == "done" and system.store.get(survived.run_id).env["gpu_index"] == 1
+    assert old not in new_pids and len(set(new_pids) & set(pids)) == 2     # only GPU 0's worker is new
+    nxt = finished(system, queue_on(system, tiny(43), "gpu0").job_id, 120)
+    assert nxt.state == "done" and nxt.worker_id.endswith(f"/gpu0/{gpu_worker_pid(system, 0)}")
+    assert gpu_worker_pid(system, 0) in new_pids
+
+
+def test_a_job_pinned_to_a_gpu_is_answered_only_by_a_run_measured_on_that_gpu(system, monkeypatch):
+    """Two GPUs of one type give equal cache keys; only the recorded GPU index tells their runs apart."""
+    from engine import capabilities, runner
+    from engine.runner import execute
+    from engine.store import new_run_id
+
+    caps = dataclasses.replace(capabilities.detect(), cuda_available=True,
+                               gpus=(capabilities.Gpu(0, "NVIDIA H200", 141 << 30, "9.0"),
+                                     capabilities.Gpu(1, "NVIDIA H200", 141 << 30, "9.0")))
+    monkeypatch.setattr(capabilities, "detect", lambda: caps)
+    request = tiny(50).with_changes(device="cuda")
+    key, env = runner.request_key(request, caps, 1)
+    assert key == runner.request_key(request, caps, 0)[0]
+    measured = execute(tiny(50), system.store, use_cache=False).result   # a real run, filed as each GPU's
+
+    def file_as(gpu_index: int, created_at: str) -> str:
+        env_ = {**env, "gpu_index": gpu_index, "gpu_uuid": f"GPU-{gpu_index}", "host": jobs._this_host()}
+        return system.store.save(dataclasses.replace(measured, run_id=new_run_id(), key=key, env=env_,
+                                                     created_at=created_at))
+
+    on_gpu0_id = file_as(0, "2026-01-01T00:00:00+00:00")
+    on_gpu0 = system.submit(request, gpu=0, start_workers=False)
+    assert on_gpu0.cached and on_gpu0.state == "done" and on_gpu0.run_id == on_gpu0_id
+    on_any = system.submit(request, start_workers=False)
+    assert on_any.cached and on_any.run_id == on_gpu0_id            # any H200 may answer an unpinned request
+    on_gpu1 = system.submit(request, gpu=1, start_workers=False)
+    assert not on_gpu1.cached and on_gpu1.state == "queued" and on_gpu1.route == "gpu1"
+    assert "waiting for a worker that serves 'gpu1'" in on_gpu1.detail
+    with pytest.raises(ConfigError, match="GPU 2 does not exist"):
+        system.submit(request, gpu=2, start_workers=False)
+
+    on_gpu1_id = file_as(1, "2026-01-02T00:00:00+00:00")              # newer: the one find_by_key returns
+    assert system.submit(request, gpu=1, start_workers=False).run_id == on_gpu1_id
+    again = system.submit(request, gpu=0, start_workers=False)        # GPU 0's older run still answers GPU 0
+    assert again.cached and again.run_id == on_gpu0_id
+
+
+def test_a_dead_workers_job_names_the_device_it_served():
+    assert jobs._worker_device("h/gpu3/12", None) == "GPU 3"
+    assert jobs._worker_device("h/cpu/12", None) == "the CPU"
+    assert jobs._worker_device("h/x/12", {"gpu_index": 0}) == "GPU 0"
+    assert jobs.measured_on({"gpu_index": 1, "host": "h"}, 1, "h") and jobs.measured_on({"gpu_index": 1}, 1, None)
+    assert not jobs.measured_on({"gpu_index": 1, "host": "h"}, 0, "h") and not jobs.measured_on({}, 0, None)
+    assert not jobs.measured_on({"gpu_index": 1, "host": "other"}, 1, "h")
+
+
+def test_the_dashboards_job_panel_fails_a_dead_workers_job_and_starts_a_new_worker(system):
+    """What a user waiting on the Profile page sees when the worker running their job is killed."""
+    from streamlit.testing.v1 import AppTest
+
+    def panel():
+        from pages._jobs import job_panel
+
+        job_panel()
+
+    victim = system.submit(slow(105))
+    job = running_with_progress(system, victim.job_id)
+    old = system.workers()[0]["pid"]
+    os.kill(old, signal.SIGKILL)
+    wait_until(lambda: not jobs._pid_alive(job.pid), 10)
+    at = AppTest.from_function(panel, default_timeout=60)
+    at.session_state["my_jobs"] = [victim.job_id]
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("failed: The worker of the CPU stopped" in e.value for e in at.error), [e.value for e in at.error]
+    new = wait_until(lambda: [w["pid"] for w in system.workers() if w["alive"]], 60)
+    assert old not in new
+    assert finished(system, system.submit(tiny(44)).job_id).worker_id.endswith(f"/{new[0]}")
