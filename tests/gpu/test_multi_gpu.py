@@ -60,7 +60,9 @@ def test_two_gpus_one_worker_each_undisturbed_timings_killed_worker_replaced_one
     say(f"workers up in {time.monotonic() - t0:.0f} s")
 
     # (b) alone on each GPU, both at once, alone again: the two ran at the same time, each on its own GPU
-    figures = measure_together_vs_alone(system, log=say)
+    # GPU-bound (resnet50 b32, ~2 ms): resnet18 b1 is launch-bound and its fresh-process medians swung from
+    # 0.34 to 0.66 ms alone on the 2xH200, which hides any effect of the other GPU (seen 2026-11-24)
+    figures = measure_together_vs_alone(system, log=say, timed_iters=2000, model="resnet50", batch=32)
     for line in figures.lines():
         say(line)
     say(result_line(figures.max_ratio))
@@ -129,3 +131,4 @@ def test_two_gpus_one_worker_each_undisturbed_timings_killed_worker_replaced_one
 
     # asserted last, so that one device call reports (c) and (d) even when the timings are off
     assert figures.max_ratio <= TOGETHER_OVER_ALONE_MAX, figures.lines()
+    assert all(figures.within_noise(g) for g in (0, 1)), figures.lines()
