@@ -224,7 +224,8 @@ def test_verdict_of_the_h200_pair_reads_its_recorded_numbers(store, h200_pair):
     assert fit.fixed_bytes == pytest.approx(b1.peak_memory_bytes - per_sample)
     ceiling = math.floor((capacity - fit.fixed_bytes) / per_sample)
     assert f"batch {ceiling:,} would fill the GPU's {H200_GIB} GiB" in text
-    assert f"{per_sample / 2**20:,.2f} MiB per sample" in text
+    mib = per_sample / 2**20
+    assert (f"{mib:,.0f} MiB per sample" if mib >= 10 else f"{mib:,.2f} MiB per sample") in text
     assert "dynamic" not in v.knees and v.cost.empty and "dynamic range costs" not in text
     # without a capacity the line is given, not a ceiling
     assert "would fill" not in bs.verdict(sweep).markdown()
@@ -321,3 +322,27 @@ def test_dynamic_cost_chart_puts_both_engines_side_by_side():
     assert list(static.x) == list(dynamic.x) == ["batch 1"]
     assert list(static.y) == [0.7] and list(dynamic.y) == [1.14] and list(dynamic.text) == ["+63%"]
     assert "No batch size was measured" in bc.dynamic_cost(cost.iloc[0:0]).layout.annotations[0].text
+
+
+def test_the_bundled_h200_batch_sweep_static_against_dynamic(store):
+    """samples/resnet50_fp16_batch*_{static,dynamic}: recorded through the job queue on the H200."""
+    store.import_samples(SAMPLES)
+    listed = bs.list_batch_sweeps(store)
+    sweep_id = "resnet50_fp16_batch_h200"
+    assert sweep_id in set(listed["sweep_id"])
+    sweep = bs.load_batch_sweep(store, sweep_id)
+    assert sweep.dynamic_range == (1, 8, 32)
+    table = sweep.table
+    assert sorted(zip(table["strategy"], table["batch_size"], strict=True)) == [
+        (s, b) for s in ("dynamic", "static") for b in (1, 8, 32)]
+    v = bs.verdict(sweep, capacity_bytes=H200_GIB * 2**30)
+    best = table.loc[table["throughput_per_s"].idxmax()]
+    assert v.headline.startswith(f"Best throughput {best.throughput_per_s:,.0f} samples/s at batch "
+                                 f"{best.batch_size}")
+    # what the dynamic range costs, batch by batch, from the recorded medians
+    static = table[table.strategy == "static"].set_index("batch_size")["median_ms"]
+    dynamic = table[table.strategy == "dynamic"].set_index("batch_size")["median_ms"]
+    assert list(v.cost["batch_size"]) == [1, 8, 32]
+    assert v.cost["overhead_ms"].tolist() == pytest.approx((dynamic - static).tolist())
+    text = v.markdown()
+    assert "What the dynamic range costs" in text and "the engine itself accepts batch 32 at most" in text

@@ -450,7 +450,7 @@ def test_run_submits_the_plan_shows_progress_and_opens_the_finished_ladder(ladde
     rungs = ladder.load_ladder(store, lid)
     assert sorted(r.run_id for r in rungs) == sorted(runs.values())
     assert ladder.verdict(rungs).markdown() in _texts(at)
-    assert ladder.verdict(rungs).headline.startswith("No scheme beats fp32 on NVIDIA H200, TensorRT-RTX")
+    assert ladder.verdict(rungs).headline.startswith("No scheme beats fp16 on NVIDIA H200, TensorRT-RTX")
 
 
 def test_a_failed_step_is_explained_and_cancel_stops_the_rest(ladder_page):
