@@ -95,11 +95,18 @@ class Scheme:
     architecture: str = ""                     # the GPU generation min_compute_capability stands for
     rtx_refusal: str = ""                      # why TensorRT-RTX refuses it, "" when it compiles there
     calibrates_on_cpu: bool = True             # ModelOpt's fake quantization runs on CPU tensors
+    converter_refusal: str = ""                # why Torch-TensorRT itself cannot convert it (both flavours)
 
     @property
     def weight_only(self) -> bool:
         return bool(self.weights) and not self.activations
 
+
+# Measured on the H200 (torch_tensorrt 2.11 / TensorRT-RTX 1.4, resnet18 and vit_b_16): ModelOpt calibrates
+# INT4 AWQ, then the engine build fails in Torch-TensorRT's quantize converter, which takes 8-bit Q/DQ only.
+TORCH_TRT_INT4 = ("Torch-TensorRT's quantize converter takes 8-bit (INT8/FP8) Q/DQ nodes only, so INT4 weights "
+                  "fail at engine build ('num_bits=4'; seen with torch_tensorrt 2.11 on the H200); use "
+                  "int8_weight_only for weight-only quantization")
 
 # GPU generations from ModelOpt's support matrix (nvidia.github.io/Model-Optimizer, "Support Matrix"):
 # FP8 Ada and later, FP4 Blackwell and later, INT8 SmoothQuant and INT4 AWQ Ampere and later.
@@ -111,7 +118,8 @@ SCHEMES: dict[str, Scheme] = {s.name: s for s in (
            (8, 0), "Ampere", rtx_refusal=RTX_INT8_ACTIVATIONS),
     Scheme("int8_weight_only", "INT8 weight-only", "INT8_WEIGHT_ONLY_CFG", "int8", "", ("int8",)),
     Scheme("fp8", "FP8 (E4M3)", "FP8_DEFAULT_CFG", "fp8", "fp8", ("float8_e4m3fn",), (8, 9), "Ada"),
-    Scheme("int4_awq", "INT4 AWQ (weight-only)", "INT4_AWQ_CFG", "int4", "", (), (8, 0), "Ampere"),
+    Scheme("int4_awq", "INT4 AWQ (weight-only)", "INT4_AWQ_CFG", "int4", "", (), (8, 0), "Ampere",
+           converter_refusal=TORCH_TRT_INT4),
     Scheme("nvfp4", "NVFP4", "NVFP4_DEFAULT_CFG", "fp4", "fp4", ("float4_e2m1fn_x2",), (10, 0), "Blackwell",
            calibrates_on_cpu=False),
 )}
@@ -146,6 +154,8 @@ def scheme_unavailable_reason(scheme: str, *, flavour: str, compute_capability: 
         return None
     if not (modelopt_installed() if modelopt is None else modelopt):
         return f"NVIDIA ModelOpt is not installed; install it with `{INSTALL_COMMAND}`"
+    if spec.converter_refusal:
+        return spec.converter_refusal
     if flavour == "tensorrt_rtx" and spec.rtx_refusal:
         return spec.rtx_refusal
     have = _cc_tuple(compute_capability)

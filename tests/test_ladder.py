@@ -23,9 +23,10 @@ def test_plan_on_rtx_h200_skips_int8_activations_and_fp4(monkeypatch):
     caps = gpu_caps("tensorrt_rtx", "9.0")
     base = RunRequest(model=ModelSpec(source="resnet50", batch_size=8))
     plan = ladder.plan_ladder(base, caps, ladder_id="r50")
-    assert [s.label for s in plan.steps] == ["fp32", "fp16", "int8_weight_only/fp16", "fp8/fp16", "int4_awq/fp16"]
+    assert [s.label for s in plan.steps] == ["fp32", "fp16", "int8_weight_only/fp16", "fp8/fp16"]
     skipped = dict(plan.skipped)
-    assert set(skipped) == {"int8", "int8_smoothquant", "nvfp4"}
+    assert set(skipped) == {"int8", "int8_smoothquant", "int4_awq", "nvfp4"}
+    assert skipped["int4_awq"] == quantization.TORCH_TRT_INT4
     assert skipped["int8"].startswith("TensorRT-RTX does not support int8 activation quantization")
     assert "compute capability 10.0" in skipped["nvfp4"]
     assert plan.tags == ["ladder:r50"]
@@ -290,7 +291,7 @@ def sample_runs(store) -> dict[str, str]:
 def test_plan_with_no_scheme_picked_runs_fp32_and_fp16_only(monkeypatch):
     monkeypatch.setattr(quantization, "modelopt_installed", lambda: True)
     assert [s.label for s in ladder.plan_ladder(RunRequest(), H200_RTX, schemes=[]).steps] == ["fp32", "fp16"]
-    assert len(ladder.plan_ladder(RunRequest(), H200_RTX, schemes=None).steps) == 5     # None: every scheme
+    assert len(ladder.plan_ladder(RunRequest(), H200_RTX, schemes=None).steps) == 4     # None: every scheme the matrix allows
 
 
 def test_ladder_base_is_a_tensorrt_request_with_the_ladder_measurement():
@@ -393,8 +394,8 @@ def test_tab_lists_refused_schemes_with_reasons_and_plans_what_plan_ladder_plans
     at.run()
     assert not at.exception, at.exception
     picker = at.multiselect(key="ladder:schemes")
-    assert picker.value == ["int8_weight_only", "fp8", "int4_awq"]          # only what the matrix allows
-    assert not any(o.startswith(("int8 ", "int8_smoothquant", "nvfp4")) for o in picker.options)
+    assert picker.value == ["int8_weight_only", "fp8"]          # only what the matrix allows
+    assert not any(o.startswith(("int8 ", "int8_smoothquant", "int4_awq", "nvfp4")) for o in picker.options)
     text = _texts(at)
     assert f"- **int8** (INT8 (W8A8)): {quantization.RTX_INT8_ACTIVATIONS}" in text
     assert f"- **int8_smoothquant** (INT8 SmoothQuant (W8A8)): {quantization.RTX_INT8_ACTIVATIONS}" in text

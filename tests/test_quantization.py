@@ -69,7 +69,9 @@ def test_compute_capability_gates_fp8_and_fp4():
     assert reason("fp8", "8.9") is None and reason("fp8", "9.0", "tensorrt_rtx") is None
     assert "10.0" in reason("nvfp4", "9.0") and "Blackwell" in reason("nvfp4", "9.0")
     assert reason("nvfp4", "10.0") is None and reason("nvfp4", "12.0") is None
-    assert reason("int4_awq", "7.5") and reason("int4_awq", "8.0") is None
+    # INT4 AWQ: refused on every GPU and flavour by Torch-TensorRT's 8-bit-only quantize converter
+    for cc, flavour in (("8.0", "tensorrt"), ("9.0", "tensorrt_rtx"), ("12.0", "tensorrt")):
+        assert reason("int4_awq", cc, flavour) == quantization.TORCH_TRT_INT4
     assert reason("none", "7.5") is None
 
 
