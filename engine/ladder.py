@@ -25,7 +25,7 @@ import pandas as pd
 from engine.capabilities import Capabilities, check_request
 from engine.config import QUANT_SCHEMES, ConfigError, RunRequest, validate
 from engine.quantization import FLAVOUR_NAMES, SCHEMES, conversion_problem_text, scheme_options
-from engine.result import QuantizationReport, RunResult
+from engine.result import DEGENERATE_REFERENCE, QuantizationReport, RunResult
 from engine.store import RunStore
 from engine.sweeps import FINISHED_STATES, CancelFn, JobView, StatusFn, SubmitFn, SweepExecution, SweepPlan, SweepPoint
 
@@ -194,6 +194,7 @@ class Rung:
     quantization: QuantizationReport | None = None
     run_id: str = ""
     where: str = ""                   # device and flavour, e.g. "NVIDIA H200, TensorRT-RTX"
+    reference_degenerate: bool = False  # the eager fp32 output was ~0: its accuracy figures say nothing
 
     @property
     def quantized(self) -> bool:
@@ -221,7 +222,8 @@ def rung_from_result(result: RunResult) -> Rung:
                 top1_agreement=accuracy.top1_agreement if accuracy else None,
                 build_s=sum(build) if build else None, calibration_s=result.stages_s.get("calibration_s"),
                 engine_bytes=result.engine_bytes or None, quantization=q, run_id=result.run_id,
-                where=_where(result.env))
+                where=_where(result.env),
+                reference_degenerate=any(w.startswith(DEGENERATE_REFERENCE) for w in result.warnings))
 
 
 def _where(env: dict) -> str:
@@ -300,6 +302,23 @@ def verdict(rungs: Sequence[Rung], *, tolerance_rel_l2: float = DEFAULT_TOLERANC
     if not quantized:
         return LadderVerdict(f"No quantization scheme was measured{on}; {reference.label} is the fastest build.",
                              lines, None, reference)
+    if any(r.reference_degenerate for r in rungs):
+        # NaN/inf or a flagged conversion is wrong whatever the reference: only the others compete on latency
+        sound = [r for r in quantized if not r.conversion_problem and (r.rel_l2 is None or math.isfinite(r.rel_l2))]
+        if not sound:
+            return LadderVerdict(f"Accuracy cannot be judged for this ladder{on} (the reference output is ~0), and "
+                                 f"every scheme's engine output is broken: keep {reference.label} "
+                                 f"({fmt_ms(reference.median_ms)}).", lines, None, reference)
+        fastest = min(sound, key=lambda r: r.median_ms)
+        ratio = reference.median_ms / fastest.median_ms
+        lines.append("Accuracy cannot be judged: the eager fp32 reference output is ~0 (random weights; "
+                     "torchvision's ViT, for one, starts its classification head at zero), so every rel. L2 and "
+                     "top-1 figure here is meaningless. Use pretrained weights or your own model file.")
+        pace = f"{ratio:.2f}× faster" if ratio >= 1 else f"{1 / ratio:.2f}× slower"
+        return LadderVerdict(f"Accuracy cannot be judged for this ladder{on} (the reference output is ~0); by "
+                             f"latency alone (schemes with sound output) {fastest.label} takes "
+                             f"{fmt_ms(fastest.median_ms)} against {reference.label} {fmt_ms(reference.median_ms)} "
+                             f"({pace}).", lines, None, reference)
     ok = [r for r in quantized if within_tolerance(r, tolerance_rel_l2, min_top1)]
     if not ok:
         return LadderVerdict(f"No scheme stays within the accuracy tolerance ({tol}){on}: keep "

@@ -58,6 +58,11 @@ def normalise_layers(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+
+# the start of the run warning given when the eager fp32 reference output is ~0 (random weights; torchvision's
+# ViT, for one, starts its classification head at zero): every accuracy figure of such a run says nothing
+DEGENERATE_REFERENCE = "The eager fp32 reference output is ~0"
+
 @dataclass
 class LatencyStats:
     """End-to-end latency of one inference call, in milliseconds, over ``iters`` timed runs."""

@@ -526,3 +526,25 @@ def test_a_rung_whose_output_is_not_finite_says_so_and_is_never_within_tolerance
     fresh = dataclasses.replace(fp8, rel_l2=float("nan"), quantization=None)   # as measured, before storing
     assert not ladder.within_tolerance(fresh, 10.0)
     assert "rel. L2 not finite" in ladder.verdict([fresh, *ladder.load_ladder(store, SAMPLE_LADDER)[:1]]).markdown()
+
+
+def test_a_ladder_whose_reference_output_is_zero_is_judged_by_latency_only(tmp_path):
+    """The bundled vit_b_16 ladder: torchvision's ViT starts its head at zero, so with random weights every
+    output is 0 and rel. L2 reads 0 everywhere; the verdict must not call anything accurate, and never
+    picks the fp8 rung whose engine output holds NaN."""
+    from engine.store import RunStore
+
+    store = RunStore(tmp_path / "data")
+    store.import_samples()
+    if "vit_b_16_b8_h200" not in ladder.list_ladders(store):
+        pytest.skip("the bundled vit_b_16 ladder is not there")
+    rungs = ladder.load_ladder(store, "vit_b_16_b8_h200")
+    assert all(r.reference_degenerate for r in rungs)
+    v = ladder.verdict(rungs)
+    assert v.best is None and v.headline.startswith("Accuracy cannot be judged")
+    sound = [r for r in rungs if r.quantized and not r.conversion_problem]
+    fastest = min(sound, key=lambda r: r.median_ms)
+    assert f"latency alone (schemes with sound output) {fastest.label}" in v.headline
+    assert not any(r.label.startswith("fp8") for r in sound)
+    # a ladder with a real reference (resnet50) is judged on accuracy as before
+    assert not any(r.reference_degenerate for r in ladder.load_ladder(store, "resnet50_b8_h200"))

@@ -60,7 +60,7 @@ from engine.profiling import segmentation as seg
 from engine.profiling import trt_profile
 from engine.profiling.accuracy import _first_tensor, compare_outputs, detached_cpu
 from engine.profiling.latency import time_inference
-from engine.result import LatencyStats, Segmentation, empty_layers, normalise_layers
+from engine.result import DEGENERATE_REFERENCE, LatencyStats, Segmentation, empty_layers, normalise_layers
 
 log = logging.getLogger(__name__)
 
@@ -518,7 +518,7 @@ def _degenerate_reference(reference: Any) -> list[str]:
         return []
     peak = float(ref.abs().max()) if ref.numel() else 0.0
     if peak < 1e-4:
-        return [f"The eager fp32 reference output is ~0 (max |y| = {peak:.1e}, typical of random weights): "
+        return [f"{DEGENERATE_REFERENCE} (max |y| = {peak:.1e}, typical of random weights): "
                 "the accuracy figures say little about this model; use pretrained weights to judge accuracy."]
     return []
 
