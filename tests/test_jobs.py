@@ -284,8 +284,8 @@ def gpu_worker_pid(system: JobSystem, index: int) -> int:
 def test_one_worker_per_gpu_runs_at_the_same_time_records_its_gpu_and_is_replaced_when_killed(system):
     pids = system.ensure_workers(gpu_count=2)
     assert len(set(pids)) == 3                                   # the CPU worker and one per GPU
-    wait_until(lambda: len([w for w in system.workers() if w["gpu_index"] is not None]) == 2, 120)
-    assert {tuple(w["routes"][:1]) for w in system.workers()} == {("cpu",), ("gpu0",), ("gpu1",)}
+    # every worker registers once it has imported torch: on a loaded machine the CPU one may come last
+    wait_until(lambda: {tuple(w["routes"][:1]) for w in system.workers()} == {("cpu",), ("gpu0",), ("gpu1",)}, 120)
 
     # two jobs at once, one per GPU: they overlap in time and each result says which GPU ran it
     a, b = queue_on(system, tiny(40, timed_iters=200, side=64), "gpu0"), queue_on(system, tiny(41, 200, 64), "gpu1")
