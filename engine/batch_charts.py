@@ -5,6 +5,7 @@ The batch axis is logarithmic with a tick at every measured batch size: sweeps d
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import pandas as pd
@@ -82,7 +83,8 @@ def throughput_vs_batch(table: pd.DataFrame, knees: Mapping[str, Knee] | None = 
             continue
         text = (f"knee: batch {knee.batch_size}<br>{knee.throughput_per_s:,.0f}/s" if knee.reached
                 else f"no knee up to batch {knee.batch_size}")
-        fig.add_annotation(x=knee.batch_size, y=knee.throughput_per_s, text=text, name=f"knee:{s}",
+        # annotations on a log axis take log10 of the value (a plain 32 would stretch the axis to 10^32)
+        fig.add_annotation(x=math.log10(knee.batch_size), y=knee.throughput_per_s, text=text, name=f"knee:{s}",
                            showarrow=True, arrowhead=2, arrowcolor=colour, ax=0, ay=-45 if s == "static" else 45,
                            font={"color": colour}, bgcolor="rgba(255,255,255,0.8)")
         if knee.reached:
