@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from engine import capabilities, charts, compare, diagnosis, models, quantization
+from engine import capabilities, charts, compare, diagnosis, dynamic_cost, models, quantization
 from engine.config import CompileSettings, ConfigError, MeasureSettings, RunRequest, validate
 from engine.store import RunNotFound
-from pages._common import link_to, load_run
+from pages._common import get_store, link_to, load_run
 from pages._form import compile_disabled_reasons, describe_inputs, knob_section, knob_widget
 from pages._jobs import gpu_picker, job_panel, queue_overview, submit
 
@@ -130,6 +130,24 @@ if run_id:
         found = diagnosis.diagnose_result(result)
         if found is not None and found.verdict != "compute_bound":
             st.info(found.text(), icon=":material/speed:")
+        if lat.timed and dynamic_cost.is_dynamic(result.request):
+            static = dynamic_cost.find_static_counterpart(get_store(), result)
+            if static is not None:
+                st.info(dynamic_cost.DynamicCost(result, static).text(), icon=":material/straighten:")
+                link_to("compare", "Compare dynamic and static", [result.run_id, static.run_id],
+                        icon=":material/compare_arrows:")
+            else:
+                st.caption("A dynamic-shape engine: what its range costs at this shape shows once a static engine "
+                           "built for exactly this shape is measured with the same settings.")
+                if st.button("Measure a static engine at this shape", icon=":material/straighten:",
+                             key="static_counterpart"):
+                    try:
+                        counterpart = validate(dynamic_cost.static_counterpart(result))
+                        capabilities.check_request(counterpart, caps)
+                    except ConfigError as e:
+                        st.error(f"**{e.field}**: {e.message}. Nothing was submitted.", icon=":material/error:")
+                    else:
+                        submit(counterpart, gpu)
         left, right = st.columns(2)
         with left:
             st.dataframe(compare.run_summary(result), hide_index=True,

@@ -1,0 +1,83 @@
+"""What a dynamic-shape engine costs at the measured shape: the static counterpart of a run, found in the
+store, and the Profile page offering to measure it (eager runs on CPU stand in for engines)."""
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from engine import dynamic_cost, jobs, models, runner
+from engine.config import RunRequest
+from engine.inputs import parse_inputs
+from engine.store import RunStore
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+MODEL = ("import torch\n"
+         "def build_model():\n    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2))\n"
+         "def example_inputs(batch_size):\n    return (torch.randn(batch_size, 3, 4),)\n")
+DYNAMIC = [{"name": "x0", "shape": [2, 3, 4], "min_shape": [1, 3, 4], "max_shape": [8, 3, 4]}]
+
+
+def request(inputs, batch: int, seed: int = 0) -> RunRequest:
+    return RunRequest.from_dict({"model": {"source": "file:fixed.py", "batch_size": batch, "inputs": inputs},
+                                 "backend": "eager", "device": "cpu",
+                                 "measure": {"warmup_iters": 2, "timed_iters": 5, "layer_profile": False,
+                                             "seed": seed}})
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv(models.MODELS_DIR_ENV, str(tmp_path / "models"))
+    monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TRTDASH_SAMPLES_DIR", str(tmp_path / "no-samples"))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "fixed.py").write_text(MODEL)
+    return RunStore(tmp_path / "data")
+
+
+def test_static_counterpart_is_found_whatever_its_seed_and_priced(env):
+    store = env
+    dynamic = runner.execute(request(DYNAMIC, batch=4), store).result
+    counterpart = dynamic_cost.static_counterpart(dynamic)
+    (spec,) = parse_inputs(counterpart.model.inputs)
+    assert spec.shape == (4, 3, 4) and not spec.is_dynamic and counterpart.model.batch_size == 4
+    assert counterpart.backend == "eager" and counterpart.measure.timed_iters == 5
+    assert dynamic_cost.find_static_counterpart(store, dynamic) is None
+
+    other_shape = runner.execute(request([{"name": "x0", "shape": [2, 3, 4]}], batch=2), store).result
+    assert dynamic_cost.find_static_counterpart(store, dynamic) is None       # a static run, another shape
+    static = runner.execute(counterpart.with_changes(**{"measure.seed": 7}), store).result
+    assert dynamic_cost.find_static_counterpart(store, dynamic).run_id == static.run_id
+    assert dynamic_cost.static_counterpart(static) is None and dynamic_cost.static_counterpart(other_shape) is None
+
+    cost = dynamic_cost.DynamicCost(dynamic, static)
+    assert cost.overhead_ms == pytest.approx(dynamic.latency.median_ms - static.latency.median_ms)
+    text = cost.text()
+    assert f"{dynamic.latency.median_ms:.3f} ms against {static.latency.median_ms:.3f} ms" in text
+    assert ("no clear cost" in text) == cost.within_noise
+
+
+def test_profile_page_offers_the_static_engine_and_then_prices_the_range(env):
+    store = env
+    dynamic = runner.execute(request(DYNAMIC, batch=4), store).result
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
+    at.query_params["run"] = dynamic.run_id
+    try:
+        at.run()
+        assert not at.exception, at.exception
+        assert any("A dynamic-shape engine" in c.value for c in at.caption)
+        button = next(b for b in at.button if b.label == "Measure a static engine at this shape")
+        button.click().run()
+        assert not at.error, [e.value for e in at.error]
+        deadline = time.time() + 180
+        while dynamic_cost.find_static_counterpart(store, dynamic) is None and time.time() < deadline:
+            time.sleep(0.5)
+        static = dynamic_cost.find_static_counterpart(store, dynamic)
+        assert static is not None, "the static counterpart was not measured through the queue"
+        again = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)   # a fresh visit of the link
+        again.query_params["run"] = dynamic.run_id
+        again.run()
+        infos = [i.value for i in again.info]
+        assert dynamic_cost.DynamicCost(dynamic, static).text() in infos, infos
+    finally:
+        jobs.stop_workers()
