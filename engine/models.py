@@ -64,11 +64,23 @@ class BuiltModel:
     input_specs: tuple[InputSpec, ...] = ()
 
 
+# torchvision starts these models' classification head at zero: with random weights every output is 0 and
+# no accuracy figure means anything (seen in the H200 vit_b_16 ladder). Built from a seed, their zero
+# Linear weights get a small random init instead; the weights identity says so.
+ZERO_HEAD_PREFIXES = ("vit_",)
+NONZERO_HEAD_TAG = ":nonzero-head"
+
+
 def _torchvision(name: str) -> Callable[[], torch.nn.Module]:
     def build() -> torch.nn.Module:
         import torchvision.models as tvm
 
-        return tvm.get_model(name, weights=None)
+        module = tvm.get_model(name, weights=None)
+        if name.startswith(ZERO_HEAD_PREFIXES):
+            for layer in module.modules():
+                if isinstance(layer, torch.nn.Linear) and not layer.weight.detach().any():
+                    torch.nn.init.trunc_normal_(layer.weight, std=0.02)
+        return module
 
     return build
 
@@ -128,7 +140,10 @@ def identity(spec: ModelSpec, seed: int = 0) -> str:
     if spec.source.startswith(FILE_PREFIX):
         path = _resolve_file(spec.source)
         return f"file:{path.name}:{_file_digest(path)}:seed{seed}"
-    return f"registry:{spec.source}:pretrained" if spec.pretrained else f"registry:{spec.source}:seed{seed}"
+    if spec.pretrained:
+        return f"registry:{spec.source}:pretrained"
+    tag = NONZERO_HEAD_TAG if spec.source.startswith(ZERO_HEAD_PREFIXES) and spec.source in _TV_224 else ""
+    return f"registry:{spec.source}:seed{seed}{tag}"
 
 
 def build(spec: ModelSpec, seed: int = 0) -> BuiltModel:

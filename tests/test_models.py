@@ -14,7 +14,8 @@ def test_registry_models_build_with_random_weights(name, monkeypatch, tmp_path):
     assert not built.module.training
     assert built.example_inputs[0].shape == (1, *shape)
     assert built.info["parameters"] > 1_000_000
-    assert built.identity == f"registry:{name}:seed0" == models.identity(ModelSpec(source=name, input_shape=shape))
+    tag = models.NONZERO_HEAD_TAG if name.startswith(models.ZERO_HEAD_PREFIXES) else ""
+    assert built.identity == f"registry:{name}:seed0{tag}" == models.identity(ModelSpec(source=name, input_shape=shape))
 
 
 def test_same_seed_same_weights():
@@ -70,3 +71,19 @@ def test_file_identity_changes_with_content(monkeypatch, tmp_path):
     assert models.identity(ModelSpec(source="file:m.py")) == a     # the cache key's identity, without building
     (tmp_path / "m.py").write_text(body.format(n=3))
     assert models.build(ModelSpec(source="file:m.py")).identity != a
+
+
+def test_vit_built_from_a_seed_has_a_nonzero_head():
+    """torchvision starts ViT's head at zero: with random weights every output would be 0 and every accuracy
+    figure meaningless. The registry re-initializes it, and the weights identity says so."""
+    import torch
+
+    from engine import models
+    from engine.config import ModelSpec
+
+    built = models.build(ModelSpec(source="vit_b_16"), seed=0)
+    with torch.no_grad():
+        out = built.module(*built.example_inputs)
+    assert float(out.abs().max()) > 1e-2
+    assert built.identity.endswith(models.NONZERO_HEAD_TAG)
+    assert not models.identity(ModelSpec(source="resnet18")).endswith(models.NONZERO_HEAD_TAG)
