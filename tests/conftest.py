@@ -6,7 +6,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-FIXTURES = ROOT.parent / "shared" / "fixtures"
+FIXTURES = ROOT / "tests" / "fixtures"   # a copy of shared/fixtures (recorded on a real GPU, see its README)
 
 
 @functools.lru_cache(maxsize=1)
@@ -41,7 +41,7 @@ def store(tmp_path, monkeypatch):
 @pytest.fixture
 def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
-        pytest.fail(f"recorded GPU fixtures missing at {FIXTURES} (shared/ must sit beside the checkout)")
+        pytest.fail(f"recorded GPU fixtures missing at {FIXTURES}")
     return FIXTURES
 
 

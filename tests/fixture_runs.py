@@ -1,7 +1,8 @@
 """Runs for the chart and page tests, assembled from real recordings only.
 
 - Eager runs are measured here, on CPU, through ``engine.runner.execute`` (tiny inputs, a second each).
-- TensorRT runs are put together from the files Torch-TensorRT wrote on an H100 (shared/fixtures,
+- TensorRT runs are put together from the files Torch-TensorRT wrote on an H100 (tests/fixtures, a copy
+  of shared/fixtures;
   see its README): the per-layer table from the engine profile + layer information, the segmentation
   from the dryrun text, and the end-to-end median the README records for that same configuration
   (the fixtures keep no per-inference samples, so the latency and its samples hold that one
@@ -19,7 +20,7 @@ from engine.result import LatencyStats, RunResult
 from engine.runner import execute
 from engine.store import RunStore, new_run_id, utc_now_iso
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 H100_ENV = {"device": "cuda", "device_name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0",
             "torch": "2.11.0+cu130", "torch_tensorrt": "2.11.0", "flavour": "tensorrt_rtx",
             "tensorrt": "1.4.0.76"}

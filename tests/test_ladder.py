@@ -291,7 +291,8 @@ def sample_runs(store) -> dict[str, str]:
 def test_plan_with_no_scheme_picked_runs_fp32_and_fp16_only(monkeypatch):
     monkeypatch.setattr(quantization, "modelopt_installed", lambda: True)
     assert [s.label for s in ladder.plan_ladder(RunRequest(), H200_RTX, schemes=[]).steps] == ["fp32", "fp16"]
-    assert len(ladder.plan_ladder(RunRequest(), H200_RTX, schemes=None).steps) == 4     # None: every scheme the matrix allows
+    # None: every scheme the matrix allows
+    assert len(ladder.plan_ladder(RunRequest(), H200_RTX, schemes=None).steps) == 4
 
 
 def test_ladder_base_is_a_tensorrt_request_with_the_ladder_measurement():
