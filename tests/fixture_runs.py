@@ -2,8 +2,7 @@
 
 - Eager runs are measured here, on CPU, through ``engine.runner.execute`` (tiny inputs, a second each).
 - TensorRT runs are put together from the files Torch-TensorRT wrote on an H100 (tests/fixtures, a copy
-  of shared/fixtures;
-  see its README): the per-layer table from the engine profile + layer information, the segmentation
+  of shared/fixtures; see its README): the per-layer table from the engine profile + layer information, the segmentation
   from the dryrun text, and the end-to-end median the README records for that same configuration
   (the fixtures keep no per-inference samples, so the latency and its samples hold that one
   recorded median).
