@@ -146,7 +146,7 @@ def check_request(request: RunRequest, caps: Capabilities) -> None:
     if request.backend == "tensorrt":
         reason = caps.disabled_reason("backend", "tensorrt")
         if reason:
-            raise ConfigError("backend", f"tensorrt {reason}; use the eager backend or open a sample run")
+            raise ConfigError("backend", f"tensorrt {reason.rstrip('.')}; use the eager backend or open a sample run")
         if device != "cuda":
             raise ConfigError("device", "the tensorrt backend runs on the GPU; choose cuda or auto")
         for knob in ("compile.precision", "compile.hardware_compatible"):

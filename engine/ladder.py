@@ -107,6 +107,11 @@ def plan_problem(plan: LadderPlan, caps: Capabilities) -> ConfigError | None:
         try:
             check_request(step.request, caps)
         except ConfigError as e:
+            if e.field == "backend":     # the eager backend is no way out: every rung is a TensorRT build
+                reason = caps.disabled_reason("backend", "tensorrt") or e.message
+                return ConfigError("backend", f"a precision ladder builds TensorRT engines, which this machine "
+                                              f"cannot do (tensorrt {reason.rstrip('.')}); open a recorded "
+                                              "ladder below instead")
             return e
     return None
 

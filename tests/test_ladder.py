@@ -316,6 +316,9 @@ def test_plan_problem_names_what_this_machine_lacks(monkeypatch, store):
     assert problem.field == "backend" and "needs an NVIDIA GPU with Torch-TensorRT installed" in problem.message
     problem = ladder.plan_problem(ladder.plan_ladder(base, GPU_WITHOUT_TRT), GPU_WITHOUT_TRT)
     assert problem.field == "backend" and "No module named 'torch_tensorrt'" in problem.message
+    # never the Profile page's way out (the eager backend): a ladder is TensorRT builds, and no ".;"
+    assert "eager backend" not in problem.message and ".;" not in problem.message
+    assert problem.message.startswith("a precision ladder builds TensorRT engines")
     # a calibration file that is not there: only the quantized steps read it, and they are refused before running
     missing = base.with_changes(**{"compile.calibration_data": "file:nowhere.pt"})
     problem = ladder.plan_problem(ladder.plan_ladder(missing, H200_RTX, schemes=["fp8"]), H200_RTX)
@@ -480,8 +483,10 @@ def test_a_failed_step_is_explained_and_cancel_stops_the_rest(ladder_page):
 
 
 @pytest.mark.parametrize("caps, needed", [
-    (NO_GPU, "**backend**: tensorrt needs an NVIDIA GPU with Torch-TensorRT installed"),
-    (GPU_WITHOUT_TRT, "**backend**: tensorrt Torch-TensorRT unavailable: No module named 'torch_tensorrt'."),
+    (NO_GPU, "**backend**: a precision ladder builds TensorRT engines, which this machine cannot do (tensorrt "
+             "needs an NVIDIA GPU with Torch-TensorRT installed)"),
+    (GPU_WITHOUT_TRT, "**backend**: a precision ladder builds TensorRT engines, which this machine cannot do "
+                      "(tensorrt Torch-TensorRT unavailable: No module named 'torch_tensorrt')"),
 ])
 def test_without_gpu_or_torch_tensorrt_run_is_disabled_with_the_reason(ladder_page, monkeypatch, caps, needed):
     at, q, _ = ladder_page
