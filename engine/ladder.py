@@ -27,7 +27,7 @@ from engine.config import QUANT_SCHEMES, ConfigError, RunRequest, validate
 from engine.quantization import FLAVOUR_NAMES, SCHEMES, conversion_problem_text, scheme_options
 from engine.result import DEGENERATE_REFERENCE, QuantizationReport, RunResult
 from engine.store import RunStore
-from engine.sweeps import FINISHED_STATES, CancelFn, JobView, StatusFn, SubmitFn, SweepExecution, SweepPlan, SweepPoint
+from engine.sweeps import CancelFn, JobView, StatusFn, SubmitFn, SweepExecution, SweepPlan, SweepPoint
 
 LADDER_TAG = "ladder:"
 UNQUANTIZED = ("fp32", "fp16")
@@ -166,17 +166,8 @@ class LadderExecution(SweepExecution):
         return [StepProgress(step, ps.view, self.hints.get(ps.job_id or "", ""))
                 for step, ps in zip(self.ladder.steps, self.poll(), strict=True)]
 
-    @property
-    def finished_count(self) -> int:
-        return sum(ps.view.state in FINISHED_STATES for ps in self.points)
-
-    @property
-    def fraction_finished(self) -> float:
-        return self.finished_count / len(self.points)
-
-    def status_text(self) -> str:
-        return (f"Ladder {self.ladder.ladder_id}: {self.finished_count}/{len(self.points)} finished · "
-                + ", ".join(f"{n} {state}" for state, n in self.counts().items()))
+    def status_text(self, what: str = "Ladder") -> str:
+        return super().status_text(what)
 
 
 # -- reading runs back ----------------------------------------------------------------------------

@@ -354,6 +354,19 @@ class SweepExecution:
     def finished(self) -> bool:
         return all(ps.view.state in FINISHED_STATES for ps in self.points)
 
+    @property
+    def finished_count(self) -> int:
+        return sum(ps.view.state in FINISHED_STATES for ps in self.points)
+
+    @property
+    def fraction_finished(self) -> float:
+        return self.finished_count / len(self.points)
+
+    def status_text(self, what: str = "Sweep") -> str:
+        """E.g. "Sweep <id>: 3/6 finished · 3 done, 2 queued, 1 running"."""
+        return (f"{what} {self.plan.sweep_id}: {self.finished_count}/{len(self.points)} finished · "
+                + ", ".join(f"{n} {state}" for state, n in self.counts().items()))
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for ps in self.points:

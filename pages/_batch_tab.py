@@ -9,7 +9,7 @@ from engine import batch_charts, batch_sweep, jobs, models, sweeps
 from engine.capabilities import Capabilities, check_request
 from engine.config import CompileSettings, ConfigError, MeasureSettings, RunRequest, validate
 from engine.store import RunNotFound, RunStore
-from pages._common import show_error
+from pages._common import execution_progress, start_execution
 from pages._form import knob_widget
 
 URL_KEY = "batch"
@@ -94,12 +94,7 @@ def run_form(store: RunStore, caps: Capabilities) -> None:
             st.error(f"**{e.field}**: {e.message}. Nothing was submitted.", icon=":material/error:")
             return
         execution = sweeps.SweepExecution(plan, store, jobs.submit, jobs.get, jobs.cancel)
-        try:
-            jobs.ensure_workers()
-            execution.start()
-        except Exception as e:
-            execution.cancel()   # the points queued before the refusal do not run on their own
-            show_error(e, "The batch sweep could not be queued")
+        if not start_execution(execution, "Batch sweep"):
             return
         st.session_state[RUNNING] = execution
         st.session_state.pop(NOTHING_MEASURED, None)
@@ -113,12 +108,7 @@ def batch_progress() -> None:
     if execution is None:
         return
     points = execution.poll()
-    done = sum(p.view.state in sweeps.FINISHED_STATES for p in points)
-    c1, c2 = st.columns([5, 1])
-    c1.progress(done / len(points), text=f"Batch sweep {execution.plan.sweep_id}: {done}/{len(points)} finished · "
-                + ", ".join(f"{n} {s}" for s, n in execution.counts().items()))
-    if not execution.finished and c2.button("Cancel batch sweep", icon=":material/cancel:", key=f"{KEY}:cancel"):
-        execution.cancel()
+    execution_progress(execution, "Batch sweep", key=f"{KEY}:cancel")
     failed = [f"{p.point.label}: {p.view.error}" for p in points if p.view.state == "failed"]
     for text in failed:
         st.error(text, icon=":material/error:")

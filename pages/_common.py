@@ -15,6 +15,7 @@ from engine.compare import run_label, summary_labels
 from engine.config import ConfigError, RunRequest
 from engine.result import RunResult
 from engine.store import RunNotFound, RunStore, data_dir
+from engine.sweeps import SweepExecution
 
 log = logging.getLogger(__name__)
 URL_KEY = "run"
@@ -242,3 +243,28 @@ def submit_request(request: RunRequest) -> str | None:
         st.toast(f"Queued: {request.model.source} {request.backend} {request.compile.precision}",
                  icon=":material/schedule:")
     return job.job_id
+
+
+# -- sweeps, ladders, batch sweeps on the job queue (engine.sweeps.SweepExecution) -----------------------
+def start_execution(execution: SweepExecution, what: str) -> bool:
+    """Queue every point; if the queue refuses one, cancel those already queued (they would run to no
+    sweep) and say why. True when all of it is queued."""
+    from engine import jobs  # noqa: PLC0415
+
+    try:
+        jobs.ensure_workers()
+        execution.start()
+    except Exception as e:
+        if any(ps.job_id for ps in execution.points):
+            execution.cancel()
+        show_error(e, f"The {what.lower()} could not be queued")
+        return False
+    return True
+
+
+def execution_progress(execution: SweepExecution, what: str, key: str) -> None:
+    """The progress bar with its status line and one Cancel for everything ``execution`` queued."""
+    c1, c2 = st.columns([5, 1])
+    c1.progress(execution.fraction_finished, text=execution.status_text(what))
+    if not execution.finished and c2.button(f"Cancel {what.lower()}", icon=":material/cancel:", key=key):
+        execution.cancel()

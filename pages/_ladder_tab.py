@@ -8,7 +8,7 @@ from engine.capabilities import Capabilities
 from engine.config import QUANT_SCHEMES, CompileSettings, ConfigError, MeasureSettings
 from engine.quantization import SCHEMES, scheme_options
 from engine.store import RunStore
-from pages._common import show_error
+from pages._common import execution_progress, start_execution
 from pages._form import knob_widget
 
 URL_KEY = "ladder"
@@ -86,13 +86,7 @@ def run_form(store: RunStore, caps: Capabilities) -> None:
 
 def start(plan: ladder.LadderPlan, store: RunStore) -> None:
     execution = ladder.LadderExecution(plan, store, lambda r: jobs.submit(r), jobs.get, jobs.cancel)
-    try:
-        jobs.ensure_workers()
-        execution.start()
-    except Exception as e:
-        if any(ps.job_id for ps in execution.points):
-            execution.cancel()       # the steps queued before the failure would run to no ladder
-        show_error(e, "The ladder could not be queued")
+    if not start_execution(execution, "Ladder"):
         return
     st.session_state[RUNNING] = execution
     st.session_state.pop(LAST, None)
@@ -106,10 +100,7 @@ def ladder_progress(store: RunStore) -> None:
     if execution is None:
         return
     steps = execution.progress()
-    c1, c2 = st.columns([5, 1])
-    c1.progress(execution.fraction_finished, text=execution.status_text())
-    if not execution.finished and c2.button("Cancel ladder", icon=":material/cancel:", key=f"{KEY}:cancel"):
-        execution.cancel()
+    execution_progress(execution, "Ladder", key=f"{KEY}:cancel")
     st.caption(" · ".join(p.text for p in steps))
     show_failures(steps)
     if execution.finished:

@@ -17,7 +17,7 @@ from engine.config import (
 from engine.store import RunNotFound
 from pages import _batch_tab as batch_tab
 from pages import _ladder_tab as ladder_tab
-from pages._common import get_store, show_error
+from pages._common import execution_progress, get_store, show_error, start_execution
 from pages._form import knob_widget
 
 URL_KEY = "sweep"
@@ -107,12 +107,7 @@ def sweep_progress() -> None:
     if execution is None:
         return
     points = execution.poll()
-    done = sum(p.view.state in sweeps.FINISHED_STATES for p in points)
-    c1, c2 = st.columns([5, 1])
-    c1.progress(done / len(points), text=f"Sweep {execution.plan.sweep_id}: {done}/{len(points)} finished · "
-                + ", ".join(f"{n} {s}" for s, n in execution.counts().items()))
-    if not execution.finished and c2.button("Cancel sweep", icon=":material/cancel:", key="cancel_sweep"):
-        execution.cancel()
+    execution_progress(execution, "Sweep", key="cancel_sweep")
     for p in points:
         if p.view.state == "failed":
             st.error(f"{p.point.label}: {p.view.error}", icon=":material/error:")
@@ -186,13 +181,9 @@ with tab_run:
         busy = RUNNING in st.session_state
         if st.button("Run sweep", type="primary", icon=":material/play_arrow:", disabled=busy) \
                 and checked_request(raw) is not None:
-            try:
-                jobs.ensure_workers()
-                execution = sweeps.SweepExecution(plan, store, lambda r: jobs.submit(r), jobs.get, jobs.cancel)
-                execution.start()
+            execution = sweeps.SweepExecution(plan, store, lambda r: jobs.submit(r), jobs.get, jobs.cancel)
+            if start_execution(execution, "Sweep"):
                 st.session_state[RUNNING] = execution
-            except Exception as e:
-                show_error(e, "The sweep could not be queued")
     sweep_progress()
 
 with tab_recorded:
