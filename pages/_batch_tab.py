@@ -6,10 +6,10 @@ from __future__ import annotations
 import streamlit as st
 
 from engine import batch_charts, batch_sweep, jobs, models, sweeps
-from engine.capabilities import Capabilities, check_request
+from engine.capabilities import Capabilities
 from engine.config import CompileSettings, ConfigError, MeasureSettings, RunRequest, validate
 from engine.store import RunNotFound, RunStore
-from pages._common import execution_progress, start_execution
+from pages._common import checked_request, execution_progress, start_execution
 from pages._form import knob_widget
 
 URL_KEY = "batch"
@@ -88,10 +88,7 @@ def run_form(store: RunStore, caps: Capabilities) -> None:
     busy = RUNNING in st.session_state
     if st.button("Run batch sweep", type="primary", icon=":material/play_arrow:", disabled=busy or plan is None,
                  key=f"{KEY}:run") and plan is not None:
-        try:
-            check_request(plan.base, caps)
-        except ConfigError as e:
-            st.error(f"**{e.field}**: {e.message}. Nothing was submitted.", icon=":material/error:")
+        if checked_request(plan.base, caps) is None:
             return
         execution = sweeps.SweepExecution(plan, store, jobs.submit, jobs.get, jobs.cancel)
         if not start_execution(execution, "Batch sweep"):

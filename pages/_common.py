@@ -11,8 +11,9 @@ from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
+from engine.capabilities import Capabilities, check_request
 from engine.compare import run_label, summary_labels
-from engine.config import ConfigError, RunRequest
+from engine.config import ConfigError, RunRequest, validate
 from engine.result import RunResult
 from engine.store import RunNotFound, RunStore, data_dir
 from engine.sweeps import SweepExecution
@@ -268,3 +269,15 @@ def execution_progress(execution: SweepExecution, what: str, key: str) -> None:
     c1.progress(execution.fraction_finished, text=execution.status_text(what))
     if not execution.finished and c2.button(f"Cancel {what.lower()}", icon=":material/cancel:", key=key):
         execution.cancel()
+
+
+def checked_request(raw: dict | RunRequest, caps: Capabilities) -> RunRequest | None:
+    """``raw`` validated and checked against this machine; on a ConfigError the field and message are shown
+    ("Nothing was submitted") and None is returned."""
+    try:
+        request = validate(raw if isinstance(raw, RunRequest) else RunRequest.from_dict(raw))
+        check_request(request, caps)
+    except ConfigError as e:
+        st.error(f"**{e.field}**: {e.message}. Nothing was submitted.", icon=":material/error:")
+        return None
+    return request

@@ -3,9 +3,9 @@
 import streamlit as st
 
 from engine import capabilities, charts, compare, diagnosis, dynamic_cost, models, quantization
-from engine.config import CompileSettings, ConfigError, MeasureSettings, RunRequest, validate
+from engine.config import CompileSettings, MeasureSettings, RunRequest
 from engine.store import RunNotFound
-from pages._common import get_store, link_to, load_run
+from pages._common import checked_request, get_store, link_to, load_run
 from pages._form import compile_disabled_reasons, describe_inputs, knob_section, knob_widget
 from pages._jobs import gpu_picker, job_panel, queue_overview, submit
 
@@ -91,14 +91,9 @@ if backend != "tensorrt":
 
 gpu = gpu_picker() if caps.cuda_available else None
 quant_problem = backend == "tensorrt" and bool(scheme_reasons.get(compile_values.get("quantization", "none")))
-if st.button("Run", type="primary", disabled=bool(backend_problem) or quant_problem, icon=":material/play_arrow:"):
-    try:
-        request = validate(RunRequest.from_dict(raw))
-        capabilities.check_request(request, caps)
-    except ConfigError as e:
-        st.error(f"**{e.field}**: {e.message}. Nothing was submitted.", icon=":material/error:")
-    else:
-        submit(request, gpu)
+if st.button("Run", type="primary", disabled=bool(backend_problem) or quant_problem, icon=":material/play_arrow:") \
+        and (request := checked_request(raw, caps)):
+    submit(request, gpu)
 job_panel()
 with st.expander("Queue on this box"):
     queue_overview()
@@ -140,14 +135,9 @@ if run_id:
                 st.caption("A dynamic-shape engine: what its range costs at this shape shows once a static engine "
                            "built for exactly this shape is measured with the same settings.")
                 if st.button("Measure a static engine at this shape", icon=":material/straighten:",
-                             key="static_counterpart"):
-                    try:
-                        counterpart = validate(dynamic_cost.static_counterpart(result))
-                        capabilities.check_request(counterpart, caps)
-                    except ConfigError as e:
-                        st.error(f"**{e.field}**: {e.message}. Nothing was submitted.", icon=":material/error:")
-                    else:
-                        submit(counterpart, gpu)
+                             key="static_counterpart") \
+                        and (counterpart := checked_request(dynamic_cost.static_counterpart(result), caps)):
+                    submit(counterpart, gpu)
         left, right = st.columns(2)
         with left:
             st.dataframe(compare.run_summary(result), hide_index=True,

@@ -12,12 +12,11 @@ from engine.config import (
     ConfigError,
     MeasureSettings,
     RunRequest,
-    validate,
 )
 from engine.store import RunNotFound
 from pages import _batch_tab as batch_tab
 from pages import _ladder_tab as ladder_tab
-from pages._common import execution_progress, get_store, show_error, start_execution
+from pages._common import checked_request, execution_progress, get_store, show_error, start_execution
 from pages._form import knob_widget
 
 URL_KEY = "sweep"
@@ -57,16 +56,6 @@ def base_form(key: str) -> dict:
     return {"model": {"source": source, "batch_size": batch, "input_shape": shape}, "backend": backend,
             "device": "auto" if caps.cuda_available else "cpu", "compile": {"precision": precision},
             "measure": {"warmup_iters": warmup, "timed_iters": timed, "layer_profile": False}}
-
-
-def checked_request(raw: dict) -> RunRequest | None:
-    try:
-        request = validate(RunRequest.from_dict(raw))
-        capabilities.check_request(request, caps)
-    except ConfigError as e:
-        st.error(f"**{e.field}**: {e.message}. Nothing was submitted.", icon=":material/error:")
-        return None
-    return request
 
 
 def recommended_for(request: RunRequest) -> list[int]:
@@ -180,7 +169,7 @@ with tab_run:
                    + "".join(f" · {n}" for n in plan.notes))
         busy = RUNNING in st.session_state
         if st.button("Run sweep", type="primary", icon=":material/play_arrow:", disabled=busy) \
-                and checked_request(raw) is not None:
+                and checked_request(raw, caps) is not None:
             execution = sweeps.SweepExecution(plan, store, lambda r: jobs.submit(r), jobs.get, jobs.cancel)
             if start_execution(execution, "Sweep"):
                 st.session_state[RUNNING] = execution
@@ -222,7 +211,7 @@ with tab_tune:
     inductor = c2.selectbox("Inductor baseline", INDUCTOR_MODES, key="tune:inductor",
                             help="Also time torch.compile once, with the defaults run, its compile time recorded: "
                                  "default (quick) or max-autotune (can take many minutes).")
-    if st.button("Search", type="primary", icon=":material/travel_explore:") and (base := checked_request(raw)):
+    if st.button("Search", type="primary", icon=":material/travel_explore:") and (base := checked_request(raw, caps)):
         try:
             limits = autotune.Constraints(max_build_s=max_build or None, max_rel_l2=max_err or None,
                                           precisions=tuple(precisions))
