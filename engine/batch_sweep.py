@@ -37,7 +37,7 @@ from engine.config import MAX_BATCH_SIZE, ConfigError, RunRequest
 from engine.inputs import BATCH_DIM, InputSpec, parse_inputs, with_batch_range
 from engine.result import RunResult
 from engine.store import RunNotFound, RunStore
-from engine.sweeps import KNOB_TAG, SWEEP_TAG, format_ms, list_sweeps, sweep_tags
+from engine.sweeps import KNOB_TAG, format_ms, list_sweeps, sweep_tags, tagged_results
 
 STRATEGIES = ("static", "dynamic")
 BATCH_KNOB = "model.batch_size"
@@ -347,13 +347,7 @@ def list_batch_sweeps(store: RunStore) -> pd.DataFrame:
 
 def load_batch_sweep(store: RunStore, sweep_id: str) -> BatchSweep:
     """The runs tagged ``sweep:<sweep_id>``; raises ``RunNotFound`` naming the sweep when there are none."""
-    ids = store.runs_with_tag(f"{SWEEP_TAG}{sweep_id}")
-    if not ids:
-        err = RunNotFound(sweep_id)
-        err.message = (f"No stored run belongs to batch sweep {sweep_id!r}: it was deleted or never finished. "
-                       "Pick one from the list or run a new one.")
-        raise err
-    results = [store.get(i) for i in ids]
+    results = tagged_results(store, sweep_id, "batch sweep")
     if not any(f"{KNOB_TAG}{BATCH_KNOB}" in r.tags for r in results):
         err = RunNotFound(sweep_id)
         err.message = (f"Sweep {sweep_id!r} varies compile knobs, not the batch size: open it in the "

@@ -466,15 +466,20 @@ TABLE_COLUMNS = ["run_id", "build", "x_label", "x_order", "series", "median_ms",
                  "rel_l2", "is_default", "pareto", "device_name", "precision", "backend"]
 
 
-def load_sweep(store: RunStore, sweep_id: str) -> Sweep:
-    """The runs tagged ``sweep:<sweep_id>``; raises ``RunNotFound`` naming the sweep when there are none."""
+def tagged_results(store: RunStore, sweep_id: str, what: str = "sweep") -> list[RunResult]:
+    """The runs tagged ``sweep:<sweep_id>``; raises ``RunNotFound`` naming the ``what`` when there are none."""
     ids = store.runs_with_tag(f"{SWEEP_TAG}{sweep_id}")
     if not ids:
         err = RunNotFound(sweep_id)
-        err.message = (f"No stored run belongs to sweep {sweep_id!r}: it was deleted or never finished. "
-                       "Pick a sweep from the list or run a new one.")
+        err.message = (f"No stored run belongs to {what} {sweep_id!r}: it was deleted or never finished. "
+                       f"Pick a {what} from the list or run a new one.")
         raise err
-    results = [store.get(i) for i in ids]
+    return [store.get(i) for i in ids]
+
+
+def load_sweep(store: RunStore, sweep_id: str) -> Sweep:
+    """The runs tagged ``sweep:<sweep_id>``; raises ``RunNotFound`` naming the sweep when there are none."""
+    results = tagged_results(store, sweep_id)
     return sweep_from_results(sweep_id, results, others=_runs_alike(store, results))
 
 
