@@ -7,10 +7,10 @@ import streamlit as st
 
 from engine import batch_charts, batch_sweep, jobs, models, sweeps
 from engine.capabilities import Capabilities
-from engine.config import CompileSettings, ConfigError, MeasureSettings, RunRequest, validate
+from engine.config import ConfigError, RunRequest, validate
 from engine.store import RunNotFound, RunStore
 from pages._common import checked_request, execution_progress, start_execution
-from pages._form import knob_widget
+from pages._form import precision_and_iterations
 
 URL_KEY = "batch"
 RUNNING = "batch_execution"
@@ -20,8 +20,6 @@ KEY = "batch"                  # widget key prefix
 DEFAULT_SIZES = ",".join(str(b) for b in batch_sweep.DEFAULT_BATCH_SIZES[:6])
 TABLE_SHOWN = ["strategy", "batch_size", "median_ms", "p10_ms", "p90_ms", "throughput_per_s", "peak_memory_bytes",
                "memory_per_sample_bytes", "run_id"]
-_compile_fields = {f.name: f for f in CompileSettings.__dataclass_fields__.values()}
-_measure_fields = {f.name: f for f in MeasureSettings.__dataclass_fields__.values()}
 
 
 def render(store: RunStore, caps: Capabilities) -> None:
@@ -60,14 +58,7 @@ def run_form(store: RunStore, caps: Capabilities) -> None:
     opt = c3.number_input("Opt batch (dynamic)", value=0, min_value=0, step=1, key=f"{KEY}:opt",
                           disabled="dynamic" not in strategies,
                           help="The batch the dynamic engine is tuned for; 0 = the middle swept size.")
-    c1, c2, c3 = st.columns(3)
-    with c1:
-        precision = knob_widget("compile", _compile_fields["precision"], "fp16" if caps.cuda_available else "fp32",
-                                key_prefix=KEY)
-    with c2:
-        warmup = knob_widget("measure", _measure_fields["warmup_iters"], 20, key_prefix=KEY)
-    with c3:
-        timed = knob_widget("measure", _measure_fields["timed_iters"], 100, key_prefix=KEY)
+    precision, warmup, timed = precision_and_iterations(KEY, caps)
     raw = {"model": {"source": source, "input_shape": shape}, "backend": backend,
            "device": "auto" if caps.cuda_available else "cpu", "compile": {"precision": precision},
            # one figure per point: the eager baseline and accuracy pass would only double the sweep's time

@@ -8,9 +8,13 @@ from typing import Any
 import streamlit as st
 
 from engine.capabilities import Capabilities
-from engine.config import knob_fields
+from engine.config import CompileSettings, MeasureSettings, knob_fields
 
 OPT_DEFAULT_LABEL = "default (TensorRT: 3)"
+
+
+COMPILE_FIELDS = {f.name: f for f in CompileSettings.__dataclass_fields__.values()}
+MEASURE_FIELDS = {f.name: f for f in MeasureSettings.__dataclass_fields__.values()}
 
 
 def knob_widget(prefix: str, f: dataclasses.Field, value: Any, *, disabled: str | None = None,
@@ -88,3 +92,16 @@ def describe_inputs(model_raw: dict[str, Any]) -> str:
         return f":red[**{e.field}**: {e.message}]"
     except ModelError as e:
         return f":red[{e}]"
+
+
+def precision_and_iterations(key_prefix: str, caps: Capabilities) -> tuple[str, int, int]:
+    """One row: precision (fp16 where there is a GPU), warm-up and timed iterations, as the sweep forms ask."""
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        precision = knob_widget("compile", COMPILE_FIELDS["precision"], "fp16" if caps.cuda_available else "fp32",
+                                key_prefix=key_prefix)
+    with c2:
+        warmup = knob_widget("measure", MEASURE_FIELDS["warmup_iters"], 20, key_prefix=key_prefix)
+    with c3:
+        timed = knob_widget("measure", MEASURE_FIELDS["timed_iters"], 100, key_prefix=key_prefix)
+    return precision, warmup, timed

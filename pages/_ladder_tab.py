@@ -5,11 +5,11 @@ import streamlit as st
 
 from engine import jobs, ladder, models, sweep_charts
 from engine.capabilities import Capabilities
-from engine.config import QUANT_SCHEMES, CompileSettings, ConfigError, MeasureSettings
+from engine.config import QUANT_SCHEMES, ConfigError
 from engine.quantization import SCHEMES, scheme_options
 from engine.store import RunStore
 from pages._common import execution_progress, start_execution
-from pages._form import knob_widget
+from pages._form import COMPILE_FIELDS, MEASURE_FIELDS, knob_widget
 
 URL_KEY = "ladder"
 RUNNING = "ladder_execution"
@@ -18,8 +18,6 @@ PICKED = "ladder_id"
 URL_SEEN = "ladder_id:url"
 KEY = "ladder"                      # widget key prefix of the form
 POLL_S = 1.0
-COMPILE_FIELDS = {f.name: f for f in CompileSettings.__dataclass_fields__.values()}
-MEASURE_FIELDS = {f.name: f for f in MeasureSettings.__dataclass_fields__.values()}
 MEASURE_KNOBS = ("warmup_iters", "timed_iters", "layer_profile", "profile_iters")
 
 

@@ -8,16 +8,14 @@ from engine import autotune, batch_sweep, capabilities, jobs, models, sweep_char
 from engine.config import (
     INDUCTOR_MODES,
     MIN_BLOCK_SIZE,
-    CompileSettings,
     ConfigError,
-    MeasureSettings,
     RunRequest,
 )
 from engine.store import RunNotFound
 from pages import _batch_tab as batch_tab
 from pages import _ladder_tab as ladder_tab
 from pages._common import checked_request, execution_progress, get_store, show_error, start_execution
-from pages._form import knob_widget
+from pages._form import precision_and_iterations
 
 URL_KEY = "sweep"
 RUNNING = "sweep_execution"
@@ -28,8 +26,6 @@ TABLE_SHOWN = ["x_label", "series", "median_ms", "p10_ms", "p90_ms", "ci_low_ms"
 st.title("Sweeps and auto-tune")
 caps = capabilities.detect()
 store = get_store()
-compile_fields = {f.name: f for f in CompileSettings.__dataclass_fields__.values()}
-measure_fields = {f.name: f for f in MeasureSettings.__dataclass_fields__.values()}
 
 
 def base_form(key: str) -> dict:
@@ -45,14 +41,7 @@ def base_form(key: str) -> dict:
     backend = c4.selectbox("Backend", backends, key=f"{key}:backend",
                            help="" if caps.can_compile else "No Torch-TensorRT here: eager only (compile knobs "
                                                              "then change nothing but precision).")
-    c1, c2, c3 = st.columns(3)
-    with c1:
-        precision = knob_widget("compile", compile_fields["precision"], "fp16" if caps.cuda_available else "fp32",
-                                key_prefix=key)
-    with c2:
-        warmup = knob_widget("measure", measure_fields["warmup_iters"], 20, key_prefix=key)
-    with c3:
-        timed = knob_widget("measure", measure_fields["timed_iters"], 100, key_prefix=key)
+    precision, warmup, timed = precision_and_iterations(key, caps)
     return {"model": {"source": source, "batch_size": batch, "input_shape": shape}, "backend": backend,
             "device": "auto" if caps.cuda_available else "cpu", "compile": {"precision": precision},
             "measure": {"warmup_iters": warmup, "timed_iters": timed, "layer_profile": False}}
