@@ -204,6 +204,39 @@ class QuantizationReport:
 
 
 @dataclass
+class GpuTime:
+    """GPU kernel time per inference from a CUDA-activity trace (torch.profiler / CUPTI), measured in a pass of
+    its own after end-to-end timing. Unlike end-to-end latency at small batch (host-bound, it swung 87% between
+    fresh processes on the H200) it holds still (0.13%): knobs that change kernels are judged on it."""
+
+    median_ms: float                 # median over the trace's windows of kernel time per inference
+    min_ms: float                    # fastest window
+    max_ms: float                    # slowest window
+    kernels_per_inference: float     # kernel launches per inference (memcpy/memset not counted)
+    iters: int                       # inferences traced
+    windows: int                     # windows the iterations were split into (the spread is across them)
+    source: str = "cuda_activity"    # how it was measured
+
+    @property
+    def spread_pct(self) -> float:
+        """(max - min) / median of the windows, in percent."""
+        return 100.0 * (self.max_ms - self.min_ms) / self.median_ms if self.median_ms > 0 else 0.0
+
+
+@dataclass
+class GraphReplay:
+    """Latency of the compiled module captured once as a CUDA graph and replayed (no host launch overhead),
+    or why it could not be captured (PyTorch fallback with host syncs, dynamic shapes, ...)."""
+
+    captured: bool
+    reason: str = ""                 # why not captured; "" when captured
+    median_ms: float | None = None
+    p10_ms: float | None = None
+    p90_ms: float | None = None
+    iters: int = 0
+
+
+@dataclass
 class RunResult:
     run_id: str
     key: str
@@ -228,6 +261,9 @@ class RunResult:
     is_sample: bool = False
     tags: list[str] = field(default_factory=list)   # e.g. "sweep:<id>", "knob:optimization_level=3"
     quantization: QuantizationReport | None = None   # runs with compile.quantization != "none"
+    gpu_time: GpuTime | None = None          # None: not measured (CPU run, or stored before it existed)
+    graph_replay: GraphReplay | None = None  # None: not attempted
+    plan_fingerprint: str | None = None      # identity of the engine plan(s): equal -> the same kernels
     schema_version: int = SCHEMA_VERSION
     layers: pd.DataFrame = field(default_factory=empty_layers, repr=False)
 
@@ -251,9 +287,20 @@ class RunResult:
             d["segmentation"] = Segmentation.from_dict(d["segmentation"])
         if d.get("quantization"):
             d["quantization"] = QuantizationReport.from_dict(d["quantization"])
+        if d.get("gpu_time"):
+            d["gpu_time"] = GpuTime(**d["gpu_time"])
+        if d.get("graph_replay"):
+            d["graph_replay"] = GraphReplay(**d["graph_replay"])
         known = {f.name for f in dataclasses.fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         return cls(**d, layers=normalise_layers(layers) if layers is not None else empty_layers())
+
+    @property
+    def host_overhead_ms(self) -> float | None:
+        """End-to-end median minus GPU kernel time: host launch and runtime overhead per inference."""
+        if self.gpu_time is None or not self.latency.timed:
+            return None
+        return max(0.0, self.latency.median_ms - self.gpu_time.median_ms)
 
     @property
     def label(self) -> str:

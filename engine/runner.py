@@ -59,7 +59,8 @@ def execute(request: RunRequest, store: RunStore, progress: ProgressFn = no_prog
             peak_memory_bytes=m.peak_memory_bytes, accuracy=m.accuracy, segmentation=m.segmentation,
             profiled_sum_ms=m.profiled_sum_ms, baselines=m.baselines,
             baseline_compile_s=m.baseline_compile_s, warnings=m.warnings, layers=m.layers,
-            quantization=m.quantization)
+            quantization=m.quantization, gpu_time=m.gpu_time, graph_replay=m.graph_replay,
+            plan_fingerprint=m.plan_fingerprint)
         progress("store", None, "saving")
         store.save(result, m.raw_files)
     log.info("run %s stored: %s median %.3f ms", result.run_id, result.label, result.latency.median_ms)

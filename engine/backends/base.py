@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 
-from engine.result import Accuracy, LatencyStats, QuantizationReport, Segmentation, empty_layers
+from engine.result import (
+    Accuracy,
+    GpuTime,
+    GraphReplay,
+    LatencyStats,
+    QuantizationReport,
+    Segmentation,
+    empty_layers,
+)
 
 if TYPE_CHECKING:
     from engine.config import RunRequest
@@ -50,6 +58,9 @@ class Measurement:
     baseline_compile_s: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     quantization: QuantizationReport | None = None
+    gpu_time: GpuTime | None = None
+    graph_replay: GraphReplay | None = None
+    plan_fingerprint: str | None = None
     raw_files: dict[str, Path | bytes] = field(default_factory=dict)   # name -> file or content
 
 
