@@ -1093,7 +1093,7 @@ def _job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int) -
     if os.getppid() != parent_pid:   # the worker died before the line above took effect
         os._exit(3)
     os.environ[DATA_DIR_ENV] = root
-    import torch  # noqa: PLC0415 - the whole point of the standby child is importing this early
+    import torch  # noqa: F401, PLC0415 - the whole point of the standby child is importing this early
 
     from engine import capabilities, runner  # noqa: PLC0415
     from engine.backends.base import Cancelled  # noqa: PLC0415
@@ -1105,11 +1105,10 @@ def _job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int) -
             time.sleep(0.5)
 
     threading.Thread(target=watch_parent, daemon=True).start()
-    with contextlib.suppress(ImportError):   # registry models come from here; import it before the job
-        import torchvision.models  # noqa: F401, PLC0415
+    from engine.backends import prewarm  # noqa: PLC0415
+
+    prewarm()
     caps = capabilities.detect()
-    with torch.inference_mode():   # first-call costs (thread pools, allocator) paid before the job
-        torch.nn.functional.conv2d(torch.randn(1, 3, 16, 16), torch.randn(4, 3, 3, 3)).sum().item()
     gpu_name = caps.gpus[0].name if caps.gpus else None
     conn.send(("ready", {"gpu_name": gpu_name, "gpu_uuid": _gpu_uuid(),
                          "device_name": gpu_name or f"CPU: {caps.cpu_name}"}))
