@@ -29,7 +29,8 @@ RELU = "torch.ops.aten.relu.default"
 
 def req(model="resnet18", backend="tensorrt", measure=None, **compile_knobs) -> RunRequest:
     return RunRequest.from_dict({"model": {"source": model}, "backend": backend,
-                                 "compile": {"precision": "fp16", **compile_knobs}, "measure": {**FAST, **(measure or {})}})
+                                 "compile": {"precision": "fp16", **compile_knobs},
+                                 "measure": {**FAST, **(measure or {})}})
 
 
 def show(tag, r):
