@@ -22,6 +22,7 @@ Parsing works on Chrome-trace events (``prof.export_chrome_trace``), so recorded
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import statistics
@@ -80,8 +81,10 @@ class GpuTrace:
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
-    """The events of a Chrome-trace file: ``{"traceEvents": [...]}`` or a bare list."""
-    data = json.loads(Path(path).read_text())
+    """The events of a Chrome-trace file (gzipped when its name ends in .gz): ``{"traceEvents": [...]}`` or a
+    bare list."""
+    raw = Path(path).read_bytes()
+    data = json.loads(gzip.decompress(raw) if str(path).endswith(".gz") else raw)
     return data["traceEvents"] if isinstance(data, dict) else data
 
 
@@ -102,7 +105,10 @@ def kernels_of(events: Iterable[Mapping[str, Any]]) -> list[Kernel]:
 
 def busy_us(kernels: Sequence[Kernel]) -> float:
     """Time at least one kernel ran (the union of their intervals)."""
-    spans = sorted((k.start_us, k.start_us + k.dur_us) for k in kernels)
+    if not kernels:
+        return 0.0
+    t0 = min(k.start_us for k in kernels)    # trace timestamps are ~1e12 µs: subtract first, keep the ns
+    spans = sorted((k.start_us - t0, k.start_us - t0 + k.dur_us) for k in kernels)
     total = 0.0
     if spans:
         start, end = spans[0]
