@@ -90,10 +90,14 @@ def measure(request: RunRequest, compiled: Any, inputs: tuple[torch.Tensor, ...]
         stages["first_inference_s"] = time.perf_counter() - t0
 
         progress("warmup", None, f"at least {latency.SETTLE_S:.0f} s, then {m.warmup_iters} iterations")
+        t0 = time.perf_counter()
         stats, samples = latency.time_settled(lambda: timed_module(*inputs), request, progress)
+        stages["timing_s"] = time.perf_counter() - t0
         out = Measured(stats, samples)
         sample()
+        t0 = time.perf_counter()
         _accuracy(out, timed_module, inputs, reference, quant)
+        stages["accuracy_s"] = time.perf_counter() - t0
 
         progress("gpu_time", None, "kernel durations from a CUDA-activity trace")
         t0 = time.perf_counter()
@@ -108,12 +112,14 @@ def measure(request: RunRequest, compiled: Any, inputs: tuple[torch.Tensor, ...]
 
     if m.layer_profile and trt_modules:
         progress("layer_profile", 0.0, "profiling on")
+        t0 = time.perf_counter()
         python_runtime = internals.is_python_runtime_module(trt_modules[0][1])
         out.layers, files = layer_profile.profile_layers(
             compiled, inputs, trt_modules, torch_submodules(cap), m.profile_iters, workdir / "profile", progress,
             python_runtime=python_runtime, make_profiler=internals.make_layer_profiler if python_runtime else None)
         out.raw_files.update(files)
         out.profiled_sum_ms = float(out.layers["avg_ms"].sum()) if len(out.layers) else None
+        stages["layer_profile_s"] = time.perf_counter() - t0
         if out.profiled_sum_ms and stats.median_ms > 0 and out.profiled_sum_ms > 1.5 * stats.median_ms:
             warnings.append(f"Per-layer times sum to {out.profiled_sum_ms:.3f} ms against {stats.median_ms:.3f} ms "
                             "end to end: profiling adds overhead per layer; use the layer shares, not their sum.")

@@ -131,7 +131,9 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
             warnings += references.degenerate_reference(reference)
         if m.compare_eager:
             progress("baseline", None, f"eager {c.precision}")
+            t0 = time.perf_counter()
             baselines[f"eager_{c.precision}"] = references.eager_baseline(model, request)
+            stages["baseline_s"] = time.perf_counter() - t0
         if m.compare_inductor != "off":
             name = f"inductor_{m.compare_inductor}"
             baselines[name], baseline_compile_s[name] = references.inductor_baseline(model, request, progress)
