@@ -10,13 +10,18 @@ Side by side in one run, on the GPU:
    and initialised CUDA: ``engine.backends.prewarm``), then submits the request with the Profile page's
    defaults (eager baseline, accuracy, per-layer pass, GPU time, graph replay) and times submit → result
    stored; the result's ``stages_s`` say where that time went (the rest is model build, queue and store);
-3. optionally (``--second-job``) a second job of the same model (its eager reference comes from the cache).
+3. a second job of the same model with another knob value (optimization_level 3, as the next point of a
+   sweep would be): its eager fp32 reference and eager baseline come from the reference cache the first
+   job filled (``engine.profiling.reference_cache``).
 
-Goal: the warm job delivers its full result in at most 0.6x the cold plain script's wall time.
+Goal (issue 14): a job through the queue with a warm worker delivers its full result in at most 0.6x the
+cold plain script's wall time, imports and the eager reference paid once, not per job: judged on job 2;
+job 1 (which pays the eager reference and baseline) is printed beside it.
 
-    python bench/walltime.py [--model resnet50] [--precision fp16] [--second-job]
+    python bench/walltime.py [--model resnet50] [--precision fp16]
 
-Ends with ``RESULT walltime ratio=<job/plain> goal=<=0.6 PASS|FAIL``.
+Ends with ``RESULT walltime ratio=<job 2/plain> goal=<=0.6 PASS|FAIL`` after a ``RESULT walltime_first_job``
+line.
 """
 
 from __future__ import annotations
@@ -90,7 +95,6 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="resnet50")
     ap.add_argument("--precision", default="fp16")
-    ap.add_argument("--second-job", action="store_true")
     args = ap.parse_args()
 
     wall_plain, plain = plain_cold(args.model, args.precision)
@@ -120,9 +124,10 @@ def main() -> int:
               "before any job)")
         try:
             walls = []
-            for n in range(2 if args.second_job else 1):
+            for n in range(2):
+                compile_knobs = {"precision": args.precision, **({"optimization_level": 3} if n else {})}
                 request = RunRequest.from_dict({"model": {"source": args.model}, "backend": "tensorrt",
-                                                "compile": {"precision": args.precision},
+                                                "compile": compile_knobs,
                                                 "measure": {"seed": 0, "compare_eager": True}})
                 if n:
                     wait(gpu_standby_ready, 300, "the next standby job process")
@@ -136,18 +141,25 @@ def main() -> int:
                 result = system.store.get(job.run_id)
                 walls.append(wall)
                 stages = {k: v for k, v in result.stages_s.items() if v is not None}
-                accounted = sum(stages.values())
+                # partition_s and build_s happen inside compile_s: not counted twice
+                accounted = sum(v for k, v in stages.items() if k not in ("partition_s", "build_s"))
                 print(f"job {n + 1} through the queue, warm worker: {wall:.1f} s wall, submit -> result stored "
                       f"(e2e median {result.latency.median_ms:.3f} ms, GPU time "
                       f"{result.gpu_time.median_ms if result.gpu_time else float('nan'):.4f} ms)")
                 for k, v in sorted(stages.items(), key=lambda kv: -kv[1]):
-                    print(f"  {k:<20} {v:6.2f} s")
+                    print(f"  {k:<20} {v:6.2f} s{'  (inside compile_s)' if k in ('partition_s', 'build_s') else ''}")
+                for w in result.warnings:
+                    if "baseline was measured at" in w:
+                        print(f"  note: {w}")
                 print(f"  {'(rest: queue, model build, prepare, store)':<20} {wall - accounted:6.2f} s")
         finally:
             system.stop_workers(timeout_s=10)
-    ratio = walls[0] / wall_plain
+    first = walls[0] / wall_plain
+    print(f"RESULT walltime_first_job ratio={first:.3f} job_s={walls[0]:.1f} plain_s={wall_plain:.1f} goal=info "
+          f"{'PASS' if first <= GOAL else 'FAIL'}")
+    ratio = walls[1] / wall_plain
     ok = ratio <= GOAL
-    print(f"RESULT walltime ratio={ratio:.3f} job_s={walls[0]:.1f} plain_s={wall_plain:.1f} goal=<={GOAL} "
+    print(f"RESULT walltime ratio={ratio:.3f} job_s={walls[1]:.1f} plain_s={wall_plain:.1f} goal=<={GOAL} "
           f"{'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
 

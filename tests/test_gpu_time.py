@@ -87,6 +87,6 @@ def test_a_trace_without_kernels_is_an_error(fixtures_dir):
 
 def test_inferences_per_window_is_bounded():
     assert gt.inferences_per_window(0.2) == gt.MAX_PER_WINDOW
-    assert gt.inferences_per_window(2.0) == 25
+    assert gt.inferences_per_window(2.0) == 10
     assert gt.inferences_per_window(500.0) == gt.MIN_PER_WINDOW
     assert gt.inferences_per_window(None) == gt.MIN_PER_WINDOW

@@ -23,7 +23,7 @@ from engine.config import RunRequest
 from engine.models import BuiltModel, identity
 from engine.profiling import latency
 from engine.profiling.accuracy import _first_tensor, detached_cpu
-from engine.profiling.reference_cache import cached_outputs, reference_key
+from engine.profiling.reference_cache import cached_latency, cached_outputs, reference_key
 from engine.result import DEGENERATE_REFERENCE, LatencyStats
 
 
@@ -70,10 +70,26 @@ def degenerate_reference(reference: Any) -> list[str]:
     return []
 
 
-def eager_baseline(model: BuiltModel, request: RunRequest) -> LatencyStats:
-    module, inputs = prepare(model, request.compile.precision, "cuda")
-    stats, _ = latency.time_settled(lambda: module(*inputs), request)
-    return stats
+def eager_baseline(model: BuiltModel, request: RunRequest) -> tuple[LatencyStats, str | None]:
+    """The eager model at the run's precision, timed by the engine's harness; reused from the reference
+    cache when an earlier run measured the same model, inputs, precision and iterations on this device.
+    Returns (stats, when it was measured if reused)."""
+    def measure() -> LatencyStats:
+        module, inputs = prepare(model, request.compile.precision, "cuda")
+        stats, _ = latency.time_settled(lambda: module(*inputs), request)
+        return stats
+
+    from engine.store import data_dir  # noqa: PLC0415
+
+    m = request.measure
+    key = reference_key(identity(request.model, m.seed), request.to_dict()["model"], torch.cuda.get_device_name(),
+                        baseline=f"eager_{request.compile.precision}", warmup=m.warmup_iters, timed=m.timed_iters)
+    return cached_latency(data_dir(), key, measure)
+
+
+def reused_note(name: str, measured_at: str) -> str:
+    return (f"The {name} baseline was measured at {measured_at} in an earlier run of the same model, inputs and "
+            "batch on this GPU and reused (data directory's reference_cache; delete it to measure again).")
 
 
 def inductor_baseline(model: BuiltModel, request: RunRequest, progress: ProgressFn) -> tuple[LatencyStats, float]:

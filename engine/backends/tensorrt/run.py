@@ -132,8 +132,11 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
         if m.compare_eager:
             progress("baseline", None, f"eager {c.precision}")
             t0 = time.perf_counter()
-            baselines[f"eager_{c.precision}"] = references.eager_baseline(model, request)
+            name = f"eager_{c.precision}"
+            baselines[name], measured_at = references.eager_baseline(model, request)
             stages["baseline_s"] = time.perf_counter() - t0
+            if measured_at:
+                warnings.append(references.reused_note(name, measured_at))
         if m.compare_inductor != "off":
             name = f"inductor_{m.compare_inductor}"
             baselines[name], baseline_compile_s[name] = references.inductor_baseline(model, request, progress)
