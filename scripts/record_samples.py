@@ -26,7 +26,8 @@ Sizes: raw files are dropped except the dryrun text (and the GPU kernel table wh
 each sweep point is ~5 KiB gzipped.
 
     python scripts/record_samples.py --out /tmp/samples [--only sweeps,fragmentation,ladder,batch,models]
-        [--sweep-models resnet50,vit_b_16] [--default-repeats 2] [--quick] [--estimate]
+        [--sweep-models resnet50,vit_b_16] [--ladder-schemes int8_weight_only,fp8] [--default-repeats 2]
+        [--quick] [--estimate]
 """
 
 from __future__ import annotations
@@ -52,12 +53,16 @@ from engine.store import DATA_DIR_ENV, RunStore  # noqa: E402
 RELU = "torch.ops.aten.relu.default"
 TRT_DEFAULT_LEVEL = 3     # TensorRT's optimization level when the knob is unset
 DEFAULT_PARTS = "sweeps,fragmentation,ladder,batch,models"
-LADDER_SCHEMES = ("int8_weight_only", "fp8")
-# seconds per run through a warm queue on the H200 (the next job process's warm-up included), measured
-# with bench/walltime.py; quantized rungs add ModelOpt's CUDA extension builds once per machine
-SECONDS_PER_RUN = {"resnet18": 12, "resnet50": 16, "mobilenet_v3_small": 12, "vit_b_16": 24,
-                   "hf/bert-base": 22, "timm/convnext_tiny": 20}
-ANALYZE_S, QUANT_EXTRA_S, QUANT_FIRST_S, START_S = 10, 20, 90, 30
+# Device seconds per run through the queue, back to back: the worker warms the next job process between jobs,
+# never during one, so every run waits for that warm-up (~12 s: imports, CUDA, torch_tensorrt, a tiny build)
+# and then runs its job. Job times from bench/walltime.py on the H200 (resnet50 fp16 batch 1 with every pass:
+# 16.3 s; export 0.8 s, compile 6.7 s, timing 1.1 s, GPU time 1.1 s, graph replay 0.2 s), others scaled by
+# their build times; a per-layer pass adds ~2 s, a quantized rung ~20 s, and ModelOpt's CUDA extensions are
+# built once per machine (~90 s).
+WARMUP_S = 12
+JOB_S = {"resnet18": 5, "resnet50": 11, "mobilenet_v3_small": 5, "vit_b_16": 17, "hf/bert-base": 12,
+         "timm/convnext_tiny": 12}
+ANALYZE_S, LAYER_PASS_S, QUANT_EXTRA_S, QUANT_FIRST_S, START_S = 4, 2, 20, 90, 30
 
 
 @dataclass
@@ -68,8 +73,11 @@ class Planned:
     keep_raw: bool = False
 
     def seconds(self) -> float:
-        base = ANALYZE_S if self.request.mode == "analyze" else SECONDS_PER_RUN.get(self.request.model.source, 20)
-        return base + (QUANT_EXTRA_S if self.request.compile.quantization != "none" else 0)
+        r = self.request
+        if r.mode == "analyze":
+            return WARMUP_S + ANALYZE_S
+        return (WARMUP_S + JOB_S.get(r.model.source, 15) + (LAYER_PASS_S if r.measure.layer_profile else 0)
+                + (QUANT_EXTRA_S if r.compile.quantization != "none" else 0))
 
 
 def request(model: str, precision: str = "fp16", mode: str = "measure", measure: dict | None = None,
@@ -136,7 +144,8 @@ def plan_parts(parts: set[str], args: argparse.Namespace, quick: dict, recommend
         caps = capabilities.detect()
         for model in args.ladder_models.split(","):
             base = request(model, measure={"compare_eager": False, "layer_profile": False, **quick}, batch=8)
-            plan = ladder.plan_ladder(base, caps, schemes=LADDER_SCHEMES, ladder_id=f"{model}_b8_{slug}")
+            schemes = [x for x in args.ladder_schemes.split(",") if x]
+            plan = ladder.plan_ladder(base, caps, schemes=schemes, ladder_id=f"{model}_b8_{slug}")
             for scheme, why in plan.skipped:
                 print(f"ladder {plan.ladder_id}: {scheme} refused here, not recorded: {why}", flush=True)
             planned += [Planned(f"{model}_b8_ladder_{s.label.replace('/', '_')}", s.request, plan.tags)
@@ -200,6 +209,8 @@ def main() -> int:
     ap.add_argument("--sweep-models", default="resnet50,vit_b_16")
     ap.add_argument("--ladder-models", default="resnet50,vit_b_16")
     ap.add_argument("--timm-models", default="convnext_tiny")
+    ap.add_argument("--ladder-schemes", default="int8_weight_only,fp8",
+                    help="quantized rungs beside fp32/fp16 (need ModelOpt on the GPU box; '' for none)")
     ap.add_argument("--default-repeats", type=int, default=2, help="runs of each sweep's default point (>= 2)")
     ap.add_argument("--quick", action="store_true", help="fewer iterations (smoke test)")
     ap.add_argument("--estimate", action="store_true", help="print the plan and its device time; run nothing")
@@ -210,7 +221,7 @@ def main() -> int:
     analyze = {m: request(m, mode="analyze", min_block_size=1) for m in models}
     if args.estimate:
         planned = plan_parts(parts, args, quick, {m: [1, 3] for m in models}, "gpu")   # two recommendations
-        total = START_S + ANALYZE_S * len(analyze) + sum(p.seconds() for p in planned)
+        total = START_S + (WARMUP_S + ANALYZE_S) * len(analyze) + sum(p.seconds() for p in planned)
         total += QUANT_FIRST_S if any(p.request.compile.quantization != "none" for p in planned) else 0
         for p in planned:
             print(f"  {p.name:<48} ~{p.seconds():.0f} s")

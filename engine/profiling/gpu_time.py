@@ -152,11 +152,11 @@ def summarize(windows: Sequence[Window], source: str = SOURCE) -> GpuTrace:
     sequences = {per_inference_sequence(w.kernels, w.inferences) for w in windows}
     sequence = sequences.pop() if len(sequences) == 1 else None
     counts: Counter[str] = Counter()
-    times: Counter[str] = Counter()
+    times: dict[str, float] = {}
     for w in windows:
         for k in w.kernels:
             counts[k.name] += 1
-            times[k.name] += k.dur_us
+            times[k.name] = times.get(k.name, 0.0) + k.dur_us
     table = pd.DataFrame([{"name": n, "calls_per_inference": counts[n] / inferences,
                            "ms_per_inference": times[n] / 1000.0 / inferences} for n in counts])
     table = table.sort_values("ms_per_inference", ascending=False, ignore_index=True)
