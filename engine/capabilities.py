@@ -32,6 +32,7 @@ class Capabilities:
     flavour: str = "none"            # "tensorrt" | "tensorrt_rtx" | "none"
     tensorrt_version: str | None = None
     tensorrt_unavailable_reason: str = ""
+    python_runtime_reason: str = ""   # why compile.use_python_runtime does not apply here ("" when it does)
     cpu_name: str = field(default_factory=lambda: _cpu_name())
 
     @property
@@ -62,6 +63,8 @@ class Capabilities:
             return "no NVIDIA GPU on this machine"
         if knob == "compile.precision" and value == "bf16" and self.flavour == "tensorrt_rtx":
             return "TensorRT-RTX has no bf16"
+        if knob == "compile.use_python_runtime" and value and self.python_runtime_reason:
+            return self.python_runtime_reason
         if knob == "compile.hardware_compatible" and value and self.flavour == "tensorrt_rtx":
             return "TensorRT-RTX engines are built for the local GPU only"
         if knob == "compile.quantization" and value not in (None, False, "none"):
@@ -92,7 +95,12 @@ def _torch_tensorrt_info() -> tuple[str | None, str, str | None, str]:
         import torch_tensorrt  # noqa: PLC0415 - lazy on purpose: raises without a driver
     except Exception as e:  # ImportError, OSError from missing libs, RuntimeError from the driver
         return None, "none", None, f"`import torch_tensorrt` failed ({type(e).__name__}: {str(e)[:200]})."
-    rtx = bool(getattr(torch_tensorrt._features.ENABLED_FEATURES, "tensorrt_rtx", False))
+    from engine.backends.tensorrt import internals  # noqa: PLC0415 - private Torch-TensorRT symbols live there
+
+    try:
+        rtx = internals.features().rtx
+    except internals.TorchTensorRTMismatch as e:
+        return torch_tensorrt.__version__, "none", None, e.message
     trt_version = None
     for dist in (("tensorrt_rtx", "tensorrt-rtx") if rtx else ("tensorrt", "tensorrt-cu12", "tensorrt-cu13")):
         try:
@@ -117,18 +125,23 @@ def detect() -> Capabilities:
     import torch
 
     cuda = torch.cuda.is_available()
+    python_runtime_reason = ""
     gpus = []
     if cuda:
         for i in range(torch.cuda.device_count()):
             p = torch.cuda.get_device_properties(i)
             gpus.append(Gpu(i, p.name, int(p.total_memory), f"{p.major}.{p.minor}"))
         tt_version, flavour, trt_version, reason = _torch_tensorrt_info()
+        if flavour != "none":
+            from engine.backends.tensorrt import internals  # noqa: PLC0415
+
+            python_runtime_reason = internals.features().python_runtime_reason
     else:
         tt_version, flavour, trt_version = None, "none", None
         reason = "no NVIDIA GPU (torch.cuda.is_available() is False)."
     return Capabilities(torch_version=torch.__version__, cuda_available=cuda, gpus=tuple(gpus),
                         torch_tensorrt_version=tt_version, flavour=flavour, tensorrt_version=trt_version,
-                        tensorrt_unavailable_reason=reason)
+                        tensorrt_unavailable_reason=reason, python_runtime_reason=python_runtime_reason)
 
 
 def resolve_device(request: RunRequest, caps: Capabilities) -> str:
@@ -149,7 +162,7 @@ def check_request(request: RunRequest, caps: Capabilities) -> None:
             raise ConfigError("backend", f"tensorrt {reason.rstrip('.')}; use the eager backend or open a sample run")
         if device != "cuda":
             raise ConfigError("device", "the tensorrt backend runs on the GPU; choose cuda or auto")
-        for knob in ("compile.precision", "compile.hardware_compatible"):
+        for knob in ("compile.precision", "compile.hardware_compatible", "compile.use_python_runtime"):
             value = getattr(request.compile, knob.split(".")[1])
             reason = caps.disabled_reason(knob, value)
             if reason:

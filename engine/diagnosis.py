@@ -1,46 +1,44 @@
 """Launch-bound diagnosis: does the device compute for most of an inference, or wait on launches?
 
-End-to-end latency is compared with the time the model's layers account for. When that time
-is far below the latency (under ``LAUNCH_BOUND_SHARE`` of it), the rest is launch and runtime
-overhead: kernel launches, PyTorch segments between engines, input and output handling. Then
-CUDA graphs (one launch for the whole inference) or a larger batch (the overhead shared by
-more samples) pay off.
+End-to-end latency is compared with the time the GPU spends in the model's kernels. When that time is far
+below the latency (under ``LAUNCH_BOUND_SHARE`` of it), the rest is host overhead: kernel launches, PyTorch
+segments between engines, input and output handling. Then CUDA graphs (one launch for the whole inference)
+or a larger batch (the overhead shared by more samples) pay off. Where the run also measured a CUDA-graph
+replay of the same module, its latency says how much of that overhead a graph actually removes.
 
-How far the verdict can be trusted depends on where the layer time comes from:
+How far the verdict can be trusted depends on where the device time comes from:
 
-- ``kernel_trace``: GPU busy time from a trace of kernels (``kernel_busy_ms``), an accurate
-  measure: both verdicts are conclusive.
-- ``layer_profile``: the sum of TensorRT's per-layer profile. Profiling times each layer on its
-  own and overstates GPU time (the recorded resnet18 engine: layers sum to 0.77 ms, against
-  0.35 ms end to end without profiling), so only "launch-bound" is conclusive from it.
-- ``eager_modules``: the eager backend's leaf-module times. Functional calls outside modules
-  (residual adds, attention matmuls) count as overhead here, so it overstates overhead; on CPU
-  the "overhead" is Python and dispatcher time, and CUDA graphs do not apply.
+- ``kernel_trace``: the GPU-time pass (``RunResult.gpu_time``: kernel durations per inference from a
+  CUDA-activity trace, ``engine.profiling.gpu_time``), a measured figure: both verdicts are conclusive,
+  and ``host_overhead_ms`` = end-to-end - GPU time.
+- ``layer_profile``: the sum of TensorRT's per-layer profile (runs stored before GPU time existed).
+  Profiling times each layer on its own and overstates GPU time (the recorded resnet18 engine: layers sum
+  to 0.77 ms, against 0.35 ms end to end without profiling), so only "launch-bound" is conclusive from it.
+- ``eager_modules``: the eager backend's leaf-module times on CPU (or a GPU run without GPU time).
+  Functional calls outside modules (residual adds, attention matmuls) count as overhead here, so it
+  overstates overhead; on CPU the "overhead" is Python and dispatcher time, and CUDA graphs do not apply.
 
 Findings are data (``Finding``); ``LaunchDiagnosis.text()`` renders them for people.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from engine.result import RunResult
 
 LAUNCH_BOUND_SHARE = 0.5      # layers account for less than half of end-to-end latency
+HOST_OVERHEAD_SHARE = 0.2     # measured host overhead worth naming on a run that is not launch-bound
 SOURCES = ("kernel_trace", "layer_profile", "eager_modules")
 UPPER_BOUND_SOURCES = ("layer_profile", "eager_modules")   # overstate device time
-KERNEL_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")  # torch.profiler's Chrome-trace categories
 
 VERDICTS = ("launch_bound", "not_launch_bound", "inconclusive")
 
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str                 # "launch_bound" | "not_launch_bound" | "profile_inflated" | "graph_breaks"
+    kind: str   # launch_bound | not_launch_bound | host_overhead | profile_inflated | graph_replay | graph_breaks
     message: str
     numbers: Mapping[str, float]
 
@@ -76,9 +74,10 @@ class LaunchDiagnosis:
 
 
 def diagnose(e2e_ms: float, layer_ms: float, *, source: str, device: str, batch_size: int = 1,
-             cudagraphs: bool = False, pytorch_segments: int = 0,
+             cudagraphs: bool = False, pytorch_segments: int = 0, graph_ms: float | None = None,
              threshold: float = LAUNCH_BOUND_SHARE) -> LaunchDiagnosis:
-    """Compare end-to-end latency with the layer time from ``source`` (see the module docstring)."""
+    """Compare end-to-end latency with the device time from ``source`` (see the module docstring);
+    ``graph_ms``: the latency of the same module replayed as a CUDA graph, when it was measured."""
     if source not in SOURCES:
         raise ValueError(f"source {source!r} is not one of {', '.join(SOURCES)}")
     if e2e_ms <= 0 or layer_ms < 0:
@@ -98,8 +97,11 @@ def diagnose(e2e_ms: float, layer_ms: float, *, source: str, device: str, batch_
             f"The run is {bound}: {what} account for {layer_ms:.3g} ms of the {e2e_ms:.3g} ms end-to-end latency "
             f"({share:.0%}); {overhead:.3g} ms per inference goes to launches and runtime overhead."), numbers))
         if cuda and not cudagraphs:
+            measured = (f" (replayed as a graph it took {graph_ms:.3g} ms against {e2e_ms:.3g} ms)"
+                        if graph_ms is not None else "")
             suggestions.append(f"Turn on CUDA graphs (compile.enable_cudagraphs): the inference is replayed as one "
-                               f"graph launch, which removes most of the {overhead:.3g} ms launch overhead.")
+                               f"graph launch, which removes most of the {overhead:.3g} ms launch overhead"
+                               f"{measured}.")
         elif cuda:
             suggestions.append("CUDA graphs are on and the overhead remains: look at PyTorch segments between "
                                "engines and at input/output copies.")
@@ -118,6 +120,19 @@ def diagnose(e2e_ms: float, layer_ms: float, *, source: str, device: str, batch_
         findings.append(Finding("not_launch_bound", (
             f"Not launch-bound by this measure: {what} account for {layer_ms:.3g} ms of {e2e_ms:.3g} ms "
             f"({share:.0%}).{caveat}"), numbers))
+        if source == "kernel_trace" and cuda and 1.0 - share >= HOST_OVERHEAD_SHARE:
+            findings.append(Finding("host_overhead", (
+                f"Still, {overhead:.3g} ms of every inference ({1.0 - share:.0%}) is host overhead outside the GPU "
+                "kernels (launches, runtime bookkeeping)."), numbers))
+            if not cudagraphs:
+                suggestions.append("CUDA graphs (compile.enable_cudagraphs) remove most of the host overhead "
+                                   "at this batch size.")
+    if graph_ms is not None and cuda and not cudagraphs:
+        saved = e2e_ms - graph_ms
+        findings.append(Finding("graph_replay", (
+            f"Captured once and replayed as a CUDA graph, the same module took {graph_ms:.3g} ms per inference "
+            f"against {e2e_ms:.3g} ms end to end ({abs(saved) / e2e_ms:.0%} {'less' if saved >= 0 else 'more'})."),
+            {"graph_ms": graph_ms, "e2e_ms": e2e_ms, "saved_ms": saved}))
     if pytorch_segments and share < 1.0:
         findings.append(Finding("graph_breaks", (
             f"{pytorch_segments} PyTorch segment(s) run between TensorRT engines; each adds launches and a "
@@ -127,8 +142,13 @@ def diagnose(e2e_ms: float, layer_ms: float, *, source: str, device: str, batch_
 
 
 def diagnose_result(result: RunResult, kernel_ms: float | None = None) -> LaunchDiagnosis | None:
-    """The diagnosis of a stored run: its median latency against a kernel trace's busy time when
-    given, else against its per-layer profile sum. None when the run has neither."""
+    """The diagnosis of a stored run: its median latency against measured GPU kernel time (``kernel_ms``
+    when given, else the run's GPU-time pass), else against its per-layer profile sum. None when the run
+    has none of them or was not timed."""
+    if not result.latency.timed or result.latency.median_ms <= 0:
+        return None
+    if kernel_ms is None and result.gpu_time is not None:
+        kernel_ms = result.gpu_time.median_ms
     if kernel_ms is not None:
         layer_ms, source = kernel_ms, "kernel_trace"
     elif result.profiled_sum_ms:
@@ -137,39 +157,9 @@ def diagnose_result(result: RunResult, kernel_ms: float | None = None) -> Launch
     else:
         return None
     seg = result.segmentation
+    replay = result.graph_replay
     return diagnose(result.latency.median_ms, layer_ms, source=source, device=str(result.env.get("device", "")),
                     batch_size=result.latency.batch_size,
                     cudagraphs=bool(result.request.get("compile", {}).get("enable_cudagraphs", False)),
-                    pytorch_segments=seg.pytorch_segment_count if seg is not None else 0)
-
-
-# -- device time from a trace --------------------------------------------------------------------
-def kernel_busy_ms(events: Iterable[Mapping[str, Any]], iterations: int,
-                   categories: Sequence[str] | None = KERNEL_CATEGORIES) -> float:
-    """Per-inference time the device was busy, from Chrome-trace complete events (``ph: "X"``,
-    ``ts``/``dur`` in µs), e.g. ``torch.profiler``'s export over ``iterations`` inferences.
-
-    Overlapping events (several streams) count once: the union of their intervals is taken.
-    ``categories`` keeps events whose ``cat`` is listed; None keeps every complete event.
-    """
-    if iterations < 1:
-        raise ValueError("iterations must be at least 1")
-    spans = sorted((float(e["ts"]), float(e["ts"]) + float(e["dur"])) for e in events
-                   if e.get("ph") == "X" and "dur" in e and (categories is None or e.get("cat") in categories))
-    busy_us = 0.0
-    if spans:
-        start, end = spans[0]
-        for s, e in spans[1:]:
-            if s > end:
-                busy_us += end - start
-                start, end = s, e
-            else:
-                end = max(end, e)
-        busy_us += end - start
-    return busy_us / 1000.0 / iterations
-
-
-def read_trace_events(path: Path) -> list[dict[str, Any]]:
-    """The events of a Chrome-trace file: a bare list or ``{"traceEvents": [...]}``."""
-    data = json.loads(Path(path).read_text())
-    return data["traceEvents"] if isinstance(data, dict) else data
+                    pytorch_segments=seg.pytorch_segment_count if seg is not None else 0,
+                    graph_ms=replay.median_ms if replay is not None and replay.captured else None)

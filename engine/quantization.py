@@ -7,7 +7,7 @@ model is exported under ``export_torch_mode()`` and compiled by ``torch_tensorrt
 (full TensorRT: ``enabled_precisions`` gains the scheme's dtype; TensorRT-RTX is strongly typed and
 the Q/DQ nodes alone decide). ModelOpt is a GPU extra: it is imported only when a run quantizes.
 
-Hook for the Torch-TensorRT backend (``engine/backends/tensorrt.py``), in order::
+Hook for the Torch-TensorRT backend (``engine/backends/tensorrt/``), in order::
 
     q = quantization.prepare_quantized(request, built, device, progress, stages)  # calibrate, fake-quant
     with quantization.export_mode():

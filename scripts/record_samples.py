@@ -1,25 +1,33 @@
-"""Record the dashboard's bundled sample runs on a real GPU, with the product's own code path.
+"""Record the dashboard's bundled sample runs on a real GPU, through the job queue, one fresh process per run.
 
-Every run goes through ``engine.runner.execute`` into a fresh ``RunStore``, is exported with
-``RunStore.export_run`` and gzipped as ``<out>/<model>_<desc>.json.gz``. Sweep runs carry the tags
-``sweep:<id>`` and ``knob:<dotted knob>`` (the convention ``engine.sweeps`` reads back).
-Bulky raw files are dropped from sweep runs (and any raw file above ``--max-raw-kib``) so the
-bundle stays small.
+Every run is a dashboard job (``engine.jobs.JobSystem``: a warm worker hands it to a fresh job process), is
+exported with ``RunStore.export_run`` and gzipped as ``<out>/<name>.json.gz``; then it is deleted from the
+recording store, so a repeated request is measured again instead of answered from the cache.
 
-Ladder runs carry ``ladder:<id>`` (``engine.ladder``); schemes the capability matrix refuses are
-printed as refused and not run. ``models`` records BERT-base (sequence 128, integer inputs) and timm
-models; ``batch`` records static engines per batch size against one dynamic engine (``engine.batch_sweep``);
-``cudagraphs`` the same build with CUDA graphs off and on, then times
-the off build's engine again in the same process (is a slow run the engine or the moment?).
+Parts (``--only``, comma-separated; ``--estimate`` prints the plan and its device time and runs nothing):
 
-``--via-queue`` runs every request as the dashboard does, through the job system: each run in a fresh
-job process on the GPU worker. Timings taken one after another in one long-lived process drift (a
-previous run's profiler left the host side up to 2x slower); fresh processes do not carry that over.
-``--repeats N`` records each sweep point N times, in shuffled order, so the sweep verdict sees the
-run-to-run noise of identical builds.
+- ``sweeps``: per ``--sweep-models`` model (resnet50, vit_b_16), fp16 batch 1: an analyze run (dryrun at
+  min_block_size 1: the recommended values), the optimization_level sweep (unset, 0-5: unset and 3 are two
+  builds of the default plan) and the min_block_size sweep (1, the default 5, the recommended values) with
+  the default point recorded ``--default-repeats`` times. Points run in a shuffled order with the default's
+  repeats spread among them (first, middle, last), so drift shows up as a difference between repeats.
+  Tags ``sweep:<id>`` / ``knob:<knob>`` (``engine.sweeps``). Per-layer pass off: pages show these as sweep
+  tables and charts, not layer tables;
+- ``fragmentation``: resnet50 fp16 as built by default and with relu forced to PyTorch (min_block_size 5),
+  both with the per-layer pass (the Layers and Segmentation pages show them);
+- ``ladder``: batch-8 precision ladders of resnet50 and vit_b_16 (fp32, fp16, int8_weight_only, fp8 where
+  the capability matrix allows: quantized rungs need ModelOpt; refused rungs are printed, not run);
+- ``batch``: resnet50 fp16 static engines at batch 1/8/32 against one dynamic 1..32 engine;
+- ``models``: BERT-base (sequence 128) and timm convnext_tiny, fp16, with the per-layer pass;
+- ``core``: resnet18 / resnet50 / mobilenet_v3_small / vit_b_16 at fp16 and fp32 with the eager baseline,
+  and the resnet18 relu-forced build and its analyze run (not needed for issue 14's re-recording).
 
-    python scripts/record_samples.py --out /tmp/samples [--only core,sweeps,ladder,cudagraphs,batch,models] [--quick]
-                                     [--via-queue] [--repeats 2] [--sweep-models resnet50,vit_b_16]
+Sizes: raw files are dropped except the dryrun text (and the GPU kernel table where the per-layer pass ran);
+each sweep point is ~5 KiB gzipped.
+
+    python scripts/record_samples.py --out /tmp/samples [--only sweeps,fragmentation,ladder,batch,models]
+        [--sweep-models resnet50,vit_b_16] [--ladder-schemes int8_weight_only,fp8] [--default-repeats 2]
+        [--quick] [--estimate]
 """
 
 from __future__ import annotations
@@ -28,320 +36,248 @@ import argparse
 import gzip
 import json
 import os
+import random
 import re
 import sys
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import runner  # noqa: E402
-from engine.config import QUANT_SCHEMES, RunRequest  # noqa: E402
+from engine.config import RunRequest  # noqa: E402
 from engine.store import DATA_DIR_ENV, RunStore  # noqa: E402
-from engine.sweeps import sweep_tags  # noqa: E402
 
 RELU = "torch.ops.aten.relu.default"
+TRT_DEFAULT_LEVEL = 3     # TensorRT's optimization level when the knob is unset
+DEFAULT_PARTS = "sweeps,fragmentation,ladder,batch,models"
+# Device seconds per run through the queue, back to back: the worker warms the next job process between jobs,
+# never during one, so every run waits for that warm-up (~12 s: imports, CUDA, torch_tensorrt, a tiny build)
+# and then runs its job. Job times from bench/walltime.py on the H200 (resnet50 fp16 batch 1 with every pass:
+# 16.3 s; export 0.8 s, compile 6.7 s, timing 1.1 s, GPU time 1.1 s, graph replay 0.2 s), others scaled by
+# their build times; a per-layer pass adds ~2 s, a quantized rung ~20 s, and ModelOpt's CUDA extensions are
+# built once per machine (~90 s).
+WARMUP_S = 12
+JOB_S = {"resnet18": 5, "resnet50": 11, "mobilenet_v3_small": 5, "vit_b_16": 17, "hf/bert-base": 12,
+         "timm/convnext_tiny": 12}
+ANALYZE_S, LAYER_PASS_S, QUANT_EXTRA_S, QUANT_FIRST_S, START_S = 4, 2, 20, 90, 30
 
 
-def request(model: str, precision: str, mode: str = "measure", measure: dict | None = None, batch: int = 1,
-            **compile_knobs) -> RunRequest:
+@dataclass
+class Planned:
+    name: str
+    request: RunRequest
+    tags: list[str] = field(default_factory=list)
+    keep_raw: bool = False
+
+    def seconds(self) -> float:
+        r = self.request
+        if r.mode == "analyze":
+            return WARMUP_S + ANALYZE_S
+        return (WARMUP_S + JOB_S.get(r.model.source, 15) + (LAYER_PASS_S if r.measure.layer_profile else 0)
+                + (QUANT_EXTRA_S if r.compile.quantization != "none" else 0))
+
+
+def request(model: str, precision: str = "fp16", mode: str = "measure", measure: dict | None = None,
+            batch: int = 1, **compile_knobs) -> RunRequest:
     m = {"warmup_iters": 50, "timed_iters": 200, "profile_iters": 50}
     m.update(measure or {})
     return RunRequest.from_dict({"model": {"source": model, "batch_size": batch}, "backend": "tensorrt",
-                                 "mode": mode, "compile": {"precision": precision, **compile_knobs},
-                                 "measure": m})
+                                 "mode": mode, "compile": {"precision": precision, **compile_knobs}, "measure": m})
 
 
-def retime(fn, repeats: int = 3, iters: int = 200) -> list[str]:
-    """The same compiled engine timed again with the product's harness: medians and the share of slow samples."""
-    import torch
-
-    from engine.profiling.latency import time_inference
-
-    lines = []
-    for i in range(repeats):
-        stats, samples = time_inference(fn, device="cuda", warmup_iters=50, timed_iters=iters, batch_size=1)
-        fast = min(samples)
-        slow = sum(1 for x in samples if x > 1.5 * fast) / len(samples)
-        lines.append(f"retime {i + 1}: median {stats.median_ms:.3f} ms p10 {stats.p10_ms:.3f} p90 {stats.p90_ms:.3f}"
-                     f" min {fast:.3f}, {slow:.0%} of samples > 1.5x min")
-    with torch.inference_mode():
-        time.sleep(2.0)   # idle: do the clocks drop and the first samples slow down?
-        stats, samples = time_inference(fn, device="cuda", warmup_iters=0, timed_iters=iters, batch_size=1)
-    lines.append(f"after 2 s idle, no warm-up: median {stats.median_ms:.3f} ms, first 10 samples "
-                 f"{[round(x, 3) for x in samples[:10]]}")
-    return lines
+def spread_defaults(others: list[Planned], defaults: list[Planned], seed: int = 0) -> list[Planned]:
+    """``others`` shuffled, the default point's repeats at the start, the middle and the end (evenly)."""
+    order = list(others)
+    random.Random(seed).shuffle(order)
+    if not defaults:
+        return order
+    n = len(defaults)
+    slots = [round(i * len(order) / max(1, n - 1)) for i in range(n)] if n > 1 else [0]
+    for k, (slot, point) in enumerate(zip(slots, defaults, strict=True)):
+        order.insert(slot + k, point)
+    return order
 
 
-def overhead_probe(store: RunStore) -> None:
-    """Where does per-call host overhead come from? One plain Torch-TensorRT engine (resnet18 fp16, batch 1,
-    built without the product's code) is timed fresh, then again after each thing the backend does."""
-    import logging
+def sweep_points(model: str, recommended: list[int], repeats: int, quick: dict, slug: str) -> list[Planned]:
+    from engine import sweeps
 
-    import torch
-    import torch_tensorrt
-    import torchvision
-
-    from engine.profiling.latency import time_inference
-
-    def median(fn) -> float:
-        t_end = time.perf_counter() + 1.0
-        with torch.inference_mode():
-            while time.perf_counter() < t_end:
-                fn()
-            torch.cuda.synchronize()
-        return time_inference(fn, device="cuda", warmup_iters=50, timed_iters=300, batch_size=1)[0].median_ms
-
-    def levels() -> str:
-        return (f"python log level torch_tensorrt={logging.getLogger('torch_tensorrt').getEffectiveLevel()}, "
-                f"root={logging.getLogger().getEffectiveLevel()}")
-
-    torch.manual_seed(0)
-    model = torchvision.models.resnet18().eval().cuda().half()
-    x = torch.randn(1, 3, 224, 224, device="cuda", dtype=torch.half)
-    with torch.no_grad():
-        plain = torch_tensorrt.dynamo.compile(torch.export.export(model, (x,)), arg_inputs=[x], min_block_size=5)
-    fn = lambda: plain(x)  # noqa: E731
-    print(f"probe: plain engine, fresh: {median(fn):.3f} ms | {levels()}", flush=True)
-    quiet = {"layer_profile": False, "accuracy": False, "compare_eager": False}
-    r = runner.execute(request("resnet18", "fp16", measure=quiet), store, use_cache=False).result
-    print(f"probe: runner, no Debugger: {r.latency.median_ms:.3f} ms; plain after it: {median(fn):.3f} ms", flush=True)
-    with torch.inference_mode(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]):
-        for _ in range(20):
-            fn()
-        torch.cuda.synchronize()
-    print(f"probe: plain after a torch.profiler kernel trace: {median(fn):.3f} ms", flush=True)
-    r = runner.execute(request("resnet18", "fp16", measure={**quiet, "layer_profile": True}), store,
-                       use_cache=False).result
-    print(f"probe: runner with Debugger + layer profile: {r.latency.median_ms:.3f} ms; plain after it: "
-          f"{median(fn):.3f} ms | {levels()}", flush=True)
-    r = runner.execute(request("resnet18", "fp16", measure=quiet), store, use_cache=False).result
-    print(f"probe: runner, no Debugger, again: {r.latency.median_ms:.3f} ms", flush=True)
+    m = {"compare_eager": False, "layer_profile": False, "accuracy": False, **quick}
+    base = request(model, measure=m)
+    out: list[Planned] = []
+    for knob, short in ((sweeps.OPTIMIZATION_LEVEL_KNOB, "opt"), (sweeps.MIN_BLOCK_SIZE_KNOB, "mbs")):
+        values = sweeps.default_values(knob, recommendations=recommended)
+        plan = sweeps.plan_sweep(base, {knob: values}, sweep_id=f"{model}_fp16_{knob.split('.')[1]}_{slug}")
+        others, defaults = [], []
+        for point in plan.points:
+            value = point.values[0][1]
+            label = "unset" if value is None else value
+            if knob == sweeps.MIN_BLOCK_SIZE_KNOB and value == sweeps.knob_default(knob):
+                defaults += [Planned(f"{model}_fp16_{short}{label}{'' if r == 0 else f'_r{r + 1}'}",
+                                     point.request, plan.tags) for r in range(repeats)]
+            elif knob == sweeps.OPTIMIZATION_LEVEL_KNOB and value in (None, TRT_DEFAULT_LEVEL):
+                # unset and 3 are two builds of the default plan already
+                defaults.append(Planned(f"{model}_fp16_{short}{label}", point.request, plan.tags))
+            else:
+                others.append(Planned(f"{model}_fp16_{short}{label}", point.request, plan.tags))
+        out += spread_defaults(others, defaults)
+    return out
 
 
-def gpu_clocks() -> str:
-    import subprocess
+def plan_parts(parts: set[str], args: argparse.Namespace, quick: dict, recommended: dict[str, list[int]],
+               slug: str) -> list[Planned]:
+    """Everything except the analyze runs (recorded first: the sweeps need their recommendations)."""
+    planned: list[Planned] = []
+    if "sweeps" in parts:
+        for model in args.sweep_models.split(","):
+            planned += sweep_points(model, recommended.get(model, []), args.default_repeats, quick, slug)
+    if "fragmentation" in parts:
+        m = {"compare_eager": False, **quick}
+        planned += [Planned("resnet50_fp16", request("resnet50", measure=m), keep_raw=True),
+                    Planned("resnet50_fp16_relu_forced_mbs5",
+                            request("resnet50", measure=m, torch_executed_ops=[RELU]), keep_raw=True)]
+    if "ladder" in parts:
+        from engine import capabilities, ladder
 
-    try:
-        return subprocess.run(["nvidia-smi", "--query-gpu=clocks.sm,clocks.max.sm,clocks.mem,pstate,power.draw,"
-                               "temperature.gpu", "--format=csv,noheader"], capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError) as e:
-        return f"nvidia-smi: {e}"
+        caps = capabilities.detect()
+        for model in args.ladder_models.split(","):
+            base = request(model, measure={"compare_eager": False, "layer_profile": False, **quick}, batch=8)
+            schemes = [x for x in args.ladder_schemes.split(",") if x]
+            plan = ladder.plan_ladder(base, caps, schemes=schemes, ladder_id=f"{model}_b8_{slug}")
+            for scheme, why in plan.skipped:
+                print(f"ladder {plan.ladder_id}: {scheme} refused here, not recorded: {why}", flush=True)
+            planned += [Planned(f"{model}_b8_ladder_{s.label.replace('/', '_')}", s.request, plan.tags)
+                        for s in plan.steps]
+    if "batch" in parts:
+        from engine import batch_sweep, models
+
+        base = request("resnet50", measure={"compare_eager": False, "layer_profile": False, **quick})
+        plan = batch_sweep.plan_batch_sweep(base, (1, 8, 32), ("static", "dynamic"), opt_batch=8,
+                                            model_inputs=models.input_specs(models.REGISTRY["resnet50"], base.model),
+                                            sweep_id=f"resnet50_fp16_batch_{slug}")
+        planned += [Planned(f"resnet50_fp16_batch{p.batch_size}_{p.strategy}", p.request, plan.tags)
+                    for p in plan.points]
+    if "models" in parts:
+        m = {"compare_eager": True, "warmup_iters": 50, "timed_iters": 200, "profile_iters": 50, **quick}
+        planned.append(Planned("hf_bert-base_seq128_fp16", RunRequest.from_dict({
+            "model": {"source": "hf/bert-base", "sequence_length": 128}, "backend": "tensorrt",
+            "compile": {"precision": "fp16"}, "measure": m}), keep_raw=True))
+        planned += [Planned(f"timm_{name}_fp16", request(f"timm/{name}", measure=m), keep_raw=True)
+                    for name in args.timm_models.split(",")]
+    if "core" in parts:
+        for model in ("resnet18", "resnet50", "mobilenet_v3_small", "vit_b_16"):
+            for precision in ("fp16", "fp32"):
+                planned.append(Planned(f"{model}_{precision}", request(model, precision,
+                                                                       measure={"compare_eager": True, **quick}),
+                                       keep_raw=True))
+        planned += [Planned("resnet18_fp16_relu_forced_mbs1", request("resnet18", min_block_size=1,
+                                                                      torch_executed_ops=[RELU], measure=quick),
+                            keep_raw=True),
+                    Planned("resnet18_fp16_analyze_relu_forced", request("resnet18", mode="analyze", min_block_size=1,
+                                                                         torch_executed_ops=[RELU]))]
+    return planned
 
 
-def gpu_slug_of(caps) -> str:
-    from engine import capabilities
-
-    caps = caps or capabilities.detect()
-    name = caps.gpus[0].name if caps.gpus else "gpu"
-    m = re.search(r"([A-Z]\d{2,4})", name)
-    return (m.group(1) if m else "gpu").lower()
-
-
-def gpu_slug(store: RunStore, run_id: str) -> str:
-    name = store.get(run_id).env.get("device_name", "gpu")
-    m = re.search(r"([A-Z]\d{2,4})", name)
-    return (m.group(1) if m else "gpu").lower()
-
-
-def export(store: RunStore, run_id: str, out: Path, filename: str, *, keep_raw: bool, max_raw_kib: int) -> int:
+def export(store: RunStore, run_id: str, out: Path, name: str, *, keep_raw: bool) -> int:
     doc = json.loads(store.export_run(run_id))
     raw = doc.get("raw_files", {})
-    kept = {n: t for n, t in raw.items()
-            if (keep_raw or n.startswith("dryrun")) and len(t.encode()) <= max_raw_kib * 1024}
-    doc["raw_files"] = kept
+    wanted = ("dryrun", "gpu_kernels") if keep_raw else ("dryrun",)
+    doc["raw_files"] = kept = {n: t for n, t in raw.items() if n.startswith(wanted)}
     doc["result"]["artifacts"] = sorted(kept)
     blob = gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), compresslevel=9)
-    (out / filename).write_bytes(blob)
+    (out / f"{name}.json.gz").write_bytes(blob)
     return len(blob)
+
+
+def describe(r) -> str:
+    g, replay = r.gpu_time, r.graph_replay
+    lat = f"e2e {r.latency.median_ms:.4f} ms (p10 {r.latency.p10_ms:.4f}, p90 {r.latency.p90_ms:.4f})" \
+        if r.latency.timed else "not timed"
+    gpu = f"GPU {g.median_ms:.4f} ms ±{g.spread_pct:.2f}% {g.kernels_per_inference:g} kernels" if g else "GPU -"
+    graph = (f"graph {replay.median_ms:.4f} ms" if replay and replay.captured else
+             f"graph - ({replay.reason[:60]})" if replay else "graph -")
+    build = sum(r.stages_s.get(k, 0.0) for k in ("export_s", "partition_s", "build_s"))
+    return f"{lat} | {gpu} | {graph} | build {build:.1f} s | engines {r.engine_count} | {r.plan_fingerprint}"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--only", default="core,sweeps")
-    ap.add_argument("--quick", action="store_true", help="fewer iterations (smoke test)")
-    ap.add_argument("--max-raw-kib", type=int, default=96)
-    ap.add_argument("--ladder-models", default="resnet50,vit_b_16")
+    ap.add_argument("--only", default=DEFAULT_PARTS)
     ap.add_argument("--sweep-models", default="resnet50,vit_b_16")
+    ap.add_argument("--ladder-models", default="resnet50,vit_b_16")
     ap.add_argument("--timm-models", default="convnext_tiny")
-    ap.add_argument("--via-queue", action="store_true", help="each run in a fresh job process, as the dashboard")
-    ap.add_argument("--repeats", type=int, default=1, help="times each sweep point is recorded (shuffled order)")
+    ap.add_argument("--ladder-schemes", default="int8_weight_only,fp8",
+                    help="quantized rungs beside fp32/fp16 (need ModelOpt on the GPU box; '' for none)")
+    ap.add_argument("--default-repeats", type=int, default=2, help="runs of each sweep's default point (>= 2)")
+    ap.add_argument("--quick", action="store_true", help="fewer iterations (smoke test)")
+    ap.add_argument("--estimate", action="store_true", help="print the plan and its device time; run nothing")
     args = ap.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
     parts = set(args.only.split(","))
     quick = {"warmup_iters": 5, "timed_iters": 10, "profile_iters": 5} if args.quick else {}
+    models = args.sweep_models.split(",") if "sweeps" in parts else []
+    analyze = {m: request(m, mode="analyze", min_block_size=1) for m in models}
+    if args.estimate:
+        planned = plan_parts(parts, args, quick, {m: [1, 3] for m in models}, "gpu")   # two recommendations
+        total = START_S + (WARMUP_S + ANALYZE_S) * len(analyze) + sum(p.seconds() for p in planned)
+        total += QUANT_FIRST_S if any(p.request.compile.quantization != "none" for p in planned) else 0
+        for p in planned:
+            print(f"  {p.name:<48} ~{p.seconds():.0f} s")
+        print(f"RESULT estimate runs={len(planned) + len(analyze)} device_s={total:.0f}")
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
     failures = 0
-
+    t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ[DATA_DIR_ENV] = str(Path(tmp) / "data")   # engine cache of the dynamic batch engine
-        store = RunStore(Path(tmp) / "data")
-        queue = None
-        if args.via_queue:
-            from engine.jobs import JobSystem
+        from engine.jobs import JobSystem
 
-            queue = JobSystem(Path(tmp) / "data")
-            print(f"job system: workers {queue.ensure_workers()}", flush=True)
+        queue = JobSystem(Path(tmp) / "data")
+        store = queue.store
+        print(f"job system: workers {queue.ensure_workers()}", flush=True)
 
-        def run(req: RunRequest):
-            if queue is None:
-                return runner.execute(req, store, use_cache=False).result
-            job = queue.submit(req, gpu=0 if req.device != "cpu" else None)
-            while (job := queue.get(job.job_id)).state not in ("done", "failed", "cancelled"):
-                time.sleep(0.2)
-            if job.state != "done":
-                raise RuntimeError(f"job {job.state}: {job.error} {job.hint}\n{job.traceback[-3000:]}")
-            return store.get(job.run_id)
-
-        def record(filename: str, req: RunRequest, *, tags: list[str] | None = None,
-                   keep_raw: bool = True) -> str | None:
+        def record(p: Planned) -> object | None:
             nonlocal failures
             t0 = time.perf_counter()
             try:
-                r = run(req)
+                job = queue.submit(p.request, gpu=0)
+                while (job := queue.get(job.job_id)).state not in ("done", "failed", "cancelled"):
+                    time.sleep(0.1)
+                if job.state != "done":
+                    raise RuntimeError(f"job {job.state}: {job.error} {job.hint}\n{(job.traceback or '')[-3000:]}")
+                r = store.get(job.run_id)
             except Exception:
                 failures += 1
-                print(f"FAILED {filename}:\n{traceback.format_exc()}", flush=True)
+                print(f"FAILED {p.name}:\n{traceback.format_exc()}", flush=True)
                 return None
-            if tags:
-                store.set_tags(r.run_id, tags)
-            size = export(store, r.run_id, args.out, filename, keep_raw=keep_raw, max_raw_kib=args.max_raw_kib)
-            lat = (f"{r.latency.median_ms:.3f} ms (p10 {r.latency.p10_ms:.3f}, p90 {r.latency.p90_ms:.3f}), "
-                   f"{r.latency.throughput_per_s:.0f}/s" if r.latency.timed else "not timed")
-            print(f"{filename}: {lat}, engines {r.engine_count} {r.engine_bytes / 2**20:.1f} MiB, peak "
-                  f"{(r.peak_memory_bytes or 0) / 2**20:.0f} MiB, stages "
-                  f"{ {k: round(v, 2) for k, v in r.stages_s.items()} }, {size / 1024:.0f} KiB, "
-                  f"{time.perf_counter() - t0:.0f} s", flush=True)
-            if r.accuracy:
-                print(f"  accuracy vs eager fp32: rel_l2 {r.accuracy.rel_l2} top1 {r.accuracy.top1_agreement}")
-            q = r.quantization
-            if q:
-                pairs = {"fake-quant vs eager": q.fake_quant_vs_eager, "engine vs fake-quant": q.engine_vs_fake_quant,
-                         "engine vs eager": q.engine_vs_eager}
-                print(f"  {q.scheme}/{q.base_precision}: {q.quantizers} quantizers, conversion_problem "
-                      f"{q.conversion_problem}; " + "; ".join(
-                          f"{k} rel_l2 {a.rel_l2} top1 {a.top1_agreement}" for k, a in pairs.items() if a))
-            if len(r.layers):
-                print(f"  layer precisions: {r.layers['precision'].value_counts().to_dict()}")
+            if p.tags:
+                store.set_tags(r.run_id, p.tags)
+            size = export(store, r.run_id, args.out, p.name, keep_raw=p.keep_raw)
+            print(f"{p.name}: {describe(r)} | {size / 1024:.0f} KiB, {time.perf_counter() - t0:.0f} s", flush=True)
             for w in r.warnings:
-                print(f"  warning: {w[:300]}")
-            return r.run_id
+                print(f"  warning: {w[:240]}", flush=True)
+            store.delete(r.run_id)    # a repeat of the same request is measured again, not read from the cache
+            return r
 
-        if "core" in parts:
-            for model in ("resnet18", "resnet50", "mobilenet_v3_small", "vit_b_16"):
-                for precision in ("fp16", "fp32"):
-                    record(f"{model}_{precision}.json.gz",
-                           request(model, precision, measure={"compare_eager": True, **quick}))
-            record("resnet18_fp16_relu_forced_mbs1.json.gz",
-                   request("resnet18", "fp16", min_block_size=1, torch_executed_ops=[RELU], measure=quick))
-            record("resnet50_fp16_relu_forced_mbs5.json.gz",
-                   request("resnet50", "fp16", min_block_size=5, torch_executed_ops=[RELU], measure=quick))
-            record("resnet18_fp16_analyze_relu_forced.json.gz",
-                   request("resnet18", "fp16", mode="analyze", min_block_size=1, torch_executed_ops=[RELU]))
+        from engine import capabilities, sweeps
 
-        if "sweeps" in parts:
-            import random
-
-            points = []   # (filename, request, tags) of every sweep point, recorded in shuffled order
-            for model in args.sweep_models.split(","):
-                sweep_measure = {"compare_eager": False, "layer_profile": False, "accuracy": False, **quick}
-                analyze_id = record(f"{model}_fp16_analyze.json.gz",
-                                    request(model, "fp16", mode="analyze", min_block_size=1))
-                recommended: list[int] = []
-                if analyze_id:
-                    s = store.get(analyze_id).segmentation
-                    recommended = sorted({r.min_block_size for r in s.recommendations} if s else set())
-                slug = gpu_slug(store, analyze_id) if analyze_id else "gpu"
-                for rep in range(args.repeats):
-                    m = {**sweep_measure, "seed": rep}    # another seed: another cache key, same build
-                    tag = f"_r{rep}" if args.repeats > 1 else ""
-                    sid = f"{model}_fp16_optimization_level_{slug}"
-                    points += [(f"{model}_fp16_opt{level}{tag}.json.gz",
-                                request(model, "fp16", optimization_level=level, measure=m),
-                                sweep_tags(sid, ["compile.optimization_level"])) for level in range(6)]
-                    sid = f"{model}_fp16_min_block_size_{slug}"
-                    points += [(f"{model}_fp16_mbs{mbs}{tag}.json.gz",
-                                request(model, "fp16", min_block_size=mbs, measure=m),
-                                sweep_tags(sid, ["compile.min_block_size"])) for mbs in sorted({1, 5, *recommended})]
-            random.Random(0).shuffle(points)
-            for filename, req, tags in points:
-                record(filename, req, tags=tags, keep_raw=False)
-
-        if "overhead" in parts:
-            overhead_probe(store)
-
-        if "cudagraphs" in parts:
-            from engine.backends import tensorrt as trt_backend
-
-            timed_fns = []
-            harness = trt_backend.time_inference
-
-            def keep_callable(fn, **kw):
-                timed_fns.append(fn)
-                return harness(fn, **kw)
-
-            cg_measure = {"compare_eager": False, "layer_profile": False, **quick}
-            trt_backend.time_inference = keep_callable   # pass-through: keeps the callable the backend timed
-            try:
-                for on in (False, True):
-                    # untagged: engine.sweeps takes runs of one build for drift, and CUDA graphs do not
-                    # change the build (its verdict called 1.42 -> 0.63 ms "not measurable")
-                    record(f"resnet50_fp16_cudagraphs_{'on' if on else 'off'}.json.gz",
-                           request("resnet50", "fp16", measure=cg_measure, enable_cudagraphs=on), keep_raw=False)
-                    if not on and timed_fns:
-                        print(f"  clocks before retime: {gpu_clocks()}", flush=True)
-                        for line in retime(timed_fns[-1]):
-                            print(f"  {line}", flush=True)
-                        print(f"  clocks after retime: {gpu_clocks()}", flush=True)
-            finally:
-                trt_backend.time_inference = harness
-                timed_fns.clear()
-
-        if "batch" in parts:
-            from engine import batch_sweep, models
-
-            base = request("resnet50", "fp16", measure={"compare_eager": False, "layer_profile": False, **quick})
-            plan = batch_sweep.plan_batch_sweep(
-                base, (1, 8, 32), ("static", "dynamic"), opt_batch=8,
-                model_inputs=models.input_specs(models.REGISTRY["resnet50"], base.model),
-                sweep_id=f"resnet50_fp16_batch_{gpu_slug_of(None)}")
-            for note in plan.notes:
-                print(f"batch sweep: {note}", flush=True)
-            for point in plan.points:
-                record(f"resnet50_fp16_batch{point.batch_size}_{point.strategy}.json.gz", point.request,
-                       tags=plan.tags, keep_raw=False)
-
-        if "models" in parts:
-            # beyond torchvision: a transformer with integer inputs and a timm model, fp16 batch 1
-            m = {"compare_eager": True, **quick}
-            record("hf_bert-base_seq128_fp16.json.gz", RunRequest.from_dict({
-                "model": {"source": "hf/bert-base", "sequence_length": 128}, "backend": "tensorrt",
-                "compile": {"precision": "fp16"}, "measure": {"warmup_iters": 50, "timed_iters": 200,
-                                                              "profile_iters": 50, **m}}))
-            for name in args.timm_models.split(","):
-                record(f"timm_{name}_fp16.json.gz", request(f"timm/{name}", "fp16", measure=m))
-
-        if "ladder" in parts:
-            from engine import capabilities, ladder
-
-            caps = capabilities.detect()
-            ladder_measure = {"compare_eager": False, "profile_iters": 20, **quick}
-            schemes = [s for s in QUANT_SCHEMES if s not in ("none", "int4_awq")]
-            for model in args.ladder_models.split(","):
-                base = request(model, "fp16", measure=ladder_measure, batch=8)
-                plan = ladder.plan_ladder(base, caps, schemes=schemes, ladder_id=f"{model}_b8_{gpu_slug_of(caps)}")
-                for scheme, why in plan.skipped:
-                    print(f"ladder {plan.ladder_id}: {scheme} refused, not run: {why}", flush=True)
-                for step in plan.steps:
-                    record(f"{model}_b8_ladder_{step.label.replace('/', '_')}.json.gz", step.request,
-                           tags=plan.tags, keep_raw=False)
-
+        caps = capabilities.detect()
+        found = re.search(r"([A-Z]\d{2,4})", caps.gpus[0].name) if caps.gpus else None
+        slug = found.group(1).lower() if found else "gpu"
+        recommended = {}
+        for model, req in analyze.items():
+            r = record(Planned(f"{model}_fp16_analyze", req))
+            recommended[model] = sweeps.recommended_min_block_sizes(r.segmentation) if r is not None else []
+        try:
+            for p in plan_parts(parts, args, quick, recommended, slug):
+                record(p)
+        finally:
+            queue.stop_workers(timeout_s=10)
     total = sum(p.stat().st_size for p in args.out.glob("*.json.gz"))
-    print(f"RESULT samples {len(list(args.out.glob('*.json.gz')))} files, {total / 1024:.0f} KiB, "
-          f"{failures} failed")
+    print(f"RESULT samples {len(list(args.out.glob('*.json.gz')))} files, {total / 1024:.0f} KiB, {failures} failed, "
+          f"{time.perf_counter() - t_start:.0f} s")
     return 1 if failures else 0
 
 

@@ -1,9 +1,14 @@
+import dataclasses
+
 import pytest
 import torch
 
 from engine import diagnosis, models, runner
 from engine.config import MeasureSettings, ModelSpec, RunRequest
+from engine.profiling import gpu_time as gt
 from engine.profiling.trt_profile import parse_trex_profile
+from engine.result import GraphReplay
+from tests.fixture_runs import trt_profiled_run
 
 # fixtures README: the same resnet18 fp16 engine, timed with profiling off, batch 1
 RESNET18_FP16_E2E_MS = 0.35
@@ -49,16 +54,36 @@ def test_recorded_trt_profile_is_inflated_not_launch_bound(fixtures_dir):
     assert d.layer_share == pytest.approx(layer_ms / 0.35)
 
 
-def test_kernel_busy_time_of_the_recorded_chrome_trace(fixtures_dir):
-    events = diagnosis.read_trace_events(fixtures_dir / "h100-rtx/first_inference_profile_resnet18_fp16.trace")
-    layers = [e for e in events if e.get("ph") == "X"]
-    busy = diagnosis.kernel_busy_ms(events, iterations=1, categories=None)
-    # the runtime wrote the layers back to back (a few rounded timestamps overlap by a fraction of a µs)
-    total = sum(e["dur"] for e in layers) / 1000.0
-    assert busy <= total and busy == pytest.approx(total, rel=1e-4)
-    # the same layers seen twice (two streams at once) are busy time once; halved over two iterations
-    assert diagnosis.kernel_busy_ms(layers + layers, iterations=2, categories=None) == pytest.approx(busy / 2)
-    assert diagnosis.kernel_busy_ms(events, iterations=1) == 0.0   # no "kernel" category in this trace
+def test_a_stored_run_is_diagnosed_on_its_measured_gpu_time_before_its_layer_profile(fixtures_dir):
+    profiled = trt_profiled_run(fixtures_dir)
+    assert diagnosis.diagnose_result(profiled).source == "layer_profile"     # stored before GPU time existed
+    # the kernel time the recorded H200 trace gives for this same build (resnet18 fp16, min_block_size 5,
+    # TensorRT-RTX 1.4), and the CUDA-graph replay the device run measured for it (0.211 ms)
+    trace = gt.summarize([gt.Window(3, gt.kernels_of(gt.read_events(
+        fixtures_dir / "h200-rtx/gpu_trace_resnet18_fp16_3inf.json.gz")))])
+    run = dataclasses.replace(profiled, gpu_time=trace.gpu_time,
+                              graph_replay=GraphReplay(captured=True, median_ms=0.211, p10_ms=0.209, p90_ms=0.216,
+                                                       iters=100))
+    d = diagnosis.diagnose_result(run)
+    assert d.source == "kernel_trace" and d.layer_ms == trace.gpu_time.median_ms
+    assert run.host_overhead_ms == pytest.approx(d.overhead_ms)
+    # 0.203 of 0.35 ms is 58% kernel time: not launch-bound, but 42% host overhead is named, with the replay
+    assert d.verdict == "not_launch_bound" and "Per-layer" not in d.text()
+    assert [f.kind for f in d.findings] == ["not_launch_bound", "host_overhead", "graph_replay"]
+    assert "0.147 ms of every inference (42%) is host overhead" in d.text()
+    assert "took 0.211 ms per inference against 0.35 ms end to end (40% less)" in d.text()
+    assert "compile.enable_cudagraphs" in d.suggestions[0]
+    on = dataclasses.replace(run, request={**run.request, "compile": {**run.request["compile"],
+                                                                      "enable_cudagraphs": True}})
+    assert diagnosis.diagnose_result(on).suggestions == ()
+
+
+def test_issue_figures_resnet50_batch1():
+    # issue 14, H200, resnet50 fp16 b1: e2e 0.601 ms (fastest fresh process), kernels 0.3866, replay 0.394
+    d = diagnosis.diagnose(0.601, 0.3866, source="kernel_trace", device="cuda", graph_ms=0.394)
+    assert d.verdict == "not_launch_bound" and d.overhead_ms == pytest.approx(0.2144)
+    slow = diagnosis.diagnose(1.127, 0.3866, source="kernel_trace", device="cuda", graph_ms=0.394)
+    assert slow.verdict == "launch_bound" and "replayed as a graph it took 0.394 ms" in slow.suggestions[0]
 
 
 def test_launch_bound_numbers_and_suggestions():

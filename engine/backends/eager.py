@@ -1,7 +1,9 @@
-"""PyTorch eager backend, CPU or GPU: end-to-end latency and per-module latency.
+"""PyTorch eager backend, CPU or GPU: end-to-end latency, GPU kernel time and per-module latency.
 
-Per-module latency comes from forward hooks on leaf modules, in a separate pass after the
-timed one (hooks add overhead). On CUDA each module is bracketed by CUDA events.
+On CUDA, GPU kernel time per inference comes from a CUDA-activity trace in a pass of its own after the
+timed one (``engine.profiling.gpu_time``: a trace must not precede host-sensitive timing). Per-module
+latency comes from forward hooks on leaf modules, in a separate pass after those (hooks add overhead);
+on CUDA each module is bracketed by CUDA events. CPU runs have no GPU time (``gpu_time`` None).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 from engine.backends.base import Measurement, ProgressFn
 from engine.config import RunRequest
 from engine.models import BuiltModel
+from engine.profiling import gpu_time
 from engine.profiling.accuracy import compare_outputs
 from engine.profiling.latency import time_inference
 from engine.result import normalise_layers
@@ -53,6 +56,21 @@ def run(request: RunRequest, model: BuiltModel, device: str, progress: ProgressF
                                       progress=progress)
     peak = int(torch.cuda.max_memory_allocated()) if device.startswith("cuda") else None
 
+    gpu = None
+    raw_files: dict[str, Path | bytes] = {}
+    if device.startswith("cuda"):
+        progress("gpu_time", None, "kernel durations from a CUDA-activity trace")
+        t0 = time.perf_counter()
+        try:
+            trace = gpu_time.measure(lambda: module(*inputs),
+                                     per_window=gpu_time.inferences_per_window(latency.median_ms))
+            gpu = trace.gpu_time
+            warnings += trace.warnings
+            raw_files["gpu_kernels.csv"] = trace.table.to_csv(index=False).encode()
+        except Exception as e:   # no CUPTI, a profiler error: the run stands without GPU time
+            warnings.append(f"GPU time not measured: the CUDA-activity trace failed ({type(e).__name__}).")
+        stages["gpu_time_s"] = time.perf_counter() - t0
+
     layers = None
     profiled_sum = None
     if m.layer_profile:
@@ -73,7 +91,8 @@ def run(request: RunRequest, model: BuiltModel, device: str, progress: ProgressF
     model.module.to(device="cpu", dtype=torch.float32)
 
     result = Measurement(latency=latency, latency_samples_ms=samples, stages_s=stages, peak_memory_bytes=peak,
-                         accuracy=accuracy, profiled_sum_ms=profiled_sum, warnings=warnings)
+                         accuracy=accuracy, profiled_sum_ms=profiled_sum, warnings=warnings, gpu_time=gpu,
+                         raw_files=raw_files)
     if layers is not None:
         result.layers = layers
         result.raw_files["eager_module_profile.csv"] = layers.to_csv(index=False).encode()

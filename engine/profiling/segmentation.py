@@ -201,3 +201,24 @@ def cross_check(ours: Segmentation, text: Segmentation) -> list[str]:
     if rec_a != rec_b:
         problems.append(f"recommendations: tracker {rec_a} vs dryrun text {rec_b}")
     return problems
+
+
+def merge(parts: list[Segmentation]) -> Segmentation:
+    """One segmentation of several compiled graphs (torch.compile graph breaks), segments renumbered in order."""
+    if len(parts) == 1:
+        return parts[0]
+    unsupported: dict[str, int] = {}
+    for p in parts:
+        for op, n in p.unsupported_ops.items():
+            unsupported[op] = unsupported.get(op, 0) + n
+    segments = []
+    counters = {"tensorrt": 0, "pytorch": 0}
+    for p in parts:
+        for s in p.segments:
+            counters[s.kind] += 1
+            segments.append(Segment(s.kind, counters[s.kind], s.name, s.op_count, s.inputs, s.outputs))
+    return Segmentation(total_ops=sum(p.total_ops for p in parts), supported_ops=sum(p.supported_ops for p in parts),
+                        unsupported_ops=unsupported, pytorch_nodes=[n for p in parts for n in p.pytorch_nodes],
+                        segments=segments, recommendations=recommend([s.op_count for s in segments
+                                                                      if s.kind == "tensorrt"]),
+                        source="tracker")

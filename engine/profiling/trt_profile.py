@@ -206,7 +206,7 @@ def read_profile_dir(directory: Path, engine_names: list[str] | None = None) -> 
     """
     files = {p.name[: -len(EXECUTION_PROFILE_SUFFIX)]: p for p in directory.glob(f"*{EXECUTION_PROFILE_SUFFIX}")}
     if engine_names is None:
-        keys = sorted(files, key=_submodule_number)
+        keys = sorted(files, key=submodule_number)
     else:
         keys = []
         for name in engine_names:
@@ -221,7 +221,7 @@ def read_profile_dir(directory: Path, engine_names: list[str] | None = None) -> 
     return out
 
 
-def _submodule_number(name: str) -> int:
+def submodule_number(name: str) -> int:
     m = _SUBMODULE.search(name)
     return int(m.group(2)) if m else 1 << 30
 
