@@ -7,10 +7,12 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable
+from functools import partial
 from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
+from engine import report
 from engine.capabilities import Capabilities, check_request
 from engine.compare import run_label, summary_labels
 from engine.config import ConfigError, RunRequest, validate
@@ -186,7 +188,9 @@ def run_header(run: RunResult) -> None:
 # -- exports -----------------------------------------------------------------------------------
 
 def export_buttons(run: RunResult) -> None:
-    """Downloads of one run: layer table CSV, the full run as JSON, and its raw profiler files."""
+    """Downloads of one run: layer table CSV, the full run as JSON, its raw profiler files, its HTML report and
+    its per-layer timeline as a Chrome trace."""
+    store = get_store()
     c1, c2, c3 = st.columns(3)
     c1.download_button("Layer table (CSV)", run.layers.to_csv(index=False).encode(), mime="text/csv",
                        file_name=f"{run.run_id}_layers.csv", disabled=run.layers.empty, on_click="ignore",
@@ -200,6 +204,16 @@ def export_buttons(run: RunResult) -> None:
                            on_click="ignore", icon=":material/data_object:", key=f"json:{run.run_id}",
                            help="Result, layer table and raw files in one document; import it on another "
                                 "machine.")
+    c4, c5 = st.columns(2)
+    with c4:
+        report_button([run.run_id])
+    c5.download_button("Layer timeline (Chrome trace)", partial(report.trace_json, store, [run.run_id]),
+                       file_name=report.file_name(run_ids=[run.run_id], suffix=".json"), mime="application/json",
+                       on_click="ignore", icon=":material/timeline:", key=f"trace:{run.run_id}",
+                       disabled=run.layers.empty,
+                       help="The per-layer profile as one inference's timeline, a track per engine or segment; opens "
+                            "in https://ui.perfetto.dev. Same file as: python -m engine report "
+                            f"{run.run_id} --trace FILE.json")
     with c3.popover("Raw profiler traces", icon=":material/timeline:", disabled=not run.artifacts):
         st.caption("Chrome-trace files open in https://ui.perfetto.dev")
         for name in run.artifacts:
@@ -210,6 +224,28 @@ def export_buttons(run: RunResult) -> None:
                 continue
             st.download_button(name, data, file_name=f"{run.run_id}_{name}", on_click="ignore",
                                key=f"raw:{run.run_id}:{name}")
+
+
+def report_button(run_ids: list[str] | None = None, *, study_id: str = "", study_kind: str = "",
+                  baseline_id: str | None = None, tolerance_rel_l2: float | None = None) -> None:
+    """"Download report": the self-contained HTML file ``python -m engine report`` writes for the same runs
+    (``run_ids``, compared against ``baseline_id``) or study (``study_kind`` ``sweep``/``ladder``/``batch``), built
+    when clicked."""
+    store, ids = get_store(), list(run_ids or [])
+    if study_id:
+        study = f"{study_kind}:{study_id}" if study_kind else study_id
+        tolerance = {} if tolerance_rel_l2 is None else {"tolerance_rel_l2": tolerance_rel_l2}
+        data = partial(report.study_html, store, study, **tolerance)
+        cli = f"--study {study}" + (f" --tolerance {tolerance_rel_l2}" if tolerance else "")
+    else:
+        data = partial(report.runs_html, store, ids, baseline_id=baseline_id)
+        cli = ",".join(ids) + (f" --baseline {baseline_id}" if baseline_id not in (None, *ids[:1]) else "")
+    st.download_button("Download report", data, file_name=report.file_name(run_ids=ids, study_id=study_id),
+                       mime="text/html", on_click="ignore", icon=":material/download:",
+                       key=f"report:{study_id or ','.join(ids)}",
+                       help=f"One HTML file that opens offline in any browser: the charts, tables, verdicts, "
+                            f"environment and requests shown here. Same file as: python -m engine report {cli} "
+                            "-o FILE.html")
 
 
 # -- errors and submitting ---------------------------------------------------------------------

@@ -45,6 +45,11 @@ class StudyRef:
     def name(self) -> str:
         return f"{STUDY_KINDS[self.kind]} {self.study_id}"
 
+    @property
+    def qualified_id(self) -> str:
+        """``kind:id``, which ``find_study`` resolves without ambiguity (``batch:`` for a batch sweep)."""
+        return f"{'batch' if self.kind == 'batch_sweep' else self.kind}:{self.study_id}"
+
 
 def known_studies(store: RunStore) -> list[StudyRef]:
     """Every stored study, newest first per kind."""
@@ -71,12 +76,8 @@ def find_study(store: RunStore, study_id: str) -> StudyRef:
                           f"Known studies: {listed}." if known else "No study is stored yet: run a sweep first.")
     if len(found) > 1:
         raise ReportError(f"{study_id!r} names both a " + " and a ".join(STUDY_KINDS[r.kind] for r in found) + ".",
-                          "Say which: " + " or ".join(f"--study {_prefix(r.kind)}:{study_id}" for r in found))
+                          "Say which: " + " or ".join(f"--study {r.qualified_id}" for r in found))
     return found[0]
-
-
-def _prefix(kind: str) -> str:
-    return "batch" if kind == "batch_sweep" else kind
 
 
 def study_report(store: RunStore, study_id: str, *, tolerance_rel_l2: float = ladder.DEFAULT_TOLERANCE_REL_L2

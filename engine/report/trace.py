@@ -30,7 +30,7 @@ def _events(run: RunResult, pid: int) -> list[dict[str, Any]]:
         {"name": "process_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": f"{run.label} ({run.run_id})"}},
         {"name": "process_sort_index", "ph": "M", "pid": pid, "tid": 0, "args": {"sort_index": pid}}]
     tids: dict[str, int] = {}
-    spans: list[dict[str, Any]] = []
+    spans: list[dict[str, Any]] = []      # a stretch of consecutive layers of one segment, with its layers
     start_ns = 0
     for row in df.itertuples(index=False):
         segment = str(row.segment or row.runtime or "layers")
@@ -42,12 +42,11 @@ def _events(run: RunResult, pid: int) -> list[dict[str, Any]]:
                         "args": {"sort_index": tids[segment]}}]
         dur_ns = max(0, round(float(row.avg_ms) * 1_000_000))
         tid = tids[segment]
-        if not spans or spans[-1]["tid"] != tid:      # a new stretch of this segment: its span event
-            spans.append({"name": segment, "cat": "segment", "ph": "X", "pid": pid, "tid": tid, "start_ns": start_ns,
-                          "end_ns": start_ns, "args": {"runtime": str(row.runtime), "layers": 0}})
+        if not spans or spans[-1]["tid"] != tid:
+            spans.append({"name": segment, "tid": tid, "runtime": str(row.runtime), "start_ns": start_ns,
+                          "end_ns": start_ns, "layers": []})
         spans[-1]["end_ns"] = start_ns + dur_ns
-        spans[-1]["args"]["layers"] += 1
-        events.append({
+        spans[-1]["layers"].append({
             "name": str(row.name) or f"layer {row.order}", "cat": str(row.layer_type) or "layer", "ph": "X",
             "pid": pid, "tid": tid, "ts": _us(start_ns), "dur": _us(dur_ns),
             "args": {"order": int(row.order), "layer_type": str(row.layer_type), "precision": str(row.precision),
@@ -55,9 +54,11 @@ def _events(run: RunResult, pid: int) -> list[dict[str, Any]]:
                      "input_shapes": str(row.input_shapes), "output_shapes": str(row.output_shapes),
                      "avg_ms": float(row.avg_ms), "share": round(float(row.share), 6)}})
         start_ns += dur_ns
-    for span in spans:
-        start, end = span.pop("start_ns"), span.pop("end_ns")
-        events.append({**span, "ts": _us(start), "dur": _us(end - start)})
+    for span in spans:     # the enclosing span first: viewers nest a slice under the one listed before it
+        events.append({"name": span["name"], "cat": "segment", "ph": "X", "pid": pid, "tid": span["tid"],
+                       "ts": _us(span["start_ns"]), "dur": _us(span["end_ns"] - span["start_ns"]),
+                       "args": {"runtime": span["runtime"], "layers": len(span["layers"])}})
+        events += span["layers"]
     return events
 
 
