@@ -7,12 +7,12 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable
-from functools import partial
 from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
 from engine import report
+from engine.autotune import AutotuneReport
 from engine.capabilities import Capabilities, check_request
 from engine.compare import run_label, summary_labels
 from engine.config import ConfigError, RunRequest, validate
@@ -22,6 +22,7 @@ from engine.sweeps import SweepExecution
 
 log = logging.getLogger(__name__)
 URL_KEY = "run"
+AUTOTUNE_HTML = "autotune_report_html"     # (the AutotuneReport, its report bytes) of this session
 
 
 def _leave_pages_directory_mode() -> None:
@@ -207,7 +208,8 @@ def export_buttons(run: RunResult) -> None:
     c4, c5 = st.columns(2)
     with c4:
         report_button([run.run_id])
-    c5.download_button("Layer timeline (Chrome trace)", partial(report.trace_json, store, [run.run_id]),
+    c5.download_button("Layer timeline (Chrome trace)",
+                       b"" if run.layers.empty else report.trace_json(store, [run.run_id]),
                        file_name=report.file_name(run_ids=[run.run_id], suffix=".json"), mime="application/json",
                        on_click="ignore", icon=":material/timeline:", key=f"trace:{run.run_id}",
                        disabled=run.layers.empty,
@@ -226,26 +228,55 @@ def export_buttons(run: RunResult) -> None:
                                key=f"raw:{run.run_id}:{name}")
 
 
+@st.cache_data(show_spinner="Writing the report…", max_entries=16)
+def _report_html(root: str, fingerprint: str, run_ids: tuple[str, ...], baseline_id: str | None, study: str,
+                 tolerance_rel_l2: float | None) -> bytes:
+    """Report bytes, written once per selection while the store holds the same runs (``fingerprint``)."""
+    store = _store_at(root)
+    if study:
+        tolerance = {} if tolerance_rel_l2 is None else {"tolerance_rel_l2": tolerance_rel_l2}
+        return report.study_html(store, study, **tolerance)
+    return report.runs_html(store, list(run_ids), baseline_id=baseline_id)
+
+
 def report_button(run_ids: list[str] | None = None, *, study_id: str = "", study_kind: str = "",
                   baseline_id: str | None = None, tolerance_rel_l2: float | None = None) -> None:
     """"Download report": the self-contained HTML file ``python -m engine report`` writes for the same runs
-    (``run_ids``, compared against ``baseline_id``) or study (``study_kind`` ``sweep``/``ladder``/``batch``), built
-    when clicked."""
-    store, ids = get_store(), list(run_ids or [])
-    if study_id:
-        study = f"{study_kind}:{study_id}" if study_kind else study_id
-        tolerance = {} if tolerance_rel_l2 is None else {"tolerance_rel_l2": tolerance_rel_l2}
-        data = partial(report.study_html, store, study, **tolerance)
-        cli = f"--study {study}" + (f" --tolerance {tolerance_rel_l2}" if tolerance else "")
+    (``run_ids``, compared against ``baseline_id``) or study (``study_kind`` ``sweep``/``ladder``/``batch``).
+
+    The bytes are handed over when the page runs (cached), not built on click: a download built on click is
+    dropped by the cleanup after each run of the pages' once-a-second fragments before the browser fetches it."""
+    store, ids = get_store(), tuple(run_ids or ())
+    study = f"{study_kind}:{study_id}" if study_kind and study_id else study_id
+    try:
+        data = _report_html(str(store.root), report.store_fingerprint(store), ids, baseline_id, study,
+                            tolerance_rel_l2)
+    except report.ReportError as e:
+        st.caption(f"No report: {e.message}")
+        return
+    if study:
+        cli = f"--study {study}" + (f" --tolerance {tolerance_rel_l2}" if tolerance_rel_l2 is not None else "")
     else:
-        data = partial(report.runs_html, store, ids, baseline_id=baseline_id)
         cli = ",".join(ids) + (f" --baseline {baseline_id}" if baseline_id not in (None, *ids[:1]) else "")
     st.download_button("Download report", data, file_name=report.file_name(run_ids=ids, study_id=study_id),
                        mime="text/html", on_click="ignore", icon=":material/download:",
-                       key=f"report:{study_id or ','.join(ids)}",
-                       help=f"One HTML file that opens offline in any browser: the charts, tables, verdicts, "
-                            f"environment and requests shown here. Same file as: python -m engine report {cli} "
-                            "-o FILE.html")
+                       key=f"report:{study or ','.join(ids)}",
+                       help=f"One HTML file ({len(data) / 1e6:.1f} MB) that opens offline in any browser: the charts, "
+                            "tables, verdicts, environment and requests shown here. Same file as: python -m engine "
+                            f"report {cli} -o FILE.html")
+
+
+def autotune_report_button(search: AutotuneReport) -> None:
+    """"Download report" of the auto-tune search this session ran (written once per search)."""
+    written = st.session_state.get(AUTOTUNE_HTML)
+    if written is None or written[0] is not search:
+        with st.spinner("Writing the report…"):
+            written = (search, report.autotune_html(get_store(), search))
+        st.session_state[AUTOTUNE_HTML] = written
+    st.download_button("Download report", written[1], file_name="report_autotune.html", mime="text/html",
+                       on_click="ignore", icon=":material/download:", key="report:autotune",
+                       help="One HTML file that opens offline in any browser: the search's summary, trials and best "
+                            "run. (A search is not stored yet, so no CLI line writes it.)")
 
 
 # -- errors and submitting ---------------------------------------------------------------------

@@ -1,13 +1,10 @@
 """Sweeps: what does min_block_size / optimization_level / precision buy? Run a sweep through the
 job queue, open a recorded one (bundled GPU samples included), or auto-tune under constraints."""
 
-from functools import partial
-
 import pandas as pd
 import streamlit as st
 
 from engine import autotune, batch_sweep, capabilities, jobs, models, sweep_charts, sweeps
-from engine import report as engine_report
 from engine.config import (
     INDUCTOR_MODES,
     MIN_BLOCK_SIZE,
@@ -17,7 +14,15 @@ from engine.config import (
 from engine.store import RunNotFound
 from pages import _batch_tab as batch_tab
 from pages import _ladder_tab as ladder_tab
-from pages._common import checked_request, execution_progress, get_store, report_button, show_error, start_execution
+from pages._common import (
+    autotune_report_button,
+    checked_request,
+    execution_progress,
+    get_store,
+    report_button,
+    show_error,
+    start_execution,
+)
 from pages._form import precision_and_iterations
 
 URL_KEY = "sweep"
@@ -233,5 +238,4 @@ with tab_tune:
             st.caption(note)
         st.plotly_chart(sweep_charts.autotune_trials(report.trials), width="stretch")
         st.dataframe(pd.DataFrame(report.trials), hide_index=True)
-        st.download_button("Download report", partial(engine_report.autotune_html, store, report), mime="text/html",
-                           file_name="report_autotune.html", on_click="ignore", icon=":material/download:")
+        autotune_report_button(report)

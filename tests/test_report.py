@@ -139,6 +139,18 @@ def test_the_same_runs_give_the_same_bytes(samples):
     assert report.study_html(samples, SWEEP) == report.study_html(samples, f"sweep:{SWEEP}")
 
 
+def test_figures_do_not_take_the_dashboards_plotly_template(samples, monkeypatch):
+    """Inside the dashboard (any process that imported streamlit) Plotly's default template is Streamlit's, whose
+    colours are placeholders its frontend fills in; the CLI's is Plotly's. The report is the same in both."""
+    import plotly.io as pio
+
+    monkeypatch.setattr(pio.templates, "default", "streamlit")
+    in_dashboard = report.runs_html(samples, [RESNET18_FP16])
+    monkeypatch.setattr(pio.templates, "default", "plotly")
+    assert report.runs_html(samples, [RESNET18_FP16]) == in_dashboard
+    assert b'"#000001"' not in in_dashboard and b'"colorway":["#636efa"' in in_dashboard
+
+
 def copy_of(samples: RunStore, run_id: str, store: RunStore):
     """A bundled run in a store of its own, to change without touching the shared one."""
     return store.get(store.import_run(samples.export_run(run_id)))
@@ -244,6 +256,17 @@ def test_every_stored_study_kind_reports_its_verdict_and_runs(samples, study_id,
     for r in members:                        # every run with its figures and the line that measures it again
         assert float(metric(page, "e2e_median_ms", r.run_id)["data-value"]) == r.latency.median_ms
         assert cli_line(r.request).line in words
+
+
+def test_the_store_fingerprint_changes_when_a_report_could(samples, store):
+    run = copy_of(samples, RESNET18_FP16, store)
+    before = report.store_fingerprint(store)
+    assert report.store_fingerprint(store) == before
+    sweeps.tag_run(store, run.run_id, ["sweep:s1", "knob:compile.precision"])      # joins a study
+    tagged = report.store_fingerprint(store)
+    assert tagged != before
+    store.delete(run.run_id)
+    assert report.store_fingerprint(store) not in (before, tagged)
 
 
 def test_unknown_and_ambiguous_studies_say_what_exists(samples):
@@ -366,16 +389,17 @@ def test_chrome_trace_lays_each_layer_on_its_segments_track(samples):
 
 # -- the pages' buttons give the CLI's bytes ------------------------------------------------------------------
 @pytest.fixture
-def deferred_downloads(monkeypatch):
-    """file name -> the callable a download button registered (its data is built only when clicked)."""
-    captured: dict[str, object] = {}
-    original = MediaFileManager.add_deferred
+def downloads(monkeypatch):
+    """file name -> the bytes a download button handed to the page (as the browser would download them)."""
+    captured: dict[str, bytes] = {}
+    original = MediaFileManager.add
 
-    def add_deferred(self, data, mimetype, coordinates, file_name=None, **kwargs):
-        captured[file_name] = data
+    def add(self, data, mimetype, coordinates, file_name=None, **kwargs):
+        if file_name:
+            captured[file_name] = data
         return original(self, data, mimetype, coordinates, file_name=file_name, **kwargs)
 
-    monkeypatch.setattr(MediaFileManager, "add_deferred", add_deferred)
+    monkeypatch.setattr(MediaFileManager, "add", add)
     return captured
 
 
@@ -394,38 +418,38 @@ def _cli_bytes(tmp_path: Path, *args: str) -> bytes:
     return out.read_bytes()
 
 
-def test_run_pages_buttons_give_the_cli_file(data_dir, deferred_downloads, tmp_path):
+def test_run_pages_buttons_give_the_cli_file(data_dir, downloads, tmp_path):
     expected = _cli_bytes(tmp_path, RESNET18_FP16)
     name = report.file_name(run_ids=[RESNET18_FP16])
     for page in ("profile", "layers", "segmentation"):
-        deferred_downloads.clear()
+        downloads.clear()
         at = _page(page, run=[RESNET18_FP16])
         assert "Download report" in [b.label for b in at.get("download_button")], page
-        assert deferred_downloads[name]() == expected, page
-    trace = deferred_downloads[report.file_name(run_ids=[RESNET18_FP16], suffix=".json")]()
+        assert downloads[name] == expected, page
+    trace = downloads[report.file_name(run_ids=[RESNET18_FP16], suffix=".json")]
     assert trace == report.trace_json(data_dir, [RESNET18_FP16])
 
 
-def test_compare_button_gives_the_cli_file_for_its_runs_and_baseline(data_dir, deferred_downloads, tmp_path):
+def test_compare_button_gives_the_cli_file_for_its_runs_and_baseline(data_dir, downloads, tmp_path):
     ids = [RESNET18_FP16, VIT_FP32]
     at = _page("compare", run=ids)
     at.selectbox(key="compare_baseline").set_value(VIT_FP32).run()
-    assert deferred_downloads[report.file_name(run_ids=ids)]() == _cli_bytes(tmp_path, ",".join(ids), "--baseline",
+    assert downloads[report.file_name(run_ids=ids)] == _cli_bytes(tmp_path, ",".join(ids), "--baseline",
                                                                              VIT_FP32)
 
 
-def test_sweeps_tabs_buttons_give_the_cli_file(data_dir, deferred_downloads, tmp_path, tuned):
+def test_sweeps_tabs_buttons_give_the_cli_file(data_dir, downloads, tmp_path, tuned):
     at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=90)
     at.query_params.update(sweep=SWEEP, ladder=LADDER, batch=BATCH)
     at.session_state["autotune_report"] = tuned     # a search this session ran (auto-tune keeps it in the page)
     at.run()                                        # AppTest runs every tab
     assert not at.exception, [e.value for e in at.exception]
     for study in (SWEEP, LADDER, BATCH):
-        assert deferred_downloads[report.file_name(study_id=study)]() == _cli_bytes(tmp_path, "--study", study), study
-    assert deferred_downloads["report_autotune.html"]() == report.autotune_html(data_dir, tuned)
+        assert downloads[report.file_name(study_id=study)] == _cli_bytes(tmp_path, "--study", study), study
+    assert downloads["report_autotune.html"] == report.autotune_html(data_dir, tuned)
 
 
-# -- in a real browser, offline ---------------------------------------------------------------------------------
+# -- in a real browser ---------------------------------------------------------------------------------------------
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
@@ -480,3 +504,50 @@ def test_reports_render_every_chart_offline_in_chromium(samples, tmp_path):
             page.screenshot(path=str(ARTIFACTS / f"report_{name}.png"), full_page=True)
             context.close()
         browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_dashboard_buttons_download_what_a_fresh_cli_process_writes(tmp_path):
+    """Click Download report (and Layer timeline) in the served dashboard, then run the CLI in its own process (no
+    streamlit imported there) on the same store: the files are byte for byte the same."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} missing: apt-get install chromium")
+    import os
+    import subprocess
+    import sys
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_browser import _settle, _streamlit
+
+    RunStore(tmp_path / "data").import_samples(SAMPLES_DIR)      # the server reads this store, samples included
+    clicks = {"run.html": (f"layers?run={RESNET18_FP16}", "Download report"),
+              "run.json": (f"layers?run={RESNET18_FP16}", "Layer timeline (Chrome trace)"),
+              "compare.html": (f"compare?run={RESNET18_FP16}&run={VIT_FP32}", "Download report"),
+              "ladder.html": (f"sweep?ladder={LADDER}", "Download report")}
+    with _streamlit(tmp_path) as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page.set_default_timeout(60_000)
+        # a fresh server's first page run reloads the tab through dashboard.py's navigation (pages._common)
+        page.goto(base)
+        page.wait_for_function("() => (document.querySelector(\"[data-testid='stSidebarNav']\") || {innerText: ''})"
+                               ".innerText.includes('Sweeps')", timeout=60_000)
+        _settle(page)
+        for name, (url, label) in clicks.items():
+            page.goto(f"{base}/{url}")
+            _settle(page)
+            with page.expect_download() as download:
+                page.get_by_role("button", name=label).first.click()
+            download.value.save_as(tmp_path / f"button_{name}")
+        browser.close()
+    env = {**os.environ, "TRTDASH_DATA_DIR": str(tmp_path / "data"), "TRTDASH_SAMPLES_DIR": str(tmp_path / "none"),
+           "PYTHONPATH": str(ROOT)}
+    for args in ([RESNET18_FP16, "-o", "cli_run.html", "--trace", "cli_run.json"],
+                 [f"{RESNET18_FP16},{VIT_FP32}", "-o", "cli_compare.html"],
+                 ["--study", LADDER, "-o", "cli_ladder.html"]):
+        subprocess.run([sys.executable, "-m", "engine", "report", *args], cwd=tmp_path, env=env, check=True,
+                       capture_output=True)
+    for name in clicks:
+        assert (tmp_path / f"button_{name}").read_bytes() == (tmp_path / f"cli_{name}").read_bytes(), name

@@ -9,10 +9,12 @@ give the same bytes (nothing in a report depends on when it was written).
     study_html(store, "<study id>")                     a knob sweep, precision ladder or batch sweep
     autotune_html(store, autotune_report)               an auto-tune search held by the page that ran it
     trace_json(store, ids)                              Chrome-trace JSON of the runs' per-layer profiles
+    store_fingerprint(store)                            changes when any report of the store could (a cache key)
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Sequence
 
@@ -28,7 +30,7 @@ from engine.result import RunResult
 from engine.store import RunNotFound, RunStore
 
 __all__ = ["ReportError", "autotune_html", "file_name", "find_study", "load_runs", "parse_ids", "runs_html",
-           "study_html", "trace_json"]
+           "store_fingerprint", "study_html", "trace_json"]
 
 
 def parse_ids(values: str | Iterable[str]) -> list[str]:
@@ -80,6 +82,14 @@ def autotune_html(store: RunStore, report: AutotuneReport) -> bytes:
 def trace_json(store: RunStore, run_ids: Sequence[str]) -> bytes:
     """Chrome-trace JSON of the runs' per-layer profiles (one process per run), for Perfetto."""
     return chrome_trace(load_runs(store, run_ids))
+
+
+def store_fingerprint(store: RunStore) -> str:
+    """What a report can read from the store, hashed: every run id and its tags. A run added, deleted or tagged
+    into a study changes it (a stored run is otherwise never rewritten), so it keys a cache of report bytes."""
+    runs = store.list_runs()
+    blob = "\n".join(f"{run_id} {tags}" for run_id, tags in sorted(zip(runs["run_id"], runs["tags"], strict=True)))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def file_name(*, run_ids: Sequence[str] = (), study_id: str = "", suffix: str = ".html") -> str:

@@ -28,6 +28,10 @@ TEMPLATE = "report.html.j2"
 NOT_MEASURED = "not measured"
 # the figure's own modebar stays (zoom, PNG export work offline); no logo link, no cloud editing
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+# Every figure is drawn in Plotly's own template, whatever the process default: importing streamlit makes its
+# theme template the default, whose colour placeholders ("#000001") only the dashboard's frontend fills in, and a
+# report must not depend on whether the CLI or the dashboard built it.
+TEMPLATE_NAME = "plotly"
 # no fetch, image, font or frame from anywhere: only the inline script and styles of this file
 CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; "
        "font-src data:; connect-src 'none'")
@@ -159,8 +163,16 @@ def _markdown() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": False}).disable(["image", "link", "autolink"])
 
 
+@cache
+def _template_json() -> dict[str, Any]:
+    return pio.templates[TEMPLATE_NAME].to_plotly_json()
+
+
 def _chart(block: Chart, div_id: str) -> Markup:
-    html = pio.to_html(block.figure, include_plotlyjs=False, full_html=False, div_id=div_id,
+    # as plain data: assigning a template object to a figure re-validates all of it (seconds per report)
+    plain = block.figure.to_plotly_json()
+    figure = {"data": plain["data"], "layout": {**plain["layout"], "template": _template_json()}}
+    html = pio.to_html(figure, include_plotlyjs=False, full_html=False, div_id=div_id,
                        config=PLOTLY_CONFIG, default_height="450px", validate=False)
     return Markup('<figure class="chart">{}</figure>').format(Markup(html))
 
