@@ -174,6 +174,14 @@ def test_text_from_runs_is_escaped_and_loads_nothing(samples, store):
     assert hostile in visible_text(page)
 
 
+def test_verdict_markdown_keeps_its_emphasis_but_no_link_image_or_html():
+    text = "**Fastest: opt=5** [click](http://example.invalid) ![i](http://example.invalid/i.png) <b>x</b> `mbs`"
+    doc = document.Report("t", "s", "sweep", [document.Section("s", "S", [document.Markdown(text)])])
+    body = document.render(doc).decode().split("<main>", 1)[1]
+    assert "<strong>Fastest: opt=5</strong>" in body and "<code>mbs</code>" in body
+    assert "<a " not in body and "<img" not in body and "<b>x</b>" not in body and "&lt;b&gt;x&lt;/b&gt;" in body
+
+
 def test_gpu_time_graph_replay_and_plan_show_when_a_run_has_them(samples, store):
     run = copy_of(samples, RESNET18_FP16, store)
     measured = dataclasses.replace(
