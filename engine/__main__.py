@@ -3,6 +3,7 @@
     python -m engine profile --model resnet18 --batch 1 [--backend tensorrt --precision fp16 ...] [--json]
     python -m engine runs                      list stored runs
     python -m engine capabilities              what this machine can do
+    python -m engine report ID[,ID...] -o F    self-contained HTML report of runs or --study ID (engine/report)
     python -m engine worker ...                run a job-queue worker (see engine/jobs.py)
 """
 
@@ -18,10 +19,17 @@ from typing import Any
 from engine import capabilities
 from engine.config import CompileSettings, ConfigError, MeasureSettings, ModelSpec, RunRequest
 from engine.models import ModelError
+from engine.report.cli import add_report_command
 from engine.runner import execute
 from engine.store import RunStore
 
 _SHORT = {"model.source": "--model", "model.batch_size": "--batch"}
+TOP_LEVEL_KNOBS = ("backend", "device", "mode")
+
+
+def knob_flag(dotted: str) -> str:
+    """The option of a knob: ``compile.min_block_size`` -> ``--min-block-size`` (engine.report writes CLI lines)."""
+    return _SHORT.get(dotted, "--" + dotted.rsplit(".", 1)[-1].replace("_", "-"))
 
 
 def _add_knobs(p: argparse.ArgumentParser) -> None:
@@ -32,7 +40,7 @@ def _add_knobs(p: argparse.ArgumentParser) -> None:
     for prefix, cls in (("model", ModelSpec), ("compile", CompileSettings), ("measure", MeasureSettings)):
         for f in fields(cls):
             dotted = f"{prefix}.{f.name}"
-            flag = _SHORT.get(dotted, "--" + f.name.replace("_", "-"))
+            flag = knob_flag(dotted)
             choices = f.metadata.get("choices")
             p.add_argument(flag, dest=dotted, default=None, metavar=f.name.upper(),
                            help=f"{f.metadata.get('help', '')} "
@@ -68,7 +76,7 @@ def request_from_args(ns: argparse.Namespace) -> RunRequest:
         if "." in key:
             part, name = key.split(".", 1)
             data[part][name] = _parse_value(value, choices.get(key, ()))
-        elif key in ("backend", "device", "mode"):
+        elif key in TOP_LEVEL_KNOBS:
             data[key] = value
     return RunRequest.from_dict(data)
 
@@ -147,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_profile)
     sub.add_parser("runs", help="list stored runs").set_defaults(func=cmd_runs)
     sub.add_parser("capabilities", help="what this machine can do").set_defaults(func=cmd_capabilities)
+    add_report_command(sub)
     sub.add_parser("worker", help="run a job-queue worker (engine/jobs.py)")
     ns = parser.parse_args(argv)
     try:

@@ -9,7 +9,7 @@ from engine import batch_charts, batch_sweep, jobs, models, sweeps
 from engine.capabilities import Capabilities
 from engine.config import ConfigError, RunRequest, validate
 from engine.store import RunNotFound, RunStore
-from pages._common import checked_request, execution_progress, start_execution
+from pages._common import checked_request, execution_progress, report_button, start_execution
 from pages._form import precision_and_iterations
 
 URL_KEY = "batch"
@@ -187,3 +187,4 @@ def show_batch_sweep(store: RunStore, caps: Capabilities, sweep_id: str) -> None
         "peak_memory_bytes": st.column_config.NumberColumn("peak memory", format="bytes"),
         "memory_per_sample_bytes": st.column_config.NumberColumn("memory / sample", format="bytes"),
         "throughput_per_s": st.column_config.NumberColumn("samples/s", format="%.0f")})
+    report_button(study_id=sweep_id, study_kind="batch")

@@ -8,7 +8,7 @@ from engine.capabilities import Capabilities
 from engine.config import QUANT_SCHEMES, ConfigError
 from engine.quantization import SCHEMES, scheme_options
 from engine.store import RunStore
-from pages._common import execution_progress, start_execution
+from pages._common import execution_progress, report_button, start_execution
 from pages._form import COMPILE_FIELDS, MEASURE_FIELDS, knob_widget
 
 URL_KEY = "ladder"
@@ -152,3 +152,4 @@ def show_stored(store: RunStore) -> None:
     st.caption("Three-way accuracy: eager fp32 → fake-quantized PyTorch model (the quantization error) → "
                "compiled engine (the conversion error).")
     st.dataframe(table.drop(columns=["run_id"]), hide_index=True)
+    report_button(study_id=lid, study_kind="ladder", tolerance_rel_l2=tolerance)

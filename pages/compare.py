@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import charts, compare
-from pages._common import get_store, link_to, pick_runs
+from pages._common import get_store, link_to, pick_runs, report_button
 
 st.title("Compare runs")
 runs = pick_runs(compare.MAX_COMPARED, label="Runs to compare")
@@ -70,6 +70,7 @@ with st.expander("All settings (differences highlighted)"):
     everything = compare.settings_table(runs)
     st.dataframe(everything.style.apply(compare.highlight_differences, axis=1), key="settings_all")
 
+report_button(list(labels), baseline_id=baseline_id)
 c1, c2 = st.columns(2)
 with c1:
     link_to("layers", "Layers of the baseline run", [baseline_id], icon=":material/bar_chart:")

@@ -5,7 +5,7 @@ import streamlit as st
 from engine import capabilities, charts, compare, diagnosis, dynamic_cost, models, quantization
 from engine.config import CompileSettings, MeasureSettings, RunRequest
 from engine.store import RunNotFound
-from pages._common import checked_request, get_store, link_to, load_run
+from pages._common import checked_request, get_store, link_to, load_run, report_button
 from pages._form import compile_disabled_reasons, describe_inputs, knob_section, knob_widget
 from pages._jobs import gpu_picker, job_panel, queue_overview, submit
 
@@ -150,6 +150,7 @@ if run_id:
             st.plotly_chart(charts.top_layers_bar(result.layers, top_n), width="stretch")
         elif lat.timed:
             st.info("This run has no per-layer profile (profiling was off).")
+        report_button([result.run_id])
         links = st.columns(3)
         with links[0]:
             link_to("layers", "All layers of this run", [result.run_id], icon=":material/bar_chart:")

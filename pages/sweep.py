@@ -14,7 +14,15 @@ from engine.config import (
 from engine.store import RunNotFound
 from pages import _batch_tab as batch_tab
 from pages import _ladder_tab as ladder_tab
-from pages._common import checked_request, execution_progress, get_store, show_error, start_execution
+from pages._common import (
+    autotune_report_button,
+    checked_request,
+    execution_progress,
+    get_store,
+    report_button,
+    show_error,
+    start_execution,
+)
 from pages._form import precision_and_iterations
 
 URL_KEY = "sweep"
@@ -119,6 +127,7 @@ def show_sweep(sweep_id: str) -> None:
     if table["coverage"].notna().any():
         st.plotly_chart(sweep_charts.engines_vs_min_block_size(table, knob), width="stretch")
     st.dataframe(table[[*sweep.knobs, *TABLE_SHOWN]], hide_index=True)
+    report_button(study_id=sweep_id, study_kind="sweep")
 
 
 # a shared link to a ladder (?ladder=<id>), a batch sweep (?batch=<id>) or a sweep (?sweep=<id>) opens on it;
@@ -229,3 +238,4 @@ with tab_tune:
             st.caption(note)
         st.plotly_chart(sweep_charts.autotune_trials(report.trials), width="stretch")
         st.dataframe(pd.DataFrame(report.trials), hide_index=True)
+        autotune_report_button(report)
