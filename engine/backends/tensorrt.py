@@ -310,7 +310,7 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
     else:
         # strongly typed (RTX): the model carries the precision; full TensorRT: fp32 model + enabled_precisions
         run_precision = c.precision if rtx else "fp32"
-        module, inputs = prepare(model, run_precision, "cuda")
+        module, inputs = prepare(model, run_precision, "cuda", keep_fp32=c.keep_high_precision)
     specs = _specs_at(model.input_specs, inputs) if dynamic else None
     if c.cache_built_engines or c.reuse_cached_engines:
         warnings.append("Engine cache: Torch-TensorRT caches and reuses only refittable engines (immutable_weights="
@@ -378,7 +378,7 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
             progress("accuracy", None, "eager fp32 → fake-quantized → engine")
             with torch.inference_mode():
                 engine_out = detached_cpu(timed_module(*inputs))
-            quant_report = quant.report(engine_output=engine_out)
+            quant_report = quant.report(engine_output=engine_out, engine=timed_module)
             accuracy = quant_report.engine_vs_eager
             from engine.quantization import conversion_problem_text  # noqa: PLC0415
 
