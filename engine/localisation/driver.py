@@ -161,7 +161,7 @@ def advance(study: Localisation, runner: StepRunner) -> Localisation:
     if study.step("unfixed") is None:
         _submit(study, runner, "unfixed", [])
         _submit(study, runner, "reference", [])
-        return advance(study, runner) if any(s.cached for s in study.steps) else study
+        return advance(study, runner) if any(s.cached or s.state == "failed" for s in study.steps) else study
     if study.active_steps:
         return study
     if study.search is None:

@@ -109,18 +109,27 @@ def module_names(module: torch.nn.Module) -> list[str]:
     return [n for n, _ in module.named_modules() if n]
 
 
+def _natural(path: str) -> list[tuple[int, int | str]]:
+    """Sort key: layer3.10 after layer3.9."""
+    return [(0, int(p)) if p.isdigit() else (1, p) for p in path.split(".")]
+
+
 def check_paths(names: Collection[str], paths: Sequence[str], source: str) -> None:
     """Raise ``ConfigError`` naming the ``paths`` that are not among a model's module ``names``, with a few
     names it does have (the unknown path's siblings when there are some)."""
     unknown = [p for p in paths if p not in names]
     if not unknown:
         return
-    ordered = sorted(names, key=lambda n: (n.count("."), n))
-    close = [n for n in ordered if any(n.startswith(u.rsplit(".", 1)[0] + ".") for u in unknown if "." in u)]
-    close = (close or ordered)[:5]
+    parent = unknown[0]
+    while parent and parent not in names:        # the deepest part of the path that exists
+        parent = parent.rpartition(".")[0]
+    depth = parent.count(".") + 1 if parent else 0
+    close = sorted((n for n in names if n.count(".") == depth and (not parent or n.startswith(parent + "."))),
+                   key=_natural)[:6]
     listed = ", ".join(repr(u) for u in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-    raise ConfigError(FIELD, f"{source} has no module {listed}; its modules are named like "
-                             f"{', '.join(close)} (see the Layers page or the localisation's module list)")
+    where = f"inside {parent}: " if parent else ""
+    raise ConfigError(FIELD, f"{source} has no module {listed}; {where}{', '.join(close)}"
+                             f"{' ...' if len(close) == 6 else ''} (module paths as in named_modules())")
 
 
 @functools.lru_cache(maxsize=8)

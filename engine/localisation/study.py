@@ -104,7 +104,7 @@ class Criterion:
             return f.accuracy_text()
         assert f.rel_l2 is not None
         if f.rel_l2 > self.tolerance_rel_l2:
-            return f"rel. L2 {f.rel_l2:.3g} > {self.tolerance_rel_l2:g}"
+            return f"rel. L2 {f.rel_l2:.4g} > {self.tolerance_rel_l2:g}"
         if f.conversion_problem:
             return "the engine departs from the fake-quantized model (conversion problem)"
         if self.min_top1 is not None and f.top1_agreement is not None and f.top1_agreement < self.min_top1:
@@ -282,12 +282,14 @@ class Localisation:
         if fix is None or fix.figures is None:
             return f"No build within the {self.budget} allowed passed the criterion ({self.criterion.text()})."
         kept = fix.kept
-        lead = f"{self.low_name} breaks at {self.breaks_at()}" if self.outcome == FOUND else \
-            f"No small set found within {self.budget} builds; the smallest passing set seen"
-        modules = f"{len(kept)} module{'s' if len(kept) != 1 else ''}"
-        every = " (every candidate)" if len(kept) == n else ""
-        verb = "keeping" if self.outcome == FOUND else "keeps"
-        text = f"{lead}; {verb} {modules}{every} in {self.high_precision} gives {fix.figures.accuracy_text()}"
+        modules = f"{len(kept)} module{'s' if len(kept) != 1 else ''}" + (" (every candidate)" if len(kept) == n
+                                                                           else "")
+        if self.outcome == FOUND:
+            text = (f"{self.low_name} breaks at {self.breaks_at()}; keeping {modules} in {self.high_precision} "
+                    f"gives {fix.figures.accuracy_text()}")
+        else:
+            text = (f"No small set found within {self.budget} builds: the smallest passing set seen keeps {modules} "
+                    f"in {self.high_precision} and gives {fix.figures.accuracy_text()}")
         return text + self._latency_text(fix, reference, unfixed) + "."
 
     def breaks_at(self) -> str:
