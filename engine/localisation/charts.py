@@ -58,9 +58,10 @@ def error_growth(growth: ErrorGrowth | None, kept: Sequence[str] = ()) -> go.Fig
                                      hovertemplate="%{text}: output not finite<br>NaN %{customdata[5]}, inf "
                                                    "%{customdata[6]}<extra></extra>", legendgroup=variant),
                           row=1, col=1)
-        fig.add_trace(go.Scatter(x=rows["order"], y=rows["range_ratio"].clip(lower=1e-9), mode="markers",
-                                 name=f"{variant} range", showlegend=False, marker={"size": 4, "color": colour},
-                                 text=rows["unit"], customdata=custom, legendgroup=variant,
+        ranged = rows[rows["format"] != "fp32"]      # fp32's 3.4e38 is never near: nothing to see
+        fig.add_trace(go.Scatter(x=ranged["order"], y=ranged["range_ratio"], mode="markers",
+                                 name=f"{variant} range", showlegend=False, marker={"size": 5, "color": colour},
+                                 text=ranged["unit"], customdata=custom.loc[ranged.index], legendgroup=variant,
                                  hovertemplate="%{text}<br>activation max %{customdata[2]:.3g} = %{y:.3g} × "
                                                "%{customdata[3]}'s %{customdata[4]:.6g}<extra></extra>"),
                       row=2, col=1)
@@ -80,8 +81,8 @@ def error_growth(growth: ErrorGrowth | None, kept: Sequence[str] = ()) -> go.Fig
                                  marker={"symbol": "triangle-down", "size": 11, "color": KEPT_COLOUR},
                                  text=marked["unit"], hovertemplate="%{text}: kept in higher precision<extra></extra>"),
                       row=1, col=1)
-    fig.update_yaxes(type="log", row=1, col=1, title_text="rel. L2")
-    fig.update_yaxes(type="log", row=2, col=1, title_text="max / limit")
+    fig.update_yaxes(type="log", row=1, col=1, title_text="rel. L2", exponentformat="e")
+    fig.update_yaxes(type="log", row=2, col=1, title_text="max / limit", exponentformat="e")
     fig.update_xaxes(title_text="unit, in execution order", row=2, col=1)
     fig.update_layout(title=f"Error through {growth.model} ({growth.samples} samples, {growth.device})", height=560,
                       legend={"orientation": "h", "y": -0.15}, margin={"l": 60, "r": 20, "t": 70, "b": 40})

@@ -113,11 +113,11 @@ class ErrorGrowth:
                 f"{fmt_err(row)}, {range_text(row)}.")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready; figures kept to 5 significant digits (a bundled localisation stays a few tens of KB)."""
+        """JSON-ready; figures kept to 6 significant digits (a bundled localisation stays a few tens of KB)."""
         table = self.table.copy()
         for col in table.columns:
             if table[col].dtype == float:
-                table[col] = table[col].map(lambda v: float(f"{v:.5g}") if math.isfinite(v) else None)
+                table[col] = table[col].map(lambda v: float(f"{v:.6g}") if math.isfinite(v) else None)
         return {"table": table.to_dict(orient="split", index=False), "model": self.model,
                 "variants": self.variants, "tolerance": self.tolerance, "samples": self.samples,
                 "device": self.device, "kept": self.kept, "calibration": self.calibration}

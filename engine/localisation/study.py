@@ -420,6 +420,27 @@ def _json_ready(obj: Any) -> Any:
     return obj
 
 
+def broken_rungs(rungs: list[Any], tolerance_rel_l2: float) -> list[tuple[Any, str]]:
+    """The precision-ladder rungs (``engine.ladder.Rung``) worth localising, with why: a lower precision than
+    fp32 that is outside the tolerance, holds NaN/inf or was flagged as a conversion problem."""
+    from engine.ladder import within_tolerance  # noqa: PLC0415
+
+    out = []
+    for r in rungs:
+        if r.runtime != "tensorrt" or (not r.quantized and r.precision == "fp32") or not r.run_id:
+            continue
+        if within_tolerance(r, tolerance_rel_l2):
+            continue
+        if r.rel_l2 is None or not math.isfinite(r.rel_l2):
+            why = "output not finite (NaN or inf)"
+        elif r.conversion_problem:
+            why = "the engine departs from the fake-quantized model"
+        else:
+            why = f"rel. L2 {r.rel_l2:.3g} > {tolerance_rel_l2:g}"
+        out.append((r, why))
+    return out
+
+
 def new_localisation_id(request: RunRequest) -> str:
     c = request.compile
     label = f"{c.quantization}_{c.quant_base_precision}" if c.quantization != "none" else c.precision
