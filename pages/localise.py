@@ -198,7 +198,7 @@ def show(study: Localisation) -> None:
 with st.expander("Start a localisation", icon=":material/troubleshoot:"):
     form()
 
-listed = records.list()
+listed = records.summaries()
 wanted = st.query_params.get(loc.URL_KEY)
 if listed.empty:
     st.info("No localisation stored yet: start one above, or from a broken step of a precision ladder (Sweeps page).",

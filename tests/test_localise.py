@@ -242,7 +242,7 @@ def test_localisation_on_the_fake_quantized_model_finds_the_outlier_module(tmp_p
     assert list(table["role"][:2]) == ["unfixed", "reference"] and table["passed"].iloc[-1]
     back = records.load("outlier")
     assert back.answer == study.answer and back.steps_table()["rel_l2"].equals(table["rel_l2"])
-    assert records.list()["localisation_id"].tolist() == ["outlier"]
+    assert records.summaries()["localisation_id"].tolist() == ["outlier"]
     with pytest.raises(LocalisationNotFound, match="No localisation 'nope'"):
         records.load("nope")
 
@@ -372,7 +372,7 @@ def test_cli_localises_on_the_pytorch_model_and_shows_it_again(tmp_path, monkeyp
     out = capsys.readouterr().out
     assert "The fp8/fp16 build is already within tolerance" in out      # FP8 fake-quant departs by ~0.1 only
     assert "PyTorch side: fp16: every unit stays within rel. L2 0.5 of fp32" in out
-    (listed,) = LocalisationRecords(tmp_path / "data").list()["localisation_id"]
+    (listed,) = LocalisationRecords(tmp_path / "data").summaries()["localisation_id"]
     assert main(["localise", "--show", listed]) == 0 and "nothing to localise" in capsys.readouterr().out
     assert main(["localise", "--show", listed, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["outcome"] == "nothing_to_fix"

@@ -142,7 +142,7 @@ def test_find_where_it_breaks_from_the_broken_ladder_step_and_follow_it(h200, tm
     buttons[0].click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     records = LocalisationRecords(tmp_path / "data")
-    (lid,) = records.list()["localisation_id"]
+    (lid,) = records.summaries()["localisation_id"]
     study = records.load(lid)
     assert study.source == "ladder resnet50_b8_h200, fp8/fp16" and len(study.candidates) > 50
     assert [r.compile.keep_high_precision for r in q.requests] == [(), ()]

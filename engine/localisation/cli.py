@@ -79,7 +79,7 @@ def main(argv: list[str]) -> int:
     records = LocalisationRecords()
     try:
         if ns.list:
-            df = records.list()
+            df = records.summaries()
             print(df.to_string(index=False) if len(df) else "no localisation stored yet")
             return 0
         if ns.show:

@@ -68,7 +68,7 @@ class LocalisationRecords:
         except FileNotFoundError:
             raise LocalisationNotFound(localisation_id) from None
 
-    def list(self) -> pd.DataFrame:
+    def summaries(self) -> pd.DataFrame:
         """One row per stored localisation, newest first."""
         rows = []
         for p in self.dir.glob("*.json"):
