@@ -355,7 +355,7 @@ class Localisation:
                 "rel_l2": f.rel_l2 if f else None, "top1_agreement": f.top1_agreement if f else None,
                 "nonfinite": f.nonfinite if f else None, "e2e_ms": f.e2e_ms if f else None,
                 "gpu_ms": f.gpu_ms if f else None, "build_s": f.build_s if f else None,
-                "run_id": s.run_id or "", "cached": s.cached})
+                "run_id": s.run_id, "cached": s.cached})
         return pd.DataFrame(rows, columns=STEP_COLUMNS)
 
     def comparison_table(self) -> pd.DataFrame:
@@ -373,7 +373,7 @@ class Localisation:
                          "nonfinite": f.nonfinite, "e2e_ms": f.e2e_ms, "gpu_ms": f.gpu_ms,
                          "top1_vs_labels": lab.get("engine_top1"), "eager_top1_vs_labels": lab.get("eager_top1"),
                          "fake_quant_top1_vs_labels": lab.get("fake_quant_top1"), "passed": s.passed,
-                         "run_id": s.run_id or ""})
+                         "run_id": s.run_id})
         return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
     # -- JSON ------------------------------------------------------------------------------------------------
