@@ -19,30 +19,14 @@ from engine.localisation import driver, keep
 from engine.localisation.bisect import BUDGET, FOUND, UNFIXABLE, Bisection, default_max_builds
 from engine.localisation.error_growth import ErrorGrowth, error_growth
 from engine.localisation.records import LocalisationNotFound, LocalisationRecords, bundle, read_bundle
-from engine.localisation.study import LOCALISE_TAG, Criterion, Localisation
+from engine.localisation.study import LOCALISE_TAG, Localisation
+from tests.localise_fixtures import SMALL, RecordedQueue, _key, outlier_study, trt_request
 from tests.test_quantization import gpu_caps
 
 HAVE_MODELOPT = importlib.util.find_spec("modelopt") is not None
 needs_modelopt = pytest.mark.skipif(not HAVE_MODELOPT, reason="nvidia-modelopt not installed")
 ROOT = Path(__file__).resolve().parent.parent
 RTX = gpu_caps("tensorrt_rtx", "9.0")
-SMALL = {"source": "resnet18", "batch_size": 8, "input_shape": [3, 32, 32]}
-
-
-def trt_request(model: dict | None = None, **compile_knobs) -> RunRequest:
-    return RunRequest.from_dict({"model": model or SMALL, "backend": "tensorrt", "device": "cuda",
-                                 "compile": compile_knobs})
-
-
-def int8_broken_resnet18() -> models.BuiltModel:
-    """resnet18 with an activation outlier: channel 5 of layer2.1.conv1 is 1000x larger and layer2.1.conv2 ignores it,
-    so INT8's per-tensor input scale of layer2.1.conv2 crushes every other channel to zero (the outlier failure of
-    W8A8). Keeping that one module unquantized fixes it."""
-    model = models.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
-    with torch.no_grad():
-        model.module.layer2[1].conv1.weight[5] *= 1000.0
-        model.module.layer2[1].conv2.weight[:, 5] = 0
-    return model
 
 
 # -- the knob ------------------------------------------------------------------------------------------------------
@@ -220,17 +204,12 @@ def test_the_search_state_round_trips_through_json_mid_way():
 # -- the driver: the PyTorch model as the build makes it -----------------------------------------------------------
 @needs_modelopt
 def test_localisation_on_the_fake_quantized_model_finds_the_outlier_module(tmp_path):
-    model = int8_broken_resnet18()
-    request = trt_request(quantization="int8", quant_base_precision="fp32", calibration_batches=2)
-    from unittest import mock
-
-    with mock.patch.object(models, "build", lambda *a, **k: model):
-        study = driver.plan(request, criterion=Criterion(0.1), localisation_id="outlier")
+    study = outlier_study()
     assert len(study.candidates) == 23 and study.candidates[-1] == "fc"
     (variant,) = study.error_growth.variants
     assert study.error_growth.first_crossing(variant)["unit"] == "layer2.1.conv2"     # PyTorch side agrees
     records = LocalisationRecords(tmp_path)
-    driver.run(study, driver.PyTorchRunner(model=model), poll_s=0, on_change=records.save)
+    records.save(study)
     assert study.status == "done" and study.outcome == FOUND and study.answer == ["layer2.1.conv2"]
     assert study.builds <= math.ceil(math.log2(24)) + 1
     unfixed, fix = study.step("unfixed"), study.fix_step
@@ -248,33 +227,6 @@ def test_localisation_on_the_fake_quantized_model_finds_the_outlier_module(tmp_p
 
 
 # -- the driver over a queue, answered by the recorded H200 ladder ----------------------------------------------
-class RecordedQueue:
-    """Jobs answered by stored runs: ``answers`` maps a request's cache key to a run id (the recorded H200 runs);
-    other requests stay queued until the test finishes them. ``cancel`` cancels."""
-
-    def __init__(self, answers: dict[str, str]):
-        self.answers, self.requests, self.jobs, self.cancelled = answers, [], {}, []
-
-    def submit(self, request):
-        job_id = f"job{len(self.requests)}"
-        self.requests.append(request)
-        run = self.answers.get(_key(request))
-        self.jobs[job_id] = {"state": "done" if run else "queued", "run_id": run, "error": None, "detail": ""}
-        return job_id
-
-    def get(self, job_id):
-        return dict(self.jobs[job_id])
-
-    def cancel(self, job_id):
-        self.cancelled.append(job_id)
-        if self.jobs[job_id]["state"] in ("queued", "running"):
-            self.jobs[job_id]["state"] = "cancelled"
-
-
-def _key(request: RunRequest) -> str:
-    return cache_key(request, {}, request.model.source)
-
-
 def _ladder_runs(store) -> dict[str, str]:
     store.import_samples(ROOT / "samples")
     ids = store.runs_with_tag("ladder:resnet50_b8_h200")

@@ -30,20 +30,10 @@ def browser_page():
 
 
 def test_a_shared_localisation_link_on_a_fresh_server(tmp_path, browser_page):
-    from unittest import mock
-
-    from engine import models
-    from engine.localisation import driver
     from engine.localisation.records import LocalisationRecords
-    from engine.localisation.study import Criterion
-    from tests.test_localise import int8_broken_resnet18, trt_request
+    from tests.localise_fixtures import outlier_study
 
-    model = int8_broken_resnet18()
-    with mock.patch.object(models, "build", lambda *a, **k: model):
-        study = driver.plan(trt_request(quantization="int8", quant_base_precision="fp32", calibration_batches=2),
-                            criterion=Criterion(0.1), localisation_id="outlier",
-                            measured_on="fake-quantized PyTorch model (cpu)")
-    driver.run(study, driver.PyTorchRunner(model=model), poll_s=0)
+    study = outlier_study()
     records = LocalisationRecords(tmp_path / "data")
     records.save(study)
     sentence = records.load("outlier").summary()

@@ -7,17 +7,14 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
-from unittest import mock
 
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from engine import capabilities, jobs, models, quantization
-from engine.localisation import driver
+from engine import capabilities, jobs, quantization
 from engine.localisation.records import LocalisationRecords
-from engine.localisation.study import Criterion
-from tests.test_localise import RecordedQueue, _key, int8_broken_resnet18, trt_request
+from tests.localise_fixtures import RecordedQueue, _key, outlier_study, trt_request
 from tests.test_pages import figures
 from tests.test_quantization import gpu_caps
 
@@ -30,12 +27,7 @@ H200 = gpu_caps("tensorrt_rtx", "9.0")
 def measured(tmp_path_factory):
     """A localisation run here: the INT8 outlier resnet18 on the fake-quantized model (finds layer2.1.conv2)."""
     root = tmp_path_factory.mktemp("loc") / "data"
-    model = int8_broken_resnet18()
-    request = trt_request(quantization="int8", quant_base_precision="fp32", calibration_batches=2)
-    with mock.patch.object(models, "build", lambda *a, **k: model):
-        study = driver.plan(request, criterion=Criterion(0.1), localisation_id="outlier",
-                            measured_on="fake-quantized PyTorch model (cpu)")
-    driver.run(study, driver.PyTorchRunner(model=model), poll_s=0)
+    study = outlier_study()
     records = LocalisationRecords(root)
     records.save(study)
     return root, records.load("outlier")      # as the page reads it

@@ -56,6 +56,8 @@ def base_request(ns: argparse.Namespace) -> RunRequest:
     request = request_from_args(knobs)
     if ns.backend is None:
         request = request.with_changes(backend="tensorrt")
+    if getattr(ns, "measure.compare_eager") is None:     # every build would time the eager model again
+        request = request.with_changes(**{"measure.compare_eager": False})
     return request
 
 

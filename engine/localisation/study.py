@@ -60,7 +60,7 @@ class StepFigures:
     def accuracy_text(self) -> str:
         if not self.finite:
             count = f"{self.nonfinite} NaN/inf values" if self.nonfinite else "NaN or inf values"
-            return f"output not finite ({count})"
+            return f"output not finite: {count}"
         text = f"rel. L2 {self.rel_l2:.3g}"
         if self.top1_agreement is not None:
             text += f", top-1 agreement {self.top1_agreement:.0%}"
@@ -320,7 +320,7 @@ class Localisation:
             parts.append(f" vs {self.high_precision} {ms(reference)}")
         if ms(unfixed) is not None and unfixed is not None and unfixed.figures is not None:
             parts.append(f" and the unfixed build {ms(unfixed)} ({unfixed.figures.accuracy_text()})")
-        return "".join(parts) + f" ({source}, on the {fix.figures.measured_on if fix.figures else 'engine'})"
+        return "".join(parts) + f" — {source}, on the {fix.figures.measured_on if fix.figures else 'engine'}"
 
     def _last_why(self) -> str:
         last = next((s for s in reversed(self.steps) if s.role in ("search", "confirm") and s.why), None)
