@@ -1,4 +1,4 @@
-"""Starting and following localisations, shared by the Localise page and the Sweeps page's Precision ladder tab."""
+"""Starting and following localisations, shared by the Where-it-breaks page and the ladder tab of Sweeps."""
 
 from __future__ import annotations
 
@@ -40,12 +40,12 @@ def follow(localisation_id: str) -> None:
 
 
 def open_localisation(localisation_id: str) -> None:
-    """Go to the Localise page showing it (a plain link when the page is not registered, as in AppTest)."""
+    """Go to the Where-it-breaks page showing it (a plain link when the page is not registered, as in AppTest)."""
     try:
         st.switch_page(PAGE, query_params={URL_KEY: localisation_id})
     except st.errors.StreamlitAPIException:
         st.query_params[URL_KEY] = localisation_id
-        st.markdown(f"Localisation **{localisation_id}** started: open it on the [Localise page](localise?"
+        st.markdown(f"Localisation **{localisation_id}** started: open it on the [Where it breaks page](localise?"
                     f"{URL_KEY}={localisation_id}).")
 
 
@@ -92,4 +92,4 @@ def offer_from_ladder(rungs: list, tolerance: float, caps: Capabilities, ladder_
                   f"ladder {ladder_id}, {rung.label}")
         if i == len(broken) - 1 and reason:
             st.caption(f"Finding where it breaks builds TensorRT engines, which this machine cannot do ({reason}); "
-                       "recorded localisations are on the Localise page.")
+                       "recorded localisations are on the Where it breaks page.")

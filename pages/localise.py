@@ -67,7 +67,7 @@ def form() -> None:
     if c1.button("Find where it breaks", type="primary", icon=":material/troubleshoot:", disabled=bool(gpu_reason),
                  help=f"Unavailable here: {gpu_reason}" if gpu_reason else "Each step is one engine build on the "
                                                                             "job queue."):
-        loc.start(request, criterion, caps, "Localise page", max_builds or None)
+        loc.start(request, criterion, caps, "Where it breaks page", max_builds or None)
     if c2.button("Search on the PyTorch model here", icon=":material/memory:",
                  help="No engine: each step is the fake-quantized (or cast) PyTorch model on this machine's CPU. It "
                       "finds where quantization error grows, not an engine's conversion problem, and times nothing."):
@@ -81,8 +81,9 @@ def run_on_pytorch(request: RunRequest, criterion: Criterion, max_builds: int | 
                 status.update(label=f"{stage}: {detail}")
 
             runner = driver.PyTorchRunner("cpu")
-            study = driver.plan(request, criterion=criterion, max_builds=max_builds, source="Localise page (PyTorch)",
-                                measured_on=runner.measured_on, progress=progress)
+            study = driver.plan(request, criterion=criterion, max_builds=max_builds,
+                                source="Where it breaks page (PyTorch)", measured_on=runner.measured_on,
+                                progress=progress)
             driver.run(study, runner, poll_s=0.0,
                        on_change=lambda s: status.update(label=s.progress_text()))
             status.update(label=study.summary(), state="complete")

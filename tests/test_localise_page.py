@@ -141,7 +141,7 @@ def test_find_where_it_breaks_from_the_broken_ladder_step_and_follow_it(h200, tm
     assert q.requests[0] == study.request_for("unfixed") and _key(q.requests[0]) == _key(
         study.request_for("unfixed"))
     assert json.loads(json.dumps(fp8.request))["compile"]["quantization"] == "fp8"
-    # the Localise page follows it: the references finish (the recorded H200 runs), the first search build goes out
+    # the page follows it: the references finish (the recorded H200 runs), the first search build goes out
     q.jobs["job0"].update(state="done", run_id=fp8.run_id)
     q.jobs["job1"].update(state="done", run_id=runs["fp16/none"].run_id)
     loc = page(localise=lid)
@@ -165,4 +165,4 @@ def test_without_a_gpu_the_ladder_offers_the_search_disabled_with_the_reason(h20
     at.run()
     (button,) = [b for b in at.button if b.label.startswith("Find where it breaks")]
     assert button.disabled and "needs an NVIDIA GPU with Torch-TensorRT installed" in button.help
-    assert any("recorded localisations are on the Localise page" in c.value for c in at.caption)
+    assert any("recorded localisations are on the Where it breaks page" in c.value for c in at.caption)

@@ -6,7 +6,7 @@
     python -m engine localise --list | --show <id> [--json]
 
 Every build is a job on the queue (workers start as for the dashboard); the study is saved after every move, so
-the dashboard's Localise page shows it while it runs (``?localise=<id>``).
+the dashboard's Where it breaks page shows it while it runs (``?localise=<id>``).
 """
 
 from __future__ import annotations
