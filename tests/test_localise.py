@@ -299,7 +299,7 @@ def test_bundle_carries_the_study_and_its_runs(store, tmp_path):
     blob = bundle(study, store)
     back, docs = read_bundle(blob)
     assert back.is_sample and [d["result"]["run_id"] for d in docs] == [runs["fp16/fp8"], runs["fp16/none"]]
-    assert all(d["raw_files"] == {} for d in docs)
+    assert all(d["raw_files"] == {} and d["layers"]["data"] == [] for d in docs)     # no fix: no table kept
     samples = tmp_path / "samples" / "localisations"
     samples.mkdir(parents=True)
     (samples / "b.json.gz").write_bytes(blob)
@@ -309,6 +309,7 @@ def test_bundle_carries_the_study_and_its_runs(store, tmp_path):
     records = LocalisationRecords(tmp_path / "fresh")
     assert records.import_samples(fresh, tmp_path / "samples") == ["b"]
     assert records.load("b").is_sample and fresh.get(runs["fp16/fp8"]).is_sample
+    assert fresh.get(runs["fp16/fp8"]).layers.empty and not store.get(runs["fp16/fp8"]).layers.empty
     assert records.import_samples(fresh, tmp_path / "samples") == ["b"]          # idempotent
 
 

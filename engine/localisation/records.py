@@ -102,16 +102,20 @@ class LocalisationRecords:
 def bundle(study: Localisation, store: RunStore | None = None, roles: tuple[str, ...] = ("unfixed", "reference"),
            with_fix: bool = True) -> bytes:
     """A gzipped document of the study (marked as a sample) and the runs of its ``roles`` and its fix, without their
-    raw profiler files: what ``scripts/record_localisations.py`` writes into ``samples/localisations/``."""
+    raw profiler files and, but for the fix, without their per-layer tables: what ``scripts/record_localisations.py``
+    writes into ``samples/localisations/`` (a few tens of KB each)."""
     sample = Localisation.from_dict(study.to_dict())
     sample.is_sample = True
     runs = []
     if store is not None:
-        wanted = [study.step(r) for r in roles] + ([study.fix_step] if with_fix else [])
+        fix = study.fix_step if with_fix else None
+        wanted = [study.step(r) for r in roles] + [fix]
         for run_id in dict.fromkeys(s.run_id for s in wanted if s is not None and s.run_id):
             doc = json.loads(store.export_run(run_id))
             doc["raw_files"] = {}
             doc["result"]["artifacts"] = []
+            if fix is None or run_id != fix.run_id:   # the fix keeps its per-layer table (precision per layer)
+                doc["layers"] = {**doc["layers"], "data": []}
             runs.append(doc)
     doc = {"format": BUNDLE_FORMAT, "localisation": sample.to_dict(), "runs": runs}
     return gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), compresslevel=9)
