@@ -15,6 +15,7 @@ PAGES = [
     st.Page("pages/segmentation.py", title="Segmentation", icon=":material/account_tree:", url_path="segmentation"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page("pages/sweep.py", title="Sweeps", icon=":material/tune:", url_path="sweep"),
+    st.Page("pages/localise.py", title="Where it breaks", icon=":material/troubleshoot:", url_path="localise"),
     st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
 ]
 

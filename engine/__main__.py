@@ -5,6 +5,7 @@
     python -m engine capabilities              what this machine can do
     python -m engine report ID[,ID...] -o F    self-contained HTML report of runs or --study ID (engine/report)
     python -m engine worker ...                run a job-queue worker (see engine/jobs.py)
+    python -m engine localise ...              find the layer that breaks a low-precision build (--help)
 """
 
 from __future__ import annotations
@@ -144,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         from engine.jobs import worker_main  # noqa: PLC0415 - only the worker needs the queue
 
         return worker_main(argv[1:])
+    if argv and argv[0] == "localise":
+        from engine.localisation.cli import main as localise_main  # noqa: PLC0415
+
+        return localise_main(argv[1:])
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -157,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("capabilities", help="what this machine can do").set_defaults(func=cmd_capabilities)
     add_report_command(sub)
     sub.add_parser("worker", help="run a job-queue worker (engine/jobs.py)")
+    sub.add_parser("localise", help="find the layer that breaks a low-precision build, measure the fix (--help)")
     ns = parser.parse_args(argv)
     try:
         return ns.func(ns)

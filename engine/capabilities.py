@@ -168,8 +168,10 @@ def check_request(request: RunRequest, caps: Capabilities) -> None:
             if reason:
                 raise ConfigError(knob, f"{value!r} is not available: {reason}")
     from engine import quantization  # noqa: PLC0415 - keeps torch out of this module's import
+    from engine.localisation import keep  # noqa: PLC0415
 
     quantization.check_request(request, caps)
+    keep.check_request(request, caps)     # compile.keep_high_precision: module paths the model has
     if device == "cpu" and request.compile.precision == "fp16":
         # CPU fp16 convolutions exist in recent torch but are slow and some ops are missing;
         # allowed, with a warning added by the backend.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +55,7 @@ MAX_DIM = 16384
 
 # Fields added after runs were first stored: left out of the cache key while at their default,
 # so requests made before they existed keep their keys.
-ADDED_FIELDS = {"model": ("sequence_length", "inputs"), "compile": ("enable_cudagraphs",)}
+ADDED_FIELDS = {"model": ("sequence_length", "inputs"), "compile": ("enable_cudagraphs", "keep_high_precision")}
 _NULLABLE_INTS = ("optimization_level", "sequence_length")
 
 
@@ -165,6 +166,12 @@ class CompileSettings:
     calibration_batches: int = knob(CALIBRATION_BATCHES, "Calibration batches",
                                     "Batches fed through the model to calibrate the quantization ranges.",
                                     min=1, max=1024, advanced=True)
+    keep_high_precision: tuple[str, ...] = knob(
+        (), "Keep in higher precision",
+        "Module paths (e.g. layer3.4.conv2) left out of the low precision. Quantized runs: their ModelOpt "
+        "quantizers are disabled, so they run in quant_base_precision. fp16/bf16 on TensorRT-RTX (strongly "
+        "typed): they stay fp32, cast at their boundary. Found for you by 'Find where it breaks'.",
+        advanced=True)
 
 
 @dataclass(frozen=True)
@@ -269,6 +276,12 @@ def _coerce(f: dataclasses.Field, value: Any, dotted: str) -> Any:
         if not isinstance(value, (list, tuple, set)) or not all(isinstance(v, str) for v in value):
             raise ConfigError(dotted, f"{value!r} is not a list of op names")
         return tuple(sorted(set(value)))
+    if f.name == "keep_high_precision":
+        if isinstance(value, str):
+            value = [v.strip() for v in value.replace("\n", ",").split(",") if v.strip()]
+        if not isinstance(value, (list, tuple, set)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(dotted, f"{value!r} is not a list of module paths")
+        return tuple(sorted({v.strip() for v in value}))   # a set: the same modules give the same cache key
     if f.name == "compare_inductor" and isinstance(value, bool):
         return INDUCTOR_MODE_FROM_BOOL[value]
     if isinstance(default, bool):
@@ -335,11 +348,29 @@ def validate(request: RunRequest) -> RunRequest:
         if not op.startswith("torch.ops.") or op.count(".") < 3:
             raise ConfigError("compile.torch_executed_ops",
                               f"{op!r} is not an op name like torch.ops.aten.relu.default")
+    _check_keep_high_precision(request)
     if request.compile.reuse_cached_engines and not request.compile.cache_built_engines:
         raise ConfigError("compile.reuse_cached_engines", "needs cache_built_engines on as well")
     if request.measure.timed_iters * request.model.batch_size > 10_000_000:
         raise ConfigError("measure.timed_iters", "timed_iters × batch_size is above 10,000,000 samples")
     return request
+
+
+_MODULE_PATH = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
+
+
+def _check_keep_high_precision(request: RunRequest) -> None:
+    """Module paths that look like paths, on a build that has a lower precision to keep them out of. Whether
+    the model has them is checked against the model (``engine.localisation.keep.check_request``)."""
+    c = request.compile
+    for path in c.keep_high_precision:
+        if not _MODULE_PATH.fullmatch(path):
+            raise ConfigError("compile.keep_high_precision",
+                              f"{path!r} is not a module path like layer3.4.conv2 (names joined by dots)")
+    if c.keep_high_precision and request.backend == "tensorrt" and c.quantization == "none" and c.precision == "fp32":
+        raise ConfigError("compile.keep_high_precision",
+                          "an fp32 build has no lower precision to keep modules out of; set precision to fp16 "
+                          "or a quantization scheme, or leave keep_high_precision empty")
 
 
 def settings_that_matter(request: RunRequest) -> dict[str, Any]:

@@ -34,7 +34,7 @@ import os
 import pickle
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,8 +43,8 @@ import torch
 from engine.backends.base import ProgressFn, no_progress
 from engine.config import QUANT_SCHEMES, ConfigError, RunRequest
 from engine.errors import RunError
-from engine.profiling.accuracy import compare_outputs, detached_cpu
-from engine.result import Accuracy, QuantizationReport
+from engine.profiling.accuracy import _first_tensor, compare_outputs, detached_cpu
+from engine.result import Accuracy, LabelledAccuracy, QuantizationReport
 from engine.store import data_dir
 
 if TYPE_CHECKING:
@@ -186,7 +186,14 @@ def check_request(request: RunRequest, caps: Capabilities, gpu_index: int = 0) -
     reason = scheme_options(caps, gpu_index)[c.quantization]
     if reason:
         raise ConfigError("compile.quantization", f"{c.quantization!r} is not available: {reason}")
-    calibration_path(c.calibration_data)
+    path = calibration_path(c.calibration_data)
+    if path is not None and path.is_dir():   # a bad folder layout is named before anything is queued
+        from engine.image_folders import inspect_folder  # noqa: PLC0415
+
+        try:
+            inspect_folder(path)
+        except CalibrationDataError as e:
+            raise ConfigError("compile.calibration_data", f"{e.message} {e.hint}".strip()) from None
 
 
 # -- calibration data -----------------------------------------------------------------------------
@@ -300,30 +307,14 @@ def _load_tensor_file(path: Path, sample_shape: tuple[int, ...]) -> torch.Tensor
 
 
 def _load_images(folder: Path, sample_shape: tuple[int, ...], limit: int) -> torch.Tensor:
+    """The first ``limit`` images of a flat folder, or of a labelled one taking every class in turn."""
+    from engine.image_folders import decode, inspect_folder  # noqa: PLC0415 - it imports this module
+
     if len(sample_shape) != 3 or sample_shape[0] != 3:
         raise CalibrationDataError(f"{folder.name}/: image folders feed models whose input is one RGB image "
                                    f"(3, H, W); this model takes {sample_shape}.",
                                    "Use a tensor file or random calibration data.")
-    from PIL import Image, UnidentifiedImageError
-    from torchvision import transforms
-
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
-    if not files:
-        raise CalibrationDataError(f"{folder.name}/ holds no images.",
-                                   f"Put {', '.join(IMAGE_SUFFIXES)} files in it.")
-    _, h, w = sample_shape
-    prepare = transforms.Compose([
-        transforms.Resize(round(min(h, w) * RESIZE_RATIO)), transforms.CenterCrop((h, w)),
-        transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
-    images = []
-    for f in files:
-        try:
-            with Image.open(f) as im:
-                images.append(prepare(im.convert("RGB")))
-        except (UnidentifiedImageError, OSError) as e:
-            raise CalibrationDataError(f"{folder.name}/{f.name} is not a readable image ({e}).",
-                                       "Remove it or replace it with a valid image.") from None
-    return torch.stack(images)
+    return decode(inspect_folder(folder).files[:limit], folder, sample_shape)
 
 
 # -- quantizing -------------------------------------------------------------------------------------
@@ -408,21 +399,31 @@ def is_conversion_problem(fake_quant_vs_eager: Accuracy, engine_vs_fake_quant: A
     return a is not None and b is not None and a - b > CONVERSION_TOP1_DROP
 
 
+def nonfinite_count(output: Any) -> int:
+    """NaN and inf values in a model output (its first tensor, the one accuracy compares)."""
+    t = _first_tensor(output)
+    return int((~torch.isfinite(t)).sum()) if t.is_floating_point() else 0
+
+
 def three_way_report(scheme: str, base_precision: str, calibration: CalibrationData, eager_output: Any,
-                     fake_quant_output: Any, engine_output: Any = None, *, quantizers: int = 0) -> QuantizationReport:
+                     fake_quant_output: Any, engine_output: Any = None, *, quantizers: int = 0,
+                     labelled: LabelledAccuracy | None = None, kept: Sequence[str] = ()) -> QuantizationReport:
     """eager fp32 -> fake-quantized model -> compiled engine, each pair compared on the same inputs."""
-    fq = compare_outputs(fake_quant_output, eager_output, "eager fp32")
+    fq = replace(compare_outputs(fake_quant_output, eager_output, "eager fp32"),
+                 nonfinite=nonfinite_count(fake_quant_output))
     engine_fq = engine_eager = None
     problem = False
     if engine_output is not None:
-        engine_fq = compare_outputs(engine_output, fake_quant_output, "fake-quantized PyTorch model")
-        engine_eager = compare_outputs(engine_output, eager_output, "eager fp32")
+        count = nonfinite_count(engine_output)
+        engine_fq = replace(compare_outputs(engine_output, fake_quant_output, "fake-quantized PyTorch model"),
+                            nonfinite=count)
+        engine_eager = replace(compare_outputs(engine_output, eager_output, "eager fp32"), nonfinite=count)
         problem = is_conversion_problem(fq, engine_fq)
     return QuantizationReport(
         scheme=scheme, base_precision=base_precision, calibration=calibration.description,
         calibration_batches=len(calibration.batches), calibration_meaningful=calibration.meaningful,
         quantizers=quantizers, fake_quant_vs_eager=fq, engine_vs_fake_quant=engine_fq,
-        engine_vs_eager=engine_eager, conversion_problem=problem)
+        engine_vs_eager=engine_eager, conversion_problem=problem, labelled=labelled, kept=list(kept))
 
 
 def _finite(value: float | None) -> bool:
@@ -446,6 +447,44 @@ def conversion_problem_text(report: QuantizationReport) -> str:
 
 # -- the GPU hook -----------------------------------------------------------------------------------
 @dataclass
+class LabelledReference:
+    """A labelled image folder (``engine.image_folders``) with eager fp32's and the fake-quantized model's
+    predictions on it; ``report(engine=...)`` adds the engine's."""
+
+    images: Any                             # engine.image_folders.LabelledImages
+    eager_pred: torch.Tensor                # (N,) argmax of eager fp32
+    fake_quant_pred: torch.Tensor
+
+    def accuracy(self, engine_pred: torch.Tensor | None = None) -> LabelledAccuracy:
+        labels = self.images.labels
+
+        def share(a: torch.Tensor, b: torch.Tensor) -> float:
+            return float((a == b).float().mean())
+
+        return LabelledAccuracy(
+            source=self.images.description, images=len(labels), classes=self.images.classes,
+            eager_top1=share(self.eager_pred, labels), fake_quant_top1=share(self.fake_quant_pred, labels),
+            engine_top1=None if engine_pred is None else share(engine_pred, labels),
+            fake_quant_agreement=share(self.fake_quant_pred, self.eager_pred),
+            engine_agreement=None if engine_pred is None else share(engine_pred, self.eager_pred))
+
+
+def predict(fn: Any, images: torch.Tensor, batch_size: int, device: Any, dtype: torch.dtype) -> torch.Tensor:
+    """Top-1 class of every image through ``fn`` (a module or an engine built for ``batch_size``): full batches,
+    the last one padded with zeros and the padding dropped."""
+    preds = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            n = len(chunk)
+            if n < batch_size:
+                chunk = torch.cat([chunk, chunk.new_zeros((batch_size - n, *chunk.shape[1:]))])
+            out = _first_tensor(fn(chunk.to(device=device, dtype=dtype)))
+            preds.append(out.float().argmax(dim=1)[:n].cpu())
+    return torch.cat(preds)
+
+
+@dataclass
 class QuantizedModel:
     """A calibrated, fake-quantized model ready for ``export_quantized``, with its reference outputs."""
 
@@ -457,10 +496,21 @@ class QuantizedModel:
     eager_output: torch.Tensor              # eager fp32 on the same inputs, on CPU
     fake_quant_output: torch.Tensor         # on CPU
     quantizers: int
+    labelled: LabelledReference | None = None
+    kept: tuple[str, ...] = ()              # compile.keep_high_precision: their quantizers are off
 
-    def report(self, engine_output: Any = None) -> QuantizationReport:
+    def report(self, engine_output: Any = None, engine: Any = None) -> QuantizationReport:
+        """The three-way report; ``engine`` (the compiled module) also runs the labelled images, when there are."""
+        labelled = None
+        if self.labelled is not None:
+            engine_pred = None
+            if engine is not None:
+                x = self.inputs[0]
+                engine_pred = predict(engine, self.labelled.images.images, x.shape[0], x.device, x.dtype)
+            labelled = self.labelled.accuracy(engine_pred)
         return three_way_report(self.scheme, self.base_precision, self.calibration, self.eager_output,
-                                self.fake_quant_output, engine_output, quantizers=self.quantizers)
+                                self.fake_quant_output, engine_output, quantizers=self.quantizers,
+                                labelled=labelled, kept=self.kept)
 
 
 BASE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
@@ -483,13 +533,39 @@ def prepare_quantized(request: RunRequest, model: BuiltModel, device: str, progr
     del reference
     calibration = load_calibration(c.calibration_data, model.example_inputs, c.calibration_batches,
                                    seed=request.measure.seed)
+    labelled_images = _labelled_images(c.calibration_data, model.example_inputs)
     module = copy.deepcopy(model.module).to(device=device, dtype=dtype).eval()
     module = quantize(module, c.quantization, calibration.batches, progress, stages=stages)
+    if c.keep_high_precision:
+        from engine.localisation.keep import disable_quantizers  # noqa: PLC0415
+
+        progress("calibrate", 1.0, f"quantizers off in {len(c.keep_high_precision)} kept module(s)")
+        disable_quantizers(module, c.keep_high_precision)
     inputs = cast(model.example_inputs, dtype)
     with torch.no_grad():
         fake_quant_output = detached_cpu(module(*inputs))
+    labelled = None
+    if labelled_images is not None:
+        progress("accuracy", None, f"top-1 against the labels of {labelled_images.description}")
+        batch = model.example_inputs[0].shape[0]
+        reference = copy.deepcopy(model.module).to(device=device, dtype=torch.float32).eval()
+        eager_pred = predict(reference, labelled_images.images, batch, device, torch.float32)
+        del reference
+        labelled_images.check_outputs(int(_first_tensor(eager_output).shape[-1]))
+        labelled = LabelledReference(labelled_images, eager_pred,
+                                     predict(module, labelled_images.images, batch, device, dtype))
     return QuantizedModel(module, inputs, c.quantization, c.quant_base_precision, calibration, eager_output,
-                          fake_quant_output, enabled_quantizers(module))
+                          fake_quant_output, enabled_quantizers(module), labelled, c.keep_high_precision)
+
+
+def _labelled_images(source: str, example_inputs: Sequence[torch.Tensor]) -> Any:
+    """The labelled images of a ``dir:`` calibration folder in the ImageFolder layout, None otherwise."""
+    path = calibration_path(source)
+    if path is None or not path.is_dir() or len(example_inputs) != 1:
+        return None
+    from engine.image_folders import load_labelled  # noqa: PLC0415 - it imports this module
+
+    return load_labelled(path, tuple(example_inputs[0].shape[1:]))
 
 
 @contextlib.contextmanager

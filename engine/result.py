@@ -172,6 +172,21 @@ class Accuracy:
     rel_l2: float
     max_abs: float
     top1_agreement: float | None   # None when the output is not a classification
+    nonfinite: int | None = None   # NaN/inf values in the run's output; None: not counted (older runs)
+
+
+@dataclass
+class LabelledAccuracy:
+    """Top-1 accuracy against the labels of an image folder (ImageFolder layout), each model on the same images."""
+
+    source: str                    # e.g. "200 images in 4 classes in val/ (folder names are output indices)"
+    images: int
+    classes: int
+    eager_top1: float              # eager fp32
+    fake_quant_top1: float
+    engine_top1: float | None = None        # None: the engine was not run on them
+    fake_quant_agreement: float = 1.0       # top-1 agreement with eager fp32 on these images
+    engine_agreement: float | None = None
 
 
 @dataclass
@@ -193,6 +208,8 @@ class QuantizationReport:
     engine_vs_fake_quant: Accuracy | None = None
     engine_vs_eager: Accuracy | None = None
     conversion_problem: bool = False
+    labelled: LabelledAccuracy | None = None       # calibration folder in the ImageFolder layout
+    kept: list[str] = field(default_factory=list)  # compile.keep_high_precision: modules whose quantizers were off
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> QuantizationReport:
@@ -200,6 +217,8 @@ class QuantizationReport:
         for k in ("fake_quant_vs_eager", "engine_vs_fake_quant", "engine_vs_eager"):
             if d.get(k):
                 d[k] = Accuracy(**d[k])
+        if d.get("labelled"):
+            d["labelled"] = LabelledAccuracy(**d["labelled"])
         return cls(**d)
 
 

@@ -40,7 +40,7 @@ def knob_widget(prefix: str, f: dataclasses.Field, value: Any, *, disabled: str 
         return st.checkbox(label, value=bool(value), **kw)
     if isinstance(f.default, int):
         return st.number_input(label, value=int(value), step=1, **kw)   # range checked by validate()
-    if f.name in ("input_shape", "torch_executed_ops"):
+    if f.name in ("input_shape", "torch_executed_ops", "keep_high_precision"):
         text = ",".join(str(v) for v in value) if value else ""
         return st.text_input(label, value=text, **kw)
     return st.text_input(label, value=str(value), **kw)

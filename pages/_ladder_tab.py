@@ -8,6 +8,7 @@ from engine.capabilities import Capabilities
 from engine.config import QUANT_SCHEMES, ConfigError
 from engine.quantization import SCHEMES, scheme_options
 from engine.store import RunStore
+from pages import _localise_start as localise
 from pages._common import execution_progress, report_button, start_execution
 from pages._form import COMPILE_FIELDS, MEASURE_FIELDS, knob_widget
 
@@ -25,7 +26,7 @@ def render(store: RunStore, caps: Capabilities) -> None:
     with st.expander("Run a ladder", expanded=caps.can_compile, icon=":material/stairs:"):
         run_form(store, caps)
     ladder_progress(store)
-    show_stored(store)
+    show_stored(store, caps)
 
 
 def run_form(store: RunStore, caps: Capabilities) -> None:
@@ -120,7 +121,7 @@ def _url_to_state() -> None:
     st.session_state[URL_SEEN] = st.session_state[PICKED]
 
 
-def show_stored(store: RunStore) -> None:
+def show_stored(store: RunStore, caps: Capabilities) -> None:
     """The ladder named in the URL (else the newest): verdict, latency chart, table."""
     ladder_ids = ladder.list_ladders(store)
     wanted = st.query_params.get(URL_KEY)
@@ -153,3 +154,4 @@ def show_stored(store: RunStore) -> None:
                "compiled engine (the conversion error).")
     st.dataframe(table.drop(columns=["run_id"]), hide_index=True)
     report_button(study_id=lid, study_kind="ladder", tolerance_rel_l2=tolerance)
+    localise.offer_from_ladder(rungs, tolerance, caps, lid)

@@ -9,6 +9,7 @@ on CUDA each module is bracketed by CUDA events. CPU runs have no GPU time (``gp
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -25,10 +26,19 @@ from engine.result import normalise_layers
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def prepare(model: BuiltModel, precision: str, device: str) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
-    """The model and inputs moved to ``device`` and cast to ``precision`` (integer inputs kept)."""
+def prepare(model: BuiltModel, precision: str, device: str,
+            keep_fp32: Sequence[str] = ()) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
+    """The model and inputs moved to ``device`` and cast to ``precision`` (integer inputs kept).
+
+    ``keep_fp32`` (``compile.keep_high_precision``): module paths left in fp32 with casts at their boundary,
+    on a copy of the model (``engine.localisation.keep``)."""
     dtype = DTYPES[precision]
-    module = model.module.to(device=device, dtype=dtype)
+    if keep_fp32 and dtype != torch.float32:
+        from engine.localisation.keep import prepare_cast  # noqa: PLC0415
+
+        module = prepare_cast(model, dtype, device, keep_fp32)
+    else:
+        module = model.module.to(device=device, dtype=dtype)
     inputs = tuple(t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
                    for t in model.example_inputs)
     return module, inputs

@@ -166,7 +166,7 @@ def _accuracy(out: Measured, timed_module: Any, inputs: tuple[torch.Tensor, ...]
     if quant is not None:
         with torch.inference_mode():
             engine_out = detached_cpu(timed_module(*inputs))
-        out.quantization = quant.report(engine_output=engine_out)
+        out.quantization = quant.report(engine_output=engine_out, engine=timed_module)
         out.accuracy = out.quantization.engine_vs_eager
         from engine.quantization import conversion_problem_text  # noqa: PLC0415
 

@@ -153,7 +153,8 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
                             f"layers ran in quant_base_precision {c.quant_base_precision}.")
     else:
         # strongly typed (RTX): the model carries the precision; full TensorRT: fp32 model + enabled_precisions
-        module, inputs = prepare(model, c.precision if features.rtx else "fp32", "cuda")
+        module, inputs = prepare(model, c.precision if features.rtx else "fp32", "cuda",
+                                 keep_fp32=c.keep_high_precision)
     specs = specs_at(model.input_specs, inputs) if dynamic else None
     if c.cache_built_engines or c.reuse_cached_engines:
         warnings.append("Engine cache: Torch-TensorRT caches and reuses only refittable engines (immutable_weights="

@@ -1,0 +1,232 @@
+"""Where it breaks: the layer that breaks a low-precision build, the fix, and what the fix costs. Start one here or
+from a broken precision-ladder step (Sweeps page); ``?localise=<id>`` opens a stored one (bundled samples too)."""
+
+import streamlit as st
+
+from engine import capabilities, models
+from engine.config import QUANT_SCHEMES, ConfigError, RunRequest
+from engine.localisation import charts, driver
+from engine.localisation.error_growth import error_growth
+from engine.localisation.records import LocalisationNotFound
+from engine.localisation.study import DEFAULT_TOLERANCE_REL_L2, RUNNING, Criterion, Localisation
+from engine.quantization import SCHEMES, scheme_options
+from pages import _localise_start as loc
+from pages._common import checked_request, get_store, link_to, show_error
+from pages._jobs import submit
+
+POLL_S = 1.0
+KEY = "loc"
+PICKED = f"{KEY}:picked"
+URL_SEEN = f"{KEY}:picked:url"
+WORST_SHOWN = ["unit", "layer_type", "rel_err", "nan", "inf", "act_max", "format", "format_max", "calib_amax"]
+
+st.title("Where it breaks")
+caps = capabilities.detect()
+store = get_store()
+records = loc.get_records()
+gpu_reason = None if caps.can_compile else (caps.disabled_reason("backend", "tensorrt") or "needs a GPU")
+if gpu_reason:
+    st.info(f"Finding the layer builds a TensorRT engine per step, which this machine cannot do (tensorrt "
+            f"{gpu_reason}). Here: the recorded localisations below, and the PyTorch side (error through the network, "
+            "and a search on the fake-quantized model) on this CPU.", icon=":material/memory:")
+
+
+def form() -> None:
+    c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
+    sources = models.available_sources()
+    source = c1.selectbox("Model", sources, index=sources.index("resnet50") if "resnet50" in sources else 0,
+                          key=f"{KEY}:model")
+    batch = c2.number_input("Batch size", value=8, min_value=1, step=1, key=f"{KEY}:batch")
+    refusals = scheme_options(caps)
+    schemes = [s for s in QUANT_SCHEMES if s == "none" or not refusals[s] or gpu_reason]
+    scheme = c3.selectbox("What breaks", schemes, index=schemes.index("fp8") if "fp8" in schemes else 0,
+                          key=f"{KEY}:scheme", format_func=lambda s: "fp16 cast (no quantization)" if s == "none"
+                          else f"{s} · {SCHEMES[s].label}")
+    base_precision = c4.selectbox("Unquantized in", ["fp16", "fp32"], key=f"{KEY}:base",
+                                  disabled=scheme == "none")
+    c1, c2, c3 = st.columns(3)
+    tolerance = c1.number_input("Tolerance (rel. L2 vs eager fp32)", value=DEFAULT_TOLERANCE_REL_L2, min_value=0.0,
+                                format="%.3f", key=f"{KEY}:tol")
+    calibration = c2.text_input("Calibration data", value="random", key=f"{KEY}:calib",
+                                help="random, file:<name>.pt or dir:<folder> in the calibration directory; a folder "
+                                     "with one subfolder per class also gives top-1 against its labels.")
+    max_builds = c3.number_input("Most search builds (0: about 2·log2(modules)+2)", value=0, min_value=0,
+                                 key=f"{KEY}:builds")
+    raw = {"model": {"source": source, "batch_size": batch}, "backend": "tensorrt",
+           "device": "auto" if caps.cuda_available else "cpu",
+           "compile": {"quantization": scheme, "quant_base_precision": base_precision,
+                       "precision": "fp16" if scheme == "none" else base_precision, "calibration_data": calibration},
+           "measure": {"compare_eager": False}}
+    try:
+        request = RunRequest.from_dict(raw)
+    except ConfigError as e:
+        st.error(f"**{e.field}**: {e.message}", icon=":material/error:")
+        return
+    criterion = Criterion(tolerance)
+    c1, c2 = st.columns(2)
+    if c1.button("Find where it breaks", type="primary", icon=":material/troubleshoot:", disabled=bool(gpu_reason),
+                 help=f"Unavailable here: {gpu_reason}" if gpu_reason else "Each step is one engine build on the "
+                                                                            "job queue."):
+        loc.start(request, criterion, caps, "Where it breaks page", max_builds or None)
+    if c2.button("Search on the PyTorch model here", icon=":material/memory:",
+                 help="No engine: each step is the fake-quantized (or cast) PyTorch model on this machine's CPU. It "
+                      "finds where quantization error grows, not an engine's conversion problem, and times nothing."):
+        run_on_pytorch(request.with_changes(device="cpu"), criterion, max_builds or None)
+
+
+def run_on_pytorch(request: RunRequest, criterion: Criterion, max_builds: int | None) -> None:
+    try:
+        with st.status("On the PyTorch model (CPU)…", expanded=True) as status:
+            def progress(stage: str, fraction: float | None = None, detail: str = "") -> None:
+                status.update(label=f"{stage}: {detail}")
+
+            runner = driver.PyTorchRunner("cpu")
+            study = driver.plan(request, criterion=criterion, max_builds=max_builds,
+                                source="Where it breaks page (PyTorch)", measured_on=runner.measured_on,
+                                progress=progress)
+            driver.run(study, runner, poll_s=0.0,
+                       on_change=lambda s: status.update(label=s.progress_text()))
+            status.update(label=study.summary(), state="complete")
+    except Exception as e:
+        show_error(e, "The search on the PyTorch model failed")
+        return
+    records.save(study)
+    st.query_params[loc.URL_KEY] = study.localisation_id
+
+
+@st.fragment(run_every=POLL_S)
+def follow(localisation_id: str) -> None:
+    """Advance a running localisation this session follows: poll its builds, submit the next; rerun when it ends."""
+    try:
+        study = records.load(localisation_id)
+    except LocalisationNotFound:
+        return
+    if study.status == RUNNING:
+        try:
+            driver.advance(study, loc.queue_runner(store))
+        except Exception as e:
+            show_error(e, "The localisation could not go on")
+            return
+        records.save(study)
+    c1, c2 = st.columns([5, 1])
+    c1.progress(study.fraction, text=study.progress_text())
+    if study.status == RUNNING and c2.button("Cancel", icon=":material/cancel:", key=f"{KEY}:cancel"):
+        driver.cancel(study, loc.queue_runner(store))
+        records.save(study)
+    if study.status != RUNNING:
+        st.session_state[loc.FOLLOWED].remove(localisation_id)
+        st.rerun()
+
+
+def show(study: Localisation) -> None:
+    b = study.base
+    if study.is_sample:
+        st.badge("recorded sample", icon=":material/inventory_2:", color="violet",
+                 help="Recorded on a real GPU and bundled with the dashboard.")
+    st.caption(f"{b['model']['source']} batch {b['model']['batch_size']}, {study.label} · {len(study.candidates)} "
+               f"candidate modules · measured on the {study.measured_on} · {study.criterion.text()} · "
+               f"{study.source or 'started here'} · {study.created_at}")
+    if study.status == RUNNING:
+        if study.localisation_id in st.session_state.get(loc.FOLLOWED, []):
+            follow(study.localisation_id)
+        else:
+            st.info("Running, but no page is advancing it (the tab that started it closed): builds already queued "
+                    "finish, the next ones wait.", icon=":material/pause_circle:")
+            if st.button("Resume here", icon=":material/play_arrow:", disabled=bool(gpu_reason),
+                         help=f"Unavailable here: {gpu_reason}" if gpu_reason else None):
+                loc.follow(study.localisation_id)
+                st.rerun()
+    st.markdown(f"**{study.summary()}**")
+    for note in study.notes:
+        st.caption(note)
+    comparison = study.comparison_table()
+    if not comparison.empty:
+        timed = comparison["e2e_ms"].notna().any()
+        left, right = st.columns([3, 2]) if timed else (st.container(), None)
+        left.dataframe(comparison.dropna(axis=1, how="all"), hide_index=True, key="loc_comparison")
+        if right is not None:
+            right.plotly_chart(charts.fix_against(study), width="stretch", key="chart_fix")
+    fix = study.fix_step
+    if fix is not None:
+        c1, c2 = st.columns(2)
+        with c1:
+            if fix.run_id and store.exists(fix.run_id):
+                link_to("profile", "Open the fix's run in Profile", [fix.run_id], icon=":material/play_circle:")
+        kept = ", ".join(fix.kept)
+        if c2.button("Profile the fix", icon=":material/play_arrow:", disabled=bool(gpu_reason),
+                     help=(f"Unavailable here: {gpu_reason}" if gpu_reason else
+                           f"A normal profile run with compile.keep_high_precision = {kept}")):
+            request = checked_request(study.request_for("confirm", fix.kept), caps)
+            if request is not None:
+                submit(request)
+                try:
+                    st.switch_page("pages/profile.py")
+                except st.errors.StreamlitAPIException:
+                    st.caption("Queued: follow it on the Profile page.")
+        st.caption(f"The fix keeps {len(fix.kept)} module(s) in {study.high_precision}: `{kept}` "
+                   "(compile.keep_high_precision).")
+
+    st.subheader("Error through the network (PyTorch side)")
+    growth = study.error_growth
+    if growth is None:
+        st.caption("Not measured for this localisation yet: eager fp32, the fake-quantized and the cast model, unit "
+                   "by unit, on this machine's CPU (a few seconds to a minute).")
+        if st.button("Measure it here", icon=":material/query_stats:", key=f"{KEY}:analyse"):
+            try:
+                with st.spinner("Hooks on eager fp32, fake-quantized and cast models…"):
+                    study.error_growth = error_growth(study.request.with_changes(device="cpu"),
+                                                      tolerance=study.criterion.tolerance_rel_l2)
+            except Exception as e:
+                show_error(e, "The error growth could not be measured")
+            else:
+                records.save(study)
+                st.rerun()
+    else:
+        st.plotly_chart(charts.error_growth(growth, study.answer or ()), width="stretch", key="chart_growth")
+        for variant in growth.variants:
+            st.markdown(f"- {growth.crossing_text(variant)}")
+        tabs = st.tabs([f"Worst ten: {v}" for v in growth.variants])
+        for tab, variant in zip(tabs, growth.variants, strict=True):
+            tab.dataframe(growth.worst(variant)[WORST_SHOWN], hide_index=True)
+
+    st.subheader("The search")
+    st.plotly_chart(charts.bisection_steps(study), width="stretch", key="chart_steps")
+    st.dataframe(study.steps_table().dropna(axis=1, how="all"), hide_index=True, key="loc_steps")
+    with st.expander(f"{len(study.candidates)} candidate modules, in execution order"):
+        st.code("\n".join(study.candidates), language="text")
+
+
+with st.expander("Start a localisation", icon=":material/troubleshoot:"):
+    form()
+
+listed = records.summaries()
+wanted = st.query_params.get(loc.URL_KEY)
+if listed.empty:
+    st.info("No localisation stored yet: start one above, or from a broken step of a precision ladder (Sweeps page).",
+            icon=":material/info:")
+    st.stop()
+ids = list(listed["localisation_id"])
+if wanted and wanted not in ids:
+    st.error(f"No localisation {wanted!r} is stored: it was deleted or the link is wrong. Pick one below.",
+             icon=":material/link_off:")
+labels = {r.localisation_id: f"{r.localisation_id} · {r.model} b{r.batch_size} {r.label} · {r.status}"
+          + (" · sample" if r.is_sample else "") for r in listed.itertuples()}
+if st.session_state.get(URL_SEEN) != wanted:      # the link changed from outside: shared, or a search just ended
+    st.session_state[URL_SEEN] = wanted
+    if wanted in ids:
+        st.session_state[PICKED] = wanted
+if st.session_state.get(PICKED) not in ids:
+    st.session_state[PICKED] = ids[0]
+
+
+def _url_to_state() -> None:
+    st.query_params[loc.URL_KEY] = st.session_state[PICKED]
+    st.session_state[URL_SEEN] = st.session_state[PICKED]
+
+
+chosen = st.selectbox("Localisation", ids, format_func=labels.get, key=PICKED, on_change=_url_to_state,
+                      help="Newest first. The link in the address bar (?localise=<id>) opens the same one.")
+if chosen != wanted:
+    st.query_params[loc.URL_KEY] = chosen
+    st.session_state[URL_SEEN] = chosen
+show(records.load(chosen))
