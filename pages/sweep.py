@@ -20,8 +20,22 @@ from pages._form import precision_and_iterations
 URL_KEY = "sweep"
 RUNNING = "sweep_execution"
 TUNE_REPORT = "autotune_report"
-TABLE_SHOWN = ["x_label", "series", "median_ms", "p10_ms", "p90_ms", "ci_low_ms", "ci_high_ms", "build_s",
+TABLE_SHOWN = ["x_label", "series", "repeat", "median_ms", "p10_ms", "p90_ms", "ci_low_ms", "ci_high_ms", "gpu_ms",
+               "gpu_low_ms", "gpu_high_ms", "kernels", "graph_ms", "host_overhead_ms", "plan", "build_s",
                "engine_count", "pytorch_segments", "coverage", "rel_l2", "pareto", "run_id"]
+
+SWEEP_COLUMNS = {
+    "median_ms": st.column_config.NumberColumn("e2e median (ms)", format="%.4f"),
+    "gpu_ms": st.column_config.NumberColumn("GPU time (ms)", format="%.4f",
+                                            help="Kernel time per inference from a CUDA-activity trace."),
+    "gpu_low_ms": st.column_config.NumberColumn("GPU fastest window", format="%.4f"),
+    "gpu_high_ms": st.column_config.NumberColumn("GPU slowest window", format="%.4f"),
+    "kernels": st.column_config.NumberColumn("kernels / inference", format="%.0f"),
+    "graph_ms": st.column_config.NumberColumn("CUDA-graph replay (ms)", format="%.4f"),
+    "host_overhead_ms": st.column_config.NumberColumn("host overhead (ms)", format="%.4f",
+                                                      help="End-to-end median minus GPU time."),
+    "plan": st.column_config.TextColumn("engine plan", help="Equal: the same engine plan (the same kernels)."),
+}
 
 st.title("Sweeps and auto-tune")
 caps = capabilities.detect()
@@ -109,16 +123,17 @@ def show_sweep(sweep_id: str) -> None:
     for knob in sweep.knobs:
         st.markdown(sweeps.verdict(sweep, knob).markdown())
     knob = sweep.knobs[0]
-    st.plotly_chart(sweep_charts.latency_vs_knob(table, knob), width="stretch")
+    judged = sweep.judging.metric
+    st.plotly_chart(sweep_charts.latency_vs_knob(table, knob, judged), width="stretch")
     if table["build_s"].notna().any():
         c1, c2 = st.columns(2)
         c1.plotly_chart(sweep_charts.build_time_vs_knob(table, knob), width="stretch")
-        c2.plotly_chart(sweep_charts.pareto_latency_build(table), width="stretch")
+        c2.plotly_chart(sweep_charts.pareto_latency_build(table, judged), width="stretch")
     else:
         st.caption("These runs compiled nothing (eager backend): no build time to weigh latency against.")
     if table["coverage"].notna().any():
         st.plotly_chart(sweep_charts.engines_vs_min_block_size(table, knob), width="stretch")
-    st.dataframe(table[[*sweep.knobs, *TABLE_SHOWN]], hide_index=True)
+    st.dataframe(table[[*sweep.knobs, *TABLE_SHOWN]], hide_index=True, column_config=SWEEP_COLUMNS)
 
 
 # a shared link to a ladder (?ladder=<id>), a batch sweep (?batch=<id>) or a sweep (?sweep=<id>) opens on it;
