@@ -178,11 +178,16 @@ class Judging:
 
     metric: str        # GPU_TIME | END_TO_END
     preferred: str     # what the differing settings call for
-    note: str = ""     # why ``metric`` stands in for ``preferred`` ("" when they agree)
+    reason: str = ""   # why ``metric`` stands in for ``preferred`` ("" when they agree)
 
     @property
     def name(self) -> str:
         return METRIC_NAMES[self.metric]
+
+    @property
+    def note(self) -> str:
+        """"judged on end-to-end latency: GPU time ...", "" when the preferred figure judges."""
+        return f"judged on {self.name}: {self.reason}" if self.reason else ""
 
 
 def choose(settings: Iterable[str], runs: Sequence[RunResult]) -> Judging:
@@ -196,7 +201,7 @@ def choose(settings: Iterable[str], runs: Sequence[RunResult]) -> Judging:
         return Judging(GPU_TIME, GPU_TIME)
     reasons = sorted(set(missing))
     return Judging(END_TO_END, GPU_TIME,
-                   f"judged on end-to-end latency: GPU time {'; '.join(reasons)} for "
+                   f"GPU time {'; '.join(reasons)} for "
                    f"{'this run' if len(missing) == 1 else f'{len(missing)} of these runs'}, and end-to-end "
                    "latency swings between fresh processes far more than GPU time does")
 
