@@ -18,8 +18,9 @@ FAILED = "batch_failed"        # {sweep_id: ["label: error", ...]} of sweeps run
 NOTHING_MEASURED = "batch_nothing_measured"   # (message, failures) of the last sweep when no point finished
 KEY = "batch"                  # widget key prefix
 DEFAULT_SIZES = ",".join(str(b) for b in batch_sweep.DEFAULT_BATCH_SIZES[:6])
-TABLE_SHOWN = ["strategy", "batch_size", "median_ms", "p10_ms", "p90_ms", "throughput_per_s", "peak_memory_bytes",
-               "memory_per_sample_bytes", "run_id"]
+TABLE_SHOWN = ["strategy", "batch_size", "median_ms", "p10_ms", "p90_ms", "throughput_per_s", "gpu_ms",
+               "gpu_throughput_per_s", "kernels", "host_overhead_ms", "peak_memory_bytes", "memory_per_sample_bytes",
+               "run_id"]
 
 
 def render(store: RunStore, caps: Capabilities) -> None:
@@ -186,4 +187,8 @@ def show_batch_sweep(store: RunStore, caps: Capabilities, sweep_id: str) -> None
     st.dataframe(table[TABLE_SHOWN], hide_index=True, column_config={
         "peak_memory_bytes": st.column_config.NumberColumn("peak memory", format="bytes"),
         "memory_per_sample_bytes": st.column_config.NumberColumn("memory / sample", format="bytes"),
-        "throughput_per_s": st.column_config.NumberColumn("samples/s", format="%.0f")})
+        "throughput_per_s": st.column_config.NumberColumn("samples/s", format="%.0f"),
+        "gpu_ms": st.column_config.NumberColumn("GPU time (ms)", format="%.4f"),
+        "gpu_throughput_per_s": st.column_config.NumberColumn("samples/s of GPU time", format="%.0f"),
+        "kernels": st.column_config.NumberColumn("kernels / call", format="%.0f"),
+        "host_overhead_ms": st.column_config.NumberColumn("host overhead (ms)", format="%.4f")})
