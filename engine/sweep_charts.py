@@ -152,18 +152,20 @@ def pareto_latency_build(table: pd.DataFrame, judged: str = END_TO_END) -> go.Fi
     return fig
 
 
-def autotune_trials(trials: pd.DataFrame) -> go.Figure:
-    """Each trial's latency (feasible filled, infeasible hollow, failed at the axis) and the best so far."""
+def autotune_trials(trials: pd.DataFrame, objective: str = END_TO_END) -> go.Figure:
+    """Each trial's objective (GPU time or end-to-end median; feasible filled, infeasible hollow, failed at the
+    axis) and the best so far."""
     if trials.empty:
         return message_figure("No trials yet.")
     fig = go.Figure()
+    y = "objective_ms" if "objective_ms" in trials and trials["objective_ms"].notna().any() else "median_ms"
     ok = trials[trials["feasible"]]
-    bad = trials[~trials["feasible"] & trials["median_ms"].notna()]
-    failed = trials[trials["median_ms"].isna()]
-    fig.add_trace(go.Scatter(x=ok["trial"], y=ok["median_ms"], mode="markers", name="meets the constraints",
+    bad = trials[~trials["feasible"] & trials[y].notna()]
+    failed = trials[trials[y].isna()]
+    fig.add_trace(go.Scatter(x=ok["trial"], y=ok[y], mode="markers", name="meets the constraints",
                              marker={"size": 9, "color": "#1F77B4"},
                              hovertemplate="trial %{x}<br>%{y:.3f} ms<extra></extra>"))
-    fig.add_trace(go.Scatter(x=bad["trial"], y=bad["median_ms"], mode="markers", name="breaks a constraint",
+    fig.add_trace(go.Scatter(x=bad["trial"], y=bad[y], mode="markers", name="breaks a constraint",
                              marker={"size": 9, "color": "#D62728", "symbol": "circle-open"},
                              text=bad["violation"],
                              hovertemplate="trial %{x}<br>%{y:.3f} ms<br>%{text}<extra></extra>"))
@@ -173,8 +175,9 @@ def autotune_trials(trials: pd.DataFrame) -> go.Figure:
                                  hovertemplate="trial %{x}<br>%{text}<extra></extra>"))
     fig.add_trace(go.Scatter(x=trials["trial"], y=trials["best_so_far_ms"], mode="lines", name="best so far",
                              line={"color": "#2CA02C", "shape": "hv"}))
-    fig.update_layout(title="Auto-tune trials", xaxis={"title": "trial"},
-                      yaxis={"title": "median latency (ms)", "rangemode": "tozero"}, height=400, **_LAYOUT)
+    what = "GPU time" if objective == GPU_TIME else "end-to-end median"
+    fig.update_layout(title=f"Auto-tune trials (objective: {what})", xaxis={"title": "trial"},
+                      yaxis={"title": f"{what} (ms)", "rangemode": "tozero"}, height=400, **_LAYOUT)
     return fig
 
 

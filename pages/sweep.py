@@ -242,5 +242,5 @@ with tab_tune:
         st.markdown(f"**{report.summary()}**")
         for note in report.notes:
             st.caption(note)
-        st.plotly_chart(sweep_charts.autotune_trials(report.trials), width="stretch")
+        st.plotly_chart(sweep_charts.autotune_trials(report.trials, report.objective), width="stretch")
         st.dataframe(pd.DataFrame(report.trials), hide_index=True)
