@@ -45,7 +45,7 @@ def inputs_text(request: Mapping[str, Any]) -> str:
         specs = parse_inputs(raw)
     except Exception:  # noqa: BLE001 - a stored request the current rules refuse: say so instead of failing
         return "custom inputs"
-    ranges = {}
+    ranges: dict[str, tuple[int, int]] = {}
     for s in specs:
         for d in s.dynamic_dims():
             ranges.setdefault(s.dim_name(d) or f"{s.name}[{d}]", (s.lower[d], s.upper[d]))
