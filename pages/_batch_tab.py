@@ -90,12 +90,18 @@ def run_form(store: RunStore, caps: Capabilities) -> None:
         st.rerun()
 
 
-@st.fragment(run_every=1.0)
 def batch_progress() -> None:
-    """Live state of the batch sweep started in this session, with one button that cancels all of it."""
+    """Live state of the batch sweep started in this session, with one button that cancels all of it; polled
+    only while a batch sweep of this session runs."""
+    if st.session_state.get(RUNNING) is not None:
+        _live_batch_progress()
+
+
+@st.fragment(run_every=1.0)
+def _live_batch_progress() -> None:
     execution: sweeps.SweepExecution | None = st.session_state.get(RUNNING)
     if execution is None:
-        return
+        st.rerun()
     points = execution.poll()
     execution_progress(execution, "Batch sweep", key=f"{KEY}:cancel")
     failed = [f"{p.point.label}: {p.view.error}" for p in points if p.view.state == "failed"]

@@ -92,12 +92,18 @@ def values_widget(knob: str, key: str, recommended: list[int]) -> list:
                           format_func=lambda v: sweeps.value_label(knob, v))
 
 
-@st.fragment(run_every=1.0)
 def sweep_progress() -> None:
-    """Live state of the sweep started in this session, with one button that cancels all of it."""
+    """Live state of the sweep started in this session, with one button that cancels all of it; polled (a
+    fragment rerun every second) only while a sweep of this session runs."""
+    if st.session_state.get(RUNNING) is not None:
+        _live_sweep_progress()
+
+
+@st.fragment(run_every=1.0)
+def _live_sweep_progress() -> None:
     execution: sweeps.SweepExecution | None = st.session_state.get(RUNNING)
     if execution is None:
-        return
+        st.rerun()
     points = execution.poll()
     execution_progress(execution, "Sweep", key="cancel_sweep")
     for p in points:
