@@ -158,7 +158,8 @@ def build_signature(result: RunResult) -> str:
     weights seed, device and versions, backend and the compile knobs as the compiler sees them
     (unset optimization_level is level 3; min_block_size acts only through the partition it
     produces, so once the partition is known it stands in for the knob; once the engine plan's
-    fingerprint is known, it stands in for every knob that only steers the build). Runtime knobs
+    fingerprint is known, it stands in for every knob that only steers the build, and for the seed
+    of the random weights). Runtime knobs
     that change what is timed without changing the engine (``enable_cudagraphs``: one graph launch
     instead of one per kernel) stay in: their runs are different measurements, not repeats of one."""
     r = result.request
@@ -177,8 +178,9 @@ def build_signature(result: RunResult) -> str:
             knobs = {k: v for k, v in knobs.items() if k not in _BUILD_ONLY}
             knobs["plan"] = result.plan_fingerprint
     env = {k: result.env.get(k) for k in ("device_name", "flavour", "torch", "torch_tensorrt", "tensorrt")}
-    payload = {"model": r["model"], "backend": r["backend"], "seed": r["measure"].get("seed"), "compile": knobs,
-               "env": env}
+    # the weights' seed changes values, not kernels: once the plan is known it no longer tells builds apart
+    seed = r["measure"].get("seed") if result.plan_fingerprint is None else None
+    payload = {"model": r["model"], "backend": r["backend"], "seed": seed, "compile": knobs, "env": env}
     blob = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

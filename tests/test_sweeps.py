@@ -627,3 +627,12 @@ def test_runs_without_gpu_time_are_judged_end_to_end_and_the_verdict_says_why():
     assert v.lines[0].startswith("Judged on end-to-end latency: GPU time not measured (recorded before GPU time")
     assert all(c.metric == "e2e" for c in v.comparisons)
     assert "on GPU time" not in v.headline
+
+
+def test_runs_of_one_plan_with_other_weight_seeds_are_repeats_of_one_build():
+    """record_samples --repeats varies the seed to get fresh runs: with a plan fingerprint they time one build."""
+    a = _gpu_run("a", 0.60, 0.3866, "A", 5.9)
+    b = _gpu_run("b", 0.90, 0.3868, "A", 5.9, **{"measure.seed": 1})
+    assert sweeps.build_signature(a) == sweeps.build_signature(b)
+    old_a, old_b = (_gpu_run("c", 0.60, None, None, 5.9), _gpu_run("d", 0.90, None, None, 5.9, **{"measure.seed": 1}))
+    assert sweeps.build_signature(old_a) != sweeps.build_signature(old_b)    # plan unknown: the seed may matter
