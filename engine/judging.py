@@ -196,14 +196,16 @@ def choose(settings: Iterable[str], runs: Sequence[RunResult]) -> Judging:
     preferred = preferred_metric(settings)
     if preferred == END_TO_END:
         return Judging(END_TO_END, END_TO_END)
-    missing = [gpu_time_absence(r) for r in runs if r.latency.timed and r.gpu_time is None]
+    timed = [r for r in runs if r.latency.timed]
+    missing = [gpu_time_absence(r) for r in timed if r.gpu_time is None]
     if not missing:
         return Judging(GPU_TIME, GPU_TIME)
     reasons = sorted(set(missing))
+    which = ("this run" if len(missing) == 1 else "these runs" if len(missing) == len(timed)
+             else f"{len(missing)} of these runs")
     return Judging(END_TO_END, GPU_TIME,
-                   f"GPU time {'; '.join(reasons)} for "
-                   f"{'this run' if len(missing) == 1 else f'{len(missing)} of these runs'}, and end-to-end "
-                   "latency swings between fresh processes far more than GPU time does")
+                   f"GPU time {'; '.join(reasons)} for {which}, and end-to-end latency swings between fresh "
+                   "processes far more than GPU time does")
 
 
 # -- one engine, run twice -----------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def graph_figure(run: RunResult) -> Figure:
                                     "without the host launching each kernel.")
     if not r.captured or r.median_ms is None:
         return Figure(GRAPH, "not captured", r.reason or "The module could not be captured as a CUDA graph.")
-    band = (f"p10–p90 {format_ms(r.p10_ms, GPU_TIME)}–{format_ms(r.p90_ms, GPU_TIME)} · "
+    band = (f"p10–p90 {format_ms(r.p10_ms, GPU_TIME).removesuffix(' ms')}–{format_ms(r.p90_ms, GPU_TIME)} · "
             if r.p10_ms is not None and r.p90_ms is not None else "")
     return Figure(GRAPH, format_ms(r.median_ms, GPU_TIME),
                   f"{band}{r.iters} replays: the call captured once and replayed, no per-kernel host launches",
@@ -80,9 +80,10 @@ def host_figure(run: RunResult) -> Figure:
         return Figure(HOST, gpu_time_absence(run) or "not timed",
                       "End-to-end median minus GPU time: the host's launch and runtime work per call.")
     share = 100 * host / run.latency.median_ms if run.latency.median_ms > 0 else 0.0
-    return Figure(HOST, f"{format_ms(host, GPU_TIME)} ({share:.0f}%)",
-                  "end-to-end median − GPU time: the host launching kernels and running the runtime per call; "
-                  "CUDA graphs remove most of it, a larger batch spreads it over more samples", host)
+    return Figure(HOST, format_ms(host, GPU_TIME),
+                  f"{share:.0f}% of the end-to-end median · end-to-end median − GPU time: the host launching kernels "
+                  "and running the runtime per call; CUDA graphs remove most of it, a larger batch spreads it over "
+                  "more samples", host)
 
 
 def throughput_figure(run: RunResult) -> Figure:

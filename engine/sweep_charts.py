@@ -50,7 +50,7 @@ def latency_vs_knob(table: pd.DataFrame, knob: str, judged: str = END_TO_END) ->
     first = table[table["repeat"] == 0] if "repeat" in table else table
     repeats = table[table["repeat"] > 0] if "repeat" in table else table.iloc[0:0]
     for name, rows, colour in _series(first):
-        label = name or "median"
+        label = name or "end-to-end"
         fig.add_trace(go.Scatter(x=rows["x_label"], y=rows["p90_ms"], mode="lines", line={"width": 0},
                                  showlegend=False, hoverinfo="skip", legendgroup=label))
         fig.add_trace(go.Scatter(x=rows["x_label"], y=rows["p10_ms"], mode="lines", line={"width": 0},
@@ -68,7 +68,8 @@ def latency_vs_knob(table: pd.DataFrame, knob: str, judged: str = END_TO_END) ->
         gpu = rows.dropna(subset=["gpu_ms"]) if "gpu_ms" in rows else rows.iloc[0:0]
         if not gpu.empty:
             fig.add_trace(go.Scatter(
-                x=gpu["x_label"], y=gpu["gpu_ms"], mode="lines+markers", name=f"{label} GPU time",
+                x=gpu["x_label"], y=gpu["gpu_ms"], mode="lines+markers",
+                name=f"{name} GPU time" if name else "GPU time",
                 legendgroup=label, line={"color": colour, "dash": "dash"}, marker={"size": 8, "symbol": "square"},
                 error_y={"type": "data", "symmetric": False, "array": gpu["gpu_high_ms"] - gpu["gpu_ms"],
                          "arrayminus": gpu["gpu_ms"] - gpu["gpu_low_ms"], "thickness": 1.5, "width": 4},
@@ -97,8 +98,10 @@ def latency_vs_knob(table: pd.DataFrame, knob: str, judged: str = END_TO_END) ->
 
 
 def build_time_vs_knob(table: pd.DataFrame, knob: str) -> go.Figure:
-    """Build time (export + partition + engine build) per knob value."""
+    """Build time (export + partition + engine build) per knob value (first runs: repeats build again)."""
     have = table.dropna(subset=["build_s"]) if not table.empty else table
+    if "repeat" in have:
+        have = have[have["repeat"] == 0]
     if have.empty:
         return message_figure("No build times: these runs compiled nothing (eager) or did not record them.")
     fig = go.Figure()
@@ -113,6 +116,8 @@ def build_time_vs_knob(table: pd.DataFrame, knob: str) -> go.Figure:
 def engines_vs_min_block_size(table: pd.DataFrame, knob: str = "compile.min_block_size") -> go.Figure:
     """TensorRT engines and PyTorch subgraphs per value (bars) and operator coverage (line)."""
     have = table.dropna(subset=["coverage"]) if not table.empty else table
+    if "repeat" in have:
+        have = have[have["repeat"] == 0]        # a repeat builds the same partition again
     if have.empty:
         return message_figure("No segmentation recorded: engine counts come from TensorRT runs.")
     fig = make_subplots(specs=[[{"secondary_y": True}]])
@@ -135,6 +140,8 @@ def pareto_latency_build(table: pd.DataFrame, judged: str = END_TO_END) -> go.Fi
     if have.empty:
         return message_figure("No build times to trade latency against.")
     y = "judged_ms" if "judged_ms" in have else "median_ms"
+    if "repeat" in have:
+        have = have[have["repeat"] == 0]        # a repeat measures the noise of its point, not another choice
     fig = go.Figure()
     text = have["x_label"] + have["series"].map(lambda s: f" · {s}" if s else "")
     fig.add_trace(go.Scatter(x=have["build_s"], y=have[y], mode="markers+text", text=text,
@@ -146,7 +153,7 @@ def pareto_latency_build(table: pd.DataFrame, judged: str = END_TO_END) -> go.Fi
                              line={"color": "#2CA02C", "shape": "hv"}, hoverinfo="skip"))
     # green: no other run is both faster and quicker to build
     what = "GPU time" if judged == GPU_TIME else "end-to-end median"
-    fig.update_layout(title=f"{what.capitalize()} vs build time (green: Pareto front)",
+    fig.update_layout(title=f"{what[0].upper()}{what[1:]} vs build time (green: Pareto front)",
                       xaxis={"title": "build time (s)"}, yaxis={"title": f"{what} (ms)"}, height=420,
                       **_LAYOUT)
     return fig

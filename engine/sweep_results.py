@@ -290,10 +290,12 @@ def sweep_table(results: list[RunResult], knobs: Sequence[str], recommended: Seq
 
 def pareto_front(table: pd.DataFrame) -> pd.Series:
     """True for runs no other run beats on both the judged latency and build time (``median_ms`` where the
-    table has no ``judged_ms``)."""
+    table has no ``judged_ms``); a repeated run (``repeat`` > 0) is never on the front."""
     y = "judged_ms" if "judged_ms" in table else "median_ms"
     out = pd.Series(False, index=table.index)
     have = table.dropna(subset=[y, "build_s"]) if len(table) else table
+    if "repeat" in have:
+        have = have[have["repeat"] == 0]        # repeats measure the noise of their point: not a choice of their own
     for i, row in have.iterrows():
         dominated = ((have[y] <= row[y]) & (have["build_s"] <= row["build_s"])
                      & ((have[y] < row[y]) | (have["build_s"] < row["build_s"]))).any()

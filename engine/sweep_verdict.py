@@ -465,7 +465,9 @@ def _summary_sentence(comps: list[Comparison], knob: str) -> str:
     text = (f"Fastest: {name}={best.candidate_label}, {_fmt(-best.delta_ms, best)} ({-best.delta_pct:.1f}%) "
             f"faster than the default{on}")
     if best.build_delta_s is not None:
-        if best.build_delta_s > 0:
+        if abs(best.build_delta_s) < 0.05:
+            text += " at the same build time"
+        elif best.build_delta_s > 0:
             per_s = -best.delta_ms / best.build_delta_s
             text += f" for {best.build_delta_s:.1f} s more build time ({per_s:.3f} ms of latency per build second)"
         else:

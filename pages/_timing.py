@@ -15,8 +15,12 @@ def timing_row(run: RunResult, *, throughput: bool = True) -> None:
     if not throughput:
         figures = [f for f in figures if f.label != run_figures.THROUGHPUT]
     for column, f in zip(st.columns(len(figures)), figures, strict=True):
+        if not f.measured:      # why, in words that wrap (a metric would cut "not measured (recorded ...)" short)
+            column.caption(f.label, help=f.detail or None)
+            column.markdown(f"**{f.value}**")
+            continue
         column.metric(f.label, f.value, help=f.detail or None)
-        if f.measured and f.label != run_figures.THROUGHPUT:
+        if f.label != run_figures.THROUGHPUT:
             column.caption(_short(f))
 
 

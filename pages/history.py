@@ -45,7 +45,8 @@ st.dataframe(
         "batch_size": st.column_config.NumberColumn("batch"),
         "device_name": st.column_config.TextColumn("device"),
         "e2e_median_ms": st.column_config.NumberColumn("e2e median (ms)", format="%.4f"),
-        "gpu_time": st.column_config.TextColumn("GPU time", help="Kernel time per inference (CUDA-activity trace), "
+        "gpu_time": st.column_config.TextColumn("GPU time", width="large",
+                                                help="Kernel time per inference (CUDA-activity trace), "
                                                                  "or why the run has none."),
         "engine_count": st.column_config.NumberColumn("engines"),
         "is_sample": st.column_config.CheckboxColumn("sample"),

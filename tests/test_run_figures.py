@@ -32,7 +32,9 @@ def test_figures_of_a_measured_gpu_run(fixtures_dir):
     assert (e2e.value, gpu.value, graph.value) == ("0.350 ms", "0.2650 ms", "0.2712 ms")
     assert gpu.ms == 0.2650 and "window spread 0.26% (5 windows, 500 inferences)" in gpu.detail
     assert "52 kernels per inference" in gpu.detail
-    assert host.ms == pytest.approx(0.350 - 0.2650) and host.value == "0.0850 ms (24%)"
+    assert host.ms == pytest.approx(0.350 - 0.2650) and host.value == "0.0850 ms"
+    assert host.detail.startswith("24% of the end-to-end median · ")
+    assert graph.detail.startswith("p10–p90 0.2705–0.2730 ms · 200 replays")
     assert throughput.value == f"{1000 / 0.35:,.0f} /s"
     not_captured = run_figures.graph_figure(measured(fixtures_dir, captured=False))
     assert not_captured.value == "not captured" and "PyTorch fallback" in not_captured.detail
@@ -70,11 +72,18 @@ def test_pages_show_gpu_time_beside_end_to_end(fixtures_dir, tmp_path, monkeypat
     assert not at.exception, at.exception
     shown = {m.label: m.value for m in at.metric}
     assert shown["e2e median"] == "0.350 ms" and shown["GPU time"] == "0.2650 ms"
-    assert shown["CUDA-graph replay"] == "0.2712 ms" and shown["Host overhead"] == "0.0850 ms (24%)"
+    assert shown["CUDA-graph replay"] == "0.2712 ms" and shown["Host overhead"] == "0.0850 ms"
+    assert any(c.value == "24% of the end-to-end median" for c in at.caption)
     assert any(c.value == "window spread 0.26% (5 windows, 500 inferences)" for c in at.caption)
 
     at = _page("profile", cpu.run_id)
-    assert {m.label: m.value for m in at.metric}["GPU time"] == "needs an NVIDIA GPU"
+    assert "GPU time" not in {m.label for m in at.metric}        # not a number: said in words that wrap
+    captions = [c.value for c in at.caption]
+    start = captions.index(f"p10–p90 {cpu.latency.p10_ms:.3f}–{cpu.latency.p90_ms:.3f} ms")
+    assert captions[start + 1:start + 4] == ["GPU time", "CUDA-graph replay", "Host overhead"]
+    assert sum(md.value == "**needs an NVIDIA GPU**" for md in at.markdown) == 3      # GPU time, replay, host
+    at = _page("profile", old.run_id)
+    assert "**not measured (recorded before GPU time existed)**" in [md.value for md in at.markdown]
 
     at = _page("layers", gpu.run_id)
     shown = {m.label: m.value for m in at.metric}
