@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.judging import END_TO_END, GPU_TIME, Judging, choose, knob, plan_groups, value_ms
+from engine.judging import END_TO_END, GPU_TIME, HOST, Judging, choose, knob, plan_groups, value_ms
 from engine.result import RunResult
 
 # most telling first: what was run, at what size, in what precision, with which knobs, where, on what software
@@ -108,7 +108,7 @@ def same_engine_notes(runs: Sequence[RunResult], names: Mapping[str, str]) -> li
         if len(group) < 2:
             continue
         who = " and ".join(names[r.run_id] for r in group)
-        host = [s for s in differing_settings(group).index if knob(s).changes == "host"]
+        host = [s for s in differing_settings(group).index if knob(s).changes == HOST]
         if host:
             notes.append(f"{who} ran the same engine plan: what differs is how the host runs it "
                          f"({', '.join(knob(s).name for s in host)}), judged on end-to-end latency.")

@@ -9,8 +9,9 @@ The default point is measured more than once (``DEFAULT_REPEATS`` extra runs, in
 other points so that they span the sweep's time): each repeat has its own ``measure.repeat``, so the
 cache and the queue never answer it with the first run, and nothing it measures changes.
 
-This module is the sweeps' front door: reading a sweep back (``engine.sweep_results``), judging it
-(``engine.sweep_verdict``) and the per-knob behaviour (``engine.sweep_knobs``) are re-exported here.
+This module is the sweeps' front door: reading a sweep back (``engine.sweep_results``), comparing each value
+with the default (``engine.sweep_comparisons``), the written verdict (``engine.sweep_verdict``) and the
+per-knob behaviour (``engine.sweep_knobs``) are re-exported here.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from engine.config import TRT_DEFAULT_OPTIMIZATION_LEVEL, ConfigError, RunReques
 from engine.judging import BOOTSTRAP_RESAMPLES, NOISE_CONFIDENCE, Drift, median_ci_ms  # noqa: F401 - re-exported
 from engine.result import RunResult
 from engine.store import RunStore
+from engine.sweep_comparisons import Comparison, compare_with_default  # noqa: F401 - re-exported
 from engine.sweep_knobs import (  # noqa: F401 - re-exported: the sweeps' public names
     CUDAGRAPHS_KNOB,
     EXECUTED_OPS_KNOB,
@@ -65,7 +67,7 @@ from engine.sweep_results import (  # noqa: F401 - re-exported
     sweep_table,
     tagged_results,
 )
-from engine.sweep_verdict import Comparison, Verdict, compare_with_default, format_ms, verdict  # noqa: F401
+from engine.sweep_verdict import Verdict, format_ms, verdict  # noqa: F401 - re-exported
 
 MAX_SWEEP_POINTS = 64
 DEFAULT_REPEATS = 2          # extra runs of the default point in every sweep
