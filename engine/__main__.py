@@ -17,7 +17,7 @@ import sys
 from dataclasses import fields
 from typing import Any
 
-from engine import capabilities
+from engine import capabilities, run_figures
 from engine.config import CompileSettings, ConfigError, MeasureSettings, ModelSpec, RunRequest
 from engine.models import ModelError
 from engine.report.cli import add_report_command
@@ -89,6 +89,7 @@ def _summary(outcome) -> str:
              f"  {r.label} on {r.env.get('device_name')}",
              f"  e2e median {lat.median_ms:.3f} ms  p10 {lat.p10_ms:.3f}  p90 {lat.p90_ms:.3f}  p99 {lat.p99_ms:.3f}"
              f"  mean {lat.mean_ms:.3f} ± {lat.std_ms:.3f}  ({lat.iters} iters, {lat.timer})",
+             *(f"  {line}" for line in run_figures.timing_lines(r)[1:4]),   # GPU time, graph replay, host overhead
              f"  throughput {lat.throughput_per_s:.1f} samples/s"]
     if r.engine_count:
         lines.append(f"  TensorRT engines {r.engine_count}, {r.engine_bytes / 2**20:.1f} MiB")
@@ -120,7 +121,8 @@ def cmd_profile(ns: argparse.Namespace) -> int:
 
     outcome = execute(request, store, progress, use_cache=not ns.no_cache)
     if ns.json:
-        print(json.dumps({"cached": outcome.cached, **outcome.result.to_dict()}, indent=1))
+        print(json.dumps({"cached": outcome.cached, **outcome.result.to_dict(),
+                          "timing": run_figures.timing_json(outcome.result)}, indent=1))
     else:
         print(_summary(outcome))
     return 0

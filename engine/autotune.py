@@ -6,9 +6,13 @@ budget), driven through its ask/tell interface so that every evaluation goes thr
 in the CLI and tests. A configuration is feasible when its build time and its output error
 against eager fp32 (relative L2) stay within the limits and its precision is allowed.
 
+The objective is the figure that judges the searched knobs (``engine.judging``): GPU time when every
+searched knob changes kernels and the runs measure it, end-to-end latency when a host knob (CUDA graphs,
+the runtime) is searched or GPU time is missing; the report says which and why.
+
 The report holds the fastest feasible configuration, its speedup over Torch-TensorRT's defaults
 (same model, same precision, every other knob at its default) and over the eager / inductor
-baselines measured with it, and every trial as a table.
+baselines measured with it (end-to-end: baselines have no GPU time), and every trial as a table.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import optuna
 import pandas as pd
 
 from engine.config import INDUCTOR_MODES, PRECISIONS, CompileSettings, ConfigError, RunRequest
+from engine.judging import END_TO_END, GPU_TIME, METRIC_NAMES, gpu_time_absence, preferred_metric, value_ms
 from engine.result import RunResult
 from engine.sweeps import (
     CUDAGRAPHS_KNOB,
@@ -101,6 +106,8 @@ class TrialRecord:
     violation: str = ""          # why it does not count ("" when feasible)
     error: str = ""              # the evaluation failed (build error, out of memory ...)
     repeated: bool = False       # the sampler proposed a configuration already measured
+    gpu_ms: float | None = None  # GPU time per inference (None: not measured)
+    objective_ms: float | None = None   # the figure the search minimises (GPU time or median_ms)
 
 
 @dataclass
@@ -115,6 +122,12 @@ class AutotuneReport:
     space: SearchSpace
     constraints: Constraints
     notes: list[str] = field(default_factory=list)
+    objective: str = END_TO_END             # engine.judging.GPU_TIME | END_TO_END: what the search minimised
+
+    def _figure(self, r: TrialRecord) -> str:
+        if self.objective == GPU_TIME and r.gpu_ms is not None:
+            return f"{r.gpu_ms:.4f} ms GPU time (end-to-end {r.median_ms:.3f} ms)"
+        return f"{r.median_ms:.3f} ms"
 
     def summary(self) -> str:
         """One paragraph from the numbers in the report."""
@@ -122,12 +135,14 @@ class AutotuneReport:
             return ("No configuration met the constraints in "
                     f"{len(self.trials)} trials: {_why_infeasible(self.trials)}. Relax a limit and search again.")
         knobs = ", ".join(f"{SWEEPABLE_KNOBS.get(k, k)}={value_label(k, v)}" for k, v in self.best.params.items())
-        text = f"Fastest: {knobs} at {self.best.median_ms:.3f} ms (build {_fmt_s(self.best.build_s)})"
+        text = f"Fastest: {knobs} at {self._figure(self.best)} (build {_fmt_s(self.best.build_s)})"
         if self.speedup_vs_defaults is not None and self.defaults is not None:
-            text += (f", {self.speedup_vs_defaults:.2f}× Torch-TensorRT's defaults "
-                     f"({self.defaults.median_ms:.3f} ms)")
+            on = " on GPU time" if self.objective == GPU_TIME else ""
+            text += (f", {self.speedup_vs_defaults:.2f}× Torch-TensorRT's defaults{on} "
+                     f"({self._figure(self.defaults)})")
         for name, s in self.speedups.items():
-            text += f", {s:.2f}× {name} ({self.baselines_ms[name]:.3f} ms)"
+            text += f", {s:.2f}× {name} ({self.baselines_ms[name]:.3f} ms"
+            text += " end to end)" if self.objective == GPU_TIME else ")"
         return text + "."
 
 
@@ -205,7 +220,8 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
         defaults_req = defaults_req.with_changes(**{
             "measure.compare_eager": "eager" in baselines, "measure.compare_inductor": inductor})
     defaults_result, defaults_error = measure(defaults_req)
-    defaults = _record(-1, _params(defaults_req, space), defaults_result, defaults_error, constraints)
+    objective, objective_note = _objective(space, defaults_result)
+    defaults = _record(-1, _params(defaults_req, space), defaults_result, defaults_error, constraints, objective)
 
     choices = {k: _choices(v) for k, v in space.items()}
     distributions: dict[str, optuna.distributions.BaseDistribution] = {
@@ -239,19 +255,34 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
             records.append(TrialRecord(number, params, None, None, None, None, False, error=e.message))
             continue
         result, error = measure(request)
-        record = _record(number, params, result, error, constraints)
+        record = _record(number, params, result, error, constraints, objective)
         record.repeated = _key(request) in seen
         seen.add(_key(request))
         trial.set_constraint("violated", 0.0 if record.feasible else 1.0)   # TPE steers away from these
-        if result is None:
+        if record.objective_ms is None:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
-            study.tell(trial, result.latency.median_ms)
+            study.tell(trial, record.objective_ms)
         records.append(record)
         if on_trial is not None:
             on_trial(record)
 
-    return _report(records, measured, defaults, space, constraints, base)
+    report = _report(records, measured, defaults, space, constraints, base, objective)
+    if objective_note:
+        report.notes.insert(0, objective_note)
+    return report
+
+
+def _objective(space: SearchSpace, defaults: RunResult | None) -> tuple[str, str]:
+    """The figure the search minimises, and a note saying why when it is not the one the knobs call for."""
+    knobs = ", ".join(SWEEPABLE_KNOBS.get(k, k) for k in space)
+    if preferred_metric(space) == END_TO_END:
+        return END_TO_END, (f"Objective: end-to-end latency (a searched knob changes the host's work per call, "
+                            f"which GPU time cannot show; searched: {knobs}).")
+    if defaults is not None and defaults.gpu_time is not None:
+        return GPU_TIME, f"Objective: GPU time (every searched knob changes kernels: {knobs})."
+    why = gpu_time_absence(defaults) if defaults is not None else "not measured (the defaults run failed)"
+    return END_TO_END, f"Objective: end-to-end latency; GPU time {why}."
 
 
 def inductor_mode(baselines: Sequence[str]) -> str:
@@ -271,25 +302,31 @@ def inductor_mode(baselines: Sequence[str]) -> str:
 
 
 def _record(number: int, params: dict[str, Any], result: RunResult | None, error: str,
-            constraints: Constraints) -> TrialRecord:
+            constraints: Constraints, objective: str = END_TO_END) -> TrialRecord:
     if result is None:
         return TrialRecord(number, params, None, None, None, None, False, error=error or "failed")
     violation = check(result, constraints)
+    gpu = value_ms(result, GPU_TIME)
+    figure = value_ms(result, objective)
+    if figure is None:
+        return TrialRecord(number, params, result.run_id, result.latency.median_ms, build_time_s(result),
+                           _rel_l2(result), False, violation, error=f"no {METRIC_NAMES[objective]} measured",
+                           gpu_ms=gpu)
     return TrialRecord(number, params, result.run_id, result.latency.median_ms, build_time_s(result),
-                       _rel_l2(result), not violation, violation)
+                       _rel_l2(result), not violation, violation, gpu_ms=gpu, objective_ms=figure)
 
 
 def _report(records: list[TrialRecord], measured: dict[tuple, tuple[RunResult | None, str]],
             defaults: TrialRecord, space: SearchSpace, constraints: Constraints,
-            base: RunRequest) -> AutotuneReport:
+            base: RunRequest, objective: str = END_TO_END) -> AutotuneReport:
     by_run = {r.run_id: r for r, _ in measured.values() if r is not None}
-    feasible = [r for r in records if r.feasible]
-    best = min(feasible, key=lambda r: (r.median_ms, r.number)) if feasible else None
+    feasible = [r for r in records if r.feasible and r.objective_ms is not None]
+    best = min(feasible, key=lambda r: (r.objective_ms, r.number)) if feasible else None
     best_result = by_run.get(best.run_id) if best and best.run_id else None
     notes = []
     speedup = None
-    if best is not None and best.median_ms and defaults.median_ms:
-        speedup = defaults.median_ms / best.median_ms
+    if best is not None and best.objective_ms and defaults.objective_ms:
+        speedup = defaults.objective_ms / best.objective_ms
         if not defaults.feasible:
             notes.append(f"Torch-TensorRT's defaults break the constraints ({defaults.violation or defaults.error}); "
                          "the speedup over them is shown for reference.")
@@ -300,32 +337,35 @@ def _report(records: list[TrialRecord], measured: dict[tuple, tuple[RunResult | 
         for name, stats in (source.baselines if source else {}).items():
             baselines.setdefault(name, stats.median_ms)
     speedups = {n: ms / best.median_ms for n, ms in baselines.items() if best is not None and best.median_ms}
-    drift = measure_drift(list(by_run.values()))
+    drift = measure_drift(list(by_run.values()), metric=objective)
     if drift is not None and speedup is not None:
         lead = speedup - 1
         verdict = "larger than" if lead > drift.fraction else "within"
-        notes.append(f"Runs that timed the same build differed by {drift.fraction:.1%} in this search; the best "
-                     f"configuration's lead over the defaults ({lead:.1%}) is {verdict} that drift.")
+        what = " in GPU time" if objective == GPU_TIME else ""
+        notes.append(f"Runs that timed the same build differed by {drift.fraction:.1%}{what} in this search; the "
+                     f"best configuration's lead over the defaults ({lead:.1%}) is {verdict} that drift.")
     if base.backend == "tensorrt" and not any(n.startswith("inductor") for n in baselines):
         notes.append("No inductor baseline measured: choose one (default, or max-autotune: minutes) to compare "
                      "with torch.compile.")
     return AutotuneReport(best, best_result, defaults, speedup, baselines, speedups, trials_table(records, space),
-                          space, constraints, notes)
+                          space, constraints, notes, objective)
 
 
 def trials_table(records: list[TrialRecord], space: SearchSpace) -> pd.DataFrame:
-    """One row per trial: knob values, latency, build time, error, feasibility, best feasible so far."""
+    """One row per trial: knob values, end-to-end and GPU time, the objective, build time, error, feasibility,
+    best feasible objective so far."""
     rows = []
     best = math.inf
     for r in records:
-        if r.feasible and r.median_ms is not None:
-            best = min(best, r.median_ms)
-        rows.append({"trial": r.number, **r.params, "median_ms": r.median_ms, "build_s": r.build_s,
+        if r.feasible and r.objective_ms is not None:
+            best = min(best, r.objective_ms)
+        rows.append({"trial": r.number, **r.params, "median_ms": r.median_ms, "gpu_ms": r.gpu_ms,
+                     "objective_ms": r.objective_ms, "build_s": r.build_s,
                      "rel_l2": r.rel_l2, "feasible": r.feasible, "violation": r.violation, "error": r.error,
                      "repeated": r.repeated, "best_so_far_ms": best if math.isfinite(best) else None,
                      "run_id": r.run_id})
-    cols = ["trial", *space, "median_ms", "build_s", "rel_l2", "feasible", "violation", "error", "repeated",
-            "best_so_far_ms", "run_id"]
+    cols = ["trial", *space, "median_ms", "gpu_ms", "objective_ms", "build_s", "rel_l2", "feasible", "violation",
+            "error", "repeated", "best_so_far_ms", "run_id"]
     df = pd.DataFrame(rows, columns=cols)
     for k in space:   # knob values as given (unset stays None)
         df[k] = pd.Series([r.params[k] for r in records], dtype=object)

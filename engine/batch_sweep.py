@@ -12,7 +12,9 @@ a plan has the ``sweep_id`` / ``tags`` / ``points[].request`` that ``sweeps.Swee
 Which strategy a run belongs to is read back from its request (a dynamic batch range or not).
 
 The knee is read from measured points only: the smallest batch after which no larger batch
-gains ``KNEE_GAIN_PER_DOUBLING`` (10 %) or more throughput per doubling of the batch.
+gains ``KNEE_GAIN_PER_DOUBLING`` (10 %) or more throughput per doubling of the batch. The batch changes
+the kernels, so the knee and the dynamic range's cost are judged on GPU time (batch / GPU time per
+call) when every run has it, and on end-to-end latency otherwise, the verdict saying why.
 
 Stored batch sweeps are found by their ``knob:model.batch_size`` tag (``list_batch_sweeps``,
 ``load_batch_sweep``); ``verdict`` writes what they measured: the knee of each strategy, what the
@@ -35,9 +37,11 @@ import pandas as pd
 from engine.capabilities import Capabilities
 from engine.config import MAX_BATCH_SIZE, ConfigError, RunRequest
 from engine.inputs import BATCH_DIM, InputSpec, parse_inputs, with_batch_range
+from engine.judging import END_TO_END, GPU_TIME, gpu_time_absence
+from engine.judging import format_ms as format_figure
 from engine.result import RunResult
 from engine.store import RunNotFound, RunStore
-from engine.sweeps import KNOB_TAG, format_ms, list_sweeps, sweep_tags, tagged_results
+from engine.sweeps import KNOB_TAG, list_sweeps, sweep_tags, tagged_results
 
 STRATEGIES = ("static", "dynamic")
 BATCH_KNOB = "model.batch_size"
@@ -47,8 +51,9 @@ KNEE_GAIN_PER_DOUBLING = 0.10
 FIELD = "batch_sweep"
 
 TABLE_COLUMNS = ["strategy", "batch_size", "median_ms", "p10_ms", "p90_ms", "throughput_per_s",
-                 "throughput_low_per_s", "throughput_high_per_s", "peak_memory_bytes", "memory_per_sample_bytes",
-                 "run_id", "backend", "device"]
+                 "throughput_low_per_s", "throughput_high_per_s", "gpu_ms", "gpu_low_ms", "gpu_high_ms",
+                 "gpu_throughput_per_s", "kernels", "host_overhead_ms", "plan", "peak_memory_bytes",
+                 "memory_per_sample_bytes", "run_id", "backend", "device"]
 
 
 # -- planning ------------------------------------------------------------------------------------
@@ -176,10 +181,16 @@ def batch_table(results: Iterable[RunResult]) -> pd.DataFrame:
         lat = r.latency
         b = lat.batch_size
         mem = r.peak_memory_bytes
+        g = r.gpu_time
         rows.append({"strategy": strategy_of(r.request), "batch_size": b, "median_ms": lat.median_ms,
                      "p10_ms": lat.p10_ms, "p90_ms": lat.p90_ms, "throughput_per_s": lat.throughput_per_s,
                      "throughput_low_per_s": b * 1000.0 / lat.p90_ms if lat.p90_ms > 0 else math.nan,
                      "throughput_high_per_s": b * 1000.0 / lat.p10_ms if lat.p10_ms > 0 else math.nan,
+                     "gpu_ms": g.median_ms if g else None, "gpu_low_ms": g.min_ms if g else None,
+                     "gpu_high_ms": g.max_ms if g else None,
+                     "gpu_throughput_per_s": b * 1000.0 / g.median_ms if g and g.median_ms > 0 else None,
+                     "kernels": g.kernels_per_inference if g else None, "host_overhead_ms": r.host_overhead_ms,
+                     "plan": r.plan_fingerprint,
                      "peak_memory_bytes": mem, "memory_per_sample_bytes": mem / b if mem else None,
                      "run_id": r.run_id, "backend": r.request["backend"], "device": r.env.get("device", "")})
     if not rows:
@@ -208,38 +219,64 @@ def gain_per_doubling(b0: int, t0: float, b1: int, t1: float) -> float:
     return (t1 / t0) ** (1.0 / math.log2(b1 / b0)) - 1.0
 
 
+@dataclass(frozen=True)
+class Judged:
+    """Which columns of a batch table judge it: GPU time when every row has it (the batch changes kernels),
+    else end-to-end latency."""
+
+    metric: str
+    ms: str                  # "gpu_ms" | "median_ms"
+    throughput: str          # "gpu_throughput_per_s" | "throughput_per_s"
+
+    @property
+    def what(self) -> str:
+        """How a latency figure reads: "of GPU time" or "" (end-to-end)."""
+        return " of GPU time" if self.metric == GPU_TIME else ""
+
+
+def judged(table: pd.DataFrame) -> Judged:
+    if len(table) and "gpu_ms" in table and table["gpu_ms"].notna().all():
+        return Judged(GPU_TIME, "gpu_ms", "gpu_throughput_per_s")
+    return Judged(END_TO_END, "median_ms", "throughput_per_s")
+
+
 def find_knee(table: pd.DataFrame, strategy: str = "static",
               min_gain: float = KNEE_GAIN_PER_DOUBLING) -> Knee | None:
-    """The smallest measured batch after which no larger batch gains ``min_gain`` or more per doubling.
+    """The smallest measured batch after which no larger batch gains ``min_gain`` or more per doubling,
+    on the judged throughput (``judged``: GPU-time throughput when every point has it).
 
     Judging each point against every later one (not only its neighbour) keeps one noisy dip
     from being taken for the knee. None when the strategy has fewer than two points.
     """
+    j = judged(table)
     pts = table[table["strategy"] == strategy].sort_values("batch_size")
     if len(pts) < 2:
         return None
     b = pts["batch_size"].astype(int).tolist()
-    t = pts["throughput_per_s"].astype(float).tolist()
-    lat = pts["median_ms"].astype(float).tolist()
+    t = pts[j.throughput].astype(float).tolist()
+    lat = pts[j.ms].astype(float).tolist()
+    what = "GPU-time throughput" if j.metric == GPU_TIME else "Throughput"
     best = int(np.argmax(t))
     for i in range(len(b) - 1):
-        gains = [gain_per_doubling(b[i], t[i], b[j], t[j]) for j in range(i + 1, len(b))]
+        gains = [gain_per_doubling(b[i], t[i], b[j_], t[j_]) for j_ in range(i + 1, len(b))]
         if max(gains) < min_gain:
-            msg = (f"Throughput levels off at batch {b[i]}: {t[i]:,.0f} samples/s at {lat[i]:.3g} ms; no larger "
+            msg = (f"{what} levels off at batch {b[i]}: {t[i]:,.0f} samples/s at {lat[i]:.3g} ms{j.what}; no larger "
                    f"batch measured gains {min_gain:.0%} per doubling (best {max(gains):+.0%}). The highest "
-                   f"throughput measured is {t[best]:,.0f} samples/s at batch {b[best]} ({lat[best]:.3g} ms).")
+                   f"throughput measured is {t[best]:,.0f} samples/s at batch {b[best]} ({lat[best]:.3g} ms{j.what}).")
             return Knee(strategy, True, b[i], t[i], lat[i], b[best], t[best], max(gains), msg)
     last = gain_per_doubling(b[-2], t[-2], b[-1], t[-1])
-    msg = (f"No knee up to batch {b[-1]}: throughput still grows {last:+.0%} per doubling between batch {b[-2]} "
-           f"and {b[-1]} ({t[-1]:,.0f} samples/s at {lat[-1]:.3g} ms). Try larger batches.")
+    msg = (f"No knee up to batch {b[-1]}: {what.lower()} still grows {last:+.0%} per doubling between batch {b[-2]} "
+           f"and {b[-1]} ({t[-1]:,.0f} samples/s at {lat[-1]:.3g} ms{j.what}). Try larger batches.")
     return Knee(strategy, False, b[-1], t[-1], lat[-1], b[best], t[best], last, msg)
 
 
 # -- static against dynamic, memory -------------------------------------------------------------
 def dynamic_cost(table: pd.DataFrame) -> pd.DataFrame:
-    """Per batch measured both ways: what the dynamic engine's range costs against a static engine."""
-    static = table[table["strategy"] == "static"].set_index("batch_size")["median_ms"]
-    dynamic = table[table["strategy"] == "dynamic"].set_index("batch_size")["median_ms"]
+    """Per batch measured both ways: what the dynamic engine's range costs against a static engine, on the
+    judged figure (GPU time when every point has it)."""
+    col = judged(table).ms
+    static = table[table["strategy"] == "static"].set_index("batch_size")[col]
+    dynamic = table[table["strategy"] == "dynamic"].set_index("batch_size")[col]
     both = pd.DataFrame({"static_ms": static, "dynamic_ms": dynamic}).dropna()
     both["overhead_ms"] = both["dynamic_ms"] - both["static_ms"]
     both["overhead_pct"] = 100.0 * both["overhead_ms"] / both["static_ms"]
@@ -412,18 +449,26 @@ def verdict(sweep: BatchSweep, capacity_bytes: float | None = None) -> BatchVerd
                                                                 "all cancelled: run the sweep again.",),
                             {}, dynamic_cost(table), {})
     present = [s for s in STRATEGIES if (table["strategy"] == s).any()]
+    j = judged(table)
     lines: list[str] = []
+    missing = sorted({gpu_time_absence(r) for r in sweep.results if r.gpu_time is None})
+    if j.metric == END_TO_END and missing:
+        lines.append(f"Judged on end-to-end latency: GPU time {'; '.join(missing)} for "
+                     f"{'this sweep' if len(missing) == 1 else 'some of its runs'} (the batch changes kernels, which "
+                     "GPU time measures steadily; end-to-end also carries the host's work per call).")
     knees: dict[str, Knee] = {}
     for s in present:
         name = strategy_name(s, sweep.dynamic_range)
         knee = find_knee(table, s)
         if knee is None:
             row = table[table["strategy"] == s].iloc[0]
-            lines.append(f"{name}: only batch {int(row['batch_size'])} measured ({format_ms(row['median_ms'])}, "
-                         f"{row['throughput_per_s']:,.0f} samples/s); a knee needs two batch sizes or more.")
+            lines.append(f"{name}: only batch {int(row['batch_size'])} measured ({format_figure(row[j.ms], j.metric)}"
+                         f"{j.what}, {row[j.throughput]:,.0f} samples/s); a knee needs two batch sizes or more.")
         else:
             knees[s] = knee
             lines.append(f"{name}: {knee.message}")
+    if j.metric == GPU_TIME:
+        lines += _host_lines(table)
     cost = dynamic_cost(table)
     lines += _cost_lines(table, cost, "dynamic" in present and "static" in present)
     fits: dict[str, MemoryFit] = {}
@@ -440,15 +485,30 @@ def _mib(v: float) -> str:
 
 
 def _batch_headline(table: pd.DataFrame, knees: dict[str, Knee]) -> str:
-    best = table.loc[table["throughput_per_s"].idxmax()]
+    j = judged(table)
+    best = table.loc[table[j.throughput].idxmax()]
     s = str(best["strategy"])
-    text = (f"Best throughput {best['throughput_per_s']:,.0f} samples/s at batch {int(best['batch_size'])} "
-            f"({'static engine' if s == 'static' else 'dynamic engine'}, {format_ms(best['median_ms'])})")
+    what = "GPU-time throughput" if j.metric == GPU_TIME else "throughput"
+    text = (f"Best {what} {best[j.throughput]:,.0f} samples/s at batch {int(best['batch_size'])} "
+            f"({'static engine' if s == 'static' else 'dynamic engine'}, {format_figure(best[j.ms], j.metric)}"
+            f"{j.what})")
     knee = knees.get(s)
     if knee is not None:
         text += (f"; throughput levels off from batch {knee.batch_size}" if knee.reached
                  else f"; still rising at batch {knee.batch_size}")
     return text
+
+
+def _host_lines(table: pd.DataFrame) -> list[str]:
+    """End-to-end beside GPU time: what the host adds per call, and what it does to throughput at small batch."""
+    rows = table.sort_values(["strategy", "batch_size"])
+    parts = [f"batch {int(r.batch_size)} {r.throughput_per_s:,.0f} samples/s (host {r.host_overhead_ms:.3f} ms "
+             f"per call)" for r in rows.itertuples() if r.host_overhead_ms is not None
+             and not pd.isna(r.host_overhead_ms) and r.strategy == rows["strategy"].iloc[0]]
+    if not parts:
+        return []
+    return ["End-to-end, host overhead included: " + "; ".join(parts) + ". A larger batch spreads the host's "
+            "work per call over more samples; CUDA graphs remove most of it."]
 
 
 def _cost_lines(table: pd.DataFrame, cost: pd.DataFrame, both: bool) -> list[str]:
@@ -457,17 +517,24 @@ def _cost_lines(table: pd.DataFrame, cost: pd.DataFrame, both: bool) -> list[str
     if cost.empty:
         return ["No batch size was measured with both a static and the dynamic engine: nothing to say about what "
                 "the dynamic range costs."]
+    j = judged(table)
+    lo_col, hi_col = ("gpu_low_ms", "gpu_high_ms") if j.metric == GPU_TIME else ("p10_ms", "p90_ms")
+    spread = "GPU-time windows" if j.metric == GPU_TIME else "p10-p90 spread"
     bands = table.set_index(["strategy", "batch_size"])
     parts = []
     for row in cost.itertuples():
         b = int(row.batch_size)
-        st_lo, st_hi = bands.loc[("static", b), ["p10_ms", "p90_ms"]]
-        dy_lo, dy_hi = bands.loc[("dynamic", b), ["p10_ms", "p90_ms"]]
+        st_lo, st_hi = bands.loc[("static", b), [lo_col, hi_col]]
+        dy_lo, dy_hi = bands.loc[("dynamic", b), [lo_col, hi_col]]
         overlap = dy_lo <= st_hi and st_lo <= dy_hi
-        text = (f"batch {b}: {format_ms(row.dynamic_ms)} against {format_ms(row.static_ms)} static, "
-                f"{row.overhead_ms:+.3f} ms ({row.overhead_pct:+.0f}%)")
-        if overlap:
-            text += ", within the p10-p90 spread of both: no clear cost"
+        plans = [bands.loc[(strategy, b), "plan"] if "plan" in bands else None for strategy in STRATEGIES]
+        text = (f"batch {b}: {format_figure(row.dynamic_ms, j.metric)} against "
+                f"{format_figure(row.static_ms, j.metric)} static{j.what}, "
+                f"{row.overhead_ms:+.{4 if j.metric == GPU_TIME else 3}f} ms ({row.overhead_pct:+.0f}%)")
+        if isinstance(plans[0], str) and plans[0] == plans[1]:
+            text += ", the same engine plan at this batch: no cost"
+        elif overlap:
+            text += f", within the {spread} of both: no clear cost"
         parts.append(text)
     lines = ["What the dynamic range costs against a static engine built for that batch: " + "; ".join(parts) + "."]
     if len(cost) > 1:

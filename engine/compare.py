@@ -3,19 +3,23 @@
 Pages only place what these functions return ("no number is computed inside a page"):
 metric tables with deltas and speedups against a baseline run, the knobs that differ
 between runs, which GPU measured each run (two GPUs of one type told apart: "H200 #0", "H200 #1"),
-per-layer-type time per run, a run's headline numbers and the history listing.
+per-layer-type time per run, a run's headline numbers and the history listing. Deltas and speedups are
+on the figure that judges what differs between the runs (``engine.differences``): GPU time for kernel
+settings, end-to-end for host settings, per sample when batch sizes differ.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import pandas as pd
 
+from engine import differences
+from engine.judging import knob, same_engine
 from engine.result import RunResult
 
 MAX_COMPARED = 6
@@ -84,8 +88,20 @@ def _mb(n: int | None) -> float | None:
     return n / MB if n else None
 
 
+def _gpu_ms(run: RunResult) -> float | None:
+    return run.gpu_time.median_ms if run.gpu_time is not None else None
+
+
+def _graph_ms(run: RunResult) -> float | None:
+    r = run.graph_replay
+    return r.median_ms if r is not None and r.captured else None
+
+
 METRICS: list[Metric] = [
     Metric("e2e_median_ms", "End-to-end median", "ms", _latency("median_ms"), chart="e2e median"),
+    Metric("gpu_time_ms", "GPU time", "ms", _gpu_ms, chart="GPU time"),
+    Metric("graph_replay_ms", "CUDA-graph replay", "ms", _graph_ms),
+    Metric("host_overhead_ms", "Host overhead (e2e − GPU time)", "ms", lambda r: r.host_overhead_ms),
     Metric("e2e_p90_ms", "End-to-end p90", "ms", _latency("p90_ms")),
     Metric("e2e_p99_ms", "End-to-end p99", "ms", _latency("p99_ms")),
     Metric("throughput_per_s", "Throughput", "samples/s", _latency("throughput_per_s"), lower_is_better=False),
@@ -119,23 +135,32 @@ def pick_baseline(runs: Sequence[RunResult], baseline_id: str | None) -> RunResu
 
 
 def metric_table(runs: Sequence[RunResult], baseline_id: str | None = None) -> pd.DataFrame:
-    """One row per run: identity, the headline metrics, the delta and speedup of e2e median.
+    """One row per run: identity, the headline metrics (end-to-end and GPU time beside each other), and the
+    delta and speedup against the baseline on the judged figure (``judged_on``, the same for every row: GPU
+    time when only kernel settings differ and every run has it, else end-to-end; per sample when the batch
+    sizes differ). ``same_plan``: the run ran the baseline's engine plan (its gap is noise).
 
-    ``speedup`` is baseline median / run median (above 1: faster than the baseline).
+    ``speedup`` is baseline figure / run figure (above 1: faster than the baseline).
     """
     base = pick_baseline(runs, baseline_id)
-    base_ms = base.latency.median_ms if timed(base) else None
+    b = comparison_basis(runs)
+    base_ms = differences.judged_ms(base, b)
     gpus = gpu_labels(runs)
     rows = []
     for r in runs:
         row: dict[str, Any] = {
             "run": run_label(r), "run_id": r.run_id, "baseline": r.run_id == base.run_id,
             "sample": r.is_sample, "device": r.env.get("device_name", "?"), "gpu": gpus[r.run_id],
-            "flavour": r.env.get("flavour", ""),
+            "flavour": r.env.get("flavour", ""), "batch_size": r.latency.batch_size,
         }
         for m in METRICS:
             row[m.key] = _num(m.value(r))
-        ms = r.latency.median_ms if timed(r) else None
+        row["gpu_spread_pct"] = r.gpu_time.spread_pct if r.gpu_time is not None else None
+        row["kernels"] = r.gpu_time.kernels_per_inference if r.gpu_time is not None else None
+        row["same_plan"] = r.run_id != base.run_id and same_engine(r, base)
+        row["judged_on"] = b.label
+        ms = differences.judged_ms(r, b)
+        row["judged_ms"] = ms
         row["delta_ms"] = row["delta_pct"] = row["speedup"] = None
         if ms is not None and base_ms is not None and ms > 0 and base_ms > 0:
             row["delta_ms"] = ms - base_ms
@@ -143,6 +168,35 @@ def metric_table(runs: Sequence[RunResult], baseline_id: str | None = None) -> p
             row["speedup"] = base_ms / ms
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def comparison_basis(runs: Sequence[RunResult]) -> differences.Basis:
+    """How ``runs`` are judged against each other (``engine.differences.basis``)."""
+    differ = differing_settings(runs) if len(runs) > 1 else pd.DataFrame()
+    return differences.basis(runs, list(differ.index))
+
+
+def comparison_header(runs: Sequence[RunResult]) -> list[str]:
+    """What Compare says before any number: what differs (settings that matter, batch named), the judged
+    figure and why, and which runs ran the same engine plan."""
+    if len(runs) < 2:
+        return []
+    b = comparison_basis(runs)
+    lines = [differences.header(runs, b, differing_values(runs))]
+    return differences.same_engine_notes(runs, short_labels(runs)) + lines
+
+
+def differing_values(runs: Sequence[RunResult]) -> dict[str, list[str]]:
+    """Each differing setting -> the runs' values in run order, as a reader wants them (dynamic inputs as
+    "dynamic batch 1..32", not their JSON)."""
+    differ = differing_settings(runs)
+    out = {}
+    for setting, values in differ.iterrows():
+        if setting == "model.inputs":
+            out[setting] = [differences.inputs_text(r.request) for r in runs]
+        else:
+            out[setting] = [str(v) for v in values]
+    return out
 
 
 def metric_long(runs: Sequence[RunResult], keys: Sequence[str] | None = None) -> pd.DataFrame:
@@ -171,19 +225,16 @@ def _flatten(prefix: str, obj: Any, out: dict[str, Any]) -> None:
 
 
 ENV_KEYS = ("device_name", "flavour", "torch", "torch_tensorrt", "tensorrt")
-# what a reader looks for first when runs differ: how it ran, then on what, then how it was timed
-_SETTING_GROUPS = ("backend", "compile.", "model.", "mode", "env.device_name", "env.gpu", "device", "env.",
-                   "measure.")
 
 
-def _setting_rank(setting: str) -> tuple[int, str]:
-    rank = next((i for i, g in enumerate(_SETTING_GROUPS) if setting == g or setting.startswith(g)),
-                len(_SETTING_GROUPS))
-    return rank, setting
+def _setting_rank(setting: str) -> tuple[int, int, str]:
+    return differences.setting_rank(setting)
 
 
 _ALIASES = {"compile.optimization_level": "opt", "compile.min_block_size": "mbs", "model.batch_size": "batch",
-            "compile.precision": "prec", "env.device_name": "device", "env.gpu": "gpu", "model.source": "model"}
+            "compile.precision": "prec", "env.device_name": "device", "env.gpu": "gpu", "model.source": "model",
+            "model.inputs": "shapes", "compile.enable_cudagraphs": "cudagraphs",
+            "compile.use_python_runtime": "python rt"}
 
 
 def _alias(setting: str) -> str:
@@ -191,15 +242,17 @@ def _alias(setting: str) -> str:
 
 
 def short_labels(runs: Sequence[RunResult]) -> dict[str, str]:
-    """Run id -> what tells it apart from the other runs (the settings that differ), plus its id tail.
+    """Run id -> what tells it apart from the other runs (the two most telling settings that differ; incidental
+    ones such as engine caching only when nothing else does), plus its id tail.
 
     e.g. ``opt=0 cdb315ba`` when only optimization_level differs; fits a narrow card.
     """
-    differ = differing_settings(runs) if len(runs) > 1 else pd.DataFrame()
+    values = differing_values(runs) if len(runs) > 1 else {}
+    ranked = sorted(values, key=_setting_rank)
+    shown = [s for s in ranked if knob(s).matters][:2] or ranked[:2]
     labels = {}
-    for r in runs:
-        col = run_label(r)
-        parts = [f"{_alias(setting)}={differ.loc[setting, col]}" for setting in differ.index[:2]]
+    for i, r in enumerate(runs):
+        parts = [f"{_alias(setting)}={values[setting][i]}" for setting in shown]
         labels[r.run_id] = " ".join(parts + [r.run_id[-8:]]) if parts else r.run_id[-8:]
     return labels
 
@@ -314,16 +367,21 @@ def profiling_overhead(run: RunResult) -> dict[str, float | None]:
     """Sum of per-layer averages against the end-to-end median.
 
     Per-layer profiling synchronises after every layer, so the sum is usually larger than
-    e2e; ``ratio`` says by how much (None without a layer profile).
+    e2e; ``ratio`` says by how much (None without a layer profile), ``gpu_ratio`` against the GPU time
+    measured with profiling off (None where there is none).
     """
     e2e = run.latency.median_ms if timed(run) else None
     profiled = run.profiled_sum_ms
     if profiled is None and not run.layers.empty:
         profiled = float(run.layers["avg_ms"].sum())
-    ratio = overhead = None
+    ratio = overhead = gpu_ratio = None
     if profiled is not None and e2e is not None and e2e > 0:
         ratio, overhead = profiled / e2e, profiled - e2e
-    return {"e2e_median_ms": e2e, "profiled_sum_ms": profiled, "ratio": ratio, "overhead_ms": overhead}
+    gpu = run.gpu_time.median_ms if run.gpu_time is not None else None
+    if profiled is not None and gpu:
+        gpu_ratio = profiled / gpu
+    return {"e2e_median_ms": e2e, "profiled_sum_ms": profiled, "ratio": ratio, "overhead_ms": overhead,
+            "gpu_time_ms": gpu, "gpu_ratio": gpu_ratio}
 
 
 def run_summary(run: RunResult) -> pd.DataFrame:
@@ -385,14 +443,16 @@ def summary_labels(summary: pd.DataFrame) -> dict[str, str]:
     return labels
 
 
-def history_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """The History listing: readable columns, newest first, samples and baselines flagged."""
+def history_table(summary: pd.DataFrame, gpu_time: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """The History listing: readable columns, newest first, samples and baselines flagged. ``gpu_time`` maps
+    run ids to their GPU-time cell (``run_figures.gpu_time_cell``: "0.3866 ms" or why there is none)."""
     df = summary.copy()
     df["created"] = pd.to_datetime(df["created_at"], utc=True, errors="coerce")
     df["tags"] = df["tags"].fillna("").astype(str)
     df["e2e_median_ms"] = df["e2e_median_ms"].where(df["e2e_median_ms"] > 0)   # analyze runs time nothing
+    df["gpu_time"] = df["run_id"].map(lambda i: (gpu_time or {}).get(i, "not loaded"))
     cols = ["run_id", "created", "model", "backend", "precision", "batch_size", "device_name", "flavour",
-            "e2e_median_ms", "engine_count", "is_sample", "is_baseline", "tags"]
+            "e2e_median_ms", "gpu_time", "engine_count", "is_sample", "is_baseline", "tags"]
     return df[cols].reset_index(drop=True)
 
 

@@ -55,7 +55,8 @@ MAX_DIM = 16384
 
 # Fields added after runs were first stored: left out of the cache key while at their default,
 # so requests made before they existed keep their keys.
-ADDED_FIELDS = {"model": ("sequence_length", "inputs"), "compile": ("enable_cudagraphs", "keep_high_precision")}
+ADDED_FIELDS = {"model": ("sequence_length", "inputs"), "compile": ("enable_cudagraphs", "keep_high_precision"),
+                "measure": ("repeat",)}
 _NULLABLE_INTS = ("optimization_level", "sequence_length")
 
 
@@ -195,6 +196,11 @@ class MeasureSettings:
                                  choices=INDUCTOR_MODES, advanced=True)
     seed: int = knob(0, "Random seed", "Seeds weights and inputs, so runs are comparable.",
                      min=0, max=2**31 - 1, advanced=True)
+    # a distinct identity for measuring the same settings again (a sweep's repeated default point): the cache
+    # and the queue tell repeats apart by it, nothing measured depends on it
+    repeat: int = knob(0, "Repeat", "Measure these settings again as a run of its own (1, 2, ...): a fresh process, "
+                                    "never answered by an earlier run of the same settings. 0 = the first run.",
+                       min=0, max=1000, advanced=True)
 
 
 @dataclass(frozen=True)

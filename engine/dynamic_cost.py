@@ -2,7 +2,9 @@
 engine at exactly that shape (min = opt = max), found in the store or measured on request.
 
 A dynamic engine (``model.inputs`` with min/opt/max) is tuned for its opt shape and must accept the
-whole range, so at any one shape it can be slower than an engine built for that shape alone.
+whole range, so at any one shape it can be slower than an engine built for that shape alone. That is a
+difference in kernels, so it is judged on GPU time when both runs have it (the spread of their trace
+windows as the noise), else on end-to-end latency (the p10-p90 bands), saying why.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from engine.config import RunRequest
 from engine.inputs import InputSpec, measured_shapes, parse_inputs
+from engine.judging import GPU_TIME, Judging, choose, same_engine, value_ms
 from engine.result import RunResult
 from engine.store import RunStore
 
@@ -54,8 +57,8 @@ def find_static_counterpart(store: RunStore, result: RunResult) -> RunResult | N
 
 
 def _comparable(raw: dict[str, Any]) -> dict[str, Any]:
-    """A request as compared here: the measurement seed does not change what is built or timed."""
-    out = {**raw, "measure": {k: v for k, v in raw["measure"].items() if k != "seed"}}
+    """A request as compared here: the measurement seed and a repeat's number do not change what is built or timed."""
+    out = {**raw, "measure": {k: v for k, v in raw["measure"].items() if k not in ("seed", "repeat")}}
     return out
 
 
@@ -65,26 +68,55 @@ class DynamicCost:
     static: RunResult
 
     @property
+    def judging(self) -> Judging:
+        return choose(["model.inputs"], [self.dynamic, self.static])
+
+    def _ms(self, run: RunResult) -> float:
+        return value_ms(run, self.judging.metric) or run.latency.median_ms
+
+    @property
     def overhead_ms(self) -> float:
-        return self.dynamic.latency.median_ms - self.static.latency.median_ms
+        return self._ms(self.dynamic) - self._ms(self.static)
 
     @property
     def overhead_pct(self) -> float:
-        return 100.0 * self.overhead_ms / self.static.latency.median_ms
+        return 100.0 * self.overhead_ms / self._ms(self.static)
+
+    @property
+    def same_plan(self) -> bool:
+        return same_engine(self.dynamic, self.static)
 
     @property
     def within_noise(self) -> bool:
-        """The p10-p90 bands of the two runs overlap."""
-        d, s = self.dynamic.latency, self.static.latency
-        return d.p10_ms <= s.p90_ms and s.p10_ms <= d.p90_ms
+        """The same engine plan, or the two runs' noise intervals overlap: GPU-time windows (p10-p90 bands for
+        end-to-end)."""
+        if self.same_plan:
+            return True
+        if self.judging.metric == GPU_TIME and self.dynamic.gpu_time and self.static.gpu_time:
+            d, s = self.dynamic.gpu_time, self.static.gpu_time
+            return d.min_ms <= s.max_ms and s.min_ms <= d.max_ms
+        dl, sl = self.dynamic.latency, self.static.latency
+        return dl.p10_ms <= sl.p90_ms and sl.p10_ms <= dl.p90_ms
 
     def text(self) -> str:
-        d, s = self.dynamic.latency, self.static.latency
-        head = (f"At the measured shape the dynamic engine takes {d.median_ms:.3f} ms against {s.median_ms:.3f} ms "
-                f"for a static engine built for that shape alone: {self.overhead_ms:+.3f} ms "
+        j = self.judging
+        gpu = j.metric == GPU_TIME
+        d, s = self._ms(self.dynamic), self._ms(self.static)
+        digits = 4 if gpu else 3
+        what = "GPU time: " if gpu else ""
+        head = (f"At the measured shape the dynamic engine takes {what}{d:.{digits}f} ms against {s:.{digits}f} ms "
+                f"for a static engine built for that shape alone: {self.overhead_ms:+.{digits}f} ms "
                 f"({self.overhead_pct:+.0f}%)")
+        if gpu:
+            head += (f" (end-to-end {self.dynamic.latency.median_ms:.3f} ms against "
+                     f"{self.static.latency.median_ms:.3f} ms)")
+        elif j.reason:
+            head += f" ({j.note})"
+        if self.same_plan:
+            return head + ", but both ran the same engine plan: no cost, the gap is noise."
         if self.within_noise:
-            return head + ", within the p10-p90 spread of both: no clear cost."
+            spread = "GPU-time windows" if gpu else "p10-p90 spread"
+            return head + f", within the {spread} of both: no clear cost."
         if self.overhead_ms > 0:
             return head + ": what accepting the whole range costs here."
         return head + ": the dynamic engine is faster here (its opt shape is close, or the static build chose " \

@@ -24,6 +24,8 @@ import pandas as pd
 
 from engine.capabilities import Capabilities, check_request
 from engine.config import QUANT_SCHEMES, ConfigError, RunRequest, validate
+from engine.judging import END_TO_END, GPU_TIME, METRIC_NAMES, gpu_time_absence
+from engine.judging import format_ms as format_figure
 from engine.quantization import FLAVOUR_NAMES, SCHEMES, conversion_problem_text, scheme_options
 from engine.result import DEGENERATE_REFERENCE, QuantizationReport, RunResult
 from engine.store import RunStore
@@ -191,6 +193,12 @@ class Rung:
     run_id: str = ""
     where: str = ""                   # device and flavour, e.g. "NVIDIA H200, TensorRT-RTX"
     reference_degenerate: bool = False  # the eager fp32 output was ~0: its accuracy figures say nothing
+    gpu_ms: float | None = None       # GPU kernel time per inference (None: not measured)
+    gpu_low_ms: float | None = None   # fastest / slowest trace window
+    gpu_high_ms: float | None = None
+    kernels: float | None = None      # kernels per inference
+    plan: str | None = None           # engine plan fingerprint: equal -> the same kernels
+    gpu_absence: str = ""             # why there is no GPU time (engine.judging.gpu_time_absence)
 
     @property
     def quantized(self) -> bool:
@@ -212,6 +220,7 @@ def rung_from_result(result: RunResult) -> Rung:
     rel = accuracy.rel_l2 if accuracy else (0.0 if precision == "fp32" and result.request["backend"] == "eager"
                                              else None)
     build = [result.stages_s[s] for s in BUILD_STAGES if s in result.stages_s]
+    g = result.gpu_time
     return Rung(label=step_label(scheme, precision), scheme=scheme, precision=precision,
                 runtime=result.request["backend"], median_ms=result.latency.median_ms,
                 p10_ms=result.latency.p10_ms, p90_ms=result.latency.p90_ms, rel_l2=rel,
@@ -219,7 +228,10 @@ def rung_from_result(result: RunResult) -> Rung:
                 build_s=sum(build) if build else None, calibration_s=result.stages_s.get("calibration_s"),
                 engine_bytes=result.engine_bytes or None, quantization=q, run_id=result.run_id,
                 where=_where(result.env),
-                reference_degenerate=any(w.startswith(DEGENERATE_REFERENCE) for w in result.warnings))
+                reference_degenerate=any(w.startswith(DEGENERATE_REFERENCE) for w in result.warnings),
+                gpu_ms=g.median_ms if g else None, gpu_low_ms=g.min_ms if g else None,
+                gpu_high_ms=g.max_ms if g else None, kernels=g.kernels_per_inference if g else None,
+                plan=result.plan_fingerprint, gpu_absence=gpu_time_absence(result))
 
 
 def _where(env: dict) -> str:
@@ -244,14 +256,20 @@ def ladder_table(rungs: Iterable[Rung]) -> pd.DataFrame:
         conv = q.engine_vs_fake_quant if q else None
         rows.append({
             "label": r.label, "scheme": r.scheme, "precision": r.precision, "runtime": r.runtime,
-            "median_ms": r.median_ms, "p10_ms": r.p10_ms, "p90_ms": r.p90_ms, "build_s": r.build_s,
+            "median_ms": r.median_ms, "p10_ms": r.p10_ms, "p90_ms": r.p90_ms, "gpu_ms": r.gpu_ms,
+            "gpu_low_ms": r.gpu_low_ms, "gpu_high_ms": r.gpu_high_ms, "kernels": r.kernels, "plan": r.plan,
+            "build_s": r.build_s,
             "calibration_s": r.calibration_s, "engine_bytes": r.engine_bytes, "rel_l2": r.rel_l2,
             "top1_agreement": r.top1_agreement,
             "fake_quant_rel_l2": fq.rel_l2 if fq else None,
             "conversion_rel_l2": conv.rel_l2 if conv else None,
             "conversion_problem": r.conversion_problem, "run_id": r.run_id})
     df = pd.DataFrame(rows)
-    return df.sort_values("median_ms", kind="stable").reset_index(drop=True) if len(df) else df
+    if not len(df):
+        return df
+    # fastest first on the figure the verdict judges: GPU time when every rung has it
+    by = "gpu_ms" if df["gpu_ms"].notna().all() else "median_ms"
+    return df.sort_values(by, kind="stable").reset_index(drop=True)
 
 
 # -- the verdict ------------------------------------------------------------------------------------
@@ -274,9 +292,51 @@ def within_tolerance(rung: Rung, tolerance_rel_l2: float, min_top1: float | None
     return min_top1 is None or rung.top1_agreement is None or rung.top1_agreement >= min_top1
 
 
+@dataclass(frozen=True)
+class _Figure:
+    """The figure a ladder is judged on: GPU time when every rung has it (precision and quantization change
+    kernels), else end-to-end latency, with the reason."""
+
+    metric: str
+    reason: str = ""
+
+    @classmethod
+    def of(cls, rungs: Sequence[Rung]) -> _Figure:
+        if rungs and all(r.gpu_ms is not None for r in rungs):
+            return cls(GPU_TIME)
+        reasons = sorted({r.gpu_absence for r in rungs if r.gpu_ms is None and r.gpu_absence})
+        return cls(END_TO_END, "; ".join(reasons))
+
+    def ms(self, r: Rung) -> float:
+        return r.gpu_ms if self.metric == GPU_TIME and r.gpu_ms is not None else r.median_ms
+
+    def text(self, r: Rung) -> str:
+        if self.metric == GPU_TIME:
+            return f"GPU time {format_figure(self.ms(r), GPU_TIME)} (end-to-end {fmt_ms(r.median_ms)})"
+        return fmt_ms(r.median_ms)
+
+    def short(self, r: Rung) -> str:
+        return format_figure(self.ms(r), GPU_TIME) if self.metric == GPU_TIME else fmt_ms(r.median_ms)
+
+    def within_noise(self, a: Rung, b: Rung) -> str:
+        """Why the gap between two rungs is no clear difference ("" when it is one)."""
+        if a.plan is not None and a.plan == b.plan and a.where == b.where:
+            return "the same engine plan: no difference"
+        if self.metric == GPU_TIME:
+            lo = [r.gpu_low_ms for r in (a, b)]
+            hi = [r.gpu_high_ms for r in (a, b)]
+            if None in lo or None in hi:
+                return ""
+            overlap = (a.gpu_low_ms or 0) <= (b.gpu_high_ms or 0) and (b.gpu_low_ms or 0) <= (a.gpu_high_ms or 0)
+            return "the GPU-time windows overlap: within noise" if overlap else ""
+        overlap = a.p10_ms <= b.p90_ms and b.p10_ms <= a.p90_ms
+        return "the p10-p90 bands overlap: within noise" if overlap else ""
+
+
 def verdict(rungs: Sequence[Rung], *, tolerance_rel_l2: float = DEFAULT_TOLERANCE_REL_L2,
             min_top1: float | None = None, where: str = "") -> LadderVerdict:
-    """Fastest scheme within the accuracy tolerance against the fastest unquantized rung.
+    """Fastest scheme within the accuracy tolerance against the fastest unquantized rung, on GPU time when
+    every rung has it (else end-to-end latency, saying why).
 
     ``where`` names the GPU and flavour (or CPU) for the text, e.g. "NVIDIA H200, TensorRT-RTX";
     by default the rungs' own, when they all agree.
@@ -284,17 +344,21 @@ def verdict(rungs: Sequence[Rung], *, tolerance_rel_l2: float = DEFAULT_TOLERANC
     plain = [r for r in rungs if not r.quantized]
     if not plain:
         raise ConfigError("ladder", "the ladder has no fp32 or fp16 run to compare the schemes with")
-    reference = min(plain, key=lambda r: r.median_ms)
+    fig = _Figure.of(rungs)
+    reference = min(plain, key=fig.ms)
     places = {r.where for r in rungs}
     where = where or (places.pop() if len(places) == 1 else "")
     on = f" on {where}" if where else ""
+    by = " on GPU time" if fig.metric == GPU_TIME else ""
     tol = f"rel. L2 ≤ {tolerance_rel_l2:g}" + (f", top-1 agreement ≥ {min_top1:.0%}" if min_top1 is not None else "")
-    lines = [_reference_line(reference, plain)]
-    quantized = sorted((r for r in rungs if r.quantized), key=lambda r: r.median_ms)
+    lines = [*_plan_lines(rungs), _reference_line(reference, plain, fig)]
+    quantized = sorted((r for r in rungs if r.quantized), key=fig.ms)
     for r in quantized:
-        lines.append(_rung_line(r, reference, tolerance_rel_l2, min_top1))
+        lines.append(_rung_line(r, reference, tolerance_rel_l2, min_top1, fig))
     if any(r.quantization is not None and not r.quantization.calibration_meaningful for r in quantized):
         lines.append("Calibrated on random tensors: accuracy figures are not meaningful for real data.")
+    if fig.metric == END_TO_END and fig.reason:
+        lines.append(f"Judged on {METRIC_NAMES[END_TO_END]}: GPU time {fig.reason} for some rungs.")
     if not quantized:
         return LadderVerdict(f"No quantization scheme was measured{on}; {reference.label} is the fastest build.",
                              lines, None, reference)
@@ -304,37 +368,60 @@ def verdict(rungs: Sequence[Rung], *, tolerance_rel_l2: float = DEFAULT_TOLERANC
         if not sound:
             return LadderVerdict(f"Accuracy cannot be judged for this ladder{on} (the reference output is ~0), and "
                                  f"every scheme's engine output is broken: keep {reference.label} "
-                                 f"({fmt_ms(reference.median_ms)}).", lines, None, reference)
-        fastest = min(sound, key=lambda r: r.median_ms)
-        ratio = reference.median_ms / fastest.median_ms
+                                 f"({fig.short(reference)}).", lines, None, reference)
+        fastest = min(sound, key=fig.ms)
+        ratio = fig.ms(reference) / fig.ms(fastest)
         lines.append("Accuracy cannot be judged: the eager fp32 reference output is ~0 (random weights; "
                      "torchvision's ViT, for one, starts its classification head at zero), so every rel. L2 and "
                      "top-1 figure here is meaningless. Use pretrained weights or your own model file.")
         pace = f"{ratio:.2f}× faster" if ratio >= 1 else f"{1 / ratio:.2f}× slower"
         return LadderVerdict(f"Accuracy cannot be judged for this ladder{on} (the reference output is ~0); by "
                              f"latency alone (schemes with sound output) {fastest.label} takes "
-                             f"{fmt_ms(fastest.median_ms)} against {reference.label} {fmt_ms(reference.median_ms)} "
-                             f"({pace}).", lines, None, reference)
+                             f"{fig.short(fastest)} against {reference.label} {fig.short(reference)} "
+                             f"({pace}{by}).", lines, None, reference)
     ok = [r for r in quantized if within_tolerance(r, tolerance_rel_l2, min_top1)]
     if not ok:
         return LadderVerdict(f"No scheme stays within the accuracy tolerance ({tol}){on}: keep "
-                             f"{reference.label} ({fmt_ms(reference.median_ms)}).", lines, None, reference)
+                             f"{reference.label} ({fig.short(reference)}).", lines, None, reference)
     best = ok[0]
-    speedup = reference.median_ms / best.median_ms
-    if best.median_ms < reference.median_ms:
-        band = "" if best.p90_ms < reference.p10_ms else " (the p10-p90 bands overlap: within noise)"
-        headline = (f"{best.label} is the fastest within tolerance ({tol}){on}: {fmt_ms(best.median_ms)} against "
-                    f"{reference.label} {fmt_ms(reference.median_ms)}, {speedup:.2f}× faster{band}.")
+    speedup = fig.ms(reference) / fig.ms(best)
+    if fig.ms(best) < fig.ms(reference):
+        if fig.metric == GPU_TIME or (best.plan is not None and best.plan == reference.plan):
+            noise = fig.within_noise(best, reference)
+            band = f" ({noise})" if noise else ""
+        else:
+            band = "" if best.p90_ms < reference.p10_ms else " (the p10-p90 bands overlap: within noise)"
+        headline = (f"{best.label} is the fastest within tolerance ({tol}){on}: {fig.short(best)} against "
+                    f"{reference.label} {fig.short(reference)}, {speedup:.2f}× faster{by}{band}.")
         return LadderVerdict(headline, lines, best, reference, speedup)
     headline = (f"No scheme beats {reference.label}{on}: the fastest within tolerance, {best.label}, takes "
-                f"{fmt_ms(best.median_ms)} against {fmt_ms(reference.median_ms)} ({1 / speedup:.2f}× slower).")
-    why = [w for w in dict.fromkeys(why_not_faster(r) for r in ok) if w]
+                f"{fig.short(best)} against {fig.short(reference)} ({1 / speedup:.2f}× slower{by}).")
+    why = [w for w in dict.fromkeys(why_not_faster(r, reference) for r in ok) if w]
     return LadderVerdict(headline, [*lines, *(f"Why: {w}" for w in why)], best, reference, speedup)
 
 
-def why_not_faster(rung: Rung) -> str:
+def _plan_lines(rungs: Sequence[Rung]) -> list[str]:
+    """Rungs that built the same engine plan, said before any figure: the same kernels, whatever the scheme."""
+    groups: list[list[Rung]] = []
+    for r in rungs:
+        if r.plan is None:
+            continue
+        for g in groups:
+            if g[0].plan == r.plan and g[0].where == r.where:
+                g.append(r)
+                break
+        else:
+            groups.append([r])
+    return [f"{' and '.join(r.label for r in g)} built the same engine plan: the same kernels, so any latency gap "
+            "between them is noise (the quantization changed nothing TensorRT runs)." for g in groups if len(g) > 1]
+
+
+def why_not_faster(rung: Rung, reference: Rung | None = None) -> str:
     """The likely reason a quantized rung is no faster than the unquantized one, from what it was."""
     spec = SCHEMES[rung.scheme]
+    if reference is not None and rung.plan is not None and rung.plan == reference.plan:
+        return (f"{rung.label} built the same engine plan as {reference.label}: TensorRT ran the same kernels, so "
+                "the quantization bought nothing here.")
     if rung.runtime != "tensorrt":
         return ("the quantized model ran in PyTorch: ModelOpt's fake quantization simulates "
                 f"{spec.weights.upper()} with extra quantize/dequantize ops in {rung.precision} arithmetic, so it "
@@ -349,17 +436,22 @@ def why_not_faster(rung: Rung) -> str:
             "between Q/DQ pairs with reformatting around them. The Layers page shows each layer's precision.")
 
 
-def _reference_line(reference: Rung, plain: Sequence[Rung]) -> str:
+def _reference_line(reference: Rung, plain: Sequence[Rung], fig: _Figure | None = None) -> str:
+    fig = fig or _Figure(END_TO_END)
     others = [r for r in plain if r is not reference]
-    text = f"Reference: {reference.label}, the fastest unquantized build, {fmt_ms(reference.median_ms)}"
+    text = f"Reference: {reference.label}, the fastest unquantized build, {fig.text(reference)}"
+    if reference.kernels is not None:
+        text += f", {reference.kernels:.0f} kernels"
     if others:
-        o = min(others, key=lambda r: r.median_ms)
-        text += f" ({o.median_ms / reference.median_ms:.2f}× faster than {o.label})"
+        o = min(others, key=fig.ms)
+        text += f" ({fig.ms(o) / fig.ms(reference):.2f}× faster than {o.label})"
     return text + "."
 
 
-def _rung_line(r: Rung, reference: Rung, tolerance: float, min_top1: float | None) -> str:
-    ratio = reference.median_ms / r.median_ms
+def _rung_line(r: Rung, reference: Rung, tolerance: float, min_top1: float | None,
+               fig: _Figure | None = None) -> str:
+    fig = fig or _Figure(END_TO_END)
+    ratio = fig.ms(reference) / fig.ms(r)
     speed = f"{ratio:.2f}× faster" if ratio >= 1 else f"{1 / ratio:.2f}× slower"
     acc = _accuracy_text(r)
     if r.top1_agreement is not None:
@@ -372,7 +464,8 @@ def _rung_line(r: Rung, reference: Rung, tolerance: float, min_top1: float | Non
     if r.engine_bytes:
         extras.append(f"engine {r.engine_bytes / 2**20:.1f} MiB")
     status = "within tolerance" if within_tolerance(r, tolerance, min_top1) else "outside tolerance"
-    text = f"{r.label}: {fmt_ms(r.median_ms)} ({speed} than {reference.label}), {acc}, {status}"
+    noise = fig.within_noise(r, reference)
+    text = f"{r.label}: {fig.text(r)} ({speed} than {reference.label}{'; ' + noise if noise else ''}), {acc}, {status}"
     text += f" ({', '.join(extras)})." if extras else "."
     if r.conversion_problem and r.quantization is not None:
         text += " " + conversion_problem_text(r.quantization)

@@ -10,7 +10,8 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from engine.charts import RUNTIME_COLOURS, message_figure
-from engine.sweeps import SWEEPABLE_KNOBS
+from engine.judging import END_TO_END, GPU_TIME
+from engine.sweep_knobs import SWEEPABLE_KNOBS
 
 _SERIES_PALETTE = qualitative.D3
 _BAND_ALPHA = 0.18
@@ -39,13 +40,17 @@ def _x_axis(table: pd.DataFrame, knob: str) -> dict:
             "categoryorder": "array", "categoryarray": list(dict.fromkeys(table["x_label"]))}
 
 
-def latency_vs_knob(table: pd.DataFrame, knob: str) -> go.Figure:
-    """Median latency per knob value, a p10-p90 band around it and the median's confidence interval."""
+def latency_vs_knob(table: pd.DataFrame, knob: str, judged: str = END_TO_END) -> go.Figure:
+    """End-to-end median per knob value with a p10-p90 band and the median's confidence interval, GPU time
+    (dashed, bars = fastest/slowest trace window) where measured, and the repeated runs of a point as
+    hollow markers beside the first. ``judged`` (engine.judging) names the figure the verdict uses."""
     if table.empty:
         return message_figure("No runs in this sweep yet.")
     fig = go.Figure()
-    for name, rows, colour in _series(table):
-        label = name or "median"
+    first = table[table["repeat"] == 0] if "repeat" in table else table
+    repeats = table[table["repeat"] > 0] if "repeat" in table else table.iloc[0:0]
+    for name, rows, colour in _series(first):
+        label = name or "end-to-end"
         fig.add_trace(go.Scatter(x=rows["x_label"], y=rows["p90_ms"], mode="lines", line={"width": 0},
                                  showlegend=False, hoverinfo="skip", legendgroup=label))
         fig.add_trace(go.Scatter(x=rows["x_label"], y=rows["p10_ms"], mode="lines", line={"width": 0},
@@ -57,18 +62,46 @@ def latency_vs_knob(table: pd.DataFrame, knob: str) -> go.Figure:
             error_y={"type": "data", "symmetric": False, "array": rows["ci_high_ms"] - rows["median_ms"],
                      "arrayminus": rows["median_ms"] - rows["ci_low_ms"], "thickness": 1.5, "width": 4},
             customdata=rows[["p10_ms", "p90_ms", "ci_low_ms", "ci_high_ms", "run_id"]].to_numpy(),
-            hovertemplate="%{x}<br>median %{y:.3f} ms<br>p10-p90 %{customdata[0]:.3f}-%{customdata[1]:.3f} ms"
+            hovertemplate="%{x}<br>e2e median %{y:.3f} ms<br>p10-p90 %{customdata[0]:.3f}-%{customdata[1]:.3f} ms"
                           "<br>median CI %{customdata[2]:.3f}-%{customdata[3]:.3f} ms<br>%{customdata[4]}"
                           "<extra></extra>"))
-    fig.update_layout(title=f"Latency vs {_knob_title(knob)} (median, bars = its 90% CI, band = p10-p90)",
+        gpu = rows.dropna(subset=["gpu_ms"]) if "gpu_ms" in rows else rows.iloc[0:0]
+        if not gpu.empty:
+            fig.add_trace(go.Scatter(
+                x=gpu["x_label"], y=gpu["gpu_ms"], mode="lines+markers",
+                name=f"{name} GPU time" if name else "GPU time",
+                legendgroup=label, line={"color": colour, "dash": "dash"}, marker={"size": 8, "symbol": "square"},
+                error_y={"type": "data", "symmetric": False, "array": gpu["gpu_high_ms"] - gpu["gpu_ms"],
+                         "arrayminus": gpu["gpu_ms"] - gpu["gpu_low_ms"], "thickness": 1.5, "width": 4},
+                customdata=gpu[["kernels", "run_id"]].to_numpy(),
+                hovertemplate="%{x}<br>GPU time %{y:.4f} ms<br>%{customdata[0]} kernels / inference"
+                              "<br>%{customdata[1]}<extra></extra>"))
+    if not repeats.empty:
+        fig.add_trace(go.Scatter(x=repeats["x_label"], y=repeats["median_ms"], mode="markers",
+                                 name="repeated runs (e2e)", marker={"size": 9, "symbol": "circle-open",
+                                                                    "color": "#444"},
+                                 customdata=repeats[["repeat", "run_id"]].to_numpy(),
+                                 hovertemplate="%{x} repeat %{customdata[0]}<br>e2e median %{y:.3f} ms"
+                                               "<br>%{customdata[1]}<extra></extra>"))
+        gpu = repeats.dropna(subset=["gpu_ms"]) if "gpu_ms" in repeats else repeats.iloc[0:0]
+        if not gpu.empty:
+            fig.add_trace(go.Scatter(x=gpu["x_label"], y=gpu["gpu_ms"], mode="markers",
+                                     name="repeated runs (GPU time)",
+                                     marker={"size": 8, "symbol": "square-open", "color": "#444"},
+                                     hovertemplate="%{x}<br>GPU time %{y:.4f} ms<extra></extra>"))
+    on = "judged on GPU time (dashed)" if judged == GPU_TIME else "judged on end-to-end latency"
+    fig.update_layout(title=f"Latency vs {_knob_title(knob)}, {on}<br><sup>e2e median, bars = its 90% CI, band = "
+                            "p10-p90; GPU time bars = fastest/slowest trace window; hollow = repeated runs</sup>",
                       xaxis=_x_axis(table, knob), yaxis={"title": "latency (ms)", "rangemode": "tozero"},
-                      height=420, **_LAYOUT)
+                      height=440, **_LAYOUT)
     return fig
 
 
 def build_time_vs_knob(table: pd.DataFrame, knob: str) -> go.Figure:
-    """Build time (export + partition + engine build) per knob value."""
+    """Build time (export + partition + engine build) per knob value (first runs: repeats build again)."""
     have = table.dropna(subset=["build_s"]) if not table.empty else table
+    if "repeat" in have:
+        have = have[have["repeat"] == 0]
     if have.empty:
         return message_figure("No build times: these runs compiled nothing (eager) or did not record them.")
     fig = go.Figure()
@@ -83,6 +116,8 @@ def build_time_vs_knob(table: pd.DataFrame, knob: str) -> go.Figure:
 def engines_vs_min_block_size(table: pd.DataFrame, knob: str = "compile.min_block_size") -> go.Figure:
     """TensorRT engines and PyTorch subgraphs per value (bars) and operator coverage (line)."""
     have = table.dropna(subset=["coverage"]) if not table.empty else table
+    if "repeat" in have:
+        have = have[have["repeat"] == 0]        # a repeat builds the same partition again
     if have.empty:
         return message_figure("No segmentation recorded: engine counts come from TensorRT runs.")
     fig = make_subplots(specs=[[{"secondary_y": True}]])
@@ -99,39 +134,45 @@ def engines_vs_min_block_size(table: pd.DataFrame, knob: str = "compile.min_bloc
     return fig
 
 
-def pareto_latency_build(table: pd.DataFrame) -> go.Figure:
-    """Every run as (build time, latency); the Pareto-optimal runs joined by a line."""
+def pareto_latency_build(table: pd.DataFrame, judged: str = END_TO_END) -> go.Figure:
+    """Every run as (build time, judged latency: ``judged_ms``); the Pareto-optimal runs joined by a line."""
     have = table.dropna(subset=["build_s"]) if not table.empty else table
     if have.empty:
         return message_figure("No build times to trade latency against.")
+    y = "judged_ms" if "judged_ms" in have else "median_ms"
+    if "repeat" in have:
+        have = have[have["repeat"] == 0]        # a repeat measures the noise of its point, not another choice
     fig = go.Figure()
     text = have["x_label"] + have["series"].map(lambda s: f" · {s}" if s else "")
-    fig.add_trace(go.Scatter(x=have["build_s"], y=have["median_ms"], mode="markers+text", text=text,
+    fig.add_trace(go.Scatter(x=have["build_s"], y=have[y], mode="markers+text", text=text,
                              textposition="top center", name="runs",
                              marker={"size": 10, "color": ["#2CA02C" if p else "#AAAAAA" for p in have["pareto"]]},
-                             hovertemplate="%{text}<br>build %{x:.1f} s<br>median %{y:.3f} ms<extra></extra>"))
+                             hovertemplate="%{text}<br>build %{x:.1f} s<br>%{y:.4f} ms<extra></extra>"))
     front = have[have["pareto"]].sort_values("build_s")
-    fig.add_trace(go.Scatter(x=front["build_s"], y=front["median_ms"], mode="lines", name="Pareto front",
+    fig.add_trace(go.Scatter(x=front["build_s"], y=front[y], mode="lines", name="Pareto front",
                              line={"color": "#2CA02C", "shape": "hv"}, hoverinfo="skip"))
     # green: no other run is both faster and quicker to build
-    fig.update_layout(title="Latency vs build time (green: Pareto front)",
-                      xaxis={"title": "build time (s)"}, yaxis={"title": "median latency (ms)"}, height=420,
+    what = "GPU time" if judged == GPU_TIME else "end-to-end median"
+    fig.update_layout(title=f"{what[0].upper()}{what[1:]} vs build time (green: Pareto front)",
+                      xaxis={"title": "build time (s)"}, yaxis={"title": f"{what} (ms)"}, height=420,
                       **_LAYOUT)
     return fig
 
 
-def autotune_trials(trials: pd.DataFrame) -> go.Figure:
-    """Each trial's latency (feasible filled, infeasible hollow, failed at the axis) and the best so far."""
+def autotune_trials(trials: pd.DataFrame, objective: str = END_TO_END) -> go.Figure:
+    """Each trial's objective (GPU time or end-to-end median; feasible filled, infeasible hollow, failed at the
+    axis) and the best so far."""
     if trials.empty:
         return message_figure("No trials yet.")
     fig = go.Figure()
+    y = "objective_ms" if "objective_ms" in trials and trials["objective_ms"].notna().any() else "median_ms"
     ok = trials[trials["feasible"]]
-    bad = trials[~trials["feasible"] & trials["median_ms"].notna()]
-    failed = trials[trials["median_ms"].isna()]
-    fig.add_trace(go.Scatter(x=ok["trial"], y=ok["median_ms"], mode="markers", name="meets the constraints",
+    bad = trials[~trials["feasible"] & trials[y].notna()]
+    failed = trials[trials[y].isna()]
+    fig.add_trace(go.Scatter(x=ok["trial"], y=ok[y], mode="markers", name="meets the constraints",
                              marker={"size": 9, "color": "#1F77B4"},
                              hovertemplate="trial %{x}<br>%{y:.3f} ms<extra></extra>"))
-    fig.add_trace(go.Scatter(x=bad["trial"], y=bad["median_ms"], mode="markers", name="breaks a constraint",
+    fig.add_trace(go.Scatter(x=bad["trial"], y=bad[y], mode="markers", name="breaks a constraint",
                              marker={"size": 9, "color": "#D62728", "symbol": "circle-open"},
                              text=bad["violation"],
                              hovertemplate="trial %{x}<br>%{y:.3f} ms<br>%{text}<extra></extra>"))
@@ -141,8 +182,9 @@ def autotune_trials(trials: pd.DataFrame) -> go.Figure:
                                  hovertemplate="trial %{x}<br>%{text}<extra></extra>"))
     fig.add_trace(go.Scatter(x=trials["trial"], y=trials["best_so_far_ms"], mode="lines", name="best so far",
                              line={"color": "#2CA02C", "shape": "hv"}))
-    fig.update_layout(title="Auto-tune trials", xaxis={"title": "trial"},
-                      yaxis={"title": "median latency (ms)", "rangemode": "tozero"}, height=400, **_LAYOUT)
+    what = "GPU time" if objective == GPU_TIME else "end-to-end median"
+    fig.update_layout(title=f"Auto-tune trials (objective: {what})", xaxis={"title": "trial"},
+                      yaxis={"title": f"{what} (ms)", "rangemode": "tozero"}, height=400, **_LAYOUT)
     return fig
 
 
@@ -157,9 +199,20 @@ def precision_ladder(table: pd.DataFrame) -> go.Figure:
         error_y={"type": "data", "symmetric": False, "array": table["p90_ms"] - table["median_ms"],
                  "arrayminus": table["median_ms"] - table["p10_ms"]},
         customdata=table[["build_s", "rel_l2"]].to_numpy(),
+        name="end-to-end median",
         hovertemplate="%{x}<br>median %{y:.3f} ms<br>build %{customdata[0]:.1f} s<br>"
                       "rel. L2 vs fp32 %{customdata[1]:.3g}<extra></extra>"))
-    fig.update_layout(title="Precision ladder: median latency (bars: p10-p90; red: conversion problem)",
+    gpu = table.dropna(subset=["gpu_ms"]) if "gpu_ms" in table else table.iloc[0:0]
+    if not gpu.empty:
+        fig.add_trace(go.Scatter(
+            x=gpu["label"], y=gpu["gpu_ms"], mode="markers", name="GPU time (judged)",
+            marker={"size": 12, "symbol": "diamond", "color": "#111"},
+            error_y={"type": "data", "symmetric": False, "array": gpu["gpu_high_ms"] - gpu["gpu_ms"],
+                     "arrayminus": gpu["gpu_ms"] - gpu["gpu_low_ms"]},
+            hovertemplate="%{x}<br>GPU time %{y:.4f} ms<extra></extra>"))
+    title = ("Precision ladder: end-to-end median (bars: p10-p90; red: conversion problem)" +
+             ("; ◆ GPU time, what the verdict judges" if not gpu.empty else ""))
+    fig.update_layout(title=title, legend={"orientation": "h", "y": -0.25},
                       yaxis_title="latency per inference (ms)", xaxis_title="precision / scheme", height=360,
                       margin={"t": 50})
     return fig

@@ -18,8 +18,9 @@ FAILED = "batch_failed"        # {sweep_id: ["label: error", ...]} of sweeps run
 NOTHING_MEASURED = "batch_nothing_measured"   # (message, failures) of the last sweep when no point finished
 KEY = "batch"                  # widget key prefix
 DEFAULT_SIZES = ",".join(str(b) for b in batch_sweep.DEFAULT_BATCH_SIZES[:6])
-TABLE_SHOWN = ["strategy", "batch_size", "median_ms", "p10_ms", "p90_ms", "throughput_per_s", "peak_memory_bytes",
-               "memory_per_sample_bytes", "run_id"]
+TABLE_SHOWN = ["strategy", "batch_size", "median_ms", "p10_ms", "p90_ms", "throughput_per_s", "gpu_ms",
+               "gpu_throughput_per_s", "kernels", "host_overhead_ms", "peak_memory_bytes", "memory_per_sample_bytes",
+               "run_id"]
 
 
 def render(store: RunStore, caps: Capabilities) -> None:
@@ -89,12 +90,18 @@ def run_form(store: RunStore, caps: Capabilities) -> None:
         st.rerun()
 
 
-@st.fragment(run_every=1.0)
 def batch_progress() -> None:
-    """Live state of the batch sweep started in this session, with one button that cancels all of it."""
+    """Live state of the batch sweep started in this session, with one button that cancels all of it; polled
+    only while a batch sweep of this session runs."""
+    if st.session_state.get(RUNNING) is not None:
+        _live_batch_progress()
+
+
+@st.fragment(run_every=1.0)
+def _live_batch_progress() -> None:
     execution: sweeps.SweepExecution | None = st.session_state.get(RUNNING)
     if execution is None:
-        return
+        st.rerun()
     points = execution.poll()
     execution_progress(execution, "Batch sweep", key=f"{KEY}:cancel")
     failed = [f"{p.point.label}: {p.view.error}" for p in points if p.view.state == "failed"]
@@ -186,5 +193,9 @@ def show_batch_sweep(store: RunStore, caps: Capabilities, sweep_id: str) -> None
     st.dataframe(table[TABLE_SHOWN], hide_index=True, column_config={
         "peak_memory_bytes": st.column_config.NumberColumn("peak memory", format="bytes"),
         "memory_per_sample_bytes": st.column_config.NumberColumn("memory / sample", format="bytes"),
-        "throughput_per_s": st.column_config.NumberColumn("samples/s", format="%.0f")})
+        "throughput_per_s": st.column_config.NumberColumn("samples/s", format="%.0f"),
+        "gpu_ms": st.column_config.NumberColumn("GPU time (ms)", format="%.4f"),
+        "gpu_throughput_per_s": st.column_config.NumberColumn("samples/s of GPU time", format="%.0f"),
+        "kernels": st.column_config.NumberColumn("kernels / call", format="%.0f"),
+        "host_overhead_ms": st.column_config.NumberColumn("host overhead (ms)", format="%.4f")})
     report_button(study_id=sweep_id, study_kind="batch")

@@ -8,6 +8,7 @@ from engine import jobs
 from engine.config import RunRequest
 
 SESSION_JOBS = "my_jobs"
+SESSION_NOTES = "my_job_notes"     # what became of this session's jobs that failed or were cancelled
 POLL_S = 1.0
 
 
@@ -22,6 +23,7 @@ def submit(request: RunRequest, gpu: int | str | None = None) -> jobs.Job:
     """Queue a request (or get its stored run at once) and follow it in this session."""
     _workers_started()
     job = jobs.submit(request, gpu=gpu)
+    st.session_state[SESSION_NOTES] = []
     if job.state == "done" and job.cached:
         st.toast("Answered from a stored run with the same settings: nothing was run.", icon=":material/bolt:")
         st.query_params["run"] = job.run_id
@@ -53,14 +55,33 @@ def _stage_text(job: jobs.Job) -> str:
     return f"{text} · {job.detail}" if job.detail else text
 
 
-@st.fragment(run_every=POLL_S)
 def job_panel() -> None:
-    """This session's jobs with live progress, and a cancel button for each active one.
+    """This session's jobs with live progress, and a cancel button for each active one; when a job of this
+    session finishes, the page switches to its run. What failed or was cancelled stays said until the next
+    submit.
 
-    When a job of this session finishes, the page switches to its run."""
+    The live part is a fragment rerun every ``POLL_S`` only while this session has a job: a page with nothing
+    to follow does no work (an idle tab costs the server nothing, so it disturbs no measurement)."""
+    for note in st.session_state.get(SESSION_NOTES, []):
+        _show_note(note)
+    if st.session_state.get(SESSION_JOBS):
+        _live_job_panel()
+
+
+def _show_note(note: dict) -> None:
+    if note["state"] == "failed":
+        st.error(f"**{note['label']}** failed: {note['error']}" + (f"\n\n{note['hint']}" if note["hint"] else ""),
+                 icon=":material/error:")
+        if note["traceback"]:
+            with st.expander("Technical details"):
+                st.code(note["traceback"], language="text")
+    else:
+        st.info(f"**{note['label']}** was cancelled.", icon=":material/cancel:")
+
+
+@st.fragment(run_every=POLL_S)
+def _live_job_panel() -> None:
     mine = st.session_state.get(SESSION_JOBS, [])
-    if not mine:
-        return
     jobs.ensure_workers()   # a worker killed while this page waits is replaced (a few ms when all are up)
     finished_now = None
     for job_id in list(mine):
@@ -70,29 +91,26 @@ def job_panel() -> None:
             mine.remove(job_id)
             continue
         label = job.request["model"]["source"] + f" · {job.request['backend']} {job.request['compile']['precision']}"
-        with st.container(border=True):
-            if job.active:
+        if job.active:
+            with st.container(border=True):
                 c1, c2 = st.columns([5, 1])
                 c1.progress(min(max(job.fraction or 0.0, 0.0), 1.0),
                             text=f"**{label}** — {_stage_text(job)} ({job.elapsed_s:.0f} s)")
                 if c2.button("Cancel", key=f"cancel:{job_id}", icon=":material/cancel:"):
                     jobs.cancel(job_id)
                     st.rerun(scope="fragment")
-            else:
-                mine.remove(job_id)
-                if job.state == "done":
-                    finished_now = job.run_id
-                elif job.state == "failed":
-                    st.error(f"**{label}** failed: {job.error}" + (f"\n\n{job.hint}" if job.hint else ""),
-                             icon=":material/error:")
-                    if job.traceback:
-                        with st.expander("Technical details"):
-                            st.code(job.traceback, language="text")
-                else:
-                    st.info(f"**{label}** was cancelled.", icon=":material/cancel:")
+            continue
+        mine.remove(job_id)
+        if job.state == "done":
+            finished_now = job.run_id
+        else:
+            st.session_state.setdefault(SESSION_NOTES, []).append(
+                {"label": label, "state": job.state, "error": job.error, "hint": job.hint,
+                 "traceback": job.traceback})
     if finished_now:
         st.query_params["run"] = finished_now
-        st.rerun()
+    if finished_now or not mine:
+        st.rerun()      # the whole page: the new run, the notes, and no polling left behind
 
 
 def queue_overview() -> None:

@@ -92,12 +92,18 @@ def start(plan: ladder.LadderPlan, store: RunStore) -> None:
     st.rerun()      # the form above was drawn with Run enabled
 
 
-@st.fragment(run_every=POLL_S)
 def ladder_progress(store: RunStore) -> None:
-    """Live state of this session's ladder, one Cancel for all of it; when it ends, the ladder opens."""
+    """Live state of this session's ladder, one Cancel for all of it; when it ends, the ladder opens. Polled
+    only while a ladder of this session runs."""
+    if st.session_state.get(RUNNING) is not None:
+        _live_ladder_progress(store)
+
+
+@st.fragment(run_every=POLL_S)
+def _live_ladder_progress(store: RunStore) -> None:
     execution: ladder.LadderExecution | None = st.session_state.get(RUNNING)
     if execution is None:
-        return
+        st.rerun()
     steps = execution.progress()
     execution_progress(execution, "Ladder", key=f"{KEY}:cancel")
     st.caption(" · ".join(p.text for p in steps))

@@ -2,11 +2,20 @@
 
 import streamlit as st
 
-from engine import compare
+from engine import compare, run_figures
 from engine.store import RunNotFound
 from pages._common import forget_runs, get_store, link_to, page_url, pick_runs, set_url_run_ids, show_error
 
 MAX_SELECTED = 50
+
+
+@st.cache_data(show_spinner=False, max_entries=20_000)
+def _gpu_time(root: str, run_id: str) -> str:
+    """A stored run's GPU-time cell; a run never changes its figures, so one read per run and server."""
+    try:
+        return run_figures.gpu_time_cell(get_store().get(run_id))
+    except RunNotFound:
+        return "deleted"
 
 st.title("Run history")
 store = get_store()
@@ -28,13 +37,17 @@ shown = compare.filter_history(summary, since=since, until=until, **chosen)
 
 st.caption(f"{len(shown):,} of {len(summary):,} runs · ★ baseline · samples were recorded on a real GPU")
 st.dataframe(
-    compare.history_table(shown), hide_index=True, key="history_table",
+    compare.history_table(shown, {run_id: _gpu_time(str(store.root), run_id) for run_id in shown["run_id"]}),
+    hide_index=True, key="history_table",
     column_config={
         "run_id": st.column_config.TextColumn("run id"),
         "created": st.column_config.DatetimeColumn("recorded (UTC)", format="YYYY-MM-DD HH:mm"),
         "batch_size": st.column_config.NumberColumn("batch"),
         "device_name": st.column_config.TextColumn("device"),
         "e2e_median_ms": st.column_config.NumberColumn("e2e median (ms)", format="%.4f"),
+        "gpu_time": st.column_config.TextColumn("GPU time", width="large",
+                                                help="Kernel time per inference (CUDA-activity trace), "
+                                                                 "or why the run has none."),
         "engine_count": st.column_config.NumberColumn("engines"),
         "is_sample": st.column_config.CheckboxColumn("sample"),
         "is_baseline": st.column_config.CheckboxColumn("★ baseline"),

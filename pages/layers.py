@@ -4,6 +4,7 @@ import streamlit as st
 
 from engine import charts, compare
 from pages._common import export_buttons, link_to, pick_run, run_header
+from pages._timing import timing_row
 
 LAYER_TABLE_ORDER = ["order", "name", "layer_type", "avg_ms", "share", "precision", "module_path", "segment",
                      "runtime", "tactic", "input_shapes", "output_shapes"]
@@ -15,17 +16,18 @@ if run is None:
 run_header(run)
 
 overhead = compare.profiling_overhead(run)
+timing_row(run, throughput=False)
 c = st.columns(4)
-e2e = overhead["e2e_median_ms"]
-c[0].metric("e2e median", f"{e2e:.3f} ms" if e2e is not None else "not timed",
-            help="End-to-end latency, timed with per-layer profiling off.")
-c[1].metric("Layers profiled", f"{len(run.layers):,}")
+c[0].metric("Layers profiled", f"{len(run.layers):,}")
 if overhead["profiled_sum_ms"] is not None:
-    c[2].metric("Sum of per-layer averages", f"{overhead['profiled_sum_ms']:.3f} ms",
-                help="Profiling synchronises after every layer, so this sum is not the e2e time.")
+    c[1].metric("Sum of per-layer averages", f"{overhead['profiled_sum_ms']:.3f} ms",
+                help="Profiling synchronises after every layer, so this sum is neither the e2e time nor the GPU time.")
 if overhead["ratio"] is not None:
-    c[3].metric("Profiled / e2e", f"{overhead['ratio']:.2f}×",
+    c[2].metric("Profiled / e2e", f"{overhead['ratio']:.2f}×",
                 help="Above 1: the profiler's own overhead; use layer times to rank layers, not to add them up.")
+if overhead.get("gpu_ratio") is not None:
+    c[3].metric("Profiled / GPU time", f"{overhead['gpu_ratio']:.2f}×",
+                help="The per-layer sum against the kernel time measured with profiling off.")
 
 if run.layers.empty:
     st.info("This run has no per-layer profile: it was recorded with per-layer profiling off "

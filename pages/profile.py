@@ -8,6 +8,7 @@ from engine.store import RunNotFound
 from pages._common import checked_request, get_store, link_to, load_run, report_button
 from pages._form import compile_disabled_reasons, describe_inputs, knob_section, knob_widget
 from pages._jobs import gpu_picker, job_panel, queue_overview, submit
+from pages._timing import timing_row
 
 st.title("Profile a model")
 caps = capabilities.detect()
@@ -111,12 +112,7 @@ if run_id:
                    + (" · sample run recorded on a real GPU" if result.is_sample else ""))
         lat = result.latency
         if lat.timed:
-            cols = st.columns(3)
-            cols[0].metric("e2e median", f"{lat.median_ms:.3f} ms",
-                           help=f"Median of {lat.iters} timed runs ({lat.timer}), profiling off.")
-            cols[1].metric("p10 – p90", f"{lat.p10_ms:.3f} – {lat.p90_ms:.3f} ms",
-                           help=f"p99 {lat.p99_ms:.3f} ms · mean {lat.mean_ms:.3f} ± {lat.std_ms:.3f} ms")
-            cols[2].metric("throughput", f"{lat.throughput_per_s:,.0f} /s", help="batch size / median")
+            timing_row(result)
         else:
             st.info("Analyze run: the graph was partitioned (dry run) but nothing was built or timed. "
                     "See Segmentation.", icon=":material/account_tree:")

@@ -28,8 +28,22 @@ from pages._form import precision_and_iterations
 URL_KEY = "sweep"
 RUNNING = "sweep_execution"
 TUNE_REPORT = "autotune_report"
-TABLE_SHOWN = ["x_label", "series", "median_ms", "p10_ms", "p90_ms", "ci_low_ms", "ci_high_ms", "build_s",
+TABLE_SHOWN = ["x_label", "series", "repeat", "median_ms", "p10_ms", "p90_ms", "ci_low_ms", "ci_high_ms", "gpu_ms",
+               "gpu_low_ms", "gpu_high_ms", "kernels", "graph_ms", "host_overhead_ms", "plan", "build_s",
                "engine_count", "pytorch_segments", "coverage", "rel_l2", "pareto", "run_id"]
+
+SWEEP_COLUMNS = {
+    "median_ms": st.column_config.NumberColumn("e2e median (ms)", format="%.4f"),
+    "gpu_ms": st.column_config.NumberColumn("GPU time (ms)", format="%.4f",
+                                            help="Kernel time per inference from a CUDA-activity trace."),
+    "gpu_low_ms": st.column_config.NumberColumn("GPU fastest window", format="%.4f"),
+    "gpu_high_ms": st.column_config.NumberColumn("GPU slowest window", format="%.4f"),
+    "kernels": st.column_config.NumberColumn("kernels / inference", format="%.0f"),
+    "graph_ms": st.column_config.NumberColumn("CUDA-graph replay (ms)", format="%.4f"),
+    "host_overhead_ms": st.column_config.NumberColumn("host overhead (ms)", format="%.4f",
+                                                      help="End-to-end median minus GPU time."),
+    "plan": st.column_config.TextColumn("engine plan", help="Equal: the same engine plan (the same kernels)."),
+}
 
 st.title("Sweeps and auto-tune")
 caps = capabilities.detect()
@@ -86,12 +100,18 @@ def values_widget(knob: str, key: str, recommended: list[int]) -> list:
                           format_func=lambda v: sweeps.value_label(knob, v))
 
 
-@st.fragment(run_every=1.0)
 def sweep_progress() -> None:
-    """Live state of the sweep started in this session, with one button that cancels all of it."""
+    """Live state of the sweep started in this session, with one button that cancels all of it; polled (a
+    fragment rerun every second) only while a sweep of this session runs."""
+    if st.session_state.get(RUNNING) is not None:
+        _live_sweep_progress()
+
+
+@st.fragment(run_every=1.0)
+def _live_sweep_progress() -> None:
     execution: sweeps.SweepExecution | None = st.session_state.get(RUNNING)
     if execution is None:
-        return
+        st.rerun()
     points = execution.poll()
     execution_progress(execution, "Sweep", key="cancel_sweep")
     for p in points:
@@ -117,16 +137,17 @@ def show_sweep(sweep_id: str) -> None:
     for knob in sweep.knobs:
         st.markdown(sweeps.verdict(sweep, knob).markdown())
     knob = sweep.knobs[0]
-    st.plotly_chart(sweep_charts.latency_vs_knob(table, knob), width="stretch")
+    judged = sweep.judging.metric
+    st.plotly_chart(sweep_charts.latency_vs_knob(table, knob, judged), width="stretch")
     if table["build_s"].notna().any():
         c1, c2 = st.columns(2)
         c1.plotly_chart(sweep_charts.build_time_vs_knob(table, knob), width="stretch")
-        c2.plotly_chart(sweep_charts.pareto_latency_build(table), width="stretch")
+        c2.plotly_chart(sweep_charts.pareto_latency_build(table, judged), width="stretch")
     else:
         st.caption("These runs compiled nothing (eager backend): no build time to weigh latency against.")
     if table["coverage"].notna().any():
         st.plotly_chart(sweep_charts.engines_vs_min_block_size(table, knob), width="stretch")
-    st.dataframe(table[[*sweep.knobs, *TABLE_SHOWN]], hide_index=True)
+    st.dataframe(table[[*sweep.knobs, *TABLE_SHOWN]], hide_index=True, column_config=SWEEP_COLUMNS)
     report_button(study_id=sweep_id, study_kind="sweep")
 
 
@@ -236,6 +257,6 @@ with tab_tune:
         st.markdown(f"**{report.summary()}**")
         for note in report.notes:
             st.caption(note)
-        st.plotly_chart(sweep_charts.autotune_trials(report.trials), width="stretch")
+        st.plotly_chart(sweep_charts.autotune_trials(report.trials, report.objective), width="stretch")
         st.dataframe(pd.DataFrame(report.trials), hide_index=True)
         autotune_report_button(report)

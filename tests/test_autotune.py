@@ -205,3 +205,44 @@ def test_inductor_baseline_names():
         at.inductor_mode(("inductor_fast",))
     with pytest.raises(ConfigError, match="one inductor baseline per search"):
         at.inductor_mode(("inductor_default", "inductor_max-autotune"))
+
+
+# -- the objective: GPU time for kernel knobs, end-to-end when a host knob is searched ---------------------
+class GpuStub(StubEvaluate):
+    """The stub surface as GPU time; end-to-end adds host jitter that is worst for the true optimum, as a noisy
+    fresh process can (the optimum must still win: kernel knobs are judged on GPU time)."""
+
+    def __call__(self, request: RunRequest) -> RunResult:
+        import dataclasses
+
+        from engine.result import GpuTime
+
+        result = super().__call__(request)
+        gpu = result.latency.median_ms
+        c = request.compile
+        jitter = 1.0 if (c.precision, c.optimization_level) == ("fp16", 5) else 0.0
+        e2e = gpu + 0.2 + jitter + (0.3 if c.enable_cudagraphs is False else 0.0)
+        return dataclasses.replace(result, env={"device": "cuda", "device_name": "stub"},
+                                   latency=LatencyStats.from_samples([e2e] * 5, 1, "stub"),
+                                   gpu_time=GpuTime(gpu, gpu, gpu, 50, 100, 5), plan_fingerprint=str(request.compile))
+
+
+def test_kernel_knobs_are_searched_on_gpu_time_and_host_knobs_end_to_end():
+    trt = RunRequest.from_dict({**TINY, "backend": "tensorrt", "device": "cuda"})
+    space = {PRECISION_KNOB: ["fp32", "fp16"], OPTIMIZATION_LEVEL_KNOB: [0, 3, 5]}
+    report = at.autotune(trt, GpuStub(), space=space, n_trials=6, constraints=at.Constraints(precisions=("fp32",
+                                                                                                          "fp16")))
+    assert report.objective == "gpu_time"
+    assert report.best.params == {PRECISION_KNOB: "fp16", OPTIMIZATION_LEVEL_KNOB: 5}   # slowest end to end
+    assert report.best.objective_ms == report.best.gpu_ms == pytest.approx(0.66)     # 0.6 x 1.1 (mbs 5)
+    assert report.notes[0] == ("Objective: GPU time (every searched knob changes kernels: precision, "
+                               "optimization_level).")
+    assert "at 0.6600 ms GPU time (end-to-end 2.160 ms)" in report.summary()
+    assert "Torch-TensorRT's defaults on GPU time" in report.summary()
+    assert list(report.trials["objective_ms"]) == list(report.trials["gpu_ms"])
+
+    graphs = at.autotune(trt, GpuStub(), space={**space, CUDAGRAPHS_KNOB: [False, True]}, n_trials=12,
+                         constraints=at.Constraints(precisions=("fp32", "fp16")))
+    assert graphs.objective == "e2e" and graphs.notes[0].startswith("Objective: end-to-end latency (a searched knob "
+                                                                    "changes the host's work per call")
+    assert graphs.best.objective_ms == graphs.best.median_ms

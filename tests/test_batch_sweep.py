@@ -348,3 +348,47 @@ def test_the_bundled_h200_batch_sweep_static_against_dynamic(store):
     assert v.cost["overhead_ms"].tolist() == pytest.approx((dynamic - static).tolist())
     text = v.markdown()
     assert "What the dynamic range costs" in text and "the engine itself accepts batch 32 at most" in text
+
+
+# -- GPU time: the batch changes the kernels, so the knee and the dynamic cost are judged on it ---------------
+GPU_MS = {("static", 1): 0.387, ("static", 8): 1.60, ("static", 32): 5.90,
+          ("dynamic", 1): 0.450, ("dynamic", 8): 1.70, ("dynamic", 32): 5.905}
+
+
+def test_a_batch_sweep_is_judged_on_gpu_time_when_its_runs_have_it(store):
+    """The bundled H200 batch sweep's runs with GPU time set as the backend now fills it (figures made up for the
+    logic: a knee at batch 8 in GPU-time throughput, where end-to-end throughput still climbs)."""
+    import dataclasses
+
+    from engine.result import GpuTime
+
+    store.import_samples(SAMPLES)
+    sweep = bs.load_batch_sweep(store, "resnet50_fp16_batch_h200")
+    runs = []
+    for r in sweep.results:
+        ms = GPU_MS[(bs.strategy_of(r.request), r.latency.batch_size)]
+        plan = "same-at-32" if r.latency.batch_size == 32 else f"{bs.strategy_of(r.request)}-{r.latency.batch_size}"
+        runs.append(dataclasses.replace(r, gpu_time=GpuTime(ms, ms * 0.999, ms * 1.001, 73, 200, 5),
+                                        plan_fingerprint=plan))
+    gpu = bs.batch_sweep_from_results("gpu", runs)
+    table = gpu.table
+    assert bs.judged(table).metric == "gpu_time"
+    assert table["gpu_throughput_per_s"].tolist() == pytest.approx(
+        [b * 1000 / GPU_MS[(s, b)] for s, b in zip(table["strategy"], table["batch_size"], strict=True)])
+    knee = bs.find_knee(table, "static")
+    assert knee.reached and knee.batch_size == 8
+    assert knee.message.startswith("GPU-time throughput levels off at batch 8: 5,000 samples/s at 1.6 ms of GPU time")
+    v = bs.verdict(gpu)
+    text = v.markdown()
+    assert v.headline.startswith("Best GPU-time throughput 5,424 samples/s at batch 32 (static engine, 5.900 ms of "
+                                 "GPU time)")
+    # the dynamic range's cost on GPU time; at batch 32 both engines ran one plan: no cost
+    assert v.cost["overhead_ms"].tolist() == pytest.approx([0.063, 0.10, 0.005])
+    assert "batch 1: 0.4500 ms against 0.3870 ms static of GPU time, +0.0630 ms (+16%)" in text
+    assert "batch 32: 5.905 ms against 5.900 ms static of GPU time, +0.0050 ms (+0%), the same engine plan at " \
+           "this batch: no cost" in text
+    assert "End-to-end, host overhead included: batch 1 " in text
+    # the recorded runs themselves (no GPU time): end-to-end, saying why
+    old = bs.verdict(sweep)
+    assert old.lines[0].startswith("Judged on end-to-end latency: GPU time not measured (recorded before GPU time "
+                                   "existed)")

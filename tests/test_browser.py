@@ -163,9 +163,11 @@ def test_profile_then_compare_in_a_real_browser(dashboard, browser_page):
     # the two runs are named by their id tails, and the knob that differs is listed
     assert first[-8:] in text and second[-8:] in text
     assert "model.batch_size: 1 · 2" in text
-    # the medians the store holds, and the speedup of the second run against the first (the baseline)
+    # the medians the store holds, and the speedup of the second run against the first (the baseline): per
+    # sample, as the batch sizes differ (the throughput ratio), with the batch named before any number
     assert f"{one.latency.median_ms:.3f} ms" in text and f"{two.latency.median_ms:.3f} ms" in text
-    assert f"{one.latency.median_ms / two.latency.median_ms:.2f}×" in text
+    assert f"{two.latency.throughput_per_s / one.latency.throughput_per_s:.2f}×" in text
+    assert "Differs: batch (1 · 2). Judged on end-to-end latency per sample" in text
     assert f"batch=2 {second[-8:]}" in text          # the card names what differs
     assert "does not exist" not in text and "Traceback" not in text
     _screenshot(page, "compare")

@@ -97,8 +97,15 @@ def test_cli_profile_json_cache_and_errors(tmp_path):
     assert first.returncode == 0, first.stderr
     doc = json.loads(first.stdout)
     assert doc["cached"] is False and doc["latency"]["iters"] == 5
+    # a CPU run: GPU time, its replay and the host overhead say why they are missing, in JSON and in the summary
+    assert doc["gpu_time"] is None and doc["timing"]["gpu_time_ms"] is None
+    assert doc["timing"]["e2e_median_ms"] == doc["latency"]["median_ms"]
+    assert doc["timing"]["shown"]["GPU time"] == "needs an NVIDIA GPU"
+    assert doc["timing"]["shown"]["Host overhead"] == "needs an NVIDIA GPU"
     second = _cli(*args, env=env)
     assert second.returncode == 0 and "cached: answered from the store" in second.stdout
+    assert "GPU time: needs an NVIDIA GPU" in second.stdout
+    assert "CUDA-graph replay: needs an NVIDIA GPU" in second.stdout
     assert doc["run_id"] in second.stdout and "slowest:" in second.stdout
     bad = _cli("profile", "--model", "resnet18", "--optimization-level", "9", env=env)
     assert bad.returncode == 2 and "compile.optimization_level: 9 is above the maximum 5" in bad.stderr

@@ -23,9 +23,12 @@ def test_metric_table_deltas_and_speedups_against_the_chosen_baseline(eager_pair
     table = compare.metric_table([b1, b2], baseline_id=b2.run_id).set_index("run_id")
     assert table.loc[b2.run_id, "baseline"] and not table.loc[b1.run_id, "baseline"]
     assert table.loc[b2.run_id, "speedup"] == pytest.approx(1.0)
-    assert table.loc[b1.run_id, "speedup"] == pytest.approx(b2.latency.median_ms / b1.latency.median_ms)
-    assert table.loc[b1.run_id, "delta_ms"] == pytest.approx(b1.latency.median_ms - b2.latency.median_ms)
+    # batch 1 against batch 2: per sample (the throughput ratio), never per call, and on e2e (CPU: no GPU time)
+    assert (table["judged_on"] == "end-to-end latency per sample").all()
+    assert table.loc[b1.run_id, "speedup"] == pytest.approx(b1.latency.throughput_per_s / b2.latency.throughput_per_s)
+    assert table.loc[b1.run_id, "delta_ms"] == pytest.approx(b1.latency.median_ms - b2.latency.median_ms / 2)
     assert table.loc[b1.run_id, "e2e_median_ms"] == b1.latency.median_ms
+    assert table.loc[b1.run_id, "batch_size"] == 1 and pd.isna(table.loc[b1.run_id, "gpu_time_ms"])
     assert table.loc[b2.run_id, "throughput_per_s"] == pytest.approx(2000.0 / b2.latency.median_ms)
     # an unknown baseline id falls back to the first run
     assert compare.metric_table([b1, b2], "gone").set_index("run_id").loc[b1.run_id, "baseline"]
@@ -218,3 +221,80 @@ def test_compare_page_shows_two_gpus_side_by_side(store, fixtures_dir, monkeypat
     captions = [c.value for c in at.caption]
     assert any("measured on H200 #0 and H200 #1" in c and "GPU-to-GPU variation" in c for c in captions)
     assert any("**env.gpu**: `H200 #0` · `H200 #1`" in md.value for md in at.markdown)
+
+
+# -- what really differs, and the figure that judges it -----------------------------------------------------
+SAMPLES = __import__("pathlib").Path(__file__).resolve().parent.parent / "samples"
+
+
+def sample(name: str):
+    """A bundled run recorded on the H200 (samples/<name>.json.gz), as the store imports it."""
+    import gzip
+    import io
+    import json
+
+    from engine.result import RunResult
+
+    doc = json.loads(gzip.decompress((SAMPLES / f"{name}.json.gz").read_bytes()))
+    return RunResult.from_dict(doc["result"], pd.read_json(io.StringIO(json.dumps(doc["layers"])), orient="split"))
+
+
+def test_the_bundled_batch_8_and_batch_1_runs_are_compared_per_sample_with_the_batch_named():
+    b8, b1 = sample("resnet50_fp16_batch8_dynamic"), sample("resnet50_fp16_batch1_static")
+    differ = compare.differing_settings([b8, b1])
+    assert {"compile.cache_built_engines", "compile.reuse_cached_engines"} <= set(differ.index)   # they do differ
+    labels = compare.short_labels([b8, b1])
+    assert labels[b8.run_id] == f"batch=8 shapes=dynamic batch 1..32 {b8.run_id[-8:]}"
+    assert labels[b1.run_id] == f"batch=1 shapes=static {b1.run_id[-8:]}"
+    (*same, head) = compare.comparison_header([b8, b1])
+    assert same == []                  # recorded before plan fingerprints: no claim about the engine
+    assert head.startswith("Differs: batch (8 · 1), inputs (dynamic batch 1..32 · static). Judged on end-to-end "
+                           "latency per sample")
+    assert "cache" not in head         # engine caching changes nothing measured
+    assert "recorded before GPU time existed" in head
+    table = compare.metric_table([b8, b1], baseline_id=b1.run_id).set_index("run_id")
+    # per call batch 8 is slower (+16%); per sample it is 6.9x faster: the throughput ratio
+    assert b8.latency.median_ms > b1.latency.median_ms
+    assert table.loc[b8.run_id, "speedup"] == pytest.approx(b8.latency.throughput_per_s / b1.latency.throughput_per_s)
+    assert table.loc[b8.run_id, "delta_pct"] == pytest.approx(
+        100 * (b8.latency.median_ms / 8 / b1.latency.median_ms - 1))
+    assert table.loc[b8.run_id, "delta_pct"] < -80
+
+    static8 = sample("resnet50_fp16_batch8_static")
+    assert compare.short_labels([static8, b1])[static8.run_id] == f"batch=8 {static8.run_id[-8:]}"
+
+
+def test_a_host_setting_is_judged_end_to_end_and_named():
+    off, on = sample("resnet50_fp16_cudagraphs_off"), sample("resnet50_fp16_cudagraphs_on")
+    head = compare.comparison_header([off, on])[-1]
+    assert head == ("Differs: cudagraphs (False · True). Judged on end-to-end latency (a host setting differs: GPU "
+                    "time cannot show it).")
+    table = compare.metric_table([off, on]).set_index("run_id")
+    assert table.loc[on.run_id, "speedup"] == pytest.approx(off.latency.median_ms / on.latency.median_ms)
+
+
+def _with_gpu(run, gpu_ms: float, plan: str, *, run_id: str):
+    from engine.result import GpuTime
+
+    return dataclasses.replace(run, run_id=run_id, gpu_time=GpuTime(gpu_ms, gpu_ms * 0.999, gpu_ms * 1.001, 73, 200, 5),
+                               plan_fingerprint=plan)
+
+
+def test_runs_of_one_engine_plan_are_said_to_be_the_same_engine_before_any_number():
+    opt0, opt5 = sample("resnet50_fp16_opt0"), sample("resnet50_fp16_opt5")
+    a = _with_gpu(opt0, 0.3866, "plan-A", run_id="20261201-000000-aaaaaaaa")
+    b = _with_gpu(opt5, 0.3867, "plan-A", run_id="20261201-000000-bbbbbbbb")
+    lines = compare.comparison_header([a, b])
+    assert lines[0] == ("opt=0 aaaaaaaa and opt=5 bbbbbbbb ran the same engine plan on the same GPU at the same "
+                        "shapes: the same engine, so any latency gap between them is noise.")
+    assert lines[1] == "Differs: optimization_level (0 · 5). Judged on GPU time."
+    table = compare.metric_table([a, b], baseline_id=a.run_id).set_index("run_id")
+    assert table.loc[b.run_id, "same_plan"] and not table.loc[a.run_id, "same_plan"]
+    assert table.loc[b.run_id, "judged_on"] == "GPU time"
+    assert table.loc[b.run_id, "speedup"] == pytest.approx(0.3866 / 0.3867)
+    assert table.loc[b.run_id, "host_overhead_ms"] == pytest.approx(opt5.latency.median_ms - 0.3867)
+    # another plan: no same-engine claim; one run without GPU time: judged end-to-end, saying why
+    c = _with_gpu(opt5, 0.3700, "plan-B", run_id="20261201-000000-cccccccc")
+    assert compare.comparison_header([a, c])[0] == "Differs: optimization_level (0 · 5). Judged on GPU time."
+    assert "GPU time not measured (recorded before GPU time existed) for this run" in \
+        compare.comparison_header([a, opt5])[-1]

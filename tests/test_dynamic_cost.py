@@ -81,3 +81,30 @@ def test_profile_page_offers_the_static_engine_and_then_prices_the_range(env):
         assert dynamic_cost.DynamicCost(dynamic, static).text() in infos, infos
     finally:
         jobs.stop_workers()
+
+
+def test_the_cost_is_judged_on_gpu_time_when_both_runs_have_it(env):
+    """Real runs with GPU time set as the backend fills it on a GPU (the figures are the logic's inputs)."""
+    import dataclasses
+
+    from engine.result import GpuTime
+
+    store = env
+    dynamic = runner.execute(request(DYNAMIC, batch=4), store).result
+    static = runner.execute(dynamic_cost.static_counterpart(dynamic), store).result
+    cpu = dynamic_cost.DynamicCost(dynamic, static)
+    assert cpu.judging.metric == "e2e" and "GPU time needs an NVIDIA GPU" in cpu.text()
+
+    def gpu(run, ms, plan):
+        return dataclasses.replace(run, gpu_time=GpuTime(ms, ms * 0.999, ms * 1.001, 12, 200, 5), plan_fingerprint=plan)
+
+    cost = dynamic_cost.DynamicCost(gpu(dynamic, 0.4500, "dyn"), gpu(static, 0.3870, "st"))
+    assert cost.judging.metric == "gpu_time"
+    assert cost.overhead_ms == pytest.approx(0.063) and not cost.within_noise
+    assert cost.text().startswith("At the measured shape the dynamic engine takes GPU time: 0.4500 ms against "
+                                  "0.3870 ms for a static engine built for that shape alone: +0.0630 ms (+16%)")
+    assert cost.text().endswith(": what accepting the whole range costs here.")
+    close = dynamic_cost.DynamicCost(gpu(dynamic, 0.3872, "dyn"), gpu(static, 0.3870, "st"))
+    assert close.within_noise and "within the GPU-time windows of both: no clear cost" in close.text()
+    same = dynamic_cost.DynamicCost(gpu(dynamic, 0.3900, "one"), gpu(static, 0.3870, "one"))
+    assert same.same_plan and "both ran the same engine plan: no cost" in same.text()

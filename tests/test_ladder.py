@@ -554,3 +554,41 @@ def test_a_ladder_whose_reference_output_is_zero_is_judged_by_latency_only(tmp_p
     assert not any(r.label.startswith("fp8") for r in sound)
     # a ladder with a real reference (resnet50) is judged on accuracy as before
     assert not any(r.reference_degenerate for r in ladder.load_ladder(store, "resnet50_b8_h200"))
+
+
+# -- GPU time: precision and quantization change kernels, so a ladder is judged on it ------------------------
+def _gpu_rung(label, scheme, precision, e2e_ms, gpu_ms, plan, rel_l2=0.0):
+    return ladder.Rung(label, scheme, precision, "tensorrt", e2e_ms, e2e_ms * 0.95, e2e_ms * 1.5, rel_l2=rel_l2,
+                       where="NVIDIA H200, TensorRT-RTX", gpu_ms=gpu_ms, gpu_low_ms=gpu_ms * 0.999,
+                       gpu_high_ms=gpu_ms * 1.001, kernels=73, plan=plan)
+
+
+def test_a_ladder_is_judged_on_gpu_time_and_names_rungs_of_one_plan_first():
+    fp32 = _gpu_rung("fp32", "none", "fp32", 1.20, 1.0000, "p32")
+    fp16 = _gpu_rung("fp16", "none", "fp16", 0.60, 0.3900, "p16")
+    wo = _gpu_rung("int8_weight_only/fp16", "int8_weight_only", "fp16", 0.90, 0.3901, "p16", rel_l2=0.01)
+    v = ladder.verdict([fp32, fp16, wo])
+    assert v.lines[0] == ("fp16 and int8_weight_only/fp16 built the same engine plan: the same kernels, so any "
+                          "latency gap between them is noise (the quantization changed nothing TensorRT runs).")
+    assert v.lines[1].startswith("Reference: fp16, the fastest unquantized build, GPU time 0.3900 ms (end-to-end "
+                                 "0.600 ms), 73 kernels (2.56× faster than fp32)")
+    assert v.headline == ("No scheme beats fp16 on NVIDIA H200, TensorRT-RTX: the fastest within tolerance, "
+                          "int8_weight_only/fp16, takes 0.3901 ms against 0.3900 ms (1.00× slower on GPU time).")
+    assert "Why: int8_weight_only/fp16 built the same engine plan as fp16" in v.markdown()
+    assert "the same engine plan: no difference" in v.lines[2]
+
+    # fp8 ran other kernels, 1.3x faster in GPU time though its end-to-end median came out slower than fp16's
+    fp8 = _gpu_rung("fp8/fp16", "fp8", "fp16", 0.70, 0.3000, "p8", rel_l2=0.02)
+    v = ladder.verdict([fp32, fp16, wo, fp8])
+    assert v.best is fp8 and v.speedup == pytest.approx(0.39 / 0.30)
+    assert v.headline == ("fp8/fp16 is the fastest within tolerance (rel. L2 ≤ 0.05) on NVIDIA H200, TensorRT-RTX: "
+                          "0.3000 ms against fp16 0.3900 ms, 1.30× faster on GPU time.")
+    table = ladder.ladder_table([fp32, fp16, wo, fp8])
+    assert list(table["label"]) == ["fp8/fp16", "fp16", "int8_weight_only/fp16", "fp32"]   # by GPU time
+
+    # one rung without GPU time: end-to-end judges, and the verdict says why
+    old = dataclasses.replace(fp8, gpu_ms=None, gpu_absence="not measured (recorded before GPU time existed)")
+    v = ladder.verdict([fp32, fp16, wo, old])
+    assert "Judged on end-to-end latency: GPU time not measured (recorded before GPU time existed) for some rungs." \
+        in v.lines
+    assert "GPU time" not in v.headline

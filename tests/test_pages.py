@@ -237,8 +237,13 @@ def test_compare_two_eager_runs(runs):
     at = page("compare", b1.run_id, b2.run_id)
     no_exception(at)
     table = at.dataframe[0].value.set_index("run")
-    assert table.loc[compare.run_label(b2), "speedup"] == pytest.approx(b1.latency.median_ms / b2.latency.median_ms)
+    # batch 1 against batch 2: compared per sample (the throughput ratio), the batch named before any number
+    assert table.loc[compare.run_label(b2), "speedup"] == pytest.approx(b2.latency.throughput_per_s
+                                                                        / b1.latency.throughput_per_s)
     assert table.loc[compare.run_label(b1), "baseline"]
+    assert at.markdown[0].value.startswith("Differs: batch (1 · 2). Judged on end-to-end latency per sample")
+    card = next(m for m in at.metric if m.label == compare.short_labels([b1, b2])[b2.run_id])
+    assert card.value == f"{b2.latency.median_ms:.3f} ms" and " per sample · " in card.delta
     assert any("**model.batch_size**: `1` · `2`" in md.value for md in at.markdown)
     settings = next(d.value for d in at.dataframe if "differs" in d.value.columns)
     assert list(settings.index[settings["differs"]]) == ["model.batch_size"]
@@ -250,7 +255,8 @@ def test_compare_two_eager_runs(runs):
     at.selectbox(key="compare_baseline").select(b2.run_id).run()
     table = at.dataframe[0].value.set_index("run")
     assert table.loc[compare.run_label(b2), "speedup"] == pytest.approx(1.0)
-    assert table.loc[compare.run_label(b1), "speedup"] == pytest.approx(b2.latency.median_ms / b1.latency.median_ms)
+    assert table.loc[compare.run_label(b1), "speedup"] == pytest.approx(b1.latency.throughput_per_s
+                                                                        / b2.latency.throughput_per_s)
 
 
 def test_compare_across_machines_with_an_unknown_id(runs):

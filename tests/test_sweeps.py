@@ -9,6 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from engine import sweep_charts, sweeps
@@ -87,7 +88,7 @@ def test_min_block_size_values_join_default_recommendation_and_user_list():
 def test_plan_covers_every_combination_and_validates():
     base = tiny()
     plan = sweeps.plan_sweep(base, {sweeps.OPTIMIZATION_LEVEL_KNOB: [5, None, 0, 3],
-                                    sweeps.PRECISION_KNOB: ["fp16", "fp32"]}, sweep_id="s1")
+                                    sweeps.PRECISION_KNOB: ["fp16", "fp32"]}, sweep_id="s1", repeats=0)
     assert len(plan.points) == 8
     levels = [p.request.compile.optimization_level for p in plan.points[::2]]
     assert levels == [0, None, 3, 5]          # unset sorts beside level 3, the level it means
@@ -98,7 +99,7 @@ def test_plan_covers_every_combination_and_validates():
 
     relu = "torch.ops.aten.relu.default"
     ops = sweeps.plan_sweep(base, {sweeps.EXECUTED_OPS_KNOB: sweeps.default_values(
-        sweeps.EXECUTED_OPS_KNOB, user_values=[[relu]])})
+        sweeps.EXECUTED_OPS_KNOB, user_values=[[relu]])}, repeats=0)
     assert [p.request.compile.torch_executed_ops for p in ops.points] == [(), (relu,)]
     assert [p.label for p in ops.points] == ["torch_executed_ops=none (default)", "torch_executed_ops=relu"]
 
@@ -112,6 +113,45 @@ def test_plan_covers_every_combination_and_validates():
                                                       (sweeps.FRONTEND_KNOB, "dynamo")]})
     with pytest.raises(ConfigError, match="cannot be swept"):
         sweeps.plan_sweep(base, {"measure.timed_iters": [5, 10]})
+
+
+def test_the_default_point_is_repeated_between_the_others_under_its_own_identity():
+    from engine import capabilities
+    from engine.runner import request_key
+
+    base = trt()
+    plan = sweeps.plan_sweep(base, {sweeps.OPTIMIZATION_LEVEL_KNOB: sweeps.default_values(
+        sweeps.OPTIMIZATION_LEVEL_KNOB)}, sweep_id="levels")
+    assert [p.label for p in plan.points] == [
+        "optimization_level=default (3)", "optimization_level=0", "optimization_level=1", "optimization_level=2",
+        "optimization_level=default (3) (repeat 1)", "optimization_level=3", "optimization_level=4",
+        "optimization_level=5", "optimization_level=default (3) (repeat 2)"]
+    repeats = [p for p in plan.points if p.repeat]
+    assert [p.request.measure.repeat for p in repeats] == [1, 2]
+    # the same build (nothing measured changes) ...
+    original = plan.points[0].request
+    for p in repeats:
+        assert p.request.compile == original.compile and p.request.model == original.model
+        assert p.request.with_changes(**{"measure.repeat": 0}) == original
+    # ... under keys of their own, so neither the store nor the queue answers a repeat with the first run
+    caps = capabilities.detect()
+    keys = {request_key(p.request, caps)[0] for p in plan.points}
+    assert len(keys) == len(plan.points)
+    # a request that never set a repeat keeps the key it had before repeats existed
+    assert request_key(original, caps)[0] == request_key(original.with_changes(**{"measure.repeat": 0}), caps)[0]
+    assert any("runs 3 times" in n for n in plan.notes)
+
+    # min_block_size: the default (5) is not the first value; it goes first and its repeats spread out
+    mbs = sweeps.plan_sweep(base, {sweeps.MIN_BLOCK_SIZE_KNOB: [1, 5, 12, 30]})
+    assert [(dict(p.values)[sweeps.MIN_BLOCK_SIZE_KNOB], p.repeat) for p in mbs.points] == [
+        (5, 0), (1, 0), (12, 0), (5, 1), (30, 0), (5, 2)]
+    # two knobs: the point with both at their default is the one repeated
+    two = sweeps.plan_sweep(base, {sweeps.PRECISION_KNOB: ["fp16", "fp32"], sweeps.CUDAGRAPHS_KNOB: [True, False]})
+    assert {p.values for p in two.points if p.repeat} == {((sweeps.PRECISION_KNOB, "fp32"),
+                                                           (sweeps.CUDAGRAPHS_KNOB, False))}
+    assert len(two.points) == 6
+    with pytest.raises(ConfigError, match="more than the 64"):
+        sweeps.plan_sweep(base, {sweeps.MIN_BLOCK_SIZE_KNOB: list(range(1, 64))})
 
 
 def test_default_values_per_knob():
@@ -142,31 +182,39 @@ def test_sweep_runs_on_queue_is_tagged_and_judged_from_its_numbers(store):
     run = sweeps.SweepExecution(plan, store, q.submit, q.status, q.cancel)
     run.start()
     run.wait(timeout_s=120)
-    assert run.counts() == {"done": 2}
+    assert run.counts() == {"done": 4}          # fp32 (the default) three times: two repeats, bf16 once
 
     listed = sweeps.list_sweeps(store)
-    assert listed.loc[0, "sweep_id"] == "cpu_precision" and listed.loc[0, "runs"] == 2
+    assert listed.loc[0, "sweep_id"] == "cpu_precision" and listed.loc[0, "runs"] == 4
     assert listed.loc[0, "knobs"] == "compile.precision"
 
     sweep = sweeps.load_sweep(store, "cpu_precision")
     assert sweep.knobs == (sweeps.PRECISION_KNOB,)
     t = sweep.table
-    assert list(t[sweeps.PRECISION_KNOB]) == ["fp32", "bf16"]
-    assert list(t["x_label"]) == ["fp32 (default)", "bf16"]
-    by_precision = {r.request["compile"]["precision"]: r for r in sweep.results}
+    assert list(t[sweeps.PRECISION_KNOB]) == ["fp32", "fp32", "fp32", "bf16"]
+    assert list(t["x_label"]) == ["fp32 (default)"] * 3 + ["bf16"]
+    assert list(t["repeat"]) == [0, 1, 2, 0]
+    by_run = {r.run_id: r for r in sweep.results}
     for row in t.itertuples():
-        result = by_precision[row.precision]
+        result = by_run[row.run_id]
         assert row.median_ms == result.latency.median_ms
         assert row.ci_low_ms <= row.median_ms <= row.ci_high_ms
-    assert t.loc[1, "rel_l2"] > 0          # bf16 against eager fp32
+        assert row.gpu_ms is None or pd.isna(row.gpu_ms)       # a CPU run has no GPU time
+    assert t.loc[3, "rel_l2"] > 0          # bf16 against eager fp32
+    # a CPU sweep is judged on end-to-end latency, and says why
+    assert sweep.judging.metric == "e2e" and "needs an NVIDIA GPU" in sweep.judging.note
+    fp32 = t.loc[t["precision"] == "fp32", "median_ms"]
+    assert sweep.drift.fraction == pytest.approx((fp32.max() - fp32.min()) / fp32.min())
+    assert sweep.drift.repeats == 3
 
     v = sweeps.verdict(sweep)
-    (c,) = v.comparisons
-    assert c.reference_ms == t.loc[0, "median_ms"] and c.candidate_ms == t.loc[1, "median_ms"]
-    assert c.noise_ms == pytest.approx((t.loc[0, "ci_high_ms"] - t.loc[0, "ci_low_ms"]) / 2
-                                       + (t.loc[1, "ci_high_ms"] - t.loc[1, "ci_low_ms"]) / 2)
+    (c,) = v.comparisons                   # the repeats measure the noise; they are not compared
+    assert c.reference_ms == t.loc[0, "median_ms"] and c.candidate_ms == t.loc[3, "median_ms"]
+    ci = _ci_sum(t, c.reference_run, c.candidate_run)
+    assert c.noise_ms == pytest.approx(max(ci, sweep.drift.fraction * c.reference_ms))
     text = v.markdown()
     assert sweeps.format_ms(c.reference_ms) in text and sweeps.format_ms(c.candidate_ms) in text
+    assert "GPU time needs an NVIDIA GPU" in text
     if c.significant:
         assert "more than the noise" in text
     else:
@@ -176,19 +224,22 @@ def test_sweep_runs_on_queue_is_tagged_and_judged_from_its_numbers(store):
             "build": sweep_charts.build_time_vs_knob(t, sweeps.PRECISION_KNOB),
             "engines": sweep_charts.engines_vs_min_block_size(t),
             "pareto": sweep_charts.pareto_latency_build(t)}
-    band_hi, band_lo, median = figs["latency"].data
-    assert list(median.x) == ["fp32 (default)", "bf16"] and list(median.y) == list(t["median_ms"])
-    assert list(band_lo.y) == list(t["p10_ms"]) and list(band_hi.y) == list(t["p90_ms"])
+    band_hi, band_lo, median, repeated = figs["latency"].data
+    first = t[t["repeat"] == 0]
+    assert list(median.x) == ["fp32 (default)", "bf16"] and list(median.y) == list(first["median_ms"])
+    assert list(band_lo.y) == list(first["p10_ms"]) and list(band_hi.y) == list(first["p90_ms"])
+    assert list(repeated.y) == list(t.loc[t["repeat"] > 0, "median_ms"])
     for name in ("build", "engines", "pareto"):     # eager runs build nothing: the charts say so
         assert "eager" in figs[name].layout.annotations[0].text or "No " in figs[name].layout.annotations[0].text
 
-    # a second sweep over the same configurations is answered from the cache and shares the runs
+    # a second sweep over the same configurations is answered from the cache and shares the runs (its repeats
+    # included: the same settings repeated the same number of times)
     again = sweeps.SweepExecution(sweeps.plan_sweep(tiny(), {sweeps.PRECISION_KNOB: ["fp32"]}, sweep_id="again"),
                                   store, q.submit, q.status, q.cancel)
     again.start()
     again.wait(timeout_s=60)
-    (rid,) = store.runs_with_tag("sweep:again")
-    assert "sweep:cpu_precision" in store.get(rid).tags
+    rids = store.runs_with_tag("sweep:again")
+    assert len(rids) == 3 and all("sweep:cpu_precision" in store.get(rid).tags for rid in rids)
 
 
 def test_repeat_runs_of_the_same_build_set_the_noise(store):
@@ -200,9 +251,9 @@ def test_repeat_runs_of_the_same_build_set_the_noise(store):
     run.wait(timeout_s=120)
     sweep = sweeps.load_sweep(store, "levels")
     t = sweep.table
-    assert list(t["x_label"]) == ["default (3)", "3", "5"]
-    # eager ignores the level: all three runs timed one build, and their spread is the drift
-    assert t["build"].nunique() == 1
+    assert list(t["x_label"]) == ["default (3)"] * 3 + ["3", "5"]     # unset, its two repeats, 3, 5
+    # eager ignores the level: all five runs timed one build, and their spread is the drift
+    assert t["build"].nunique() == 1 and sweep.drift.repeats == 5
     drift = (t["median_ms"].max() - t["median_ms"].min()) / t["median_ms"].min()
     assert sweep.drift.fraction == pytest.approx(drift)
     v = sweeps.verdict(sweep)
@@ -229,10 +280,10 @@ def test_cancel_stops_the_whole_group(store):
     plan = sweeps.plan_sweep(tiny(), {sweeps.PRECISION_KNOB: ["fp32", "bf16", "fp16"]}, sweep_id="cancelled")
     run = sweeps.SweepExecution(plan, store, q.submit, q.status, q.cancel)
     run.start()
-    assert run.cancel() == 3
+    assert run.cancel() == 5                    # 3 points and 2 repeats of the default
     q.gate.set()
     run.wait(timeout_s=30)
-    assert run.counts() == {"cancelled": 3}
+    assert run.counts() == {"cancelled": 5}
     assert store.runs_with_tag("sweep:cancelled") == []
     assert len(store.list_runs()) <= 1           # at most the job the worker had already picked up
     with pytest.raises(Exception, match="No stored run belongs to sweep 'cancelled'"):
@@ -263,8 +314,8 @@ def test_sweep_on_the_job_system_runs_and_cancels_as_a_group(tmp_path, monkeypat
         run = sweeps.SweepExecution(plan, system.store, system.submit, system.get, system.cancel)
         run.start()
         run.wait(timeout_s=120)
-        assert run.counts() == {"done": 2}, [p.view.error for p in run.points]
-        assert len(sweeps.load_sweep(system.store, "queued").table) == 2
+        assert run.counts() == {"done": 4}, [p.view.error for p in run.points]   # with 2 repeats of fp32
+        assert len(sweeps.load_sweep(system.store, "queued").table) == 4
 
         # long runs (many iterations), cancelled together: none finishes, none is tagged
         slow = tiny(**{"measure.timed_iters": 100_000, "measure.seed": 7})
@@ -274,9 +325,9 @@ def test_sweep_on_the_job_system_runs_and_cancels_as_a_group(tmp_path, monkeypat
         deadline = time.monotonic() + 60
         while not any(p.view.state == "running" for p in run.poll()) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert run.cancel() == 3
+        assert run.cancel() == 5
         run.wait(timeout_s=60)
-        assert run.counts() == {"cancelled": 3}
+        assert run.counts() == {"cancelled": 5}
         assert system.store.runs_with_tag("sweep:stopped") == []
     finally:
         system.stop_workers(timeout_s=5)
@@ -301,7 +352,8 @@ def test_page_shows_a_stored_sweep_with_its_verdict_and_charts(store):
     charts = [el for el in at.get("plotly_chart")]
     assert any("Latency vs precision" in el.proto.spec for el in charts)
     frame = next(d.value for d in at.dataframe if "x_label" in d.value.columns)   # the sweep's table
-    assert list(frame["x_label"]) == ["fp32 (default)", "bf16"]
+    assert list(frame["x_label"]) == ["fp32 (default)"] * 3 + ["bf16"]       # the default and its two repeats
+    assert list(frame["repeat"]) == [0, 1, 2, 0]
 
     at.query_params["sweep"] = "no_such_sweep"
     at.run()
@@ -393,19 +445,20 @@ def test_page_runs_a_sweep_through_the_queue_and_opens_it(store, monkeypatch):
     at.run()
     at.multiselect(key="sweep:axis0:values").set_value(["fp32", "bf16"])
     at.run()
-    assert any(c.value.startswith("2 runs: precision=fp32 (default); precision=bf16") for c in at.caption)
+    assert any(c.value.startswith("4 runs: precision=fp32 (default); precision=fp32 (default) (repeat 1); "
+                                  "precision=bf16; precision=fp32 (default) (repeat 2)") for c in at.caption)
     try:
         next(b for b in at.button if b.label == "Run sweep").click().run()
         assert not at.exception and not at.error, [e.value for e in at.error]
         execution = at.session_state["sweep_execution"]
         execution.wait(timeout_s=120)
-        assert execution.counts() == {"done": 2}, [p.view.error for p in execution.points]
+        assert execution.counts() == {"done": 4}, [p.view.error for p in execution.points]
     finally:
         jobs.stop_workers()
     at.query_params["sweep"] = execution.plan.sweep_id
     at.run()
     frame = next(d.value for d in at.dataframe if "x_label" in d.value.columns)   # the sweep's table
-    assert list(frame["x_label"]) == ["fp32 (default)", "bf16"]
+    assert list(frame["x_label"]) == ["fp32 (default)"] * 3 + ["bf16"]
     assert any(m.value.startswith("**precision:") for m in at.markdown)
 
 
@@ -431,7 +484,7 @@ def test_plan_a_cudagraphs_sweep():
     values = sweeps.default_values(sweeps.CUDAGRAPHS_KNOB)
     assert values == [False, True]
     plan = sweeps.plan_sweep(trt(), {sweeps.CUDAGRAPHS_KNOB: [True, False],
-                                     sweeps.PRECISION_KNOB: ["fp16", "fp32"]}, sweep_id="graphs")
+                                     sweeps.PRECISION_KNOB: ["fp16", "fp32"]}, sweep_id="graphs", repeats=0)
     assert [p.request.compile.enable_cudagraphs for p in plan.points] == [False, False, True, True]
     assert [p.label for p in plan.points[::2]] == ["cudagraphs=off (default), precision=fp32 (default)",
                                                    "cudagraphs=on, precision=fp32 (default)"]
@@ -475,3 +528,111 @@ def test_cudagraphs_on_and_off_are_different_points_and_the_faster_one_wins():
     v = sweeps.verdict(sweeps.sweep_from_results("graphs", [off, off_again, close],
                                                  knobs=(sweeps.CUDAGRAPHS_KNOB,)))
     assert v.headline == "cudagraphs: no value is measurably faster than the default"
+
+
+# -- GPU time and the engine plan (runs as the backend fills them since GPU time exists) -------------------
+def _gpu_run(run_id: str, e2e_ms: float, gpu_ms: float | None, plan: str | None, build_s: float, *, repeat: int = 0,
+             kernels: float = 73, **changes) -> RunResult:
+    """A tensorrt run on the H200 with end-to-end samples ±1% around ``e2e_ms``, GPU time ``gpu_ms`` over 5 trace
+    windows (-0.05%..+0.08%) and engine plan ``plan`` (``gpu_ms=None``: recorded before GPU time existed)."""
+    from engine.result import GpuTime, GraphReplay
+
+    request = trt(**{"measure.repeat": repeat, **changes}).to_dict()
+    samples = [e2e_ms * (1 + 0.01 * ((i * 7) % 5 - 2) / 2) for i in range(60)]
+    gpu = GpuTime(gpu_ms, gpu_ms * 0.9995, gpu_ms * 1.0008, kernels, 200, 5) if gpu_ms is not None else None
+    return RunResult(run_id=run_id, key=run_id, created_at="2026-01-01T00:00:00+00:00", request=request,
+                     env={"device": "cuda", "device_name": "NVIDIA H200", "flavour": "tensorrt_rtx", "torch": "2.11.0"},
+                     model_info={}, latency=LatencyStats.from_samples(samples, 1, "cuda_events"),
+                     latency_samples_ms=samples, stages_s={"export_s": 1.0, "compile_s": build_s - 1.0},
+                     engine_count=1, gpu_time=gpu,
+                     graph_replay=GraphReplay(True, "", gpu_ms + 0.008, gpu_ms + 0.007, gpu_ms + 0.01, 100)
+                     if gpu_ms is not None else None, plan_fingerprint=plan)
+
+
+LEVEL = sweeps.OPTIMIZATION_LEVEL_KNOB
+
+
+def _levels(**extra: tuple) -> list[RunResult]:
+    """The issue's H200 figures: levels 0, 3 and 5 built one plan (73 kernels, 0.3866 ms), end-to-end all over."""
+    runs = {"d": (0.601, 0.3866, "A", 5.9, 0, None), "d1": (1.127, 0.3868, "A", 5.8, 1, None),
+            "d2": (0.750, 0.3864, "A", 5.9, 2, None), "l0": (0.900, 0.3866, "A", 5.6, 0, 0),
+            "l3": (0.620, 0.3867, "A", 6.0, 0, 3), "l5": (0.800, 0.3865, "A", 6.3, 0, 5), **extra}
+    return [_gpu_run(rid, e2e, gpu, plan, build, repeat=rep, **{LEVEL: level})
+            for rid, (e2e, gpu, plan, build, rep, level) in runs.items()]
+
+
+def test_the_same_engine_plan_is_said_first_and_settles_a_kernel_knob():
+    sweep = sweeps.sweep_from_results("levels", _levels(), knobs=(LEVEL,))
+    assert sweep.judging.metric == "gpu_time" and not sweep.judging.note
+    assert sweep.drift.metric == "gpu_time" and sweep.drift.fraction == pytest.approx((0.3868 - 0.3864) / 0.3864)
+    assert sweep.drifts["e2e"].fraction == pytest.approx((1.127 - 0.601) / 0.601)
+    v = sweeps.verdict(sweep)
+    assert v.headline == ("optimization_level: every value built the same engine plan as the default; only build "
+                          "time differs (5.6–6.3 s)")
+    same = ("optimization_level 0, default (3), 3 and 5 built the same plan (73 kernels, 0.3865–0.3867 ms GPU time): "
+            "the same engine, so any latency gap between them is noise; only build time differs: 5.6 / 5.9 / 6.0 / "
+            "6.3 s.")
+    assert v.lines[0] == same               # before any statistics
+    assert v.lines[1].startswith("Default optimization_level=unset (3): GPU time 0.3866 ms (73 kernels), "
+                                 "end-to-end 0.601 ms")
+    # end-to-end moved 50% between these runs of one engine: no verdict on it
+    assert [c.significant for c in v.comparisons] == [False, False, False]
+    assert all(c.same_plan and c.metric == "gpu_time" for c in v.comparisons)
+    text = v.markdown()
+    assert "the quickest build is optimization_level=0 (5.6 s)" in text
+    assert "0.10% apart" in text and "87.5% apart (why kernel knobs are judged on GPU time)" in text
+    assert "measurably" not in v.headline
+
+
+def test_a_kernel_knob_is_judged_on_gpu_time_not_on_end_to_end():
+    # level 1 built another plan, 2.2% slower in GPU time though end-to-end it looks faster
+    slower = sweeps.verdict(sweeps.sweep_from_results("levels", _levels(l1=(0.580, 0.3950, "B", 5.7, 0, 1)),
+                                                      knobs=(LEVEL,)))
+    by_run = {c.candidate_run: c for c in slower.comparisons}
+    assert by_run["l1"].significant and by_run["l1"].delta_ms == pytest.approx(0.3950 - 0.3866)
+    assert slower.headline == ("optimization_level: no value beats the default on GPU time (0, 3 and 5: the same "
+                               "plan; 1: 2.2% slower)")
+    assert "optimization_level=1: GPU time 0.3950 ms, 0.0084 ms (2.2%) slower, more than the noise" in slower.markdown()
+    assert "end-to-end 0.580 ms (-3.5%, not judged)" in slower.markdown()
+
+    # level 5 built a faster plan: the answer names it, though its end-to-end median came out slower
+    faster = sweeps.verdict(sweeps.sweep_from_results("levels", _levels(l5=(0.800, 0.3700, "C", 6.3, 0, 5)),
+                                                      knobs=(LEVEL,)))
+    assert faster.headline == ("optimization_level: 5 beats the default by 4.3% on GPU time (0.3866 ms → 0.3700 ms)")
+    assert "Fastest: optimization_level=5, 0.0166 ms (4.3%) faster than the default on GPU time for 0.4 s more " \
+           "build time" in faster.markdown()
+
+
+def test_a_host_knob_is_judged_end_to_end_even_on_one_engine_plan():
+    off, off2 = (_gpu_run("off", 0.60, 0.3866, "A", 5.9), _gpu_run("off2", 0.62, 0.3867, "A", 5.9, repeat=1))
+    on = _gpu_run("on", 0.40, 0.3866, "A", 5.9, **{sweeps.CUDAGRAPHS_KNOB: True})
+    sweep = sweeps.sweep_from_results("graphs", [off, on, off2], knobs=(sweeps.CUDAGRAPHS_KNOB,))
+    assert sweep.judging.metric == "e2e" and not sweep.judging.note
+    v = sweeps.verdict(sweep)
+    (c,) = v.comparisons
+    assert c.same_plan and not c.noise_by_identity and c.significant
+    assert v.lines[0] == ("cudagraphs off and on ran the same engine plan: what differs is how the host "
+                          "launches it, judged on end-to-end latency.")
+    assert v.headline == "cudagraphs: on beats the default by 33.3% (0.600 ms → 0.400 ms)"
+    assert "GPU time 0.3866 ms, 73 kernels" in v.markdown()
+
+
+def test_runs_without_gpu_time_are_judged_end_to_end_and_the_verdict_says_why():
+    runs = _levels()
+    runs[3] = _gpu_run("l0", 0.900, None, None, 5.6, **{LEVEL: 0})   # level 0 recorded before GPU time existed
+    sweep = sweeps.sweep_from_results("levels", runs, knobs=(LEVEL,))
+    assert sweep.judging.metric == "e2e"
+    assert "GPU time not measured (recorded before GPU time existed) for this run" in sweep.judging.note
+    v = sweeps.verdict(sweep)
+    assert v.lines[0].startswith("Judged on end-to-end latency: GPU time not measured (recorded before GPU time")
+    assert all(c.metric == "e2e" for c in v.comparisons)
+    assert "on GPU time" not in v.headline
+
+
+def test_runs_of_one_plan_with_other_weight_seeds_are_repeats_of_one_build():
+    """record_samples --repeats varies the seed to get fresh runs: with a plan fingerprint they time one build."""
+    a = _gpu_run("a", 0.60, 0.3866, "A", 5.9)
+    b = _gpu_run("b", 0.90, 0.3868, "A", 5.9, **{"measure.seed": 1})
+    assert sweeps.build_signature(a) == sweeps.build_signature(b)
+    old_a, old_b = (_gpu_run("c", 0.60, None, None, 5.9), _gpu_run("d", 0.90, None, None, 5.9, **{"measure.seed": 1}))
+    assert sweeps.build_signature(old_a) != sweeps.build_signature(old_b)    # plan unknown: the seed may matter
