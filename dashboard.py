@@ -1,10 +1,11 @@
-"""Entry point: `streamlit run dashboard.py`. Navigation, the capability banner, nothing else."""
+"""Entry point: `streamlit run dashboard.py`. The sign-in gate, navigation, the capability banner, nothing else."""
 
 import logging
 
 import streamlit as st
 
-from engine import capabilities
+from engine import capabilities, jobs
+from pages import _access
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 st.set_page_config(page_title="TensorRT profiler", page_icon=":material/speed:", layout="wide")
@@ -24,6 +25,21 @@ def _capabilities() -> capabilities.Capabilities:
     return capabilities.detect()
 
 
-level, text = _capabilities().banner()
-(st.warning if level == "warning" else st.caption)(text, icon=":material/memory:")
-st.navigation(PAGES).run()
+@st.cache_resource(show_spinner=False)
+def _supervisor() -> bool:
+    """This host's job supervisor, started once per server process: it keeps the workers running (and replaces
+    a dead one) whether or not a page is open, and outlives this server."""
+    jobs.ensure_workers()
+    return True
+
+
+identity = _access.current_identity()
+if identity is None:   # team mode: nothing but the sign-in form until the team password is given; the link's
+    st.navigation(PAGES, position="hidden")   # page is known (no "page not found") and opens once signed in
+    _access.sign_in_page()
+else:
+    _access.sidebar(identity)
+    _supervisor()
+    level, text = _capabilities().banner()
+    (st.warning if level == "warning" else st.caption)(text, icon=":material/memory:")
+    st.navigation(PAGES).run()
