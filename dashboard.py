@@ -10,14 +10,19 @@ from pages import _access
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 st.set_page_config(page_title="TensorRT profiler", page_icon=":material/speed:", layout="wide")
 
-PAGES = [
-    st.Page("pages/profile.py", title="Profile", icon=":material/play_circle:", url_path="profile", default=True),
-    st.Page("pages/layers.py", title="Layers", icon=":material/bar_chart:", url_path="layers"),
-    st.Page("pages/segmentation.py", title="Segmentation", icon=":material/account_tree:", url_path="segmentation"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
-    st.Page("pages/sweep.py", title="Sweeps", icon=":material/tune:", url_path="sweep"),
-    st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
-]
+
+
+def pages(signed_in: bool) -> list[st.Page]:
+    return [
+        st.Page("pages/profile.py", title="Profile", icon=":material/play_circle:", url_path="profile",
+                default=signed_in),
+        st.Page("pages/layers.py", title="Layers", icon=":material/bar_chart:", url_path="layers"),
+        st.Page("pages/segmentation.py", title="Segmentation", icon=":material/account_tree:",
+                url_path="segmentation"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+        st.Page("pages/sweep.py", title="Sweeps", icon=":material/tune:", url_path="sweep"),
+        st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
+    ]
 
 
 @st.cache_resource
@@ -34,12 +39,18 @@ def _supervisor() -> bool:
 
 
 identity = _access.current_identity()
-if identity is None:   # team mode: nothing but the sign-in form until the team password is given; the link's
-    st.navigation(PAGES, position="hidden")   # page is known (no "page not found") and opens once signed in
-    _access.sign_in_page()
+if identity is None:   # team mode: nothing but the sign-in form until the team password is given; the pages are
+    # known (a link to one is no "page not found") and the linked one opens once signed in
+    sign_in = st.Page(_access.sign_in_page, title="Sign in", icon=":material/login:", url_path="sign-in",
+                      default=True)
+    linked = st.navigation([sign_in, *pages(False)], position="hidden")
+    if linked.url_path == sign_in.url_path:
+        linked.run()
+    else:              # a link to a page: the form shows in its place, the page after signing in
+        _access.sign_in_page()
 else:
     _access.sidebar(identity)
     _supervisor()
     level, text = _capabilities().banner()
     (st.warning if level == "warning" else st.caption)(text, icon=":material/memory:")
-    st.navigation(PAGES).run()
+    st.navigation(pages(True)).run()

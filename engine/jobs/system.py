@@ -84,8 +84,6 @@ class JobSystem:
         h = self.huey(route)
         h.enqueue(self._tasks[route].s(job_id, id=job_id))   # huey task id = job id, so revoke_by_id works
 
-    _enqueue = enqueue   # the name tests and older callers use
-
     # -- submit / observe ------------------------------------------------------------------------
     def submit(self, request: RunRequest, *, gpu: int | str | None = None, start_workers: bool | None = None,
                submitted_by: str | None = None) -> Job:
@@ -165,8 +163,6 @@ class JobSystem:
         where workers run as services on the GPU hosts; see docs/scaling.md)."""
         default = "0" if self.queue_url else "1"
         return os.environ.get(AUTOSTART_ENV, default) not in ("0", "false", "no")
-
-    _autostart = autostart
 
     def get(self, job_id: str) -> Job:
         job = self.table.get(job_id)

@@ -200,7 +200,7 @@ class Worker:
                 self.table.update(job.job_id, only_if=("running",), state="queued", stage="", fraction=None,
                                   worker_id="", pid=None, started_ts=None,
                                   detail="interrupted by a worker shutdown; waiting to run again")
-                self.system._enqueue(job.job_id, job.route)
+                self.system.enqueue(job.job_id, job.route)
                 return
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + 0.5
