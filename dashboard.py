@@ -1,23 +1,29 @@
-"""Entry point: `streamlit run dashboard.py`. Navigation, the capability banner, nothing else."""
+"""Entry point: `streamlit run dashboard.py`. The sign-in gate, navigation, the capability banner, nothing else."""
 
 import logging
 
 import streamlit as st
 
-from engine import capabilities
+from engine import capabilities, jobs
+from pages import _access
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 st.set_page_config(page_title="TensorRT profiler", page_icon=":material/speed:", layout="wide")
 
-PAGES = [
-    st.Page("pages/profile.py", title="Profile", icon=":material/play_circle:", url_path="profile", default=True),
-    st.Page("pages/layers.py", title="Layers", icon=":material/bar_chart:", url_path="layers"),
-    st.Page("pages/segmentation.py", title="Segmentation", icon=":material/account_tree:", url_path="segmentation"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
-    st.Page("pages/sweep.py", title="Sweeps", icon=":material/tune:", url_path="sweep"),
-    st.Page("pages/localise.py", title="Where it breaks", icon=":material/troubleshoot:", url_path="localise"),
-    st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
-]
+
+
+def pages(signed_in: bool) -> list[st.Page]:
+    return [
+        st.Page("pages/profile.py", title="Profile", icon=":material/play_circle:", url_path="profile",
+                default=signed_in),
+        st.Page("pages/layers.py", title="Layers", icon=":material/bar_chart:", url_path="layers"),
+        st.Page("pages/segmentation.py", title="Segmentation", icon=":material/account_tree:",
+                url_path="segmentation"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+        st.Page("pages/sweep.py", title="Sweeps", icon=":material/tune:", url_path="sweep"),
+        st.Page("pages/localise.py", title="Where it breaks", icon=":material/troubleshoot:", url_path="localise"),
+        st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
+    ]
 
 
 @st.cache_resource
@@ -25,6 +31,27 @@ def _capabilities() -> capabilities.Capabilities:
     return capabilities.detect()
 
 
-level, text = _capabilities().banner()
-(st.warning if level == "warning" else st.caption)(text, icon=":material/memory:")
-st.navigation(PAGES).run()
+@st.cache_resource(show_spinner=False)
+def _supervisor() -> bool:
+    """This host's job supervisor, started once per server process: it keeps the workers running (and replaces
+    a dead one) whether or not a page is open, and outlives this server."""
+    jobs.ensure_workers()
+    return True
+
+
+identity = _access.current_identity()
+if identity is None:   # team mode: nothing but the sign-in form until the team password is given; the pages are
+    # known (a link to one is no "page not found") and the linked one opens once signed in
+    sign_in = st.Page(_access.sign_in_page, title="Sign in", icon=":material/login:", url_path="sign-in",
+                      default=True)
+    linked = st.navigation([sign_in, *pages(False)], position="hidden")
+    if linked.url_path == sign_in.url_path:
+        linked.run()
+    else:              # a link to a page: the form shows in its place, the page after signing in
+        _access.sign_in_page()
+else:
+    _access.sidebar(identity)
+    _supervisor()
+    level, text = _capabilities().banner()
+    (st.warning if level == "warning" else st.caption)(text, icon=":material/memory:")
+    st.navigation(pages(True)).run()

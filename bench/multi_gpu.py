@@ -137,6 +137,7 @@ class TogetherVsAlone:
     together_ms: dict[int, float]
     together: Watched
     run_ids: dict[str, list[str]]        # "alone" / "together" -> run ids
+    together_request: RunRequest         # the one request the together phase ran on every GPU
 
     def ratio(self, gpu: int) -> float:
         return self.together_ms[gpu] / statistics.fmean(self.alone_ms[gpu])
@@ -189,12 +190,19 @@ def measure_together_vs_alone(system: JobSystem, gpus: tuple[int, int] = (0, 1),
 
     alone_on_each(1)
     wait_gpu_workers_idle(system, gpus)
-    together = run_at_once(system, [(trt_request(3, timed_iters, **workload), g) for g in gpus])
+    together_request = trt_request(3, timed_iters, **workload)
+    together = run_at_once(system, [(together_request, g) for g in gpus])
     together_ms = {g: median_of(j, g) for j, g in zip(together.jobs, gpus, strict=True)}
     run_ids["together"] = [j.run_id for j in together.jobs]
     log("together: " + ", ".join(f"GPU {g} {ms:.4f} ms" for g, ms in together_ms.items()))
     alone_on_each(2)
-    return TogetherVsAlone(alone, together_ms, together, run_ids)
+    return TogetherVsAlone(alone, together_ms, together, run_ids, together_request)
+
+
+def resubmit_together(system: JobSystem, figures: TogetherVsAlone, gpu: int) -> Job:
+    """The together phase's request again, pinned to ``gpu``: the store answers it with that GPU's own run.
+    (Rebuilding it from defaults would ask for another workload, which nothing answers.)"""
+    return system.submit(figures.together_request, gpu=gpu)
 
 
 def result_line(max_ratio: float) -> str:

@@ -1,10 +1,12 @@
 """Command line on the same code path as the dashboard.
 
     python -m engine profile --model resnet18 --batch 1 [--backend tensorrt --precision fp16 ...] [--json]
+                                               [--timeout S]  give up after S seconds (exit code 124)
     python -m engine runs                      list stored runs
     python -m engine capabilities              what this machine can do
     python -m engine report ID[,ID...] -o F    self-contained HTML report of runs or --study ID (engine/report)
-    python -m engine worker ...                run a job-queue worker (see engine/jobs.py)
+    python -m engine supervisor ...            keep this host's job-queue workers running (engine/jobs/)
+    python -m engine worker ...                run one job-queue worker (engine/jobs/)
     python -m engine localise ...              find the layer that breaks a low-precision build (--help)
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import sys
 from dataclasses import fields
 from typing import Any
@@ -21,7 +24,7 @@ from engine import capabilities, run_figures
 from engine.config import CompileSettings, ConfigError, MeasureSettings, ModelSpec, RunRequest
 from engine.models import ModelError
 from engine.report.cli import add_report_command
-from engine.runner import execute
+from engine.runner import Outcome, execute
 from engine.store import RunStore
 
 _SHORT = {"model.source": "--model", "model.batch_size": "--batch"}
@@ -72,7 +75,7 @@ def request_from_args(ns: argparse.Namespace) -> RunRequest:
     data: dict[str, Any] = {"model": {}, "compile": {}, "measure": {}}
     choices = _choices()
     for key, value in vars(ns).items():
-        if value is None or key in ("json", "no_cache", "command", "func"):
+        if value is None or key in ("json", "no_cache", "command", "func", "timeout"):
             continue
         if "." in key:
             part, name = key.split(".", 1)
@@ -111,8 +114,13 @@ def _summary(outcome) -> str:
     return "\n".join(lines)
 
 
+TIMED_OUT = 124   # the exit code of timeout(1)
+
+
 def cmd_profile(ns: argparse.Namespace) -> int:
     request = request_from_args(ns)
+    if ns.timeout is not None:
+        return _profile_with_timeout(ns, request)
     store = RunStore()
 
     def progress(stage: str, fraction: float | None = None, detail: str = "") -> None:
@@ -126,6 +134,45 @@ def cmd_profile(ns: argparse.Namespace) -> int:
     else:
         print(_summary(outcome))
     return 0
+
+
+def _profile_with_timeout(ns: argparse.Namespace, request: RunRequest) -> int:
+    """The profile in a child process that is killed after ``ns.timeout`` seconds (native code may hold the
+    interpreter for minutes, so only a process boundary bounds it). A killed run stores nothing: the store's
+    writes are atomic."""
+    from engine.runner import execute_for_parent  # noqa: PLC0415
+
+    if ns.timeout <= 0:
+        print("error: --timeout: give a number of seconds above 0", file=sys.stderr)
+        return 2
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=execute_for_parent, args=(send, request.to_dict(), not ns.no_cache, not ns.json),
+                        name="trtdash-profile")
+    child.start()
+    send.close()
+    if not receive.poll(ns.timeout):
+        child.kill()
+        child.join(10)
+        print(f"error: timed out after {ns.timeout:g} s; the run was stopped and nothing was stored.\n"
+              "hint: give a longer --timeout, or fewer timed iterations / a smaller batch.", file=sys.stderr)
+        return TIMED_OUT
+    try:
+        reply = receive.recv()
+    except EOFError:   # the child died without a word (a crash in native code)
+        child.join(10)
+        print(f"error: the run's process ended with exit code {child.exitcode} without a result.", file=sys.stderr)
+        return 1
+    child.join(10)
+    if reply[0] == "done":
+        _, run_id, cached = reply
+        outcome = Outcome(RunStore().get(run_id), cached)
+        print(json.dumps({"cached": outcome.cached, **outcome.result.to_dict()}, indent=1) if ns.json
+              else _summary(outcome))
+        return 0
+    _, user_error, message, hint = reply
+    print(f"error: {message}" + (f"\nhint: {hint}" if hint else ""), file=sys.stderr)
+    return 2 if user_error else 1
 
 
 def cmd_runs(ns: argparse.Namespace) -> int:
@@ -151,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         from engine.localisation.cli import main as localise_main  # noqa: PLC0415
 
         return localise_main(argv[1:])
+    if argv and argv[0] == "supervisor":
+        from engine.jobs import supervisor_main  # noqa: PLC0415
+
+        return supervisor_main(argv[1:])
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -159,11 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     _add_knobs(p)
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--no-cache", action="store_true", help="run even if the store has this result")
+    p.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="give up after S seconds: the run is stopped, nothing is stored, exit code 124")
     p.set_defaults(func=cmd_profile)
     sub.add_parser("runs", help="list stored runs").set_defaults(func=cmd_runs)
     sub.add_parser("capabilities", help="what this machine can do").set_defaults(func=cmd_capabilities)
     add_report_command(sub)
-    sub.add_parser("worker", help="run a job-queue worker (engine/jobs.py)")
+    sub.add_parser("supervisor", help="keep this host's job-queue workers running (engine/jobs/supervisor.py)")
+    sub.add_parser("worker", help="run one job-queue worker (engine/jobs/worker.py)")
     sub.add_parser("localise", help="find the layer that breaks a low-precision build, measure the fix (--help)")
     ns = parser.parse_args(argv)
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import os
 import platform
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -151,7 +152,15 @@ def resolve_device(request: RunRequest, caps: Capabilities) -> str:
     return request.device
 
 
-def check_request(request: RunRequest, caps: Capabilities) -> None:
+def ram_bytes() -> int | None:
+    """This machine's physical memory, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_request(request: RunRequest, caps: Capabilities, gpu_index: int = 0) -> None:
     """Machine-dependent validation; raises ConfigError naming the field and what to do."""
     device = resolve_device(request, caps)
     if device == "cuda" and not caps.cuda_available:
@@ -172,6 +181,10 @@ def check_request(request: RunRequest, caps: Capabilities) -> None:
 
     quantization.check_request(request, caps)
     keep.check_request(request, caps)     # compile.keep_high_precision: module paths the model has
+    from engine.models import check_input_memory  # noqa: PLC0415 - the registry imports torch
+
+    gpu = caps.gpus[min(gpu_index, len(caps.gpus) - 1)] if device == "cuda" and caps.gpus else None
+    check_input_memory(request, ram_bytes=ram_bytes(), gpu_memory_bytes=gpu.memory_bytes if gpu else None)
     if device == "cpu" and request.compile.precision == "fp16":
         # CPU fp16 convolutions exist in recent torch but are slow and some ops are missing;
         # allowed, with a warning added by the backend.

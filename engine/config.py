@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -220,7 +221,10 @@ class RunRequest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRequest:
-        """Build and validate a request from plain data (JSON, CLI, URL). Unknown keys are errors."""
+        """Build and validate a request from plain data (JSON, CLI, URL). Unknown keys are errors; anything
+        that is not a request raises ``ConfigError`` naming the field, never another exception."""
+        if not isinstance(data, Mapping):
+            raise ConfigError("request", f"expected a mapping of settings, got {type(data).__name__}")
         data = dict(data)
         parts: dict[str, Any] = {}
         for name, part_cls in (("model", ModelSpec), ("compile", CompileSettings), ("measure", MeasureSettings)):
@@ -238,6 +242,8 @@ class RunRequest:
             target = d
             *parents, leaf = dotted.replace("__", ".").split(".")
             for p in parents:
+                if not isinstance(target.get(p), dict):
+                    raise ConfigError(dotted, "no such setting")
                 target = target[p]
             if leaf not in target:
                 raise ConfigError(dotted, "no such setting")
@@ -249,8 +255,8 @@ def _build(cls: type, raw: dict[str, Any], prefix: str, skip: tuple[str, ...] = 
     known = {f.name: f for f in fields(cls) if f.name not in skip}
     kwargs = {}
     for key, value in raw.items():
-        dotted = f"{prefix}.{key}" if prefix else key
-        if key not in known:
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if not isinstance(key, str) or key not in known:
             raise ConfigError(dotted, f"unknown setting; known: {', '.join(sorted(known))}")
         kwargs[key] = _coerce(known[key], value, dotted)
     return cls(**kwargs)
@@ -263,12 +269,12 @@ def _coerce(f: dataclasses.Field, value: Any, dotted: str) -> Any:
         if value is None or value == "" or value == []:
             return None
         if isinstance(value, str):
-            try:
-                value = [int(v) for v in value.replace("x", ",").split(",") if v.strip()]
-            except ValueError:
-                raise ConfigError(dotted, f"{value!r} is not a list of integers, e.g. 3,224,224") from None
+            parts = [v.strip() for v in value.replace("x", ",").split(",") if v.strip()]
+            if not all(re.fullmatch(r"-?[0-9]{1,30}", v) for v in parts):
+                raise ConfigError(dotted, f"{_shown(value)} is not a list of integers, e.g. 3,224,224")
+            value = [int(v) for v in parts]
         if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
-            raise ConfigError(dotted, f"{value!r} is not a list of integers, e.g. 3,224,224")
+            raise ConfigError(dotted, f"{_shown(value)} is not a list of integers, e.g. 3,224,224")
         return tuple(int(v) for v in value)
     if f.name == "inputs":
         if value is None or value == "" or value == []:
@@ -280,7 +286,7 @@ def _coerce(f: dataclasses.Field, value: Any, dotted: str) -> Any:
         if isinstance(value, str):
             value = [v.strip() for v in value.replace("\n", ",").split(",") if v.strip()]
         if not isinstance(value, (list, tuple, set)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(dotted, f"{value!r} is not a list of op names")
+            raise ConfigError(dotted, f"{_shown(value)} is not a list of op names")
         return tuple(sorted(set(value)))
     if f.name == "keep_high_precision":
         if isinstance(value, str):
@@ -292,23 +298,32 @@ def _coerce(f: dataclasses.Field, value: Any, dotted: str) -> Any:
         return INDUCTOR_MODE_FROM_BOOL[value]
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise ConfigError(dotted, f"{value!r} is not true or false")
+            raise ConfigError(dotted, f"{_shown(value)} is not true or false")
         return value
     if isinstance(default, int) or f.name in _NULLABLE_INTS:
         if f.name in _NULLABLE_INTS and (value is None or value == ""):
             return None
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,30}\s*", value):
             value = int(value)
         if not _is_int(value):
-            raise ConfigError(dotted, f"{value!r} is not an integer")
+            raise ConfigError(dotted, f"{_shown(value)} is not an integer")
         return int(value)
     if isinstance(default, str) and not isinstance(value, str):
-        raise ConfigError(dotted, f"{value!r} is not text")
+        raise ConfigError(dotted, f"{_shown(value)} is not text")
     return value
 
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """A value as an error message quotes it: its repr, cut short (a pasted megabyte stays out of the message)."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):   # a structure nested too deep, an int too long to print
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def validate(request: RunRequest) -> RunRequest:
@@ -327,22 +342,23 @@ def validate(request: RunRequest) -> RunRequest:
             dotted = f"{prefix}.{f.name}" if prefix else f.name
             choices, lo, hi = f.metadata["choices"], f.metadata["min"], f.metadata["max"]
             if choices and value not in choices:
-                raise ConfigError(dotted, f"{value!r} is not one of {', '.join(choices)}")
+                raise ConfigError(dotted, f"{_shown(value)} is not one of {', '.join(choices)}")
             if value is None:
                 continue
             if (lo is not None or hi is not None) and not _is_int(value):
-                raise ConfigError(dotted, f"{value!r} is not an integer")
+                raise ConfigError(dotted, f"{_shown(value)} is not an integer")
             if lo is not None and value < lo:
-                raise ConfigError(dotted, f"{value} is below the minimum {lo} (allowed {lo}..{hi})")
+                raise ConfigError(dotted, f"{_shown(value)} is below the minimum {lo} (allowed {lo}..{hi})")
             if hi is not None and value > hi:
-                raise ConfigError(dotted, f"{value} is above the maximum {hi} (allowed {lo}..{hi})")
+                raise ConfigError(dotted, f"{_shown(value)} is above the maximum {hi} (allowed {lo}..{hi})")
     shape = request.model.input_shape
     if shape is not None:
         if not 1 <= len(shape) <= 6:
-            raise ConfigError("model.input_shape", f"{shape} has {len(shape)} dimensions; allowed 1 to 6")
+            raise ConfigError("model.input_shape", f"{_shown(shape)} has {len(shape)} dimensions; allowed 1 to 6")
         for d in shape:
             if not 1 <= d <= MAX_DIM:
-                raise ConfigError("model.input_shape", f"dimension {d} in {shape} is outside 1..{MAX_DIM}")
+                raise ConfigError("model.input_shape", f"dimension {_shown(d)} in {_shown(shape)} is outside "
+                                                       f"1..{MAX_DIM}")
     if request.model.inputs is not None:
         from engine.inputs import check_specs, measured_shapes
 
@@ -351,14 +367,15 @@ def validate(request: RunRequest) -> RunRequest:
     if not request.model.source.strip():
         raise ConfigError("model.source", "empty; pick a model")
     for op in request.compile.torch_executed_ops:
-        if not op.startswith("torch.ops.") or op.count(".") < 3:
+        if not re.fullmatch(r"torch\.ops(\.\w+){2,3}", op):
             raise ConfigError("compile.torch_executed_ops",
-                              f"{op!r} is not an op name like torch.ops.aten.relu.default")
+                              f"{_shown(op)} is not an op name like torch.ops.aten.relu.default")
     _check_keep_high_precision(request)
     if request.compile.reuse_cached_engines and not request.compile.cache_built_engines:
         raise ConfigError("compile.reuse_cached_engines", "needs cache_built_engines on as well")
     if request.measure.timed_iters * request.model.batch_size > 10_000_000:
         raise ConfigError("measure.timed_iters", "timed_iters × batch_size is above 10,000,000 samples")
+    _check_combinations(request)
     return request
 
 
@@ -377,6 +394,25 @@ def _check_keep_high_precision(request: RunRequest) -> None:
         raise ConfigError("compile.keep_high_precision",
                           "an fp32 build has no lower precision to keep modules out of; set precision to fp16 "
                           "or a quantization scheme, or leave keep_high_precision empty")
+
+
+def _check_combinations(request: RunRequest) -> None:
+    """Settings that cannot go together on any machine: refused at submit, not after the job has started."""
+    c = request.compile
+    if request.mode == "analyze" and request.backend != "tensorrt":
+        raise ConfigError("mode", "analyze is a dry run of Torch-TensorRT's graph partitioning: it needs the "
+                                  "tensorrt backend; choose tensorrt, or mode measure for the eager backend")
+    dynamic = request.model.inputs is not None and any(s.is_dynamic for s in request.model.inputs)
+    if request.backend == "tensorrt" and dynamic and c.frontend != "dynamo":
+        raise ConfigError("compile.frontend", "dynamic shapes (min/opt/max in model.inputs) are compiled with "
+                                              "torch.export: choose the dynamo frontend, or make the inputs static")
+    if c.quantization != "none" and request.backend != "tensorrt":
+        raise ConfigError("compile.quantization",
+                          f"{c.quantization!r} needs the tensorrt backend: the quantized model is compiled into "
+                          "TensorRT engines. Choose the tensorrt backend, or set quantization to none")
+    if c.quantization != "none" and dynamic:
+        raise ConfigError("compile.quantization", "quantized builds take static shapes: set min = opt = max in "
+                                                  "model.inputs, or quantization to none")
 
 
 def settings_that_matter(request: RunRequest) -> dict[str, Any]:

@@ -25,6 +25,7 @@ suggested fixes once, checks the requested and measured sizes against the refine
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -38,6 +39,11 @@ INPUT_DTYPES: dict[str, torch.dtype] = {
     "bool": torch.bool,
 }
 INTEGER_DTYPES = ("int64", "int32", "bool")
+# [low, high) a value_range may span per dtype: values are drawn as int64 (torch.randint's high is exclusive and at
+# most 2**63 - 1) and then cast, so a wider range would fail in the worker or wrap around silently
+VALUE_LIMITS = {"int64": (-2**63, 2**63 - 1), "int32": (-2**31, 2**31), "bool": (0, 2)}
+MAX_RANK = 8
+DIM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")   # a torch.export.Dim name
 BATCH_DIM = "batch"
 SEQUENCE_DIM = "sequence"
 MAX_INPUTS = 16
@@ -108,6 +114,10 @@ def parse_inputs(raw: Any, field: str = FIELD) -> tuple[InputSpec, ...]:
         except json.JSONDecodeError as e:
             raise ConfigError(field, f"not valid JSON ({e.msg} at character {e.pos}); expected a list like "
                                      '[{"name": "input_ids", "shape": [1, 128], "dtype": "int64"}]') from None
+        except (ValueError, RecursionError) as e:   # a number too long to convert, nesting too deep
+            what = "nested too deeply" if isinstance(e, RecursionError) else str(e).split(";")[0]
+            raise ConfigError(field, f"not usable JSON ({what}); expected a list like "
+                                     '[{"name": "input_ids", "shape": [1, 128], "dtype": "int64"}]') from None
     if isinstance(raw, InputSpec):
         raw = [raw]
     if not isinstance(raw, (list, tuple)) or not raw:
@@ -124,30 +134,46 @@ def parse_inputs(raw: Any, field: str = FIELD) -> tuple[InputSpec, ...]:
         if unknown:
             raise ConfigError(f"{field}[{i}]", f"unknown keys {sorted(unknown)}; known: {', '.join(sorted(known))}")
         name = item.get("name")
-        if not isinstance(name, str) or not name.isidentifier():
-            raise ConfigError(f"{field}[{i}].name", f"{name!r} is not a valid input name like input_ids")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
+            raise ConfigError(f"{field}[{i}].name", f"{_shown(name)} is not a valid input name like input_ids")
         where = f"{field}.{name}"
+        dtype = item.get("dtype", "float32")
+        if not isinstance(dtype, str):
+            raise ConfigError(f"{where}.dtype", f"{_shown(dtype)} is not one of {', '.join(INPUT_DTYPES)}")
         specs.append(InputSpec(
             name=name,
             shape=_shape(item.get("shape"), f"{where}.shape"),
-            dtype=str(item.get("dtype", "float32")),
-            min_shape=_shape(item["min_shape"], f"{where}.min_shape") if item.get("min_shape") else None,
-            max_shape=_shape(item["max_shape"], f"{where}.max_shape") if item.get("max_shape") else None,
+            dtype=dtype,
+            min_shape=_shape(item["min_shape"], f"{where}.min_shape") if item.get("min_shape") is not None else None,
+            max_shape=_shape(item["max_shape"], f"{where}.max_shape") if item.get("max_shape") is not None else None,
             value_range=_pair(item.get("value_range"), f"{where}.value_range"),
-            dim_names=tuple(str(n) for n in item.get("dim_names") or ()),
+            dim_names=_dim_names(item.get("dim_names"), f"{where}.dim_names"),
         ))
     return check_specs(tuple(specs), field)
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    """A value as an error message quotes it: its repr, cut short."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):   # nested too deep, an int too long to print
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _shape(value: Any, field: str) -> tuple[int, ...]:
     if isinstance(value, str):
-        try:
-            value = [int(v) for v in value.replace("x", ",").split(",") if v.strip()]
-        except ValueError:
-            raise ConfigError(field, f"{value!r} is not a list of integers, e.g. 1,128") from None
+        parts = [v.strip() for v in value.replace("x", ",").split(",") if v.strip()]
+        if not all(re.fullmatch(r"-?[0-9]{1,30}", v) for v in parts):
+            raise ConfigError(field, f"{_shown(value)} is not a list of integers, e.g. 1,128")
+        value = [int(v) for v in parts]
     if not isinstance(value, (list, tuple)) or not value or \
             not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise ConfigError(field, f"{value!r} is not a list of integers, e.g. 1,128")
+        raise ConfigError(field, f"{_shown(value)} is not a list of integers, e.g. 1,128")
+    if len(value) > MAX_RANK:
+        raise ConfigError(field, f"{len(value)} dimensions; at most {MAX_RANK} are allowed")
+    if not all(-2**63 <= v < 2**63 for v in value):   # check_specs names the dimension of any size out of range
+        raise ConfigError(field, f"{_shown(value)}: every size must lie in 1..{MAX_DIM}")
     return tuple(int(v) for v in value)
 
 
@@ -156,8 +182,22 @@ def _pair(value: Any, field: str) -> tuple[int, int] | None:
         return None
     if not isinstance(value, (list, tuple)) or len(value) != 2 or \
             not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise ConfigError(field, f"{value!r} is not a [low, high) pair of integers, e.g. [0, 30522]")
+        raise ConfigError(field, f"{_shown(value)} is not a [low, high) pair of integers, e.g. [0, 30522]")
+    if not all(-2**63 <= v <= 2**63 for v in value):
+        raise ConfigError(field, f"{_shown(value)}: values must lie in [{-2**63}, {2**63 - 1}) (int64)")
     return int(value[0]), int(value[1])
+
+
+def _dim_names(value: Any, field: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, (list, tuple)) or \
+            not all(isinstance(n, str) and (n == "" or DIM_NAME.fullmatch(n)) for n in value):
+        raise ConfigError(field, f"{_shown(value)} is not a list of dimension names (one per dimension, each a "
+                                 'name like "batch" or "sequence", or "" for an unnamed one)')
+    if len(value) > MAX_RANK:
+        raise ConfigError(field, f"{len(value)} names; inputs have at most {MAX_RANK} dimensions")
+    return tuple(value)
 
 
 def check_specs(specs: Sequence[InputSpec], field: str = FIELD) -> tuple[InputSpec, ...]:
@@ -169,6 +209,8 @@ def check_specs(specs: Sequence[InputSpec], field: str = FIELD) -> tuple[InputSp
         raise ConfigError(field, f"input names must be unique, got {names}")
     for s in specs:
         where = f"{field}.{s.name}"
+        if not 1 <= len(s.shape) <= MAX_RANK:
+            raise ConfigError(f"{where}.shape", f"{len(s.shape)} dimensions; allowed 1 to {MAX_RANK}")
         if s.dtype not in INPUT_DTYPES:
             raise ConfigError(f"{where}.dtype", f"{s.dtype!r} is not one of {', '.join(INPUT_DTYPES)}")
         if s.dim_names and len(s.dim_names) != len(s.shape):
@@ -193,7 +235,11 @@ def check_specs(specs: Sequence[InputSpec], field: str = FIELD) -> tuple[InputSp
                                                           f"this one is {s.dtype}")
             low, high = s.value_range
             if not low < high:
-                raise ConfigError(f"{where}.value_range", f"[{low}, {high}) is empty; need low < high")
+                raise ConfigError(f"{where}.value_range", f"[{_shown(low)}, {_shown(high)}) is empty; need low < high")
+            lo_limit, hi_limit = VALUE_LIMITS[s.dtype]
+            if low < lo_limit or high > hi_limit:
+                raise ConfigError(f"{where}.value_range", f"[{_shown(low)}, {_shown(high)}) does not fit {s.dtype}: "
+                                                          f"values must lie in [{lo_limit}, {hi_limit})")
     dim_ranges(specs, field)
     return tuple(specs)
 

@@ -3,8 +3,12 @@
 Registry models get random weights from a fixed seed; pretrained weights are used only when
 already in the local torch hub cache (nothing is downloaded). Custom models are files an
 administrator placed in the models directory: ``<name>.py`` exposing ``build_model()`` and
-``example_inputs()``, or ``<name>.pt2`` ExportedProgram files. Nothing uploaded through the
-browser is ever executed.
+``example_inputs()``, or ``<name>.pt2`` ExportedProgram files. Only ``.py`` files run code: a ``.pt2``
+is read as data (engine/pt2_files.py refuses one that would unpickle or execute anything). Nothing
+uploaded through the browser is ever executed.
+
+Memory is checked twice before a large allocation: the inputs' size at submit (``check_input_memory``,
+no model code runs), and the activations after the batch-1 check run (``check_activation_memory``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from typing import Any
 import torch
 
 from engine import inputs as model_inputs
-from engine.config import ConfigError, ModelSpec
+from engine import pt2_files
+from engine.config import ConfigError, ModelSpec, RunRequest
 from engine.inputs import InputSpec
 
 MODELS_DIR_ENV = "TRTDASH_MODELS_DIR"
@@ -173,11 +178,11 @@ def build(spec: ModelSpec, seed: int = 0) -> BuiltModel:
     except ConfigError as e:
         raise ModelError(f"{e.field}: {e.message}.") from None
     example = model_inputs.example_tensors(specs, shapes, seed=seed + 1)
-    _check_runs(module, example, spec)
+    largest = _check_runs(module, example, spec)
     if spec.inputs is not None and any(s.is_dynamic for s in specs):
         _check_dynamic_ranges(module, specs, weights)
-    return BuiltModel(module, example, weights, _info(module, example, entry.family, entry.task, specs),
-                      input_specs=specs)
+    info = _info(module, example, entry.family, entry.task, specs) | {"largest_activation_bytes": largest}
+    return BuiltModel(module, example, weights, info, input_specs=specs)
 
 
 def input_specs(entry: RegistryEntry, spec: ModelSpec) -> tuple[InputSpec, ...]:
@@ -214,8 +219,24 @@ def _check_dynamic_ranges(module: torch.nn.Module, specs: tuple[InputSpec, ...],
     _ACCEPTED_RANGES.add((identity, specs))
 
 
-def _check_runs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], spec: ModelSpec) -> None:
-    """Fail early, with the shape in the message, when the model rejects the inputs."""
+def _check_runs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], spec: ModelSpec) -> int:
+    """Fail early, with the shape in the message, when the model rejects the inputs. Returns the largest
+    tensor a module produced on that batch-1 run, in bytes (the activation estimate's per-sample figure)."""
+    largest = 0
+
+    def measure(module: torch.nn.Module, args: Any, output: Any) -> None:
+        nonlocal largest
+        stack = [output]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, torch.Tensor):
+                largest = max(largest, item.numel() * item.element_size())
+            elif isinstance(item, (tuple, list)):
+                stack.extend(item)
+            elif isinstance(item, dict):
+                stack.extend(item.values())
+
+    hook = torch.nn.modules.module.register_module_forward_hook(measure)
     try:
         with torch.inference_mode():
             # a batch of one is enough to find shape errors cheaply
@@ -225,6 +246,71 @@ def _check_runs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], spec:
         raise ModelError(f"{spec.source} cannot run on input of shape {shapes}: {type(e).__name__}: "
                          f"{str(e).splitlines()[0][:300]}",
                          "Check 'Input shape (without batch)'; leave it empty for the model's default.") from e
+    finally:
+        hook.remove()
+    return largest
+
+
+# -- memory, before it is allocated -----------------------------------------------------------------
+def input_bytes(spec: ModelSpec) -> tuple[int, str] | None:
+    """The inputs' size at the measured shapes, in bytes, and a description ("x 4096x3x224x224 float32"),
+    without building the model; None when only the model file knows its inputs."""
+    if spec.inputs is not None:
+        specs = spec.inputs
+    else:
+        entry = REGISTRY.get(spec.source)
+        if entry is None:
+            return None
+        try:
+            specs = input_specs(entry, spec)
+        except ModelError:
+            return None   # the build reports this with its hint
+    try:
+        shapes = model_inputs.measured_shapes(specs, spec.batch_size, spec.sequence_length)
+    except ConfigError:
+        return None       # validate() reports this
+    total, parts = 0, []
+    for s in specs:
+        shape = shapes[s.name]
+        numel = 1
+        for d in shape:
+            numel *= d
+        total += numel * torch.empty((), dtype=s.torch_dtype).element_size()
+        parts.append(f"{s.name} {'x'.join(map(str, shape))} {s.dtype}")
+    return total, ", ".join(parts)
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**28 else f"{n / 2**20:.1f} MiB"
+
+
+def check_input_memory(request: RunRequest, *, ram_bytes: int | None, gpu_memory_bytes: int | None) -> None:
+    """Refuse, with the figures, a request whose inputs alone exceed the machine's RAM (inputs are made on the
+    CPU) or the GPU's memory (a CUDA run holds them there). Raises ``ConfigError`` on model.batch_size."""
+    size = input_bytes(request.model)
+    if size is None:
+        return
+    total, described = size
+    for limit, what in ((ram_bytes, "RAM"), (gpu_memory_bytes if request.device != "cpu" else None, "GPU memory")):
+        if limit and total > limit:
+            raise ConfigError("model.batch_size", f"the inputs alone take {_gib(total)} ({described}), more than "
+                                                  f"this machine's {_gib(limit)} of {what}; use a smaller batch or "
+                                                  "input shape")
+
+
+def check_activation_memory(built: BuiltModel, spec: ModelSpec, limit_bytes: int, what: str) -> None:
+    """Refuse a run whose activations would not fit, before the full batch runs: the largest tensor the batch-1
+    check run produced, times the batch, held twice (a layer's input and output live together), plus the
+    inputs. A lower bound of the peak, so a refusal is certain to be right."""
+    per_sample = int(built.info.get("largest_activation_bytes", 0))
+    inputs = sum(t.numel() * t.element_size() for t in built.example_inputs)
+    need = 2 * per_sample * spec.batch_size + inputs
+    if per_sample and need > limit_bytes:
+        fits = max(1, int((limit_bytes - inputs) // (2 * per_sample))) if limit_bytes > inputs else 0
+        raise ModelError(f"Batch {spec.batch_size} needs at least {_gib(need)} of {what}: its largest activation "
+                         f"is {_gib(per_sample)} per sample (measured at batch 1), held with the next layer's "
+                         f"output, plus {_gib(inputs)} of inputs; this machine has {_gib(limit_bytes)}.",
+                         f"Use a batch of at most {fits}." if fits else "Use a smaller input shape.")
 
 
 def _info(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], family: str, task: str,
@@ -265,7 +351,10 @@ def _build_file(spec: ModelSpec, seed: int) -> BuiltModel:
     _seeded(seed)
     if path.suffix == ".pt2":
         try:
-            ep = torch.export.load(str(path))
+            ep = pt2_files.load_exported_program(path)
+        except pt2_files.UnsafePt2File as e:
+            raise ModelError(f"{path.name} was not loaded: {e.reason}. A .pt2 file is read as data, never run; "
+                             "only .py model files run code.", pt2_files.SAFE_HINT) from None
         except Exception as e:
             raise ModelError(f"{path.name} is not a loadable torch.export ExportedProgram: "
                              f"{type(e).__name__}: {str(e)[:200]}", "Save it with torch.export.save().") from e
@@ -290,9 +379,9 @@ def _build_file(spec: ModelSpec, seed: int) -> BuiltModel:
     if not isinstance(module, torch.nn.Module) or not all(isinstance(t, torch.Tensor) for t in inputs):
         raise ModelError(f"{path.name}: build_model() must return an nn.Module and example_inputs() tensors.")
     inputs, specs = _with_given_inputs(module, tuple(inputs), spec, weights, seed)
-    _check_runs(module, inputs, spec)
-    return BuiltModel(module, inputs, weights, _info(module, inputs, "custom", "unknown", specs),
-                      input_specs=specs)
+    largest = _check_runs(module, inputs, spec)
+    info = _info(module, inputs, "custom", "unknown", specs) | {"largest_activation_bytes": largest}
+    return BuiltModel(module, inputs, weights, info, input_specs=specs)
 
 
 def _with_given_inputs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], spec: ModelSpec, identity: str,

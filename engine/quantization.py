@@ -220,6 +220,9 @@ def calibration_path(source: str, directory: Path | None = None) -> Path | None:
     if rel.is_absolute() or ".." in rel.parts:
         raise ConfigError(field_name, f"{name!r} must be a name inside the calibration data directory {root}")
     path = root / rel
+    if path.resolve() != path or not path.resolve().is_relative_to(root):   # a symlink leading out of it
+        raise ConfigError(field_name, f"{name!r} must be a name inside the calibration data directory {root} "
+                                      "(it is a link that leads elsewhere)")
     if kind == "file":
         if path.suffix != ".pt":
             raise ConfigError(field_name, f"{name!r} is not a .pt tensor file (saved with torch.save)")

@@ -283,6 +283,7 @@ class RunResult:
     gpu_time: GpuTime | None = None          # None: not measured (CPU run, or stored before it existed)
     graph_replay: GraphReplay | None = None  # None: not attempted
     plan_fingerprint: str | None = None      # identity of the engine plan(s): equal -> the same kernels
+    submitted_by: str = ""                   # who asked for the run; "" = unknown (stored before it was recorded)
     schema_version: int = SCHEMA_VERSION
     layers: pd.DataFrame = field(default_factory=empty_layers, repr=False)
 

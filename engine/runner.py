@@ -33,14 +33,25 @@ def request_key(request: RunRequest, caps: capabilities.Capabilities | None = No
 
 
 def execute(request: RunRequest, store: RunStore, progress: ProgressFn = no_progress, *,
-            use_cache: bool = True, gpu_index: int = 0) -> Outcome:
+            use_cache: bool = True, gpu_index: int = 0, submitted_by: str = "") -> Outcome:
     """Validate, answer from the cache when possible, otherwise build, measure and store.
 
-    Raises ``ConfigError`` / ``ModelError`` / backend errors with user-facing messages.
+    Raises ``ConfigError`` / ``ModelError`` / backend errors with user-facing messages. Model code that
+    calls ``sys.exit()`` fails the run (``ModelError``): it never ends the caller as if all went well.
     """
+    try:
+        return _execute(request, store, progress, use_cache=use_cache, gpu_index=gpu_index,
+                        submitted_by=submitted_by)
+    except SystemExit as e:
+        raise models.ModelError(f"The model's code called sys.exit({e.code!r}) during the run; nothing was stored.",
+                                "A model file must return from build_model() and forward(), never exit.") from None
+
+
+def _execute(request: RunRequest, store: RunStore, progress: ProgressFn, *, use_cache: bool, gpu_index: int,
+             submitted_by: str) -> Outcome:
     validate(request)
     caps = capabilities.detect()
-    capabilities.check_request(request, caps)
+    capabilities.check_request(request, caps, gpu_index)
     key, env = request_key(request, caps, gpu_index)
     if use_cache:
         hit = store.find_by_key(key)
@@ -49,6 +60,11 @@ def execute(request: RunRequest, store: RunStore, progress: ProgressFn = no_prog
     progress("build_model", None, request.model.source)
     built = models.build(request.model, request.measure.seed)
     device = env["device"]
+    if device == "cuda" and caps.gpus:
+        models.check_activation_memory(built, request.model, caps.gpus[min(gpu_index, len(caps.gpus) - 1)].memory_bytes,
+                                       "GPU memory")
+    elif (ram := capabilities.ram_bytes()) is not None:
+        models.check_activation_memory(built, request.model, ram, "RAM")
     backend = get_backend(request.backend)
     with tempfile.TemporaryDirectory(prefix="trtdash-") as tmp:
         m = backend(request, built, device, progress, Path(tmp))
@@ -60,8 +76,31 @@ def execute(request: RunRequest, store: RunStore, progress: ProgressFn = no_prog
             profiled_sum_ms=m.profiled_sum_ms, baselines=m.baselines,
             baseline_compile_s=m.baseline_compile_s, warnings=m.warnings, layers=m.layers,
             quantization=m.quantization, gpu_time=m.gpu_time, graph_replay=m.graph_replay,
-            plan_fingerprint=m.plan_fingerprint)
+            plan_fingerprint=m.plan_fingerprint, submitted_by=submitted_by)
         progress("store", None, "saving")
         store.save(result, m.raw_files)
     log.info("run %s stored: %s median %.3f ms", result.run_id, result.label, result.latency.median_ms)
     return Outcome(result, cached=False)
+
+
+def execute_for_parent(conn, request: dict, use_cache: bool, show_progress: bool) -> None:
+    """Body of a child process that runs one request for its parent (the CLI's ``--timeout``) and sends back
+    ("done", run_id, cached) or ("error", is_user_error, message, hint)."""
+    import sys  # noqa: PLC0415
+
+    from engine.config import ConfigError  # noqa: PLC0415
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    def progress(stage: str, fraction: float | None = None, detail: str = "") -> None:
+        if show_progress:
+            print(f"  [{stage}] {detail}", file=sys.stderr, flush=True)
+
+    try:
+        outcome = execute(RunRequest.from_dict(request), RunStore(), progress, use_cache=use_cache)
+    except (ConfigError, models.ModelError) as e:
+        conn.send(("error", True, str(e), ""))
+    except Exception as e:   # backend errors carry a user-facing message and a hint
+        conn.send(("error", False, getattr(e, "message", None) or f"{type(e).__name__}: {e}", getattr(e, "hint", "")))
+    else:
+        conn.send(("done", outcome.result.run_id, outcome.cached))

@@ -11,6 +11,7 @@ from engine.config import ConfigError, RunRequest, validate
 from engine.store import RunNotFound, RunStore
 from pages._common import checked_request, execution_progress, report_button, start_execution
 from pages._form import precision_and_iterations
+from pages._markdown import plain
 
 URL_KEY = "batch"
 RUNNING = "batch_execution"
@@ -71,7 +72,7 @@ def run_form(store: RunStore, caps: Capabilities) -> None:
         inputs = batch_sweep.registry_inputs(base) if "dynamic" in strategies else None
         plan = batch_sweep.plan_batch_sweep(base, sizes, strategies, opt_batch=opt or None, model_inputs=inputs)
     except ConfigError as e:
-        st.error(f"**{e.field}**: {e.message}. Nothing can be submitted until this is fixed.",
+        st.error(f"**{e.field}**: {plain(e.message)}. Nothing can be submitted until this is fixed.",
                  icon=":material/error:")
         plan = None
     if plan is not None:
@@ -134,7 +135,7 @@ def stored_sweeps(store: RunStore, caps: Capabilities) -> None:
     wanted = st.query_params.get(URL_KEY)
     if listed.empty:
         if wanted:
-            st.error(f"No stored run belongs to batch sweep {wanted!r}.", icon=":material/link_off:")
+            st.error(f"No stored run belongs to batch sweep {plain(repr(wanted))}.", icon=":material/link_off:")
         st.info("No batch sweep stored yet: run one above (the eager backend works on the CPU), or record the GPU "
                 "samples with scripts/record_samples.py --only batch.", icon=":material/info:")
         return
@@ -142,7 +143,8 @@ def stored_sweeps(store: RunStore, caps: Capabilities) -> None:
     labels = {r.sweep_id: f"{r.sweep_id} · {r.model} · {r.device_name} · {r.runs} runs"
               + (" · sample" if r.is_sample else "") for r in listed.itertuples()}
     if wanted and wanted not in labels:
-        st.error(f"No stored run belongs to batch sweep {wanted!r}. Pick one below.", icon=":material/link_off:")
+        st.error(f"No stored run belongs to batch sweep {plain(repr(wanted))}. Pick one below.",
+                 icon=":material/link_off:")
     # a link or a finished sweep changes the URL from outside: it wins over the last pick
     if st.session_state.get(f"{KEY}:url") != wanted or st.session_state.get(f"{KEY}:chosen") not in labels:
         st.session_state[f"{KEY}:chosen"] = wanted if wanted in labels else ids[0]
@@ -158,7 +160,7 @@ def show_batch_sweep(store: RunStore, caps: Capabilities, sweep_id: str) -> None
     try:
         sweep = batch_sweep.load_batch_sweep(store, sweep_id)
     except RunNotFound as e:
-        st.info(e.message, icon=":material/info:")
+        st.info(plain(e.message), icon=":material/info:")
         return
     for text in st.session_state.get(FAILED, {}).get(sweep_id, []):
         st.error(f"Not measured: {text}", icon=":material/error:")

@@ -19,6 +19,8 @@ from engine.config import ConfigError, RunRequest, validate
 from engine.result import RunResult
 from engine.store import RunNotFound, RunStore, data_dir
 from engine.sweeps import SweepExecution
+from pages._access import require_identity
+from pages._markdown import plain
 
 log = logging.getLogger(__name__)
 URL_KEY = "run"
@@ -45,6 +47,7 @@ def _leave_pages_directory_mode() -> None:
 
 
 _leave_pages_directory_mode()
+require_identity()   # a page script run on its own is gated too (dashboard.py shows the sign-in page)
 
 
 # -- store and runs ----------------------------------------------------------------------------
@@ -104,7 +107,7 @@ def link_to(page: str, label: str, run_ids: list[str], icon: str | None = None) 
     try:
         st.page_link(f"pages/{page}.py", label=label, icon=icon, query_params={URL_KEY: run_ids})
     except Exception:   # the page is not registered (a page script run on its own, as in AppTest)
-        st.markdown(f"[{label}]({page_url(page, run_ids)})")
+        st.markdown(f"[{plain(label)}]({page_url(page, run_ids)})")
 
 
 def _sync_from_url(key: str, valid: Callable[[list[str]], object], fallback: object) -> list[str]:
@@ -121,7 +124,7 @@ def _sync_from_url(key: str, valid: Callable[[list[str]], object], fallback: obj
 def _report_unknown(url_ids: list[str], known: set[str]) -> None:
     for run_id in url_ids:
         if run_id not in known:
-            st.error(RunNotFound(run_id).message, icon=":material/link_off:")
+            st.error(plain(RunNotFound(run_id).message), icon=":material/link_off:")
 
 
 def pick_run(key: str = "run_picker") -> RunResult | None:
@@ -145,7 +148,7 @@ def pick_run(key: str = "run_picker") -> RunResult | None:
     try:
         return load_run(chosen)
     except RunNotFound as e:
-        st.error(e.message, icon=":material/link_off:")
+        st.error(plain(e.message), icon=":material/link_off:")
         return None
 
 
@@ -173,7 +176,7 @@ def pick_runs(max_runs: int, key: str = "runs_picker", label: str = "Runs") -> l
         try:
             runs.append(load_run(run_id))
         except RunNotFound as e:
-            st.error(e.message, icon=":material/link_off:")
+            st.error(plain(e.message), icon=":material/link_off:")
     return runs
 
 
@@ -183,7 +186,8 @@ def run_header(run: RunResult) -> None:
     if run.is_sample:
         st.badge("sample run", icon=":material/inventory_2:", color="violet",
                  help="Recorded on a real GPU and bundled with the dashboard.")
-    st.caption(f"{run_label(run)} — recorded on {where}")
+    st.caption(f"{plain(run_label(run))} — recorded on {plain(where)} · submitted by "
+               f"{plain(run.submitted_by or 'unknown')}")
 
 
 # -- exports -----------------------------------------------------------------------------------
@@ -199,7 +203,7 @@ def export_buttons(run: RunResult) -> None:
     try:
         blob = get_store().export_run(run.run_id)
     except RunNotFound as e:
-        c2.error(e.message)
+        c2.error(plain(e.message))
     else:
         c2.download_button("Full run (JSON)", blob, mime="application/json", file_name=f"{run.run_id}.json",
                            on_click="ignore", icon=":material/data_object:", key=f"json:{run.run_id}",
@@ -222,7 +226,7 @@ def export_buttons(run: RunResult) -> None:
             try:
                 data = get_store().artifact_path(run.run_id, name).read_bytes()
             except FileNotFoundError:
-                st.caption(f"{name}: missing")
+                st.caption(f"{plain(name)}: missing")
                 continue
             st.download_button(name, data, file_name=f"{run.run_id}_{name}", on_click="ignore",
                                key=f"raw:{run.run_id}:{name}")
@@ -284,11 +288,11 @@ def autotune_report_button(search: AutotuneReport) -> None:
 def show_error(exc: BaseException, what: str = "") -> None:
     """A user-facing message (what went wrong and what to do); the traceback only in an expander."""
     if isinstance(exc, ConfigError):
-        text = f"**{exc.field}**: {exc.message}"
+        text = f"**{exc.field}**: {plain(exc.message)}"
     else:
-        text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        text = plain(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
     hint = getattr(exc, "hint", "")
-    st.error((f"{what}: " if what else "") + text + (f"\n\n{hint}" if hint else ""), icon=":material/error:")
+    st.error((f"{what}: " if what else "") + text + (f"\n\n{plain(hint)}" if hint else ""), icon=":material/error:")
     log.error("%s", what or "error", exc_info=exc)
     with st.expander("Technical details"):
         st.code("".join(traceback.format_exception(exc)), language="text")
@@ -308,7 +312,7 @@ def submit_request(request: RunRequest) -> str | None:
         show_error(e, "Nothing was submitted")
         return None
     if not job.cached:
-        st.toast(f"Queued: {request.model.source} {request.backend} {request.compile.precision}",
+        st.toast(f"Queued: {plain(request.model.source)} {request.backend} {request.compile.precision}",
                  icon=":material/schedule:")
     return job.job_id
 
@@ -345,6 +349,6 @@ def checked_request(raw: dict | RunRequest, caps: Capabilities) -> RunRequest | 
         request = validate(raw if isinstance(raw, RunRequest) else RunRequest.from_dict(raw))
         check_request(request, caps)
     except ConfigError as e:
-        st.error(f"**{e.field}**: {e.message}. Nothing was submitted.", icon=":material/error:")
+        st.error(f"**{e.field}**: {plain(e.message)}. Nothing was submitted.", icon=":material/error:")
         return None
     return request

@@ -85,13 +85,14 @@ def describe_inputs(model_raw: dict[str, Any]) -> str:
     from engine.config import ConfigError, RunRequest
     from engine.models import ModelError
     from engine.models import describe_inputs as describe
+    from pages._markdown import plain
 
     try:
         return describe(RunRequest.from_dict({"model": model_raw}).model)
     except ConfigError as e:
-        return f":red[**{e.field}**: {e.message}]"
+        return f":red[**{e.field}**: {plain(e.message)}]"
     except ModelError as e:
-        return f":red[{e}]"
+        return f":red[{plain(e)}]"
 
 
 def precision_and_iterations(key_prefix: str, caps: Capabilities) -> tuple[str, int, int]:

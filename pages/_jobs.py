@@ -5,7 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from engine import jobs
+from engine.access import Action
 from engine.config import RunRequest
+from pages._markdown import plain
 
 SESSION_JOBS = "my_jobs"
 SESSION_NOTES = "my_job_notes"     # what became of this session's jobs that failed or were cancelled
@@ -55,6 +57,11 @@ def _stage_text(job: jobs.Job) -> str:
     return f"{text} · {job.detail}" if job.detail else text
 
 
+def _label(job: jobs.Job) -> str:
+    """The job as markdown: its model (escaped: a name from a request), backend and precision."""
+    return plain(job.request["model"]["source"]) + f" · {job.request['backend']} {job.request['compile']['precision']}"
+
+
 def job_panel() -> None:
     """This session's jobs with live progress, and a cancel button for each active one; when a job of this
     session finishes, the page switches to its run. What failed or was cancelled stays said until the next
@@ -70,7 +77,8 @@ def job_panel() -> None:
 
 def _show_note(note: dict) -> None:
     if note["state"] == "failed":
-        st.error(f"**{note['label']}** failed: {note['error']}" + (f"\n\n{note['hint']}" if note["hint"] else ""),
+        st.error(f"**{note['label']}** failed: {plain(note['error'])}"
+                 + (f"\n\n{plain(note['hint'])}" if note["hint"] else ""),
                  icon=":material/error:")
         if note["traceback"]:
             with st.expander("Technical details"):
@@ -90,12 +98,12 @@ def _live_job_panel() -> None:
         except jobs.JobError:
             mine.remove(job_id)
             continue
-        label = job.request["model"]["source"] + f" · {job.request['backend']} {job.request['compile']['precision']}"
+        label = _label(job)
         if job.active:
             with st.container(border=True):
                 c1, c2 = st.columns([5, 1])
                 c1.progress(min(max(job.fraction or 0.0, 0.0), 1.0),
-                            text=f"**{label}** — {_stage_text(job)} ({job.elapsed_s:.0f} s)")
+                            text=f"**{label}** — {plain(_stage_text(job))} ({job.elapsed_s:.0f} s)")
                 if c2.button("Cancel", key=f"cancel:{job_id}", icon=":material/cancel:"):
                     jobs.cancel(job_id)
                     st.rerun(scope="fragment")
@@ -114,12 +122,30 @@ def _live_job_panel() -> None:
 
 
 def queue_overview() -> None:
-    """What the shared box is doing: active jobs of every user, by route."""
+    """What the shared box is doing: active jobs of every user, by route, with who submitted each. Anyone may
+    cancel their own job; cancelling someone else's, or stopping the workers, needs admin."""
+    from pages._access import refused  # noqa: PLC0415 - the job panel runs without a sign-in in tests
+
     active = jobs.list_jobs(states=jobs.ACTIVE_STATES, limit=50)
     if not active:
         st.caption("The queue is empty.")
-        return
-    rows = [{"job": j.job_id[:8], "model": j.request["model"]["source"], "backend": j.request["backend"],
-             "state": j.state, "position": j.position, "stage": _stage_text(j), "route": j.route,
-             "elapsed_s": round(j.elapsed_s, 1)} for j in active]
-    st.dataframe(rows, hide_index=True)
+    else:
+        rows = [{"job": j.job_id[:8], "submitted by": j.submitter, "model": j.request["model"]["source"],
+                 "backend": j.request["backend"], "state": j.state, "position": j.position, "stage": _stage_text(j),
+                 "route": j.route, "elapsed_s": round(j.elapsed_s, 1)} for j in active]
+        st.dataframe(rows, hide_index=True, key="queue_table")
+        by_id = {j.job_id: j for j in active}
+        c1, c2 = st.columns([4, 1])
+        picked = c1.selectbox("Cancel a job", list(by_id), index=None, placeholder="pick a job",
+                              key="queue_cancel_pick", format_func=lambda i: f"{i[:8]} · {by_id[i].submitter} · "
+                                                    f"{by_id[i].request['model']['source']}")
+        if c2.button("Cancel job", icon=":material/cancel:", key="queue_cancel", disabled=picked is None) \
+                and picked is not None and not refused(Action.CANCEL_OTHERS_JOB, by_id[picked].submitter):
+            jobs.cancel(picked)
+            st.rerun()
+    if st.button("Stop the workers", icon=":material/power_settings_new:", key="stop_workers",
+                 help="Stops this host's supervisor and workers; running jobs go back to the queue and run again "
+                      "when the workers are started (the next submission starts them).") \
+            and not refused(Action.STOP_WORKERS):
+        stopped = jobs.stop_workers()
+        st.toast(f"Stopped {stopped} worker(s).", icon=":material/power_settings_new:")

@@ -11,6 +11,7 @@ from engine.store import RunStore
 from pages import _localise_start as localise
 from pages._common import execution_progress, report_button, start_execution
 from pages._form import COMPILE_FIELDS, MEASURE_FIELDS, knob_widget
+from pages._markdown import plain
 
 URL_KEY = "ladder"
 RUNNING = "ladder_execution"
@@ -64,7 +65,7 @@ def run_form(store: RunStore, caps: Capabilities) -> None:
         plan = ladder.plan_ladder(ladder.ladder_base(raw), caps,
                                   schemes=[s for s in QUANT_SCHEMES if s in picked or s in refused])
     except ConfigError as e:
-        st.error(f"**{e.field}**: {e.message}", icon=":material/error:")
+        st.error(f"**{e.field}**: {plain(e.message)}", icon=":material/error:")
         return
     st.markdown(f"**{len(plan.steps)} runs**, one job each: " + "; ".join(s.label for s in plan.steps))
     if plan.skipped:
@@ -136,8 +137,8 @@ def show_stored(store: RunStore, caps: Capabilities) -> None:
         st.caption(last.status_text())
         show_failures(last.progress())
     if wanted and wanted not in ladder_ids:
-        st.error(f"No stored run belongs to ladder {wanted!r}" + (". Pick one below." if ladder_ids else "."),
-                 icon=":material/link_off:")
+        st.error(f"No stored run belongs to ladder {plain(repr(wanted))}"
+                 + (". Pick one below." if ladder_ids else "."), icon=":material/link_off:")
     if not ladder_ids:
         st.info("No precision ladder stored yet: fp32, fp16 and each quantization scheme of one model, recorded "
                 "with the TensorRT backend on a GPU.", icon=":material/info:")

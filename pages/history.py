@@ -3,7 +3,9 @@
 import streamlit as st
 
 from engine import compare, run_figures
+from engine.access import Action
 from engine.store import RunNotFound
+from pages._access import refused
 from pages._common import forget_runs, get_store, link_to, page_url, pick_runs, set_url_run_ids, show_error
 
 MAX_SELECTED = 50
@@ -86,7 +88,8 @@ if b2.button("Unmark baseline", icon=":material/star_border:", key="unmark_basel
 with b3:
     confirm = st.checkbox(f"Yes, delete {len(selected)} run(s) and their files", key="confirm_delete")
     if st.button("Delete selected", icon=":material/delete:", type="primary", disabled=not confirm,
-                 key="delete_runs"):
+                 key="delete_runs", help="Needs admin rights (the admin password).") \
+            and not refused(Action.DELETE_RUNS):
         try:
             for run_id in selected:
                 store.delete(run_id)

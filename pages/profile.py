@@ -8,6 +8,7 @@ from engine.store import RunNotFound
 from pages._common import checked_request, get_store, link_to, load_run, report_button
 from pages._form import compile_disabled_reasons, describe_inputs, knob_section, knob_widget
 from pages._jobs import gpu_picker, job_panel, queue_overview, submit
+from pages._markdown import plain
 from pages._timing import timing_row
 
 st.title("Profile a model")
@@ -104,12 +105,13 @@ if run_id:
     try:
         result = load_run(run_id)
     except RunNotFound as e:
-        st.info(e.message)
+        st.info(plain(e.message))
     else:
         st.divider()
-        st.subheader(f"Result: {compare.run_label(result)}")
-        st.caption(f"Recorded on {result.env.get('device_name')} at {result.created_at}"
-                   + (" · sample run recorded on a real GPU" if result.is_sample else ""))
+        st.subheader(f"Result: {plain(compare.run_label(result))}")
+        st.caption(f"Recorded on {plain(result.env.get('device_name'))} at {plain(result.created_at)}"
+                   + (" · sample run recorded on a real GPU" if result.is_sample else "")
+                   + f" · submitted by {plain(result.submitted_by or 'unknown')}")
         lat = result.latency
         if lat.timed:
             timing_row(result)
@@ -117,7 +119,7 @@ if run_id:
             st.info("Analyze run: the graph was partitioned (dry run) but nothing was built or timed. "
                     "See Segmentation.", icon=":material/account_tree:")
         for w in result.warnings:
-            st.warning(w)
+            st.warning(plain(w))
         found = diagnosis.diagnose_result(result)
         if found is not None and found.verdict != "compute_bound":
             st.info(found.text(), icon=":material/speed:")

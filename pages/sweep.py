@@ -24,6 +24,7 @@ from pages._common import (
     start_execution,
 )
 from pages._form import precision_and_iterations
+from pages._markdown import plain
 
 URL_KEY = "sweep"
 RUNNING = "sweep_execution"
@@ -127,7 +128,7 @@ def show_sweep(sweep_id: str) -> None:
     try:
         sweep = sweeps.load_sweep(store, sweep_id)
     except RunNotFound as e:
-        st.info(e.message, icon=":material/info:")
+        st.info(plain(e.message), icon=":material/info:")
         return
     table = sweep.table
     first = sweep.results[0]
@@ -181,7 +182,7 @@ with tab_run:
                 axes[knob] = values_widget(knob, f"sweep:axis{i}", recommended)
         plan = sweeps.plan_sweep(request, axes)
     except ConfigError as e:
-        st.error(f"**{e.field}**: {e.message}", icon=":material/error:")
+        st.error(f"**{e.field}**: {plain(e.message)}", icon=":material/error:")
         plan = None
     if plan is not None:
         st.caption(f"{len(plan.points)} runs: " + "; ".join(p.label for p in plan.points)
@@ -207,7 +208,8 @@ with tab_recorded:
                   + (" · sample" if r.is_sample else "") for r in listed.itertuples()}
         wanted = st.query_params.get(URL_KEY)
         if wanted and wanted not in labels:
-            st.error(f"No stored run belongs to sweep {wanted!r}. Pick one below.", icon=":material/link_off:")
+            st.error(f"No stored run belongs to sweep {plain(repr(wanted))}. Pick one below.",
+                     icon=":material/link_off:")
         chosen = st.selectbox("Sweep", ids, index=ids.index(wanted) if wanted in labels else 0,
                               format_func=labels.get, key="sweep:chosen")
         if chosen != wanted:

@@ -34,11 +34,12 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _streamlit(tmp: Path):
-    """``streamlit run dashboard.py`` on a free port with its own data directory; yields the base URL."""
+def _streamlit(tmp: Path, **extra_env: str):
+    """``streamlit run dashboard.py`` on a free port with its own data directory; yields the base URL. Stops the
+    server and the job supervisor it started (a process of its own: it outlives the server by design)."""
     port = _free_port()
     env = {**os.environ, "TRTDASH_DATA_DIR": str(tmp / "data"), "TRTDASH_SAMPLES_DIR": str(tmp / "no-samples"),
-           "PYTHONPATH": str(ROOT)}
+           "PYTHONPATH": str(ROOT), **extra_env}
     log = open(tmp / "streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
@@ -60,12 +61,15 @@ def _streamlit(tmp: Path):
             time.sleep(0.5)
         yield base
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)   # the server and the job workers it spawned
+        os.killpg(proc.pid, signal.SIGTERM)   # the server
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+        from engine.jobs import JobSystem
+
+        JobSystem(tmp / "data").stop_workers(timeout_s=10)
 
 
 @pytest.fixture(scope="module")
@@ -216,3 +220,78 @@ def test_shared_link_opened_first_on_a_fresh_server(tmp_path, browser_page):
         main = browser_page.inner_text("[data-testid='stMain']")
         assert "Compare runs" in main and all(m in main for m in medians)
         assert browser_page.url.endswith(link)           # the link still names both runs
+
+
+TEAM, ADMIN = "team-secret-4711", "admin-secret-0815"
+
+
+def test_team_mode_sign_in_wrong_password_and_a_delete_refused_to_a_non_admin(tmp_path, browser_page):
+    """Issue 15, defect 1: a team password guards the dashboard; deleting runs needs the admin password."""
+    from engine.store import RunStore
+
+    store = RunStore(tmp_path / "data")
+    run_id = store.import_run((ROOT / "samples" / "resnet18_fp16.json.gz").read_bytes())
+    page = browser_page
+    with _streamlit(tmp_path, TRTDASH_TEAM_PASSWORD=TEAM, TRTDASH_ADMIN_PASSWORD=ADMIN) as base:
+        page.goto(f"{base}/history?run={run_id}")
+        page.get_by_label("Your name").wait_for(timeout=60_000)
+        assert "Run history" not in page.inner_text("body")           # nothing but the sign-in page
+        page.get_by_label("Your name").fill("mallory")
+        page.get_by_label("Team password").fill("guess")
+        page.get_by_role("button", name=re.compile("Sign in")).click()
+        page.get_by_text("Wrong team password.").wait_for(timeout=30_000)
+        _settle(page)
+        assert "Run history" not in page.inner_text("body") and "Signed in as" not in page.inner_text("body")
+        _screenshot(page, "sign_in_wrong_password")
+
+        page.get_by_label("Your name").fill("mallory")
+        page.get_by_label("Team password").fill(TEAM)
+        page.get_by_role("button", name=re.compile("Sign in")).click()
+        page.get_by_text("Signed in as").wait_for(timeout=60_000)      # and the link's page opens
+        assert "mallory" in page.inner_text("[data-testid='stSidebar']")
+        page.get_by_text("Selected runs").wait_for(timeout=60_000)
+        _settle(page)
+        page.get_by_text(re.compile(r"Yes, delete 1 run")).click()
+        _settle(page)
+        page.get_by_role("button", name=re.compile("Delete selected")).click()
+        page.get_by_text("Only an admin may delete runs").wait_for(timeout=30_000)
+        _screenshot(page, "delete_refused_to_non_admin")
+        assert RunStore(tmp_path / "data").exists(run_id)               # refused: still stored
+
+        page.get_by_text("Admin", exact=True).click()                   # unlock admin in the sidebar
+        page.get_by_label("Admin password").fill(ADMIN)
+        page.get_by_role("button", name="Unlock admin").click()
+        page.get_by_text("· admin").wait_for(timeout=30_000)
+        _settle(page)
+        if not page.get_by_role("checkbox", name=re.compile(r"Yes, delete 1 run")).is_checked():
+            page.get_by_text(re.compile(r"Yes, delete 1 run")).click()
+            _settle(page)
+        page.get_by_role("button", name=re.compile("Delete selected")).click()
+        _settle(page)
+        page.wait_for_function("() => !document.body.innerText.includes('Selected runs')", timeout=30_000)
+        assert not RunStore(tmp_path / "data").exists(run_id)           # the admin's delete went through
+        body = (tmp_path / "streamlit.log").read_text()
+        assert TEAM not in body and ADMIN not in body                   # passwords are never logged
+
+
+def test_a_link_whose_run_id_is_markdown_shows_as_text(dashboard, browser_page):
+    """Issue 15, defect 6: URL text was rendered as markdown in error boxes (a link, an image fetch)."""
+    from engine.store import RunStore
+
+    base, data_dir = dashboard
+    RunStore(data_dir).import_run((ROOT / "samples" / "resnet18_fp16.json.gz").read_bytes())   # a run to pick
+    page = browser_page
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(f"{base}/compare?run=[Session expired - sign in again](https://example.com/login)"
+              "&run=![x](https://example.com/pixel.png)")
+    _settle(page)
+    page.get_by_text("does not exist").first.wait_for()
+    main = page.locator("[data-testid='stMain']")
+    assert main.locator("a[href*='example.com']").count() == 0
+    assert main.locator("img[src*='example.com']").count() == 0
+    assert "[Session expired - sign in again](https://example.com/login)" in main.inner_text().replace("\u2060", "")
+    from urllib.parse import urlsplit
+
+    assert not [u for u in requests if urlsplit(u).hostname == "example.com"]   # no image was fetched
+    _screenshot(page, "link_text_shown_as_text")

@@ -13,6 +13,7 @@ import pytest
 from engine import jobs
 from engine.config import ConfigError, RunRequest
 from engine.jobs import JobSystem, route_for
+from engine.jobs.host import pid_alive, this_host
 
 
 def tiny(seed: int = 0, timed_iters: int = 5, side: int = 32) -> RunRequest:
@@ -88,7 +89,7 @@ def test_kill_9_of_the_worker_fails_its_job_and_a_new_worker_takes_over(system):
     job = running_with_progress(system, victim.job_id)
     old = system.workers()[0]["pid"]
     os.kill(old, signal.SIGKILL)
-    wait_until(lambda: not jobs._pid_alive(job.pid), 10)   # the job process does not outlive its worker
+    wait_until(lambda: not pid_alive(job.pid), 10)   # the job process does not outlive its worker
     new_pids = system.ensure_workers()
     assert old not in new_pids
     failed = system.get(victim.job_id)
@@ -181,7 +182,7 @@ def test_torch_tensorrt_caches_live_in_the_data_dir(system, tmp_path):
 def test_a_gpu_type_is_matched_by_a_unique_part_of_its_name(system):
     """Registrations as GPU workers on other hosts write them (alive: this process's pid)."""
     for i, name in enumerate(("NVIDIA H100 80GB HBM3", "NVIDIA L4")):
-        system.table.register_worker({"worker_id": f"{jobs._this_host()}/gpu{i}/x", "host": jobs._this_host(),
+        system.table.register_worker({"worker_id": f"{this_host()}/gpu{i}/x", "host": this_host(),
                                       "pid": os.getpid(), "gpu_index": i, "gpu_name": name, "routes": []})
     assert system._resolve_gpu_type("H100") == "NVIDIA H100 80GB HBM3"
     assert system._resolve_gpu_type("nvidia") == "nvidia"          # ambiguous: left as given
@@ -189,26 +190,98 @@ def test_a_gpu_type_is_matched_by_a_unique_part_of_its_name(system):
     assert labels[0] == "Any GPU" and "Any NVIDIA L4" in labels and "GPU 1: NVIDIA L4" in labels
 
 
-def test_workers_started_by_an_app_stop_cleanly_when_the_app_exits(tmp_path):
-    """Worker processes never outlive the app that started (or last adopted) them."""
+def test_a_submitter_that_exits_leaves_the_workers_running_and_a_dead_worker_is_replaced_within_10_s(tmp_path):
+    """Issue 15, defect 4: a script that called submit() and exited took the workers down with it (they were owned
+    by the last caller of ensure_workers), and a dead worker was replaced only when someone called ensure_workers.
+    Now the supervisor owns the workers: nobody in this test starts or polls anything after the script exits."""
+    import json
     import subprocess
     import sys
 
     from engine.store import PROJECT_ROOT
 
     root = tmp_path / "data"
-    code = ("import sys; from engine.jobs import JobSystem; print(*JobSystem(sys.argv[1]).ensure_workers(0), "
-            "flush=True); sys.stdin.read()")
-    app = subprocess.Popen([sys.executable, "-c", code, str(root)], cwd=str(PROJECT_ROOT), text=True,
-                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                           env=dict(os.environ, PYTHONPATH=str(PROJECT_ROOT)))
-    (worker_pid,) = [int(p) for p in app.stdout.readline().split()]
-    observer = JobSystem(root)
-    wait_until(lambda: any(w["pid"] == worker_pid for w in observer.workers()), 60)
-    app.stdin.close()
-    app.wait(10)
-    wait_until(lambda: not jobs._pid_alive(worker_pid), 20)
-    assert observer.workers() == []     # unregistered on its way out, not left for reconcile
+    requests = [tiny(seed).to_dict() for seed in (60, 61, 62)]
+    code = ("import json, sys; from engine.config import RunRequest; from engine.jobs import JobSystem; "
+            "s = JobSystem(sys.argv[1]); "
+            "print(*[s.submit(RunRequest.from_dict(r)).job_id for r in json.loads(sys.argv[2])], flush=True)")
+    out = subprocess.run([sys.executable, "-c", code, str(root), json.dumps(requests)], cwd=str(PROJECT_ROOT),
+                         env=dict(os.environ, PYTHONPATH=str(PROJECT_ROOT)), capture_output=True, text=True,
+                         timeout=300, check=True)
+    job_ids = out.stdout.split()
+    assert len(job_ids) == 3
+    observer = JobSystem(root)    # only reads: get() never starts a worker
+    try:
+        done = [finished(observer, j, 300) for j in job_ids]
+        assert [d.state for d in done] == ["done"] * 3, [(d.state, d.error) for d in done]
+        from engine.jobs.supervisor import SupervisorPaths
+
+        paths = SupervisorPaths(root)
+        old = wait_until(lambda: next((w["pid"] for w in observer.workers() if w["alive"]), None), 120)
+        os.kill(old, signal.SIGKILL)
+        killed_at = time.monotonic()
+
+        def replacement() -> int | None:
+            pid = int((paths.worker_pid("cpu")).read_text().split()[0])
+            return pid if pid != old and pid_alive(pid) else None
+
+        new = wait_until(replacement, 10, every_s=0.1)
+        print(f"\nworker {old} killed; replacement {new} started {time.monotonic() - killed_at:.1f} s later, "
+              "with no page open and nobody calling ensure_workers")
+        later = observer.submit(tiny(63), start_workers=False)
+        assert finished(observer, later.job_id, 300).worker_id.endswith(f"/{new}")
+    finally:
+        observer.stop_workers(timeout_s=10)
+
+
+def test_a_job_whose_queue_message_was_lost_runs_once_and_the_identical_request_joins_it(system):
+    """Issue 15, defect 3: a worker that died after huey handed it a job, before the job said running, left a
+    job queued forever with no queue message, and every identical request joined it and never ran."""
+    ghost = system.submit(tiny(70), start_workers=False)
+    taken = system.huey("cpu").dequeue()          # what the dying worker took with it
+    assert taken is not None and taken.id == ghost.job_id
+    assert system.huey("cpu").pending() == []
+    twin = system.submit(tiny(70), start_workers=False)
+    assert twin.joined and twin.job_id == ghost.job_id
+    system.ensure_workers()                       # the supervisor's reconcile duty finds the lost message
+    done = finished(system, ghost.job_id, 300)
+    assert done.state == "done" and done.requeues == 1, (done.state, done.error)
+    assert len(system.store.list_runs()) == 1     # ran once
+    assert finished(system, twin.job_id, 10).run_id == done.run_id
+
+
+def test_a_job_lost_from_the_queue_again_and_again_fails_with_the_reason(system):
+    job = system.submit(tiny(71), start_workers=False)
+    for expected in (1, 2, 3):
+        system.huey("cpu").dequeue()
+        assert system.requeue_lost(grace_s=0) == [job.job_id]
+        assert system.get(job.job_id).requeues == expected and [t.id for t in system.huey("cpu").pending()] == [
+            job.job_id]
+    system.huey("cpu").dequeue()
+    system.requeue_lost(grace_s=0)
+    failed = system.get(job.job_id)
+    assert failed.state == "failed" and "lost from the queue 4 times" in failed.error and failed.hint
+    present = system.submit(tiny(72), start_workers=False)     # a job whose message is there is left alone
+    assert system.requeue_lost(grace_s=0) == [] and system.get(present.job_id).requeues == 0
+
+
+def test_the_supervisor_is_one_per_data_directory_and_outlives_stop_and_start(system, tmp_path):
+    import subprocess
+    import sys
+
+    from engine.jobs.supervisor import SupervisorPaths, running
+    from engine.store import PROJECT_ROOT
+
+    system.ensure_workers()
+    paths = SupervisorPaths(system.root)
+    assert running(paths)
+    first = int(paths.pid.read_text())
+    second = subprocess.run([sys.executable, "-m", "engine", "supervisor", "--data-dir", str(system.root),
+                             "--gpus", "0"], cwd=str(PROJECT_ROOT), env=dict(os.environ, PYTHONPATH=str(PROJECT_ROOT)),
+                            capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0 and "already runs" in second.stderr    # idempotent: it exits at once
+    assert int(paths.pid.read_text()) == first and pid_alive(first)
+    assert system.stop_workers() == 1 and not running(paths) and not pid_alive(first)
 
 
 TINY_MODEL = '''
@@ -251,15 +324,26 @@ def test_model_code_that_exits_or_segfaults_fails_its_job_not_the_app(system, tm
     assert system.submit(file_request("tiny.py")).cached
 
 
+def test_model_code_that_calls_sys_exit_fails_its_job_with_the_reason(system, tmp_path, monkeypatch):
+    """Issue 15, defect 8: sys.exit(0) in model code ended the job process with code 0 and no result."""
+    models_dir = tmp_path / "models"
+    models_dir.mkdir()
+    monkeypatch.setenv("TRTDASH_MODELS_DIR", str(models_dir))
+    (models_dir / "exits0.py").write_text("import sys\n\ndef build_model():\n    sys.exit(0)\n\n"
+                                          "def example_inputs(batch_size):\n    return ()\n")
+    job = finished(system, system.submit(file_request("exits0.py")).job_id, 300)
+    assert job.state == "failed" and "sys.exit(0)" in job.error and "never exit" in job.hint
+
+
 def test_errors_inside_a_job_become_a_message_and_a_hint():
     import torch
 
-    message, hint = jobs._error_parts(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
+    message, hint = jobs.error_parts(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
     assert message == "The GPU ran out of memory." and "smaller batch" in hint
-    message, hint = jobs._error_parts(ConfigError("compile.min_block_size", "0 is below the minimum 1"))
+    message, hint = jobs.error_parts(ConfigError("compile.min_block_size", "0 is below the minimum 1"))
     assert message == "0 is below the minimum 1" and "compile.min_block_size" in hint
-    assert jobs._exit_reason(-11)[0] == "The job process was killed by SIGSEGV."
-    assert jobs._exit_reason(3)[0] == "The job process exited with code 3 without a result."
+    assert jobs.exit_reason(-11)[0] == "The job process was killed by SIGSEGV."
+    assert jobs.exit_reason(3)[0] == "The job process exited with code 3 without a result."
 
 
 # -- several GPUs: GPU workers stood in for by workers pinned to GPU indices that run eager CPU requests ----------
@@ -273,7 +357,7 @@ def queue_on(system: JobSystem, request: RunRequest, route: str) -> jobs.Job:
     job = jobs.Job(job_id=f"{route}-{request.measure.seed}", request=request.to_dict(), key=key, route=route,
                    gpu=route[3:], created_ts=now, updated_ts=now)
     system.table.insert_or_join(job, f"{key}:{route}")
-    system._enqueue(job.job_id, route)
+    system.enqueue(job.job_id, route)
     return job
 
 
@@ -289,12 +373,12 @@ def test_one_worker_per_gpu_runs_at_the_same_time_records_its_gpu_and_is_replace
 
     # two jobs at once, one per GPU: they overlap in time and each result says which GPU ran it
     a, b = queue_on(system, tiny(40, timed_iters=200, side=64), "gpu0"), queue_on(system, tiny(41, 200, 64), "gpu1")
-    done_a, done_b = finished(system, a.job_id, 120), finished(system, b.job_id, 120)
+    done_a, done_b = finished(system, a.job_id, 300), finished(system, b.job_id, 300)
     assert done_a.state == done_b.state == "done", (done_a.error, done_b.error)
     assert max(done_a.started_ts, done_b.started_ts) < min(done_a.finished_ts, done_b.finished_ts)
     for job, index in ((done_a, 0), (done_b, 1)):
         env = system.store.get(job.run_id).env
-        assert env["gpu_index"] == index and env["host"] == jobs._this_host() and "gpu_uuid" in env
+        assert env["gpu_index"] == index and env["host"] == this_host() and "gpu_uuid" in env
         assert f"/gpu{index}/" in job.worker_id
 
     # the worker of GPU 0 is killed mid-job: that job fails naming GPU 0, GPU 1's job completes,
@@ -303,16 +387,16 @@ def test_one_worker_per_gpu_runs_at_the_same_time_records_its_gpu_and_is_replace
     job = running_with_progress(system, victim.job_id)
     old = gpu_worker_pid(system, 0)
     os.kill(old, signal.SIGKILL)
-    wait_until(lambda: not jobs._pid_alive(job.pid), 10)
+    wait_until(lambda: not pid_alive(job.pid), 10)
     new_pids = system.ensure_workers(gpu_count=2)
     failed = system.get(victim.job_id)
     assert failed.state == "failed"
     assert "worker of GPU 0 stopped" in failed.error and f"/gpu0/{old}" in failed.error
     assert "GPU 0" in failed.hint
-    survived = finished(system, other.job_id, 120)
+    survived = finished(system, other.job_id, 300)
     assert survived.state == "done" and system.store.get(survived.run_id).env["gpu_index"] == 1
     assert old not in new_pids and len(set(new_pids) & set(pids)) == 2     # only GPU 0's worker is new
-    nxt = finished(system, queue_on(system, tiny(43), "gpu0").job_id, 120)
+    nxt = finished(system, queue_on(system, tiny(43), "gpu0").job_id, 300)
     assert nxt.state == "done" and nxt.worker_id.endswith(f"/gpu0/{gpu_worker_pid(system, 0)}")
     assert gpu_worker_pid(system, 0) in new_pids
 
@@ -333,7 +417,7 @@ def test_a_job_pinned_to_a_gpu_is_answered_only_by_a_run_measured_on_that_gpu(sy
     measured = execute(tiny(50), system.store, use_cache=False).result   # a real run, filed as each GPU's
 
     def file_as(gpu_index: int, created_at: str) -> str:
-        env_ = {**env, "gpu_index": gpu_index, "gpu_uuid": f"GPU-{gpu_index}", "host": jobs._this_host()}
+        env_ = {**env, "gpu_index": gpu_index, "gpu_uuid": f"GPU-{gpu_index}", "host": this_host()}
         return system.store.save(dataclasses.replace(measured, run_id=new_run_id(), key=key, env=env_,
                                                      created_at=created_at))
 
@@ -355,9 +439,9 @@ def test_a_job_pinned_to_a_gpu_is_answered_only_by_a_run_measured_on_that_gpu(sy
 
 
 def test_a_dead_workers_job_names_the_device_it_served():
-    assert jobs._worker_device("h/gpu3/12", None) == "GPU 3"
-    assert jobs._worker_device("h/cpu/12", None) == "the CPU"
-    assert jobs._worker_device("h/x/12", {"gpu_index": 0}) == "GPU 0"
+    assert jobs.worker_device("h/gpu3/12", None) == "GPU 3"
+    assert jobs.worker_device("h/cpu/12", None) == "the CPU"
+    assert jobs.worker_device("h/x/12", {"gpu_index": 0}) == "GPU 0"
     assert jobs.measured_on({"gpu_index": 1, "host": "h"}, 1, "h") and jobs.measured_on({"gpu_index": 1}, 1, None)
     assert not jobs.measured_on({"gpu_index": 1, "host": "h"}, 0, "h") and not jobs.measured_on({}, 0, None)
     assert not jobs.measured_on({"gpu_index": 1, "host": "other"}, 1, "h")
@@ -376,7 +460,7 @@ def test_the_dashboards_job_panel_fails_a_dead_workers_job_and_starts_a_new_work
     job = running_with_progress(system, victim.job_id)
     old = system.workers()[0]["pid"]
     os.kill(old, signal.SIGKILL)
-    wait_until(lambda: not jobs._pid_alive(job.pid), 10)
+    wait_until(lambda: not pid_alive(job.pid), 10)
     at = AppTest.from_function(panel, default_timeout=60)
     at.session_state["my_jobs"] = [victim.job_id]
     at.run()

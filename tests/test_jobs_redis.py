@@ -81,3 +81,32 @@ def test_two_hosts_consume_one_redis_queue_and_results_land_in_one_store(tmp_pat
             h.wait(20)
     assert all(h.returncode == 0 for h in hosts)
     wait_until(lambda: app.workers() == [], 5)   # clean stop unregisters
+
+
+def test_what_the_remote_workers_cannot_run_is_refused_at_submit(tmp_path, redis_url, monkeypatch):
+    """Issue 15, defect 8: with the workers on other hosts, nothing was checked at submit: an INT8 (W8A8) job for
+    TensorRT-RTX GPUs was queued and failed after it started. The workers' registrations say what they run."""
+    import time
+
+    import pytest
+
+    from engine.config import ConfigError, RunRequest
+
+    monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "app"))
+    app = JobSystem(tmp_path / "app", redis_url)
+    int8 = RunRequest.from_dict({"backend": "tensorrt", "device": "cuda", "compile": {"quantization": "int8"}})
+    rtx = {"worker_id": "gpuhost/gpu0/1", "host": "gpuhost", "pid": 1, "gpu_index": 0, "gpu_name": "NVIDIA H200",
+           "routes": ["gpu0", "gputype-nvidiah200", "gpu"], "device_name": "NVIDIA H200", "flavour": "tensorrt_rtx",
+           "torch_tensorrt_version": "2.11.0", "compute_capability": "9.0", "gpu_memory_bytes": 140 * 2**30,
+           "ram_bytes": 2 * 2**40, "started_ts": time.time()}
+    app.table.register_worker(rtx)            # as the worker on that host registers itself (heartbeat: now)
+    with pytest.raises(ConfigError) as e:
+        app.submit(int8)
+    assert e.value.field == "compile.quantization" and "int8 activation" in e.value.message
+    assert "the worker of NVIDIA H200 on gpuhost" in e.value.message
+    assert app.list_jobs() == []
+    weight_only = int8.with_changes(**{"compile.quantization": "int8_weight_only"})
+    assert app.submit(weight_only).state == "queued"      # what the worker runs is queued as before
+    full = dict(rtx, worker_id="other/gpu0/2", host="other", flavour="tensorrt")
+    app.table.register_worker(full)           # one worker of the route could run it: queued for that one
+    assert app.submit(int8).state == "queued"

@@ -70,7 +70,7 @@ def test_delete_filters_baseline(stored_run, tmp_path):
 
 def _save_slowly_then_die(root, blob, started):
     """Child: begin saving a run, get killed mid-write by the parent."""
-    import engine.store as s
+    import engine.store.runs as s
 
     store = s.RunStore(root)
     real_copy = s.shutil.copyfile
@@ -115,3 +115,79 @@ def test_a_crash_mid_write_leaves_nothing_half_written(stored_run, tmp_path):
     assert list((root / "runs").iterdir()) == []
     with pytest.raises(RunNotFound):
         reopened.get(result.run_id)
+
+
+def test_a_run_document_names_no_path_and_the_sweep_spares_stored_runs(stored_run, tmp_path):
+    """Issue 15, defect 7: import_run trusted the run id inside the document (``.tmp-/../../x`` wrote outside the
+    data directory) and the orphan sweep deleted committed runs whose id started with ``.tmp-``."""
+    store, result = stored_run
+    doc = json.loads(store.export_run(result.run_id))
+    root = tmp_path / "victim" / "data"
+    target = RunStore(root)
+    for bad in (".tmp-/../../x", "../../escaped", ".tmp-20260101-000000-deadbeef-abcdef", "x" * 300, 7, None):
+        evil = dict(doc, result={**doc["result"], "run_id": bad})
+        with pytest.raises(ValueError, match="is not a run id"):
+            target.import_run(json.dumps(evil).encode())
+    assert sorted(p.name for p in (tmp_path / "victim").rglob("*") if p.is_file()) == ["runs.sqlite"] + \
+        sorted(p.name for p in root.glob("runs.sqlite-*"))        # nothing was written anywhere else
+    # raw file names from a document become plain names inside the run's raw/
+    sneaky = dict(doc, raw_files={"../../../outside.txt": "x", "..": "y", ".hidden": "z"})
+    run_id = target.import_run(json.dumps(sneaky).encode())
+    raw = sorted(p.name for p in (target.runs_dir / run_id / "raw").iterdir())
+    assert raw == ["_..", "_.hidden", "outside.txt"] and not (tmp_path / "outside.txt").exists()
+    # the sweep: only .tmp-<run id>-<6 hex> and run-id folders are its business; a stored run never is
+    stray = target.runs_dir / ".tmp-not-ours"
+    stray.mkdir()
+    old = time.time() - 3600
+    for p in (stray, target.runs_dir / run_id):
+        os.utime(p, (old, old))
+    RunStore(root)
+    assert target.get(run_id).run_id == run_id and stray.exists()
+    # a run id from a link never reaches the file system
+    for bad in ("../runs.sqlite", ".tmp-x", "[Session expired](https://example.com)"):
+        with pytest.raises(RunNotFound):
+            target.get(bad)
+        with pytest.raises(RunNotFound):
+            target.delete(bad)
+        assert not target.exists(bad)
+    with pytest.raises(FileNotFoundError):
+        target.artifact_path(run_id, "../../runs.sqlite")
+    assert (root / "runs.sqlite").exists()
+
+
+def test_calibration_paths_stay_inside_their_directory(tmp_path):
+    """Issue 15, defect 7: a symlink inside the calibration directory led out of it."""
+    from engine.config import ConfigError
+    from engine.quantization import calibration_path
+
+    calib = tmp_path / "calibration"
+    (calib / "images").mkdir(parents=True)
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    (outside / "data.pt").write_bytes(b"x")
+    (calib / "ok.pt").write_bytes(b"x")
+    (calib / "link.pt").symlink_to(outside / "data.pt")
+    (calib / "linkdir").symlink_to(outside)
+    assert calibration_path("file:ok.pt", calib) == calib / "ok.pt"
+    assert calibration_path("dir:images", calib) == calib / "images"
+    for source in ("file:link.pt", "dir:linkdir", "file:linkdir/data.pt", "file:../secret/data.pt"):
+        with pytest.raises(ConfigError, match="inside the calibration data directory") as e:
+            calibration_path(source, calib)
+        assert e.value.field == "compile.calibration_data"
+
+
+def test_runs_record_who_submitted_them_and_old_stores_read_unknown(tmp_path):
+    import sqlite3
+
+    from engine.result import RunResult
+
+    root = tmp_path / "old"
+    RunStore(root)
+    with sqlite3.connect(root / "runs.sqlite") as conn:       # a store from before the column existed
+        conn.execute("ALTER TABLE runs DROP COLUMN submitted_by")
+    store = RunStore(root)
+    run = execute(RunRequest.from_dict(TINY), store, submitted_by="alice").result
+    assert store.get(run.run_id).submitted_by == "alice"
+    assert store.list_runs()["submitted_by"].tolist() == ["alice"]
+    old = RunResult.from_dict({k: v for k, v in run.to_dict().items() if k != "submitted_by"})
+    assert old.submitted_by == ""          # a run stored before: shown as unknown

@@ -17,6 +17,7 @@ from bench.multi_gpu import (
     gpu_worker,
     measure_together_vs_alone,
     multicast_settings_lost,
+    resubmit_together,
     result_line,
     run_at_once,
     trt_request,
@@ -24,6 +25,7 @@ from bench.multi_gpu import (
     watch,
 )
 from engine import compare, jobs
+from engine.jobs.host import pid_alive, this_host
 from tests.test_jobs import wait_until
 
 pytestmark = [pytest.mark.gpu,
@@ -70,11 +72,12 @@ def test_two_gpus_one_worker_each_undisturbed_timings_killed_worker_replaced_one
     for job, i in zip(together.jobs, (0, 1), strict=True):
         assert job.route == f"gpu{i}" and f"/gpu{i}/" in job.worker_id
         env = system.store.get(job.run_id).env
-        assert env["gpu_index"] == i and env["device_name"] == names[i] and env["host"] == jobs._this_host()
+        assert env["gpu_index"] == i and env["device_name"] == names[i] and env["host"] == this_host()
         assert env["gpu_uuid"] == uuids[i]
-    # the same request pinned to GPU 1 again: answered by GPU 1's own run, not GPU 0's
-    again = system.submit(trt_request(3), gpu=1)
-    assert again.cached and again.run_id == together.jobs[1].run_id
+    # the together phase's request (resnet50 b32, not trt_request's resnet18 b1 default) pinned to GPU 1 again:
+    # answered by GPU 1's own run, not GPU 0's
+    again = resubmit_together(system, figures, 1)
+    assert again.cached and again.run_id == together.jobs[1].run_id, (again.state, again.run_id)
     say(f"(b) done at {time.monotonic() - t0:.0f} s")
 
     # (c) a long job on GPU 0, a job pinned to GPU 1; the worker of GPU 0 is killed while its job is timing
@@ -89,9 +92,9 @@ def test_two_gpus_one_worker_each_undisturbed_timings_killed_worker_replaced_one
     assert not multicast_settings_lost(j.pid)              # the job process inherited them too
     os.kill(old, signal.SIGKILL)
     killed_at = time.monotonic()
-    wait_until(lambda: not jobs._pid_alive(j.pid), 15)     # its job process does not linger on the GPU
+    wait_until(lambda: not pid_alive(j.pid), 15)     # its job process does not linger on the GPU
     say(f"worker {old} of GPU 0 killed; its job process {j.pid} gone {time.monotonic() - killed_at:.1f} s later")
-    new_pids = system.ensure_workers()                     # what the dashboard's job panel calls every second
+    new_pids = system.ensure_workers()                     # the supervisor replaced it already: waits for it
     failed = system.get(long.job_id)
     assert failed.state == "failed", failed.state
     assert "worker of GPU 0 stopped" in failed.error and failed.hint

@@ -1,9 +1,9 @@
-"""The run store: SQLite (WAL) for run metadata, a directory per run for its tables and raw files.
+"""Runs: SQLite (WAL) for run metadata, a directory per run for its tables and raw files.
 
-This module is the only code that touches the data directory's ``runs.sqlite`` and
-``runs/``. Writes are atomic: a run's directory is written under a temporary name and
-renamed into place, and only then is its row committed. A crash at any point leaves
-either the whole run or nothing visible (orphans are swept on open).
+Writes are atomic: a run's directory is written under a temporary name and renamed into place,
+and only then is its row committed. A crash at any point leaves either the whole run or nothing
+visible (orphans are swept on open). Every run id that reaches the file system (save, import,
+delete, export, the orphan sweep) matches ``RUN_ID_PATTERN``: a document can never name a path.
 """
 
 from __future__ import annotations
@@ -12,24 +12,21 @@ import gzip
 import io
 import json
 import os
+import re
 import shutil
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from engine.result import RunResult, normalise_layers
+from engine.store.paths import ARTIFACT_NAME, SAMPLES_DIR, TMP_DIR_PATTERN, check_run_id, data_dir, is_run_id
 
-DATA_DIR_ENV = "TRTDASH_DATA_DIR"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
-SAMPLES_DIR = PROJECT_ROOT / "samples"
 ORPHAN_MIN_AGE_S = 600.0   # a half-written run younger than this may still be in progress in another process
 
 _SCHEMA = """
@@ -48,14 +45,16 @@ CREATE TABLE IF NOT EXISTS runs (
     is_sample INTEGER NOT NULL DEFAULT 0,
     is_baseline INTEGER NOT NULL DEFAULT 0,
     tags TEXT NOT NULL DEFAULT '',
-    result_json TEXT NOT NULL
+    result_json TEXT NOT NULL,
+    submitted_by TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS runs_key ON runs(key);
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at);
 """
 
 SUMMARY_COLUMNS = ["run_id", "created_at", "model", "backend", "precision", "batch_size", "device_name",
-                   "flavour", "e2e_median_ms", "engine_count", "is_sample", "is_baseline", "tags", "key"]
+                   "flavour", "e2e_median_ms", "engine_count", "is_sample", "is_baseline", "tags", "key",
+                   "submitted_by"]
 
 
 class RunNotFound(KeyError):
@@ -67,18 +66,6 @@ class RunNotFound(KeyError):
 
     def __str__(self) -> str:
         return self.message
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
-
-
-def new_run_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
-
-
-def utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class RunStore:
@@ -94,7 +81,18 @@ class RunStore:
         self.db_path = self.root / "runs.sqlite"
         self._local = threading.local()
         self._conn().executescript(_SCHEMA)
+        self._add_missing_columns()
         self._sweep_orphans()
+
+    def _add_missing_columns(self) -> None:
+        """A store written before a column existed gets it (old rows read its default)."""
+        have = {r["name"] for r in self._conn().execute("PRAGMA table_info(runs)")}
+        if "submitted_by" not in have:
+            try:
+                self._conn().execute("ALTER TABLE runs ADD COLUMN submitted_by TEXT NOT NULL DEFAULT ''")
+            except sqlite3.OperationalError as e:   # another process added it a moment ago
+                if "duplicate column" not in str(e):
+                    raise
 
     # -- connection ---------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -109,14 +107,16 @@ class RunStore:
         return conn
 
     def _sweep_orphans(self, min_age_s: float = ORPHAN_MIN_AGE_S) -> None:
-        """Remove temp dirs of interrupted writes and dirs whose row never committed.
+        """Remove temp dirs of interrupted writes (``.tmp-<run id>-<6 hex>``) and run dirs whose row never
+        committed. Nothing else in ``runs/`` is touched, and never a run that is stored.
 
         Only entries older than ``min_age_s``: another process (a job on another GPU) may be
         between writing its directory and committing its row right now."""
         known = {r["run_id"] for r in self._conn().execute("SELECT run_id FROM runs")}
         now = time.time()
         for p in self.runs_dir.iterdir():
-            if not (p.name.startswith(".tmp-") or (p.is_dir() and p.name not in known)):
+            is_tmp = TMP_DIR_PATTERN.fullmatch(p.name) is not None
+            if not (is_tmp or (is_run_id(p.name) and p.is_dir() and p.name not in known)):
                 continue
             try:
                 if now - p.stat().st_mtime < min_age_s:
@@ -124,15 +124,17 @@ class RunStore:
             except FileNotFoundError:
                 continue
             # re-check: the row may have been committed since we listed the known runs
-            if not p.name.startswith(".tmp-") and self.exists(p.name):
+            if not is_tmp and self.exists(p.name):
                 continue
             shutil.rmtree(p, ignore_errors=True)
 
     # -- write ---------------------------------------------------------------------------------
     def save(self, result: RunResult, raw_files: dict[str, Path | bytes] | None = None) -> str:
-        """Store a run with its layer table and raw files; returns its run_id. All or nothing."""
+        """Store a run with its layer table and raw files; returns its run_id. All or nothing.
+
+        Raises ``InvalidRunId`` for a run id not of the run-id pattern (nothing is written)."""
         raw_files = raw_files or {}
-        final = self.runs_dir / result.run_id
+        final = self.runs_dir / check_run_id(result.run_id)
         if final.exists():
             raise FileExistsError(f"run {result.run_id} already stored")
         tmp = self.runs_dir / f".tmp-{result.run_id}-{uuid.uuid4().hex[:6]}"
@@ -141,14 +143,16 @@ class RunStore:
             raw_dir = tmp / "raw"
             names = []
             for name, src in raw_files.items():
-                safe = Path(name).name
+                safe = artifact_name(name)
                 raw_dir.mkdir(exist_ok=True)
                 if isinstance(src, bytes):
                     (raw_dir / safe).write_bytes(src)
                 else:
                     shutil.copyfile(src, raw_dir / safe)
                 names.append(safe)
-            result.artifacts = sorted(set(result.artifacts) | set(names))
+            # names listed by an imported document but not stored with it are dropped (they would name no file)
+            result.artifacts = sorted({a for a in result.artifacts if isinstance(a, str) and ARTIFACT_NAME.fullmatch(a)
+                                       and (raw_dir / a).is_file()} | set(names))
             _write_layers(tmp / "layers.json", result.layers)
             body = json.dumps(result.to_dict(), sort_keys=True)
             (tmp / "result.json").write_text(body)
@@ -169,14 +173,16 @@ class RunStore:
         with self._conn() as c:
             c.execute(
                 "INSERT INTO runs (run_id, key, created_at, model, backend, precision, batch_size, device_name,"
-                " flavour, e2e_median_ms, engine_count, is_sample, tags, result_json)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " flavour, e2e_median_ms, engine_count, is_sample, tags, result_json, submitted_by)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (result.run_id, result.key, result.created_at, r["model"]["source"], r["backend"],
                  r["compile"]["precision"], r["model"]["batch_size"], result.env.get("device_name", "?"),
                  result.env.get("flavour", "none"), result.latency.median_ms, result.engine_count,
-                 int(result.is_sample), ",".join(sorted(set(result.tags))), body))
+                 int(result.is_sample), ",".join(sorted(set(result.tags))), body, result.submitted_by))
 
     def delete(self, run_id: str) -> None:
+        if not is_run_id(run_id):
+            raise RunNotFound(run_id)
         with self._conn() as c:
             cur = c.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
             if cur.rowcount == 0:
@@ -184,6 +190,8 @@ class RunStore:
         shutil.rmtree(self.runs_dir / run_id, ignore_errors=True)
 
     def set_baseline(self, run_id: str, on: bool = True) -> None:
+        if not is_run_id(run_id):
+            raise RunNotFound(run_id)
         with self._conn() as c:
             if c.execute("UPDATE runs SET is_baseline = ? WHERE run_id = ?", (int(on), run_id)).rowcount == 0:
                 raise RunNotFound(run_id)
@@ -204,6 +212,8 @@ class RunStore:
 
     # -- read ----------------------------------------------------------------------------------
     def get(self, run_id: str) -> RunResult:
+        if not is_run_id(run_id):   # never a path: a link's text reaches here
+            raise RunNotFound(run_id)
         row = self._conn().execute("SELECT result_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             raise RunNotFound(run_id)
@@ -211,6 +221,8 @@ class RunStore:
         return RunResult.from_dict(json.loads(row["result_json"]), layers)
 
     def exists(self, run_id: str) -> bool:
+        if not is_run_id(run_id):
+            return False
         return self._conn().execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
 
     def find_by_key(self, key: str) -> RunResult | None:
@@ -248,7 +260,9 @@ class RunStore:
         return df
 
     def artifact_path(self, run_id: str, name: str) -> Path:
-        p = self.runs_dir / run_id / "raw" / Path(name).name
+        if not is_run_id(run_id) or not ARTIFACT_NAME.fullmatch(name):
+            raise FileNotFoundError(f"run {run_id!r} has no artifact {name!r}")
+        p = self.runs_dir / run_id / "raw" / name
         if not p.is_file():
             raise FileNotFoundError(f"run {run_id} has no artifact {name!r}")
         return p
@@ -269,12 +283,16 @@ class RunStore:
         return json.dumps(doc, indent=1).encode()
 
     def import_run(self, blob: bytes, *, as_sample: bool = False) -> str:
-        """Store an exported run (plain or gzipped JSON). Returns its run_id; an existing id is kept."""
+        """Store an exported run (plain or gzipped JSON). Returns its run_id; an existing id is kept.
+
+        The document is not trusted: its run id must be of the run-id pattern (``InvalidRunId`` otherwise) and its
+        raw files' names become plain file names, so nothing is ever written outside this store's ``runs/``."""
         if blob[:2] == b"\x1f\x8b":
             blob = gzip.decompress(blob)
         doc = json.loads(blob)
-        if doc.get("format") != "trt-dashboard-run":
+        if not isinstance(doc, dict) or doc.get("format") != "trt-dashboard-run":
             raise ValueError("not a run export (missing format: trt-dashboard-run)")
+        check_run_id((doc.get("result") or {}).get("run_id"))
         layers = pd.read_json(io.StringIO(json.dumps(doc["layers"])), orient="split")
         result = RunResult.from_dict(doc["result"], layers)
         if as_sample:
@@ -313,6 +331,17 @@ class _Tx:
 
     def executescript(self, script: str) -> None:
         self.conn.executescript(script)
+
+
+def artifact_name(name: str) -> str:
+    """A raw file's name as it is stored: its last path part, other characters than letters, digits and ._+-
+    replaced, never hidden, "." or "..": it names a file inside the run's ``raw/`` and nothing else."""
+    base = re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(str(name)).name)[:200]
+    if not base or base.startswith("."):
+        base = "_" + base
+    if not ARTIFACT_NAME.fullmatch(base):
+        raise ValueError(f"{name!r} cannot be a raw file name")
+    return base
 
 
 def _write_layers(path: Path, layers: pd.DataFrame) -> None:

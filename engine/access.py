@@ -1,0 +1,146 @@
+"""Who may use the dashboard, and who may destroy what others made.
+
+Two modes, chosen by one setting, Streamlit's ``server.address`` (``.streamlit/config.toml``):
+
+* **local** (the default, ``address = "localhost"``): only this machine can connect; nobody signs in, and
+  whoever runs the dashboard is its admin, unless an admin password is set.
+* **team** (``address = "0.0.0.0"``, or any address other machines can reach): everyone signs in with their
+  name and the team password. The dashboard refuses to serve the network without a team password. A team
+  password that is set is asked for in local mode too (a reverse proxy on this host is a network).
+
+Destructive actions (deleting runs, cancelling someone else's job, stopping the workers) need the admin
+password, given at sign-in or later. Passwords come from Streamlit secrets (``team_password``,
+``admin_password`` in ``.streamlit/secrets.toml``) or the environment (``TRTDASH_TEAM_PASSWORD``,
+``TRTDASH_ADMIN_PASSWORD``); they are compared in constant time and never logged or stored.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hmac
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+TEAM_PASSWORD_ENV = "TRTDASH_TEAM_PASSWORD"
+ADMIN_PASSWORD_ENV = "TRTDASH_ADMIN_PASSWORD"
+TEAM_PASSWORD_SECRET = "team_password"
+ADMIN_PASSWORD_SECRET = "admin_password"
+LOOPBACK_ADDRESSES = ("localhost", "127.0.0.1", "::1", "[::1]", "ip6-localhost")
+NAME_PATTERN = re.compile(r"[\w .@'-]{1,40}")   # letters (any script), digits, space and . @ ' - _
+
+
+class Action(Enum):
+    DELETE_RUNS = "delete runs"
+    CANCEL_OTHERS_JOB = "cancel someone else's job"
+    STOP_WORKERS = "stop the workers"
+
+
+@dataclass(frozen=True)
+class AccessSettings:
+    """The access configuration of one server: where it listens and the two passwords (None: not set)."""
+
+    address: str | None
+    team_password: str | None = None
+    admin_password: str | None = None
+
+    @classmethod
+    def from_sources(cls, address: str | None, secrets: Mapping[str, Any], environ: Mapping[str, str]
+                     ) -> AccessSettings:
+        """Streamlit's ``server.address``, then each password from the secrets, else from the environment."""
+        def password(secret: str, env: str) -> str | None:
+            value = secrets.get(secret) or environ.get(env) or None
+            return str(value) if value is not None else None
+
+        return cls(address or None, password(TEAM_PASSWORD_SECRET, TEAM_PASSWORD_ENV),
+                   password(ADMIN_PASSWORD_SECRET, ADMIN_PASSWORD_ENV))
+
+    @property
+    def listens_beyond_this_host(self) -> bool:
+        """Streamlit listens on every interface when no address is set."""
+        return self.address is None or self.address.strip().lower() not in LOOPBACK_ADDRESSES
+
+    @property
+    def team_mode(self) -> bool:
+        return self.listens_beyond_this_host or self.team_password is not None
+
+    def refusal(self) -> str | None:
+        """Why this server must not serve anyone as configured, or None."""
+        if self.listens_beyond_this_host and not self.team_password:
+            where = "every network interface" if self.address is None else f"{self.address}"
+            return (f"This dashboard listens on {where}, so others on the network can reach it, and no team "
+                    f"password is set. Set one ({TEAM_PASSWORD_ENV}, or {TEAM_PASSWORD_SECRET} in "
+                    ".streamlit/secrets.toml) and restart, or serve only this machine with server.address = "
+                    '"localhost" in .streamlit/config.toml.')
+        return None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is using this browser session."""
+
+    name: str
+    admin: bool = False
+
+
+def password_matches(given: str, expected: str | None) -> bool:
+    """Constant-time comparison; a password that is not set matches nothing."""
+    if not expected:
+        return False
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+class SignInError(ValueError):
+    """A sign-in that is refused; ``message`` says why (never which part of a password was wrong)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def clean_name(name: str) -> str:
+    name = " ".join(str(name).split())
+    if not NAME_PATTERN.fullmatch(name):
+        raise SignInError("Give your name (1 to 40 letters, digits, spaces or . @ ' - _): it is recorded on every "
+                          "job and run you submit.")
+    return name
+
+
+def sign_in(settings: AccessSettings, name: str, team_password: str, admin_password: str = "") -> Identity:
+    """The identity of a team member who gave these; raises ``SignInError``."""
+    name = clean_name(name)
+    team_ok = password_matches(team_password, settings.team_password)
+    admin_ok = bool(admin_password) and password_matches(admin_password, settings.admin_password)
+    if not team_ok:
+        raise SignInError("Wrong team password.")
+    if admin_password and not admin_ok:
+        raise SignInError("Wrong admin password. Leave it empty to sign in without admin rights.")
+    return Identity(name, admin=admin_ok)
+
+
+def unlock_admin(settings: AccessSettings, identity: Identity, admin_password: str) -> Identity:
+    if not password_matches(admin_password, settings.admin_password):
+        raise SignInError("Wrong admin password." if settings.admin_password else
+                          f"No admin password is set ({ADMIN_PASSWORD_ENV}, or {ADMIN_PASSWORD_SECRET} in "
+                          ".streamlit/secrets.toml): nobody can delete runs or stop the workers.")
+    return Identity(identity.name, admin=True)
+
+
+def local_identity(settings: AccessSettings) -> Identity:
+    """The user of a dashboard only this machine can reach: its OS user, admin unless an admin password is set."""
+    try:
+        name = getpass.getuser()
+    except Exception:   # no user name in the environment or the password database (a bare container)
+        name = "local"
+    return Identity(name, admin=not settings.admin_password)
+
+
+def refusal(identity: Identity, action: Action, owner: str | None = None) -> str | None:
+    """Why ``identity`` may not do ``action`` (on something ``owner`` submitted), or None when it may."""
+    if identity.admin:
+        return None
+    if action is Action.CANCEL_OTHERS_JOB and owner is not None and owner == identity.name:
+        return None
+    return f"Only an admin may {action.value}: unlock admin with the admin password (sidebar)."

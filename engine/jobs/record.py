@@ -1,0 +1,104 @@
+"""The job record: one submitted request and what became of it, as every job table stores it."""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import getpass
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+STATES = ("queued", "running", "done", "failed", "cancelled")
+ACTIVE_STATES = ("queued", "running")
+FINAL_STATES = ("done", "failed", "cancelled")
+UNKNOWN_SUBMITTER = "unknown"   # jobs and runs recorded before submitters were
+
+# Who the code running now submits for: the dashboard sets it to the signed-in name at the top of every script
+# run (each browser session runs in its own thread, and each thread has its own context); a script or the CLI
+# submits as its OS user.
+_SUBMITTER: contextvars.ContextVar[str] = contextvars.ContextVar("trtdash_submitter", default="")
+
+
+def set_submitter(name: str) -> None:
+    """Submit as ``name`` from now on in this thread (the dashboard: the signed-in user of this session)."""
+    _SUBMITTER.set(name)
+
+
+def current_submitter() -> str:
+    """Who a job submitted now is recorded as: the name set in this thread, else the OS user."""
+    name = _SUBMITTER.get()
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except Exception:   # no user name in the environment or the password database (a bare container)
+        return UNKNOWN_SUBMITTER
+
+
+@dataclass
+class Job:
+    """One submitted request and what became of it. Timestamps are epoch seconds."""
+
+    job_id: str
+    request: dict[str, Any]
+    key: str
+    route: str                      # huey queue: "cpu", "gpu", "gpu<i>", "gputype-<slug>"
+    state: str = "queued"
+    stage: str = ""
+    fraction: float | None = None
+    detail: str = ""
+    run_id: str | None = None
+    cached: bool = False            # answered from the store, nothing was run
+    error: str = ""
+    hint: str = ""
+    traceback: str = ""
+    worker_id: str = ""
+    pid: int | None = None          # the job process while running
+    gpu: str = ""                   # what the submitter asked for ("", "0", "H100" ...)
+    cancel_requested: bool = False
+    created_ts: float = 0.0
+    started_ts: float | None = None
+    finished_ts: float | None = None
+    updated_ts: float = 0.0
+    submitted_by: str = ""          # who asked for it (login name, or the OS user of a script); "" = unknown
+    requeues: int = 0               # times it was put back in the queue after its message was lost
+    position: int | None = None     # 1 = next on its route; queued jobs only, computed on read
+    joined: bool = False            # submit() found this identical job already queued/running
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def elapsed_s(self) -> float:
+        end = self.finished_ts or time.time()
+        return end - (self.started_ts or self.created_ts)
+
+    @property
+    def submitter(self) -> str:
+        """Who submitted it, for display: ``unknown`` for jobs recorded before submitters were."""
+        return self.submitted_by or UNKNOWN_SUBMITTER
+
+
+# what a job table keeps of a Job (position and joined are computed when read)
+STORED = [f.name for f in dataclasses.fields(Job) if f.name not in ("position", "joined")]
+
+
+def job_from_body(body: str) -> Job:
+    d = json.loads(body)
+    return Job(**{k: v for k, v in d.items() if k in STORED})
+
+
+def job_body(job: Job) -> str:
+    return json.dumps({k: getattr(job, k) for k in STORED}, sort_keys=True)
+
+
+class JobError(LookupError):
+    """A job operation the user asked for cannot be done; ``message`` says why and what to do."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message + (f" {hint}" if hint else ""))
+        self.message = message
+        self.hint = hint

@@ -1,0 +1,29 @@
+"""The store: the only code that touches the data directory's results.
+
+    runs.py    runs: SQLite (WAL) metadata + a directory per run (tables, raw files), atomic writes
+    paths.py   the data directory, and the one pattern of a run id (nothing else names a path)
+
+A later "studies" part (stored groups of runs) goes beside ``runs.py``.
+"""
+
+from engine.store.paths import (
+    ARTIFACT_NAME,
+    DATA_DIR_ENV,
+    DEFAULT_DATA_DIR,
+    PROJECT_ROOT,
+    RUN_ID_PATTERN,
+    SAMPLES_DIR,
+    InvalidRunId,
+    check_run_id,
+    data_dir,
+    is_run_id,
+    new_run_id,
+    utc_now_iso,
+)
+from engine.store.runs import ORPHAN_MIN_AGE_S, SUMMARY_COLUMNS, RunNotFound, RunStore
+
+__all__ = [
+    "ARTIFACT_NAME", "DATA_DIR_ENV", "DEFAULT_DATA_DIR", "ORPHAN_MIN_AGE_S", "PROJECT_ROOT", "RUN_ID_PATTERN",
+    "SAMPLES_DIR", "SUMMARY_COLUMNS", "InvalidRunId", "RunNotFound", "RunStore", "check_run_id", "data_dir",
+    "is_run_id", "new_run_id", "utc_now_iso",
+]
