@@ -13,29 +13,49 @@ from typing import Any
 
 from engine.backends.base import Measurement, ProgressFn, get_backend
 
-__all__ = ["Measurement", "ProgressFn", "get_backend", "prewarm"]
+__all__ = ["Measurement", "ProgressFn", "get_backend", "prewarm", "prewarm_gpu", "prewarm_imports"]
 
 log = logging.getLogger(__name__)
 
 
 def prewarm() -> None:
-    """Pay a job's fixed costs before the job arrives (a job process calls this while it waits on standby).
+    """Pay a job's fixed costs before the job arrives: ``prewarm_imports`` then ``prewarm_gpu``."""
+    prewarm_imports()
+    prewarm_gpu()
 
-    Everywhere: the model registry's imports and the first-call costs of torch (thread pools, allocator).
-    Where a GPU is present: the CUDA context, cuBLAS and cuDNN (a first matmul and convolution in fp16 and
-    fp32), then ``torch_tensorrt`` and a tiny build through ``torch.export`` + ``torch_tensorrt.dynamo.compile``
-    (a Linear and a ReLU): the export machinery, Torch-TensorRT's lowering passes and converter registry, and
-    TensorRT's builder and libraries load here, not in the job (several seconds on a cold start: a plain
-    resnet50 script spent 12 s in imports and 7 s compiling on the H200). Nothing here may fail a job: a
-    failing step is logged and skipped. No torch.profiler session runs here: a trace before end-to-end
-    timing slows that timing (``engine.profiling.gpu_time``).
-    """
+
+def prewarm_imports() -> None:
+    """The part of a job's fixed costs that touches no GPU: the model registry's imports, the first-call
+    costs of torch on the CPU (thread pools, allocator) and, where a GPU is present, ``torch_tensorrt``
+    (a plain resnet50 script spent 12 s in imports on the H200). A GPU worker runs this in its next job
+    process while the current job runs (it takes a CPU core, no GPU), so only ``prewarm_gpu`` is left
+    between two jobs. Nothing here may fail a job: a failing step is logged and skipped."""
     import torch  # noqa: PLC0415
 
     with contextlib.suppress(ImportError):   # registry models come from here
         import torchvision.models  # noqa: F401, PLC0415
     with torch.inference_mode():
         torch.nn.functional.conv2d(torch.randn(1, 3, 16, 16), torch.randn(4, 3, 3, 3)).sum().item()
+    if not torch.cuda.is_available():
+        return
+    try:
+        import engine.backends.tensorrt  # noqa: F401, PLC0415
+        from engine.backends.tensorrt import internals  # noqa: PLC0415
+
+        internals.features()    # imports torch_tensorrt
+    except Exception:   # the job itself will report whatever is wrong, with its own message
+        log.warning("prewarm import step failed", exc_info=True)
+
+
+def prewarm_gpu() -> None:
+    """The GPU part, run between jobs (never while one measures): the CUDA context, cuBLAS and cuDNN (a
+    first matmul and convolution in fp16 and fp32), then a tiny build through ``torch.export`` +
+    ``torch_tensorrt.dynamo.compile`` (a Linear and a ReLU): the export machinery, Torch-TensorRT's lowering
+    passes and converter registry, and TensorRT's builder and libraries load here, not in the job (a plain
+    resnet50 script spent 7 s compiling on the H200). No torch.profiler session runs here: a trace before
+    end-to-end timing slows that timing (``engine.profiling.gpu_time``)."""
+    import torch  # noqa: PLC0415
+
     if not torch.cuda.is_available():
         return
     try:
@@ -46,10 +66,6 @@ def prewarm() -> None:
                 torch.nn.functional.conv2d(x, w).sum().item()
                 (x.flatten(1)[:, :64] @ torch.randn(64, 64, device="cuda", dtype=dtype)).sum().item()
         torch.cuda.synchronize()
-        import engine.backends.tensorrt  # noqa: F401, PLC0415
-        from engine.backends.tensorrt import internals  # noqa: PLC0415
-
-        internals.features()    # imports torch_tensorrt
         _tiny_build(torch)
     except Exception:   # the job itself will report whatever is wrong, with its own message
         log.warning("GPU prewarm step failed", exc_info=True)

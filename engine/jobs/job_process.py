@@ -41,26 +41,53 @@ class JobOrder:
     submitted_by: str = ""          # recorded on the run
 
 
-class JobProcess:
-    """A spawned child that imports torch and the engine ahead of time, then runs exactly one job."""
+WARM = "warm"   # the worker's go-ahead to a gated job process: the GPU is free, warm it up now
 
-    def __init__(self, root: Path):
+
+class JobProcess:
+    """A spawned child that imports torch and the engine ahead of time, then runs exactly one job.
+
+    ``gated``: the child does its imports at once but waits for ``warm()`` before it touches the GPU (CUDA
+    context, a tiny engine build): a GPU worker starts its next job process while a job runs, so that only
+    the GPU warm-up is left between two jobs, and no other process uses the GPU while one measures."""
+
+    def __init__(self, root: Path, *, gated: bool = False):
         ctx = multiprocessing.get_context("spawn")
         self.conn, child_conn = ctx.Pipe()
         self.cancel = ctx.Event()
-        self.proc = ctx.Process(target=job_child_main, args=(child_conn, self.cancel, str(root), os.getpid()),
-                                name="trtdash-job")
+        self.proc = ctx.Process(target=job_child_main,
+                                args=(child_conn, self.cancel, str(root), os.getpid(), gated), name="trtdash-job")
         self.proc.start()
         child_conn.close()
         self.ready: dict[str, Any] | None = None
+        self.gated = gated
+        self.warm_sent = False
+
+    def warm(self) -> None:
+        """Let a gated child warm up the GPU (once; a no-op for an ungated one)."""
+        if self.gated and not self.warm_sent:
+            self.warm_sent = True
+            with contextlib.suppress(OSError, BrokenPipeError):
+                self.conn.send(WARM)
 
     def wait_ready(self, timeout_s: float = CHILD_READY_TIMEOUT_S) -> dict[str, Any]:
-        if self.ready is None:
-            if not self.conn.poll(timeout_s):
+        self.warm()
+        deadline = time.monotonic() + timeout_s
+        while self.ready is None:
+            if not self.conn.poll(max(0.0, deadline - time.monotonic())):
                 raise RuntimeError("the job process did not start in time")
             kind, info = self.conn.recv()
-            self.ready = info
+            if kind == "ready":
+                self.ready = info
         return self.ready
+
+    def poll_ready(self) -> bool:
+        """True once the child has reported ready; reads what it sent so far without waiting."""
+        while self.ready is None and self.conn.poll(0):
+            kind, info = self.conn.recv()
+            if kind == "ready":
+                self.ready = info
+        return self.ready is not None
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -139,8 +166,9 @@ def _gpu_uuid() -> str | None:
     return None
 
 
-def job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int) -> None:
-    """Body of a job process: warm up, wait for one job, run it, report, exit."""
+def job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int, gated: bool = False) -> None:
+    """Body of a job process: warm up (imports; then, once the worker says so where ``gated``, the GPU), wait
+    for one job, run it, report, exit."""
     _die_with_parent()
     if os.getppid() != parent_pid:   # the worker died before the line above took effect
         os._exit(3)
@@ -157,9 +185,18 @@ def job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int) ->
             time.sleep(0.5)
 
     threading.Thread(target=watch_parent, daemon=True).start()
-    from engine.backends import prewarm  # noqa: PLC0415
+    from engine.backends import prewarm_gpu, prewarm_imports  # noqa: PLC0415
 
-    prewarm()
+    prewarm_imports()
+    if gated:
+        conn.send(("imported", {}))
+        try:
+            go = conn.recv()
+        except EOFError:
+            return
+        if go != WARM:
+            return   # closed (None) before it was needed
+    prewarm_gpu()
     caps = capabilities.detect()
     gpu = caps.gpus[0] if caps.gpus else None
     # what submit() checks requests against when the workers are on other hosts (Redis)
