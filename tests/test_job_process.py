@@ -53,3 +53,38 @@ def test_a_gated_job_process_closed_before_its_go_ahead_exits_cleanly(tmp_path):
     proc.close()
     assert not proc.proc.is_alive()
     assert proc.proc.exitcode == 0
+
+
+def test_a_gpu_worker_runs_its_next_job_in_the_process_it_started_during_the_previous_job(tmp_path):
+    """A worker that serves a GPU (gpu_index set) starts the next job process when a job starts and hands it
+    the GPU once that job is over; the next job runs in exactly that process. Driven through ``run_job`` with
+    tiny eager CPU jobs (no GPU here: the GPU warm-up step is a no-op, the hand-over is what is checked)."""
+    from engine.config import RunRequest
+    from engine.jobs import JobSystem
+    from engine.jobs.worker import Worker
+
+    def tiny(seed: int) -> RunRequest:
+        return RunRequest.from_dict({
+            "device": "cpu", "model": {"source": "resnet18", "input_shape": [3, 32, 32]},
+            "measure": {"warmup_iters": 1, "timed_iters": 5, "layer_profile": False, "accuracy": False,
+                        "seed": seed}})
+
+    system = JobSystem(tmp_path / "data")
+    worker = Worker(system, gpu_index=0)
+    worker._info = {"worker_id": worker.worker_id, "host": "test", "pid": 0, "routes": ["cpu"]}
+    worker._standby = worker._spawn()
+    try:
+        first = system.submit(tiny(1), start_workers=False)
+        worker.run_job(first.job_id)
+        assert system.get(first.job_id).state == "done", system.get(first.job_id).error
+        standby = worker._standby
+        assert standby is not None and standby.gated and standby.warm_sent   # started during the job, now warm
+        second = system.submit(tiny(2), start_workers=False)
+        worker.run_job(second.job_id)
+        done = system.get(second.job_id)
+        assert done.state == "done", done.error
+        assert done.pid == standby.proc.pid          # the job ran in the process started during the first job
+        assert worker._standby is not None and worker._standby is not standby
+    finally:
+        if worker._standby is not None:
+            worker._standby.close()
