@@ -9,8 +9,9 @@ Parts (``--only``, comma-separated; ``--estimate`` prints the plan and its devic
 - ``sweeps``: per ``--sweep-models`` model (resnet50, vit_b_16), fp16 batch 1: an analyze run (dryrun at
   min_block_size 1: the recommended values), the optimization_level sweep (unset, 0-5: unset and 3 are two
   builds of the default plan) and the min_block_size sweep (1, the default 5, the recommended values) with
-  the default point recorded ``--default-repeats`` times. Points run in a shuffled order with the default's
-  repeats spread among them (first, middle, last), so drift shows up as a difference between repeats.
+  the default point recorded ``--default-repeats`` times in all, in the order ``engine.sweeps.plan_sweep``
+  gives (its repeats spread among the other points, so drift shows up as a difference between repeats); the
+  default point is one request in both sweeps, recorded once and tagged with both.
   Tags ``sweep:<id>`` / ``knob:<knob>`` (``engine.sweeps``). Per-layer pass off: pages show these as sweep
   tables and charts, not layer tables;
 - ``fragmentation``: resnet50 fp16 as built by default and with relu forced to PyTorch (min_block_size 5),
@@ -36,7 +37,6 @@ import argparse
 import gzip
 import json
 import os
-import random
 import re
 import sys
 import tempfile
@@ -51,7 +51,6 @@ from engine.config import RunRequest  # noqa: E402
 from engine.store import DATA_DIR_ENV, RunStore  # noqa: E402
 
 RELU = "torch.ops.aten.relu.default"
-TRT_DEFAULT_LEVEL = 3     # TensorRT's optimization level when the knob is unset
 DEFAULT_PARTS = "sweeps,fragmentation,ladder,batch,models"
 # Device seconds per run through the queue, back to back: the worker warms the next job process between jobs,
 # never during one, so every run waits for that warm-up (~12 s: imports, CUDA, torch_tensorrt, a tiny build)
@@ -88,41 +87,31 @@ def request(model: str, precision: str = "fp16", mode: str = "measure", measure:
                                  "mode": mode, "compile": {"precision": precision, **compile_knobs}, "measure": m})
 
 
-def spread_defaults(others: list[Planned], defaults: list[Planned], seed: int = 0) -> list[Planned]:
-    """``others`` shuffled, the default point's repeats at the start, the middle and the end (evenly)."""
-    order = list(others)
-    random.Random(seed).shuffle(order)
-    if not defaults:
-        return order
-    n = len(defaults)
-    slots = [round(i * len(order) / max(1, n - 1)) for i in range(n)] if n > 1 else [0]
-    for k, (slot, point) in enumerate(zip(slots, defaults, strict=True)):
-        order.insert(slot + k, point)
-    return order
-
-
 def sweep_points(model: str, recommended: list[int], repeats: int, quick: dict, slug: str) -> list[Planned]:
+    """The optimization_level sweep then the min_block_size sweep of ``model``, each planned by
+    ``engine.sweeps.plan_sweep`` (its default point run ``repeats`` times in all, interleaved with the other
+    points). Both sweeps' default point is the same request (level unset, min_block_size 5), so it is recorded
+    once, with its repeats, and tagged with both sweeps."""
     from engine import sweeps
 
     m = {"compare_eager": False, "layer_profile": False, "accuracy": False, **quick}
     base = request(model, measure=m)
+    by_request: dict[str, Planned] = {}
     out: list[Planned] = []
     for knob, short in ((sweeps.OPTIMIZATION_LEVEL_KNOB, "opt"), (sweeps.MIN_BLOCK_SIZE_KNOB, "mbs")):
         values = sweeps.default_values(knob, recommendations=recommended)
-        plan = sweeps.plan_sweep(base, {knob: values}, sweep_id=f"{model}_fp16_{knob.split('.')[1]}_{slug}")
-        others, defaults = [], []
+        plan = sweeps.plan_sweep(base, {knob: values}, sweep_id=f"{model}_fp16_{knob.split('.')[1]}_{slug}",
+                                 repeats=max(0, repeats - 1))
         for point in plan.points:
+            key = json.dumps(point.request.to_dict(), sort_keys=True)
+            if key in by_request:   # the other sweep's default point (or one of its repeats): tag it, run it once
+                by_request[key].tags += [t for t in plan.tags if t not in by_request[key].tags]
+                continue
             value = point.values[0][1]
             label = "unset" if value is None else value
-            if knob == sweeps.MIN_BLOCK_SIZE_KNOB and value == sweeps.knob_default(knob):
-                defaults += [Planned(f"{model}_fp16_{short}{label}{'' if r == 0 else f'_r{r + 1}'}",
-                                     point.request, plan.tags) for r in range(repeats)]
-            elif knob == sweeps.OPTIMIZATION_LEVEL_KNOB and value in (None, TRT_DEFAULT_LEVEL):
-                # unset and 3 are two builds of the default plan already
-                defaults.append(Planned(f"{model}_fp16_{short}{label}", point.request, plan.tags))
-            else:
-                others.append(Planned(f"{model}_fp16_{short}{label}", point.request, plan.tags))
-        out += spread_defaults(others, defaults)
+            name = f"{model}_fp16_{short}{label}" + (f"_r{point.repeat + 1}" if point.repeat else "")
+            by_request[key] = planned = Planned(name, point.request, list(plan.tags))
+            out.append(planned)
     return out
 
 
