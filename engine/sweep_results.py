@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,17 +65,24 @@ def list_sweeps(store: RunStore) -> pd.DataFrame:
             if not t.startswith(SWEEP_TAG):
                 continue
             sid = t[len(SWEEP_TAG):]
-            row = rows.setdefault(sid, {"sweep_id": sid, "knobs": set(), "runs": 0, "model": r.model,
+            row = rows.setdefault(sid, {"sweep_id": sid, "knobs": None, "runs": 0, "model": r.model,
                                         "device_name": r.device_name, "is_sample": True,
                                         "newest": r.created_at})
-            row["knobs"].update(knobs)
+            row["knobs"] = sweep_knobs(row["knobs"], knobs)
             row["runs"] += 1
             row["is_sample"] = row["is_sample"] and bool(r.is_sample)
             row["newest"] = max(row["newest"], r.created_at)
     out = pd.DataFrame(list(rows.values()),
                        columns=["sweep_id", "knobs", "runs", "model", "device_name", "is_sample", "newest"])
-    out["knobs"] = out["knobs"].map(lambda s: ", ".join(sorted(s)))
+    out["knobs"] = out["knobs"].map(lambda s: ", ".join(sorted(s or ())))
     return out.sort_values("newest", ascending=False).reset_index(drop=True)
+
+
+def sweep_knobs(so_far: set[str] | None, run_knobs: Iterable[str]) -> set[str]:
+    """The knobs of a sweep: those every one of its runs is tagged with. A run shared with another sweep (the
+    default point of an optimization_level and a min_block_size sweep is one request) carries that sweep's
+    knob as well."""
+    return set(run_knobs) if so_far is None else so_far & set(run_knobs)
 
 
 def knob_from_tag(tag: str) -> str:
@@ -136,7 +143,10 @@ def sweep_from_results(sweep_id: str, results: list[RunResult], knobs: Sequence[
                        others: Sequence[RunResult] = ()) -> Sweep:
     """A sweep from its runs; ``others`` are runs outside it that may have timed one of its builds again."""
     if knobs is None:
-        found = {knob_from_tag(t) for r in results for t in r.tags if t.startswith(KNOB_TAG)}
+        found: set[str] | None = None
+        for r in results:
+            found = sweep_knobs(found, (knob_from_tag(t) for t in r.tags if t.startswith(KNOB_TAG)))
+        found = found or set()
         knobs = sorted(found, key=lambda k: list(SWEEPABLE_KNOBS).index(k) if k in SWEEPABLE_KNOBS else 99)
     knobs = tuple(knobs) or _varying_knobs(results)
     recommended = _recommended_in(results)

@@ -52,16 +52,16 @@ from engine.store import DATA_DIR_ENV, RunStore  # noqa: E402
 
 RELU = "torch.ops.aten.relu.default"
 DEFAULT_PARTS = "sweeps,fragmentation,ladder,batch,models"
-# Device seconds per run through the queue, back to back: the worker warms the next job process between jobs,
-# never during one, so every run waits for that warm-up (~12 s: imports, CUDA, torch_tensorrt, a tiny build)
-# and then runs its job. Job times from bench/walltime.py on the H200 (resnet50 fp16 batch 1 with every pass:
-# 16.3 s; export 0.8 s, compile 6.7 s, timing 1.1 s, GPU time 1.1 s, graph replay 0.2 s), others scaled by
-# their build times; a per-layer pass adds ~2 s, a quantized rung ~20 s, and ModelOpt's CUDA extensions are
-# built once per machine (~90 s).
-WARMUP_S = 12
-JOB_S = {"resnet18": 5, "resnet50": 11, "mobilenet_v3_small": 5, "vit_b_16": 17, "hf/bert-base": 12,
-         "timm/convnext_tiny": 12}
-ANALYZE_S, LAYER_PASS_S, QUANT_EXTRA_S, QUANT_FIRST_S, START_S = 4, 2, 20, 90, 30
+# Device seconds per run through the queue, back to back. Measured on the H200 on 2026-11-30 (a GPU worker's next
+# job process imports while a job runs and warms up the GPU after it): sweep points (no per-layer pass, no eager
+# baseline) took 19-29 s a run for resnet50 (median ~22 s: build ~6 s, timing, GPU-time pass, graph replay,
+# the store) and 26-30 s for vit_b_16 (build ~11 s); analyze runs ~30 s. Other models scaled by build time;
+# a per-layer pass adds ~2 s, a quantized rung ~20 s, and ModelOpt's CUDA extensions are built once per
+# machine (61 s for the FP8 one).
+WARMUP_S = 5
+JOB_S = {"resnet18": 12, "resnet50": 17, "mobilenet_v3_small": 12, "vit_b_16": 23, "hf/bert-base": 18,
+         "timm/convnext_tiny": 18}
+ANALYZE_S, LAYER_PASS_S, QUANT_EXTRA_S, QUANT_FIRST_S, START_S = 25, 2, 20, 90, 30
 
 
 @dataclass

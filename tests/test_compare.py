@@ -296,5 +296,7 @@ def test_runs_of_one_engine_plan_are_said_to_be_the_same_engine_before_any_numbe
     # another plan: no same-engine claim; one run without GPU time: judged end-to-end, saying why
     c = _with_gpu(opt5, 0.3700, "plan-B", run_id="20261201-000000-cccccccc")
     assert compare.comparison_header([a, c])[0] == "Differs: optimization_level (0 · 5). Judged on GPU time."
+    old = sample("resnet50_fp16")    # recorded before GPU time existed
+    assert old.gpu_time is None
     assert "GPU time not measured (recorded before GPU time existed) for this run" in \
-        compare.comparison_header([a, opt5])[-1]
+        compare.comparison_header([a, old])[-1]
