@@ -21,8 +21,8 @@ from dataclasses import fields
 from typing import Any
 
 from engine import capabilities, run_figures
-from engine.config import CompileSettings, ConfigError, MeasureSettings, ModelSpec, RunRequest
-from engine.models import ModelError
+from engine.config import CompileSettings, MeasureSettings, ModelSpec, RunRequest
+from engine.errors import ConfigError, ModelError, UserError
 from engine.report.cli import add_report_command
 from engine.runner import Outcome, execute
 from engine.store import RunStore
@@ -226,8 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Exception as e:   # backend errors carry a user-facing message; details go to the log
-        msg = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
-        hint = getattr(e, "hint", "")
+        msg, hint = (e.message, e.hint) if isinstance(e, UserError) else (f"{type(e).__name__}: {e}", "")
         logging.getLogger("engine").debug("run failed", exc_info=True)
         print(f"error: {msg}" + (f"\nhint: {hint}" if hint else ""), file=sys.stderr)
         return 1

@@ -27,7 +27,8 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from engine.config import INDUCTOR_MODES, PRECISIONS, CompileSettings, ConfigError, RunRequest
+from engine.config import INDUCTOR_MODES, PRECISIONS, CompileSettings, RunRequest
+from engine.errors import ConfigError, UserError
 from engine.judging import END_TO_END, GPU_TIME, METRIC_NAMES, gpu_time_absence, preferred_metric, value_ms
 from engine.result import RunResult
 from engine.sweeps import (
@@ -212,7 +213,7 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
                 measured[key] = (evaluate(request), "")
             except Exception as e:  # noqa: BLE001 - a failed build is a failed trial, not a failed search
                 log.info("autotune trial failed: %s", e)
-                measured[key] = (None, getattr(e, "message", None) or str(e) or type(e).__name__)
+                measured[key] = (None, e.message if isinstance(e, UserError) else str(e) or type(e).__name__)
         return measured[key]
 
     defaults_req = defaults_request(base, constraints)

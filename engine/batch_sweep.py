@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 
 from engine.capabilities import Capabilities
-from engine.config import MAX_BATCH_SIZE, ConfigError, RunRequest
+from engine.config import MAX_BATCH_SIZE, RunRequest
+from engine.errors import ConfigError
 from engine.inputs import BATCH_DIM, InputSpec, parse_inputs, with_batch_range
 from engine.judging import END_TO_END, GPU_TIME, gpu_time_absence
 from engine.judging import format_ms as format_figure
@@ -334,13 +335,14 @@ def registry_inputs(base: RunRequest) -> tuple[InputSpec, ...] | None:
     """A registry model's own inputs for ``base`` (what a dynamic engine's range is built on); None for
     a custom model file, whose inputs are known only once it is built: give it ``model.inputs`` instead."""
     from engine import models  # noqa: PLC0415 - torchvision only when a plan needs it
+    from engine.errors import ModelError
 
     entry = models.REGISTRY.get(base.model.source)
     if entry is None:
         return None
     try:
         return models.input_specs(entry, base.model)
-    except models.ModelError as e:
+    except ModelError as e:
         raise ConfigError("model", f"{e.message} {e.hint}".strip()) from None
 
 

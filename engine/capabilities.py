@@ -13,7 +13,8 @@ import platform
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.config import ConfigError, RunRequest
+from engine.config import RunRequest
+from engine.errors import ConfigError
 
 
 @dataclass(frozen=True)

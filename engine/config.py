@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from engine.errors import ConfigError, shown
+
 if TYPE_CHECKING:
     from engine.inputs import InputSpec
 
@@ -59,19 +61,6 @@ MAX_DIM = 16384
 ADDED_FIELDS = {"model": ("sequence_length", "inputs"), "compile": ("enable_cudagraphs", "keep_high_precision"),
                 "measure": ("repeat",)}
 _NULLABLE_INTS = ("optimization_level", "sequence_length")
-
-
-class ConfigError(ValueError):
-    """A request field holds a value that is not allowed.
-
-    ``field`` is the dotted name the user sees (``compile.min_block_size``), ``message``
-    says what is wrong and what is allowed.
-    """
-
-    def __init__(self, field_name: str, message: str):
-        super().__init__(f"{field_name}: {message}")
-        self.field = field_name
-        self.message = message
 
 
 def knob(default: Any, label: str, help: str, *, choices: tuple | None = None,
@@ -271,10 +260,10 @@ def _coerce(f: dataclasses.Field, value: Any, dotted: str) -> Any:
         if isinstance(value, str):
             parts = [v.strip() for v in value.replace("x", ",").split(",") if v.strip()]
             if not all(re.fullmatch(r"-?[0-9]{1,30}", v) for v in parts):
-                raise ConfigError(dotted, f"{_shown(value)} is not a list of integers, e.g. 3,224,224")
+                raise ConfigError(dotted, f"{shown(value)} is not a list of integers, e.g. 3,224,224")
             value = [int(v) for v in parts]
         if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
-            raise ConfigError(dotted, f"{_shown(value)} is not a list of integers, e.g. 3,224,224")
+            raise ConfigError(dotted, f"{shown(value)} is not a list of integers, e.g. 3,224,224")
         return tuple(int(v) for v in value)
     if f.name == "inputs":
         if value is None or value == "" or value == []:
@@ -286,7 +275,7 @@ def _coerce(f: dataclasses.Field, value: Any, dotted: str) -> Any:
         if isinstance(value, str):
             value = [v.strip() for v in value.replace("\n", ",").split(",") if v.strip()]
         if not isinstance(value, (list, tuple, set)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(dotted, f"{_shown(value)} is not a list of op names")
+            raise ConfigError(dotted, f"{shown(value)} is not a list of op names")
         return tuple(sorted(set(value)))
     if f.name == "keep_high_precision":
         if isinstance(value, str):
@@ -298,7 +287,7 @@ def _coerce(f: dataclasses.Field, value: Any, dotted: str) -> Any:
         return INDUCTOR_MODE_FROM_BOOL[value]
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise ConfigError(dotted, f"{_shown(value)} is not true or false")
+            raise ConfigError(dotted, f"{shown(value)} is not true or false")
         return value
     if isinstance(default, int) or f.name in _NULLABLE_INTS:
         if f.name in _NULLABLE_INTS and (value is None or value == ""):
@@ -306,24 +295,15 @@ def _coerce(f: dataclasses.Field, value: Any, dotted: str) -> Any:
         if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,30}\s*", value):
             value = int(value)
         if not _is_int(value):
-            raise ConfigError(dotted, f"{_shown(value)} is not an integer")
+            raise ConfigError(dotted, f"{shown(value)} is not an integer")
         return int(value)
     if isinstance(default, str) and not isinstance(value, str):
-        raise ConfigError(dotted, f"{_shown(value)} is not text")
+        raise ConfigError(dotted, f"{shown(value)} is not text")
     return value
 
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _shown(value: Any, limit: int = 80) -> str:
-    """A value as an error message quotes it: its repr, cut short (a pasted megabyte stays out of the message)."""
-    try:
-        text = repr(value)
-    except (RecursionError, ValueError):   # a structure nested too deep, an int too long to print
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def validate(request: RunRequest) -> RunRequest:
@@ -342,22 +322,22 @@ def validate(request: RunRequest) -> RunRequest:
             dotted = f"{prefix}.{f.name}" if prefix else f.name
             choices, lo, hi = f.metadata["choices"], f.metadata["min"], f.metadata["max"]
             if choices and value not in choices:
-                raise ConfigError(dotted, f"{_shown(value)} is not one of {', '.join(choices)}")
+                raise ConfigError(dotted, f"{shown(value)} is not one of {', '.join(choices)}")
             if value is None:
                 continue
             if (lo is not None or hi is not None) and not _is_int(value):
-                raise ConfigError(dotted, f"{_shown(value)} is not an integer")
+                raise ConfigError(dotted, f"{shown(value)} is not an integer")
             if lo is not None and value < lo:
-                raise ConfigError(dotted, f"{_shown(value)} is below the minimum {lo} (allowed {lo}..{hi})")
+                raise ConfigError(dotted, f"{shown(value)} is below the minimum {lo} (allowed {lo}..{hi})")
             if hi is not None and value > hi:
-                raise ConfigError(dotted, f"{_shown(value)} is above the maximum {hi} (allowed {lo}..{hi})")
+                raise ConfigError(dotted, f"{shown(value)} is above the maximum {hi} (allowed {lo}..{hi})")
     shape = request.model.input_shape
     if shape is not None:
         if not 1 <= len(shape) <= 6:
-            raise ConfigError("model.input_shape", f"{_shown(shape)} has {len(shape)} dimensions; allowed 1 to 6")
+            raise ConfigError("model.input_shape", f"{shown(shape)} has {len(shape)} dimensions; allowed 1 to 6")
         for d in shape:
             if not 1 <= d <= MAX_DIM:
-                raise ConfigError("model.input_shape", f"dimension {_shown(d)} in {_shown(shape)} is outside "
+                raise ConfigError("model.input_shape", f"dimension {shown(d)} in {shown(shape)} is outside "
                                                        f"1..{MAX_DIM}")
     if request.model.inputs is not None:
         from engine.inputs import check_specs, measured_shapes
@@ -369,7 +349,7 @@ def validate(request: RunRequest) -> RunRequest:
     for op in request.compile.torch_executed_ops:
         if not re.fullmatch(r"torch\.ops(\.\w+){2,3}", op):
             raise ConfigError("compile.torch_executed_ops",
-                              f"{_shown(op)} is not an op name like torch.ops.aten.relu.default")
+                              f"{shown(op)} is not an op name like torch.ops.aten.relu.default")
     _check_keep_high_precision(request)
     if request.compile.reuse_cached_engines and not request.compile.cache_built_engines:
         raise ConfigError("compile.reuse_cached_engines", "needs cache_built_engines on as well")

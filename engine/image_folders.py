@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from engine.quantization import IMAGE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD, RESIZE_RATIO, CalibrationDataError
+from engine.errors import CalibrationDataError
+from engine.quantization import IMAGE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD, RESIZE_RATIO
 
 LABELLED_MAX_IMAGES = 512     # images a labelled folder contributes to the accuracy figures (memory: 300 MB at 224)
 HINT_LAYOUT = ("A labelled folder holds one subfolder per class (at least two), each with .jpg/.png images: "

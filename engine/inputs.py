@@ -32,7 +32,8 @@ from typing import Any
 
 import torch
 
-from engine.config import MAX_DIM, ConfigError
+from engine.config import MAX_DIM
+from engine.errors import ConfigError, shown
 
 INPUT_DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32, "float16": torch.float16, "int64": torch.int64, "int32": torch.int32,
@@ -135,11 +136,11 @@ def parse_inputs(raw: Any, field: str = FIELD) -> tuple[InputSpec, ...]:
             raise ConfigError(f"{field}[{i}]", f"unknown keys {sorted(unknown)}; known: {', '.join(sorted(known))}")
         name = item.get("name")
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
-            raise ConfigError(f"{field}[{i}].name", f"{_shown(name)} is not a valid input name like input_ids")
+            raise ConfigError(f"{field}[{i}].name", f"{shown(name)} is not a valid input name like input_ids")
         where = f"{field}.{name}"
         dtype = item.get("dtype", "float32")
         if not isinstance(dtype, str):
-            raise ConfigError(f"{where}.dtype", f"{_shown(dtype)} is not one of {', '.join(INPUT_DTYPES)}")
+            raise ConfigError(f"{where}.dtype", f"{shown(dtype)} is not one of {', '.join(INPUT_DTYPES)}")
         specs.append(InputSpec(
             name=name,
             shape=_shape(item.get("shape"), f"{where}.shape"),
@@ -152,28 +153,19 @@ def parse_inputs(raw: Any, field: str = FIELD) -> tuple[InputSpec, ...]:
     return check_specs(tuple(specs), field)
 
 
-def _shown(value: Any, limit: int = 80) -> str:
-    """A value as an error message quotes it: its repr, cut short."""
-    try:
-        text = repr(value)
-    except (RecursionError, ValueError):   # nested too deep, an int too long to print
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
 def _shape(value: Any, field: str) -> tuple[int, ...]:
     if isinstance(value, str):
         parts = [v.strip() for v in value.replace("x", ",").split(",") if v.strip()]
         if not all(re.fullmatch(r"-?[0-9]{1,30}", v) for v in parts):
-            raise ConfigError(field, f"{_shown(value)} is not a list of integers, e.g. 1,128")
+            raise ConfigError(field, f"{shown(value)} is not a list of integers, e.g. 1,128")
         value = [int(v) for v in parts]
     if not isinstance(value, (list, tuple)) or not value or \
             not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise ConfigError(field, f"{_shown(value)} is not a list of integers, e.g. 1,128")
+        raise ConfigError(field, f"{shown(value)} is not a list of integers, e.g. 1,128")
     if len(value) > MAX_RANK:
         raise ConfigError(field, f"{len(value)} dimensions; at most {MAX_RANK} are allowed")
     if not all(-2**63 <= v < 2**63 for v in value):   # check_specs names the dimension of any size out of range
-        raise ConfigError(field, f"{_shown(value)}: every size must lie in 1..{MAX_DIM}")
+        raise ConfigError(field, f"{shown(value)}: every size must lie in 1..{MAX_DIM}")
     return tuple(int(v) for v in value)
 
 
@@ -182,9 +174,9 @@ def _pair(value: Any, field: str) -> tuple[int, int] | None:
         return None
     if not isinstance(value, (list, tuple)) or len(value) != 2 or \
             not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise ConfigError(field, f"{_shown(value)} is not a [low, high) pair of integers, e.g. [0, 30522]")
+        raise ConfigError(field, f"{shown(value)} is not a [low, high) pair of integers, e.g. [0, 30522]")
     if not all(-2**63 <= v <= 2**63 for v in value):
-        raise ConfigError(field, f"{_shown(value)}: values must lie in [{-2**63}, {2**63 - 1}) (int64)")
+        raise ConfigError(field, f"{shown(value)}: values must lie in [{-2**63}, {2**63 - 1}) (int64)")
     return int(value[0]), int(value[1])
 
 
@@ -193,7 +185,7 @@ def _dim_names(value: Any, field: str) -> tuple[str, ...]:
         return ()
     if not isinstance(value, (list, tuple)) or \
             not all(isinstance(n, str) and (n == "" or DIM_NAME.fullmatch(n)) for n in value):
-        raise ConfigError(field, f"{_shown(value)} is not a list of dimension names (one per dimension, each a "
+        raise ConfigError(field, f"{shown(value)} is not a list of dimension names (one per dimension, each a "
                                  'name like "batch" or "sequence", or "" for an unnamed one)')
     if len(value) > MAX_RANK:
         raise ConfigError(field, f"{len(value)} names; inputs have at most {MAX_RANK} dimensions")
@@ -235,10 +227,10 @@ def check_specs(specs: Sequence[InputSpec], field: str = FIELD) -> tuple[InputSp
                                                           f"this one is {s.dtype}")
             low, high = s.value_range
             if not low < high:
-                raise ConfigError(f"{where}.value_range", f"[{_shown(low)}, {_shown(high)}) is empty; need low < high")
+                raise ConfigError(f"{where}.value_range", f"[{shown(low)}, {shown(high)}) is empty; need low < high")
             lo_limit, hi_limit = VALUE_LIMITS[s.dtype]
             if low < lo_limit or high > hi_limit:
-                raise ConfigError(f"{where}.value_range", f"[{_shown(low)}, {_shown(high)}) does not fit {s.dtype}: "
+                raise ConfigError(f"{where}.value_range", f"[{shown(low)}, {shown(high)}) does not fit {s.dtype}: "
                                                           f"values must lie in [{lo_limit}, {hi_limit})")
     dim_ranges(specs, field)
     return tuple(specs)

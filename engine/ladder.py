@@ -23,7 +23,8 @@ from typing import Any
 import pandas as pd
 
 from engine.capabilities import Capabilities, check_request
-from engine.config import QUANT_SCHEMES, ConfigError, RunRequest, validate
+from engine.config import QUANT_SCHEMES, RunRequest, validate
+from engine.errors import ConfigError
 from engine.judging import END_TO_END, GPU_TIME, METRIC_NAMES, gpu_time_absence
 from engine.judging import format_ms as format_figure
 from engine.quantization import FLAVOUR_NAMES, SCHEMES, conversion_problem_text, scheme_options

@@ -26,21 +26,13 @@ import torch
 
 from engine import inputs as model_inputs
 from engine import pt2_files
-from engine.config import ConfigError, ModelSpec, RunRequest
+from engine.config import ModelSpec, RunRequest
+from engine.errors import ConfigError, ModelError
 from engine.inputs import InputSpec
 
 MODELS_DIR_ENV = "TRTDASH_MODELS_DIR"
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 FILE_PREFIX = "file:"
-
-
-class ModelError(ValueError):
-    """A model cannot be built or fed as asked; ``message`` says what to do."""
-
-    def __init__(self, message: str, hint: str = ""):
-        super().__init__(message + (f" Hint: {hint}" if hint else ""))
-        self.message = message
-        self.hint = hint
 
 
 @dataclass(frozen=True)

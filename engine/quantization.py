@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from engine.backends.base import ProgressFn, no_progress
-from engine.config import QUANT_SCHEMES, ConfigError, RunRequest
-from engine.errors import RunError
+from engine.config import QUANT_SCHEMES, RunRequest
+from engine.errors import CalibrationDataError, ConfigError, QuantizationError
 from engine.profiling.accuracy import _first_tensor, compare_outputs, detached_cpu
 from engine.result import Accuracy, LabelledAccuracy, QuantizationReport
 from engine.store import data_dir
@@ -72,14 +72,6 @@ CONVERSION_TOP1_DROP = 0.5
 
 RTX_INT8_ACTIVATIONS = ("TensorRT-RTX does not support int8 activation quantization, only int8 weight "
                         "quantization; use int8_weight_only or fp8, or the full TensorRT flavour")
-
-
-class QuantizationError(RunError):
-    """A quantized run cannot go on; ``message`` says what is wrong, ``hint`` what to do."""
-
-
-class CalibrationDataError(QuantizationError):
-    """A calibration file or folder is missing, unreadable or shaped unlike the model's input."""
 
 
 # -- schemes and the capability matrix ----------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 from engine import capabilities, models
 from engine.backends.base import ProgressFn, get_backend, no_progress
 from engine.config import RunRequest, cache_key, validate
+from engine.errors import ModelError
 from engine.result import RunResult
 from engine.store import RunStore, new_run_id, utc_now_iso
 
@@ -43,7 +44,7 @@ def execute(request: RunRequest, store: RunStore, progress: ProgressFn = no_prog
         return _execute(request, store, progress, use_cache=use_cache, gpu_index=gpu_index,
                         submitted_by=submitted_by)
     except SystemExit as e:
-        raise models.ModelError(f"The model's code called sys.exit({e.code!r}) during the run; nothing was stored.",
+        raise ModelError(f"The model's code called sys.exit({e.code!r}) during the run; nothing was stored.",
                                 "A model file must return from build_model() and forward(), never exit.") from None
 
 
@@ -88,7 +89,7 @@ def execute_for_parent(conn, request: dict, use_cache: bool, show_progress: bool
     ("done", run_id, cached) or ("error", is_user_error, message, hint)."""
     import sys  # noqa: PLC0415
 
-    from engine.config import ConfigError  # noqa: PLC0415
+    from engine.errors import ConfigError, UserError  # noqa: PLC0415
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -98,9 +99,11 @@ def execute_for_parent(conn, request: dict, use_cache: bool, show_progress: bool
 
     try:
         outcome = execute(RunRequest.from_dict(request), RunStore(), progress, use_cache=use_cache)
-    except (ConfigError, models.ModelError) as e:
+    except (ConfigError, ModelError) as e:
         conn.send(("error", True, str(e), ""))
-    except Exception as e:   # backend errors carry a user-facing message and a hint
-        conn.send(("error", False, getattr(e, "message", None) or f"{type(e).__name__}: {e}", getattr(e, "hint", "")))
+    except UserError as e:   # backend errors carry a user-facing message and a hint
+        conn.send(("error", False, e.message, e.hint))
+    except Exception as e:
+        conn.send(("error", False, f"{type(e).__name__}: {e}", ""))
     else:
         conn.send(("done", outcome.result.run_id, outcome.cached))

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.config import TRT_DEFAULT_OPTIMIZATION_LEVEL, ConfigError, RunRequest
+from engine.config import TRT_DEFAULT_OPTIMIZATION_LEVEL, RunRequest
+from engine.errors import ConfigError
 from engine.judging import BOOTSTRAP_RESAMPLES, NOISE_CONFIDENCE, Drift, median_ci_ms  # noqa: F401 - re-exported
 from engine.result import RunResult
 from engine.store import RunStore

@@ -15,7 +15,8 @@ from engine import report
 from engine.autotune import AutotuneReport
 from engine.capabilities import Capabilities, check_request
 from engine.compare import run_label, summary_labels
-from engine.config import ConfigError, RunRequest, validate
+from engine.config import RunRequest, validate
+from engine.errors import ConfigError, UserError
 from engine.result import RunResult
 from engine.store import RunNotFound, RunStore, data_dir
 from engine.sweeps import SweepExecution
@@ -290,8 +291,8 @@ def show_error(exc: BaseException, what: str = "") -> None:
     if isinstance(exc, ConfigError):
         text = f"**{exc.field}**: {plain(exc.message)}"
     else:
-        text = plain(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
-    hint = getattr(exc, "hint", "")
+        text = plain((exc.message if isinstance(exc, UserError) else str(exc)) or type(exc).__name__)
+    hint = exc.hint if isinstance(exc, UserError) else ""
     st.error((f"{what}: " if what else "") + text + (f"\n\n{plain(hint)}" if hint else ""), icon=":material/error:")
     log.error("%s", what or "error", exc_info=exc)
     with st.expander("Technical details"):

@@ -5,7 +5,8 @@ import streamlit as st
 
 from engine import jobs, ladder, models, sweep_charts
 from engine.capabilities import Capabilities
-from engine.config import QUANT_SCHEMES, ConfigError
+from engine.config import QUANT_SCHEMES
+from engine.errors import ConfigError
 from engine.quantization import SCHEMES, scheme_options
 from engine.store import RunStore
 from pages import _localise_start as localise

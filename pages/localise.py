@@ -4,7 +4,8 @@ from a broken precision-ladder step (Sweeps page); ``?localise=<id>`` opens a st
 import streamlit as st
 
 from engine import capabilities, models
-from engine.config import QUANT_SCHEMES, ConfigError, RunRequest
+from engine.config import QUANT_SCHEMES, RunRequest
+from engine.errors import ConfigError
 from engine.localisation import charts, driver
 from engine.localisation.error_growth import error_growth
 from engine.localisation.records import LocalisationNotFound

@@ -5,12 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from engine import autotune, batch_sweep, capabilities, jobs, models, sweep_charts, sweeps
-from engine.config import (
-    INDUCTOR_MODES,
-    MIN_BLOCK_SIZE,
-    ConfigError,
-    RunRequest,
-)
+from engine.config import INDUCTOR_MODES, MIN_BLOCK_SIZE, RunRequest
+from engine.errors import ConfigError
 from engine.store import RunNotFound
 from pages import _batch_tab as batch_tab
 from pages import _ladder_tab as ladder_tab

@@ -8,7 +8,8 @@ import pytest
 
 from engine import autotune as at
 from engine import sweep_charts
-from engine.config import ConfigError, RunRequest
+from engine.config import RunRequest
+from engine.errors import ConfigError
 from engine.result import Accuracy, LatencyStats, RunResult
 from engine.runner import execute
 from engine.sweeps import (

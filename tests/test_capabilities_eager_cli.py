@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from engine import capabilities
-from engine.config import ConfigError, RunRequest
+from engine.config import RunRequest
+from engine.errors import ConfigError
 from engine.result import LAYER_COLUMNS
 from engine.runner import execute
 

@@ -6,7 +6,6 @@ from engine.config import (
     INDUCTOR_MODES,
     MIN_BLOCK_SIZE,
     CompileSettings,
-    ConfigError,
     MeasureSettings,
     ModelSpec,
     RunRequest,
@@ -14,6 +13,7 @@ from engine.config import (
     knob_fields,
     validate,
 )
+from engine.errors import ConfigError
 
 ENV = {"device": "cuda", "device_name": "NVIDIA H200", "torch": "2.11.0", "torch_tensorrt": "2.11.0",
        "flavour": "tensorrt_rtx", "tensorrt": "1.4.0.76", "compute_capability": "9.0"}

@@ -3,7 +3,8 @@ import torch
 
 from engine import inputs as I
 from engine import model_families
-from engine.config import ConfigError, ModelSpec, RunRequest, cache_key, validate
+from engine.config import ModelSpec, RunRequest, cache_key, validate
+from engine.errors import ConfigError
 from engine.profiling.accuracy import compare_outputs
 
 TINY_BERT = dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128,
@@ -198,6 +199,7 @@ def _hidden_state(out):
 
 def test_file_model_takes_given_inputs_and_checks_their_range(tmp_path, monkeypatch):
     from engine import models
+    from engine.errors import ModelError
 
     monkeypatch.setenv(models.MODELS_DIR_ENV, str(tmp_path))
     (tmp_path / "fixed.py").write_text(
@@ -212,7 +214,7 @@ def test_file_model_takes_given_inputs_and_checks_their_range(tmp_path, monkeypa
     assert built.example_inputs[0].shape == (8, 3, 4) and built.info["inputs"][0]["min_shape"] == [1, 3, 4]
     assert built.input_specs[0].is_dynamic and not own.input_specs[0].is_dynamic
     wide = [dict(name="x0", shape=[2, 3, 4], min_shape=[2, 3, 2], max_shape=[2, 3, 4])]
-    with pytest.raises(models.ModelError, match=r"cannot vary input 'x0' dimension 2 to its min 2"):
+    with pytest.raises(ModelError, match=r"cannot vary input 'x0' dimension 2 to its min 2"):
         models.build(RunRequest.from_dict({"model": {"source": "file:fixed.py", "batch_size": 2,
                                                      "inputs": wide}}).model)
 

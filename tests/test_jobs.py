@@ -11,7 +11,8 @@ import time
 import pytest
 
 from engine import jobs
-from engine.config import ConfigError, RunRequest
+from engine.config import RunRequest
+from engine.errors import ConfigError
 from engine.jobs import JobSystem, route_for
 from engine.jobs.host import pid_alive, this_host
 

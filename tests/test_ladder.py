@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from engine import capabilities, ladder, quantization, runner
-from engine.config import ConfigError, MeasureSettings, ModelSpec, RunRequest
+from engine.config import MeasureSettings, ModelSpec, RunRequest
+from engine.errors import ConfigError
 from engine.profiling.accuracy import compare_outputs
 from engine.profiling.latency import time_inference
 from tests.test_quantization import gpu_caps, quant_request, tiny_model

@@ -14,7 +14,8 @@ import torch
 
 from engine import capabilities, models, quantization
 from engine.backends.eager import prepare
-from engine.config import ConfigError, ModelSpec, RunRequest, cache_key
+from engine.config import ModelSpec, RunRequest, cache_key
+from engine.errors import CalibrationDataError, ConfigError
 from engine.localisation import driver, keep
 from engine.localisation.bisect import BUDGET, FOUND, UNFIXABLE, Bisection, default_max_builds
 from engine.localisation.error_growth import ErrorGrowth, error_growth
@@ -384,7 +385,7 @@ def test_bad_folders_are_refused_at_submit_naming_the_problem(tmp_path, monkeypa
     folder = tmp_path / "bad"
     folder.mkdir()
     make(folder)
-    with pytest.raises(quantization.CalibrationDataError) as e:
+    with pytest.raises(CalibrationDataError) as e:
         inspect_folder(folder)
     assert problem in e.value.message
     with pytest.raises(ConfigError) as e:
@@ -397,7 +398,7 @@ def test_an_unreadable_image_is_named_with_its_class_folder(tmp_path):
 
     folder = _image_folder(tmp_path / "val", {"0": 1, "1": 1})
     (folder / "1" / "broken.jpg").write_bytes(b"not an image")
-    with pytest.raises(quantization.CalibrationDataError, match=r"val/1/broken.jpg is not a readable image"):
+    with pytest.raises(CalibrationDataError, match=r"val/1/broken.jpg is not a readable image"):
         load_labelled(folder, (3, 16, 16))
 
 
@@ -426,7 +427,7 @@ def test_labelled_folder_gives_top1_against_labels_for_eager_fake_quant_and_engi
 
     assert QuantizationReport.from_dict(json.loads(json.dumps(__import__("dataclasses").asdict(report)))) == report
     _image_folder(tmp_path / "wide", {"3": 1, "12": 1})
-    with pytest.raises(quantization.CalibrationDataError, match="has label 12, but the model predicts 10 classes"):
+    with pytest.raises(CalibrationDataError, match="has label 12, but the model predicts 10 classes"):
         quantization.prepare_quantized(request.with_changes(**{"compile.calibration_data": "dir:wide"}), model, "cpu")
 
 

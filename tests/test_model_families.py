@@ -6,6 +6,7 @@ import torch
 
 from engine import model_families, models, runner
 from engine.config import MeasureSettings, ModelSpec, RunRequest
+from engine.errors import ModelError
 
 # Small configurations of every family entry: the same classes and code paths as the registry's
 # real entries (BERT-base, GPT-2 ...), sized to build and run in well under a second on CPU.
@@ -92,17 +93,17 @@ def test_dynamic_ranges_are_tried_on_the_model_at_build(tiny_registry):
     assert built.info["inputs"][0]["max_shape"] == [4, 64]
     too_long = [dict(s, max_shape=[4, 1024]) for s in ok]   # BERT's position embeddings hold 512
     req = RunRequest.from_dict({"model": {"source": "hf/bert-base", "inputs": too_long}})
-    with pytest.raises(models.ModelError, match=r"model.inputs.input_ids: the model cannot vary input 'input_ids' "
+    with pytest.raises(ModelError, match=r"model.inputs.input_ids: the model cannot vary input 'input_ids' "
                                                 r"dimension 1 \(sequence\).* to its max 1024"):
         models.build(req.model)
 
 
 def test_text_and_image_knobs_are_explained(tiny_registry):
-    with pytest.raises(models.ModelError, match="hf/bert-base holds at most 512 tokens"):
+    with pytest.raises(ModelError, match="hf/bert-base holds at most 512 tokens"):
         models.build(ModelSpec(source="hf/bert-base", sequence_length=513))
-    with pytest.raises(models.ModelError, match="text model: it takes no input shape"):
+    with pytest.raises(ModelError, match="text model: it takes no input shape"):
         models.build(ModelSpec(source="hf/bert-base", input_shape=(3, 32, 32)))
-    with pytest.raises(models.ModelError, match="image model: sequence length does not apply"):
+    with pytest.raises(ModelError, match="image model: sequence length does not apply"):
         models.build(ModelSpec(source="timm/resnet50", sequence_length=16))
 
 
@@ -112,7 +113,7 @@ def test_pretrained_never_downloads(tiny_registry, monkeypatch, tmp_path):
     # an empty cache: a download would be the only way to get the weights
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     for name in ("hf/distilbert-base", "timm/resnet50"):
-        with pytest.raises(models.ModelError, match=f"No cached pretrained weights for {name}.*never downloaded"):
+        with pytest.raises(ModelError, match=f"No cached pretrained weights for {name}.*never downloaded"):
             models.build(ModelSpec(source=name, pretrained=True, input_shape=(3, 32, 32) if "timm" in name else None))
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     assert list(tmp_path.iterdir()) == []   # nothing was written to the cache either

@@ -3,6 +3,7 @@ import torch
 
 from engine import models
 from engine.config import ModelSpec
+from engine.errors import ModelError
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large",
@@ -26,12 +27,12 @@ def test_same_seed_same_weights():
 
 
 def test_errors_are_explained(monkeypatch, tmp_path):
-    with pytest.raises(models.ModelError, match="Unknown model 'resnet9000'"):
+    with pytest.raises(ModelError, match="Unknown model 'resnet9000'"):
         models.build(ModelSpec(source="resnet9000"))
-    with pytest.raises(models.ModelError, match=r"cannot run on input of shape \(1, 5, 32, 32\)"):
+    with pytest.raises(ModelError, match=r"cannot run on input of shape \(1, 5, 32, 32\)"):
         models.build(ModelSpec(source="resnet18", input_shape=(5, 32, 32)))
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    with pytest.raises(models.ModelError, match="never downloaded"):
+    with pytest.raises(ModelError, match="never downloaded"):
         models.build(ModelSpec(source="resnet18", pretrained=True))
 
 
@@ -58,7 +59,7 @@ def test_custom_python_and_pt2_files(monkeypatch, tmp_path):
                           ("file:bad.pt2", "not a loadable torch.export ExportedProgram"),
                           ("file:../etc/passwd.py", "directly inside the models directory"),
                           ("file:missing.py", "not found")]:
-        with pytest.raises(models.ModelError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(ModelError, match=words.replace("(", r"\(").replace(")", r"\)")):
             models.build(ModelSpec(source=source))
 
 
@@ -78,7 +79,7 @@ def test_vit_built_from_a_seed_has_a_nonzero_head():
     figure meaningless. The registry re-initializes it, and the weights identity says so."""
     import torch
 
-    from engine import models
+    pass
     from engine.config import ModelSpec
 
     built = models.build(ModelSpec(source="vit_b_16"), seed=0)

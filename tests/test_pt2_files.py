@@ -18,6 +18,7 @@ import torch
 
 from engine import models
 from engine.config import ModelSpec
+from engine.errors import ModelError
 from engine.pt2_files import UnsafePt2File, check_sym_expr, load_exported_program
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,7 +139,7 @@ def test_a_crafted_pt2_that_runs_code_under_torch_export_load_runs_nothing_here(
         built.module(*built.example_inputs)
         assert built.exported_program._guards_code == []
     else:
-        with pytest.raises(models.ModelError) as e:
+        with pytest.raises(ModelError) as e:
             models.build(ModelSpec(source="file:evil.pt2"))
         assert "was not loaded" in e.value.message and "only .py model files run code" in e.value.message
         assert e.value.hint

@@ -10,7 +10,8 @@ from torch import nn
 
 from engine import capabilities, quantization
 from engine.capabilities import Capabilities, Gpu
-from engine.config import QUANT_SCHEMES, CompileSettings, ConfigError, RunRequest, cache_key, validate
+from engine.config import QUANT_SCHEMES, CompileSettings, RunRequest, cache_key, validate
+from engine.errors import CalibrationDataError, ConfigError, QuantizationError
 from engine.models import BuiltModel
 from engine.profiling.accuracy import compare_outputs
 from engine.result import Accuracy, QuantizationReport, RunResult
@@ -186,21 +187,21 @@ class NotATensor:
 def test_bad_tensor_files_name_the_file_and_what_is_expected(tmp_path):
     example = (torch.zeros(4, 3, 8, 8),)
     torch.save({"x": NotATensor()}, tmp_path / "pickled.pt")
-    with pytest.raises(quantization.CalibrationDataError) as e:
+    with pytest.raises(CalibrationDataError) as e:
         quantization.load_calibration("file:pickled.pt", example, 2, directory=tmp_path)
     assert "pickled.pt could not be read as a tensor file" in e.value.message
     assert "weights_only=True" in e.value.hint and "(N, 3, 8, 8)" in e.value.hint
     torch.save(torch.randn(5, 3, 16, 16), tmp_path / "shape.pt")
-    with pytest.raises(quantization.CalibrationDataError, match=r"shape.pt holds a tensor of shape \(5, 3, 16, 16\)"):
+    with pytest.raises(CalibrationDataError, match=r"shape.pt holds a tensor of shape \(5, 3, 16, 16\)"):
         quantization.load_calibration("file:shape.pt", example, 2, directory=tmp_path)
     torch.save(torch.ones(5, 3, 8, 8, dtype=torch.int64), tmp_path / "ints.pt")
-    with pytest.raises(quantization.CalibrationDataError, match="ints.pt holds torch.int64"):
+    with pytest.raises(CalibrationDataError, match="ints.pt holds torch.int64"):
         quantization.load_calibration("file:ints.pt", example, 2, directory=tmp_path)
     (tmp_path / "garbage.pt").write_bytes(b"not a torch file")
-    with pytest.raises(quantization.CalibrationDataError, match="garbage.pt could not be read"):
+    with pytest.raises(CalibrationDataError, match="garbage.pt could not be read"):
         quantization.load_calibration("file:garbage.pt", example, 2, directory=tmp_path)
     torch.save({"a": torch.zeros(1)}, tmp_path / "dict.pt")
-    with pytest.raises(quantization.CalibrationDataError, match="dict.pt holds dict, not tensors"):
+    with pytest.raises(CalibrationDataError, match="dict.pt holds dict, not tensors"):
         quantization.load_calibration("file:dict.pt", example, 2, directory=tmp_path)
 
 
@@ -238,12 +239,12 @@ def test_image_folder_goes_through_torchvision_transforms(tmp_path):
     assert red[1].mean().item() == pytest.approx(-0.456 / 0.224, abs=1e-4)
     assert data.description == "images in imgs/ (3 samples)"
     (folder / "3.png").write_bytes(b"broken")
-    with pytest.raises(quantization.CalibrationDataError, match="imgs/3.png is not a readable image"):
+    with pytest.raises(CalibrationDataError, match="imgs/3.png is not a readable image"):
         quantization.load_calibration("dir:imgs", (torch.zeros(2, 3, 16, 16),), 4, directory=tmp_path)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(quantization.CalibrationDataError, match="empty/ holds no images"):
+    with pytest.raises(CalibrationDataError, match="empty/ holds no images"):
         quantization.load_calibration("dir:empty", (torch.zeros(2, 3, 16, 16),), 4, directory=tmp_path)
-    with pytest.raises(quantization.CalibrationDataError, match=r"one RGB image \(3, H, W\)"):
+    with pytest.raises(CalibrationDataError, match=r"one RGB image \(3, H, W\)"):
         quantization.load_calibration("dir:imgs", (torch.zeros(2, 16),), 4, directory=tmp_path)
 
 
@@ -357,7 +358,7 @@ def test_weight_only_and_fp8_fake_quant_on_cpu():
 @needs_modelopt
 def test_nvfp4_refused_on_cpu_with_the_reason():
     module = tiny_model().module
-    with pytest.raises(quantization.QuantizationError, match="only on a CUDA GPU"):
+    with pytest.raises(QuantizationError, match="only on a CUDA GPU"):
         quantization.quantize(module, "nvfp4", [(torch.randn(2, 3, 32, 32),)])
 
 

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from engine import capabilities, models
-from engine.config import CompileSettings, ConfigError, MeasureSettings, ModelSpec, RunRequest, validate
+from engine.config import CompileSettings, MeasureSettings, ModelSpec, RunRequest, validate
+from engine.errors import ConfigError, ModelError
 from engine.inputs import InputSpec, parse_inputs
-from engine.models import ModelError
 
 OURS = (ConfigError, ModelError)
 EXAMPLES = 400

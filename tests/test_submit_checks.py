@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from engine import capabilities
-from engine.config import ConfigError, RunRequest, validate
-from engine.models import ModelError
+from engine.config import RunRequest, validate
+from engine.errors import ConfigError, ModelError
 from engine.runner import execute
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,8 @@ import pytest
 
 from engine import sweep_charts, sweeps
 from engine.backends.base import Cancelled
-from engine.config import MIN_BLOCK_SIZE, ConfigError, RunRequest
+from engine.config import MIN_BLOCK_SIZE, RunRequest
+from engine.errors import ConfigError
 from engine.result import LatencyStats, Recommendation, RunResult, Segmentation
 from engine.runner import execute
 

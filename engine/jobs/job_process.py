@@ -20,7 +20,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from engine.config import ConfigError, RunRequest
+from engine.config import RunRequest
+from engine.errors import ConfigError, UserError
 from engine.jobs.routing import stored_run_on
 from engine.result import RunResult
 from engine.store import DATA_DIR_ENV, RunStore
@@ -75,11 +76,12 @@ def error_parts(e: BaseException) -> tuple[str, str]:
     """(message, hint) the user sees for an exception raised while running a job."""
     if type(e).__name__ == "OutOfMemoryError":
         return ("The GPU ran out of memory.", "Use a smaller batch size or model, or a GPU with more memory.")
-    message = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
-    hint = getattr(e, "hint", "") or ""
+    if not isinstance(e, UserError):
+        return f"{type(e).__name__}: {e}", ""
+    hint = e.hint
     if isinstance(e, ConfigError):
         hint = hint or f"Change {e.field} and submit again."
-    return str(message), str(hint)
+    return e.message, hint
 
 
 def exit_reason(code: int | None) -> tuple[str, str]:

@@ -22,7 +22,8 @@ from typing import Any
 from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 
-from engine.config import ConfigError, RunRequest, validate
+from engine.config import RunRequest, validate
+from engine.errors import ConfigError
 from engine.jobs import supervisor as supervision
 from engine.jobs.host import HEARTBEAT_TIMEOUT_S, file_lock, pid_alive, read_pid, runs, this_host
 from engine.jobs.record import Job, JobError, current_submitter
@@ -368,7 +369,10 @@ def worker_refusal(request: RunRequest, info: dict[str, Any]) -> ConfigError | N
     the worker), or None. The rules are those of ``capabilities.check_request``, applied to the worker's
     flavour, GPU and memory instead of this machine's; ModelOpt and calibration files are the worker host's
     business and are checked there."""
-    from engine import capabilities, quantization  # noqa: PLC0415
+    from engine import (
+        capabilities,
+        quantization,  # noqa: PLC0415
+    )
     from engine.models import check_input_memory  # noqa: PLC0415
 
     gpu = None

@@ -16,7 +16,8 @@ import json
 import sys
 from typing import Any
 
-from engine.config import ConfigError, RunRequest
+from engine.config import RunRequest
+from engine.errors import ConfigError, UserError
 from engine.localisation import driver
 from engine.localisation.error_growth import DEFAULT_MAX_SAMPLES
 from engine.localisation.records import LocalisationNotFound, LocalisationRecords
@@ -93,8 +94,7 @@ def main(argv: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Exception as e:   # user-facing message and hint where the error carries them
-        msg = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
-        hint = getattr(e, "hint", "")
+        msg, hint = (e.message, e.hint) if isinstance(e, UserError) else (f"{type(e).__name__}: {e}", "")
         print(f"error: {msg}" + (f"\nhint: {hint}" if hint else ""), file=sys.stderr)
         return 1
 

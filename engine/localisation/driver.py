@@ -27,7 +27,8 @@ import torch
 
 from engine.backends.base import ProgressFn, no_progress
 from engine.backends.eager import DTYPES
-from engine.config import ConfigError, RunRequest
+from engine.config import RunRequest
+from engine.errors import ConfigError, UserError
 from engine.localisation import keep
 from engine.localisation.bisect import Bisection
 from engine.localisation.error_growth import DEFAULT_MAX_SAMPLES, error_growth, variants_for
@@ -120,7 +121,7 @@ def _submit(study: Localisation, runner: StepRunner, role: str, kept: list[str])
         step.job_id, step.cached = runner.submit(study.request_for(role, kept))
         step.state = "queued"
     except Exception as e:   # a refused request (ConfigError ...) ends the study with the reason
-        step.state, step.why = "failed", getattr(e, "message", None) or str(e)
+        step.state, step.why = "failed", e.message if isinstance(e, UserError) else str(e)
         if isinstance(e, ConfigError):
             step.why = f"{e.field}: {e.message}"
     return step

@@ -291,7 +291,7 @@ def error_growth(request: RunRequest, *, device: str = "cpu", max_samples: int =
     build would (``compile.keep_high_precision`` honoured), and measure every unit on the first ``max_samples``
     inputs. Raises ``ConfigError`` when the request has no lower precision to compare."""
     from engine import models  # noqa: PLC0415
-    from engine.config import ConfigError  # noqa: PLC0415
+    from engine.errors import ConfigError  # noqa: PLC0415
 
     wanted = variants_for(request)
     if not wanted:

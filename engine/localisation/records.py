@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from engine.errors import UserError
 from engine.localisation.study import Localisation
 from engine.store import SAMPLES_DIR, RunStore, data_dir
 
@@ -26,12 +27,12 @@ LIST_COLUMNS = ["localisation_id", "created_at", "model", "batch_size", "label",
                 "is_sample", "source"]
 
 
-class LocalisationNotFound(KeyError):
+class LocalisationNotFound(UserError, KeyError):
     def __init__(self, localisation_id: str):
-        super().__init__(localisation_id)
+        super().__init__(f"No localisation {localisation_id!r} is stored: it was deleted or the link is wrong. "
+                         "Pick one from the list.")
+        self.args = (localisation_id,)
         self.localisation_id = localisation_id
-        self.message = (f"No localisation {localisation_id!r} is stored: it was deleted or the link is wrong. "
-                        "Pick one from the list.")
 
     def __str__(self) -> str:
         return self.message

@@ -18,7 +18,7 @@ import pandas as pd
 
 from engine import batch_charts, batch_sweep, ladder, sweep_charts, sweeps
 from engine.autotune import AutotuneReport
-from engine.config import ConfigError
+from engine.errors import ConfigError
 from engine.report.document import Block, Chart, Fact, Facts, Markdown, Notice, Paragraph, Report, Section, Table, fmt
 from engine.report.errors import ReportError
 from engine.report.runs import environment_table, per_run_blocks

@@ -4,7 +4,8 @@ Marked ``gpu``; figures are printed (run with ``-s``)."""
 import pytest
 
 from engine import runner
-from engine.config import ConfigError, RunRequest
+from engine.config import RunRequest
+from engine.errors import ConfigError
 
 pytestmark = pytest.mark.gpu
 

@@ -24,8 +24,8 @@ import torch
 from engine.backends.base import ProgressFn
 from engine.backends.tensorrt.capture import is_oom
 from engine.backends.tensorrt.internals import Features
-from engine.config import ConfigError, RunRequest
-from engine.errors import ExportError
+from engine.config import RunRequest
+from engine.errors import ConfigError, ExportError
 from engine.inputs import InputSpec
 
 log = logging.getLogger(__name__)

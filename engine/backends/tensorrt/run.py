@@ -19,8 +19,8 @@ from engine.backends.tensorrt.export import compile_model, specs_at
 from engine.backends.tensorrt.internals import Features
 from engine.backends.tensorrt.measure import measure
 from engine.backends.tensorrt.quantize import quantize
-from engine.config import ConfigError, RunRequest
-from engine.errors import GpuOutOfMemory, RunError
+from engine.config import RunRequest
+from engine.errors import ConfigError, GpuOutOfMemory, RunError
 from engine.models import BuiltModel
 from engine.result import LatencyStats
 
