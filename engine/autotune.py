@@ -27,10 +27,11 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from engine.config import INDUCTOR_MODES, PRECISIONS, CompileSettings, RunRequest
 from engine.errors import ConfigError, UserError
 from engine.judging import END_TO_END, GPU_TIME, METRIC_NAMES, gpu_time_absence, preferred_metric, value_ms
 from engine.result import RunResult
+from engine.settings.defaults import INDUCTOR_MODES, PRECISIONS
+from engine.settings.request import CompileSettings, RunRequest
 from engine.sweeps import (
     CUDAGRAPHS_KNOB,
     MIN_BLOCK_SIZE_KNOB,

@@ -35,12 +35,13 @@ import numpy as np
 import pandas as pd
 
 from engine.capabilities import Capabilities
-from engine.config import MAX_BATCH_SIZE, RunRequest
 from engine.errors import ConfigError
-from engine.inputs import BATCH_DIM, InputSpec, parse_inputs, with_batch_range
 from engine.judging import END_TO_END, GPU_TIME, gpu_time_absence
 from engine.judging import format_ms as format_figure
 from engine.result import RunResult
+from engine.settings.defaults import MAX_BATCH_SIZE
+from engine.settings.inputs import BATCH_DIM, InputSpec, parse_inputs, with_batch_range
+from engine.settings.request import RunRequest
 from engine.store import RunNotFound, RunStore
 from engine.sweeps import KNOB_TAG, list_sweeps, sweep_tags, tagged_results
 

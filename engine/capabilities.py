@@ -13,8 +13,8 @@ import platform
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.config import RunRequest
 from engine.errors import ConfigError
+from engine.settings.request import RunRequest
 
 
 @dataclass(frozen=True)

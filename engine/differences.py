@@ -39,7 +39,7 @@ def inputs_text(request: Mapping[str, Any]) -> str:
     raw = (request.get("model") or {}).get("inputs")
     if not raw:
         return "static"
-    from engine.inputs import parse_inputs  # noqa: PLC0415 - torch only where inputs are given
+    from engine.settings.inputs import parse_inputs  # noqa: PLC0415 - torch only where inputs are given
 
     try:
         specs = parse_inputs(raw)

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from engine.config import RunRequest
-from engine.inputs import InputSpec, measured_shapes, parse_inputs
 from engine.judging import GPU_TIME, Judging, choose, same_engine, value_ms
 from engine.result import RunResult
+from engine.settings.inputs import InputSpec, measured_shapes, parse_inputs
+from engine.settings.request import RunRequest
 from engine.store import RunStore
 
 SCAN_LIMIT = 500            # stored runs of the same model looked through for the static counterpart

@@ -215,7 +215,7 @@ def shapes_key(request: dict) -> tuple:
     inputs = m.get("inputs")
     shapes: object = None
     if inputs:
-        from engine.inputs import measured_shapes, parse_inputs  # noqa: PLC0415 - torch only with inputs
+        from engine.settings.inputs import measured_shapes, parse_inputs  # noqa: PLC0415 - torch only with inputs
 
         try:
             shapes = tuple(sorted(measured_shapes(parse_inputs(inputs), m.get("batch_size", 1),

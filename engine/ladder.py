@@ -23,12 +23,13 @@ from typing import Any
 import pandas as pd
 
 from engine.capabilities import Capabilities, check_request
-from engine.config import QUANT_SCHEMES, RunRequest, validate
 from engine.errors import ConfigError
 from engine.judging import END_TO_END, GPU_TIME, METRIC_NAMES, gpu_time_absence
 from engine.judging import format_ms as format_figure
 from engine.quantization import FLAVOUR_NAMES, SCHEMES, conversion_problem_text, scheme_options
 from engine.result import DEGENERATE_REFERENCE, QuantizationReport, RunResult
+from engine.settings.defaults import QUANT_SCHEMES
+from engine.settings.request import RunRequest, validate
 from engine.store import RunStore
 from engine.sweeps import CancelFn, JobView, StatusFn, SubmitFn, SweepExecution, SweepPlan, SweepPoint
 

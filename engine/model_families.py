@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from engine.inputs import BATCH_DIM, SEQUENCE_DIM, InputSpec
+from engine.settings.inputs import BATCH_DIM, SEQUENCE_DIM, InputSpec
 
 if TYPE_CHECKING:
-    from engine.config import ModelSpec
     from engine.models import RegistryEntry
+    from engine.settings.request import ModelSpec
 
 OFFLINE_ENV = "HF_HUB_OFFLINE"
 DEFAULT_SEQUENCE_LENGTH = 128

@@ -24,11 +24,11 @@ from typing import Any
 
 import torch
 
-from engine import inputs as model_inputs
-from engine import pt2_files
-from engine.config import ModelSpec, RunRequest
+from engine import input_tensors, pt2_files
 from engine.errors import ConfigError, ModelError
-from engine.inputs import InputSpec
+from engine.settings import inputs as settings_inputs
+from engine.settings.inputs import InputSpec
+from engine.settings.request import ModelSpec, RunRequest
 
 MODELS_DIR_ENV = "TRTDASH_MODELS_DIR"
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -166,10 +166,10 @@ def build(spec: ModelSpec, seed: int = 0) -> BuiltModel:
         module = entry.build()
     module.eval()
     try:
-        shapes = model_inputs.measured_shapes(specs, spec.batch_size, spec.sequence_length)
+        shapes = settings_inputs.measured_shapes(specs, spec.batch_size, spec.sequence_length)
     except ConfigError as e:
         raise ModelError(f"{e.field}: {e.message}.") from None
-    example = model_inputs.example_tensors(specs, shapes, seed=seed + 1)
+    example = input_tensors.example_tensors(specs, shapes, seed=seed + 1)
     largest = _check_runs(module, example, spec)
     if spec.inputs is not None and any(s.is_dynamic for s in specs):
         _check_dynamic_ranges(module, specs, weights)
@@ -205,7 +205,7 @@ def _check_dynamic_ranges(module: torch.nn.Module, specs: tuple[InputSpec, ...],
     if (identity, specs) in _ACCEPTED_RANGES:
         return
     try:
-        model_inputs.check_model_accepts(module, specs)
+        input_tensors.check_model_accepts(module, specs)
     except ConfigError as e:
         raise ModelError(f"{e.field}: {e.message}.") from None
     _ACCEPTED_RANGES.add((identity, specs))
@@ -258,7 +258,7 @@ def input_bytes(spec: ModelSpec) -> tuple[int, str] | None:
         except ModelError:
             return None   # the build reports this with its hint
     try:
-        shapes = model_inputs.measured_shapes(specs, spec.batch_size, spec.sequence_length)
+        shapes = settings_inputs.measured_shapes(specs, spec.batch_size, spec.sequence_length)
     except ConfigError:
         return None       # validate() reports this
     total, parts = 0, []
@@ -381,17 +381,17 @@ def _with_given_inputs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]
     """A file model's own example inputs, or tensors made from ``spec.inputs`` when those are given."""
     if spec.inputs is None:
         try:
-            return inputs, model_inputs.specs_from_tensors(inputs)
+            return inputs, input_tensors.specs_from_tensors(inputs)
         except ConfigError:   # a dtype the specs do not cover (float64 ...): the model still runs as is
             return inputs, ()
     if len(spec.inputs) != len(inputs):
         raise ModelError(f"{spec.source} takes {len(inputs)} input(s) but model.inputs lists {len(spec.inputs)}.",
                          "Give one entry per input, in the order example_inputs() returns them.")
     try:
-        shapes = model_inputs.measured_shapes(spec.inputs, spec.batch_size, spec.sequence_length)
+        shapes = settings_inputs.measured_shapes(spec.inputs, spec.batch_size, spec.sequence_length)
     except ConfigError as e:
         raise ModelError(f"{e.field}: {e.message}.") from None
-    given = model_inputs.example_tensors(spec.inputs, shapes, seed=seed + 1)
+    given = input_tensors.example_tensors(spec.inputs, shapes, seed=seed + 1)
     if any(s.is_dynamic for s in spec.inputs):
         _check_dynamic_ranges(module, spec.inputs, identity)
     return given, spec.inputs

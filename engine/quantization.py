@@ -41,10 +41,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from engine.backends.base import ProgressFn, no_progress
-from engine.config import QUANT_SCHEMES, RunRequest
 from engine.errors import CalibrationDataError, ConfigError, QuantizationError
 from engine.profiling.accuracy import _first_tensor, compare_outputs, detached_cpu
 from engine.result import Accuracy, LabelledAccuracy, QuantizationReport
+from engine.settings.defaults import QUANT_SCHEMES
+from engine.settings.request import RunRequest
 from engine.store import data_dir
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ SCHEMES: dict[str, Scheme] = {s.name: s for s in (
     Scheme("nvfp4", "NVFP4", "NVFP4_DEFAULT_CFG", "fp4", "fp4", ("float4_e2m1fn_x2",), (10, 0), "Blackwell",
            calibrates_on_cpu=False),
 )}
-assert tuple(SCHEMES) == QUANT_SCHEMES, "engine.config.QUANT_SCHEMES and SCHEMES must list the same schemes"
+assert tuple(SCHEMES) == QUANT_SCHEMES, "engine.settings.request.QUANT_SCHEMES and SCHEMES must list the same schemes"
 
 FLAVOUR_NAMES = {"tensorrt": "TensorRT", "tensorrt_rtx": "TensorRT-RTX", "none": "no Torch-TensorRT"}
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from engine.config import INDUCTOR_MODE_FROM_BOOL
+from engine.settings.defaults import INDUCTOR_MODE_FROM_BOOL
 
 SCHEMA_VERSION = 1
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from engine import capabilities, models
 from engine.backends.base import ProgressFn, get_backend, no_progress
-from engine.config import RunRequest, cache_key, validate
 from engine.errors import ModelError
 from engine.result import RunResult
+from engine.settings.identity import cache_key
+from engine.settings.request import RunRequest, validate
 from engine.store import RunStore, new_run_id, utc_now_iso
 
 log = logging.getLogger(__name__)

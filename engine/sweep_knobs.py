@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from engine.config import FRONTENDS, MIN_BLOCK_SIZE, PRECISIONS, TRT_DEFAULT_OPTIMIZATION_LEVEL, CompileSettings
 from engine.errors import ConfigError
 from engine.judging import knob as knob_record
 from engine.result import Segmentation
+from engine.settings.defaults import FRONTENDS, MIN_BLOCK_SIZE, PRECISIONS, TRT_DEFAULT_OPTIMIZATION_LEVEL
+from engine.settings.request import CompileSettings
 
 SWEEP_TAG = "sweep:"
 KNOB_TAG = "knob:"

@@ -17,7 +17,6 @@ from typing import Any
 
 import pandas as pd
 
-from engine.config import MIN_BLOCK_SIZE, TRT_DEFAULT_OPTIMIZATION_LEVEL
 from engine.judging import (
     END_TO_END,
     GPU_TIME,
@@ -30,6 +29,7 @@ from engine.judging import (
     worst_drift,
 )
 from engine.result import RunResult
+from engine.settings.defaults import MIN_BLOCK_SIZE, TRT_DEFAULT_OPTIMIZATION_LEVEL
 from engine.store import RunNotFound, RunStore
 from engine.sweep_knobs import (
     KNOB_TAG,

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.config import MIN_BLOCK_SIZE, TRT_DEFAULT_OPTIMIZATION_LEVEL
 from engine.judging import (
     END_TO_END,
     GPU_TIME,
@@ -29,6 +28,7 @@ from engine.judging import (
 )
 from engine.judging import format_ms as format_figure
 from engine.result import RunResult
+from engine.settings.defaults import MIN_BLOCK_SIZE, TRT_DEFAULT_OPTIMIZATION_LEVEL
 from engine.sweep_comparisons import Comparison, compare_with_default
 from engine.sweep_knobs import (
     EXECUTED_OPS_KNOB,

@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.config import TRT_DEFAULT_OPTIMIZATION_LEVEL, RunRequest
 from engine.errors import ConfigError
 from engine.judging import BOOTSTRAP_RESAMPLES, NOISE_CONFIDENCE, Drift, median_ci_ms  # noqa: F401 - re-exported
 from engine.result import RunResult
+from engine.settings.defaults import TRT_DEFAULT_OPTIMIZATION_LEVEL
+from engine.settings.request import RunRequest
 from engine.store import RunStore
 from engine.sweep_comparisons import Comparison, compare_with_default  # noqa: F401 - re-exported
 from engine.sweep_knobs import (  # noqa: F401 - re-exported: the sweeps' public names

@@ -7,8 +7,8 @@ import streamlit as st
 
 from engine import batch_charts, batch_sweep, jobs, models, sweeps
 from engine.capabilities import Capabilities
-from engine.config import RunRequest, validate
 from engine.errors import ConfigError
+from engine.settings.request import RunRequest, validate
 from engine.store import RunNotFound, RunStore
 from pages._common import checked_request, execution_progress, report_button, start_execution
 from pages._form import precision_and_iterations

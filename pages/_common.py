@@ -15,9 +15,9 @@ from engine import report
 from engine.autotune import AutotuneReport
 from engine.capabilities import Capabilities, check_request
 from engine.compare import run_label, summary_labels
-from engine.config import RunRequest, validate
 from engine.errors import ConfigError, UserError
 from engine.result import RunResult
+from engine.settings.request import RunRequest, validate
 from engine.store import RunNotFound, RunStore, data_dir
 from engine.sweeps import SweepExecution
 from pages._access import require_identity

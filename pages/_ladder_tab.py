@@ -5,9 +5,9 @@ import streamlit as st
 
 from engine import jobs, ladder, models, sweep_charts
 from engine.capabilities import Capabilities
-from engine.config import QUANT_SCHEMES
 from engine.errors import ConfigError
 from engine.quantization import SCHEMES, scheme_options
+from engine.settings.defaults import QUANT_SCHEMES
 from engine.store import RunStore
 from pages import _localise_start as localise
 from pages._common import execution_progress, report_button, start_execution

@@ -6,10 +6,10 @@ import streamlit as st
 
 from engine import jobs
 from engine.capabilities import Capabilities
-from engine.config import RunRequest
 from engine.localisation import driver
 from engine.localisation.records import LocalisationRecords
 from engine.localisation.study import Criterion, broken_rungs
+from engine.settings.request import RunRequest
 from engine.store import RunStore, data_dir
 from pages._common import checked_request, get_store, show_error
 

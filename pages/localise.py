@@ -4,13 +4,14 @@ from a broken precision-ladder step (Sweeps page); ``?localise=<id>`` opens a st
 import streamlit as st
 
 from engine import capabilities, models
-from engine.config import QUANT_SCHEMES, RunRequest
 from engine.errors import ConfigError
 from engine.localisation import charts, driver
 from engine.localisation.error_growth import error_growth
 from engine.localisation.records import LocalisationNotFound
 from engine.localisation.study import DEFAULT_TOLERANCE_REL_L2, RUNNING, Criterion, Localisation
 from engine.quantization import SCHEMES, scheme_options
+from engine.settings.defaults import QUANT_SCHEMES
+from engine.settings.request import RunRequest
 from pages import _localise_start as loc
 from pages._common import checked_request, get_store, link_to, show_error
 from pages._jobs import submit

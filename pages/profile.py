@@ -3,7 +3,7 @@
 import streamlit as st
 
 from engine import capabilities, charts, compare, diagnosis, dynamic_cost, models, quantization
-from engine.config import CompileSettings, MeasureSettings, RunRequest
+from engine.settings.request import CompileSettings, MeasureSettings, RunRequest
 from engine.store import RunNotFound
 from pages._common import checked_request, get_store, link_to, load_run, report_button
 from pages._form import compile_disabled_reasons, describe_inputs, knob_section, knob_widget

@@ -5,8 +5,9 @@ import pandas as pd
 import streamlit as st
 
 from engine import autotune, batch_sweep, capabilities, jobs, models, sweep_charts, sweeps
-from engine.config import INDUCTOR_MODES, MIN_BLOCK_SIZE, RunRequest
 from engine.errors import ConfigError
+from engine.settings.defaults import INDUCTOR_MODES, MIN_BLOCK_SIZE
+from engine.settings.request import RunRequest
 from engine.store import RunNotFound
 from pages import _batch_tab as batch_tab
 from pages import _ladder_tab as ladder_tab

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.config import RunRequest  # noqa: E402
+from engine.settings.request import RunRequest  # noqa: E402
 from engine.store import DATA_DIR_ENV  # noqa: E402
 
 # model_scheme -> (model, scheme)

@@ -47,7 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.config import RunRequest  # noqa: E402
+from engine.settings.request import RunRequest  # noqa: E402
 from engine.store import DATA_DIR_ENV, RunStore  # noqa: E402
 
 RELU = "torch.ops.aten.relu.default"

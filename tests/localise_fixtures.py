@@ -11,9 +11,10 @@ from unittest import mock
 import torch
 
 from engine import models
-from engine.config import ModelSpec, RunRequest, cache_key
 from engine.localisation import driver
 from engine.localisation.study import Criterion, Localisation
+from engine.settings.identity import cache_key
+from engine.settings.request import ModelSpec, RunRequest
 
 SMALL = {"source": "resnet18", "batch_size": 8, "input_shape": [3, 32, 32]}
 

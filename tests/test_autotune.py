@@ -8,10 +8,10 @@ import pytest
 
 from engine import autotune as at
 from engine import sweep_charts
-from engine.config import RunRequest
 from engine.errors import ConfigError
 from engine.result import Accuracy, LatencyStats, RunResult
 from engine.runner import execute
+from engine.settings.request import RunRequest
 from engine.sweeps import (
     CUDAGRAPHS_KNOB,
     MIN_BLOCK_SIZE_KNOB,

@@ -8,8 +8,8 @@ import pytest
 from engine import batch_charts as bc
 from engine import batch_sweep as bs
 from engine import models, runner
-from engine.config import MeasureSettings, ModelSpec, RunRequest, validate
 from engine.errors import ConfigError
+from engine.settings.request import MeasureSettings, ModelSpec, RunRequest, validate
 from engine.store import RunNotFound
 from engine.sweeps import JobView, SweepExecution, sweep_tags
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from engine import capabilities
-from engine.config import RunRequest
 from engine.errors import ConfigError
 from engine.result import LAYER_COLUMNS
 from engine.runner import execute
+from engine.settings.request import RunRequest
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from engine import diagnosis, models, runner
-from engine.config import MeasureSettings, ModelSpec, RunRequest
 from engine.profiling import gpu_time as gt
 from engine.profiling.trt_profile import parse_trex_profile
 from engine.result import GraphReplay
+from engine.settings.request import MeasureSettings, ModelSpec, RunRequest
 from tests.fixture_runs import trt_profiled_run
 
 # fixtures README: the same resnet18 fp16 engine, timed with profiling off, batch 1

@@ -7,8 +7,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine import dynamic_cost, jobs, models, runner
-from engine.config import RunRequest
-from engine.inputs import parse_inputs
+from engine.settings.inputs import parse_inputs
+from engine.settings.request import RunRequest
 from engine.store import RunStore
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent

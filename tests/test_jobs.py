@@ -11,10 +11,10 @@ import time
 import pytest
 
 from engine import jobs
-from engine.config import RunRequest
 from engine.errors import ConfigError
 from engine.jobs import JobSystem, route_for
 from engine.jobs.host import pid_alive, this_host
+from engine.settings.request import RunRequest
 
 
 def tiny(seed: int = 0, timed_iters: int = 5, side: int = 32) -> RunRequest:

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from engine import capabilities, ladder, quantization, runner
-from engine.config import MeasureSettings, ModelSpec, RunRequest
 from engine.errors import ConfigError
 from engine.profiling.accuracy import compare_outputs
 from engine.profiling.latency import time_inference
+from engine.settings.request import MeasureSettings, ModelSpec, RunRequest
 from tests.test_quantization import gpu_caps, quant_request, tiny_model
 
 HAVE_MODELOPT = importlib.util.find_spec("modelopt") is not None

@@ -14,13 +14,14 @@ import torch
 
 from engine import capabilities, models, quantization
 from engine.backends.eager import prepare
-from engine.config import ModelSpec, RunRequest, cache_key
 from engine.errors import CalibrationDataError, ConfigError
 from engine.localisation import driver, keep
 from engine.localisation.bisect import BUDGET, FOUND, UNFIXABLE, Bisection, default_max_builds
 from engine.localisation.error_growth import ErrorGrowth, error_growth
 from engine.localisation.records import LocalisationNotFound, LocalisationRecords, bundle, read_bundle
 from engine.localisation.study import LOCALISE_TAG, Localisation
+from engine.settings.identity import cache_key, settings_that_matter
+from engine.settings.request import ModelSpec, RunRequest
 from tests.localise_fixtures import SMALL, RecordedQueue, _key, outlier_study, trt_request
 from tests.test_quantization import gpu_caps
 
@@ -40,7 +41,7 @@ def test_keep_high_precision_is_a_sorted_set_of_module_paths_in_the_cache_key():
     same = trt_request(precision="fp16", keep_high_precision=["layer3.1.conv2", "layer1.0.conv1"])
     assert cache_key(same, env, "m") == cache_key(r, env, "m")
     # empty: the key runs stored before the knob existed were filed under
-    assert "keep_high_precision" not in json.dumps(__import__("engine.config").config.settings_that_matter(plain))
+    assert "keep_high_precision" not in json.dumps(settings_that_matter(plain))
     # the eager backend ignores compile knobs but precision
     eager = RunRequest.from_dict({"model": SMALL, "compile": {"precision": "fp16", "keep_high_precision": ["fc"]}})
     assert cache_key(eager, env, "m") == cache_key(eager.with_changes(**{"compile.keep_high_precision": ()}), env, "m")

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from engine import model_families, models, runner
-from engine.config import MeasureSettings, ModelSpec, RunRequest
 from engine.errors import ModelError
+from engine.settings.request import MeasureSettings, ModelSpec, RunRequest
 
 # Small configurations of every family entry: the same classes and code paths as the registry's
 # real entries (BERT-base, GPT-2 ...), sized to build and run in well under a second on CPU.

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from engine import models
-from engine.config import ModelSpec
 from engine.errors import ModelError
+from engine.settings.request import ModelSpec
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large",
@@ -80,7 +80,7 @@ def test_vit_built_from_a_seed_has_a_nonzero_head():
     import torch
 
     pass
-    from engine.config import ModelSpec
+    from engine.settings.request import ModelSpec
 
     built = models.build(ModelSpec(source="vit_b_16"), seed=0)
     with torch.no_grad():

@@ -218,7 +218,7 @@ def test_a_refused_submission_is_explained_not_raised(runs):
 
 
 def _submit_cpu_request_for_a_missing_model():
-    from engine.config import RunRequest
+    from engine.settings.request import RunRequest
     from pages._common import submit_request
 
     submit_request(RunRequest.from_dict({"model": {"source": "file:no_such_model.py"}, "device": "cpu"}))

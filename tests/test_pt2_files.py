@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from engine import models
-from engine.config import ModelSpec
 from engine.errors import ModelError
 from engine.pt2_files import UnsafePt2File, check_sym_expr, load_exported_program
+from engine.settings.request import ModelSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,11 +10,13 @@ from torch import nn
 
 from engine import capabilities, quantization
 from engine.capabilities import Capabilities, Gpu
-from engine.config import QUANT_SCHEMES, CompileSettings, RunRequest, cache_key, validate
 from engine.errors import CalibrationDataError, ConfigError, QuantizationError
 from engine.models import BuiltModel
 from engine.profiling.accuracy import compare_outputs
 from engine.result import Accuracy, QuantizationReport, RunResult
+from engine.settings.defaults import QUANT_SCHEMES
+from engine.settings.identity import cache_key
+from engine.settings.request import CompileSettings, RunRequest, validate
 
 HAVE_MODELOPT = importlib.util.find_spec("modelopt") is not None
 needs_modelopt = pytest.mark.skipif(not HAVE_MODELOPT, reason="nvidia-modelopt not installed (a GPU extra: "

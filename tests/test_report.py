@@ -19,10 +19,11 @@ from streamlit.testing.v1 import AppTest
 
 from engine import __main__ as cli
 from engine import report, sweeps
-from engine.config import RunRequest
 from engine.report import document
 from engine.report.reproduce import cli_line
 from engine.result import GpuTime, GraphReplay
+from engine.settings import cli as knob_cli
+from engine.settings.request import RunRequest
 from engine.store import SAMPLES_DIR, RunStore, new_run_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -356,13 +357,13 @@ def test_cli_errors_exit_2_with_a_message(data_dir, tmp_path, capsys, argv, mess
 
 def test_every_cli_line_parses_back_to_the_stored_request(samples):
     parser = argparse.ArgumentParser()
-    cli._add_knobs(parser)         # the profile command's own options
+    knob_cli.add_knob_options(parser)         # the profile command's own options
     parser.add_argument("--no-cache", action="store_true")
     for run_id in samples.list_runs()["run_id"]:
         stored = samples.get(run_id).request
         line = cli_line(stored)
         assert line.args[:4] == ("python", "-m", "engine", "profile") and not line.unknown
-        parsed = cli.request_from_args(parser.parse_args(list(line.args[4:])))
+        parsed = knob_cli.request_from_args(parser.parse_args(list(line.args[4:])))
         assert parsed.to_dict() == RunRequest.from_dict(stored).to_dict(), line.line
 
 

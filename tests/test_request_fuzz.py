@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from engine import capabilities, models
-from engine.config import CompileSettings, MeasureSettings, ModelSpec, RunRequest, validate
 from engine.errors import ConfigError, ModelError
-from engine.inputs import InputSpec, parse_inputs
+from engine.settings.inputs import InputSpec, parse_inputs
+from engine.settings.request import CompileSettings, MeasureSettings, ModelSpec, RunRequest, validate
 
 OURS = (ConfigError, ModelError)
 EXAMPLES = 400
@@ -103,10 +103,10 @@ def test_inputs_text_yields_specs_or_a_field_error(text):
 
 
 def _cli_parser() -> tuple[argparse.ArgumentParser, list[str]]:
-    from engine.__main__ import _add_knobs
+    from engine.settings.cli import add_knob_options
 
     p = argparse.ArgumentParser(exit_on_error=False)
-    _add_knobs(p)
+    add_knob_options(p)
     flags = [a.option_strings[0] for a in p._actions if a.option_strings and a.option_strings[0] != "-h"]
     return p, flags
 
@@ -121,7 +121,7 @@ cli_values = st.text(max_size=40) | st.integers(-2**70, 2**70).map(str) | json_v
 @example([("--inputs", "[" * 50_000)])
 @example([("--batch", "4" * 5000)])
 def test_cli_text_yields_a_request_or_a_field_error(pairs):
-    from engine.__main__ import request_from_args
+    from engine.settings.cli import request_from_args
 
     count("cli_text")
     argv = [f"{flag}={value}" for flag, value in pairs]   # '=' keeps a value starting with '-' a value

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from engine.config import RunRequest
 from engine.runner import execute
+from engine.settings.request import RunRequest
 from engine.store import RunNotFound, RunStore
 
 TINY = {"model": {"source": "resnet18", "input_shape": [3, 32, 32]},

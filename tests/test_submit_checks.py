@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from engine import capabilities
-from engine.config import RunRequest, validate
 from engine.errors import ConfigError, ModelError
 from engine.runner import execute
+from engine.settings.request import RunRequest, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 DYNAMIC = [{"name": "x", "shape": [4, 3, 32, 32], "min_shape": [1, 3, 32, 32], "max_shape": [8, 3, 32, 32]}]

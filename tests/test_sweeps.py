@@ -14,10 +14,11 @@ import pytest
 
 from engine import sweep_charts, sweeps
 from engine.backends.base import Cancelled
-from engine.config import MIN_BLOCK_SIZE, RunRequest
 from engine.errors import ConfigError
 from engine.result import LatencyStats, Recommendation, RunResult, Segmentation
 from engine.runner import execute
+from engine.settings.defaults import MIN_BLOCK_SIZE
+from engine.settings.request import RunRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"model": {"source": "resnet18", "input_shape": [3, 32, 32]}, "device": "cpu",

@@ -16,12 +16,12 @@ import pandas as pd
 import torch
 
 from engine.backends.base import Measurement, ProgressFn
-from engine.config import RunRequest
 from engine.models import BuiltModel
 from engine.profiling import gpu_time
 from engine.profiling.accuracy import compare_outputs
 from engine.profiling.latency import time_inference
 from engine.result import normalise_layers
+from engine.settings.request import RunRequest
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 

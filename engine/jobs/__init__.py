@@ -53,7 +53,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from engine.config import RunRequest
 from engine.jobs.job_process import error_parts, exit_reason
 from engine.jobs.record import (
     ACTIVE_STATES,
@@ -68,6 +67,7 @@ from engine.jobs.routing import measured_on, pinned_gpu, route_for, stored_run_o
 from engine.jobs.supervisor import supervisor_main
 from engine.jobs.system import AUTOSTART_ENV, JobSystem
 from engine.jobs.worker import CANCEL_GRACE_S, QUEUE_URL_ENV, Worker, worker_main
+from engine.settings.request import RunRequest
 from engine.store import data_dir
 
 __all__ = [

@@ -20,10 +20,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from engine.config import RunRequest
 from engine.errors import ConfigError, UserError
 from engine.jobs.routing import stored_run_on
 from engine.result import RunResult
+from engine.settings.request import RunRequest
 from engine.store import DATA_DIR_ENV, RunStore
 
 CHILD_READY_TIMEOUT_S = 120.0

@@ -22,7 +22,6 @@ from typing import Any
 from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 
-from engine.config import RunRequest, validate
 from engine.errors import ConfigError
 from engine.jobs import supervisor as supervision
 from engine.jobs.host import HEARTBEAT_TIMEOUT_S, file_lock, pid_alive, read_pid, runs, this_host
@@ -31,6 +30,7 @@ from engine.jobs.redis_table import RedisJobTable
 from engine.jobs.routing import pinned_gpu, route_for, slug, stored_run_on, worker_device
 from engine.jobs.table import JobTable, SqliteJobTable
 from engine.jobs.worker import run_job_task
+from engine.settings.request import RunRequest, validate
 from engine.store import RunStore, data_dir
 
 log = logging.getLogger(__name__)

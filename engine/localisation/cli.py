@@ -16,20 +16,19 @@ import json
 import sys
 from typing import Any
 
-from engine.config import RunRequest
 from engine.errors import ConfigError, UserError
 from engine.localisation import driver
 from engine.localisation.error_growth import DEFAULT_MAX_SAMPLES
 from engine.localisation.records import LocalisationNotFound, LocalisationRecords
 from engine.localisation.study import DEFAULT_TOLERANCE_REL_L2, Criterion, Localisation
+from engine.settings.cli import add_knob_options, request_from_args
+from engine.settings.request import RunRequest
 
 
 def parser() -> argparse.ArgumentParser:
-    from engine.__main__ import _add_knobs  # noqa: PLC0415 - the profile command's knob options, one per field
-
     p = argparse.ArgumentParser(prog="python -m engine localise", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_knobs(p)
+    add_knob_options(p)
     p.add_argument("--from-run", default=None, help="localise the build of this stored run (its request as is)")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE_REL_L2,
                    help="rel. L2 against eager fp32 a fixed build must stay within")
@@ -51,8 +50,6 @@ def base_request(ns: argparse.Namespace) -> RunRequest:
         from engine.store import RunStore  # noqa: PLC0415
 
         return RunRequest.from_dict(RunStore().get(ns.from_run).request)
-    from engine.__main__ import request_from_args  # noqa: PLC0415
-
     knobs = argparse.Namespace(**{k: v for k, v in vars(ns).items() if "." in k or k in ("backend", "device", "mode")})
     request = request_from_args(knobs)
     if ns.backend is None:

@@ -27,7 +27,6 @@ import torch
 
 from engine.backends.base import ProgressFn, no_progress
 from engine.backends.eager import DTYPES
-from engine.config import RunRequest
 from engine.errors import ConfigError, UserError
 from engine.localisation import keep
 from engine.localisation.bisect import Bisection
@@ -47,6 +46,7 @@ from engine.localisation.study import (
     figures_from_result,
     new_localisation_id,
 )
+from engine.settings.request import RunRequest
 from engine.store import RunStore, utc_now_iso
 from engine.sweeps import FINISHED_STATES, JobView, job_view, tag_run
 

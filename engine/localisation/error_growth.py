@@ -23,8 +23,8 @@ import pandas as pd
 import torch
 
 from engine.backends.base import ProgressFn, no_progress
-from engine.config import RunRequest
 from engine.localisation import keep
+from engine.settings.request import RunRequest
 
 if TYPE_CHECKING:
     from engine.models import BuiltModel

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from engine.config import RunRequest
 from engine.errors import ConfigError
+from engine.settings.request import RunRequest
 
 if TYPE_CHECKING:
     from engine.capabilities import Capabilities

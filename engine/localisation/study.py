@@ -21,10 +21,10 @@ from typing import Any
 
 import pandas as pd
 
-from engine.config import RunRequest
 from engine.localisation.bisect import FOUND, UNFIXABLE, Bisection
 from engine.localisation.error_growth import ErrorGrowth, range_text
 from engine.result import RunResult
+from engine.settings.request import RunRequest
 
 LOCALISE_TAG = "localise:"
 DEFAULT_TOLERANCE_REL_L2 = 0.05        # the ladder's default: rel. L2 against eager fp32

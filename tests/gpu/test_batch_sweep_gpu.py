@@ -10,7 +10,7 @@ import pytest
 
 from engine import batch_sweep as bs
 from engine import runner
-from engine.config import RunRequest
+from engine.settings.request import RunRequest
 from engine.sweeps import JobView, SweepExecution
 
 pytestmark = pytest.mark.gpu

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from engine import diagnosis, runner
-from engine.config import RunRequest
 from engine.profiling import fingerprint
+from engine.settings.request import RunRequest
 
 pytestmark = pytest.mark.gpu
 

@@ -15,11 +15,11 @@ import time
 import pytest
 
 from engine import capabilities, quantization
-from engine.config import RunRequest
 from engine.localisation import driver
 from engine.localisation.bisect import BUDGET, FOUND
 from engine.localisation.records import LocalisationRecords
 from engine.localisation.study import LOCALISE_TAG, Criterion
+from engine.settings.request import RunRequest
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not quantization.modelopt_installed(), reason="NVIDIA ModelOpt is not installed")]

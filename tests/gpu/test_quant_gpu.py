@@ -10,8 +10,8 @@ import dataclasses
 import pytest
 
 from engine import capabilities, quantization, runner
-from engine.config import RunRequest
 from engine.errors import ConfigError
+from engine.settings.request import RunRequest
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not quantization.modelopt_installed(), reason="NVIDIA ModelOpt is not installed")]

@@ -4,8 +4,8 @@ Marked ``gpu``; figures are printed (run with ``-s``)."""
 import pytest
 
 from engine import runner
-from engine.config import RunRequest
 from engine.errors import ConfigError
+from engine.settings.request import RunRequest
 
 pytestmark = pytest.mark.gpu
 

@@ -30,10 +30,10 @@ from engine import diagnosis
 from engine.backends.base import ProgressFn
 from engine.backends.tensorrt import internals
 from engine.backends.tensorrt.capture import CompileCapture, torch_submodules
-from engine.config import RunRequest
 from engine.profiling import fingerprint, gpu_time, graph_replay, latency, layer_profile
 from engine.profiling.accuracy import compare_outputs, detached_cpu
 from engine.result import Accuracy, GpuTime, GraphReplay, LatencyStats, QuantizationReport, Segmentation, empty_layers
+from engine.settings.request import RunRequest
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import time
 from typing import Any
 
 from engine.backends.base import ProgressFn
-from engine.config import RunRequest
 from engine.models import BuiltModel
+from engine.settings.request import RunRequest
 
 log = logging.getLogger(__name__)
 

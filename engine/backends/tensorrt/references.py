@@ -19,12 +19,12 @@ import torch
 
 from engine.backends.base import ProgressFn
 from engine.backends.eager import prepare
-from engine.config import RunRequest
 from engine.models import BuiltModel, identity
 from engine.profiling import latency
 from engine.profiling.accuracy import _first_tensor, detached_cpu
 from engine.profiling.reference_cache import cached_latency, cached_outputs, reference_key
 from engine.result import DEGENERATE_REFERENCE, LatencyStats
+from engine.settings.request import RunRequest
 
 
 @contextlib.contextmanager

@@ -1,76 +1,50 @@
-"""Run requests: what model to build, how to compile it and how to measure it.
+"""Run requests: what model to build, how to compile it and how to measure it, parsed and validated.
 
-Every knob is declared once here, as a dataclass field whose metadata carries the
-label, the allowed values and the help text. Validation and the dashboard's widgets
-are both generated from that one definition, so a new knob is one edit.
+Every knob is declared once here, as a dataclass field made by ``knob()`` whose metadata (``KnobInfo``,
+engine/settings/knobs.py) carries the label, the allowed values, the help text and how each part of the
+dashboard handles it. Parsing, validation, the cache key, the Torch-TensorRT arguments, the command line and the
+dashboard's widgets are all generated from that one definition, so a new knob is one edit.
 
-Defaults mirror Torch-TensorRT's own ``torch_tensorrt/dynamo/_defaults.py`` so that
-"the default" in a comparison means what the library means by it.
+Defaults come from engine/settings/defaults.py, which mirrors Torch-TensorRT's own ``_defaults.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.errors import ConfigError, shown
-
-if TYPE_CHECKING:
-    from engine.inputs import InputSpec
-
-# Torch-TensorRT defaults (torch_tensorrt/dynamo/_defaults.py), repeated as named
-# constants because torch_tensorrt cannot be imported on a machine without a GPU.
-MIN_BLOCK_SIZE = 5
-OPTIMIZATION_LEVEL = None  # TensorRT's own builder default, which is level 3
-TRT_DEFAULT_OPTIMIZATION_LEVEL = 3
-USE_PYTHON_RUNTIME = False
-WORKSPACE_SIZE = 0
-TRUNCATE_DOUBLE = False
-USE_FAST_PARTITIONER = True
-HARDWARE_COMPATIBLE = False
-SPARSE_WEIGHTS = False
-REQUIRE_FULL_COMPILATION = False
-CACHE_BUILT_ENGINES = False
-REUSE_CACHED_ENGINES = False
-
-BACKENDS = ("eager", "tensorrt")
-MODES = ("measure", "analyze")
-FRONTENDS = ("dynamo", "torch_compile")
-PRECISIONS = ("fp32", "fp16", "bf16")
-DEVICES = ("auto", "cpu", "cuda")
-# Post-training quantization schemes (NVIDIA ModelOpt); what each means and where it runs is in
-# engine/quantization.py, which checks them against the machine.
-QUANT_SCHEMES = ("none", "int8", "int8_smoothquant", "int8_weight_only", "fp8", "int4_awq", "nvfp4")
-QUANT_BASE_PRECISIONS = ("fp16", "fp32")
-CALIBRATION_BATCHES = 8
-# torch.compile (inductor) baseline of a tensorrt run: off, mode="default" (quick) or "max-autotune" (minutes)
-INDUCTOR_MODES = ("off", "default", "max-autotune")
-# requests stored before the modes existed hold a bool, and True timed max-autotune
-INDUCTOR_MODE_FROM_BOOL = {False: "off", True: "max-autotune"}
-
-MAX_BATCH_SIZE = 4096
-MAX_DIM = 16384
-
-# Fields added after runs were first stored: left out of the cache key while at their default,
-# so requests made before they existed keep their keys.
-ADDED_FIELDS = {"model": ("sequence_length", "inputs"), "compile": ("enable_cudagraphs", "keep_high_precision"),
-                "measure": ("repeat",)}
-_NULLABLE_INTS = ("optimization_level", "sequence_length")
-
-
-def knob(default: Any, label: str, help: str, *, choices: tuple | None = None,
-         min: int | None = None, max: int | None = None, advanced: bool = False) -> Any:
-    """A dataclass field that also describes its widget and its allowed values."""
-    meta = {"label": label, "help": help, "choices": choices, "min": min, "max": max,
-            "advanced": advanced}
-    if isinstance(default, (list, dict, set)):
-        raise TypeError("use a tuple for sequence defaults")
-    return field(default=default, metadata=meta)
+from engine.settings.defaults import (
+    BACKENDS,
+    CACHE_BUILT_ENGINES,
+    CALIBRATION_BATCHES,
+    DEVICES,
+    FRONTENDS,
+    HARDWARE_COMPATIBLE,
+    INDUCTOR_MODE_FROM_BOOL,
+    INDUCTOR_MODES,
+    MAX_BATCH_SIZE,
+    MAX_DIM,
+    MIN_BLOCK_SIZE,
+    MODES,
+    OPTIMIZATION_LEVEL,
+    OPTIMIZATION_LEVELS,
+    PRECISIONS,
+    QUANT_BASE_PRECISIONS,
+    QUANT_SCHEMES,
+    REQUIRE_FULL_COMPILATION,
+    REUSE_CACHED_ENGINES,
+    SPARSE_WEIGHTS,
+    TRUNCATE_DOUBLE,
+    USE_FAST_PARTITIONER,
+    USE_PYTHON_RUNTIME,
+    WORKSPACE_SIZE,
+)
+from engine.settings.inputs import InputSpec, check_specs, measured_shapes, parse_inputs
+from engine.settings.knobs import KnobInfo, knob, knob_fields, knob_info
 
 
 @dataclass(frozen=True)
@@ -82,19 +56,20 @@ class ModelSpec:
     ``input_shape`` excludes the batch dimension; ``None`` takes the model's default.
     """
 
-    source: str = knob("resnet18", "Model", "A built-in model or a file from the models directory.")
-    batch_size: int = knob(1, "Batch size", "Leading dimension of every input.", min=1, max=MAX_BATCH_SIZE)
+    source: str = knob("resnet18", "Model", "A built-in model or a file from the models directory.", cli_flag="--model")
+    batch_size: int = knob(1, "Batch size", "Leading dimension of every input.", min=1, max=MAX_BATCH_SIZE,
+                           cli_flag="--batch")
     input_shape: tuple[int, ...] | None = knob(
-        None, "Input shape (without batch)", "e.g. 3,224,224. Empty takes the model's default.")
+        None, "Input shape (without batch)", "e.g. 3,224,224. Empty takes the model's default.", kind="shape")
     pretrained: bool = knob(
         False, "Pretrained weights", "Only if already in the local torch hub cache; nothing is downloaded.",
         advanced=True)
     sequence_length: int | None = knob(
         None, "Sequence length", "Tokens per input of a text model. Empty takes the model's default (128).",
-        min=1, max=MAX_DIM)
+        min=1, max=MAX_DIM, nullable=True, added=True)
     inputs: tuple[InputSpec, ...] | None = knob(
         None, "Inputs", "Per input: name, shape (batch included), dtype, integer value range and, for a dynamic "
-        "engine, min/max shapes. Empty takes the model's own inputs.", advanced=True)
+        "engine, min/max shapes. Empty takes the model's own inputs.", kind="inputs", advanced=True, added=True)
 
 
 @dataclass(frozen=True)
@@ -107,62 +82,71 @@ class CompileSettings:
                          choices=FRONTENDS)
     precision: str = knob("fp32", "Precision",
                           "fp16/bf16 cast the model and inputs on TensorRT-RTX (strongly typed); "
-                          "on full TensorRT they set enabled_precisions.", choices=PRECISIONS)
+                          "on full TensorRT they set enabled_precisions.", choices=PRECISIONS, eager=True)
     min_block_size: int = knob(MIN_BLOCK_SIZE, "min_block_size",
                                "Fewest operators a TensorRT engine may hold; smaller blocks stay in PyTorch.",
-                               min=1, max=100_000)
+                               min=1, max=100_000, trt_kwarg="min_block_size")
     optimization_level: int | None = knob(
         OPTIMIZATION_LEVEL, "optimization_level",
         "Builder effort 0-5: higher searches longer for faster kernels. Empty = TensorRT's default (3).",
-        min=0, max=5)
+        min=0, max=5, nullable=True, trt_kwarg="optimization_level", options=OPTIMIZATION_LEVELS,
+        unset_label="default (TensorRT: 3)")
     use_python_runtime: bool = knob(USE_PYTHON_RUNTIME, "Python runtime",
-                                    "Run engines through the Python runtime instead of the C++ one.")
+                                    "Run engines through the Python runtime instead of the C++ one.",
+                                    trt_kwarg="use_python_runtime")
     torch_executed_ops: tuple[str, ...] = knob(
-        (), "torch_executed_ops", "Ops forced to run in PyTorch, e.g. torch.ops.aten.relu.default.")
+        (), "torch_executed_ops", "Ops forced to run in PyTorch, e.g. torch.ops.aten.relu.default.",
+        item="op names", trt_kwarg="torch_executed_ops")
     require_full_compilation: bool = knob(REQUIRE_FULL_COMPILATION, "require_full_compilation",
                                           "Fail instead of falling back to PyTorch for unsupported ops.",
-                                          advanced=True)
+                                          advanced=True, trt_kwarg="require_full_compilation")
     workspace_size: int = knob(WORKSPACE_SIZE, "workspace_size (bytes)",
                                "Builder scratch memory limit; 0 lets TensorRT decide.",
-                               min=0, max=2**40, advanced=True)
+                               min=0, max=2**40, advanced=True, trt_kwarg="workspace_size")
     truncate_double: bool = knob(TRUNCATE_DOUBLE, "truncate_double", "Truncate float64 to float32.",
-                                 advanced=True)
+                                 advanced=True, trt_kwarg="truncate_double")
     use_fast_partitioner: bool = knob(USE_FAST_PARTITIONER, "use_fast_partitioner",
-                                      "Fast (adjacency) partitioner instead of the global one.", advanced=True)
+                                      "Fast (adjacency) partitioner instead of the global one.", advanced=True,
+                                      trt_kwarg="use_fast_partitioner")
     hardware_compatible: bool = knob(HARDWARE_COMPATIBLE, "hardware_compatible",
                                      "Build engines that run on Ampere and newer GPUs (full TensorRT only).",
-                                     advanced=True)
+                                     advanced=True, trt_kwarg="hardware_compatible")
     sparse_weights: bool = knob(SPARSE_WEIGHTS, "sparse_weights",
-                                "Allow the builder to use structured-sparsity kernels.", advanced=True)
+                                "Allow the builder to use structured-sparsity kernels.", advanced=True,
+                                trt_kwarg="sparse_weights")
     cache_built_engines: bool = knob(CACHE_BUILT_ENGINES, "cache_built_engines",
-                                     "Save built engines in the data directory's engine cache.", advanced=True)
+                                     "Save built engines in the data directory's engine cache.", advanced=True,
+                                     trt_kwarg="cache_built_engines")
     reuse_cached_engines: bool = knob(REUSE_CACHED_ENGINES, "reuse_cached_engines",
-                                      "Load engines from the engine cache instead of rebuilding.", advanced=True)
+                                      "Load engines from the engine cache instead of rebuilding.", advanced=True,
+                                      trt_kwarg="reuse_cached_engines")
     enable_cudagraphs: bool = knob(False, "CUDA graphs",
                                    "Replay the compiled module as a CUDA graph "
                                    "(torch_tensorrt.runtime.enable_cudagraphs): removes per-launch CPU "
                                    "overhead at small batch. A runtime setting; applies to both the C++ and "
-                                   "the Python runtime.")
+                                   "the Python runtime.", added=True)
     quantization: str = knob("none", "Quantization",
                              "Post-training quantization with NVIDIA ModelOpt before compiling: int8 (W8A8), "
                              "int8_smoothquant, int8_weight_only, fp8, int4_awq, nvfp4. Which ones this GPU and "
-                             "flavour accept is checked before anything runs.", choices=QUANT_SCHEMES)
+                             "flavour accept is checked before anything runs.", choices=QUANT_SCHEMES,
+                             with_quantization=True)
     quant_base_precision: str = knob("fp16", "Unquantized layers run in",
                                      "Precision of the layers and activations a scheme leaves unquantized "
                                      "(weight-only schemes: all activations). Replaces Precision when quantizing.",
-                                     choices=QUANT_BASE_PRECISIONS)
+                                     choices=QUANT_BASE_PRECISIONS, with_quantization=True)
     calibration_data: str = knob("random", "Calibration data",
                                  "random (accuracy not meaningful for real data), file:<name>.pt (a tensor file) "
-                                 "or dir:<folder> (images) in the calibration data directory.")
+                                 "or dir:<folder> (images) in the calibration data directory.",
+                                 with_quantization=True)
     calibration_batches: int = knob(CALIBRATION_BATCHES, "Calibration batches",
                                     "Batches fed through the model to calibrate the quantization ranges.",
-                                    min=1, max=1024, advanced=True)
+                                    min=1, max=1024, advanced=True, with_quantization=True)
     keep_high_precision: tuple[str, ...] = knob(
         (), "Keep in higher precision",
         "Module paths (e.g. layer3.4.conv2) left out of the low precision. Quantized runs: their ModelOpt "
         "quantizers are disabled, so they run in quant_base_precision. fp16/bf16 on TensorRT-RTX (strongly "
         "typed): they stay fp32, cast at their boundary. Found for you by 'Find where it breaks'.",
-        advanced=True)
+        item="module paths", advanced=True, added=True)
 
 
 @dataclass(frozen=True)
@@ -183,14 +167,15 @@ class MeasureSettings:
                                  "Also time torch.compile (inductor) through the same harness, its compile time "
                                  "recorded (tensorrt backend): default compiles in seconds to a minute; "
                                  "max-autotune searches kernels and can take many minutes.",
-                                 choices=INDUCTOR_MODES, advanced=True)
+                                 choices=INDUCTOR_MODES, advanced=True,
+                                 renamed=tuple(INDUCTOR_MODE_FROM_BOOL.items()))
     seed: int = knob(0, "Random seed", "Seeds weights and inputs, so runs are comparable.",
                      min=0, max=2**31 - 1, advanced=True)
     # a distinct identity for measuring the same settings again (a sweep's repeated default point): the cache
     # and the queue tell repeats apart by it, nothing measured depends on it
     repeat: int = knob(0, "Repeat", "Measure these settings again as a run of its own (1, 2, ...): a fresh process, "
                                     "never answered by an earlier run of the same settings. 0 = the first run.",
-                       min=0, max=1000, advanced=True)
+                       min=0, max=1000, advanced=True, added=True)
 
 
 @dataclass(frozen=True)
@@ -216,7 +201,7 @@ class RunRequest:
             raise ConfigError("request", f"expected a mapping of settings, got {type(data).__name__}")
         data = dict(data)
         parts: dict[str, Any] = {}
-        for name, part_cls in (("model", ModelSpec), ("compile", CompileSettings), ("measure", MeasureSettings)):
+        for name, part_cls in PARTS:
             raw = data.pop(name, {}) or {}
             if not isinstance(raw, dict):
                 raise ConfigError(name, f"expected a mapping, got {type(raw).__name__}")
@@ -240,6 +225,21 @@ class RunRequest:
         return validate(RunRequest.from_dict(d))
 
 
+
+# the request's parts, in the order forms and the CLI list them
+PARTS: tuple[tuple[str, type], ...] = (("model", ModelSpec), ("compile", CompileSettings),
+                                       ("measure", MeasureSettings))
+
+
+def all_knobs() -> Iterator[tuple[str, dataclasses.Field]]:
+    """Every knob of a request with its dotted name: ``backend``, ``device``, ``mode``, then each part's."""
+    for f in knob_fields(RunRequest):
+        yield f.name, f
+    for prefix, part in PARTS:
+        for f in knob_fields(part):
+            yield f"{prefix}.{f.name}", f
+
+
 def _build(cls: type, raw: dict[str, Any], prefix: str, skip: tuple[str, ...] = ()) -> Any:
     known = {f.name: f for f in fields(cls) if f.name not in skip}
     kwargs = {}
@@ -247,14 +247,20 @@ def _build(cls: type, raw: dict[str, Any], prefix: str, skip: tuple[str, ...] = 
         dotted = f"{prefix}.{key}" if prefix else str(key)
         if not isinstance(key, str) or key not in known:
             raise ConfigError(dotted, f"unknown setting; known: {', '.join(sorted(known))}")
-        kwargs[key] = _coerce(known[key], value, dotted)
+        kwargs[key] = _coerce(knob_info(known[key]), value, dotted)
     return cls(**kwargs)
 
 
-def _coerce(f: dataclasses.Field, value: Any, dotted: str) -> Any:
-    """Turn JSON-ish values into the field's type, naming the field when that is impossible."""
-    default = f.default
-    if f.name == "input_shape":
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.replace("\n", ",").split(",") if v.strip()]
+
+
+def _coerce(info: KnobInfo, value: Any, dotted: str) -> Any:
+    """Turn JSON-ish values into the knob's type (``info.kind``), naming the field when that is impossible."""
+    for stored, today in info.renamed:   # a value stored before the knob changed shape (a bool that became a mode)
+        if type(value) is type(stored) and value == stored:
+            return today
+    if info.kind == "shape":
         if value is None or value == "" or value == []:
             return None
         if isinstance(value, str):
@@ -265,39 +271,29 @@ def _coerce(f: dataclasses.Field, value: Any, dotted: str) -> Any:
         if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
             raise ConfigError(dotted, f"{shown(value)} is not a list of integers, e.g. 3,224,224")
         return tuple(int(v) for v in value)
-    if f.name == "inputs":
+    if info.kind == "inputs":
         if value is None or value == "" or value == []:
             return None
-        from engine.inputs import parse_inputs  # engine.inputs imports this module
-
         return parse_inputs(value, dotted)
-    if f.name == "torch_executed_ops":
+    if info.kind == "names":
         if isinstance(value, str):
-            value = [v.strip() for v in value.replace("\n", ",").split(",") if v.strip()]
+            value = _names(value)
         if not isinstance(value, (list, tuple, set)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(dotted, f"{shown(value)} is not a list of op names")
-        return tuple(sorted(set(value)))
-    if f.name == "keep_high_precision":
-        if isinstance(value, str):
-            value = [v.strip() for v in value.replace("\n", ",").split(",") if v.strip()]
-        if not isinstance(value, (list, tuple, set)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(dotted, f"{value!r} is not a list of module paths")
-        return tuple(sorted({v.strip() for v in value}))   # a set: the same modules give the same cache key
-    if f.name == "compare_inductor" and isinstance(value, bool):
-        return INDUCTOR_MODE_FROM_BOOL[value]
-    if isinstance(default, bool):
+            raise ConfigError(dotted, f"{shown(value)} is not a list of {info.item or 'names'}")
+        return tuple(sorted({v.strip() for v in value}))   # a set: the same names give the same cache key
+    if info.kind == "bool":
         if not isinstance(value, bool):
             raise ConfigError(dotted, f"{shown(value)} is not true or false")
         return value
-    if isinstance(default, int) or f.name in _NULLABLE_INTS:
-        if f.name in _NULLABLE_INTS and (value is None or value == ""):
+    if info.kind == "int":
+        if info.nullable and (value is None or value == ""):
             return None
         if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,30}\s*", value):
             value = int(value)
         if not _is_int(value):
             raise ConfigError(dotted, f"{shown(value)} is not an integer")
         return int(value)
-    if isinstance(default, str) and not isinstance(value, str):
+    if not isinstance(value, str):   # text and choices
         raise ConfigError(dotted, f"{shown(value)} is not text")
     return value
 
@@ -306,31 +302,30 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+# -- validation ---------------------------------------------------------------------------------------------
 def validate(request: RunRequest) -> RunRequest:
     """Check every field against its declared range or choices. Returns the request unchanged.
 
     Raises ``ConfigError`` naming the first bad field, its value and what is allowed.
     Machine-dependent checks (is there a GPU, which Torch-TensorRT flavour) live in
-    ``engine.capabilities.check_request``.
+    ``engine.runner.check_request``.
     """
-    for prefix, part in (("", request), ("model", request.model), ("compile", request.compile),
-                         ("measure", request.measure)):
-        for f in fields(part):
-            if not f.metadata:
-                continue
-            value = getattr(part, f.name)
-            dotted = f"{prefix}.{f.name}" if prefix else f.name
-            choices, lo, hi = f.metadata["choices"], f.metadata["min"], f.metadata["max"]
-            if choices and value not in choices:
-                raise ConfigError(dotted, f"{shown(value)} is not one of {', '.join(choices)}")
-            if value is None:
-                continue
-            if (lo is not None or hi is not None) and not _is_int(value):
-                raise ConfigError(dotted, f"{shown(value)} is not an integer")
-            if lo is not None and value < lo:
-                raise ConfigError(dotted, f"{shown(value)} is below the minimum {lo} (allowed {lo}..{hi})")
-            if hi is not None and value > hi:
-                raise ConfigError(dotted, f"{shown(value)} is above the maximum {hi} (allowed {lo}..{hi})")
+    parts = {"": request, **{prefix: getattr(request, prefix) for prefix, _ in PARTS}}
+    for dotted, f in all_knobs():
+        prefix, _, name = dotted.rpartition(".")
+        value = getattr(parts[prefix], name)
+        info = knob_info(f)
+        choices, lo, hi = info.choices, info.min, info.max
+        if choices and value not in choices:
+            raise ConfigError(dotted, f"{shown(value)} is not one of {', '.join(choices)}")
+        if value is None:
+            continue
+        if (lo is not None or hi is not None) and not _is_int(value):
+            raise ConfigError(dotted, f"{shown(value)} is not an integer")
+        if lo is not None and value < lo:
+            raise ConfigError(dotted, f"{shown(value)} is below the minimum {lo} (allowed {lo}..{hi})")
+        if hi is not None and value > hi:
+            raise ConfigError(dotted, f"{shown(value)} is above the maximum {hi} (allowed {lo}..{hi})")
     shape = request.model.input_shape
     if shape is not None:
         if not 1 <= len(shape) <= 6:
@@ -340,8 +335,6 @@ def validate(request: RunRequest) -> RunRequest:
                 raise ConfigError("model.input_shape", f"dimension {shown(d)} in {shown(shape)} is outside "
                                                        f"1..{MAX_DIM}")
     if request.model.inputs is not None:
-        from engine.inputs import check_specs, measured_shapes
-
         check_specs(request.model.inputs, "model.inputs")
         measured_shapes(request.model.inputs, request.model.batch_size, request.model.sequence_length)
     if not request.model.source.strip():
@@ -364,7 +357,7 @@ _MODULE_PATH = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
 
 def _check_keep_high_precision(request: RunRequest) -> None:
     """Module paths that look like paths, on a build that has a lower precision to keep them out of. Whether
-    the model has them is checked against the model (``engine.localisation.keep.check_request``)."""
+    the model has them is checked against the model (``engine.backends.keep_high_precision.check_request``)."""
     c = request.compile
     for path in c.keep_high_precision:
         if not _MODULE_PATH.fullmatch(path):
@@ -393,40 +386,3 @@ def _check_combinations(request: RunRequest) -> None:
     if c.quantization != "none" and dynamic:
         raise ConfigError("compile.quantization", "quantized builds take static shapes: set min = opt = max in "
                                                   "model.inputs, or quantization to none")
-
-
-def settings_that_matter(request: RunRequest) -> dict[str, Any]:
-    """The part of a request that changes the measurement (compile knobs don't for eager)."""
-    d = request.to_dict()
-    for part, names in ADDED_FIELDS.items():
-        for name in names:
-            if d[part].get(name) == getattr(type(getattr(request, part))(), name):
-                d[part].pop(name)
-    # the inductor knob was a bool; its old values keep their keys
-    inductor = {mode: flag for flag, mode in INDUCTOR_MODE_FROM_BOOL.items()}
-    d["measure"]["compare_inductor"] = inductor.get(request.measure.compare_inductor, request.measure.compare_inductor)
-    if request.backend == "eager":
-        d["compile"] = {"precision": request.compile.precision}
-    elif request.compile.quantization == "none":
-        # calibration knobs change nothing without a scheme (and keys from before they existed stay valid)
-        for name in ("quantization", "quant_base_precision", "calibration_data", "calibration_batches"):
-            d["compile"].pop(name)
-    # per-layer profiling is a separate pass; it does not change e2e numbers but does change what
-    # the result holds, so it stays in the key
-    return d
-
-
-def cache_key(request: RunRequest, environment: dict[str, Any], model_identity: str) -> str:
-    """Stable content hash of what determines a result.
-
-    ``environment`` holds versions, flavour and device name (``capabilities.fingerprint``),
-    ``model_identity`` names the weights (registry name + seed, or a file's content hash).
-    """
-    payload = {"request": settings_that_matter(request), "env": environment, "model": model_identity}
-    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]
-
-
-def knob_fields(part: type) -> list[dataclasses.Field]:
-    """The fields of a settings class, with their widget metadata, for building a form."""
-    return [f for f in fields(part) if f.metadata]
