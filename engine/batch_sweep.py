@@ -92,7 +92,7 @@ def plan_batch_sweep(base: RunRequest, batch_sizes: Iterable[int] = DEFAULT_BATC
     """One run per batch size and strategy, validated.
 
     ``model_inputs`` are the model's inputs at any batch (needed for ``dynamic`` when
-    ``base.model.inputs`` is empty; ``models.input_specs`` gives a registry model's). Raises
+    ``base.model.inputs`` is empty; ``registry.input_specs`` gives a registry model's). Raises
     ``ConfigError`` naming the setting and the rule.
     """
     sizes = sorted(set(batch_sizes))
@@ -335,14 +335,14 @@ def parse_batch_sizes(text: str) -> list[int]:
 def registry_inputs(base: RunRequest) -> tuple[InputSpec, ...] | None:
     """A registry model's own inputs for ``base`` (what a dynamic engine's range is built on); None for
     a custom model file, whose inputs are known only once it is built: give it ``model.inputs`` instead."""
-    from engine import models  # noqa: PLC0415 - torchvision only when a plan needs it
     from engine.errors import ModelError
+    from engine.models import registry  # noqa: PLC0415 - torchvision only when a plan needs it
 
-    entry = models.REGISTRY.get(base.model.source)
+    entry = registry.REGISTRY.get(base.model.source)
     if entry is None:
         return None
     try:
-        return models.input_specs(entry, base.model)
+        return registry.input_specs(entry, base.model)
     except ModelError as e:
         raise ConfigError("model", f"{e.message} {e.hint}".strip()) from None
 

@@ -182,7 +182,7 @@ def check_request(request: RunRequest, caps: Capabilities, gpu_index: int = 0) -
 
     quantization.check_request(request, caps)
     keep.check_request(request, caps)     # compile.keep_high_precision: module paths the model has
-    from engine.models import check_input_memory  # noqa: PLC0415 - the registry imports torch
+    from engine.models.memory import check_input_memory  # noqa: PLC0415 - the registry imports torch
 
     gpu = caps.gpus[min(gpu_index, len(caps.gpus) - 1)] if device == "cuda" and caps.gpus else None
     check_input_memory(request, ram_bytes=ram_bytes(), gpu_memory_bytes=gpu.memory_bytes if gpu else None)

@@ -50,7 +50,7 @@ from engine.store import data_dir
 
 if TYPE_CHECKING:
     from engine.capabilities import Capabilities
-    from engine.models import BuiltModel
+    from engine.models.entry import BuiltModel
 
 INSTALL_COMMAND = "pip install nvidia-modelopt"
 CALIBRATION_DIR_ENV = "TRTDASH_CALIBRATION_DIR"

@@ -8,9 +8,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import capabilities, models
+from engine import capabilities
 from engine.backends.base import ProgressFn, get_backend, no_progress
 from engine.errors import ModelError
+from engine.models import memory, registry
 from engine.result import RunResult
 from engine.settings.identity import cache_key
 from engine.settings.request import RunRequest, validate
@@ -31,7 +32,7 @@ def request_key(request: RunRequest, caps: capabilities.Capabilities | None = No
     caps = caps or capabilities.detect()
     device = capabilities.resolve_device(request, caps)
     env = capabilities.fingerprint(caps, device, gpu_index)
-    return cache_key(request, env, models.identity(request.model, request.measure.seed)), env
+    return cache_key(request, env, registry.identity(request.model, request.measure.seed)), env
 
 
 def execute(request: RunRequest, store: RunStore, progress: ProgressFn = no_progress, *,
@@ -60,13 +61,13 @@ def _execute(request: RunRequest, store: RunStore, progress: ProgressFn, *, use_
         if hit is not None:
             return Outcome(hit, cached=True)
     progress("build_model", None, request.model.source)
-    built = models.build(request.model, request.measure.seed)
+    built = registry.build(request.model, request.measure.seed)
     device = env["device"]
     if device == "cuda" and caps.gpus:
-        models.check_activation_memory(built, request.model, caps.gpus[min(gpu_index, len(caps.gpus) - 1)].memory_bytes,
+        memory.check_activation_memory(built, request.model, caps.gpus[min(gpu_index, len(caps.gpus) - 1)].memory_bytes,
                                        "GPU memory")
     elif (ram := capabilities.ram_bytes()) is not None:
-        models.check_activation_memory(built, request.model, ram, "RAM")
+        memory.check_activation_memory(built, request.model, ram, "RAM")
     backend = get_backend(request.backend)
     with tempfile.TemporaryDirectory(prefix="trtdash-") as tmp:
         m = backend(request, built, device, progress, Path(tmp))

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import batch_charts, batch_sweep, jobs, models, sweeps
+from engine import batch_charts, batch_sweep, jobs, sweeps
 from engine.capabilities import Capabilities
 from engine.errors import ConfigError
+from engine.models import registry
 from engine.settings.request import RunRequest, validate
 from engine.store import RunNotFound, RunStore
 from pages._common import checked_request, execution_progress, report_button, start_execution
@@ -36,7 +37,7 @@ def render(store: RunStore, caps: Capabilities) -> None:
 # -- running ---------------------------------------------------------------------------------------
 def run_form(store: RunStore, caps: Capabilities) -> None:
     c1, c2, c3 = st.columns([2, 2, 1])
-    sources = models.available_sources()
+    sources = registry.available_sources()
     source = c1.selectbox("Model", sources, index=sources.index("resnet50") if "resnet50" in sources else 0,
                           key=f"{KEY}:model")
     shape = c2.text_input("Input shape (without batch)", placeholder="model default, e.g. 3,224,224",

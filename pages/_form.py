@@ -82,7 +82,7 @@ def compile_disabled_reasons(backend: str, caps: Capabilities) -> dict[str, str]
 def describe_inputs(model_raw: dict[str, Any]) -> str:
     """The inputs the form's model settings would feed the model, or why they don't fit together."""
     from engine.errors import ConfigError, ModelError
-    from engine.models import describe_inputs as describe
+    from engine.models.registry import describe_inputs as describe
     from engine.settings.request import RunRequest
     from pages._markdown import plain
 

@@ -3,12 +3,13 @@ from a broken precision-ladder step (Sweeps page); ``?localise=<id>`` opens a st
 
 import streamlit as st
 
-from engine import capabilities, models
+from engine import capabilities
 from engine.errors import ConfigError
 from engine.localisation import charts, driver
 from engine.localisation.error_growth import error_growth
 from engine.localisation.records import LocalisationNotFound
 from engine.localisation.study import DEFAULT_TOLERANCE_REL_L2, RUNNING, Criterion, Localisation
+from engine.models import registry
 from engine.quantization import SCHEMES, scheme_options
 from engine.settings.defaults import QUANT_SCHEMES
 from engine.settings.request import RunRequest
@@ -35,7 +36,7 @@ if gpu_reason:
 
 def form() -> None:
     c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
-    sources = models.available_sources()
+    sources = registry.available_sources()
     source = c1.selectbox("Model", sources, index=sources.index("resnet50") if "resnet50" in sources else 0,
                           key=f"{KEY}:model")
     batch = c2.number_input("Batch size", value=8, min_value=1, step=1, key=f"{KEY}:batch")

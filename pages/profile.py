@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from engine import capabilities, charts, compare, diagnosis, dynamic_cost, models, quantization
+from engine import capabilities, charts, compare, diagnosis, dynamic_cost, quantization
+from engine.models import files, registry
 from engine.settings.request import CompileSettings, MeasureSettings, RunRequest
 from engine.store import RunNotFound
 from pages._common import checked_request, get_store, link_to, load_run, report_button
@@ -20,13 +21,13 @@ with st.container(border=True):
     st.subheader("Model and input")
     c1, c2, c3 = st.columns([2, 1, 2])
     with c1:
-        sources = models.available_sources()
+        sources = registry.available_sources()
         source = st.selectbox("Model", sources, index=sources.index(default.model.source),
                               help="Built-in models use random weights; file: models come from the models "
-                                   f"directory ({models.models_dir()}).", key="knob:model.source")
+                                   f"directory ({files.models_dir()}).", key="knob:model.source")
     with c2:
         batch = st.number_input("Batch size", value=1, step=1, key="knob:model.batch_size")
-    entry = models.REGISTRY.get(source)
+    entry = registry.REGISTRY.get(source)
     text_model = entry is not None and entry.input_kind == "text"
     with c3:
         if text_model:

@@ -151,11 +151,13 @@ def plan_parts(parts: set[str], args: argparse.Namespace, quick: dict, recommend
             planned += [Planned(f"{model}_b8_ladder_{s.label.replace('/', '_')}", s.request, plan.tags)
                         for s in plan.steps]
     if "batch" in parts:
-        from engine import batch_sweep, models
+        from engine import batch_sweep
+        from engine.models import registry
 
         base = request("resnet50", measure={"compare_eager": False, "layer_profile": False, **quick})
         plan = batch_sweep.plan_batch_sweep(base, (1, 8, 32), ("static", "dynamic"), opt_batch=8,
-                                            model_inputs=models.input_specs(models.REGISTRY["resnet50"], base.model),
+                                            model_inputs=registry.input_specs(registry.REGISTRY["resnet50"],
+                                                                              base.model),
                                             sweep_id=f"resnet50_fp16_batch_{slug}")
         planned += [Planned(f"resnet50_fp16_batch{p.batch_size}_{p.strategy}", p.request, plan.tags)
                     for p in plan.points]

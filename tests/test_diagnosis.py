@@ -3,7 +3,8 @@ import dataclasses
 import pytest
 import torch
 
-from engine import diagnosis, models, runner
+from engine import diagnosis, runner
+from engine.models import files as models
 from engine.profiling import gpu_time as gt
 from engine.profiling.trt_profile import parse_trex_profile
 from engine.result import GraphReplay

@@ -6,7 +6,8 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine import dynamic_cost, jobs, models, runner
+from engine import dynamic_cost, jobs, runner
+from engine.models import files as models
 from engine.settings.inputs import parse_inputs
 from engine.settings.request import RunRequest
 from engine.store import RunStore

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import capabilities, models, quantization
+from engine import capabilities, quantization
 from engine.backends.eager import prepare
 from engine.errors import CalibrationDataError, ConfigError
 from engine.localisation import driver, keep
@@ -20,6 +20,7 @@ from engine.localisation.bisect import BUDGET, FOUND, UNFIXABLE, Bisection, defa
 from engine.localisation.error_growth import ErrorGrowth, error_growth
 from engine.localisation.records import LocalisationNotFound, LocalisationRecords, bundle, read_bundle
 from engine.localisation.study import LOCALISE_TAG, Localisation
+from engine.models import registry
 from engine.settings.identity import cache_key, settings_that_matter
 from engine.settings.request import ModelSpec, RunRequest
 from tests.localise_fixtures import SMALL, RecordedQueue, _key, outlier_study, trt_request
@@ -75,7 +76,7 @@ def test_unknown_module_paths_are_named_at_submit(monkeypatch):
 
 
 def test_cast_keeps_a_module_in_fp32_behind_casts_that_torch_export_keeps():
-    model = models.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
+    model = registry.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
     module, inputs = prepare(model, "fp16", "cpu", keep_fp32=["layer1.0.conv1"])
     assert module is not model.module and next(model.module.parameters()).dtype == torch.float32   # a copy
     assert module.layer1[0].conv1.weight.dtype == torch.float32 and module.conv1.weight.dtype == torch.float16
@@ -93,7 +94,7 @@ def test_cast_keeps_a_module_in_fp32_behind_casts_that_torch_export_keeps():
 
 @needs_modelopt
 def test_quantized_run_switches_off_the_kept_modules_quantizers():
-    model = models.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
+    model = registry.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
     plain = quantization.prepare_quantized(trt_request(quantization="fp8", calibration_batches=1), model, "cpu")
     kept = quantization.prepare_quantized(
         trt_request(quantization="fp8", calibration_batches=1, keep_high_precision=["layer1.0.conv1", "fc"]),
@@ -110,13 +111,13 @@ def test_quantized_run_switches_off_the_kept_modules_quantizers():
 
 # -- units and the error growth ----------------------------------------------------------------------------------
 def test_units_are_leaves_of_the_call_tree_in_execution_order():
-    resnet = models.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
+    resnet = registry.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
     x = tuple(t[:1] for t in resnet.example_inputs)
     units = keep.call_tree_leaves(resnet.module, x)
     assert units[:5] == ["conv1", "bn1", "relu", "maxpool", "layer1.0.conv1"] and units[-1] == "fc"
     cast = keep.cast_candidates(resnet.module, x)
     assert "relu" not in cast and "maxpool" not in cast and cast[:3] == ["conv1", "bn1", "layer1.0.conv1"]
-    vit = models.build(ModelSpec(source="vit_b_16", batch_size=1), 0)
+    vit = registry.build(ModelSpec(source="vit_b_16", batch_size=1), 0)
     units = keep.call_tree_leaves(vit.module, vit.example_inputs)
     attention = "encoder.layers.encoder_layer_0.self_attention"
     # MultiheadAttention uses out_proj's weights without calling it: the attention is the unit
@@ -148,7 +149,7 @@ def test_error_growth_on_resnet18_fp8_and_fp16():
 
 
 def test_error_growth_names_the_unit_where_fp16_overflows():
-    model = models.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
+    model = registry.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
     with torch.no_grad():
         model.module.layer3[0].conv1.weight *= 1e5       # its output leaves fp16's range
     growth = error_growth(trt_request(precision="fp16"), model=model)

@@ -11,7 +11,7 @@ from torch import nn
 from engine import capabilities, quantization
 from engine.capabilities import Capabilities, Gpu
 from engine.errors import CalibrationDataError, ConfigError, QuantizationError
-from engine.models import BuiltModel
+from engine.models.entry import BuiltModel
 from engine.profiling.accuracy import compare_outputs
 from engine.result import Accuracy, QuantizationReport, RunResult
 from engine.settings.defaults import QUANT_SCHEMES

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from engine import capabilities, models
+from engine import capabilities
 from engine.errors import ConfigError, ModelError
+from engine.models import registry
 from engine.settings.inputs import InputSpec, parse_inputs
 from engine.settings.request import CompileSettings, MeasureSettings, ModelSpec, RunRequest, validate
 
@@ -62,7 +63,7 @@ requests = st.fixed_dictionaries({}, optional={
 def parse_and_check(data: object) -> None:
     """What the Profile page and submit() do with a request: parse, validate, check against this machine."""
     request = validate(RunRequest.from_dict(data))   # type: ignore[arg-type]
-    models.describe_inputs(request.model)
+    registry.describe_inputs(request.model)
     capabilities.check_request(request, capabilities.detect())
 
 

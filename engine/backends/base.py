@@ -21,7 +21,7 @@ from engine.result import (
 )
 
 if TYPE_CHECKING:
-    from engine.models import BuiltModel
+    from engine.models.entry import BuiltModel
     from engine.settings.request import RunRequest
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from engine.backends.base import Measurement, ProgressFn
-from engine.models import BuiltModel
+from engine.models.entry import BuiltModel
 from engine.profiling import gpu_time
 from engine.profiling.accuracy import compare_outputs
 from engine.profiling.latency import time_inference

@@ -373,7 +373,7 @@ def worker_refusal(request: RunRequest, info: dict[str, Any]) -> ConfigError | N
         capabilities,
         quantization,  # noqa: PLC0415
     )
-    from engine.models import check_input_memory  # noqa: PLC0415
+    from engine.models.memory import check_input_memory  # noqa: PLC0415
 
     gpu = None
     if info.get("gpu_index") is not None:

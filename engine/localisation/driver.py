@@ -51,7 +51,7 @@ from engine.store import RunStore, utc_now_iso
 from engine.sweeps import FINISHED_STATES, JobView, job_view, tag_run
 
 if TYPE_CHECKING:
-    from engine.models import BuiltModel
+    from engine.models.entry import BuiltModel
 
 
 class StepRunner(Protocol):
@@ -91,7 +91,7 @@ def plan(base: RunRequest, *, criterion: Criterion | None = None, max_builds: in
          progress: ProgressFn = no_progress) -> Localisation:
     """A new localisation of ``base`` (its keep list is ignored: the search sets it), with its candidates and,
     when ``analyse``, the PyTorch-side error growth. Raises ``ConfigError`` for a build with nothing to fix."""
-    from engine import models  # noqa: PLC0415
+    from engine.models import registry  # noqa: PLC0415
 
     base = base.with_changes(**{"compile.keep_high_precision": ()})
     if not variants_for(base):
@@ -99,7 +99,7 @@ def plan(base: RunRequest, *, criterion: Criterion | None = None, max_builds: in
                                                "localise; pick fp16 or a quantization scheme")
     criterion = criterion or Criterion()
     progress("build_model", None, base.model.source)
-    model = models.build(base.model, base.measure.seed)
+    model = registry.build(base.model, base.measure.seed)
     progress("candidates", None, "modules the search may keep")
     candidates = candidates_for(base, model, device)
     if not candidates:
@@ -280,9 +280,9 @@ class PyTorchRunner:
 
     def _built(self, request: RunRequest) -> BuiltModel:
         if self.model is None:
-            from engine import models  # noqa: PLC0415
+            from engine.models import registry  # noqa: PLC0415
 
-            self.model = models.build(request.model, request.measure.seed)
+            self.model = registry.build(request.model, request.measure.seed)
         return self.model
 
     def _eager_fp32(self, model: BuiltModel) -> Any:

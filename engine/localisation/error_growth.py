@@ -27,7 +27,7 @@ from engine.localisation import keep
 from engine.settings.request import RunRequest
 
 if TYPE_CHECKING:
-    from engine.models import BuiltModel
+    from engine.models.entry import BuiltModel
 
 DEFAULT_TOLERANCE = 0.05          # relative L2 against fp32 (the ladder's default tolerance)
 DEFAULT_MAX_SAMPLES = 2
@@ -290,8 +290,8 @@ def error_growth(request: RunRequest, *, device: str = "cpu", max_samples: int =
     """Build the request's model (or take ``model``), make its fake-quantized and cast variants as the request's
     build would (``compile.keep_high_precision`` honoured), and measure every unit on the first ``max_samples``
     inputs. Raises ``ConfigError`` when the request has no lower precision to compare."""
-    from engine import models  # noqa: PLC0415
     from engine.errors import ConfigError  # noqa: PLC0415
+    from engine.models import registry  # noqa: PLC0415
 
     wanted = variants_for(request)
     if not wanted:
@@ -299,7 +299,7 @@ def error_growth(request: RunRequest, *, device: str = "cpu", max_samples: int =
                                                "with fp32; pick fp16/bf16 or a quantization scheme")
     if model is None:
         progress("build_model", None, request.model.source)
-        model = models.build(request.model, request.measure.seed)
+        model = registry.build(request.model, request.measure.seed)
     inputs = tuple(t[:max_samples] for t in model.example_inputs)
     kept = request.compile.keep_high_precision
     built: list[tuple[Variant, torch.nn.Module]] = []

@@ -27,7 +27,7 @@ from engine.settings.request import RunRequest
 
 if TYPE_CHECKING:
     from engine.capabilities import Capabilities
-    from engine.models import BuiltModel
+    from engine.models.entry import BuiltModel
 
 FIELD = "compile.keep_high_precision"
 # outputs exact in any precision (a max, a clamp, a copy): keeping them in fp32 changes nothing, so a cast run's
@@ -136,9 +136,9 @@ def check_paths(names: Collection[str], paths: Sequence[str], source: str) -> No
 @functools.lru_cache(maxsize=8)
 def _registry_module_names(source: str, pretrained: bool) -> frozenset[str]:
     """Module paths of a registry model, from its constructor alone (library code, no forward pass)."""
-    from engine import models  # noqa: PLC0415
+    from engine.models import registry  # noqa: PLC0415
 
-    entry = models.REGISTRY[source]
+    entry = registry.REGISTRY[source]
     module = (entry.load_pretrained or (lambda: None))() if pretrained else None
     module = module if module is not None else entry.build()
     return frozenset(n for n, _ in module.named_modules() if n)
@@ -156,9 +156,9 @@ def check_request(request: RunRequest, caps: Capabilities) -> None:
         raise ConfigError(FIELD, "keeping modules in fp32 inside an fp16 build needs a strongly typed network "
                                  "(TensorRT-RTX): full TensorRT builds fp16 weakly typed from the fp32 model and "
                                  "picks each layer's precision itself. Use a quantized run, or TensorRT-RTX")
-    from engine import models  # noqa: PLC0415
+    from engine.models import registry  # noqa: PLC0415
 
-    if request.model.source in models.REGISTRY:
+    if request.model.source in registry.REGISTRY:
         names = _registry_module_names(request.model.source, request.model.pretrained)
         check_paths(names, c.keep_high_precision, request.model.source)
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from engine.errors import ConfigError
-from engine.input_tensors import example_tensors
+from engine.models.input_tensors import example_tensors
 from engine.settings.inputs import BATCH_DIM, FIELD, SEQUENCE_DIM, InputSpec, dim_ranges, shapes_at
 
 

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from engine.backends.base import ProgressFn
-from engine.models import BuiltModel
+from engine.models.entry import BuiltModel
 from engine.settings.request import RunRequest
 
 log = logging.getLogger(__name__)

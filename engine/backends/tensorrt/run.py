@@ -20,7 +20,7 @@ from engine.backends.tensorrt.internals import Features
 from engine.backends.tensorrt.measure import measure
 from engine.backends.tensorrt.quantize import quantize
 from engine.errors import ConfigError, GpuOutOfMemory, RunError
-from engine.models import BuiltModel
+from engine.models.entry import BuiltModel
 from engine.result import LatencyStats
 from engine.settings.request import RunRequest
 

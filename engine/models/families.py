@@ -19,15 +19,13 @@ import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from engine.models.entry import RegistryEntry
 from engine.settings.inputs import BATCH_DIM, SEQUENCE_DIM, InputSpec
-
-if TYPE_CHECKING:
-    from engine.models import RegistryEntry
-    from engine.settings.request import ModelSpec
+from engine.settings.request import ModelSpec
 
 OFFLINE_ENV = "HF_HUB_OFFLINE"
 DEFAULT_SEQUENCE_LENGTH = 128
@@ -235,9 +233,7 @@ def available() -> bool:
 
 
 def entries() -> dict[str, RegistryEntry]:
-    """``RegistryEntry`` objects for ``engine.models.REGISTRY``; empty when the libraries are missing."""
-    from engine.models import RegistryEntry
-
+    """``RegistryEntry`` objects for ``engine.models.registry.REGISTRY``; empty when the libraries are missing."""
     if not available():
         return {}
     return {m.name: RegistryEntry(m.name, m.family, m.default_input_shape, m.build, task=m.task, notes=m.notes,
