@@ -22,12 +22,14 @@ from typing import Any
 
 import pandas as pd
 
-from engine.capabilities import Capabilities, check_request
+from engine.capabilities import Capabilities, scheme_options
 from engine.errors import ConfigError
 from engine.judging import END_TO_END, GPU_TIME, METRIC_NAMES, gpu_time_absence
 from engine.judging import format_ms as format_figure
-from engine.quantization import FLAVOUR_NAMES, SCHEMES, conversion_problem_text, scheme_options
+from engine.quantization.accuracy import conversion_problem_text
+from engine.quantization.schemes import FLAVOUR_NAMES, SCHEMES
 from engine.result import DEGENERATE_REFERENCE, QuantizationReport, RunResult
+from engine.runner import check_request
 from engine.settings.defaults import QUANT_SCHEMES
 from engine.settings.request import RunRequest, validate
 from engine.store import RunStore

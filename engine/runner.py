@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine import capabilities
+from engine.backends import keep_high_precision
 from engine.backends.base import ProgressFn, get_backend, no_progress
-from engine.errors import ModelError
+from engine.errors import ConfigError, ModelError
 from engine.models import memory, registry
+from engine.quantization import calibration
 from engine.result import RunResult
 from engine.settings.identity import cache_key
 from engine.settings.request import RunRequest, validate
@@ -35,6 +37,33 @@ def request_key(request: RunRequest, caps: capabilities.Capabilities | None = No
     return cache_key(request, env, registry.identity(request.model, request.measure.seed)), env
 
 
+def check_request(request: RunRequest, caps: capabilities.Capabilities, gpu_index: int = 0) -> None:
+    """Whether this machine can run a validated request, checked before anything is queued or built: device and
+    Torch-TensorRT flavour, the quantization scheme and its calibration data, the modules kept in higher precision,
+    the inputs' memory. Raises ConfigError naming the field and what to do."""
+    device = capabilities.resolve_device(request, caps)
+    if device == "cuda" and not caps.cuda_available:
+        raise ConfigError("device", "cuda was asked for but this machine has no NVIDIA GPU; choose cpu or auto")
+    if request.backend == "tensorrt":
+        reason = caps.disabled_reason("backend", "tensorrt")
+        if reason:
+            raise ConfigError("backend", f"tensorrt {reason.rstrip('.')}; use the eager backend or open a sample run")
+        if device != "cuda":
+            raise ConfigError("device", "the tensorrt backend runs on the GPU; choose cuda or auto")
+        for knob in ("compile.precision", "compile.hardware_compatible", "compile.use_python_runtime"):
+            value = getattr(request.compile, knob.split(".")[1])
+            reason = caps.disabled_reason(knob, value)
+            if reason:
+                raise ConfigError(knob, f"{value!r} is not available: {reason}")
+    calibration.check_request(request, caps)
+    keep_high_precision.check_request(request, caps)     # module paths the model has
+    gpu = caps.gpus[min(gpu_index, len(caps.gpus) - 1)] if device == "cuda" and caps.gpus else None
+    memory.check_input_memory(request, ram_bytes=capabilities.ram_bytes(),
+                              gpu_memory_bytes=gpu.memory_bytes if gpu else None)
+    # fp16 on the CPU is allowed: recent torch has fp16 convolutions there (slow, some ops missing), and the
+    # backend adds a warning
+
+
 def execute(request: RunRequest, store: RunStore, progress: ProgressFn = no_progress, *,
             use_cache: bool = True, gpu_index: int = 0, submitted_by: str = "") -> Outcome:
     """Validate, answer from the cache when possible, otherwise build, measure and store.
@@ -54,7 +83,7 @@ def _execute(request: RunRequest, store: RunStore, progress: ProgressFn, *, use_
              submitted_by: str) -> Outcome:
     validate(request)
     caps = capabilities.detect()
-    capabilities.check_request(request, caps, gpu_index)
+    check_request(request, caps, gpu_index)
     key, env = request_key(request, caps, gpu_index)
     if use_cache:
         hit = store.find_by_key(key)

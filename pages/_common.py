@@ -13,10 +13,11 @@ import streamlit as st
 
 from engine import report
 from engine.autotune import AutotuneReport
-from engine.capabilities import Capabilities, check_request
+from engine.capabilities import Capabilities
 from engine.compare import run_label, summary_labels
 from engine.errors import ConfigError, UserError
 from engine.result import RunResult
+from engine.runner import check_request
 from engine.settings.request import RunRequest, validate
 from engine.store import RunNotFound, RunStore, data_dir
 from engine.sweeps import SweepExecution

@@ -4,10 +4,10 @@ job queue, and open a stored ladder (``?ladder=<id>``) with its verdict."""
 import streamlit as st
 
 from engine import jobs, ladder, sweep_charts
-from engine.capabilities import Capabilities
+from engine.capabilities import Capabilities, scheme_options
 from engine.errors import ConfigError
 from engine.models import registry
-from engine.quantization import SCHEMES, scheme_options
+from engine.quantization.schemes import SCHEMES
 from engine.settings.defaults import QUANT_SCHEMES
 from engine.store import RunStore
 from pages import _localise_start as localise

@@ -4,13 +4,14 @@ from a broken precision-ladder step (Sweeps page); ``?localise=<id>`` opens a st
 import streamlit as st
 
 from engine import capabilities
+from engine.capabilities import scheme_options
 from engine.errors import ConfigError
 from engine.localisation import charts, driver
 from engine.localisation.error_growth import error_growth
 from engine.localisation.records import LocalisationNotFound
 from engine.localisation.study import DEFAULT_TOLERANCE_REL_L2, RUNNING, Criterion, Localisation
 from engine.models import registry
-from engine.quantization import SCHEMES, scheme_options
+from engine.quantization.schemes import SCHEMES
 from engine.settings.defaults import QUANT_SCHEMES
 from engine.settings.request import RunRequest
 from pages import _localise_start as loc

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from engine import capabilities, charts, compare, diagnosis, dynamic_cost, quantization
+from engine import capabilities, charts, compare, diagnosis, dynamic_cost
 from engine.models import files, registry
 from engine.settings.request import CompileSettings, MeasureSettings, RunRequest
 from engine.store import RunNotFound
@@ -67,7 +67,7 @@ with st.container(border=True):
 disabled = compile_disabled_reasons(backend, caps)
 with st.container(border=True):
     st.subheader("Torch-TensorRT compiler knobs")
-    scheme_reasons = quantization.scheme_options(caps)
+    scheme_reasons = capabilities.scheme_options(caps)
     compile_values = knob_section("compile", CompileSettings, default.compile, advanced=False, disabled_for=disabled,
                                   columns=3, option_reasons={"compile.quantization": scheme_reasons})
     scheme = compile_values.get("quantization", "none")

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from engine import capabilities
+from engine import capabilities, runner
 from engine.errors import ConfigError, ModelError
 from engine.models import registry
 from engine.settings.inputs import InputSpec, parse_inputs
@@ -64,7 +64,7 @@ def parse_and_check(data: object) -> None:
     """What the Profile page and submit() do with a request: parse, validate, check against this machine."""
     request = validate(RunRequest.from_dict(data))   # type: ignore[arg-type]
     registry.describe_inputs(request.model)
-    capabilities.check_request(request, capabilities.detect())
+    runner.check_request(request, capabilities.detect())
 
 
 def count(name: str) -> None:
@@ -129,7 +129,7 @@ def test_cli_text_yields_a_request_or_a_field_error(pairs):
     ns = PARSER.parse_args(argv)
     try:
         request = request_from_args(ns)
-        capabilities.check_request(validate(request), capabilities.detect())
+        runner.check_request(validate(request), capabilities.detect())
     except OURS:
         pass
 

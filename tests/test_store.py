@@ -158,7 +158,7 @@ def test_a_run_document_names_no_path_and_the_sweep_spares_stored_runs(stored_ru
 def test_calibration_paths_stay_inside_their_directory(tmp_path):
     """Issue 15, defect 7: a symlink inside the calibration directory led out of it."""
     from engine.errors import ConfigError
-    from engine.quantization import calibration_path
+    from engine.quantization.calibration import calibration_path
 
     calib = tmp_path / "calibration"
     (calib / "images").mkdir(parents=True)

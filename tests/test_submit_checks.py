@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import capabilities
+from engine import capabilities, runner
 from engine.errors import ConfigError, ModelError
 from engine.runner import execute
 from engine.settings.request import RunRequest, validate
@@ -56,7 +56,7 @@ def test_inputs_larger_than_the_machine_are_refused_at_submit_with_the_figure(sy
     on_gpu = RunRequest.from_dict({"device": "cuda", "backend": "tensorrt",
                                    "model": {"batch_size": 4096, "input_shape": [3, 2048, 2048]}})
     with pytest.raises(ConfigError, match="GPU memory|RAM"):
-        capabilities.check_request(on_gpu, h200)
+        runner.check_request(on_gpu, h200)
 
 
 def test_a_batch_whose_activations_cannot_fit_is_refused_before_it_is_allocated(store, monkeypatch):

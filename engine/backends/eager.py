@@ -34,7 +34,7 @@ def prepare(model: BuiltModel, precision: str, device: str,
     on a copy of the model (``engine.localisation.keep``)."""
     dtype = DTYPES[precision]
     if keep_fp32 and dtype != torch.float32:
-        from engine.localisation.keep import prepare_cast  # noqa: PLC0415
+        from engine.backends.keep_high_precision import prepare_cast  # noqa: PLC0415
 
         module = prepare_cast(model, dtype, device, keep_fp32)
     else:

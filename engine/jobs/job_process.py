@@ -149,7 +149,10 @@ def job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int) ->
     os.environ[DATA_DIR_ENV] = root
     import torch  # noqa: F401, PLC0415 - the whole point of the standby child is importing this early
 
-    from engine import capabilities, runner  # noqa: PLC0415
+    from engine import (
+        capabilities,  # noqa: PLC0415
+        runner,
+    )
     from engine.backends.base import Cancelled  # noqa: PLC0415
 
     def watch_parent() -> None:

@@ -107,7 +107,7 @@ class JobSystem:
         pinned = pinned_gpu(route)
         gpu_index = pinned or 0
         if not self.queue_url:   # one host: what this machine cannot do is an error now
-            capabilities.check_request(request, caps, gpu_index)
+            runner.check_request(request, caps, gpu_index)
             if pinned is not None and pinned >= len(caps.gpus):
                 raise ConfigError("gpu", f"GPU {pinned} does not exist; this machine has {len(caps.gpus)}")
         else:                    # the workers are elsewhere: what their registrations say they cannot do
@@ -366,14 +366,12 @@ class JobSystem:
 
 def worker_refusal(request: RunRequest, info: dict[str, Any]) -> ConfigError | None:
     """Why the worker a registration describes would refuse ``request`` (a ConfigError naming the field and
-    the worker), or None. The rules are those of ``capabilities.check_request``, applied to the worker's
+    the worker), or None. The rules are those of ``runner.check_request``, applied to the worker's
     flavour, GPU and memory instead of this machine's; ModelOpt and calibration files are the worker host's
     business and are checked there."""
-    from engine import (
-        capabilities,
-        quantization,  # noqa: PLC0415
-    )
+    from engine import capabilities  # noqa: PLC0415
     from engine.models.memory import check_input_memory  # noqa: PLC0415
+    from engine.quantization import schemes  # noqa: PLC0415
 
     gpu = None
     if info.get("gpu_index") is not None:
@@ -394,7 +392,7 @@ def worker_refusal(request: RunRequest, info: dict[str, Any]) -> ConfigError | N
                 if reason:
                     raise ConfigError(knob, f"{value!r} is not available: {reason}")
             scheme = request.compile.quantization
-            reason = quantization.scheme_unavailable_reason(scheme, flavour=caps.flavour, modelopt=True,
+            reason = schemes.scheme_unavailable_reason(scheme, flavour=caps.flavour, modelopt=True,
                                                             compute_capability=gpu.compute_capability if gpu else None)
             if scheme != "none" and reason:
                 raise ConfigError("compile.quantization", f"{scheme!r} is not available: {reason}")

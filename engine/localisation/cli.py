@@ -108,7 +108,8 @@ def _localise(ns: argparse.Namespace, records: LocalisationRecords) -> int:
         runner = driver.PyTorchRunner(device=ns.analysis_device)
     else:
         from engine import jobs  # noqa: PLC0415
-        from engine.capabilities import check_request, detect  # noqa: PLC0415
+        from engine.capabilities import detect  # noqa: PLC0415
+        from engine.runner import check_request  # noqa: PLC0415
 
         check_request(base, detect())      # what this machine cannot build is said before any planning
         jobs.ensure_workers()

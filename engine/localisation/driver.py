@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from engine.backends import keep_high_precision as keep
 from engine.backends.base import ProgressFn, no_progress
 from engine.backends.eager import DTYPES
 from engine.errors import ConfigError, UserError
-from engine.localisation import keep
 from engine.localisation.bisect import Bisection
 from engine.localisation.error_growth import DEFAULT_MAX_SAMPLES, error_growth, variants_for
 from engine.localisation.study import (
@@ -46,6 +46,7 @@ from engine.localisation.study import (
     figures_from_result,
     new_localisation_id,
 )
+from engine.quantization import accuracy, fake_quant
 from engine.settings.request import RunRequest
 from engine.store import RunStore, utc_now_iso
 from engine.sweeps import FINISHED_STATES, JobView, job_view, tag_run
@@ -78,10 +79,10 @@ def candidates_for(request: RunRequest, model: BuiltModel, device: str = "cpu") 
     c = request.compile
     if c.quantization == "none":
         return keep.cast_candidates(module, inputs)
-    from engine import quantization  # noqa: PLC0415
+    pass  # noqa: PLC0415
 
     # which quantizers ModelOpt switches on does not depend on the data: one batch calibrates enough
-    quantization.quantize(module, c.quantization, [inputs])
+    fake_quant.quantize(module, c.quantization, [inputs])
     return keep.quantized_candidates(module, inputs)
 
 
@@ -295,13 +296,13 @@ class PyTorchRunner:
         return self._reference
 
     def measure(self, request: RunRequest) -> StepFigures:
-        from engine import quantization  # noqa: PLC0415
+        pass  # noqa: PLC0415
         from engine.profiling.accuracy import compare_outputs, detached_cpu  # noqa: PLC0415
 
         model = self._built(request)
         c = request.compile
         if c.quantization != "none":
-            report = quantization.prepare_quantized(request, model, self.device).report()
+            report = fake_quant.prepare_quantized(request, model, self.device).report()
             acc = report.fake_quant_vs_eager
             assert acc is not None
             return StepFigures(acc.rel_l2, acc.top1_agreement, acc.nonfinite, fake_quant_rel_l2=acc.rel_l2,
@@ -313,7 +314,7 @@ class PyTorchRunner:
         with torch.inference_mode():
             out = detached_cpu(module(*inputs))
         acc = compare_outputs(out, self._eager_fp32(model), "eager fp32")
-        return StepFigures(acc.rel_l2, acc.top1_agreement, quantization.nonfinite_count(out),
+        return StepFigures(acc.rel_l2, acc.top1_agreement, accuracy.nonfinite_count(out),
                            measured_on=f"{c.precision}-cast PyTorch model ({self.device})")
 
     def submit(self, request: RunRequest) -> tuple[str, bool]:

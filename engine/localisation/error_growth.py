@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 
+from engine.backends import keep_high_precision as keep
 from engine.backends.base import ProgressFn, no_progress
-from engine.localisation import keep
 from engine.settings.request import RunRequest
 
 if TYPE_CHECKING:
@@ -205,7 +205,7 @@ def _max_abs(t: torch.Tensor) -> float:
 
 def _activation_format(variant: Variant, quantized: bool) -> str:
     if variant.kind == "fake_quant" and quantized:
-        from engine.quantization import SCHEMES  # noqa: PLC0415
+        from engine.quantization.schemes import SCHEMES  # noqa: PLC0415
 
         spec = SCHEMES[variant.scheme]
         if spec.activations in FORMAT_MAX:
@@ -306,7 +306,7 @@ def error_growth(request: RunRequest, *, device: str = "cpu", max_samples: int =
     calibration = ""
     for variant in wanted:
         if variant.kind == "fake_quant":
-            from engine import quantization  # noqa: PLC0415
+            from engine.quantization import fake_quant as quantization  # noqa: PLC0415
 
             progress("calibrate", None, variant.label)
             q = quantization.prepare_quantized(request, model, device)

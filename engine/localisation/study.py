@@ -184,7 +184,7 @@ class Localisation:
         """What breaks, for the sentence: "FP8", "INT8 weight-only", "fp16"."""
         if not self.quantized:
             return self.base["compile"]["precision"]
-        from engine.quantization import SCHEMES  # noqa: PLC0415
+        from engine.quantization.schemes import SCHEMES  # noqa: PLC0415
 
         return SCHEMES[self.base["compile"]["quantization"]].label.split(" (")[0]
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from engine import charts, compare, diagnosis, dynamic_cost
-from engine.quantization import FLAVOUR_NAMES
+from engine.quantization.schemes import FLAVOUR_NAMES
 from engine.report.document import (
     NOT_MEASURED,
     Block,

@@ -82,7 +82,7 @@ def compile_model(request: RunRequest, module: torch.nn.Module, inputs: tuple[to
     kw = compile_settings(request, features, workdir)
     quantized = c.quantization != "none"
     if quantized:
-        from engine import quantization  # noqa: PLC0415
+        from engine.backends.tensorrt import quantize as quantization  # noqa: PLC0415
 
         kw.update(quantization.compile_kwargs(c.quantization, c.quant_base_precision,
                                               "tensorrt_rtx" if features.rtx else "tensorrt"))

@@ -168,7 +168,7 @@ def _accuracy(out: Measured, timed_module: Any, inputs: tuple[torch.Tensor, ...]
             engine_out = detached_cpu(timed_module(*inputs))
         out.quantization = quant.report(engine_output=engine_out, engine=timed_module)
         out.accuracy = out.quantization.engine_vs_eager
-        from engine.quantization import conversion_problem_text  # noqa: PLC0415
+        from engine.quantization.accuracy import conversion_problem_text  # noqa: PLC0415
 
         out.warnings += [w for w in (conversion_problem_text(out.quantization),) if w]
     elif reference is not None:

@@ -20,7 +20,12 @@ from pathlib import Path
 import torch
 
 from engine.errors import CalibrationDataError
-from engine.quantization import IMAGE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD, RESIZE_RATIO
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# torchvision's ImageNet preprocessing: resize the short side to 256/224 of the crop, centre crop, normalise
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RESIZE_RATIO = 256 / 224
 
 LABELLED_MAX_IMAGES = 512     # images a labelled folder contributes to the accuracy figures (memory: 300 MB at 224)
 HINT_LAYOUT = ("A labelled folder holds one subfolder per class (at least two), each with .jpg/.png images: "

@@ -18,16 +18,15 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from engine.capabilities import Capabilities
 from engine.errors import ConfigError
+from engine.models import registry
+from engine.models.entry import BuiltModel
 from engine.settings.request import RunRequest
-
-if TYPE_CHECKING:
-    from engine.capabilities import Capabilities
-    from engine.models.entry import BuiltModel
 
 FIELD = "compile.keep_high_precision"
 # outputs exact in any precision (a max, a clamp, a copy): keeping them in fp32 changes nothing, so a cast run's
@@ -136,8 +135,6 @@ def check_paths(names: Collection[str], paths: Sequence[str], source: str) -> No
 @functools.lru_cache(maxsize=8)
 def _registry_module_names(source: str, pretrained: bool) -> frozenset[str]:
     """Module paths of a registry model, from its constructor alone (library code, no forward pass)."""
-    from engine.models import registry  # noqa: PLC0415
-
     entry = registry.REGISTRY[source]
     module = (entry.load_pretrained or (lambda: None))() if pretrained else None
     module = module if module is not None else entry.build()
@@ -145,7 +142,7 @@ def _registry_module_names(source: str, pretrained: bool) -> frozenset[str]:
 
 
 def check_request(request: RunRequest, caps: Capabilities) -> None:
-    """The machine- and model-dependent part of the knob's validation (``capabilities.check_request``).
+    """The machine- and model-dependent part of the knob's validation (``runner.check_request``).
 
     Registry models are checked at submit from their constructor; a model file's paths are checked where
     the job builds it (the app process runs no administrator code)."""
@@ -156,8 +153,6 @@ def check_request(request: RunRequest, caps: Capabilities) -> None:
         raise ConfigError(FIELD, "keeping modules in fp32 inside an fp16 build needs a strongly typed network "
                                  "(TensorRT-RTX): full TensorRT builds fp16 weakly typed from the fp32 model and "
                                  "picks each layer's precision itself. Use a quantized run, or TensorRT-RTX")
-    from engine.models import registry  # noqa: PLC0415
-
     if request.model.source in registry.REGISTRY:
         names = _registry_module_names(request.model.source, request.model.pretrained)
         check_paths(names, c.keep_high_precision, request.model.source)
