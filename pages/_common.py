@@ -14,7 +14,8 @@ import streamlit as st
 from engine import report
 from engine.autotune import AutotuneReport
 from engine.capabilities import Capabilities
-from engine.compare import run_label, summary_labels
+from engine.compare.history import summary_labels
+from engine.compare.settings_table import run_label
 from engine.errors import ConfigError, UserError
 from engine.result import RunResult
 from engine.runner import check_request

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from engine import charts, compare
+from engine import charts
+from engine.compare import metrics as compare
 from pages._common import export_buttons, link_to, pick_run, run_header
 from pages._timing import timing_row
 

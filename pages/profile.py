@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from engine import capabilities, charts, compare, diagnosis, dynamic_cost
+from engine import capabilities, charts, diagnosis, dynamic_cost
+from engine.compare import metrics, settings_table
 from engine.models import files, registry
 from engine.settings.request import CompileSettings, MeasureSettings, RunRequest
 from engine.store import RunNotFound
@@ -109,7 +110,7 @@ if run_id:
         st.info(plain(e.message))
     else:
         st.divider()
-        st.subheader(f"Result: {plain(compare.run_label(result))}")
+        st.subheader(f"Result: {plain(settings_table.run_label(result))}")
         st.caption(f"Recorded on {plain(result.env.get('device_name'))} at {plain(result.created_at)}"
                    + (" · sample run recorded on a real GPU" if result.is_sample else "")
                    + f" · submitted by {plain(result.submitted_by or 'unknown')}")
@@ -139,7 +140,7 @@ if run_id:
                     submit(counterpart, gpu)
         left, right = st.columns(2)
         with left:
-            st.dataframe(compare.run_summary(result), hide_index=True,
+            st.dataframe(metrics.run_summary(result), hide_index=True,
                          column_config={"value": st.column_config.NumberColumn(format="%.4g")})
         with right:
             if result.stages_s:

@@ -10,8 +10,8 @@ import plotly.graph_objects as go
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine import compare
 from engine import store as store_module
+from engine.compare import settings_table as compare
 from engine.store import RunStore
 from tests.fixture_runs import FIXTURES, eager_run, store_trt_runs
 

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from engine.autotune import AutotuneReport
-from engine.compare import MAX_COMPARED
+from engine.compare.metrics import MAX_COMPARED
 from engine.ladder import DEFAULT_TOLERANCE_REL_L2
 from engine.report.document import render
 from engine.report.errors import ReportError

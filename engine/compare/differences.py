@@ -13,45 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+import pandas as pd
+
+from engine.compare.settings_table import differing_settings, differing_values, setting_rank, short_labels
 from engine.judging import END_TO_END, GPU_TIME, HOST, Judging, choose, knob, plan_groups, value_ms
 from engine.result import RunResult
-
-# most telling first: what was run, at what size, in what precision, with which knobs, where, on what software
-_RANK = ("model.source", "model.batch_size", "model.inputs", "model.input_shape", "model.sequence_length",
-         "backend", "mode", "compile.precision", "compile.quantization", "compile.quant_base_precision",
-         "compile.optimization_level", "compile.min_block_size", "compile.torch_executed_ops",
-         "compile.enable_cudagraphs", "compile.use_python_runtime", "compile.frontend", "compile.",
-         "env.device", "env.device_name", "env.gpu", "env.", "model.")
-
-
-def setting_rank(setting: str) -> tuple[int, int, str]:
-    """Sort key: settings that matter before incidental ones, then by ``_RANK``."""
-    matters = 0 if knob(setting).matters else 1
-    rank = next((i for i, g in enumerate(_RANK) if setting == g or (g.endswith(".") and setting.startswith(g))),
-                len(_RANK))
-    return matters, rank, setting
-
-
-def inputs_text(request: Mapping[str, Any]) -> str:
-    """A run's ``model.inputs`` in words: "static", "dynamic batch 1..32" (the dims that have a range)."""
-    raw = (request.get("model") or {}).get("inputs")
-    if not raw:
-        return "static"
-    from engine.settings.inputs import parse_inputs  # noqa: PLC0415 - torch only where inputs are given
-
-    try:
-        specs = parse_inputs(raw)
-    except Exception:  # noqa: BLE001 - a stored request the current rules refuse: say so instead of failing
-        return "custom inputs"
-    ranges: dict[str, tuple[int, int]] = {}
-    for s in specs:
-        for d in s.dynamic_dims():
-            ranges.setdefault(s.dim_name(d) or f"{s.name}[{d}]", (s.lower[d], s.upper[d]))
-    if not ranges:
-        return "static"
-    return "dynamic " + ", ".join(f"{name} {lo}..{hi}" for name, (lo, hi) in ranges.items())
 
 
 @dataclass(frozen=True)
@@ -101,8 +68,6 @@ def judged_ms(run: RunResult, b: Basis) -> float | None:
 def same_engine_notes(runs: Sequence[RunResult], names: Mapping[str, str]) -> list[str]:
     """"a and b ran the same engine plan ...: any latency gap between them is noise", per group of two or more.
     Where a host setting differs inside the group (CUDA graphs on/off), the gap is that setting's, not noise."""
-    from engine.compare import differing_settings  # noqa: PLC0415 - compare builds its tables from this module
-
     notes = []
     for group in plan_groups([r for r in runs if r.latency.timed]):
         if len(group) < 2:
@@ -137,3 +102,21 @@ def header(runs: Sequence[RunResult], b: Basis, values: Mapping[str, Sequence[st
     elif b.metric == END_TO_END and b.settings and b.judging.preferred == END_TO_END:
         judged += " (a host setting differs: GPU time cannot show it)"
     return text + judged + "."
+
+
+def comparison_basis(runs: Sequence[RunResult]) -> Basis:
+    """How ``runs`` are judged against each other (``basis``)."""
+    differ = differing_settings(runs) if len(runs) > 1 else pd.DataFrame()
+    return basis(runs, list(differ.index))
+
+
+def comparison_header(runs: Sequence[RunResult]) -> list[str]:
+    """What Compare says before any number: what differs (settings that matter, batch named), the judged
+    figure and why, and which runs ran the same engine plan."""
+    if len(runs) < 2:
+        return []
+    b = comparison_basis(runs)
+    lines = [header(runs, b, differing_values(runs))]
+    return same_engine_notes(runs, short_labels(runs)) + lines
+
+

@@ -1,52 +1,28 @@
-"""Tables about runs: the numbers the Compare, History and run pages show, as DataFrames.
+"""The numbers the Compare page and a run's summary show, as DataFrames: headline metrics per run with deltas and
+speedups against a baseline run, per-layer-type time, latency samples, the profiling overhead, and what the GPUs
+that measured the runs mean for the comparison.
 
-Pages only place what these functions return ("no number is computed inside a page"):
-metric tables with deltas and speedups against a baseline run, the knobs that differ
-between runs, which GPU measured each run (two GPUs of one type told apart: "H200 #0", "H200 #1"),
-per-layer-type time per run, a run's headline numbers and the history listing. Deltas and speedups are
-on the figure that judges what differs between the runs (``engine.differences``): GPU time for kernel
-settings, end-to-end for host settings, per sample when batch sizes differ.
+Pages only place what these functions return ("no number is computed inside a page"). Deltas and speedups are on
+the figure that judges what differs between the runs (engine/compare/differences.py): GPU time for kernel settings,
+end-to-end for host settings, per sample when batch sizes differ.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 import pandas as pd
 
-from engine import differences
-from engine.judging import knob, same_engine
+from engine.compare.differences import comparison_basis, judged_ms
+from engine.compare.settings_table import gpu_labels, run_label
+from engine.judging import same_engine
 from engine.result import RunResult
 
 MAX_COMPARED = 6
 MB = 1024 * 1024
-
-
-def run_label(run: RunResult) -> str:
-    """Short, unique name of a run for legends and column headers (``RunResult.label``)."""
-    return run.label
-
-
-def gpu_label(run: RunResult, with_host: bool = False) -> str:
-    """The device that measured a run: "H200 #0" (GPU 0 of its host, as job workers record it),
-    "H100 80GB HBM3" (a run that recorded no index), "CPU"."""
-    env = run.env
-    if env.get("device") != "cuda":
-        return "CPU"
-    name = str(env.get("device_name") or "GPU").removeprefix("NVIDIA ").strip() or "GPU"
-    index = env.get("gpu_index")
-    label = name if index is None else f"{name} #{index}"
-    return f"{label} @{env['host']}" if with_host and env.get("host") else label
-
-
-def gpu_labels(runs: Sequence[RunResult]) -> dict[str, str]:
-    """Run id -> ``gpu_label``, with the host added when the runs come from several hosts (each has a #0)."""
-    hosts = {r.env.get("host") for r in runs if r.env.get("gpu_index") is not None}
-    return {r.run_id: gpu_label(r, with_host=len(hosts) > 1) for r in runs}
 
 
 @dataclass(frozen=True)
@@ -144,7 +120,7 @@ def metric_table(runs: Sequence[RunResult], baseline_id: str | None = None) -> p
     """
     base = pick_baseline(runs, baseline_id)
     b = comparison_basis(runs)
-    base_ms = differences.judged_ms(base, b)
+    base_ms = judged_ms(base, b)
     gpus = gpu_labels(runs)
     rows = []
     for r in runs:
@@ -159,7 +135,7 @@ def metric_table(runs: Sequence[RunResult], baseline_id: str | None = None) -> p
         row["kernels"] = r.gpu_time.kernels_per_inference if r.gpu_time is not None else None
         row["same_plan"] = r.run_id != base.run_id and same_engine(r, base)
         row["judged_on"] = b.label
-        ms = differences.judged_ms(r, b)
+        ms = judged_ms(r, b)
         row["judged_ms"] = ms
         row["delta_ms"] = row["delta_pct"] = row["speedup"] = None
         if ms is not None and base_ms is not None and ms > 0 and base_ms > 0:
@@ -168,35 +144,6 @@ def metric_table(runs: Sequence[RunResult], baseline_id: str | None = None) -> p
             row["speedup"] = base_ms / ms
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def comparison_basis(runs: Sequence[RunResult]) -> differences.Basis:
-    """How ``runs`` are judged against each other (``engine.differences.basis``)."""
-    differ = differing_settings(runs) if len(runs) > 1 else pd.DataFrame()
-    return differences.basis(runs, list(differ.index))
-
-
-def comparison_header(runs: Sequence[RunResult]) -> list[str]:
-    """What Compare says before any number: what differs (settings that matter, batch named), the judged
-    figure and why, and which runs ran the same engine plan."""
-    if len(runs) < 2:
-        return []
-    b = comparison_basis(runs)
-    lines = [differences.header(runs, b, differing_values(runs))]
-    return differences.same_engine_notes(runs, short_labels(runs)) + lines
-
-
-def differing_values(runs: Sequence[RunResult]) -> dict[str, list[str]]:
-    """Each differing setting -> the runs' values in run order, as a reader wants them (dynamic inputs as
-    "dynamic batch 1..32", not their JSON)."""
-    differ = differing_settings(runs)
-    out = {}
-    for setting, values in differ.iterrows():
-        if setting == "model.inputs":
-            out[setting] = [differences.inputs_text(r.request) for r in runs]
-        else:
-            out[setting] = [str(v) for v in values]
-    return out
 
 
 def metric_long(runs: Sequence[RunResult], keys: Sequence[str] | None = None) -> pd.DataFrame:
@@ -212,77 +159,6 @@ def metric_long(runs: Sequence[RunResult], keys: Sequence[str] | None = None) ->
             rows.append({"run": run_label(r), "run_id": r.run_id, "metric": key, "label": m.chart or m.label,
                          "unit": m.unit, "value": v})
     return pd.DataFrame(rows, columns=["run", "run_id", "metric", "label", "unit", "value"])
-
-
-def _flatten(prefix: str, obj: Any, out: dict[str, Any]) -> None:
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
-    elif isinstance(obj, (list, tuple)):
-        out[prefix] = ", ".join(str(v) for v in obj) if obj else "—"
-    else:
-        out[prefix] = "—" if obj is None else obj
-
-
-ENV_KEYS = ("device_name", "flavour", "torch", "torch_tensorrt", "tensorrt")
-
-
-def _setting_rank(setting: str) -> tuple[int, int, str]:
-    return differences.setting_rank(setting)
-
-
-_ALIASES = {"compile.optimization_level": "opt", "compile.min_block_size": "mbs", "model.batch_size": "batch",
-            "compile.precision": "prec", "env.device_name": "device", "env.gpu": "gpu", "model.source": "model",
-            "model.inputs": "shapes", "compile.enable_cudagraphs": "cudagraphs",
-            "compile.use_python_runtime": "python rt"}
-
-
-def _alias(setting: str) -> str:
-    return _ALIASES.get(setting, setting.rsplit(".", 1)[-1])
-
-
-def short_labels(runs: Sequence[RunResult]) -> dict[str, str]:
-    """Run id -> what tells it apart from the other runs (the two most telling settings that differ; incidental
-    ones such as engine caching only when nothing else does), plus its id tail.
-
-    e.g. ``opt=0 cdb315ba`` when only optimization_level differs; fits a narrow card.
-    """
-    values = differing_values(runs) if len(runs) > 1 else {}
-    ranked = sorted(values, key=_setting_rank)
-    shown = [s for s in ranked if knob(s).matters][:2] or ranked[:2]
-    labels = {}
-    for i, r in enumerate(runs):
-        parts = [f"{_alias(setting)}={values[setting][i]}" for setting in shown]
-        labels[r.run_id] = " ".join(parts + [r.run_id[-8:]]) if parts else r.run_id[-8:]
-    return labels
-
-
-def settings_table(runs: Sequence[RunResult]) -> pd.DataFrame:
-    """Every request setting and environment version, one row per setting, one column per run,
-    with a ``differs`` column that is True where the runs disagree. ``env.gpu`` (which GPU, "H200 #1")
-    is there when a run recorded its GPU index."""
-    columns: dict[str, dict[str, Any]] = {}
-    gpus = gpu_labels(runs) if any(r.env.get("gpu_index") is not None for r in runs) else {}
-    for r in runs:
-        flat: dict[str, Any] = {}
-        _flatten("", r.request, flat)
-        for k in ENV_KEYS:
-            flat[f"env.{k}"] = r.env.get(k) if r.env.get(k) is not None else "—"
-        if gpus:
-            flat["env.gpu"] = gpus[r.run_id]
-        columns[run_label(r)] = flat
-    df = pd.DataFrame(columns)
-    df = df.loc[sorted(df.index, key=_setting_rank)]
-    df.index.name = "setting"
-    df = df.astype(str).fillna("—")
-    df["differs"] = df.nunique(axis=1) > 1
-    return df
-
-
-def differing_settings(runs: Sequence[RunResult]) -> pd.DataFrame:
-    """Only the settings (knobs, versions, GPU) whose values differ between the runs."""
-    df = settings_table(runs)
-    return df[df["differs"]].drop(columns="differs")
 
 
 def same_settings_across_gpus(runs: Sequence[RunResult]) -> pd.DataFrame:
@@ -398,79 +274,3 @@ def run_summary(run: RunResult) -> pd.DataFrame:
             rows.append({"metric": f"Speedup vs {name}", "value": stats.median_ms / run.latency.median_ms,
                          "unit": "×"})
     return pd.DataFrame(rows, columns=["metric", "value", "unit"])
-
-
-# -- history -----------------------------------------------------------------------------------
-
-HISTORY_FILTERS = ("model", "device_name", "flavour", "precision", "backend")
-
-
-def history_filter_options(summary: pd.DataFrame) -> dict[str, list[str]]:
-    """The distinct values each History filter can take, sorted."""
-    return {c: sorted(summary[c].dropna().astype(str).unique()) for c in HISTORY_FILTERS if c in summary}
-
-
-def filter_history(summary: pd.DataFrame, *, since: date | None = None, until: date | None = None,
-                   **chosen: Sequence[str] | None) -> pd.DataFrame:
-    """Rows of ``RunStore.list_runs()`` matching every non-empty filter; dates are inclusive (UTC)."""
-    df = summary
-    for col, values in chosen.items():
-        if col not in HISTORY_FILTERS:
-            raise ValueError(f"unknown history filter {col!r}; known: {', '.join(HISTORY_FILTERS)}")
-        if values:
-            df = df[df[col].astype(str).isin(list(values))]
-    day = df["created_at"].astype(str).str[:10]
-    if since is not None:
-        df = df[day >= since.isoformat()]
-        day = day[df.index]
-    if until is not None:
-        df = df[day <= until.isoformat()]
-    return df.reset_index(drop=True)
-
-
-def summary_labels(summary: pd.DataFrame) -> dict[str, str]:
-    """Run id -> one-line description for pickers, from ``RunStore.list_runs()`` rows."""
-    labels = {}
-    for row in summary.itertuples(index=False):
-        latency = f"{row.e2e_median_ms:.3f} ms" if row.e2e_median_ms > 0 else "not timed"
-        text = (f"{row.model} b{row.batch_size} {row.backend} {row.precision} · {row.device_name} · "
-                f"{str(row.created_at)[:16].replace('T', ' ')} · {latency}")
-        if row.is_sample:
-            text += " · sample"
-        if row.is_baseline:
-            text = "★ " + text
-        labels[row.run_id] = text
-    return labels
-
-
-def history_table(summary: pd.DataFrame, gpu_time: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """The History listing: readable columns, newest first, samples and baselines flagged. ``gpu_time`` maps
-    run ids to their GPU-time cell (``run_figures.gpu_time_cell``: "0.3866 ms" or why there is none)."""
-    df = summary.copy()
-    df["created"] = pd.to_datetime(df["created_at"], utc=True, errors="coerce")
-    df["tags"] = df["tags"].fillna("").astype(str)
-    df["e2e_median_ms"] = df["e2e_median_ms"].where(df["e2e_median_ms"] > 0)   # analyze runs time nothing
-    df["gpu_time"] = df["run_id"].map(lambda i: (gpu_time or {}).get(i, "not loaded"))
-    cols = ["run_id", "created", "model", "backend", "precision", "batch_size", "device_name", "flavour",
-            "e2e_median_ms", "gpu_time", "engine_count", "is_sample", "is_baseline", "tags"]
-    return df[cols].reset_index(drop=True)
-
-
-def marked_baselines(summary: pd.DataFrame) -> list[str]:
-    """Run ids marked as a baseline in History."""
-    return list(summary.loc[summary["is_baseline"].astype(bool), "run_id"])
-
-
-def baseline_index(run_ids: Sequence[str], marked: Sequence[str]) -> int:
-    """Position of the first compared run marked as a baseline, else 0."""
-    return next((i for i, r in enumerate(run_ids) if r in set(marked)), 0)
-
-
-DIFF_STYLE = "background-color: #FFF3CD; font-weight: 600"
-
-
-def highlight_differences(row: pd.Series) -> list[str]:
-    """Styler row function: highlight a setting whose values differ between the runs."""
-    values = row.drop(labels=["differs"], errors="ignore")
-    differs = bool(row["differs"]) if "differs" in row else values.astype(str).nunique() > 1
-    return [DIFF_STYLE if differs else ""] * len(row)
