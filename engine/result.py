@@ -198,7 +198,7 @@ class QuantizationReport:
     fake-quantized model far more than that model departs from eager (engine.quantization decides).
     """
 
-    scheme: str                          # engine.config.QUANT_SCHEMES
+    scheme: str                          # engine.settings.defaults.QUANT_SCHEMES
     base_precision: str                  # what the unquantized layers ran in: "fp16" | "fp32"
     calibration: str                     # e.g. "random tensors (accuracy not meaningful for real data)"
     calibration_batches: int

@@ -1,4 +1,4 @@
-"""Widgets generated from the knob definitions in engine/config.py: one edit adds a knob everywhere."""
+"""Widgets generated from the knob definitions in engine/settings/request.py: one edit adds a knob everywhere."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ def prepare(model: BuiltModel, precision: str, device: str,
     """The model and inputs moved to ``device`` and cast to ``precision`` (integer inputs kept).
 
     ``keep_fp32`` (``compile.keep_high_precision``): module paths left in fp32 with casts at their boundary,
-    on a copy of the model (``engine.localisation.keep``)."""
+    on a copy of the model (``engine.backends.keep_high_precision``)."""
     dtype = DTYPES[precision]
     if keep_fp32 and dtype != torch.float32:
         from engine.backends.keep_high_precision import prepare_cast  # noqa: PLC0415

@@ -22,6 +22,7 @@ from typing import Any
 from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 
+from engine import capabilities
 from engine.errors import ConfigError
 from engine.jobs import supervisor as supervision
 from engine.jobs.host import HEARTBEAT_TIMEOUT_S, file_lock, pid_alive, read_pid, runs, this_host
@@ -30,6 +31,7 @@ from engine.jobs.redis_table import RedisJobTable
 from engine.jobs.routing import pinned_gpu, route_for, slug, stored_run_on, worker_device
 from engine.jobs.table import JobTable, SqliteJobTable
 from engine.jobs.worker import run_job_task
+from engine.quantization import schemes
 from engine.settings.request import RunRequest, validate
 from engine.store import RunStore, data_dir
 
@@ -93,7 +95,7 @@ class JobSystem:
         Raises ``ConfigError`` for an invalid request, or one the machine that would run it refuses
         (before anything is queued). ``submitted_by`` defaults to ``record.current_submitter()``.
         """
-        from engine import capabilities, runner  # noqa: PLC0415 - torch only when submitting
+        from engine import runner  # noqa: PLC0415 - torch only when submitting
 
         validate(request)
         caps = capabilities.detect()
@@ -309,8 +311,6 @@ class JobSystem:
         pid files: fine from a polling fragment with ``wait_s=0``). The supervisor is its own long-lived process:
         it does not end with the caller (a script that submits and exits leaves the workers running)."""
         if gpu_count is None:
-            from engine import capabilities  # noqa: PLC0415
-
             gpu_count = len(capabilities.detect().gpus)
         paths = supervision.SupervisorPaths(self.root)
         paths.note_client()
@@ -365,13 +365,10 @@ class JobSystem:
 
 
 def worker_refusal(request: RunRequest, info: dict[str, Any]) -> ConfigError | None:
-    """Why the worker a registration describes would refuse ``request`` (a ConfigError naming the field and
-    the worker), or None. The rules are those of ``runner.check_request``, applied to the worker's
-    flavour, GPU and memory instead of this machine's; ModelOpt and calibration files are the worker host's
-    business and are checked there."""
-    from engine import capabilities  # noqa: PLC0415
-    from engine.models.memory import check_input_memory  # noqa: PLC0415
-    from engine.quantization import schemes  # noqa: PLC0415
+    """Why the worker a registration describes would refuse ``request`` (a ConfigError naming the field and the
+    worker), or None. The rules of ``runner.check_request``, applied to the worker's flavour, GPU and memory instead
+    of this machine's; ModelOpt and calibration files are the worker host's business and are checked there."""
+    from engine.models.memory import check_input_memory  # noqa: PLC0415 - torch only where a worker is asked
 
     gpu = None
     if info.get("gpu_index") is not None:
@@ -393,7 +390,7 @@ def worker_refusal(request: RunRequest, info: dict[str, Any]) -> ConfigError | N
                     raise ConfigError(knob, f"{value!r} is not available: {reason}")
             scheme = request.compile.quantization
             reason = schemes.scheme_unavailable_reason(scheme, flavour=caps.flavour, modelopt=True,
-                                                            compute_capability=gpu.compute_capability if gpu else None)
+                                                       compute_capability=gpu.compute_capability if gpu else None)
             if scheme != "none" and reason:
                 raise ConfigError("compile.quantization", f"{scheme!r} is not available: {reason}")
         check_input_memory(request, ram_bytes=info.get("ram_bytes"),

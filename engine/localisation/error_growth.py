@@ -1,7 +1,7 @@
 """Error through the network, PyTorch side: where along the forward pass a lower precision departs from fp32.
 
 Forward hooks on the eager fp32 model record every unit's output (a unit: a module that calls no child module,
-``engine.localisation.keep``); the same hooks on the fake-quantized model (ModelOpt, as the engine gets it)
+``engine.backends.keep_high_precision``); the same hooks on the fake-quantized model (ModelOpt, as the engine gets it)
 and on the model cast to fp16/bf16 compare each unit's output with fp32's, call site by call site (a module
 called twice, such as torchvision's shared ``relu``, gives ``relu`` and ``relu#1``). Per row: relative L2
 error against fp32, NaN/inf counts, and the largest activation against the largest value of the format it

@@ -112,10 +112,10 @@ def enabled_quantizers(module: torch.nn.Module) -> int:
 
 @dataclass
 class LabelledReference:
-    """A labelled image folder (``engine.image_folders``) with eager fp32's and the fake-quantized model's
+    """A labelled image folder (``engine.quantization.image_folders``) with eager fp32's and the fake-quantized model's
     predictions on it; ``report(engine=...)`` adds the engine's."""
 
-    images: Any                             # engine.image_folders.LabelledImages
+    images: Any                             # engine.quantization.image_folders.LabelledImages
     eager_pred: torch.Tensor                # (N,) argmax of eager fp32
     fake_quant_pred: torch.Tensor
 

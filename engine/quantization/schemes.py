@@ -59,7 +59,7 @@ SCHEMES: dict[str, Scheme] = {s.name: s for s in (
     Scheme("nvfp4", "NVFP4", "NVFP4_DEFAULT_CFG", "fp4", "fp4", ("float4_e2m1fn_x2",), (10, 0), "Blackwell",
            calibrates_on_cpu=False),
 )}
-assert tuple(SCHEMES) == QUANT_SCHEMES, "engine.settings.request.QUANT_SCHEMES and SCHEMES must list the same schemes"
+assert tuple(SCHEMES) == QUANT_SCHEMES, "engine.settings.defaults.QUANT_SCHEMES and SCHEMES must list the same schemes"
 
 FLAVOUR_NAMES = {"tensorrt": "TensorRT", "tensorrt_rtx": "TensorRT-RTX", "none": "no Torch-TensorRT"}
 
