@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return worker_main(argv[1:])
     if argv and argv[0] == "localise":
-        from engine.localisation.cli import main as localise_main  # noqa: PLC0415
+        from engine.studies.localisation.cli import main as localise_main  # noqa: PLC0415
 
         return localise_main(argv[1:])
     if argv and argv[0] == "supervisor":

@@ -11,7 +11,7 @@ from pathlib import Path
 from engine import capabilities
 from engine.backends import keep_high_precision
 from engine.backends.base import ProgressFn, get_backend, no_progress
-from engine.errors import ConfigError, ModelError
+from engine.errors import ConfigError, ModelError, UserError
 from engine.models import memory, registry
 from engine.quantization import calibration
 from engine.result import RunResult
@@ -119,8 +119,6 @@ def execute_for_parent(conn, request: dict, use_cache: bool, show_progress: bool
     """Body of a child process that runs one request for its parent (the CLI's ``--timeout``) and sends back
     ("done", run_id, cached) or ("error", is_user_error, message, hint)."""
     import sys  # noqa: PLC0415
-
-    from engine.errors import ConfigError, UserError  # noqa: PLC0415
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 

@@ -12,7 +12,6 @@ from urllib.parse import urlencode, urlsplit
 import streamlit as st
 
 from engine import report
-from engine.autotune import AutotuneReport
 from engine.capabilities import Capabilities
 from engine.compare.history import summary_labels
 from engine.compare.settings_table import run_label
@@ -21,7 +20,8 @@ from engine.result import RunResult
 from engine.runner import check_request
 from engine.settings.request import RunRequest, validate
 from engine.store import RunNotFound, RunStore, data_dir
-from engine.sweeps import SweepExecution
+from engine.studies.autotune import AutotuneReport
+from engine.studies.sweeps import SweepExecution
 from pages._access import require_identity
 from pages._markdown import plain
 
@@ -320,7 +320,7 @@ def submit_request(request: RunRequest) -> str | None:
     return job.job_id
 
 
-# -- sweeps, ladders, batch sweeps on the job queue (engine.sweeps.SweepExecution) -----------------------
+# -- sweeps, ladders, batch sweeps on the job queue (engine.studies.sweeps.SweepExecution) -----------------------
 def start_execution(execution: SweepExecution, what: str) -> bool:
     """Queue every point; if the queue refuses one, cancel those already queued (they would run to no
     sweep) and say why. True when all of it is queued."""

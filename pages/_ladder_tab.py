@@ -3,13 +3,14 @@ job queue, and open a stored ladder (``?ladder=<id>``) with its verdict."""
 
 import streamlit as st
 
-from engine import jobs, ladder, sweep_charts
+from engine import jobs, sweep_charts
 from engine.capabilities import Capabilities, scheme_options
 from engine.errors import ConfigError
 from engine.models import registry
 from engine.quantization.schemes import SCHEMES
 from engine.settings.defaults import QUANT_SCHEMES
 from engine.store import RunStore
+from engine.studies import ladder
 from pages import _localise_start as localise
 from pages._common import execution_progress, report_button, start_execution
 from pages._form import COMPILE_FIELDS, MEASURE_FIELDS, knob_widget

@@ -6,14 +6,16 @@ import streamlit as st
 from engine import capabilities
 from engine.capabilities import scheme_options
 from engine.errors import ConfigError
-from engine.localisation import charts, driver
-from engine.localisation.error_growth import error_growth
-from engine.localisation.records import LocalisationNotFound
-from engine.localisation.study import DEFAULT_TOLERANCE_REL_L2, RUNNING, Criterion, Localisation
 from engine.models import registry
 from engine.quantization.schemes import SCHEMES
 from engine.settings.defaults import QUANT_SCHEMES
 from engine.settings.request import RunRequest
+from engine.studies.ladder.plan import DEFAULT_TOLERANCE_REL_L2
+from engine.studies.localisation import charts, driver
+from engine.studies.localisation.error_growth import error_growth
+from engine.studies.localisation.figures import Criterion
+from engine.studies.localisation.records import LocalisationNotFound
+from engine.studies.localisation.study import RUNNING, Localisation
 from pages import _localise_start as loc
 from pages._common import checked_request, get_store, link_to, show_error
 from pages._jobs import submit

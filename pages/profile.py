@@ -2,11 +2,12 @@
 
 import streamlit as st
 
-from engine import capabilities, charts, diagnosis, dynamic_cost
+from engine import capabilities, charts, diagnosis
 from engine.compare import metrics, settings_table
 from engine.models import files, registry
 from engine.settings.request import CompileSettings, MeasureSettings, RunRequest
 from engine.store import RunNotFound
+from engine.studies import dynamic_cost
 from pages._common import checked_request, get_store, link_to, load_run, report_button
 from pages._form import compile_disabled_reasons, describe_inputs, knob_section, knob_widget
 from pages._jobs import gpu_picker, job_panel, queue_overview, submit

@@ -4,12 +4,13 @@ job queue, open a recorded one (bundled GPU samples included), or auto-tune unde
 import pandas as pd
 import streamlit as st
 
-from engine import autotune, batch_sweep, capabilities, jobs, sweep_charts, sweeps
+from engine import capabilities, jobs, sweep_charts
 from engine.errors import ConfigError
 from engine.models import registry
 from engine.settings.defaults import INDUCTOR_MODES, MIN_BLOCK_SIZE
 from engine.settings.request import RunRequest
 from engine.store import RunNotFound
+from engine.studies import autotune, batch_sweep, sweeps
 from pages import _batch_tab as batch_tab
 from pages import _ladder_tab as ladder_tab
 from pages._common import (

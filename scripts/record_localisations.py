@@ -77,9 +77,9 @@ def main() -> int:
         import torch
 
         from engine.jobs import JobSystem
-        from engine.localisation import driver
-        from engine.localisation.records import LocalisationRecords, bundle
-        from engine.localisation.study import Criterion
+        from engine.studies.localisation import driver
+        from engine.studies.localisation.figures import Criterion
+        from engine.studies.localisation.records import LocalisationRecords, bundle
 
         system = JobSystem(Path(tmp) / "data")
         records = LocalisationRecords(system.root)

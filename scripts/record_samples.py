@@ -11,7 +11,7 @@ Parts (``--only``, comma-separated; ``--estimate`` prints the plan and its devic
   builds of the default plan) and the min_block_size sweep (1, the default 5, the recommended values) with
   the default point recorded ``--default-repeats`` times. Points run in a shuffled order with the default's
   repeats spread among them (first, middle, last), so drift shows up as a difference between repeats.
-  Tags ``sweep:<id>`` / ``knob:<knob>`` (``engine.sweeps``). Per-layer pass off: pages show these as sweep
+  Tags ``sweep:<id>`` / ``knob:<knob>`` (``engine.studies.sweeps``). Per-layer pass off: pages show these as sweep
   tables and charts, not layer tables;
 - ``fragmentation``: resnet50 fp16 as built by default and with relu forced to PyTorch (min_block_size 5),
   both with the per-layer pass (the Layers and Segmentation pages show them);
@@ -102,7 +102,7 @@ def spread_defaults(others: list[Planned], defaults: list[Planned], seed: int = 
 
 
 def sweep_points(model: str, recommended: list[int], repeats: int, quick: dict, slug: str) -> list[Planned]:
-    from engine import sweeps
+    from engine.studies import sweeps
 
     m = {"compare_eager": False, "layer_profile": False, "accuracy": False, **quick}
     base = request(model, measure=m)
@@ -139,7 +139,8 @@ def plan_parts(parts: set[str], args: argparse.Namespace, quick: dict, recommend
                     Planned("resnet50_fp16_relu_forced_mbs5",
                             request("resnet50", measure=m, torch_executed_ops=[RELU]), keep_raw=True)]
     if "ladder" in parts:
-        from engine import capabilities, ladder
+        from engine import capabilities
+        from engine.studies import ladder
 
         caps = capabilities.detect()
         for model in args.ladder_models.split(","):
@@ -151,8 +152,8 @@ def plan_parts(parts: set[str], args: argparse.Namespace, quick: dict, recommend
             planned += [Planned(f"{model}_b8_ladder_{s.label.replace('/', '_')}", s.request, plan.tags)
                         for s in plan.steps]
     if "batch" in parts:
-        from engine import batch_sweep
         from engine.models import registry
+        from engine.studies import batch_sweep
 
         base = request("resnet50", measure={"compare_eager": False, "layer_profile": False, **quick})
         plan = batch_sweep.plan_batch_sweep(base, (1, 8, 32), ("static", "dynamic"), opt_batch=8,
@@ -263,7 +264,8 @@ def main() -> int:
             store.delete(r.run_id)    # a repeat of the same request is measured again, not read from the cache
             return r
 
-        from engine import capabilities, sweeps
+        from engine import capabilities
+        from engine.studies import sweeps
 
         caps = capabilities.detect()
         found = re.search(r"([A-Z]\d{2,4})", caps.gpus[0].name) if caps.gpus else None

@@ -10,11 +10,12 @@ from unittest import mock
 
 import torch
 
-from engine.localisation import driver
-from engine.localisation.study import Criterion, Localisation
 from engine.models import entry, registry
 from engine.settings.identity import cache_key
 from engine.settings.request import ModelSpec, RunRequest
+from engine.studies.localisation import driver
+from engine.studies.localisation.figures import Criterion
+from engine.studies.localisation.study import Localisation
 
 SMALL = {"source": "resnet18", "batch_size": 8, "input_shape": [3, 32, 32]}
 

@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 
 from engine import batch_charts as bc
-from engine import batch_sweep as bs
 from engine import runner
 from engine.errors import ConfigError
 from engine.models import files, registry
 from engine.settings.request import MeasureSettings, ModelSpec, RunRequest, validate
 from engine.store import RunNotFound
-from engine.sweeps import JobView, SweepExecution, sweep_tags
+from engine.studies import batch_sweep as bs
+from engine.studies.sweeps import JobView, SweepExecution, sweep_tags
 
 QUICK = MeasureSettings(warmup_iters=2, timed_iters=7, layer_profile=False, accuracy=False, compare_eager=False)
 

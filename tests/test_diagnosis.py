@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from engine import diagnosis, runner
-from engine.models import files as models
+from engine.models import files
 from engine.profiling import gpu_time as gt
 from engine.profiling.trt_profile import parse_trex_profile
 from engine.result import GraphReplay
@@ -114,7 +114,7 @@ def single_thread():
 
 @pytest.fixture
 def model_files(tmp_path, monkeypatch, single_thread):
-    monkeypatch.setenv(models.MODELS_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(files.MODELS_DIR_ENV, str(tmp_path))
     (tmp_path / "overhead.py").write_text(OVERHEAD_MODEL)
     (tmp_path / "compute.py").write_text(COMPUTE_MODEL)
 

@@ -7,12 +7,13 @@ import importlib.util
 import pytest
 import torch
 
-from engine import capabilities, ladder, runner
+from engine import capabilities, runner
 from engine.errors import ConfigError
 from engine.profiling.accuracy import compare_outputs
 from engine.profiling.latency import time_inference
 from engine.quantization import fake_quant, schemes
 from engine.settings.request import MeasureSettings, ModelSpec, RunRequest
+from engine.studies import ladder
 from tests.test_quantization import gpu_caps, quant_request, tiny_model
 
 HAVE_MODELOPT = importlib.util.find_spec("modelopt") is not None
@@ -126,7 +127,7 @@ def test_verdict_when_fp16_is_the_reference_and_a_scheme_beats_it(cpu_rungs):
     speedup = fp16.median_ms / best.median_ms
     assert v.reference is fp16 and v.best is best
     assert v.headline.startswith(f"{best.label} is the fastest within tolerance (rel. L2 ≤ 0.05): ")
-    assert f"against fp16 {ladder.fmt_ms(fp16.median_ms)}, {speedup:.2f}× faster" in v.headline
+    assert f"against fp16 {ladder.format_ms(fp16.median_ms)}, {speedup:.2f}× faster" in v.headline
 
 
 def test_verdict_when_no_scheme_beats_the_reference_says_why(cpu_rungs):

@@ -16,15 +16,15 @@ from engine import runner
 from engine.backends import keep_high_precision as keep
 from engine.backends.eager import prepare
 from engine.errors import CalibrationDataError, ConfigError
-from engine.localisation import driver
-from engine.localisation.bisect import BUDGET, FOUND, UNFIXABLE, Bisection, default_max_builds
-from engine.localisation.error_growth import ErrorGrowth, error_growth
-from engine.localisation.records import LocalisationNotFound, LocalisationRecords, bundle, read_bundle
-from engine.localisation.study import LOCALISE_TAG, Localisation
 from engine.models import registry
 from engine.quantization import calibration, fake_quant, schemes
 from engine.settings.identity import cache_key, settings_that_matter
 from engine.settings.request import ModelSpec, RunRequest
+from engine.studies.localisation import driver
+from engine.studies.localisation.bisect import BUDGET, FOUND, UNFIXABLE, Bisection, default_max_builds
+from engine.studies.localisation.error_growth import ErrorGrowth, error_growth
+from engine.studies.localisation.records import LocalisationNotFound, LocalisationRecords, bundle, read_bundle
+from engine.studies.localisation.study import LOCALISE_TAG, Localisation
 from tests.localise_fixtures import SMALL, RecordedQueue, _key, outlier_study, trt_request
 from tests.test_quantization import gpu_caps
 
@@ -297,7 +297,7 @@ def test_bundle_carries_the_study_and_its_runs(store, tmp_path):
     runs = _ladder_runs(store)
     study = Localisation("b", "2026-11-30T00:00:00+00:00",
                          RunRequest.from_dict(store.get(runs["fp16/fp8"]).request).to_dict(), ["conv1"])
-    from engine.localisation.study import Step
+    from engine.studies.localisation.study import Step
 
     study.steps = [Step(0, "unfixed", [], run_id=runs["fp16/fp8"], state="done"),
                    Step(1, "reference", [], run_id=runs["fp16/none"], state="done")]

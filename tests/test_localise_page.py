@@ -13,8 +13,8 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from engine import capabilities, jobs
-from engine.localisation.records import LocalisationRecords
 from engine.quantization import schemes
+from engine.studies.localisation.records import LocalisationRecords
 from tests.localise_fixtures import RecordedQueue, _key, outlier_study, trt_request
 from tests.test_pages import figures
 from tests.test_quantization import gpu_caps

@@ -12,13 +12,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from engine import sweep_charts, sweeps
+from engine import sweep_charts
 from engine.backends.base import Cancelled
 from engine.errors import ConfigError
 from engine.result import LatencyStats, Recommendation, RunResult, Segmentation
 from engine.runner import execute
 from engine.settings.defaults import MIN_BLOCK_SIZE
 from engine.settings.request import RunRequest
+from engine.studies import sweeps
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"model": {"source": "resnet18", "input_shape": [3, 32, 32]}, "device": "cpu",
@@ -380,7 +381,7 @@ def _sample_sweeps(tmp_path):
 
 
 def test_bundled_gpu_sweeps_are_judged_from_their_recorded_numbers(tmp_path):
-    from engine import batch_sweep
+    from engine.studies import batch_sweep
 
     store, listed = _sample_sweeps(tmp_path)
     batch = listed["knobs"] == batch_sweep.BATCH_KNOB      # the batch sweep sample: judged in test_batch_sweep
@@ -402,7 +403,7 @@ def test_bundled_gpu_sweeps_are_judged_from_their_recorded_numbers(tmp_path):
                                                               and ref_value == 3)   # what unset means
             assert c.reference_ms == ref.latency.median_ms and c.candidate_ms == cand.latency.median_ms
             assert sweeps.format_ms(c.candidate_ms) in text
-            assert c.candidate_build_s == pytest.approx(sweeps.build_time_s(cand))
+            assert c.candidate_build_s == pytest.approx(cand.build_s)
             lo_r, hi_r = sweeps.median_ci_ms(ref.latency_samples_ms)
             lo_c, hi_c = sweeps.median_ci_ms(cand.latency_samples_ms)
             assert c.noise_ms >= (hi_r - lo_r) / 2 + (hi_c - lo_c) / 2 - 1e-12

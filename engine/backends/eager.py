@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from engine.backends.base import Measurement, ProgressFn
+from engine.backends.keep_high_precision import prepare_cast
 from engine.models.entry import BuiltModel
 from engine.profiling import gpu_time
 from engine.profiling.accuracy import compare_outputs
@@ -34,8 +35,6 @@ def prepare(model: BuiltModel, precision: str, device: str,
     on a copy of the model (``engine.backends.keep_high_precision``)."""
     dtype = DTYPES[precision]
     if keep_fp32 and dtype != torch.float32:
-        from engine.backends.keep_high_precision import prepare_cast  # noqa: PLC0415
-
         module = prepare_cast(model, dtype, device, keep_fp32)
     else:
         module = model.module.to(device=device, dtype=dtype)

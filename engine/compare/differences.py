@@ -1,7 +1,7 @@
 """What really differs between compared runs, and the figure that judges the difference.
 
 A comparison names the settings that change what is measured (batch, model, precision, the knobs, the
-GPU; ``engine.judging.KNOBS`` says which), most telling first, never incidental ones (engine caching,
+GPU; ``engine.studies.knobs.KNOBS`` says which), most telling first, never incidental ones (engine caching,
 iteration counts, "auto" against "cuda"). Runs of different batch sizes are compared per sample (and by
 throughput), with the batch named. The judged figure follows the settings: GPU time when they change
 kernels and every run has it, end-to-end latency when a host setting (CUDA graphs, runtime, frontend,
@@ -17,8 +17,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 from engine.compare.settings_table import differing_settings, differing_values, setting_rank, short_labels
-from engine.judging import END_TO_END, GPU_TIME, HOST, Judging, choose, knob, plan_groups, value_ms
 from engine.result import RunResult
+from engine.studies.judging import Judging, choose, plan_groups
+from engine.studies.knobs import HOST, knob
+from engine.studies.statistics import END_TO_END, GPU_TIME, value_ms
 
 
 @dataclass(frozen=True)

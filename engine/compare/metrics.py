@@ -18,8 +18,8 @@ import pandas as pd
 
 from engine.compare.differences import comparison_basis, judged_ms
 from engine.compare.settings_table import gpu_labels, run_label
-from engine.judging import same_engine
-from engine.result import RunResult
+from engine.result import RunResult, setup_total_s
+from engine.studies.judging import same_engine
 
 MAX_COMPARED = 6
 MB = 1024 * 1024
@@ -42,18 +42,6 @@ def timed(run: RunResult) -> bool:
 
 def _latency(field: str) -> Callable[[RunResult], float | None]:
     return lambda r: getattr(r.latency, field) if timed(r) else None
-
-
-# stages the backend times inside ``compile_s`` (the compile call's wall time): not added again
-NESTED_IN_COMPILE = ("lowering_s", "partition_s", "build_s")
-
-
-def setup_total_s(stages_s: dict[str, float]) -> float | None:
-    """Seconds from request to a module ready to time: every top-level stage once."""
-    if not stages_s:
-        return None
-    nested = NESTED_IN_COMPILE if "compile_s" in stages_s else ()
-    return float(sum(v for k, v in stages_s.items() if k not in nested and v is not None))
 
 
 def _compile_s(run: RunResult) -> float | None:

@@ -3,7 +3,7 @@ the settings that differ between them, what they read as, and the short labels t
 
 Settings are ordered most telling first (``setting_rank``): what was run, at what size, in what precision, with
 which knobs, where, on what software; settings that change nothing measured (engine caching, iteration counts)
-come after those that do (``engine.studies.judging.KNOBS`` says which).
+come after those that do (``engine.studies.knobs.KNOBS`` says which).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from engine.judging import knob
 from engine.result import RunResult
 from engine.settings.inputs import parse_inputs
+from engine.studies.knobs import knob
 
 # most telling first: what was run, at what size, in what precision, with which knobs, where, on what software
 _RANK = ("model.source", "model.batch_size", "model.inputs", "model.input_shape", "model.sequence_length",

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from engine import charts, diagnosis, dynamic_cost
+from engine import charts, diagnosis
 from engine.compare import metrics, settings_table
 from engine.quantization.schemes import FLAVOUR_NAMES
 from engine.report.document import (
@@ -36,7 +36,8 @@ from engine.report.errors import ReportError
 from engine.report.reproduce import cli_line
 from engine.result import RunResult
 from engine.store import RunStore
-from engine.sweeps import NOISE_CONFIDENCE, median_ci_ms
+from engine.studies import dynamic_cost
+from engine.studies.statistics import NOISE_CONFIDENCE, median_ci_ms
 
 TOP_LAYERS = 20
 # what a reader looks for first about the machine; any other key the run recorded follows

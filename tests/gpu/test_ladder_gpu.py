@@ -12,9 +12,10 @@ import time
 
 import pytest
 
-from engine import capabilities, ladder
+from engine import capabilities
 from engine.quantization import schemes
 from engine.quantization.schemes import RTX_INT8_ACTIVATIONS
+from engine.studies import ladder
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not schemes.modelopt_installed(), reason="NVIDIA ModelOpt is not installed")]

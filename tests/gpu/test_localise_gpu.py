@@ -15,13 +15,14 @@ import time
 import pytest
 
 from engine import capabilities
-from engine.localisation import driver
-from engine.localisation.bisect import BUDGET, FOUND
-from engine.localisation.records import LocalisationRecords
-from engine.localisation.study import LOCALISE_TAG, Criterion
 from engine.quantization import schemes
 from engine.runner import check_request
 from engine.settings.request import RunRequest
+from engine.studies.localisation import driver
+from engine.studies.localisation.bisect import BUDGET, FOUND
+from engine.studies.localisation.figures import Criterion
+from engine.studies.localisation.records import LocalisationRecords
+from engine.studies.localisation.study import LOCALISE_TAG
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not schemes.modelopt_installed(), reason="NVIDIA ModelOpt is not installed")]

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from engine.backends.base import ProgressFn
-from engine.backends.tensorrt import dynamic_shapes
+from engine.backends.tensorrt import dynamic_shapes, quantize
 from engine.backends.tensorrt.capture import is_oom
 from engine.backends.tensorrt.internals import Features
 from engine.errors import ConfigError, ExportError
@@ -82,10 +82,8 @@ def compile_model(request: RunRequest, module: torch.nn.Module, inputs: tuple[to
     kw = compile_settings(request, features, workdir)
     quantized = c.quantization != "none"
     if quantized:
-        from engine.backends.tensorrt import quantize as quantization  # noqa: PLC0415
-
-        kw.update(quantization.compile_kwargs(c.quantization, c.quant_base_precision,
-                                              "tensorrt_rtx" if features.rtx else "tensorrt"))
+        kw.update(quantize.compile_kwargs(c.quantization, c.quant_base_precision,
+                                          "tensorrt_rtx" if features.rtx else "tensorrt"))
     debugger: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if request.measure.layer_profile and not analyze:
         python_runtime = c.use_python_runtime and features.python_runtime
@@ -103,7 +101,7 @@ def compile_model(request: RunRequest, module: torch.nn.Module, inputs: tuple[to
     t0 = time.perf_counter()
     try:
         if quantized:
-            exported = quantization.export_quantized(module, inputs)
+            exported = quantize.export_quantized(module, inputs)
         elif specs:
             arg_inputs = dynamic_shapes.to_torch_tensorrt_inputs(specs, seed=request.measure.seed)
             at_opt = tuple(i.torch_tensor for i in arg_inputs)    # exporting at a size-1 dim would pin it
@@ -124,7 +122,7 @@ def compile_model(request: RunRequest, module: torch.nn.Module, inputs: tuple[to
     stages["export_s"] = time.perf_counter() - t0
     progress("partition", None, "lowering")
     t0 = time.perf_counter()
-    quant_mode = quantization.export_mode() if quantized else contextlib.nullcontext()
+    quant_mode = quantize.export_mode() if quantized else contextlib.nullcontext()
     with debugger, contextlib.redirect_stdout(io.StringIO()) as out, quant_mode:
         try:
             compiled = torch_tensorrt.dynamo.compile(exported, arg_inputs=arg_inputs, **kw)
@@ -133,7 +131,7 @@ def compile_model(request: RunRequest, module: torch.nn.Module, inputs: tuple[to
                 raise
             # the matrix could not know (e.g. an op the flavour does not quantize): name the scheme
             for cause in (e, e.__cause__):
-                explained = cause is not None and quantization.explain_compile_error(
+                explained = cause is not None and quantize.explain_compile_error(
                     cause, c.quantization, "tensorrt_rtx" if features.rtx else "tensorrt")
                 if explained:
                     raise explained from e

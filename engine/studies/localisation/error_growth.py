@@ -22,8 +22,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 
-from engine.backends import keep_high_precision as keep
+from engine.backends import keep_high_precision
 from engine.backends.base import ProgressFn, no_progress
+from engine.errors import ConfigError
+from engine.models import registry
+from engine.quantization import fake_quant
+from engine.quantization.schemes import SCHEMES
 from engine.settings.request import RunRequest
 
 if TYPE_CHECKING:
@@ -205,8 +209,6 @@ def _max_abs(t: torch.Tensor) -> float:
 
 def _activation_format(variant: Variant, quantized: bool) -> str:
     if variant.kind == "fake_quant" and quantized:
-        from engine.quantization.schemes import SCHEMES  # noqa: PLC0415
-
         spec = SCHEMES[variant.scheme]
         if spec.activations in FORMAT_MAX:
             return spec.activations
@@ -226,7 +228,7 @@ def measure(model: BuiltModel, variants: list[tuple[Variant, torch.nn.Module]], 
     """The table for already built variant modules (fake-quantized or cast copies of ``model.module``)."""
     reference = copy.deepcopy(model.module).to(device=device, dtype=torch.float32).eval()
     ref_inputs = tuple(t.to(device=device, dtype=torch.float32 if t.is_floating_point() else t.dtype) for t in inputs)
-    units = keep.call_tree_leaves(reference, ref_inputs)
+    units = keep_high_precision.call_tree_leaves(reference, ref_inputs)
     types = {n: type(m).__name__ for n, m in reference.named_modules()}
     outputs: dict[str, torch.Tensor] = {}
     in_max: dict[str, float] = {}
@@ -245,7 +247,7 @@ def measure(model: BuiltModel, variants: list[tuple[Variant, torch.nn.Module]], 
     rows: list[dict[str, Any]] = []
     for i, (variant, module) in enumerate(variants):
         progress("error_growth", (i + 1) / (len(variants) + 1), variant.label)
-        owners = keep.quantizer_owners(module) if variant.kind == "fake_quant" else {}
+        owners = keep_high_precision.quantizer_owners(module) if variant.kind == "fake_quant" else {}
         dtype = DTYPES[variant.precision]
         v_inputs = tuple(t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype) for t in inputs)
         seen: dict[str, dict[str, Any]] = {}
@@ -290,8 +292,6 @@ def error_growth(request: RunRequest, *, device: str = "cpu", max_samples: int =
     """Build the request's model (or take ``model``), make its fake-quantized and cast variants as the request's
     build would (``compile.keep_high_precision`` honoured), and measure every unit on the first ``max_samples``
     inputs. Raises ``ConfigError`` when the request has no lower precision to compare."""
-    from engine.errors import ConfigError  # noqa: PLC0415
-    from engine.models import registry  # noqa: PLC0415
 
     wanted = variants_for(request)
     if not wanted:
@@ -306,15 +306,13 @@ def error_growth(request: RunRequest, *, device: str = "cpu", max_samples: int =
     calibration = ""
     for variant in wanted:
         if variant.kind == "fake_quant":
-            from engine.quantization import fake_quant as quantization  # noqa: PLC0415
-
             progress("calibrate", None, variant.label)
-            q = quantization.prepare_quantized(request, model, device)
+            q = fake_quant.prepare_quantized(request, model, device)
             calibration = q.calibration.description
             built.append((variant, q.module))
         else:
             module = copy.deepcopy(model.module).to(device=device, dtype=DTYPES[variant.precision]).eval()
-            built.append((variant, keep.keep_in_fp32(module, kept, DTYPES[variant.precision])))
+            built.append((variant, keep_high_precision.keep_in_fp32(module, kept, DTYPES[variant.precision])))
     table = measure(model, built, inputs, device, tolerance, progress)
     return ErrorGrowth(table, request.model.source, [v.label for v, _ in built], tolerance, len(inputs[0]), device,
                        list(kept), calibration)

@@ -17,36 +17,25 @@ from typing import Any
 
 import pandas as pd
 
-from engine.judging import (
-    END_TO_END,
-    GPU_TIME,
-    KERNELS,
-    Drift,
-    Judging,
-    choose,
-    knob,
-    median_ci_ms,
-    worst_drift,
-)
 from engine.result import RunResult
 from engine.settings.defaults import MIN_BLOCK_SIZE, TRT_DEFAULT_OPTIMIZATION_LEVEL
 from engine.store import RunNotFound, RunStore
-from engine.sweep_knobs import (
+from engine.studies.judging import Judging, choose
+from engine.studies.knobs import (
     KNOB_TAG,
     MIN_BLOCK_SIZE_KNOB,
     SWEEP_TAG,
     SWEEPABLE_KNOBS,
     effective,
     hashable,
+    knob,
     knob_default,
     order_key,
     recommended_min_block_sizes,
     request_value,
     value_label,
 )
-
-# Stages that make up build time when a backend records no compile_s (which already holds partition and build).
-BUILD_STAGES = ("export_s", "partition_s", "build_s")
+from engine.studies.statistics import END_TO_END, GPU_TIME, Drift, median_ci_ms, worst_drift
 
 TABLE_COLUMNS = ["run_id", "build", "x_label", "x_order", "series", "repeat", "median_ms", "p10_ms", "p90_ms",
                  "ci_low_ms", "ci_high_ms", "gpu_ms", "gpu_low_ms", "gpu_high_ms", "kernels", "graph_ms",
@@ -148,11 +137,6 @@ def sweep_from_results(sweep_id: str, results: list[RunResult], knobs: Sequence[
     return Sweep(sweep_id, knobs, timed, table, recommended, drifts.get(judging.metric), judging, drifts)
 
 
-# knob values that change nothing once the engine plan is known: the plan fingerprint stands in for them
-_BUILD_ONLY = ("optimization_level", "min_block_size", "partition", "workspace_size", "cache_built_engines",
-               "reuse_cached_engines", "use_fast_partitioner", "require_full_compilation", "torch_executed_ops")
-
-
 def build_signature(result: RunResult) -> str:
     """What was timed, so that two runs with the same signature timed the same build: model, inputs,
     weights seed, device and versions, backend and the compile knobs as the compiler sees them
@@ -175,7 +159,9 @@ def build_signature(result: RunResult) -> str:
             knobs.pop("min_block_size", None)
             knobs["partition"] = [(s.kind, s.op_count) for s in seg.segments]
         if result.plan_fingerprint is not None:
-            knobs = {k: v for k, v in knobs.items() if k not in _BUILD_ONLY}
+            # knob values that change nothing once the engine plan is known: the plan fingerprint stands in for
+            # them (``Knob.build_only``), and for the partition the build-only knobs produced
+            knobs = {k: v for k, v in knobs.items() if k != "partition" and not knob(f"compile.{k}").build_only}
             knobs["plan"] = result.plan_fingerprint
     env = {k: result.env.get(k) for k in ("device_name", "flavour", "torch", "torch_tensorrt", "tensorrt")}
     # the weights' seed changes values, not kernels: once the plan is known it no longer tells builds apart
@@ -225,17 +211,6 @@ def _recommended_in(results: list[RunResult]) -> list[int]:
     return []
 
 
-def build_time_s(result: RunResult) -> float | None:
-    """Seconds from the model to a compiled module: torch.export plus the compile call (which holds
-    partitioning and the engine builds; for torch_compile, the first call that traces and builds).
-    None for a run that compiled nothing (eager)."""
-    stages = result.stages_s
-    if "compile_s" in stages:
-        return float(stages.get("export_s", 0.0) + stages["compile_s"])
-    parts = [stages[s] for s in BUILD_STAGES if s in stages]
-    return float(sum(parts)) if parts else None
-
-
 def sweep_table(results: list[RunResult], knobs: Sequence[str], recommended: Sequence[int] = (),
                 metric: str = END_TO_END) -> pd.DataFrame:
     """One row per run: knob values (raw and labelled), end-to-end latency with p10-p90 and the median's CI,
@@ -268,7 +243,7 @@ def sweep_table(results: list[RunResult], knobs: Sequence[str], recommended: Seq
             "graph_ms": graph.median_ms if graph is not None and graph.captured else None,
             "host_overhead_ms": r.host_overhead_ms, "plan": r.plan_fingerprint,
             "judged_ms": g.median_ms if metric == GPU_TIME and g else r.latency.median_ms,
-            "build_s": build_time_s(r),
+            "build_s": r.build_s,
             "engine_count": r.engine_count if r.request["backend"] == "tensorrt" else 0,
             "pytorch_segments": seg.pytorch_segment_count if seg else None,
             "coverage": seg.coverage if seg else None,
@@ -301,8 +276,3 @@ def pareto_front(table: pd.DataFrame) -> pd.Series:
                      & ((have[y] < row[y]) | (have["build_s"] < row["build_s"]))).any()
         out[i] = not dominated
     return out
-
-
-def kernel_knob(setting: str) -> bool:
-    """The knob changes the kernels (judged on GPU time); a host knob changes how they are launched."""
-    return knob(setting).changes == KERNELS

@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from engine.judging import GPU_TIME, Judging, choose, same_engine, value_ms
 from engine.result import RunResult
 from engine.settings.inputs import InputSpec, measured_shapes, parse_inputs
 from engine.settings.request import RunRequest
 from engine.store import RunStore
+from engine.studies.judging import Judging, choose, same_engine
+from engine.studies.statistics import GPU_TIME, value_ms
 
 SCAN_LIMIT = 500            # stored runs of the same model looked through for the static counterpart
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from engine.errors import UserError
-from engine.localisation.study import Localisation
 from engine.store import SAMPLES_DIR, RunStore, data_dir
+from engine.studies.localisation.study import Localisation
 
 BUNDLE_FORMAT = "trt-dashboard-localisation"
 SUBDIR = "localisations"

@@ -5,7 +5,7 @@ Order of what a verdict says, per value of the other knob (if any):
 1. which values built the same engine plan (``judging.same_engine``): for a knob that changes kernels that
    settles it before any statistics (the same engine, so any latency gap is noise; only build time differs);
 2. the default's figures: the judged one (GPU time for kernel knobs, end-to-end for host knobs; see
-   ``engine.judging``) and the other one beside it;
+   ``engine.studies.judging``) and the other one beside it;
 3. each other value: its gap on the judged figure against the noise, which is the larger of the two runs'
    own noise (bootstrap CI of the e2e median / spread of the GPU-time trace windows) and the run-to-run drift
    of that figure seen between fresh-process runs of one build (``Sweep.drift``), then build time;
@@ -18,29 +18,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.judging import (
-    END_TO_END,
-    GPU_TIME,
-    METRIC_NAMES,
-    NOISE_CONFIDENCE,
-    Drift,
-    same_engine,
-)
-from engine.judging import format_ms as format_figure
 from engine.result import RunResult
 from engine.settings.defaults import MIN_BLOCK_SIZE, TRT_DEFAULT_OPTIMIZATION_LEVEL
-from engine.sweep_comparisons import Comparison, compare_with_default
-from engine.sweep_knobs import (
-    EXECUTED_OPS_KNOB,
+from engine.studies.judging import same_engine
+from engine.studies.knobs import (
     MIN_BLOCK_SIZE_KNOB,
-    OPTIMIZATION_LEVEL_KNOB,
     SWEEPABLE_KNOBS,
+    kernel_knob,
     knob_default,
     order_key,
     request_value,
     value_label,
 )
-from engine.sweep_results import Sweep, kernel_knob
+from engine.studies.knobs import (
+    knob as knob_record,
+)
+from engine.studies.statistics import END_TO_END, GPU_TIME, METRIC_NAMES, NOISE_CONFIDENCE, Drift, format_ms
+from engine.studies.sweeps.comparisons import Comparison, compare_with_default
+from engine.studies.sweeps.results import Sweep
 
 
 @dataclass
@@ -75,7 +70,7 @@ def verdict(sweep: Sweep, knob: str | None = None) -> Verdict:
         prefix = f"At {series}: " if series else ""
         lines += [prefix + s for s in _plan_sentences(sweep, knob, comps, runs)]   # before any statistics
         lines.append(prefix + _reference_sentence(comps[0], knob))
-        if knob == MIN_BLOCK_SIZE_KNOB:
+        if knob_record(knob).dryrun_recommends:
             lines += _min_block_size_lines(comps, sweep.recommended_min_block_size)
         else:
             lines += [_comparison_sentence(c, knob) for c in comps]
@@ -88,8 +83,8 @@ def verdict(sweep: Sweep, knob: str | None = None) -> Verdict:
                      + ", ".join(c.candidate_label for c in masked)
                      + f") exceed the runs' own noise but not the drift between runs: re-run the sweep (its default "
                        f"point is repeated between the others){_gpu_hint(sweep)} to tell the knob from the drift.")
-    if knob == OPTIMIZATION_LEVEL_KNOB:
-        lines.append(f"optimization_level unset is TensorRT's default, level {TRT_DEFAULT_OPTIMIZATION_LEVEL}.")
+    if knob_record(knob).verdict_note:
+        lines.append(knob_record(knob).verdict_note)
     return Verdict(knob, _headline(comparisons, knob), lines, comparisons)
 
 
@@ -148,9 +143,9 @@ def _plan_figures(runs: Sequence[RunResult]) -> str:
         parts.append(f"{k:g} kernels")
     gpu = sorted(r.gpu_time.median_ms for r in runs if r.gpu_time is not None)
     if gpu:
-        same = format_figure(gpu[0], GPU_TIME) == format_figure(gpu[-1], GPU_TIME)
-        figure = format_figure(gpu[0], GPU_TIME) if same else \
-            f"{format_figure(gpu[0], GPU_TIME).removesuffix(' ms')}–{format_figure(gpu[-1], GPU_TIME)}"
+        same = format_ms(gpu[0], GPU_TIME) == format_ms(gpu[-1], GPU_TIME)
+        figure = format_ms(gpu[0], GPU_TIME) if same else \
+            f"{format_ms(gpu[0], GPU_TIME).removesuffix(' ms')}–{format_ms(gpu[-1], GPU_TIME)}"
         parts.append(f"{figure} GPU time")
     return f" ({', '.join(parts)})" if parts else ""
 
@@ -186,16 +181,12 @@ def _drift_text(drift: Drift) -> str:
     (fast_what, fast_ms), (slow_what, slow_ms) = drift.runs
     what = "the same build timed" if drift.metric == END_TO_END else "the same build's GPU time was"
     share = f"{drift.fraction:.2%}" if drift.metric == GPU_TIME and drift.fraction < 0.01 else f"{drift.fraction:.1%}"
-    return (f"{what} {format_figure(fast_ms, drift.metric)} ({fast_what}) and {format_figure(slow_ms, drift.metric)} "
+    return (f"{what} {format_ms(fast_ms, drift.metric)} ({fast_what}) and {format_ms(slow_ms, drift.metric)} "
             f"({slow_what}), {share} apart")
 
 
-def format_ms(v: float) -> str:
-    return f"{v:.3f} ms" if v < 10 else f"{v:.1f} ms"
-
-
 def _fmt(v: float, c: Comparison) -> str:
-    return format_figure(v, c.metric) if c.metric == GPU_TIME else format_ms(v)
+    return format_ms(v, c.metric) if c.metric == GPU_TIME else format_ms(v)
 
 
 def _s(v: float | None) -> str:
@@ -242,7 +233,7 @@ def _other_figure(c: Comparison, reference: bool = False) -> str:
         return ""
     kernels = c.reference_kernels if reference else c.candidate_kernels
     per = f", {kernels:g} kernels" if kernels is not None else ""
-    return f", GPU time {format_figure(ref if reference else cand, GPU_TIME)}{per}"
+    return f", GPU time {format_ms(ref if reference else cand, GPU_TIME)}{per}"
 
 
 def _reference_sentence(c: Comparison, knob: str) -> str:
@@ -281,7 +272,7 @@ def _comparison_sentence(c: Comparison, knob: str) -> str:
 
 def _shows_engines(c: Comparison) -> bool:
     # engine counts matter for partitioning knobs, and only for runs that compiled something
-    partitioning = c.knob in (MIN_BLOCK_SIZE_KNOB, EXECUTED_OPS_KNOB)
+    partitioning = knob_record(c.knob).partitions
     compiled = c.reference_pytorch_segments is not None or c.reference_engines > 0 or c.candidate_engines > 0
     return partitioning and compiled
 

@@ -17,12 +17,14 @@ import sys
 from typing import Any
 
 from engine.errors import ConfigError, UserError
-from engine.localisation import driver
-from engine.localisation.error_growth import DEFAULT_MAX_SAMPLES
-from engine.localisation.records import LocalisationNotFound, LocalisationRecords
-from engine.localisation.study import DEFAULT_TOLERANCE_REL_L2, Criterion, Localisation
 from engine.settings.cli import add_knob_options, request_from_args
 from engine.settings.request import RunRequest
+from engine.studies.ladder.plan import DEFAULT_TOLERANCE_REL_L2
+from engine.studies.localisation import driver
+from engine.studies.localisation.error_growth import DEFAULT_MAX_SAMPLES
+from engine.studies.localisation.figures import Criterion
+from engine.studies.localisation.records import LocalisationNotFound, LocalisationRecords
+from engine.studies.localisation.study import Localisation
 
 
 def parser() -> argparse.ArgumentParser:

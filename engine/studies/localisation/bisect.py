@@ -2,7 +2,7 @@
 
 ``Bisection`` holds the candidates (units in execution order) and what the builds so far said;
 ``next_keep()`` names the next set to build, ``record(keep, passed)`` takes its verdict and returns the next
-state. Nothing here builds, waits or stores: a driver does (``engine.localisation.driver``), from the page, the
+state. Nothing here builds, waits or stores: a driver does (``engine.studies.localisation.driver``), from the page, the
 CLI or a long-lived supervisor, and the state round-trips through JSON (``to_dict``/``from_dict``).
 
 The search assumes that keeping more modules in higher precision never breaks a build that passed, and that

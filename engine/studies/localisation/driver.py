@@ -4,7 +4,7 @@
 PyTorch-side error growth. ``advance(study, runner)`` never waits: it polls the steps in flight, feeds finished
 ones to the bisection, submits what comes next and returns; call it again later (a page fragment every second,
 a supervisor loop, or ``run`` which loops until the study is over). Everything it needs is in the study, so the
-caller persists the study (``engine.localisation.records``) and any process can pick it up.
+caller persists the study (``engine.studies.localisation.records``) and any process can pick it up.
 
 Step runners:
 
@@ -25,13 +25,20 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from engine.backends import keep_high_precision as keep
+from engine.backends import keep_high_precision
 from engine.backends.base import ProgressFn, no_progress
 from engine.backends.eager import DTYPES
 from engine.errors import ConfigError, UserError
-from engine.localisation.bisect import Bisection
-from engine.localisation.error_growth import DEFAULT_MAX_SAMPLES, error_growth, variants_for
-from engine.localisation.study import (
+from engine.models import registry
+from engine.profiling.accuracy import compare_outputs, detached_cpu
+from engine.quantization import accuracy, fake_quant
+from engine.settings.request import RunRequest
+from engine.store import RunStore, utc_now_iso
+from engine.studies.group import FINISHED_STATES, JobView, job_view, tag_run
+from engine.studies.localisation.bisect import Bisection
+from engine.studies.localisation.error_growth import DEFAULT_MAX_SAMPLES, error_growth, variants_for
+from engine.studies.localisation.figures import Criterion, StepFigures, figures_from_result
+from engine.studies.localisation.study import (
     CANCELLED,
     DONE,
     FAILED,
@@ -39,17 +46,10 @@ from engine.localisation.study import (
     NOTHING_TO_FIX,
     REFERENCE_FAILS,
     RUNNING,
-    Criterion,
     Localisation,
     Step,
-    StepFigures,
-    figures_from_result,
     new_localisation_id,
 )
-from engine.quantization import accuracy, fake_quant
-from engine.settings.request import RunRequest
-from engine.store import RunStore, utc_now_iso
-from engine.sweeps import FINISHED_STATES, JobView, job_view, tag_run
 
 if TYPE_CHECKING:
     from engine.models.entry import BuiltModel
@@ -78,12 +78,10 @@ def candidates_for(request: RunRequest, model: BuiltModel, device: str = "cpu") 
     module = copy.deepcopy(model.module).to(device=device, dtype=torch.float32).eval()
     c = request.compile
     if c.quantization == "none":
-        return keep.cast_candidates(module, inputs)
-    pass  # noqa: PLC0415
-
+        return keep_high_precision.cast_candidates(module, inputs)
     # which quantizers ModelOpt switches on does not depend on the data: one batch calibrates enough
     fake_quant.quantize(module, c.quantization, [inputs])
-    return keep.quantized_candidates(module, inputs)
+    return keep_high_precision.quantized_candidates(module, inputs)
 
 
 def plan(base: RunRequest, *, criterion: Criterion | None = None, max_builds: int | None = None,
@@ -92,8 +90,6 @@ def plan(base: RunRequest, *, criterion: Criterion | None = None, max_builds: in
          progress: ProgressFn = no_progress) -> Localisation:
     """A new localisation of ``base`` (its keep list is ignored: the search sets it), with its candidates and,
     when ``analyse``, the PyTorch-side error growth. Raises ``ConfigError`` for a build with nothing to fix."""
-    from engine.models import registry  # noqa: PLC0415
-
     base = base.with_changes(**{"compile.keep_high_precision": ()})
     if not variants_for(base):
         raise ConfigError("compile.precision", "an fp32 build without quantization has no lower precision to "
@@ -281,24 +277,17 @@ class PyTorchRunner:
 
     def _built(self, request: RunRequest) -> BuiltModel:
         if self.model is None:
-            from engine.models import registry  # noqa: PLC0415
-
             self.model = registry.build(request.model, request.measure.seed)
         return self.model
 
     def _eager_fp32(self, model: BuiltModel) -> Any:
         if self._reference is None:
-            from engine.profiling.accuracy import detached_cpu  # noqa: PLC0415
-
             module = copy.deepcopy(model.module).to(device=self.device, dtype=torch.float32).eval()
             with torch.inference_mode():
                 self._reference = detached_cpu(module(*(t.to(self.device) for t in model.example_inputs)))
         return self._reference
 
     def measure(self, request: RunRequest) -> StepFigures:
-        pass  # noqa: PLC0415
-        from engine.profiling.accuracy import compare_outputs, detached_cpu  # noqa: PLC0415
-
         model = self._built(request)
         c = request.compile
         if c.quantization != "none":
@@ -308,7 +297,7 @@ class PyTorchRunner:
             return StepFigures(acc.rel_l2, acc.top1_agreement, acc.nonfinite, fake_quant_rel_l2=acc.rel_l2,
                                measured_on=self.measured_on)
         dtype = DTYPES[c.precision]
-        module = keep.prepare_cast(model, dtype, self.device, c.keep_high_precision).eval()
+        module = keep_high_precision.prepare_cast(model, dtype, self.device, c.keep_high_precision).eval()
         inputs = tuple(t.to(device=self.device, dtype=dtype if t.is_floating_point() else t.dtype)
                        for t in model.example_inputs)
         with torch.inference_mode():

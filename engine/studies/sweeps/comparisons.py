@@ -1,8 +1,8 @@
 """Each value of a swept knob against the knob's default, as numbers: the judged figure of both runs (GPU time
-for kernel knobs, end-to-end for host knobs: ``engine.judging``), the other figure beside it, and the noise a gap
-must exceed: the larger of both runs' own noise (bootstrap CI of the e2e median / GPU-time trace windows) and the
+for kernel knobs, end-to-end for host knobs: ``engine.studies.judging``), the other figure beside it, and the noise
+a gap must exceed: the larger of both runs' own noise (bootstrap CI of the e2e median / GPU-time trace windows) and the
 run-to-run drift of that figure between fresh-process runs of one build (``Sweep.drift``). Two runs of one engine
-plan under a kernel knob differ by noise whatever the gap. ``engine.sweep_verdict`` puts these in words.
+plan under a kernel knob differ by noise whatever the gap. ``engine.studies.sweeps.verdict`` puts these in words.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from typing import Any
 
 import pandas as pd
 
-from engine.judging import END_TO_END, reading, same_engine
-from engine.sweep_knobs import SWEEPABLE_KNOBS, effective, hashable, knob_default, order_key, value_label
-from engine.sweep_results import Sweep, kernel_knob
+from engine.studies.judging import same_engine
+from engine.studies.knobs import SWEEPABLE_KNOBS, effective, hashable, kernel_knob, knob_default, order_key, value_label
+from engine.studies.statistics import END_TO_END, reading
+from engine.studies.sweeps.results import Sweep
 
 
 @dataclass
@@ -41,7 +42,7 @@ class Comparison:
     candidate_pytorch_segments: int | None
     same_build: bool = False       # the compiler built the same thing (e.g. an identical partition)
     ci_noise_ms: float | None = None   # the within-run part of noise_ms, before drift
-    metric: str = END_TO_END       # the judged figure: engine.judging.GPU_TIME | END_TO_END
+    metric: str = END_TO_END       # the judged figure: engine.studies.statistics.GPU_TIME | END_TO_END
     same_plan: bool = False        # both runs recorded the same engine plan (judging.same_engine)
     reference_e2e_ms: float | None = None
     candidate_e2e_ms: float | None = None

@@ -21,102 +21,20 @@ from typing import Any
 
 import pandas as pd
 
-from engine.localisation.bisect import FOUND, UNFIXABLE, Bisection
-from engine.localisation.error_growth import ErrorGrowth, range_text
-from engine.result import RunResult
+from engine.quantization.schemes import SCHEMES
 from engine.settings.request import RunRequest
+from engine.studies.ladder.verdict import within_tolerance
+from engine.studies.localisation.bisect import FOUND, UNFIXABLE, Bisection, default_max_builds
+from engine.studies.localisation.error_growth import ErrorGrowth, range_text
+from engine.studies.localisation.figures import Criterion, StepFigures
 
 LOCALISE_TAG = "localise:"
-DEFAULT_TOLERANCE_REL_L2 = 0.05        # the ladder's default: rel. L2 against eager fp32
 # search builds only need the accuracy: the confirming ones keep the base request's measurement
 SEARCH_MEASURE = {"layer_profile": False, "compare_eager": False, "compare_inductor": "off", "accuracy": True}
 RUNNING, DONE, CANCELLED, FAILED = "running", "done", "cancelled", "failed"
 NOTHING_TO_FIX = "nothing_to_fix"
 REFERENCE_FAILS = "reference_fails"
 ACTIVE_JOB_STATES = ("pending", "queued", "running")
-
-
-# -- what one build measured, and the criterion ------------------------------------------------------------
-@dataclass
-class StepFigures:
-    """What a step's build measured, as the localisation weighs it."""
-
-    rel_l2: float | None               # output against eager fp32; None: not finite (or not measured)
-    top1_agreement: float | None
-    nonfinite: int | None              # NaN/inf values in the output; None: not counted
-    conversion_problem: bool = False   # the engine departs from the fake-quantized model (engine.quantization)
-    fake_quant_rel_l2: float | None = None
-    e2e_ms: float | None = None
-    gpu_ms: float | None = None        # GPU kernel time per inference, where measured
-    build_s: float | None = None
-    engine_bytes: int | None = None
-    labelled: dict[str, Any] | None = None   # result.LabelledAccuracy as a dict
-    measured_on: str = "engine"              # "engine" | "fake-quantized model"
-
-    @property
-    def finite(self) -> bool:
-        return self.rel_l2 is not None and math.isfinite(self.rel_l2) and not self.nonfinite
-
-    def accuracy_text(self) -> str:
-        if not self.finite:
-            count = f"{self.nonfinite} NaN/inf values" if self.nonfinite else "NaN or inf values"
-            return f"output not finite: {count}"
-        text = f"rel. L2 {self.rel_l2:.3g}"
-        if self.top1_agreement is not None:
-            text += f", top-1 agreement {self.top1_agreement:.0%}"
-        if self.nonfinite is not None:
-            text += f", {self.nonfinite} NaN"
-        return text
-
-
-def figures_from_result(result: RunResult) -> StepFigures:
-    """The figures of a stored run: accuracy against eager fp32 (the three-way report's engine row for a quantized
-    build), NaN/inf count where counted, latency as GPU kernel time where measured."""
-    q = result.quantization
-    acc = result.accuracy
-    if q is not None and q.engine_vs_eager is not None:
-        acc = q.engine_vs_eager
-    build = [result.stages_s[s] for s in ("export_s", "compile_s") if s in result.stages_s]
-    rel = acc.rel_l2 if acc is not None else None
-    return StepFigures(
-        rel_l2=rel if rel is not None and math.isfinite(rel) else None,
-        top1_agreement=acc.top1_agreement if acc is not None else None,
-        nonfinite=getattr(acc, "nonfinite", None) if acc is not None else None,
-        conversion_problem=bool(q and q.conversion_problem),
-        fake_quant_rel_l2=q.fake_quant_vs_eager.rel_l2 if q is not None and q.fake_quant_vs_eager else None,
-        e2e_ms=result.latency.median_ms if result.latency.timed else None,
-        gpu_ms=result.gpu_time.median_ms if result.gpu_time is not None else None,
-        build_s=sum(build) if build else None, engine_bytes=result.engine_bytes or None,
-        labelled=asdict(q.labelled) if q is not None and q.labelled is not None else None)
-
-
-@dataclass(frozen=True)
-class Criterion:
-    """When a build counts as fixed: finite output, rel. L2 against eager fp32 within the tolerance, no conversion
-    problem flagged, and (optionally) top-1 agreement at least ``min_top1`` (the ladder's ``within_tolerance``)."""
-
-    tolerance_rel_l2: float = DEFAULT_TOLERANCE_REL_L2
-    min_top1: float | None = None
-
-    def failure(self, f: StepFigures) -> str:
-        """Why the build fails the criterion, "" when it passes."""
-        if not f.finite:
-            return f.accuracy_text()
-        assert f.rel_l2 is not None
-        if f.rel_l2 > self.tolerance_rel_l2:
-            return f"rel. L2 {f.rel_l2:.4g} > {self.tolerance_rel_l2:g}"
-        if f.conversion_problem:
-            return "the engine departs from the fake-quantized model (conversion problem)"
-        if self.min_top1 is not None and f.top1_agreement is not None and f.top1_agreement < self.min_top1:
-            return f"top-1 agreement {f.top1_agreement:.0%} < {self.min_top1:.0%}"
-        return ""
-
-    def passes(self, f: StepFigures) -> bool:
-        return not self.failure(f)
-
-    def text(self) -> str:
-        return (f"finite output, rel. L2 ≤ {self.tolerance_rel_l2:g} against eager fp32"
-                + (f", top-1 agreement ≥ {self.min_top1:.0%}" if self.min_top1 is not None else ""))
 
 
 # -- the study ---------------------------------------------------------------------------------------------------
@@ -184,8 +102,6 @@ class Localisation:
         """What breaks, for the sentence: "FP8", "INT8 weight-only", "fp16"."""
         if not self.quantized:
             return self.base["compile"]["precision"]
-        from engine.quantization.schemes import SCHEMES  # noqa: PLC0415
-
         return SCHEMES[self.base["compile"]["quantization"]].label.split(" (")[0]
 
     @property
@@ -218,8 +134,6 @@ class Localisation:
 
     @property
     def budget(self) -> int:
-        from engine.localisation.bisect import default_max_builds  # noqa: PLC0415
-
         return self.max_builds or default_max_builds(len(self.candidates))
 
     @property
@@ -421,10 +335,8 @@ def _json_ready(obj: Any) -> Any:
 
 
 def broken_rungs(rungs: list[Any], tolerance_rel_l2: float) -> list[tuple[Any, str]]:
-    """The precision-ladder rungs (``engine.ladder.Rung``) worth localising, with why: a lower precision than
+    """The precision-ladder rungs (``engine.studies.ladder.Rung``) worth localising, with why: a lower precision than
     fp32 that is outside the tolerance, holds NaN/inf or was flagged as a conversion problem."""
-    from engine.ladder import within_tolerance  # noqa: PLC0415
-
     out = []
     for r in rungs:
         if r.runtime != "tensorrt" or (not r.quantized and r.precision == "fp32") or not r.run_id:

@@ -11,8 +11,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from engine.charts import message_figure, precision_colour
-from engine.localisation.error_growth import FORMAT_NAMES, ErrorGrowth
-from engine.localisation.study import Localisation
+from engine.studies.localisation.error_growth import FORMAT_NAMES, ErrorGrowth
+from engine.studies.localisation.study import Localisation
 
 PASS_COLOUR, FAIL_COLOUR, REFERENCE_COLOUR, KEPT_COLOUR = "#2CA02C", "#D62728", "#7F7F7F", "#9467BD"
 NONFINITE_SYMBOL = "x"
