@@ -41,8 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine import capabilities  # noqa: E402
-from engine.config import RunRequest  # noqa: E402
 from engine.jobs import Job, JobSystem  # noqa: E402
+from engine.settings.request import RunRequest  # noqa: E402
 from engine.store import RunStore  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"

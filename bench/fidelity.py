@@ -93,8 +93,8 @@ def main() -> int:
     args = ap.parse_args()
 
     from engine import runner
-    from engine.config import RunRequest
     from engine.profiling import latency
+    from engine.settings.request import RunRequest
     from engine.store import RunStore
 
     timed = []

@@ -37,7 +37,7 @@ ONE_RUN = textwrap.dedent("""
     import json, sys, tempfile
     from pathlib import Path
     from engine import runner
-    from engine.config import RunRequest
+    from engine.settings.request import RunRequest
     from engine.store import RunStore
     with tempfile.TemporaryDirectory() as tmp:
         r = runner.execute(RunRequest.from_dict(json.loads(sys.argv[1])), RunStore(Path(tmp)), use_cache=False).result

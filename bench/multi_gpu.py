@@ -27,8 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import jobs  # noqa: E402
-from engine.config import RunRequest  # noqa: E402
 from engine.jobs import Job, JobSystem  # noqa: E402
+from engine.settings.request import RunRequest  # noqa: E402
 
 GOAL_MAX_RATIO = 1.10
 GPU_JOB_S = 300.0           # one TensorRT job in a fresh process: compile ~5 s, timing a few seconds

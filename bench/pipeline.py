@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.config import RunRequest  # noqa: E402
 from engine.jobs import JobSystem  # noqa: E402
 from engine.runner import execute  # noqa: E402
+from engine.settings.request import RunRequest  # noqa: E402
 
 POLL_S = 0.01
 

@@ -107,8 +107,8 @@ def main() -> int:
         prev = phases[k]
     print(f"  {'exit':<10} {wall_plain - prev:6.1f} s   (interpreter start + teardown)")
 
-    from engine.config import RunRequest
     from engine.jobs import JobSystem
+    from engine.settings.request import RunRequest
 
     with tempfile.TemporaryDirectory(prefix="trtdash-walltime-") as tmp:
         os.environ["TRTDASH_DATA_DIR"] = str(Path(tmp) / "data")

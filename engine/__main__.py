@@ -17,72 +17,14 @@ import json
 import logging
 import multiprocessing
 import sys
-from dataclasses import fields
-from typing import Any
 
 from engine import capabilities, run_figures
-from engine.config import CompileSettings, ConfigError, MeasureSettings, ModelSpec, RunRequest
-from engine.models import ModelError
+from engine.errors import ConfigError, ModelError, UserError
 from engine.report.cli import add_report_command
 from engine.runner import Outcome, execute
+from engine.settings.cli import add_knob_options, request_from_args
+from engine.settings.request import RunRequest
 from engine.store import RunStore
-
-_SHORT = {"model.source": "--model", "model.batch_size": "--batch"}
-TOP_LEVEL_KNOBS = ("backend", "device", "mode")
-
-
-def knob_flag(dotted: str) -> str:
-    """The option of a knob: ``compile.min_block_size`` -> ``--min-block-size`` (engine.report writes CLI lines)."""
-    return _SHORT.get(dotted, "--" + dotted.rsplit(".", 1)[-1].replace("_", "-"))
-
-
-def _add_knobs(p: argparse.ArgumentParser) -> None:
-    """One option per knob, generated from the config dataclasses."""
-    p.add_argument("--backend", default=None, help="eager | tensorrt")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda")
-    p.add_argument("--mode", default=None, help="measure | analyze")
-    for prefix, cls in (("model", ModelSpec), ("compile", CompileSettings), ("measure", MeasureSettings)):
-        for f in fields(cls):
-            dotted = f"{prefix}.{f.name}"
-            flag = knob_flag(dotted)
-            choices = f.metadata.get("choices")
-            p.add_argument(flag, dest=dotted, default=None, metavar=f.name.upper(),
-                           help=f"{f.metadata.get('help', '')} "
-                                + (f"One of {', '.join(choices)}. " if choices else "")
-                                + f"(default: {f.default!r})")
-
-
-def _choices() -> dict[str, tuple]:
-    return {f"{prefix}.{f.name}": f.metadata.get("choices") or ()
-            for prefix, cls in (("model", ModelSpec), ("compile", CompileSettings), ("measure", MeasureSettings))
-            for f in fields(cls)}
-
-
-def _parse_value(raw: str, choices: tuple = ()) -> Any:
-    if raw in choices:   # a named choice stays text ("off", "default" are choices of compare_inductor)
-        return raw
-    low = raw.lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    if low in ("none", "default"):
-        return None
-    return raw   # config coercion turns digits into ints and lists into tuples, naming the field on error
-
-
-def request_from_args(ns: argparse.Namespace) -> RunRequest:
-    data: dict[str, Any] = {"model": {}, "compile": {}, "measure": {}}
-    choices = _choices()
-    for key, value in vars(ns).items():
-        if value is None or key in ("json", "no_cache", "command", "func", "timeout"):
-            continue
-        if "." in key:
-            part, name = key.split(".", 1)
-            data[part][name] = _parse_value(value, choices.get(key, ()))
-        elif key in TOP_LEVEL_KNOBS:
-            data[key] = value
-    return RunRequest.from_dict(data)
 
 
 def _summary(outcome) -> str:
@@ -195,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return worker_main(argv[1:])
     if argv and argv[0] == "localise":
-        from engine.localisation.cli import main as localise_main  # noqa: PLC0415
+        from engine.studies.localisation.cli import main as localise_main  # noqa: PLC0415
 
         return localise_main(argv[1:])
     if argv and argv[0] == "supervisor":
@@ -207,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("profile", help="profile one model headless and print a summary")
-    _add_knobs(p)
+    add_knob_options(p)
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--no-cache", action="store_true", help="run even if the store has this result")
     p.add_argument("--timeout", type=float, default=None, metavar="S",
@@ -226,8 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Exception as e:   # backend errors carry a user-facing message; details go to the log
-        msg = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
-        hint = getattr(e, "hint", "")
+        msg, hint = (e.message, e.hint) if isinstance(e, UserError) else (f"{type(e).__name__}: {e}", "")
         logging.getLogger("engine").debug("run failed", exc_info=True)
         print(f"error: {msg}" + (f"\nhint: {hint}" if hint else ""), file=sys.stderr)
         return 1

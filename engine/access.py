@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from engine.errors import UserError
+
 TEAM_PASSWORD_ENV = "TRTDASH_TEAM_PASSWORD"
 ADMIN_PASSWORD_ENV = "TRTDASH_ADMIN_PASSWORD"
 TEAM_PASSWORD_SECRET = "team_password"
@@ -92,12 +94,8 @@ def password_matches(given: str, expected: str | None) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
-class SignInError(ValueError):
+class SignInError(UserError, ValueError):
     """A sign-in that is refused; ``message`` says why (never which part of a password was wrong)."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 def clean_name(name: str) -> str:

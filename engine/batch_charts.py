@@ -1,5 +1,5 @@
 """Plotly figures of batch sweeps: ``batch_sweep.batch_table`` (and the knees, memory lines and dynamic
-cost computed from it in ``engine.batch_sweep``) in, ``go.Figure`` out. No streamlit and no analysis here.
+cost computed from it in ``engine.studies.batch_sweep``) in, ``go.Figure`` out. No streamlit and no analysis here.
 
 The batch axis is logarithmic with a tick at every measured batch size: sweeps double the batch."""
 
@@ -11,8 +11,8 @@ from collections.abc import Mapping
 import pandas as pd
 import plotly.graph_objects as go
 
-from engine.batch_sweep import STRATEGIES, Knee, MemoryFit
 from engine.charts import message_figure
+from engine.studies.batch_sweep import STRATEGIES, Knee, MemoryFit
 
 STRATEGY_COLOURS = {"static": "#1F77B4", "dynamic": "#FF7F0E"}
 STRATEGY_LABELS = {"static": "static engine per batch", "dynamic": "one dynamic engine"}

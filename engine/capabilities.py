@@ -13,7 +13,8 @@ import platform
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.config import ConfigError, RunRequest
+from engine.quantization import schemes
+from engine.settings.request import RunRequest
 
 
 @dataclass(frozen=True)
@@ -69,14 +70,20 @@ class Capabilities:
         if knob == "compile.hardware_compatible" and value and self.flavour == "tensorrt_rtx":
             return "TensorRT-RTX engines are built for the local GPU only"
         if knob == "compile.quantization" and value not in (None, False, "none"):
-            from engine import quantization  # noqa: PLC0415 - keeps torch out of this module's import
-
-            options = quantization.scheme_options(self)
+            options = scheme_options(self)
             if value is True:   # the knob as a whole: off only when no scheme can run here
                 reasons = [r for s, r in options.items() if s != "none"]
                 return reasons[0] if reasons and all(reasons) and len(set(reasons)) == 1 else None
             return options.get(value, f"unknown scheme {value!r}")
         return None
+
+
+def scheme_options(caps: Capabilities, gpu_index: int = 0) -> dict[str, str | None]:
+    """Every scheme with the reason it is unavailable on this machine (None: available)."""
+    cc = caps.gpus[min(gpu_index, len(caps.gpus) - 1)].compute_capability if caps.gpus else None
+    installed = schemes.modelopt_installed()
+    return {s: schemes.scheme_unavailable_reason(s, flavour=caps.flavour, compute_capability=cc,
+                                                 modelopt=installed) for s in schemes.SCHEMES}
 
 
 def _cpu_name() -> str:
@@ -158,37 +165,6 @@ def ram_bytes() -> int | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return None
-
-
-def check_request(request: RunRequest, caps: Capabilities, gpu_index: int = 0) -> None:
-    """Machine-dependent validation; raises ConfigError naming the field and what to do."""
-    device = resolve_device(request, caps)
-    if device == "cuda" and not caps.cuda_available:
-        raise ConfigError("device", "cuda was asked for but this machine has no NVIDIA GPU; choose cpu or auto")
-    if request.backend == "tensorrt":
-        reason = caps.disabled_reason("backend", "tensorrt")
-        if reason:
-            raise ConfigError("backend", f"tensorrt {reason.rstrip('.')}; use the eager backend or open a sample run")
-        if device != "cuda":
-            raise ConfigError("device", "the tensorrt backend runs on the GPU; choose cuda or auto")
-        for knob in ("compile.precision", "compile.hardware_compatible", "compile.use_python_runtime"):
-            value = getattr(request.compile, knob.split(".")[1])
-            reason = caps.disabled_reason(knob, value)
-            if reason:
-                raise ConfigError(knob, f"{value!r} is not available: {reason}")
-    from engine import quantization  # noqa: PLC0415 - keeps torch out of this module's import
-    from engine.localisation import keep  # noqa: PLC0415
-
-    quantization.check_request(request, caps)
-    keep.check_request(request, caps)     # compile.keep_high_precision: module paths the model has
-    from engine.models import check_input_memory  # noqa: PLC0415 - the registry imports torch
-
-    gpu = caps.gpus[min(gpu_index, len(caps.gpus) - 1)] if device == "cuda" and caps.gpus else None
-    check_input_memory(request, ram_bytes=ram_bytes(), gpu_memory_bytes=gpu.memory_bytes if gpu else None)
-    if device == "cpu" and request.compile.precision == "fp16":
-        # CPU fp16 convolutions exist in recent torch but are slow and some ops are missing;
-        # allowed, with a warning added by the backend.
-        pass
 
 
 def fingerprint(caps: Capabilities, device: str, gpu_index: int = 0) -> dict[str, Any]:

@@ -18,8 +18,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from engine.compare import NESTED_IN_COMPILE
-from engine.result import FUSED, Segmentation, normalise_layers
+from engine.result import FUSED, NESTED_IN_COMPILE, Segmentation, normalise_layers
 
 RUNTIME_COLOURS = {"tensorrt": "#76B900", "pytorch": "#EE4C2C"}
 RUNTIME_NAMES = {"tensorrt": "TensorRT", "pytorch": "PyTorch"}

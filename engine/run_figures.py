@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.judging import GPU_TIME, format_ms, gpu_time_absence
 from engine.result import RunResult
+from engine.studies.judging import gpu_time_absence
+from engine.studies.statistics import GPU_TIME, format_ms
 
 E2E = "e2e median"
 GPU = "GPU time"

@@ -8,10 +8,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import capabilities, models
+from engine import capabilities
+from engine.backends import keep_high_precision
 from engine.backends.base import ProgressFn, get_backend, no_progress
-from engine.config import RunRequest, cache_key, validate
+from engine.errors import ConfigError, ModelError, UserError
+from engine.models import memory, registry
+from engine.quantization import calibration
 from engine.result import RunResult
+from engine.settings.identity import cache_key
+from engine.settings.request import RunRequest, validate
 from engine.store import RunStore, new_run_id, utc_now_iso
 
 log = logging.getLogger(__name__)
@@ -29,7 +34,34 @@ def request_key(request: RunRequest, caps: capabilities.Capabilities | None = No
     caps = caps or capabilities.detect()
     device = capabilities.resolve_device(request, caps)
     env = capabilities.fingerprint(caps, device, gpu_index)
-    return cache_key(request, env, models.identity(request.model, request.measure.seed)), env
+    return cache_key(request, env, registry.identity(request.model, request.measure.seed)), env
+
+
+def check_request(request: RunRequest, caps: capabilities.Capabilities, gpu_index: int = 0) -> None:
+    """Whether this machine can run a validated request, checked before anything is queued or built: device and
+    Torch-TensorRT flavour, the quantization scheme and its calibration data, the modules kept in higher precision,
+    the inputs' memory. Raises ConfigError naming the field and what to do."""
+    device = capabilities.resolve_device(request, caps)
+    if device == "cuda" and not caps.cuda_available:
+        raise ConfigError("device", "cuda was asked for but this machine has no NVIDIA GPU; choose cpu or auto")
+    if request.backend == "tensorrt":
+        reason = caps.disabled_reason("backend", "tensorrt")
+        if reason:
+            raise ConfigError("backend", f"tensorrt {reason.rstrip('.')}; use the eager backend or open a sample run")
+        if device != "cuda":
+            raise ConfigError("device", "the tensorrt backend runs on the GPU; choose cuda or auto")
+        for knob in ("compile.precision", "compile.hardware_compatible", "compile.use_python_runtime"):
+            value = getattr(request.compile, knob.split(".")[1])
+            reason = caps.disabled_reason(knob, value)
+            if reason:
+                raise ConfigError(knob, f"{value!r} is not available: {reason}")
+    calibration.check_request(request, caps)
+    keep_high_precision.check_request(request, caps)     # module paths the model has
+    gpu = caps.gpus[min(gpu_index, len(caps.gpus) - 1)] if device == "cuda" and caps.gpus else None
+    memory.check_input_memory(request, ram_bytes=capabilities.ram_bytes(),
+                              gpu_memory_bytes=gpu.memory_bytes if gpu else None)
+    # fp16 on the CPU is allowed: recent torch has fp16 convolutions there (slow, some ops missing), and the
+    # backend adds a warning
 
 
 def execute(request: RunRequest, store: RunStore, progress: ProgressFn = no_progress, *,
@@ -43,7 +75,7 @@ def execute(request: RunRequest, store: RunStore, progress: ProgressFn = no_prog
         return _execute(request, store, progress, use_cache=use_cache, gpu_index=gpu_index,
                         submitted_by=submitted_by)
     except SystemExit as e:
-        raise models.ModelError(f"The model's code called sys.exit({e.code!r}) during the run; nothing was stored.",
+        raise ModelError(f"The model's code called sys.exit({e.code!r}) during the run; nothing was stored.",
                                 "A model file must return from build_model() and forward(), never exit.") from None
 
 
@@ -51,20 +83,20 @@ def _execute(request: RunRequest, store: RunStore, progress: ProgressFn, *, use_
              submitted_by: str) -> Outcome:
     validate(request)
     caps = capabilities.detect()
-    capabilities.check_request(request, caps, gpu_index)
+    check_request(request, caps, gpu_index)
     key, env = request_key(request, caps, gpu_index)
     if use_cache:
         hit = store.find_by_key(key)
         if hit is not None:
             return Outcome(hit, cached=True)
     progress("build_model", None, request.model.source)
-    built = models.build(request.model, request.measure.seed)
+    built = registry.build(request.model, request.measure.seed)
     device = env["device"]
     if device == "cuda" and caps.gpus:
-        models.check_activation_memory(built, request.model, caps.gpus[min(gpu_index, len(caps.gpus) - 1)].memory_bytes,
+        memory.check_activation_memory(built, request.model, caps.gpus[min(gpu_index, len(caps.gpus) - 1)].memory_bytes,
                                        "GPU memory")
     elif (ram := capabilities.ram_bytes()) is not None:
-        models.check_activation_memory(built, request.model, ram, "RAM")
+        memory.check_activation_memory(built, request.model, ram, "RAM")
     backend = get_backend(request.backend)
     with tempfile.TemporaryDirectory(prefix="trtdash-") as tmp:
         m = backend(request, built, device, progress, Path(tmp))
@@ -88,8 +120,6 @@ def execute_for_parent(conn, request: dict, use_cache: bool, show_progress: bool
     ("done", run_id, cached) or ("error", is_user_error, message, hint)."""
     import sys  # noqa: PLC0415
 
-    from engine.config import ConfigError  # noqa: PLC0415
-
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     def progress(stage: str, fraction: float | None = None, detail: str = "") -> None:
@@ -98,9 +128,11 @@ def execute_for_parent(conn, request: dict, use_cache: bool, show_progress: bool
 
     try:
         outcome = execute(RunRequest.from_dict(request), RunStore(), progress, use_cache=use_cache)
-    except (ConfigError, models.ModelError) as e:
+    except (ConfigError, ModelError) as e:
         conn.send(("error", True, str(e), ""))
-    except Exception as e:   # backend errors carry a user-facing message and a hint
-        conn.send(("error", False, getattr(e, "message", None) or f"{type(e).__name__}: {e}", getattr(e, "hint", "")))
+    except UserError as e:   # backend errors carry a user-facing message and a hint
+        conn.send(("error", False, e.message, e.hint))
+    except Exception as e:
+        conn.send(("error", False, f"{type(e).__name__}: {e}", ""))
     else:
         conn.send(("done", outcome.result.run_id, outcome.cached))

@@ -10,8 +10,8 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from engine.charts import RUNTIME_COLOURS, message_figure
-from engine.judging import END_TO_END, GPU_TIME
-from engine.sweep_knobs import SWEEPABLE_KNOBS
+from engine.studies.knobs import SWEEPABLE_KNOBS
+from engine.studies.statistics import END_TO_END, GPU_TIME
 
 _SERIES_PALETTE = qualitative.D3
 _BAND_ALPHA = 0.18
@@ -43,7 +43,7 @@ def _x_axis(table: pd.DataFrame, knob: str) -> dict:
 def latency_vs_knob(table: pd.DataFrame, knob: str, judged: str = END_TO_END) -> go.Figure:
     """End-to-end median per knob value with a p10-p90 band and the median's confidence interval, GPU time
     (dashed, bars = fastest/slowest trace window) where measured, and the repeated runs of a point as
-    hollow markers beside the first. ``judged`` (engine.judging) names the figure the verdict uses."""
+    hollow markers beside the first. ``judged`` (engine.studies.judging) names the figure the verdict uses."""
     if table.empty:
         return message_figure("No runs in this sweep yet.")
     fig = go.Figure()

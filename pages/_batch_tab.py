@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import batch_charts, batch_sweep, jobs, models, sweeps
+from engine import batch_charts, jobs
 from engine.capabilities import Capabilities
-from engine.config import ConfigError, RunRequest, validate
+from engine.errors import ConfigError
+from engine.models import registry
+from engine.settings.defaults import MAX_BATCH_SIZE
+from engine.settings.request import RunRequest, validate
 from engine.store import RunNotFound, RunStore
+from engine.studies import batch_sweep, sweeps
 from pages._common import checked_request, execution_progress, report_button, start_execution
 from pages._form import precision_and_iterations
 from pages._markdown import plain
@@ -35,7 +39,7 @@ def render(store: RunStore, caps: Capabilities) -> None:
 # -- running ---------------------------------------------------------------------------------------
 def run_form(store: RunStore, caps: Capabilities) -> None:
     c1, c2, c3 = st.columns([2, 2, 1])
-    sources = models.available_sources()
+    sources = registry.available_sources()
     source = c1.selectbox("Model", sources, index=sources.index("resnet50") if "resnet50" in sources else 0,
                           key=f"{KEY}:model")
     shape = c2.text_input("Input shape (without batch)", placeholder="model default, e.g. 3,224,224",
@@ -48,7 +52,7 @@ def run_form(store: RunStore, caps: Capabilities) -> None:
                    "(a dynamic engine is a TensorRT thing).")
     c1, c2, c3 = st.columns([2, 2, 1])
     sizes_text = c1.text_input("Batch sizes", value=DEFAULT_SIZES, key=f"{KEY}:sizes",
-                               help=f"Whole numbers 1..{batch_sweep.MAX_BATCH_SIZE}, separated by commas. One run "
+                               help=f"Whole numbers 1..{MAX_BATCH_SIZE}, separated by commas. One run "
                                     "per batch size and strategy.")
     options = list(batch_sweep.STRATEGIES) if backend == "tensorrt" else ["static"]
     strategies = c2.multiselect(

@@ -12,13 +12,16 @@ from urllib.parse import urlencode, urlsplit
 import streamlit as st
 
 from engine import report
-from engine.autotune import AutotuneReport
-from engine.capabilities import Capabilities, check_request
-from engine.compare import run_label, summary_labels
-from engine.config import ConfigError, RunRequest, validate
+from engine.capabilities import Capabilities
+from engine.compare.history import summary_labels
+from engine.compare.settings_table import run_label
+from engine.errors import ConfigError, UserError
 from engine.result import RunResult
+from engine.runner import check_request
+from engine.settings.request import RunRequest, validate
 from engine.store import RunNotFound, RunStore, data_dir
-from engine.sweeps import SweepExecution
+from engine.studies.autotune import AutotuneReport
+from engine.studies.sweeps import SweepExecution
 from pages._access import require_identity
 from pages._markdown import plain
 
@@ -290,8 +293,8 @@ def show_error(exc: BaseException, what: str = "") -> None:
     if isinstance(exc, ConfigError):
         text = f"**{exc.field}**: {plain(exc.message)}"
     else:
-        text = plain(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
-    hint = getattr(exc, "hint", "")
+        text = plain((exc.message if isinstance(exc, UserError) else str(exc)) or type(exc).__name__)
+    hint = exc.hint if isinstance(exc, UserError) else ""
     st.error((f"{what}: " if what else "") + text + (f"\n\n{plain(hint)}" if hint else ""), icon=":material/error:")
     log.error("%s", what or "error", exc_info=exc)
     with st.expander("Technical details"):
@@ -317,7 +320,7 @@ def submit_request(request: RunRequest) -> str | None:
     return job.job_id
 
 
-# -- sweeps, ladders, batch sweeps on the job queue (engine.sweeps.SweepExecution) -----------------------
+# -- sweeps, ladders, batch sweeps on the job queue (engine.studies.sweeps.SweepExecution) -----------------------
 def start_execution(execution: SweepExecution, what: str) -> bool:
     """Queue every point; if the queue refuses one, cancel those already queued (they would run to no
     sweep) and say why. True when all of it is queued."""

@@ -1,4 +1,4 @@
-"""Widgets generated from the knob definitions in engine/config.py: one edit adds a knob everywhere."""
+"""Widgets generated from the knob definitions in engine/settings/request.py: one edit adds a knob everywhere."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from typing import Any
 import streamlit as st
 
 from engine.capabilities import Capabilities
-from engine.config import CompileSettings, MeasureSettings, knob_fields
-
-OPT_DEFAULT_LABEL = "default (TensorRT: 3)"
-
+from engine.settings.knobs import knob_fields, knob_info
+from engine.settings.request import CompileSettings, MeasureSettings
 
 COMPILE_FIELDS = {f.name: f for f in CompileSettings.__dataclass_fields__.values()}
 MEASURE_FIELDS = {f.name: f for f in MeasureSettings.__dataclass_fields__.values()}
@@ -31,16 +29,17 @@ def knob_widget(prefix: str, f: dataclasses.Field, value: Any, *, disabled: str 
         reasons = option_reasons or {}
         return st.selectbox(label, choices, index=choices.index(value) if value in choices else 0,
                             format_func=lambda c: f"{c} (unavailable here)" if reasons.get(c) else str(c), **kw)
-    if f.name == "optimization_level":
-        options = [OPT_DEFAULT_LABEL, 0, 1, 2, 3, 4, 5]
-        picked = st.selectbox(label, options, index=options.index(value if value is not None else OPT_DEFAULT_LABEL),
+    info = knob_info(f)
+    if info.nullable and info.options:   # unset (the library's default) or one of the options
+        options = [info.unset_label, *info.options]
+        picked = st.selectbox(label, options, index=options.index(value if value is not None else info.unset_label),
                               **kw)
-        return None if picked == OPT_DEFAULT_LABEL else picked
+        return None if picked == info.unset_label else picked
     if isinstance(f.default, bool):
         return st.checkbox(label, value=bool(value), **kw)
     if isinstance(f.default, int):
         return st.number_input(label, value=int(value), step=1, **kw)   # range checked by validate()
-    if f.name in ("input_shape", "torch_executed_ops", "keep_high_precision"):
+    if info.kind in ("shape", "names"):
         text = ",".join(str(v) for v in value) if value else ""
         return st.text_input(label, value=text, **kw)
     return st.text_input(label, value=str(value), **kw)
@@ -62,7 +61,7 @@ def knob_section(prefix: str, cls: type, current: Any, *, advanced: bool, disabl
 
 def compile_disabled_reasons(backend: str, caps: Capabilities) -> dict[str, str]:
     """Compile knobs the chosen backend or this machine cannot honour, with the reason."""
-    from engine.config import CompileSettings
+    from engine.settings.request import CompileSettings
 
     reasons: dict[str, str] = {}
     for f in knob_fields(CompileSettings):
@@ -82,9 +81,9 @@ def compile_disabled_reasons(backend: str, caps: Capabilities) -> dict[str, str]
 
 def describe_inputs(model_raw: dict[str, Any]) -> str:
     """The inputs the form's model settings would feed the model, or why they don't fit together."""
-    from engine.config import ConfigError, RunRequest
-    from engine.models import ModelError
-    from engine.models import describe_inputs as describe
+    from engine.errors import ConfigError, ModelError
+    from engine.models.registry import describe_inputs as describe
+    from engine.settings.request import RunRequest
     from pages._markdown import plain
 
     try:
@@ -102,7 +101,9 @@ def precision_and_iterations(key_prefix: str, caps: Capabilities) -> tuple[str, 
         precision = knob_widget("compile", COMPILE_FIELDS["precision"], "fp16" if caps.cuda_available else "fp32",
                                 key_prefix=key_prefix)
     with c2:
-        warmup = knob_widget("measure", MEASURE_FIELDS["warmup_iters"], 20, key_prefix=key_prefix)
+        warmup = knob_widget("measure", MEASURE_FIELDS["warmup_iters"], MEASURE_FIELDS["warmup_iters"].default,
+                             key_prefix=key_prefix)
     with c3:
-        timed = knob_widget("measure", MEASURE_FIELDS["timed_iters"], 100, key_prefix=key_prefix)
+        timed = knob_widget("measure", MEASURE_FIELDS["timed_iters"], MEASURE_FIELDS["timed_iters"].default,
+                            key_prefix=key_prefix)
     return precision, warmup, timed

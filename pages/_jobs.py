@@ -6,7 +6,7 @@ import streamlit as st
 
 from engine import jobs
 from engine.access import Action
-from engine.config import RunRequest
+from engine.settings.request import RunRequest
 from pages._markdown import plain
 
 SESSION_JOBS = "my_jobs"

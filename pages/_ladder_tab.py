@@ -3,11 +3,14 @@ job queue, and open a stored ladder (``?ladder=<id>``) with its verdict."""
 
 import streamlit as st
 
-from engine import jobs, ladder, models, sweep_charts
-from engine.capabilities import Capabilities
-from engine.config import QUANT_SCHEMES, ConfigError
-from engine.quantization import SCHEMES, scheme_options
+from engine import jobs, sweep_charts
+from engine.capabilities import Capabilities, scheme_options
+from engine.errors import ConfigError
+from engine.models import registry
+from engine.quantization.schemes import SCHEMES
+from engine.settings.defaults import QUANT_SCHEMES
 from engine.store import RunStore
+from engine.studies import ladder
 from pages import _localise_start as localise
 from pages._common import execution_progress, report_button, start_execution
 from pages._form import COMPILE_FIELDS, MEASURE_FIELDS, knob_widget
@@ -33,7 +36,7 @@ def render(store: RunStore, caps: Capabilities) -> None:
 def run_form(store: RunStore, caps: Capabilities) -> None:
     """Model, batch, schemes, calibration and iterations; the planned steps; Run."""
     c1, c2, c3 = st.columns([2, 1, 2])
-    sources = models.available_sources()
+    sources = registry.available_sources()
     source = c1.selectbox("Model", sources, index=sources.index("resnet50") if "resnet50" in sources else 0,
                           key=f"{KEY}:model")
     batch = c2.number_input("Batch size", value=8, step=1, key=f"{KEY}:batch")

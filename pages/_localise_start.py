@@ -6,11 +6,12 @@ import streamlit as st
 
 from engine import jobs
 from engine.capabilities import Capabilities
-from engine.config import RunRequest
-from engine.localisation import driver
-from engine.localisation.records import LocalisationRecords
-from engine.localisation.study import Criterion, broken_rungs
+from engine.settings.request import RunRequest
 from engine.store import RunStore, data_dir
+from engine.studies.localisation import driver
+from engine.studies.localisation.figures import Criterion
+from engine.studies.localisation.records import LocalisationRecords
+from engine.studies.localisation.study import broken_rungs
 from pages._common import checked_request, get_store, show_error
 
 URL_KEY = "localise"

@@ -3,26 +3,27 @@
 import pandas as pd
 import streamlit as st
 
-from engine import charts, compare
+from engine import charts
+from engine.compare import differences, history, metrics, settings_table
 from pages._common import get_store, link_to, pick_runs, report_button
 
 st.title("Compare runs")
-runs = pick_runs(compare.MAX_COMPARED, label="Runs to compare")
+runs = pick_runs(metrics.MAX_COMPARED, label="Runs to compare")
 if len(runs) < 2:
-    st.info(f"Pick 2 to {compare.MAX_COMPARED} runs to compare (History can select them for you).",
+    st.info(f"Pick 2 to {metrics.MAX_COMPARED} runs to compare (History can select them for you).",
             icon=":material/info:")
     st.stop()
 
-labels = {r.run_id: compare.run_label(r) for r in runs}
-marked = compare.marked_baselines(get_store().list_runs())
-baseline_id = st.selectbox("Baseline", list(labels), index=compare.baseline_index(list(labels), marked),
+labels = {r.run_id: settings_table.run_label(r) for r in runs}
+marked = history.marked_baselines(get_store().list_runs())
+baseline_id = st.selectbox("Baseline", list(labels), index=history.baseline_index(list(labels), marked),
                            format_func=labels.get, key="compare_baseline",
                            help="Deltas and speedups are against this run. Above 1× = faster than the baseline.")
 
-table = compare.metric_table(runs, baseline_id)
-short = compare.short_labels(runs)
-basis = compare.comparison_basis(runs)
-for line in compare.comparison_header(runs):    # what differs, the same engine, the judged figure: before numbers
+table = metrics.metric_table(runs, baseline_id)
+short = settings_table.short_labels(runs)
+basis = differences.comparison_basis(runs)
+for line in differences.comparison_header(runs):    # what differs, the same engine, the judged figure: before numbers
     st.markdown(line)
 cards = st.columns(len(table))
 for card, row in zip(cards, table.itertuples(), strict=True):
@@ -72,24 +73,24 @@ st.dataframe(
         "delta_pct": st.column_config.NumberColumn("Δ (%)", format="%+.1f%%"),
         "speedup": st.column_config.NumberColumn("speedup vs baseline", format="%.2f×"),
     })
-for note in compare.hardware_notes(runs):   # other machines, other GPUs, one configuration on several GPUs
+for note in metrics.hardware_notes(runs):   # other machines, other GPUs, one configuration on several GPUs
     st.caption(note)
 
-st.plotly_chart(charts.metric_bars(compare.metric_long(runs)), width="stretch", key="chart_metrics")
-st.plotly_chart(charts.latency_distribution(compare.latency_samples(runs)), width="stretch", key="chart_latency")
-st.plotly_chart(charts.layer_type_diff_bar(compare.layer_type_time(runs, baseline_id)), width="stretch",
+st.plotly_chart(charts.metric_bars(metrics.metric_long(runs)), width="stretch", key="chart_metrics")
+st.plotly_chart(charts.latency_distribution(metrics.latency_samples(runs)), width="stretch", key="chart_latency")
+st.plotly_chart(charts.layer_type_diff_bar(metrics.layer_type_time(runs, baseline_id)), width="stretch",
                 key="chart_layer_types")
 
 st.subheader("Settings that differ")
-differ = compare.differing_settings(runs)
+differ = settings_table.differing_settings(runs)
 if differ.empty:
     st.caption("All settings, versions and the GPU are the same: differences are run-to-run noise.")
 else:
     st.markdown("  \n".join(f"**{setting}**: " + " · ".join(f"`{v}`" for v in values)
                              for setting, values in differ.iterrows()))
 with st.expander("All settings (differences highlighted)"):
-    everything = compare.settings_table(runs)
-    st.dataframe(everything.style.apply(compare.highlight_differences, axis=1), key="settings_all")
+    everything = settings_table.settings_table(runs)
+    st.dataframe(everything.style.apply(settings_table.highlight_differences, axis=1), key="settings_all")
 
 report_button(list(labels), baseline_id=baseline_id)
 c1, c2 = st.columns(2)

@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from engine import compare, run_figures
+from engine import run_figures
 from engine.access import Action
+from engine.compare import history, metrics
 from engine.store import RunNotFound
 from pages._access import refused
 from pages._common import forget_runs, get_store, link_to, page_url, pick_runs, set_url_run_ids, show_error
@@ -26,7 +27,7 @@ if summary.empty:
     st.info("No runs stored yet. Profile a model on the Profile page.", icon=":material/info:")
     st.stop()
 
-options = compare.history_filter_options(summary)
+options = history.history_filter_options(summary)
 names = {"model": "Model", "device_name": "GPU / device", "flavour": "Flavour", "precision": "Precision",
          "backend": "Backend"}
 cols = st.columns(len(names) + 1)
@@ -35,11 +36,11 @@ chosen = {col: cols[i].multiselect(label, options[col], key=f"filter_{col}", pla
 dates = cols[-1].date_input("Recorded between", value=(), key="filter_dates", help="UTC dates, inclusive.")
 since = dates[0] if len(dates) >= 1 else None
 until = dates[1] if len(dates) == 2 else None
-shown = compare.filter_history(summary, since=since, until=until, **chosen)
+shown = history.filter_history(summary, since=since, until=until, **chosen)
 
 st.caption(f"{len(shown):,} of {len(summary):,} runs · ★ baseline · samples were recorded on a real GPU")
 st.dataframe(
-    compare.history_table(shown, {run_id: _gpu_time(str(store.root), run_id) for run_id in shown["run_id"]}),
+    history.history_table(shown, {run_id: _gpu_time(str(store.root), run_id) for run_id in shown["run_id"]}),
     hide_index=True, key="history_table",
     column_config={
         "run_id": st.column_config.TextColumn("run id"),
@@ -65,16 +66,16 @@ st.markdown("Shareable link to this selection:")
 st.code(page_url("history", selected), language="text")
 c = st.columns(3)
 with c[0]:
-    if 2 <= len(selected) <= compare.MAX_COMPARED:
+    if 2 <= len(selected) <= metrics.MAX_COMPARED:
         link_to("compare", f"Compare these {len(selected)} runs", selected, icon=":material/compare_arrows:")
     else:
-        st.caption(f"Compare takes 2 to {compare.MAX_COMPARED} runs.")
+        st.caption(f"Compare takes 2 to {metrics.MAX_COMPARED} runs.")
 with c[1]:
     link_to("layers", "Layers of the first run", selected[:1], icon=":material/bar_chart:")
 with c[2]:
     link_to("segmentation", "Segmentation of the first run", selected[:1], icon=":material/account_tree:")
 
-marked = set(compare.marked_baselines(summary))
+marked = set(history.marked_baselines(summary))
 b1, b2, b3 = st.columns([1, 1, 2])
 if b1.button("Mark as baseline", icon=":material/star:", key="mark_baseline"):
     for run_id in selected:

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from engine import charts, compare
+from engine import charts
+from engine.compare import metrics
 from pages._common import export_buttons, link_to, pick_run, run_header
 from pages._timing import timing_row
 
@@ -15,7 +16,7 @@ if run is None:
     st.stop()
 run_header(run)
 
-overhead = compare.profiling_overhead(run)
+overhead = metrics.profiling_overhead(run)
 timing_row(run, throughput=False)
 c = st.columns(4)
 c[0].metric("Layers profiled", f"{len(run.layers):,}")

@@ -3,13 +3,19 @@ from a broken precision-ladder step (Sweeps page); ``?localise=<id>`` opens a st
 
 import streamlit as st
 
-from engine import capabilities, models
-from engine.config import QUANT_SCHEMES, ConfigError, RunRequest
-from engine.localisation import charts, driver
-from engine.localisation.error_growth import error_growth
-from engine.localisation.records import LocalisationNotFound
-from engine.localisation.study import DEFAULT_TOLERANCE_REL_L2, RUNNING, Criterion, Localisation
-from engine.quantization import SCHEMES, scheme_options
+from engine import capabilities
+from engine.capabilities import scheme_options
+from engine.errors import ConfigError
+from engine.models import registry
+from engine.quantization.schemes import SCHEMES
+from engine.settings.defaults import QUANT_SCHEMES
+from engine.settings.request import RunRequest
+from engine.studies.ladder.plan import DEFAULT_TOLERANCE_REL_L2
+from engine.studies.localisation import charts, driver
+from engine.studies.localisation.error_growth import error_growth
+from engine.studies.localisation.figures import Criterion
+from engine.studies.localisation.records import LocalisationNotFound
+from engine.studies.localisation.study import RUNNING, Localisation
 from pages import _localise_start as loc
 from pages._common import checked_request, get_store, link_to, show_error
 from pages._jobs import submit
@@ -33,7 +39,7 @@ if gpu_reason:
 
 def form() -> None:
     c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
-    sources = models.available_sources()
+    sources = registry.available_sources()
     source = c1.selectbox("Model", sources, index=sources.index("resnet50") if "resnet50" in sources else 0,
                           key=f"{KEY}:model")
     batch = c2.number_input("Batch size", value=8, min_value=1, step=1, key=f"{KEY}:batch")

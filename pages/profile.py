@@ -2,9 +2,12 @@
 
 import streamlit as st
 
-from engine import capabilities, charts, compare, diagnosis, dynamic_cost, models, quantization
-from engine.config import CompileSettings, MeasureSettings, RunRequest
+from engine import capabilities, charts, diagnosis
+from engine.compare import metrics, settings_table
+from engine.models import files, registry
+from engine.settings.request import CompileSettings, MeasureSettings, RunRequest
 from engine.store import RunNotFound
+from engine.studies import dynamic_cost
 from pages._common import checked_request, get_store, link_to, load_run, report_button
 from pages._form import compile_disabled_reasons, describe_inputs, knob_section, knob_widget
 from pages._jobs import gpu_picker, job_panel, queue_overview, submit
@@ -20,13 +23,13 @@ with st.container(border=True):
     st.subheader("Model and input")
     c1, c2, c3 = st.columns([2, 1, 2])
     with c1:
-        sources = models.available_sources()
+        sources = registry.available_sources()
         source = st.selectbox("Model", sources, index=sources.index(default.model.source),
                               help="Built-in models use random weights; file: models come from the models "
-                                   f"directory ({models.models_dir()}).", key="knob:model.source")
+                                   f"directory ({files.models_dir()}).", key="knob:model.source")
     with c2:
         batch = st.number_input("Batch size", value=1, step=1, key="knob:model.batch_size")
-    entry = models.REGISTRY.get(source)
+    entry = registry.REGISTRY.get(source)
     text_model = entry is not None and entry.input_kind == "text"
     with c3:
         if text_model:
@@ -66,7 +69,7 @@ with st.container(border=True):
 disabled = compile_disabled_reasons(backend, caps)
 with st.container(border=True):
     st.subheader("Torch-TensorRT compiler knobs")
-    scheme_reasons = quantization.scheme_options(caps)
+    scheme_reasons = capabilities.scheme_options(caps)
     compile_values = knob_section("compile", CompileSettings, default.compile, advanced=False, disabled_for=disabled,
                                   columns=3, option_reasons={"compile.quantization": scheme_reasons})
     scheme = compile_values.get("quantization", "none")
@@ -108,7 +111,7 @@ if run_id:
         st.info(plain(e.message))
     else:
         st.divider()
-        st.subheader(f"Result: {plain(compare.run_label(result))}")
+        st.subheader(f"Result: {plain(settings_table.run_label(result))}")
         st.caption(f"Recorded on {plain(result.env.get('device_name'))} at {plain(result.created_at)}"
                    + (" · sample run recorded on a real GPU" if result.is_sample else "")
                    + f" · submitted by {plain(result.submitted_by or 'unknown')}")
@@ -138,7 +141,7 @@ if run_id:
                     submit(counterpart, gpu)
         left, right = st.columns(2)
         with left:
-            st.dataframe(compare.run_summary(result), hide_index=True,
+            st.dataframe(metrics.run_summary(result), hide_index=True,
                          column_config={"value": st.column_config.NumberColumn(format="%.4g")})
         with right:
             if result.stages_s:

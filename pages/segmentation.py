@@ -4,7 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from engine import capabilities, charts
-from engine.config import ConfigError, RunRequest
+from engine.errors import ConfigError
+from engine.settings.request import RunRequest
 from pages._common import export_buttons, pick_run, run_header, show_error, submit_request
 from pages._jobs import job_panel
 

@@ -4,14 +4,13 @@ job queue, open a recorded one (bundled GPU samples included), or auto-tune unde
 import pandas as pd
 import streamlit as st
 
-from engine import autotune, batch_sweep, capabilities, jobs, models, sweep_charts, sweeps
-from engine.config import (
-    INDUCTOR_MODES,
-    MIN_BLOCK_SIZE,
-    ConfigError,
-    RunRequest,
-)
+from engine import capabilities, jobs, sweep_charts
+from engine.errors import ConfigError
+from engine.models import registry
+from engine.settings.defaults import INDUCTOR_MODES, MIN_BLOCK_SIZE
+from engine.settings.request import RunRequest
 from engine.store import RunNotFound
+from engine.studies import autotune, batch_sweep, sweeps
 from pages import _batch_tab as batch_tab
 from pages import _ladder_tab as ladder_tab
 from pages._common import (
@@ -54,7 +53,7 @@ store = get_store()
 def base_form(key: str) -> dict:
     """The request every point of a sweep or search starts from."""
     c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
-    sources = models.available_sources()
+    sources = registry.available_sources()
     source = c1.selectbox("Model", sources, index=sources.index("resnet50") if "resnet50" in sources else 0,
                           key=f"{key}:model")
     batch = c2.number_input("Batch size", value=1, min_value=1, step=1, key=f"{key}:batch")

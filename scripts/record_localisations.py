@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.config import RunRequest  # noqa: E402
+from engine.settings.request import RunRequest  # noqa: E402
 from engine.store import DATA_DIR_ENV  # noqa: E402
 
 # model_scheme -> (model, scheme)
@@ -77,9 +77,9 @@ def main() -> int:
         import torch
 
         from engine.jobs import JobSystem
-        from engine.localisation import driver
-        from engine.localisation.records import LocalisationRecords, bundle
-        from engine.localisation.study import Criterion
+        from engine.studies.localisation import driver
+        from engine.studies.localisation.figures import Criterion
+        from engine.studies.localisation.records import LocalisationRecords, bundle
 
         system = JobSystem(Path(tmp) / "data")
         records = LocalisationRecords(system.root)

@@ -9,10 +9,10 @@ Parts (``--only``, comma-separated; ``--estimate`` prints the plan and its devic
 - ``sweeps``: per ``--sweep-models`` model (resnet50, vit_b_16), fp16 batch 1: an analyze run (dryrun at
   min_block_size 1: the recommended values), the optimization_level sweep (unset, 0-5: unset and 3 are two
   builds of the default plan) and the min_block_size sweep (1, the default 5, the recommended values) with
-  the default point recorded ``--default-repeats`` times in all, in the order ``engine.sweeps.plan_sweep``
+  the default point recorded ``--default-repeats`` times in all, in the order ``engine.studies.sweeps.plan_sweep``
   gives (its repeats spread among the other points, so drift shows up as a difference between repeats); the
   default point is one request in both sweeps, recorded once and tagged with both.
-  Tags ``sweep:<id>`` / ``knob:<knob>`` (``engine.sweeps``). Per-layer pass off: pages show these as sweep
+  Tags ``sweep:<id>`` / ``knob:<knob>`` (``engine.studies.sweeps``). Per-layer pass off: pages show these as sweep
   tables and charts, not layer tables;
 - ``fragmentation``: resnet50 fp16 as built by default and with relu forced to PyTorch (min_block_size 5),
   both with the per-layer pass (the Layers and Segmentation pages show them);
@@ -47,7 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.config import RunRequest  # noqa: E402
+from engine.settings.request import RunRequest  # noqa: E402
 from engine.store import DATA_DIR_ENV, RunStore  # noqa: E402
 
 RELU = "torch.ops.aten.relu.default"
@@ -89,10 +89,10 @@ def request(model: str, precision: str = "fp16", mode: str = "measure", measure:
 
 def sweep_points(model: str, recommended: list[int], repeats: int, quick: dict, slug: str) -> list[Planned]:
     """The optimization_level sweep then the min_block_size sweep of ``model``, each planned by
-    ``engine.sweeps.plan_sweep`` (its default point run ``repeats`` times in all, interleaved with the other
+    ``engine.studies.sweeps.plan_sweep`` (its default point run ``repeats`` times in all, interleaved with the other
     points). Both sweeps' default point is the same request (level unset, min_block_size 5), so it is recorded
     once, with its repeats, and tagged with both sweeps."""
-    from engine import sweeps
+    from engine.studies import sweeps
 
     m = {"compare_eager": False, "layer_profile": False, "accuracy": False, **quick}
     base = request(model, measure=m)
@@ -128,7 +128,8 @@ def plan_parts(parts: set[str], args: argparse.Namespace, quick: dict, recommend
                     Planned("resnet50_fp16_relu_forced_mbs5",
                             request("resnet50", measure=m, torch_executed_ops=[RELU]), keep_raw=True)]
     if "ladder" in parts:
-        from engine import capabilities, ladder
+        from engine import capabilities
+        from engine.studies import ladder
 
         caps = capabilities.detect()
         for model in args.ladder_models.split(","):
@@ -140,11 +141,13 @@ def plan_parts(parts: set[str], args: argparse.Namespace, quick: dict, recommend
             planned += [Planned(f"{model}_b8_ladder_{s.label.replace('/', '_')}", s.request, plan.tags)
                         for s in plan.steps]
     if "batch" in parts:
-        from engine import batch_sweep, models
+        from engine.models import registry
+        from engine.studies import batch_sweep
 
         base = request("resnet50", measure={"compare_eager": False, "layer_profile": False, **quick})
         plan = batch_sweep.plan_batch_sweep(base, (1, 8, 32), ("static", "dynamic"), opt_batch=8,
-                                            model_inputs=models.input_specs(models.REGISTRY["resnet50"], base.model),
+                                            model_inputs=registry.input_specs(registry.REGISTRY["resnet50"],
+                                                                              base.model),
                                             sweep_id=f"resnet50_fp16_batch_{slug}")
         planned += [Planned(f"resnet50_fp16_batch{p.batch_size}_{p.strategy}", p.request, plan.tags)
                     for p in plan.points]
@@ -250,7 +253,8 @@ def main() -> int:
             store.delete(r.run_id)    # a repeat of the same request is measured again, not read from the cache
             return r
 
-        from engine import capabilities, sweeps
+        from engine import capabilities
+        from engine.studies import sweeps
 
         caps = capabilities.detect()
         found = re.search(r"([A-Z]\d{2,4})", caps.gpus[0].name) if caps.gpus else None

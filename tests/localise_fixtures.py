@@ -10,10 +10,12 @@ from unittest import mock
 
 import torch
 
-from engine import models
-from engine.config import ModelSpec, RunRequest, cache_key
-from engine.localisation import driver
-from engine.localisation.study import Criterion, Localisation
+from engine.models import entry, registry
+from engine.settings.identity import cache_key
+from engine.settings.request import ModelSpec, RunRequest
+from engine.studies.localisation import driver
+from engine.studies.localisation.figures import Criterion
+from engine.studies.localisation.study import Localisation
 
 SMALL = {"source": "resnet18", "batch_size": 8, "input_shape": [3, 32, 32]}
 
@@ -23,11 +25,11 @@ def trt_request(model: dict | None = None, **compile_knobs) -> RunRequest:
                                  "compile": compile_knobs})
 
 
-def int8_broken_resnet18() -> models.BuiltModel:
+def int8_broken_resnet18() -> entry.BuiltModel:
     """resnet18 with an activation outlier: channel 5 of layer2.1.conv1 is 1000x larger and layer2.1.conv2 ignores it,
     so INT8's per-tensor input scale of layer2.1.conv2 crushes every other channel to zero (the outlier failure of
     W8A8). Keeping that one module unquantized fixes it."""
-    model = models.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
+    model = registry.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
     with torch.no_grad():
         model.module.layer2[1].conv1.weight[5] *= 1000.0
         model.module.layer2[1].conv2.weight[:, 5] = 0
@@ -38,7 +40,7 @@ def int8_broken_resnet18() -> models.BuiltModel:
 def _outlier_study_json() -> str:
     model = int8_broken_resnet18()
     request = trt_request(quantization="int8", quant_base_precision="fp32", calibration_batches=2)
-    with mock.patch.object(models, "build", lambda *a, **k: model):
+    with mock.patch.object(registry, "build", lambda *a, **k: model):
         study = driver.plan(request, criterion=Criterion(0.1), localisation_id="outlier",
                             measured_on="fake-quantized PyTorch model (cpu)")
     driver.run(study, driver.PyTorchRunner(model=model), poll_s=0)

@@ -106,7 +106,7 @@ def test_team_mode_shows_only_the_sign_in_page_and_never_logs_a_password(team_ap
 
 def test_the_queue_shows_who_submitted_each_job_and_refuses_to_cancel_others_jobs(tmp_path, monkeypatch):
     from engine import jobs
-    from engine.config import RunRequest
+    from engine.settings.request import RunRequest
 
     monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv(jobs.AUTOSTART_ENV, "0")       # nothing runs: the jobs stay queued

@@ -6,12 +6,13 @@ import itertools
 
 import pytest
 
-from engine import autotune as at
 from engine import sweep_charts
-from engine.config import ConfigError, RunRequest
+from engine.errors import ConfigError
 from engine.result import Accuracy, LatencyStats, RunResult
 from engine.runner import execute
-from engine.sweeps import (
+from engine.settings.request import RunRequest
+from engine.studies import autotune as at
+from engine.studies.sweeps import (
     CUDAGRAPHS_KNOB,
     MIN_BLOCK_SIZE_KNOB,
     OPTIMIZATION_LEVEL_KNOB,

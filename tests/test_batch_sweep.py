@@ -6,11 +6,13 @@ import pandas as pd
 import pytest
 
 from engine import batch_charts as bc
-from engine import batch_sweep as bs
-from engine import models, runner
-from engine.config import ConfigError, MeasureSettings, ModelSpec, RunRequest, validate
+from engine import runner
+from engine.errors import ConfigError
+from engine.models import files, registry
+from engine.settings.request import MeasureSettings, ModelSpec, RunRequest, validate
 from engine.store import RunNotFound
-from engine.sweeps import JobView, SweepExecution, sweep_tags
+from engine.studies import batch_sweep as bs
+from engine.studies.sweeps import JobView, SweepExecution, sweep_tags
 
 QUICK = MeasureSettings(warmup_iters=2, timed_iters=7, layer_profile=False, accuracy=False, compare_eager=False)
 
@@ -28,7 +30,7 @@ def test_static_plan_has_one_valid_run_per_batch():
 
 def test_dynamic_plan_shares_one_engine_range():
     base = RunRequest(model=ModelSpec(source="resnet50"), backend="tensorrt")
-    specs = models.input_specs(models.REGISTRY["resnet50"], base.model)
+    specs = registry.input_specs(registry.REGISTRY["resnet50"], base.model)
     plan = bs.plan_batch_sweep(base, [1, 8, 32], ["static", "dynamic"], model_inputs=specs)
     static = [p for p in plan.points if p.strategy == "static"]
     dynamic = [p for p in plan.points if p.strategy == "dynamic"]
@@ -66,7 +68,7 @@ def test_plan_errors_name_the_setting(kwargs, field, words):
     trt = RunRequest(model=ModelSpec(source="resnet18"), backend="tensorrt")
     with pytest.raises(ConfigError, match="batch_sweep.opt_batch: 64 is outside the swept range 1..8"):
         bs.plan_batch_sweep(trt, [1, 8], ["dynamic"], opt_batch=64,
-                            model_inputs=models.input_specs(models.REGISTRY["resnet18"], trt.model))
+                            model_inputs=registry.input_specs(registry.REGISTRY["resnet18"], trt.model))
     with pytest.raises(ConfigError, match="needs the model's inputs"):
         bs.plan_batch_sweep(trt, [1, 8], ["dynamic"])
 
@@ -82,7 +84,7 @@ def example_inputs(batch_size):
 
 def test_measured_eager_cpu_sweep_finds_where_throughput_levels_off(store, tmp_path, monkeypatch):
     """Run a real sweep through SweepExecution (a synchronous queue) and read it back from the store."""
-    monkeypatch.setenv(models.MODELS_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(files.MODELS_DIR_ENV, str(tmp_path))
     (tmp_path / "small_cnn.py").write_text(SMALL_CNN)
     base = RunRequest(model=ModelSpec(source="file:small_cnn.py"), device="cpu", measure=QUICK)
     plan = bs.plan_batch_sweep(base, [1, 2, 4, 8, 16, 32, 64])

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine import batch_sweep as bs
 from engine import jobs
-from engine.sweeps import sweep_tags
+from engine.studies import batch_sweep as bs
+from engine.studies.sweeps import sweep_tags
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"

@@ -5,10 +5,11 @@ import sys
 import pytest
 import torch
 
-from engine import capabilities
-from engine.config import ConfigError, RunRequest
+from engine import capabilities, runner
+from engine.errors import ConfigError
 from engine.result import LAYER_COLUMNS
 from engine.runner import execute
+from engine.settings.request import RunRequest
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -25,10 +26,10 @@ def test_capabilities_without_gpu_never_import_torch_tensorrt():
     caps = capabilities.detect()
     assert caps.disabled_reason("backend", "tensorrt") == "needs an NVIDIA GPU with Torch-TensorRT installed"
     with pytest.raises(ConfigError) as err:
-        capabilities.check_request(RunRequest(backend="tensorrt"), caps)
+        runner.check_request(RunRequest(backend="tensorrt"), caps)
     assert err.value.field == "backend"
     with pytest.raises(ConfigError) as err:
-        capabilities.check_request(RunRequest(device="cuda"), caps)
+        runner.check_request(RunRequest(device="cuda"), caps)
     assert err.value.field == "device"
 
 
@@ -38,11 +39,11 @@ def test_rtx_flavour_refuses_bf16_and_hardware_compatible():
                                      torch_tensorrt_version="2.11.0", flavour="tensorrt_rtx")
     bf16 = RunRequest.from_dict({"backend": "tensorrt", "compile": {"precision": "bf16"}})
     with pytest.raises(ConfigError, match="TensorRT-RTX has no bf16") as err:
-        capabilities.check_request(bf16, caps)
+        runner.check_request(bf16, caps)
     assert err.value.field == "compile.precision"
-    capabilities.check_request(RunRequest.from_dict({"backend": "tensorrt", "compile": {"precision": "fp16"}}), caps)
+    runner.check_request(RunRequest.from_dict({"backend": "tensorrt", "compile": {"precision": "fp16"}}), caps)
     full = capabilities.Capabilities(**{**capabilities.as_dict(caps), "gpus": caps.gpus, "flavour": "tensorrt"})
-    capabilities.check_request(bf16, full)
+    runner.check_request(bf16, full)
     assert "H200" in caps.banner()[1] and "TensorRT-RTX" in caps.banner()[1]
 
 

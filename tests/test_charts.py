@@ -156,7 +156,7 @@ def test_stage_bar_does_not_count_nested_compile_stages_twice():
     # stage timings of the bundled resnet18 fp16 relu-forced sample (H200), as the TensorRT backend stores them
     stages = {"build_s": 9.968823181999824, "compile_s": 10.733107854999957, "export_s": 0.17668991300001835,
               "first_inference_s": 0.02365701900004069, "partition_s": 0.054692451999983405}
-    from engine.compare import setup_total_s
+    from engine.result import setup_total_s
 
     assert setup_total_s(stages) == pytest.approx(10.733107854999957 + 0.17668991300001835 + 0.02365701900004069)
     fig = charts.stage_bar(stages)

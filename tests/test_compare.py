@@ -6,7 +6,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from engine import charts, compare
+from engine import charts
+from engine.compare import differences, history, metrics, settings_table
 from engine.result import LatencyStats
 from engine.store import RunStore
 from tests.fixture_runs import RESNET18_FP16_MBS5_MEDIAN_MS, eager_run, trt_profiled_run, trt_relu_forced_run
@@ -20,7 +21,7 @@ def eager_pair(tmp_path_factory):
 
 def test_metric_table_deltas_and_speedups_against_the_chosen_baseline(eager_pair):
     b1, b2, _ = eager_pair
-    table = compare.metric_table([b1, b2], baseline_id=b2.run_id).set_index("run_id")
+    table = metrics.metric_table([b1, b2], baseline_id=b2.run_id).set_index("run_id")
     assert table.loc[b2.run_id, "baseline"] and not table.loc[b1.run_id, "baseline"]
     assert table.loc[b2.run_id, "speedup"] == pytest.approx(1.0)
     # batch 1 against batch 2: per sample (the throughput ratio), never per call, and on e2e (CPU: no GPU time)
@@ -31,41 +32,41 @@ def test_metric_table_deltas_and_speedups_against_the_chosen_baseline(eager_pair
     assert table.loc[b1.run_id, "batch_size"] == 1 and pd.isna(table.loc[b1.run_id, "gpu_time_ms"])
     assert table.loc[b2.run_id, "throughput_per_s"] == pytest.approx(2000.0 / b2.latency.median_ms)
     # an unknown baseline id falls back to the first run
-    assert compare.metric_table([b1, b2], "gone").set_index("run_id").loc[b1.run_id, "baseline"]
+    assert metrics.metric_table([b1, b2], "gone").set_index("run_id").loc[b1.run_id, "baseline"]
 
 
 def test_only_the_knob_that_changed_is_reported(eager_pair):
     b1, b2, _ = eager_pair
-    differ = compare.differing_settings([b1, b2])
+    differ = settings_table.differing_settings([b1, b2])
     assert list(differ.index) == ["model.batch_size"]
     assert list(differ.loc["model.batch_size"]) == ["1", "2"]
-    full = compare.settings_table([b1, b2])
+    full = settings_table.settings_table([b1, b2])
     assert not full.loc["compile.min_block_size", "differs"]
-    assert compare.highlight_differences(full.loc["model.batch_size"])[0] == compare.DIFF_STYLE
-    assert compare.highlight_differences(full.loc["compile.precision"]) == [""] * len(full.columns)
+    assert settings_table.highlight_differences(full.loc["model.batch_size"])[0] == settings_table.DIFF_STYLE
+    assert settings_table.highlight_differences(full.loc["compile.precision"]) == [""] * len(full.columns)
 
 
 def test_short_labels_name_what_differs(eager_pair):
     b1, b2, _ = eager_pair
-    assert compare.short_labels([b1, b2]) == {b1.run_id: f"batch=1 {b1.run_id[-8:]}",
+    assert settings_table.short_labels([b1, b2]) == {b1.run_id: f"batch=1 {b1.run_id[-8:]}",
                                               b2.run_id: f"batch=2 {b2.run_id[-8:]}"}
-    assert compare.short_labels([b1]) == {b1.run_id: b1.run_id[-8:]}
+    assert settings_table.short_labels([b1]) == {b1.run_id: b1.run_id[-8:]}
 
 
 def test_cross_gpu_comparison_names_the_devices_and_backends(eager_pair, fixtures_dir):
     b1, _, _ = eager_pair
     trt = trt_profiled_run(fixtures_dir)
-    differ = compare.differing_settings([b1, trt])
+    differ = settings_table.differing_settings([b1, trt])
     assert differ.loc["env.device_name"].tolist() == [b1.env["device_name"], "NVIDIA H100 80GB HBM3"]
     assert differ.loc["backend"].tolist() == ["eager", "tensorrt"]
-    table = compare.metric_table([b1, trt]).set_index("run_id")
+    table = metrics.metric_table([b1, trt]).set_index("run_id")
     assert table.loc[trt.run_id, "speedup"] == pytest.approx(b1.latency.median_ms / RESNET18_FP16_MBS5_MEDIAN_MS)
     assert table.loc[trt.run_id, "device"] == "NVIDIA H100 80GB HBM3"
 
 
 def test_metric_long_drops_metrics_no_run_has(eager_pair, fixtures_dir):
     b1, b2, _ = eager_pair
-    long = compare.metric_long([b1, b2])
+    long = metrics.metric_long([b1, b2])
     assert "accuracy_rel_l2" not in set(long["metric"])     # fp32 eager runs measure no accuracy
     assert "peak_memory_mb" not in set(long["metric"])      # no GPU memory on CPU
     assert "engine_count" not in set(long["metric"])        # eager runs build no engine
@@ -73,13 +74,13 @@ def test_metric_long_drops_metrics_no_run_has(eager_pair, fixtures_dir):
     fig = charts.metric_bars(long)
     assert len(fig.layout.annotations) == long["metric"].nunique()   # one titled panel per metric
     relu = trt_relu_forced_run(fixtures_dir)
-    engines = compare.metric_long([b1, relu]).query("metric == 'engine_count'")
+    engines = metrics.metric_long([b1, relu]).query("metric == 'engine_count'")
     assert engines["value"].tolist() == [0.0, 18.0]
 
 
 def test_layer_type_time_and_delta(eager_pair):
     b1, b2, _ = eager_pair
-    df = compare.layer_type_time([b1, b2], baseline_id=b1.run_id)
+    df = metrics.layer_type_time([b1, b2], baseline_id=b1.run_id)
     conv = df[df["layer_type"] == "Conv2d"].set_index("run_id")
     assert conv.loc[b1.run_id, "total_ms"] == pytest.approx(
         b1.layers.loc[b1.layers["layer_type"] == "Conv2d", "avg_ms"].sum())
@@ -93,7 +94,7 @@ def test_layer_type_time_and_delta(eager_pair):
 
 def test_latency_samples_overlay(eager_pair):
     b1, b2, _ = eager_pair
-    samples = compare.latency_samples([b1, b2])
+    samples = metrics.latency_samples([b1, b2])
     assert len(samples) == len(b1.latency_samples_ms) + len(b2.latency_samples_ms) == 16
     fig = charts.latency_distribution(samples, max_ratio=float("inf"))   # CPU noise must not switch modes
     assert [t.type for t in fig.data] == ["histogram", "histogram"]
@@ -104,7 +105,7 @@ def test_latency_samples_overlay(eager_pair):
 def test_latency_on_different_scales_uses_boxes_on_a_log_axis(eager_pair, fixtures_dir):
     b1, _, _ = eager_pair
     trt = trt_profiled_run(fixtures_dir)
-    fig = charts.latency_distribution(compare.latency_samples([b1, trt]))
+    fig = charts.latency_distribution(metrics.latency_samples([b1, trt]))
     assert [t.type for t in fig.data] == ["box", "box"]
     assert fig.layout.xaxis.type == "log"
     assert list(fig.data[1].x) == [RESNET18_FP16_MBS5_MEDIAN_MS]
@@ -112,32 +113,32 @@ def test_latency_on_different_scales_uses_boxes_on_a_log_axis(eager_pair, fixtur
 
 def test_profiling_overhead_and_run_summary(eager_pair, fixtures_dir):
     trt = trt_profiled_run(fixtures_dir)
-    o = compare.profiling_overhead(trt)
+    o = metrics.profiling_overhead(trt)
     # the README's figure: the per-layer sum (0.77 ms) is over twice the e2e median (0.35 ms)
     assert o["profiled_sum_ms"] == pytest.approx(0.772, abs=1e-3)
     assert o["ratio"] == pytest.approx(0.772 / RESNET18_FP16_MBS5_MEDIAN_MS, rel=1e-3)
-    summary = compare.run_summary(trt).set_index("metric")
+    summary = metrics.run_summary(trt).set_index("metric")
     assert summary.loc["TensorRT engines", "value"] == 1
     b1, _, _ = eager_pair
-    assert "TensorRT engines" not in set(compare.run_summary(b1)["metric"])
+    assert "TensorRT engines" not in set(metrics.run_summary(b1)["metric"])
 
 
 def test_history_filters(eager_pair, fixtures_dir):
     b1, b2, store = eager_pair
     store.save(trt_profiled_run(fixtures_dir))
     summary = store.list_runs()
-    options = compare.history_filter_options(summary)
+    options = history.history_filter_options(summary)
     assert "NVIDIA H100 80GB HBM3" in options["device_name"] and "tensorrt_rtx" in options["flavour"]
-    gpu = compare.filter_history(summary, device_name=["NVIDIA H100 80GB HBM3"])
+    gpu = history.filter_history(summary, device_name=["NVIDIA H100 80GB HBM3"])
     assert gpu["backend"].tolist() == ["tensorrt"]
-    both = compare.filter_history(summary, precision=["fp32", "fp16"], backend=[])
+    both = history.filter_history(summary, precision=["fp32", "fp16"], backend=[])
     assert len(both) == 3
     today = date.fromisoformat(b1.created_at[:10])
-    assert len(compare.filter_history(summary, since=today, until=today)) == 3
-    assert compare.filter_history(summary, until=date(2000, 1, 1)).empty
+    assert len(history.filter_history(summary, since=today, until=today)) == 3
+    assert history.filter_history(summary, until=date(2000, 1, 1)).empty
     with pytest.raises(ValueError, match="unknown history filter"):
-        compare.filter_history(summary, colour=["red"])
-    labels = compare.summary_labels(summary)
+        history.filter_history(summary, colour=["red"])
+    labels = history.summary_labels(summary)
     assert labels[summary.query("backend == 'tensorrt'")["run_id"].iloc[0]].endswith("· sample")
 
 
@@ -146,12 +147,12 @@ def test_an_analyze_run_is_not_timed_and_gets_no_speedup(eager_pair, fixtures_di
     # what analyze mode stores: the dryrun's segmentation, no latency
     analyze = dataclasses.replace(trt_relu_forced_run(fixtures_dir), latency=LatencyStats.not_timed(1),
                                   latency_samples_ms=[])
-    table = compare.metric_table([analyze, b1]).set_index("run_id")
+    table = metrics.metric_table([analyze, b1]).set_index("run_id")
     assert table.loc[analyze.run_id, "e2e_median_ms"] is None or pd.isna(table.loc[analyze.run_id, "e2e_median_ms"])
     assert pd.isna(table.loc[b1.run_id, "speedup"])          # nothing to be faster than
     assert table.loc[analyze.run_id, "engine_count"] == 18
-    assert compare.profiling_overhead(analyze)["e2e_median_ms"] is None
-    assert "End-to-end median" not in set(compare.run_summary(analyze)["metric"])
+    assert metrics.profiling_overhead(analyze)["e2e_median_ms"] is None
+    assert "End-to-end median" not in set(metrics.run_summary(analyze)["metric"])
     assert "not timed" in charts.profiling_overhead_bar(None, 1.0).layout.annotations[0].text
 
 
@@ -167,16 +168,16 @@ def h200_run(fixtures_dir, index: int, median_ms: float, host: str = "gpubox"):
 def test_one_configuration_on_two_gpus_of_one_type_is_told_apart_and_noted(fixtures_dir):
     r0, r1 = h200_run(fixtures_dir, 0, 0.350), h200_run(fixtures_dir, 1, 0.364)
     assert r0.key == r1.key
-    assert compare.gpu_labels([r0, r1]) == {r0.run_id: "H200 #0", r1.run_id: "H200 #1"}
-    table = compare.metric_table([r0, r1]).set_index("run_id")
+    assert settings_table.gpu_labels([r0, r1]) == {r0.run_id: "H200 #0", r1.run_id: "H200 #1"}
+    table = metrics.metric_table([r0, r1]).set_index("run_id")
     assert table["gpu"].tolist() == ["H200 #0", "H200 #1"] and table["device"].nunique() == 1
-    differ = compare.differing_settings([r0, r1])
+    differ = settings_table.differing_settings([r0, r1])
     assert list(differ.index) == ["env.gpu"] and list(differ.loc["env.gpu"]) == ["H200 #0", "H200 #1"]
-    assert compare.short_labels([r0, r1])[r1.run_id] == f"gpu=H200 #1 {r1.run_id[-8:]}"
-    same = compare.same_settings_across_gpus([r0, r1])
+    assert settings_table.short_labels([r0, r1])[r1.run_id] == f"gpu=H200 #1 {r1.run_id[-8:]}"
+    same = metrics.same_settings_across_gpus([r0, r1])
     assert len(same) == 1 and same["gpus"][0] == ["H200 #0", "H200 #1"]
     assert same["spread_pct"][0] == pytest.approx(4.0)
-    notes = compare.hardware_notes([r0, r1])
+    notes = metrics.hardware_notes([r0, r1])
     assert len(notes) == 2 and not any("different machines" in n for n in notes)
     assert "different GPUs of one type (H200 #0, H200 #1)" in notes[0]
     assert "measured on H200 #0 and H200 #1" in notes[1] and "differ by 4.0%" in notes[1]
@@ -185,21 +186,21 @@ def test_one_configuration_on_two_gpus_of_one_type_is_told_apart_and_noted(fixtu
 
 def test_gpu_labels_add_the_host_only_when_runs_come_from_several(fixtures_dir, eager_pair):
     a, b = h200_run(fixtures_dir, 0, 0.35, host="box-a"), h200_run(fixtures_dir, 0, 0.35, host="box-b")
-    assert compare.gpu_labels([a, b]) == {a.run_id: "H200 #0 @box-a", b.run_id: "H200 #0 @box-b"}
+    assert settings_table.gpu_labels([a, b]) == {a.run_id: "H200 #0 @box-a", b.run_id: "H200 #0 @box-b"}
     legacy, (cpu, _, _) = trt_profiled_run(fixtures_dir), eager_pair   # no GPU index recorded
-    assert compare.gpu_labels([legacy, cpu]) == {legacy.run_id: "H100 80GB HBM3", cpu.run_id: "CPU"}
-    assert "env.gpu" not in compare.settings_table([legacy, cpu]).index
-    assert "env.gpu" in compare.settings_table([legacy, a]).index
+    assert settings_table.gpu_labels([legacy, cpu]) == {legacy.run_id: "H100 80GB HBM3", cpu.run_id: "CPU"}
+    assert "env.gpu" not in settings_table.settings_table([legacy, cpu]).index
+    assert "env.gpu" in settings_table.settings_table([legacy, a]).index
 
 
 def test_different_settings_on_two_gpus_get_no_same_settings_note(fixtures_dir):
     r0 = h200_run(fixtures_dir, 0, 0.35)
     r1 = dataclasses.replace(h200_run(fixtures_dir, 1, 0.70), key="another-configuration")
-    assert compare.same_settings_across_gpus([r0, r1]).empty
-    assert compare.hardware_notes([r0, r1]) == [
+    assert metrics.same_settings_across_gpus([r0, r1]).empty
+    assert metrics.hardware_notes([r0, r1]) == [
         "Runs come from different GPUs of one type (H200 #0, H200 #1): differences include GPU-to-GPU variation."]
     twice_on_one = [r0, h200_run(fixtures_dir, 0, 0.36)]                # run-to-run noise, one GPU
-    assert compare.same_settings_across_gpus(twice_on_one).empty and compare.hardware_notes(twice_on_one) == []
+    assert metrics.same_settings_across_gpus(twice_on_one).empty and metrics.hardware_notes(twice_on_one) == []
 
 
 def test_compare_page_shows_two_gpus_side_by_side(store, fixtures_dir, monkeypatch, tmp_path):
@@ -241,18 +242,18 @@ def sample(name: str):
 
 def test_the_bundled_batch_8_and_batch_1_runs_are_compared_per_sample_with_the_batch_named():
     b8, b1 = sample("resnet50_fp16_batch8_dynamic"), sample("resnet50_fp16_batch1_static")
-    differ = compare.differing_settings([b8, b1])
+    differ = settings_table.differing_settings([b8, b1])
     assert {"compile.cache_built_engines", "compile.reuse_cached_engines"} <= set(differ.index)   # they do differ
-    labels = compare.short_labels([b8, b1])
+    labels = settings_table.short_labels([b8, b1])
     assert labels[b8.run_id] == f"batch=8 shapes=dynamic batch 1..32 {b8.run_id[-8:]}"
     assert labels[b1.run_id] == f"batch=1 shapes=static {b1.run_id[-8:]}"
-    (*same, head) = compare.comparison_header([b8, b1])
+    (*same, head) = differences.comparison_header([b8, b1])
     assert same == []                  # recorded before plan fingerprints: no claim about the engine
     assert head.startswith("Differs: batch (8 · 1), inputs (dynamic batch 1..32 · static). Judged on end-to-end "
                            "latency per sample")
     assert "cache" not in head         # engine caching changes nothing measured
     assert "recorded before GPU time existed" in head
-    table = compare.metric_table([b8, b1], baseline_id=b1.run_id).set_index("run_id")
+    table = metrics.metric_table([b8, b1], baseline_id=b1.run_id).set_index("run_id")
     # per call batch 8 is slower (+16%); per sample it is 6.9x faster: the throughput ratio
     assert b8.latency.median_ms > b1.latency.median_ms
     assert table.loc[b8.run_id, "speedup"] == pytest.approx(b8.latency.throughput_per_s / b1.latency.throughput_per_s)
@@ -261,15 +262,15 @@ def test_the_bundled_batch_8_and_batch_1_runs_are_compared_per_sample_with_the_b
     assert table.loc[b8.run_id, "delta_pct"] < -80
 
     static8 = sample("resnet50_fp16_batch8_static")
-    assert compare.short_labels([static8, b1])[static8.run_id] == f"batch=8 {static8.run_id[-8:]}"
+    assert settings_table.short_labels([static8, b1])[static8.run_id] == f"batch=8 {static8.run_id[-8:]}"
 
 
 def test_a_host_setting_is_judged_end_to_end_and_named():
     off, on = sample("resnet50_fp16_cudagraphs_off"), sample("resnet50_fp16_cudagraphs_on")
-    head = compare.comparison_header([off, on])[-1]
+    head = differences.comparison_header([off, on])[-1]
     assert head == ("Differs: cudagraphs (False · True). Judged on end-to-end latency (a host setting differs: GPU "
                     "time cannot show it).")
-    table = compare.metric_table([off, on]).set_index("run_id")
+    table = metrics.metric_table([off, on]).set_index("run_id")
     assert table.loc[on.run_id, "speedup"] == pytest.approx(off.latency.median_ms / on.latency.median_ms)
 
 
@@ -284,19 +285,19 @@ def test_runs_of_one_engine_plan_are_said_to_be_the_same_engine_before_any_numbe
     opt0, opt5 = sample("resnet50_fp16_opt0"), sample("resnet50_fp16_opt5")
     a = _with_gpu(opt0, 0.3866, "plan-A", run_id="20261201-000000-aaaaaaaa")
     b = _with_gpu(opt5, 0.3867, "plan-A", run_id="20261201-000000-bbbbbbbb")
-    lines = compare.comparison_header([a, b])
+    lines = differences.comparison_header([a, b])
     assert lines[0] == ("opt=0 aaaaaaaa and opt=5 bbbbbbbb ran the same engine plan on the same GPU at the same "
                         "shapes: the same engine, so any latency gap between them is noise.")
     assert lines[1] == "Differs: optimization_level (0 · 5). Judged on GPU time."
-    table = compare.metric_table([a, b], baseline_id=a.run_id).set_index("run_id")
+    table = metrics.metric_table([a, b], baseline_id=a.run_id).set_index("run_id")
     assert table.loc[b.run_id, "same_plan"] and not table.loc[a.run_id, "same_plan"]
     assert table.loc[b.run_id, "judged_on"] == "GPU time"
     assert table.loc[b.run_id, "speedup"] == pytest.approx(0.3866 / 0.3867)
     assert table.loc[b.run_id, "host_overhead_ms"] == pytest.approx(opt5.latency.median_ms - 0.3867)
     # another plan: no same-engine claim; one run without GPU time: judged end-to-end, saying why
     c = _with_gpu(opt5, 0.3700, "plan-B", run_id="20261201-000000-cccccccc")
-    assert compare.comparison_header([a, c])[0] == "Differs: optimization_level (0 · 5). Judged on GPU time."
+    assert differences.comparison_header([a, c])[0] == "Differs: optimization_level (0 · 5). Judged on GPU time."
     old = sample("resnet50_fp16")    # recorded before GPU time existed
     assert old.gpu_time is None
     assert "GPU time not measured (recorded before GPU time existed) for this run" in \
-        compare.comparison_header([a, old])[-1]
+        differences.comparison_header([a, old])[-1]

@@ -2,18 +2,11 @@ import dataclasses
 
 import pytest
 
-from engine.config import (
-    INDUCTOR_MODES,
-    MIN_BLOCK_SIZE,
-    CompileSettings,
-    ConfigError,
-    MeasureSettings,
-    ModelSpec,
-    RunRequest,
-    cache_key,
-    knob_fields,
-    validate,
-)
+from engine.errors import ConfigError
+from engine.settings.defaults import INDUCTOR_MODES, MIN_BLOCK_SIZE
+from engine.settings.identity import cache_key
+from engine.settings.knobs import knob_fields
+from engine.settings.request import CompileSettings, MeasureSettings, ModelSpec, RunRequest, validate
 
 ENV = {"device": "cuda", "device_name": "NVIDIA H200", "torch": "2.11.0", "torch_tensorrt": "2.11.0",
        "flavour": "tensorrt_rtx", "tensorrt": "1.4.0.76", "compute_capability": "9.0"}
@@ -163,10 +156,10 @@ def test_stored_results_with_the_old_inductor_bool_read_back_as_modes():
 def test_command_line_keeps_named_choices_as_text():
     import argparse
 
-    from engine import __main__ as cli
+    from engine.settings import cli
 
     parser = argparse.ArgumentParser()
-    cli._add_knobs(parser)
+    cli.add_knob_options(parser)
     for given, mode in (("default", "default"), ("off", "off"), ("max-autotune", "max-autotune"),
                         ("on", "max-autotune")):
         ns = parser.parse_args(["--compare-inductor", given, "--optimization-level", "default"])
@@ -180,7 +173,8 @@ def test_form_builds_a_choice_widget_for_the_inductor_knob():
     def form():
         import streamlit as st
 
-        from engine.config import MeasureSettings, knob_fields
+        from engine.settings.knobs import knob_fields
+        from engine.settings.request import MeasureSettings
         from pages._form import knob_widget
 
         f = next(f for f in knob_fields(MeasureSettings) if f.name == "compare_inductor")

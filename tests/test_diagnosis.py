@@ -3,11 +3,12 @@ import dataclasses
 import pytest
 import torch
 
-from engine import diagnosis, models, runner
-from engine.config import MeasureSettings, ModelSpec, RunRequest
+from engine import diagnosis, runner
+from engine.models import files
 from engine.profiling import gpu_time as gt
 from engine.profiling.trt_profile import parse_trex_profile
 from engine.result import GraphReplay
+from engine.settings.request import MeasureSettings, ModelSpec, RunRequest
 from tests.fixture_runs import trt_profiled_run
 
 # fixtures README: the same resnet18 fp16 engine, timed with profiling off, batch 1
@@ -113,7 +114,7 @@ def single_thread():
 
 @pytest.fixture
 def model_files(tmp_path, monkeypatch, single_thread):
-    monkeypatch.setenv(models.MODELS_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(files.MODELS_DIR_ENV, str(tmp_path))
     (tmp_path / "overhead.py").write_text(OVERHEAD_MODEL)
     (tmp_path / "compute.py").write_text(COMPUTE_MODEL)
 

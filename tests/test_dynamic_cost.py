@@ -6,10 +6,12 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine import dynamic_cost, jobs, models, runner
-from engine.config import RunRequest
-from engine.inputs import parse_inputs
+from engine import jobs, runner
+from engine.models import files
+from engine.settings.inputs import parse_inputs
+from engine.settings.request import RunRequest
 from engine.store import RunStore
+from engine.studies import dynamic_cost
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 MODEL = ("import torch\n"
@@ -27,7 +29,7 @@ def request(inputs, batch: int, seed: int = 0) -> RunRequest:
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    monkeypatch.setenv(models.MODELS_DIR_ENV, str(tmp_path / "models"))
+    monkeypatch.setenv(files.MODELS_DIR_ENV, str(tmp_path / "models"))
     monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TRTDASH_SAMPLES_DIR", str(tmp_path / "no-samples"))
     (tmp_path / "models").mkdir()

@@ -1,10 +1,14 @@
 import pytest
 import torch
 
-from engine import inputs as I
-from engine import model_families
-from engine.config import ConfigError, ModelSpec, RunRequest, cache_key, validate
+from engine.backends.tensorrt import dynamic_shapes
+from engine.errors import ConfigError
+from engine.models import families as model_families
+from engine.models import files, input_tensors, registry
 from engine.profiling.accuracy import compare_outputs
+from engine.settings import inputs
+from engine.settings.identity import cache_key
+from engine.settings.request import ModelSpec, RunRequest, validate
 
 TINY_BERT = dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128,
                  max_position_embeddings=64, vocab_size=100)
@@ -82,33 +86,33 @@ def test_measured_point_must_lie_in_the_range():
     with pytest.raises(ConfigError, match="differs from the sequence size 16 fixed in model.inputs"):
         validate(RunRequest.from_dict({"model": {"source": "hf/bert-base", "batch_size": 2, "inputs": static,
                                                  "sequence_length": 32}}))
-    specs = I.parse_inputs(text_specs())
-    assert I.measured_shapes(specs, 3, 40) == {"input_ids": (3, 40), "attention_mask": (3, 40)}
-    assert I.measured_shapes(specs, 3) == {"input_ids": (3, 16), "attention_mask": (3, 16)}
+    specs = inputs.parse_inputs(text_specs())
+    assert inputs.measured_shapes(specs, 3, 40) == {"input_ids": (3, 40), "attention_mask": (3, 40)}
+    assert inputs.measured_shapes(specs, 3) == {"input_ids": (3, 16), "attention_mask": (3, 16)}
 
 
 def test_example_tensors_follow_dtype_range_and_seed():
-    specs = I.parse_inputs(text_specs() + [dict(name="image", shape=[2, 3, 8, 8], min_shape=[1, 3, 8, 8],
+    specs = inputs.parse_inputs(text_specs() + [dict(name="image", shape=[2, 3, 8, 8], min_shape=[1, 3, 8, 8],
                                                 max_shape=[4, 3, 8, 8], dtype="float16"),
                                            dict(name="flags", shape=[2, 5], min_shape=[1, 5], max_shape=[4, 5],
                                                 dtype="bool")])
-    ids, mask, image, flags = I.example_tensors(specs, I.shapes_at(specs, "max"), seed=1)
+    ids, mask, image, flags = input_tensors.example_tensors(specs, inputs.shapes_at(specs, "max"), seed=1)
     assert ids.dtype == torch.int64 and ids.shape == (4, 64) and 0 <= ids.min() and ids.max() < 100
     assert ids.unique().numel() > 20   # drawn over the range, not a constant
     assert mask.dtype == torch.int64 and bool((mask == 1).all())
     assert image.dtype == torch.float16 and image.shape == (4, 3, 8, 8)
     assert flags.dtype == torch.bool
-    assert torch.equal(ids, I.example_tensors(specs, I.shapes_at(specs, "max"), seed=1)[0])
-    assert not torch.equal(ids, I.example_tensors(specs, I.shapes_at(specs, "max"), seed=2)[0])
-    assert I.shapes_at(specs, {"sequence": 9})["input_ids"] == (2, 9)
+    assert torch.equal(ids, input_tensors.example_tensors(specs, inputs.shapes_at(specs, "max"), seed=1)[0])
+    assert not torch.equal(ids, input_tensors.example_tensors(specs, inputs.shapes_at(specs, "max"), seed=2)[0])
+    assert inputs.shapes_at(specs, {"sequence": 9})["input_ids"] == (2, 9)
 
 
 def test_trial_run_names_the_dimension_the_model_cannot_vary(tiny_bert):
-    specs = I.parse_inputs(text_specs())
-    I.check_model_accepts(tiny_bert, specs)   # 8..64 tokens fit 64 position embeddings
-    too_long = I.parse_inputs(text_specs(hi=(4, 128)))
+    specs = inputs.parse_inputs(text_specs())
+    input_tensors.check_model_accepts(tiny_bert, specs)   # 8..64 tokens fit 64 position embeddings
+    too_long = inputs.parse_inputs(text_specs(hi=(4, 128)))
     with pytest.raises(ConfigError) as e:
-        I.check_model_accepts(tiny_bert, too_long)
+        input_tensors.check_model_accepts(tiny_bert, too_long)
     assert e.value.field == "model.inputs.input_ids"
     assert "cannot vary input 'input_ids' dimension 1 (sequence), input 'attention_mask' dimension 1 (sequence) " \
            "to its max 128 (fails at input_ids (1, 128)" in e.value.message   # batch held at its min
@@ -120,38 +124,38 @@ def test_trial_run_blames_fixed_image_size_not_batch():
     vit = model_families.family_models()["hf/vit-base-patch16-224"].build(
         num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64, image_size=32,
         patch_size=8).eval()
-    specs = I.parse_inputs([dict(name="pixel_values", shape=[2, 3, 32, 32], min_shape=[1, 3, 16, 32],
+    specs = inputs.parse_inputs([dict(name="pixel_values", shape=[2, 3, 32, 32], min_shape=[1, 3, 16, 32],
                                  max_shape=[4, 3, 64, 32], dim_names=["batch", "channels", "height", "width"])])
     with pytest.raises(ConfigError) as e:
-        I.check_model_accepts(vit, specs)
+        input_tensors.check_model_accepts(vit, specs)
     msg = e.value.message
     assert "dimension 2 (height) to its min 16" in msg and "dimension 2 (height) to its max 64" in msg
     assert "(batch)" not in msg
     conv = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1)).eval()
-    I.check_model_accepts(conv, specs)   # a conv net takes any height
+    input_tensors.check_model_accepts(conv, specs)   # a conv net takes any height
 
 
 def test_torch_export_takes_the_shared_dynamic_dims(tiny_bert):
-    specs = I.parse_inputs(text_specs())
-    ep = torch.export.export(tiny_bert, I.example_tensors(specs),
-                             dynamic_shapes=I.torch_export_dynamic_shapes(specs))
+    specs = inputs.parse_inputs(text_specs())
+    ep = torch.export.export(tiny_bert, input_tensors.example_tensors(specs),
+                             dynamic_shapes=dynamic_shapes.torch_export_dynamic_shapes(specs))
     for point in ("min", "max"):
-        x = I.example_tensors(specs, I.shapes_at(specs, point))
+        x = input_tensors.example_tensors(specs, inputs.shapes_at(specs, point))
         torch.testing.assert_close(ep.module()(*x), tiny_bert(*x))
-    assert I.torch_export_dynamic_shapes(I.parse_inputs([dict(name="x", shape=[1, 3])])) == (None,)
+    assert dynamic_shapes.torch_export_dynamic_shapes(inputs.parse_inputs([dict(name="x", shape=[1, 3])])) == (None,)
 
 
 def test_batch_range_helper_keeps_other_dims():
-    specs = I.parse_inputs([dict(name="x", shape=[1, 3, 224, 224])])
-    (dyn,) = I.with_batch_range(specs, 1, 8, 32)
+    specs = inputs.parse_inputs([dict(name="x", shape=[1, 3, 224, 224])])
+    (dyn,) = inputs.with_batch_range(specs, 1, 8, 32)
     assert (dyn.lower, dyn.shape, dyn.upper) == ((1, 3, 224, 224), (8, 3, 224, 224), (32, 3, 224, 224))
     assert ModelSpec(inputs=(dyn,)).inputs[0].dynamic_dims() == [0]
 
 
 @pytest.mark.gpu
 def test_torch_tensorrt_inputs_carry_the_range():
-    specs = I.parse_inputs(text_specs())
-    dyn, static = I.to_torch_tensorrt_inputs([specs[0], I.InputSpec("x", (1, 3), "float16")])
+    specs = inputs.parse_inputs(text_specs())
+    dyn, static = dynamic_shapes.to_torch_tensorrt_inputs([specs[0], inputs.InputSpec("x", (1, 3), "float16")])
     assert tuple(dyn.shape["min_shape"]) == (1, 8) and tuple(dyn.shape["opt_shape"]) == (2, 16)
     assert tuple(dyn.shape["max_shape"]) == (4, 64) and dyn.dtype.to(torch.dtype) == torch.int64
     assert dyn.name == "input_ids" and int(dyn.torch_tensor.max()) < 100   # token ids inside the vocabulary
@@ -170,15 +174,17 @@ def test_one_dynamic_engine_runs_at_three_shapes():
     torch.manual_seed(0)
     model = model_families.family_models()["hf/bert-base"].build(
         **{**TINY_BERT, "max_position_embeddings": 128}).eval().cuda()
-    specs = I.parse_inputs(text_specs(opt=(2, 64), lo=(1, 16), hi=(4, 128)))
-    example = I.example_tensors(specs, I.shapes_at(specs, "opt"), device="cuda")
-    done = I.export_dynamic(model, tuple(example), specs)   # the backend's path
+    specs = inputs.parse_inputs(text_specs(opt=(2, 64), lo=(1, 16), hi=(4, 128)))
+    example = input_tensors.example_tensors(specs, inputs.shapes_at(specs, "opt"), device="cuda")
+    done = dynamic_shapes.export_dynamic(model, tuple(example), specs)   # the backend's path
     print(f"\n[bert dynamic sequence] constraints {done.constraints} | fixes {done.fixes} | {done.warning()}")
     assert all(c.allows(16) and c.allows(64) and c.allows(128) for c in done.constraints)
-    trt = torch_tensorrt.dynamo.compile(done.program, arg_inputs=I.to_torch_tensorrt_inputs(specs, seed=0),
+    trt = torch_tensorrt.dynamo.compile(done.program,
+                                        arg_inputs=dynamic_shapes.to_torch_tensorrt_inputs(specs, seed=0),
                                         min_block_size=1)
     for length in (16, 64, 128):
-        x = I.example_tensors(specs, I.shapes_at(specs, {"batch": 3, "sequence": length}), device="cuda")
+        x = input_tensors.example_tensors(specs, inputs.shapes_at(specs, {"batch": 3, "sequence": length}),
+                                          device="cuda")
         with torch.inference_mode():
             got, want = _hidden_state(trt(*x)), _hidden_state(model(*x))
         # the product's accuracy measure: TensorRT may run fp32 matmuls in TF32, eager here does not, so a few
@@ -197,23 +203,24 @@ def _hidden_state(out):
 
 
 def test_file_model_takes_given_inputs_and_checks_their_range(tmp_path, monkeypatch):
-    from engine import models
+    pass
+    from engine.errors import ModelError
 
-    monkeypatch.setenv(models.MODELS_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(files.MODELS_DIR_ENV, str(tmp_path))
     (tmp_path / "fixed.py").write_text(
         "import torch\n"
         "def build_model():\n    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2))\n"
         "def example_inputs(batch_size):\n    return (torch.randn(batch_size, 3, 4),)\n")
-    own = models.build(ModelSpec(source="file:fixed.py", batch_size=2))
+    own = registry.build(ModelSpec(source="file:fixed.py", batch_size=2))
     assert own.info["inputs"] == [{"shape": [2, 3, 4], "dtype": "float32", "name": "x0"}]
     ok = [dict(name="x0", shape=[2, 3, 4], min_shape=[1, 3, 4], max_shape=[8, 3, 4])]
-    built = models.build(RunRequest.from_dict({"model": {"source": "file:fixed.py", "batch_size": 8,
+    built = registry.build(RunRequest.from_dict({"model": {"source": "file:fixed.py", "batch_size": 8,
                                                          "inputs": ok}}).model)
     assert built.example_inputs[0].shape == (8, 3, 4) and built.info["inputs"][0]["min_shape"] == [1, 3, 4]
     assert built.input_specs[0].is_dynamic and not own.input_specs[0].is_dynamic
     wide = [dict(name="x0", shape=[2, 3, 4], min_shape=[2, 3, 2], max_shape=[2, 3, 4])]
-    with pytest.raises(models.ModelError, match=r"cannot vary input 'x0' dimension 2 to its min 2"):
-        models.build(RunRequest.from_dict({"model": {"source": "file:fixed.py", "batch_size": 2,
+    with pytest.raises(ModelError, match=r"cannot vary input 'x0' dimension 2 to its min 2"):
+        registry.build(RunRequest.from_dict({"model": {"source": "file:fixed.py", "batch_size": 2,
                                                      "inputs": wide}}).model)
 
 
@@ -227,23 +234,24 @@ class Chunked(torch.nn.Module):
 
 
 def chunked_specs(lo=16, opt=64, hi=128):
-    return I.parse_inputs(text_specs(opt=(2, opt), lo=(1, lo), hi=(4, hi)))
+    return inputs.parse_inputs(text_specs(opt=(2, opt), lo=(1, lo), hi=(4, hi)))
 
 
 def test_export_applies_the_suggested_multiple_of_8_and_says_so():
     specs = chunked_specs()
     with pytest.raises(Exception, match="Suggested fixes"):   # the plain export fails: a real guard, not a stub
-        torch.export.export(Chunked(), I.example_tensors(specs), dynamic_shapes=I.torch_export_dynamic_shapes(specs))
-    done = I.export_dynamic(Chunked(), I.example_tensors(specs), specs,
+        torch.export.export(Chunked(), input_tensors.example_tensors(specs),
+                            dynamic_shapes=dynamic_shapes.torch_export_dynamic_shapes(specs))
+    done = dynamic_shapes.export_dynamic(Chunked(), input_tensors.example_tensors(specs), specs,
                             measured={"input_ids": (3, 40), "attention_mask": (3, 40)})
-    assert done.constraints == (I.DimConstraint("sequence", 16, 128, multiple_of=8),)
+    assert done.constraints == (dynamic_shapes.DimConstraint("sequence", 16, 128, multiple_of=8),)
     assert "sequence must be a multiple of 8 in [16, 128]" in done.warning()
     assert any("8*" in f for f in done.fixes)
     for length in (16, 40, 128):   # one program for every allowed length, same answer as eager
-        x = I.example_tensors(specs, I.shapes_at(specs, {"batch": 3, "sequence": length}))
+        x = input_tensors.example_tensors(specs, inputs.shapes_at(specs, {"batch": 3, "sequence": length}))
         torch.testing.assert_close(done.program.module()(*x), Chunked()(*x))
     with pytest.raises(AssertionError, match=r"size\(\)\[1\] >= 16"):   # the requested range, not 0..128
-        done.program.module()(*I.example_tensors(specs, I.shapes_at(specs, {"sequence": 8})))
+        done.program.module()(*input_tensors.example_tensors(specs, inputs.shapes_at(specs, {"sequence": 8})))
 
 
 @pytest.mark.parametrize("ranges, measured, field, words", [
@@ -258,7 +266,7 @@ def test_export_applies_the_suggested_multiple_of_8_and_says_so():
 def test_sizes_that_break_the_refined_rule_are_refused_with_the_valid_ones(ranges, measured, field, words):
     specs = chunked_specs(*ranges)
     with pytest.raises(ConfigError) as e:
-        I.export_dynamic(Chunked(), I.example_tensors(specs), specs, measured=measured)
+        dynamic_shapes.export_dynamic(Chunked(), input_tensors.example_tensors(specs), specs, measured=measured)
     assert e.value.field == field
     assert words in e.value.message
 
@@ -268,27 +276,28 @@ def test_rules_with_an_offset_or_a_single_size_read_in_user_terms():
         def forward(self, x):
             return x[:, 1:].reshape(x.shape[0], (x.shape[1] - 1) // 4, 4).sum(-1)
 
-    specs = I.parse_inputs([dict(name="x", shape=[2, 33], min_shape=[1, 9], max_shape=[4, 65], dtype="int64",
+    specs = inputs.parse_inputs([dict(name="x", shape=[2, 33], min_shape=[1, 9], max_shape=[4, 65], dtype="int64",
                                  value_range=[0, 10], dim_names=["batch", "sequence"])])
-    done = I.export_dynamic(SkipFirst(), I.example_tensors(specs), specs)
-    assert done.constraints == (I.DimConstraint("sequence", 9, 65, multiple_of=4, offset=1),)
+    done = dynamic_shapes.export_dynamic(SkipFirst(), input_tensors.example_tensors(specs), specs)
+    assert done.constraints == (dynamic_shapes.DimConstraint("sequence", 9, 65, multiple_of=4, offset=1),)
     assert "sequence must be a multiple of 4 plus 1 in [9, 65]" in done.warning()
-    assert I.DimConstraint("sequence", 9, 65, 4, 1).sizes() == "9, 13, 17, ..., 65"
+    assert dynamic_shapes.DimConstraint("sequence", 9, 65, 4, 1).sizes() == "9, 13, 17, ..., 65"
 
     class Fixed(torch.nn.Module):   # a reshape that pins the sequence to 32
         def forward(self, x):
             return x.reshape(x.shape[0], 4, 8).sum(-1)
 
-    specs = I.parse_inputs([dict(name="x", shape=[2, 32], min_shape=[1, 16], max_shape=[4, 64], dtype="int64",
+    specs = inputs.parse_inputs([dict(name="x", shape=[2, 32], min_shape=[1, 16], max_shape=[4, 64], dtype="int64",
                                  value_range=[0, 10], dim_names=["batch", "sequence"])])
     with pytest.raises(ConfigError, match=r"min 16, dimension 1 \(sequence\) max 64: .*sequence must be 32\. "
                                           r"Valid sizes: 32"):
-        I.export_dynamic(Fixed(), I.example_tensors(specs), specs)
+        dynamic_shapes.export_dynamic(Fixed(), input_tensors.example_tensors(specs), specs)
 
 
 def test_export_without_guards_or_with_other_errors_is_untouched():
-    specs = I.parse_inputs(text_specs())
-    done = I.export_dynamic(torch.nn.Embedding(100, 4), I.example_tensors(specs)[:1], specs[:1])
+    specs = inputs.parse_inputs(text_specs())
+    done = dynamic_shapes.export_dynamic(torch.nn.Embedding(100, 4), input_tensors.example_tensors(specs)[:1],
+                                         specs[:1])
     assert done.constraints == () and done.fixes == () and done.warning() == ""
 
     class Broken(torch.nn.Module):
@@ -296,4 +305,4 @@ def test_export_without_guards_or_with_other_errors_is_untouched():
             raise RuntimeError("no such op here")
 
     with pytest.raises(RuntimeError, match="no such op here"):   # not a constraint violation: raised as is
-        I.export_dynamic(Broken(), I.example_tensors(specs), specs)
+        dynamic_shapes.export_dynamic(Broken(), input_tensors.example_tensors(specs), specs)

@@ -32,7 +32,8 @@ from engine.backends.tensorrt import internals
 from engine.backends.tensorrt.export import compile_settings
 from engine.backends.tensorrt.run import check
 from engine.capabilities import Capabilities
-from engine.config import ConfigError, RunRequest
+from engine.errors import ConfigError
+from engine.settings.request import RunRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("TRTDASH_WHEEL_CACHE", Path.home() / ".cache" / "trtdash-wheels"))

@@ -59,9 +59,9 @@ def test_a_gpu_worker_runs_its_next_job_in_the_process_it_started_during_the_pre
     """A worker that serves a GPU (gpu_index set) starts the next job process when a job starts and hands it
     the GPU once that job is over; the next job runs in exactly that process. Driven through ``run_job`` with
     tiny eager CPU jobs (no GPU here: the GPU warm-up step is a no-op, the hand-over is what is checked)."""
-    from engine.config import RunRequest
     from engine.jobs import JobSystem
     from engine.jobs.worker import Worker
+    from engine.settings.request import RunRequest
 
     def tiny(seed: int) -> RunRequest:
         return RunRequest.from_dict({

@@ -11,9 +11,10 @@ import time
 import pytest
 
 from engine import jobs
-from engine.config import ConfigError, RunRequest
+from engine.errors import ConfigError
 from engine.jobs import JobSystem, route_for
 from engine.jobs.host import pid_alive, this_host
+from engine.settings.request import RunRequest
 
 
 def tiny(seed: int = 0, timed_iters: int = 5, side: int = 32) -> RunRequest:
@@ -202,7 +203,7 @@ def test_a_submitter_that_exits_leaves_the_workers_running_and_a_dead_worker_is_
 
     root = tmp_path / "data"
     requests = [tiny(seed).to_dict() for seed in (60, 61, 62)]
-    code = ("import json, sys; from engine.config import RunRequest; from engine.jobs import JobSystem; "
+    code = ("import json, sys; from engine.settings.request import RunRequest; from engine.jobs import JobSystem; "
             "s = JobSystem(sys.argv[1]); "
             "print(*[s.submit(RunRequest.from_dict(r)).job_id for r in json.loads(sys.argv[2])], flush=True)")
     out = subprocess.run([sys.executable, "-c", code, str(root), json.dumps(requests)], cwd=str(PROJECT_ROOT),

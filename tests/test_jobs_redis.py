@@ -90,7 +90,8 @@ def test_what_the_remote_workers_cannot_run_is_refused_at_submit(tmp_path, redis
 
     import pytest
 
-    from engine.config import ConfigError, RunRequest
+    from engine.errors import ConfigError
+    from engine.settings.request import RunRequest
 
     monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "app"))
     app = JobSystem(tmp_path / "app", redis_url)

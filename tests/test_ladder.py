@@ -7,10 +7,13 @@ import importlib.util
 import pytest
 import torch
 
-from engine import capabilities, ladder, quantization, runner
-from engine.config import ConfigError, MeasureSettings, ModelSpec, RunRequest
+from engine import capabilities, runner
+from engine.errors import ConfigError
 from engine.profiling.accuracy import compare_outputs
 from engine.profiling.latency import time_inference
+from engine.quantization import fake_quant, schemes
+from engine.settings.request import MeasureSettings, ModelSpec, RunRequest
+from engine.studies import ladder
 from tests.test_quantization import gpu_caps, quant_request, tiny_model
 
 HAVE_MODELOPT = importlib.util.find_spec("modelopt") is not None
@@ -19,30 +22,30 @@ WARMUP, TIMED = 3, 25
 
 # -- planning ------------------------------------------------------------------------------------
 def test_plan_on_rtx_h200_skips_int8_activations_and_fp4(monkeypatch):
-    monkeypatch.setattr(quantization, "modelopt_installed", lambda: True)
+    monkeypatch.setattr(schemes, "modelopt_installed", lambda: True)
     caps = gpu_caps("tensorrt_rtx", "9.0")
     base = RunRequest(model=ModelSpec(source="resnet50", batch_size=8))
     plan = ladder.plan_ladder(base, caps, ladder_id="r50")
     assert [s.label for s in plan.steps] == ["fp32", "fp16", "int8_weight_only/fp16", "fp8/fp16"]
     skipped = dict(plan.skipped)
     assert set(skipped) == {"int8", "int8_smoothquant", "int4_awq", "nvfp4"}
-    assert skipped["int4_awq"] == quantization.TORCH_TRT_INT4
+    assert skipped["int4_awq"] == schemes.TORCH_TRT_INT4
     assert skipped["int8"].startswith("TensorRT-RTX does not support int8 activation quantization")
     assert "compute capability 10.0" in skipped["nvfp4"]
     assert plan.tags == ["ladder:r50"]
     for step in plan.steps:
         assert step.request.backend == "tensorrt" and step.request.model.batch_size == 8
-        capabilities.check_request(step.request, caps)   # every planned step passes validation here
+        runner.check_request(step.request, caps)   # every planned step passes validation here
     fp8 = plan.steps[3].request.compile
     assert (fp8.quantization, fp8.quant_base_precision, fp8.precision) == ("fp8", "fp16", "fp16")
 
 
 def test_plan_over_fp32_activations_and_without_modelopt(monkeypatch):
-    monkeypatch.setattr(quantization, "modelopt_installed", lambda: True)
+    monkeypatch.setattr(schemes, "modelopt_installed", lambda: True)
     plan = ladder.plan_ladder(RunRequest(), gpu_caps("tensorrt", "10.0"), base_precision="fp32",
                               schemes=["int8_weight_only", "nvfp4"])
     assert [s.label for s in plan.steps] == ["fp32", "fp16", "int8_weight_only/fp32", "nvfp4/fp32"]
-    monkeypatch.setattr(quantization, "modelopt_installed", lambda: False)
+    monkeypatch.setattr(schemes, "modelopt_installed", lambda: False)
     plan = ladder.plan_ladder(RunRequest(), gpu_caps("tensorrt", "10.0"))
     assert [s.label for s in plan.steps] == ["fp32", "fp16"]
     assert all("pip install nvidia-modelopt" in why for _, why in plan.skipped) and len(plan.skipped) == 6
@@ -76,7 +79,7 @@ def cpu_rungs():
     rungs["fp16"] = _rung("fp16", "none", "fp16", "eager", lambda: half(xh), batch, accuracy=acc16)
     for scheme in ("int8", "int8_weight_only", "fp8"):
         stages = {}
-        q = quantization.prepare_quantized(quant_request(scheme, quant_base_precision="fp32", calibration_batches=4),
+        q = fake_quant.prepare_quantized(quant_request(scheme, quant_base_precision="fp32", calibration_batches=4),
                                            model, "cpu", stages=stages)
         report = q.report()
         rungs[scheme] = _rung(f"{scheme}/fp32", scheme, "fp32", "fake_quant", lambda q=q: q.module(*q.inputs), batch,
@@ -124,7 +127,7 @@ def test_verdict_when_fp16_is_the_reference_and_a_scheme_beats_it(cpu_rungs):
     speedup = fp16.median_ms / best.median_ms
     assert v.reference is fp16 and v.best is best
     assert v.headline.startswith(f"{best.label} is the fastest within tolerance (rel. L2 ≤ 0.05): ")
-    assert f"against fp16 {ladder.fmt_ms(fp16.median_ms)}, {speedup:.2f}× faster" in v.headline
+    assert f"against fp16 {ladder.format_ms(fp16.median_ms)}, {speedup:.2f}× faster" in v.headline
 
 
 def test_verdict_when_no_scheme_beats_the_reference_says_why(cpu_rungs):
@@ -149,7 +152,7 @@ def test_verdict_when_nothing_is_within_tolerance(cpu_rungs):
 
 def test_conversion_problem_rung_is_flagged_and_never_chosen(cpu_rungs):
     model = tiny_model()
-    q = quantization.prepare_quantized(quant_request("int8", quant_base_precision="fp32", calibration_batches=2),
+    q = fake_quant.prepare_quantized(quant_request("int8", quant_base_precision="fp32", calibration_batches=2),
                                        model, "cpu")
     with torch.no_grad():
         other_weights = tiny_model(seed=1).module(*model.example_inputs)   # output a broken conversion would give
@@ -289,7 +292,7 @@ def sample_runs(store) -> dict[str, str]:
 
 
 def test_plan_with_no_scheme_picked_runs_fp32_and_fp16_only(monkeypatch):
-    monkeypatch.setattr(quantization, "modelopt_installed", lambda: True)
+    monkeypatch.setattr(schemes, "modelopt_installed", lambda: True)
     assert [s.label for s in ladder.plan_ladder(RunRequest(), H200_RTX, schemes=[]).steps] == ["fp32", "fp16"]
     # None: every scheme the matrix allows
     assert len(ladder.plan_ladder(RunRequest(), H200_RTX, schemes=None).steps) == 4
@@ -309,7 +312,7 @@ def test_ladder_base_is_a_tensorrt_request_with_the_ladder_measurement():
 
 
 def test_plan_problem_names_what_this_machine_lacks(monkeypatch, store):
-    monkeypatch.setattr(quantization, "modelopt_installed", lambda: True)
+    monkeypatch.setattr(schemes, "modelopt_installed", lambda: True)
     base = ladder.ladder_base({"model": {"source": "resnet18"}})
     assert ladder.plan_problem(ladder.plan_ladder(base, H200_RTX), H200_RTX) is None
     problem = ladder.plan_problem(ladder.plan_ladder(base, NO_GPU), NO_GPU)
@@ -327,7 +330,7 @@ def test_plan_problem_names_what_this_machine_lacks(monkeypatch, store):
 
 
 def test_execution_submits_the_plan_tags_what_finishes_and_cancels_the_rest(monkeypatch, store):
-    monkeypatch.setattr(quantization, "modelopt_installed", lambda: True)
+    monkeypatch.setattr(schemes, "modelopt_installed", lambda: True)
     runs = sample_runs(store)
     plan = ladder.plan_ladder(ladder.ladder_base({"model": {"source": "resnet50", "batch_size": 8}}), H200_RTX,
                               schemes=["int8_weight_only", "fp8"], ladder_id="launched")
@@ -367,7 +370,7 @@ def ladder_page(tmp_path, monkeypatch):
 
     monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("TRTDASH_SAMPLES_DIR", raising=False)
-    monkeypatch.setattr(quantization, "modelopt_installed", lambda: True)
+    monkeypatch.setattr(schemes, "modelopt_installed", lambda: True)
     monkeypatch.setattr(capabilities, "detect", lambda: H200_RTX)
     q = FakeQueue()
     for name in ("submit", "get", "cancel"):
@@ -401,8 +404,8 @@ def test_tab_lists_refused_schemes_with_reasons_and_plans_what_plan_ladder_plans
     assert picker.value == ["int8_weight_only", "fp8"]          # only what the matrix allows
     assert not any(o.startswith(("int8 ", "int8_smoothquant", "int4_awq", "nvfp4")) for o in picker.options)
     text = _texts(at)
-    assert f"- **int8** (INT8 (W8A8)): {quantization.RTX_INT8_ACTIVATIONS}" in text
-    assert f"- **int8_smoothquant** (INT8 SmoothQuant (W8A8)): {quantization.RTX_INT8_ACTIVATIONS}" in text
+    assert f"- **int8** (INT8 (W8A8)): {schemes.RTX_INT8_ACTIVATIONS}" in text
+    assert f"- **int8_smoothquant** (INT8 SmoothQuant (W8A8)): {schemes.RTX_INT8_ACTIVATIONS}" in text
     assert "- **nvfp4** (NVFP4): NVFP4 needs compute capability 10.0 or newer" in text
 
     picker.set_value(["fp8", "int8_weight_only"])
@@ -491,7 +494,7 @@ def test_a_failed_step_is_explained_and_cancel_stops_the_rest(ladder_page):
 def test_without_gpu_or_torch_tensorrt_run_is_disabled_with_the_reason(ladder_page, monkeypatch, caps, needed):
     at, q, _ = ladder_page
     monkeypatch.setattr(capabilities, "detect", lambda: caps)
-    monkeypatch.setattr(quantization, "modelopt_installed", lambda: False)
+    monkeypatch.setattr(schemes, "modelopt_installed", lambda: False)
     at.run()
     assert not at.exception, at.exception
     (warning,) = [w for w in at.warning if needed in w.value]
@@ -499,7 +502,7 @@ def test_without_gpu_or_torch_tensorrt_run_is_disabled_with_the_reason(ladder_pa
     button = _run_button(at)
     assert button.disabled and needed.split(": ", 1)[1] in button.help
     assert at.multiselect(key="ladder:schemes").options == []
-    assert _texts(at).count(f"install it with `{quantization.INSTALL_COMMAND}`") == 6     # every scheme
+    assert _texts(at).count(f"install it with `{schemes.INSTALL_COMMAND}`") == 6     # every scheme
     assert "**2 runs**, one job each: fp32; fp16" in _texts(at)
     assert q.requests == []
 

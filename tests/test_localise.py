@@ -12,14 +12,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import capabilities, models, quantization
+from engine import runner
+from engine.backends import keep_high_precision as keep
 from engine.backends.eager import prepare
-from engine.config import ConfigError, ModelSpec, RunRequest, cache_key
-from engine.localisation import driver, keep
-from engine.localisation.bisect import BUDGET, FOUND, UNFIXABLE, Bisection, default_max_builds
-from engine.localisation.error_growth import ErrorGrowth, error_growth
-from engine.localisation.records import LocalisationNotFound, LocalisationRecords, bundle, read_bundle
-from engine.localisation.study import LOCALISE_TAG, Localisation
+from engine.errors import CalibrationDataError, ConfigError
+from engine.models import registry
+from engine.quantization import calibration, fake_quant, schemes
+from engine.settings.identity import cache_key, settings_that_matter
+from engine.settings.request import ModelSpec, RunRequest
+from engine.studies.localisation import driver
+from engine.studies.localisation.bisect import BUDGET, FOUND, UNFIXABLE, Bisection, default_max_builds
+from engine.studies.localisation.error_growth import ErrorGrowth, error_growth
+from engine.studies.localisation.records import LocalisationNotFound, LocalisationRecords, bundle, read_bundle
+from engine.studies.localisation.study import LOCALISE_TAG, Localisation
 from tests.localise_fixtures import SMALL, RecordedQueue, _key, outlier_study, trt_request
 from tests.test_quantization import gpu_caps
 
@@ -39,7 +44,7 @@ def test_keep_high_precision_is_a_sorted_set_of_module_paths_in_the_cache_key():
     same = trt_request(precision="fp16", keep_high_precision=["layer3.1.conv2", "layer1.0.conv1"])
     assert cache_key(same, env, "m") == cache_key(r, env, "m")
     # empty: the key runs stored before the knob existed were filed under
-    assert "keep_high_precision" not in json.dumps(__import__("engine.config").config.settings_that_matter(plain))
+    assert "keep_high_precision" not in json.dumps(settings_that_matter(plain))
     # the eager backend ignores compile knobs but precision
     eager = RunRequest.from_dict({"model": SMALL, "compile": {"precision": "fp16", "keep_high_precision": ["fc"]}})
     assert cache_key(eager, env, "m") == cache_key(eager.with_changes(**{"compile.keep_high_precision": ()}), env, "m")
@@ -56,24 +61,24 @@ def test_keep_high_precision_validation_names_the_field():
 
 
 def test_unknown_module_paths_are_named_at_submit(monkeypatch):
-    monkeypatch.setattr(quantization, "modelopt_installed", lambda: True)
+    monkeypatch.setattr(schemes, "modelopt_installed", lambda: True)
     request = trt_request(precision="fp16", keep_high_precision=["layer3.1.conv2", "layer3.9.conv1"])
     with pytest.raises(ConfigError) as e:
-        capabilities.check_request(request, RTX)
+        runner.check_request(request, RTX)
     assert e.value.field == "compile.keep_high_precision"
     assert "resnet18 has no module 'layer3.9.conv1'" in e.value.message and "layer3.0" in e.value.message
-    capabilities.check_request(request.with_changes(**{"compile.keep_high_precision": ["layer3.1.conv2"]}), RTX)
+    runner.check_request(request.with_changes(**{"compile.keep_high_precision": ["layer3.1.conv2"]}), RTX)
     fp8 = trt_request(quantization="fp8", keep_high_precision=["layer3.1"])   # a block: every quantizer in it
-    capabilities.check_request(fp8, RTX)
+    runner.check_request(fp8, RTX)
     # full TensorRT builds fp16 weakly typed: a module cannot be kept in fp32 there; quantized builds can
     with pytest.raises(ConfigError, match="needs a strongly typed network"):
-        capabilities.check_request(request.with_changes(**{"compile.keep_high_precision": ["fc"]}),
+        runner.check_request(request.with_changes(**{"compile.keep_high_precision": ["fc"]}),
                                    gpu_caps("tensorrt", "9.0"))
-    capabilities.check_request(fp8, gpu_caps("tensorrt", "9.0"))
+    runner.check_request(fp8, gpu_caps("tensorrt", "9.0"))
 
 
 def test_cast_keeps_a_module_in_fp32_behind_casts_that_torch_export_keeps():
-    model = models.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
+    model = registry.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
     module, inputs = prepare(model, "fp16", "cpu", keep_fp32=["layer1.0.conv1"])
     assert module is not model.module and next(model.module.parameters()).dtype == torch.float32   # a copy
     assert module.layer1[0].conv1.weight.dtype == torch.float32 and module.conv1.weight.dtype == torch.float16
@@ -91,9 +96,9 @@ def test_cast_keeps_a_module_in_fp32_behind_casts_that_torch_export_keeps():
 
 @needs_modelopt
 def test_quantized_run_switches_off_the_kept_modules_quantizers():
-    model = models.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
-    plain = quantization.prepare_quantized(trt_request(quantization="fp8", calibration_batches=1), model, "cpu")
-    kept = quantization.prepare_quantized(
+    model = registry.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
+    plain = fake_quant.prepare_quantized(trt_request(quantization="fp8", calibration_batches=1), model, "cpu")
+    kept = fake_quant.prepare_quantized(
         trt_request(quantization="fp8", calibration_batches=1, keep_high_precision=["layer1.0.conv1", "fc"]),
         model, "cpu")
     assert plain.quantizers - kept.quantizers == 4                       # input + weight quantizer of each
@@ -102,19 +107,19 @@ def test_quantized_run_switches_off_the_kept_modules_quantizers():
     assert report.kept == ["fc", "layer1.0.conv1"] and report.fake_quant_vs_eager.nonfinite == 0
     assert report.fake_quant_vs_eager.rel_l2 != plain.report().fake_quant_vs_eager.rel_l2
     with pytest.raises(ConfigError, match="has no module 'layer1.0.conv9'"):
-        quantization.prepare_quantized(trt_request(quantization="fp8", keep_high_precision=["layer1.0.conv9"]),
+        fake_quant.prepare_quantized(trt_request(quantization="fp8", keep_high_precision=["layer1.0.conv9"]),
                                        model, "cpu")
 
 
 # -- units and the error growth ----------------------------------------------------------------------------------
 def test_units_are_leaves_of_the_call_tree_in_execution_order():
-    resnet = models.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
+    resnet = registry.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
     x = tuple(t[:1] for t in resnet.example_inputs)
     units = keep.call_tree_leaves(resnet.module, x)
     assert units[:5] == ["conv1", "bn1", "relu", "maxpool", "layer1.0.conv1"] and units[-1] == "fc"
     cast = keep.cast_candidates(resnet.module, x)
     assert "relu" not in cast and "maxpool" not in cast and cast[:3] == ["conv1", "bn1", "layer1.0.conv1"]
-    vit = models.build(ModelSpec(source="vit_b_16", batch_size=1), 0)
+    vit = registry.build(ModelSpec(source="vit_b_16", batch_size=1), 0)
     units = keep.call_tree_leaves(vit.module, vit.example_inputs)
     attention = "encoder.layers.encoder_layer_0.self_attention"
     # MultiheadAttention uses out_proj's weights without calling it: the attention is the unit
@@ -146,7 +151,7 @@ def test_error_growth_on_resnet18_fp8_and_fp16():
 
 
 def test_error_growth_names_the_unit_where_fp16_overflows():
-    model = models.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
+    model = registry.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
     with torch.no_grad():
         model.module.layer3[0].conv1.weight *= 1e5       # its output leaves fp16's range
     growth = error_growth(trt_request(precision="fp16"), model=model)
@@ -292,7 +297,7 @@ def test_bundle_carries_the_study_and_its_runs(store, tmp_path):
     runs = _ladder_runs(store)
     study = Localisation("b", "2026-11-30T00:00:00+00:00",
                          RunRequest.from_dict(store.get(runs["fp16/fp8"]).request).to_dict(), ["conv1"])
-    from engine.localisation.study import Step
+    from engine.studies.localisation.study import Step
 
     study.steps = [Step(0, "unfixed", [], run_id=runs["fp16/fp8"], state="done"),
                    Step(1, "reference", [], run_id=runs["fp16/none"], state="done")]
@@ -348,7 +353,7 @@ def _image_folder(root: Path, classes: dict[str, int], size=(40, 30)) -> Path:
 
 
 def test_imagefolder_layout_is_labelled_and_calibrates_from_every_class(tmp_path):
-    from engine.image_folders import inspect_folder, load_labelled
+    from engine.quantization.image_folders import inspect_folder, load_labelled
 
     folder = _image_folder(tmp_path / "val", {"2": 2, "0": 3, "1": 1})
     (folder / "loose.png").write_bytes((folder / "0" / "0.png").read_bytes())
@@ -364,7 +369,7 @@ def test_imagefolder_layout_is_labelled_and_calibrates_from_every_class(tmp_path
     labelled = load_labelled(folder, (3, 16, 16), limit=4)
     assert labelled.images.shape == (4, 3, 16, 16) and labelled.labels.tolist() == [0, 1, 2, 0]
     assert "(the first 4 of them)" in labelled.description
-    data = quantization.load_calibration("dir:val", (torch.zeros(2, 3, 16, 16),), 2, directory=tmp_path)
+    data = calibration.load_calibration("dir:val", (torch.zeros(2, 3, 16, 16),), 2, directory=tmp_path)
     assert [b[0].shape[0] for b in data.batches] == [2, 2] and data.meaningful
 
 
@@ -377,27 +382,27 @@ def test_imagefolder_layout_is_labelled_and_calibrates_from_every_class(tmp_path
     (lambda d: None, "bad/ holds no images"),
 ])
 def test_bad_folders_are_refused_at_submit_naming_the_problem(tmp_path, monkeypatch, make, problem):
-    from engine.image_folders import inspect_folder
+    from engine.quantization.image_folders import inspect_folder
 
-    monkeypatch.setenv(quantization.CALIBRATION_DIR_ENV, str(tmp_path))
-    monkeypatch.setattr(quantization, "modelopt_installed", lambda: True)
+    monkeypatch.setenv(calibration.CALIBRATION_DIR_ENV, str(tmp_path))
+    monkeypatch.setattr(schemes, "modelopt_installed", lambda: True)
     folder = tmp_path / "bad"
     folder.mkdir()
     make(folder)
-    with pytest.raises(quantization.CalibrationDataError) as e:
+    with pytest.raises(CalibrationDataError) as e:
         inspect_folder(folder)
     assert problem in e.value.message
     with pytest.raises(ConfigError) as e:
-        capabilities.check_request(trt_request(quantization="fp8", calibration_data="dir:bad"), RTX)
+        runner.check_request(trt_request(quantization="fp8", calibration_data="dir:bad"), RTX)
     assert e.value.field == "compile.calibration_data" and problem in e.value.message
 
 
 def test_an_unreadable_image_is_named_with_its_class_folder(tmp_path):
-    from engine.image_folders import load_labelled
+    from engine.quantization.image_folders import load_labelled
 
     folder = _image_folder(tmp_path / "val", {"0": 1, "1": 1})
     (folder / "1" / "broken.jpg").write_bytes(b"not an image")
-    with pytest.raises(quantization.CalibrationDataError, match=r"val/1/broken.jpg is not a readable image"):
+    with pytest.raises(CalibrationDataError, match=r"val/1/broken.jpg is not a readable image"):
         load_labelled(folder, (3, 16, 16))
 
 
@@ -405,12 +410,12 @@ def test_an_unreadable_image_is_named_with_its_class_folder(tmp_path):
 def test_labelled_folder_gives_top1_against_labels_for_eager_fake_quant_and_engine(tmp_path, monkeypatch):
     from tests.test_quantization import tiny_model
 
-    monkeypatch.setenv(quantization.CALIBRATION_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(calibration.CALIBRATION_DIR_ENV, str(tmp_path))
     _image_folder(tmp_path / "val", {"3": 4, "7": 3})
     model = tiny_model(batch=4)
     request = trt_request(quantization="int8", quant_base_precision="fp32", calibration_data="dir:val",
                           calibration_batches=2)
-    q = quantization.prepare_quantized(request, model, "cpu")
+    q = fake_quant.prepare_quantized(request, model, "cpu")
     assert q.calibration.meaningful and q.labelled is not None
     labels = q.labelled.images.labels
     with torch.no_grad():
@@ -426,8 +431,8 @@ def test_labelled_folder_gives_top1_against_labels_for_eager_fake_quant_and_engi
 
     assert QuantizationReport.from_dict(json.loads(json.dumps(__import__("dataclasses").asdict(report)))) == report
     _image_folder(tmp_path / "wide", {"3": 1, "12": 1})
-    with pytest.raises(quantization.CalibrationDataError, match="has label 12, but the model predicts 10 classes"):
-        quantization.prepare_quantized(request.with_changes(**{"compile.calibration_data": "dir:wide"}), model, "cpu")
+    with pytest.raises(CalibrationDataError, match="has label 12, but the model predicts 10 classes"):
+        fake_quant.prepare_quantized(request.with_changes(**{"compile.calibration_data": "dir:wide"}), model, "cpu")
 
 
 # -- the recorded localisations (scripts/record_localisations.py on the H200) ------------------------------------

@@ -30,7 +30,7 @@ def browser_page():
 
 
 def test_a_shared_localisation_link_on_a_fresh_server(tmp_path, browser_page):
-    from engine.localisation.records import LocalisationRecords
+    from engine.studies.localisation.records import LocalisationRecords
     from tests.localise_fixtures import outlier_study
 
     study = outlier_study()

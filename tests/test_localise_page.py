@@ -12,8 +12,9 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from engine import capabilities, jobs, quantization
-from engine.localisation.records import LocalisationRecords
+from engine import capabilities, jobs
+from engine.quantization import schemes
+from engine.studies.localisation.records import LocalisationRecords
 from tests.localise_fixtures import RecordedQueue, _key, outlier_study, trt_request
 from tests.test_pages import figures
 from tests.test_quantization import gpu_caps
@@ -105,7 +106,7 @@ def h200(tmp_path, monkeypatch):
 
     monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("TRTDASH_SAMPLES_DIR", raising=False)
-    monkeypatch.setattr(quantization, "modelopt_installed", lambda: True)
+    monkeypatch.setattr(schemes, "modelopt_installed", lambda: True)
     monkeypatch.setattr(capabilities, "detect", lambda: H200)
     store = RunStore(tmp_path / "data")
     store.import_samples()

@@ -4,8 +4,11 @@ import os
 import pytest
 import torch
 
-from engine import model_families, models, runner
-from engine.config import MeasureSettings, ModelSpec, RunRequest
+from engine import runner
+from engine.errors import ModelError
+from engine.models import families as model_families
+from engine.models import registry
+from engine.settings.request import MeasureSettings, ModelSpec, RunRequest
 
 # Small configurations of every family entry: the same classes and code paths as the registry's
 # real entries (BERT-base, GPT-2 ...), sized to build and run in well under a second on CPU.
@@ -29,22 +32,22 @@ def tiny_registry(monkeypatch):
     """REGISTRY with every family entry replaced by its small configuration."""
     family = model_families.family_models()
     for name, overrides in TINY.items():
-        entry = models.REGISTRY[name]
-        monkeypatch.setitem(models.REGISTRY, name, dataclasses.replace(
+        entry = registry.REGISTRY[name]
+        monkeypatch.setitem(registry.REGISTRY, name, dataclasses.replace(
             entry, build=lambda f=family[name], o=overrides: f.build(**o)))
     return family
 
 
 def test_every_family_entry_is_in_the_registry_and_covered_here():
-    family = {n for n, e in models.REGISTRY.items() if e.family in ("timm", "transformers")}
+    family = {n for n, e in registry.REGISTRY.items() if e.family in ("timm", "transformers")}
     assert family == set(TINY) == set(model_families.family_models())
-    assert "resnet50" in models.REGISTRY and models.REGISTRY["resnet50"].family == "torchvision"
-    assert models.REGISTRY["timm/resnet50"].family == "timm"
+    assert "resnet50" in registry.REGISTRY and registry.REGISTRY["resnet50"].family == "torchvision"
+    assert registry.REGISTRY["timm/resnet50"].family == "timm"
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_family_entry_builds_and_runs_eagerly_on_cpu(name, tiny_registry, store):
-    entry = models.REGISTRY[name]
+    entry = registry.REGISTRY[name]
     text = entry.input_kind == "text"
     spec = ModelSpec(source=name, batch_size=2, sequence_length=12 if text else None,
                      input_shape=None if text else (3, 32, 32))
@@ -62,15 +65,15 @@ def test_family_entry_builds_and_runs_eagerly_on_cpu(name, tiny_registry, store)
 
 
 def test_text_inputs_are_token_ids_inside_the_vocabulary(tiny_registry):
-    built = models.build(ModelSpec(source="hf/gpt2", batch_size=3, sequence_length=20), seed=4)
+    built = registry.build(ModelSpec(source="hf/gpt2", batch_size=3, sequence_length=20), seed=4)
     ids, mask = built.example_inputs
     assert ids.dtype == torch.int64 and ids.shape == (3, 20) and int(ids.max()) < 50257 and int(ids.min()) >= 0
     assert torch.equal(mask, torch.ones(3, 20, dtype=torch.int64))
     out = built.module(*built.example_inputs)
     assert out.shape == (3, 20, 64)
-    again = models.build(ModelSpec(source="hf/gpt2", batch_size=3, sequence_length=20), seed=4)
+    again = registry.build(ModelSpec(source="hf/gpt2", batch_size=3, sequence_length=20), seed=4)
     assert torch.equal(again.example_inputs[0], ids)
-    assert models.build(ModelSpec(source="hf/gpt2", batch_size=3), seed=4).example_inputs[0].shape == (3, 128)
+    assert registry.build(ModelSpec(source="hf/gpt2", batch_size=3), seed=4).example_inputs[0].shape == (3, 128)
 
 
 def test_eager_profile_of_a_text_model_covers_its_modules(tiny_registry, store):
@@ -87,23 +90,23 @@ def test_dynamic_ranges_are_tried_on_the_model_at_build(tiny_registry):
     ok = [dict(name=n, shape=[2, 16], min_shape=[1, 8], max_shape=[4, 64], dtype="int64", value_range=r,
                dim_names=names) for n, r in (("input_ids", [0, 1000]), ("attention_mask", [1, 2]))]
     req = RunRequest.from_dict({"model": {"source": "hf/bert-base", "batch_size": 4, "inputs": ok}})
-    built = models.build(req.model)
+    built = registry.build(req.model)
     assert built.example_inputs[0].shape == (4, 16)   # measured at batch_size, sequence at opt
     assert built.info["inputs"][0]["max_shape"] == [4, 64]
     too_long = [dict(s, max_shape=[4, 1024]) for s in ok]   # BERT's position embeddings hold 512
     req = RunRequest.from_dict({"model": {"source": "hf/bert-base", "inputs": too_long}})
-    with pytest.raises(models.ModelError, match=r"model.inputs.input_ids: the model cannot vary input 'input_ids' "
+    with pytest.raises(ModelError, match=r"model.inputs.input_ids: the model cannot vary input 'input_ids' "
                                                 r"dimension 1 \(sequence\).* to its max 1024"):
-        models.build(req.model)
+        registry.build(req.model)
 
 
 def test_text_and_image_knobs_are_explained(tiny_registry):
-    with pytest.raises(models.ModelError, match="hf/bert-base holds at most 512 tokens"):
-        models.build(ModelSpec(source="hf/bert-base", sequence_length=513))
-    with pytest.raises(models.ModelError, match="text model: it takes no input shape"):
-        models.build(ModelSpec(source="hf/bert-base", input_shape=(3, 32, 32)))
-    with pytest.raises(models.ModelError, match="image model: sequence length does not apply"):
-        models.build(ModelSpec(source="timm/resnet50", sequence_length=16))
+    with pytest.raises(ModelError, match="hf/bert-base holds at most 512 tokens"):
+        registry.build(ModelSpec(source="hf/bert-base", sequence_length=513))
+    with pytest.raises(ModelError, match="text model: it takes no input shape"):
+        registry.build(ModelSpec(source="hf/bert-base", input_shape=(3, 32, 32)))
+    with pytest.raises(ModelError, match="image model: sequence length does not apply"):
+        registry.build(ModelSpec(source="timm/resnet50", sequence_length=16))
 
 
 def test_pretrained_never_downloads(tiny_registry, monkeypatch, tmp_path):
@@ -112,15 +115,15 @@ def test_pretrained_never_downloads(tiny_registry, monkeypatch, tmp_path):
     # an empty cache: a download would be the only way to get the weights
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     for name in ("hf/distilbert-base", "timm/resnet50"):
-        with pytest.raises(models.ModelError, match=f"No cached pretrained weights for {name}.*never downloaded"):
-            models.build(ModelSpec(source=name, pretrained=True, input_shape=(3, 32, 32) if "timm" in name else None))
+        with pytest.raises(ModelError, match=f"No cached pretrained weights for {name}.*never downloaded"):
+            registry.build(ModelSpec(source=name, pretrained=True, input_shape=(3, 32, 32) if "timm" in name else None))
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     assert list(tmp_path.iterdir()) == []   # nothing was written to the cache either
 
 
 def test_real_bert_entry_is_bert_base(monkeypatch):
     """The registry's own entry, untouched: BertModel(BertConfig()) with random weights."""
-    built = models.build(ModelSpec(source="hf/bert-base", sequence_length=8), seed=0)
+    built = registry.build(ModelSpec(source="hf/bert-base", sequence_length=8), seed=0)
     config = built.module.model.config
     assert (config.num_hidden_layers, config.hidden_size, config.vocab_size) == (12, 768, 30522)
     assert 105_000_000 < built.info["parameters"] < 115_000_000

@@ -10,8 +10,8 @@ import plotly.graph_objects as go
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine import compare
 from engine import store as store_module
+from engine.compare import settings_table as compare
 from engine.store import RunStore
 from tests.fixture_runs import FIXTURES, eager_run, store_trt_runs
 
@@ -218,7 +218,7 @@ def test_a_refused_submission_is_explained_not_raised(runs):
 
 
 def _submit_cpu_request_for_a_missing_model():
-    from engine.config import RunRequest
+    from engine.settings.request import RunRequest
     from pages._common import submit_request
 
     submit_request(RunRequest.from_dict({"model": {"source": "file:no_such_model.py"}, "device": "cpu"}))

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import models
-from engine.config import ModelSpec
-from engine.pt2_files import UnsafePt2File, check_sym_expr, load_exported_program
+from engine.errors import ModelError
+from engine.models import files as models_files
+from engine.models import registry
+from engine.models.pt2_files import UnsafePt2File, check_sym_expr, load_exported_program
+from engine.settings.request import ModelSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -132,14 +134,14 @@ def test_a_crafted_pt2_that_runs_code_under_torch_export_load_runs_nothing_here(
     assert marker.exists(), f"the crafted file ({kind}) runs no code under torch.export.load: a test of nothing"
     marker.unlink()
 
-    monkeypatch.setenv(models.MODELS_DIR_ENV, str(tmp_path / "models"))
+    monkeypatch.setenv(models_files.MODELS_DIR_ENV, str(tmp_path / "models"))
     if kind == "guards code":   # loaded, with its guards left out: the model runs and the code never does
-        built = models.build(ModelSpec(source="file:evil.pt2", batch_size=3))
+        built = registry.build(ModelSpec(source="file:evil.pt2", batch_size=3))
         built.module(*built.example_inputs)
         assert built.exported_program._guards_code == []
     else:
-        with pytest.raises(models.ModelError) as e:
-            models.build(ModelSpec(source="file:evil.pt2"))
+        with pytest.raises(ModelError) as e:
+            registry.build(ModelSpec(source="file:evil.pt2"))
         assert "was not loaded" in e.value.message and "only .py model files run code" in e.value.message
         assert e.value.hint
         print(f"\n{kind}: {e.value.message}")

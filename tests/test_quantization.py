@@ -8,12 +8,17 @@ import pytest
 import torch
 from torch import nn
 
-from engine import capabilities, quantization
+from engine import capabilities, runner
+from engine.backends.tensorrt import quantize
 from engine.capabilities import Capabilities, Gpu
-from engine.config import QUANT_SCHEMES, CompileSettings, ConfigError, RunRequest, cache_key, validate
-from engine.models import BuiltModel
+from engine.errors import CalibrationDataError, ConfigError, QuantizationError
+from engine.models.entry import BuiltModel
 from engine.profiling.accuracy import compare_outputs
+from engine.quantization import accuracy, calibration, fake_quant, schemes
 from engine.result import Accuracy, QuantizationReport, RunResult
+from engine.settings.defaults import QUANT_SCHEMES
+from engine.settings.identity import cache_key
+from engine.settings.request import CompileSettings, RunRequest, validate
 
 HAVE_MODELOPT = importlib.util.find_spec("modelopt") is not None
 needs_modelopt = pytest.mark.skipif(not HAVE_MODELOPT, reason="nvidia-modelopt not installed (a GPU extra: "
@@ -51,19 +56,19 @@ def tiny_model(seed: int = 0, batch: int = 8) -> BuiltModel:
 # -- capability matrix ----------------------------------------------------------------------------
 def test_rtx_refuses_int8_activations_but_takes_weight_only():
     for scheme in ("int8", "int8_smoothquant"):
-        reason = quantization.scheme_unavailable_reason(scheme, flavour="tensorrt_rtx", compute_capability="9.0",
+        reason = schemes.scheme_unavailable_reason(scheme, flavour="tensorrt_rtx", compute_capability="9.0",
                                                         modelopt=True)
         assert reason.startswith("TensorRT-RTX does not support int8 activation quantization, only int8 weight "
                                  "quantization")
-    assert quantization.scheme_unavailable_reason("int8_weight_only", flavour="tensorrt_rtx",
+    assert schemes.scheme_unavailable_reason("int8_weight_only", flavour="tensorrt_rtx",
                                                   compute_capability="9.0", modelopt=True) is None
-    assert quantization.scheme_unavailable_reason("int8", flavour="tensorrt", compute_capability="9.0",
+    assert schemes.scheme_unavailable_reason("int8", flavour="tensorrt", compute_capability="9.0",
                                                   modelopt=True) is None
 
 
 def test_compute_capability_gates_fp8_and_fp4():
     def reason(scheme, cc, flavour="tensorrt"):
-        return quantization.scheme_unavailable_reason(scheme, flavour=flavour, compute_capability=cc, modelopt=True)
+        return schemes.scheme_unavailable_reason(scheme, flavour=flavour, compute_capability=cc, modelopt=True)
 
     assert "8.9" in reason("fp8", "8.6") and "this GPU has 8.6" in reason("fp8", "8.6")
     assert reason("fp8", "8.9") is None and reason("fp8", "9.0", "tensorrt_rtx") is None
@@ -71,21 +76,21 @@ def test_compute_capability_gates_fp8_and_fp4():
     assert reason("nvfp4", "10.0") is None and reason("nvfp4", "12.0") is None
     # INT4 AWQ: refused on every GPU and flavour by Torch-TensorRT's 8-bit-only quantize converter
     for cc, flavour in (("8.0", "tensorrt"), ("9.0", "tensorrt_rtx"), ("12.0", "tensorrt")):
-        assert reason("int4_awq", cc, flavour) == quantization.TORCH_TRT_INT4
+        assert reason("int4_awq", cc, flavour) == schemes.TORCH_TRT_INT4
     assert reason("none", "7.5") is None
 
 
 def test_missing_modelopt_names_the_install_command():
     for scheme in QUANT_SCHEMES[1:]:
-        r = quantization.scheme_unavailable_reason(scheme, flavour="tensorrt", compute_capability="10.0",
+        r = schemes.scheme_unavailable_reason(scheme, flavour="tensorrt", compute_capability="10.0",
                                                    modelopt=False)
         assert "`pip install nvidia-modelopt`" in r
-    assert quantization.scheme_unavailable_reason("none", flavour="tensorrt", compute_capability="10.0",
+    assert schemes.scheme_unavailable_reason("none", flavour="tensorrt", compute_capability="10.0",
                                                   modelopt=False) is None
 
 
 def test_schemes_match_the_config_choices():
-    assert tuple(quantization.SCHEMES) == QUANT_SCHEMES
+    assert tuple(schemes.SCHEMES) == QUANT_SCHEMES
     field = CompileSettings.__dataclass_fields__["quantization"]
     assert field.metadata["choices"] == QUANT_SCHEMES
 
@@ -94,15 +99,15 @@ def test_schemes_match_the_config_choices():
 def test_check_request_refuses_with_the_reason_before_anything_runs():
     rtx_h200 = gpu_caps("tensorrt_rtx", "9.0")
     with pytest.raises(ConfigError) as e:
-        capabilities.check_request(quant_request("int8"), rtx_h200)
+        runner.check_request(quant_request("int8"), rtx_h200)
     assert e.value.field == "compile.quantization"
     assert "TensorRT-RTX does not support int8 activation quantization" in e.value.message
-    capabilities.check_request(quant_request("int8_weight_only"), rtx_h200)
-    capabilities.check_request(quant_request("fp8"), rtx_h200)
+    runner.check_request(quant_request("int8_weight_only"), rtx_h200)
+    runner.check_request(quant_request("fp8"), rtx_h200)
     with pytest.raises(ConfigError, match="compute capability 10.0"):
-        capabilities.check_request(quant_request("nvfp4"), rtx_h200)
+        runner.check_request(quant_request("nvfp4"), rtx_h200)
     with pytest.raises(ConfigError, match="needs the tensorrt backend"):
-        capabilities.check_request(RunRequest(compile=CompileSettings(quantization="int8_weight_only")),
+        runner.check_request(RunRequest(compile=CompileSettings(quantization="int8_weight_only")),
                                    capabilities.detect())
 
 
@@ -115,7 +120,7 @@ def test_disabled_reason_drives_the_profile_widgets():
 
 
 def test_whole_quantization_knob_disabled_without_modelopt(monkeypatch):
-    monkeypatch.setattr(quantization, "modelopt_installed", lambda: False)
+    monkeypatch.setattr(schemes, "modelopt_installed", lambda: False)
     caps = gpu_caps("tensorrt", "9.0")
     assert "pip install nvidia-modelopt" in caps.disabled_reason("compile.quantization", True)
     assert caps.disabled_reason("compile.quantization", "none") is None
@@ -145,7 +150,7 @@ def test_calibration_knobs_matter_only_when_quantizing():
 
 def test_result_carries_the_quantization_report_through_json():
     fq = Accuracy("eager fp32", 0.075, 0.4, 0.9)
-    report = QuantizationReport("fp8", "fp16", quantization.RANDOM_CALIBRATION, 8, False, 12, fq, None, None, False)
+    report = QuantizationReport("fp8", "fp16", calibration.RANDOM_CALIBRATION, 8, False, 12, fq, None, None, False)
     d = {"run_id": "r", "key": "k", "created_at": "2026-11-24T00:00:00+00:00",
          "request": quant_request("fp8").to_dict(), "env": {}, "model_info": {},
          "latency": {"median_ms": 1.0, "p10_ms": 1.0, "p90_ms": 1.0, "p99_ms": 1.0, "mean_ms": 1.0, "std_ms": 0.0,
@@ -159,8 +164,8 @@ def test_result_carries_the_quantization_report_through_json():
 # -- calibration data --------------------------------------------------------------------------------
 def test_random_calibration_is_seeded_and_labelled():
     example = (torch.zeros(4, 3, 8, 8),)
-    a = quantization.load_calibration("random", example, 3, seed=1)
-    b = quantization.load_calibration("random", example, 3, seed=1)
+    a = calibration.load_calibration("random", example, 3, seed=1)
+    b = calibration.load_calibration("random", example, 3, seed=1)
     assert len(a.batches) == 3 and a.batches[0][0].shape == (4, 3, 8, 8)
     assert torch.equal(a.batches[2][0], b.batches[2][0]) and not torch.equal(a.batches[0][0], a.batches[1][0])
     assert not a.meaningful and "accuracy not meaningful for real data" in a.description
@@ -170,12 +175,12 @@ def test_random_calibration_is_seeded_and_labelled():
 def test_tensor_file_is_split_into_batches(tmp_path):
     samples = torch.randn(10, 3, 8, 8)
     torch.save(samples, tmp_path / "calib.pt")
-    data = quantization.load_calibration("file:calib.pt", (torch.zeros(4, 3, 8, 8),), 8, directory=tmp_path)
+    data = calibration.load_calibration("file:calib.pt", (torch.zeros(4, 3, 8, 8),), 8, directory=tmp_path)
     assert [b[0].shape[0] for b in data.batches] == [4, 4, 2]
     assert torch.equal(torch.cat([b[0] for b in data.batches]), samples)
     assert data.meaningful and data.description == "file calib.pt (10 samples)"
     torch.save([torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8)], tmp_path / "list.pt")
-    two = quantization.load_calibration("file:list.pt", (torch.zeros(4, 3, 8, 8),), 1, directory=tmp_path)
+    two = calibration.load_calibration("file:list.pt", (torch.zeros(4, 3, 8, 8),), 1, directory=tmp_path)
     assert len(two.batches) == 1
 
 
@@ -186,22 +191,22 @@ class NotATensor:
 def test_bad_tensor_files_name_the_file_and_what_is_expected(tmp_path):
     example = (torch.zeros(4, 3, 8, 8),)
     torch.save({"x": NotATensor()}, tmp_path / "pickled.pt")
-    with pytest.raises(quantization.CalibrationDataError) as e:
-        quantization.load_calibration("file:pickled.pt", example, 2, directory=tmp_path)
+    with pytest.raises(CalibrationDataError) as e:
+        calibration.load_calibration("file:pickled.pt", example, 2, directory=tmp_path)
     assert "pickled.pt could not be read as a tensor file" in e.value.message
     assert "weights_only=True" in e.value.hint and "(N, 3, 8, 8)" in e.value.hint
     torch.save(torch.randn(5, 3, 16, 16), tmp_path / "shape.pt")
-    with pytest.raises(quantization.CalibrationDataError, match=r"shape.pt holds a tensor of shape \(5, 3, 16, 16\)"):
-        quantization.load_calibration("file:shape.pt", example, 2, directory=tmp_path)
+    with pytest.raises(CalibrationDataError, match=r"shape.pt holds a tensor of shape \(5, 3, 16, 16\)"):
+        calibration.load_calibration("file:shape.pt", example, 2, directory=tmp_path)
     torch.save(torch.ones(5, 3, 8, 8, dtype=torch.int64), tmp_path / "ints.pt")
-    with pytest.raises(quantization.CalibrationDataError, match="ints.pt holds torch.int64"):
-        quantization.load_calibration("file:ints.pt", example, 2, directory=tmp_path)
+    with pytest.raises(CalibrationDataError, match="ints.pt holds torch.int64"):
+        calibration.load_calibration("file:ints.pt", example, 2, directory=tmp_path)
     (tmp_path / "garbage.pt").write_bytes(b"not a torch file")
-    with pytest.raises(quantization.CalibrationDataError, match="garbage.pt could not be read"):
-        quantization.load_calibration("file:garbage.pt", example, 2, directory=tmp_path)
+    with pytest.raises(CalibrationDataError, match="garbage.pt could not be read"):
+        calibration.load_calibration("file:garbage.pt", example, 2, directory=tmp_path)
     torch.save({"a": torch.zeros(1)}, tmp_path / "dict.pt")
-    with pytest.raises(quantization.CalibrationDataError, match="dict.pt holds dict, not tensors"):
-        quantization.load_calibration("file:dict.pt", example, 2, directory=tmp_path)
+    with pytest.raises(CalibrationDataError, match="dict.pt holds dict, not tensors"):
+        calibration.load_calibration("file:dict.pt", example, 2, directory=tmp_path)
 
 
 def test_calibration_source_must_stay_in_the_calibration_directory(tmp_path):
@@ -210,16 +215,16 @@ def test_calibration_source_must_stay_in_the_calibration_directory(tmp_path):
                        ("file:missing.pt", "no file 'missing.pt'"), ("file:calib.npy", "not a .pt tensor file"),
                        ("dir:nowhere", "no folder 'nowhere'"), ("imagenet", "is not random, file:")):
         with pytest.raises(ConfigError) as e:
-            quantization.calibration_path(bad, tmp_path)
+            calibration.calibration_path(bad, tmp_path)
         assert e.value.field == "compile.calibration_data" and words in e.value.message, bad
 
 
 def test_calibration_dir_defaults_inside_the_data_directory(monkeypatch, tmp_path):
-    monkeypatch.delenv(quantization.CALIBRATION_DIR_ENV, raising=False)
+    monkeypatch.delenv(calibration.CALIBRATION_DIR_ENV, raising=False)
     monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path))
-    assert quantization.calibration_dir() == tmp_path / "calibration"
-    monkeypatch.setenv(quantization.CALIBRATION_DIR_ENV, str(tmp_path / "admin"))
-    assert quantization.calibration_dir() == tmp_path / "admin"
+    assert calibration.calibration_dir() == tmp_path / "calibration"
+    monkeypatch.setenv(calibration.CALIBRATION_DIR_ENV, str(tmp_path / "admin"))
+    assert calibration.calibration_dir() == tmp_path / "admin"
 
 
 def test_image_folder_goes_through_torchvision_transforms(tmp_path):
@@ -230,7 +235,7 @@ def test_image_folder_goes_through_torchvision_transforms(tmp_path):
     for i, colour in enumerate(((255, 0, 0), (0, 255, 0), (0, 0, 255))):
         Image.new("RGB", (40, 30), colour).save(folder / f"{i}.png")
     (folder / "notes.txt").write_text("ignored")
-    data = quantization.load_calibration("dir:imgs", (torch.zeros(2, 3, 16, 16),), 4, directory=tmp_path)
+    data = calibration.load_calibration("dir:imgs", (torch.zeros(2, 3, 16, 16),), 4, directory=tmp_path)
     assert [b[0].shape for b in data.batches] == [(2, 3, 16, 16), (1, 3, 16, 16)]
     red = data.batches[0][0][0]
     # ImageNet normalisation of a pure red image: (1 - mean) / std in R, (0 - mean) / std in G and B
@@ -238,59 +243,59 @@ def test_image_folder_goes_through_torchvision_transforms(tmp_path):
     assert red[1].mean().item() == pytest.approx(-0.456 / 0.224, abs=1e-4)
     assert data.description == "images in imgs/ (3 samples)"
     (folder / "3.png").write_bytes(b"broken")
-    with pytest.raises(quantization.CalibrationDataError, match="imgs/3.png is not a readable image"):
-        quantization.load_calibration("dir:imgs", (torch.zeros(2, 3, 16, 16),), 4, directory=tmp_path)
+    with pytest.raises(CalibrationDataError, match="imgs/3.png is not a readable image"):
+        calibration.load_calibration("dir:imgs", (torch.zeros(2, 3, 16, 16),), 4, directory=tmp_path)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(quantization.CalibrationDataError, match="empty/ holds no images"):
-        quantization.load_calibration("dir:empty", (torch.zeros(2, 3, 16, 16),), 4, directory=tmp_path)
-    with pytest.raises(quantization.CalibrationDataError, match=r"one RGB image \(3, H, W\)"):
-        quantization.load_calibration("dir:imgs", (torch.zeros(2, 16),), 4, directory=tmp_path)
+    with pytest.raises(CalibrationDataError, match="empty/ holds no images"):
+        calibration.load_calibration("dir:empty", (torch.zeros(2, 3, 16, 16),), 4, directory=tmp_path)
+    with pytest.raises(CalibrationDataError, match=r"one RGB image \(3, H, W\)"):
+        calibration.load_calibration("dir:imgs", (torch.zeros(2, 16),), 4, directory=tmp_path)
 
 
 # -- compile arguments and errors ------------------------------------------------------------------
 def test_compile_kwargs_by_flavour():
-    assert quantization.compile_kwargs("int8", "fp16", "tensorrt") == {
+    assert quantize.compile_kwargs("int8", "fp16", "tensorrt") == {
         "enabled_precisions": {torch.float16, torch.int8}}
-    assert quantization.compile_kwargs("fp8", "fp32", "tensorrt") == {
+    assert quantize.compile_kwargs("fp8", "fp32", "tensorrt") == {
         "enabled_precisions": {torch.float32, torch.float8_e4m3fn}}
-    assert quantization.compile_kwargs("int8_weight_only", "fp16", "tensorrt_rtx") == {}
+    assert quantize.compile_kwargs("int8_weight_only", "fp16", "tensorrt_rtx") == {}
 
 
 def test_compile_errors_become_quantization_errors():
     # the message TensorRT-RTX 1.4 raised on the H200 for INT8 W8A8 (gpu-kit README)
     rtx = RuntimeError("TensorRT-RTX does not support int8 activation quantization, only support int8 weight "
                        "quantization")
-    err = quantization.explain_compile_error(rtx, "int8", "tensorrt_rtx")
+    err = quantize.explain_compile_error(rtx, "int8", "tensorrt_rtx")
     assert "TensorRT-RTX refused INT8 (W8A8)" in err.message and "int8_weight_only" in err.hint
-    other = quantization.explain_compile_error(RuntimeError("Unsupported FP8 scale layout"), "fp8", "tensorrt")
+    other = quantize.explain_compile_error(RuntimeError("Unsupported FP8 scale layout"), "fp8", "tensorrt")
     assert other.message.startswith("TensorRT could not compile the FP8 (E4M3) model")
-    assert quantization.explain_compile_error(RuntimeError("CUDA out of memory"), "fp8", "tensorrt") is None
-    assert quantization.explain_compile_error(rtx, "none", "tensorrt_rtx") is None
+    assert quantize.explain_compile_error(RuntimeError("CUDA out of memory"), "fp8", "tensorrt") is None
+    assert quantize.explain_compile_error(rtx, "none", "tensorrt_rtx") is None
 
 
 # -- three-way accuracy ----------------------------------------------------------------------------------
 def test_conversion_problem_rule_on_the_h200_fp8_figures():
     # FP8 resnet50 on the H200 with TensorRT-RTX 1.4 (gpu-kit README): fake-quant 0.075, engine 2.88, top-1 0
     fq = Accuracy("eager fp32", 0.075, 1.0, None)
-    assert quantization.is_conversion_problem(fq, Accuracy("fake-quant", 2.88, 50.0, 0.0))
-    assert not quantization.is_conversion_problem(fq, Accuracy("fake-quant", 0.02, 0.1, None))
+    assert accuracy.is_conversion_problem(fq, Accuracy("fake-quant", 2.88, 50.0, 0.0))
+    assert not accuracy.is_conversion_problem(fq, Accuracy("fake-quant", 0.02, 0.1, None))
     # near-lossless scheme, fp16 engine: the floor keeps the fp16 rounding from being flagged
-    assert not quantization.is_conversion_problem(Accuracy("e", 0.002, 0.0, 1.0), Accuracy("f", 0.01, 0.0, 1.0))
-    assert quantization.is_conversion_problem(Accuracy("e", 0.01, 0.0, 1.0), Accuracy("f", 0.03, 0.0, 0.25))
+    assert not accuracy.is_conversion_problem(Accuracy("e", 0.002, 0.0, 1.0), Accuracy("f", 0.01, 0.0, 1.0))
+    assert accuracy.is_conversion_problem(Accuracy("e", 0.01, 0.0, 1.0), Accuracy("f", 0.03, 0.0, 0.25))
 
 
 def test_an_engine_output_with_nan_is_a_conversion_problem():
     # FP8 vit_b_16 on the H200 (TensorRT-RTX 1.4): NaN output, yet top-1 "agreed" on an all-zero reference
     fq = Accuracy("eager fp32", 0.0, 0.0, 1.0)
     nan = Accuracy("fake-quant", float("nan"), float("nan"), 1.0)
-    assert quantization.is_conversion_problem(fq, nan)
+    assert accuracy.is_conversion_problem(fq, nan)
     report = QuantizationReport("fp8", "fp16", "random", 2, False, fake_quant_vs_eager=fq, engine_vs_fake_quant=nan,
                                 conversion_problem=True)
-    assert "NaN or inf" in quantization.conversion_problem_text(report)
+    assert "NaN or inf" in accuracy.conversion_problem_text(report)
     # a stored NaN reads back as None (JSON null): still a problem, still worded
     back = dataclasses.replace(report, engine_vs_fake_quant=dataclasses.replace(nan, rel_l2=None))
-    assert quantization.is_conversion_problem(fq, back.engine_vs_fake_quant)
-    assert "NaN or inf" in quantization.conversion_problem_text(back)
+    assert accuracy.is_conversion_problem(fq, back.engine_vs_fake_quant)
+    assert "NaN or inf" in accuracy.conversion_problem_text(back)
 
 
 # -- ModelOpt on CPU, for real ---------------------------------------------------------------------------
@@ -302,7 +307,7 @@ def int8_quantized():
     model = tiny_model()
     request = quant_request("int8", quant_base_precision="fp32", calibration_batches=4)
     stages, events = {}, []
-    q = quantization.prepare_quantized(request, model, "cpu", lambda s, f=None, d="": events.append((s, f, d)),
+    q = fake_quant.prepare_quantized(request, model, "cpu", lambda s, f=None, d="": events.append((s, f, d)),
                                        stages)
     return model, q, stages, events
 
@@ -321,7 +326,7 @@ def test_int8_fake_quant_on_cpu_differs_slightly_from_fp32(int8_quantized):
     calib = [e for e in events if e[0] == "calibrate" and e[2].startswith("batch")]
     assert [e[2] for e in calib] == ["batch 1/4", "batch 2/4", "batch 3/4", "batch 4/4"]
     # the shared model is untouched: no quantizer in it, same output as before
-    assert quantization.enabled_quantizers(model.module) == 0
+    assert fake_quant.enabled_quantizers(model.module) == 0
     with torch.no_grad():
         assert torch.equal(model.module(*model.example_inputs), q.eager_output)
 
@@ -340,8 +345,8 @@ def test_three_way_report_flags_a_conversion_that_departs(int8_quantized):
     assert bad.conversion_problem
     assert bad.engine_vs_eager.rel_l2 == pytest.approx(
         compare_outputs(broken, q.eager_output, "eager fp32").rel_l2)
-    assert "Conversion problem, not a quantization one" in quantization.conversion_problem_text(bad)
-    assert quantization.conversion_problem_text(ok) == ""
+    assert "Conversion problem, not a quantization one" in accuracy.conversion_problem_text(bad)
+    assert accuracy.conversion_problem_text(ok) == ""
 
 
 @needs_modelopt
@@ -350,24 +355,24 @@ def test_weight_only_and_fp8_fake_quant_on_cpu():
     errors = {}
     for scheme in ("int8_weight_only", "fp8"):
         request = quant_request(scheme, quant_base_precision="fp32", calibration_batches=2)
-        errors[scheme] = quantization.prepare_quantized(request, model, "cpu").report().fake_quant_vs_eager.rel_l2
+        errors[scheme] = fake_quant.prepare_quantized(request, model, "cpu").report().fake_quant_vs_eager.rel_l2
     assert all(0 < e < 0.2 for e in errors.values()), errors
 
 
 @needs_modelopt
 def test_nvfp4_refused_on_cpu_with_the_reason():
     module = tiny_model().module
-    with pytest.raises(quantization.QuantizationError, match="only on a CUDA GPU"):
-        quantization.quantize(module, "nvfp4", [(torch.randn(2, 3, 32, 32),)])
+    with pytest.raises(QuantizationError, match="only on a CUDA GPU"):
+        fake_quant.quantize(module, "nvfp4", [(torch.randn(2, 3, 32, 32),)])
 
 
 @needs_modelopt
 def test_torch_extensions_dir_is_kept_in_the_data_directory(monkeypatch, tmp_path):
-    monkeypatch.delenv(quantization.TORCH_EXTENSIONS_ENV, raising=False)
+    monkeypatch.delenv(fake_quant.TORCH_EXTENSIONS_ENV, raising=False)
     monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path))
     stages = {}
-    quantization.import_modelopt(stages=stages)
-    assert os.environ[quantization.TORCH_EXTENSIONS_ENV] == str(tmp_path / "torch_extensions")
+    fake_quant.import_modelopt(stages=stages)
+    assert os.environ[fake_quant.TORCH_EXTENSIONS_ENV] == str(tmp_path / "torch_extensions")
     assert (tmp_path / "torch_extensions").is_dir() and stages["modelopt_import_s"] >= 0
 
 
@@ -379,12 +384,12 @@ def test_quantized_compile_on_gpu(tmp_path):
     caps = capabilities.detect()
     scheme = "int8_weight_only"
     request = quant_request(scheme, quant_base_precision="fp16", calibration_batches=2)
-    capabilities.check_request(request, caps)
-    q = quantization.prepare_quantized(request, tiny_model(), "cuda")
-    with quantization.export_mode():
-        program = quantization.export_quantized(q.module, q.inputs)
+    runner.check_request(request, caps)
+    q = fake_quant.prepare_quantized(request, tiny_model(), "cuda")
+    with quantize.export_mode():
+        program = quantize.export_quantized(q.module, q.inputs)
         trt = torch_tensorrt.dynamo.compile(program, inputs=list(q.inputs), min_block_size=1,
-                                            **quantization.compile_kwargs(scheme, "fp16", caps.flavour))
+                                            **quantize.compile_kwargs(scheme, "fp16", caps.flavour))
     with torch.no_grad():
         report = q.report(engine_output=trt(*q.inputs))
     assert report.engine_vs_fake_quant.rel_l2 < 0.05 and not report.conversion_problem

@@ -5,10 +5,10 @@ import json
 import torch
 
 from engine.backends.tensorrt.measure import not_capturable
-from engine.config import RunRequest
 from engine.profiling import graph_replay
 from engine.profiling.reference_cache import CACHE_DIR, cached_latency, cached_outputs, reference_key
 from engine.result import LatencyStats
+from engine.settings.request import RunRequest
 
 
 def test_outputs_are_computed_once_and_read_back(tmp_path):

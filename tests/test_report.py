@@ -18,12 +18,14 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from engine import __main__ as cli
-from engine import report, sweeps
-from engine.config import RunRequest
+from engine import report
 from engine.report import document
 from engine.report.reproduce import cli_line
 from engine.result import GpuTime, GraphReplay
+from engine.settings import cli as knob_cli
+from engine.settings.request import RunRequest
 from engine.store import SAMPLES_DIR, RunStore, new_run_id
+from engine.studies import sweeps
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -251,12 +253,12 @@ def test_every_stored_study_kind_reports_its_verdict_and_runs(samples, study_id,
         sweep = sweeps.load_sweep(samples, study_id)
         headline, members = sweeps.verdict(sweep).headline, sweep.results
     elif kind == "ladder":
-        from engine import ladder
+        from engine.studies import ladder
 
         rungs = ladder.load_ladder(samples, study_id)
         headline, members = ladder.verdict(rungs).headline, [samples.get(r.run_id) for r in rungs]
     else:
-        from engine import batch_sweep
+        from engine.studies import batch_sweep
 
         sweep = batch_sweep.load_batch_sweep(samples, study_id)
         headline, members = batch_sweep.verdict(sweep).headline, sweep.results
@@ -306,7 +308,7 @@ def sweep_evaluator(store: RunStore):
 
 @pytest.fixture(scope="module")
 def tuned(samples):
-    from engine import autotune
+    from engine.studies import autotune
 
     base = RunRequest.from_dict(sweeps.load_sweep(samples, SWEEP).results[0].request)
     return autotune.autotune(base, sweep_evaluator(samples), space={sweeps.OPTIMIZATION_LEVEL_KNOB: [0, 1, 2, 3, 4, 5]},
@@ -356,13 +358,13 @@ def test_cli_errors_exit_2_with_a_message(data_dir, tmp_path, capsys, argv, mess
 
 def test_every_cli_line_parses_back_to_the_stored_request(samples):
     parser = argparse.ArgumentParser()
-    cli._add_knobs(parser)         # the profile command's own options
+    knob_cli.add_knob_options(parser)         # the profile command's own options
     parser.add_argument("--no-cache", action="store_true")
     for run_id in samples.list_runs()["run_id"]:
         stored = samples.get(run_id).request
         line = cli_line(stored)
         assert line.args[:4] == ("python", "-m", "engine", "profile") and not line.unknown
-        parsed = cli.request_from_args(parser.parse_args(list(line.args[4:])))
+        parsed = knob_cli.request_from_args(parser.parse_args(list(line.args[4:])))
         assert parsed.to_dict() == RunRequest.from_dict(stored).to_dict(), line.line
 
 

@@ -13,10 +13,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from engine import capabilities, models
-from engine.config import CompileSettings, ConfigError, MeasureSettings, ModelSpec, RunRequest, validate
-from engine.inputs import InputSpec, parse_inputs
-from engine.models import ModelError
+from engine import capabilities, runner
+from engine.errors import ConfigError, ModelError
+from engine.models import registry
+from engine.settings.inputs import InputSpec, parse_inputs
+from engine.settings.request import CompileSettings, MeasureSettings, ModelSpec, RunRequest, validate
 
 OURS = (ConfigError, ModelError)
 EXAMPLES = 400
@@ -62,8 +63,8 @@ requests = st.fixed_dictionaries({}, optional={
 def parse_and_check(data: object) -> None:
     """What the Profile page and submit() do with a request: parse, validate, check against this machine."""
     request = validate(RunRequest.from_dict(data))   # type: ignore[arg-type]
-    models.describe_inputs(request.model)
-    capabilities.check_request(request, capabilities.detect())
+    registry.describe_inputs(request.model)
+    runner.check_request(request, capabilities.detect())
 
 
 def count(name: str) -> None:
@@ -103,10 +104,10 @@ def test_inputs_text_yields_specs_or_a_field_error(text):
 
 
 def _cli_parser() -> tuple[argparse.ArgumentParser, list[str]]:
-    from engine.__main__ import _add_knobs
+    from engine.settings.cli import add_knob_options
 
     p = argparse.ArgumentParser(exit_on_error=False)
-    _add_knobs(p)
+    add_knob_options(p)
     flags = [a.option_strings[0] for a in p._actions if a.option_strings and a.option_strings[0] != "-h"]
     return p, flags
 
@@ -121,14 +122,14 @@ cli_values = st.text(max_size=40) | st.integers(-2**70, 2**70).map(str) | json_v
 @example([("--inputs", "[" * 50_000)])
 @example([("--batch", "4" * 5000)])
 def test_cli_text_yields_a_request_or_a_field_error(pairs):
-    from engine.__main__ import request_from_args
+    from engine.settings.cli import request_from_args
 
     count("cli_text")
     argv = [f"{flag}={value}" for flag, value in pairs]   # '=' keeps a value starting with '-' a value
     ns = PARSER.parse_args(argv)
     try:
         request = request_from_args(ns)
-        capabilities.check_request(validate(request), capabilities.detect())
+        runner.check_request(validate(request), capabilities.detect())
     except OURS:
         pass
 

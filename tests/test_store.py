@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from engine.config import RunRequest
 from engine.runner import execute
+from engine.settings.request import RunRequest
 from engine.store import RunNotFound, RunStore
 
 TINY = {"model": {"source": "resnet18", "input_shape": [3, 32, 32]},
@@ -157,8 +157,8 @@ def test_a_run_document_names_no_path_and_the_sweep_spares_stored_runs(stored_ru
 
 def test_calibration_paths_stay_inside_their_directory(tmp_path):
     """Issue 15, defect 7: a symlink inside the calibration directory led out of it."""
-    from engine.config import ConfigError
-    from engine.quantization import calibration_path
+    from engine.errors import ConfigError
+    from engine.quantization.calibration import calibration_path
 
     calib = tmp_path / "calibration"
     (calib / "images").mkdir(parents=True)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import capabilities
-from engine.config import ConfigError, RunRequest, validate
-from engine.models import ModelError
+from engine import capabilities, runner
+from engine.errors import ConfigError, ModelError
 from engine.runner import execute
+from engine.settings.request import RunRequest, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 DYNAMIC = [{"name": "x", "shape": [4, 3, 32, 32], "min_shape": [1, 3, 32, 32], "max_shape": [8, 3, 32, 32]}]
@@ -56,7 +56,7 @@ def test_inputs_larger_than_the_machine_are_refused_at_submit_with_the_figure(sy
     on_gpu = RunRequest.from_dict({"device": "cuda", "backend": "tensorrt",
                                    "model": {"batch_size": 4096, "input_shape": [3, 2048, 2048]}})
     with pytest.raises(ConfigError, match="GPU memory|RAM"):
-        capabilities.check_request(on_gpu, h200)
+        runner.check_request(on_gpu, h200)
 
 
 def test_a_batch_whose_activations_cannot_fit_is_refused_before_it_is_allocated(store, monkeypatch):

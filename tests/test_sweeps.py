@@ -12,11 +12,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from engine import judging, sweep_charts, sweeps
+from engine import sweep_charts
 from engine.backends.base import Cancelled
-from engine.config import MIN_BLOCK_SIZE, ConfigError, RunRequest
+from engine.errors import ConfigError
 from engine.result import LatencyStats, Recommendation, RunResult, Segmentation
 from engine.runner import execute
+from engine.settings.defaults import MIN_BLOCK_SIZE
+from engine.settings.request import RunRequest
+from engine.studies import statistics, sweeps
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"model": {"source": "resnet18", "input_shape": [3, 32, 32]}, "device": "cpu",
@@ -378,7 +381,7 @@ def _sample_sweeps(tmp_path):
 
 
 def test_bundled_gpu_sweeps_are_judged_from_their_recorded_numbers(tmp_path):
-    from engine import batch_sweep
+    from engine.studies import batch_sweep
 
     store, listed = _sample_sweeps(tmp_path)
     batch = listed["knobs"] == batch_sweep.BATCH_KNOB      # the batch sweep sample: judged in test_batch_sweep
@@ -400,14 +403,14 @@ def test_bundled_gpu_sweeps_are_judged_from_their_recorded_numbers(tmp_path):
                                                               and ref_value == 3)   # what unset means
             # judged on the figure the sweep chose: GPU time where every run measured it (kernel knobs), else e2e
             assert c.metric == sweep.judging.metric
-            assert c.reference_ms == judging.value_ms(ref, c.metric)
-            assert c.candidate_ms == judging.value_ms(cand, c.metric)
+            assert c.reference_ms == statistics.value_ms(ref, c.metric)
+            assert c.candidate_ms == statistics.value_ms(cand, c.metric)
             assert c.reference_e2e_ms == ref.latency.median_ms and c.candidate_e2e_ms == cand.latency.median_ms
-            assert judging.format_ms(c.candidate_ms, c.metric) in text
-            assert c.candidate_build_s == pytest.approx(sweeps.build_time_s(cand))
-            r_ref, r_cand = judging.reading(ref, c.metric), judging.reading(cand, c.metric)
+            assert statistics.format_ms(c.candidate_ms, c.metric) in text
+            assert c.candidate_build_s == pytest.approx(cand.build_s)
+            r_ref, r_cand = statistics.reading(ref, c.metric), statistics.reading(cand, c.metric)
             assert c.noise_ms >= r_ref.half_width_ms + r_cand.half_width_ms - 1e-12
-            if c.metric == judging.END_TO_END:
+            if c.metric == statistics.END_TO_END:
                 lo_r, hi_r = sweeps.median_ci_ms(ref.latency_samples_ms)
                 assert r_ref.half_width_ms == pytest.approx((hi_r - lo_r) / 2)
             if c.noise_by_identity:   # the same engine plan: the gap is noise whatever its size

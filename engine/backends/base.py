@@ -21,8 +21,8 @@ from engine.result import (
 )
 
 if TYPE_CHECKING:
-    from engine.config import RunRequest
-    from engine.models import BuiltModel
+    from engine.models.entry import BuiltModel
+    from engine.settings.request import RunRequest
 
 
 class ProgressFn(Protocol):

@@ -16,12 +16,13 @@ import pandas as pd
 import torch
 
 from engine.backends.base import Measurement, ProgressFn
-from engine.config import RunRequest
-from engine.models import BuiltModel
+from engine.backends.keep_high_precision import prepare_cast
+from engine.models.entry import BuiltModel
 from engine.profiling import gpu_time
 from engine.profiling.accuracy import compare_outputs
 from engine.profiling.latency import time_inference
 from engine.result import normalise_layers
+from engine.settings.request import RunRequest
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -31,11 +32,9 @@ def prepare(model: BuiltModel, precision: str, device: str,
     """The model and inputs moved to ``device`` and cast to ``precision`` (integer inputs kept).
 
     ``keep_fp32`` (``compile.keep_high_precision``): module paths left in fp32 with casts at their boundary,
-    on a copy of the model (``engine.localisation.keep``)."""
+    on a copy of the model (``engine.backends.keep_high_precision``)."""
     dtype = DTYPES[precision]
     if keep_fp32 and dtype != torch.float32:
-        from engine.localisation.keep import prepare_cast  # noqa: PLC0415
-
         module = prepare_cast(model, dtype, device, keep_fp32)
     else:
         module = model.module.to(device=device, dtype=dtype)

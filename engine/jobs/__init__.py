@@ -53,7 +53,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from engine.config import RunRequest
+from engine.jobs.commands import supervisor_main, worker_main
 from engine.jobs.job_process import error_parts, exit_reason
 from engine.jobs.record import (
     ACTIVE_STATES,
@@ -65,9 +65,9 @@ from engine.jobs.record import (
     set_submitter,
 )
 from engine.jobs.routing import measured_on, pinned_gpu, route_for, stored_run_on, worker_device, worker_routes
-from engine.jobs.supervisor import supervisor_main
 from engine.jobs.system import AUTOSTART_ENV, JobSystem
-from engine.jobs.worker import CANCEL_GRACE_S, QUEUE_URL_ENV, Worker, worker_main
+from engine.jobs.worker import CANCEL_GRACE_S, QUEUE_URL_ENV, Worker
+from engine.settings.request import RunRequest
 from engine.store import data_dir
 
 __all__ = [

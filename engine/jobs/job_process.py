@@ -20,9 +20,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from engine.config import ConfigError, RunRequest
+from engine.errors import ConfigError, UserError
 from engine.jobs.routing import stored_run_on
 from engine.result import RunResult
+from engine.settings.request import RunRequest
 from engine.store import DATA_DIR_ENV, RunStore
 
 CHILD_READY_TIMEOUT_S = 120.0
@@ -102,11 +103,12 @@ def error_parts(e: BaseException) -> tuple[str, str]:
     """(message, hint) the user sees for an exception raised while running a job."""
     if type(e).__name__ == "OutOfMemoryError":
         return ("The GPU ran out of memory.", "Use a smaller batch size or model, or a GPU with more memory.")
-    message = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
-    hint = getattr(e, "hint", "") or ""
+    if not isinstance(e, UserError):
+        return f"{type(e).__name__}: {e}", ""
+    hint = e.hint
     if isinstance(e, ConfigError):
         hint = hint or f"Change {e.field} and submit again."
-    return str(message), str(hint)
+    return e.message, hint
 
 
 def exit_reason(code: int | None) -> tuple[str, str]:
@@ -175,7 +177,10 @@ def job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int, ga
     os.environ[DATA_DIR_ENV] = root
     import torch  # noqa: F401, PLC0415 - the whole point of the standby child is importing this early
 
-    from engine import capabilities, runner  # noqa: PLC0415
+    from engine import (
+        capabilities,  # noqa: PLC0415
+        runner,
+    )
     from engine.backends.base import Cancelled  # noqa: PLC0415
 
     def watch_parent() -> None:

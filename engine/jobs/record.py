@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from engine.errors import UserError
+
 STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -95,10 +97,5 @@ def job_body(job: Job) -> str:
     return json.dumps({k: getattr(job, k) for k in STORED}, sort_keys=True)
 
 
-class JobError(LookupError):
+class JobError(UserError, LookupError):
     """A job operation the user asked for cannot be done; ``message`` says why and what to do."""
-
-    def __init__(self, message: str, hint: str = ""):
-        super().__init__(message + (f" {hint}" if hint else ""))
-        self.message = message
-        self.hint = hint

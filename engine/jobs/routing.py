@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from engine.config import RunRequest
 from engine.result import RunResult
+from engine.settings.request import RunRequest
 from engine.store import RunStore
 
 

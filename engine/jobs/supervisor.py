@@ -16,7 +16,6 @@ back to the queue). Files, in ``<data dir>/workers/``: ``supervisor.lock``, ``su
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.jobs.host import hold_lock, lock_is_held, pid_alive, read_pid, runs
-from engine.store import DATA_DIR_ENV, PROJECT_ROOT, data_dir
+from engine.store import DATA_DIR_ENV, PROJECT_ROOT
 
 if TYPE_CHECKING:
     from engine.jobs.system import JobSystem
@@ -132,7 +131,7 @@ def start(paths: SupervisorPaths, gpu_count: int, queue_url: str | None,
     if idle_exit_s is not None:
         args += ["--idle-exit-s", str(idle_exit_s)]
     with open(paths.workers_dir / "supervisor.log", "ab") as logf:
-        return subprocess.Popen(_python_command("engine.jobs.supervisor", "supervisor_main", args),
+        return subprocess.Popen(_python_command("engine.jobs.commands", "supervisor_main", args),
                                 cwd=str(PROJECT_ROOT), env=_child_env(paths.root), stdin=subprocess.DEVNULL,
                                 stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -285,7 +284,7 @@ class Supervisor:
             args += ["--gpu", slot[3:]]
             cuda_visible = slot[3:]
         with open(self.paths.worker_log(slot), "ab") as logf:
-            return subprocess.Popen(_python_command("engine.jobs.worker", "worker_main", args),
+            return subprocess.Popen(_python_command("engine.jobs.commands", "worker_main", args),
                                     cwd=str(PROJECT_ROOT), env=_child_env(self.system.root, cuda_visible),
                                     stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                                     start_new_session=True)
@@ -308,30 +307,3 @@ class Supervisor:
                     self.paths.worker_pid(s.name).unlink()
         with contextlib.suppress(Exception):
             self.system.reconcile()
-
-
-def supervisor_main(argv: list[str]) -> int:
-    """``python -m engine supervisor``: run this host's supervisor in the foreground until SIGTERM/SIGINT."""
-    p = argparse.ArgumentParser(prog="python -m engine supervisor",
-                                description="Keep one worker per GPU and one for the CPU running for a data "
-                                            "directory; replace any that dies. One per data directory and host: "
-                                            "a second one exits at once.")
-    p.add_argument("--data-dir", default=None, help=f"data directory (default: ${DATA_DIR_ENV} or ./data)")
-    p.add_argument("--queue-url", default=None, help=f"redis://host:port/db (default: ${QUEUE_URL_ENV}; "
-                                                     "empty = the SQLite queue in the data directory)")
-    p.add_argument("--gpus", type=int, default=None, help="GPU workers to keep (default: every visible GPU)")
-    p.add_argument("--idle-exit-s", type=float, default=None,
-                   help="exit after this many seconds with nothing queued or running (default: never)")
-    ns = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    root = Path(ns.data_dir) if ns.data_dir else data_dir()
-    os.environ[DATA_DIR_ENV] = str(root)
-    gpu_count = ns.gpus
-    if gpu_count is None:
-        from engine import capabilities  # noqa: PLC0415 - imports torch; --gpus avoids it
-
-        gpu_count = len(capabilities.detect().gpus)
-    url = ns.queue_url if ns.queue_url is not None else os.environ.get(QUEUE_URL_ENV)
-    from engine.jobs.system import JobSystem  # noqa: PLC0415 - the system imports this module
-
-    return Supervisor(JobSystem(root, url or None), gpu_count, ns.idle_exit_s).run()

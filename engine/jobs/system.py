@@ -22,7 +22,8 @@ from typing import Any
 from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 
-from engine.config import ConfigError, RunRequest, validate
+from engine import capabilities
+from engine.errors import ConfigError
 from engine.jobs import supervisor as supervision
 from engine.jobs.host import HEARTBEAT_TIMEOUT_S, file_lock, pid_alive, read_pid, runs, this_host
 from engine.jobs.record import Job, JobError, current_submitter
@@ -30,6 +31,8 @@ from engine.jobs.redis_table import RedisJobTable
 from engine.jobs.routing import pinned_gpu, route_for, slug, stored_run_on, worker_device
 from engine.jobs.table import JobTable, SqliteJobTable
 from engine.jobs.worker import run_job_task
+from engine.quantization import schemes
+from engine.settings.request import RunRequest, validate
 from engine.store import RunStore, data_dir
 
 log = logging.getLogger(__name__)
@@ -92,7 +95,7 @@ class JobSystem:
         Raises ``ConfigError`` for an invalid request, or one the machine that would run it refuses
         (before anything is queued). ``submitted_by`` defaults to ``record.current_submitter()``.
         """
-        from engine import capabilities, runner  # noqa: PLC0415 - torch only when submitting
+        from engine import runner  # noqa: PLC0415 - torch only when submitting
 
         validate(request)
         caps = capabilities.detect()
@@ -106,7 +109,7 @@ class JobSystem:
         pinned = pinned_gpu(route)
         gpu_index = pinned or 0
         if not self.queue_url:   # one host: what this machine cannot do is an error now
-            capabilities.check_request(request, caps, gpu_index)
+            runner.check_request(request, caps, gpu_index)
             if pinned is not None and pinned >= len(caps.gpus):
                 raise ConfigError("gpu", f"GPU {pinned} does not exist; this machine has {len(caps.gpus)}")
         else:                    # the workers are elsewhere: what their registrations say they cannot do
@@ -308,8 +311,6 @@ class JobSystem:
         pid files: fine from a polling fragment with ``wait_s=0``). The supervisor is its own long-lived process:
         it does not end with the caller (a script that submits and exits leaves the workers running)."""
         if gpu_count is None:
-            from engine import capabilities  # noqa: PLC0415
-
             gpu_count = len(capabilities.detect().gpus)
         paths = supervision.SupervisorPaths(self.root)
         paths.note_client()
@@ -364,12 +365,10 @@ class JobSystem:
 
 
 def worker_refusal(request: RunRequest, info: dict[str, Any]) -> ConfigError | None:
-    """Why the worker a registration describes would refuse ``request`` (a ConfigError naming the field and
-    the worker), or None. The rules are those of ``capabilities.check_request``, applied to the worker's
-    flavour, GPU and memory instead of this machine's; ModelOpt and calibration files are the worker host's
-    business and are checked there."""
-    from engine import capabilities, quantization  # noqa: PLC0415
-    from engine.models import check_input_memory  # noqa: PLC0415
+    """Why the worker a registration describes would refuse ``request`` (a ConfigError naming the field and the
+    worker), or None. The rules of ``runner.check_request``, applied to the worker's flavour, GPU and memory instead
+    of this machine's; ModelOpt and calibration files are the worker host's business and are checked there."""
+    from engine.models.memory import check_input_memory  # noqa: PLC0415 - torch only where a worker is asked
 
     gpu = None
     if info.get("gpu_index") is not None:
@@ -390,8 +389,8 @@ def worker_refusal(request: RunRequest, info: dict[str, Any]) -> ConfigError | N
                 if reason:
                     raise ConfigError(knob, f"{value!r} is not available: {reason}")
             scheme = request.compile.quantization
-            reason = quantization.scheme_unavailable_reason(scheme, flavour=caps.flavour, modelopt=True,
-                                                            compute_capability=gpu.compute_capability if gpu else None)
+            reason = schemes.scheme_unavailable_reason(scheme, flavour=caps.flavour, modelopt=True,
+                                                       compute_capability=gpu.compute_capability if gpu else None)
             if scheme != "none" and reason:
                 raise ConfigError("compile.quantization", f"{scheme!r} is not available: {reason}")
         check_input_memory(request, ram_bytes=info.get("ram_bytes"),

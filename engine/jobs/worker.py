@@ -8,7 +8,6 @@ Workers are started and replaced by the supervisor (engine/jobs/supervisor.py), 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -18,11 +17,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.jobs.host import HEARTBEAT_S, HOST_ID_ENV, pid_alive, this_host
+from engine.jobs.host import HEARTBEAT_S, pid_alive, this_host
 from engine.jobs.job_process import JobOrder, JobProcess, exit_reason
 from engine.jobs.record import Job
 from engine.jobs.routing import pinned_gpu, worker_routes
-from engine.store import DATA_DIR_ENV, data_dir
 
 if TYPE_CHECKING:
     from engine.jobs.system import JobSystem
@@ -241,35 +239,3 @@ class Worker:
             _, error, hint, tb = msg
             self.table.update(job.job_id, state="failed", error=error, hint=hint, traceback=tb, finished_ts=now)
             log.warning("job %s failed: %s", job.job_id, error)
-
-
-def worker_main(argv: list[str]) -> int:
-    """Run one worker in the foreground until SIGTERM/SIGINT (or until its owner process exits)."""
-    p = argparse.ArgumentParser(prog="python -m engine worker",
-                                description="Run jobs from the queue on one device (the CPU or one GPU).")
-    dev = p.add_mutually_exclusive_group()
-    dev.add_argument("--gpu", type=int, default=None, help="GPU index to serve (pinned with CUDA_VISIBLE_DEVICES)")
-    dev.add_argument("--cpu", action="store_true", help="serve CPU jobs (the default)")
-    p.add_argument("--data-dir", default=None, help=f"data directory (default: ${DATA_DIR_ENV} or ./data)")
-    p.add_argument("--queue-url", default=None, help=f"redis://host:port/db (default: ${QUEUE_URL_ENV}; "
-                                                     "empty = the SQLite queue in the data directory)")
-    p.add_argument("--host-id", default=None, help="name of this host in the job table (default: hostname)")
-    p.add_argument("--owner-pid", type=int, default=None, help="exit when this process is gone")
-    p.add_argument("--owner-file", type=Path, default=None,
-                   help="exit when the process whose pid this file holds is gone (re-read: apps adopt workers)")
-    ns = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if ns.data_dir:
-        os.environ[DATA_DIR_ENV] = ns.data_dir
-    if ns.host_id:
-        os.environ[HOST_ID_ENV] = ns.host_id
-    if ns.gpu is not None:
-        # the job processes see only this GPU, as cuda:0
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(ns.gpu)
-    else:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    url = ns.queue_url if ns.queue_url is not None else os.environ.get(QUEUE_URL_ENV)
-    from engine.jobs.system import JobSystem  # noqa: PLC0415 - the system imports this module
-
-    system = JobSystem(ns.data_dir or data_dir(), url or None)
-    return Worker(system, gpu_index=ns.gpu, owner_pid=ns.owner_pid, owner_file=ns.owner_file).run()

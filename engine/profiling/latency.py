@@ -18,7 +18,7 @@ from engine.backends.base import ProgressFn, no_progress
 from engine.result import LatencyStats
 
 if TYPE_CHECKING:
-    from engine.config import RunRequest
+    from engine.settings.request import RunRequest
 
 PROGRESS_EVERY = 10
 

@@ -18,9 +18,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 
-from engine.autotune import AutotuneReport
-from engine.compare import MAX_COMPARED
-from engine.ladder import DEFAULT_TOLERANCE_REL_L2
+from engine.compare.metrics import MAX_COMPARED
 from engine.report.document import render
 from engine.report.errors import ReportError
 from engine.report.runs import comparison_report, single_run_report
@@ -28,6 +26,8 @@ from engine.report.studies import autotune_report, find_study, study_report
 from engine.report.trace import chrome_trace
 from engine.result import RunResult
 from engine.store import RunNotFound, RunStore
+from engine.studies.autotune import AutotuneReport
+from engine.studies.ladder import DEFAULT_TOLERANCE_REL_L2
 
 __all__ = ["ReportError", "autotune_html", "file_name", "find_study", "load_runs", "parse_ids", "runs_html",
            "store_fingerprint", "study_html", "trace_json"]

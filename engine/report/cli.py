@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from engine import report
-from engine.ladder import DEFAULT_TOLERANCE_REL_L2
 from engine.store import RunStore
+from engine.studies.ladder import DEFAULT_TOLERANCE_REL_L2
 
 
 def add_report_command(sub: argparse._SubParsersAction) -> None:

@@ -3,12 +3,9 @@ nothing to export. It carries the user-facing message and what to do (the CLI ex
 
 from __future__ import annotations
 
+from engine.errors import UserError
 
-class ReportError(ValueError):
-    def __init__(self, message: str, hint: str = ""):
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
 
+class ReportError(UserError, ValueError):
     def __str__(self) -> str:
         return self.message

@@ -1,6 +1,6 @@
 """How to measure a stored run again: the ``python -m engine profile`` line of its request.
 
-Flags come from the CLI's own table (``engine.__main__.knob_flag`` over the request dataclasses), so a knob
+Flags come from the CLI's own table (``engine.settings.cli.knob_flag`` over the knob metadata), so a knob
 added or renamed there is written here the same way. Only values that differ from today's defaults are
 written (the request itself is shown beside the line); a stored setting the CLI no longer knows is named
 instead of dropped silently.
@@ -13,10 +13,10 @@ import shlex
 from dataclasses import dataclass, fields
 from typing import Any
 
-from engine.config import CompileSettings, MeasureSettings, ModelSpec, RunRequest
+from engine.settings.cli import TOP_LEVEL_KNOBS, knob_flag
+from engine.settings.request import PARTS, RunRequest
 
 COMMAND = ("python", "-m", "engine", "profile")
-_PARTS = (("model", ModelSpec), ("compile", CompileSettings), ("measure", MeasureSettings))
 # written even at their defaults: what the run is
 ALWAYS = ("model.source", "model.batch_size", "backend", "compile.precision")
 
@@ -29,7 +29,7 @@ class CliLine:
 
 
 def cli_value(value: Any) -> str:
-    """A stored value as the CLI parses it back (``engine.__main__._parse_value`` + config coercion)."""
+    """A stored value as the CLI parses it back (``engine.settings.cli.parse_value`` + config coercion)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
@@ -50,17 +50,15 @@ def _same(a: Any, b: Any) -> bool:
 
 def cli_line(request: dict[str, Any], *, no_cache: bool = True) -> CliLine:
     """The profile command that measures ``request`` (a stored ``RunRequest.to_dict()``) again."""
-    from engine.__main__ import TOP_LEVEL_KNOBS, knob_flag  # noqa: PLC0415 - the CLI module imports this package
-
     default = RunRequest().to_dict()
     args: list[str] = []
-    unknown = [k for k in request if k not in TOP_LEVEL_KNOBS and k not in dict(_PARTS)]
+    unknown = [k for k in request if k not in TOP_LEVEL_KNOBS and k not in dict(PARTS)]
 
     def add(dotted: str, value: Any, default_value: Any) -> None:
         if dotted in ALWAYS or not _same(value, default_value):
             args.extend((knob_flag(dotted), cli_value(value)))
 
-    for part, cls in _PARTS:
+    for part, cls in PARTS:
         stored = request.get(part) or {}
         known = {f.name for f in fields(cls)}
         unknown += [f"{part}.{k}" for k in stored if k not in known]

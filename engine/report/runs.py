@@ -13,8 +13,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from engine import charts, compare, diagnosis, dynamic_cost
-from engine.quantization import FLAVOUR_NAMES
+from engine import charts, diagnosis
+from engine.compare import metrics, settings_table
+from engine.quantization.schemes import FLAVOUR_NAMES
 from engine.report.document import (
     NOT_MEASURED,
     Block,
@@ -35,7 +36,8 @@ from engine.report.errors import ReportError
 from engine.report.reproduce import cli_line
 from engine.result import RunResult
 from engine.store import RunStore
-from engine.sweeps import NOISE_CONFIDENCE, median_ci_ms
+from engine.studies import dynamic_cost
+from engine.studies.statistics import NOISE_CONFIDENCE, median_ci_ms
 
 TOP_LAYERS = 20
 # what a reader looks for first about the machine; any other key the run recorded follows
@@ -149,7 +151,7 @@ def single_run_report(store: RunStore, run: RunResult) -> Report:
         static = dynamic_cost.find_static_counterpart(store, run)
         if static is not None:
             summary.append(Notice(dynamic_cost.DynamicCost(run, static).text(), "info"))
-    summary.append(Table(compare.run_summary(run), "Headline numbers", {"value": fmt("{:.4g}")}))
+    summary.append(Table(metrics.run_summary(run), "Headline numbers", {"value": fmt("{:.4g}")}))
     if run.quantization is not None:
         summary.append(_quantization_table(run))
     if run.stages_s:
@@ -180,7 +182,7 @@ def layer_blocks(run: RunResult) -> list[Block]:
     if run.layers.empty:
         return [Paragraph("This run has no per-layer profile: it was recorded with per-layer profiling off (or in "
                           "analyze mode).", muted=True)]
-    overhead = compare.profiling_overhead(run)
+    overhead = metrics.profiling_overhead(run)
     facts = [Fact("layers_profiled", "layers profiled", f"{len(run.layers):,}", float(len(run.layers)),
                   run_id=run.run_id)]
     if overhead["profiled_sum_ms"] is not None:
@@ -251,9 +253,9 @@ def comparison_report(runs: Sequence[RunResult], baseline_id: str | None = None)
     if baseline_id is not None and baseline_id not in {r.run_id for r in runs}:
         raise ReportError(f"The baseline {baseline_id!r} is not one of the compared runs.",
                           "Name one of the runs given, or leave the baseline out (the first run is the baseline).")
-    base = compare.pick_baseline(runs, baseline_id)
-    table = compare.metric_table(runs, base.run_id)
-    short = compare.short_labels(runs)
+    base = metrics.pick_baseline(runs, baseline_id)
+    table = metrics.metric_table(runs, base.run_id)
+    short = settings_table.short_labels(runs)
     cards = []
     for row in table.itertuples():
         if pd.isna(row.e2e_median_ms):
@@ -269,13 +271,13 @@ def comparison_report(runs: Sequence[RunResult], baseline_id: str | None = None)
                   "(above 1×: faster than the baseline).", muted=True),
         Facts(tuple(cards)),
         Table(table.drop(columns=["run_id"]), "Headline metrics", METRIC_FORMATS),
-        *(Notice(note, "info") for note in compare.hardware_notes(runs))]
+        *(Notice(note, "info") for note in metrics.hardware_notes(runs))]
     charts_blocks: list[Block] = [
-        Chart(charts.metric_bars(compare.metric_long(runs))),
-        Chart(charts.latency_distribution(compare.latency_samples(runs))),
-        Chart(charts.layer_type_diff_bar(compare.layer_type_time(runs, base.run_id)))]
-    differ = compare.differing_settings(runs)
-    everything = compare.settings_table(runs)
+        Chart(charts.metric_bars(metrics.metric_long(runs))),
+        Chart(charts.latency_distribution(metrics.latency_samples(runs))),
+        Chart(charts.layer_type_diff_bar(metrics.layer_type_time(runs, base.run_id)))]
+    differ = settings_table.differing_settings(runs)
+    everything = settings_table.settings_table(runs)
     settings: list[Block] = [
         Table(differ, "Settings that differ", index=True) if not differ.empty else
         Paragraph("All settings, versions and the GPU are the same: differences are run-to-run noise.", muted=True),

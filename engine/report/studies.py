@@ -5,8 +5,9 @@ tagged ``sweep:<id>`` (a batch sweep when it varies ``model.batch_size``) or ``l
 search lives only in the page that ran it (``autotune_report`` takes its ``AutotuneReport``). When studies become
 stored records, ``find_study`` reads the record and the rest of this module stays as it is.
 
-Verdicts, tables and figures come from ``engine.sweeps``, ``engine.ladder``, ``engine.batch_sweep``,
-``engine.autotune`` and their chart modules, exactly as the Sweeps page calls them.
+Verdicts, tables and figures come from ``engine.studies.sweeps``, ``engine.studies.ladder``,
+``engine.studies.batch_sweep``, ``engine.studies.autotune`` and their chart modules, exactly as the Sweeps page calls
+them.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from engine import batch_charts, batch_sweep, ladder, sweep_charts, sweeps
-from engine.autotune import AutotuneReport
-from engine.config import ConfigError
+from engine import batch_charts, sweep_charts
+from engine.errors import ConfigError
 from engine.report.document import Block, Chart, Fact, Facts, Markdown, Notice, Paragraph, Report, Section, Table, fmt
 from engine.report.errors import ReportError
 from engine.report.runs import environment_table, per_run_blocks
 from engine.result import RunResult
 from engine.store import RunNotFound, RunStore
+from engine.studies import batch_sweep, ladder, sweeps
+from engine.studies.autotune import AutotuneReport
 
 STUDY_KINDS = {"sweep": "knob sweep", "ladder": "precision ladder", "batch_sweep": "batch sweep",
                "autotune": "auto-tune search"}

@@ -8,6 +8,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from engine.errors import UserError, shown
+
 DATA_DIR_ENV = "TRTDASH_DATA_DIR"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
@@ -19,15 +21,12 @@ TMP_DIR_PATTERN = re.compile(r"\.tmp-(\d{8}-\d{6}-[0-9a-f]{8})-[0-9a-f]{6}")   #
 ARTIFACT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,199}")          # a raw file kept with a run
 
 
-class InvalidRunId(ValueError):
+class InvalidRunId(UserError, ValueError):
     """A run id that is not of the one shape run ids have; ``message`` names it."""
 
     def __init__(self, run_id: object):
-        shown = repr(run_id)
-        shown = shown if len(shown) <= 60 else shown[:60] + "…"
-        self.message = (f"{shown} is not a run id: run ids look like 20260101-120000-0123abcd "
-                        "(date-time and 8 hex digits)")
-        super().__init__(self.message)
+        super().__init__(f"{shown(run_id, 60)} is not a run id: run ids look like 20260101-120000-0123abcd "
+                         "(date-time and 8 hex digits)")
 
 
 def data_dir() -> Path:

@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from engine.errors import UserError
 from engine.result import RunResult, normalise_layers
 from engine.store.paths import ARTIFACT_NAME, SAMPLES_DIR, TMP_DIR_PATTERN, check_run_id, data_dir, is_run_id
 
@@ -57,12 +58,12 @@ SUMMARY_COLUMNS = ["run_id", "created_at", "model", "backend", "precision", "bat
                    "submitted_by"]
 
 
-class RunNotFound(KeyError):
+class RunNotFound(UserError, KeyError):
     def __init__(self, run_id: str):
-        super().__init__(run_id)
+        super().__init__(f"Run {run_id!r} does not exist: it was deleted or the link is wrong. "
+                         "Pick a run from History.")
+        self.args = (run_id,)
         self.run_id = run_id
-        self.message = (f"Run {run_id!r} does not exist: it was deleted or the link is wrong. "
-                        "Pick a run from History.")
 
     def __str__(self) -> str:
         return self.message

@@ -1,5 +1,5 @@
 """A batch sweep on a real GPU: resnet18 fp16 with TensorRT, static engines at batch 1, 4 and 8 against one
-dynamic engine (min 1 / opt 4 / max 8), planned by ``engine.batch_sweep``, run through the runner, tagged by
+dynamic engine (min 1 / opt 4 / max 8), planned by ``engine.studies.batch_sweep``, run through the runner, tagged by
 ``SweepExecution`` and read back as a stored batch sweep. Marked ``gpu``; the table and verdict are printed
 (run with ``-s``).
 
@@ -8,10 +8,10 @@ at three batches; this file checks the batch-sweep path end to end: plan -> runs
 
 import pytest
 
-from engine import batch_sweep as bs
 from engine import runner
-from engine.config import RunRequest
-from engine.sweeps import JobView, SweepExecution
+from engine.settings.request import RunRequest
+from engine.studies import batch_sweep as bs
+from engine.studies.sweeps import JobView, SweepExecution
 
 pytestmark = pytest.mark.gpu
 

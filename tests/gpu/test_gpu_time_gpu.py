@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from engine import diagnosis, runner
-from engine.config import RunRequest
 from engine.profiling import fingerprint
+from engine.settings.request import RunRequest
 
 pytestmark = pytest.mark.gpu
 
@@ -95,7 +95,7 @@ FRESH = textwrap.dedent("""
     import json, sys, tempfile
     from pathlib import Path
     from engine import runner
-    from engine.config import RunRequest
+    from engine.settings.request import RunRequest
     from engine.store import RunStore
     req = RunRequest.from_dict(json.loads(sys.argv[1]))
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from engine import jobs
-from engine.config import RunRequest
+from engine.settings.request import RunRequest
 from tests.test_jobs import finished
 
 GPU_JOB_S = 300.0    # a TensorRT compile in a fresh job process, not a tiny eager run

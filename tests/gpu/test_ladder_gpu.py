@@ -12,11 +12,13 @@ import time
 
 import pytest
 
-from engine import capabilities, ladder, quantization
-from engine.quantization import RTX_INT8_ACTIVATIONS
+from engine import capabilities
+from engine.quantization import schemes
+from engine.quantization.schemes import RTX_INT8_ACTIVATIONS
+from engine.studies import ladder
 
 pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not quantization.modelopt_installed(), reason="NVIDIA ModelOpt is not installed")]
+              pytest.mark.skipif(not schemes.modelopt_installed(), reason="NVIDIA ModelOpt is not installed")]
 
 # 4 job processes of ~20-40 s each, one after another on the GPU worker, plus ModelOpt building its CUDA
 # extension (~50 s) in the first quantized job: about 3 minutes; past this the ladder is cancelled and fails
@@ -32,7 +34,7 @@ def test_resnet18_ladder_runs_through_the_queue_and_reads_back_with_its_verdict(
         "measure": {"warmup_iters": 10, "timed_iters": 30, "layer_profile": False}})
     plan = ladder.plan_ladder(base, caps, schemes=["int8", "int8_weight_only", "fp8"], ladder_id=LADDER_ID)
     skipped = dict(plan.skipped)
-    print(f"\nladder on {caps.gpus[0].name}, {quantization.FLAVOUR_NAMES[caps.flavour]}: "
+    print(f"\nladder on {caps.gpus[0].name}, {schemes.FLAVOUR_NAMES[caps.flavour]}: "
           f"{[s.label for s in plan.steps]}, refused {skipped}")
     if caps.flavour == "tensorrt_rtx":
         assert skipped == {"int8": RTX_INT8_ACTIVATIONS}      # W8A8 refused before anything runs
@@ -58,7 +60,7 @@ def test_resnet18_ladder_runs_through_the_queue_and_reads_back_with_its_verdict(
 
     rungs = ladder.load_ladder(system.store, LADDER_ID)
     assert sorted(r.label for r in rungs) == sorted(expected)
-    where = f"{caps.gpus[0].name}, {quantization.FLAVOUR_NAMES[caps.flavour]}"
+    where = f"{caps.gpus[0].name}, {schemes.FLAVOUR_NAMES[caps.flavour]}"
     for r in rungs:
         assert r.runtime == "tensorrt" and r.where == where, (r.label, r.runtime, r.where)
         assert 0 < r.p10_ms <= r.median_ms <= r.p90_ms, r

@@ -14,15 +14,18 @@ import time
 
 import pytest
 
-from engine import capabilities, quantization
-from engine.config import RunRequest
-from engine.localisation import driver
-from engine.localisation.bisect import BUDGET, FOUND
-from engine.localisation.records import LocalisationRecords
-from engine.localisation.study import LOCALISE_TAG, Criterion
+from engine import capabilities
+from engine.quantization import schemes
+from engine.runner import check_request
+from engine.settings.request import RunRequest
+from engine.studies.localisation import driver
+from engine.studies.localisation.bisect import BUDGET, FOUND
+from engine.studies.localisation.figures import Criterion
+from engine.studies.localisation.records import LocalisationRecords
+from engine.studies.localisation.study import LOCALISE_TAG
 
 pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not quantization.modelopt_installed(), reason="NVIDIA ModelOpt is not installed")]
+              pytest.mark.skipif(not schemes.modelopt_installed(), reason="NVIDIA ModelOpt is not installed")]
 
 # above the FP8 fake-quantized model's own error (rel. L2 0.074 on the H200): the search looks for the conversion
 # problem (NaN), not for quantization error spread over every layer
@@ -34,7 +37,7 @@ LOCALISE_S = 900.0
 
 def test_fp8_resnet50_localisation_fixes_the_nan_engine(system):
     caps = capabilities.detect()
-    reason = quantization.scheme_options(caps)["fp8"]
+    reason = capabilities.scheme_options(caps)["fp8"]
     if reason:
         pytest.skip(f"fp8 is not available here: {reason}")
     base = RunRequest.from_dict({
@@ -42,7 +45,7 @@ def test_fp8_resnet50_localisation_fixes_the_nan_engine(system):
         "compile": {"quantization": "fp8", "quant_base_precision": "fp16", "precision": "fp16",
                     "calibration_batches": 4},
         "measure": {"warmup_iters": 10, "timed_iters": 50, "layer_profile": False, "compare_eager": False}})
-    capabilities.check_request(base, caps)
+    check_request(base, caps)
     t0 = time.monotonic()
     study = driver.plan(base, criterion=Criterion(TOLERANCE), source="tests/gpu/test_localise_gpu.py",
                         device="cpu", localisation_id="gpu_resnet50_fp8")

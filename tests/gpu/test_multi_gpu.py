@@ -24,7 +24,8 @@ from bench.multi_gpu import (
     wait_gpu_workers_idle,
     watch,
 )
-from engine import compare, jobs
+from engine import jobs
+from engine.compare import metrics, settings_table
 from engine.jobs.host import pid_alive, this_host
 from tests.test_jobs import wait_until
 
@@ -117,17 +118,17 @@ def test_two_gpus_one_worker_each_undisturbed_timings_killed_worker_replaced_one
     assert set(measured) <= set(system.store.list_runs()["run_id"])
     runs = [system.store.get(r) for r in figures.run_ids["together"]]
     short = {i: names[i].removeprefix("NVIDIA ").strip() for i in (0, 1)}
-    assert compare.gpu_labels(runs) == {runs[0].run_id: f"{short[0]} #0", runs[1].run_id: f"{short[1]} #1"}
-    table = compare.metric_table(runs)
+    assert settings_table.gpu_labels(runs) == {runs[0].run_id: f"{short[0]} #0", runs[1].run_id: f"{short[1]} #1"}
+    table = metrics.metric_table(runs)
     assert table["gpu"].tolist() == [f"{short[0]} #0", f"{short[1]} #1"]
-    same = compare.same_settings_across_gpus(runs)
+    same = metrics.same_settings_across_gpus(runs)
     assert len(same) == 1 and same["gpus"][0] == sorted([f"{short[0]} #0", f"{short[1]} #1"])
-    assert list(compare.differing_settings(runs).index) == ["env.gpu"]
+    assert list(settings_table.differing_settings(runs).index) == ["env.gpu"]
     say(table[["gpu", "e2e_median_ms", "e2e_p90_ms", "delta_pct", "compile_s"]].to_string(index=False))
     everything = [system.store.get(r) for r in measured]
-    say(compare.metric_table(everything)[["gpu", "e2e_median_ms"]].assign(
+    say(metrics.metric_table(everything)[["gpu", "e2e_median_ms"]].assign(
         seed=[r.request["measure"]["seed"] for r in everything]).to_string(index=False))
-    for note in compare.hardware_notes(runs):
+    for note in metrics.hardware_notes(runs):
         say(f"note: {note}")
     say(f"total {time.monotonic() - t0:.0f} s")
 

@@ -9,11 +9,13 @@ import dataclasses
 
 import pytest
 
-from engine import capabilities, quantization, runner
-from engine.config import ConfigError, RunRequest
+from engine import capabilities, runner
+from engine.errors import ConfigError
+from engine.quantization import accuracy, schemes
+from engine.settings.request import RunRequest
 
 pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not quantization.modelopt_installed(), reason="NVIDIA ModelOpt is not installed")]
+              pytest.mark.skipif(not schemes.modelopt_installed(), reason="NVIDIA ModelOpt is not installed")]
 
 FAST = {"warmup_iters": 20, "timed_iters": 50, "profile_iters": 10, "compare_eager": False}
 
@@ -53,13 +55,13 @@ def test_int8_weight_only_three_way_accuracy(store):
 
 def test_fp8_layers_and_conversion_flag(store):
     caps = capabilities.detect()
-    if quantization.scheme_options(caps)["fp8"]:
-        pytest.skip(f"fp8 not available here: {quantization.scheme_options(caps)['fp8']}")
+    if capabilities.scheme_options(caps)["fp8"]:
+        pytest.skip(f"fp8 not available here: {capabilities.scheme_options(caps)['fp8']}")
     r = runner.execute(quant_req("fp8"), store).result
     show(r)
     q = r.quantization
     assert q.fake_quant_vs_eager is not None and q.engine_vs_fake_quant is not None and q.engine_vs_eager is not None
-    assert q.conversion_problem == quantization.is_conversion_problem(q.fake_quant_vs_eager, q.engine_vs_fake_quant)
+    assert q.conversion_problem == accuracy.is_conversion_problem(q.fake_quant_vs_eager, q.engine_vs_fake_quant)
     flagged = [w for w in r.warnings if w.startswith("Conversion problem")]
     assert bool(flagged) == q.conversion_problem
     if q.engine_vs_fake_quant.rel_l2 > 1.0:       # the failure seen on the H200 must never pass silently
@@ -84,9 +86,9 @@ def test_int4_awq_is_still_refused_by_torch_tensorrt(store, monkeypatch):
     from engine.errors import RunError
 
     caps = capabilities.detect()
-    assert quantization.scheme_options(caps)["int4_awq"] == quantization.TORCH_TRT_INT4
-    monkeypatch.setitem(quantization.SCHEMES, "int4_awq",
-                        dataclasses.replace(quantization.SCHEMES["int4_awq"], converter_refusal=""))
+    assert capabilities.scheme_options(caps)["int4_awq"] == schemes.TORCH_TRT_INT4
+    monkeypatch.setitem(schemes.SCHEMES, "int4_awq",
+                        dataclasses.replace(schemes.SCHEMES["int4_awq"], converter_refusal=""))
     with pytest.raises(RunError) as e:
         runner.execute(quant_req("int4_awq", batch=1), store)
     print(f"\n[int4_awq resnet18] {e.value.message} | hint: {e.value.hint}")

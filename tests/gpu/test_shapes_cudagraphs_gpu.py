@@ -4,7 +4,8 @@ Marked ``gpu``; figures are printed (run with ``-s``)."""
 import pytest
 
 from engine import runner
-from engine.config import ConfigError, RunRequest
+from engine.errors import ConfigError
+from engine.settings.request import RunRequest
 
 pytestmark = pytest.mark.gpu
 
@@ -104,7 +105,7 @@ def example_inputs(batch_size):
 
 
 def test_dynamic_sequence_refined_to_multiples_of_8_measured_at_three_lengths(store, tmp_path, monkeypatch):
-    from engine import models
+    from engine.models import files as models
 
     monkeypatch.setenv(models.MODELS_DIR_ENV, str(tmp_path))
     (tmp_path / "chunked.py").write_text(CHUNKED)

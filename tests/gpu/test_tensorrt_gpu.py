@@ -9,10 +9,10 @@ import textwrap
 import pytest
 
 from engine import runner
-from engine.config import ConfigError, RunRequest
-from engine.errors import ExportError, GpuOutOfMemory, UnsupportedOpError
+from engine.errors import ConfigError, ExportError, GpuOutOfMemory, UnsupportedOpError
 from engine.profiling import segmentation as seg
 from engine.result import FUSED
+from engine.settings.request import RunRequest
 
 pytestmark = pytest.mark.gpu
 

@@ -2,7 +2,7 @@
 quantized), then ``torch_tensorrt.dynamo.compile`` or ``torch.compile(backend="tensorrt")``.
 
 Dynamic inputs (min/opt/max in ``model.inputs``) export with ``torch.export.Dim`` (refined once by
-torch.export's suggested fixes when the model's guards need it, ``engine.inputs.export_dynamic``) and build
+torch.export's suggested fixes when the model's guards need it, ``dynamic_shapes.export_dynamic``) and build
 with ``torch_tensorrt.Input(min_shape, opt_shape, max_shape)``; quantized models export under
 ``export_torch_mode()``. With ``measure.layer_profile`` the build runs under a ``Debugger`` at DETAILED
 profiling verbosity, so the layer information carries types, formats and tactics (the plan fingerprint's
@@ -22,11 +22,13 @@ from typing import Any
 import torch
 
 from engine.backends.base import ProgressFn
+from engine.backends.tensorrt import dynamic_shapes, quantize
 from engine.backends.tensorrt.capture import is_oom
 from engine.backends.tensorrt.internals import Features
-from engine.config import ConfigError, RunRequest
-from engine.errors import ExportError
-from engine.inputs import InputSpec
+from engine.errors import ConfigError, ExportError
+from engine.settings.inputs import InputSpec
+from engine.settings.knobs import knob_fields, knob_info
+from engine.settings.request import CompileSettings, RunRequest
 
 log = logging.getLogger(__name__)
 
@@ -34,25 +36,18 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def compile_settings(request: RunRequest, features: Features, workdir: Path) -> dict[str, Any]:
-    """Every CompileSettings knob as Torch-TensorRT keyword arguments (both frontends)."""
+    """Every CompileSettings knob as Torch-TensorRT keyword arguments (both frontends): the knobs whose metadata
+    names a ``trt_kwarg`` are passed as they are (a tuple of names as a set, an unset knob not at all), then the
+    ones whose argument depends on the machine."""
     c = request.compile
-    kw: dict[str, Any] = {
-        "min_block_size": c.min_block_size,
-        "torch_executed_ops": set(c.torch_executed_ops),
-        "require_full_compilation": c.require_full_compilation,
-        "workspace_size": c.workspace_size,
-        "truncate_double": c.truncate_double,
-        "use_fast_partitioner": c.use_fast_partitioner,
-        "hardware_compatible": c.hardware_compatible,
-        "sparse_weights": c.sparse_weights,
-        "cache_built_engines": c.cache_built_engines,
-        "reuse_cached_engines": c.reuse_cached_engines,
-    }
-    if features.python_runtime:
+    kw: dict[str, Any] = {}
+    for f in knob_fields(CompileSettings):
+        name, value = knob_info(f).trt_kwarg, getattr(c, f.name)
+        if name is not None and value is not None:
+            kw[name] = set(value) if isinstance(value, tuple) else value
+    if not features.python_runtime:
         # 2.12+ merged the runtimes: the argument is a deprecated no-op there (and True is refused before this)
-        kw["use_python_runtime"] = c.use_python_runtime
-    if c.optimization_level is not None:
-        kw["optimization_level"] = c.optimization_level
+        kw.pop("use_python_runtime", None)
     if c.cache_built_engines or c.reuse_cached_engines:
         from engine.store import data_dir  # noqa: PLC0415
 
@@ -87,10 +82,8 @@ def compile_model(request: RunRequest, module: torch.nn.Module, inputs: tuple[to
     kw = compile_settings(request, features, workdir)
     quantized = c.quantization != "none"
     if quantized:
-        from engine import quantization  # noqa: PLC0415
-
-        kw.update(quantization.compile_kwargs(c.quantization, c.quant_base_precision,
-                                              "tensorrt_rtx" if features.rtx else "tensorrt"))
+        kw.update(quantize.compile_kwargs(c.quantization, c.quant_base_precision,
+                                          "tensorrt_rtx" if features.rtx else "tensorrt"))
     debugger: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if request.measure.layer_profile and not analyze:
         python_runtime = c.use_python_runtime and features.python_runtime
@@ -108,15 +101,13 @@ def compile_model(request: RunRequest, module: torch.nn.Module, inputs: tuple[to
     t0 = time.perf_counter()
     try:
         if quantized:
-            exported = quantization.export_quantized(module, inputs)
+            exported = quantize.export_quantized(module, inputs)
         elif specs:
-            from engine import inputs as model_inputs  # noqa: PLC0415
-
-            arg_inputs = model_inputs.to_torch_tensorrt_inputs(specs, seed=request.measure.seed)
+            arg_inputs = dynamic_shapes.to_torch_tensorrt_inputs(specs, seed=request.measure.seed)
             at_opt = tuple(i.torch_tensor for i in arg_inputs)    # exporting at a size-1 dim would pin it
             # the model's own shape rules (e.g. a sequence that must be a multiple of 8) refine the Dims once
             measured = {s.name: tuple(t.shape) for s, t in zip(specs, inputs, strict=True)}
-            done = model_inputs.export_dynamic(module, at_opt, specs, measured=measured)
+            done = dynamic_shapes.export_dynamic(module, at_opt, specs, measured=measured)
             exported = done.program
             warnings += [w for w in (done.warning(),) if w]
         else:
@@ -131,7 +122,7 @@ def compile_model(request: RunRequest, module: torch.nn.Module, inputs: tuple[to
     stages["export_s"] = time.perf_counter() - t0
     progress("partition", None, "lowering")
     t0 = time.perf_counter()
-    quant_mode = quantization.export_mode() if quantized else contextlib.nullcontext()
+    quant_mode = quantize.export_mode() if quantized else contextlib.nullcontext()
     with debugger, contextlib.redirect_stdout(io.StringIO()) as out, quant_mode:
         try:
             compiled = torch_tensorrt.dynamo.compile(exported, arg_inputs=arg_inputs, **kw)
@@ -140,7 +131,7 @@ def compile_model(request: RunRequest, module: torch.nn.Module, inputs: tuple[to
                 raise
             # the matrix could not know (e.g. an op the flavour does not quantize): name the scheme
             for cause in (e, e.__cause__):
-                explained = cause is not None and quantization.explain_compile_error(
+                explained = cause is not None and quantize.explain_compile_error(
                     cause, c.quantization, "tensorrt_rtx" if features.rtx else "tensorrt")
                 if explained:
                     raise explained from e

@@ -30,10 +30,11 @@ from engine import diagnosis
 from engine.backends.base import ProgressFn
 from engine.backends.tensorrt import internals
 from engine.backends.tensorrt.capture import CompileCapture, torch_submodules
-from engine.config import RunRequest
 from engine.profiling import fingerprint, gpu_time, graph_replay, latency, layer_profile
 from engine.profiling.accuracy import compare_outputs, detached_cpu
+from engine.quantization.accuracy import conversion_problem_text
 from engine.result import Accuracy, GpuTime, GraphReplay, LatencyStats, QuantizationReport, Segmentation, empty_layers
+from engine.settings.request import RunRequest
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +169,6 @@ def _accuracy(out: Measured, timed_module: Any, inputs: tuple[torch.Tensor, ...]
             engine_out = detached_cpu(timed_module(*inputs))
         out.quantization = quant.report(engine_output=engine_out, engine=timed_module)
         out.accuracy = out.quantization.engine_vs_eager
-        from engine.quantization import conversion_problem_text  # noqa: PLC0415
-
         out.warnings += [w for w in (conversion_problem_text(out.quantization),) if w]
     elif reference is not None:
         with torch.inference_mode():

@@ -19,10 +19,10 @@ from engine.backends.tensorrt.export import compile_model, specs_at
 from engine.backends.tensorrt.internals import Features
 from engine.backends.tensorrt.measure import measure
 from engine.backends.tensorrt.quantize import quantize
-from engine.config import ConfigError, RunRequest
-from engine.errors import GpuOutOfMemory, RunError
-from engine.models import BuiltModel
+from engine.errors import ConfigError, GpuOutOfMemory, RunError
+from engine.models.entry import BuiltModel
 from engine.result import LatencyStats
+from engine.settings.request import RunRequest
 
 
 def run(request: RunRequest, model: BuiltModel, device: str, progress: ProgressFn, workdir: Path) -> Measurement:

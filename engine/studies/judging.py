@@ -1,0 +1,116 @@
+"""Which measured figure judges a setting, and how steady that figure is.
+
+End-to-end latency at small batch is mostly the host launching work: on the H200 one resnet50 fp16
+engine timed 0.601-1.127 ms end to end in nine fresh processes (87% apart) while the GPU kernel time
+of the same engine held within 0.13%. So a setting that changes the kernels (optimization_level,
+min_block_size, precision, quantization, torch_executed_ops, the batch, the model) is judged on GPU
+time, and one that changes the host's work per call (CUDA graphs, the runtime, the frontend, the
+backend) on end-to-end latency. ``engine.studies.knobs.KNOBS`` is the one table of that choice, one record per setting.
+A run without GPU time (a CPU run, or one recorded before GPU time existed) is judged on end-to-end
+latency and the verdict says so.
+
+Each figure comes with its own noise: inside one run (``Reading``: the bootstrap interval of the e2e
+median; the fastest and slowest trace window of the GPU time) and between fresh processes
+(``Drift``: one build timed in separate runs). Two runs that ran the same engine plan on the same GPU
+at the same shapes (``same_engine``) did the same work: a gap in a kernel figure between them is noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from engine.result import RunResult
+from engine.settings.inputs import measured_shapes, parse_inputs
+from engine.studies.knobs import HOST, knob
+from engine.studies.statistics import END_TO_END, GPU_TIME, METRIC_NAMES
+
+
+def preferred_metric(settings: Iterable[str]) -> str:
+    """End-to-end when any of the settings changes the host's work per call, else GPU time."""
+    return END_TO_END if any(knob(s).changes == HOST for s in settings) else GPU_TIME
+
+
+# -- why a figure is missing ----------------------------------------------------------------------------
+def gpu_time_absence(run: RunResult) -> str:
+    """Why a run has no GPU time ("" when it has one), in words a page can show after "GPU time: "."""
+    if run.gpu_time is not None:
+        return ""
+    if run.env.get("device") != "cuda":
+        return "needs an NVIDIA GPU"
+    if not run.latency.timed:
+        return "not timed (analyze run)"
+    if run.graph_replay is None and run.plan_fingerprint is None:
+        return "not measured (recorded before GPU time existed)"
+    return "not measured"
+
+
+@dataclass(frozen=True)
+class Judging:
+    """The figure that judges a difference between runs, and why, when it is not the one the settings call for."""
+
+    metric: str        # GPU_TIME | END_TO_END
+    preferred: str     # what the differing settings call for
+    reason: str = ""   # why ``metric`` stands in for ``preferred`` ("" when they agree)
+
+    @property
+    def name(self) -> str:
+        return METRIC_NAMES[self.metric]
+
+    @property
+    def note(self) -> str:
+        """"judged on end-to-end latency: GPU time ...", "" when the preferred figure judges."""
+        return f"judged on {self.name}: {self.reason}" if self.reason else ""
+
+
+def choose(settings: Iterable[str], runs: Sequence[RunResult]) -> Judging:
+    """The figure that judges ``runs`` differing in ``settings``: GPU time for kernel settings when every run
+    has it, else end-to-end latency (with the reason)."""
+    preferred = preferred_metric(settings)
+    if preferred == END_TO_END:
+        return Judging(END_TO_END, END_TO_END)
+    timed = [r for r in runs if r.latency.timed]
+    missing = [gpu_time_absence(r) for r in timed if r.gpu_time is None]
+    if not missing:
+        return Judging(GPU_TIME, GPU_TIME)
+    reasons = sorted(set(missing))
+    which = ("this run" if len(missing) == 1 else "these runs" if len(missing) == len(timed)
+             else f"{len(missing)} of these runs")
+    return Judging(END_TO_END, GPU_TIME,
+                   f"GPU time {'; '.join(reasons)} for {which}, and end-to-end latency swings between fresh "
+                   "processes far more than GPU time does")
+
+
+# -- one engine, run twice -----------------------------------------------------------------------------
+def shapes_key(request: dict) -> tuple:
+    """The input shapes a run measured at: what a gap between two runs of one engine plan can still come from."""
+    m = request.get("model") or {}
+    inputs = m.get("inputs")
+    shapes: object = None
+    if inputs:
+        try:
+            shapes = tuple(sorted(measured_shapes(parse_inputs(inputs), m.get("batch_size", 1),
+                                                  m.get("sequence_length")).items()))
+        except Exception:  # noqa: BLE001 - a stored request the current rules refuse: compare it as written
+            shapes = repr(inputs)
+    return (m.get("batch_size"), tuple(m.get("input_shape") or ()), m.get("sequence_length"), shapes)
+
+
+def same_engine(a: RunResult, b: RunResult) -> bool:
+    """Both runs recorded the same engine plan (kernels), on the same GPU type, at the same input shapes."""
+    return (a.plan_fingerprint is not None and a.plan_fingerprint == b.plan_fingerprint
+            and a.env.get("device_name") == b.env.get("device_name")
+            and shapes_key(a.request) == shapes_key(b.request))
+
+
+def plan_groups(runs: Sequence[RunResult]) -> list[list[RunResult]]:
+    """Runs grouped by ``same_engine``, in first-seen order; runs without a plan fingerprint stay alone."""
+    groups: list[list[RunResult]] = []
+    for r in runs:
+        for g in groups:
+            if same_engine(g[0], r):
+                g.append(r)
+                break
+        else:
+            groups.append([r])
+    return groups
