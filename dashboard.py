@@ -5,7 +5,7 @@ import logging
 import streamlit as st
 
 from engine import capabilities, jobs
-from pages import _access
+from ui import access as _access
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 st.set_page_config(page_title="TensorRT profiler", page_icon=":material/speed:", layout="wide")

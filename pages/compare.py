@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import charts, compare
-from pages._common import get_store, link_to, pick_runs, report_button
+from ui.common import get_store, link_to, pick_runs, report_button
 
 st.title("Compare runs")
 runs = pick_runs(compare.MAX_COMPARED, label="Runs to compare")

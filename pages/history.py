@@ -5,8 +5,8 @@ import streamlit as st
 from engine import compare, run_figures
 from engine.access import Action
 from engine.store import RunNotFound
-from pages._access import refused
-from pages._common import forget_runs, get_store, link_to, page_url, pick_runs, set_url_run_ids, show_error
+from ui.access import refused
+from ui.common import forget_runs, get_store, link_to, page_url, pick_runs, set_url_run_ids, show_error
 
 MAX_SELECTED = 50
 

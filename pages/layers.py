@@ -3,8 +3,8 @@
 import streamlit as st
 
 from engine import charts, compare
-from pages._common import export_buttons, link_to, pick_run, run_header
-from pages._timing import timing_row
+from ui.common import export_buttons, link_to, pick_run, run_header
+from ui.timing import timing_row
 
 LAYER_TABLE_ORDER = ["order", "name", "layer_type", "avg_ms", "share", "precision", "module_path", "segment",
                      "runtime", "tactic", "input_shapes", "output_shapes"]

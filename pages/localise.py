@@ -10,9 +10,9 @@ from engine.localisation.error_growth import error_growth
 from engine.localisation.records import LocalisationNotFound
 from engine.localisation.study import DEFAULT_TOLERANCE_REL_L2, RUNNING, Criterion, Localisation
 from engine.quantization import SCHEMES, scheme_options
-from pages import _localise_start as loc
-from pages._common import checked_request, get_store, link_to, show_error
-from pages._jobs import submit
+from ui import localisation as loc
+from ui.common import checked_request, get_store, link_to, show_error
+from ui.job_panel import submit
 
 POLL_S = 1.0
 KEY = "loc"

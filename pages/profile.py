@@ -5,11 +5,11 @@ import streamlit as st
 from engine import capabilities, charts, compare, diagnosis, dynamic_cost, models, quantization
 from engine.config import CompileSettings, MeasureSettings, RunRequest
 from engine.store import RunNotFound
-from pages._common import checked_request, get_store, link_to, load_run, report_button
-from pages._form import compile_disabled_reasons, describe_inputs, knob_section, knob_widget
-from pages._jobs import gpu_picker, job_panel, queue_overview, submit
-from pages._markdown import plain
-from pages._timing import timing_row
+from ui.common import checked_request, get_store, link_to, load_run, report_button
+from ui.knobs import compile_disabled_reasons, describe_inputs, knob_section, knob_widget
+from ui.job_panel import gpu_picker, job_panel, queue_overview, submit
+from ui.markdown import plain
+from ui.timing import timing_row
 
 st.title("Profile a model")
 caps = capabilities.detect()

@@ -5,8 +5,8 @@ import streamlit as st
 
 from engine import capabilities, charts
 from engine.config import ConfigError, RunRequest
-from pages._common import export_buttons, pick_run, run_header, show_error, submit_request
-from pages._jobs import job_panel
+from ui.common import export_buttons, pick_run, run_header, show_error, submit_request
+from ui.job_panel import job_panel
 
 st.title("Graph segmentation")
 run = pick_run()

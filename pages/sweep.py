@@ -12,9 +12,9 @@ from engine.config import (
     RunRequest,
 )
 from engine.store import RunNotFound
-from pages import _batch_tab as batch_tab
-from pages import _ladder_tab as ladder_tab
-from pages._common import (
+from ui.studies import batch as batch_tab
+from ui.studies import ladder as ladder_tab
+from ui.common import (
     autotune_report_button,
     checked_request,
     execution_progress,
@@ -23,8 +23,8 @@ from pages._common import (
     show_error,
     start_execution,
 )
-from pages._form import precision_and_iterations
-from pages._markdown import plain
+from ui.knobs import precision_and_iterations
+from ui.markdown import plain
 
 URL_KEY = "sweep"
 RUNNING = "sweep_execution"

@@ -452,7 +452,7 @@ def test_the_dashboards_job_panel_fails_a_dead_workers_job_and_starts_a_new_work
     from streamlit.testing.v1 import AppTest
 
     def panel():
-        from pages._jobs import job_panel
+        from ui.job_panel import job_panel
 
         job_panel()
 

@@ -11,7 +11,7 @@ from engine.localisation import driver
 from engine.localisation.records import LocalisationRecords
 from engine.localisation.study import Criterion, broken_rungs
 from engine.store import RunStore, data_dir
-from pages._common import checked_request, get_store, show_error
+from ui.common import checked_request, get_store, show_error
 
 URL_KEY = "localise"
 FOLLOWED = "localise_followed"     # ids of the studies this session advances

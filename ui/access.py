@@ -9,7 +9,7 @@ import streamlit as st
 
 from engine import access
 from engine.jobs import set_submitter
-from pages._markdown import plain
+from ui.markdown import plain
 
 IDENTITY = "trtdash_identity"
 WRONG_PASSWORD_DELAY_S = 1.0   # slows guessing down; the comparison itself is constant-time

@@ -8,10 +8,10 @@ from engine.capabilities import Capabilities
 from engine.config import QUANT_SCHEMES, ConfigError
 from engine.quantization import SCHEMES, scheme_options
 from engine.store import RunStore
-from pages import _localise_start as localise
-from pages._common import execution_progress, report_button, start_execution
-from pages._form import COMPILE_FIELDS, MEASURE_FIELDS, knob_widget
-from pages._markdown import plain
+from ui import localisation as localise
+from ui.common import execution_progress, report_button, start_execution
+from ui.knobs import COMPILE_FIELDS, MEASURE_FIELDS, knob_widget
+from ui.markdown import plain
 
 URL_KEY = "ladder"
 RUNNING = "ladder_execution"

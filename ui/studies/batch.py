@@ -9,9 +9,9 @@ from engine import batch_charts, batch_sweep, jobs, models, sweeps
 from engine.capabilities import Capabilities
 from engine.config import ConfigError, RunRequest, validate
 from engine.store import RunNotFound, RunStore
-from pages._common import checked_request, execution_progress, report_button, start_execution
-from pages._form import precision_and_iterations
-from pages._markdown import plain
+from ui.common import checked_request, execution_progress, report_button, start_execution
+from ui.knobs import precision_and_iterations
+from ui.markdown import plain
 
 URL_KEY = "batch"
 RUNNING = "batch_execution"

@@ -85,7 +85,7 @@ def describe_inputs(model_raw: dict[str, Any]) -> str:
     from engine.config import ConfigError, RunRequest
     from engine.models import ModelError
     from engine.models import describe_inputs as describe
-    from pages._markdown import plain
+    from ui.markdown import plain
 
     try:
         return describe(RunRequest.from_dict({"model": model_raw}).model)

@@ -19,8 +19,8 @@ from engine.config import ConfigError, RunRequest, validate
 from engine.result import RunResult
 from engine.store import RunNotFound, RunStore, data_dir
 from engine.sweeps import SweepExecution
-from pages._access import require_identity
-from pages._markdown import plain
+from ui.access import require_identity
+from ui.markdown import plain
 
 log = logging.getLogger(__name__)
 URL_KEY = "run"
@@ -301,10 +301,10 @@ def show_error(exc: BaseException, what: str = "") -> None:
 def submit_request(request: RunRequest) -> str | None:
     """Queue a request on the job queue; returns the job id, None when it was refused.
 
-    Progress shows in ``pages._jobs.job_panel()``, which switches the page to the new run
+    Progress shows in ``ui.job_panel.job_panel()``, which switches the page to the new run
     (``?run=<id>``) when the job is done; a request the store already answers switches at once.
     """
-    from pages._jobs import submit
+    from ui.job_panel import submit
 
     try:
         job = submit(request)

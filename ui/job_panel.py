@@ -7,7 +7,7 @@ import streamlit as st
 from engine import jobs
 from engine.access import Action
 from engine.config import RunRequest
-from pages._markdown import plain
+from ui.markdown import plain
 
 SESSION_JOBS = "my_jobs"
 SESSION_NOTES = "my_job_notes"     # what became of this session's jobs that failed or were cancelled
@@ -124,7 +124,7 @@ def _live_job_panel() -> None:
 def queue_overview() -> None:
     """What the shared box is doing: active jobs of every user, by route, with who submitted each. Anyone may
     cancel their own job; cancelling someone else's, or stopping the workers, needs admin."""
-    from pages._access import refused  # noqa: PLC0415 - the job panel runs without a sign-in in tests
+    from ui.access import refused  # noqa: PLC0415 - the job panel runs without a sign-in in tests
 
     active = jobs.list_jobs(states=jobs.ACTIVE_STATES, limit=50)
     if not active:
