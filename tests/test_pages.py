@@ -175,11 +175,11 @@ def test_segmentation_of_the_relu_forced_run(runs):
 
 
 def test_run_again_builds_the_same_request_with_the_recommended_min_block_size(runs, monkeypatch):
-    import ui.common
+    import ui.job_panel
     from engine.capabilities import Capabilities
 
     submitted = []
-    monkeypatch.setattr(ui.common, "submit_request", lambda request: submitted.append(request))
+    monkeypatch.setattr(ui.job_panel, "submit_request", lambda request: submitted.append(request))
     monkeypatch.setattr(Capabilities, "disabled_reason", lambda self, knob, value=None: None)   # as on a GPU box
     relu = runs["relu"]
     at = page("segmentation", relu.run_id)
@@ -219,7 +219,7 @@ def test_a_refused_submission_is_explained_not_raised(runs):
 
 def _submit_cpu_request_for_a_missing_model():
     from engine.config import RunRequest
-    from ui.common import submit_request
+    from ui.job_panel import submit_request
 
     submit_request(RunRequest.from_dict({"model": {"source": "file:no_such_model.py"}, "device": "cpu"}))
 
@@ -359,7 +359,7 @@ def test_coming_back_to_a_page_keeps_the_runs_of_the_link(runs):
 def _picker_on_a_page_you_can_leave():
     import streamlit as st
 
-    from ui.common import pick_runs
+    from ui.run_picker import pick_runs
 
     if st.checkbox("on this page", value=True, key="on_this_page"):
         pick_runs(6)

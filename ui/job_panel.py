@@ -1,4 +1,5 @@
-"""Submitting work to the job queue and following it live, shared by the pages that start runs."""
+"""Submitting work to the job queue and following it live, shared by the pages that start runs: a request checked
+against this machine, queued, its progress polled only while a job of this session is active."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import streamlit as st
 
 from engine import jobs
 from engine.access import Action
-from engine.config import RunRequest
+from engine.capabilities import Capabilities, check_request
+from engine.config import ConfigError, RunRequest, validate
+from ui.errors import field_error, show_error
 from ui.markdown import plain
 
 SESSION_JOBS = "my_jobs"
@@ -37,6 +40,35 @@ def submit(request: RunRequest, gpu: int | str | None = None) -> jobs.Job:
         st.toast("The same request is already queued or running: following that job instead of running it twice.",
                  icon=":material/merge:")
     return job
+
+
+def submit_request(request: RunRequest) -> str | None:
+    """Queue a request on the job queue; returns the job id, None when it was refused.
+
+    Progress shows in ``job_panel()``, which switches the page to the new run (``?run=<id>``) when the job is
+    done; a request the store already answers switches at once.
+    """
+    try:
+        job = submit(request)
+    except Exception as e:   # ConfigError / capability errors name the field and what to do
+        show_error(e, "Nothing was submitted")
+        return None
+    if not job.cached:
+        st.toast(f"Queued: {plain(request.model.source)} {request.backend} {request.compile.precision}",
+                 icon=":material/schedule:")
+    return job.job_id
+
+
+def checked_request(raw: dict | RunRequest, caps: Capabilities) -> RunRequest | None:
+    """``raw`` validated and checked against this machine; on a ConfigError the field and message are shown
+    ("Nothing was submitted") and None is returned."""
+    try:
+        request = validate(raw if isinstance(raw, RunRequest) else RunRequest.from_dict(raw))
+        check_request(request, caps)
+    except ConfigError as e:
+        field_error(e, "Nothing was submitted.")
+        return None
+    return request
 
 
 def gpu_picker() -> int | str | None:
