@@ -30,8 +30,9 @@ def pages(signed_in: bool) -> list[st.Page]:
     ]
 
 
-@st.cache_resource
+@st.cache_resource(show_spinner="Looking at this machine: GPUs, PyTorch, Torch-TensorRT…")
 def _capabilities() -> capabilities.Capabilities:
+    """Once per server process (it imports torch: seconds on a cold server, so the page says what it waits for)."""
     return capabilities.detect()
 
 

@@ -72,6 +72,8 @@ def pick_run(key: str = "run_picker", *, part: Part | None = None) -> RunResult 
                                 "link in the address bar opens the same run.")
     if chosen is None:
         return None
+    if URL_LIST_KEY in st.query_params:      # a ?runs= link: written back the one way links are written
+        set_url_run_ids([chosen])
     if default is not None and default.note and chosen == default.run_id:
         st.caption(plain(default.note))
     return _load(chosen)
@@ -101,7 +103,7 @@ def pick_runs(max_runs: int, key: str = "runs_picker", label: str = "Runs") -> l
     chosen = st.multiselect(label, options, key=key, format_func=labels.get, max_selections=max_runs,
                             placeholder=f"Pick up to {max_runs} runs",
                             help="Newest first. The link in the address bar opens the same selection.")
-    if chosen != url:
+    if chosen != url or URL_LIST_KEY in st.query_params:
         set_url_run_ids(chosen)
         st.session_state[f"{key}:url"] = list(chosen)
     return [run for run in map(_load, chosen) if run is not None]
