@@ -58,9 +58,9 @@ if identity is None:   # team mode: nothing but the sign-in form until the team 
         access.sign_in_page()
 else:
     page = st.navigation(pages(True))
+    level, text = _capabilities().banner()    # first: on a cold server its spinner fills the page while torch loads
     access.current_identity()     # this session's jobs are recorded as theirs
     access.sidebar(identity)
     _supervisor()
-    level, text = _capabilities().banner()
     (st.warning if level == "warning" else st.caption)(text, icon=":material/memory:")
     page.run()

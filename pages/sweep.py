@@ -15,8 +15,8 @@ st.title("Sweeps and auto-tune")
 caps = capabilities.detect()
 store = get_store()
 
-# a shared link to a ladder (?ladder=<id>), a batch sweep (?batch=<id>) or a sweep (?sweep=<id>) opens on it;
-# the Sweep results tab writes ?sweep= on every visit, the other two are only there when opened, so they go first
+# a shared link to a ladder (?ladder=<id>), a batch sweep (?batch=<id>) or a sweep (?sweep=<id>) opens on it (a tab
+# writes its id to the link only when one is picked or opened, never its default)
 tab_run, tab_results, tab_ladder, tab_batch, tab_tune = st.tabs(
     ["Run a sweep", "Sweep results", "Precision ladder", "Batch sweep", "Auto-tune"],
     default="Precision ladder" if st.query_params.get(ladder.URL_KEY)

@@ -139,6 +139,7 @@ def test_history_filters(eager_pair, fixtures_dir):
         compare.filter_history(summary, colour=["red"])
     labels = compare.summary_labels(summary)
     assert labels[summary.query("backend == 'tensorrt'")["run_id"].iloc[0]].endswith("· sample")
+    assert labels[b1.run_id].startswith(f"resnet18 b1 eager fp32 · {b1.run_id[-8:]} · ")    # same settings: told apart
 
 
 def test_an_analyze_run_is_not_timed_and_gets_no_speedup(eager_pair, fixtures_dir):

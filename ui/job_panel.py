@@ -82,13 +82,6 @@ def gpu_picker() -> int | str | None:
     return dict(choices)[picked]
 
 
-def _stage_text(job: jobs.Job) -> str:
-    if job.state == "queued":
-        return f"queued, position {job.position}" if job.position else "queued"
-    text = job.stage or "starting"
-    return f"{text} · {job.detail}" if job.detail else text
-
-
 def _label(job: jobs.Job) -> str:
     """The job as markdown: its model (escaped: a name from a request), backend and precision."""
     return plain(job.request["model"]["source"]) + f" · {job.request['backend']} {job.request['compile']['precision']}"
@@ -134,8 +127,7 @@ def _live_job_panel() -> None:
         if job.active:
             with st.container(border=True):
                 c1, c2 = st.columns([5, 1])
-                c1.progress(min(max(job.fraction or 0.0, 0.0), 1.0),
-                            text=f"**{label}** — {plain(_stage_text(job))} ({job.elapsed_s:.0f} s)")
+                c1.progress(job.progress, text=f"**{label}** — {plain(job.stage_text)} ({job.elapsed_s:.0f} s)")
                 if c2.button("Cancel", key=f"cancel:{job_id}", icon=":material/cancel:"):
                     jobs.cancel(job_id)
                     st.rerun(scope="fragment")
@@ -162,9 +154,7 @@ def queue_overview() -> None:
     if not active:
         st.caption("The queue is empty.")
     else:
-        rows = [{"job": j.job_id[:8], "submitted by": j.submitter, "model": j.request["model"]["source"],
-                 "backend": j.request["backend"], "state": j.state, "position": j.position, "stage": _stage_text(j),
-                 "route": j.route, "elapsed_s": round(j.elapsed_s, 1)} for j in active]
+        rows = [j.overview_row() for j in active]
         st.dataframe(rows, hide_index=True, key="queue_table")
         by_id = {j.job_id: j for j in active}
         c1, c2 = st.columns([4, 1])

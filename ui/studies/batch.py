@@ -141,6 +141,7 @@ def stored_sweeps(store: RunStore, caps: Capabilities) -> None:
               + (" · sample" if r.is_sample else "") for r in listed.itertuples()}
     chosen = pick_from_url(URL_KEY, list(listed["sweep_id"]), labels, key=f"{KEY}:chosen", label="Batch sweep",
                            unknown=lambda i: f"No stored run belongs to batch sweep {plain(repr(i))}. Pick one below.",
+                           write_default=False,   # every Sweeps tab runs: only what was opened goes in the link
                            help="Newest first. The link in the address bar (?batch=<id>) opens the same sweep.")
     show_batch_sweep(store, caps, chosen)
 

@@ -131,6 +131,7 @@ def show_stored(store: RunStore, caps: Capabilities) -> None:
         return
     lid = pick_from_url(URL_KEY, ladder_ids, {}, key=PICKED, label="Ladder",
                         unknown=lambda i: f"No stored run belongs to ladder {plain(repr(i))}. Pick one below.",
+                        write_default=False,   # every Sweeps tab runs: only what was opened goes in the link
                         help="Newest first. The link in the address bar (?ladder=<id>) opens the same ladder.")
     rungs = ladder.load_ladder(store, lid)
     tolerance = st.number_input("Accuracy tolerance (rel. L2 vs eager fp32)", value=ladder.DEFAULT_TOLERANCE_REL_L2,

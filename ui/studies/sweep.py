@@ -152,6 +152,7 @@ def render_results(store: RunStore) -> None:
               + (" · sample" if r.is_sample else "") for r in listed.itertuples()}
     chosen = pick_from_url(URL_KEY, list(listed["sweep_id"]), labels, key="sweep:chosen", label="Sweep",
                            unknown=lambda i: f"No stored run belongs to sweep {plain(repr(i))}. Pick one below.",
+                           write_default=False,   # every Sweeps tab runs: only what was opened goes in the link
                            help="Newest first. The link in the address bar (?sweep=<id>) opens the same sweep.")
     show_sweep(store, chosen)
 
