@@ -41,6 +41,7 @@ def cards(runs: Sequence[RunResult], table: pd.DataFrame) -> list[Card]:
             out.append(Card(name, "not timed", None, True,
                             f"{row.run}: an analyze run, graph segmentation only, no latency."))
             continue
+        delta: str | None
         if row.baseline:
             delta = "baseline"
         elif row.same_plan:
