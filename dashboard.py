@@ -1,15 +1,19 @@
-"""Entry point: `streamlit run dashboard.py`. The sign-in gate, navigation, the capability banner, nothing else."""
+"""Entry point: `streamlit run dashboard.py`. The sign-in gate, the navigation over pages/, the sidebar and the
+capability banner, nothing else.
+
+The navigation is set up before anything slow: on a fresh server Streamlit shows its legacy pages/-folder list until
+``st.navigation`` runs (ui/navigation.py says why, and how a linked page gets here).
+"""
 
 import logging
 
 import streamlit as st
 
-from engine import capabilities, jobs
-from pages import _access
+from engine import capabilities
+from ui import access
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 st.set_page_config(page_title="TensorRT profiler", page_icon=":material/speed:", layout="wide")
-
 
 
 def pages(signed_in: bool) -> list[st.Page]:
@@ -26,8 +30,9 @@ def pages(signed_in: bool) -> list[st.Page]:
     ]
 
 
-@st.cache_resource
+@st.cache_resource(show_spinner="Looking at this machine: GPUs, PyTorch, Torch-TensorRT…")
 def _capabilities() -> capabilities.Capabilities:
+    """Once per server process (it imports torch: seconds on a cold server, so the page says what it waits for)."""
     return capabilities.detect()
 
 
@@ -35,23 +40,27 @@ def _capabilities() -> capabilities.Capabilities:
 def _supervisor() -> bool:
     """This host's job supervisor, started once per server process: it keeps the workers running (and replaces
     a dead one) whether or not a page is open, and outlives this server."""
+    from engine import jobs  # noqa: PLC0415 - after the navigation (importing the job system takes a while)
+
     jobs.ensure_workers()
     return True
 
 
-identity = _access.current_identity()
+identity = access.signed_in()
 if identity is None:   # team mode: nothing but the sign-in form until the team password is given; the pages are
     # known (a link to one is no "page not found") and the linked one opens once signed in
-    sign_in = st.Page(_access.sign_in_page, title="Sign in", icon=":material/login:", url_path="sign-in",
+    sign_in = st.Page(access.sign_in_page, title="Sign in", icon=":material/login:", url_path="sign-in",
                       default=True)
     linked = st.navigation([sign_in, *pages(False)], position="hidden")
     if linked.url_path == sign_in.url_path:
         linked.run()
     else:              # a link to a page: the form shows in its place, the page after signing in
-        _access.sign_in_page()
+        access.sign_in_page()
 else:
-    _access.sidebar(identity)
+    page = st.navigation(pages(True))
+    level, text = _capabilities().banner()    # first: on a cold server its spinner fills the page while torch loads
+    access.current_identity()     # this session's jobs are recorded as theirs
+    access.sidebar(identity)
     _supervisor()
-    level, text = _capabilities().banner()
     (st.warning if level == "warning" else st.caption)(text, icon=":material/memory:")
-    st.navigation(pages(True)).run()
+    page.run()

@@ -4,6 +4,9 @@ module was not captured), host overhead (end-to-end minus GPU time) and throughp
 
 A figure that was not measured says why instead of staying empty: "needs an NVIDIA GPU" on a CPU run,
 "not measured (recorded before GPU time existed)" on a GPU run stored before the GPU-time pass.
+
+The same for the parts a page shows on its own: the per-layer profile's figures (Layers) and the segmentation's
+(Segmentation), with the min_block_size recommendations in words.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from engine.compare.metrics import profiling_overhead
 from engine.result import RunResult
 from engine.studies.judging import gpu_time_absence
 from engine.studies.statistics import GPU_TIME, format_ms
@@ -27,7 +31,9 @@ class Figure:
     label: str              # what it is: "GPU time"
     value: str              # "0.3866 ms", or why there is none: "needs an NVIDIA GPU"
     detail: str             # its noise and how it was measured
-    ms: float | None = None  # the number behind ``value`` (ms; samples/s for throughput), None when not measured
+    # the number behind ``value`` in its unit (ms for times, samples/s for throughput, else a count or a ratio),
+    # None when not measured
+    ms: float | None = None
 
     @property
     def measured(self) -> bool:
@@ -120,3 +126,71 @@ def gpu_time_cell(run: RunResult) -> str:
     if run.gpu_time is None:
         return g.value
     return f"{g.value} ({_kernels(run.gpu_time.kernels_per_inference)} kernels)"
+
+
+# -- the per-layer profile (Layers) -------------------------------------------------------------------------
+LAYERS = "Layers profiled"
+PROFILED_SUM = "Sum of per-layer averages"
+PROFILED_E2E = "Profiled / e2e"
+PROFILED_GPU = "Profiled / GPU time"
+
+
+def layer_profile_figures(run: RunResult) -> list[Figure]:
+    """How many layers were profiled and what their averages add up to, against the end-to-end median and the GPU
+    time measured with profiling off (profiling synchronises after every layer: the sum ranks layers, it is no
+    latency). A figure the run cannot give is left out."""
+
+    overhead = profiling_overhead(run)
+    figures = [Figure(LAYERS, f"{len(run.layers):,}", "", float(len(run.layers)))]
+    if overhead["profiled_sum_ms"] is not None:
+        figures.append(Figure(PROFILED_SUM, f"{overhead['profiled_sum_ms']:.3f} ms",
+                              "Profiling synchronises after every layer, so this sum is neither the e2e time nor the "
+                              "GPU time.", overhead["profiled_sum_ms"]))
+    if overhead["ratio"] is not None:
+        figures.append(Figure(PROFILED_E2E, f"{overhead['ratio']:.2f}×",
+                              "Above 1: the profiler's own overhead; use layer times to rank layers, not to add them "
+                              "up.", overhead["ratio"]))
+    if overhead["gpu_ratio"] is not None:
+        figures.append(Figure(PROFILED_GPU, f"{overhead['gpu_ratio']:.2f}×",
+                              "The per-layer sum against the kernel time measured with profiling off.",
+                              overhead["gpu_ratio"]))
+    return figures
+
+
+# -- the segmentation (Segmentation) ------------------------------------------------------------------------
+def segmentation_figures(run: RunResult) -> list[Figure]:
+    """Operators, those TensorRT supports, the coverage, the engines built and the run's min_block_size (a run
+    without a segmentation has none)."""
+    seg = run.segmentation
+    if seg is None:
+        return []
+    mbs = run.request["compile"]["min_block_size"]
+    return [Figure("Operators", f"{seg.total_ops:,}", "", float(seg.total_ops)),
+            Figure("Supported", f"{seg.supported_ops:,}", "Operators TensorRT can convert.", float(seg.supported_ops)),
+            Figure("Coverage", f"{seg.coverage:.1%}", "Supported operators among all.", seg.coverage),
+            Figure("TensorRT engines", f"{seg.engine_count}", "", float(seg.engine_count)),
+            Figure("min_block_size", f"{mbs}", "Fewest operators a TensorRT engine may hold in this run.", float(mbs))]
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    text: str                    # "**Fewest engines**: min_block_size = 6 → 4 TensorRT engine(s)" (markdown)
+    min_block_size: int
+    rerun: bool                  # False: the same engines as this run, nothing to try
+
+
+_RECOMMENDATION_KINDS = {"minimal": "Fewest engines", "moderate": "Moderate segmentation",
+                         "current": "Equivalent to this run"}
+
+
+def recommendations(run: RunResult) -> list[Recommendation]:
+    """Torch-TensorRT's min_block_size recommendations for the run's graph, each in words and whether running it
+    again would build other engines."""
+    seg = run.segmentation
+    if seg is None:
+        return []
+    mbs = run.request["compile"]["min_block_size"]
+    return [Recommendation(f"**{_RECOMMENDATION_KINDS.get(r.kind, r.kind)}**: min_block_size = {r.min_block_size} → "
+                           f"{r.engines} TensorRT engine(s)", r.min_block_size,
+                           rerun=r.kind != "current" and r.min_block_size != mbs)
+            for r in seg.recommendations]

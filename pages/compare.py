@@ -1,11 +1,18 @@
 """Compare: 2-6 runs side by side against a baseline run, and which settings differ."""
 
-import pandas as pd
 import streamlit as st
 
+from ui.navigation import through_dashboard
+
+through_dashboard()
+
 from engine import charts
+from engine.compare import cards as compare_cards
 from engine.compare import differences, history, metrics, settings_table
-from pages._common import get_store, link_to, pick_runs, report_button
+from ui.exports import report_button
+from ui.navigation import link_to
+from ui.run_picker import pick_runs
+from ui.store import get_store
 
 st.title("Compare runs")
 runs = pick_runs(metrics.MAX_COMPARED, label="Runs to compare")
@@ -21,27 +28,13 @@ baseline_id = st.selectbox("Baseline", list(labels), index=history.baseline_inde
                            help="Deltas and speedups are against this run. Above 1× = faster than the baseline.")
 
 table = metrics.metric_table(runs, baseline_id)
-short = settings_table.short_labels(runs)
-basis = differences.comparison_basis(runs)
 for line in differences.comparison_header(runs):    # what differs, the same engine, the judged figure: before numbers
     st.markdown(line)
-cards = st.columns(len(table))
-for card, row in zip(cards, table.itertuples(), strict=True):
-    name = short[row.run_id]
-    if pd.isna(row.e2e_median_ms):
-        card.metric(name, "not timed", help=f"{row.run}: an analyze run, graph segmentation only, no latency.")
-        continue
-    on = f" {basis.short}" if basis.short else ""
-    vs_baseline = None if pd.isna(row.speedup) else f"{row.delta_pct:+.1f}%{on} · {row.speedup:.2f}×"
-    gpu = "" if pd.isna(row.gpu_time_ms) else f" · GPU time {row.gpu_time_ms:.4f} ms"
-    plain = row.baseline or row.same_plan     # the same engine as the baseline: its gap is noise, not a delta
-    card.metric(name, f"{row.e2e_median_ms:.3f} ms",
-                delta="baseline" if row.baseline else "baseline's engine plan" if row.same_plan else vs_baseline,
-                delta_color="off" if plain else "inverse", delta_arrow="off" if plain else "auto",
-                help=f"{row.run}: end-to-end median latency{gpu}; the change and the speedup (baseline / this run) "
-                     f"are on {basis.label}, against the baseline.")
-    if not pd.isna(row.gpu_time_ms):
-        card.caption(f"GPU time {row.gpu_time_ms:.4f} ms · {row.kernels:.0f} kernels")
+for column, card in zip(st.columns(len(table)), compare_cards.cards(runs, table), strict=True):
+    column.metric(card.name, card.value, delta=card.delta, delta_color="off" if card.neutral else "inverse",
+                  delta_arrow="off" if card.neutral else "auto", help=card.help)
+    if card.caption:
+        column.caption(card.caption)
 st.dataframe(
     table.drop(columns=["run_id"]), hide_index=True, key="metric_table",
     column_config={

@@ -2,12 +2,19 @@
 
 import streamlit as st
 
+from ui.navigation import through_dashboard
+
+through_dashboard()
+
 from engine import run_figures
 from engine.access import Action
 from engine.compare import history, metrics
 from engine.store import RunNotFound
-from pages._access import refused
-from pages._common import forget_runs, get_store, link_to, page_url, pick_runs, set_url_run_ids, show_error
+from ui.access import refused
+from ui.errors import show_error
+from ui.navigation import link_to, page_url
+from ui.run_picker import forget_selection, pick_runs
+from ui.store import forget_runs, get_store
 
 MAX_SELECTED = 50
 
@@ -19,6 +26,7 @@ def _gpu_time(root: str, run_id: str) -> str:
         return run_figures.gpu_time_cell(get_store().get(run_id))
     except RunNotFound:
         return "deleted"
+
 
 st.title("Run history")
 store = get_store()
@@ -97,6 +105,5 @@ with b3:
         except RunNotFound as e:
             show_error(e, "Nothing more was deleted")
         forget_runs()
-        set_url_run_ids([])
-        st.session_state["history_selection:url"] = None   # the picker re-reads the (now empty) URL
+        forget_selection("history_selection")
         st.rerun()

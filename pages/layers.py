@@ -2,38 +2,32 @@
 
 import streamlit as st
 
-from engine import charts
+from ui.navigation import through_dashboard
+
+through_dashboard()
+
+from engine import charts, run_figures, run_parts
 from engine.compare import metrics
-from pages._common import export_buttons, link_to, pick_run, run_header
-from pages._timing import timing_row
+from ui.exports import export_buttons
+from ui.figures import figure_row, timing_row
+from ui.navigation import link_to
+from ui.run_picker import pick_run, run_header
 
 LAYER_TABLE_ORDER = ["order", "name", "layer_type", "avg_ms", "share", "precision", "module_path", "segment",
                      "runtime", "tactic", "input_shapes", "output_shapes"]
 
 st.title("Per-layer latency")
-run = pick_run()
+run = pick_run(part=run_parts.LAYER_PROFILE)
 if run is None:
     st.stop()
 run_header(run)
 
-overhead = metrics.profiling_overhead(run)
 timing_row(run, throughput=False)
-c = st.columns(4)
-c[0].metric("Layers profiled", f"{len(run.layers):,}")
-if overhead["profiled_sum_ms"] is not None:
-    c[1].metric("Sum of per-layer averages", f"{overhead['profiled_sum_ms']:.3f} ms",
-                help="Profiling synchronises after every layer, so this sum is neither the e2e time nor the GPU time.")
-if overhead["ratio"] is not None:
-    c[2].metric("Profiled / e2e", f"{overhead['ratio']:.2f}×",
-                help="Above 1: the profiler's own overhead; use layer times to rank layers, not to add them up.")
-if overhead.get("gpu_ratio") is not None:
-    c[3].metric("Profiled / GPU time", f"{overhead['gpu_ratio']:.2f}×",
-                help="The per-layer sum against the kernel time measured with profiling off.")
+figure_row(run_figures.layer_profile_figures(run))
 
 if run.layers.empty:
-    st.info("This run has no per-layer profile: it was recorded with per-layer profiling off "
-            "(or in analyze mode). Run it again with **Per-layer profile** on, on the Profile page.",
-            icon=":material/info:")
+    st.info(f"This run has no per-layer profile: {run_parts.LAYER_PROFILE.absence(run)}. Run it again with "
+            "**Per-layer profile** on, on the Profile page.", icon=":material/info:")
 else:
     top, by_type, precision, timeline, modules, table = st.tabs(
         ["Slowest layers", "By layer type", "By precision", "Timeline", "Module tree", "Table"])
@@ -59,6 +53,7 @@ else:
         st.dataframe(found, hide_index=True, key="layers_table", column_order=LAYER_TABLE_ORDER,
                      column_config={"avg_ms": st.column_config.NumberColumn("avg (ms)", format="%.4f"),
                                     "share": st.column_config.ProgressColumn("share", format="percent")})
+    overhead = metrics.profiling_overhead(run)
     st.plotly_chart(charts.profiling_overhead_bar(overhead["e2e_median_ms"], overhead["profiled_sum_ms"]),
                     width="stretch", key="chart_overhead")
 

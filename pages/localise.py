@@ -3,10 +3,13 @@ from a broken precision-ladder step (Sweeps page); ``?localise=<id>`` opens a st
 
 import streamlit as st
 
+from ui.navigation import through_dashboard
+
+through_dashboard()
+
 from engine import capabilities
 from engine.capabilities import scheme_options
 from engine.errors import ConfigError
-from engine.models import registry
 from engine.quantization.schemes import SCHEMES
 from engine.settings.defaults import QUANT_SCHEMES
 from engine.settings.request import RunRequest
@@ -16,14 +19,18 @@ from engine.studies.localisation.error_growth import error_growth
 from engine.studies.localisation.figures import Criterion
 from engine.studies.localisation.records import LocalisationNotFound
 from engine.studies.localisation.study import RUNNING, Localisation
-from pages import _localise_start as loc
-from pages._common import checked_request, get_store, link_to, show_error
-from pages._jobs import submit
+from ui import localisation as loc
+from ui.errors import field_error, show_error
+from ui.job_panel import checked_request, submit
+from ui.markdown import plain
+from ui.model_form import model_form
+from ui.navigation import link_to, switch_to
+from ui.store import get_store
+from ui.url_picker import pick_from_url
 
 POLL_S = 1.0
 KEY = "loc"
 PICKED = f"{KEY}:picked"
-URL_SEEN = f"{KEY}:picked:url"
 WORST_SHOWN = ["unit", "layer_type", "rel_err", "nan", "inf", "act_max", "format", "format_max", "calib_amax"]
 
 st.title("Where it breaks")
@@ -38,17 +45,14 @@ if gpu_reason:
 
 
 def form() -> None:
-    c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
-    sources = registry.available_sources()
-    source = c1.selectbox("Model", sources, index=sources.index("resnet50") if "resnet50" in sources else 0,
-                          key=f"{KEY}:model")
-    batch = c2.number_input("Batch size", value=8, min_value=1, step=1, key=f"{KEY}:batch")
+    model = model_form(KEY, source="resnet50", batch_size=8)
+    c1, c2 = st.columns([3, 1])
     refusals = scheme_options(caps)
     schemes = [s for s in QUANT_SCHEMES if s == "none" or not refusals[s] or gpu_reason]
-    scheme = c3.selectbox("What breaks", schemes, index=schemes.index("fp8") if "fp8" in schemes else 0,
+    scheme = c1.selectbox("What breaks", schemes, index=schemes.index("fp8") if "fp8" in schemes else 0,
                           key=f"{KEY}:scheme", format_func=lambda s: "fp16 cast (no quantization)" if s == "none"
                           else f"{s} · {SCHEMES[s].label}")
-    base_precision = c4.selectbox("Unquantized in", ["fp16", "fp32"], key=f"{KEY}:base",
+    base_precision = c2.selectbox("Unquantized in", ["fp16", "fp32"], key=f"{KEY}:base",
                                   disabled=scheme == "none")
     c1, c2, c3 = st.columns(3)
     tolerance = c1.number_input("Tolerance (rel. L2 vs eager fp32)", value=DEFAULT_TOLERANCE_REL_L2, min_value=0.0,
@@ -58,7 +62,7 @@ def form() -> None:
                                      "with one subfolder per class also gives top-1 against its labels.")
     max_builds = c3.number_input("Most search builds (0: about 2·log2(modules)+2)", value=0, min_value=0,
                                  key=f"{KEY}:builds")
-    raw = {"model": {"source": source, "batch_size": batch}, "backend": "tensorrt",
+    raw = {**model, "backend": "tensorrt",
            "device": "auto" if caps.cuda_available else "cpu",
            "compile": {"quantization": scheme, "quant_base_precision": base_precision,
                        "precision": "fp16" if scheme == "none" else base_precision, "calibration_data": calibration},
@@ -66,7 +70,7 @@ def form() -> None:
     try:
         request = RunRequest.from_dict(raw)
     except ConfigError as e:
-        st.error(f"**{e.field}**: {e.message}", icon=":material/error:")
+        field_error(e)
         return
     criterion = Criterion(tolerance)
     c1, c2 = st.columns(2)
@@ -165,10 +169,7 @@ def show(study: Localisation) -> None:
             request = checked_request(study.request_for("confirm", fix.kept), caps)
             if request is not None:
                 submit(request)
-                try:
-                    st.switch_page("pages/profile.py")
-                except st.errors.StreamlitAPIException:
-                    st.caption("Queued: follow it on the Profile page.")
+                switch_to("profile", otherwise="Queued: follow it on the Profile page.")
         st.caption(f"The fix keeps {len(fix.kept)} module(s) in {study.high_precision}: `{kept}` "
                    "(compile.keep_high_precision).")
 
@@ -206,33 +207,14 @@ with st.expander("Start a localisation", icon=":material/troubleshoot:"):
     form()
 
 listed = records.summaries()
-wanted = st.query_params.get(loc.URL_KEY)
 if listed.empty:
     st.info("No localisation stored yet: start one above, or from a broken step of a precision ladder (Sweeps page).",
             icon=":material/info:")
     st.stop()
-ids = list(listed["localisation_id"])
-if wanted and wanted not in ids:
-    st.error(f"No localisation {wanted!r} is stored: it was deleted or the link is wrong. Pick one below.",
-             icon=":material/link_off:")
 labels = {r.localisation_id: f"{r.localisation_id} · {r.model} b{r.batch_size} {r.label} · {r.status}"
           + (" · sample" if r.is_sample else "") for r in listed.itertuples()}
-if st.session_state.get(URL_SEEN) != wanted:      # the link changed from outside: shared, or a search just ended
-    st.session_state[URL_SEEN] = wanted
-    if wanted in ids:
-        st.session_state[PICKED] = wanted
-if st.session_state.get(PICKED) not in ids:
-    st.session_state[PICKED] = ids[0]
-
-
-def _url_to_state() -> None:
-    st.query_params[loc.URL_KEY] = st.session_state[PICKED]
-    st.session_state[URL_SEEN] = st.session_state[PICKED]
-
-
-chosen = st.selectbox("Localisation", ids, format_func=labels.get, key=PICKED, on_change=_url_to_state,
-                      help="Newest first. The link in the address bar (?localise=<id>) opens the same one.")
-if chosen != wanted:
-    st.query_params[loc.URL_KEY] = chosen
-    st.session_state[URL_SEEN] = chosen
+chosen = pick_from_url(loc.URL_KEY, list(listed["localisation_id"]), labels, key=PICKED, label="Localisation",
+                       unknown=lambda i: f"No localisation {plain(repr(i))} is stored: it was deleted or the link is "
+                                         "wrong. Pick one below.",
+                       help="Newest first. The link in the address bar (?localise=<id>) opens the same one.")
 show(records.load(chosen))

@@ -2,17 +2,23 @@
 
 import streamlit as st
 
+from ui.navigation import through_dashboard
+
+through_dashboard()
+
 from engine import capabilities, charts, diagnosis
 from engine.compare import metrics, settings_table
-from engine.models import files, registry
 from engine.settings.request import CompileSettings, MeasureSettings, RunRequest
-from engine.store import RunNotFound
 from engine.studies import dynamic_cost
-from pages._common import checked_request, get_store, link_to, load_run, report_button
-from pages._form import compile_disabled_reasons, describe_inputs, knob_section, knob_widget
-from pages._jobs import gpu_picker, job_panel, queue_overview, submit
-from pages._markdown import plain
-from pages._timing import timing_row
+from ui.exports import report_button
+from ui.figures import timing_row
+from ui.job_panel import checked_request, gpu_picker, job_panel, queue_overview, submit
+from ui.knobs import compile_disabled_reasons, knob_section, knob_widget
+from ui.markdown import plain
+from ui.model_form import model_form
+from ui.navigation import link_to
+from ui.run_picker import linked_run, run_header
+from ui.store import get_store
 
 st.title("Profile a model")
 caps = capabilities.detect()
@@ -21,37 +27,8 @@ fields = {f.name: f for f in RunRequest.__dataclass_fields__.values()}
 
 with st.container(border=True):
     st.subheader("Model and input")
-    c1, c2, c3 = st.columns([2, 1, 2])
-    with c1:
-        sources = registry.available_sources()
-        source = st.selectbox("Model", sources, index=sources.index(default.model.source),
-                              help="Built-in models use random weights; file: models come from the models "
-                                   f"directory ({files.models_dir()}).", key="knob:model.source")
-    with c2:
-        batch = st.number_input("Batch size", value=1, step=1, key="knob:model.batch_size")
-    entry = registry.REGISTRY.get(source)
-    text_model = entry is not None and entry.input_kind == "text"
-    with c3:
-        if text_model:
-            seq = st.number_input("Sequence length", value=None, step=1, placeholder="model default (128)",
-                                  key="knob:model.sequence_length",
-                                  help="Tokens per input (input_ids and attention_mask); empty = 128.")
-            shape = ""
-        else:
-            shape = st.text_input("Input shape (without batch)", value="", placeholder="model default, e.g. 3,224,224",
-                                  key="knob:model.input_shape",
-                                  help="Comma-separated dimensions; leave empty for the model's default.")
-            seq = None
-    with st.expander("Inputs: dynamic shapes, several inputs, dtypes"):
-        inputs_text = st.text_area(
-            "Inputs (JSON)", value="", key="knob:model.inputs", height=110,
-            placeholder='[{"name": "x", "shape": [8, 3, 224, 224], "min_shape": [1, 3, 224, 224], '
-                        '"max_shape": [32, 3, 224, 224], "dtype": "float32"}]',
-            help="Empty takes the model's own inputs. shape is the opt shape (batch included); min_shape/max_shape "
-                 "make a dynamic engine; value_range bounds integer inputs such as token ids.")
-    model_raw = {"source": source, "batch_size": batch, "input_shape": shape, "sequence_length": seq,
-                 "inputs": inputs_text or None}
-    st.caption(describe_inputs(model_raw))
+    model_raw = model_form("knob", source=default.model.source, batch_size=default.model.batch_size,
+                           inputs=True)["model"]
     c1, c2, c3 = st.columns(3)
     with c1:
         backend = knob_widget("", fields["backend"], default.backend)
@@ -103,59 +80,52 @@ job_panel()
 with st.expander("Queue on this box"):
     queue_overview()
 
-run_id = st.query_params.get("run")
-if run_id:
-    try:
-        result = load_run(run_id)
-    except RunNotFound as e:
-        st.info(plain(e.message))
+result = linked_run()    # the run a job of this page just measured, or a link's
+if result is not None:
+    st.divider()
+    st.subheader(f"Result: {plain(settings_table.run_label(result))}")
+    run_header(result)
+    lat = result.latency
+    if lat.timed:
+        timing_row(result)
     else:
-        st.divider()
-        st.subheader(f"Result: {plain(settings_table.run_label(result))}")
-        st.caption(f"Recorded on {plain(result.env.get('device_name'))} at {plain(result.created_at)}"
-                   + (" · sample run recorded on a real GPU" if result.is_sample else "")
-                   + f" · submitted by {plain(result.submitted_by or 'unknown')}")
-        lat = result.latency
-        if lat.timed:
-            timing_row(result)
+        st.info("Analyze run: the graph was partitioned (dry run) but nothing was built or timed. "
+                "See Segmentation.", icon=":material/account_tree:")
+    for w in result.warnings:
+        st.warning(plain(w))
+    found = diagnosis.diagnose_result(result)
+    if found is not None and found.verdict != "compute_bound":
+        st.info(found.text(), icon=":material/speed:")
+    if lat.timed and dynamic_cost.is_dynamic(result.request):
+        static = dynamic_cost.find_static_counterpart(get_store(), result)
+        if static is not None:
+            st.info(dynamic_cost.DynamicCost(result, static).text(), icon=":material/straighten:")
+            link_to("compare", "Compare dynamic and static", [result.run_id, static.run_id],
+                    icon=":material/compare_arrows:")
         else:
-            st.info("Analyze run: the graph was partitioned (dry run) but nothing was built or timed. "
-                    "See Segmentation.", icon=":material/account_tree:")
-        for w in result.warnings:
-            st.warning(plain(w))
-        found = diagnosis.diagnose_result(result)
-        if found is not None and found.verdict != "compute_bound":
-            st.info(found.text(), icon=":material/speed:")
-        if lat.timed and dynamic_cost.is_dynamic(result.request):
-            static = dynamic_cost.find_static_counterpart(get_store(), result)
-            if static is not None:
-                st.info(dynamic_cost.DynamicCost(result, static).text(), icon=":material/straighten:")
-                link_to("compare", "Compare dynamic and static", [result.run_id, static.run_id],
-                        icon=":material/compare_arrows:")
-            else:
-                st.caption("A dynamic-shape engine: what its range costs at this shape shows once a static engine "
-                           "built for exactly this shape is measured with the same settings.")
-                if st.button("Measure a static engine at this shape", icon=":material/straighten:",
-                             key="static_counterpart") \
-                        and (counterpart := checked_request(dynamic_cost.static_counterpart(result), caps)):
-                    submit(counterpart, gpu)
-        left, right = st.columns(2)
-        with left:
-            st.dataframe(metrics.run_summary(result), hide_index=True,
-                         column_config={"value": st.column_config.NumberColumn(format="%.4g")})
-        with right:
-            if result.stages_s:
-                st.plotly_chart(charts.stage_bar(result.stages_s), width="stretch", key="chart_stages")
-        if len(result.layers):
-            top_n = st.slider("Slowest layers shown", 5, 100, 20, key="profile_top_n")
-            st.plotly_chart(charts.top_layers_bar(result.layers, top_n), width="stretch")
-        elif lat.timed:
-            st.info("This run has no per-layer profile (profiling was off).")
-        report_button([result.run_id])
-        links = st.columns(3)
-        with links[0]:
-            link_to("layers", "All layers of this run", [result.run_id], icon=":material/bar_chart:")
-        with links[1]:
-            link_to("segmentation", "Graph segmentation", [result.run_id], icon=":material/account_tree:")
-        with links[2]:
-            link_to("compare", "Compare with other runs", [result.run_id], icon=":material/compare_arrows:")
+            st.caption("A dynamic-shape engine: what its range costs at this shape shows once a static engine "
+                       "built for exactly this shape is measured with the same settings.")
+            if st.button("Measure a static engine at this shape", icon=":material/straighten:",
+                         key="static_counterpart") \
+                    and (counterpart := checked_request(dynamic_cost.static_counterpart(result), caps)):
+                submit(counterpart, gpu)
+    left, right = st.columns(2)
+    with left:
+        st.dataframe(metrics.run_summary(result), hide_index=True,
+                     column_config={"value": st.column_config.NumberColumn(format="%.4g")})
+    with right:
+        if result.stages_s:
+            st.plotly_chart(charts.stage_bar(result.stages_s), width="stretch", key="chart_stages")
+    if len(result.layers):
+        top_n = st.slider("Slowest layers shown", 5, 100, 20, key="profile_top_n")
+        st.plotly_chart(charts.top_layers_bar(result.layers, top_n), width="stretch")
+    elif lat.timed:
+        st.info("This run has no per-layer profile (profiling was off).")
+    report_button([result.run_id])
+    links = st.columns(3)
+    with links[0]:
+        link_to("layers", "All layers of this run", [result.run_id], icon=":material/bar_chart:")
+    with links[1]:
+        link_to("segmentation", "Graph segmentation", [result.run_id], icon=":material/account_tree:")
+    with links[2]:
+        link_to("compare", "Compare with other runs", [result.run_id], icon=":material/compare_arrows:")

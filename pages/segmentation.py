@@ -1,35 +1,35 @@
 """Segmentation: how Torch-TensorRT partitioned one run's graph, and min_block_size to try next."""
 
-import pandas as pd
 import streamlit as st
 
-from engine import capabilities, charts
+from ui.navigation import through_dashboard
+
+through_dashboard()
+
+import pandas as pd
+
+from engine import capabilities, charts, run_figures, run_parts
 from engine.errors import ConfigError
 from engine.settings.request import RunRequest
-from pages._common import export_buttons, pick_run, run_header, show_error, submit_request
-from pages._jobs import job_panel
+from ui.errors import show_error
+from ui.exports import export_buttons
+from ui.figures import figure_row
+from ui.job_panel import job_panel, submit_request
+from ui.run_picker import pick_run, run_header
 
 st.title("Graph segmentation")
-run = pick_run()
+run = pick_run(part=run_parts.SEGMENTATION)
 if run is None:
     st.stop()
 run_header(run)
 seg = run.segmentation
 if seg is None:
-    st.info("This run has no segmentation: "
-            + ("eager runs execute the whole model in PyTorch." if run.request["backend"] == "eager"
-               else "the TensorRT backend recorded none for it.")
-            + " Pick a TensorRT run (the bundled samples have one).", icon=":material/info:")
+    st.info(f"This run has no segmentation: {run_parts.SEGMENTATION.absence(run)}. Pick a TensorRT run (the bundled "
+            "samples have one).", icon=":material/info:")
     st.stop()
 
+figure_row(run_figures.segmentation_figures(run))
 mbs = run.request["compile"]["min_block_size"]
-c = st.columns(5)
-c[0].metric("Operators", f"{seg.total_ops:,}")
-c[1].metric("Supported", f"{seg.supported_ops:,}", help="Operators TensorRT can convert.")
-c[2].metric("Coverage", f"{seg.coverage:.1%}")
-c[3].metric("TensorRT engines", seg.engine_count)
-c[4].metric("min_block_size", mbs)
-
 st.plotly_chart(charts.segment_strip(seg), width="stretch", key="chart_strip")
 left, right = st.columns(2)
 with left:
@@ -38,18 +38,17 @@ with right:
     st.plotly_chart(charts.unsupported_ops_bar(seg), width="stretch", key="chart_unsupported")
 
 st.subheader("Recommendations")
-if not seg.recommendations:
+recommendations = run_figures.recommendations(run)
+if not recommendations:
     st.caption("Torch-TensorRT gave no min_block_size recommendation for this graph.")
 cannot_rerun = capabilities.detect().disabled_reason("backend", run.request["backend"])
-if cannot_rerun and seg.recommendations:
+if cannot_rerun and recommendations:
     st.caption(f"Running again here is not possible: the tensorrt backend {cannot_rerun}. "
                "Open this page on a GPU machine to try a recommendation.")
-for i, rec in enumerate(seg.recommendations):
+for i, rec in enumerate(recommendations):
     cols = st.columns([3, 2])
-    what = {"minimal": "Fewest engines", "moderate": "Moderate segmentation",
-            "current": "Equivalent to this run"}.get(rec.kind, rec.kind)
-    cols[0].markdown(f"**{what}**: min_block_size = {rec.min_block_size} → {rec.engines} TensorRT engine(s)")
-    if rec.kind == "current" or rec.min_block_size == mbs:
+    cols[0].markdown(rec.text)
+    if not rec.rerun:
         cols[1].caption("Same engines as this run.")
     elif cols[1].button(f"Run again with min_block_size = {rec.min_block_size}", key=f"rerun_{i}",
                         icon=":material/replay:", disabled=bool(cannot_rerun), help=cannot_rerun):

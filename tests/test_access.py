@@ -118,7 +118,7 @@ def test_the_queue_shows_who_submitted_each_job_and_refuses_to_cancel_others_job
         import streamlit as st
 
         from engine.access import Identity
-        from pages._jobs import queue_overview
+        from ui.job_panel import queue_overview
 
         st.session_state["trtdash_identity"] = Identity("alice")
         queue_overview()

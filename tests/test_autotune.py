@@ -143,6 +143,27 @@ def test_failed_evaluations_are_failed_trials_and_stop_is_honoured():
     assert "No configuration met the constraints" in stopped.summary()
 
 
+def test_each_trial_tells_the_progress_bar_how_far_and_what_it_measured():
+    seen = []
+    calls = []
+
+    def flaky(request):
+        calls.append(request)
+        if request.compile.optimization_level == 0:
+            raise RuntimeError("builder ran out of memory")
+        return StubEvaluate()(request)
+
+    at.autotune(RunRequest.from_dict(TINY), flaky, space={OPTIMIZATION_LEVEL_KNOB: [0, 3]}, n_trials=2,
+                constraints=at.Constraints(), on_trial=lambda t: seen.append((t, t.progress(2))))
+    by_level = {t.params[OPTIMIZATION_LEVEL_KNOB]: (t, progress) for t, progress in seen}
+    failed, (failed_fraction, failed_text) = by_level[0]
+    ok, (ok_fraction, ok_text) = by_level[3]
+    assert sorted([failed_fraction, ok_fraction]) == [0.5, 1.0]
+    assert failed_text == f"trial {failed.number + 1}: not timed builder ran out of memory"
+    assert ok_text == f"trial {ok.number + 1}: {ok.median_ms:.3f} ms ok"
+    assert ok.progress(1)[0] == 1.0          # never past the end of the bar
+
+
 def test_constraints_are_validated():
     with pytest.raises(ConfigError, match="autotune.precisions"):
         at.Constraints(precisions=("int4",))

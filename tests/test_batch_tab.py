@@ -26,8 +26,8 @@ def app(store, monkeypatch):
 
 
 def _fill_tiny(at, sizes="1,2,4"):
-    at.selectbox(key="batch:model").set_value("resnet18")
-    at.text_input(key="batch:shape").set_value("3,32,32")
+    at.selectbox(key="batch:model.source").set_value("resnet18")
+    at.text_input(key="batch:model.input_shape").set_value("3,32,32")
     at.text_input(key="batch:sizes").set_value(sizes)
     at.number_input(key="batch:measure.warmup_iters").set_value(1)
     at.number_input(key="batch:measure.timed_iters").set_value(5)

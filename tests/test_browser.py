@@ -208,7 +208,7 @@ def test_shared_link_opened_first_on_a_fresh_server(tmp_path, browser_page):
     link = "/compare?" + "&".join(f"run={i}" for i in ids)
     with _streamlit(tmp_path) as base:
         browser_page.goto(base + link)
-        # the first script run of a fresh server reloads itself through dashboard.py's navigation
+        # the first script run of a fresh server goes through dashboard.py's navigation (ui.navigation)
         browser_page.wait_for_function(
             "() => (document.querySelector(\"[data-testid='stSidebarNav']\") || {innerText: ''})"
             ".innerText.includes('Sweeps')", timeout=30_000)
@@ -220,6 +220,78 @@ def test_shared_link_opened_first_on_a_fresh_server(tmp_path, browser_page):
         main = browser_page.inner_text("[data-testid='stMain']")
         assert "Compare runs" in main and all(m in main for m in medians)
         assert browser_page.url.endswith(link)           # the link still names both runs
+
+
+NAVIGATION = ["Profile", "Layers", "Segmentation", "Compare", "Sweeps", "Where it breaks", "History"]
+# what used to live in pages/ beside the page scripts and showed as pages on a fresh server's first load
+HELPERS = {"access", "batch tab", "common", "figures", "form", "jobs", "job panel", "knobs", "ladder tab",
+           "localisation", "localise start", "markdown", "model form", "run picker", "store", "timing", "url picker"}
+# every state of the sidebar's page list and of the main area, from the first paint on
+RECORD_STATES = """
+window.__states = [];
+const t0 = performance.now();
+new MutationObserver(() => {
+  const nav = [...document.querySelectorAll("[data-testid='stSidebarNavLink'] span[label]")]
+    .map(s => s.getAttribute('label'));
+  const main = document.querySelector("[data-testid='stMain']");
+  const text = main ? main.innerText.trim().slice(0, 80) : '';
+  const last = window.__states[window.__states.length - 1];
+  if (!last || last.nav.join('|') !== nav.join('|') || (last.text === '') !== (text === ''))
+    window.__states.push({ms: Math.round(performance.now() - t0), nav, text});
+}).observe(document, {subtree: true, childList: true, characterData: true, attributes: true});
+"""
+
+
+@pytest.mark.parametrize("name, link, title", [
+    ("root", "/", "Profile a model"),
+    ("layers", "/layers?run={fp16}", "Per-layer latency"),
+    ("compare", "/compare?runs={fp16},{fp32}", "Compare runs"),
+])
+def test_a_cold_servers_first_load_shows_only_the_navigations_pages(tmp_path, browser_page, name, link, title):
+    """Issue 16: the first page load of a fresh server listed the helper modules of pages/ as pages, with a blank
+    page, for about two seconds. Every state the sidebar and the main area go through is recorded from the first
+    paint: no helper ever shows as a page, Streamlit's legacy pages/ list (file names) shows for a moment at most,
+    the navigation's own pages stay, and the page draws within seconds."""
+    from engine.store import RunStore
+
+    store = RunStore(tmp_path / "data")
+    fp16, fp32 = (store.import_run((ROOT / "samples" / f"resnet18_{p}.json.gz").read_bytes()) for p in ("fp16", "fp32"))
+    link = link.format(fp16=fp16, fp32=fp32)
+    page = browser_page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.add_init_script(RECORD_STATES)
+    try:
+        with _streamlit(tmp_path) as base:
+            page.goto(base + link)
+            page.get_by_role("heading", name=title).wait_for()
+            _settle(page)
+            page.wait_for_timeout(1000)
+            states = page.evaluate("window.__states")
+            nav = [s for s in states if s["nav"]]
+            assert nav and nav[-1]["nav"] == NAVIGATION, states
+            assert not [s for s in nav if HELPERS & {label.lower() for label in s["nav"]}], nav
+            shown_ms = [s["ms"] for s in nav]
+            first_nav = next(s["ms"] for s in nav if s["nav"] == NAVIGATION)
+            # Streamlit's legacy list of the pages/ folder, until dashboard.py's navigation replaces it
+            legacy_ms = first_nav - shown_ms[0]
+            assert legacy_ms < 1000, nav
+            assert all(s["nav"] == NAVIGATION for s in nav if s["ms"] >= first_nav), nav
+            drawn = next(s["ms"] for s in states if s["text"])
+            titled_ms = page.evaluate("performance.now()")     # an upper bound: the title was waited for above
+            assert drawn - first_nav < 5000, states              # never a blank page once the navigation shows
+            if name == "layers":
+                page.get_by_text("Layers profiled").wait_for()
+                assert page.url.endswith(f"/layers?run={fp16}")
+            if name == "compare":
+                page.get_by_text(f"{store.get(fp16).latency.median_ms:.3f} ms").first.wait_for()
+                assert page.url.endswith(f"/compare?run={fp16}&run={fp32}")
+            main = page.inner_text("[data-testid='stMain']")
+            assert "Traceback" not in main and "does not exist" not in main
+            print(f"{name}: legacy list {legacy_ms} ms, main drawn {drawn - first_nav} ms after the navigation, "
+                  f"title by {titled_ms:.0f} ms")
+            _screenshot(page, f"cold_first_load_{name}")
+    finally:
+        page.close()
 
 
 TEAM, ADMIN = "team-secret-4711", "admin-secret-0815"

@@ -140,6 +140,7 @@ def test_history_filters(eager_pair, fixtures_dir):
         history.filter_history(summary, colour=["red"])
     labels = history.summary_labels(summary)
     assert labels[summary.query("backend == 'tensorrt'")["run_id"].iloc[0]].endswith("· sample")
+    assert labels[b1.run_id].startswith(f"resnet18 b1 eager fp32 · {b1.run_id[-8:]} · ")    # same settings: told apart
 
 
 def test_an_analyze_run_is_not_timed_and_gets_no_speedup(eager_pair, fixtures_dir):
@@ -301,3 +302,35 @@ def test_runs_of_one_engine_plan_are_said_to_be_the_same_engine_before_any_numbe
     assert old.gpu_time is None
     assert "GPU time not measured (recorded before GPU time existed) for this run" in \
         differences.comparison_header([a, old])[-1]
+
+
+# -- the Compare page's cards (the page places them; engine.compare.cards words them) ------------------------------
+def test_cards_say_the_per_sample_change_and_speedup_and_mark_the_baseline():
+    from engine.compare import cards as compare_cards
+
+    b8, b1 = sample("resnet50_fp16_batch8_dynamic"), sample("resnet50_fp16_batch1_static")
+    table = metrics.metric_table([b8, b1], baseline_id=b1.run_id)
+    cards = compare_cards.cards([b8, b1], table)
+    row = table.set_index("run_id").loc[b8.run_id]
+    labels = settings_table.short_labels([b8, b1])
+    assert [c.name for c in cards] == [labels[b8.run_id], labels[b1.run_id]]
+    assert cards[0].value == f"{b8.latency.median_ms:.3f} ms"
+    assert cards[0].delta == f"{row.delta_pct:+.1f}% per sample · {row.speedup:.2f}×" and not cards[0].neutral
+    assert cards[0].delta.startswith("-8")          # per sample, batch 8 is far faster (see the test above)
+    assert (cards[1].delta, cards[1].neutral) == ("baseline", True)
+    assert "on end-to-end latency per sample, against the baseline" in cards[0].help and cards[0].caption == ""
+
+
+def test_cards_of_one_engine_plan_and_of_an_analyze_run(fixtures_dir):
+    from engine.compare import cards as compare_cards
+
+    opt0, opt5 = sample("resnet50_fp16_opt0"), sample("resnet50_fp16_opt5")
+    a = _with_gpu(opt0, 0.3866, "plan-A", run_id="20261201-000000-aaaaaaaa")
+    b = _with_gpu(opt5, 0.3867, "plan-A", run_id="20261201-000000-bbbbbbbb")
+    base, same = compare_cards.cards([a, b], metrics.metric_table([a, b], baseline_id=a.run_id))
+    assert (same.delta, same.neutral) == ("baseline's engine plan", True)
+    assert same.caption == "GPU time 0.3867 ms · 73 kernels" and "GPU time 0.3867 ms" in same.help
+    analyze = dataclasses.replace(trt_relu_forced_run(fixtures_dir), latency=LatencyStats.not_timed(1),
+                                  latency_samples_ms=[])
+    card = compare_cards.cards([analyze, a], metrics.metric_table([analyze, a]))[0]
+    assert (card.value, card.delta) == ("not timed", None) and "an analyze run" in card.help

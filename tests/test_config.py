@@ -175,7 +175,7 @@ def test_form_builds_a_choice_widget_for_the_inductor_knob():
 
         from engine.settings.knobs import knob_fields
         from engine.settings.request import MeasureSettings
-        from pages._form import knob_widget
+        from ui.knobs import knob_widget
 
         f = next(f for f in knob_fields(MeasureSettings) if f.name == "compare_inductor")
         st.session_state["picked"] = knob_widget("measure", f, MeasureSettings().compare_inductor)

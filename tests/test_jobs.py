@@ -453,7 +453,7 @@ def test_the_dashboards_job_panel_fails_a_dead_workers_job_and_starts_a_new_work
     from streamlit.testing.v1 import AppTest
 
     def panel():
-        from pages._jobs import job_panel
+        from ui.job_panel import job_panel
 
         job_panel()
 
@@ -471,3 +471,17 @@ def test_the_dashboards_job_panel_fails_a_dead_workers_job_and_starts_a_new_work
     assert old not in new
     # a fresh worker imports torch and warms a job process first: minutes on a loaded 2-core CI machine
     assert finished(system, system.submit(tiny(44)).job_id, 240).worker_id.endswith(f"/{new[0]}")
+
+
+def test_a_jobs_progress_and_stage_as_the_job_panel_and_the_queue_overview_show_them():
+    request = {"model": {"source": "resnet18"}, "backend": "eager"}
+    queued = jobs.Job("a" * 32, request, "k", "cpu", position=2, created_ts=time.time() - 3, submitted_by="bob")
+    assert (queued.progress, queued.stage_text) == (0.0, "queued, position 2")
+    running = dataclasses.replace(queued, state="running", stage="timing", detail="50/100", fraction=1.7,
+                                  started_ts=time.time() - 1.26, position=None)
+    assert (running.progress, running.stage_text) == (1.0, "timing · 50/100")
+    assert dataclasses.replace(running, stage="", detail="", fraction=-0.5).stage_text == "starting"
+    row = running.overview_row()
+    assert row == {"job": "aaaaaaaa", "submitted by": "bob", "model": "resnet18", "backend": "eager",
+                   "state": "running", "position": None, "stage": "timing · 50/100", "route": "cpu",
+                   "elapsed_s": pytest.approx(1.3, abs=0.2)}

@@ -409,7 +409,7 @@ def test_tab_lists_refused_schemes_with_reasons_and_plans_what_plan_ladder_plans
     assert "- **nvfp4** (NVFP4): NVFP4 needs compute capability 10.0 or newer" in text
 
     picker.set_value(["fp8", "int8_weight_only"])
-    at.number_input(key="ladder:batch").set_value(4)
+    at.number_input(key="ladder:model.batch_size").set_value(4)
     at.selectbox(key="ladder:compile.quant_base_precision").set_value("fp32")
     at.run()
     raw = {**FORM_DEFAULTS, "model": {"source": "resnet50", "batch_size": 4},

@@ -86,8 +86,8 @@ def test_an_unknown_link_says_so_and_opens_the_newest(env):
 
 def test_the_pytorch_search_runs_here_without_a_gpu(env):
     at = page().run()
-    at.selectbox(key="loc:model").set_value("resnet18")
-    at.number_input(key="loc:batch").set_value(1)
+    at.selectbox(key="loc:model.source").set_value("resnet18")
+    at.number_input(key="loc:model.batch_size").set_value(1)
     at.number_input(key="loc:tol").set_value(0.5)
     at.run()
     next(b for b in at.button if b.label == "Search on the PyTorch model here").click().run()

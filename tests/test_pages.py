@@ -127,7 +127,8 @@ def test_layers_of_a_tensorrt_sample_show_overhead_and_fused_layers(runs):
 def test_layers_without_a_run_in_the_url_opens_the_newest_and_links_it(runs):
     at = page("layers")
     no_exception(at)
-    newest = runs["store"].list_runs()["run_id"].iloc[0]
+    store = runs["store"]    # the newest run with a layer profile (issue 16: not "Layers profiled 0")
+    newest = next(i for i in store.list_runs()["run_id"] if not store.get(i).layers.empty)
     assert url_runs(at) == [newest]
     assert at.selectbox(key="run_picker").value == newest
 
@@ -137,6 +138,72 @@ def test_layers_without_a_profile_say_so(runs):
     no_exception(at)
     assert any("no per-layer profile" in i.value for i in at.info)
     assert not at.get("plotly_chart")
+
+
+def test_layers_and_segmentation_open_on_the_newest_run_that_holds_what_they_show(runs):
+    import dataclasses
+
+    from engine.store import new_run_id
+
+    store, relu, b1 = runs["store"], runs["relu"], runs["b1"]
+    # the newest run: a TensorRT run stored with its segmentation but no layer profile
+    no_profile = dataclasses.replace(relu, run_id=new_run_id(), created_at="2099-01-01T00:00:00+00:00")
+    # then an eager run, newer still: a layer profile, no segmentation
+    eager = dataclasses.replace(b1, run_id=new_run_id(), created_at="2099-01-02T00:00:00+00:00")
+    store.save(no_profile)
+    try:
+        with_profile = next(i for i in store.list_runs()["run_id"] if not store.get(i).layers.empty)
+        at = page("layers")
+        no_exception(at)
+        assert at.selectbox(key="run_picker").value == with_profile and url_runs(at) == [with_profile]
+        assert metrics(at)["Layers profiled"] == f"{len(store.get(with_profile).layers):,}" != "0"
+        assert any(c.value.startswith("Opened the newest run with a layer profile") and no_profile.label in c.value
+                   and "has none" in c.value for c in at.caption), [c.value for c in at.caption]
+        seg = page("segmentation")      # the newest run has a segmentation: it opens, nothing to explain
+        assert seg.selectbox(key="run_picker").value == no_profile.run_id
+        assert not any("has none" in c.value for c in seg.caption)
+
+        store.save(eager)
+        seg = page("segmentation")
+        no_exception(seg)
+        assert seg.selectbox(key="run_picker").value == no_profile.run_id
+        assert any(eager.label in c.value and "eager runs execute the whole model in PyTorch" in c.value
+                   for c in seg.caption), [c.value for c in seg.caption]
+        assert metrics(seg)["TensorRT engines"] == "18"
+        assert page("layers").selectbox(key="run_picker").value == eager.run_id      # holds a profile: no note
+    finally:
+        for run in (no_profile, eager):
+            if store.exists(run.run_id):
+                store.delete(run.run_id)
+
+
+def test_a_runs_link_opens_the_same_runs_and_is_written_back_as_run(runs):
+    b1, b2 = runs["b1"], runs["b2"]
+    at = AppTest.from_file(str(ROOT / "pages" / "compare.py"), default_timeout=60)
+    at.query_params["runs"] = f"{b1.run_id},{b2.run_id}"
+    at.run()
+    no_exception(at)
+    assert at.multiselect(key="runs_picker").value == [b1.run_id, b2.run_id]
+    assert url_runs(at) == [b1.run_id, b2.run_id] and "runs" not in at.query_params
+
+
+def test_the_pages_folder_holds_only_the_navigation_pages_each_entering_through_the_dashboard():
+    """Streamlit's legacy automatic page list is the pages/ folder: nothing but the navigation's pages lives there,
+    and each hands itself to dashboard.py's navigation before anything else (ui/navigation.py says why)."""
+    import ast
+    import re
+
+    scripts = sorted(p.name for p in (ROOT / "pages").iterdir() if p.suffix == ".py")
+    registered = re.findall(r'st\.Page\("pages/(\w+\.py)"', (ROOT / "dashboard.py").read_text())
+    assert scripts == sorted(registered) and len(scripts) == 7
+    for name in scripts:
+        body = ast.parse((ROOT / "pages" / name).read_text()).body
+        first = next(n for n in body if not isinstance(n, (ast.Import, ast.ImportFrom))
+                     and not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)))
+        assert ast.unparse(first) == "through_dashboard()", name
+        imports = [n for n in body[:body.index(first)] if isinstance(n, (ast.Import, ast.ImportFrom))]
+        assert [ast.unparse(n) for n in imports] == ["import streamlit as st",
+                                                     "from ui.navigation import through_dashboard"], name
 
 
 @pytest.mark.parametrize("name", ["layers", "segmentation"])
@@ -175,11 +242,11 @@ def test_segmentation_of_the_relu_forced_run(runs):
 
 
 def test_run_again_builds_the_same_request_with_the_recommended_min_block_size(runs, monkeypatch):
-    import pages._common
+    import ui.job_panel
     from engine.capabilities import Capabilities
 
     submitted = []
-    monkeypatch.setattr(pages._common, "submit_request", lambda request: submitted.append(request))
+    monkeypatch.setattr(ui.job_panel, "submit_request", lambda request: submitted.append(request))
     monkeypatch.setattr(Capabilities, "disabled_reason", lambda self, knob, value=None: None)   # as on a GPU box
     relu = runs["relu"]
     at = page("segmentation", relu.run_id)
@@ -219,7 +286,7 @@ def test_a_refused_submission_is_explained_not_raised(runs):
 
 def _submit_cpu_request_for_a_missing_model():
     from engine.settings.request import RunRequest
-    from pages._common import submit_request
+    from ui.job_panel import submit_request
 
     submit_request(RunRequest.from_dict({"model": {"source": "file:no_such_model.py"}, "device": "cpu"}))
 
@@ -359,7 +426,7 @@ def test_coming_back_to_a_page_keeps_the_runs_of_the_link(runs):
 def _picker_on_a_page_you_can_leave():
     import streamlit as st
 
-    from pages._common import pick_runs
+    from ui.run_picker import pick_runs
 
     if st.checkbox("on this page", value=True, key="on_this_page"):
         pick_runs(6)

@@ -540,7 +540,7 @@ def test_dashboard_buttons_download_what_a_fresh_cli_process_writes(tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         page.set_default_timeout(60_000)
-        # a fresh server's first page run reloads the tab through dashboard.py's navigation (pages._common)
+        # a fresh server's first page run goes through dashboard.py's navigation (ui.navigation.through_dashboard)
         page.goto(base)
         page.wait_for_function("() => (document.querySelector(\"[data-testid='stSidebarNav']\") || {innerText: ''})"
                                ".innerText.includes('Sweeps')", timeout=60_000)

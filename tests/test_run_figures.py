@@ -95,3 +95,38 @@ def test_pages_show_gpu_time_beside_end_to_end(fixtures_dir, tmp_path, monkeypat
     assert table.loc[gpu.run_id, "gpu_time"] == "0.2650 ms (52 kernels)"
     assert table.loc[cpu.run_id, "gpu_time"] == "needs an NVIDIA GPU"
     assert table.loc[old.run_id, "gpu_time"] == "not measured (recorded before GPU time existed)"
+
+
+# -- the parts Layers and Segmentation show (pages place these figures, they compute none) ------------------------
+def test_layer_profile_figures_of_the_recorded_h100_run(fixtures_dir):
+    run = measured(fixtures_dir)
+    layers, summed, over_e2e, over_gpu = run_figures.layer_profile_figures(run)
+    total = float(run.layers["avg_ms"].sum())
+    assert (layers.label, layers.value, layers.ms) == ("Layers profiled", f"{len(run.layers):,}", len(run.layers))
+    assert summed.value == f"{total:.3f} ms" and summed.ms == pytest.approx(total)
+    assert over_e2e.value == f"{total / 0.35:.2f}×" and over_e2e.ms == pytest.approx(total / 0.35)
+    assert over_gpu.label == "Profiled / GPU time" and over_gpu.ms == pytest.approx(total / 0.2650)
+
+
+def test_layer_profile_figures_without_a_profile_leave_out_what_they_cannot_give(fixtures_dir):
+    from tests.fixture_runs import trt_relu_forced_run
+
+    (layers,) = run_figures.layer_profile_figures(trt_relu_forced_run(fixtures_dir))
+    assert (layers.value, layers.ms) == ("0", 0.0)
+
+
+def test_segmentation_figures_and_recommendations_of_the_relu_forced_run(fixtures_dir):
+    from tests.fixture_runs import trt_relu_forced_run
+
+    run = trt_relu_forced_run(fixtures_dir)
+    seg = run.segmentation
+    figures = {f.label: f for f in run_figures.segmentation_figures(run)}
+    assert [f.value for f in figures.values()] == ["89", "72", "80.9%", "18", "1"]
+    assert figures["Coverage"].ms == pytest.approx(seg.supported_ops / seg.total_ops)
+    recs = run_figures.recommendations(run)
+    assert [(r.min_block_size, r.rerun) for r in recs] == [(r.min_block_size, r.kind != "current")
+                                                          for r in seg.recommendations]
+    current = next(r for r in recs if not r.rerun)
+    assert current.text.startswith("**Equivalent to this run**: min_block_size = 3 → 18 TensorRT engine(s)")
+    without = dataclasses.replace(run, segmentation=None)
+    assert run_figures.segmentation_figures(without) == [] and run_figures.recommendations(without) == []

@@ -39,8 +39,9 @@ def summary_labels(summary: pd.DataFrame) -> dict[str, str]:
     labels = {}
     for row in summary.itertuples(index=False):
         latency = f"{row.e2e_median_ms:.3f} ms" if row.e2e_median_ms > 0 else "not timed"
-        text = (f"{row.model} b{row.batch_size} {row.backend} {row.precision} · {row.device_name} · "
-                f"{str(row.created_at)[:16].replace('T', ' ')} · {latency}")
+        # the run id's tail tells apart runs the summary columns do not (quantization schemes, other knobs)
+        text = (f"{row.model} b{row.batch_size} {row.backend} {row.precision} · {row.run_id[-8:]} · "
+                f"{row.device_name} · {str(row.created_at)[:16].replace('T', ' ')} · {latency}")
         if row.is_sample:
             text += " · sample"
         if row.is_baseline:

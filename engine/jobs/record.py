@@ -83,6 +83,25 @@ class Job:
         """Who submitted it, for display: ``unknown`` for jobs recorded before submitters were."""
         return self.submitted_by or UNKNOWN_SUBMITTER
 
+    @property
+    def progress(self) -> float:
+        """How far it is, 0..1, for a progress bar (0 until the job reports a fraction)."""
+        return min(max(self.fraction or 0.0, 0.0), 1.0)
+
+    @property
+    def stage_text(self) -> str:
+        """Where it is, in words: "queued, position 2", "building · engine 1 of 3", "starting"."""
+        if self.state == "queued":
+            return f"queued, position {self.position}" if self.position else "queued"
+        text = self.stage or "starting"
+        return f"{text} · {self.detail}" if self.detail else text
+
+    def overview_row(self) -> dict[str, Any]:
+        """Its row in the queue overview: who asked for what, where it is and for how long."""
+        return {"job": self.job_id[:8], "submitted by": self.submitter, "model": self.request["model"]["source"],
+                "backend": self.request["backend"], "state": self.state, "position": self.position,
+                "stage": self.stage_text, "route": self.route, "elapsed_s": round(self.elapsed_s, 1)}
+
 
 # what a job table keeps of a Job (position and joined are computed when read)
 STORED = [f.name for f in dataclasses.fields(Job) if f.name not in ("position", "joined")]

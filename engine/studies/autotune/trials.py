@@ -57,6 +57,12 @@ class TrialRecord:
     gpu_ms: float | None = None  # GPU time per inference (None: not measured)
     objective_ms: float | None = None   # the figure the search minimises (GPU time or median_ms)
 
+    def progress(self, n_trials: int) -> tuple[float, str]:
+        """A progress bar after this trial of ``n_trials``: the fraction done, and "trial 3: 1.234 ms ok"."""
+        ms = "not timed" if self.median_ms is None else f"{self.median_ms:.3f} ms"
+        outcome = "ok" if self.feasible else self.violation or self.error
+        return min((self.number + 1) / n_trials, 1.0), f"trial {self.number + 1}: {ms} {outcome}"
+
 
 @dataclass
 class AutotuneReport:

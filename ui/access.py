@@ -8,8 +8,7 @@ import time
 import streamlit as st
 
 from engine import access
-from engine.jobs import set_submitter
-from pages._markdown import plain
+from ui.markdown import plain
 
 IDENTITY = "trtdash_identity"
 WRONG_PASSWORD_DELAY_S = 1.0   # slows guessing down; the comparison itself is constant-time
@@ -24,26 +23,24 @@ def settings() -> access.AccessSettings:
     return access.AccessSettings.from_sources(st.get_option("server.address"), secrets, os.environ)
 
 
-def current_identity() -> access.Identity | None:
-    """This session's identity; None until a team member signs in. Local mode signs in by itself. Also sets who
-    this session's job submissions are recorded as."""
+def signed_in() -> access.Identity | None:
+    """This session's identity; None until a team member signs in. Local mode signs in by itself."""
     identity = st.session_state.get(IDENTITY)
     if identity is None:
         config = settings()
         if config.refusal() is None and not config.team_mode:
             identity = st.session_state[IDENTITY] = access.local_identity(config)
-    if identity is not None:
-        set_submitter(identity.name)
     return identity
 
 
-def require_identity() -> access.Identity:
-    """For a page script: stop here unless someone is signed in (dashboard.py shows the sign-in page)."""
-    identity = current_identity()
-    if identity is None:
-        refusal = settings().refusal()
-        st.error(plain(refusal) if refusal else "Sign in first.", icon=":material/lock:")
-        st.stop()
+def current_identity() -> access.Identity | None:
+    """``signed_in()``, and this session's job submissions recorded as theirs."""
+    identity = signed_in()
+    if identity is not None:
+        # imported here: dashboard.py asks signed_in() before its navigation, which must come before anything slow
+        from engine.jobs import set_submitter  # noqa: PLC0415
+
+        set_submitter(identity.name)
     return identity
 
 

@@ -6,21 +6,23 @@ import streamlit as st
 from engine import jobs, sweep_charts
 from engine.capabilities import Capabilities, scheme_options
 from engine.errors import ConfigError
-from engine.models import registry
 from engine.quantization.schemes import SCHEMES
 from engine.settings.defaults import QUANT_SCHEMES
 from engine.store import RunStore
 from engine.studies import ladder
-from pages import _localise_start as localise
-from pages._common import execution_progress, report_button, start_execution
-from pages._form import COMPILE_FIELDS, MEASURE_FIELDS, knob_widget
-from pages._markdown import plain
+from ui import localisation as localise
+from ui.errors import field_error
+from ui.exports import report_button
+from ui.knobs import knob_row
+from ui.markdown import plain
+from ui.model_form import model_form
+from ui.studies.execution import execution_progress, start_execution
+from ui.url_picker import pick_from_url
 
 URL_KEY = "ladder"
 RUNNING = "ladder_execution"
 LAST = "ladder_last_execution"      # the finished execution, for its failures under the ladder it opened
 PICKED = "ladder_id"
-URL_SEEN = "ladder_id:url"
 KEY = "ladder"                      # widget key prefix of the form
 POLL_S = 1.0
 MEASURE_KNOBS = ("warmup_iters", "timed_iters", "layer_profile", "profile_iters")
@@ -35,40 +37,29 @@ def render(store: RunStore, caps: Capabilities) -> None:
 
 def run_form(store: RunStore, caps: Capabilities) -> None:
     """Model, batch, schemes, calibration and iterations; the planned steps; Run."""
-    c1, c2, c3 = st.columns([2, 1, 2])
-    sources = registry.available_sources()
-    source = c1.selectbox("Model", sources, index=sources.index("resnet50") if "resnet50" in sources else 0,
-                          key=f"{KEY}:model")
-    batch = c2.number_input("Batch size", value=8, step=1, key=f"{KEY}:batch")
-    with c3:
-        base_precision = knob_widget("compile", COMPILE_FIELDS["quant_base_precision"], "fp16", key_prefix=KEY)
+    form = model_form(KEY, source="resnet50", batch_size=8)
     refusals = scheme_options(caps)
     allowed = [s for s in QUANT_SCHEMES[1:] if not refusals[s]]
     refused = [s for s in QUANT_SCHEMES[1:] if refusals[s]]
-    picked = st.multiselect("Quantization schemes", allowed, default=allowed, key=f"{KEY}:schemes",
-                            format_func=lambda s: f"{s} · {SCHEMES[s].label}",
-                            help="fp32 and fp16 always run. Schemes this GPU and Torch-TensorRT flavour refuse are "
-                                 "listed below and cannot be picked.")
-    c1, c2 = st.columns(2)
+    c1, c2 = st.columns([3, 1])
     with c1:
-        calibration = knob_widget("compile", COMPILE_FIELDS["calibration_data"], "random", key_prefix=KEY)
+        picked = st.multiselect("Quantization schemes", allowed, default=allowed, key=f"{KEY}:schemes",
+                                format_func=lambda s: f"{s} · {SCHEMES[s].label}",
+                                help="fp32 and fp16 always run. Schemes this GPU and Torch-TensorRT flavour refuse "
+                                     "are listed below and cannot be picked.")
     with c2:
-        batches = knob_widget("compile", COMPILE_FIELDS["calibration_batches"],
-                              COMPILE_FIELDS["calibration_batches"].default, key_prefix=KEY)
-    measure = {}
-    for col, name in zip(st.columns(len(MEASURE_KNOBS)), MEASURE_KNOBS, strict=True):
-        with col:
-            measure[name] = knob_widget("measure", MEASURE_FIELDS[name], MEASURE_FIELDS[name].default, key_prefix=KEY)
-    raw = {"model": {"source": source, "batch_size": batch}, "device": "auto" if caps.cuda_available else "cpu",
-           "compile": {"quant_base_precision": base_precision, "calibration_data": calibration,
-                       "calibration_batches": batches},
-           "measure": measure}
+        compile_raw = knob_row("compile", ("quant_base_precision",), key_prefix=KEY,
+                               values={"quant_base_precision": "fp16"})
+    compile_raw |= knob_row("compile", ("calibration_data", "calibration_batches"), key_prefix=KEY,
+                            values={"calibration_data": "random"})
+    measure = knob_row("measure", MEASURE_KNOBS, key_prefix=KEY)
+    raw = {**form, "device": "auto" if caps.cuda_available else "cpu", "compile": compile_raw, "measure": measure}
     try:
         # in the matrix's order; refused schemes go in too: the plan lists them, with the reason, as skipped
         plan = ladder.plan_ladder(ladder.ladder_base(raw), caps,
                                   schemes=[s for s in QUANT_SCHEMES if s in picked or s in refused])
     except ConfigError as e:
-        st.error(f"**{e.field}**: {plain(e.message)}", icon=":material/error:")
+        field_error(e)
         return
     st.markdown(f"**{len(plan.steps)} runs**, one job each: " + "; ".join(s.label for s in plan.steps))
     if plan.skipped:
@@ -126,11 +117,6 @@ def show_failures(steps: list[ladder.StepProgress]) -> None:
                      icon=":material/error:")
 
 
-def _url_to_state() -> None:
-    st.query_params[URL_KEY] = st.session_state[PICKED]
-    st.session_state[URL_SEEN] = st.session_state[PICKED]
-
-
 def show_stored(store: RunStore, caps: Capabilities) -> None:
     """The ladder named in the URL (else the newest): verdict, latency chart, table."""
     ladder_ids = ladder.list_ladders(store)
@@ -139,21 +125,16 @@ def show_stored(store: RunStore, caps: Capabilities) -> None:
     if last is not None and wanted == last.ladder.ladder_id:
         st.caption(last.status_text())
         show_failures(last.progress())
-    if wanted and wanted not in ladder_ids:
-        st.error(f"No stored run belongs to ladder {plain(repr(wanted))}"
-                 + (". Pick one below." if ladder_ids else "."), icon=":material/link_off:")
     if not ladder_ids:
+        if wanted:
+            st.error(f"No stored run belongs to ladder {plain(repr(wanted))}.", icon=":material/link_off:")
         st.info("No precision ladder stored yet: fp32, fp16 and each quantization scheme of one model, recorded "
                 "with the TensorRT backend on a GPU.", icon=":material/info:")
         return
-    if st.session_state.get(URL_SEEN) != wanted:    # the link changed from outside: shared, or a ladder finished
-        st.session_state[URL_SEEN] = wanted
-        if wanted in ladder_ids:
-            st.session_state[PICKED] = wanted
-    if st.session_state.get(PICKED) not in ladder_ids:
-        st.session_state[PICKED] = ladder_ids[0]
-    lid = st.selectbox("Ladder", ladder_ids, key=PICKED, on_change=_url_to_state,
-                       help="Newest first. The link in the address bar (?ladder=<id>) opens the same ladder.")
+    lid = pick_from_url(URL_KEY, ladder_ids, {}, key=PICKED, label="Ladder",
+                        unknown=lambda i: f"No stored run belongs to ladder {plain(repr(i))}. Pick one below.",
+                        write_default=False,   # every Sweeps tab runs: only what was opened goes in the link
+                        help="Newest first. The link in the address bar (?ladder=<id>) opens the same ladder.")
     rungs = ladder.load_ladder(store, lid)
     tolerance = st.number_input("Accuracy tolerance (rel. L2 vs eager fp32)", value=ladder.DEFAULT_TOLERANCE_REL_L2,
                                 min_value=0.0, format="%.3f", key="ladder_tol")

@@ -1,4 +1,4 @@
-"""One run's timing figures as a row of metrics (engine.run_figures computes them; this only places them)."""
+"""Figures as a row of metrics (``engine.run_figures`` computes them; this only places them)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,12 @@ import streamlit as st
 
 from engine import run_figures
 from engine.result import RunResult
+
+
+def figure_row(figures: list[run_figures.Figure]) -> None:
+    """One metric per figure, its detail in the help."""
+    for column, f in zip(st.columns(len(figures)), figures, strict=True):
+        column.metric(f.label, f.value, help=f.detail or None)
 
 
 def timing_row(run: RunResult, *, throughput: bool = True) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import streamlit as st
@@ -13,6 +14,7 @@ from engine.settings.request import CompileSettings, MeasureSettings
 
 COMPILE_FIELDS = {f.name: f for f in CompileSettings.__dataclass_fields__.values()}
 MEASURE_FIELDS = {f.name: f for f in MeasureSettings.__dataclass_fields__.values()}
+SECTION_FIELDS = {"compile": COMPILE_FIELDS, "measure": MEASURE_FIELDS}
 
 
 def knob_widget(prefix: str, f: dataclasses.Field, value: Any, *, disabled: str | None = None,
@@ -61,8 +63,6 @@ def knob_section(prefix: str, cls: type, current: Any, *, advanced: bool, disabl
 
 def compile_disabled_reasons(backend: str, caps: Capabilities) -> dict[str, str]:
     """Compile knobs the chosen backend or this machine cannot honour, with the reason."""
-    from engine.settings.request import CompileSettings
-
     reasons: dict[str, str] = {}
     for f in knob_fields(CompileSettings):
         dotted = f"compile.{f.name}"
@@ -79,31 +79,27 @@ def compile_disabled_reasons(backend: str, caps: Capabilities) -> dict[str, str]
     return reasons
 
 
-def describe_inputs(model_raw: dict[str, Any]) -> str:
-    """The inputs the form's model settings would feed the model, or why they don't fit together."""
-    from engine.errors import ConfigError, ModelError
-    from engine.models.registry import describe_inputs as describe
-    from engine.settings.request import RunRequest
-    from pages._markdown import plain
-
-    try:
-        return describe(RunRequest.from_dict({"model": model_raw}).model)
-    except ConfigError as e:
-        return f":red[**{e.field}**: {plain(e.message)}]"
-    except ModelError as e:
-        return f":red[{plain(e)}]"
+def default_precision(caps: Capabilities) -> str:
+    """What a study's form starts at: fp16 where there is a GPU, fp32 on the CPU."""
+    return "fp16" if caps.cuda_available else "fp32"
 
 
-def precision_and_iterations(key_prefix: str, caps: Capabilities) -> tuple[str, int, int]:
-    """One row: precision (fp16 where there is a GPU), warm-up and timed iterations, as the sweep forms ask."""
-    c1, c2, c3 = st.columns(3)
-    with c1:
-        precision = knob_widget("compile", COMPILE_FIELDS["precision"], "fp16" if caps.cuda_available else "fp32",
-                                key_prefix=key_prefix)
-    with c2:
-        warmup = knob_widget("measure", MEASURE_FIELDS["warmup_iters"], MEASURE_FIELDS["warmup_iters"].default,
-                             key_prefix=key_prefix)
-    with c3:
-        timed = knob_widget("measure", MEASURE_FIELDS["timed_iters"], MEASURE_FIELDS["timed_iters"].default,
-                            key_prefix=key_prefix)
-    return precision, warmup, timed
+def knob_row(section: str, names: Sequence[str], *, key_prefix: str,
+             values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The named knobs of one settings section ("compile", "measure") side by side, each at ``values[name]`` or
+    its default. Returns {name: raw value}."""
+    fields = SECTION_FIELDS[section]
+    out: dict[str, Any] = {}
+    for column, name in zip(st.columns(len(names)), names, strict=True):
+        with column:
+            out[name] = knob_widget(section, fields[name], (values or {}).get(name, fields[name].default),
+                                    key_prefix=key_prefix)
+    return out
+
+
+def backend_picker(key_prefix: str, caps: Capabilities) -> str:
+    """tensorrt or eager where Torch-TensorRT can compile here, else eager only (said in the help)."""
+    backends = ["tensorrt", "eager"] if caps.can_compile else ["eager"]
+    return st.selectbox("Backend", backends, key=f"{key_prefix}:backend",
+                        help="" if caps.can_compile else "No Torch-TensorRT here: eager only (compile knobs then "
+                                                          "change nothing but precision).")

@@ -1,4 +1,5 @@
-"""Submitting work to the job queue and following it live, shared by the pages that start runs."""
+"""Submitting work to the job queue and following it live, shared by the pages that start runs: a request checked
+against this machine, queued, its progress polled only while a job of this session is active."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import streamlit as st
 
 from engine import jobs
 from engine.access import Action
-from engine.settings.request import RunRequest
-from pages._markdown import plain
+from engine.capabilities import Capabilities
+from engine.errors import ConfigError
+from engine.runner import check_request
+from engine.settings.request import RunRequest, validate
+from ui.errors import field_error, show_error
+from ui.markdown import plain
 
 SESSION_JOBS = "my_jobs"
 SESSION_NOTES = "my_job_notes"     # what became of this session's jobs that failed or were cancelled
@@ -39,6 +44,35 @@ def submit(request: RunRequest, gpu: int | str | None = None) -> jobs.Job:
     return job
 
 
+def submit_request(request: RunRequest) -> str | None:
+    """Queue a request on the job queue; returns the job id, None when it was refused.
+
+    Progress shows in ``job_panel()``, which switches the page to the new run (``?run=<id>``) when the job is
+    done; a request the store already answers switches at once.
+    """
+    try:
+        job = submit(request)
+    except Exception as e:   # ConfigError / capability errors name the field and what to do
+        show_error(e, "Nothing was submitted")
+        return None
+    if not job.cached:
+        st.toast(f"Queued: {plain(request.model.source)} {request.backend} {request.compile.precision}",
+                 icon=":material/schedule:")
+    return job.job_id
+
+
+def checked_request(raw: dict | RunRequest, caps: Capabilities) -> RunRequest | None:
+    """``raw`` validated and checked against this machine; on a ConfigError the field and message are shown
+    ("Nothing was submitted") and None is returned."""
+    try:
+        request = validate(raw if isinstance(raw, RunRequest) else RunRequest.from_dict(raw))
+        check_request(request, caps)
+    except ConfigError as e:
+        field_error(e, "Nothing was submitted.")
+        return None
+    return request
+
+
 def gpu_picker() -> int | str | None:
     """A GPU choice when this box (or the Redis queue) has several; None = any."""
     choices = jobs.gpu_choices()
@@ -48,13 +82,6 @@ def gpu_picker() -> int | str | None:
     picked = st.selectbox("GPU", labels, help="Each GPU has its own worker: one job at a time per GPU, so timings "
                                               "are never disturbed by another job.", key="gpu_choice")
     return dict(choices)[picked]
-
-
-def _stage_text(job: jobs.Job) -> str:
-    if job.state == "queued":
-        return f"queued, position {job.position}" if job.position else "queued"
-    text = job.stage or "starting"
-    return f"{text} · {job.detail}" if job.detail else text
 
 
 def _label(job: jobs.Job) -> str:
@@ -102,8 +129,7 @@ def _live_job_panel() -> None:
         if job.active:
             with st.container(border=True):
                 c1, c2 = st.columns([5, 1])
-                c1.progress(min(max(job.fraction or 0.0, 0.0), 1.0),
-                            text=f"**{label}** — {plain(_stage_text(job))} ({job.elapsed_s:.0f} s)")
+                c1.progress(job.progress, text=f"**{label}** — {plain(job.stage_text)} ({job.elapsed_s:.0f} s)")
                 if c2.button("Cancel", key=f"cancel:{job_id}", icon=":material/cancel:"):
                     jobs.cancel(job_id)
                     st.rerun(scope="fragment")
@@ -124,15 +150,13 @@ def _live_job_panel() -> None:
 def queue_overview() -> None:
     """What the shared box is doing: active jobs of every user, by route, with who submitted each. Anyone may
     cancel their own job; cancelling someone else's, or stopping the workers, needs admin."""
-    from pages._access import refused  # noqa: PLC0415 - the job panel runs without a sign-in in tests
+    from ui.access import refused  # noqa: PLC0415 - the job panel runs without a sign-in in tests
 
     active = jobs.list_jobs(states=jobs.ACTIVE_STATES, limit=50)
     if not active:
         st.caption("The queue is empty.")
     else:
-        rows = [{"job": j.job_id[:8], "submitted by": j.submitter, "model": j.request["model"]["source"],
-                 "backend": j.request["backend"], "state": j.state, "position": j.position, "stage": _stage_text(j),
-                 "route": j.route, "elapsed_s": round(j.elapsed_s, 1)} for j in active]
+        rows = [j.overview_row() for j in active]
         st.dataframe(rows, hide_index=True, key="queue_table")
         by_id = {j.job_id: j for j in active}
         c1, c2 = st.columns([4, 1])

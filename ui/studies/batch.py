@@ -8,14 +8,18 @@ import streamlit as st
 from engine import batch_charts, jobs
 from engine.capabilities import Capabilities
 from engine.errors import ConfigError
-from engine.models import registry
 from engine.settings.defaults import MAX_BATCH_SIZE
 from engine.settings.request import RunRequest, validate
 from engine.store import RunNotFound, RunStore
 from engine.studies import batch_sweep, sweeps
-from pages._common import checked_request, execution_progress, report_button, start_execution
-from pages._form import precision_and_iterations
-from pages._markdown import plain
+from ui.errors import field_error
+from ui.exports import report_button
+from ui.job_panel import checked_request
+from ui.knobs import backend_picker, default_precision, knob_row
+from ui.markdown import plain
+from ui.model_form import model_form
+from ui.studies.execution import execution_progress, start_execution
+from ui.url_picker import pick_from_url
 
 URL_KEY = "batch"
 RUNNING = "batch_execution"
@@ -38,46 +42,40 @@ def render(store: RunStore, caps: Capabilities) -> None:
 
 # -- running ---------------------------------------------------------------------------------------
 def run_form(store: RunStore, caps: Capabilities) -> None:
-    c1, c2, c3 = st.columns([2, 2, 1])
-    sources = registry.available_sources()
-    source = c1.selectbox("Model", sources, index=sources.index("resnet50") if "resnet50" in sources else 0,
-                          key=f"{KEY}:model")
-    shape = c2.text_input("Input shape (without batch)", placeholder="model default, e.g. 3,224,224",
-                          key=f"{KEY}:shape")
-    backends = ["tensorrt", "eager"] if caps.can_compile else ["eager"]
-    backend = c3.selectbox("Backend", backends, key=f"{KEY}:backend")
+    form = model_form(KEY, source="resnet50", batch_size=None, precision=default_precision(caps))
+    c1, c2, c3 = st.columns([1, 2, 2])
+    with c1:
+        backend = backend_picker(KEY, caps)
     if not caps.can_compile:
         st.caption(f"The tensorrt backend {caps.disabled_reason('backend', 'tensorrt')}: the eager backend runs "
                    f"here instead, on the {'GPU' if caps.cuda_available else 'CPU'}, with static batches only "
                    "(a dynamic engine is a TensorRT thing).")
-    c1, c2, c3 = st.columns([2, 2, 1])
-    sizes_text = c1.text_input("Batch sizes", value=DEFAULT_SIZES, key=f"{KEY}:sizes",
+    sizes_text = c2.text_input("Batch sizes", value=DEFAULT_SIZES, key=f"{KEY}:sizes",
                                help=f"Whole numbers 1..{MAX_BATCH_SIZE}, separated by commas. One run "
                                     "per batch size and strategy.")
+    with c3:
+        measure = knob_row("measure", ("warmup_iters", "timed_iters"), key_prefix=KEY)
+    c1, c2 = st.columns([4, 1])
     options = list(batch_sweep.STRATEGIES) if backend == "tensorrt" else ["static"]
-    strategies = c2.multiselect(
+    strategies = c1.multiselect(
         "Strategies", options, default=options, key=f"{KEY}:strategies:{backend}",
         format_func=lambda s: {"static": "static: one engine per batch size",
                                "dynamic": "dynamic: one engine for the whole range"}[s],
         help="dynamic builds one engine whose batch dimension ranges from the smallest to the largest size "
              "(torch_tensorrt.Input min/opt/max) and times it at every size.")
-    opt = c3.number_input("Opt batch (dynamic)", value=0, min_value=0, step=1, key=f"{KEY}:opt",
+    opt = c2.number_input("Opt batch (dynamic)", value=0, min_value=0, step=1, key=f"{KEY}:opt",
                           disabled="dynamic" not in strategies,
                           help="The batch the dynamic engine is tuned for; 0 = the middle swept size.")
-    precision, warmup, timed = precision_and_iterations(KEY, caps)
-    raw = {"model": {"source": source, "input_shape": shape}, "backend": backend,
-           "device": "auto" if caps.cuda_available else "cpu", "compile": {"precision": precision},
+    raw = {**form, "backend": backend, "device": "auto" if caps.cuda_available else "cpu",
            # one figure per point: the eager baseline and accuracy pass would only double the sweep's time
-           "measure": {"warmup_iters": warmup, "timed_iters": timed, "layer_profile": False, "accuracy": False,
-                       "compare_eager": False}}
+           "measure": {**measure, "layer_profile": False, "accuracy": False, "compare_eager": False}}
     try:
         sizes = batch_sweep.parse_batch_sizes(sizes_text)
         base = validate(RunRequest.from_dict(raw))
         inputs = batch_sweep.registry_inputs(base) if "dynamic" in strategies else None
         plan = batch_sweep.plan_batch_sweep(base, sizes, strategies, opt_batch=opt or None, model_inputs=inputs)
     except ConfigError as e:
-        st.error(f"**{e.field}**: {plain(e.message)}. Nothing can be submitted until this is fixed.",
-                 icon=":material/error:")
+        field_error(e, "Nothing can be submitted until this is fixed.")
         plan = None
     if plan is not None:
         st.caption(f"{len(plan.points)} runs: " + "; ".join(p.label for p in plan.points)
@@ -136,27 +134,18 @@ def stored_sweeps(store: RunStore, caps: Capabilities) -> None:
         for text in failed:
             st.error(f"Not measured: {text}", icon=":material/error:")
     listed = batch_sweep.list_batch_sweeps(store)
-    wanted = st.query_params.get(URL_KEY)
     if listed.empty:
-        if wanted:
+        if wanted := st.query_params.get(URL_KEY):
             st.error(f"No stored run belongs to batch sweep {plain(repr(wanted))}.", icon=":material/link_off:")
         st.info("No batch sweep stored yet: run one above (the eager backend works on the CPU), or record the GPU "
                 "samples with scripts/record_samples.py --only batch.", icon=":material/info:")
         return
-    ids = list(listed["sweep_id"])
     labels = {r.sweep_id: f"{r.sweep_id} · {r.model} · {r.device_name} · {r.runs} runs"
               + (" · sample" if r.is_sample else "") for r in listed.itertuples()}
-    if wanted and wanted not in labels:
-        st.error(f"No stored run belongs to batch sweep {plain(repr(wanted))}. Pick one below.",
-                 icon=":material/link_off:")
-    # a link or a finished sweep changes the URL from outside: it wins over the last pick
-    if st.session_state.get(f"{KEY}:url") != wanted or st.session_state.get(f"{KEY}:chosen") not in labels:
-        st.session_state[f"{KEY}:chosen"] = wanted if wanted in labels else ids[0]
-        st.session_state[f"{KEY}:url"] = wanted
-    chosen = st.selectbox("Batch sweep", ids, format_func=labels.get, key=f"{KEY}:chosen")
-    if chosen != wanted:
-        st.query_params[URL_KEY] = chosen
-        st.session_state[f"{KEY}:url"] = chosen
+    chosen = pick_from_url(URL_KEY, list(listed["sweep_id"]), labels, key=f"{KEY}:chosen", label="Batch sweep",
+                           unknown=lambda i: f"No stored run belongs to batch sweep {plain(repr(i))}. Pick one below.",
+                           write_default=False,   # every Sweeps tab runs: only what was opened goes in the link
+                           help="Newest first. The link in the address bar (?batch=<id>) opens the same sweep.")
     show_batch_sweep(store, caps, chosen)
 
 

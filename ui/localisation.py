@@ -12,11 +12,13 @@ from engine.studies.localisation import driver
 from engine.studies.localisation.figures import Criterion
 from engine.studies.localisation.records import LocalisationRecords
 from engine.studies.localisation.study import broken_rungs
-from pages._common import checked_request, get_store, show_error
+from ui.errors import show_error
+from ui.job_panel import checked_request
+from ui.navigation import switch_to
+from ui.store import get_store
 
 URL_KEY = "localise"
 FOLLOWED = "localise_followed"     # ids of the studies this session advances
-PAGE = "pages/localise.py"
 
 
 @st.cache_resource(show_spinner=False)
@@ -42,12 +44,10 @@ def follow(localisation_id: str) -> None:
 
 def open_localisation(localisation_id: str) -> None:
     """Go to the Where-it-breaks page showing it (a plain link when the page is not registered, as in AppTest)."""
-    try:
-        st.switch_page(PAGE, query_params={URL_KEY: localisation_id})
-    except st.errors.StreamlitAPIException:
-        st.query_params[URL_KEY] = localisation_id
-        st.markdown(f"Localisation **{localisation_id}** started: open it on the [Where it breaks page](localise?"
-                    f"{URL_KEY}={localisation_id}).")
+    st.query_params[URL_KEY] = localisation_id
+    switch_to("localise", {URL_KEY: localisation_id},
+              otherwise=f"Localisation **{localisation_id}** started: open it on the [Where it breaks page]"
+                        f"(localise?{URL_KEY}={localisation_id}).")
 
 
 def start(base: RunRequest, criterion: Criterion, caps: Capabilities, source: str, max_builds: int | None = None,

@@ -1,0 +1,1 @@
+"""Shared pieces of the dashboard's pages (Streamlit): pages/ holds only the page scripts, one per page."""

@@ -1,0 +1,1 @@
+"""The Sweeps page's tabs, one module per kind of study."""
