@@ -6,12 +6,12 @@ recording store, so a repeated request is measured again instead of answered fro
 
 Parts (``--only``, comma-separated; ``--estimate`` prints the plan and its device time and runs nothing):
 
-- ``sweeps``: per ``--sweep-models`` model (resnet50, vit_b_16), fp16 batch 1: an analyze run (dryrun at
-  min_block_size 1: the recommended values), the optimization_level sweep (unset, 0-5: unset and 3 are two
-  builds of the default plan) and the min_block_size sweep (1, the default 5, the recommended values) with
-  the default point recorded ``--default-repeats`` times in all, in the order ``engine.studies.sweeps.plan_sweep``
-  gives (its repeats spread among the other points, so drift shows up as a difference between repeats); the
-  default point is one request in both sweeps, recorded once and tagged with both.
+- ``sweeps``: per ``--sweep-models`` model (resnet50, vit_b_16) and ``--sweep-knobs`` (opt, mbs), fp16 batch 1: an
+  analyze run (dryrun at min_block_size 1: the recommended values), the optimization_level sweep (unset, 0-5: unset
+  and 3 are two builds of the default plan) and the min_block_size sweep (1, the default 5, the recommended values)
+  with the default point recorded ``--default-repeats`` times in all, in the order
+  ``engine.studies.sweeps.plan_sweep`` gives (its repeats spread among the other points, so drift shows up as a
+  difference between repeats); the default point is one request in both sweeps, recorded once and tagged with both.
   Tags ``sweep:<id>`` / ``knob:<knob>`` (``engine.studies.sweeps``). Per-layer pass off: pages show these as sweep
   tables and charts, not layer tables;
 - ``fragmentation``: resnet50 fp16 as built by default and with relu forced to PyTorch (min_block_size 5),
@@ -87,7 +87,8 @@ def request(model: str, precision: str = "fp16", mode: str = "measure", measure:
                                  "mode": mode, "compile": {"precision": precision, **compile_knobs}, "measure": m})
 
 
-def sweep_points(model: str, recommended: list[int], repeats: int, quick: dict, slug: str) -> list[Planned]:
+def sweep_points(model: str, recommended: list[int], repeats: int, quick: dict, slug: str,
+                 knobs: tuple[str, ...] = ("opt", "mbs")) -> list[Planned]:
     """The optimization_level sweep then the min_block_size sweep of ``model``, each planned by
     ``engine.studies.sweeps.plan_sweep`` (its default point run ``repeats`` times in all, interleaved with the other
     points). Both sweeps' default point is the same request (level unset, min_block_size 5), so it is recorded
@@ -99,6 +100,8 @@ def sweep_points(model: str, recommended: list[int], repeats: int, quick: dict, 
     by_request: dict[str, Planned] = {}
     out: list[Planned] = []
     for knob, short in ((sweeps.OPTIMIZATION_LEVEL_KNOB, "opt"), (sweeps.MIN_BLOCK_SIZE_KNOB, "mbs")):
+        if short not in knobs:
+            continue
         values = sweeps.default_values(knob, recommendations=recommended)
         plan = sweeps.plan_sweep(base, {knob: values}, sweep_id=f"{model}_fp16_{knob.split('.')[1]}_{slug}",
                                  repeats=max(0, repeats - 1))
@@ -121,7 +124,8 @@ def plan_parts(parts: set[str], args: argparse.Namespace, quick: dict, recommend
     planned: list[Planned] = []
     if "sweeps" in parts:
         for model in args.sweep_models.split(","):
-            planned += sweep_points(model, recommended.get(model, []), args.default_repeats, quick, slug)
+            planned += sweep_points(model, recommended.get(model, []), args.default_repeats, quick, slug,
+                                    tuple(args.sweep_knobs.split(",")))
     if "fragmentation" in parts:
         m = {"compare_eager": False, **quick}
         planned += [Planned("resnet50_fp16", request("resnet50", measure=m), keep_raw=True),
@@ -199,6 +203,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--only", default=DEFAULT_PARTS)
     ap.add_argument("--sweep-models", default="resnet50,vit_b_16")
+    ap.add_argument("--sweep-knobs", default="opt,mbs", help="which sweeps: opt (optimization_level), mbs")
     ap.add_argument("--ladder-models", default="resnet50,vit_b_16")
     ap.add_argument("--timm-models", default="convnext_tiny")
     ap.add_argument("--ladder-schemes", default="int8_weight_only,fp8",
