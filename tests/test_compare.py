@@ -249,18 +249,18 @@ def test_the_bundled_batch_8_and_batch_1_runs_are_compared_per_sample_with_the_b
     assert labels[b8.run_id] == f"batch=8 shapes=dynamic batch 1..32 {b8.run_id[-8:]}"
     assert labels[b1.run_id] == f"batch=1 shapes=static {b1.run_id[-8:]}"
     (*same, head) = differences.comparison_header([b8, b1])
-    assert same == []                  # recorded before plan fingerprints: no claim about the engine
-    assert head.startswith("Differs: batch (8 · 1), inputs (dynamic batch 1..32 · static). Judged on end-to-end "
-                           "latency per sample")
+    assert b8.plan_fingerprint != b1.plan_fingerprint and same == []   # two engine plans: no same-engine claim
+    # the batch changes the kernels: judged on GPU time, per sample
+    assert head.startswith("Differs: batch (8 · 1), inputs (dynamic batch 1..32 · static). Judged on GPU time per "
+                           "sample (the batch sizes differ")
     assert "cache" not in head         # engine caching changes nothing measured
-    assert "recorded before GPU time existed" in head
     table = metrics.metric_table([b8, b1], baseline_id=b1.run_id).set_index("run_id")
-    # per call batch 8 is slower (+16%); per sample it is 6.9x faster: the throughput ratio
-    assert b8.latency.median_ms > b1.latency.median_ms
-    assert table.loc[b8.run_id, "speedup"] == pytest.approx(b8.latency.throughput_per_s / b1.latency.throughput_per_s)
-    assert table.loc[b8.run_id, "delta_pct"] == pytest.approx(
-        100 * (b8.latency.median_ms / 8 / b1.latency.median_ms - 1))
-    assert table.loc[b8.run_id, "delta_pct"] < -80
+    # per call batch 8 is slower; per sample it is faster: the GPU-time throughput ratio
+    g8, g1 = b8.gpu_time.median_ms, b1.gpu_time.median_ms
+    assert g8 > g1 and b8.latency.median_ms > b1.latency.median_ms
+    assert table.loc[b8.run_id, "speedup"] == pytest.approx((8 / g8) / (1 / g1))
+    assert table.loc[b8.run_id, "delta_pct"] == pytest.approx(100 * (g8 / 8 / g1 - 1))
+    assert table.loc[b8.run_id, "delta_pct"] < -50
 
     static8 = sample("resnet50_fp16_batch8_static")
     assert settings_table.short_labels([static8, b1])[static8.run_id] == f"batch=8 {static8.run_id[-8:]}"
@@ -298,7 +298,7 @@ def test_runs_of_one_engine_plan_are_said_to_be_the_same_engine_before_any_numbe
     # another plan: no same-engine claim; one run without GPU time: judged end-to-end, saying why
     c = _with_gpu(opt5, 0.3700, "plan-B", run_id="20261201-000000-cccccccc")
     assert differences.comparison_header([a, c])[0] == "Differs: optimization_level (0 · 5). Judged on GPU time."
-    old = sample("resnet50_fp16")    # recorded before GPU time existed
+    old = sample("resnet50_fp16_cudagraphs_off")    # recorded before GPU time existed
     assert old.gpu_time is None
     assert "GPU time not measured (recorded before GPU time existed) for this run" in \
         differences.comparison_header([a, old])[-1]
@@ -315,10 +315,11 @@ def test_cards_say_the_per_sample_change_and_speedup_and_mark_the_baseline():
     labels = settings_table.short_labels([b8, b1])
     assert [c.name for c in cards] == [labels[b8.run_id], labels[b1.run_id]]
     assert cards[0].value == f"{b8.latency.median_ms:.3f} ms"
-    assert cards[0].delta == f"{row.delta_pct:+.1f}% per sample · {row.speedup:.2f}×" and not cards[0].neutral
-    assert cards[0].delta.startswith("-8")          # per sample, batch 8 is far faster (see the test above)
+    assert cards[0].delta == f"{row.delta_pct:+.1f}% GPU time per sample · {row.speedup:.2f}×" and not cards[0].neutral
+    assert cards[0].delta.startswith("-6")          # per sample, batch 8 is far faster (see the test above)
     assert (cards[1].delta, cards[1].neutral) == ("baseline", True)
-    assert "on end-to-end latency per sample, against the baseline" in cards[0].help and cards[0].caption == ""
+    assert "are on GPU time per sample, against the baseline" in cards[0].help
+    assert cards[0].caption == f"GPU time {b8.gpu_time.median_ms:.4f} ms · 85 kernels"
 
 
 def test_cards_of_one_engine_plan_and_of_an_analyze_run(fixtures_dir):
