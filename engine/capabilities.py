@@ -10,7 +10,9 @@ import functools
 import importlib.metadata
 import os
 import platform
+import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from engine.quantization import schemes
@@ -165,6 +167,20 @@ def ram_bytes() -> int | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+NVIDIA_DRIVER_FILE = Path("/proc/driver/nvidia/version")
+
+
+def nvidia_driver_version(path: Path = NVIDIA_DRIVER_FILE) -> str | None:
+    """The loaded NVIDIA kernel driver's version ("580.159.04"), from the file the Linux driver writes; None where
+    there is none (no NVIDIA driver, another OS). Shown with a run's environment; not part of its cache key."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return None
+    found = re.search(r"Kernel Module(?: for \S+)?\s+(\d+(?:\.\d+)+)", text)
+    return found.group(1) if found else None
 
 
 def fingerprint(caps: Capabilities, device: str, gpu_index: int = 0) -> dict[str, Any]:

@@ -92,6 +92,8 @@ def _execute(request: RunRequest, store: RunStore, progress: ProgressFn, *, use_
     progress("build_model", None, request.model.source)
     built = registry.build(request.model, request.measure.seed)
     device = env["device"]
+    if device == "cuda" and (driver := capabilities.nvidia_driver_version()):
+        env = {**env, "driver": driver}     # shown with the run, not part of its cache key
     if device == "cuda" and caps.gpus:
         memory.check_activation_memory(built, request.model, caps.gpus[min(gpu_index, len(caps.gpus) - 1)].memory_bytes,
                                        "GPU memory")

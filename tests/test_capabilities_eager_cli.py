@@ -113,3 +113,18 @@ def test_cli_profile_json_cache_and_errors(tmp_path):
     assert "Traceback" not in bad.stderr
     runs = _cli("runs", env=env)
     assert doc["run_id"] in runs.stdout
+
+
+def test_the_nvidia_driver_version_is_read_from_the_drivers_proc_file(tmp_path):
+    """Real /proc/driver/nvidia/version texts (open and proprietary kernel modules); none without a driver."""
+    proprietary = tmp_path / "version"
+    proprietary.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.159.04  Thu Oct 30 12:00:00 UTC 2025\n"
+                           "GCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n")
+    assert capabilities.nvidia_driver_version(proprietary) == "580.159.04"
+    open_module = tmp_path / "open"
+    open_module.write_text("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  Release Build\n")
+    assert capabilities.nvidia_driver_version(open_module) == "550.54.15"
+    assert capabilities.nvidia_driver_version(tmp_path / "missing") is None
+    garbled = tmp_path / "garbled"
+    garbled.write_text("no version here\n")
+    assert capabilities.nvidia_driver_version(garbled) is None

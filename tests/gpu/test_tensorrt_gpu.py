@@ -43,6 +43,7 @@ def test_dynamo_fp16_full_run(store):
     show("dynamo fp16", r)
     assert r.latency.timer == "cuda_events" and r.latency.iters == FAST["timed_iters"]
     assert 0 < r.latency.median_ms < r.baselines["eager_fp16"].median_ms
+    assert r.env["driver"].count(".") >= 1 and "driver" not in r.key      # shown with the run, not in its key
     assert r.engine_count == 1 and r.engine_bytes > 1_000_000
     assert {"export_s", "compile_s", "partition_s", "build_s", "first_inference_s"} <= set(r.stages_s)
     assert r.stages_s["build_s"] > 0 and r.peak_memory_bytes > 0
