@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from engine import runner
+from engine import capabilities, runner
 from engine.errors import ConfigError, ExportError, GpuOutOfMemory, UnsupportedOpError
 from engine.profiling import segmentation as seg
 from engine.result import FUSED
@@ -43,7 +43,9 @@ def test_dynamo_fp16_full_run(store):
     show("dynamo fp16", r)
     assert r.latency.timer == "cuda_events" and r.latency.iters == FAST["timed_iters"]
     assert 0 < r.latency.median_ms < r.baselines["eager_fp16"].median_ms
-    assert r.env["driver"].count(".") >= 1 and "driver" not in r.key      # shown with the run, not in its key
+    assert r.env["driver"].count(".") >= 1                                 # shown with the run ...
+    key, env = runner.request_key(req(precision="fp16"), capabilities.detect())
+    assert key == r.key and "driver" not in env                             # ... and not part of its cache key
     assert r.engine_count == 1 and r.engine_bytes > 1_000_000
     assert {"export_s", "compile_s", "partition_s", "build_s", "first_inference_s"} <= set(r.stages_s)
     assert r.stages_s["build_s"] > 0 and r.peak_memory_bytes > 0
@@ -138,7 +140,6 @@ def test_analyze_mode_is_a_dryrun(store):
 
 
 def test_bf16_refused_on_rtx(store):
-    from engine import capabilities
 
     if capabilities.detect().flavour != "tensorrt_rtx":
         pytest.skip("bf16 is refused on TensorRT-RTX only")
