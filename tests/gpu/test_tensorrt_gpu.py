@@ -140,7 +140,6 @@ def test_analyze_mode_is_a_dryrun(store):
 
 
 def test_bf16_refused_on_rtx(store):
-
     if capabilities.detect().flavour != "tensorrt_rtx":
         pytest.skip("bf16 is refused on TensorRT-RTX only")
     with pytest.raises(ConfigError, match="bf16"):
