@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The two quick-start commands (see README.md):
 #   ./dev.sh run    create .venv, install, start the dashboard (streamlit run dashboard.py)
-#   ./dev.sh test   create .venv, install test tools (+ Debian chromium and redis-server), run the whole suite
+#   ./dev.sh test   create .venv, install test tools (+ Debian chromium and redis-server), lint (ruff check,
+#                   ruff format --check, mypy engine), run the whole suite
+#   ./dev.sh lint   the lint steps alone
 # Where `nvidia-smi` answers, the GPU extras are installed too: requirements-gpu.txt (torch-tensorrt + tensorrt),
 # or the TensorRT-RTX flavour with TRT_FLAVOUR=rtx (torch-tensorrt-rtx).
 set -euo pipefail
@@ -45,20 +47,32 @@ apt_install() {   # Debian packages the browser and Redis tests use
   $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q "${missing[@]}" >/dev/null
 }
 
+lint() {   # the style guide's habits, before the tests: ruff lint, ruff format, mypy on engine/ (pyproject.toml)
+  echo "ruff check, ruff format --check, mypy engine"
+  "$PY" -m ruff check --quiet .
+  "$PY" -m ruff format --check --quiet .
+  "$PY" -m mypy engine
+}
+
 case "${1:-}" in
   run)
     setup requirements.txt
     shift
     exec "$VENV/bin/streamlit" run dashboard.py "$@"
     ;;
+  lint)
+    setup requirements-dev.txt
+    lint
+    ;;
   test)
     setup requirements-dev.txt
     apt_install
     shift
+    lint
     exec "$PY" -m pytest -q "$@"
     ;;
   *)
-    echo "usage: ./dev.sh run | ./dev.sh test" >&2
+    echo "usage: ./dev.sh run | ./dev.sh test | ./dev.sh lint" >&2
     exit 2
     ;;
 esac

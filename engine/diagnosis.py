@@ -94,7 +94,8 @@ def diagnose(e2e_ms: float, layer_ms: float, *, source: str, device: str, batch_
         verdict = "launch_bound"
         bound = "launch/overhead-bound" if cuda else "overhead-bound (Python and dispatch, not compute)"
         findings.append(Finding("launch_bound", (
-            f"The run is {bound}: {what} account for {layer_ms:.3g} ms of the {e2e_ms:.3g} ms end-to-end latency "
+            f"The run is {bound}: {what} account for {layer_ms:.3g} ms "
+            f"of the {e2e_ms:.3g} ms end-to-end latency "
             f"({share:.0%}); {overhead:.3g} ms per inference goes to launches and runtime overhead."), numbers))
         if cuda and not cudagraphs:
             measured = (f" (replayed as a graph it took {graph_ms:.3g} ms against {e2e_ms:.3g} ms)"
@@ -110,7 +111,8 @@ def diagnose(e2e_ms: float, layer_ms: float, *, source: str, device: str, batch_
     elif source in UPPER_BOUND_SOURCES and share > 1.0:
         verdict = "inconclusive"
         findings.append(Finding("profile_inflated", (
-            f"{what.capitalize()} add up to {layer_ms:.3g} ms, more than the {e2e_ms:.3g} ms end-to-end latency "
+            f"{what.capitalize()} add up to {layer_ms:.3g} ms, "
+            f"more than the {e2e_ms:.3g} ms end-to-end latency "
             f"({share:.0%}): per-layer timing overstates device time, so it cannot show how much is launch "
             "overhead. A kernel trace measures it."), numbers))
     else:
@@ -122,7 +124,8 @@ def diagnose(e2e_ms: float, layer_ms: float, *, source: str, device: str, batch_
             f"({share:.0%}).{caveat}"), numbers))
         if source == "kernel_trace" and cuda and 1.0 - share >= HOST_OVERHEAD_SHARE:
             findings.append(Finding("host_overhead", (
-                f"Still, {overhead:.3g} ms of every inference ({1.0 - share:.0%}) is host overhead outside the GPU "
+                f"Still, {overhead:.3g} ms of every inference ({1.0 - share:.0%}) "
+                "is host overhead outside the GPU "
                 "kernels (launches, runtime bookkeeping)."), numbers))
             if not cudagraphs:
                 suggestions.append("CUDA graphs (compile.enable_cudagraphs) remove most of the host overhead "
@@ -130,8 +133,9 @@ def diagnose(e2e_ms: float, layer_ms: float, *, source: str, device: str, batch_
     if graph_ms is not None and cuda and not cudagraphs:
         saved = e2e_ms - graph_ms
         findings.append(Finding("graph_replay", (
-            f"Captured once and replayed as a CUDA graph, the same module took {graph_ms:.3g} ms per inference "
-            f"against {e2e_ms:.3g} ms end to end ({abs(saved) / e2e_ms:.0%} {'less' if saved >= 0 else 'more'})."),
+            f"Captured once and replayed as a CUDA graph, the same module took "
+            f"{graph_ms:.3g} ms per inference against {e2e_ms:.3g} ms end to end "
+            f"({abs(saved) / e2e_ms:.0%} {'less' if saved >= 0 else 'more'})."),
             {"graph_ms": graph_ms, "e2e_ms": e2e_ms, "saved_ms": saved}))
     if pytorch_segments and share < 1.0:
         findings.append(Finding("graph_breaks", (

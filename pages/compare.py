@@ -6,7 +6,7 @@ from ui.navigation import through_dashboard
 
 through_dashboard()
 
-from engine import charts
+from engine.charts import compare as compare_charts
 from engine.compare import cards as compare_cards
 from engine.compare import differences, history, metrics, settings_table
 from ui.exports import report_button
@@ -69,9 +69,10 @@ st.dataframe(
 for note in metrics.hardware_notes(runs):   # other machines, other GPUs, one configuration on several GPUs
     st.caption(note)
 
-st.plotly_chart(charts.metric_bars(metrics.metric_long(runs)), width="stretch", key="chart_metrics")
-st.plotly_chart(charts.latency_distribution(metrics.latency_samples(runs)), width="stretch", key="chart_latency")
-st.plotly_chart(charts.layer_type_diff_bar(metrics.layer_type_time(runs, baseline_id)), width="stretch",
+st.plotly_chart(compare_charts.metric_bars(metrics.metric_long(runs)), width="stretch", key="chart_metrics")
+st.plotly_chart(compare_charts.latency_distribution(metrics.latency_samples(runs)), width="stretch",
+                key="chart_latency")
+st.plotly_chart(compare_charts.layer_type_diff_bar(metrics.layer_type_time(runs, baseline_id)), width="stretch",
                 key="chart_layer_types")
 
 st.subheader("Settings that differ")

@@ -6,7 +6,9 @@ from ui.navigation import through_dashboard
 
 through_dashboard()
 
-from engine import charts, run_figures, run_parts
+from engine import run_figures, run_parts
+from engine.charts import layer_tables
+from engine.charts import layers as layer_charts
 from engine.compare import metrics
 from ui.exports import export_buttons
 from ui.figures import figure_row, timing_row
@@ -33,28 +35,28 @@ else:
         ["Slowest layers", "By layer type", "By precision", "Timeline", "Module tree", "Table"])
     with top:
         n = st.slider("Layers shown", 5, 100, 20, key="layers_top_n")
-        st.plotly_chart(charts.top_layers_bar(run.layers, n), width="stretch", key="chart_top")
+        st.plotly_chart(layer_charts.top_layers_bar(run.layers, n), width="stretch", key="chart_top")
     with by_type:
-        st.plotly_chart(charts.layer_type_treemap(run.layers), width="stretch", key="chart_treemap")
-        st.dataframe(charts.time_by(run.layers, "layer_type"), hide_index=True,
+        st.plotly_chart(layer_charts.layer_type_treemap(run.layers), width="stretch", key="chart_treemap")
+        st.dataframe(layer_tables.time_by(run.layers, "layer_type"), hide_index=True,
                      column_config={"total_ms": st.column_config.NumberColumn("time (ms)", format="%.4f"),
                                     "share": st.column_config.ProgressColumn("share", format="percent")})
     with precision:
-        st.plotly_chart(charts.precision_share_bar(run.layers), width="stretch", key="chart_precision")
+        st.plotly_chart(layer_charts.precision_share_bar(run.layers), width="stretch", key="chart_precision")
     with timeline:
-        st.plotly_chart(charts.execution_timeline(run.layers), width="stretch", key="chart_timeline")
+        st.plotly_chart(layer_charts.execution_timeline(run.layers), width="stretch", key="chart_timeline")
     with modules:
-        st.plotly_chart(charts.module_tree(run.layers), width="stretch", key="chart_modules")
+        st.plotly_chart(layer_charts.module_tree(run.layers), width="stretch", key="chart_modules")
     with table:
         query = st.text_input("Search layers", placeholder="name, type, module path, precision, tactic",
                               key="layers_query")
-        found = charts.search_layers(run.layers, query)
+        found = layer_tables.search_layers(run.layers, query)
         st.caption(f"{len(found):,} of {len(run.layers):,} layers · click a column header to sort")
         st.dataframe(found, hide_index=True, key="layers_table", column_order=LAYER_TABLE_ORDER,
                      column_config={"avg_ms": st.column_config.NumberColumn("avg (ms)", format="%.4f"),
                                     "share": st.column_config.ProgressColumn("share", format="percent")})
     overhead = metrics.profiling_overhead(run)
-    st.plotly_chart(charts.profiling_overhead_bar(overhead["e2e_median_ms"], overhead["profiled_sum_ms"]),
+    st.plotly_chart(layer_charts.profiling_overhead_bar(overhead["e2e_median_ms"], overhead["profiled_sum_ms"]),
                     width="stretch", key="chart_overhead")
 
 st.subheader("Export")

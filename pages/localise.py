@@ -9,12 +9,13 @@ through_dashboard()
 
 from engine import capabilities
 from engine.capabilities import scheme_options
+from engine.charts import localisation as localisation_charts
 from engine.errors import ConfigError
 from engine.quantization.schemes import SCHEMES
 from engine.settings.defaults import QUANT_SCHEMES
 from engine.settings.request import RunRequest
 from engine.studies.ladder.plan import DEFAULT_TOLERANCE_REL_L2
-from engine.studies.localisation import charts, driver
+from engine.studies.localisation import driver
 from engine.studies.localisation.error_growth import error_growth
 from engine.studies.localisation.figures import Criterion
 from engine.studies.localisation.records import LocalisationNotFound
@@ -155,7 +156,7 @@ def show(study: Localisation) -> None:
         left, right = st.columns([3, 2]) if timed else (st.container(), None)
         left.dataframe(comparison.dropna(axis=1, how="all"), hide_index=True, key="loc_comparison")
         if right is not None:
-            right.plotly_chart(charts.fix_against(study), width="stretch", key="chart_fix")
+            right.plotly_chart(localisation_charts.fix_against(study), width="stretch", key="chart_fix")
     fix = study.fix_step
     if fix is not None:
         c1, c2 = st.columns(2)
@@ -189,7 +190,8 @@ def show(study: Localisation) -> None:
                 records.save(study)
                 st.rerun()
     else:
-        st.plotly_chart(charts.error_growth(growth, study.answer or ()), width="stretch", key="chart_growth")
+        st.plotly_chart(localisation_charts.error_growth(growth, study.answer or ()), width="stretch",
+                        key="chart_growth")
         for variant in growth.variants:
             st.markdown(f"- {growth.crossing_text(variant)}")
         tabs = st.tabs([f"Worst ten: {v}" for v in growth.variants])
@@ -197,7 +199,7 @@ def show(study: Localisation) -> None:
             tab.dataframe(growth.worst(variant)[WORST_SHOWN], hide_index=True)
 
     st.subheader("The search")
-    st.plotly_chart(charts.bisection_steps(study), width="stretch", key="chart_steps")
+    st.plotly_chart(localisation_charts.bisection_steps(study), width="stretch", key="chart_steps")
     st.dataframe(study.steps_table().dropna(axis=1, how="all"), hide_index=True, key="loc_steps")
     with st.expander(f"{len(study.candidates)} candidate modules, in execution order"):
         st.code("\n".join(study.candidates), language="text")

@@ -6,7 +6,9 @@ from ui.navigation import through_dashboard
 
 through_dashboard()
 
-from engine import capabilities, charts, diagnosis
+from engine import capabilities, diagnosis
+from engine.charts import layers as layer_charts
+from engine.charts import profile as stage_charts
 from engine.compare import metrics, settings_table
 from engine.settings.request import CompileSettings, MeasureSettings, RunRequest
 from engine.studies import dynamic_cost
@@ -115,10 +117,10 @@ if result is not None:
                      column_config={"value": st.column_config.NumberColumn(format="%.4g")})
     with right:
         if result.stages_s:
-            st.plotly_chart(charts.stage_bar(result.stages_s), width="stretch", key="chart_stages")
+            st.plotly_chart(stage_charts.stage_bar(result.stages_s), width="stretch", key="chart_stages")
     if len(result.layers):
         top_n = st.slider("Slowest layers shown", 5, 100, 20, key="profile_top_n")
-        st.plotly_chart(charts.top_layers_bar(result.layers, top_n), width="stretch")
+        st.plotly_chart(layer_charts.top_layers_bar(result.layers, top_n), width="stretch")
     elif lat.timed:
         st.info("This run has no per-layer profile (profiling was off).")
     report_button([result.run_id])

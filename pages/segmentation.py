@@ -8,7 +8,8 @@ through_dashboard()
 
 import pandas as pd
 
-from engine import capabilities, charts, run_figures, run_parts
+from engine import capabilities, run_figures, run_parts
+from engine.charts import segmentation as segment_charts
 from engine.errors import ConfigError
 from engine.settings.request import RunRequest
 from ui.errors import show_error
@@ -30,12 +31,12 @@ if seg is None:
 
 figure_row(run_figures.segmentation_figures(run))
 mbs = run.request["compile"]["min_block_size"]
-st.plotly_chart(charts.segment_strip(seg), width="stretch", key="chart_strip")
+st.plotly_chart(segment_charts.segment_strip(seg), width="stretch", key="chart_strip")
 left, right = st.columns(2)
 with left:
-    st.plotly_chart(charts.ops_per_engine_bar(seg, mbs), width="stretch", key="chart_ops_per_engine")
+    st.plotly_chart(segment_charts.ops_per_engine_bar(seg, mbs), width="stretch", key="chart_ops_per_engine")
 with right:
-    st.plotly_chart(charts.unsupported_ops_bar(seg), width="stretch", key="chart_unsupported")
+    st.plotly_chart(segment_charts.unsupported_ops_bar(seg), width="stretch", key="chart_unsupported")
 
 st.subheader("Recommendations")
 recommendations = run_figures.recommendations(run)
@@ -67,7 +68,7 @@ with st.expander(f"Nodes run in PyTorch ({len(seg.pytorch_nodes)})", expanded=bo
     else:
         st.caption("None: the whole graph runs in TensorRT.")
 with st.expander(f"Segments ({len(seg.segments)})"):
-    st.dataframe(charts.segments_table(seg), hide_index=True, key="segments_table")
+    st.dataframe(segment_charts.segments_table(seg), hide_index=True, key="segments_table")
 
 st.subheader("Export")
 export_buttons(run)

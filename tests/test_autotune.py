@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from engine import sweep_charts
+from engine.charts import autotune as autotune_charts
 from engine.errors import ConfigError
 from engine.result import Accuracy, LatencyStats, RunResult
 from engine.runner import execute
@@ -116,7 +116,7 @@ def test_search_finds_the_feasible_optimum_of_the_stub_surface():
     assert t["best_so_far_ms"].dropna().is_monotonic_decreasing
     assert "1.83× Torch-TensorRT's defaults" in report.summary()
 
-    fig = sweep_charts.autotune_trials(t)
+    fig = autotune_charts.autotune_trials(t)
     traces = {tr.name: tr for tr in fig.data}
     assert len(traces["meets the constraints"].x) == int(t["feasible"].sum())
     assert len(traces["breaks a constraint"].x) == int((~t["feasible"]).sum())

@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from engine import batch_charts as bc
 from engine import runner
+from engine.charts import batch as batch_charts
 from engine.errors import ConfigError
 from engine.models import files, registry
 from engine.settings.request import MeasureSettings, ModelSpec, RunRequest, validate
@@ -275,15 +275,15 @@ def _traces(fig, name):
 
 def test_latency_chart_has_a_band_and_a_median_per_strategy():
     table = _issue_9_table()
-    fig = bc.latency_vs_batch(table)
-    for strategy, label in bc.STRATEGY_LABELS.items():
+    fig = batch_charts.latency_vs_batch(table)
+    for strategy, label in batch_charts.STRATEGY_LABELS.items():
         rows = table[table["strategy"] == strategy].sort_values("batch_size")
         (median,) = _traces(fig, label)
         (band,) = _traces(fig, f"{label} p10-p90")
         assert list(median.x) == rows["batch_size"].tolist() and list(median.y) == rows["median_ms"].tolist()
         assert band.fill == "tonexty" and list(band.y) == rows["p10_ms"].tolist()
     assert fig.layout.xaxis.type == "log" and list(fig.layout.xaxis.tickvals) == [1, 8, 32]
-    assert "No timed runs" in bc.latency_vs_batch(table.iloc[0:0]).layout.annotations[0].text
+    assert "No timed runs" in batch_charts.latency_vs_batch(table.iloc[0:0]).layout.annotations[0].text
 
 
 def test_throughput_chart_marks_the_knee_where_the_table_has_one():
@@ -293,7 +293,7 @@ def test_throughput_chart_marks_the_knee_where_the_table_has_one():
     table["throughput_low_per_s"] = table["throughput_per_s"] * 0.9
     table["throughput_high_per_s"] = table["throughput_per_s"] * 1.1
     knee = bs.find_knee(table)
-    fig = bc.throughput_vs_batch(table, {"static": knee})
+    fig = batch_charts.throughput_vs_batch(table, {"static": knee})
     (note,) = [a for a in fig.layout.annotations if a.name == "knee:static"]
     # on the log batch axis an annotation's x is log10 of the batch (plotly's rule), the marker's x the batch
     assert (note.x, note.y) == (pytest.approx(math.log10(knee.batch_size)), knee.throughput_per_s)
@@ -304,7 +304,7 @@ def test_throughput_chart_marks_the_knee_where_the_table_has_one():
     # issue 9's dynamic engine: still rising at 32, said as such; the one static point has no knee
     issue = _issue_9_table()
     knees = {s: k for s in bs.STRATEGIES if (k := bs.find_knee(issue, s))}
-    fig = bc.throughput_vs_batch(issue, knees)
+    fig = batch_charts.throughput_vs_batch(issue, knees)
     assert [a.text for a in fig.layout.annotations] == ["no knee up to batch 32"]
     assert not [t for t in fig.data if (t.name or "").startswith("knee")]
 
@@ -313,22 +313,22 @@ def test_memory_chart_draws_the_recorded_peaks_and_the_ceiling(store, h200_pair)
     b1, b8, _ = h200_pair
     sweep = bs.load_batch_sweep(store, "h200_pair")
     v = bs.verdict(sweep, capacity_bytes=H200_GIB * 2**30)
-    fig = bc.memory_vs_batch(sweep.table, v.memory, H200_GIB * 2**30)
+    fig = batch_charts.memory_vs_batch(sweep.table, v.memory, H200_GIB * 2**30)
     (peaks,) = _traces(fig, "static engine per batch peak")
     assert list(peaks.y) == pytest.approx([b1.peak_memory_bytes / 2**20, b8.peak_memory_bytes / 2**20])
     (line,) = [t for t in fig.data if t.name.startswith("static engine per batch: ")]
     assert list(line.y) == pytest.approx(list(peaks.y))   # two points: the line goes through both
     (ceiling,) = [a for a in fig.layout.annotations if a.name == "ceiling"]
     assert f"batch {v.memory['static'].max_batch_for(H200_GIB * 2**30):,} fills {H200_GIB} GiB" in ceiling.text
-    assert "No GPU memory recorded" in bc.memory_vs_batch(_issue_9_table()).layout.annotations[0].text
+    assert "No GPU memory recorded" in batch_charts.memory_vs_batch(_issue_9_table()).layout.annotations[0].text
 
 
 def test_dynamic_cost_chart_puts_both_engines_side_by_side():
     cost = bs.dynamic_cost(_issue_9_table())
-    static, dynamic = bc.dynamic_cost(cost).data
+    static, dynamic = batch_charts.dynamic_cost(cost).data
     assert list(static.x) == list(dynamic.x) == ["batch 1"]
     assert list(static.y) == [0.7] and list(dynamic.y) == [1.14] and list(dynamic.text) == ["+63%"]
-    assert "No batch size was measured" in bc.dynamic_cost(cost.iloc[0:0]).layout.annotations[0].text
+    assert "No batch size was measured" in batch_charts.dynamic_cost(cost.iloc[0:0]).layout.annotations[0].text
 
 
 def test_the_bundled_h200_batch_sweep_static_against_dynamic(store):

@@ -6,7 +6,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from engine import charts
+from engine.charts import compare as compare_charts
+from engine.charts import layers as layer_charts
 from engine.compare import differences, history, metrics, settings_table
 from engine.result import LatencyStats
 from engine.store import RunStore
@@ -71,7 +72,7 @@ def test_metric_long_drops_metrics_no_run_has(eager_pair, fixtures_dir):
     assert "peak_memory_mb" not in set(long["metric"])      # no GPU memory on CPU
     assert "engine_count" not in set(long["metric"])        # eager runs build no engine
     assert {"e2e_median_ms", "compile_s"} <= set(long["metric"])
-    fig = charts.metric_bars(long)
+    fig = compare_charts.metric_bars(long)
     assert len(fig.layout.annotations) == long["metric"].nunique()   # one titled panel per metric
     relu = trt_relu_forced_run(fixtures_dir)
     engines = metrics.metric_long([b1, relu]).query("metric == 'engine_count'")
@@ -88,7 +89,7 @@ def test_layer_type_time_and_delta(eager_pair):
     assert conv.loc[b2.run_id, "delta_ms"] == pytest.approx(conv.loc[b2.run_id, "total_ms"]
                                                             - conv.loc[b1.run_id, "total_ms"])
     assert conv.loc[b1.run_id, "layers"] == 20          # resnet18 has 20 convolutions
-    fig = charts.layer_type_diff_bar(df)
+    fig = compare_charts.layer_type_diff_bar(df)
     assert len(fig.data) == 2
 
 
@@ -96,7 +97,7 @@ def test_latency_samples_overlay(eager_pair):
     b1, b2, _ = eager_pair
     samples = metrics.latency_samples([b1, b2])
     assert len(samples) == len(b1.latency_samples_ms) + len(b2.latency_samples_ms) == 16
-    fig = charts.latency_distribution(samples, max_ratio=float("inf"))   # CPU noise must not switch modes
+    fig = compare_charts.latency_distribution(samples, max_ratio=float("inf"))   # CPU noise must not switch modes
     assert [t.type for t in fig.data] == ["histogram", "histogram"]
     assert fig.layout.barmode == "overlay"
     assert {s.x0 for s in fig.layout.shapes} == {b1.latency.median_ms, b2.latency.median_ms}
@@ -105,7 +106,7 @@ def test_latency_samples_overlay(eager_pair):
 def test_latency_on_different_scales_uses_boxes_on_a_log_axis(eager_pair, fixtures_dir):
     b1, _, _ = eager_pair
     trt = trt_profiled_run(fixtures_dir)
-    fig = charts.latency_distribution(metrics.latency_samples([b1, trt]))
+    fig = compare_charts.latency_distribution(metrics.latency_samples([b1, trt]))
     assert [t.type for t in fig.data] == ["box", "box"]
     assert fig.layout.xaxis.type == "log"
     assert list(fig.data[1].x) == [RESNET18_FP16_MBS5_MEDIAN_MS]
@@ -154,7 +155,7 @@ def test_an_analyze_run_is_not_timed_and_gets_no_speedup(eager_pair, fixtures_di
     assert table.loc[analyze.run_id, "engine_count"] == 18
     assert metrics.profiling_overhead(analyze)["e2e_median_ms"] is None
     assert "End-to-end median" not in set(metrics.run_summary(analyze)["metric"])
-    assert "not timed" in charts.profiling_overhead_bar(None, 1.0).layout.annotations[0].text
+    assert "not timed" in layer_charts.profiling_overhead_bar(None, 1.0).layout.annotations[0].text
 
 
 # -- one configuration on several GPUs ---------------------------------------------------------------

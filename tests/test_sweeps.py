@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from engine import sweep_charts
 from engine.backends.base import Cancelled
+from engine.charts import sweeps as sweep_charts
 from engine.errors import ConfigError
 from engine.result import LatencyStats, Recommendation, RunResult, Segmentation
 from engine.runner import execute

@@ -47,7 +47,8 @@ def test_layer_info_names_only():
     ("__myl_CorrMulAddRelu_myl0_1", FUSED),
     ("__mye35665_myl0_7", FUSED),
     ("_gemm_mha_v2_myl0_8", FUSED),     # vit_b_16 fp16 on the H200: Myelin's fused attention kernel
-    ("[CONVOLUTION]-[aten_ops.convolution.default]-[conv1/convolution] + [RELU]-[aten_ops.relu.default]-[relu/relu]",
+    ("[CONVOLUTION]-[aten_ops.convolution.default]-[conv1/convolution] + "
+     "[RELU]-[aten_ops.relu.default]-[relu/relu]",
      "conv1 + relu"),
     ("[SHUFFLE]-[aten_ops.reshape.default]-[/_reshape_copy]", ""),
     ("Reformatting CopyNode for Input Tensor 0", ""),

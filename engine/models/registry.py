@@ -144,7 +144,7 @@ def describe_inputs(spec: ModelSpec) -> str:
     entry = REGISTRY.get(spec.source)
     if entry is None and spec.inputs is None:
         return ""
-    specs = spec.inputs if entry is None else input_specs(entry, spec)
+    specs = input_specs(entry, spec) if entry is not None else spec.inputs or ()
     parts = []
     for s in specs:
         shape = "x".join(map(str, s.shape))

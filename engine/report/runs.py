@@ -13,7 +13,12 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from engine import charts, diagnosis
+from engine import diagnosis
+from engine.charts import compare as compare_charts
+from engine.charts import layer_tables
+from engine.charts import layers as layer_charts
+from engine.charts import profile as stage_charts
+from engine.charts import segmentation as segment_charts
 from engine.compare import metrics, settings_table
 from engine.quantization.schemes import FLAVOUR_NAMES
 from engine.report.document import (
@@ -155,7 +160,7 @@ def single_run_report(store: RunStore, run: RunResult) -> Report:
     if run.quantization is not None:
         summary.append(_quantization_table(run))
     if run.stages_s:
-        summary.append(Chart(charts.stage_bar(run.stages_s)))
+        summary.append(Chart(stage_charts.stage_bar(run.stages_s)))
     sections = [Section("summary", "Summary", summary), Section("layers", "Per-layer latency", layer_blocks(run)),
                 Section("segmentation", "Graph segmentation", segmentation_blocks(run)),
                 Section("environment", "Environment", [environment_table([run])]),
@@ -191,20 +196,20 @@ def layer_blocks(run: RunResult) -> list[Block]:
     if overhead["ratio"] is not None:
         facts.append(Fact("profiled_ratio", "profiled / end-to-end", f"{overhead['ratio']:.2f}×", overhead["ratio"],
                           run_id=run.run_id))
-    top = charts.slowest_layers(run.layers, TOP_LAYERS)
-    by_type = charts.time_by(run.layers, "layer_type")
+    top = layer_tables.slowest_layers(run.layers, TOP_LAYERS)
+    by_type = layer_tables.time_by(run.layers, "layer_type")
     layer_formats = {"avg_ms": fmt("{:.4f}"), "share": fmt("{:.1%}")}
     return [
         Facts(tuple(facts)),
-        Chart(charts.top_layers_bar(run.layers, TOP_LAYERS)),
+        Chart(layer_charts.top_layers_bar(run.layers, TOP_LAYERS)),
         Table(top[["order", "name", "layer_type", "avg_ms", "share", "precision", "segment", "module_path"]],
               f"Top {TOP_LAYERS} layers (mean time per inference)", layer_formats),
-        Chart(charts.layer_type_treemap(run.layers)),
+        Chart(layer_charts.layer_type_treemap(run.layers)),
         Table(by_type, "Time by layer type", {"total_ms": fmt("{:.4f}"), "share": fmt("{:.1%}")}),
-        Chart(charts.precision_share_bar(run.layers)),
-        Chart(charts.execution_timeline(run.layers)),
-        Chart(charts.module_tree(run.layers)),
-        Chart(charts.profiling_overhead_bar(overhead["e2e_median_ms"], overhead["profiled_sum_ms"])),
+        Chart(layer_charts.precision_share_bar(run.layers)),
+        Chart(layer_charts.execution_timeline(run.layers)),
+        Chart(layer_charts.module_tree(run.layers)),
+        Chart(layer_charts.profiling_overhead_bar(overhead["e2e_median_ms"], overhead["profiled_sum_ms"])),
         Details(f"All {len(run.layers):,} layers in execution order", (Table(run.layers, "", layer_formats),)),
     ]
 
@@ -225,8 +230,8 @@ def segmentation_blocks(run: RunResult) -> list[Block]:
                Fact("segment_engines", "TensorRT engines", str(seg.engine_count), float(seg.engine_count),
                     run_id=run.run_id),
                Fact("min_block_size", "min_block_size", str(mbs), float(mbs), run_id=run.run_id))),
-        Chart(charts.segment_strip(seg)), Chart(charts.ops_per_engine_bar(seg, mbs)),
-        Chart(charts.unsupported_ops_bar(seg)), Heading("Recommendations")]
+        Chart(segment_charts.segment_strip(seg)), Chart(segment_charts.ops_per_engine_bar(seg, mbs)),
+        Chart(segment_charts.unsupported_ops_bar(seg)), Heading("Recommendations")]
     if not seg.recommendations:
         blocks.append(Paragraph("Torch-TensorRT gave no min_block_size recommendation for this graph.", muted=True))
     for rec in seg.recommendations:
@@ -235,7 +240,7 @@ def segmentation_blocks(run: RunResult) -> list[Block]:
         blocks.append(Paragraph(f"{what}: min_block_size = {rec.min_block_size} → {rec.engines} TensorRT engine(s)"))
     if seg.pytorch_nodes:
         blocks.append(Table(pd.DataFrame(seg.pytorch_nodes), f"Nodes run in PyTorch ({len(seg.pytorch_nodes)})"))
-    blocks.append(Details(f"Segments ({len(seg.segments)})", (Table(charts.segments_table(seg)),)))
+    blocks.append(Details(f"Segments ({len(seg.segments)})", (Table(segment_charts.segments_table(seg)),)))
     return blocks
 
 
@@ -273,9 +278,9 @@ def comparison_report(runs: Sequence[RunResult], baseline_id: str | None = None)
         Table(table.drop(columns=["run_id"]), "Headline metrics", METRIC_FORMATS),
         *(Notice(note, "info") for note in metrics.hardware_notes(runs))]
     charts_blocks: list[Block] = [
-        Chart(charts.metric_bars(metrics.metric_long(runs))),
-        Chart(charts.latency_distribution(metrics.latency_samples(runs))),
-        Chart(charts.layer_type_diff_bar(metrics.layer_type_time(runs, base.run_id)))]
+        Chart(compare_charts.metric_bars(metrics.metric_long(runs))),
+        Chart(compare_charts.latency_distribution(metrics.latency_samples(runs))),
+        Chart(compare_charts.layer_type_diff_bar(metrics.layer_type_time(runs, base.run_id)))]
     differ = settings_table.differing_settings(runs)
     everything = settings_table.settings_table(runs)
     settings: list[Block] = [

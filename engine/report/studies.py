@@ -17,7 +17,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from engine import batch_charts, sweep_charts
+from engine.charts import autotune as autotune_charts
+from engine.charts import batch as batch_charts
+from engine.charts import ladder as ladder_charts
+from engine.charts import sweeps as sweep_charts
 from engine.errors import ConfigError
 from engine.report.document import Block, Chart, Fact, Facts, Markdown, Notice, Paragraph, Report, Section, Table, fmt
 from engine.report.errors import ReportError
@@ -156,7 +159,7 @@ def ladder_report(store: RunStore, ladder_id: str, tolerance_rel_l2: float) -> R
     except ConfigError as e:      # no fp32/fp16 rung to compare with
         summary.append(Notice(e.message, "warning"))
     blocks: list[Block] = [
-        Chart(sweep_charts.precision_ladder(table)),
+        Chart(ladder_charts.precision_ladder(table)),
         Paragraph("Three-way accuracy: eager fp32 → fake-quantized PyTorch model (the quantization error) → compiled "
                   "engine (the conversion error).", muted=True),
         Table(table, "", {**MS, "build_s": fmt("{:.1f}"), "calibration_s": fmt("{:.1f}"), "rel_l2": fmt("{:.3g}"),
@@ -220,7 +223,7 @@ def autotune_report(store: RunStore, report: AutotuneReport) -> Report:
             best = []
     sections = [Section("summary", "Verdict", summary),
                 Section("trials", "Trials", [
-                    Chart(sweep_charts.autotune_trials(report.trials)),
+                    Chart(autotune_charts.autotune_trials(report.trials)),
                     Table(shown, "", {**MS, "build_s": fmt("{:.1f}"), "rel_l2": fmt("{:.3g}")})])]
     if best:
         sections += _runs_sections(best)

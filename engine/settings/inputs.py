@@ -256,7 +256,7 @@ def shapes_at(specs: Sequence[InputSpec], point: str | Mapping[str, int] = "opt"
     out = {}
     for s in specs:
         if point in ("min", "opt", "max"):
-            out[s.name] = {"min": s.lower, "opt": s.shape, "max": s.upper}[point]  # type: ignore[index]
+            out[s.name] = {"min": s.lower, "opt": s.shape, "max": s.upper}[point]
         else:
             sizes = dict(point)  # type: ignore[arg-type]
             out[s.name] = tuple(sizes.get(s.dim_name(d), v) for d, v in enumerate(s.shape))

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine import jobs, sweep_charts
+from engine import jobs
 from engine.capabilities import Capabilities
+from engine.charts import autotune as autotune_charts
 from engine.settings.defaults import INDUCTOR_MODES
 from engine.store import RunStore
 from engine.studies import autotune, sweeps
@@ -62,6 +63,6 @@ def render(store: RunStore, caps: Capabilities) -> None:
         st.markdown(f"**{report.summary()}**")
         for note in report.notes:
             st.caption(note)
-        st.plotly_chart(sweep_charts.autotune_trials(report.trials, report.objective), width="stretch")
+        st.plotly_chart(autotune_charts.autotune_trials(report.trials, report.objective), width="stretch")
         st.dataframe(pd.DataFrame(report.trials), hide_index=True)
         autotune_report_button(report)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import batch_charts, jobs
+from engine import jobs
 from engine.capabilities import Capabilities
+from engine.charts import batch as batch_charts
 from engine.errors import ConfigError
 from engine.settings.defaults import MAX_BATCH_SIZE
 from engine.settings.request import RunRequest, validate

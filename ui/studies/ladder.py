@@ -3,8 +3,9 @@ job queue, and open a stored ladder (``?ladder=<id>``) with its verdict."""
 
 import streamlit as st
 
-from engine import jobs, sweep_charts
+from engine import jobs
 from engine.capabilities import Capabilities, scheme_options
+from engine.charts import ladder as ladder_charts
 from engine.errors import ConfigError
 from engine.quantization.schemes import SCHEMES
 from engine.settings.defaults import QUANT_SCHEMES
@@ -140,7 +141,7 @@ def show_stored(store: RunStore, caps: Capabilities) -> None:
                                 min_value=0.0, format="%.3f", key="ladder_tol")
     table = ladder.ladder_table(rungs)
     st.markdown(ladder.verdict(rungs, tolerance_rel_l2=tolerance).markdown())
-    st.plotly_chart(sweep_charts.precision_ladder(table), width="stretch", key="chart_ladder")
+    st.plotly_chart(ladder_charts.precision_ladder(table), width="stretch", key="chart_ladder")
     st.caption("Three-way accuracy: eager fp32 → fake-quantized PyTorch model (the quantization error) → "
                "compiled engine (the conversion error).")
     st.dataframe(table.drop(columns=["run_id"]), hide_index=True)

@@ -8,8 +8,9 @@ from typing import Any
 
 import streamlit as st
 
-from engine import jobs, sweep_charts
+from engine import jobs
 from engine.capabilities import Capabilities
+from engine.charts import sweeps as sweep_charts
 from engine.errors import ConfigError
 from engine.settings.defaults import MIN_BLOCK_SIZE
 from engine.settings.request import RunRequest

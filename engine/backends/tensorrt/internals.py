@@ -214,7 +214,7 @@ def make_layer_profiler() -> Any:
     ``tensorrt`` module (TensorRT-RTX or full TensorRT, whichever that runtime loaded)."""
     trt = require("python_runtime_trt")
 
-    class _Recorder(trt.IProfiler):   # type: ignore[misc, name-defined]
+    class _Recorder(trt.IProfiler):   # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.records: list[tuple[str, float]] = []

@@ -1,5 +1,5 @@
-"""Plotly figures of batch sweeps: ``batch_sweep.batch_table`` (and the knees, memory lines and dynamic
-cost computed from it in ``engine.studies.batch_sweep``) in, ``go.Figure`` out. No streamlit and no analysis here.
+"""Figures of batch sweeps: ``engine.studies.batch_sweep.batch_table`` (and the knees, memory lines and dynamic
+cost computed from it there) in, ``go.Figure`` out. No analysis here.
 
 The batch axis is logarithmic with a tick at every measured batch size: sweeps double the batch."""
 
@@ -11,20 +11,11 @@ from collections.abc import Mapping
 import pandas as pd
 import plotly.graph_objects as go
 
-from engine.charts import message_figure
+from engine.charts.theme import BAND_ALPHA, LAYOUT, STRATEGY_COLOURS, message_figure, rgba
 from engine.studies.batch_sweep import STRATEGIES, Knee, MemoryFit
 
-STRATEGY_COLOURS = {"static": "#1F77B4", "dynamic": "#FF7F0E"}
 STRATEGY_LABELS = {"static": "static engine per batch", "dynamic": "one dynamic engine"}
-_BAND_ALPHA = 0.18
-_LAYOUT = {"margin": {"l": 10, "r": 10, "t": 50, "b": 10}, "legend": {"orientation": "h", "y": -0.2}}
 _MIB = 2**20
-
-
-def _rgba(hex_colour: str, alpha: float) -> str:
-    h = hex_colour.lstrip("#")
-    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
-    return f"rgba({r},{g},{b},{alpha})"
 
 
 def _strategies(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame, str]]:
@@ -42,7 +33,7 @@ def _band(fig: go.Figure, x: pd.Series, low: pd.Series, high: pd.Series, colour:
     fig.add_trace(go.Scatter(x=x, y=high, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip",
                              legendgroup=group))
     fig.add_trace(go.Scatter(x=x, y=low, mode="lines", line={"width": 0}, fill="tonexty",
-                             fillcolor=_rgba(colour, _BAND_ALPHA), name=name, hoverinfo="skip", legendgroup=group))
+                             fillcolor=rgba(colour, BAND_ALPHA), name=name, hoverinfo="skip", legendgroup=group))
 
 
 def _gpu_line(fig: go.Figure, rows: pd.DataFrame, column: str, colour: str, label: str, hover: str) -> None:
@@ -73,7 +64,7 @@ def latency_vs_batch(table: pd.DataFrame) -> go.Figure:
         _gpu_line(fig, rows, "gpu_ms", colour, label, "GPU time %{y:.4f} ms")
     fig.update_layout(title="Latency vs batch size (end-to-end median, band = p10-p90; dashed: GPU time)",
                       xaxis=_batch_axis(table["batch_size"]),
-                      yaxis={"title": "latency per call (ms)", "rangemode": "tozero"}, height=420, **_LAYOUT)
+                      yaxis={"title": "latency per call (ms)", "rangemode": "tozero"}, height=420, **LAYOUT)
     return fig
 
 
@@ -109,7 +100,7 @@ def throughput_vs_batch(table: pd.DataFrame, knees: Mapping[str, Knee] | None = 
     fig.update_layout(title="Throughput vs batch size (band: batch / p90 .. batch / p10 latency; dashed: batch / GPU "
                             "time, what the knee is judged on when measured)",
                       xaxis=_batch_axis(table["batch_size"]),
-                      yaxis={"title": "samples / s", "rangemode": "tozero"}, height=420, **_LAYOUT)
+                      yaxis={"title": "samples / s", "rangemode": "tozero"}, height=420, **LAYOUT)
     return fig
 
 
@@ -142,7 +133,7 @@ def memory_vs_batch(table: pd.DataFrame, fits: Mapping[str, MemoryFit] | None = 
                            showarrow=False, xanchor="left", yanchor="top", bgcolor="rgba(255,255,255,0.8)")
     fig.update_layout(title="Peak GPU memory vs batch size (dotted: fitted line)",
                       xaxis=_batch_axis(have["batch_size"]),
-                      yaxis={"title": "peak memory (MiB)", "rangemode": "tozero"}, height=380, **_LAYOUT)
+                      yaxis={"title": "peak memory (MiB)", "rangemode": "tozero"}, height=380, **LAYOUT)
     return fig
 
 
@@ -162,5 +153,5 @@ def dynamic_cost(cost: pd.DataFrame) -> go.Figure:
                          hovertemplate="%{x}<br>dynamic %{y:.3f} ms (%{text})<extra></extra>"))
     fig.update_layout(title="What the dynamic range costs: median latency at the same batch",
                       barmode="group", yaxis={"title": "median latency (ms)", "rangemode": "tozero"}, height=360,
-                      **_LAYOUT)
+                      **LAYOUT)
     return fig

@@ -1,6 +1,6 @@
 """Figures of a localisation: error growth along the network, the bisection's builds, the fix against the unfixed
-build and the reference. Data in (``ErrorGrowth``, ``Localisation``), ``go.Figure`` out; colours from
-``engine.charts`` (one per precision)."""
+build and the reference. Data in (``ErrorGrowth``, ``Localisation``), ``go.Figure`` out; one colour per precision
+and pass/fail colours from ``engine.charts.theme``."""
 
 from __future__ import annotations
 
@@ -10,11 +10,17 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from engine.charts import message_figure, precision_colour
+from engine.charts.theme import (
+    FAIL_COLOUR,
+    KEPT_COLOUR,
+    PASS_COLOUR,
+    REFERENCE_COLOUR,
+    message_figure,
+    precision_colour,
+)
 from engine.studies.localisation.error_growth import FORMAT_NAMES, ErrorGrowth
 from engine.studies.localisation.study import Localisation
 
-PASS_COLOUR, FAIL_COLOUR, REFERENCE_COLOUR, KEPT_COLOUR = "#2CA02C", "#D62728", "#7F7F7F", "#9467BD"
 NONFINITE_SYMBOL = "x"
 
 

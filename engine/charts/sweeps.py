@@ -1,21 +1,15 @@
-"""Plotly figures of sweeps and auto-tune searches: tables in (``sweeps.sweep_table``,
-``autotune.trials_table``), ``go.Figure`` out. No streamlit and no analysis here: the Pareto
-flags, intervals and build times come computed in the table."""
+"""Figures of knob sweeps: ``engine.studies.sweeps.sweep_table`` in, ``go.Figure`` out. No analysis here: the Pareto
+flags, intervals and build times (``RunResult.build_s``) come computed in the table."""
 
 from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from engine.charts import RUNTIME_COLOURS, message_figure
+from engine.charts.theme import BAND_ALPHA, LAYOUT, RUNTIME_COLOURS, SERIES_PALETTE, message_figure, rgba
 from engine.studies.knobs import SWEEPABLE_KNOBS
 from engine.studies.statistics import END_TO_END, GPU_TIME
-
-_SERIES_PALETTE = qualitative.D3
-_BAND_ALPHA = 0.18
-_LAYOUT = {"margin": {"l": 10, "r": 10, "t": 50, "b": 10}, "legend": {"orientation": "h", "y": -0.2}}
 
 
 def _knob_title(knob: str) -> str:
@@ -25,14 +19,8 @@ def _knob_title(knob: str) -> str:
 def _series(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame, str]]:
     """(name, rows, colour) per value of the second knob, in table order."""
     names = list(dict.fromkeys(table["series"]))
-    return [(name, table[table["series"] == name], _SERIES_PALETTE[i % len(_SERIES_PALETTE)])
+    return [(name, table[table["series"] == name], SERIES_PALETTE[i % len(SERIES_PALETTE)])
             for i, name in enumerate(names)]
-
-
-def _rgba(hex_colour: str, alpha: float) -> str:
-    h = hex_colour.lstrip("#")
-    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
-    return f"rgba({r},{g},{b},{alpha})"
 
 
 def _x_axis(table: pd.DataFrame, knob: str) -> dict:
@@ -54,7 +42,7 @@ def latency_vs_knob(table: pd.DataFrame, knob: str, judged: str = END_TO_END) ->
         fig.add_trace(go.Scatter(x=rows["x_label"], y=rows["p90_ms"], mode="lines", line={"width": 0},
                                  showlegend=False, hoverinfo="skip", legendgroup=label))
         fig.add_trace(go.Scatter(x=rows["x_label"], y=rows["p10_ms"], mode="lines", line={"width": 0},
-                                 fill="tonexty", fillcolor=_rgba(colour, _BAND_ALPHA), name=f"{label} p10-p90",
+                                 fill="tonexty", fillcolor=rgba(colour, BAND_ALPHA), name=f"{label} p10-p90",
                                  hoverinfo="skip", legendgroup=label))
         fig.add_trace(go.Scatter(
             x=rows["x_label"], y=rows["median_ms"], mode="lines+markers", name=label, legendgroup=label,
@@ -93,7 +81,7 @@ def latency_vs_knob(table: pd.DataFrame, knob: str, judged: str = END_TO_END) ->
     fig.update_layout(title=f"Latency vs {_knob_title(knob)}, {on}<br><sup>e2e median, bars = its 90% CI, band = "
                             "p10-p90; GPU time bars = fastest/slowest trace window; hollow = repeated runs</sup>",
                       xaxis=_x_axis(table, knob), yaxis={"title": "latency (ms)", "rangemode": "tozero"},
-                      height=440, **_LAYOUT)
+                      height=440, **LAYOUT)
     return fig
 
 
@@ -109,7 +97,7 @@ def build_time_vs_knob(table: pd.DataFrame, knob: str) -> go.Figure:
         fig.add_trace(go.Bar(x=rows["x_label"], y=rows["build_s"], name=name or "build time",
                              marker_color=colour, hovertemplate="%{x}<br>build %{y:.1f} s<extra></extra>"))
     fig.update_layout(title=f"Build time vs {_knob_title(knob)}", barmode="group", xaxis=_x_axis(have, knob),
-                      yaxis={"title": "build time (s)"}, height=380, **_LAYOUT)
+                      yaxis={"title": "build time (s)"}, height=380, **LAYOUT)
     return fig
 
 
@@ -128,7 +116,7 @@ def engines_vs_min_block_size(table: pd.DataFrame, knob: str = "compile.min_bloc
     fig.add_trace(go.Scatter(x=have["x_label"], y=have["coverage"] * 100, name="ops in TensorRT (%)",
                              mode="lines+markers", line={"color": "#444", "dash": "dot"}), secondary_y=True)
     fig.update_layout(title=f"Engines and coverage vs {_knob_title(knob)}", barmode="group",
-                      xaxis=_x_axis(have, knob), height=380, **_LAYOUT)
+                      xaxis=_x_axis(have, knob), height=380, **LAYOUT)
     fig.update_yaxes(title_text="count", secondary_y=False)
     fig.update_yaxes(title_text="coverage (%)", range=[0, 105], tickvals=[0, 25, 50, 75, 100], secondary_y=True)
     return fig
@@ -155,64 +143,5 @@ def pareto_latency_build(table: pd.DataFrame, judged: str = END_TO_END) -> go.Fi
     what = "GPU time" if judged == GPU_TIME else "end-to-end median"
     fig.update_layout(title=f"{what[0].upper()}{what[1:]} vs build time (green: Pareto front)",
                       xaxis={"title": "build time (s)"}, yaxis={"title": f"{what} (ms)"}, height=420,
-                      **_LAYOUT)
-    return fig
-
-
-def autotune_trials(trials: pd.DataFrame, objective: str = END_TO_END) -> go.Figure:
-    """Each trial's objective (GPU time or end-to-end median; feasible filled, infeasible hollow, failed at the
-    axis) and the best so far."""
-    if trials.empty:
-        return message_figure("No trials yet.")
-    fig = go.Figure()
-    y = "objective_ms" if "objective_ms" in trials and trials["objective_ms"].notna().any() else "median_ms"
-    ok = trials[trials["feasible"]]
-    bad = trials[~trials["feasible"] & trials[y].notna()]
-    failed = trials[trials[y].isna()]
-    fig.add_trace(go.Scatter(x=ok["trial"], y=ok[y], mode="markers", name="meets the constraints",
-                             marker={"size": 9, "color": "#1F77B4"},
-                             hovertemplate="trial %{x}<br>%{y:.3f} ms<extra></extra>"))
-    fig.add_trace(go.Scatter(x=bad["trial"], y=bad[y], mode="markers", name="breaks a constraint",
-                             marker={"size": 9, "color": "#D62728", "symbol": "circle-open"},
-                             text=bad["violation"],
-                             hovertemplate="trial %{x}<br>%{y:.3f} ms<br>%{text}<extra></extra>"))
-    if not failed.empty:
-        fig.add_trace(go.Scatter(x=failed["trial"], y=[0] * len(failed), mode="markers", name="failed",
-                                 marker={"size": 10, "color": "#7F7F7F", "symbol": "x"}, text=failed["error"],
-                                 hovertemplate="trial %{x}<br>%{text}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=trials["trial"], y=trials["best_so_far_ms"], mode="lines", name="best so far",
-                             line={"color": "#2CA02C", "shape": "hv"}))
-    what = "GPU time" if objective == GPU_TIME else "end-to-end median"
-    fig.update_layout(title=f"Auto-tune trials (objective: {what})", xaxis={"title": "trial"},
-                      yaxis={"title": f"{what} (ms)", "rangemode": "tozero"}, height=400, **_LAYOUT)
-    return fig
-
-
-def precision_ladder(table: pd.DataFrame) -> go.Figure:
-    """Median latency per rung (p10-p90 as error bars), conversion problems in red."""
-    if table.empty:
-        return message_figure("No rung of this ladder was timed.")
-    colours = ["#d62728" if bad else ("#1f77b4" if scheme == "none" else "#2ca02c")
-               for scheme, bad in zip(table["scheme"], table["conversion_problem"].fillna(False), strict=True)]
-    fig = go.Figure(go.Bar(
-        x=table["label"], y=table["median_ms"], marker_color=colours,
-        error_y={"type": "data", "symmetric": False, "array": table["p90_ms"] - table["median_ms"],
-                 "arrayminus": table["median_ms"] - table["p10_ms"]},
-        customdata=table[["build_s", "rel_l2"]].to_numpy(),
-        name="end-to-end median",
-        hovertemplate="%{x}<br>median %{y:.3f} ms<br>build %{customdata[0]:.1f} s<br>"
-                      "rel. L2 vs fp32 %{customdata[1]:.3g}<extra></extra>"))
-    gpu = table.dropna(subset=["gpu_ms"]) if "gpu_ms" in table else table.iloc[0:0]
-    if not gpu.empty:
-        fig.add_trace(go.Scatter(
-            x=gpu["label"], y=gpu["gpu_ms"], mode="markers", name="GPU time (judged)",
-            marker={"size": 12, "symbol": "diamond", "color": "#111"},
-            error_y={"type": "data", "symmetric": False, "array": gpu["gpu_high_ms"] - gpu["gpu_ms"],
-                     "arrayminus": gpu["gpu_ms"] - gpu["gpu_low_ms"]},
-            hovertemplate="%{x}<br>GPU time %{y:.4f} ms<extra></extra>"))
-    title = ("Precision ladder: end-to-end median (bars: p10-p90; red: conversion problem)" +
-             ("; ◆ GPU time, what the verdict judges" if not gpu.empty else ""))
-    fig.update_layout(title=title, legend={"orientation": "h", "y": -0.25},
-                      yaxis_title="latency per inference (ms)", xaxis_title="precision / scheme", height=360,
-                      margin={"t": 50})
+                      **LAYOUT)
     return fig

@@ -1,0 +1,77 @@
+"""The one look of every chart: what each colour means, the palettes, the shared layout defaults and the figure
+that says why there is no chart.
+
+Colours mean the same thing on every chart: TensorRT green vs PyTorch orange, one colour per precision, one stable
+colour per layer type (hashed from its name, so ``Conv2d`` looks the same on the Layers and Compare pages), one
+colour per compared run by position, pass green and fail red.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+RUNTIME_COLOURS = {"tensorrt": "#76B900", "pytorch": "#EE4C2C"}
+RUNTIME_NAMES = {"tensorrt": "TensorRT", "pytorch": "PyTorch"}
+PRECISION_COLOURS = {"fp32": "#1F77B4", "fp16": "#FF7F0E", "bf16": "#9467BD", "int8": "#D62728",
+                     "fp8": "#8C564B", "int32": "#17BECF", "int64": "#BCBD22", "bool": "#7F7F7F"}
+STRATEGY_COLOURS = {"static": "#1F77B4", "dynamic": "#FF7F0E"}
+OTHER_COLOUR = "#B8B8B8"
+PASS_COLOUR, FAIL_COLOUR, REFERENCE_COLOUR, KEPT_COLOUR = "#2CA02C", "#D62728", "#7F7F7F", "#9467BD"
+LAYER_TYPE_PALETTE = qualitative.Dark24 + qualitative.Light24
+RUN_PALETTE = qualitative.Set2
+MODULE_PALETTE = qualitative.Pastel + qualitative.Set3
+SERIES_PALETTE = qualitative.D3
+STAGE_PALETTE = qualitative.Safe
+BAND_ALPHA = 0.18
+LABEL_CHARS = 48
+
+MARGIN = {"l": 10, "r": 10, "t": 50, "b": 40}
+"""Margins of a chart with an x-axis title below it."""
+LAYOUT = {"margin": {"l": 10, "r": 10, "t": 50, "b": 10}, "legend": {"orientation": "h", "y": -0.2}}
+"""Margins and a legend below the plot: the study charts (sweeps, ladders, batch sweeps, auto-tune)."""
+
+
+def layer_type_colour(layer_type: str) -> str:
+    """A stable colour per layer type (CRC of the name, so it survives restarts and pages)."""
+    if layer_type.startswith("other"):
+        return OTHER_COLOUR
+    return LAYER_TYPE_PALETTE[zlib.crc32(layer_type.encode()) % len(LAYER_TYPE_PALETTE)]
+
+
+def precision_colour(precision: str) -> str:
+    return PRECISION_COLOURS.get(precision, OTHER_COLOUR)
+
+
+def run_colours(labels: Sequence[str]) -> dict[str, str]:
+    """One colour per compared run, by position, the same on every Compare chart."""
+    return {label: RUN_PALETTE[i % len(RUN_PALETTE)] for i, label in enumerate(labels)}
+
+
+def module_colour(module: str) -> str:
+    """A stable light colour per top-level nn.Module (CRC of its name)."""
+    return MODULE_PALETTE[zlib.crc32(module.encode()) % len(MODULE_PALETTE)]
+
+
+def rgba(hex_colour: str, alpha: float) -> str:
+    """``#RRGGBB`` with an opacity, for bands."""
+    h = hex_colour.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def short(text: str, n: int = LABEL_CHARS) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def message_figure(message: str, height: int = 220) -> go.Figure:
+    """A figure that says why there is no chart."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font={"size": 14})
+    fig.update_layout(height=height, xaxis={"visible": False}, yaxis={"visible": False},
+                      margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return fig
