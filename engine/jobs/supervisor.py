@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.jobs.host import hold_lock, lock_is_held, pid_alive, read_pid, runs
+from engine.jobs.record import JobError
 from engine.store import DATA_DIR_ENV, PROJECT_ROOT
+from engine.store.studies import StudyTable
 
 if TYPE_CHECKING:
     from engine.jobs.system import JobSystem
@@ -193,6 +195,7 @@ class Supervisor:
         return [
             Duty("keep one worker per slot", 0.5, self.keep_workers),
             Duty("reconcile jobs", 2.0, self.system.reconcile),
+            Duty("settle studies", 2.0, lambda: settle_studies(self.system)),
             Duty("idle exit", 5.0, self.check_idle),
         ]
 
@@ -307,3 +310,16 @@ class Supervisor:
                     self.paths.worker_pid(s.name).unlink()
         with contextlib.suppress(Exception):
             self.system.reconcile()
+
+
+def settle_studies(system: JobSystem) -> int:
+    """Bring every unfinished stored study up to date with its jobs (a point whose job was joined or finished while
+    no one recorded it); finished runs get their study's tags. Returns how many points changed."""
+    def lookup(job_id: str) -> tuple[str, str | None, str] | None:
+        try:
+            job = system.get(job_id)   # imports a run shipped from another host
+        except JobError:
+            return None
+        return job.state, job.run_id, job.error
+
+    return StudyTable(system.store).settle(lookup)
