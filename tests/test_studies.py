@@ -15,7 +15,7 @@ from engine.studies.batch_sweep import load_batch_sweep
 from engine.studies.ladder import load_ladder
 from tests.fixture_runs import eager_run
 from tests.test_jobs import finished, tiny, wait_until
-from tests.test_sweeps import ThreadQueue
+from tests.test_sweeps import ROOT, ThreadQueue
 
 
 def _two_point_sweep(sweep_id: str):
@@ -83,6 +83,15 @@ def test_a_cancelled_point_is_reported_missing_and_resume_completes_it(store):
     assert "1 of 2 points measured" in study.missing_text and "1 missing" in study.missing_text
     assert f"{plan.points[1].label} (cancelled)" in study.missing_text
     assert len(sweeps.load_sweep(store, "with_a_gap").table) == 1   # what it measured opens meanwhile
+
+    from streamlit.testing.v1 import AppTest    # the Sweeps page says what is missing and offers Resume
+
+    at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=60)
+    at.query_params["sweep"] = "with_a_gap"
+    at.run()
+    assert not at.exception, at.exception
+    assert any("1 missing" in w.value and "cancelled" in w.value for w in at.warning)
+    assert any(b.label == "Resume" for b in at.button)
 
     assert record.resume_study(store, "with_a_gap", q.submit) == 1
     assert record.load_study(store, "with_a_gap").state == "running"

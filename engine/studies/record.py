@@ -107,6 +107,23 @@ class Study:
                 f"{len(gone)} missing: {lines}. Resume queues the missing points again.")
 
 
+    @property
+    def status_text(self) -> str:
+        """E.g. "Knob sweep <id> (running): 3 of 6 points measured · 2 queued, 1 running"."""
+        counts: dict[str, int] = {}
+        for m in self.members:
+            counts[m.state] = counts.get(m.state, 0) + 1
+        done = counts.pop("done", 0)
+        rest = ", ".join(f"{n} {'never run' if s == PENDING else s}" for s, n in counts.items())
+        return (f"{KINDS.get(self.kind, 'Study').capitalize()} {self.study_id} ({self.state}): {done} of "
+                f"{len(self.members)} points measured" + (f" · {rest}" if rest else ""))
+
+
+def resumed_text(count: int) -> str:
+    return (f"{count} missing point{'s' if count != 1 else ''} queued again; this study fills in as they finish."
+            if count else "Nothing is missing: every point has its run or is on its way.")
+
+
 def check_study_id(study_id: object, kind: str | None = None) -> str:
     if not isinstance(study_id, str) or not STUDY_ID_PATTERN.fullmatch(study_id):
         raise StudyNotFound(study_id, kind)
