@@ -84,7 +84,7 @@ def test_a_cancelled_point_is_reported_missing_and_resume_completes_it(store):
     assert f"{plan.points[1].label} (cancelled)" in study.missing_text
     assert len(sweeps.load_sweep(store, "with_a_gap").table) == 1   # what it measured opens meanwhile
 
-    from streamlit.testing.v1 import AppTest    # the Sweeps page says what is missing and offers Resume
+    from streamlit.testing.v1 import AppTest  # the Sweeps page says what is missing and offers Resume
 
     at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=60)
     at.query_params["sweep"] = "with_a_gap"

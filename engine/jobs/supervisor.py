@@ -190,12 +190,12 @@ class Supervisor:
         return SupervisorPaths(self.system.root)
 
     def duties(self) -> list[Duty]:
-        """Everything the supervisor does periodically, in order. A duty that must go on with no browser
-        open (advancing stored sweeps, say) is added here."""
+        """Everything the supervisor does periodically, in order; duties that must go on with no browser open
+        (settling stored studies) are here."""
         return [
             Duty("keep one worker per slot", 0.5, self.keep_workers),
             Duty("reconcile jobs", 2.0, self.system.reconcile),
-            Duty("settle studies", 2.0, lambda: settle_studies(self.system)),
+            Duty("settle studies", 2.0, self.settle_studies),
             Duty("idle exit", 5.0, self.check_idle),
         ]
 
@@ -235,6 +235,10 @@ class Supervisor:
                     self.paths.pid.unlink()
             os.close(lock_fd)
         return 0
+
+    def settle_studies(self) -> None:
+        """Stored studies go on with no browser open: points finished meanwhile get their runs, tagged."""
+        settle_studies(self.system)
 
     def _on_term(self, signum: int, frame: object) -> None:
         self.stopping = True

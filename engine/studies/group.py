@@ -81,7 +81,7 @@ class SweepExecution:
                  cancel_fn: CancelFn, *, kind: str | None = None, labels: Sequence[str] | None = None):
         self.plan = plan
         self.store = store
-        self.kind = kind or getattr(plan, "study_kind", "sweep")
+        self.kind: str = kind or str(getattr(plan, "study_kind", "sweep"))
         self._submit, self._status, self._cancel = submit_fn, status_fn, cancel_fn
         self.points = [PointState(p) for p in plan.points]
         self._labels = list(labels) if labels is not None else [str(getattr(p, "label", "")) for p in plan.points]
