@@ -10,6 +10,7 @@ ones it has (a cached run can belong to several studies). Nothing here knows wha
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,8 @@ PENDING = "pending"                        # a point not (yet) submitted
 ACTIVE_MEMBER_STATES = ("queued", "running")
 FINAL_MEMBER_STATES = ("done", "failed", "cancelled")
 STUDY_STATES = ("running", "finished", "cancelled", "incomplete")
+
+_SCHEMA_READY: set[str] = set()   # database files whose study tables this process has made sure of
 
 # job id -> (state, run id, error) of that job now, or None when the queue does not know it
 JobLookup = Callable[[str], "tuple[str, str | None, str] | None"]
@@ -92,7 +95,10 @@ class StudyTable:
     def __init__(self, store: RunStore):
         self.store = store
         self._conn = store._conn    # one connection per thread, shared with the runs
-        self._conn().executescript(_SCHEMA)
+        db = f"{store.db_path}:{os.stat(store.db_path).st_ino}"   # a file made anew at the same path is new
+        if db not in _SCHEMA_READY:
+            self._conn().executescript(_SCHEMA)
+            _SCHEMA_READY.add(db)
 
     # -- write ---------------------------------------------------------------------------------
     def create(self, study_id: str, kind: str, tags: Iterable[str], plan: dict[str, Any],
