@@ -183,3 +183,20 @@ def test_old_tagged_samples_open_without_a_record(tmp_path):
 
     for ladder_id in list_ladders(store):
         assert load_ladder(store, ladder_id)
+
+
+def test_the_job_process_records_the_run_it_saves_for_every_study_its_job_serves(store):
+    """What the job process calls when it saves a run (engine/jobs/job_process.py): the points that job runs, in
+    any study (a job joined by a second study serves both), get the run and the studies' tags."""
+    from engine.store.studies import StudyTable
+
+    run = eager_run(store)
+    for sid in ("one_study", "another_study"):
+        record.create_study(store, "sweep", sid, [f"sweep:{sid}"], {}, [("fp32", run.request)])
+        StudyTable(store).submitted(sid, 0, "job-shared")
+    assert StudyTable(store).member_saved("job-shared", run.run_id) == ["another_study", "one_study"]
+    for sid in ("one_study", "another_study"):
+        study = record.load_study(store, sid)
+        assert study.state == "finished" and study.run_ids == [run.run_id]
+        assert f"sweep:{sid}" in store.get(run.run_id).tags
+    assert StudyTable(store).member_saved("job-of-no-study", run.run_id) == []

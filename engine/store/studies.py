@@ -145,7 +145,8 @@ class StudyTable:
         """The job process saved (or found) ``run_id`` for ``job_id``: every point that job runs now has its run,
         tagged. Returns the studies it belongs to."""
         with self._conn() as c:
-            rows = c.execute("SELECT DISTINCT study_id FROM study_members WHERE job_id = ?", (job_id,)).fetchall()
+            rows = c.execute("SELECT DISTINCT study_id FROM study_members WHERE job_id = ? ORDER BY study_id",
+                             (job_id,)).fetchall()
             c.execute("UPDATE study_members SET run_id = ?, state = 'done', error = '' WHERE job_id = ?",
                       (run_id, job_id))
         ids = [r["study_id"] for r in rows]
