@@ -9,6 +9,7 @@ kernel kills it when the worker dies (parent-death signal), and a thread watches
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import signal
@@ -25,6 +26,7 @@ from engine.jobs.routing import stored_run_on
 from engine.result import RunResult
 from engine.settings.request import RunRequest
 from engine.store import DATA_DIR_ENV, RunStore
+from engine.store.studies import StudyTable
 
 CHILD_READY_TIMEOUT_S = 120.0
 
@@ -234,6 +236,8 @@ def job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int, ga
             # the process sees one GPU, as cuda:0; a pinned job is not answered by a run from another GPU
             outcome = runner.execute(RunRequest.from_dict(order.request), store, progress, gpu_index=0,
                                      use_cache=not order.pinned, submitted_by=order.submitted_by)
+        if not order.ship:   # the study this job is a point of gets its run, tagged, whoever watches
+            _record_membership(store, job_id, outcome.result.run_id)
         blob = store.export_run(outcome.result.run_id) if order.ship else None
         conn.send(("done", outcome.result.run_id, outcome.cached, blob))
     except Cancelled:
@@ -241,3 +245,12 @@ def job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int, ga
     except Exception as e:
         message, hint = error_parts(e)
         conn.send(("failed", message, hint, traceback.format_exc()))
+
+
+def _record_membership(store: RunStore, job_id: str, run_id: str) -> None:
+    """Record the run as the answer of every study point this job runs (and tag it). A failure here fails no
+    measurement: the supervisor settles the point from the job record."""
+    try:
+        StudyTable(store).member_saved(job_id, run_id)
+    except Exception:   # a locked database, say
+        logging.getLogger(__name__).exception("job %s: recording its study membership failed", job_id)

@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.jobs.host import hold_lock, lock_is_held, pid_alive, read_pid, runs
+from engine.jobs.record import JobError
 from engine.store import DATA_DIR_ENV, PROJECT_ROOT
+from engine.store.studies import StudyTable
 
 if TYPE_CHECKING:
     from engine.jobs.system import JobSystem
@@ -188,11 +190,12 @@ class Supervisor:
         return SupervisorPaths(self.system.root)
 
     def duties(self) -> list[Duty]:
-        """Everything the supervisor does periodically, in order. A duty that must go on with no browser
-        open (advancing stored sweeps, say) is added here."""
+        """Everything the supervisor does periodically, in order; duties that must go on with no browser open
+        (settling stored studies) are here."""
         return [
             Duty("keep one worker per slot", 0.5, self.keep_workers),
             Duty("reconcile jobs", 2.0, self.system.reconcile),
+            Duty("settle studies", 2.0, self.settle_studies),
             Duty("idle exit", 5.0, self.check_idle),
         ]
 
@@ -232,6 +235,10 @@ class Supervisor:
                     self.paths.pid.unlink()
             os.close(lock_fd)
         return 0
+
+    def settle_studies(self) -> None:
+        """Stored studies go on with no browser open: points finished meanwhile get their runs, tagged."""
+        settle_studies(self.system)
 
     def _on_term(self, signum: int, frame: object) -> None:
         self.stopping = True
@@ -307,3 +314,16 @@ class Supervisor:
                     self.paths.worker_pid(s.name).unlink()
         with contextlib.suppress(Exception):
             self.system.reconcile()
+
+
+def settle_studies(system: JobSystem) -> int:
+    """Bring every unfinished stored study up to date with its jobs (a point whose job was joined or finished while
+    no one recorded it); finished runs get their study's tags. Returns how many points changed."""
+    def lookup(job_id: str) -> tuple[str, str | None, str] | None:
+        try:
+            job = system.get(job_id)   # imports a run shipped from another host
+        except JobError:
+            return None
+        return job.state, job.run_id, job.error
+
+    return StudyTable(system.store).settle(lookup)

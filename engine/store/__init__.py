@@ -1,9 +1,8 @@
 """The store: the only code that touches the data directory's results.
 
     runs.py    runs: SQLite (WAL) metadata + a directory per run (tables, raw files), atomic writes
+    studies.py stored studies (groups of runs): kind, plan, tags, state, point -> job -> run, in the runs' SQLite
     paths.py   the data directory, and the one pattern of a run id (nothing else names a path)
-
-A later "studies" part (stored groups of runs) goes beside ``runs.py``.
 """
 
 from engine.store.paths import (

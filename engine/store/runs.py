@@ -206,9 +206,17 @@ class RunStore:
             c.execute("UPDATE runs SET tags = ?, result_json = ? WHERE run_id = ?",
                       (",".join(result.tags), body, run_id))
 
+    def add_tags(self, run_id: str, tags: Iterable[str]) -> None:
+        """Add tags to a run, keeping the ones it has (a cached run can belong to several studies)."""
+        current = set(self.get(run_id).tags)
+        if not set(tags) <= current:
+            self.set_tags(run_id, current | set(tags))
+
     def runs_with_tag(self, tag: str) -> list[str]:
+        """Runs carrying exactly ``tag``, oldest first. A substring test on the comma-joined column, not LIKE: ``_``
+        and ``%`` in a study id are plain characters, and case counts."""
         rows = self._conn().execute(
-            "SELECT run_id FROM runs WHERE ',' || tags || ',' LIKE ? ORDER BY created_at", (f"%,{tag},%",))
+            "SELECT run_id FROM runs WHERE instr(',' || tags || ',', ?) > 0 ORDER BY created_at", (f",{tag},",))
         return [r["run_id"] for r in rows]
 
     # -- read ----------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ store, judged and explained.
                       covers it (values, labels, order, notes)
     judging.py        which figure judges what differs between runs; runs of one engine plan
     statistics.py     each figure's noise: bootstrap interval, trace windows, drift between fresh processes
-    group.py          a group of runs on the job queue: submitted, polled, cancelled together, finished runs tagged
+    record.py         a stored study: kind, plan, state, membership (point -> job -> run); one id scheme, one
+                      loader (``load_study``), one not-found error; what is missing, resume
+    group.py          a group of runs on the job queue (a view over its stored study): submitted, polled, cancelled
     sweeps/           knob sweeps (front door: ``from engine.studies import sweeps``)
     ladder/           the precision ladder
     batch_sweep/      static engines against one dynamic engine across batch sizes
@@ -14,6 +16,5 @@ store, judged and explained.
     localisation/     where a low-precision build breaks, and what it costs to fix
 
 Each study kind's package is its front door (pages and tests call ``sweeps.plan_sweep``, ``ladder.verdict``);
-modules of the engine import the module that defines a name. Stored studies (a record per group with its plan and
-state) belong here too.
+modules of the engine import the module that defines a name.
 """

@@ -19,7 +19,7 @@ from ui.job_panel import checked_request
 from ui.knobs import backend_picker, default_precision, knob_row
 from ui.markdown import plain
 from ui.model_form import model_form
-from ui.studies.execution import execution_progress, start_execution
+from ui.studies.execution import execution_progress, start_execution, study_gaps
 from ui.url_picker import pick_from_url
 
 URL_KEY = "batch"
@@ -151,6 +151,7 @@ def stored_sweeps(store: RunStore, caps: Capabilities) -> None:
 
 
 def show_batch_sweep(store: RunStore, caps: Capabilities, sweep_id: str) -> None:
+    study_gaps(store, sweep_id, key=KEY)
     try:
         sweep = batch_sweep.load_batch_sweep(store, sweep_id)
     except RunNotFound as e:

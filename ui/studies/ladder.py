@@ -17,7 +17,7 @@ from ui.exports import report_button
 from ui.knobs import knob_row
 from ui.markdown import plain
 from ui.model_form import model_form
-from ui.studies.execution import execution_progress, start_execution
+from ui.studies.execution import execution_progress, start_execution, study_gaps
 from ui.url_picker import pick_from_url
 
 URL_KEY = "ladder"
@@ -136,6 +136,7 @@ def show_stored(store: RunStore, caps: Capabilities) -> None:
                         unknown=lambda i: f"No stored run belongs to ladder {plain(repr(i))}. Pick one below.",
                         write_default=False,   # every Sweeps tab runs: only what was opened goes in the link
                         help="Newest first. The link in the address bar (?ladder=<id>) opens the same ladder.")
+    study_gaps(store, lid, key=KEY)
     rungs = ladder.load_ladder(store, lid)
     tolerance = st.number_input("Accuracy tolerance (rel. L2 vs eager fp32)", value=ladder.DEFAULT_TOLERANCE_REL_L2,
                                 min_value=0.0, format="%.3f", key="ladder_tol")

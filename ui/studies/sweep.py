@@ -22,7 +22,7 @@ from ui.job_panel import checked_request
 from ui.knobs import backend_picker, default_precision, knob_row
 from ui.markdown import plain
 from ui.model_form import model_form
-from ui.studies.execution import execution_progress, start_execution
+from ui.studies.execution import execution_progress, start_execution, study_gaps
 from ui.url_picker import pick_from_url
 
 URL_KEY = "sweep"
@@ -162,6 +162,7 @@ def render_results(store: RunStore) -> None:
 
 
 def show_sweep(store: RunStore, sweep_id: str) -> None:
+    study_gaps(store, sweep_id, key="sweep")
     try:
         sweep = sweeps.load_sweep(store, sweep_id)
     except RunNotFound as e:

@@ -27,13 +27,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from engine.errors import ConfigError, ModelError
 from engine.settings.defaults import MAX_BATCH_SIZE
 from engine.settings.inputs import InputSpec, with_batch_range
 from engine.settings.request import RunRequest
+from engine.studies.record import new_study_id
 from engine.studies.sweeps.plan import sweep_tags
 
 STRATEGIES = ("static", "dynamic")
@@ -57,6 +57,7 @@ class BatchPoint:
 
 @dataclass(frozen=True)
 class BatchSweepPlan:
+    study_kind: ClassVar[str] = "batch_sweep"   # its kind of stored study (engine/studies/record.py)
     sweep_id: str
     base: RunRequest
     batch_sizes: tuple[int, ...]
@@ -125,9 +126,7 @@ def plan_batch_sweep(base: RunRequest, batch_sizes: Iterable[int] = DEFAULT_BATC
 
 
 def new_batch_sweep_id(base: RunRequest) -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    model = re.sub(r"[^A-Za-z0-9_.-]+", "_", base.model.source)
-    return f"{model}_{base.compile.precision}_batch_{stamp}"
+    return new_study_id(base.model.source, f"{base.compile.precision}_batch")
 
 
 def _static(specs: Sequence[InputSpec], b: int) -> tuple[InputSpec, ...]:

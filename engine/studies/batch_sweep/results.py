@@ -23,6 +23,7 @@ from engine.settings.inputs import BATCH_DIM, parse_inputs
 from engine.store import RunNotFound, RunStore
 from engine.studies.batch_sweep.plan import BATCH_KNOB
 from engine.studies.knobs import KNOB_TAG
+from engine.studies.record import find_study
 from engine.studies.statistics import END_TO_END, GPU_TIME
 from engine.studies.sweeps.results import list_sweeps, tagged_results
 
@@ -230,9 +231,13 @@ def list_batch_sweeps(store: RunStore) -> pd.DataFrame:
 
 
 def load_batch_sweep(store: RunStore, sweep_id: str) -> BatchSweep:
-    """The runs tagged ``sweep:<sweep_id>``; raises ``RunNotFound`` naming the sweep when there are none."""
+    """A batch sweep's runs (its stored record's, else those tagged ``sweep:<sweep_id>``); raises ``RunNotFound``
+    naming the sweep when there are none."""
     results = tagged_results(store, sweep_id, "batch sweep")
-    if not any(f"{KNOB_TAG}{BATCH_KNOB}" in r.tags for r in results):
+    study = find_study(store, sweep_id)
+    is_batch = (study.kind == "batch_sweep" if study is not None
+                else any(f"{KNOB_TAG}{BATCH_KNOB}" in r.tags for r in results))
+    if not is_batch:
         err = RunNotFound(sweep_id)
         err.message = (f"Sweep {sweep_id!r} varies compile knobs, not the batch size: open it in the "
                        "'Sweep results' tab.")

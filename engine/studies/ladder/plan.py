@@ -13,10 +13,8 @@ shows what it measured.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from engine import runner
@@ -27,6 +25,7 @@ from engine.settings.defaults import QUANT_SCHEMES
 from engine.settings.request import RunRequest, validate
 from engine.store import RunStore
 from engine.studies.group import CancelFn, JobView, StatusFn, SubmitFn, SweepExecution
+from engine.studies.record import new_study_id
 from engine.studies.sweeps.plan import SweepPlan, SweepPoint
 
 LADDER_TAG = "ladder:"
@@ -61,8 +60,7 @@ def step_label(scheme: str, precision: str) -> str:
 
 
 def new_ladder_id(base: RunRequest) -> str:
-    model = re.sub(r"[^A-Za-z0-9_.-]+", "_", base.model.source)
-    return f"{model}_b{base.model.batch_size}_{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
+    return new_study_id(base.model.source, f"b{base.model.batch_size}")
 
 
 def ladder_base(raw: dict[str, Any]) -> RunRequest:
@@ -120,6 +118,7 @@ class _LadderRuns(SweepPlan):
     """A ladder plan in the shape ``SweepExecution`` runs: its steps as points, tagged as a ladder."""
 
     ladder_tags: tuple[str, ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()
 
     @property
     def tags(self) -> list[str]:
@@ -156,8 +155,9 @@ class LadderExecution(SweepExecution):
             return job
 
         runs = _LadderRuns(plan.ladder_id, plan.base, (), tuple(SweepPoint(s.request, ()) for s in plan.steps),
-                           ladder_tags=tuple(plan.tags))
-        super().__init__(runs, store, submit_fn, status, cancel_fn)
+                           ladder_tags=tuple(plan.tags), skipped=plan.skipped)
+        super().__init__(runs, store, submit_fn, status, cancel_fn, kind="ladder",
+                         labels=[s.label for s in plan.steps])
 
     def progress(self) -> list[StepProgress]:
         """Every step with its job's state, polled now."""

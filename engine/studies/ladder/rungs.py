@@ -11,9 +11,10 @@ import pandas as pd
 from engine.errors import ConfigError
 from engine.quantization.schemes import FLAVOUR_NAMES
 from engine.result import DEGENERATE_REFERENCE, QuantizationReport, RunResult
-from engine.store import RunStore
+from engine.store import RunNotFound, RunStore
 from engine.studies.judging import gpu_time_absence
 from engine.studies.ladder.plan import LADDER_TAG, step_label
+from engine.studies.record import find_study
 
 
 @dataclass(frozen=True)
@@ -83,10 +84,19 @@ def _where(env: dict) -> str:
 
 
 def load_ladder(store: RunStore, ladder_id: str) -> list[Rung]:
-    ids = store.runs_with_tag(f"{LADDER_TAG}{ladder_id}")
-    if not ids:
+    """A ladder's rungs: its stored record's finished steps, else the runs tagged ``ladder:<id>`` (a bundled
+    sample); raises ``ConfigError`` when there are none."""
+    study = find_study(store, ladder_id, "ladder")
+    ids = (study.run_ids if study is not None else []) or store.runs_with_tag(f"{LADDER_TAG}{ladder_id}")
+    rungs = []
+    for run_id in ids:
+        try:
+            rungs.append(rung_from_result(store.get(run_id)))
+        except RunNotFound:     # deleted since
+            continue
+    if not rungs:
         raise ConfigError("ladder", f"no runs are tagged with ladder {ladder_id!r}; run the ladder first")
-    return [rung_from_result(store.get(i)) for i in ids]
+    return rungs
 
 
 def ladder_table(rungs: Iterable[Rung]) -> pd.DataFrame:

@@ -13,11 +13,9 @@ record in engine/studies/knobs.py; the runs go to the job queue as a group (engi
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from engine.errors import ConfigError
 from engine.settings.request import RunRequest
@@ -36,6 +34,7 @@ from engine.studies.knobs import (
 from engine.studies.knobs import (
     knob as knob_record,
 )
+from engine.studies.record import new_study_id
 
 MAX_SWEEP_POINTS = 64
 DEFAULT_REPEATS = 2          # extra runs of the default point in every sweep
@@ -59,6 +58,7 @@ class SweepPoint:
 
 @dataclass(frozen=True)
 class SweepPlan:
+    study_kind: ClassVar[str] = "sweep"      # its kind of stored study (engine/studies/record.py)
     sweep_id: str
     base: RunRequest
     knobs: tuple[str, ...]
@@ -75,10 +75,8 @@ def sweep_tags(sweep_id: str, knobs: Iterable[str]) -> list[str]:
 
 
 def new_sweep_id(base: RunRequest, knobs: Sequence[str]) -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     knob_part = "+".join(SWEEPABLE_KNOBS.get(k, leaf(k)) for k in knobs)
-    model = re.sub(r"[^A-Za-z0-9_.-]+", "_", base.model.source)
-    return f"{model}_{base.compile.precision}_{knob_part}_{stamp}"
+    return new_study_id(base.model.source, f"{base.compile.precision}_{knob_part}")
 
 
 def plan_sweep(base: RunRequest, axes: dict[str, Sequence[Any]], *, sweep_id: str | None = None,

@@ -35,6 +35,7 @@ from engine.studies.knobs import (
     request_value,
     value_label,
 )
+from engine.studies.record import find_study
 from engine.studies.statistics import END_TO_END, GPU_TIME, Drift, median_ci_ms, worst_drift
 
 TABLE_COLUMNS = ["run_id", "build", "x_label", "x_order", "series", "repeat", "median_ms", "p10_ms", "p90_ms",
@@ -93,21 +94,32 @@ class Sweep:
     drifts: dict[str, Drift] = field(default_factory=dict)
 
 
-def tagged_results(store: RunStore, sweep_id: str, what: str = "sweep") -> list[RunResult]:
-    """The runs tagged ``sweep:<sweep_id>``; raises ``RunNotFound`` naming the ``what`` when there are none."""
-    ids = store.runs_with_tag(f"{SWEEP_TAG}{sweep_id}")
-    if not ids:
+def tagged_results(store: RunStore, sweep_id: str, what: str = "sweep", tag: str = SWEEP_TAG) -> list[RunResult]:
+    """The runs of a stored study (its record's finished points), or of a study known by its tags only (a bundled
+    sample: the runs tagged ``<tag><sweep_id>``); raises ``RunNotFound`` naming the ``what`` when there are none."""
+    study = find_study(store, sweep_id)
+    ids = (study.run_ids if study is not None else []) or store.runs_with_tag(f"{tag}{sweep_id}")
+    results = []
+    for run_id in ids:
+        try:
+            results.append(store.get(run_id))
+        except RunNotFound:     # deleted since
+            continue
+    if not results:
         err = RunNotFound(sweep_id)
         err.message = (f"No stored run belongs to {what} {sweep_id!r}: it was deleted or never finished. "
                        f"Pick a {what} from the list or run a new one.")
         raise err
-    return [store.get(i) for i in ids]
+    return results
 
 
 def load_sweep(store: RunStore, sweep_id: str) -> Sweep:
-    """The runs tagged ``sweep:<sweep_id>``; raises ``RunNotFound`` naming the sweep when there are none."""
+    """A sweep's runs (its stored record's, else those tagged ``sweep:<sweep_id>``); raises ``RunNotFound`` naming
+    the sweep when there are none."""
     results = tagged_results(store, sweep_id)
-    return sweep_from_results(sweep_id, results, others=_runs_alike(store, results))
+    study = find_study(store, sweep_id)
+    knobs = (study.plan.get("knobs") or None) if study is not None else None
+    return sweep_from_results(sweep_id, results, knobs, others=_runs_alike(store, results))
 
 
 def _runs_alike(store: RunStore, results: list[RunResult], limit: int = 100) -> list[RunResult]:
