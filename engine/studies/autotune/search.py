@@ -30,6 +30,16 @@ from engine.errors import ConfigError, UserError
 from engine.result import RunResult
 from engine.settings.defaults import INDUCTOR_MODES, OPTIMIZATION_LEVELS
 from engine.settings.request import CompileSettings, RunRequest
+from engine.studies.autotune.stored_trials import (
+    DEFAULTS_ATTR,
+    INTERRUPTED_ATTR,
+    OBJECTIVE_ATTR,
+    RECORD_ATTR,
+    params_key,
+    record_attrs,
+    requeue_interrupted,
+    stored_records,
+)
 from engine.studies.autotune.trials import (
     AutotuneReport,
     Constraints,
@@ -37,16 +47,6 @@ from engine.studies.autotune.trials import (
     TrialRecord,
     report_of,
     trial_record,
-)
-from engine.studies.autotune.stored_trials import (
-    DEFAULTS_ATTR,
-    INTERRUPTED_ATTR,
-    OBJECTIVE_ATTR,
-    RECORD_ATTR,
-    params_key as _params_key,
-    record_attrs,
-    requeue_interrupted,
-    stored_records,
 )
 from engine.studies.judging import gpu_time_absence, preferred_metric
 from engine.studies.knobs import (
@@ -154,7 +154,7 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
     requeue_interrupted(study)
     study.set_user_attr(DEFAULTS_ATTR, record_attrs(defaults))
     study.set_user_attr(OBJECTIVE_ATTR, [objective, objective_note])
-    if grid_size <= n_trials:
+    if grid_size <= n_trials:   # == trial_budget(space, n_trials)
         # small space: measure every point once (GridSampler stops the study, which ask/tell cannot take)
         if fresh:
             for combo in itertools.product(*choices.values()):
@@ -166,7 +166,7 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
         if all(defaults_params[k] in choices[k] for k in space):
             study.enqueue_trial(defaults_params)
 
-    seen = {_params_key(r.params) for r in records}
+    seen = {params_key(r.params) for r in records}
     while len(records) < n_trials:
         if should_stop is not None and should_stop():
             break
@@ -187,8 +187,8 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
             _interrupt(study, trial)
             raise
         record = trial_record(number, params, result, error, constraints, objective)
-        record.repeated = _params_key(params) in seen
-        seen.add(_params_key(params))
+        record.repeated = params_key(params) in seen
+        seen.add(params_key(params))
         trial.set_constraint("violated", 0.0 if record.feasible else 1.0)   # TPE steers away from these
         trial.set_user_attr(RECORD_ATTR, record_attrs(record))
         if record.objective_ms is None:
@@ -206,6 +206,12 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
             runs.append(run)
             known.add(r.run_id)
     return report_of(records, runs, defaults, space, constraints, base, objective, objective_note)
+
+
+def trial_budget(space: SearchSpace, n_trials: int) -> int:
+    """How many trials a search of ``n_trials`` over ``space`` runs: every point once when the space is smaller."""
+    grid_size = math.prod(len(_choices(v)) for v in space.values())
+    return grid_size if grid_size <= n_trials else n_trials
 
 
 def check_search(base: RunRequest, space: SearchSpace, constraints: Constraints, n_trials: int,
