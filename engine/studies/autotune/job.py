@@ -119,6 +119,13 @@ class SearchStatus:
         return self.job is not None and self.job.active
 
     @property
+    def fraction(self) -> float:
+        """For a progress bar: the running job's own fraction (it counts the trial under way), else trials done."""
+        if self.job is not None and self.job.state == "running" and self.job.fraction is not None:
+            return self.job.progress
+        return self.progress.fraction
+
+    @property
     def resumable(self) -> bool:
         return not self.active and not self.progress.complete
 
