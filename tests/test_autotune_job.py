@@ -206,3 +206,25 @@ def test_a_search_survives_page_reruns_and_a_new_tab_and_resumes_after_a_cancel(
     assert all(store.exists(r) for r in frame["run_id"])          # every trial is a stored run
     assert report.best is not None and report.best.params[PRECISION_KNOB] in ("fp32", "bf16")
     assert any(c.value.startswith("Finished: 4 of 4 trials") for c in tab.caption)
+
+
+# -- the CLI ----------------------------------------------------------------------------------------------
+def test_the_cli_runs_a_stored_search_that_resumes_and_names_a_bad_knob(store, capsys):
+    import json
+
+    from engine.__main__ import main
+
+    args = ["autotune", "--model", "resnet18", "--input-shape", "3,32,32", "--device", "cpu", "--warmup-iters", "1",
+            "--timed-iters", "5", "--precisions", "fp32,bf16"]
+    assert main([*args, "--knobs", "compile.precision,compile.bogus"]) == 2
+    assert "error: compile.bogus: is not a searchable knob" in capsys.readouterr().err
+    assert main([*args, "--trials", "2", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert [t[PRECISION_KNOB] for t in first["trials"]] == ["fp32", "bf16"]
+    assert first["best_run_id"] in {t["run_id"] for t in first["trials"]} and store.exists(first["best_run_id"])
+    # the same stored search, as the dashboard would open it
+    assert load_report(store.root, first["autotune_id"], store).summary() == first["summary"]
+    assert main(["autotune", "--resume", first["autotune_id"], "--json"]) == 0   # complete: nothing new measured
+    assert json.loads(capsys.readouterr().out)["trials"] == first["trials"]
+    assert main(["autotune", "--resume", "at-nope"]) == 2
+    assert "No stored auto-tune 'at-nope'" in capsys.readouterr().err
