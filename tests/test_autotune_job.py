@@ -228,3 +228,25 @@ def test_the_cli_runs_a_stored_search_that_resumes_and_names_a_bad_knob(store, c
     assert json.loads(capsys.readouterr().out)["trials"] == first["trials"]
     assert main(["autotune", "--resume", "at-nope"]) == 2
     assert "No stored auto-tune 'at-nope'" in capsys.readouterr().err
+
+
+def test_the_study_is_read_while_another_process_writes_it(store):
+    """The job process writes trials while pages poll the same SQLite file: neither waits out a lock error."""
+    import subprocess
+    import sys
+
+    plan = _stored_plan(store, n_trials=24)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from engine.store import RunStore; "
+         "from engine.studies.autotune.stored import load_plan, run_plan; "
+         "from tests.test_autotune import StubEvaluate; "
+         "root = sys.argv[1]; run_plan(root, load_plan(root, sys.argv[2]), RunStore(root), StubEvaluate())",
+         str(store.root), plan.autotune_id], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    seen = []
+    system = jobs.JobSystem(store.root)
+    while writer.poll() is None:
+        seen.append(search_status(plan.autotune_id, system).progress.trials_done)
+        load_report(store.root, plan.autotune_id, store)
+    assert writer.returncode == 0, writer.stderr.read()
+    assert seen == sorted(seen) and len(set(seen)) > 1      # progress read while it grew, never going back
+    assert search_status(plan.autotune_id, system).progress.trials_done == 24

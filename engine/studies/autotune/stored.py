@@ -143,6 +143,9 @@ def optuna_storage(root: Path | str) -> optuna.storages.RDBStorage:
         if storage is None:
             storage = _STORAGES[url] = optuna.storages.RDBStorage(
                 url, engine_kwargs={"connect_args": {"timeout": DB_TIMEOUT_S}})
+            # write-ahead log (kept by the file once set): a page reading progress never blocks the job writing
+            with storage.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         return storage
 
 

@@ -43,7 +43,7 @@ def params_key(params: dict[str, Any]) -> str:
 
 def stored_records(study: optuna.Study) -> list[TrialRecord]:
     """The trials a study counts, in the order they ran (interrupted ones left out), numbered 0, 1, ..."""
-    out = []
+    out: list[TrialRecord] = []
     for t in study.get_trials(deepcopy=False, states=_FINISHED):
         if RECORD_ATTR in t.user_attrs and not t.user_attrs.get(INTERRUPTED_ATTR):
             record = record_from_attrs(t.user_attrs[RECORD_ATTR])
