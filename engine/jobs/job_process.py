@@ -172,7 +172,8 @@ def _gpu_uuid() -> str | None:
 
 def _run_autotune(order: JobOrder, store: RunStore, progress: Any, cancelled: Any) -> str | None:
     """A stored auto-tune search, each trial a ``runner.execute`` in this process (its progress, its cancel);
-    returns the best run's id. The search's own module imports the job system to submit: imported here, late."""
+    returns the best run's id. Imported late: engine.jobs never imports engine.studies at module level (the
+    search's submit side, engine/studies/autotune/job.py, imports engine.jobs)."""
     from engine import runner  # noqa: PLC0415
     from engine.studies.autotune.stored import run_in_job  # noqa: PLC0415
 
@@ -245,11 +246,11 @@ def job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int, ga
 
     try:
         store = GpuRecordingStore(root, order.gpu_record) if order.gpu_record else RunStore(root)
-        host = None if order.ship else order.gpu_record.get("host")
-        hit = stored_run_on(store, order.key, order.gpu_record.get("gpu_index"), host) if order.pinned else None
         if order.kind == AUTOTUNE_KIND:
             conn.send(("done", _run_autotune(order, store, progress, cancel.is_set), False, None))
             return
+        host = None if order.ship else order.gpu_record.get("host")
+        hit = stored_run_on(store, order.key, order.gpu_record.get("gpu_index"), host) if order.pinned else None
         if hit is not None:
             outcome = runner.Outcome(hit, cached=True)   # measured on this GPU while the job waited
         else:
