@@ -69,7 +69,7 @@ class AutotunePlan:
     def label(self) -> str:
         """E.g. "resnet18 · eager · 6 trials · 2026-11-30 04:30"."""
         when = dt.datetime.fromtimestamp(self.created_ts).strftime("%Y-%m-%d %H:%M")
-        return f"{self.base['model']['source']} · {self.base['backend']} · {self.n_trials} trials · {when}"
+        return f"{self.base['model']['source']} · {self.base['backend']} · {budget_of(self)} trials · {when}"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, indent=1, default=list)

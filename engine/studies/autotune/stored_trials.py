@@ -83,8 +83,9 @@ class SearchProgress:
 
     def text(self) -> str:
         """E.g. "trial 3 of 20 · best 1.234 ms GPU time so far"."""
-        best = "no feasible trial yet" if self.best_ms is None else \
-            f"best {self.best_ms:.3f} ms {METRIC_NAMES[self.objective]} so far"
+        when = "" if self.complete else " so far"
+        best = f"no feasible trial{when}" if self.best_ms is None else \
+            f"best {self.best_ms:.3f} ms {METRIC_NAMES[self.objective]}{when}"
         return f"{self.trials_done} of {self.n_trials} trials · {best}"
 
 
