@@ -8,6 +8,7 @@
     python -m engine supervisor ...            keep this host's job-queue workers running (engine/jobs/)
     python -m engine worker ...                run one job-queue worker (engine/jobs/)
     python -m engine localise ...              find the layer that breaks a low-precision build (--help)
+    python -m engine autotune ...              search the compile knobs under constraints, stored, resumable (--help)
 """
 
 from __future__ import annotations
@@ -140,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         from engine.studies.localisation.cli import main as localise_main  # noqa: PLC0415
 
         return localise_main(argv[1:])
+    if argv and argv[0] == "autotune":
+        from engine.studies.autotune.cli import main as autotune_main  # noqa: PLC0415
+
+        return autotune_main(argv[1:])
     if argv and argv[0] == "supervisor":
         from engine.jobs import supervisor_main  # noqa: PLC0415
 
@@ -161,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("supervisor", help="keep this host's job-queue workers running (engine/jobs/supervisor.py)")
     sub.add_parser("worker", help="run one job-queue worker (engine/jobs/worker.py)")
     sub.add_parser("localise", help="find the layer that breaks a low-precision build, measure the fix (--help)")
+    sub.add_parser("autotune", help="search the compile knobs under constraints; stored, resumable (--help)")
     ns = parser.parse_args(argv)
     try:
         return ns.func(ns)

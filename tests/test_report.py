@@ -307,12 +307,19 @@ def sweep_evaluator(store: RunStore):
 
 
 @pytest.fixture(scope="module")
-def tuned(samples):
-    from engine.studies import autotune
+def tuned_search(samples):
+    """(id, report) of an auto-tune search stored in the samples' data directory, its trials answered by the sweep."""
+    from engine.studies.autotune.stored import plan_autotune, run_plan, save_plan
 
     base = RunRequest.from_dict(sweeps.load_sweep(samples, SWEEP).results[0].request)
-    return autotune.autotune(base, sweep_evaluator(samples), space={sweeps.OPTIMIZATION_LEVEL_KNOB: [0, 1, 2, 3, 4, 5]},
-                             n_trials=6)
+    plan = plan_autotune(base, space={sweeps.OPTIMIZATION_LEVEL_KNOB: [0, 1, 2, 3, 4, 5]}, n_trials=6)
+    save_plan(samples.root, plan)
+    return plan.autotune_id, run_plan(samples.root, plan, samples, sweep_evaluator(samples))
+
+
+@pytest.fixture(scope="module")
+def tuned(tuned_search):
+    return tuned_search[1]
 
 
 def test_autotune_search_reports_its_summary_trials_and_best_run(samples, tuned):
@@ -448,10 +455,10 @@ def test_compare_button_gives_the_cli_file_for_its_runs_and_baseline(data_dir, d
                                                                              VIT_FP32)
 
 
-def test_sweeps_tabs_buttons_give_the_cli_file(data_dir, downloads, tmp_path, tuned):
+def test_sweeps_tabs_buttons_give_the_cli_file(data_dir, downloads, tmp_path, tuned_search):
+    autotune_id, tuned = tuned_search
     at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=90)
-    at.query_params.update(sweep=SWEEP, ladder=LADDER, batch=BATCH)
-    at.session_state["autotune_report"] = tuned     # a search this session ran (auto-tune keeps it in the page)
+    at.query_params.update(sweep=SWEEP, ladder=LADDER, batch=BATCH, autotune=autotune_id)   # a stored search
     at.run()                                        # AppTest runs every tab
     assert not at.exception, [e.value for e in at.exception]
     for study in (SWEEP, LADDER, BATCH):

@@ -103,4 +103,4 @@ def autotune_report_button(search: AutotuneReport) -> None:
     st.download_button("Download report", written[1], file_name="report_autotune.html", mime="text/html",
                        on_click="ignore", icon=":material/download:", key="report:autotune",
                        help="One HTML file that opens offline in any browser: the search's summary, trials and best "
-                            "run. (A search is not stored yet, so no CLI line writes it.)")
+                            "run.")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError, UserError
+from engine.jobs.record import AUTOTUNE_KIND, RUN_KIND
 from engine.jobs.routing import stored_run_on
 from engine.result import RunResult
 from engine.settings.request import RunRequest
@@ -42,6 +43,7 @@ class JobOrder:
     gpu_record: dict[str, Any]      # the physical GPU running it (gpu_index, gpu_uuid, host); {} on the CPU
     pinned: bool                    # submitted for this GPU index: only a run measured on it answers it
     submitted_by: str = ""          # recorded on the run
+    kind: str = RUN_KIND            # AUTOTUNE_KIND: run a stored auto-tune search (engine/studies/autotune/stored.py)
 
 
 WARM = "warm"   # the worker's go-ahead to a gated job process: the GPU is free, warm it up now
@@ -170,6 +172,24 @@ def _gpu_uuid() -> str | None:
     return None
 
 
+def _run_autotune(order: JobOrder, store: RunStore, progress: Any, cancelled: Any) -> str | None:
+    """A stored auto-tune search, each trial a ``runner.execute`` in this process (its progress, its cancel);
+    returns the best run's id. Imported late: engine.jobs never imports engine.studies at module level (the
+    search's submit side, engine/studies/autotune/job.py, imports engine.jobs)."""
+    from engine import runner  # noqa: PLC0415
+    from engine.studies.autotune.stored import run_in_job  # noqa: PLC0415
+
+    def measure(request: RunRequest, trial_progress: Any) -> RunResult:
+        return runner.execute(request, store, trial_progress, gpu_index=0, submitted_by=order.submitted_by).result
+
+    report = run_in_job(store.root, order.key.removeprefix(f"{AUTOTUNE_KIND}:"), store, measure, progress, cancelled)
+    if cancelled():   # stopped between trials: what was measured is stored, the rest waits for a resume
+        from engine.backends.base import Cancelled  # noqa: PLC0415
+
+        raise Cancelled(f"job {order.job_id} cancelled")
+    return report.best.run_id if report.best is not None else None
+
+
 def job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int, gated: bool = False) -> None:
     """Body of a job process: warm up (imports; then, once the worker says so where ``gated``, the GPU), wait
     for one job, run it, report, exit."""
@@ -228,6 +248,9 @@ def job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int, ga
 
     try:
         store = GpuRecordingStore(root, order.gpu_record) if order.gpu_record else RunStore(root)
+        if order.kind == AUTOTUNE_KIND:
+            conn.send(("done", _run_autotune(order, store, progress, cancel.is_set), False, None))
+            return
         host = None if order.ship else order.gpu_record.get("host")
         hit = stored_run_on(store, order.key, order.gpu_record.get("gpu_index"), host) if order.pinned else None
         if hit is not None:

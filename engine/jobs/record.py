@@ -16,6 +16,7 @@ STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")
 FINAL_STATES = ("done", "failed", "cancelled")
 UNKNOWN_SUBMITTER = "unknown"   # jobs and runs recorded before submitters were
+RUN_KIND, AUTOTUNE_KIND = "run", "autotune"   # Job.kind
 
 # Who the code running now submits for: the dashboard sets it to the signed-in name at the top of every script
 # run (each browser session runs in its own thread, and each thread has its own context); a script or the CLI
@@ -68,6 +69,8 @@ class Job:
     requeues: int = 0               # times it was put back in the queue after its message was lost
     position: int | None = None     # 1 = next on its route; queued jobs only, computed on read
     joined: bool = False            # submit() found this identical job already queued/running
+    kind: str = RUN_KIND            # what the job process does: one run, or a whole auto-tune search (``key``
+    #                                 is then "autotune:<id>" and ``request`` the search's base request)
 
     @property
     def active(self) -> bool:
@@ -98,7 +101,8 @@ class Job:
 
     def overview_row(self) -> dict[str, Any]:
         """Its row in the queue overview: who asked for what, where it is and for how long."""
-        return {"job": self.job_id[:8], "submitted by": self.submitter, "model": self.request["model"]["source"],
+        model = self.request["model"]["source"] + (" (auto-tune)" if self.kind == AUTOTUNE_KIND else "")
+        return {"job": self.job_id[:8], "submitted by": self.submitter, "model": model,
                 "backend": self.request["backend"], "state": self.state, "position": self.position,
                 "stage": self.stage_text, "route": self.route, "elapsed_s": round(self.elapsed_s, 1)}
 

@@ -168,7 +168,7 @@ class Worker:
         """Hand the job to the child, relay its progress, honour cancel and stop, record the outcome."""
         child.conn.send(JobOrder(job.job_id, job.request, job.key, ship=not self.table.shares_store,
                                  gpu_record=self.gpu_record, pinned=pinned_gpu(job.route) is not None,
-                                 submitted_by=job.submitted_by))
+                                 submitted_by=job.submitted_by, kind=job.kind))
         self.table.update(job.job_id, only_if=("running",), pid=child.proc.pid)
         last_write, last_stage, cancel_at = 0.0, "", None
         next_check = time.monotonic()

@@ -1,26 +1,48 @@
 """Sweeps page, Auto-tune tab: an Optuna search over the compile knobs under constraints (build time, accuracy,
-allowed precisions), each trial a run on the job queue, the best configuration in words."""
+allowed precisions), run as one job on the queue (engine/studies/autotune/job.py) with its study stored in the data
+directory: a rerun or a closed tab does not stop it, Cancel stops it, Resume continues it, and a link
+(``?autotune=<id>``) opens a stored search with its report."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from engine import jobs
 from engine.capabilities import Capabilities
 from engine.charts import autotune as autotune_charts
 from engine.settings.defaults import INDUCTOR_MODES
 from engine.store import RunStore
 from engine.studies import autotune, sweeps
+from engine.studies.autotune.job import SearchStatus, cancel_autotune, resume_autotune, search_status, submit_autotune
+from engine.studies.autotune.stored import AutotuneNotFound, list_plans, load_report, plan_autotune
 from ui.errors import show_error
 from ui.exports import autotune_report_button
 from ui.job_panel import checked_request
 from ui.studies.sweep import recommended_for, study_base
+from ui.url_picker import pick_from_url
 
-TUNE_REPORT = "autotune_report"     # the AutotuneReport of the search this session ran
+URL_KEY = "autotune"
+PICK_KEY = "tune:chosen"
+REPORTS = "autotune_reports"   # autotune id -> (what the report was read at, the AutotuneReport)
+POLL_S = 1.0
 
 
 def render(store: RunStore, caps: Capabilities) -> None:
+    _search_form(store, caps)
+    st.divider()
+    plans = list_plans(store.root)
+    if not plans:
+        st.info("No auto-tune stored yet: start a search above.", icon=":material/travel_explore:")
+        return
+    labels = {p.autotune_id: f"{p.autotune_id} · {p.label()}" for p in plans}
+    chosen = pick_from_url(URL_KEY, list(labels), labels, key=PICK_KEY, label="Auto-tune searches",
+                           unknown=lambda i: f"No stored auto-tune {i!r}: pick one from the list, or start a search.",
+                           write_default=False)
+    if chosen is not None:
+        _show_search(store, chosen)
+
+
+def _search_form(store: RunStore, caps: Capabilities) -> None:
     raw = study_base("tune", caps)
     c1, c2, c3 = st.columns(3)
     max_build = c1.number_input("Max build time (s, 0 = no limit)", value=0.0, min_value=0.0, key="tune:build")
@@ -36,33 +58,83 @@ def render(store: RunStore, caps: Capabilities) -> None:
     inductor = c2.selectbox("Inductor baseline", INDUCTOR_MODES, key="tune:inductor",
                             help="Also time torch.compile once, with the defaults run, its compile time recorded: "
                                  "default (quick) or max-autotune (can take many minutes).")
-    if st.button("Search", type="primary", icon=":material/travel_explore:") and (base := checked_request(raw, caps)):
+    if st.button("Search", type="primary", icon=":material/travel_explore:",
+                 help="Runs as one job on the queue: it goes on when this tab reloads or closes.") \
+            and (base := checked_request(raw, caps)):
         try:
             limits = autotune.Constraints(max_build_s=max_build or None, max_rel_l2=max_err or None,
                                           precisions=tuple(precisions))
             space = {k: v for k, v in autotune.default_space(limits, recommended_for(store, base)).items()
                      if k in search}
-            jobs.ensure_workers()
-            status = st.status("Searching…", expanded=True)
-            bar = status.progress(0.0)
-
-            def on_trial(t: autotune.TrialRecord) -> None:
-                fraction, text = t.progress(trials)
-                bar.progress(fraction, text=text)
-
-            evaluate = sweeps.evaluator_on_queue(store, jobs.submit, jobs.get)
-            st.session_state[TUNE_REPORT] = autotune.autotune(base, evaluate, space=space, constraints=limits,
-                                                              n_trials=trials, on_trial=on_trial,
-                                                              baselines=("eager", f"inductor_{inductor}")
-                                                              if inductor != "off" else ("eager",))
-            status.update(label="Search finished", state="complete", expanded=False)
+            plan = plan_autotune(base, space=space, constraints=limits, n_trials=trials,
+                                 baselines=("eager", f"inductor_{inductor}") if inductor != "off" else ("eager",))
+            job = submit_autotune(plan)
         except Exception as e:
-            show_error(e, "The search failed")
-    report: autotune.AutotuneReport | None = st.session_state.get(TUNE_REPORT)
-    if report is not None:
-        st.markdown(f"**{report.summary()}**")
-        for note in report.notes:
-            st.caption(note)
-        st.plotly_chart(autotune_charts.autotune_trials(report.trials, report.objective), width="stretch")
-        st.dataframe(pd.DataFrame(report.trials), hide_index=True)
+            show_error(e, "Nothing was submitted")
+            return
+        st.query_params[URL_KEY] = plan.autotune_id    # the picker below opens it, and the link names it
+        st.toast(f"Auto-tune {plan.autotune_id} queued ({job.stage_text}).", icon=":material/schedule:")
+
+
+def _show_search(store: RunStore, autotune_id: str) -> None:
+    try:
+        status = search_status(autotune_id)
+    except AutotuneNotFound as e:
+        show_error(e)
+        return
+    if status.active:
+        _live_progress(store, autotune_id)
+        return
+    c1, c2 = st.columns([5, 1])
+    c1.caption(status.text())
+    if status.resumable and c2.button("Resume", icon=":material/play_arrow:", key=f"tune:resume:{autotune_id}",
+                                      help="Continue the same search: the trials done are kept and counted."):
+        try:
+            resume_autotune(autotune_id)
+        except Exception as e:
+            show_error(e, "Nothing was resumed")
+        else:
+            st.rerun()
+    _report_view(store, status)
+
+
+def _report_view(store: RunStore, status: SearchStatus) -> None:
+    """The report of what the search has measured so far (all of it once it ended)."""
+    autotune_id = status.plan.autotune_id
+    report = _report(store, autotune_id, (status.progress.trials_done, status.job.state if status.job else ""))
+    if report is None:
+        return
+    st.markdown(f"**{report.summary()}**")
+    for note in report.notes:
+        st.caption(note)
+    st.plotly_chart(autotune_charts.autotune_trials(report.trials, report.objective), width="stretch",
+                    key=f"tune:chart:{autotune_id}")
+    st.dataframe(pd.DataFrame(report.trials), hide_index=True, key=f"tune:trials:{autotune_id}")
+    if not status.active:
         autotune_report_button(report)
+
+
+@st.fragment(run_every=POLL_S)
+def _live_progress(store: RunStore, autotune_id: str) -> None:
+    """The search's progress and its Cancel, polled only while its job is queued or running; the whole page reruns
+    when it ends (the report, Resume)."""
+    status = search_status(autotune_id)
+    if not status.active:
+        st.rerun()
+    c1, c2 = st.columns([5, 1])
+    c1.progress(status.fraction, text=status.text())
+    if c2.button("Cancel search", icon=":material/cancel:", key=f"tune:cancel:{autotune_id}",
+                 help="Stops after the trial running now (or within it); Resume continues the same search."):
+        cancel_autotune(autotune_id)
+        st.rerun(scope="fragment")
+    _report_view(store, status)
+
+
+def _report(store: RunStore, autotune_id: str, read_at: tuple) -> autotune.AutotuneReport | None:
+    """The stored search's report, read again only when a trial was added or its job changed state."""
+    cached = st.session_state.setdefault(REPORTS, {}).get(autotune_id)
+    if cached is not None and cached[0] == read_at:
+        return cached[1]
+    report = load_report(store.root, autotune_id, store)
+    st.session_state[REPORTS][autotune_id] = (read_at, report)
+    return report

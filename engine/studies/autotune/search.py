@@ -25,16 +25,27 @@ from typing import Any
 
 import optuna
 
+from engine.backends.base import Cancelled
 from engine.errors import ConfigError, UserError
 from engine.result import RunResult
 from engine.settings.defaults import INDUCTOR_MODES, OPTIMIZATION_LEVELS
 from engine.settings.request import CompileSettings, RunRequest
+from engine.studies.autotune.stored_trials import (
+    DEFAULTS_ATTR,
+    INTERRUPTED_ATTR,
+    OBJECTIVE_ATTR,
+    RECORD_ATTR,
+    params_key,
+    record_attrs,
+    requeue_interrupted,
+    stored_records,
+)
 from engine.studies.autotune.trials import (
     AutotuneReport,
     Constraints,
     SearchSpace,
     TrialRecord,
-    search_report,
+    report_of,
     trial_record,
 )
 from engine.studies.judging import gpu_time_absence, preferred_metric
@@ -84,20 +95,26 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
              constraints: Constraints | None = None, n_trials: int = 20, seed: int = 0,
              on_trial: Callable[[TrialRecord], None] | None = None,
              should_stop: Callable[[], bool] | None = None,
-             baselines: tuple[str, ...] = ("eager",)) -> AutotuneReport:
+             baselines: tuple[str, ...] = ("eager",),
+             storage: str | optuna.storages.BaseStorage | None = None, study_name: str | None = None,
+             load_run: Callable[[str], RunResult | None] | None = None) -> AutotuneReport:
     """Search ``space`` around ``base`` for the fastest feasible configuration.
 
     ``evaluate`` measures one request (cached runs come back at no cost); a configuration the
-    sampler proposes twice is measured once. ``should_stop`` is polled between trials (cancel).
+    sampler proposes twice is measured once. ``should_stop`` is polled between trials (cancel); a
+    ``Cancelled`` raised by ``evaluate`` (cancel within a trial) ends the search at once, the trial
+    marked interrupted and queued again for a resume.
     ``baselines`` are timed once, with the defaults run, not with every trial: "eager", and
     "inductor_default" or "inductor_max-autotune" (plain "inductor" is max-autotune, as it was before
     the modes existed); the result names them the same way.
+
+    With ``storage`` (an Optuna storage or URL) and ``study_name`` the study is stored and resumable:
+    a second call with the same name continues it, the trials already done counted towards
+    ``n_trials`` and kept in the report (their runs read back with ``load_run``).
     """
     constraints = constraints or Constraints()
     space = dict(space) if space is not None else default_space(constraints)
-    _check_space(space, constraints)
-    if not 1 <= n_trials <= MAX_TRIALS:
-        raise ConfigError("autotune.n_trials", f"{n_trials} is outside 1..{MAX_TRIALS}")
+    check_search(base, space, constraints, n_trials, baselines)
     base = base.with_changes(**{"measure.accuracy": True}) if constraints.max_rel_l2 is not None else base
     inductor = inductor_mode(baselines)
     base = base.with_changes(**{"measure.compare_eager": False, "measure.compare_inductor": "off"})
@@ -109,6 +126,8 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
         if key not in measured:
             try:
                 measured[key] = (evaluate(request), "")
+            except Cancelled:
+                raise
             except Exception as e:  # noqa: BLE001 - a failed build is a failed trial, not a failed search
                 log.info("autotune trial failed: %s", e)
                 measured[key] = (None, e.message if isinstance(e, UserError) else str(e) or type(e).__name__)
@@ -128,36 +147,50 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
     grid_size = math.prod(len(c) for c in choices.values())
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(8, n_trials // 2 or 1))
-    study = optuna.create_study(direction="minimize", sampler=sampler)
-    if grid_size <= n_trials:
+    study = optuna.create_study(direction="minimize", sampler=sampler, storage=storage, study_name=study_name,
+                                load_if_exists=True)
+    fresh = not study.trials
+    records = stored_records(study)        # a resumed study's trials count, in the order they ran
+    requeue_interrupted(study)
+    study.set_user_attr(DEFAULTS_ATTR, record_attrs(defaults))
+    study.set_user_attr(OBJECTIVE_ATTR, [objective, objective_note])
+    if grid_size <= n_trials:   # == trial_budget(space, n_trials)
         # small space: measure every point once (GridSampler stops the study, which ask/tell cannot take)
-        for combo in itertools.product(*choices.values()):
-            study.enqueue_trial(dict(zip(choices, combo, strict=True)))
+        if fresh:
+            for combo in itertools.product(*choices.values()):
+                study.enqueue_trial(dict(zip(choices, combo, strict=True)))
         n_trials = grid_size
-    else:
+    elif fresh:
         # start the search from the defaults when they lie in the space
         defaults_params = {k: _encode(v) for k, v in _params(defaults_req, space).items()}
         if all(defaults_params[k] in choices[k] for k in space):
             study.enqueue_trial(defaults_params)
 
-    records: list[TrialRecord] = []
-    seen: set[tuple] = set()
-    for number in range(n_trials):
+    seen = {params_key(r.params) for r in records}
+    while len(records) < n_trials:
         if should_stop is not None and should_stop():
             break
         trial = study.ask(distributions)
+        number = len(records)
         params = {k: _decode(trial.params[k]) for k in space}
         try:
             request = base.with_changes(**params)
         except ConfigError as e:
+            record = TrialRecord(number, params, None, None, None, None, False, error=e.message)
+            trial.set_user_attr(RECORD_ATTR, record_attrs(record))
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            records.append(TrialRecord(number, params, None, None, None, None, False, error=e.message))
+            records.append(record)
             continue
-        result, error = measure(request)
+        try:
+            result, error = measure(request)
+        except Cancelled:
+            _interrupt(study, trial)
+            raise
         record = trial_record(number, params, result, error, constraints, objective)
-        record.repeated = _key(request) in seen
-        seen.add(_key(request))
+        record.repeated = params_key(params) in seen
+        seen.add(params_key(params))
         trial.set_constraint("violated", 0.0 if record.feasible else 1.0)   # TPE steers away from these
+        trial.set_user_attr(RECORD_ATTR, record_attrs(record))
         if record.objective_ms is None:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
@@ -166,10 +199,45 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
         if on_trial is not None:
             on_trial(record)
 
-    report = search_report(records, measured, defaults, space, constraints, base, objective)
-    if objective_note:
-        report.notes.insert(0, objective_note)
-    return report
+    runs = [r for r, _ in measured.values() if r is not None]
+    known = {r.run_id for r in runs}
+    for r in records:   # runs of trials measured before a resume
+        if r.run_id and r.run_id not in known and load_run is not None and (run := load_run(r.run_id)) is not None:
+            runs.append(run)
+            known.add(r.run_id)
+    return report_of(records, runs, defaults, space, constraints, base, objective, objective_note)
+
+
+def trial_budget(space: SearchSpace, n_trials: int) -> int:
+    """How many trials a search of ``n_trials`` over ``space`` runs: every point once when the space is smaller."""
+    grid_size = math.prod(len(_choices(v)) for v in space.values())
+    return grid_size if grid_size <= n_trials else n_trials
+
+
+def check_search(base: RunRequest, space: SearchSpace, constraints: Constraints, n_trials: int,
+                 baselines: Sequence[str]) -> None:
+    """Raise a ConfigError naming what is wrong with a search before anything is measured: an unknown knob, a
+    value the knob refuses, a precision the constraints forbid, a trial budget or baseline out of range."""
+    _check_space(space, constraints)
+    for knob, values in space.items():
+        if knob not in SWEEPABLE_KNOBS:
+            raise ConfigError(knob, "is not a searchable knob; choose from " + ", ".join(SEARCHABLE_KNOBS))
+        for v in values:   # a value the knob itself refuses; one refused only with other knobs is a failed trial
+            try:
+                base.with_changes(**{knob: _decode(_encode(tuple(v) if isinstance(v, list) else v))})
+            except ConfigError as e:
+                if e.field == knob:
+                    raise
+    if not 1 <= n_trials <= MAX_TRIALS:
+        raise ConfigError("autotune.n_trials", f"{n_trials} is outside 1..{MAX_TRIALS}")
+    inductor_mode(baselines)
+
+
+def _interrupt(study: optuna.Study, trial: optuna.Trial) -> None:
+    """A trial stopped by cancel: failed and marked interrupted (not counted), its point queued again."""
+    study.enqueue_trial(trial.params)
+    trial.set_user_attr(INTERRUPTED_ATTR, True)
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
 def _objective(space: SearchSpace, defaults: RunResult | None) -> tuple[str, str]:

@@ -150,14 +150,15 @@ def trial_record(number: int, params: dict[str, Any], result: RunResult | None, 
                        _rel_l2(result), not violation, violation, gpu_ms=gpu, objective_ms=figure)
 
 
-def search_report(records: list[TrialRecord], measured: dict[tuple, tuple[RunResult | None, str]],
-            defaults: TrialRecord, space: SearchSpace, constraints: Constraints,
-            base: RunRequest, objective: str = END_TO_END) -> AutotuneReport:
-    by_run = {r.run_id: r for r, _ in measured.values() if r is not None}
+def report_of(records: list[TrialRecord], runs: Sequence[RunResult], defaults: TrialRecord, space: SearchSpace,
+              constraints: Constraints, base: RunRequest, objective: str = END_TO_END,
+              objective_note: str = "") -> AutotuneReport:
+    """The report of a search from its trials and the runs they measured (any order; unknown ones are skipped)."""
+    by_run = {r.run_id: r for r in runs}
     feasible = [r for r in records if r.feasible and r.objective_ms is not None]
     best = min(feasible, key=lambda r: (r.objective_ms, r.number)) if feasible else None
     best_result = by_run.get(best.run_id) if best and best.run_id else None
-    notes = []
+    notes = [objective_note] if objective_note else []
     speedup = None
     if best is not None and best.objective_ms and defaults.objective_ms:
         speedup = defaults.objective_ms / best.objective_ms
