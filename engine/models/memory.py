@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 
 from engine.errors import ConfigError, ModelError
-from engine.models.entry import BuiltModel
 from engine.models import catalogue
+from engine.models.entry import BuiltModel
 from engine.models.registry import REGISTRY, input_specs
 from engine.settings.inputs import measured_shapes
 from engine.settings.request import ModelSpec, RunRequest
