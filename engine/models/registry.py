@@ -185,9 +185,12 @@ def describe_inputs(spec: ModelSpec) -> str:
         return "Inputs: from the model file's example_inputs()" if spec.source.endswith(".py") \
             else "Inputs: from the ExportedProgram's signature"
     entry = REGISTRY.get(spec.source)
-    if entry is None and spec.inputs is None:
+    if entry is not None:
+        specs = input_specs(entry, spec)
+    elif spec.inputs is not None:
+        specs = spec.inputs
+    else:
         return ""
-    specs = spec.inputs if entry is None else input_specs(entry, spec)
     parts = []
     for s in specs:
         shape = "x".join(map(str, s.shape))
