@@ -94,6 +94,14 @@ def test_the_seed_decides_the_weights(source):
     assert a.identity == f"registry:{source}:seed3" == registry.identity(ModelSpec(source=source), 3)
 
 
+def test_a_timm_model_without_a_classifier_is_a_feature_extractor():
+    assert registry.REGISTRY["timm/aimv2_large_patch14_224"].task == "feature_extraction"
+    assert registry.REGISTRY["timm/convnext_tiny"].task == "classification"
+    assert registry.REGISTRY["timm/resnet10t"].task == "classification"
+    with torch.device("meta"):
+        assert registry.REGISTRY["timm/aimv2_large_patch14_224"].build().num_classes == 0
+
+
 def test_a_torchvision_vit_by_name_gets_a_nonzero_head_and_says_so():
     built = registry.build(ModelSpec(source="vit_b_32"), seed=0)
     assert built.module.heads.head.weight.detach().any()

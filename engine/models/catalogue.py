@@ -137,14 +137,23 @@ def timm_builder(name: str) -> Callable[..., torch.nn.Module]:
     return build
 
 
-def timm_shape(name: str) -> tuple[int, ...]:
-    """The model's ``pretrained_cfg["input_size"]`` (C, H, W), (3, 224, 224) when it has none."""
+def _timm_cfg(name: str) -> Any:
     offline()
     import timm
 
-    cfg = timm.models.get_pretrained_cfg(name)
-    size = getattr(cfg, "input_size", None) if cfg is not None else None
+    return timm.models.get_pretrained_cfg(name)
+
+
+def timm_shape(name: str) -> tuple[int, ...]:
+    """The model's ``pretrained_cfg["input_size"]`` (C, H, W), (3, 224, 224) when it has none."""
+    size = getattr(_timm_cfg(name), "input_size", None)
     return tuple(int(d) for d in size) if size else IMAGE_SHAPE
+
+
+def timm_task(name: str) -> str:
+    """"classification", or "feature_extraction" for a model built without a classifier (``num_classes`` 0 in
+    its configuration: CLIP and other image towers return pooled features)."""
+    return "feature_extraction" if getattr(_timm_cfg(name), "num_classes", 1000) == 0 else "classification"
 
 
 @functools.lru_cache(maxsize=256)
@@ -164,5 +173,5 @@ def timm_parameters(name: str) -> int | None:
 
 def timm_entry(source: str, load_pretrained: Callable[[], torch.nn.Module | None] | None = None) -> RegistryEntry:
     name = source[len(TIMM_PREFIX):]
-    return RegistryEntry(source, "timm", timm_shape(name), timm_builder(name),
+    return RegistryEntry(source, "timm", timm_shape(name), timm_builder(name), task=timm_task(name),
                          notes=f"timm.create_model({name!r}, pretrained=False)", load_pretrained=load_pretrained)
