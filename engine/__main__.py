@@ -2,7 +2,7 @@
 
     python -m engine profile --model resnet18 --batch 1 [--backend tensorrt --precision fp16 ...] [--json]
                                                [--timeout S]  give up after S seconds (exit code 124)
-    python -m engine runs                      list stored runs
+    python -m engine runs                      list stored runs, the bundled samples included (as the dashboard)
     python -m engine capabilities              what this machine can do
     python -m engine report ID[,ID...] -o F    self-contained HTML report of runs or --study ID (engine/report)
     python -m engine supervisor ...            keep this host's job-queue workers running (engine/jobs/)
@@ -18,6 +18,7 @@ import json
 import logging
 import multiprocessing
 import sys
+from typing import Any
 
 from engine import capabilities, run_figures
 from engine.errors import ConfigError, ModelError, UserError
@@ -25,7 +26,7 @@ from engine.report.cli import add_report_command
 from engine.runner import Outcome, execute
 from engine.settings.cli import add_knob_options, request_from_args
 from engine.settings.request import RunRequest
-from engine.store import RunStore
+from engine.store import RunStore, open_store
 
 
 def _summary(outcome) -> str:
@@ -60,6 +61,32 @@ def _summary(outcome) -> str:
 TIMED_OUT = 124   # the exit code of timeout(1)
 
 
+def profile_json(outcome: Outcome) -> dict[str, Any]:
+    """What ``profile --json`` prints: the stored result (``RunResult.to_dict``) with
+
+    - ``cached``: True when the store answered and nothing was run;
+    - ``timing``: the timing figures as every page shows them (``run_figures.timing_json``);
+    - ``layers``: the per-layer table, one object per layer with the columns of ``engine.result.LAYER_COLUMNS``
+      (order, segment, runtime, name, layer_type, module_path, avg_ms, share), in execution order; ``[]`` when no
+      layer profile was measured;
+    - ``segmentation``: null, or the stored partition (total_ops, supported_ops, unsupported_ops, pytorch_nodes,
+      segments, recommendations, source) with ``coverage`` (supported / total ops), ``engine_count`` and
+      ``pytorch_segment_count``, and ``recommendations_in_words``: each min_block_size recommendation as the
+      Segmentation page says it (text, min_block_size, rerun: whether running it would build other engines).
+    """
+    r = outcome.result
+    doc = {"cached": outcome.cached, **r.to_dict(), "timing": run_figures.timing_json(r),
+           "layers": json.loads(r.layers.to_json(orient="records", double_precision=15))}
+    if r.segmentation is not None:
+        seg = r.segmentation
+        doc["segmentation"] = {**doc["segmentation"], "coverage": seg.coverage, "engine_count": seg.engine_count,
+                               "pytorch_segment_count": seg.pytorch_segment_count,
+                               "recommendations_in_words": [
+                                   {"text": rec.text.replace("**", ""), "min_block_size": rec.min_block_size,
+                                    "rerun": rec.rerun} for rec in run_figures.recommendations(r)]}
+    return doc
+
+
 def cmd_profile(ns: argparse.Namespace) -> int:
     request = request_from_args(ns)
     if ns.timeout is not None:
@@ -72,8 +99,7 @@ def cmd_profile(ns: argparse.Namespace) -> int:
 
     outcome = execute(request, store, progress, use_cache=not ns.no_cache)
     if ns.json:
-        print(json.dumps({"cached": outcome.cached, **outcome.result.to_dict(),
-                          "timing": run_figures.timing_json(outcome.result)}, indent=1))
+        print(json.dumps(profile_json(outcome), indent=1))
     else:
         print(_summary(outcome))
     return 0
@@ -110,8 +136,7 @@ def _profile_with_timeout(ns: argparse.Namespace, request: RunRequest) -> int:
     if reply[0] == "done":
         _, run_id, cached = reply
         outcome = Outcome(RunStore().get(run_id), cached)
-        print(json.dumps({"cached": outcome.cached, **outcome.result.to_dict()}, indent=1) if ns.json
-              else _summary(outcome))
+        print(json.dumps(profile_json(outcome), indent=1) if ns.json else _summary(outcome))
         return 0
     _, user_error, message, hint = reply
     print(f"error: {message}" + (f"\nhint: {hint}" if hint else ""), file=sys.stderr)
@@ -119,7 +144,7 @@ def _profile_with_timeout(ns: argparse.Namespace, request: RunRequest) -> int:
 
 
 def cmd_runs(ns: argparse.Namespace) -> int:
-    df = RunStore().list_runs()
+    df = open_store().list_runs()     # the store as the dashboard opens it: bundled samples imported
     print(df.drop(columns=["key"]).to_string(index=False) if len(df) else "no runs stored yet")
     return 0
 

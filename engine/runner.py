@@ -40,7 +40,8 @@ def request_key(request: RunRequest, caps: capabilities.Capabilities | None = No
 def check_request(request: RunRequest, caps: capabilities.Capabilities, gpu_index: int = 0) -> None:
     """Whether this machine can run a validated request, checked before anything is queued or built: device and
     Torch-TensorRT flavour, the quantization scheme and its calibration data, the modules kept in higher precision,
-    the inputs' memory. Raises ConfigError naming the field and what to do."""
+    the model's name, the weights' and inputs' memory. Raises ConfigError naming the field and what to do."""
+    registry.check_source(request.model)
     device = capabilities.resolve_device(request, caps)
     if device == "cuda" and not caps.cuda_available:
         raise ConfigError("device", "cuda was asked for but this machine has no NVIDIA GPU; choose cpu or auto")

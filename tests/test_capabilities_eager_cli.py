@@ -103,6 +103,10 @@ def test_cli_profile_json_cache_and_errors(tmp_path):
     assert doc["timing"]["e2e_median_ms"] == doc["latency"]["median_ms"]
     assert doc["timing"]["shown"]["GPU time"] == "needs an NVIDIA GPU"
     assert doc["timing"]["shown"]["Host overhead"] == "needs an NVIDIA GPU"
+    # the per-layer table the eager run measured, one object per layer; an eager run has no partition
+    assert len(doc["layers"]) > 10 and {row["segment"] for row in doc["layers"]} == {"eager"}
+    assert sum(row["share"] for row in doc["layers"]) == pytest.approx(1.0)
+    assert doc["segmentation"] is None
     second = _cli(*args, env=env)
     assert second.returncode == 0 and "cached: answered from the store" in second.stdout
     assert "GPU time: needs an NVIDIA GPU" in second.stdout
@@ -113,6 +117,7 @@ def test_cli_profile_json_cache_and_errors(tmp_path):
     assert "Traceback" not in bad.stderr
     runs = _cli("runs", env=env)
     assert doc["run_id"] in runs.stdout
+    assert "20261124-043616-868ec574" in runs.stdout      # a bundled sample, as the dashboard lists it
 
 
 def test_the_nvidia_driver_version_is_read_from_the_drivers_proc_file(tmp_path):

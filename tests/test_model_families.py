@@ -39,7 +39,7 @@ def tiny_registry(monkeypatch):
 
 
 def test_every_family_entry_is_in_the_registry_and_covered_here():
-    family = {n for n, e in registry.REGISTRY.items() if e.family in ("timm", "transformers")}
+    family = {n for n, e in registry.CURATED.items() if e.family in ("timm", "transformers")}
     assert family == set(TINY) == set(model_families.family_models())
     assert "resnet50" in registry.REGISTRY and registry.REGISTRY["resnet50"].family == "torchvision"
     assert registry.REGISTRY["timm/resnet50"].family == "timm"

@@ -106,3 +106,16 @@ def test_quantization_schemes_the_gpu_cannot_run_are_marked_and_block_the_run(ap
     assert app.button[0].disabled
     app.selectbox(key="knob:compile.quantization").select("int8_weight_only").run()
     assert not any("compile.quantization" in e.value for e in app.error)
+
+
+def test_the_model_picker_offers_every_torchvision_and_timm_model_by_name(app):
+    picker = app.selectbox(key="knob:model.source")
+    assert picker.value == "resnet18"
+    assert {"regnet_y_800mf", "inception_v3", "timm/convnext_tiny", "timm/resnet10t", "hf/bert-base"} <= set(
+        picker.options)
+    assert len(picker.options) > 1_000
+    picker.select("timm/resnet10t").run()
+    assert app.text_input(key="knob:model.input_shape").placeholder == "model default: 3,176,176"
+    assert any(c.value == "Inputs: x 1x3x176x176 float32" for c in app.caption)
+    app.selectbox(key="knob:model.source").select("inception_v3").run()
+    assert any(c.value == "Inputs: x 1x3x299x299 float32" for c in app.caption)

@@ -54,8 +54,9 @@ def model_form(key: str, *, source: str | None = None, batch_size: int | None = 
     label, help_text = _meta("source")
     with next(columns):
         picked = st.selectbox(label, sources, index=sources.index(start), key=f"{key}:model.source",
-                              help=f"{help_text} Built-in models use random weights; file: models come from the "
-                                   f"models directory ({model_files.models_dir()}).")
+                              help=f"{help_text} Type to search. Built-in models get random weights from the "
+                                   "seed (nothing is downloaded); file: models come from the models directory "
+                                   f"({model_files.models_dir()}).")
     raw: dict[str, Any] = {"source": picked}
     if batch_size is not None:
         label, help_text = _meta("batch_size")

@@ -7,15 +7,13 @@ import streamlit as st
 
 from engine import run_parts
 from engine.result import RunResult
-from engine.store import RunStore, data_dir
+from engine.store import RunStore, data_dir, open_store
 
 
 @st.cache_resource(show_spinner=False)
 def store_at(root: str) -> RunStore:
-    store = RunStore(root)
-    # idempotent: the bundled GPU recordings show up on a fresh data directory
-    store.import_samples()   # TRTDASH_SAMPLES_DIR points elsewhere; an empty directory turns samples off
-    return store
+    # the bundled GPU recordings show up on a fresh data directory, as in `python -m engine runs`
+    return open_store(root)   # TRTDASH_SAMPLES_DIR points elsewhere; an empty directory turns samples off
 
 
 def get_store() -> RunStore:

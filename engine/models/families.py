@@ -16,13 +16,13 @@ BERT-base.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from engine.models import catalogue
 from engine.models.entry import RegistryEntry
 from engine.settings.inputs import BATCH_DIM, SEQUENCE_DIM, InputSpec
 from engine.settings.request import ModelSpec
@@ -30,13 +30,8 @@ from engine.settings.request import ModelSpec
 OFFLINE_ENV = "HF_HUB_OFFLINE"
 DEFAULT_SEQUENCE_LENGTH = 128
 IMAGE_SHAPE = (3, 224, 224)   # timm's and ViTConfig's defaults, without batch
-TIMM_PREFIX = "timm/"
+TIMM_PREFIX = catalogue.TIMM_PREFIX
 HF_PREFIX = "hf/"
-
-
-def _offline() -> None:
-    # huggingface_hub reads this at import; local_files_only below covers an earlier import
-    os.environ[OFFLINE_ENV] = "1"
 
 
 class TextEncoder(torch.nn.Module):
@@ -81,19 +76,9 @@ class FamilyModel:
 
 
 # -- timm ----------------------------------------------------------------------------------------
-def _timm_build(name: str) -> Callable[..., torch.nn.Module]:
-    def build(**overrides: Any) -> torch.nn.Module:
-        _offline()
-        import timm
-
-        return timm.create_model(name, pretrained=False, **overrides)
-
-    return build
-
-
-def _timm_pretrained(name: str) -> Callable[[], torch.nn.Module | None]:
+def timm_pretrained(name: str) -> Callable[[], torch.nn.Module | None]:
     def load() -> torch.nn.Module | None:
-        _offline()
+        catalogue.offline()
         import timm
         from huggingface_hub import try_to_load_from_cache
 
@@ -114,7 +99,7 @@ TIMM_MODELS = ("efficientnet_b0", "convnext_tiny", "deit_small_patch16_224", "re
 
 
 def _timm_model(name: str) -> FamilyModel:
-    return FamilyModel(TIMM_PREFIX + name, "timm", "image", _timm_build(name), _timm_pretrained(name),
+    return FamilyModel(TIMM_PREFIX + name, "timm", "image", catalogue.timm_builder(name), timm_pretrained(name),
                        notes=f"timm.create_model({name!r}, pretrained=False)")
 
 
@@ -129,7 +114,7 @@ class _HF:
 
 
 def _hf_config(spec: _HF, overrides: dict[str, Any]) -> Any:
-    _offline()
+    catalogue.offline()
     import transformers
 
     return getattr(transformers, spec.config_class)(**dict(spec.config_overrides), **overrides)
@@ -151,7 +136,7 @@ def _hf_build(spec: _HF) -> Callable[..., torch.nn.Module]:
 
 def _hf_pretrained(spec: _HF) -> Callable[[], torch.nn.Module | None]:
     def load() -> torch.nn.Module | None:
-        _offline()
+        catalogue.offline()
         import transformers
 
         try:

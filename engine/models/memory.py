@@ -1,11 +1,12 @@
-"""Memory, before it is allocated: the inputs' size at submit (``check_input_memory``, no model code runs), and the
-activations after the batch-1 check run (``check_activation_memory``)."""
+"""Memory, before it is allocated: the inputs' and the weights' size at submit (``check_input_memory``, no model code
+runs), and the activations after the batch-1 check run (``check_activation_memory``)."""
 
 from __future__ import annotations
 
 import torch
 
 from engine.errors import ConfigError, ModelError
+from engine.models import catalogue
 from engine.models.entry import BuiltModel
 from engine.models.registry import REGISTRY, input_specs
 from engine.settings.inputs import measured_shapes
@@ -40,18 +41,41 @@ def input_bytes(spec: ModelSpec) -> tuple[int, str] | None:
     return total, ", ".join(parts)
 
 
+def parameter_count(spec: ModelSpec) -> int | None:
+    """A registry model's parameter count without building it: what torchvision documents for its weights, a meta-
+    device build for timm; None for other families and model files."""
+    entry = REGISTRY.get(spec.source)
+    if entry is None:
+        return None
+    if entry.family == "torchvision":
+        return catalogue.torchvision_parameters(entry.name)
+    if entry.family == "timm":
+        return catalogue.timm_parameters(entry.name[len(catalogue.TIMM_PREFIX):])
+    return None
+
+
 def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**28 else f"{n / 2**20:.1f} MiB"
 
 
 def check_input_memory(request: RunRequest, *, ram_bytes: int | None, gpu_memory_bytes: int | None) -> None:
-    """Refuse, with the figures, a request whose inputs alone exceed the machine's RAM (inputs are made on the
-    CPU) or the GPU's memory (a CUDA run holds them there). Raises ``ConfigError`` on model.batch_size."""
+    """Refuse, with the figures, a request whose model weights (fp32, as built) or inputs alone exceed the machine's
+    RAM (both are made on the CPU) or the GPU's memory (a CUDA run holds them there). Raises ``ConfigError`` on
+    model.source (the weights) or model.batch_size (the inputs)."""
+    limits = ((ram_bytes, "RAM"), (gpu_memory_bytes if request.device != "cpu" else None, "GPU memory"))
+    parameters = parameter_count(request.model)
+    if parameters:
+        weights = 4 * parameters
+        for limit, what in limits:
+            if limit and weights > limit:
+                raise ConfigError("model.source", f"{request.model.source} has {parameters / 1e6:,.0f} M parameters: "
+                                                  f"its fp32 weights alone take {_gib(weights)}, more than this "
+                                                  f"machine's {_gib(limit)} of {what}; choose a smaller model")
     size = input_bytes(request.model)
     if size is None:
         return
     total, described = size
-    for limit, what in ((ram_bytes, "RAM"), (gpu_memory_bytes if request.device != "cpu" else None, "GPU memory")):
+    for limit, what in limits:
         if limit and total > limit:
             raise ConfigError("model.batch_size", f"the inputs alone take {_gib(total)} ({described}), more than "
                                                   f"this machine's {_gib(limit)} of {what}; use a smaller batch or "

@@ -1,5 +1,6 @@
-"""Buildable models: the built-in registry (torchvision, timm and Hugging Face configurations, engine/models/
-families.py) and the admin's model files (engine/models/files.py), by name, with the inputs each is fed.
+"""Buildable models: the built-in registry (curated torchvision, timm and Hugging Face configurations, engine/models/
+families.py, then every torchvision classification and timm model by name, engine/models/catalogue.py) and the
+admin's model files (engine/models/files.py), by name, with the inputs each is fed.
 
 Registry models get random weights from a fixed seed; pretrained weights are used only when already in the local
 torch hub cache (nothing is downloaded). ``build`` returns the model in eval mode on CPU with example inputs,
@@ -8,13 +9,13 @@ after checking it runs on them (engine/models/checks.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
 import torch
 
 from engine.errors import ConfigError, ModelError
-from engine.models import families
+from engine.models import catalogue, families
 from engine.models.checks import check_dynamic_ranges, check_runs, model_info
 from engine.models.entry import BuiltModel, RegistryEntry
 from engine.models.files import FILE_PREFIX, build_file, custom_model_files, file_identity
@@ -22,42 +23,83 @@ from engine.models.input_tensors import example_tensors
 from engine.settings.inputs import InputSpec, measured_shapes
 from engine.settings.request import ModelSpec
 
-# torchvision starts these models' classification head at zero: with random weights every output is 0 and
-# no accuracy figure means anything (seen in the H200 vit_b_16 ladder). Built from a seed, their zero
-# Linear weights get a small random init instead; the weights identity says so.
-ZERO_HEAD_PREFIXES = ("vit_",)
+ZERO_HEAD_PREFIXES = catalogue.ZERO_HEAD_PREFIXES
 NONZERO_HEAD_TAG = ":nonzero-head"
-
-
-def _torchvision(name: str) -> Callable[[], torch.nn.Module]:
-    def build() -> torch.nn.Module:
-        import torchvision.models as tvm
-
-        module = tvm.get_model(name, weights=None)
-        if name.startswith(ZERO_HEAD_PREFIXES):
-            for layer in module.modules():
-                if isinstance(layer, torch.nn.Linear) and not layer.weight.detach().any():
-                    torch.nn.init.trunc_normal_(layer.weight, std=0.02)
-        return module
-
-    return build
-
 
 _TV_224 = ["resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0",
            "convnext_tiny", "vit_b_16", "swin_t", "regnet_y_400mf", "densenet121"]
 
-REGISTRY: dict[str, RegistryEntry] = {
-    n: RegistryEntry(n, "torchvision", (3, 224, 224), _torchvision(n)) for n in _TV_224
+# the hand-picked models, listed first in the picker: their entries (and so their runs' cache keys) never change
+CURATED: dict[str, RegistryEntry] = {
+    n: RegistryEntry(n, "torchvision", (3, 224, 224), catalogue.torchvision_builder(n)) for n in _TV_224
 }
-
-
 for _name, _entry in families.entries().items():
-    REGISTRY.setdefault(_name, _entry)
+    CURATED.setdefault(_name, _entry)
+
+
+class Registry(MutableMapping[str, RegistryEntry]):
+    """Every registry model by name: the curated entries, then every torchvision classification model and every
+    timm model (engine/models/catalogue.py), whose entries are made when first looked up. Setting an entry (a
+    test's smaller configuration) replaces or adds a curated one."""
+
+    def __init__(self, curated: dict[str, RegistryEntry]):
+        self._curated = curated
+        self._made: dict[str, RegistryEntry] = {}
+
+    def __getitem__(self, name: str) -> RegistryEntry:
+        if name in self._curated:
+            return self._curated[name]
+        if name not in self._made:
+            if catalogue.is_timm(name):
+                short = name[len(catalogue.TIMM_PREFIX):]
+                self._made[name] = catalogue.timm_entry(name, families.timm_pretrained(short))
+            elif catalogue.is_torchvision(name):
+                self._made[name] = catalogue.torchvision_entry(name)
+            else:
+                raise KeyError(name)
+        return self._made[name]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in self._curated or catalogue.is_timm(name)
+                                          or catalogue.is_torchvision(name))
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._curated
+        yield from (n for n in catalogue.sources() if n not in self._curated)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __setitem__(self, name: str, entry: RegistryEntry) -> None:
+        self._curated[name] = entry
+
+    def __delitem__(self, name: str) -> None:
+        del self._curated[name]
+
+
+REGISTRY = Registry(CURATED)
 
 
 def available_sources() -> list[str]:
-    """What the model picker lists: registry names, then ``file:`` entries."""
+    """What the model picker lists: the curated models, every other torchvision and timm model, then ``file:``
+    entries (names only: no model is built, the catalogue's lists are read once per process)."""
     return list(REGISTRY) + [FILE_PREFIX + n for n in custom_model_files()]
+
+
+def unknown_model(source: str) -> tuple[str, str]:
+    """(message, hint) for a source that names no model, the hint listing the closest names."""
+    close = catalogue.close_matches(source, list(REGISTRY) + [FILE_PREFIX + n for n in custom_model_files()])
+    message = f"Unknown model {source!r}" + (f"; did you mean {', '.join(close)}?" if close else ".")
+    return message, ("Torchvision models go by their name (resnet50), timm models as timm/<name> "
+                     "(timm/convnext_tiny), model files as file:<name> from the models directory.")
+
+
+def check_source(spec: ModelSpec) -> None:
+    """Refuse, at submit, a source that names no model: ConfigError on model.source with the closest names."""
+    if spec.source.startswith(FILE_PREFIX) or spec.source in REGISTRY:
+        return
+    message, hint = unknown_model(spec.source)
+    raise ConfigError("model.source", message[0].lower() + message[1:] + " " + hint)
 
 
 def _pretrained_from_cache(name: str) -> torch.nn.Module | None:
@@ -78,7 +120,9 @@ def identity(spec: ModelSpec, seed: int = 0) -> str:
         return file_identity(spec, seed)
     if spec.pretrained:
         return f"registry:{spec.source}:pretrained"
-    tag = NONZERO_HEAD_TAG if spec.source.startswith(ZERO_HEAD_PREFIXES) and spec.source in _TV_224 else ""
+    zero_head = spec.source.startswith(ZERO_HEAD_PREFIXES) and (spec.source in _TV_224
+                                                                 or catalogue.is_torchvision(spec.source))
+    tag = NONZERO_HEAD_TAG if zero_head else ""
     return f"registry:{spec.source}:seed{seed}{tag}"
 
 
@@ -88,8 +132,7 @@ def build(spec: ModelSpec, seed: int = 0) -> BuiltModel:
         return build_file(spec, seed)
     entry = REGISTRY.get(spec.source)
     if entry is None:
-        raise ModelError(f"Unknown model {spec.source!r}.",
-                         f"Choose one of {', '.join(REGISTRY)} or a file: model from the models directory.")
+        raise ModelError(*unknown_model(spec.source))
     torch.manual_seed(seed)
     module = None
     weights = identity(spec, seed)
@@ -142,9 +185,12 @@ def describe_inputs(spec: ModelSpec) -> str:
         return "Inputs: from the model file's example_inputs()" if spec.source.endswith(".py") \
             else "Inputs: from the ExportedProgram's signature"
     entry = REGISTRY.get(spec.source)
-    if entry is None and spec.inputs is None:
+    if entry is not None:
+        specs = input_specs(entry, spec)
+    elif spec.inputs is not None:
+        specs = spec.inputs
+    else:
         return ""
-    specs = input_specs(entry, spec) if entry is not None else spec.inputs or ()
     parts = []
     for s in specs:
         shape = "x".join(map(str, s.shape))

@@ -9,6 +9,7 @@ error, and the help of each option lists the knob's choices.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 from engine.settings.knobs import knob_fields, knob_info
@@ -27,12 +28,27 @@ def knob_flag(dotted: str) -> str:
     return flag or "--" + dotted.rsplit(".", 1)[-1].replace("_", "-")
 
 
+def knob_metavar(f: dataclasses.Field) -> str:
+    """What an option takes, from the knob's metadata: ``{eager,tensorrt}`` for a choice, ``{true,false}`` for a
+    switch, ``{none,0,...,5}`` for a nullable knob with named options, else the field's name."""
+    info = knob_info(f)
+    if info.kind == "choice":
+        return "{" + ",".join(map(str, info.choices)) + "}"
+    if info.kind == "bool":
+        return "{true,false}"
+    if info.options:
+        return "{" + ",".join(["none", *map(str, info.options)]) + "}"
+    return f.name.upper()
+
+
 def add_knob_options(p: argparse.ArgumentParser) -> None:
-    """One option per knob, generated from the request dataclasses."""
+    """One option per knob, generated from the request dataclasses. The allowed values are shown from the
+    metadata and checked by ``RunRequest.from_dict`` (not by argparse), so a wrong value is named by its field
+    and values kept for old requests (``--compare-inductor on``) still mean what they meant."""
     for dotted, f in all_knobs():
         info = knob_info(f)
-        choices = f"One of {', '.join(info.choices)}. " if info.choices else ""
-        p.add_argument(knob_flag(dotted), dest=dotted, default=None, metavar=f.name.upper(),
+        choices = f"One of {', '.join(map(str, info.choices))}. " if info.choices else ""
+        p.add_argument(knob_flag(dotted), dest=dotted, default=None, metavar=knob_metavar(f),
                        help=f"{info.help} {choices}(default: {f.default!r})")
 
 

@@ -56,7 +56,9 @@ class ModelSpec:
     ``input_shape`` excludes the batch dimension; ``None`` takes the model's default.
     """
 
-    source: str = knob("resnet18", "Model", "A built-in model or a file from the models directory.", cli_flag="--model")
+    source: str = knob("resnet18", "Model", "A built-in model: any torchvision classification model by name "
+                       "(resnet50), any timm model as timm/<name>, a Hugging Face configuration as hf/<name>; or "
+                       "file:<name> from the models directory.", cli_flag="--model")
     batch_size: int = knob(1, "Batch size", "Leading dimension of every input.", min=1, max=MAX_BATCH_SIZE,
                            cli_flag="--batch")
     input_shape: tuple[int, ...] | None = knob(

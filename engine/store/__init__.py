@@ -19,10 +19,10 @@ from engine.store.paths import (
     new_run_id,
     utc_now_iso,
 )
-from engine.store.runs import ORPHAN_MIN_AGE_S, SUMMARY_COLUMNS, RunNotFound, RunStore
+from engine.store.runs import ORPHAN_MIN_AGE_S, SUMMARY_COLUMNS, RunNotFound, RunStore, open_store
 
 __all__ = [
     "ARTIFACT_NAME", "DATA_DIR_ENV", "DEFAULT_DATA_DIR", "ORPHAN_MIN_AGE_S", "PROJECT_ROOT", "RUN_ID_PATTERN",
     "SAMPLES_DIR", "SUMMARY_COLUMNS", "InvalidRunId", "RunNotFound", "RunStore", "check_run_id", "data_dir",
-    "is_run_id", "new_run_id", "utc_now_iso",
+    "is_run_id", "new_run_id", "open_store", "utc_now_iso",
 ]

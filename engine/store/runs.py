@@ -322,6 +322,14 @@ class RunStore:
         return ids
 
 
+def open_store(root: str | Path | None = None) -> RunStore:
+    """The store as the dashboard and the CLI read it: the data directory's runs with the bundled sample runs
+    imported (once; idempotent), so both list the same runs on a fresh data directory."""
+    store = RunStore(root)
+    store.import_samples()
+    return store
+
+
 class _Tx:
     """A sqlite3 connection whose ``with`` block is one IMMEDIATE transaction."""
 
