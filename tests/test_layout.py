@@ -174,3 +174,16 @@ def test_pages_holds_only_the_pages_of_the_navigation():
                if path.name != "__pycache__"}
     assert present == listed, (f"in pages/ but not a page of dashboard.py's navigation (shared UI lives in ui/): "
                                f"{sorted(present - listed)}; in the navigation but missing: {sorted(listed - present)}")
+
+
+def test_the_profile_page_never_shadows_the_standard_librarys_profile_module():
+    """With pages/ first on sys.path (a page run on its own), ``import cProfile`` (torch._dynamo does it) must load
+    the standard library's ``profile``, not pages/profile.py."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.path.insert(0, 'pages'); "
+            "import ui, cProfile, profile; print(profile.__file__); assert hasattr(profile, 'Profile')")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "pages" not in done.stdout and done.stdout.strip().endswith("profile.py")

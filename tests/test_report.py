@@ -346,9 +346,25 @@ def test_cli_writes_the_report_and_the_trace(data_dir, tmp_path, capsys):
     assert study.read_bytes() == report.study_html(data_dir, LADDER, tolerance_rel_l2=0.2)
 
 
+def test_cli_reports_a_stored_auto_tune_search_as_the_page_does(data_dir, tuned_search, tmp_path):
+    """A stored search is a study too: ``--study <id>`` (or ``autotune:<id>``) rebuilds it from its Optuna study and
+    stored runs, the same bytes as the Sweeps page's download of it."""
+    from engine.studies.autotune.stored import load_report
+
+    autotune_id, _ = tuned_search
+    rebuilt = load_report(data_dir.root, autotune_id, data_dir)
+    for study in (autotune_id, f"autotune:{autotune_id}"):
+        out = tmp_path / "autotune.html"
+        assert cli.main(["report", "--study", study, "-o", str(out)]) == 0
+        assert out.read_bytes() == report.autotune_html(data_dir, rebuilt)
+    assert autotune_id in [r.study_id for r in report.studies.known_studies(data_dir) if r.kind == "autotune"]
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["report", "20200101-000000-deadbeef", "-o", "{tmp}/x.html"], "'20200101-000000-deadbeef' does not exist"),
     (["report", "--study", "no_such_study", "-o", "{tmp}/x.html"], "No study 'no_such_study'"),
+    (["report", "--study", "autotune:at-20200101-000000-deadbeef", "-o", "{tmp}/x.html"],
+     "No study 'at-20200101-000000-deadbeef'"),
     (["report", "-o", "{tmp}/x.html"], "Nothing to report on"),
     ([*["report", ",".join(f"r{i}" for i in range(7))], "-o", "{tmp}/x.html"], "at most 6"),
     (["report", VIT_FP32], "No output named"),

@@ -2,7 +2,7 @@
 
     python -m engine report ID -o run.html
     python -m engine report ID,ID,ID [--baseline ID] -o compare.html
-    python -m engine report --study ID -o study.html         (ladder:ID / sweep:ID / batch:ID when ids collide)
+    python -m engine report --study ID -o study.html         (ladder:ID / sweep:ID / batch:ID / autotune:ID)
     python -m engine report ID --trace layers.json           (open in https://ui.perfetto.dev)
 
 Bad ids, unknown studies and unwritable files print ``error: ...`` with a hint and exit with code 2.
@@ -24,7 +24,7 @@ def add_report_command(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("ids", nargs="*", metavar="ID[,ID...]",
                    help="a run id, or 2-6 run ids to compare (comma- or space-separated)")
-    p.add_argument("--study", metavar="ID", help="a knob sweep, precision ladder or batch sweep id")
+    p.add_argument("--study", metavar="ID", help="a knob sweep, precision ladder, batch sweep or auto-tune id")
     p.add_argument("-o", "--output", metavar="FILE.html", help="where to write the HTML report ('-': stdout)")
     p.add_argument("--trace", metavar="FILE.json",
                    help="write the runs' per-layer timeline as Chrome-trace JSON (Perfetto, chrome://tracing)")

@@ -1,9 +1,9 @@
 """Studies in a report: a knob sweep, a precision ladder, a batch sweep or an auto-tune search.
 
-``find_study`` is the one place that says which stored group of runs a study id names. Today a study is the runs
-tagged ``sweep:<id>`` (a batch sweep when it varies ``model.batch_size``) or ``ladder:<id>``, and an auto-tune
-search lives only in the page that ran it (``autotune_report`` takes its ``AutotuneReport``). When studies become
-stored records, ``find_study`` reads the record and the rest of this module stays as it is.
+``find_study`` is the one place that says which stored group of runs a study id names: the runs of a knob sweep
+(a batch sweep when it varies ``model.batch_size``) or a precision ladder, read through their loaders (the stored
+study record, else the tags of bundled samples), and a stored auto-tune search (``engine.studies.autotune.stored``:
+its plan and Optuna study in the data directory), rebuilt into its ``AutotuneReport``.
 
 Verdicts, tables and figures come from ``engine.studies.sweeps``, ``engine.studies.ladder``,
 ``engine.studies.batch_sweep``, ``engine.studies.autotune`` and their chart modules, exactly as the Sweeps page calls
@@ -29,11 +29,13 @@ from engine.result import RunResult
 from engine.store import RunNotFound, RunStore
 from engine.studies import batch_sweep, ladder, sweeps
 from engine.studies.autotune import AutotuneReport
+from engine.studies.autotune import stored as stored_autotune
 
 STUDY_KINDS = {"sweep": "knob sweep", "ladder": "precision ladder", "batch_sweep": "batch sweep",
                "autotune": "auto-tune search"}
 # "kind:<id>" names one kind when a sweep and a ladder share an id
-_KIND_PREFIXES = {"sweep": "sweep", "ladder": "ladder", "batch": "batch_sweep", "batch_sweep": "batch_sweep"}
+_KIND_PREFIXES = {"sweep": "sweep", "ladder": "ladder", "batch": "batch_sweep", "batch_sweep": "batch_sweep",
+                  "autotune": "autotune"}
 SWEEP_COLUMNS = ["x_label", "series", "median_ms", "p10_ms", "p90_ms", "ci_low_ms", "ci_high_ms", "build_s",
                  "engine_count", "pytorch_segments", "coverage", "rel_l2", "pareto", "run_id"]
 BATCH_COLUMNS = ["strategy", "batch_size", "median_ms", "p10_ms", "p90_ms", "throughput_per_s", "peak_memory_bytes",
@@ -61,7 +63,8 @@ def known_studies(store: RunStore) -> list[StudyRef]:
     listed = sweeps.list_sweeps(store)
     refs = [StudyRef("batch_sweep" if batch_sweep.BATCH_KNOB in str(knobs).split(", ") else "sweep", sid)
             for sid, knobs in zip(listed["sweep_id"], listed["knobs"], strict=True)]
-    return refs + [StudyRef("ladder", lid) for lid in ladder.list_ladders(store)]
+    refs += [StudyRef("ladder", lid) for lid in ladder.list_ladders(store)]
+    return refs + [StudyRef("autotune", plan.autotune_id) for plan in stored_autotune.list_plans(store.root)]
 
 
 def find_study(store: RunStore, study_id: str) -> StudyRef:
@@ -77,7 +80,7 @@ def find_study(store: RunStore, study_id: str) -> StudyRef:
     if not found:
         listed = ", ".join(r.study_id for r in known[:12]) + (" …" if len(known) > 12 else "")
         raise ReportError(f"No study {study_id!r}: no stored run belongs to a knob sweep, precision ladder or batch "
-                          "sweep of that id.",
+                          "sweep of that id, and no auto-tune search has it.",
                           f"Known studies: {listed}." if known else "No study is stored yet: run a sweep first.")
     if len(found) > 1:
         raise ReportError(f"{study_id!r} names both a " + " and a ".join(STUDY_KINDS[r.kind] for r in found) + ".",
@@ -94,8 +97,14 @@ def study_report(store: RunStore, study_id: str, *, tolerance_rel_l2: float = la
             return ladder_report(store, ref.study_id, tolerance_rel_l2)
         if ref.kind == "batch_sweep":
             return batch_report(batch_sweep.load_batch_sweep(store, ref.study_id))
+        if ref.kind == "autotune":
+            found = stored_autotune.load_report(store.root, ref.study_id, store)
+            if found is None:
+                raise ReportError(f"Auto-tune {ref.study_id} has no measured trial yet: its defaults run first.",
+                                  "Wait for the search's first trial (Sweeps → Auto-tune shows its progress).")
+            return autotune_report(store, found)
         return sweep_report(sweeps.load_sweep(store, ref.study_id))
-    except RunNotFound as e:      # deleted between finding and loading
+    except (RunNotFound, stored_autotune.AutotuneNotFound) as e:      # deleted between finding and loading
         raise ReportError(e.message) from None
 
 
