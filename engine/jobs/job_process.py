@@ -30,6 +30,7 @@ from engine.store import DATA_DIR_ENV, RunStore
 from engine.store.studies import StudyTable
 
 CHILD_READY_TIMEOUT_S = 120.0
+CLOSE_GRACE_S = 15.0         # how long close() waits for a job process to exit before killing it
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class JobProcess:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.conn.send(None)
-        self.proc.join(2)
+        self.proc.join(CLOSE_GRACE_S)     # a process holding torch takes a while to tear down on a busy machine
         if self.proc.is_alive():
             self.proc.kill()
             self.proc.join(2)
