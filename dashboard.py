@@ -18,11 +18,11 @@ st.set_page_config(page_title="TensorRT profiler", page_icon=":material/speed:",
 
 def pages(signed_in: bool) -> list[st.Page]:
     return [
-        st.Page("pages/profile.py", title="Profile", icon=":material/play_circle:", url_path="profile",
-                default=signed_in),
+        st.Page(
+            "pages/profile.py", title="Profile", icon=":material/play_circle:", url_path="profile", default=signed_in
+        ),
         st.Page("pages/layers.py", title="Layers", icon=":material/bar_chart:", url_path="layers"),
-        st.Page("pages/segmentation.py", title="Segmentation", icon=":material/account_tree:",
-                url_path="segmentation"),
+        st.Page("pages/segmentation.py", title="Segmentation", icon=":material/account_tree:", url_path="segmentation"),
         st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
         st.Page("pages/sweep.py", title="Sweeps", icon=":material/tune:", url_path="sweep"),
         st.Page("pages/localise.py", title="Where it breaks", icon=":material/troubleshoot:", url_path="localise"),
@@ -47,19 +47,18 @@ def _supervisor() -> bool:
 
 
 identity = access.signed_in()
-if identity is None:   # team mode: nothing but the sign-in form until the team password is given; the pages are
+if identity is None:  # team mode: nothing but the sign-in form until the team password is given; the pages are
     # known (a link to one is no "page not found") and the linked one opens once signed in
-    sign_in = st.Page(access.sign_in_page, title="Sign in", icon=":material/login:", url_path="sign-in",
-                      default=True)
+    sign_in = st.Page(access.sign_in_page, title="Sign in", icon=":material/login:", url_path="sign-in", default=True)
     linked = st.navigation([sign_in, *pages(False)], position="hidden")
     if linked.url_path == sign_in.url_path:
         linked.run()
-    else:              # a link to a page: the form shows in its place, the page after signing in
+    else:  # a link to a page: the form shows in its place, the page after signing in
         access.sign_in_page()
 else:
     page = st.navigation(pages(True))
-    level, text = _capabilities().banner()    # first: on a cold server its spinner fills the page while torch loads
-    access.current_identity()     # this session's jobs are recorded as theirs
+    level, text = _capabilities().banner()  # first: on a cold server its spinner fills the page while torch loads
+    access.current_identity()  # this session's jobs are recorded as theirs
     access.sidebar(identity)
     _supervisor()
     (st.warning if level == "warning" else st.caption)(text, icon=":material/memory:")

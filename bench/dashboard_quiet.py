@@ -46,8 +46,13 @@ from engine.settings.request import RunRequest  # noqa: E402
 from engine.store import RunStore  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 WALL_GOAL = 1.10
 CPU_GOAL_PCT = 5.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -56,7 +61,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of one process (not its children)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK     # utime, stime: fields 14 and 15 of stat
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime: fields 14 and 15 of stat
 
 
 def cpu_pct_over(pid: int, seconds: float) -> float:
@@ -76,8 +81,17 @@ def dashboard(data: Path, watcher: str | None) -> Iterator[tuple[str, subprocess
     """``streamlit run dashboard.py`` as served (the repo's config), its own data dir and port."""
     port = free_port()
     env = {**os.environ, "TRTDASH_DATA_DIR": str(data), "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
-            "--server.address", "127.0.0.1"]
+    args = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "dashboard.py",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+    ]
     if watcher:
         args += ["--server.fileWatcherType", watcher]
     log = open(data.parent / "streamlit.log", "w")
@@ -96,7 +110,7 @@ def dashboard(data: Path, watcher: str | None) -> Iterator[tuple[str, subprocess
             time.sleep(0.5)
         yield base, proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)      # the server and the job workers it started
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and the job workers it started
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
@@ -109,7 +123,8 @@ def settle(page) -> None:
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
-        timeout=120_000)
+        timeout=120_000,
+    )
     page.wait_for_timeout(500)
 
 
@@ -159,8 +174,14 @@ def idle_pages(store: RunStore) -> list[tuple[str, str]]:
     ids = list(runs["run_id"][:2])
     one = f"?run={ids[0]}" if ids else ""
     two = "?" + "&".join(f"run={i}" for i in ids) if len(ids) == 2 else ""
-    return [("profile", "/"), ("layers", f"/layers{one}"), ("segmentation", f"/segmentation{one}"),
-            ("compare", f"/compare{two}"), ("history", "/history"), ("sweeps", "/sweep")]
+    return [
+        ("profile", "/"),
+        ("layers", f"/layers{one}"),
+        ("segmentation", f"/segmentation{one}"),
+        ("compare", f"/compare{two}"),
+        ("history", "/history"),
+        ("sweeps", "/sweep"),
+    ]
 
 
 def jobs_part(browser, base: str, system: JobSystem, device: str, pairs: int) -> list[str]:
@@ -168,7 +189,7 @@ def jobs_part(browser, base: str, system: JobSystem, device: str, pairs: int) ->
     results: list[str] = []
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(120_000)
-    submit_from_page(page, base, 1000)          # warm-up: starts the workers, warms a job process
+    submit_from_page(page, base, 1000)  # warm-up: starts the workers, warms a job process
     wait_done(system, job_of_repeat(system, 1000).job_id)
     page.wait_for_url(re.compile(r"[?&]run=[\w-]+"), timeout=120_000)
     page.close()
@@ -176,10 +197,11 @@ def jobs_part(browser, base: str, system: JobSystem, device: str, pairs: int) ->
     unwatched: list[Job] = []
     shown_s: list[float] = []
     for i in range(pairs):
-        time.sleep(3)                               # the worker warms its next job process
+        time.sleep(3)  # the worker warms its next job process
         # no tab open: submitted through the queue, as another user's job would be
-        request = RunRequest.from_dict({"device": device, "backend": "eager", "model": {"source": "resnet18"},
-                                        "measure": {"repeat": 2 * i + 2}})
+        request = RunRequest.from_dict(
+            {"device": device, "backend": "eager", "model": {"source": "resnet18"}, "measure": {"repeat": 2 * i + 2}}
+        )
         job = wait_done(system, system.submit(request, start_workers=False).job_id)
         unwatched.append(job)
         print(f"  unwatched job {job.job_id}: {job_wall_s(job):.2f} s", flush=True)
@@ -192,27 +214,36 @@ def jobs_part(browser, base: str, system: JobSystem, device: str, pairs: int) ->
         page.wait_for_url(re.compile(r"[?&]run=[\w-]+"), timeout=120_000)
         shown_s.append(time.monotonic() - clicked)
         watched.append(job)
-        print(f"  watched job {job.job_id}: {job_wall_s(job):.2f} s (result on the page "
-              f"{shown_s[-1]:.2f} s after the click)", flush=True)
+        print(
+            f"  watched job {job.job_id}: {job_wall_s(job):.2f} s (result on the page "
+            f"{shown_s[-1]:.2f} s after the click)",
+            flush=True,
+        )
         page.close()
     ratio = statistics.median(map(job_wall_s, watched)) / statistics.median(map(job_wall_s, unwatched))
-    results.append(f"RESULT dashboard_quiet wall_ratio_watched_over_unwatched={ratio:.3f} goal<={WALL_GOAL} "
-                   f"{'PASS' if ratio <= WALL_GOAL else 'FAIL'}")
+    results.append(
+        f"RESULT dashboard_quiet wall_ratio_watched_over_unwatched={ratio:.3f} goal<={WALL_GOAL} "
+        f"{'PASS' if ratio <= WALL_GOAL else 'FAIL'}"
+    )
     w_runs = [system.store.get(j.run_id) for j in watched]
     u_runs = [system.store.get(j.run_id) for j in unwatched]
     lo = min(r.latency.p10_ms for r in u_runs)
     hi = max(r.latency.p90_ms for r in u_runs)
     inside = all(lo <= r.latency.median_ms <= hi for r in w_runs)
-    results.append(f"RESULT dashboard_quiet watched_e2e_inside_unwatched_p10_p90={int(inside)} "
-                   f"({', '.join(f'{r.latency.median_ms:.3f}' for r in w_runs)} ms in {lo:.3f}..{hi:.3f}) "
-                   f"goal=1 {'PASS' if inside else 'FAIL'}")
+    results.append(
+        f"RESULT dashboard_quiet watched_e2e_inside_unwatched_p10_p90={int(inside)} "
+        f"({', '.join(f'{r.latency.median_ms:.3f}' for r in w_runs)} ms in {lo:.3f}..{hi:.3f}) "
+        f"goal=1 {'PASS' if inside else 'FAIL'}"
+    )
     if all(r.gpu_time is not None for r in w_runs + u_runs):
         glo = min(r.gpu_time.min_ms for r in u_runs)
         ghi = max(r.gpu_time.max_ms for r in u_runs)
         ginside = all(glo <= r.gpu_time.median_ms <= ghi for r in w_runs)
-        results.append(f"RESULT dashboard_quiet watched_gpu_time_inside_unwatched_windows={int(ginside)} "
-                       f"({', '.join(f'{r.gpu_time.median_ms:.4f}' for r in w_runs)} ms in {glo:.4f}.."
-                       f"{ghi:.4f}) goal=1 {'PASS' if ginside else 'FAIL'}")
+        results.append(
+            f"RESULT dashboard_quiet watched_gpu_time_inside_unwatched_windows={int(ginside)} "
+            f"({', '.join(f'{r.gpu_time.median_ms:.4f}' for r in w_runs)} ms in {glo:.4f}.."
+            f"{ghi:.4f}) goal=1 {'PASS' if ginside else 'FAIL'}"
+        )
     else:
         print("  (no GPU time in these runs: the GPU check runs where the jobs ran on a GPU)")
     return results
@@ -229,8 +260,11 @@ def main() -> int:
     caps = capabilities.detect()
     device = "auto" if caps.cuda_available else "cpu"
     results: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="trtdash-quiet-") as tmp, \
-            dashboard(Path(tmp) / "data", args.watcher) as (base, server), sync_playwright() as p:
+    with (
+        tempfile.TemporaryDirectory(prefix="trtdash-quiet-") as tmp,
+        dashboard(Path(tmp) / "data", args.watcher) as (base, server),
+        sync_playwright() as p,
+    ):
         data = Path(tmp) / "data"
         system = JobSystem(data)
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -239,7 +273,7 @@ def main() -> int:
         # -- the jobs -----------------------------------------------------------------------------------
         if args.pairs:
             results += jobs_part(browser, base, system, device, args.pairs)
-        else:                       # idle figures only: one page load makes the server import the samples
+        else:  # idle figures only: one page load makes the server import the samples
             page = browser.new_page()
             page.goto(f"{base}/history")
             settle(page)
@@ -247,24 +281,30 @@ def main() -> int:
         store = RunStore(data)
 
         # -- idle CPU per page ---------------------------------------------------------------------------
-        time.sleep(2)               # layers/compare open on stored runs: the bundled samples the server imported
+        time.sleep(2)  # layers/compare open on stored runs: the bundled samples the server imported
         pct = cpu_pct_over(server.pid, args.idle_s)
-        results.append(f"RESULT dashboard_quiet idle_cpu_pct_no_tab={pct:.2f} goal<{CPU_GOAL_PCT} "
-                       f"{'PASS' if pct < CPU_GOAL_PCT else 'FAIL'}")
+        results.append(
+            f"RESULT dashboard_quiet idle_cpu_pct_no_tab={pct:.2f} goal<{CPU_GOAL_PCT} "
+            f"{'PASS' if pct < CPU_GOAL_PCT else 'FAIL'}"
+        )
         worst = 0.0
         for name, path in idle_pages(store):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(120_000)
             page.goto(base + path)
             settle(page)
-            time.sleep(5)                               # charts drawn, the session idle
+            time.sleep(5)  # charts drawn, the session idle
             pct = cpu_pct_over(server.pid, args.idle_s)
             worst = max(worst, pct)
-            results.append(f"RESULT dashboard_quiet idle_cpu_pct_tab_on_{name}={pct:.2f} goal<{CPU_GOAL_PCT} "
-                           f"{'PASS' if pct < CPU_GOAL_PCT else 'FAIL'}")
+            results.append(
+                f"RESULT dashboard_quiet idle_cpu_pct_tab_on_{name}={pct:.2f} goal<{CPU_GOAL_PCT} "
+                f"{'PASS' if pct < CPU_GOAL_PCT else 'FAIL'}"
+            )
             page.close()
-        results.append(f"RESULT dashboard_quiet idle_cpu_pct_worst_page={worst:.2f} goal<{CPU_GOAL_PCT} "
-                       f"{'PASS' if worst < CPU_GOAL_PCT else 'FAIL'}")
+        results.append(
+            f"RESULT dashboard_quiet idle_cpu_pct_worst_page={worst:.2f} goal<{CPU_GOAL_PCT} "
+            f"{'PASS' if worst < CPU_GOAL_PCT else 'FAIL'}"
+        )
         browser.close()
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print("\n".join(results))

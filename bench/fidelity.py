@@ -69,15 +69,17 @@ def plain_gpu_ms(fn, iters: int) -> tuple[float, float]:
             for _ in range(iters):
                 fn()
             torch.cuda.synchronize()
-    kernels = [e for e in prof.events() if e.device_type == DeviceType.CUDA
-               and not e.name.startswith(("Memcpy", "Memset"))]
+    kernels = [
+        e for e in prof.events() if e.device_type == DeviceType.CUDA and not e.name.startswith(("Memcpy", "Memset"))
+    ]
     total_us = sum(e.time_range.elapsed_us() for e in kernels)
     return total_us / 1000.0 / iters, len(kernels) / iters
 
 
 def fresh_plain_median(model: str, precision: str) -> float:
-    done = subprocess.run([sys.executable, "-c", PLAIN_LOOP, model, precision], capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", PLAIN_LOOP, model, precision], capture_output=True, text=True, timeout=600
+    )
     line = next((x for x in done.stdout.splitlines() if x.startswith("PLAIN_MEDIAN_MS")), None)
     if line is None:
         raise SystemExit(f"plain loop failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
@@ -104,20 +106,34 @@ def main() -> int:
         timed.append(fn)
         return harness(fn, *a, **kw)
 
-    latency.time_settled = keep_callable   # pass-through: the backend still runs the real harness
-    request = RunRequest.from_dict({
-        "model": {"source": args.model}, "backend": "tensorrt", "compile": {"precision": args.precision},
-        "measure": {"warmup_iters": 50, "timed_iters": args.iters, "accuracy": False, "compare_eager": False,
-                    "layer_profile": False}})
+    latency.time_settled = keep_callable  # pass-through: the backend still runs the real harness
+    request = RunRequest.from_dict(
+        {
+            "model": {"source": args.model},
+            "backend": "tensorrt",
+            "compile": {"precision": args.precision},
+            "measure": {
+                "warmup_iters": 50,
+                "timed_iters": args.iters,
+                "accuracy": False,
+                "compare_eager": False,
+                "layer_profile": False,
+            },
+        }
+    )
     with tempfile.TemporaryDirectory() as tmp:
         result = runner.execute(request, RunStore(Path(tmp)), use_cache=False).result
     latency.time_settled = harness
     g = result.gpu_time
-    print(f"device: {result.env['device_name']} | {result.env['flavour']} {result.env['tensorrt']} | "
-          f"torch_tensorrt {result.env['torch_tensorrt']}")
-    print(f"product: {result.label}: e2e median {result.latency.median_ms:.4f} ms, GPU {g.median_ms:.4f} ms "
-          f"(windows {g.min_ms:.4f}..{g.max_ms:.4f}, {g.kernels_per_inference:g} kernels/inference), graph "
-          f"{result.graph_replay.median_ms if result.graph_replay.captured else result.graph_replay.reason}")
+    print(
+        f"device: {result.env['device_name']} | {result.env['flavour']} {result.env['tensorrt']} | "
+        f"torch_tensorrt {result.env['torch_tensorrt']}"
+    )
+    print(
+        f"product: {result.label}: e2e median {result.latency.median_ms:.4f} ms, GPU {g.median_ms:.4f} ms "
+        f"(windows {g.min_ms:.4f}..{g.max_ms:.4f}, {g.kernels_per_inference:g} kernels/inference), graph "
+        f"{result.graph_replay.median_ms if result.graph_replay.captured else result.graph_replay.reason}"
+    )
 
     plain_ms, plain_kernels = plain_gpu_ms(timed[-1], args.iters)
     gpu_ratio = g.median_ms / plain_ms
@@ -128,12 +144,25 @@ def main() -> int:
     lo, hi = min(medians), max(medians)
     e2e = result.latency.median_ms
     e2e_ok = lo <= e2e <= hi
-    print(f"plain loop in {args.fresh} fresh processes, e2e medians: {', '.join(f'{m:.4f}' for m in medians)} ms "
-          f"(spread {100 * (hi - lo) / statistics.median(medians):.0f}%)")
-    print(json.dumps({"product_e2e_ms": e2e, "product_gpu_ms": g.median_ms, "plain_gpu_ms": plain_ms,
-                      "plain_e2e_ms": medians, "graph_ms": result.graph_replay.median_ms}))
-    print(f"RESULT fidelity_gpu_ms ratio={gpu_ratio:.4f} kernels={g.kernels_per_inference:g}/{plain_kernels:g} "
-          f"goal=1+-{GPU_GOAL} {'PASS' if gpu_ok else 'FAIL'}")
+    print(
+        f"plain loop in {args.fresh} fresh processes, e2e medians: {', '.join(f'{m:.4f}' for m in medians)} ms "
+        f"(spread {100 * (hi - lo) / statistics.median(medians):.0f}%)"
+    )
+    print(
+        json.dumps(
+            {
+                "product_e2e_ms": e2e,
+                "product_gpu_ms": g.median_ms,
+                "plain_gpu_ms": plain_ms,
+                "plain_e2e_ms": medians,
+                "graph_ms": result.graph_replay.median_ms,
+            }
+        )
+    )
+    print(
+        f"RESULT fidelity_gpu_ms ratio={gpu_ratio:.4f} kernels={g.kernels_per_inference:g}/{plain_kernels:g} "
+        f"goal=1+-{GPU_GOAL} {'PASS' if gpu_ok else 'FAIL'}"
+    )
     print(f"RESULT fidelity_e2e median={e2e:.4f} range={lo:.4f}..{hi:.4f} goal=inside {'PASS' if e2e_ok else 'FAIL'}")
     return 0 if gpu_ok and e2e_ok else 1
 

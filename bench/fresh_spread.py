@@ -28,8 +28,10 @@ CONFIGS = {
     "resnet18": {"model": {"source": "resnet18"}, "compile": {"precision": "fp16"}},
     "resnet50": {"model": {"source": "resnet50"}, "compile": {"precision": "fp16"}},
     "vit_b_16": {"model": {"source": "vit_b_16"}, "compile": {"precision": "fp16"}},
-    "resnet18_relu_forced": {"model": {"source": "resnet18"}, "compile": {
-        "precision": "fp16", "min_block_size": 1, "torch_executed_ops": ["torch.ops.aten.relu.default"]}},
+    "resnet18_relu_forced": {
+        "model": {"source": "resnet18"},
+        "compile": {"precision": "fp16", "min_block_size": 1, "torch_executed_ops": ["torch.ops.aten.relu.default"]},
+    },
 }
 MEASURE = {"warmup_iters": 50, "timed_iters": 200, "layer_profile": False, "accuracy": False, "compare_eager": False}
 
@@ -51,10 +53,19 @@ ONE_RUN = textwrap.dedent("""
 
 def one_run(request: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-               "TRTDASH_DATA_DIR": tmp}
-        done = subprocess.run([sys.executable, "-c", ONE_RUN, json.dumps(request)], capture_output=True, text=True,
-                              cwd=ROOT, env=env, timeout=600)
+        env = {
+            **os.environ,
+            "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            "TRTDASH_DATA_DIR": tmp,
+        }
+        done = subprocess.run(
+            [sys.executable, "-c", ONE_RUN, json.dumps(request)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=600,
+        )
     line = next((x for x in done.stdout.splitlines() if x.startswith("RUN_JSON ")), None)
     if line is None:
         raise SystemExit(f"run failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
@@ -65,8 +76,7 @@ def spread(values: list[float]) -> str:
     if not values:
         return "-"
     med = statistics.median(values)
-    return (f"median {med:.4f} ms, {min(values):.4f}-{max(values):.4f} "
-            f"({100 * (max(values) - min(values)) / med:.2f}%)")
+    return f"median {med:.4f} ms, {min(values):.4f}-{max(values):.4f} ({100 * (max(values) - min(values)) / med:.2f}%)"
 
 
 def main() -> int:
@@ -90,8 +100,10 @@ def main() -> int:
         pct = 100 * (max(gpu) - min(gpu)) / statistics.median(gpu) if len(gpu) == len(runs) else float("inf")
         ok = pct < GOAL_PCT
         ok_all &= ok
-        print(f"RESULT fresh_spread_{name} gpu_spread_pct={pct:.3f} goal=<{GOAL_PCT} {'PASS' if ok else 'FAIL'}",
-              flush=True)
+        print(
+            f"RESULT fresh_spread_{name} gpu_spread_pct={pct:.3f} goal=<{GOAL_PCT} {'PASS' if ok else 'FAIL'}",
+            flush=True,
+        )
     print(json.dumps(results))
     return 0 if ok_all else 1
 

@@ -31,8 +31,8 @@ from engine.jobs import Job, JobSystem  # noqa: E402
 from engine.settings.request import RunRequest  # noqa: E402
 
 GOAL_MAX_RATIO = 1.10
-GPU_JOB_S = 300.0           # one TensorRT job in a fresh process: compile ~5 s, timing a few seconds
-TIMED_ITERS = 10_000        # ~3.5 s of timing at 0.35 ms: long enough for the two timings to overlap
+GPU_JOB_S = 300.0  # one TensorRT job in a fresh process: compile ~5 s, timing a few seconds
+TIMED_ITERS = 10_000  # ~3.5 s of timing at 0.35 ms: long enough for the two timings to overlap
 POLL_S = 0.1
 # NVLink multicast stays off on the shared box; the workers and their job processes inherit these
 MULTICAST_OFF = ("NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS")
@@ -42,11 +42,22 @@ def trt_request(seed: int, timed_iters: int = TIMED_ITERS, model: str = "resnet1
     """An fp16 TensorRT job, timing only (no layer profile, accuracy or eager baseline). resnet18 at batch 1
     (0.35 ms) is launch-bound: its fresh-process medians swing by up to 2x with the host side; resnet50 at
     batch 32 (~2 ms) is GPU-bound, so what another GPU's job does to it is not hidden in host noise."""
-    return RunRequest.from_dict({
-        "backend": "tensorrt", "device": "cuda", "model": {"source": model, "batch_size": batch},
-        "compile": {"precision": "fp16"},
-        "measure": {"warmup_iters": 200, "timed_iters": timed_iters, "seed": seed, "layer_profile": False,
-                    "accuracy": False, "compare_eager": False}})
+    return RunRequest.from_dict(
+        {
+            "backend": "tensorrt",
+            "device": "cuda",
+            "model": {"source": model, "batch_size": batch},
+            "compile": {"precision": "fp16"},
+            "measure": {
+                "warmup_iters": 200,
+                "timed_iters": timed_iters,
+                "seed": seed,
+                "layer_profile": False,
+                "accuracy": False,
+                "compare_eager": False,
+            },
+        }
+    )
 
 
 def gpu_worker(system: JobSystem, index: int) -> dict | None:
@@ -61,8 +72,9 @@ def wait_gpu_workers_idle(system: JobSystem, gpus: tuple[int, ...], timeout_s: f
         if all(w and w.get("standby_ready") and not w.get("job_id") for w in ws):
             return
         time.sleep(POLL_S)
-    raise RuntimeError(f"GPU workers {gpus} not idle and warmed up within {timeout_s:.0f} s; "
-                       f"see workers/gpu<i>.log in {system.root}")
+    raise RuntimeError(
+        f"GPU workers {gpus} not idle and warmed up within {timeout_s:.0f} s; see workers/gpu<i>.log in {system.root}"
+    )
 
 
 def environ_of(pid: int) -> dict[str, str]:
@@ -74,8 +86,9 @@ def environ_of(pid: int) -> dict[str, str]:
 def multicast_settings_lost(pid: int) -> dict[str, tuple[str, str | None]]:
     """NVLink-multicast settings of this process that ``pid`` does not have: name -> (ours, theirs)."""
     theirs = environ_of(pid)
-    return {k: (os.environ[k], theirs.get(k)) for k in MULTICAST_OFF
-            if k in os.environ and theirs.get(k) != os.environ[k]}
+    return {
+        k: (os.environ[k], theirs.get(k)) for k in MULTICAST_OFF if k in os.environ and theirs.get(k) != os.environ[k]
+    }
 
 
 @dataclass
@@ -112,8 +125,10 @@ def watch(system: JobSystem, job_ids: list[str], timeout_s: float = GPU_JOB_S) -
         if all(j.state in jobs.FINAL_STATES for j in current):
             return Watched(current, stages)
         if time.monotonic() > deadline:
-            raise RuntimeError(f"jobs not finished within {timeout_s:.0f} s: "
-                               + ", ".join(f"{j.job_id} {j.state}/{j.stage}" for j in current))
+            raise RuntimeError(
+                f"jobs not finished within {timeout_s:.0f} s: "
+                + ", ".join(f"{j.job_id} {j.state}/{j.stage}" for j in current)
+            )
         time.sleep(POLL_S)
 
 
@@ -123,9 +138,11 @@ def run_at_once(system: JobSystem, placed: list[tuple[RunRequest, int]], timeout
     watched = watch(system, [j.job_id for j in submitted], timeout_s)
     for job, (_, gpu) in zip(watched.jobs, placed, strict=True):
         if job.state != "done" or job.cached:
-            raise RuntimeError(f"job {job.job_id} on GPU {gpu}: {job.state}"
-                               + (" (answered from the store)" if job.cached else f": {job.error} {job.hint}")
-                               + f"\n{job.traceback[-3000:]}")
+            raise RuntimeError(
+                f"job {job.job_id} on GPU {gpu}: {job.state}"
+                + (" (answered from the store)" if job.cached else f": {job.error} {job.hint}")
+                + f"\n{job.traceback[-3000:]}"
+            )
     return watched
 
 
@@ -136,8 +153,8 @@ class TogetherVsAlone:
     alone_ms: dict[int, list[float]]
     together_ms: dict[int, float]
     together: Watched
-    run_ids: dict[str, list[str]]        # "alone" / "together" -> run ids
-    together_request: RunRequest         # the one request the together phase ran on every GPU
+    run_ids: dict[str, list[str]]  # "alone" / "together" -> run ids
+    together_request: RunRequest  # the one request the together phase ran on every GPU
 
     def ratio(self, gpu: int) -> float:
         return self.together_ms[gpu] / statistics.fmean(self.alone_ms[gpu])
@@ -160,16 +177,21 @@ class TogetherVsAlone:
         out = []
         for g in sorted(self.together_ms):
             alone = " / ".join(f"{ms:.4f}" for ms in self.alone_ms[g])
-            out.append(f"GPU {g}: alone {alone} ms (spread {self.noise(g) * 100:.1f}%), together "
-                       f"{self.together_ms[g]:.4f} ms, together/alone {self.ratio(g):.3f}, inside the alone range "
-                       f"(+-10%): {self.within_noise(g)}")
-        out.append(f"together: jobs overlapped {self.together.overlap_s:.1f} s, their timing phases "
-                   f"{self.together.stage_overlap_s('timing'):.1f} s")
+            out.append(
+                f"GPU {g}: alone {alone} ms (spread {self.noise(g) * 100:.1f}%), together "
+                f"{self.together_ms[g]:.4f} ms, together/alone {self.ratio(g):.3f}, inside the alone range "
+                f"(+-10%): {self.within_noise(g)}"
+            )
+        out.append(
+            f"together: jobs overlapped {self.together.overlap_s:.1f} s, their timing phases "
+            f"{self.together.stage_overlap_s('timing'):.1f} s"
+        )
         return out
 
 
-def measure_together_vs_alone(system: JobSystem, gpus: tuple[int, int] = (0, 1),
-                              timed_iters: int = TIMED_ITERS, log=print, **workload) -> TogetherVsAlone:
+def measure_together_vs_alone(
+    system: JobSystem, gpus: tuple[int, int] = (0, 1), timed_iters: int = TIMED_ITERS, log=print, **workload
+) -> TogetherVsAlone:
     """Alone on each GPU (seed 1), both at once (seed 3, the same request on both), alone again (seed 2)."""
     alone: dict[int, list[float]] = {g: [] for g in gpus}
     run_ids: dict[str, list[str]] = {"alone": [], "together": []}
@@ -233,10 +255,14 @@ def main(argv: list[str] | None = None) -> int:
         for i in (0, 1):
             w = gpu_worker(system, i) or {}
             lost = multicast_settings_lost(w["pid"])
-            print(f"GPU {i}: {w['gpu_name']} {w.get('gpu_uuid')}, worker {w['pid']}; "
-                  + (f"multicast settings lost: {lost}" if lost else "multicast settings kept"), flush=True)
-        figures = measure_together_vs_alone(system, timed_iters=ns.timed_iters, model=ns.model, batch=ns.batch,
-                                            log=lambda s: print(s, flush=True))
+            print(
+                f"GPU {i}: {w['gpu_name']} {w.get('gpu_uuid')}, worker {w['pid']}; "
+                + (f"multicast settings lost: {lost}" if lost else "multicast settings kept"),
+                flush=True,
+            )
+        figures = measure_together_vs_alone(
+            system, timed_iters=ns.timed_iters, model=ns.model, batch=ns.batch, log=lambda s: print(s, flush=True)
+        )
         for line in figures.lines():
             print(line)
         print(result_line(figures.max_ratio))

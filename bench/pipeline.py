@@ -32,9 +32,20 @@ POLL_S = 0.01
 
 
 def request(seed: int, timed_iters: int) -> RunRequest:
-    return RunRequest.from_dict({"device": "cpu", "backend": "eager", "model": {"source": "resnet18"},
-                                 "measure": {"seed": seed, "timed_iters": timed_iters, "warmup_iters": 10,
-                                             "layer_profile": True, "accuracy": False}})
+    return RunRequest.from_dict(
+        {
+            "device": "cpu",
+            "backend": "eager",
+            "model": {"source": "resnet18"},
+            "measure": {
+                "seed": seed,
+                "timed_iters": timed_iters,
+                "warmup_iters": 10,
+                "layer_profile": True,
+                "accuracy": False,
+            },
+        }
+    )
 
 
 def wait_idle_worker(system: JobSystem, timeout_s: float = 120) -> None:
@@ -80,8 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("TRTDASH_QUEUE_URL", None)
     system = JobSystem(root)
     system.ensure_workers()
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs "
-          "(ratios mean little on a busy machine)", flush=True)
+    print(
+        f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs "
+        "(ratios mean little on a busy machine)",
+        flush=True,
+    )
     try:
         # warm this process the way a long-running server is warm: imports, first inference
         in_process(system, request(10_000, 5))
@@ -94,9 +108,12 @@ def main(argv: list[str] | None = None) -> int:
             wait_idle_worker(system)
             queued, outside = through_queue(system, request(2 * i + 2, ns.timed_iters))
             ratios.append(queued / direct)
-            print(f"pair {i + 1}: in-process {direct:.2f} s, through the queue {queued:.2f} s "
-                  f"(of which {outside:.3f} s outside the job: submit, queue wait, result seen), "
-                  f"ratio {queued / direct:.3f}", flush=True)
+            print(
+                f"pair {i + 1}: in-process {direct:.2f} s, through the queue {queued:.2f} s "
+                f"(of which {outside:.3f} s outside the job: submit, queue wait, result seen), "
+                f"ratio {queued / direct:.3f}",
+                flush=True,
+            )
 
         cached_s = []
         for i in range(3):
@@ -110,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         cached = max(cached_s)
         ratio = statistics.median(ratios)
         print(f"cached request answered in {cached * 1000:.1f} ms (worst of 3)")
-        print(f"queue overhead ratio (median of {len(ratios)} pairs): {ratio:.3f}; "
-              f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print(
+            f"queue overhead ratio (median of {len(ratios)} pairs): {ratio:.3f}; "
+            f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        )
         print(f"RESULT pipeline_cached seconds={cached:.4f} goal=<1 {'PASS' if cached < 1 else 'FAIL'}")
         print(f"RESULT pipeline_overhead ratio={ratio:.3f} goal=<1.10 {'PASS' if ratio < 1.10 else 'FAIL'}")
     finally:

@@ -36,19 +36,25 @@ def main() -> int:
         store = RunStore(Path(tmp) / "data")
         store.import_samples()
         ids = sorted(store.list_runs()["run_id"], key=lambda i: (-len(store.get(i).layers), i))
-        cases = {"single_run": lambda: report.runs_html(store, ids[:1]),
-                 "comparison_6": lambda: report.runs_html(store, ids[:6])}
-        for ref in known_studies(store):      # the first stored study of each kind
+        cases = {
+            "single_run": lambda: report.runs_html(store, ids[:1]),
+            "comparison_6": lambda: report.runs_html(store, ids[:6]),
+        }
+        for ref in known_studies(store):  # the first stored study of each kind
             cases.setdefault(f"study_{ref.kind}", lambda ref=ref: report.study_html(store, ref.qualified_id))
-        print(f"Plotly's script: {len(plotly_js()) / MB:.2f} MB; largest run {ids[0]} "
-              f"({len(store.get(ids[0]).layers)} layers); compared: {', '.join(ids[:6])}")
+        print(
+            f"Plotly's script: {len(plotly_js()) / MB:.2f} MB; largest run {ids[0]} "
+            f"({len(store.get(ids[0]).layers)} layers); compared: {', '.join(ids[:6])}"
+        )
         results = []
         for name, build in cases.items():
             t0 = time.perf_counter()
             blob = build()
             took = time.perf_counter() - t0
-            print(f"{name:<22} {len(blob) / MB:6.2f} MB ({len(blob) / 2**20:.2f} MiB) "
-                  f"{(len(blob) - len(plotly_js())) / 1e3:8.0f} kB besides Plotly, built in {took:.2f} s")
+            print(
+                f"{name:<22} {len(blob) / MB:6.2f} MB ({len(blob) / 2**20:.2f} MiB) "
+                f"{(len(blob) - len(plotly_js())) / 1e3:8.0f} kB besides Plotly, built in {took:.2f} s"
+            )
             if ns.out:
                 ns.out.mkdir(parents=True, exist_ok=True)
                 (ns.out / f"{name}.html").write_bytes(blob)

@@ -74,8 +74,7 @@ PLAIN = textwrap.dedent("""
 
 def plain_cold(model: str, precision: str) -> tuple[float, dict]:
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", PLAIN, model, precision], capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run([sys.executable, "-c", PLAIN, model, precision], capture_output=True, text=True, timeout=600)
     wall = time.perf_counter() - t0
     line = next((x for x in done.stdout.splitlines() if x.startswith("PLAIN_JSON ")), None)
     if line is None:
@@ -120,15 +119,21 @@ def main() -> int:
             return any(w.get("standby_ready") and w.get("gpu_index") is not None for w in system.workers())
 
         wait(gpu_standby_ready, 300, "the GPU worker's standby job process")
-        print(f"\njob system started, GPU worker warm after {time.perf_counter() - t0:.1f} s (paid once, "
-              "before any job)")
+        print(
+            f"\njob system started, GPU worker warm after {time.perf_counter() - t0:.1f} s (paid once, before any job)"
+        )
         try:
             walls = []
             for n in range(2):
                 compile_knobs = {"precision": args.precision, **({"optimization_level": 3} if n else {})}
-                request = RunRequest.from_dict({"model": {"source": args.model}, "backend": "tensorrt",
-                                                "compile": compile_knobs,
-                                                "measure": {"seed": 0, "compare_eager": True}})
+                request = RunRequest.from_dict(
+                    {
+                        "model": {"source": args.model},
+                        "backend": "tensorrt",
+                        "compile": compile_knobs,
+                        "measure": {"seed": 0, "compare_eager": True},
+                    }
+                )
                 if n:
                     wait(gpu_standby_ready, 300, "the next standby job process")
                 t0 = time.perf_counter()
@@ -143,9 +148,11 @@ def main() -> int:
                 stages = {k: v for k, v in result.stages_s.items() if v is not None}
                 # partition_s and build_s happen inside compile_s: not counted twice
                 accounted = sum(v for k, v in stages.items() if k not in ("partition_s", "build_s"))
-                print(f"job {n + 1} through the queue, warm worker: {wall:.1f} s wall, submit -> result stored "
-                      f"(e2e median {result.latency.median_ms:.3f} ms, GPU time "
-                      f"{result.gpu_time.median_ms if result.gpu_time else float('nan'):.4f} ms)")
+                print(
+                    f"job {n + 1} through the queue, warm worker: {wall:.1f} s wall, submit -> result stored "
+                    f"(e2e median {result.latency.median_ms:.3f} ms, GPU time "
+                    f"{result.gpu_time.median_ms if result.gpu_time else float('nan'):.4f} ms)"
+                )
                 for k, v in sorted(stages.items(), key=lambda kv: -kv[1]):
                     print(f"  {k:<20} {v:6.2f} s{'  (inside compile_s)' if k in ('partition_s', 'build_s') else ''}")
                 for w in result.warnings:
@@ -155,12 +162,16 @@ def main() -> int:
         finally:
             system.stop_workers(timeout_s=10)
     first = walls[0] / wall_plain
-    print(f"RESULT walltime_first_job ratio={first:.3f} job_s={walls[0]:.1f} plain_s={wall_plain:.1f} goal=info "
-          f"{'PASS' if first <= GOAL else 'FAIL'}")
+    print(
+        f"RESULT walltime_first_job ratio={first:.3f} job_s={walls[0]:.1f} plain_s={wall_plain:.1f} goal=info "
+        f"{'PASS' if first <= GOAL else 'FAIL'}"
+    )
     ratio = walls[1] / wall_plain
     ok = ratio <= GOAL
-    print(f"RESULT walltime ratio={ratio:.3f} job_s={walls[1]:.1f} plain_s={wall_plain:.1f} goal=<={GOAL} "
-          f"{'PASS' if ok else 'FAIL'}")
+    print(
+        f"RESULT walltime ratio={ratio:.3f} job_s={walls[1]:.1f} plain_s={wall_plain:.1f} goal=<={GOAL} "
+        f"{'PASS' if ok else 'FAIL'}"
+    )
     return 0 if ok else 1
 
 

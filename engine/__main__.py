@@ -1,14 +1,14 @@
 """Command line on the same code path as the dashboard.
 
-    python -m engine profile --model resnet18 --batch 1 [--backend tensorrt --precision fp16 ...] [--json]
-                                               [--timeout S]  give up after S seconds (exit code 124)
-    python -m engine runs                      list stored runs, the bundled samples included (as the dashboard)
-    python -m engine capabilities              what this machine can do
-    python -m engine report ID[,ID...] -o F    self-contained HTML report of runs or --study ID (engine/report)
-    python -m engine supervisor ...            keep this host's job-queue workers running (engine/jobs/)
-    python -m engine worker ...                run one job-queue worker (engine/jobs/)
-    python -m engine localise ...              find the layer that breaks a low-precision build (--help)
-    python -m engine autotune ...              search the compile knobs under constraints, stored, resumable (--help)
+python -m engine profile --model resnet18 --batch 1 [--backend tensorrt --precision fp16 ...] [--json]
+                                           [--timeout S]  give up after S seconds (exit code 124)
+python -m engine runs                      list stored runs, the bundled samples included (as the dashboard)
+python -m engine capabilities              what this machine can do
+python -m engine report ID[,ID...] -o F    self-contained HTML report of runs or --study ID (engine/report)
+python -m engine supervisor ...            keep this host's job-queue workers running (engine/jobs/)
+python -m engine worker ...                run one job-queue worker (engine/jobs/)
+python -m engine localise ...              find the layer that breaks a low-precision build (--help)
+python -m engine autotune ...              search the compile knobs under constraints, stored, resumable (--help)
 """
 
 from __future__ import annotations
@@ -32,12 +32,14 @@ from engine.store import RunStore, open_store
 def _summary(outcome) -> str:
     r = outcome.result
     lat = r.latency
-    lines = [f"run {r.run_id}{'  (cached: answered from the store, nothing was run)' if outcome.cached else ''}",
-             f"  {r.label} on {r.env.get('device_name')}",
-             f"  e2e median {lat.median_ms:.3f} ms  p10 {lat.p10_ms:.3f}  p90 {lat.p90_ms:.3f}  p99 {lat.p99_ms:.3f}"
-             f"  mean {lat.mean_ms:.3f} ± {lat.std_ms:.3f}  ({lat.iters} iters, {lat.timer})",
-             *(f"  {line}" for line in run_figures.timing_lines(r)[1:4]),   # GPU time, graph replay, host overhead
-             f"  throughput {lat.throughput_per_s:.1f} samples/s"]
+    lines = [
+        f"run {r.run_id}{'  (cached: answered from the store, nothing was run)' if outcome.cached else ''}",
+        f"  {r.label} on {r.env.get('device_name')}",
+        f"  e2e median {lat.median_ms:.3f} ms  p10 {lat.p10_ms:.3f}  p90 {lat.p90_ms:.3f}  p99 {lat.p99_ms:.3f}"
+        f"  mean {lat.mean_ms:.3f} ± {lat.std_ms:.3f}  ({lat.iters} iters, {lat.timer})",
+        *(f"  {line}" for line in run_figures.timing_lines(r)[1:4]),  # GPU time, graph replay, host overhead
+        f"  throughput {lat.throughput_per_s:.1f} samples/s",
+    ]
     if r.engine_count:
         lines.append(f"  TensorRT engines {r.engine_count}, {r.engine_bytes / 2**20:.1f} MiB")
     if r.stages_s:
@@ -48,17 +50,21 @@ def _summary(outcome) -> str:
         lines += [f"    {row.avg_ms:8.3f} ms  {row.layer_type:<18} {row.name}" for row in top.itertuples()]
     if r.accuracy:
         a = r.accuracy
-        lines.append(f"  accuracy vs {a.reference}: rel L2 {a.rel_l2:.2e}, max abs {a.max_abs:.2e}"
-                     + (f", top-1 agreement {a.top1_agreement:.1%}" if a.top1_agreement is not None else ""))
+        lines.append(
+            f"  accuracy vs {a.reference}: rel L2 {a.rel_l2:.2e}, max abs {a.max_abs:.2e}"
+            + (f", top-1 agreement {a.top1_agreement:.1%}" if a.top1_agreement is not None else "")
+        )
     for name, stats in sorted(r.baselines.items()):
         compiled = r.baseline_compile_s.get(name)
-        lines.append(f"  baseline {name}: median {stats.median_ms:.3f} ms"
-                     + (f" (compiled in {compiled:.1f} s)" if compiled is not None else ""))
+        lines.append(
+            f"  baseline {name}: median {stats.median_ms:.3f} ms"
+            + (f" (compiled in {compiled:.1f} s)" if compiled is not None else "")
+        )
     lines += [f"  warning: {w}" for w in r.warnings]
     return "\n".join(lines)
 
 
-TIMED_OUT = 124   # the exit code of timeout(1)
+TIMED_OUT = 124  # the exit code of timeout(1)
 
 
 def profile_json(outcome: Outcome) -> dict[str, Any]:
@@ -75,15 +81,24 @@ def profile_json(outcome: Outcome) -> dict[str, Any]:
       Segmentation page says it (text, min_block_size, rerun: whether running it would build other engines).
     """
     r = outcome.result
-    doc = {"cached": outcome.cached, **r.to_dict(), "timing": run_figures.timing_json(r),
-           "layers": json.loads(r.layers.to_json(orient="records", double_precision=15))}
+    doc = {
+        "cached": outcome.cached,
+        **r.to_dict(),
+        "timing": run_figures.timing_json(r),
+        "layers": json.loads(r.layers.to_json(orient="records", double_precision=15)),
+    }
     if r.segmentation is not None:
         seg = r.segmentation
-        doc["segmentation"] = {**doc["segmentation"], "coverage": seg.coverage, "engine_count": seg.engine_count,
-                               "pytorch_segment_count": seg.pytorch_segment_count,
-                               "recommendations_in_words": [
-                                   {"text": rec.text.replace("**", ""), "min_block_size": rec.min_block_size,
-                                    "rerun": rec.rerun} for rec in run_figures.recommendations(r)]}
+        doc["segmentation"] = {
+            **doc["segmentation"],
+            "coverage": seg.coverage,
+            "engine_count": seg.engine_count,
+            "pytorch_segment_count": seg.pytorch_segment_count,
+            "recommendations_in_words": [
+                {"text": rec.text.replace("**", ""), "min_block_size": rec.min_block_size, "rerun": rec.rerun}
+                for rec in run_figures.recommendations(r)
+            ],
+        }
     return doc
 
 
@@ -116,19 +131,23 @@ def _profile_with_timeout(ns: argparse.Namespace, request: RunRequest) -> int:
         return 2
     ctx = multiprocessing.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=execute_for_parent, args=(send, request.to_dict(), not ns.no_cache, not ns.json),
-                        name="trtdash-profile")
+    child = ctx.Process(
+        target=execute_for_parent, args=(send, request.to_dict(), not ns.no_cache, not ns.json), name="trtdash-profile"
+    )
     child.start()
     send.close()
     if not receive.poll(ns.timeout):
         child.kill()
         child.join(10)
-        print(f"error: timed out after {ns.timeout:g} s; the run was stopped and nothing was stored.\n"
-              "hint: give a longer --timeout, or fewer timed iterations / a smaller batch.", file=sys.stderr)
+        print(
+            f"error: timed out after {ns.timeout:g} s; the run was stopped and nothing was stored.\n"
+            "hint: give a longer --timeout, or fewer timed iterations / a smaller batch.",
+            file=sys.stderr,
+        )
         return TIMED_OUT
     try:
         reply = receive.recv()
-    except EOFError:   # the child died without a word (a crash in native code)
+    except EOFError:  # the child died without a word (a crash in native code)
         child.join(10)
         print(f"error: the run's process ended with exit code {child.exitcode} without a result.", file=sys.stderr)
         return 1
@@ -144,7 +163,7 @@ def _profile_with_timeout(ns: argparse.Namespace, request: RunRequest) -> int:
 
 
 def cmd_runs(ns: argparse.Namespace) -> int:
-    df = open_store().list_runs()     # the store as the dashboard opens it: bundled samples imported
+    df = open_store().list_runs()  # the store as the dashboard opens it: bundled samples imported
     print(df.drop(columns=["key"]).to_string(index=False) if len(df) else "no runs stored yet")
     return 0
 
@@ -175,15 +194,21 @@ def main(argv: list[str] | None = None) -> int:
 
         return supervisor_main(argv[1:])
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m engine", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("profile", help="profile one model headless and print a summary")
     add_knob_options(p)
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--no-cache", action="store_true", help="run even if the store has this result")
-    p.add_argument("--timeout", type=float, default=None, metavar="S",
-                   help="give up after S seconds: the run is stopped, nothing is stored, exit code 124")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="give up after S seconds: the run is stopped, nothing is stored, exit code 124",
+    )
     p.set_defaults(func=cmd_profile)
     sub.add_parser("runs", help="list stored runs").set_defaults(func=cmd_runs)
     sub.add_parser("capabilities", help="what this machine can do").set_defaults(func=cmd_capabilities)
@@ -198,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ModelError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except Exception as e:   # backend errors carry a user-facing message; details go to the log
+    except Exception as e:  # backend errors carry a user-facing message; details go to the log
         msg, hint = (e.message, e.hint) if isinstance(e, UserError) else (f"{type(e).__name__}: {e}", "")
         logging.getLogger("engine").debug("run failed", exc_info=True)
         print(f"error: {msg}" + (f"\nhint: {hint}" if hint else ""), file=sys.stderr)

@@ -31,7 +31,7 @@ ADMIN_PASSWORD_ENV = "TRTDASH_ADMIN_PASSWORD"
 TEAM_PASSWORD_SECRET = "team_password"
 ADMIN_PASSWORD_SECRET = "admin_password"
 LOOPBACK_ADDRESSES = ("localhost", "127.0.0.1", "::1", "[::1]", "ip6-localhost")
-NAME_PATTERN = re.compile(r"[\w .@'-]{1,40}")   # letters (any script), digits, space and . @ ' - _
+NAME_PATTERN = re.compile(r"[\w .@'-]{1,40}")  # letters (any script), digits, space and . @ ' - _
 
 
 class Action(Enum):
@@ -49,15 +49,20 @@ class AccessSettings:
     admin_password: str | None = None
 
     @classmethod
-    def from_sources(cls, address: str | None, secrets: Mapping[str, Any], environ: Mapping[str, str]
-                     ) -> AccessSettings:
+    def from_sources(
+        cls, address: str | None, secrets: Mapping[str, Any], environ: Mapping[str, str]
+    ) -> AccessSettings:
         """Streamlit's ``server.address``, then each password from the secrets, else from the environment."""
+
         def password(secret: str, env: str) -> str | None:
             value = secrets.get(secret) or environ.get(env) or None
             return str(value) if value is not None else None
 
-        return cls(address or None, password(TEAM_PASSWORD_SECRET, TEAM_PASSWORD_ENV),
-                   password(ADMIN_PASSWORD_SECRET, ADMIN_PASSWORD_ENV))
+        return cls(
+            address or None,
+            password(TEAM_PASSWORD_SECRET, TEAM_PASSWORD_ENV),
+            password(ADMIN_PASSWORD_SECRET, ADMIN_PASSWORD_ENV),
+        )
 
     @property
     def listens_beyond_this_host(self) -> bool:
@@ -72,10 +77,12 @@ class AccessSettings:
         """Why this server must not serve anyone as configured, or None."""
         if self.listens_beyond_this_host and not self.team_password:
             where = "every network interface" if self.address is None else f"{self.address}"
-            return (f"This dashboard listens on {where}, so others on the network can reach it, and no team "
-                    f"password is set. Set one ({TEAM_PASSWORD_ENV}, or {TEAM_PASSWORD_SECRET} in "
-                    ".streamlit/secrets.toml) and restart, or serve only this machine with server.address = "
-                    '"localhost" in .streamlit/config.toml.')
+            return (
+                f"This dashboard listens on {where}, so others on the network can reach it, and no team "
+                f"password is set. Set one ({TEAM_PASSWORD_ENV}, or {TEAM_PASSWORD_SECRET} in "
+                ".streamlit/secrets.toml) and restart, or serve only this machine with server.address = "
+                '"localhost" in .streamlit/config.toml.'
+            )
         return None
 
 
@@ -101,8 +108,10 @@ class SignInError(UserError, ValueError):
 def clean_name(name: str) -> str:
     name = " ".join(str(name).split())
     if not NAME_PATTERN.fullmatch(name):
-        raise SignInError("Give your name (1 to 40 letters, digits, spaces or . @ ' - _): it is recorded on every "
-                          "job and run you submit.")
+        raise SignInError(
+            "Give your name (1 to 40 letters, digits, spaces or . @ ' - _): it is recorded on every "
+            "job and run you submit."
+        )
     return name
 
 
@@ -120,9 +129,12 @@ def sign_in(settings: AccessSettings, name: str, team_password: str, admin_passw
 
 def unlock_admin(settings: AccessSettings, identity: Identity, admin_password: str) -> Identity:
     if not password_matches(admin_password, settings.admin_password):
-        raise SignInError("Wrong admin password." if settings.admin_password else
-                          f"No admin password is set ({ADMIN_PASSWORD_ENV}, or {ADMIN_PASSWORD_SECRET} in "
-                          ".streamlit/secrets.toml): nobody can delete runs or stop the workers.")
+        raise SignInError(
+            "Wrong admin password."
+            if settings.admin_password
+            else f"No admin password is set ({ADMIN_PASSWORD_ENV}, or {ADMIN_PASSWORD_SECRET} in "
+            ".streamlit/secrets.toml): nobody can delete runs or stop the workers."
+        )
     return Identity(identity.name, admin=True)
 
 
@@ -130,7 +142,7 @@ def local_identity(settings: AccessSettings) -> Identity:
     """The user of a dashboard only this machine can reach: its OS user, admin unless an admin password is set."""
     try:
         name = getpass.getuser()
-    except Exception:   # no user name in the environment or the password database (a bare container)
+    except Exception:  # no user name in the environment or the password database (a bare container)
         name = "local"
     return Identity(name, admin=not settings.admin_password)
 

@@ -24,7 +24,7 @@ class Gpu:
     index: int
     name: str
     memory_bytes: int
-    compute_capability: str    # "9.0"
+    compute_capability: str  # "9.0"
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,10 @@ class Capabilities:
     cuda_available: bool
     gpus: tuple[Gpu, ...] = ()
     torch_tensorrt_version: str | None = None
-    flavour: str = "none"            # "tensorrt" | "tensorrt_rtx" | "none"
+    flavour: str = "none"  # "tensorrt" | "tensorrt_rtx" | "none"
     tensorrt_version: str | None = None
     tensorrt_unavailable_reason: str = ""
-    python_runtime_reason: str = ""   # why compile.use_python_runtime does not apply here ("" when it does)
+    python_runtime_reason: str = ""  # why compile.use_python_runtime does not apply here ("" when it does)
     cpu_name: str = field(default_factory=lambda: _cpu_name())
 
     @property
@@ -46,23 +46,35 @@ class Capabilities:
     def banner(self) -> tuple[str, str]:
         """(level, text) for the page banner: level is "info" or "warning"."""
         if not self.cuda_available:
-            return ("warning", "No NVIDIA GPU on this machine: TensorRT compilation and GPU timing are "
-                    "unavailable. You can profile models eagerly on the CPU and explore the bundled sample "
-                    "runs recorded on a real GPU (History, Layers, Segmentation, Compare).")
+            return (
+                "warning",
+                "No NVIDIA GPU on this machine: TensorRT compilation and GPU timing are "
+                "unavailable. You can profile models eagerly on the CPU and explore the bundled sample "
+                "runs recorded on a real GPU (History, Layers, Segmentation, Compare).",
+            )
         names = ", ".join(f"{g.name} ({g.memory_bytes / 2**30:.0f} GiB)" for g in self.gpus)
         if not self.can_compile:
-            return ("warning", f"GPU: {names}. Torch-TensorRT is not usable: {self.tensorrt_unavailable_reason} "
-                    "Eager profiling on the GPU works; install with `pip install torch-tensorrt tensorrt` "
-                    "(or `torch-tensorrt-rtx`).")
+            return (
+                "warning",
+                f"GPU: {names}. Torch-TensorRT is not usable: {self.tensorrt_unavailable_reason} "
+                "Eager profiling on the GPU works; install with `pip install torch-tensorrt tensorrt` "
+                "(or `torch-tensorrt-rtx`).",
+            )
         flav = "TensorRT-RTX" if self.flavour == "tensorrt_rtx" else "TensorRT"
-        return ("info", f"GPU: {names}. Torch-TensorRT {self.torch_tensorrt_version} on {flav} "
-                f"{self.tensorrt_version or ''}.".replace(" .", "."))
+        return (
+            "info",
+            f"GPU: {names}. Torch-TensorRT {self.torch_tensorrt_version} on {flav} "
+            f"{self.tensorrt_version or ''}.".replace(" .", "."),
+        )
 
     def disabled_reason(self, knob: str, value: Any = None) -> str | None:
         """Why a knob (dotted name) or a knob value cannot be honoured here, or None."""
         if knob == "backend" and value == "tensorrt" and not self.can_compile:
-            return ("needs an NVIDIA GPU with Torch-TensorRT installed" if not self.cuda_available
-                    else f"Torch-TensorRT unavailable: {self.tensorrt_unavailable_reason}")
+            return (
+                "needs an NVIDIA GPU with Torch-TensorRT installed"
+                if not self.cuda_available
+                else f"Torch-TensorRT unavailable: {self.tensorrt_unavailable_reason}"
+            )
         if knob == "device" and value == "cuda" and not self.cuda_available:
             return "no NVIDIA GPU on this machine"
         if knob == "compile.precision" and value == "bf16" and self.flavour == "tensorrt_rtx":
@@ -73,7 +85,7 @@ class Capabilities:
             return "TensorRT-RTX engines are built for the local GPU only"
         if knob == "compile.quantization" and value not in (None, False, "none"):
             options = scheme_options(self)
-            if value is True:   # the knob as a whole: off only when no scheme can run here
+            if value is True:  # the knob as a whole: off only when no scheme can run here
                 reasons = [r for s, r in options.items() if s != "none"]
                 return reasons[0] if reasons and all(reasons) and len(set(reasons)) == 1 else None
             return options.get(value, f"unknown scheme {value!r}")
@@ -84,8 +96,10 @@ def scheme_options(caps: Capabilities, gpu_index: int = 0) -> dict[str, str | No
     """Every scheme with the reason it is unavailable on this machine (None: available)."""
     cc = caps.gpus[min(gpu_index, len(caps.gpus) - 1)].compute_capability if caps.gpus else None
     installed = schemes.modelopt_installed()
-    return {s: schemes.scheme_unavailable_reason(s, flavour=caps.flavour, compute_capability=cc,
-                                                 modelopt=installed) for s in schemes.SCHEMES}
+    return {
+        s: schemes.scheme_unavailable_reason(s, flavour=caps.flavour, compute_capability=cc, modelopt=installed)
+        for s in schemes.SCHEMES
+    }
 
 
 def _cpu_name() -> str:
@@ -112,7 +126,7 @@ def _torch_tensorrt_info() -> tuple[str | None, str, str | None, str]:
     except internals.TorchTensorRTMismatch as e:
         return torch_tensorrt.__version__, "none", None, e.message
     trt_version = None
-    for dist in (("tensorrt_rtx", "tensorrt-rtx") if rtx else ("tensorrt", "tensorrt-cu12", "tensorrt-cu13")):
+    for dist in ("tensorrt_rtx", "tensorrt-rtx") if rtx else ("tensorrt", "tensorrt-cu12", "tensorrt-cu13"):
         try:
             trt_version = importlib.metadata.version(dist)
             break
@@ -149,13 +163,20 @@ def detect() -> Capabilities:
     else:
         tt_version, flavour, trt_version = None, "none", None
         reason = "no NVIDIA GPU (torch.cuda.is_available() is False)."
-    return Capabilities(torch_version=torch.__version__, cuda_available=cuda, gpus=tuple(gpus),
-                        torch_tensorrt_version=tt_version, flavour=flavour, tensorrt_version=trt_version,
-                        tensorrt_unavailable_reason=reason, python_runtime_reason=python_runtime_reason)
+    return Capabilities(
+        torch_version=torch.__version__,
+        cuda_available=cuda,
+        gpus=tuple(gpus),
+        torch_tensorrt_version=tt_version,
+        flavour=flavour,
+        tensorrt_version=trt_version,
+        tensorrt_unavailable_reason=reason,
+        python_runtime_reason=python_runtime_reason,
+    )
 
 
 def resolve_device(request: RunRequest, caps: Capabilities) -> str:
-    """"cpu" or "cuda" for a request's device setting."""
+    """ "cpu" or "cuda" for a request's device setting."""
     if request.device == "auto":
         return "cuda" if caps.cuda_available else "cpu"
     return request.device
@@ -190,9 +211,15 @@ def fingerprint(caps: Capabilities, device: str, gpu_index: int = 0) -> dict[str
         device_name, cc = g.name, g.compute_capability
     else:
         device_name, cc = f"CPU: {caps.cpu_name}", ""
-    return {"device": device, "device_name": device_name, "compute_capability": cc,
-            "torch": caps.torch_version, "torch_tensorrt": caps.torch_tensorrt_version,
-            "flavour": caps.flavour, "tensorrt": caps.tensorrt_version}
+    return {
+        "device": device,
+        "device_name": device_name,
+        "compute_capability": cc,
+        "torch": caps.torch_version,
+        "torch_tensorrt": caps.torch_tensorrt_version,
+        "flavour": caps.flavour,
+        "tensorrt": caps.tensorrt_version,
+    }
 
 
 def as_dict(caps: Capabilities) -> dict[str, Any]:

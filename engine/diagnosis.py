@@ -28,27 +28,27 @@ from dataclasses import dataclass
 
 from engine.result import RunResult
 
-LAUNCH_BOUND_SHARE = 0.5      # layers account for less than half of end-to-end latency
-HOST_OVERHEAD_SHARE = 0.2     # measured host overhead worth naming on a run that is not launch-bound
+LAUNCH_BOUND_SHARE = 0.5  # layers account for less than half of end-to-end latency
+HOST_OVERHEAD_SHARE = 0.2  # measured host overhead worth naming on a run that is not launch-bound
 SOURCES = ("kernel_trace", "layer_profile", "eager_modules")
-UPPER_BOUND_SOURCES = ("layer_profile", "eager_modules")   # overstate device time
+UPPER_BOUND_SOURCES = ("layer_profile", "eager_modules")  # overstate device time
 
 VERDICTS = ("launch_bound", "not_launch_bound", "inconclusive")
 
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str   # launch_bound | not_launch_bound | host_overhead | profile_inflated | graph_replay | graph_breaks
+    kind: str  # launch_bound | not_launch_bound | host_overhead | profile_inflated | graph_replay | graph_breaks
     message: str
     numbers: Mapping[str, float]
 
 
 @dataclass(frozen=True)
 class LaunchDiagnosis:
-    verdict: str              # one of VERDICTS
-    e2e_ms: float             # median end-to-end latency, profiling off
-    layer_ms: float           # time the layers account for, per inference
-    source: str               # one of SOURCES
+    verdict: str  # one of VERDICTS
+    e2e_ms: float  # median end-to-end latency, profiling off
+    layer_ms: float  # time the layers account for, per inference
+    source: str  # one of SOURCES
     device: str
     batch_size: int
     cudagraphs: bool
@@ -73,9 +73,18 @@ class LaunchDiagnosis:
         return "\n".join(lines)
 
 
-def diagnose(e2e_ms: float, layer_ms: float, *, source: str, device: str, batch_size: int = 1,
-             cudagraphs: bool = False, pytorch_segments: int = 0, graph_ms: float | None = None,
-             threshold: float = LAUNCH_BOUND_SHARE) -> LaunchDiagnosis:
+def diagnose(
+    e2e_ms: float,
+    layer_ms: float,
+    *,
+    source: str,
+    device: str,
+    batch_size: int = 1,
+    cudagraphs: bool = False,
+    pytorch_segments: int = 0,
+    graph_ms: float | None = None,
+    threshold: float = LAUNCH_BOUND_SHARE,
+) -> LaunchDiagnosis:
     """Compare end-to-end latency with the device time from ``source`` (see the module docstring);
     ``graph_ms``: the latency of the same module replayed as a CUDA graph, when it was measured."""
     if source not in SOURCES:
@@ -85,64 +94,122 @@ def diagnose(e2e_ms: float, layer_ms: float, *, source: str, device: str, batch_
     share = layer_ms / e2e_ms
     overhead = max(0.0, e2e_ms - layer_ms)
     numbers = {"e2e_ms": e2e_ms, "layer_ms": layer_ms, "layer_share": share, "overhead_ms": overhead}
-    what = {"kernel_trace": "GPU kernels", "layer_profile": "the engine's profiled layers",
-            "eager_modules": "the model's modules"}[source]
+    what = {
+        "kernel_trace": "GPU kernels",
+        "layer_profile": "the engine's profiled layers",
+        "eager_modules": "the model's modules",
+    }[source]
     cuda = device.startswith("cuda")
     findings: list[Finding] = []
     suggestions: list[str] = []
     if share < threshold:
         verdict = "launch_bound"
         bound = "launch/overhead-bound" if cuda else "overhead-bound (Python and dispatch, not compute)"
-        findings.append(Finding("launch_bound", (
-            f"The run is {bound}: {what} account for {layer_ms:.3g} ms "
-            f"of the {e2e_ms:.3g} ms end-to-end latency "
-            f"({share:.0%}); {overhead:.3g} ms per inference goes to launches and runtime overhead."), numbers))
+        findings.append(
+            Finding(
+                "launch_bound",
+                (
+                    f"The run is {bound}: {what} account for {layer_ms:.3g} ms "
+                    f"of the {e2e_ms:.3g} ms end-to-end latency "
+                    f"({share:.0%}); {overhead:.3g} ms per inference goes to launches and runtime overhead."
+                ),
+                numbers,
+            )
+        )
         if cuda and not cudagraphs:
-            measured = (f" (replayed as a graph it took {graph_ms:.3g} ms against {e2e_ms:.3g} ms)"
-                        if graph_ms is not None else "")
-            suggestions.append(f"Turn on CUDA graphs (compile.enable_cudagraphs): the inference is replayed as one "
-                               f"graph launch, which removes most of the {overhead:.3g} ms launch overhead"
-                               f"{measured}.")
+            measured = (
+                f" (replayed as a graph it took {graph_ms:.3g} ms against {e2e_ms:.3g} ms)"
+                if graph_ms is not None
+                else ""
+            )
+            suggestions.append(
+                f"Turn on CUDA graphs (compile.enable_cudagraphs): the inference is replayed as one "
+                f"graph launch, which removes most of the {overhead:.3g} ms launch overhead"
+                f"{measured}."
+            )
         elif cuda:
-            suggestions.append("CUDA graphs are on and the overhead remains: look at PyTorch segments between "
-                               "engines and at input/output copies.")
-        suggestions.append(f"Raise the batch size above {batch_size}: the fixed overhead is then shared by more "
-                           f"samples, so throughput grows faster than latency (see the batch sweep).")
+            suggestions.append(
+                "CUDA graphs are on and the overhead remains: look at PyTorch segments between "
+                "engines and at input/output copies."
+            )
+        suggestions.append(
+            f"Raise the batch size above {batch_size}: the fixed overhead is then shared by more "
+            f"samples, so throughput grows faster than latency (see the batch sweep)."
+        )
     elif source in UPPER_BOUND_SOURCES and share > 1.0:
         verdict = "inconclusive"
-        findings.append(Finding("profile_inflated", (
-            f"{what.capitalize()} add up to {layer_ms:.3g} ms, "
-            f"more than the {e2e_ms:.3g} ms end-to-end latency "
-            f"({share:.0%}): per-layer timing overstates device time, so it cannot show how much is launch "
-            "overhead. A kernel trace measures it."), numbers))
+        findings.append(
+            Finding(
+                "profile_inflated",
+                (
+                    f"{what.capitalize()} add up to {layer_ms:.3g} ms, "
+                    f"more than the {e2e_ms:.3g} ms end-to-end latency "
+                    f"({share:.0%}): per-layer timing overstates device time, so it cannot show how much is launch "
+                    "overhead. A kernel trace measures it."
+                ),
+                numbers,
+            )
+        )
     else:
         verdict = "not_launch_bound"
-        caveat = "" if source == "kernel_trace" else \
-            " Per-layer timing overstates device time, so some launch overhead may still hide in it."
-        findings.append(Finding("not_launch_bound", (
-            f"Not launch-bound by this measure: {what} account for {layer_ms:.3g} ms of {e2e_ms:.3g} ms "
-            f"({share:.0%}).{caveat}"), numbers))
+        caveat = (
+            ""
+            if source == "kernel_trace"
+            else " Per-layer timing overstates device time, so some launch overhead may still hide in it."
+        )
+        findings.append(
+            Finding(
+                "not_launch_bound",
+                (
+                    f"Not launch-bound by this measure: {what} account for {layer_ms:.3g} ms of {e2e_ms:.3g} ms "
+                    f"({share:.0%}).{caveat}"
+                ),
+                numbers,
+            )
+        )
         if source == "kernel_trace" and cuda and 1.0 - share >= HOST_OVERHEAD_SHARE:
-            findings.append(Finding("host_overhead", (
-                f"Still, {overhead:.3g} ms of every inference ({1.0 - share:.0%}) "
-                "is host overhead outside the GPU "
-                "kernels (launches, runtime bookkeeping)."), numbers))
+            findings.append(
+                Finding(
+                    "host_overhead",
+                    (
+                        f"Still, {overhead:.3g} ms of every inference ({1.0 - share:.0%}) "
+                        "is host overhead outside the GPU "
+                        "kernels (launches, runtime bookkeeping)."
+                    ),
+                    numbers,
+                )
+            )
             if not cudagraphs:
-                suggestions.append("CUDA graphs (compile.enable_cudagraphs) remove most of the host overhead "
-                                   "at this batch size.")
+                suggestions.append(
+                    "CUDA graphs (compile.enable_cudagraphs) remove most of the host overhead at this batch size."
+                )
     if graph_ms is not None and cuda and not cudagraphs:
         saved = e2e_ms - graph_ms
-        findings.append(Finding("graph_replay", (
-            f"Captured once and replayed as a CUDA graph, the same module took "
-            f"{graph_ms:.3g} ms per inference against {e2e_ms:.3g} ms end to end "
-            f"({abs(saved) / e2e_ms:.0%} {'less' if saved >= 0 else 'more'})."),
-            {"graph_ms": graph_ms, "e2e_ms": e2e_ms, "saved_ms": saved}))
+        findings.append(
+            Finding(
+                "graph_replay",
+                (
+                    f"Captured once and replayed as a CUDA graph, the same module took "
+                    f"{graph_ms:.3g} ms per inference against {e2e_ms:.3g} ms end to end "
+                    f"({abs(saved) / e2e_ms:.0%} {'less' if saved >= 0 else 'more'})."
+                ),
+                {"graph_ms": graph_ms, "e2e_ms": e2e_ms, "saved_ms": saved},
+            )
+        )
     if pytorch_segments and share < 1.0:
-        findings.append(Finding("graph_breaks", (
-            f"{pytorch_segments} PyTorch segment(s) run between TensorRT engines; each adds launches and a "
-            "hand-over, and part of the overhead is theirs."), {"pytorch_segments": float(pytorch_segments)}))
-    return LaunchDiagnosis(verdict, e2e_ms, layer_ms, source, device, batch_size, cudagraphs, tuple(findings),
-                           tuple(suggestions))
+        findings.append(
+            Finding(
+                "graph_breaks",
+                (
+                    f"{pytorch_segments} PyTorch segment(s) run between TensorRT engines; each adds launches and a "
+                    "hand-over, and part of the overhead is theirs."
+                ),
+                {"pytorch_segments": float(pytorch_segments)},
+            )
+        )
+    return LaunchDiagnosis(
+        verdict, e2e_ms, layer_ms, source, device, batch_size, cudagraphs, tuple(findings), tuple(suggestions)
+    )
 
 
 def diagnose_result(result: RunResult, kernel_ms: float | None = None) -> LaunchDiagnosis | None:
@@ -162,8 +229,13 @@ def diagnose_result(result: RunResult, kernel_ms: float | None = None) -> Launch
         return None
     seg = result.segmentation
     replay = result.graph_replay
-    return diagnose(result.latency.median_ms, layer_ms, source=source, device=str(result.env.get("device", "")),
-                    batch_size=result.latency.batch_size,
-                    cudagraphs=bool(result.request.get("compile", {}).get("enable_cudagraphs", False)),
-                    pytorch_segments=seg.pytorch_segment_count if seg is not None else 0,
-                    graph_ms=replay.median_ms if replay is not None and replay.captured else None)
+    return diagnose(
+        result.latency.median_ms,
+        layer_ms,
+        source=source,
+        device=str(result.env.get("device", "")),
+        batch_size=result.latency.batch_size,
+        cudagraphs=bool(result.request.get("compile", {}).get("enable_cudagraphs", False)),
+        pytorch_segments=seg.pytorch_segment_count if seg is not None else 0,
+        graph_ms=replay.median_ms if replay is not None and replay.captured else None,
+    )

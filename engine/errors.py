@@ -32,7 +32,7 @@ def shown(value: Any, limit: int = 80) -> str:
     """A value as an error message quotes it: its repr, cut short (a pasted megabyte stays out of the message)."""
     try:
         text = repr(value)
-    except (RecursionError, ValueError):   # a structure nested too deep, an int too long to print
+    except (RecursionError, ValueError):  # a structure nested too deep, an int too long to print
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[:limit] + "…"
 

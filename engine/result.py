@@ -21,25 +21,29 @@ SCHEMA_VERSION = 1
 
 # Per-layer table. One row per TensorRT layer or PyTorch module / op, in execution order.
 LAYER_COLUMNS = [
-    "order",          # execution order within the run (0-based)
-    "segment",        # "trt_engine_0", "pytorch_1", or "eager" for the eager backend
-    "runtime",        # "tensorrt" | "pytorch"
-    "name",           # TensorRT layer name or nn.Module path
-    "layer_type",     # TensorRT LayerType or nn.Module class name
-    "module_path",    # nn.Module path the layer came from, "" when unknown, "<fused>" for fused layers
-    "precision",      # "fp32" | "fp16" | "int8" | ... of the layer's outputs, "" when unknown
-    "tactic",         # TensorRT tactic / kernel, "" for PyTorch
-    "input_shapes",   # e.g. "1x64x56x56; 1x64x56x56"
+    "order",  # execution order within the run (0-based)
+    "segment",  # "trt_engine_0", "pytorch_1", or "eager" for the eager backend
+    "runtime",  # "tensorrt" | "pytorch"
+    "name",  # TensorRT layer name or nn.Module path
+    "layer_type",  # TensorRT LayerType or nn.Module class name
+    "module_path",  # nn.Module path the layer came from, "" when unknown, "<fused>" for fused layers
+    "precision",  # "fp32" | "fp16" | "int8" | ... of the layer's outputs, "" when unknown
+    "tactic",  # TensorRT tactic / kernel, "" for PyTorch
+    "input_shapes",  # e.g. "1x64x56x56; 1x64x56x56"
     "output_shapes",
-    "avg_ms",         # mean time per inference
-    "share",          # fraction of the run's profiled time (0..1)
+    "avg_ms",  # mean time per inference
+    "share",  # fraction of the run's profiled time (0..1)
 ]
 FUSED = "<fused>"
 
 
 def empty_layers() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("avg_ms", "share") else
-                                      "int64" if c == "order" else "object") for c in LAYER_COLUMNS})
+    return pd.DataFrame(
+        {
+            c: pd.Series(dtype="float64" if c in ("avg_ms", "share") else "int64" if c == "order" else "object")
+            for c in LAYER_COLUMNS
+        }
+    )
 
 
 def normalise_layers(df: pd.DataFrame) -> pd.DataFrame:
@@ -58,10 +62,10 @@ def normalise_layers(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-
 # the start of the run warning given when the eager fp32 reference output is ~0 (random weights; torchvision's
 # ViT, for one, starts its classification head at zero): every accuracy figure of such a run says nothing
 DEGENERATE_REFERENCE = "The eager fp32 reference output is ~0"
+
 
 @dataclass
 class LatencyStats:
@@ -77,8 +81,8 @@ class LatencyStats:
     max_ms: float
     iters: int
     batch_size: int
-    throughput_per_s: float   # samples per second at the median: batch / median
-    timer: str = ""           # "cuda_events" | "perf_counter"
+    throughput_per_s: float  # samples per second at the median: batch / median
+    timer: str = ""  # "cuda_events" | "perf_counter"
 
     @classmethod
     def from_samples(cls, samples_ms: list[float], batch_size: int, timer: str) -> LatencyStats:
@@ -87,16 +91,37 @@ class LatencyStats:
         s = sorted(samples_ms)
         med = statistics.median(s)
         return cls(
-            median_ms=med, p10_ms=_quantile(s, 0.10), p90_ms=_quantile(s, 0.90), p99_ms=_quantile(s, 0.99),
-            mean_ms=statistics.fmean(s), std_ms=statistics.pstdev(s) if len(s) > 1 else 0.0,
-            min_ms=s[0], max_ms=s[-1], iters=len(s), batch_size=batch_size,
-            throughput_per_s=batch_size * 1000.0 / med if med > 0 else math.inf, timer=timer)
+            median_ms=med,
+            p10_ms=_quantile(s, 0.10),
+            p90_ms=_quantile(s, 0.90),
+            p99_ms=_quantile(s, 0.99),
+            mean_ms=statistics.fmean(s),
+            std_ms=statistics.pstdev(s) if len(s) > 1 else 0.0,
+            min_ms=s[0],
+            max_ms=s[-1],
+            iters=len(s),
+            batch_size=batch_size,
+            throughput_per_s=batch_size * 1000.0 / med if med > 0 else math.inf,
+            timer=timer,
+        )
 
     @classmethod
     def not_timed(cls, batch_size: int) -> LatencyStats:
         """Placeholder for runs that time nothing (analyze / dryrun): ``iters == 0``, every figure 0."""
-        return cls(median_ms=0.0, p10_ms=0.0, p90_ms=0.0, p99_ms=0.0, mean_ms=0.0, std_ms=0.0, min_ms=0.0,
-                   max_ms=0.0, iters=0, batch_size=batch_size, throughput_per_s=0.0, timer="not_timed")
+        return cls(
+            median_ms=0.0,
+            p10_ms=0.0,
+            p90_ms=0.0,
+            p99_ms=0.0,
+            mean_ms=0.0,
+            std_ms=0.0,
+            min_ms=0.0,
+            max_ms=0.0,
+            iters=0,
+            batch_size=batch_size,
+            throughput_per_s=0.0,
+            timer="not_timed",
+        )
 
     @property
     def timed(self) -> bool:
@@ -117,17 +142,17 @@ def _quantile(sorted_samples: list[float], q: float) -> float:
 class Segment:
     """One piece of the partitioned graph, in execution order."""
 
-    kind: str                 # "tensorrt" | "pytorch"
-    index: int                # k of "TRT Engine #k" / j of the PyTorch subgraph (1-based, as dryrun prints)
-    name: str                 # submodule name, e.g. "_run_on_acc_0" / "_run_on_gpu_1"
+    kind: str  # "tensorrt" | "pytorch"
+    index: int  # k of "TRT Engine #k" / j of the PyTorch subgraph (1-based, as dryrun prints)
+    name: str  # submodule name, e.g. "_run_on_acc_0" / "_run_on_gpu_1"
     op_count: int
-    inputs: list[str] = field(default_factory=list)    # "(1, 3, 224, 224)@float16"
+    inputs: list[str] = field(default_factory=list)  # "(1, 3, 224, 224)@float16"
     outputs: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Recommendation:
-    kind: str                 # "minimal" | "moderate" | "current"
+    kind: str  # "minimal" | "moderate" | "current"
     min_block_size: int
     engines: int
 
@@ -138,11 +163,11 @@ class Segmentation:
 
     total_ops: int
     supported_ops: int
-    unsupported_ops: dict[str, int] = field(default_factory=dict)    # op -> count
+    unsupported_ops: dict[str, int] = field(default_factory=dict)  # op -> count
     pytorch_nodes: list[dict[str, str]] = field(default_factory=list)  # {"op":..., "location":...}
     segments: list[Segment] = field(default_factory=list)
     recommendations: list[Recommendation] = field(default_factory=list)
-    source: str = ""          # "tracker" | "dryrun_text"
+    source: str = ""  # "tracker" | "dryrun_text"
 
     @property
     def coverage(self) -> float:
@@ -168,24 +193,24 @@ class Segmentation:
 class Accuracy:
     """Outputs of the run against a reference (eager fp32) on the same inputs."""
 
-    reference: str            # e.g. "eager fp32"
+    reference: str  # e.g. "eager fp32"
     rel_l2: float
     max_abs: float
-    top1_agreement: float | None   # None when the output is not a classification
-    nonfinite: int | None = None   # NaN/inf values in the run's output; None: not counted (older runs)
+    top1_agreement: float | None  # None when the output is not a classification
+    nonfinite: int | None = None  # NaN/inf values in the run's output; None: not counted (older runs)
 
 
 @dataclass
 class LabelledAccuracy:
     """Top-1 accuracy against the labels of an image folder (ImageFolder layout), each model on the same images."""
 
-    source: str                    # e.g. "200 images in 4 classes in val/ (folder names are output indices)"
+    source: str  # e.g. "200 images in 4 classes in val/ (folder names are output indices)"
     images: int
     classes: int
-    eager_top1: float              # eager fp32
+    eager_top1: float  # eager fp32
     fake_quant_top1: float
-    engine_top1: float | None = None        # None: the engine was not run on them
-    fake_quant_agreement: float = 1.0       # top-1 agreement with eager fp32 on these images
+    engine_top1: float | None = None  # None: the engine was not run on them
+    fake_quant_agreement: float = 1.0  # top-1 agreement with eager fp32 on these images
     engine_agreement: float | None = None
 
 
@@ -198,17 +223,17 @@ class QuantizationReport:
     fake-quantized model far more than that model departs from eager (engine.quantization decides).
     """
 
-    scheme: str                          # engine.settings.defaults.QUANT_SCHEMES
-    base_precision: str                  # what the unquantized layers ran in: "fp16" | "fp32"
-    calibration: str                     # e.g. "random tensors (accuracy not meaningful for real data)"
+    scheme: str  # engine.settings.defaults.QUANT_SCHEMES
+    base_precision: str  # what the unquantized layers ran in: "fp16" | "fp32"
+    calibration: str  # e.g. "random tensors (accuracy not meaningful for real data)"
     calibration_batches: int
-    calibration_meaningful: bool         # False for random tensors
-    quantizers: int = 0                  # Q/DQ points ModelOpt inserted (enabled ones)
+    calibration_meaningful: bool  # False for random tensors
+    quantizers: int = 0  # Q/DQ points ModelOpt inserted (enabled ones)
     fake_quant_vs_eager: Accuracy | None = None
     engine_vs_fake_quant: Accuracy | None = None
     engine_vs_eager: Accuracy | None = None
     conversion_problem: bool = False
-    labelled: LabelledAccuracy | None = None       # calibration folder in the ImageFolder layout
+    labelled: LabelledAccuracy | None = None  # calibration folder in the ImageFolder layout
     kept: list[str] = field(default_factory=list)  # compile.keep_high_precision: modules whose quantizers were off
 
     @classmethod
@@ -228,13 +253,13 @@ class GpuTime:
     its own after end-to-end timing. Unlike end-to-end latency at small batch (host-bound, it swung 87% between
     fresh processes on the H200) it holds still (0.13%): knobs that change kernels are judged on it."""
 
-    median_ms: float                 # median over the trace's windows of kernel time per inference
-    min_ms: float                    # fastest window
-    max_ms: float                    # slowest window
-    kernels_per_inference: float     # kernel launches per inference (memcpy/memset not counted)
-    iters: int                       # inferences traced
-    windows: int                     # windows the iterations were split into (the spread is across them)
-    source: str = "cuda_activity"    # how it was measured
+    median_ms: float  # median over the trace's windows of kernel time per inference
+    min_ms: float  # fastest window
+    max_ms: float  # slowest window
+    kernels_per_inference: float  # kernel launches per inference (memcpy/memset not counted)
+    iters: int  # inferences traced
+    windows: int  # windows the iterations were split into (the spread is across them)
+    source: str = "cuda_activity"  # how it was measured
 
     @property
     def spread_pct(self) -> float:
@@ -248,7 +273,7 @@ class GraphReplay:
     or why it could not be captured (PyTorch fallback with host syncs, dynamic shapes, ...)."""
 
     captured: bool
-    reason: str = ""                 # why not captured; "" when captured
+    reason: str = ""  # why not captured; "" when captured
     median_ms: float | None = None
     p10_ms: float | None = None
     p90_ms: float | None = None
@@ -287,31 +312,31 @@ def setup_total_s(stages_s: dict[str, float]) -> float | None:
 class RunResult:
     run_id: str
     key: str
-    created_at: str                       # ISO 8601 UTC
-    request: dict[str, Any]               # RunRequest.to_dict()
-    env: dict[str, Any]                   # capabilities.fingerprint(): device name, versions, flavour
-    model_info: dict[str, Any]            # params, input shapes/dtypes, identity
+    created_at: str  # ISO 8601 UTC
+    request: dict[str, Any]  # RunRequest.to_dict()
+    env: dict[str, Any]  # capabilities.fingerprint(): device name, versions, flavour
+    model_info: dict[str, Any]  # params, input shapes/dtypes, identity
     latency: LatencyStats
     latency_samples_ms: list[float] = field(default_factory=list)
-    stages_s: dict[str, float] = field(default_factory=dict)   # export_s, partition_s, build_s, first_inference_s
+    stages_s: dict[str, float] = field(default_factory=dict)  # export_s, partition_s, build_s, first_inference_s
     engine_count: int = 0
     engine_bytes: int = 0
     peak_memory_bytes: int | None = None
     accuracy: Accuracy | None = None
     segmentation: Segmentation | None = None
-    profiled_sum_ms: float | None = None   # sum of per-layer averages (profiling on)
-    baselines: dict[str, LatencyStats] = field(default_factory=dict)   # "eager_fp16", "inductor_default" ...
+    profiled_sum_ms: float | None = None  # sum of per-layer averages (profiling on)
+    baselines: dict[str, LatencyStats] = field(default_factory=dict)  # "eager_fp16", "inductor_default" ...
     # compile time of a compiled baseline (its first call: torch.compile traces and builds there), by name
-    baseline_compile_s: dict[str, float] = field(default_factory=dict)   # "inductor_max-autotune": 312.4
-    artifacts: list[str] = field(default_factory=list)   # file names in the run's artifact dir
+    baseline_compile_s: dict[str, float] = field(default_factory=dict)  # "inductor_max-autotune": 312.4
+    artifacts: list[str] = field(default_factory=list)  # file names in the run's artifact dir
     warnings: list[str] = field(default_factory=list)
     is_sample: bool = False
-    tags: list[str] = field(default_factory=list)   # e.g. "sweep:<id>", "knob:optimization_level=3"
-    quantization: QuantizationReport | None = None   # runs with compile.quantization != "none"
-    gpu_time: GpuTime | None = None          # None: not measured (CPU run, or stored before it existed)
+    tags: list[str] = field(default_factory=list)  # e.g. "sweep:<id>", "knob:optimization_level=3"
+    quantization: QuantizationReport | None = None  # runs with compile.quantization != "none"
+    gpu_time: GpuTime | None = None  # None: not measured (CPU run, or stored before it existed)
     graph_replay: GraphReplay | None = None  # None: not attempted
-    plan_fingerprint: str | None = None      # identity of the engine plan(s): equal -> the same kernels
-    submitted_by: str = ""                   # who asked for the run; "" = unknown (stored before it was recorded)
+    plan_fingerprint: str | None = None  # identity of the engine plan(s): equal -> the same kernels
+    submitted_by: str = ""  # who asked for the run; "" = unknown (stored before it was recorded)
     schema_version: int = SCHEMA_VERSION
     layers: pd.DataFrame = field(default_factory=empty_layers, repr=False)
 
@@ -326,9 +351,11 @@ class RunResult:
         d["latency"] = LatencyStats(**d["latency"])
         d["baselines"] = {k: LatencyStats(**v) for k, v in (d.get("baselines") or {}).items()}
         measure = (d.get("request") or {}).get("measure") or {}
-        if isinstance(measure.get("compare_inductor"), bool):   # stored before the knob had modes
-            d["request"] = {**d["request"], "measure": {
-                **measure, "compare_inductor": INDUCTOR_MODE_FROM_BOOL[measure["compare_inductor"]]}}
+        if isinstance(measure.get("compare_inductor"), bool):  # stored before the knob had modes
+            d["request"] = {
+                **d["request"],
+                "measure": {**measure, "compare_inductor": INDUCTOR_MODE_FROM_BOOL[measure["compare_inductor"]]},
+            }
         if d.get("accuracy"):
             d["accuracy"] = Accuracy(**d["accuracy"])
         if d.get("segmentation"):

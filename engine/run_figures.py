@@ -28,9 +28,9 @@ THROUGHPUT = "Throughput"
 
 @dataclass(frozen=True)
 class Figure:
-    label: str              # what it is: "GPU time"
-    value: str              # "0.3866 ms", or why there is none: "needs an NVIDIA GPU"
-    detail: str             # its noise and how it was measured
+    label: str  # what it is: "GPU time"
+    value: str  # "0.3866 ms", or why there is none: "needs an NVIDIA GPU"
+    detail: str  # its noise and how it was measured
     # the number behind ``value`` in its unit (ms for times, samples/s for throughput, else a count or a ratio),
     # None when not measured
     ms: float | None = None
@@ -48,21 +48,32 @@ def e2e_figure(run: RunResult) -> Figure:
     lat = run.latency
     if not lat.timed:
         return Figure(E2E, "not timed", "An analyze run: the graph was partitioned, nothing was built or timed.")
-    return Figure(E2E, f"{lat.median_ms:.3f} ms",
-                  f"p10–p90 {lat.p10_ms:.3f}–{lat.p90_ms:.3f} ms · p99 {lat.p99_ms:.3f} ms · {lat.iters} calls "
-                  f"timed with {lat.timer.replace('_', ' ') or 'a timer'}, profiling off", lat.median_ms)
+    return Figure(
+        E2E,
+        f"{lat.median_ms:.3f} ms",
+        f"p10–p90 {lat.p10_ms:.3f}–{lat.p90_ms:.3f} ms · p99 {lat.p99_ms:.3f} ms · {lat.iters} calls "
+        f"timed with {lat.timer.replace('_', ' ') or 'a timer'}, profiling off",
+        lat.median_ms,
+    )
 
 
 def gpu_figure(run: RunResult) -> Figure:
     g = run.gpu_time
     if g is None:
-        return Figure(GPU, gpu_time_absence(run),
-                      "Kernel time per inference from a CUDA-activity trace, measured on NVIDIA GPUs in a pass of "
-                      "its own after end-to-end timing.")
-    return Figure(GPU, format_ms(g.median_ms, GPU_TIME),
-                  f"window spread {g.spread_pct:.2f}% ({g.windows} windows, {g.iters} inferences) · "
-                  f"{_kernels(g.kernels_per_inference)} kernels per inference · from a CUDA-activity trace; what "
-                  "kernel knobs are judged on (it holds still where end-to-end swings)", g.median_ms)
+        return Figure(
+            GPU,
+            gpu_time_absence(run),
+            "Kernel time per inference from a CUDA-activity trace, measured on NVIDIA GPUs in a pass of "
+            "its own after end-to-end timing.",
+        )
+    return Figure(
+        GPU,
+        format_ms(g.median_ms, GPU_TIME),
+        f"window spread {g.spread_pct:.2f}% ({g.windows} windows, {g.iters} inferences) · "
+        f"{_kernels(g.kernels_per_inference)} kernels per inference · from a CUDA-activity trace; what "
+        "kernel knobs are judged on (it holds still where end-to-end swings)",
+        g.median_ms,
+    )
 
 
 def graph_figure(run: RunResult) -> Figure:
@@ -70,35 +81,56 @@ def graph_figure(run: RunResult) -> Figure:
     if r is None:
         absent = gpu_time_absence(run)
         value = absent if absent and absent != "not measured" else "not attempted"
-        return Figure(GRAPH, value, "The compiled module captured once as a CUDA graph and replayed: latency "
-                                    "without the host launching each kernel.")
+        return Figure(
+            GRAPH,
+            value,
+            "The compiled module captured once as a CUDA graph and replayed: latency "
+            "without the host launching each kernel.",
+        )
     if not r.captured or r.median_ms is None:
         return Figure(GRAPH, "not captured", r.reason or "The module could not be captured as a CUDA graph.")
-    band = (f"p10–p90 {format_ms(r.p10_ms, GPU_TIME).removesuffix(' ms')}–{format_ms(r.p90_ms, GPU_TIME)} · "
-            if r.p10_ms is not None and r.p90_ms is not None else "")
-    return Figure(GRAPH, format_ms(r.median_ms, GPU_TIME),
-                  f"{band}{r.iters} replays: the call captured once and replayed, no per-kernel host launches",
-                  r.median_ms)
+    band = (
+        f"p10–p90 {format_ms(r.p10_ms, GPU_TIME).removesuffix(' ms')}–{format_ms(r.p90_ms, GPU_TIME)} · "
+        if r.p10_ms is not None and r.p90_ms is not None
+        else ""
+    )
+    return Figure(
+        GRAPH,
+        format_ms(r.median_ms, GPU_TIME),
+        f"{band}{r.iters} replays: the call captured once and replayed, no per-kernel host launches",
+        r.median_ms,
+    )
 
 
 def host_figure(run: RunResult) -> Figure:
     host = run.host_overhead_ms
     if host is None:
-        return Figure(HOST, gpu_time_absence(run) or "not timed",
-                      "End-to-end median minus GPU time: the host's launch and runtime work per call.")
+        return Figure(
+            HOST,
+            gpu_time_absence(run) or "not timed",
+            "End-to-end median minus GPU time: the host's launch and runtime work per call.",
+        )
     share = 100 * host / run.latency.median_ms if run.latency.median_ms > 0 else 0.0
-    return Figure(HOST, format_ms(host, GPU_TIME),
-                  f"{share:.0f}% of the end-to-end median · end-to-end median − GPU time: the host launching kernels "
-                  "and running the runtime per call; CUDA graphs remove most of it, a larger batch spreads it over "
-                  "more samples", host)
+    return Figure(
+        HOST,
+        format_ms(host, GPU_TIME),
+        f"{share:.0f}% of the end-to-end median · end-to-end median − GPU time: the host launching kernels "
+        "and running the runtime per call; CUDA graphs remove most of it, a larger batch spreads it over "
+        "more samples",
+        host,
+    )
 
 
 def throughput_figure(run: RunResult) -> Figure:
     lat = run.latency
     if not lat.timed:
         return Figure(THROUGHPUT, "not timed", "")
-    return Figure(THROUGHPUT, f"{lat.throughput_per_s:,.0f} /s",
-                  f"batch {lat.batch_size} / end-to-end median", lat.throughput_per_s)
+    return Figure(
+        THROUGHPUT,
+        f"{lat.throughput_per_s:,.0f} /s",
+        f"batch {lat.batch_size} / end-to-end median",
+        lat.throughput_per_s,
+    )
 
 
 def timing_figures(run: RunResult) -> list[Figure]:
@@ -108,16 +140,22 @@ def timing_figures(run: RunResult) -> list[Figure]:
 
 def timing_lines(run: RunResult) -> list[str]:
     """One line per figure, "GPU time 0.3866 ms (window spread 0.13% ...)", for the CLI summary."""
-    return [f"{f.label}: {f.value}" + (f"  ({f.detail})" if f.detail and f.measured else "") for f in
-            timing_figures(run)]
+    return [
+        f"{f.label}: {f.value}" + (f"  ({f.detail})" if f.detail and f.measured else "") for f in timing_figures(run)
+    ]
 
 
 def timing_json(run: RunResult) -> dict[str, Any]:
     """The figures as JSON for ``--json``: the numbers (None where not measured) and the text shown for each."""
     figures = timing_figures(run)
-    return {"e2e_median_ms": figures[0].ms, "gpu_time_ms": figures[1].ms, "graph_replay_ms": figures[2].ms,
-            "host_overhead_ms": figures[3].ms, "throughput_per_s": figures[4].ms,
-            "shown": {f.label: f.value for f in figures}}
+    return {
+        "e2e_median_ms": figures[0].ms,
+        "gpu_time_ms": figures[1].ms,
+        "graph_replay_ms": figures[2].ms,
+        "host_overhead_ms": figures[3].ms,
+        "throughput_per_s": figures[4].ms,
+        "shown": {f.label: f.value for f in figures},
+    }
 
 
 def gpu_time_cell(run: RunResult) -> str:
@@ -143,17 +181,32 @@ def layer_profile_figures(run: RunResult) -> list[Figure]:
     overhead = profiling_overhead(run)
     figures = [Figure(LAYERS, f"{len(run.layers):,}", "", float(len(run.layers)))]
     if overhead["profiled_sum_ms"] is not None:
-        figures.append(Figure(PROFILED_SUM, f"{overhead['profiled_sum_ms']:.3f} ms",
-                              "Profiling synchronises after every layer, so this sum is neither the e2e time nor the "
-                              "GPU time.", overhead["profiled_sum_ms"]))
+        figures.append(
+            Figure(
+                PROFILED_SUM,
+                f"{overhead['profiled_sum_ms']:.3f} ms",
+                "Profiling synchronises after every layer, so this sum is neither the e2e time nor the GPU time.",
+                overhead["profiled_sum_ms"],
+            )
+        )
     if overhead["ratio"] is not None:
-        figures.append(Figure(PROFILED_E2E, f"{overhead['ratio']:.2f}×",
-                              "Above 1: the profiler's own overhead; use layer times to rank layers, not to add them "
-                              "up.", overhead["ratio"]))
+        figures.append(
+            Figure(
+                PROFILED_E2E,
+                f"{overhead['ratio']:.2f}×",
+                "Above 1: the profiler's own overhead; use layer times to rank layers, not to add them up.",
+                overhead["ratio"],
+            )
+        )
     if overhead["gpu_ratio"] is not None:
-        figures.append(Figure(PROFILED_GPU, f"{overhead['gpu_ratio']:.2f}×",
-                              "The per-layer sum against the kernel time measured with profiling off.",
-                              overhead["gpu_ratio"]))
+        figures.append(
+            Figure(
+                PROFILED_GPU,
+                f"{overhead['gpu_ratio']:.2f}×",
+                "The per-layer sum against the kernel time measured with profiling off.",
+                overhead["gpu_ratio"],
+            )
+        )
     return figures
 
 
@@ -165,22 +218,27 @@ def segmentation_figures(run: RunResult) -> list[Figure]:
     if seg is None:
         return []
     mbs = run.request["compile"]["min_block_size"]
-    return [Figure("Operators", f"{seg.total_ops:,}", "", float(seg.total_ops)),
-            Figure("Supported", f"{seg.supported_ops:,}", "Operators TensorRT can convert.", float(seg.supported_ops)),
-            Figure("Coverage", f"{seg.coverage:.1%}", "Supported operators among all.", seg.coverage),
-            Figure("TensorRT engines", f"{seg.engine_count}", "", float(seg.engine_count)),
-            Figure("min_block_size", f"{mbs}", "Fewest operators a TensorRT engine may hold in this run.", float(mbs))]
+    return [
+        Figure("Operators", f"{seg.total_ops:,}", "", float(seg.total_ops)),
+        Figure("Supported", f"{seg.supported_ops:,}", "Operators TensorRT can convert.", float(seg.supported_ops)),
+        Figure("Coverage", f"{seg.coverage:.1%}", "Supported operators among all.", seg.coverage),
+        Figure("TensorRT engines", f"{seg.engine_count}", "", float(seg.engine_count)),
+        Figure("min_block_size", f"{mbs}", "Fewest operators a TensorRT engine may hold in this run.", float(mbs)),
+    ]
 
 
 @dataclass(frozen=True)
 class Recommendation:
-    text: str                    # "**Fewest engines**: min_block_size = 6 → 4 TensorRT engine(s)" (markdown)
+    text: str  # "**Fewest engines**: min_block_size = 6 → 4 TensorRT engine(s)" (markdown)
     min_block_size: int
-    rerun: bool                  # False: the same engines as this run, nothing to try
+    rerun: bool  # False: the same engines as this run, nothing to try
 
 
-_RECOMMENDATION_KINDS = {"minimal": "Fewest engines", "moderate": "Moderate segmentation",
-                         "current": "Equivalent to this run"}
+_RECOMMENDATION_KINDS = {
+    "minimal": "Fewest engines",
+    "moderate": "Moderate segmentation",
+    "current": "Equivalent to this run",
+}
 
 
 def recommendations(run: RunResult) -> list[Recommendation]:
@@ -190,7 +248,12 @@ def recommendations(run: RunResult) -> list[Recommendation]:
     if seg is None:
         return []
     mbs = run.request["compile"]["min_block_size"]
-    return [Recommendation(f"**{_RECOMMENDATION_KINDS.get(r.kind, r.kind)}**: min_block_size = {r.min_block_size} → "
-                           f"{r.engines} TensorRT engine(s)", r.min_block_size,
-                           rerun=r.kind != "current" and r.min_block_size != mbs)
-            for r in seg.recommendations]
+    return [
+        Recommendation(
+            f"**{_RECOMMENDATION_KINDS.get(r.kind, r.kind)}**: min_block_size = {r.min_block_size} → "
+            f"{r.engines} TensorRT engine(s)",
+            r.min_block_size,
+            rerun=r.kind != "current" and r.min_block_size != mbs,
+        )
+        for r in seg.recommendations
+    ]

@@ -16,9 +16,9 @@ from engine.result import RunResult
 
 @dataclass(frozen=True)
 class Part:
-    name: str                              # "layer profile", as in "the newest run with a layer profile"
+    name: str  # "layer profile", as in "the newest run with a layer profile"
     holds: Callable[[RunResult], bool]
-    absence: Callable[[RunResult], str]    # why a run that does not hold it has none
+    absence: Callable[[RunResult], str]  # why a run that does not hold it has none
 
 
 def _layer_profile_absence(run: RunResult) -> str:
@@ -43,7 +43,7 @@ PARTS = {p.name: p for p in (LAYER_PROFILE, SEGMENTATION)}
 @dataclass(frozen=True)
 class Opening:
     run_id: str
-    note: str    # "" when the newest run holds the part; else which run was opened, and why not the newest
+    note: str  # "" when the newest run holds the part; else which run was opened, and why not the newest
 
 
 def opening(runs: Iterable[RunResult], part: Part) -> Opening | None:
@@ -56,8 +56,11 @@ def opening(runs: Iterable[RunResult], part: Part) -> Opening | None:
         if part.holds(run):
             if run is newest:
                 return Opening(run.run_id, "")
-            return Opening(run.run_id, f"Opened the newest run with a {part.name}, {run.label}. The newest run, "
-                                       f"{newest.label}, has none: {part.absence(newest)}.")
+            return Opening(
+                run.run_id,
+                f"Opened the newest run with a {part.name}, {run.label}. The newest run, "
+                f"{newest.label}, has none: {part.absence(newest)}.",
+            )
     if newest is None:
         return None
     return Opening(newest.run_id, f"No stored run has a {part.name}: opened the newest run.")

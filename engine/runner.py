@@ -25,11 +25,12 @@ log = logging.getLogger(__name__)
 @dataclass
 class Outcome:
     result: RunResult
-    cached: bool     # True: answered from the store, nothing was run
+    cached: bool  # True: answered from the store, nothing was run
 
 
-def request_key(request: RunRequest, caps: capabilities.Capabilities | None = None,
-                gpu_index: int = 0) -> tuple[str, dict]:
+def request_key(
+    request: RunRequest, caps: capabilities.Capabilities | None = None, gpu_index: int = 0
+) -> tuple[str, dict]:
     """The cache key of a request on this machine and its environment fingerprint; runs no model code."""
     caps = caps or capabilities.detect()
     device = capabilities.resolve_device(request, caps)
@@ -57,31 +58,41 @@ def check_request(request: RunRequest, caps: capabilities.Capabilities, gpu_inde
             if reason:
                 raise ConfigError(knob, f"{value!r} is not available: {reason}")
     calibration.check_request(request, caps)
-    keep_high_precision.check_request(request, caps)     # module paths the model has
+    keep_high_precision.check_request(request, caps)  # module paths the model has
     gpu = caps.gpus[min(gpu_index, len(caps.gpus) - 1)] if device == "cuda" and caps.gpus else None
-    memory.check_input_memory(request, ram_bytes=capabilities.ram_bytes(),
-                              gpu_memory_bytes=gpu.memory_bytes if gpu else None)
+    memory.check_input_memory(
+        request, ram_bytes=capabilities.ram_bytes(), gpu_memory_bytes=gpu.memory_bytes if gpu else None
+    )
     # fp16 on the CPU is allowed: recent torch has fp16 convolutions there (slow, some ops missing), and the
     # backend adds a warning
 
 
-def execute(request: RunRequest, store: RunStore, progress: ProgressFn = no_progress, *,
-            use_cache: bool = True, gpu_index: int = 0, submitted_by: str = "") -> Outcome:
+def execute(
+    request: RunRequest,
+    store: RunStore,
+    progress: ProgressFn = no_progress,
+    *,
+    use_cache: bool = True,
+    gpu_index: int = 0,
+    submitted_by: str = "",
+) -> Outcome:
     """Validate, answer from the cache when possible, otherwise build, measure and store.
 
     Raises ``ConfigError`` / ``ModelError`` / backend errors with user-facing messages. Model code that
     calls ``sys.exit()`` fails the run (``ModelError``): it never ends the caller as if all went well.
     """
     try:
-        return _execute(request, store, progress, use_cache=use_cache, gpu_index=gpu_index,
-                        submitted_by=submitted_by)
+        return _execute(request, store, progress, use_cache=use_cache, gpu_index=gpu_index, submitted_by=submitted_by)
     except SystemExit as e:
-        raise ModelError(f"The model's code called sys.exit({e.code!r}) during the run; nothing was stored.",
-                                "A model file must return from build_model() and forward(), never exit.") from None
+        raise ModelError(
+            f"The model's code called sys.exit({e.code!r}) during the run; nothing was stored.",
+            "A model file must return from build_model() and forward(), never exit.",
+        ) from None
 
 
-def _execute(request: RunRequest, store: RunStore, progress: ProgressFn, *, use_cache: bool, gpu_index: int,
-             submitted_by: str) -> Outcome:
+def _execute(
+    request: RunRequest, store: RunStore, progress: ProgressFn, *, use_cache: bool, gpu_index: int, submitted_by: str
+) -> Outcome:
     validate(request)
     caps = capabilities.detect()
     check_request(request, caps, gpu_index)
@@ -94,24 +105,42 @@ def _execute(request: RunRequest, store: RunStore, progress: ProgressFn, *, use_
     built = registry.build(request.model, request.measure.seed)
     device = env["device"]
     if device == "cuda" and (driver := capabilities.nvidia_driver_version()):
-        env = {**env, "driver": driver}     # shown with the run, not part of its cache key
+        env = {**env, "driver": driver}  # shown with the run, not part of its cache key
     if device == "cuda" and caps.gpus:
-        memory.check_activation_memory(built, request.model, caps.gpus[min(gpu_index, len(caps.gpus) - 1)].memory_bytes,
-                                       "GPU memory")
+        memory.check_activation_memory(
+            built, request.model, caps.gpus[min(gpu_index, len(caps.gpus) - 1)].memory_bytes, "GPU memory"
+        )
     elif (ram := capabilities.ram_bytes()) is not None:
         memory.check_activation_memory(built, request.model, ram, "RAM")
     backend = get_backend(request.backend)
     with tempfile.TemporaryDirectory(prefix="trtdash-") as tmp:
         m = backend(request, built, device, progress, Path(tmp))
         result = RunResult(
-            run_id=new_run_id(), key=key, created_at=utc_now_iso(), request=request.to_dict(), env=env,
-            model_info=built.info, latency=m.latency, latency_samples_ms=m.latency_samples_ms,
-            stages_s=m.stages_s, engine_count=m.engine_count, engine_bytes=m.engine_bytes,
-            peak_memory_bytes=m.peak_memory_bytes, accuracy=m.accuracy, segmentation=m.segmentation,
-            profiled_sum_ms=m.profiled_sum_ms, baselines=m.baselines,
-            baseline_compile_s=m.baseline_compile_s, warnings=m.warnings, layers=m.layers,
-            quantization=m.quantization, gpu_time=m.gpu_time, graph_replay=m.graph_replay,
-            plan_fingerprint=m.plan_fingerprint, submitted_by=submitted_by)
+            run_id=new_run_id(),
+            key=key,
+            created_at=utc_now_iso(),
+            request=request.to_dict(),
+            env=env,
+            model_info=built.info,
+            latency=m.latency,
+            latency_samples_ms=m.latency_samples_ms,
+            stages_s=m.stages_s,
+            engine_count=m.engine_count,
+            engine_bytes=m.engine_bytes,
+            peak_memory_bytes=m.peak_memory_bytes,
+            accuracy=m.accuracy,
+            segmentation=m.segmentation,
+            profiled_sum_ms=m.profiled_sum_ms,
+            baselines=m.baselines,
+            baseline_compile_s=m.baseline_compile_s,
+            warnings=m.warnings,
+            layers=m.layers,
+            quantization=m.quantization,
+            gpu_time=m.gpu_time,
+            graph_replay=m.graph_replay,
+            plan_fingerprint=m.plan_fingerprint,
+            submitted_by=submitted_by,
+        )
         progress("store", None, "saving")
         store.save(result, m.raw_files)
     log.info("run %s stored: %s median %.3f ms", result.run_id, result.label, result.latency.median_ms)
@@ -133,7 +162,7 @@ def execute_for_parent(conn, request: dict, use_cache: bool, show_progress: bool
         outcome = execute(RunRequest.from_dict(request), RunStore(), progress, use_cache=use_cache)
     except (ConfigError, ModelError) as e:
         conn.send(("error", True, str(e), ""))
-    except UserError as e:   # backend errors carry a user-facing message and a hint
+    except UserError as e:  # backend errors carry a user-facing message and a hint
         conn.send(("error", False, e.message, e.hint))
     except Exception as e:
         conn.send(("error", False, f"{type(e).__name__}: {e}", ""))

@@ -36,11 +36,18 @@ if summary.empty:
     st.stop()
 
 options = history.history_filter_options(summary)
-names = {"model": "Model", "device_name": "GPU / device", "flavour": "Flavour", "precision": "Precision",
-         "backend": "Backend"}
+names = {
+    "model": "Model",
+    "device_name": "GPU / device",
+    "flavour": "Flavour",
+    "precision": "Precision",
+    "backend": "Backend",
+}
 cols = st.columns(len(names) + 1)
-chosen = {col: cols[i].multiselect(label, options[col], key=f"filter_{col}", placeholder="all")
-          for i, (col, label) in enumerate(names.items())}
+chosen = {
+    col: cols[i].multiselect(label, options[col], key=f"filter_{col}", placeholder="all")
+    for i, (col, label) in enumerate(names.items())
+}
 dates = cols[-1].date_input("Recorded between", value=(), key="filter_dates", help="UTC dates, inclusive.")
 since = dates[0] if len(dates) >= 1 else None
 until = dates[1] if len(dates) == 2 else None
@@ -49,20 +56,22 @@ shown = history.filter_history(summary, since=since, until=until, **chosen)
 st.caption(f"{len(shown):,} of {len(summary):,} runs · ★ baseline · samples were recorded on a real GPU")
 st.dataframe(
     history.history_table(shown, {run_id: _gpu_time(str(store.root), run_id) for run_id in shown["run_id"]}),
-    hide_index=True, key="history_table",
+    hide_index=True,
+    key="history_table",
     column_config={
         "run_id": st.column_config.TextColumn("run id"),
         "created": st.column_config.DatetimeColumn("recorded (UTC)", format="YYYY-MM-DD HH:mm"),
         "batch_size": st.column_config.NumberColumn("batch"),
         "device_name": st.column_config.TextColumn("device"),
         "e2e_median_ms": st.column_config.NumberColumn("e2e median (ms)", format="%.4f"),
-        "gpu_time": st.column_config.TextColumn("GPU time", width="large",
-                                                help="Kernel time per inference (CUDA-activity trace), "
-                                                                 "or why the run has none."),
+        "gpu_time": st.column_config.TextColumn(
+            "GPU time", width="large", help="Kernel time per inference (CUDA-activity trace), or why the run has none."
+        ),
         "engine_count": st.column_config.NumberColumn("engines"),
         "is_sample": st.column_config.CheckboxColumn("sample"),
         "is_baseline": st.column_config.CheckboxColumn("★ baseline"),
-    })
+    },
+)
 
 st.subheader("Selected runs")
 selected = [r.run_id for r in pick_runs(MAX_SELECTED, key="history_selection", label="Select runs")]
@@ -89,16 +98,22 @@ if b1.button("Mark as baseline", icon=":material/star:", key="mark_baseline"):
     for run_id in selected:
         store.set_baseline(run_id, True)
     st.rerun()
-if b2.button("Unmark baseline", icon=":material/star_border:", key="unmark_baseline",
-             disabled=not marked.intersection(selected)):
+if b2.button(
+    "Unmark baseline", icon=":material/star_border:", key="unmark_baseline", disabled=not marked.intersection(selected)
+):
     for run_id in selected:
         store.set_baseline(run_id, False)
     st.rerun()
 with b3:
     confirm = st.checkbox(f"Yes, delete {len(selected)} run(s) and their files", key="confirm_delete")
-    if st.button("Delete selected", icon=":material/delete:", type="primary", disabled=not confirm,
-                 key="delete_runs", help="Needs admin rights (the admin password).") \
-            and not refused(Action.DELETE_RUNS):
+    if st.button(
+        "Delete selected",
+        icon=":material/delete:",
+        type="primary",
+        disabled=not confirm,
+        key="delete_runs",
+        help="Needs admin rights (the admin password).",
+    ) and not refused(Action.DELETE_RUNS):
         try:
             for run_id in selected:
                 store.delete(run_id)

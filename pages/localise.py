@@ -40,9 +40,12 @@ store = get_store()
 records = loc.get_records()
 gpu_reason = None if caps.can_compile else (caps.disabled_reason("backend", "tensorrt") or "needs a GPU")
 if gpu_reason:
-    st.info(f"Finding the layer builds a TensorRT engine per step, which this machine cannot do (tensorrt "
-            f"{gpu_reason}). Here: the recorded localisations below, and the PyTorch side (error through the network, "
-            "and a search on the fake-quantized model) on this CPU.", icon=":material/memory:")
+    st.info(
+        f"Finding the layer builds a TensorRT engine per step, which this machine cannot do (tensorrt "
+        f"{gpu_reason}). Here: the recorded localisations below, and the PyTorch side (error through the network, "
+        "and a search on the fake-quantized model) on this CPU.",
+        icon=":material/memory:",
+    )
 
 
 def form() -> None:
@@ -50,24 +53,44 @@ def form() -> None:
     c1, c2 = st.columns([3, 1])
     refusals = scheme_options(caps)
     schemes = [s for s in QUANT_SCHEMES if s == "none" or not refusals[s] or gpu_reason]
-    scheme = c1.selectbox("What breaks", schemes, index=schemes.index("fp8") if "fp8" in schemes else 0,
-                          key=f"{KEY}:scheme", format_func=lambda s: "fp16 cast (no quantization)" if s == "none"
-                          else f"{s} · {SCHEMES[s].label}")
-    base_precision = c2.selectbox("Unquantized in", ["fp16", "fp32"], key=f"{KEY}:base",
-                                  disabled=scheme == "none")
+    scheme = c1.selectbox(
+        "What breaks",
+        schemes,
+        index=schemes.index("fp8") if "fp8" in schemes else 0,
+        key=f"{KEY}:scheme",
+        format_func=lambda s: "fp16 cast (no quantization)" if s == "none" else f"{s} · {SCHEMES[s].label}",
+    )
+    base_precision = c2.selectbox("Unquantized in", ["fp16", "fp32"], key=f"{KEY}:base", disabled=scheme == "none")
     c1, c2, c3 = st.columns(3)
-    tolerance = c1.number_input("Tolerance (rel. L2 vs eager fp32)", value=DEFAULT_TOLERANCE_REL_L2, min_value=0.0,
-                                format="%.3f", key=f"{KEY}:tol")
-    calibration = c2.text_input("Calibration data", value="random", key=f"{KEY}:calib",
-                                help="random, file:<name>.pt or dir:<folder> in the calibration directory; a folder "
-                                     "with one subfolder per class also gives top-1 against its labels.")
-    max_builds = c3.number_input("Most search builds (0: about 2·log2(modules)+2)", value=0, min_value=0,
-                                 key=f"{KEY}:builds")
-    raw = {**model, "backend": "tensorrt",
-           "device": "auto" if caps.cuda_available else "cpu",
-           "compile": {"quantization": scheme, "quant_base_precision": base_precision,
-                       "precision": "fp16" if scheme == "none" else base_precision, "calibration_data": calibration},
-           "measure": {"compare_eager": False}}
+    tolerance = c1.number_input(
+        "Tolerance (rel. L2 vs eager fp32)",
+        value=DEFAULT_TOLERANCE_REL_L2,
+        min_value=0.0,
+        format="%.3f",
+        key=f"{KEY}:tol",
+    )
+    calibration = c2.text_input(
+        "Calibration data",
+        value="random",
+        key=f"{KEY}:calib",
+        help="random, file:<name>.pt or dir:<folder> in the calibration directory; a folder "
+        "with one subfolder per class also gives top-1 against its labels.",
+    )
+    max_builds = c3.number_input(
+        "Most search builds (0: about 2·log2(modules)+2)", value=0, min_value=0, key=f"{KEY}:builds"
+    )
+    raw = {
+        **model,
+        "backend": "tensorrt",
+        "device": "auto" if caps.cuda_available else "cpu",
+        "compile": {
+            "quantization": scheme,
+            "quant_base_precision": base_precision,
+            "precision": "fp16" if scheme == "none" else base_precision,
+            "calibration_data": calibration,
+        },
+        "measure": {"compare_eager": False},
+    }
     try:
         request = RunRequest.from_dict(raw)
     except ConfigError as e:
@@ -75,28 +98,40 @@ def form() -> None:
         return
     criterion = Criterion(tolerance)
     c1, c2 = st.columns(2)
-    if c1.button("Find where it breaks", type="primary", icon=":material/troubleshoot:", disabled=bool(gpu_reason),
-                 help=f"Unavailable here: {gpu_reason}" if gpu_reason else "Each step is one engine build on the "
-                                                                            "job queue."):
+    if c1.button(
+        "Find where it breaks",
+        type="primary",
+        icon=":material/troubleshoot:",
+        disabled=bool(gpu_reason),
+        help=f"Unavailable here: {gpu_reason}" if gpu_reason else "Each step is one engine build on the job queue.",
+    ):
         loc.start(request, criterion, caps, "Where it breaks page", max_builds or None)
-    if c2.button("Search on the PyTorch model here", icon=":material/memory:",
-                 help="No engine: each step is the fake-quantized (or cast) PyTorch model on this machine's CPU. It "
-                      "finds where quantization error grows, not an engine's conversion problem, and times nothing."):
+    if c2.button(
+        "Search on the PyTorch model here",
+        icon=":material/memory:",
+        help="No engine: each step is the fake-quantized (or cast) PyTorch model on this machine's CPU. It "
+        "finds where quantization error grows, not an engine's conversion problem, and times nothing.",
+    ):
         run_on_pytorch(request.with_changes(device="cpu"), criterion, max_builds or None)
 
 
 def run_on_pytorch(request: RunRequest, criterion: Criterion, max_builds: int | None) -> None:
     try:
         with st.status("On the PyTorch model (CPU)…", expanded=True) as status:
+
             def progress(stage: str, fraction: float | None = None, detail: str = "") -> None:
                 status.update(label=f"{stage}: {detail}")
 
             runner = driver.PyTorchRunner("cpu")
-            study = driver.plan(request, criterion=criterion, max_builds=max_builds,
-                                source="Where it breaks page (PyTorch)", measured_on=runner.measured_on,
-                                progress=progress)
-            driver.run(study, runner, poll_s=0.0,
-                       on_change=lambda s: status.update(label=s.progress_text()))
+            study = driver.plan(
+                request,
+                criterion=criterion,
+                max_builds=max_builds,
+                source="Where it breaks page (PyTorch)",
+                measured_on=runner.measured_on,
+                progress=progress,
+            )
+            driver.run(study, runner, poll_s=0.0, on_change=lambda s: status.update(label=s.progress_text()))
             status.update(label=study.summary(), state="complete")
     except Exception as e:
         show_error(e, "The search on the PyTorch model failed")
@@ -132,19 +167,32 @@ def follow(localisation_id: str) -> None:
 def show(study: Localisation) -> None:
     b = study.base
     if study.is_sample:
-        st.badge("recorded sample", icon=":material/inventory_2:", color="violet",
-                 help="Recorded on a real GPU and bundled with the dashboard.")
-    st.caption(f"{b['model']['source']} batch {b['model']['batch_size']}, {study.label} · {len(study.candidates)} "
-               f"candidate modules · measured on the {study.measured_on} · {study.criterion.text()} · "
-               f"{study.source or 'started here'} · {study.created_at}")
+        st.badge(
+            "recorded sample",
+            icon=":material/inventory_2:",
+            color="violet",
+            help="Recorded on a real GPU and bundled with the dashboard.",
+        )
+    st.caption(
+        f"{b['model']['source']} batch {b['model']['batch_size']}, {study.label} · {len(study.candidates)} "
+        f"candidate modules · measured on the {study.measured_on} · {study.criterion.text()} · "
+        f"{study.source or 'started here'} · {study.created_at}"
+    )
     if study.status == RUNNING:
         if study.localisation_id in st.session_state.get(loc.FOLLOWED, []):
             follow(study.localisation_id)
         else:
-            st.info("Running, but no page is advancing it (the tab that started it closed): builds already queued "
-                    "finish, the next ones wait.", icon=":material/pause_circle:")
-            if st.button("Resume here", icon=":material/play_arrow:", disabled=bool(gpu_reason),
-                         help=f"Unavailable here: {gpu_reason}" if gpu_reason else None):
+            st.info(
+                "Running, but no page is advancing it (the tab that started it closed): builds already queued "
+                "finish, the next ones wait.",
+                icon=":material/pause_circle:",
+            )
+            if st.button(
+                "Resume here",
+                icon=":material/play_arrow:",
+                disabled=bool(gpu_reason),
+                help=f"Unavailable here: {gpu_reason}" if gpu_reason else None,
+            ):
                 loc.follow(study.localisation_id)
                 st.rerun()
     st.markdown(f"**{study.summary()}**")
@@ -164,34 +212,47 @@ def show(study: Localisation) -> None:
             if fix.run_id and store.exists(fix.run_id):
                 link_to("profile", "Open the fix's run in Profile", [fix.run_id], icon=":material/play_circle:")
         kept = ", ".join(fix.kept)
-        if c2.button("Profile the fix", icon=":material/play_arrow:", disabled=bool(gpu_reason),
-                     help=(f"Unavailable here: {gpu_reason}" if gpu_reason else
-                           f"A normal profile run with compile.keep_high_precision = {kept}")):
+        if c2.button(
+            "Profile the fix",
+            icon=":material/play_arrow:",
+            disabled=bool(gpu_reason),
+            help=(
+                f"Unavailable here: {gpu_reason}"
+                if gpu_reason
+                else f"A normal profile run with compile.keep_high_precision = {kept}"
+            ),
+        ):
             request = checked_request(study.request_for("confirm", fix.kept), caps)
             if request is not None:
                 submit(request)
                 switch_to("profile", otherwise="Queued: follow it on the Profile page.")
-        st.caption(f"The fix keeps {len(fix.kept)} module(s) in {study.high_precision}: `{kept}` "
-                   "(compile.keep_high_precision).")
+        st.caption(
+            f"The fix keeps {len(fix.kept)} module(s) in {study.high_precision}: `{kept}` "
+            "(compile.keep_high_precision)."
+        )
 
     st.subheader("Error through the network (PyTorch side)")
     growth = study.error_growth
     if growth is None:
-        st.caption("Not measured for this localisation yet: eager fp32, the fake-quantized and the cast model, unit "
-                   "by unit, on this machine's CPU (a few seconds to a minute).")
+        st.caption(
+            "Not measured for this localisation yet: eager fp32, the fake-quantized and the cast model, unit "
+            "by unit, on this machine's CPU (a few seconds to a minute)."
+        )
         if st.button("Measure it here", icon=":material/query_stats:", key=f"{KEY}:analyse"):
             try:
                 with st.spinner("Hooks on eager fp32, fake-quantized and cast models…"):
-                    study.error_growth = error_growth(study.request.with_changes(device="cpu"),
-                                                      tolerance=study.criterion.tolerance_rel_l2)
+                    study.error_growth = error_growth(
+                        study.request.with_changes(device="cpu"), tolerance=study.criterion.tolerance_rel_l2
+                    )
             except Exception as e:
                 show_error(e, "The error growth could not be measured")
             else:
                 records.save(study)
                 st.rerun()
     else:
-        st.plotly_chart(localisation_charts.error_growth(growth, study.answer or ()), width="stretch",
-                        key="chart_growth")
+        st.plotly_chart(
+            localisation_charts.error_growth(growth, study.answer or ()), width="stretch", key="chart_growth"
+        )
         for variant in growth.variants:
             st.markdown(f"- {growth.crossing_text(variant)}")
         tabs = st.tabs([f"Worst ten: {v}" for v in growth.variants])
@@ -210,13 +271,25 @@ with st.expander("Start a localisation", icon=":material/troubleshoot:"):
 
 listed = records.summaries()
 if listed.empty:
-    st.info("No localisation stored yet: start one above, or from a broken step of a precision ladder (Sweeps page).",
-            icon=":material/info:")
+    st.info(
+        "No localisation stored yet: start one above, or from a broken step of a precision ladder (Sweeps page).",
+        icon=":material/info:",
+    )
     st.stop()
-labels = {r.localisation_id: f"{r.localisation_id} · {r.model} b{r.batch_size} {r.label} · {r.status}"
-          + (" · sample" if r.is_sample else "") for r in listed.itertuples()}
-chosen = pick_from_url(loc.URL_KEY, list(listed["localisation_id"]), labels, key=PICKED, label="Localisation",
-                       unknown=lambda i: f"No localisation {plain(repr(i))} is stored: it was deleted or the link is "
-                                         "wrong. Pick one below.",
-                       help="Newest first. The link in the address bar (?localise=<id>) opens the same one.")
+labels = {
+    r.localisation_id: f"{r.localisation_id} · {r.model} b{r.batch_size} {r.label} · {r.status}"
+    + (" · sample" if r.is_sample else "")
+    for r in listed.itertuples()
+}
+chosen = pick_from_url(
+    loc.URL_KEY,
+    list(listed["localisation_id"]),
+    labels,
+    key=PICKED,
+    label="Localisation",
+    unknown=lambda i: (
+        f"No localisation {plain(repr(i))} is stored: it was deleted or the link is wrong. Pick one below."
+    ),
+    help="Newest first. The link in the address bar (?localise=<id>) opens the same one.",
+)
 show(records.load(chosen))

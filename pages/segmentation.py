@@ -25,8 +25,11 @@ if run is None:
 run_header(run)
 seg = run.segmentation
 if seg is None:
-    st.info(f"This run has no segmentation: {run_parts.SEGMENTATION.absence(run)}. Pick a TensorRT run (the bundled "
-            "samples have one).", icon=":material/info:")
+    st.info(
+        f"This run has no segmentation: {run_parts.SEGMENTATION.absence(run)}. Pick a TensorRT run (the bundled "
+        "samples have one).",
+        icon=":material/info:",
+    )
     st.stop()
 
 figure_row(run_figures.segmentation_figures(run))
@@ -44,23 +47,29 @@ if not recommendations:
     st.caption("Torch-TensorRT gave no min_block_size recommendation for this graph.")
 cannot_rerun = capabilities.detect().disabled_reason("backend", run.request["backend"])
 if cannot_rerun and recommendations:
-    st.caption(f"Running again here is not possible: the tensorrt backend {cannot_rerun}. "
-               "Open this page on a GPU machine to try a recommendation.")
+    st.caption(
+        f"Running again here is not possible: the tensorrt backend {cannot_rerun}. "
+        "Open this page on a GPU machine to try a recommendation."
+    )
 for i, rec in enumerate(recommendations):
     cols = st.columns([3, 2])
     cols[0].markdown(rec.text)
     if not rec.rerun:
         cols[1].caption("Same engines as this run.")
-    elif cols[1].button(f"Run again with min_block_size = {rec.min_block_size}", key=f"rerun_{i}",
-                        icon=":material/replay:", disabled=bool(cannot_rerun), help=cannot_rerun):
+    elif cols[1].button(
+        f"Run again with min_block_size = {rec.min_block_size}",
+        key=f"rerun_{i}",
+        icon=":material/replay:",
+        disabled=bool(cannot_rerun),
+        help=cannot_rerun,
+    ):
         try:
-            request = RunRequest.from_dict(run.request).with_changes(
-                **{"compile.min_block_size": rec.min_block_size})
+            request = RunRequest.from_dict(run.request).with_changes(**{"compile.min_block_size": rec.min_block_size})
         except ConfigError as e:
             show_error(e, "This run's settings cannot be reused")
         else:
             submit_request(request)
-job_panel()   # the re-run's progress; opens the new run here when it is done
+job_panel()  # the re-run's progress; opens the new run here when it is done
 
 with st.expander(f"Nodes run in PyTorch ({len(seg.pytorch_nodes)})", expanded=bool(seg.pytorch_nodes)):
     if seg.pytorch_nodes:

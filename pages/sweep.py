@@ -19,10 +19,16 @@ store = get_store()
 # (?autotune=<id>) opens on it (a tab writes its id to the link only when one is picked or opened, never its default)
 tab_run, tab_results, tab_ladder, tab_batch, tab_tune = st.tabs(
     ["Run a sweep", "Sweep results", "Precision ladder", "Batch sweep", "Auto-tune"],
-    default="Precision ladder" if st.query_params.get(ladder.URL_KEY)
-    else "Batch sweep" if st.query_params.get(batch.URL_KEY)
-    else "Sweep results" if st.query_params.get(sweep.URL_KEY)
-    else "Auto-tune" if st.query_params.get(autotune.URL_KEY) else None)
+    default="Precision ladder"
+    if st.query_params.get(ladder.URL_KEY)
+    else "Batch sweep"
+    if st.query_params.get(batch.URL_KEY)
+    else "Sweep results"
+    if st.query_params.get(sweep.URL_KEY)
+    else "Auto-tune"
+    if st.query_params.get(autotune.URL_KEY)
+    else None,
+)
 
 with tab_ladder:
     ladder.render(store, caps)

@@ -54,14 +54,22 @@ def main() -> int:
         events = json.loads(path.read_text())
         events = events["traceEvents"] if isinstance(events, dict) else events
         cats = Counter(str(e.get("cat")) for e in events)
-        print(f"{name}: {trace.gpu_time} sequence {len(trace.sequence or ())} kernels; categories {dict(cats)}; "
-              f"{path.stat().st_size / 1024:.0f} KiB", flush=True)
+        print(
+            f"{name}: {trace.gpu_time} sequence {len(trace.sequence or ())} kernels; categories {dict(cats)}; "
+            f"{path.stat().st_size / 1024:.0f} KiB",
+            flush=True,
+        )
         print(f"  first kernel event: {next((e for e in events if e.get('cat') == 'kernel'), None)}", flush=True)
         del trt
     for level in (0, 5):
-        with torch_tensorrt.dynamo.Debugger(log_level="warning", save_layer_info=True, save_engine_profile=True,
-                                            profile_format="trex", engine_builder_monitor=False,
-                                            logging_dir=tempfile.mkdtemp(prefix="trtdash-fx-")):
+        with torch_tensorrt.dynamo.Debugger(
+            log_level="warning",
+            save_layer_info=True,
+            save_engine_profile=True,
+            profile_format="trex",
+            engine_builder_monitor=False,
+            logging_dir=tempfile.mkdtemp(prefix="trtdash-fx-"),
+        ):
             trt = torch_tensorrt.dynamo.compile(exported, arg_inputs=[x], min_block_size=5, optimization_level=level)
         engine = next(m for _, m in trt.named_children() if hasattr(m, "get_layer_info"))
         info = engine.get_layer_info()

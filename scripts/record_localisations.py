@@ -39,13 +39,25 @@ DEFAULT_TOLERANCE = 0.1
 
 
 def request(model: str, scheme: str, quick: bool) -> RunRequest:
-    measure = {"warmup_iters": 5, "timed_iters": 20, "profile_iters": 5} if quick else \
-        {"warmup_iters": 50, "timed_iters": 200, "profile_iters": 20}
-    return RunRequest.from_dict({
-        "model": {"source": model, "batch_size": 8}, "backend": "tensorrt", "device": "cuda",
-        "compile": {"quantization": scheme, "quant_base_precision": "fp16", "precision": "fp16",
-                    "calibration_batches": 2 if quick else 8},
-        "measure": {**measure, "compare_eager": False, "layer_profile": True}})
+    measure = (
+        {"warmup_iters": 5, "timed_iters": 20, "profile_iters": 5}
+        if quick
+        else {"warmup_iters": 50, "timed_iters": 200, "profile_iters": 20}
+    )
+    return RunRequest.from_dict(
+        {
+            "model": {"source": model, "batch_size": 8},
+            "backend": "tensorrt",
+            "device": "cuda",
+            "compile": {
+                "quantization": scheme,
+                "quant_base_precision": "fp16",
+                "precision": "fp16",
+                "calibration_batches": 2 if quick else 8,
+            },
+            "measure": {**measure, "compare_eager": False, "layer_profile": True},
+        }
+    )
 
 
 def gpu_slug() -> str:
@@ -91,14 +103,20 @@ def main() -> int:
             base = request(model, scheme, args.quick)
             lid = f"{model}_b8_{scheme}_fp16_{slug}"
             print(f"== {lid}: planning on {args.analysis_device}", flush=True)
-            study = driver.plan(base, criterion=Criterion(args.tolerance), source="scripts/record_localisations.py",
-                                device=args.analysis_device, max_samples=8, localisation_id=lid)
+            study = driver.plan(
+                base,
+                criterion=Criterion(args.tolerance),
+                source="scripts/record_localisations.py",
+                device=args.analysis_device,
+                max_samples=8,
+                localisation_id=lid,
+            )
             if args.analysis_device.startswith("cuda"):
                 torch.cuda.empty_cache()
             growth = study.error_growth
             for v in growth.variants if growth else []:
                 print(f"  PyTorch side: {growth.crossing_text(v)}", flush=True)
-            if not started:   # after the first planning: ModelOpt's CUDA extensions are built, the workers reuse them
+            if not started:  # after the first planning: ModelOpt's CUDA extensions are built, the workers reuse them
                 print(f"job system: workers {system.ensure_workers()}", flush=True)
                 started = True
             runner = driver.QueueRunner(system.store, lambda r: system.submit(r, gpu=0), system.get, system.cancel)
@@ -110,18 +128,24 @@ def main() -> int:
                     if step.state in ("done", "failed", "cancelled") and (step.index, step.state) not in seen:
                         seen.add((step.index, step.state))
                         f = step.figures
-                        print(f"  step {step.index + 1} {step.role} {len(step.kept)} kept: {step.state} "
-                              f"pass={step.passed} {step.why} | {f.accuracy_text() if f else ''} | e2e "
-                              f"{f.e2e_ms if f else None} gpu {f.gpu_ms if f else None} | run {step.run_id} | "
-                              f"{time.perf_counter() - t0:.0f} s", flush=True)
+                        print(
+                            f"  step {step.index + 1} {step.role} {len(step.kept)} kept: {step.state} "
+                            f"pass={step.passed} {step.why} | {f.accuracy_text() if f else ''} | e2e "
+                            f"{f.e2e_ms if f else None} gpu {f.gpu_ms if f else None} | run {step.run_id} | "
+                            f"{time.perf_counter() - t0:.0f} s",
+                            flush=True,
+                        )
 
             try:
                 driver.run(study, runner, poll_s=0.5, timeout_s=args.timeout_s, on_change=on_change)
             except TimeoutError as e:
                 print(f"  TIMEOUT: {e}", flush=True)
             records.save(study)
-            print(f"  {study.status} ({study.outcome}) in {time.perf_counter() - t0:.0f} s, {study.builds} search "
-                  f"builds of at most {study.budget}: {study.summary()}", flush=True)
+            print(
+                f"  {study.status} ({study.outcome}) in {time.perf_counter() - t0:.0f} s, {study.builds} search "
+                f"builds of at most {study.budget}: {study.summary()}",
+                flush=True,
+            )
             for note in study.notes:
                 print(f"  note: {note}", flush=True)
             if study.status != "done":

@@ -59,8 +59,14 @@ DEFAULT_PARTS = "sweeps,fragmentation,ladder,batch,models"
 # a per-layer pass adds ~2 s, a quantized rung ~20 s, and ModelOpt's CUDA extensions are built once per
 # machine (61 s for the FP8 one).
 WARMUP_S = 5
-JOB_S = {"resnet18": 12, "resnet50": 17, "mobilenet_v3_small": 12, "vit_b_16": 23, "hf/bert-base": 18,
-         "timm/convnext_tiny": 18}
+JOB_S = {
+    "resnet18": 12,
+    "resnet50": 17,
+    "mobilenet_v3_small": 12,
+    "vit_b_16": 23,
+    "hf/bert-base": 18,
+    "timm/convnext_tiny": 18,
+}
 ANALYZE_S, LAYER_PASS_S, QUANT_EXTRA_S, QUANT_FIRST_S, START_S = 25, 2, 20, 90, 30
 
 
@@ -75,20 +81,38 @@ class Planned:
         r = self.request
         if r.mode == "analyze":
             return WARMUP_S + ANALYZE_S
-        return (WARMUP_S + JOB_S.get(r.model.source, 15) + (LAYER_PASS_S if r.measure.layer_profile else 0)
-                + (QUANT_EXTRA_S if r.compile.quantization != "none" else 0))
+        return (
+            WARMUP_S
+            + JOB_S.get(r.model.source, 15)
+            + (LAYER_PASS_S if r.measure.layer_profile else 0)
+            + (QUANT_EXTRA_S if r.compile.quantization != "none" else 0)
+        )
 
 
-def request(model: str, precision: str = "fp16", mode: str = "measure", measure: dict | None = None,
-            batch: int = 1, **compile_knobs) -> RunRequest:
+def request(
+    model: str,
+    precision: str = "fp16",
+    mode: str = "measure",
+    measure: dict | None = None,
+    batch: int = 1,
+    **compile_knobs,
+) -> RunRequest:
     m = {"warmup_iters": 50, "timed_iters": 200, "profile_iters": 50}
     m.update(measure or {})
-    return RunRequest.from_dict({"model": {"source": model, "batch_size": batch}, "backend": "tensorrt",
-                                 "mode": mode, "compile": {"precision": precision, **compile_knobs}, "measure": m})
+    return RunRequest.from_dict(
+        {
+            "model": {"source": model, "batch_size": batch},
+            "backend": "tensorrt",
+            "mode": mode,
+            "compile": {"precision": precision, **compile_knobs},
+            "measure": m,
+        }
+    )
 
 
-def sweep_points(model: str, recommended: list[int], repeats: int, quick: dict, slug: str,
-                 knobs: tuple[str, ...] = ("opt", "mbs")) -> list[Planned]:
+def sweep_points(
+    model: str, recommended: list[int], repeats: int, quick: dict, slug: str, knobs: tuple[str, ...] = ("opt", "mbs")
+) -> list[Planned]:
     """The optimization_level sweep then the min_block_size sweep of ``model``, each planned by
     ``engine.studies.sweeps.plan_sweep`` (its default point run ``repeats`` times in all, interleaved with the other
     points). Both sweeps' default point is the same request (level unset, min_block_size 5), so it is recorded
@@ -103,11 +127,12 @@ def sweep_points(model: str, recommended: list[int], repeats: int, quick: dict, 
         if short not in knobs:
             continue
         values = sweeps.default_values(knob, recommendations=recommended)
-        plan = sweeps.plan_sweep(base, {knob: values}, sweep_id=f"{model}_fp16_{knob.split('.')[1]}_{slug}",
-                                 repeats=max(0, repeats - 1))
+        plan = sweeps.plan_sweep(
+            base, {knob: values}, sweep_id=f"{model}_fp16_{knob.split('.')[1]}_{slug}", repeats=max(0, repeats - 1)
+        )
         for point in plan.points:
             key = json.dumps(point.request.to_dict(), sort_keys=True)
-            if key in by_request:   # the other sweep's default point (or one of its repeats): tag it, run it once
+            if key in by_request:  # the other sweep's default point (or one of its repeats): tag it, run it once
                 by_request[key].tags += [t for t in plan.tags if t not in by_request[key].tags]
                 continue
             value = point.values[0][1]
@@ -118,19 +143,26 @@ def sweep_points(model: str, recommended: list[int], repeats: int, quick: dict, 
     return out
 
 
-def plan_parts(parts: set[str], args: argparse.Namespace, quick: dict, recommended: dict[str, list[int]],
-               slug: str) -> list[Planned]:
+def plan_parts(
+    parts: set[str], args: argparse.Namespace, quick: dict, recommended: dict[str, list[int]], slug: str
+) -> list[Planned]:
     """Everything except the analyze runs (recorded first: the sweeps need their recommendations)."""
     planned: list[Planned] = []
     if "sweeps" in parts:
         for model in args.sweep_models.split(","):
-            planned += sweep_points(model, recommended.get(model, []), args.default_repeats, quick, slug,
-                                    tuple(args.sweep_knobs.split(",")))
+            planned += sweep_points(
+                model, recommended.get(model, []), args.default_repeats, quick, slug, tuple(args.sweep_knobs.split(","))
+            )
     if "fragmentation" in parts:
         m = {"compare_eager": False, **quick}
-        planned += [Planned("resnet50_fp16", request("resnet50", measure=m), keep_raw=True),
-                    Planned("resnet50_fp16_relu_forced_mbs5",
-                            request("resnet50", measure=m, torch_executed_ops=[RELU]), keep_raw=True)]
+        planned += [
+            Planned("resnet50_fp16", request("resnet50", measure=m), keep_raw=True),
+            Planned(
+                "resnet50_fp16_relu_forced_mbs5",
+                request("resnet50", measure=m, torch_executed_ops=[RELU]),
+                keep_raw=True,
+            ),
+        ]
     if "ladder" in parts:
         from engine import capabilities
         from engine.studies import ladder
@@ -142,37 +174,66 @@ def plan_parts(parts: set[str], args: argparse.Namespace, quick: dict, recommend
             plan = ladder.plan_ladder(base, caps, schemes=schemes, ladder_id=f"{model}_b8_{slug}")
             for scheme, why in plan.skipped:
                 print(f"ladder {plan.ladder_id}: {scheme} refused here, not recorded: {why}", flush=True)
-            planned += [Planned(f"{model}_b8_ladder_{s.label.replace('/', '_')}", s.request, plan.tags)
-                        for s in plan.steps]
+            planned += [
+                Planned(f"{model}_b8_ladder_{s.label.replace('/', '_')}", s.request, plan.tags) for s in plan.steps
+            ]
     if "batch" in parts:
         from engine.models import registry
         from engine.studies import batch_sweep
 
         base = request("resnet50", measure={"compare_eager": False, "layer_profile": False, **quick})
-        plan = batch_sweep.plan_batch_sweep(base, (1, 8, 32), ("static", "dynamic"), opt_batch=8,
-                                            model_inputs=registry.input_specs(registry.REGISTRY["resnet50"],
-                                                                              base.model),
-                                            sweep_id=f"resnet50_fp16_batch_{slug}")
-        planned += [Planned(f"resnet50_fp16_batch{p.batch_size}_{p.strategy}", p.request, plan.tags)
-                    for p in plan.points]
+        plan = batch_sweep.plan_batch_sweep(
+            base,
+            (1, 8, 32),
+            ("static", "dynamic"),
+            opt_batch=8,
+            model_inputs=registry.input_specs(registry.REGISTRY["resnet50"], base.model),
+            sweep_id=f"resnet50_fp16_batch_{slug}",
+        )
+        planned += [
+            Planned(f"resnet50_fp16_batch{p.batch_size}_{p.strategy}", p.request, plan.tags) for p in plan.points
+        ]
     if "models" in parts:
         m = {"compare_eager": True, "warmup_iters": 50, "timed_iters": 200, "profile_iters": 50, **quick}
-        planned.append(Planned("hf_bert-base_seq128_fp16", RunRequest.from_dict({
-            "model": {"source": "hf/bert-base", "sequence_length": 128}, "backend": "tensorrt",
-            "compile": {"precision": "fp16"}, "measure": m}), keep_raw=True))
-        planned += [Planned(f"timm_{name}_fp16", request(f"timm/{name}", measure=m), keep_raw=True)
-                    for name in args.timm_models.split(",")]
+        planned.append(
+            Planned(
+                "hf_bert-base_seq128_fp16",
+                RunRequest.from_dict(
+                    {
+                        "model": {"source": "hf/bert-base", "sequence_length": 128},
+                        "backend": "tensorrt",
+                        "compile": {"precision": "fp16"},
+                        "measure": m,
+                    }
+                ),
+                keep_raw=True,
+            )
+        )
+        planned += [
+            Planned(f"timm_{name}_fp16", request(f"timm/{name}", measure=m), keep_raw=True)
+            for name in args.timm_models.split(",")
+        ]
     if "core" in parts:
         for model in ("resnet18", "resnet50", "mobilenet_v3_small", "vit_b_16"):
             for precision in ("fp16", "fp32"):
-                planned.append(Planned(f"{model}_{precision}", request(model, precision,
-                                                                       measure={"compare_eager": True, **quick}),
-                                       keep_raw=True))
-        planned += [Planned("resnet18_fp16_relu_forced_mbs1", request("resnet18", min_block_size=1,
-                                                                      torch_executed_ops=[RELU], measure=quick),
-                            keep_raw=True),
-                    Planned("resnet18_fp16_analyze_relu_forced", request("resnet18", mode="analyze", min_block_size=1,
-                                                                         torch_executed_ops=[RELU]))]
+                planned.append(
+                    Planned(
+                        f"{model}_{precision}",
+                        request(model, precision, measure={"compare_eager": True, **quick}),
+                        keep_raw=True,
+                    )
+                )
+        planned += [
+            Planned(
+                "resnet18_fp16_relu_forced_mbs1",
+                request("resnet18", min_block_size=1, torch_executed_ops=[RELU], measure=quick),
+                keep_raw=True,
+            ),
+            Planned(
+                "resnet18_fp16_analyze_relu_forced",
+                request("resnet18", mode="analyze", min_block_size=1, torch_executed_ops=[RELU]),
+            ),
+        ]
     return planned
 
 
@@ -189,11 +250,19 @@ def export(store: RunStore, run_id: str, out: Path, name: str, *, keep_raw: bool
 
 def describe(r) -> str:
     g, replay = r.gpu_time, r.graph_replay
-    lat = f"e2e {r.latency.median_ms:.4f} ms (p10 {r.latency.p10_ms:.4f}, p90 {r.latency.p90_ms:.4f})" \
-        if r.latency.timed else "not timed"
+    lat = (
+        f"e2e {r.latency.median_ms:.4f} ms (p10 {r.latency.p10_ms:.4f}, p90 {r.latency.p90_ms:.4f})"
+        if r.latency.timed
+        else "not timed"
+    )
     gpu = f"GPU {g.median_ms:.4f} ms ±{g.spread_pct:.2f}% {g.kernels_per_inference:g} kernels" if g else "GPU -"
-    graph = (f"graph {replay.median_ms:.4f} ms" if replay and replay.captured else
-             f"graph - ({replay.reason[:60]})" if replay else "graph -")
+    graph = (
+        f"graph {replay.median_ms:.4f} ms"
+        if replay and replay.captured
+        else f"graph - ({replay.reason[:60]})"
+        if replay
+        else "graph -"
+    )
     build = sum(r.stages_s.get(k, 0.0) for k in ("export_s", "partition_s", "build_s"))
     return f"{lat} | {gpu} | {graph} | build {build:.1f} s | engines {r.engine_count} | {r.plan_fingerprint}"
 
@@ -206,8 +275,11 @@ def main() -> int:
     ap.add_argument("--sweep-knobs", default="opt,mbs", help="which sweeps: opt (optimization_level), mbs")
     ap.add_argument("--ladder-models", default="resnet50,vit_b_16")
     ap.add_argument("--timm-models", default="convnext_tiny")
-    ap.add_argument("--ladder-schemes", default="int8_weight_only,fp8",
-                    help="quantized rungs beside fp32/fp16 (need ModelOpt on the GPU box; '' for none)")
+    ap.add_argument(
+        "--ladder-schemes",
+        default="int8_weight_only,fp8",
+        help="quantized rungs beside fp32/fp16 (need ModelOpt on the GPU box; '' for none)",
+    )
     ap.add_argument("--default-repeats", type=int, default=2, help="runs of each sweep's default point (>= 2)")
     ap.add_argument("--quick", action="store_true", help="fewer iterations (smoke test)")
     ap.add_argument("--estimate", action="store_true", help="print the plan and its device time; run nothing")
@@ -217,7 +289,7 @@ def main() -> int:
     models = args.sweep_models.split(",") if "sweeps" in parts else []
     analyze = {m: request(m, mode="analyze", min_block_size=1) for m in models}
     if args.estimate:
-        planned = plan_parts(parts, args, quick, {m: [1, 3] for m in models}, "gpu")   # two recommendations
+        planned = plan_parts(parts, args, quick, {m: [1, 3] for m in models}, "gpu")  # two recommendations
         total = START_S + (WARMUP_S + ANALYZE_S) * len(analyze) + sum(p.seconds() for p in planned)
         total += QUANT_FIRST_S if any(p.request.compile.quantization != "none" for p in planned) else 0
         for p in planned:
@@ -228,7 +300,7 @@ def main() -> int:
     failures = 0
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ[DATA_DIR_ENV] = str(Path(tmp) / "data")   # engine cache of the dynamic batch engine
+        os.environ[DATA_DIR_ENV] = str(Path(tmp) / "data")  # engine cache of the dynamic batch engine
         from engine.jobs import JobSystem
 
         queue = JobSystem(Path(tmp) / "data")
@@ -255,7 +327,7 @@ def main() -> int:
             print(f"{p.name}: {describe(r)} | {size / 1024:.0f} KiB, {time.perf_counter() - t0:.0f} s", flush=True)
             for w in r.warnings:
                 print(f"  warning: {w[:240]}", flush=True)
-            store.delete(r.run_id)    # a repeat of the same request is measured again, not read from the cache
+            store.delete(r.run_id)  # a repeat of the same request is measured again, not read from the cache
             return r
 
         from engine import capabilities
@@ -274,8 +346,10 @@ def main() -> int:
         finally:
             queue.stop_workers(timeout_s=10)
     total = sum(p.stat().st_size for p in args.out.glob("*.json.gz"))
-    print(f"RESULT samples {len(list(args.out.glob('*.json.gz')))} files, {total / 1024:.0f} KiB, {failures} failed, "
-          f"{time.perf_counter() - t_start:.0f} s")
+    print(
+        f"RESULT samples {len(list(args.out.glob('*.json.gz')))} files, {total / 1024:.0f} KiB, {failures} failed, "
+        f"{time.perf_counter() - t_start:.0f} s"
+    )
     return 1 if failures else 0
 
 

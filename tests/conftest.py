@@ -6,7 +6,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-FIXTURES = ROOT / "tests" / "fixtures"   # a copy of shared/fixtures (recorded on a real GPU, see its README)
+FIXTURES = ROOT / "tests" / "fixtures"  # a copy of shared/fixtures (recorded on a real GPU, see its README)
 
 
 @functools.lru_cache(maxsize=1)

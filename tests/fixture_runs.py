@@ -20,19 +20,30 @@ from engine.settings.request import RunRequest
 from engine.store import RunStore, new_run_id, utc_now_iso
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-H100_ENV = {"device": "cuda", "device_name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0",
-            "torch": "2.11.0+cu130", "torch_tensorrt": "2.11.0", "flavour": "tensorrt_rtx",
-            "tensorrt": "1.4.0.76"}
+H100_ENV = {
+    "device": "cuda",
+    "device_name": "NVIDIA H100 80GB HBM3",
+    "compute_capability": "9.0",
+    "torch": "2.11.0+cu130",
+    "torch_tensorrt": "2.11.0",
+    "flavour": "tensorrt_rtx",
+    "tensorrt": "1.4.0.76",
+}
 # medians from shared/fixtures/README.md, same model, precision and knobs as the files used below
 RESNET18_FP16_MBS5_MEDIAN_MS = 0.35
 RESNET18_FP16_RELU_FORCED_MEDIAN_MS = 2.66
 
 
 def tiny_eager_request(batch_size: int = 1, precision: str = "fp32") -> RunRequest:
-    return RunRequest.from_dict({
-        "model": {"source": "resnet18", "batch_size": batch_size, "input_shape": [3, 32, 32]},
-        "backend": "eager", "device": "cpu", "compile": {"precision": precision},
-        "measure": {"warmup_iters": 1, "timed_iters": 8, "profile_iters": 1}})
+    return RunRequest.from_dict(
+        {
+            "model": {"source": "resnet18", "batch_size": batch_size, "input_shape": [3, 32, 32]},
+            "backend": "eager",
+            "device": "cpu",
+            "compile": {"precision": precision},
+            "measure": {"warmup_iters": 1, "timed_iters": 8, "profile_iters": 1},
+        }
+    )
 
 
 def eager_run(store: RunStore, batch_size: int = 1) -> RunResult:
@@ -48,31 +59,51 @@ def dryrun_segmentation(fixtures_dir: Path, name: str = "dryrun_resnet18_fp16_re
 
 
 def _trt_request(**compile_knobs) -> dict:
-    return RunRequest.from_dict({"model": {"source": "resnet18"}, "backend": "tensorrt", "device": "cuda",
-                                 "compile": {"precision": "fp16", **compile_knobs}}).to_dict()
+    return RunRequest.from_dict(
+        {
+            "model": {"source": "resnet18"},
+            "backend": "tensorrt",
+            "device": "cuda",
+            "compile": {"precision": "fp16", **compile_knobs},
+        }
+    ).to_dict()
 
 
 def trt_profiled_run(fixtures_dir: Path, is_sample: bool = True) -> RunResult:
     """resnet18 fp16, min_block_size=5: one engine, its per-layer profile (350 inferences)."""
     layers = trt_layers(fixtures_dir)
     return RunResult(
-        run_id=new_run_id(), key="fixture-resnet18-fp16-mbs5", created_at=utc_now_iso(),
-        request=_trt_request(min_block_size=5), env=dict(H100_ENV), model_info={"source": "resnet18"},
+        run_id=new_run_id(),
+        key="fixture-resnet18-fp16-mbs5",
+        created_at=utc_now_iso(),
+        request=_trt_request(min_block_size=5),
+        env=dict(H100_ENV),
+        model_info={"source": "resnet18"},
         latency=LatencyStats.from_samples([RESNET18_FP16_MBS5_MEDIAN_MS], 1, "cuda_events"),
         latency_samples_ms=[RESNET18_FP16_MBS5_MEDIAN_MS],
-        engine_count=1, profiled_sum_ms=float(layers["avg_ms"].sum()), is_sample=is_sample, layers=layers)
+        engine_count=1,
+        profiled_sum_ms=float(layers["avg_ms"].sum()),
+        is_sample=is_sample,
+        layers=layers,
+    )
 
 
 def trt_relu_forced_run(fixtures_dir: Path, is_sample: bool = True) -> RunResult:
     """resnet18 fp16, min_block_size=1 with relu forced to PyTorch: 18 engines, no layer profile."""
     seg = dryrun_segmentation(fixtures_dir)
     return RunResult(
-        run_id=new_run_id(), key="fixture-resnet18-fp16-relu-forced", created_at=utc_now_iso(),
+        run_id=new_run_id(),
+        key="fixture-resnet18-fp16-relu-forced",
+        created_at=utc_now_iso(),
         request=_trt_request(min_block_size=1, torch_executed_ops=["torch.ops.aten.relu.default"]),
-        env=dict(H100_ENV), model_info={"source": "resnet18"},
+        env=dict(H100_ENV),
+        model_info={"source": "resnet18"},
         latency=LatencyStats.from_samples([RESNET18_FP16_RELU_FORCED_MEDIAN_MS], 1, "cuda_events"),
         latency_samples_ms=[RESNET18_FP16_RELU_FORCED_MEDIAN_MS],
-        engine_count=seg.engine_count, segmentation=seg, is_sample=is_sample)
+        engine_count=seg.engine_count,
+        segmentation=seg,
+        is_sample=is_sample,
+    )
 
 
 def store_trt_runs(store: RunStore, fixtures_dir: Path) -> tuple[RunResult, RunResult]:

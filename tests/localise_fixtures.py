@@ -21,8 +21,9 @@ SMALL = {"source": "resnet18", "batch_size": 8, "input_shape": [3, 32, 32]}
 
 
 def trt_request(model: dict | None = None, **compile_knobs) -> RunRequest:
-    return RunRequest.from_dict({"model": model or SMALL, "backend": "tensorrt", "device": "cuda",
-                                 "compile": compile_knobs})
+    return RunRequest.from_dict(
+        {"model": model or SMALL, "backend": "tensorrt", "device": "cuda", "compile": compile_knobs}
+    )
 
 
 def int8_broken_resnet18() -> entry.BuiltModel:
@@ -41,8 +42,12 @@ def _outlier_study_json() -> str:
     model = int8_broken_resnet18()
     request = trt_request(quantization="int8", quant_base_precision="fp32", calibration_batches=2)
     with mock.patch.object(registry, "build", lambda *a, **k: model):
-        study = driver.plan(request, criterion=Criterion(0.1), localisation_id="outlier",
-                            measured_on="fake-quantized PyTorch model (cpu)")
+        study = driver.plan(
+            request,
+            criterion=Criterion(0.1),
+            localisation_id="outlier",
+            measured_on="fake-quantized PyTorch model (cpu)",
+        )
     driver.run(study, driver.PyTorchRunner(model=model), poll_s=0)
     return json.dumps(study.to_dict())
 

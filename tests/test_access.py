@@ -31,8 +31,10 @@ def test_listening_beyond_this_host_without_a_team_password_is_refused():
         assert refusal and access.TEAM_PASSWORD_ENV in refusal and "localhost" in refusal
         assert AccessSettings.from_sources(address, {}, {access.TEAM_PASSWORD_ENV: TEAM}).refusal() is None
     # secrets first, then the environment
-    assert AccessSettings.from_sources("0.0.0.0", {"team_password": "a"}, {access.TEAM_PASSWORD_ENV: "b"}
-                                       ).team_password == "a"
+    assert (
+        AccessSettings.from_sources("0.0.0.0", {"team_password": "a"}, {access.TEAM_PASSWORD_ENV: "b"}).team_password
+        == "a"
+    )
     # a team password that is set is asked for on localhost too (a reverse proxy on this host is a network)
     assert AccessSettings.from_sources("127.0.0.1", {}, {access.TEAM_PASSWORD_ENV: TEAM}).team_mode
 
@@ -65,9 +67,9 @@ def test_destructive_actions_need_admin_and_anyone_may_cancel_their_own_job():
         assert access.refusal(admin, action) is None
         assert "Only an admin may" in access.refusal(alice, action, owner="bob")
     assert access.refusal(alice, Action.CANCEL_OTHERS_JOB, owner="alice") is None
-    assert access.refusal(alice, Action.DELETE_RUNS, owner="alice")         # deleting history is admin's
+    assert access.refusal(alice, Action.DELETE_RUNS, owner="alice")  # deleting history is admin's
     local = access.local_identity(AccessSettings("localhost"))
-    assert local.admin and local.name                                         # one user on their own machine
+    assert local.admin and local.name  # one user on their own machine
     assert not access.local_identity(AccessSettings("localhost", admin_password=ADMIN)).admin
 
 
@@ -109,7 +111,7 @@ def test_the_queue_shows_who_submitted_each_job_and_refuses_to_cancel_others_job
     from engine.settings.request import RunRequest
 
     monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv(jobs.AUTOSTART_ENV, "0")       # nothing runs: the jobs stay queued
+    monkeypatch.setenv(jobs.AUTOSTART_ENV, "0")  # nothing runs: the jobs stay queued
     request = RunRequest.from_dict({"device": "cpu", "model": {"input_shape": [3, 32, 32]}})
     job = jobs.submit(request, submitted_by="bob")
     assert jobs.get(job.job_id).submitted_by == "bob"

@@ -51,7 +51,7 @@ def test_a_stopped_search_resumes_its_stored_study_keeping_the_trials_done(store
     plan = _stored_plan(store)
     evaluate = StubEvaluate()
     first = run_plan(store.root, plan, store, evaluate, should_stop=lambda: len(evaluate.calls) > 5)
-    assert len(first.trials) == 5                       # defaults + 5 trials, then stopped between trials
+    assert len(first.trials) == 5  # defaults + 5 trials, then stopped between trials
     assert [p.autotune_id for p in list_plans(store.root)] == [plan.autotune_id]
     first_calls = len(evaluate.calls)
 
@@ -65,7 +65,7 @@ def test_a_stopped_search_resumes_its_stored_study_keeping_the_trials_done(store
     # the report opens from the stored study alone (the stub's runs are not in the store: no best run, same trials)
     rebuilt = load_report(store.root, plan.autotune_id, store)
     assert rebuilt.trials[KNOB_COLUMNS].equals(resumed.trials[KNOB_COLUMNS])
-    assert rebuilt.best.params == resumed.best.params and rebuilt.notes[0] == resumed.notes[0]   # the objective
+    assert rebuilt.best.params == resumed.best.params and rebuilt.notes[0] == resumed.notes[0]  # the objective
     assert search_status(plan.autotune_id, jobs.JobSystem(store.root)).text().startswith("Finished: 12 of 12")
 
 
@@ -74,7 +74,7 @@ def test_a_trial_cancelled_or_crashed_midway_is_measured_again_on_resume(store):
 
     class CancelThird(StubEvaluate):
         def __call__(self, request):
-            if len(self.calls) == 3:       # defaults, trial 0, trial 1, then cancel within trial 2
+            if len(self.calls) == 3:  # defaults, trial 0, trial 1, then cancel within trial 2
                 self.calls.append(request)
                 raise Cancelled("job cancelled")
             return super().__call__(request)
@@ -84,7 +84,7 @@ def test_a_trial_cancelled_or_crashed_midway_is_measured_again_on_resume(store):
         run_plan(store.root, plan, store, evaluate)
     study = _study(store, plan)
     interrupted = [t for t in study.trials if t.user_attrs.get(INTERRUPTED_ATTR)]
-    assert len(interrupted) == 1   # the cancelled trial, not counted
+    assert len(interrupted) == 1  # the cancelled trial, not counted
     assert search_status(plan.autotune_id, jobs.JobSystem(store.root)).progress.trials_done == 2
     # then a crash: the next process takes the queued point and dies with the trial running
     crashed = study.ask({k: optuna.distributions.CategoricalDistribution(tuple(v)) for k, v in SPACE.items()})
@@ -186,10 +186,10 @@ def test_a_search_survives_page_reruns_and_a_new_tab_and_resumes_after_a_cancel(
     assert not app.exception and not _errors(app), _errors(app)
     resumed = search_status(autotune_id).job
     assert resumed is not None and resumed.active and resumed.job_id != job.job_id
-    for _ in range(3):             # reruns of the page that started it: nothing is submitted again, nothing stops
+    for _ in range(3):  # reruns of the page that started it: nothing is submitted again, nothing stops
         app.run()
         assert not app.exception and [j.job_id for j in _autotune_jobs()] == [resumed.job_id, job.job_id]
-    tab = _tab(autotune_id)        # a new tab (the first one closed): it follows the same job from the link
+    tab = _tab(autotune_id)  # a new tab (the first one closed): it follows the same job from the link
     deadline = time.monotonic() + 240
     while search_status(autotune_id).active and time.monotonic() < deadline:
         tab.run()
@@ -203,7 +203,7 @@ def test_a_search_survives_page_reruns_and_a_new_tab_and_resumes_after_a_cancel(
     assert f"**{report.summary()}**" in [m.value for m in tab.markdown]
     frame = next(d.value for d in tab.dataframe if "best_so_far_ms" in d.value.columns)
     assert len(frame) == 4 and frame["run_id"].tolist() == report.trials["run_id"].tolist()
-    assert all(store.exists(r) for r in frame["run_id"])          # every trial is a stored run
+    assert all(store.exists(r) for r in frame["run_id"])  # every trial is a stored run
     assert report.best is not None and report.best.params[PRECISION_KNOB] in ("fp32", "bf16")
     assert any(c.value.startswith("Finished: 4 of 4 trials") for c in tab.caption)
 
@@ -214,8 +214,21 @@ def test_the_cli_runs_a_stored_search_that_resumes_and_names_a_bad_knob(store, c
 
     from engine.__main__ import main
 
-    args = ["autotune", "--model", "resnet18", "--input-shape", "3,32,32", "--device", "cpu", "--warmup-iters", "1",
-            "--timed-iters", "5", "--precisions", "fp32,bf16"]
+    args = [
+        "autotune",
+        "--model",
+        "resnet18",
+        "--input-shape",
+        "3,32,32",
+        "--device",
+        "cpu",
+        "--warmup-iters",
+        "1",
+        "--timed-iters",
+        "5",
+        "--precisions",
+        "fp32,bf16",
+    ]
     assert main([*args, "--knobs", "compile.precision,compile.bogus"]) == 2
     assert "error: compile.bogus: is not a searchable knob" in capsys.readouterr().err
     assert main([*args, "--trials", "2", "--json"]) == 0
@@ -224,7 +237,7 @@ def test_the_cli_runs_a_stored_search_that_resumes_and_names_a_bad_knob(store, c
     assert first["best_run_id"] in {t["run_id"] for t in first["trials"]} and store.exists(first["best_run_id"])
     # the same stored search, as the dashboard would open it
     assert load_report(store.root, first["autotune_id"], store).summary() == first["summary"]
-    assert main(["autotune", "--resume", first["autotune_id"], "--json"]) == 0   # complete: nothing new measured
+    assert main(["autotune", "--resume", first["autotune_id"], "--json"]) == 0  # complete: nothing new measured
     assert json.loads(capsys.readouterr().out)["trials"] == first["trials"]
     assert main(["autotune", "--resume", "at-nope"]) == 2
     assert "No stored auto-tune 'at-nope'" in capsys.readouterr().err
@@ -237,16 +250,25 @@ def test_the_study_is_read_while_another_process_writes_it(store):
 
     plan = _stored_plan(store, n_trials=24)
     writer = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from engine.store import RunStore; "
-         "from engine.studies.autotune.stored import load_plan, run_plan; "
-         "from tests.test_autotune import StubEvaluate; "
-         "root = sys.argv[1]; run_plan(root, load_plan(root, sys.argv[2]), RunStore(root), StubEvaluate())",
-         str(store.root), plan.autotune_id], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from engine.store import RunStore; "
+            "from engine.studies.autotune.stored import load_plan, run_plan; "
+            "from tests.test_autotune import StubEvaluate; "
+            "root = sys.argv[1]; run_plan(root, load_plan(root, sys.argv[2]), RunStore(root), StubEvaluate())",
+            str(store.root),
+            plan.autotune_id,
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen = []
     system = jobs.JobSystem(store.root)
     while writer.poll() is None:
         seen.append(search_status(plan.autotune_id, system).progress.trials_done)
         load_report(store.root, plan.autotune_id, store)
     assert writer.returncode == 0, writer.stderr.read()
-    assert seen == sorted(seen) and len(set(seen)) > 1      # progress read while it grew, never going back
+    assert seen == sorted(seen) and len(set(seen)) > 1  # progress read while it grew, never going back
     assert search_status(plan.autotune_id, system).progress.trials_done == 24

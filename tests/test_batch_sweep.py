@@ -22,7 +22,11 @@ def test_static_plan_has_one_valid_run_per_batch():
     plan = bs.plan_batch_sweep(base, [8, 1, 2, 2, 4])
     assert plan.batch_sizes == (1, 2, 4, 8)
     assert [(p.batch_size, p.strategy, p.request.model.batch_size) for p in plan.points] == [
-        (1, "static", 1), (2, "static", 2), (4, "static", 4), (8, "static", 8)]
+        (1, "static", 1),
+        (2, "static", 2),
+        (4, "static", 4),
+        (8, "static", 8),
+    ]
     assert all(validate(p.request) for p in plan.points)
     assert plan.tags == [f"sweep:{plan.sweep_id}", "knob:model.batch_size"]
     assert any("GPU memory" in n for n in plan.notes)
@@ -45,21 +49,26 @@ def test_dynamic_plan_shares_one_engine_range():
 
 def test_static_plan_rewrites_explicit_inputs_per_batch():
     names = ["batch", "sequence"]
-    raw = [dict(name="input_ids", shape=[1, 64], dtype="int64", value_range=[0, 30522], dim_names=names),
-           dict(name="attention_mask", shape=[1, 64], dtype="int64", value_range=[1, 2], dim_names=names)]
+    raw = [
+        dict(name="input_ids", shape=[1, 64], dtype="int64", value_range=[0, 30522], dim_names=names),
+        dict(name="attention_mask", shape=[1, 64], dtype="int64", value_range=[1, 2], dim_names=names),
+    ]
     base = RunRequest.from_dict({"model": {"source": "hf/bert-base", "inputs": raw}, "backend": "tensorrt"})
     plan = bs.plan_batch_sweep(base, [1, 4], ["static"])
     assert [p.request.model.inputs[0].shape for p in plan.points] == [(1, 64), (4, 64)]
     assert not any(s.is_dynamic for p in plan.points for s in p.request.model.inputs)
 
 
-@pytest.mark.parametrize("kwargs, field, words", [
-    ({"batch_sizes": []}, "batch_sweep.batch_sizes", "no batch sizes"),
-    ({"batch_sizes": [0, 4]}, "batch_sweep.batch_sizes", "[0] outside 1..4096"),
-    ({"strategies": ["elastic"]}, "batch_sweep.strategies", "pick from static, dynamic"),
-    ({"strategies": ["dynamic"]}, "batch_sweep.strategies", "needs the tensorrt backend"),
-    ({"batch_sizes": list(range(1, 40))}, "batch_sweep.batch_sizes", "more than the 32"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field, words",
+    [
+        ({"batch_sizes": []}, "batch_sweep.batch_sizes", "no batch sizes"),
+        ({"batch_sizes": [0, 4]}, "batch_sweep.batch_sizes", "[0] outside 1..4096"),
+        ({"strategies": ["elastic"]}, "batch_sweep.strategies", "pick from static, dynamic"),
+        ({"strategies": ["dynamic"]}, "batch_sweep.strategies", "needs the tensorrt backend"),
+        ({"batch_sizes": list(range(1, 40))}, "batch_sweep.batch_sizes", "more than the 32"),
+    ],
+)
 def test_plan_errors_name_the_setting(kwargs, field, words):
     base = RunRequest(model=ModelSpec(source="resnet18"))
     with pytest.raises(ConfigError) as e:
@@ -67,8 +76,13 @@ def test_plan_errors_name_the_setting(kwargs, field, words):
     assert e.value.field == field and words in e.value.message
     trt = RunRequest(model=ModelSpec(source="resnet18"), backend="tensorrt")
     with pytest.raises(ConfigError, match="batch_sweep.opt_batch: 64 is outside the swept range 1..8"):
-        bs.plan_batch_sweep(trt, [1, 8], ["dynamic"], opt_batch=64,
-                            model_inputs=registry.input_specs(registry.REGISTRY["resnet18"], trt.model))
+        bs.plan_batch_sweep(
+            trt,
+            [1, 8],
+            ["dynamic"],
+            opt_batch=64,
+            model_inputs=registry.input_specs(registry.REGISTRY["resnet18"], trt.model),
+        )
     with pytest.raises(ConfigError, match="needs the model's inputs"):
         bs.plan_batch_sweep(trt, [1, 8], ["dynamic"])
 
@@ -106,15 +120,15 @@ def test_measured_eager_cpu_sweep_finds_where_throughput_levels_off(store, tmp_p
     assert (table["throughput_per_s"] - table["batch_size"] * 1000 / table["median_ms"]).abs().max() < 1e-6
     assert (table["throughput_low_per_s"] <= table["throughput_per_s"] + 1e-9).all()
     assert (table["throughput_per_s"] <= table["throughput_high_per_s"] + 1e-9).all()
-    assert table["peak_memory_bytes"].isna().all()   # CPU: no GPU memory
+    assert table["peak_memory_bytes"].isna().all()  # CPU: no GPU memory
     t = dict(zip(table["batch_size"], table["throughput_per_s"], strict=True))
-    assert max(t.values()) > 1.5 * t[1]   # at batch 1 a small model on CPU is overhead-bound
+    assert max(t.values()) > 1.5 * t[1]  # at batch 1 a small model on CPU is overhead-bound
 
     knee = bs.find_knee(table)
     sizes = sorted(t)
     i = sizes.index(knee.batch_size)
-    later = [bs.gain_per_doubling(knee.batch_size, t[knee.batch_size], b, t[b]) for b in sizes[i + 1:]]
-    if knee.reached:   # the definition, checked against the measured points
+    later = [bs.gain_per_doubling(knee.batch_size, t[knee.batch_size], b, t[b]) for b in sizes[i + 1 :]]
+    if knee.reached:  # the definition, checked against the measured points
         assert max(later) < bs.KNEE_GAIN_PER_DOUBLING
         for b0 in sizes[:i]:
             assert max(bs.gain_per_doubling(b0, t[b0], b, t[b]) for b in sizes if b > b0) >= 0.10
@@ -126,24 +140,32 @@ def test_measured_eager_cpu_sweep_finds_where_throughput_levels_off(store, tmp_p
 
 def test_knee_on_the_h200_figures_quoted_in_issue_9():
     # resnet50 fp16, one dynamic engine min 1 / opt 8 / max 32, and a static batch-1 engine (about 0.7 ms)
-    table = pd.DataFrame({"strategy": ["dynamic"] * 3 + ["static"], "batch_size": [1, 8, 32, 1],
-                          "median_ms": [1.14, 1.36, 2.49, 0.7]})
+    table = pd.DataFrame(
+        {"strategy": ["dynamic"] * 3 + ["static"], "batch_size": [1, 8, 32, 1], "median_ms": [1.14, 1.36, 2.49, 0.7]}
+    )
     table["throughput_per_s"] = table["batch_size"] * 1000 / table["median_ms"]
     knee = bs.find_knee(table, "dynamic")
     assert not knee.reached and knee.batch_size == 32 and round(knee.throughput_per_s) == 12851
     assert "+48% per doubling between batch 8 and 32" in knee.message
     cost = bs.dynamic_cost(table)
     assert cost["batch_size"].tolist() == [1]
-    assert cost["overhead_ms"].iloc[0] == pytest.approx(0.44) and cost["overhead_pct"].iloc[0] == pytest.approx(62.857,
-                                                                                                           abs=1e-3)
-    assert bs.find_knee(table, "static") is None   # one point is not a curve
+    assert cost["overhead_ms"].iloc[0] == pytest.approx(0.44) and cost["overhead_pct"].iloc[0] == pytest.approx(
+        62.857, abs=1e-3
+    )
+    assert bs.find_knee(table, "static") is None  # one point is not a curve
 
 
 def test_knee_is_not_fooled_by_one_noisy_dip():
-    table = pd.DataFrame({"strategy": "static", "batch_size": [1, 2, 4, 8, 16],
-                          "throughput_per_s": [100.0, 104.0, 200.0, 390.0, 400.0], "median_ms": 1.0})
+    table = pd.DataFrame(
+        {
+            "strategy": "static",
+            "batch_size": [1, 2, 4, 8, 16],
+            "throughput_per_s": [100.0, 104.0, 200.0, 390.0, 400.0],
+            "median_ms": 1.0,
+        }
+    )
     knee = bs.find_knee(table)
-    assert knee.reached and knee.batch_size == 8   # 1 -> 2 gains only 4 %, but 4 and 8 double it again
+    assert knee.reached and knee.batch_size == 8  # 1 -> 2 gains only 4 %, but 4 and 8 double it again
 
 
 def test_memory_line_and_largest_batch_that_fits():
@@ -154,9 +176,14 @@ def test_memory_line_and_largest_batch_that_fits():
 
 
 # -- batch sizes as typed ------------------------------------------------------------------------
-@pytest.mark.parametrize("text, bad", [("1,a,8", "'a' is not a whole number"),
-                                       ("1, -2, 2.5", "'-2', '2.5' are not whole numbers"),
-                                       (" , ", "no batch sizes")])
+@pytest.mark.parametrize(
+    "text, bad",
+    [
+        ("1,a,8", "'a' is not a whole number"),
+        ("1, -2, 2.5", "'-2', '2.5' are not whole numbers"),
+        (" , ", "no batch sizes"),
+    ],
+)
 def test_batch_size_text_errors_name_the_bad_values(text, bad):
     with pytest.raises(ConfigError) as e:
         bs.parse_batch_sizes(text)
@@ -169,8 +196,8 @@ def test_batch_size_text_accepts_commas_and_spaces():
 
 # -- stored batch sweeps: two real H200 runs of resnet50 fp16 (samples/) -------------------------
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-H200_BATCH_1 = "resnet50_fp16.json.gz"              # static engine, batch 1
-H200_BATCH_8 = "resnet50_b8_ladder_fp16.json.gz"    # static engine, batch 8 (recorded for the precision ladder)
+H200_BATCH_1 = "resnet50_fp16.json.gz"  # static engine, batch 1
+H200_BATCH_8 = "resnet50_b8_ladder_fp16.json.gz"  # static engine, batch 8 (recorded for the precision ladder)
 H200_GIB = 140
 
 
@@ -178,8 +205,10 @@ H200_GIB = 140
 def h200_pair(store):
     """The two bundled H200 recordings of resnet50 fp16 static engines at batch 1 and 8, tagged as one
     batch sweep, plus an optimization_level sweep run that must stay out of the batch sweeps."""
-    ids = [store.import_run(gzip.decompress((SAMPLES / name).read_bytes()))
-           for name in (H200_BATCH_1, H200_BATCH_8, "resnet50_fp16_opt3.json.gz")]
+    ids = [
+        store.import_run(gzip.decompress((SAMPLES / name).read_bytes()))
+        for name in (H200_BATCH_1, H200_BATCH_8, "resnet50_fp16_opt3.json.gz")
+    ]
     for run_id in ids[:2]:
         store.set_tags(run_id, sweep_tags("h200_pair", [bs.BATCH_KNOB]))
     return [store.get(i) for i in ids]
@@ -201,7 +230,7 @@ def test_stored_batch_sweeps_are_listed_and_loaded(store, h200_pair):
     assert sweep.table["peak_memory_bytes"].tolist() == [b1.peak_memory_bytes, b8.peak_memory_bytes]
     assert sweep.dynamic_range is None and (sweep.model, sweep.precision) == ("resnet50", "fp16")
 
-    knob_sweep = next(t for t in opt3.tags if t.startswith("sweep:"))[len("sweep:"):]
+    knob_sweep = next(t for t in opt3.tags if t.startswith("sweep:"))[len("sweep:") :]
     with pytest.raises(RunNotFound) as e:
         bs.load_batch_sweep(store, knob_sweep)
     assert "varies compile knobs, not the batch size" in e.value.message
@@ -218,8 +247,9 @@ def test_verdict_of_the_h200_pair_reads_its_recorded_numbers(store, h200_pair):
     # batch 8 gives the most samples per second of GPU time (the batch changes the kernels: judged on GPU time),
     # and two points cannot show a knee
     assert bs.judged(sweep.table).metric == "gpu_time"
-    assert v.headline.startswith(f"Best GPU-time throughput {8 * 1000 / b8.gpu_time.median_ms:,.0f} samples/s at "
-                                 "batch 8")
+    assert v.headline.startswith(
+        f"Best GPU-time throughput {8 * 1000 / b8.gpu_time.median_ms:,.0f} samples/s at batch 8"
+    )
     assert "still rising at batch 8" in v.headline
     assert v.knees["static"].reached is False and "No knee up to batch 8" in text
     # the memory line goes through both recorded peaks
@@ -239,8 +269,9 @@ def test_verdict_of_the_h200_pair_reads_its_recorded_numbers(store, h200_pair):
 def _issue_9_table() -> pd.DataFrame:
     """Issue 9's H200 figures for resnet50 fp16: a dynamic engine (1/8/32) and a static batch-1 engine.
     The issue quotes medians only, so the p10-p90 band is the median itself."""
-    table = pd.DataFrame({"strategy": ["dynamic"] * 3 + ["static"], "batch_size": [1, 8, 32, 1],
-                          "median_ms": [1.14, 1.36, 2.49, 0.7]})
+    table = pd.DataFrame(
+        {"strategy": ["dynamic"] * 3 + ["static"], "batch_size": [1, 8, 32, 1], "median_ms": [1.14, 1.36, 2.49, 0.7]}
+    )
     table["p10_ms"] = table["p90_ms"] = table["median_ms"]
     table["throughput_per_s"] = table["batch_size"] * 1000 / table["median_ms"]
     table["throughput_low_per_s"] = table["throughput_high_per_s"] = table["throughput_per_s"]
@@ -256,14 +287,14 @@ def test_verdict_says_what_the_dynamic_range_costs():
     assert "One dynamic engine (batch 1..32, tuned for 8): No knee up to batch 32" in text
     assert "Static engines (one per batch size): only batch 1 measured (0.700 ms, 1,429 samples/s)" in text
     assert "batch 1: 1.140 ms against 0.700 ms static, +0.440 ms (+63%)" in text
-    assert "no clear cost" not in text   # the issue's bands are the medians: they do not overlap
+    assert "no clear cost" not in text  # the issue's bands are the medians: they do not overlap
     assert "No GPU memory recorded" in text
     assert v.headline.startswith("Best throughput 12,851 samples/s at batch 32 (dynamic engine, 2.490 ms)")
 
 
 def test_overlapping_bands_are_not_called_a_cost():
     table = _issue_9_table()
-    table.loc[table["run_id"] == "s1", "p90_ms"] = 1.2   # a static batch-1 band reaching the dynamic median
+    table.loc[table["run_id"] == "s1", "p90_ms"] = 1.2  # a static batch-1 band reaching the dynamic median
     text = bs.verdict(bs.BatchSweep("x", [], table)).markdown()
     assert "+0.440 ms (+63%), within the p10-p90 spread of both: no clear cost" in text
 
@@ -287,8 +318,9 @@ def test_latency_chart_has_a_band_and_a_median_per_strategy():
 
 
 def test_throughput_chart_marks_the_knee_where_the_table_has_one():
-    table = pd.DataFrame({"strategy": "static", "batch_size": [1, 2, 4, 8, 16],
-                          "throughput_per_s": [100.0, 104.0, 200.0, 390.0, 400.0]})
+    table = pd.DataFrame(
+        {"strategy": "static", "batch_size": [1, 2, 4, 8, 16], "throughput_per_s": [100.0, 104.0, 200.0, 390.0, 400.0]}
+    )
     table["median_ms"] = table["batch_size"] * 1000 / table["throughput_per_s"]
     table["throughput_low_per_s"] = table["throughput_per_s"] * 0.9
     table["throughput_high_per_s"] = table["throughput_per_s"] * 1.1
@@ -317,7 +349,7 @@ def test_memory_chart_draws_the_recorded_peaks_and_the_ceiling(store, h200_pair)
     (peaks,) = _traces(fig, "static engine per batch peak")
     assert list(peaks.y) == pytest.approx([b1.peak_memory_bytes / 2**20, b8.peak_memory_bytes / 2**20])
     (line,) = [t for t in fig.data if t.name.startswith("static engine per batch: ")]
-    assert list(line.y) == pytest.approx(list(peaks.y))   # two points: the line goes through both
+    assert list(line.y) == pytest.approx(list(peaks.y))  # two points: the line goes through both
     (ceiling,) = [a for a in fig.layout.annotations if a.name == "ceiling"]
     assert f"batch {v.memory['static'].max_batch_for(H200_GIB * 2**30):,} fills {H200_GIB} GiB" in ceiling.text
     assert "No GPU memory recorded" in batch_charts.memory_vs_batch(_issue_9_table()).layout.annotations[0].text
@@ -341,12 +373,14 @@ def test_the_bundled_h200_batch_sweep_static_against_dynamic(store):
     assert sweep.dynamic_range == (1, 8, 32)
     table = sweep.table
     assert sorted(zip(table["strategy"], table["batch_size"], strict=True)) == [
-        (s, b) for s in ("dynamic", "static") for b in (1, 8, 32)]
+        (s, b) for s in ("dynamic", "static") for b in (1, 8, 32)
+    ]
     v = bs.verdict(sweep, capacity_bytes=H200_GIB * 2**30)
-    assert bs.judged(table).metric == "gpu_time"             # recorded with GPU time: judged on it
+    assert bs.judged(table).metric == "gpu_time"  # recorded with GPU time: judged on it
     best = table.loc[table["gpu_throughput_per_s"].idxmax()]
-    assert v.headline.startswith(f"Best GPU-time throughput {best.gpu_throughput_per_s:,.0f} samples/s at batch "
-                                 f"{best.batch_size}")
+    assert v.headline.startswith(
+        f"Best GPU-time throughput {best.gpu_throughput_per_s:,.0f} samples/s at batch {best.batch_size}"
+    )
     # what the dynamic range costs, batch by batch, from the recorded GPU times
     static = table[table.strategy == "static"].set_index("batch_size")["gpu_ms"]
     dynamic = table[table.strategy == "dynamic"].set_index("batch_size")["gpu_ms"]
@@ -362,8 +396,14 @@ def test_the_bundled_h200_batch_sweep_static_against_dynamic(store):
 
 
 # -- GPU time: the batch changes the kernels, so the knee and the dynamic cost are judged on it ---------------
-GPU_MS = {("static", 1): 0.387, ("static", 8): 1.60, ("static", 32): 5.90,
-          ("dynamic", 1): 0.450, ("dynamic", 8): 1.70, ("dynamic", 32): 5.905}
+GPU_MS = {
+    ("static", 1): 0.387,
+    ("static", 8): 1.60,
+    ("static", 32): 5.90,
+    ("dynamic", 1): 0.450,
+    ("dynamic", 8): 1.70,
+    ("dynamic", 32): 5.905,
+}
 
 
 def test_a_batch_sweep_is_judged_on_gpu_time_when_its_runs_have_it(store):
@@ -379,29 +419,35 @@ def test_a_batch_sweep_is_judged_on_gpu_time_when_its_runs_have_it(store):
     for r in sweep.results:
         ms = GPU_MS[(bs.strategy_of(r.request), r.latency.batch_size)]
         plan = "same-at-32" if r.latency.batch_size == 32 else f"{bs.strategy_of(r.request)}-{r.latency.batch_size}"
-        runs.append(dataclasses.replace(r, gpu_time=GpuTime(ms, ms * 0.999, ms * 1.001, 73, 200, 5),
-                                        plan_fingerprint=plan))
+        runs.append(
+            dataclasses.replace(r, gpu_time=GpuTime(ms, ms * 0.999, ms * 1.001, 73, 200, 5), plan_fingerprint=plan)
+        )
     gpu = bs.batch_sweep_from_results("gpu", runs)
     table = gpu.table
     assert bs.judged(table).metric == "gpu_time"
     assert table["gpu_throughput_per_s"].tolist() == pytest.approx(
-        [b * 1000 / GPU_MS[(s, b)] for s, b in zip(table["strategy"], table["batch_size"], strict=True)])
+        [b * 1000 / GPU_MS[(s, b)] for s, b in zip(table["strategy"], table["batch_size"], strict=True)]
+    )
     knee = bs.find_knee(table, "static")
     assert knee.reached and knee.batch_size == 8
     assert knee.message.startswith("GPU-time throughput levels off at batch 8: 5,000 samples/s at 1.6 ms of GPU time")
     v = bs.verdict(gpu)
     text = v.markdown()
-    assert v.headline.startswith("Best GPU-time throughput 5,424 samples/s at batch 32 (static engine, 5.900 ms of "
-                                 "GPU time)")
+    assert v.headline.startswith(
+        "Best GPU-time throughput 5,424 samples/s at batch 32 (static engine, 5.900 ms of GPU time)"
+    )
     # the dynamic range's cost on GPU time; at batch 32 both engines ran one plan: no cost
     assert v.cost["overhead_ms"].tolist() == pytest.approx([0.063, 0.10, 0.005])
     assert "batch 1: 0.4500 ms against 0.3870 ms static of GPU time, +0.0630 ms (+16%)" in text
-    assert "batch 32: 5.905 ms against 5.900 ms static of GPU time, +0.0050 ms (+0%), the same engine plan at " \
-           "this batch: no cost" in text
+    assert (
+        "batch 32: 5.905 ms against 5.900 ms static of GPU time, +0.0050 ms (+0%), the same engine plan at "
+        "this batch: no cost" in text
+    )
     assert "End-to-end, host overhead included: batch 1 " in text
     # the same runs as recorded before the GPU-time pass existed (no GPU time, graph replay or plan): end-to-end,
     # saying why
     before = [dataclasses.replace(r, gpu_time=None, graph_replay=None, plan_fingerprint=None) for r in sweep.results]
     old = bs.verdict(bs.batch_sweep_from_results("old", before))
-    assert old.lines[0].startswith("Judged on end-to-end latency: GPU time not measured (recorded before GPU time "
-                                   "existed)")
+    assert old.lines[0].startswith(
+        "Judged on end-to-end latency: GPU time not measured (recorded before GPU time existed)"
+    )

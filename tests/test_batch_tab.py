@@ -52,7 +52,7 @@ def test_bad_batch_sizes_name_the_values_and_submit_nothing(app):
     _fill_tiny(app, sizes="1, x, 4, 2.5")
     assert any("batch_sweep.batch_sizes" in e and "'x', '2.5' are not whole numbers" in e for e in _errors(app))
     assert _run_button(app).disabled
-    assert not any(" runs: batch " in c.value for c in app.caption)   # no batch plan shown
+    assert not any(" runs: batch " in c.value for c in app.caption)  # no batch plan shown
     assert "batch_execution" not in app.session_state
     assert jobs.list_jobs() == []
     # a size out of range is named by the plan, with the allowed range
@@ -67,23 +67,23 @@ def test_without_a_gpu_the_tab_offers_the_eager_backend_static_only(app):
         pytest.skip("checks the form on a machine without a GPU")
     app.run()
     assert app.selectbox(key="batch:backend").options == ["eager"]
-    assert any("tensorrt backend needs an NVIDIA GPU" in c.value and "static batches only" in c.value
-               for c in app.caption)
+    assert any(
+        "tensorrt backend needs an NVIDIA GPU" in c.value and "static batches only" in c.value for c in app.caption
+    )
     assert app.multiselect(key="batch:strategies:eager").options == ["static: one engine per batch size"]
 
 
 def test_an_eager_batch_sweep_runs_on_the_queue_and_opens_with_its_verdict(app, store):
     app.run()
     _fill_tiny(app)
-    assert any(c.value.startswith("3 runs: batch 1 (static); batch 2 (static); batch 4 (static)")
-               for c in app.caption)
+    assert any(c.value.startswith("3 runs: batch 1 (static); batch 2 (static); batch 4 (static)") for c in app.caption)
     _run_button(app).click().run()
     assert not app.exception and not _errors(app), _errors(app)
     execution = app.session_state["batch_execution"]
-    assert len(jobs.list_jobs()) == 3      # every point went to the real queue
+    assert len(jobs.list_jobs()) == 3  # every point went to the real queue
     deadline = time.monotonic() + 240
     while "batch_execution" in app.session_state and time.monotonic() < deadline:
-        app.run()                          # the progress fragment polls, then opens the finished sweep
+        app.run()  # the progress fragment polls, then opens the finished sweep
         assert not app.exception and not _errors(app), _errors(app)
         time.sleep(0.5)
     sweep_id = execution.plan.sweep_id
@@ -97,12 +97,14 @@ def test_an_eager_batch_sweep_runs_on_the_queue_and_opens_with_its_verdict(app, 
     assert bs.verdict(sweep).markdown() in [m.value for m in app.markdown]
     specs = [c.proto.spec for c in app.get("plotly_chart")]
     assert any("Latency vs batch size" in s for s in specs) and any("Throughput vs batch size" in s for s in specs)
-    assert not any("Peak GPU memory" in s for s in specs)   # CPU: nothing to draw
+    assert not any("Peak GPU memory" in s for s in specs)  # CPU: nothing to draw
 
 
 def test_a_link_opens_a_stored_batch_sweep_and_an_unknown_one_is_named(app, store):
-    ids = [store.import_run(gzip.decompress((SAMPLES / n).read_bytes()))
-           for n in ("resnet50_fp16.json.gz", "resnet50_b8_ladder_fp16.json.gz")]
+    ids = [
+        store.import_run(gzip.decompress((SAMPLES / n).read_bytes()))
+        for n in ("resnet50_fp16.json.gz", "resnet50_b8_ladder_fp16.json.gz")
+    ]
     for run_id in ids:
         store.set_tags(run_id, sweep_tags("h200_pair", [bs.BATCH_KNOB]))
     app.query_params["batch"] = "h200_pair"
@@ -122,14 +124,18 @@ def test_a_link_opens_a_stored_batch_sweep_and_an_unknown_one_is_named(app, stor
     assert any("No stored run belongs to batch sweep 'no_such_batch_sweep'" in e for e in _errors(app))
 
 
-
 def test_with_tensorrt_the_form_plans_static_engines_and_one_dynamic_engine(app, monkeypatch):
     """On an H200 with TensorRT-RTX (faked capabilities: nothing is run), both strategies are offered."""
     from engine import capabilities
 
     h200_rtx = capabilities.Capabilities(
-        torch_version="2.11.0", cuda_available=True, gpus=(capabilities.Gpu(0, "NVIDIA H200", 140 * 2**30, "9.0"),),
-        torch_tensorrt_version="2.11.0", flavour="tensorrt_rtx", tensorrt_version="1.4.0.76")
+        torch_version="2.11.0",
+        cuda_available=True,
+        gpus=(capabilities.Gpu(0, "NVIDIA H200", 140 * 2**30, "9.0"),),
+        torch_tensorrt_version="2.11.0",
+        flavour="tensorrt_rtx",
+        tensorrt_version="1.4.0.76",
+    )
     monkeypatch.setattr(capabilities, "detect", lambda: h200_rtx)
     app.run()
     assert app.selectbox(key="batch:backend").value == "tensorrt"
@@ -147,7 +153,7 @@ def test_with_tensorrt_the_form_plans_static_engines_and_one_dynamic_engine(app,
 def test_cancel_stops_every_point_of_a_running_batch_sweep(app, store):
     app.run()
     _fill_tiny(app, sizes="1,2")
-    app.number_input(key="batch:measure.timed_iters").set_value(100_000).run()   # far too long to finish
+    app.number_input(key="batch:measure.timed_iters").set_value(100_000).run()  # far too long to finish
     _run_button(app).click().run()
     execution = app.session_state["batch_execution"]
     deadline = time.monotonic() + 120

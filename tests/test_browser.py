@@ -22,8 +22,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 CHART = "[data-testid='stPlotlyChart'] .main-svg"
 
 
@@ -38,15 +43,39 @@ def _streamlit(tmp: Path, **extra_env: str):
     """``streamlit run dashboard.py`` on a free port with its own data directory; yields the base URL. Stops the
     server and the job supervisor it started (a process of its own: it outlives the server by design)."""
     port = _free_port()
-    env = {**os.environ, "TRTDASH_DATA_DIR": str(tmp / "data"), "TRTDASH_SAMPLES_DIR": str(tmp / "no-samples"),
-           "PYTHONPATH": str(ROOT), **extra_env}
+    env = {
+        **os.environ,
+        "TRTDASH_DATA_DIR": str(tmp / "data"),
+        "TRTDASH_SAMPLES_DIR": str(tmp / "no-samples"),
+        "PYTHONPATH": str(ROOT),
+        **extra_env,
+    }
     log = open(tmp / "streamlit.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         # a file saved under pages/ mid-test would make streamlit rescan it
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "dashboard.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+            # a file saved under pages/ mid-test would make streamlit rescan it
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 60
@@ -61,7 +90,7 @@ def _streamlit(tmp: Path, **extra_env: str):
             time.sleep(0.5)
         yield base
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)   # the server
+        os.killpg(proc.pid, signal.SIGTERM)  # the server
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -101,7 +130,8 @@ def _settle(page) -> None:
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
-        timeout=60_000)
+        timeout=60_000,
+    )
     page.wait_for_timeout(300)
 
 
@@ -122,7 +152,7 @@ def _set(page, label: str, value: str) -> None:
 
 
 def _run_from_profile_page(page, base: str, batch_size: int) -> str:
-    page.goto(f"{base}/")     # the entry page: Profile
+    page.goto(f"{base}/")  # the entry page: Profile
     _settle(page)
     _set(page, "Input shape (without batch)", "3,32,32")
     _set(page, "Batch size", str(batch_size))
@@ -134,7 +164,7 @@ def _run_from_profile_page(page, base: str, batch_size: int) -> str:
         page.wait_for_url(re.compile(r"[?&]run=[\w-]+"), timeout=90_000)
         page.wait_for_selector(CHART, timeout=60_000)
     except Exception:
-        _screenshot(page, f"profile_failed_b{batch_size}")    # what the user saw instead
+        _screenshot(page, f"profile_failed_b{batch_size}")  # what the user saw instead
         raise
     _settle(page)
     return re.search(r"[?&]run=([\w-]+)", page.url).group(1)
@@ -147,7 +177,7 @@ def test_profile_then_compare_in_a_real_browser(dashboard, browser_page):
     page = browser_page
     first = _run_from_profile_page(page, base, batch_size=1)
     nav = _sidebar(page)
-    assert "Compare" in nav and "common" not in nav    # dashboard.py's st.navigation, not the pages/ folder
+    assert "Compare" in nav and "common" not in nav  # dashboard.py's st.navigation, not the pages/ folder
     _screenshot(page, "profile")
     second = _run_from_profile_page(page, base, batch_size=2)
     assert first != second
@@ -172,13 +202,15 @@ def test_profile_then_compare_in_a_real_browser(dashboard, browser_page):
     assert f"{one.latency.median_ms:.3f} ms" in text and f"{two.latency.median_ms:.3f} ms" in text
     assert f"{two.latency.throughput_per_s / one.latency.throughput_per_s:.2f}×" in text
     assert "Differs: batch (1 · 2). Judged on end-to-end latency per sample" in text
-    assert f"batch=2 {second[-8:]}" in text          # the card names what differs
+    assert f"batch=2 {second[-8:]}" in text  # the card names what differs
     assert "does not exist" not in text and "Traceback" not in text
     _screenshot(page, "compare")
 
-    for name, query, shown in (("layers", f"run={first}", "Slowest 20 layers"),
-                               ("segmentation", f"run={first}", "This run has no segmentation"),
-                               ("history", f"run={first}&run={second}", "Shareable link")):
+    for name, query, shown in (
+        ("layers", f"run={first}", "Slowest 20 layers"),
+        ("segmentation", f"run={first}", "This run has no segmentation"),
+        ("history", f"run={first}&run={second}", "Shareable link"),
+    ):
         page.goto(f"{base}/{name}?{query}")
         _settle(page)
         page.get_by_text(shown).first.wait_for()
@@ -186,11 +218,11 @@ def test_profile_then_compare_in_a_real_browser(dashboard, browser_page):
         body = page.inner_text("[data-testid='stMain']")
         assert "Traceback" not in body and "does not exist" not in body, name
         _screenshot(page, name)
-    assert first in page.inner_text("[data-testid='stMain']")    # History lists the run
+    assert first in page.inner_text("[data-testid='stMain']")  # History lists the run
 
     page.goto(f"{base}/layers?run=20200101-000000-deadbeef")
     _settle(page)
-    page.get_by_text("does not exist").wait_for()     # the clear message, not a blank page or a traceback
+    page.get_by_text("does not exist").wait_for()  # the clear message, not a blank page or a traceback
     assert "Traceback" not in page.inner_text("[data-testid='stMain']")
 
 
@@ -202,7 +234,7 @@ def _sidebar(page) -> str:
 def test_shared_link_opened_first_on_a_fresh_server(tmp_path, browser_page):
     from engine.store import RunStore
 
-    store = RunStore(tmp_path / "data")   # two runs recorded on the H200, as a colleague's store would hold them
+    store = RunStore(tmp_path / "data")  # two runs recorded on the H200, as a colleague's store would hold them
     ids = [store.import_run((ROOT / "samples" / f"resnet18_{p}.json.gz").read_bytes()) for p in ("fp16", "fp32")]
     medians = [f"{store.get(i).latency.median_ms:.3f} ms" for i in ids]
     link = "/compare?" + "&".join(f"run={i}" for i in ids)
@@ -211,21 +243,41 @@ def test_shared_link_opened_first_on_a_fresh_server(tmp_path, browser_page):
         # the first script run of a fresh server goes through dashboard.py's navigation (ui.navigation)
         browser_page.wait_for_function(
             "() => (document.querySelector(\"[data-testid='stSidebarNav']\") || {innerText: ''})"
-            ".innerText.includes('Sweeps')", timeout=30_000)
+            ".innerText.includes('Sweeps')",
+            timeout=30_000,
+        )
         _settle(browser_page)
         assert "common" not in _sidebar(browser_page)
         browser_page.wait_for_function(
             f"() => document.querySelector(\"[data-testid='stMain']\").innerText.includes('{medians[1]}')",
-            timeout=30_000)
+            timeout=30_000,
+        )
         main = browser_page.inner_text("[data-testid='stMain']")
         assert "Compare runs" in main and all(m in main for m in medians)
-        assert browser_page.url.endswith(link)           # the link still names both runs
+        assert browser_page.url.endswith(link)  # the link still names both runs
 
 
 NAVIGATION = ["Profile", "Layers", "Segmentation", "Compare", "Sweeps", "Where it breaks", "History"]
 # what used to live in pages/ beside the page scripts and showed as pages on a fresh server's first load
-HELPERS = {"access", "batch tab", "common", "figures", "form", "jobs", "job panel", "knobs", "ladder tab",
-           "localisation", "localise start", "markdown", "model form", "run picker", "store", "timing", "url picker"}
+HELPERS = {
+    "access",
+    "batch tab",
+    "common",
+    "figures",
+    "form",
+    "jobs",
+    "job panel",
+    "knobs",
+    "ladder tab",
+    "localisation",
+    "localise start",
+    "markdown",
+    "model form",
+    "run picker",
+    "store",
+    "timing",
+    "url picker",
+}
 # every state of the sidebar's page list and of the main area, from the first paint on
 RECORD_STATES = """
 window.__states = [];
@@ -242,11 +294,14 @@ new MutationObserver(() => {
 """
 
 
-@pytest.mark.parametrize("name, link, title", [
-    ("root", "/", "Profile a model"),
-    ("layers", "/layers?run={fp16}", "Per-layer latency"),
-    ("compare", "/compare?runs={fp16},{fp32}", "Compare runs"),
-])
+@pytest.mark.parametrize(
+    "name, link, title",
+    [
+        ("root", "/", "Profile a model"),
+        ("layers", "/layers?run={fp16}", "Per-layer latency"),
+        ("compare", "/compare?runs={fp16},{fp32}", "Compare runs"),
+    ],
+)
 def test_a_cold_servers_first_load_shows_only_the_navigations_pages(tmp_path, browser_page, name, link, title):
     """Issue 16: the first page load of a fresh server listed the helper modules of pages/ as pages, with a blank
     page, for about two seconds. Every state the sidebar and the main area go through is recorded from the first
@@ -277,8 +332,8 @@ def test_a_cold_servers_first_load_shows_only_the_navigations_pages(tmp_path, br
             assert legacy_ms < 1000, nav
             assert all(s["nav"] == NAVIGATION for s in nav if s["ms"] >= first_nav), nav
             drawn = next(s["ms"] for s in states if s["text"])
-            titled_ms = page.evaluate("performance.now()")     # an upper bound: the title was waited for above
-            assert drawn - first_nav < 5000, states              # never a blank page once the navigation shows
+            titled_ms = page.evaluate("performance.now()")  # an upper bound: the title was waited for above
+            assert drawn - first_nav < 5000, states  # never a blank page once the navigation shows
             if name == "layers":
                 page.get_by_text("Layers profiled").wait_for()
                 assert page.url.endswith(f"/layers?run={fp16}")
@@ -287,8 +342,10 @@ def test_a_cold_servers_first_load_shows_only_the_navigations_pages(tmp_path, br
                 assert page.url.endswith(f"/compare?run={fp16}&run={fp32}")
             main = page.inner_text("[data-testid='stMain']")
             assert "Traceback" not in main and "does not exist" not in main
-            print(f"{name}: legacy list {legacy_ms} ms, main drawn {drawn - first_nav} ms after the navigation, "
-                  f"title by {titled_ms:.0f} ms")
+            print(
+                f"{name}: legacy list {legacy_ms} ms, main drawn {drawn - first_nav} ms after the navigation, "
+                f"title by {titled_ms:.0f} ms"
+            )
             _screenshot(page, f"cold_first_load_{name}")
     finally:
         page.close()
@@ -307,7 +364,7 @@ def test_team_mode_sign_in_wrong_password_and_a_delete_refused_to_a_non_admin(tm
     with _streamlit(tmp_path, TRTDASH_TEAM_PASSWORD=TEAM, TRTDASH_ADMIN_PASSWORD=ADMIN) as base:
         page.goto(f"{base}/history?run={run_id}")
         page.get_by_label("Your name").wait_for(timeout=60_000)
-        assert "Run history" not in page.inner_text("body")           # nothing but the sign-in page
+        assert "Run history" not in page.inner_text("body")  # nothing but the sign-in page
         page.get_by_label("Your name").fill("mallory")
         page.get_by_label("Team password").fill("guess")
         page.get_by_role("button", name=re.compile("Sign in")).click()
@@ -319,7 +376,7 @@ def test_team_mode_sign_in_wrong_password_and_a_delete_refused_to_a_non_admin(tm
         page.get_by_label("Your name").fill("mallory")
         page.get_by_label("Team password").fill(TEAM)
         page.get_by_role("button", name=re.compile("Sign in")).click()
-        page.get_by_text("Signed in as").wait_for(timeout=60_000)      # and the link's page opens
+        page.get_by_text("Signed in as").wait_for(timeout=60_000)  # and the link's page opens
         assert "mallory" in page.inner_text("[data-testid='stSidebar']")
         page.get_by_text("Selected runs").wait_for(timeout=60_000)
         _settle(page)
@@ -328,9 +385,9 @@ def test_team_mode_sign_in_wrong_password_and_a_delete_refused_to_a_non_admin(tm
         page.get_by_role("button", name=re.compile("Delete selected")).click()
         page.get_by_text("Only an admin may delete runs").wait_for(timeout=30_000)
         _screenshot(page, "delete_refused_to_non_admin")
-        assert RunStore(tmp_path / "data").exists(run_id)               # refused: still stored
+        assert RunStore(tmp_path / "data").exists(run_id)  # refused: still stored
 
-        page.get_by_text("Admin", exact=True).click()                   # unlock admin in the sidebar
+        page.get_by_text("Admin", exact=True).click()  # unlock admin in the sidebar
         page.get_by_label("Admin password").fill(ADMIN)
         page.get_by_role("button", name="Unlock admin").click()
         page.get_by_text("· admin").wait_for(timeout=30_000)
@@ -341,9 +398,9 @@ def test_team_mode_sign_in_wrong_password_and_a_delete_refused_to_a_non_admin(tm
         page.get_by_role("button", name=re.compile("Delete selected")).click()
         _settle(page)
         page.wait_for_function("() => !document.body.innerText.includes('Selected runs')", timeout=30_000)
-        assert not RunStore(tmp_path / "data").exists(run_id)           # the admin's delete went through
+        assert not RunStore(tmp_path / "data").exists(run_id)  # the admin's delete went through
         body = (tmp_path / "streamlit.log").read_text()
-        assert TEAM not in body and ADMIN not in body                   # passwords are never logged
+        assert TEAM not in body and ADMIN not in body  # passwords are never logged
 
 
 def test_a_link_whose_run_id_is_markdown_shows_as_text(dashboard, browser_page):
@@ -351,12 +408,14 @@ def test_a_link_whose_run_id_is_markdown_shows_as_text(dashboard, browser_page):
     from engine.store import RunStore
 
     base, data_dir = dashboard
-    RunStore(data_dir).import_run((ROOT / "samples" / "resnet18_fp16.json.gz").read_bytes())   # a run to pick
+    RunStore(data_dir).import_run((ROOT / "samples" / "resnet18_fp16.json.gz").read_bytes())  # a run to pick
     page = browser_page
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
-    page.goto(f"{base}/compare?run=[Session expired - sign in again](https://example.com/login)"
-              "&run=![x](https://example.com/pixel.png)")
+    page.goto(
+        f"{base}/compare?run=[Session expired - sign in again](https://example.com/login)"
+        "&run=![x](https://example.com/pixel.png)"
+    )
     _settle(page)
     page.get_by_text("does not exist").first.wait_for()
     main = page.locator("[data-testid='stMain']")
@@ -365,5 +424,5 @@ def test_a_link_whose_run_id_is_markdown_shows_as_text(dashboard, browser_page):
     assert "[Session expired - sign in again](https://example.com/login)" in main.inner_text().replace("\u2060", "")
     from urllib.parse import urlsplit
 
-    assert not [u for u in requests if urlsplit(u).hostname == "example.com"]   # no image was fetched
+    assert not [u for u in requests if urlsplit(u).hostname == "example.com"]  # no image was fetched
     _screenshot(page, "link_text_shown_as_text")

@@ -27,7 +27,7 @@ def fp16_step(store):
 def test_the_ladder_and_the_sweep_read_the_same_build_time_on_the_bundled_resnet50_ladder(fp16_step):
     run, rungs = fp16_step
     stages = run.stages_s
-    assert set(NESTED_IN_COMPILE) & set(stages) == {"partition_s", "build_s"}     # the nesting the bug ignored
+    assert set(NESTED_IN_COMPILE) & set(stages) == {"partition_s", "build_s"}  # the nesting the bug ignored
     assert run.build_s == pytest.approx(stages["export_s"] + stages["compile_s"]) == pytest.approx(6.63, abs=0.01)
     assert run.build_s == build_time_s(stages)
     assert sum(stages[k] for k in ("export_s", "partition_s", "build_s", "compile_s")) == pytest.approx(10.98, abs=0.01)
@@ -37,7 +37,7 @@ def test_the_ladder_and_the_sweep_read_the_same_build_time_on_the_bundled_resnet
     sweep = sweeps.sweep_table([run], ["compile.precision"])
     sweep_build_s = sweep.loc[sweep["run_id"] == run.run_id, "build_s"].item()
     assert ladder_build_s == run.build_s == sweep_build_s
-    assert figures_from_result(run).build_s == run.build_s           # a localisation's build figure
+    assert figures_from_result(run).build_s == run.build_s  # a localisation's build figure
 
     # the ladder chart's hover shows the table's figure
     fig = ladder_charts.precision_ladder(table)

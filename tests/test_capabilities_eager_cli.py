@@ -16,9 +16,11 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path")
 def test_capabilities_without_gpu_never_import_torch_tensorrt():
-    code = ("import sys; sys.path.insert(0, '.'); from engine import capabilities as c; caps = c.detect(); "
-            "print(caps.cuda_available, caps.flavour, caps.can_compile, 'torch_tensorrt' in sys.modules); "
-            "print(caps.banner()[1])")
+    code = (
+        "import sys; sys.path.insert(0, '.'); from engine import capabilities as c; caps = c.detect(); "
+        "print(caps.cuda_available, caps.flavour, caps.can_compile, 'torch_tensorrt' in sys.modules); "
+        "print(caps.banner()[1])"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     first, banner = out.splitlines()[:2]
     assert first == "False none False False"
@@ -34,9 +36,13 @@ def test_capabilities_without_gpu_never_import_torch_tensorrt():
 
 
 def test_rtx_flavour_refuses_bf16_and_hardware_compatible():
-    caps = capabilities.Capabilities(torch_version="2.11", cuda_available=True,
-                                     gpus=(capabilities.Gpu(0, "NVIDIA H200", 140 * 2**30, "9.0"),),
-                                     torch_tensorrt_version="2.11.0", flavour="tensorrt_rtx")
+    caps = capabilities.Capabilities(
+        torch_version="2.11",
+        cuda_available=True,
+        gpus=(capabilities.Gpu(0, "NVIDIA H200", 140 * 2**30, "9.0"),),
+        torch_tensorrt_version="2.11.0",
+        flavour="tensorrt_rtx",
+    )
     bf16 = RunRequest.from_dict({"backend": "tensorrt", "compile": {"precision": "bf16"}})
     with pytest.raises(ConfigError, match="TensorRT-RTX has no bf16") as err:
         runner.check_request(bf16, caps)
@@ -48,8 +54,12 @@ def test_rtx_flavour_refuses_bf16_and_hardware_compatible():
 
 
 def test_eager_backend_fills_the_schema_with_real_timings(store):
-    req = RunRequest.from_dict({"model": {"source": "resnet18", "input_shape": [3, 64, 64], "batch_size": 2},
-                                "measure": {"warmup_iters": 2, "timed_iters": 12, "profile_iters": 2}})
+    req = RunRequest.from_dict(
+        {
+            "model": {"source": "resnet18", "input_shape": [3, 64, 64], "batch_size": 2},
+            "measure": {"warmup_iters": 2, "timed_iters": 12, "profile_iters": 2},
+        }
+    )
     out = execute(req, store)
     r = out.result
     assert not out.cached
@@ -60,8 +70,9 @@ def test_eager_backend_fills_the_schema_with_real_timings(store):
     layers = r.layers
     assert list(layers.columns) == LAYER_COLUMNS
     # every leaf module of resnet18 that runs appears, in execution order
-    leaf_names = [n for n, m in __import__("torchvision").models.resnet18().named_modules()
-                  if n and not any(m.children())]
+    leaf_names = [
+        n for n, m in __import__("torchvision").models.resnet18().named_modules() if n and not any(m.children())
+    ]
     assert set(layers["module_path"]) == set(leaf_names)
     assert layers["name"].iloc[0] == "conv1" and layers["name"].iloc[-1] == "fc"
     assert layers.loc[layers.name == "fc", "output_shapes"].item() == "2x1000"
@@ -75,9 +86,13 @@ def test_eager_backend_fills_the_schema_with_real_timings(store):
 
 
 def test_eager_fp16_reports_accuracy(store):
-    req = RunRequest.from_dict({"model": {"source": "mobilenet_v3_small", "input_shape": [3, 64, 64]},
-                                "compile": {"precision": "bf16"}, "measure": {"warmup_iters": 1, "timed_iters": 5,
-                                                                              "layer_profile": False}})
+    req = RunRequest.from_dict(
+        {
+            "model": {"source": "mobilenet_v3_small", "input_shape": [3, 64, 64]},
+            "compile": {"precision": "bf16"},
+            "measure": {"warmup_iters": 1, "timed_iters": 5, "layer_profile": False},
+        }
+    )
     r = execute(req, store).result
     assert r.accuracy is not None and r.accuracy.reference.startswith("eager fp32")
     assert 0 < r.accuracy.rel_l2 < 0.2 and r.accuracy.top1_agreement is not None
@@ -86,14 +101,26 @@ def test_eager_fp16_reports_accuracy(store):
 
 
 def _cli(*args, env):
-    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_cli_profile_json_cache_and_errors(tmp_path):
     env = {**__import__("os").environ, "TRTDASH_DATA_DIR": str(tmp_path)}
-    args = ["profile", "--model", "resnet18", "--input-shape", "3,32,32", "--warmup-iters", "1",
-            "--timed-iters", "5", "--profile-iters", "1"]
+    args = [
+        "profile",
+        "--model",
+        "resnet18",
+        "--input-shape",
+        "3,32,32",
+        "--warmup-iters",
+        "1",
+        "--timed-iters",
+        "5",
+        "--profile-iters",
+        "1",
+    ]
     first = _cli(*args, "--json", env=env)
     assert first.returncode == 0, first.stderr
     doc = json.loads(first.stdout)
@@ -117,14 +144,16 @@ def test_cli_profile_json_cache_and_errors(tmp_path):
     assert "Traceback" not in bad.stderr
     runs = _cli("runs", env=env)
     assert doc["run_id"] in runs.stdout
-    assert "20261124-043616-868ec574" in runs.stdout      # a bundled sample, as the dashboard lists it
+    assert "20261124-043616-868ec574" in runs.stdout  # a bundled sample, as the dashboard lists it
 
 
 def test_the_nvidia_driver_version_is_read_from_the_drivers_proc_file(tmp_path):
     """Real /proc/driver/nvidia/version texts (open and proprietary kernel modules); none without a driver."""
     proprietary = tmp_path / "version"
-    proprietary.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.159.04  Thu Oct 30 12:00:00 UTC 2025\n"
-                           "GCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n")
+    proprietary.write_text(
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.159.04  Thu Oct 30 12:00:00 UTC 2025\n"
+        "GCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n"
+    )
     assert capabilities.nvidia_driver_version(proprietary) == "580.159.04"
     open_module = tmp_path / "open"
     open_module.write_text("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  Release Build\n")

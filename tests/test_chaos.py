@@ -104,13 +104,15 @@ def test_random_kills_of_job_processes_and_workers_lose_nothing(system):
     strays = [p.name for p in store.runs_dir.iterdir() if not (is_run_id(p.name) and store.exists(p.name))]
     requeues = sum(j.requeues for j in outcomes)
     assert all(pid_alive(p) for p in (w["pid"] for w in system.workers() if w["alive"]))
-    print(f"\nchaos (seed {seed}): {JOBS} jobs (+{len(joined)} identical resubmissions that joined), "
-          f"kills: {kills['job process']} job processes, {kills['worker']} workers; cancelled {len(cancelled_by_us)}; "
-          f"outcomes {dict(by_state)}; requeued after a lost message {requeues}; lost {len(lost)}, "
-          f"duplicated {duplicated}; runs stored {len(runs)} (of which kept after their job was killed: "
-          f"{len(orphans)}); stray files in runs/ {strays}; {time.monotonic() - t0:.0f} s")
+    print(
+        f"\nchaos (seed {seed}): {JOBS} jobs (+{len(joined)} identical resubmissions that joined), "
+        f"kills: {kills['job process']} job processes, {kills['worker']} workers; cancelled {len(cancelled_by_us)}; "
+        f"outcomes {dict(by_state)}; requeued after a lost message {requeues}; lost {len(lost)}, "
+        f"duplicated {duplicated}; runs stored {len(runs)} (of which kept after their job was killed: "
+        f"{len(orphans)}); stray files in runs/ {strays}; {time.monotonic() - t0:.0f} s"
+    )
     assert lost == [] and duplicated == 0
-    assert strays == [] or all(p.startswith(".tmp-") for p in strays)   # a killed write's temp dir, swept later
+    assert strays == [] or all(p.startswith(".tmp-") for p in strays)  # a killed write's temp dir, swept later
     assert sum(kills.values()) >= 4, f"the run ended before enough kills landed: {dict(kills)}"
     # after the chaos the box still works: the supervisor has a worker that runs the next job
     nxt = system.submit(tiny(299))

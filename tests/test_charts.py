@@ -73,7 +73,7 @@ def test_timeline_is_a_waterfall_and_groups_beyond_max_bars(trt, big):
     rows = layer_tables.timeline_rows(trt)
     assert len(rows) == len(trt)
     assert rows["start_ms"].iloc[0] == 0
-    assert (rows["start_ms"].iloc[1:].values == pytest.approx((rows["start_ms"] + rows["avg_ms"]).iloc[:-1].values))
+    assert rows["start_ms"].iloc[1:].values == pytest.approx((rows["start_ms"] + rows["avg_ms"]).iloc[:-1].values)
     assert bar_total(fig) == pytest.approx(trt["avg_ms"].sum())
     grouped = layer_tables.timeline_rows(big, max_bars=100)
     assert len(grouped) <= 100
@@ -94,7 +94,7 @@ def test_precision_share_of_an_fp16_engine(trt):
     table = layer_tables.time_by(trt, "precision")
     assert table["share"].sum() == pytest.approx(1.0)
     fp16 = table.set_index("precision").loc["fp16"]
-    assert fp16["share"] > 0.9          # the engine was built from an fp16 model
+    assert fp16["share"] > 0.9  # the engine was built from an fp16 model
     assert list(fig.data[0].y) == list(table["precision"])
 
 
@@ -115,12 +115,16 @@ def test_module_rollup_adds_up_and_keeps_fused_layers_apart(trt, eager):
 
 
 def test_charts_survive_empty_and_partial_tables(eager):
-    for fig in (layer_charts.top_layers_bar(pd.DataFrame()), layer_charts.layer_type_treemap(pd.DataFrame()),
-                layer_charts.execution_timeline(pd.DataFrame()), layer_charts.precision_share_bar(pd.DataFrame()),
-                layer_charts.module_tree(pd.DataFrame())):
+    for fig in (
+        layer_charts.top_layers_bar(pd.DataFrame()),
+        layer_charts.layer_type_treemap(pd.DataFrame()),
+        layer_charts.execution_timeline(pd.DataFrame()),
+        layer_charts.precision_share_bar(pd.DataFrame()),
+        layer_charts.module_tree(pd.DataFrame()),
+    ):
         assert not fig.data
         assert fig.layout.annotations[0].text.startswith(("No per-layer profile", "This run's layers carry no"))
-    partial = eager.layers[["name", "avg_ms"]]   # what an older export might hold
+    partial = eager.layers[["name", "avg_ms"]]  # what an older export might hold
     fig = layer_charts.top_layers_bar(partial, 3)
     assert len({y for t in fig.data for y in t.y}) == 4
     assert layer_tables.module_rollup(partial).empty
@@ -138,7 +142,7 @@ def test_segment_strip_and_engine_ops_from_dryrun(fixtures_dir):
     strip = segment_charts.segment_strip(seg)
     trt_trace = next(t for t in strip.data if t.name == "TensorRT")
     assert len(trt_trace.x) == 18 and sum(trt_trace.x) == 72
-    assert list(trt_trace.base[:3]) == [0, 3, 7]          # engines follow each other in graph order
+    assert list(trt_trace.base[:3]) == [0, 3, 7]  # engines follow each other in graph order
     assert trt_trace.marker.color == theme.RUNTIME_COLOURS["tensorrt"]
     ops = segment_charts.ops_per_engine_bar(seg, min_block_size=1)
     assert list(ops.data[0].y) == [s.op_count for s in seg.segments]
@@ -157,8 +161,13 @@ def test_segmentation_without_engines_says_so(fixtures_dir):
 
 def test_stage_bar_does_not_count_nested_compile_stages_twice():
     # stage timings of the bundled resnet18 fp16 relu-forced sample (H200), as the TensorRT backend stores them
-    stages = {"build_s": 9.968823181999824, "compile_s": 10.733107854999957, "export_s": 0.17668991300001835,
-              "first_inference_s": 0.02365701900004069, "partition_s": 0.054692451999983405}
+    stages = {
+        "build_s": 9.968823181999824,
+        "compile_s": 10.733107854999957,
+        "export_s": 0.17668991300001835,
+        "first_inference_s": 0.02365701900004069,
+        "partition_s": 0.054692451999983405,
+    }
     from engine.result import setup_total_s
 
     assert setup_total_s(stages) == pytest.approx(10.733107854999957 + 0.17668991300001835 + 0.02365701900004069)
@@ -167,5 +176,5 @@ def test_stage_bar_does_not_count_nested_compile_stages_twice():
     inside = sum(x for t in fig.data for y, x in zip(t.y, t.x, strict=True) if y == "inside compile")
     assert setup == pytest.approx(setup_total_s(stages))
     assert inside == pytest.approx(stages["compile_s"])
-    assert setup_total_s({"prepare_s": 0.5}) == 0.5            # eager: one stage
+    assert setup_total_s({"prepare_s": 0.5}) == 0.5  # eager: one stage
     assert "no stage timings" in stage_charts.stage_bar({}).layout.annotations[0].text

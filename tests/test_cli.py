@@ -12,7 +12,7 @@ from engine.settings.knobs import knob_info
 from engine.settings.request import all_knobs
 from engine.store import RunStore, open_store
 
-RELU_FORCED_MBS1 = "20261124-043616-868ec574"   # samples/: resnet18 fp16 on the H200, layers and a partition
+RELU_FORCED_MBS1 = "20261124-043616-868ec574"  # samples/: resnet18 fp16 on the H200, layers and a partition
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def data(tmp_path, monkeypatch):
 
 def test_profile_json_holds_the_layer_table_and_the_segmentation(data):
     run = open_store().get(RELU_FORCED_MBS1)
-    doc = json.loads(json.dumps(profile_json(Outcome(run, cached=True))))    # what the CLI prints, read back
+    doc = json.loads(json.dumps(profile_json(Outcome(run, cached=True))))  # what the CLI prints, read back
     assert doc["cached"] is True and doc["run_id"] == RELU_FORCED_MBS1
     assert len(doc["layers"]) == len(run.layers) == 90
     assert all(list(row) == LAYER_COLUMNS for row in doc["layers"])
@@ -37,7 +37,8 @@ def test_profile_json_holds_the_layer_table_and_the_segmentation(data):
     assert seg["pytorch_segment_count"] == run.segmentation.pytorch_segment_count
     assert len(seg["segments"]) == len(run.segmentation.segments) and seg["unsupported_ops"]
     assert [r["min_block_size"] for r in seg["recommendations_in_words"]] == [
-        r.min_block_size for r in run.segmentation.recommendations]
+        r.min_block_size for r in run.segmentation.recommendations
+    ]
     assert all("min_block_size = " in r["text"] and "**" not in r["text"] for r in seg["recommendations_in_words"])
     assert doc["timing"]["e2e_median_ms"] == run.latency.median_ms
 
@@ -47,10 +48,10 @@ def test_runs_on_a_fresh_data_directory_lists_what_the_dashboard_lists(data, cap
 
     assert main(["runs"]) == 0
     printed = capsys.readouterr().out
-    dashboard = store_at(str(data)).list_runs()       # the Runs/History page's store, samples imported
+    dashboard = store_at(str(data)).list_runs()  # the Runs/History page's store, samples imported
     assert len(dashboard) > 40 and dashboard["is_sample"].all()
     assert all(run_id in printed for run_id in dashboard["run_id"])
-    assert len(RunStore(data).list_runs()) == len(dashboard)    # the CLI imported them into the same directory
+    assert len(RunStore(data).list_runs()) == len(dashboard)  # the CLI imported them into the same directory
 
 
 def test_an_empty_samples_directory_leaves_the_list_empty(data, tmp_path, monkeypatch, capsys):
@@ -64,17 +65,25 @@ def test_option_values_come_from_the_knob_metadata(capsys):
         main(["profile", "--help"])
     usage = " ".join(capsys.readouterr().out.split())
     knobs = dict(all_knobs())
-    for dotted, flag in (("backend", "--backend"), ("device", "--device"), ("mode", "--mode"),
-                         ("compile.precision", "--precision"), ("compile.quantization", "--quantization")):
+    for dotted, flag in (
+        ("backend", "--backend"),
+        ("device", "--device"),
+        ("mode", "--mode"),
+        ("compile.precision", "--precision"),
+        ("compile.quantization", "--quantization"),
+    ):
         assert f"{flag} {{{','.join(knob_info(knobs[dotted]).choices)}}}" in usage
     assert "--optimization-level {none,0,1,2,3,4,5}" in usage and "--pretrained {true,false}" in usage
 
 
-@pytest.mark.parametrize(("argv", "said"), [
-    (["--backend", "onnx"], "backend: 'onnx' is not one of eager, tensorrt"),
-    (["--device", "tpu"], "device: 'tpu' is not one of auto, cpu, cuda"),
-    (["--model", "resnt18"], "model.source: unknown model 'resnt18'; did you mean resnet18"),
-])
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--backend", "onnx"], "backend: 'onnx' is not one of eager, tensorrt"),
+        (["--device", "tpu"], "device: 'tpu' is not one of auto, cpu, cuda"),
+        (["--model", "resnt18"], "model.source: unknown model 'resnt18'; did you mean resnet18"),
+    ],
+)
 def test_a_wrong_value_is_named_by_its_field_and_nothing_runs(argv, said, data, capsys):
     assert main(["profile", "--device", "cpu", *argv]) == 2
     err = capsys.readouterr().err

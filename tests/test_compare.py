@@ -49,8 +49,10 @@ def test_only_the_knob_that_changed_is_reported(eager_pair):
 
 def test_short_labels_name_what_differs(eager_pair):
     b1, b2, _ = eager_pair
-    assert settings_table.short_labels([b1, b2]) == {b1.run_id: f"batch=1 {b1.run_id[-8:]}",
-                                              b2.run_id: f"batch=2 {b2.run_id[-8:]}"}
+    assert settings_table.short_labels([b1, b2]) == {
+        b1.run_id: f"batch=1 {b1.run_id[-8:]}",
+        b2.run_id: f"batch=2 {b2.run_id[-8:]}",
+    }
     assert settings_table.short_labels([b1]) == {b1.run_id: b1.run_id[-8:]}
 
 
@@ -68,12 +70,12 @@ def test_cross_gpu_comparison_names_the_devices_and_backends(eager_pair, fixture
 def test_metric_long_drops_metrics_no_run_has(eager_pair, fixtures_dir):
     b1, b2, _ = eager_pair
     long = metrics.metric_long([b1, b2])
-    assert "accuracy_rel_l2" not in set(long["metric"])     # fp32 eager runs measure no accuracy
-    assert "peak_memory_mb" not in set(long["metric"])      # no GPU memory on CPU
-    assert "engine_count" not in set(long["metric"])        # eager runs build no engine
+    assert "accuracy_rel_l2" not in set(long["metric"])  # fp32 eager runs measure no accuracy
+    assert "peak_memory_mb" not in set(long["metric"])  # no GPU memory on CPU
+    assert "engine_count" not in set(long["metric"])  # eager runs build no engine
     assert {"e2e_median_ms", "compile_s"} <= set(long["metric"])
     fig = compare_charts.metric_bars(long)
-    assert len(fig.layout.annotations) == long["metric"].nunique()   # one titled panel per metric
+    assert len(fig.layout.annotations) == long["metric"].nunique()  # one titled panel per metric
     relu = trt_relu_forced_run(fixtures_dir)
     engines = metrics.metric_long([b1, relu]).query("metric == 'engine_count'")
     assert engines["value"].tolist() == [0.0, 18.0]
@@ -84,11 +86,13 @@ def test_layer_type_time_and_delta(eager_pair):
     df = metrics.layer_type_time([b1, b2], baseline_id=b1.run_id)
     conv = df[df["layer_type"] == "Conv2d"].set_index("run_id")
     assert conv.loc[b1.run_id, "total_ms"] == pytest.approx(
-        b1.layers.loc[b1.layers["layer_type"] == "Conv2d", "avg_ms"].sum())
+        b1.layers.loc[b1.layers["layer_type"] == "Conv2d", "avg_ms"].sum()
+    )
     assert conv.loc[b1.run_id, "delta_ms"] == 0
-    assert conv.loc[b2.run_id, "delta_ms"] == pytest.approx(conv.loc[b2.run_id, "total_ms"]
-                                                            - conv.loc[b1.run_id, "total_ms"])
-    assert conv.loc[b1.run_id, "layers"] == 20          # resnet18 has 20 convolutions
+    assert conv.loc[b2.run_id, "delta_ms"] == pytest.approx(
+        conv.loc[b2.run_id, "total_ms"] - conv.loc[b1.run_id, "total_ms"]
+    )
+    assert conv.loc[b1.run_id, "layers"] == 20  # resnet18 has 20 convolutions
     fig = compare_charts.layer_type_diff_bar(df)
     assert len(fig.data) == 2
 
@@ -97,7 +101,7 @@ def test_latency_samples_overlay(eager_pair):
     b1, b2, _ = eager_pair
     samples = metrics.latency_samples([b1, b2])
     assert len(samples) == len(b1.latency_samples_ms) + len(b2.latency_samples_ms) == 16
-    fig = compare_charts.latency_distribution(samples, max_ratio=float("inf"))   # CPU noise must not switch modes
+    fig = compare_charts.latency_distribution(samples, max_ratio=float("inf"))  # CPU noise must not switch modes
     assert [t.type for t in fig.data] == ["histogram", "histogram"]
     assert fig.layout.barmode == "overlay"
     assert {s.x0 for s in fig.layout.shapes} == {b1.latency.median_ms, b2.latency.median_ms}
@@ -141,17 +145,18 @@ def test_history_filters(eager_pair, fixtures_dir):
         history.filter_history(summary, colour=["red"])
     labels = history.summary_labels(summary)
     assert labels[summary.query("backend == 'tensorrt'")["run_id"].iloc[0]].endswith("· sample")
-    assert labels[b1.run_id].startswith(f"resnet18 b1 eager fp32 · {b1.run_id[-8:]} · ")    # same settings: told apart
+    assert labels[b1.run_id].startswith(f"resnet18 b1 eager fp32 · {b1.run_id[-8:]} · ")  # same settings: told apart
 
 
 def test_an_analyze_run_is_not_timed_and_gets_no_speedup(eager_pair, fixtures_dir):
     b1, _, _ = eager_pair
     # what analyze mode stores: the dryrun's segmentation, no latency
-    analyze = dataclasses.replace(trt_relu_forced_run(fixtures_dir), latency=LatencyStats.not_timed(1),
-                                  latency_samples_ms=[])
+    analyze = dataclasses.replace(
+        trt_relu_forced_run(fixtures_dir), latency=LatencyStats.not_timed(1), latency_samples_ms=[]
+    )
     table = metrics.metric_table([analyze, b1]).set_index("run_id")
     assert table.loc[analyze.run_id, "e2e_median_ms"] is None or pd.isna(table.loc[analyze.run_id, "e2e_median_ms"])
-    assert pd.isna(table.loc[b1.run_id, "speedup"])          # nothing to be faster than
+    assert pd.isna(table.loc[b1.run_id, "speedup"])  # nothing to be faster than
     assert table.loc[analyze.run_id, "engine_count"] == 18
     assert metrics.profiling_overhead(analyze)["e2e_median_ms"] is None
     assert "End-to-end median" not in set(metrics.run_summary(analyze)["metric"])
@@ -163,8 +168,9 @@ def h200_run(fixtures_dir, index: int, median_ms: float, host: str = "gpubox"):
     """The recorded resnet18 fp16 run as a job worker on GPU ``index`` of an H200 box files it (env.gpu_*)."""
     run = trt_profiled_run(fixtures_dir, is_sample=False)
     env = {**run.env, "device_name": "NVIDIA H200", "gpu_index": index, "gpu_uuid": f"GPU-{index}aa", "host": host}
-    return dataclasses.replace(run, env=env, latency=LatencyStats.from_samples([median_ms], 1, "cuda_events"),
-                               latency_samples_ms=[median_ms])
+    return dataclasses.replace(
+        run, env=env, latency=LatencyStats.from_samples([median_ms], 1, "cuda_events"), latency_samples_ms=[median_ms]
+    )
 
 
 def test_one_configuration_on_two_gpus_of_one_type_is_told_apart_and_noted(fixtures_dir):
@@ -189,7 +195,7 @@ def test_one_configuration_on_two_gpus_of_one_type_is_told_apart_and_noted(fixtu
 def test_gpu_labels_add_the_host_only_when_runs_come_from_several(fixtures_dir, eager_pair):
     a, b = h200_run(fixtures_dir, 0, 0.35, host="box-a"), h200_run(fixtures_dir, 0, 0.35, host="box-b")
     assert settings_table.gpu_labels([a, b]) == {a.run_id: "H200 #0 @box-a", b.run_id: "H200 #0 @box-b"}
-    legacy, (cpu, _, _) = trt_profiled_run(fixtures_dir), eager_pair   # no GPU index recorded
+    legacy, (cpu, _, _) = trt_profiled_run(fixtures_dir), eager_pair  # no GPU index recorded
     assert settings_table.gpu_labels([legacy, cpu]) == {legacy.run_id: "H100 80GB HBM3", cpu.run_id: "CPU"}
     assert "env.gpu" not in settings_table.settings_table([legacy, cpu]).index
     assert "env.gpu" in settings_table.settings_table([legacy, a]).index
@@ -200,8 +206,9 @@ def test_different_settings_on_two_gpus_get_no_same_settings_note(fixtures_dir):
     r1 = dataclasses.replace(h200_run(fixtures_dir, 1, 0.70), key="another-configuration")
     assert metrics.same_settings_across_gpus([r0, r1]).empty
     assert metrics.hardware_notes([r0, r1]) == [
-        "Runs come from different GPUs of one type (H200 #0, H200 #1): differences include GPU-to-GPU variation."]
-    twice_on_one = [r0, h200_run(fixtures_dir, 0, 0.36)]                # run-to-run noise, one GPU
+        "Runs come from different GPUs of one type (H200 #0, H200 #1): differences include GPU-to-GPU variation."
+    ]
+    twice_on_one = [r0, h200_run(fixtures_dir, 0, 0.36)]  # run-to-run noise, one GPU
     assert metrics.same_settings_across_gpus(twice_on_one).empty and metrics.hardware_notes(twice_on_one) == []
 
 
@@ -245,16 +252,18 @@ def sample(name: str):
 def test_the_bundled_batch_8_and_batch_1_runs_are_compared_per_sample_with_the_batch_named():
     b8, b1 = sample("resnet50_fp16_batch8_dynamic"), sample("resnet50_fp16_batch1_static")
     differ = settings_table.differing_settings([b8, b1])
-    assert {"compile.cache_built_engines", "compile.reuse_cached_engines"} <= set(differ.index)   # they do differ
+    assert {"compile.cache_built_engines", "compile.reuse_cached_engines"} <= set(differ.index)  # they do differ
     labels = settings_table.short_labels([b8, b1])
     assert labels[b8.run_id] == f"batch=8 shapes=dynamic batch 1..32 {b8.run_id[-8:]}"
     assert labels[b1.run_id] == f"batch=1 shapes=static {b1.run_id[-8:]}"
     (*same, head) = differences.comparison_header([b8, b1])
-    assert b8.plan_fingerprint != b1.plan_fingerprint and same == []   # two engine plans: no same-engine claim
+    assert b8.plan_fingerprint != b1.plan_fingerprint and same == []  # two engine plans: no same-engine claim
     # the batch changes the kernels: judged on GPU time, per sample
-    assert head.startswith("Differs: batch (8 · 1), inputs (dynamic batch 1..32 · static). Judged on GPU time per "
-                           "sample (the batch sizes differ")
-    assert "cache" not in head         # engine caching changes nothing measured
+    assert head.startswith(
+        "Differs: batch (8 · 1), inputs (dynamic batch 1..32 · static). Judged on GPU time per "
+        "sample (the batch sizes differ"
+    )
+    assert "cache" not in head  # engine caching changes nothing measured
     table = metrics.metric_table([b8, b1], baseline_id=b1.run_id).set_index("run_id")
     # per call batch 8 is slower; per sample it is faster: the GPU-time throughput ratio
     g8, g1 = b8.gpu_time.median_ms, b1.gpu_time.median_ms
@@ -270,8 +279,10 @@ def test_the_bundled_batch_8_and_batch_1_runs_are_compared_per_sample_with_the_b
 def test_a_host_setting_is_judged_end_to_end_and_named():
     off, on = sample("resnet50_fp16_cudagraphs_off"), sample("resnet50_fp16_cudagraphs_on")
     head = differences.comparison_header([off, on])[-1]
-    assert head == ("Differs: cudagraphs (False · True). Judged on end-to-end latency (a host setting differs: GPU "
-                    "time cannot show it).")
+    assert head == (
+        "Differs: cudagraphs (False · True). Judged on end-to-end latency (a host setting differs: GPU "
+        "time cannot show it)."
+    )
     table = metrics.metric_table([off, on]).set_index("run_id")
     assert table.loc[on.run_id, "speedup"] == pytest.approx(off.latency.median_ms / on.latency.median_ms)
 
@@ -279,8 +290,9 @@ def test_a_host_setting_is_judged_end_to_end_and_named():
 def _with_gpu(run, gpu_ms: float, plan: str, *, run_id: str):
     from engine.result import GpuTime
 
-    return dataclasses.replace(run, run_id=run_id, gpu_time=GpuTime(gpu_ms, gpu_ms * 0.999, gpu_ms * 1.001, 73, 200, 5),
-                               plan_fingerprint=plan)
+    return dataclasses.replace(
+        run, run_id=run_id, gpu_time=GpuTime(gpu_ms, gpu_ms * 0.999, gpu_ms * 1.001, 73, 200, 5), plan_fingerprint=plan
+    )
 
 
 def test_runs_of_one_engine_plan_are_said_to_be_the_same_engine_before_any_number():
@@ -288,8 +300,10 @@ def test_runs_of_one_engine_plan_are_said_to_be_the_same_engine_before_any_numbe
     a = _with_gpu(opt0, 0.3866, "plan-A", run_id="20261201-000000-aaaaaaaa")
     b = _with_gpu(opt5, 0.3867, "plan-A", run_id="20261201-000000-bbbbbbbb")
     lines = differences.comparison_header([a, b])
-    assert lines[0] == ("opt=0 aaaaaaaa and opt=5 bbbbbbbb ran the same engine plan on the same GPU at the same "
-                        "shapes: the same engine, so any latency gap between them is noise.")
+    assert lines[0] == (
+        "opt=0 aaaaaaaa and opt=5 bbbbbbbb ran the same engine plan on the same GPU at the same "
+        "shapes: the same engine, so any latency gap between them is noise."
+    )
     assert lines[1] == "Differs: optimization_level (0 · 5). Judged on GPU time."
     table = metrics.metric_table([a, b], baseline_id=a.run_id).set_index("run_id")
     assert table.loc[b.run_id, "same_plan"] and not table.loc[a.run_id, "same_plan"]
@@ -299,10 +313,12 @@ def test_runs_of_one_engine_plan_are_said_to_be_the_same_engine_before_any_numbe
     # another plan: no same-engine claim; one run without GPU time: judged end-to-end, saying why
     c = _with_gpu(opt5, 0.3700, "plan-B", run_id="20261201-000000-cccccccc")
     assert differences.comparison_header([a, c])[0] == "Differs: optimization_level (0 · 5). Judged on GPU time."
-    old = sample("resnet50_fp16_cudagraphs_off")    # recorded before GPU time existed
+    old = sample("resnet50_fp16_cudagraphs_off")  # recorded before GPU time existed
     assert old.gpu_time is None
-    assert "GPU time not measured (recorded before GPU time existed) for this run" in \
-        differences.comparison_header([a, old])[-1]
+    assert (
+        "GPU time not measured (recorded before GPU time existed) for this run"
+        in differences.comparison_header([a, old])[-1]
+    )
 
 
 # -- the Compare page's cards (the page places them; engine.compare.cards words them) ------------------------------
@@ -317,7 +333,7 @@ def test_cards_say_the_per_sample_change_and_speedup_and_mark_the_baseline():
     assert [c.name for c in cards] == [labels[b8.run_id], labels[b1.run_id]]
     assert cards[0].value == f"{b8.latency.median_ms:.3f} ms"
     assert cards[0].delta == f"{row.delta_pct:+.1f}% GPU time per sample · {row.speedup:.2f}×" and not cards[0].neutral
-    assert cards[0].delta.startswith("-6")          # per sample, batch 8 is far faster (see the test above)
+    assert cards[0].delta.startswith("-6")  # per sample, batch 8 is far faster (see the test above)
     assert (cards[1].delta, cards[1].neutral) == ("baseline", True)
     assert "are on GPU time per sample, against the baseline" in cards[0].help
     assert cards[0].caption == f"GPU time {b8.gpu_time.median_ms:.4f} ms · 85 kernels"
@@ -332,7 +348,8 @@ def test_cards_of_one_engine_plan_and_of_an_analyze_run(fixtures_dir):
     base, same = compare_cards.cards([a, b], metrics.metric_table([a, b], baseline_id=a.run_id))
     assert (same.delta, same.neutral) == ("baseline's engine plan", True)
     assert same.caption == "GPU time 0.3867 ms · 73 kernels" and "GPU time 0.3867 ms" in same.help
-    analyze = dataclasses.replace(trt_relu_forced_run(fixtures_dir), latency=LatencyStats.not_timed(1),
-                                  latency_samples_ms=[])
+    analyze = dataclasses.replace(
+        trt_relu_forced_run(fixtures_dir), latency=LatencyStats.not_timed(1), latency_samples_ms=[]
+    )
     card = compare_cards.cards([analyze, a], metrics.metric_table([analyze, a]))[0]
     assert (card.value, card.delta) == ("not timed", None) and "an analyze run" in card.help

@@ -8,8 +8,15 @@ from engine.settings.identity import cache_key
 from engine.settings.knobs import knob_fields
 from engine.settings.request import CompileSettings, MeasureSettings, ModelSpec, RunRequest, validate
 
-ENV = {"device": "cuda", "device_name": "NVIDIA H200", "torch": "2.11.0", "torch_tensorrt": "2.11.0",
-       "flavour": "tensorrt_rtx", "tensorrt": "1.4.0.76", "compute_capability": "9.0"}
+ENV = {
+    "device": "cuda",
+    "device_name": "NVIDIA H200",
+    "torch": "2.11.0",
+    "torch_tensorrt": "2.11.0",
+    "flavour": "tensorrt_rtx",
+    "tensorrt": "1.4.0.76",
+    "compute_capability": "9.0",
+}
 
 
 def test_defaults_mirror_torch_tensorrt():
@@ -27,39 +34,54 @@ def test_every_knob_has_widget_metadata():
         for f in knob_fields(cls):
             assert f.metadata["label"] and f.metadata["help"], f.name
     names = {f.name for f in knob_fields(CompileSettings)}
-    assert {"frontend", "precision", "min_block_size", "optimization_level", "use_python_runtime",
-            "torch_executed_ops", "workspace_size", "truncate_double", "use_fast_partitioner",
-            "hardware_compatible", "sparse_weights", "cache_built_engines", "reuse_cached_engines"} <= names
+    assert {
+        "frontend",
+        "precision",
+        "min_block_size",
+        "optimization_level",
+        "use_python_runtime",
+        "torch_executed_ops",
+        "workspace_size",
+        "truncate_double",
+        "use_fast_partitioner",
+        "hardware_compatible",
+        "sparse_weights",
+        "cache_built_engines",
+        "reuse_cached_engines",
+    } <= names
 
 
-@pytest.mark.parametrize("change, field, words", [
-    ({"compile": {"min_block_size": 0}}, "compile.min_block_size", "below the minimum 1"),
-    ({"compile": {"min_block_size": -3}}, "compile.min_block_size", "below the minimum"),
-    ({"compile": {"min_block_size": "many"}}, "compile.min_block_size", "not an integer"),
-    ({"compile": {"min_block_size": 2.5}}, "compile.min_block_size", "not an integer"),
-    ({"compile": {"optimization_level": 6}}, "compile.optimization_level", "above the maximum 5"),
-    ({"compile": {"optimization_level": -1}}, "compile.optimization_level", "below the minimum 0"),
-    ({"compile": {"precision": "int3"}}, "compile.precision", "not one of fp32, fp16, bf16"),
-    ({"compile": {"frontend": "fx"}}, "compile.frontend", "not one of dynamo, torch_compile"),
-    ({"compile": {"use_python_runtime": "yes"}}, "compile.use_python_runtime", "not true or false"),
-    ({"compile": {"workspace_size": -1}}, "compile.workspace_size", "below the minimum 0"),
-    ({"compile": {"torch_executed_ops": "relu"}}, "compile.torch_executed_ops", "torch.ops.aten.relu.default"),
-    ({"compile": {"reuse_cached_engines": True}}, "compile.reuse_cached_engines", "cache_built_engines"),
-    ({"compile": {"bogus": 1}}, "compile.bogus", "unknown setting"),
-    ({"model": {"batch_size": 0}}, "model.batch_size", "below the minimum 1"),
-    ({"model": {"batch_size": 10**6}}, "model.batch_size", "above the maximum"),
-    ({"model": {"batch_size": True}}, "model.batch_size", "not an integer"),
-    ({"model": {"input_shape": "3,a,4"}}, "model.input_shape", "not a list of integers"),
-    ({"model": {"input_shape": [3, 0, 4]}}, "model.input_shape", "outside 1.."),
-    ({"model": {"input_shape": [1] * 7}}, "model.input_shape", "7 dimensions"),
-    ({"model": {"source": "  "}}, "model.source", "empty"),
-    ({"measure": {"timed_iters": 1}}, "measure.timed_iters", "below the minimum 5"),
-    ({"measure": {"warmup_iters": 0}}, "measure.warmup_iters", "below the minimum 1"),
-    ({"backend": "onnx"}, "backend", "not one of eager, tensorrt"),
-    ({"device": "tpu"}, "device", "not one of"),
-    ({"mode": "guess"}, "mode", "not one of"),
-    ({"model": 5}, "model", "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "change, field, words",
+    [
+        ({"compile": {"min_block_size": 0}}, "compile.min_block_size", "below the minimum 1"),
+        ({"compile": {"min_block_size": -3}}, "compile.min_block_size", "below the minimum"),
+        ({"compile": {"min_block_size": "many"}}, "compile.min_block_size", "not an integer"),
+        ({"compile": {"min_block_size": 2.5}}, "compile.min_block_size", "not an integer"),
+        ({"compile": {"optimization_level": 6}}, "compile.optimization_level", "above the maximum 5"),
+        ({"compile": {"optimization_level": -1}}, "compile.optimization_level", "below the minimum 0"),
+        ({"compile": {"precision": "int3"}}, "compile.precision", "not one of fp32, fp16, bf16"),
+        ({"compile": {"frontend": "fx"}}, "compile.frontend", "not one of dynamo, torch_compile"),
+        ({"compile": {"use_python_runtime": "yes"}}, "compile.use_python_runtime", "not true or false"),
+        ({"compile": {"workspace_size": -1}}, "compile.workspace_size", "below the minimum 0"),
+        ({"compile": {"torch_executed_ops": "relu"}}, "compile.torch_executed_ops", "torch.ops.aten.relu.default"),
+        ({"compile": {"reuse_cached_engines": True}}, "compile.reuse_cached_engines", "cache_built_engines"),
+        ({"compile": {"bogus": 1}}, "compile.bogus", "unknown setting"),
+        ({"model": {"batch_size": 0}}, "model.batch_size", "below the minimum 1"),
+        ({"model": {"batch_size": 10**6}}, "model.batch_size", "above the maximum"),
+        ({"model": {"batch_size": True}}, "model.batch_size", "not an integer"),
+        ({"model": {"input_shape": "3,a,4"}}, "model.input_shape", "not a list of integers"),
+        ({"model": {"input_shape": [3, 0, 4]}}, "model.input_shape", "outside 1.."),
+        ({"model": {"input_shape": [1] * 7}}, "model.input_shape", "7 dimensions"),
+        ({"model": {"source": "  "}}, "model.source", "empty"),
+        ({"measure": {"timed_iters": 1}}, "measure.timed_iters", "below the minimum 5"),
+        ({"measure": {"warmup_iters": 0}}, "measure.warmup_iters", "below the minimum 1"),
+        ({"backend": "onnx"}, "backend", "not one of eager, tensorrt"),
+        ({"device": "tpu"}, "device", "not one of"),
+        ({"mode": "guess"}, "mode", "not one of"),
+        ({"model": 5}, "model", "expected a mapping"),
+    ],
+)
 def test_validation_names_field_value_and_range(change, field, words):
     with pytest.raises(ConfigError) as err:
         validate(RunRequest.from_dict(change))
@@ -68,9 +90,17 @@ def test_validation_names_field_value_and_range(change, field, words):
 
 
 def test_text_inputs_are_coerced():
-    r = validate(RunRequest.from_dict({"model": {"input_shape": "3, 64,64", "batch_size": "4"},
-                                       "compile": {"optimization_level": "5", "torch_executed_ops":
-                                                   "torch.ops.aten.relu.default, torch.ops.aten.add.Tensor"}}))
+    r = validate(
+        RunRequest.from_dict(
+            {
+                "model": {"input_shape": "3, 64,64", "batch_size": "4"},
+                "compile": {
+                    "optimization_level": "5",
+                    "torch_executed_ops": "torch.ops.aten.relu.default, torch.ops.aten.add.Tensor",
+                },
+            }
+        )
+    )
     assert r.model.input_shape == (3, 64, 64) and r.model.batch_size == 4
     assert r.compile.optimization_level == 5
     assert r.compile.torch_executed_ops == ("torch.ops.aten.add.Tensor", "torch.ops.aten.relu.default")
@@ -126,8 +156,10 @@ def test_inductor_baseline_is_a_choice_and_old_bools_keep_their_meaning_and_keys
     old_off = RunRequest.from_dict({**trt, "measure": {"compare_inductor": False}})
     assert old_on.measure.compare_inductor == "max-autotune" and old_off.measure.compare_inductor == "off"
     assert RunRequest.from_dict(old_on.to_dict()) == old_on
-    keys = {mode: cache_key(RunRequest.from_dict({**trt, "measure": {"compare_inductor": mode}}), ENV, "m")
-            for mode in INDUCTOR_MODES}
+    keys = {
+        mode: cache_key(RunRequest.from_dict({**trt, "measure": {"compare_inductor": mode}}), ENV, "m")
+        for mode in INDUCTOR_MODES
+    }
     assert len(set(keys.values())) == 3
     assert keys["off"] == cache_key(old_off, ENV, "m") and keys["max-autotune"] == cache_key(old_on, ENV, "m")
     # keys computed by the code before the modes existed (compare_inductor false / true)
@@ -142,11 +174,19 @@ def test_inductor_baseline_is_a_choice_and_old_bools_keep_their_meaning_and_keys
 def test_stored_results_with_the_old_inductor_bool_read_back_as_modes():
     from engine.result import LatencyStats, RunResult
 
-    stored = {"run_id": "r", "key": "k", "created_at": "2025-01-01T00:00:00+00:00",
-              "request": {**RunRequest().to_dict(), "measure": {**RunRequest().to_dict()["measure"],
-                                                                "compare_inductor": True}},
-              "env": {}, "model_info": {}, "latency": dataclasses.asdict(LatencyStats.from_samples([1.0], 1, "t")),
-              "baselines": {"inductor": dataclasses.asdict(LatencyStats.from_samples([2.0], 1, "t"))}}
+    stored = {
+        "run_id": "r",
+        "key": "k",
+        "created_at": "2025-01-01T00:00:00+00:00",
+        "request": {
+            **RunRequest().to_dict(),
+            "measure": {**RunRequest().to_dict()["measure"], "compare_inductor": True},
+        },
+        "env": {},
+        "model_info": {},
+        "latency": dataclasses.asdict(LatencyStats.from_samples([1.0], 1, "t")),
+        "baselines": {"inductor": dataclasses.asdict(LatencyStats.from_samples([2.0], 1, "t"))},
+    }
     r = RunResult.from_dict(stored)
     assert r.request["measure"]["compare_inductor"] == "max-autotune"
     assert r.baselines["inductor"].median_ms == 2.0 and r.baseline_compile_s == {}
@@ -160,8 +200,12 @@ def test_command_line_keeps_named_choices_as_text():
 
     parser = argparse.ArgumentParser()
     cli.add_knob_options(parser)
-    for given, mode in (("default", "default"), ("off", "off"), ("max-autotune", "max-autotune"),
-                        ("on", "max-autotune")):
+    for given, mode in (
+        ("default", "default"),
+        ("off", "off"),
+        ("max-autotune", "max-autotune"),
+        ("on", "max-autotune"),
+    ):
         ns = parser.parse_args(["--compare-inductor", given, "--optimization-level", "default"])
         request = cli.request_from_args(ns)
         assert request.measure.compare_inductor == mode and request.compile.optimization_level is None
@@ -185,5 +229,7 @@ def test_form_builds_a_choice_widget_for_the_inductor_knob():
     assert box.options == ["off", "default", "max-autotune"] and box.value == "off"
     box.select("default").run()
     assert at.session_state["picked"] == "default"
-    assert RunRequest.from_dict({"measure": {"compare_inductor": at.session_state["picked"]}}).measure \
-        .compare_inductor == "default"
+    assert (
+        RunRequest.from_dict({"measure": {"compare_inductor": at.session_state["picked"]}}).measure.compare_inductor
+        == "default"
+    )

@@ -14,17 +14,23 @@ from engine.store import RunStore
 from engine.studies import dynamic_cost
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
-MODEL = ("import torch\n"
-         "def build_model():\n    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2))\n"
-         "def example_inputs(batch_size):\n    return (torch.randn(batch_size, 3, 4),)\n")
+MODEL = (
+    "import torch\n"
+    "def build_model():\n    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2))\n"
+    "def example_inputs(batch_size):\n    return (torch.randn(batch_size, 3, 4),)\n"
+)
 DYNAMIC = [{"name": "x0", "shape": [2, 3, 4], "min_shape": [1, 3, 4], "max_shape": [8, 3, 4]}]
 
 
 def request(inputs, batch: int, seed: int = 0) -> RunRequest:
-    return RunRequest.from_dict({"model": {"source": "file:fixed.py", "batch_size": batch, "inputs": inputs},
-                                 "backend": "eager", "device": "cpu",
-                                 "measure": {"warmup_iters": 2, "timed_iters": 5, "layer_profile": False,
-                                             "seed": seed}})
+    return RunRequest.from_dict(
+        {
+            "model": {"source": "file:fixed.py", "batch_size": batch, "inputs": inputs},
+            "backend": "eager",
+            "device": "cpu",
+            "measure": {"warmup_iters": 2, "timed_iters": 5, "layer_profile": False, "seed": seed},
+        }
+    )
 
 
 @pytest.fixture
@@ -47,7 +53,7 @@ def test_static_counterpart_is_found_whatever_its_seed_and_priced(env):
     assert dynamic_cost.find_static_counterpart(store, dynamic) is None
 
     other_shape = runner.execute(request([{"name": "x0", "shape": [2, 3, 4]}], batch=2), store).result
-    assert dynamic_cost.find_static_counterpart(store, dynamic) is None       # a static run, another shape
+    assert dynamic_cost.find_static_counterpart(store, dynamic) is None  # a static run, another shape
     static = runner.execute(counterpart.with_changes(**{"measure.seed": 7}), store).result
     assert dynamic_cost.find_static_counterpart(store, dynamic).run_id == static.run_id
     assert dynamic_cost.static_counterpart(static) is None and dynamic_cost.static_counterpart(other_shape) is None
@@ -76,7 +82,7 @@ def test_profile_page_offers_the_static_engine_and_then_prices_the_range(env):
             time.sleep(0.5)
         static = dynamic_cost.find_static_counterpart(store, dynamic)
         assert static is not None, "the static counterpart was not measured through the queue"
-        again = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)   # a fresh visit of the link
+        again = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)  # a fresh visit of the link
         again.query_params["run"] = dynamic.run_id
         again.run()
         infos = [i.value for i in again.info]
@@ -103,8 +109,10 @@ def test_the_cost_is_judged_on_gpu_time_when_both_runs_have_it(env):
     cost = dynamic_cost.DynamicCost(gpu(dynamic, 0.4500, "dyn"), gpu(static, 0.3870, "st"))
     assert cost.judging.metric == "gpu_time"
     assert cost.overhead_ms == pytest.approx(0.063) and not cost.within_noise
-    assert cost.text().startswith("At the measured shape the dynamic engine takes GPU time: 0.4500 ms against "
-                                  "0.3870 ms for a static engine built for that shape alone: +0.0630 ms (+16%)")
+    assert cost.text().startswith(
+        "At the measured shape the dynamic engine takes GPU time: 0.4500 ms against "
+        "0.3870 ms for a static engine built for that shape alone: +0.0630 ms (+16%)"
+    )
     assert cost.text().endswith(": what accepting the whole range costs here.")
     close = dynamic_cost.DynamicCost(gpu(dynamic, 0.3872, "dyn"), gpu(static, 0.3870, "st"))
     assert close.within_noise and "within the GPU-time windows of both: no clear cost" in close.text()

@@ -19,12 +19,17 @@ def layer_info(fixtures_dir):
 def test_layers_part_of_the_recorded_detailed_layer_information(layer_info):
     part = fp.layers_part([layer_info])
     assert re.fullmatch(r"layers:[0-9a-f]{16}", part)
-    assert fp.layers_part([layer_info]) == part                      # stable
+    assert fp.layers_part([layer_info]) == part  # stable
     signature = fp.layer_signature(layer_info)
     assert len(signature) == 36
-    assert signature[0] == ["__myl_MoveConc_myl0_0", "kgen", "__myl_MoveConc_0xc1455be378008feffc8e73982aa134dd",
-                            [[[1, 3, 224, 224], "Half"]], [[[1, 4, 224, 224], "Half"]]]
-    assert fp.layers_part([layer_info, layer_info]) != part          # two engines are another plan
+    assert signature[0] == [
+        "__myl_MoveConc_myl0_0",
+        "kgen",
+        "__myl_MoveConc_0xc1455be378008feffc8e73982aa134dd",
+        [[[1, 3, 224, 224], "Half"]],
+        [[[1, 4, 224, 224], "Half"]],
+    ]
+    assert fp.layers_part([layer_info, layer_info]) != part  # two engines are another plan
 
 
 def test_layers_part_ignores_tensor_names_and_metadata_but_not_tactics_or_formats(layer_info):
@@ -49,10 +54,19 @@ def test_layers_part_ignores_tensor_names_and_metadata_but_not_tactics_or_format
 
 
 def test_kernels_part_from_the_recorded_traces(fixtures_dir):
-    single = gt.summarize([gt.Window(3, gt.kernels_of(gt.read_events(
-        fixtures_dir / "h200-rtx/gpu_trace_resnet18_fp16_3inf.json.gz")))])
-    fragmented = gt.summarize([gt.Window(3, gt.kernels_of(gt.read_events(
-        fixtures_dir / "h200-rtx/gpu_trace_resnet18_fp16_relu_forced_3inf.json.gz")))])
+    single = gt.summarize(
+        [gt.Window(3, gt.kernels_of(gt.read_events(fixtures_dir / "h200-rtx/gpu_trace_resnet18_fp16_3inf.json.gz")))]
+    )
+    fragmented = gt.summarize(
+        [
+            gt.Window(
+                3,
+                gt.kernels_of(
+                    gt.read_events(fixtures_dir / "h200-rtx/gpu_trace_resnet18_fp16_relu_forced_3inf.json.gz")
+                ),
+            )
+        ]
+    )
     a = fp.kernels_part(single.sequence, single.kernel_counts)
     b = fp.kernels_part(fragmented.sequence, fragmented.kernel_counts)
     assert re.fullmatch(r"kernels:[0-9a-f]{16}", a) and a != b
@@ -60,7 +74,7 @@ def test_kernels_part_from_the_recorded_traces(fixtures_dir):
     assert fp.kernels_part(None, single.kernel_counts) not in (None, a)
     assert fp.kernels_part(None, None) is None
     reversed_order = fp.kernels_part(tuple(reversed(single.sequence)), single.kernel_counts)
-    assert reversed_order != a                         # the same kernels in another order: another plan
+    assert reversed_order != a  # the same kernels in another order: another plan
 
 
 def test_fingerprint_parts_and_same_plan():
@@ -70,9 +84,9 @@ def test_fingerprint_parts_and_same_plan():
     assert fp.plan_fingerprint(None, None) is None
     kernels_only = fp.plan_fingerprint(None, "kernels:bbbb")
     assert fp.same_plan(both, both) is True
-    assert fp.same_plan(both, kernels_only) is True          # compared on the part both have
+    assert fp.same_plan(both, kernels_only) is True  # compared on the part both have
     assert fp.same_plan(both, "layers:aaaa kernels:cccc") is False
-    assert fp.same_plan(both, "layers:dddd kernels:bbbb") is False   # every common part must agree
-    assert fp.same_plan("layers:aaaa", "kernels:bbbb") is None       # nothing in common
-    assert fp.same_plan(None, both) is None                          # stored before fingerprints
+    assert fp.same_plan(both, "layers:dddd kernels:bbbb") is False  # every common part must agree
+    assert fp.same_plan("layers:aaaa", "kernels:bbbb") is None  # nothing in common
+    assert fp.same_plan(None, both) is None  # stored before fingerprints
     assert fp.parts_of("nsys:1234 layers:") == {}

@@ -4,8 +4,8 @@ import pytest
 
 from engine.profiling import gpu_time as gt
 
-SINGLE = "h200-rtx/gpu_trace_resnet18_fp16_3inf.json.gz"             # one engine, 3 inferences
-FRAGMENTED = "h200-rtx/gpu_trace_resnet18_fp16_relu_forced_3inf.json.gz"   # relu in PyTorch, mbs 1
+SINGLE = "h200-rtx/gpu_trace_resnet18_fp16_3inf.json.gz"  # one engine, 3 inferences
+FRAGMENTED = "h200-rtx/gpu_trace_resnet18_fp16_relu_forced_3inf.json.gz"  # relu in PyTorch, mbs 1
 
 
 @pytest.fixture
@@ -14,8 +14,8 @@ def single(fixtures_dir):
 
 
 def test_kernels_of_the_recorded_single_engine_trace(single):
-    assert len(single) == 75                     # 25 kernels per inference, as the device run reported
-    assert [k.order for k in single] == sorted(k.order for k in single)   # launch order (CUPTI correlation)
+    assert len(single) == 75  # 25 kernels per inference, as the device run reported
+    assert [k.order for k in single] == sorted(k.order for k in single)  # launch order (CUPTI correlation)
     # the runtime's input copy (a PyTorch kernel) comes first, then the engine's cuDNN and Myelin kernels
     assert "float16_copy_kernel_cuda" in single[0].name
     assert any(k.name.startswith("__myl_") for k in single) and any("cudnn" in k.name for k in single)
@@ -27,18 +27,18 @@ def test_summary_of_one_window(single):
     g = trace.gpu_time
     assert g.kernels_per_inference == 25 and g.iters == 3 and g.windows == 1 and g.source == "cuda_activity"
     assert g.median_ms == pytest.approx(sum(k.dur_us for k in single) / 3000)
-    assert g.median_ms == pytest.approx(0.2033, abs=5e-4)     # the device run's figure for this engine
+    assert g.median_ms == pytest.approx(0.2033, abs=5e-4)  # the device run's figure for this engine
     assert g.spread_pct == 0.0
     assert trace.sequence is not None and len(trace.sequence) == 25 and trace.sequence[0] == single[0].name
     assert trace.table["calls_per_inference"].sum() == pytest.approx(25)
     assert trace.table["ms_per_inference"].sum() == pytest.approx(g.median_ms)
     assert trace.table["share"].sum() == pytest.approx(1.0)
     assert list(trace.table["ms_per_inference"]) == sorted(trace.table["ms_per_inference"], reverse=True)
-    assert trace.warnings == []                  # the engine's streams did not overlap
+    assert trace.warnings == []  # the engine's streams did not overlap
 
 
 def test_windows_give_median_and_spread(single):
-    first, rest = single[:25], single[25:]      # inference 1 | inferences 2-3 of the same session
+    first, rest = single[:25], single[25:]  # inference 1 | inferences 2-3 of the same session
     trace = gt.summarize([gt.Window(1, first), gt.Window(2, rest)])
     per_window = sorted([sum(k.dur_us for k in first) / 1000, sum(k.dur_us for k in rest) / 2000])
     assert trace.gpu_time.windows == 2 and trace.gpu_time.iters == 3
@@ -52,33 +52,35 @@ def test_fragmented_trace_has_pytorch_kernels_between_engines(fixtures_dir):
     assert trace.gpu_time.kernels_per_inference == 100
     assert trace.gpu_time.median_ms == pytest.approx(0.3237, abs=5e-4)
     assert trace.sequence is not None and len(trace.sequence) == 100
-    assert sum(1 for n in trace.sequence if n.startswith("void at::native::")) >= 17   # the relus, in PyTorch
+    assert sum(1 for n in trace.sequence if n.startswith("void at::native::")) >= 17  # the relus, in PyTorch
 
 
 def test_sequence_is_none_when_inferences_differ(single):
     assert gt.per_inference_sequence(single, 3) is not None
-    assert gt.per_inference_sequence(single[1:], 3) is None          # 74 kernels do not split into 3
+    assert gt.per_inference_sequence(single[1:], 3) is None  # 74 kernels do not split into 3
     swapped = single[:25] + [single[26], single[25]] + single[27:]
-    assert gt.per_inference_sequence(swapped, 3) is None              # inference 2 launched another order
+    assert gt.per_inference_sequence(swapped, 3) is None  # inference 2 launched another order
     assert gt.summarize([gt.Window(3, swapped)]).sequence is None
 
 
 def test_busy_time_counts_overlap_once(fixtures_dir, single):
     # three streams, yet no two kernels of this engine ran at once: busy time is the sum
     assert gt.busy_us(single) == pytest.approx(sum(k.dur_us for k in single), rel=1e-9)
-    doubled = single + single                     # the same kernels twice at once: busy once, summed twice
+    doubled = single + single  # the same kernels twice at once: busy once, summed twice
     assert gt.busy_us(doubled) == pytest.approx(gt.busy_us(single))
     trace = gt.summarize([gt.Window(3, doubled)])
     assert trace.warnings and "overlapped on several streams" in trace.warnings[0]
     # the runtime's per-layer Chrome trace (another recorded format) lays its layers back to back
-    layers = [gt.Kernel(e["name"], e["ts"], e["dur"], "0", e["ts"]) for e in
-              gt.read_events(fixtures_dir / "h100-rtx/first_inference_profile_resnet18_fp16.trace")]
+    layers = [
+        gt.Kernel(e["name"], e["ts"], e["dur"], "0", e["ts"])
+        for e in gt.read_events(fixtures_dir / "h100-rtx/first_inference_profile_resnet18_fp16.trace")
+    ]
     assert gt.busy_us(layers) == pytest.approx(sum(k.dur_us for k in layers), rel=1e-4)
 
 
 def test_a_trace_without_kernels_is_an_error(fixtures_dir):
     events = gt.read_events(fixtures_dir / "h100-rtx/first_inference_profile_resnet18_fp16.trace")
-    assert gt.kernels_of(events) == []            # TensorRT's layer trace has no CUDA-activity kernels
+    assert gt.kernels_of(events) == []  # TensorRT's layer trace has no CUDA-activity kernels
     with pytest.raises(ValueError, match="no GPU kernel"):
         gt.summarize([gt.Window(1, [])])
     with pytest.raises(ValueError, match="no traced window"):

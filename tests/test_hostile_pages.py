@@ -20,15 +20,18 @@ IMAGE = "![x](https://example.com/pixel.png)"
 def data(tmp_path, monkeypatch):
     monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TRTDASH_SAMPLES_DIR", str(tmp_path / "no-samples"))
-    monkeypatch.setenv(jobs.AUTOSTART_ENV, "0")     # these tests submit nothing that should run
+    monkeypatch.setenv(jobs.AUTOSTART_ENV, "0")  # these tests submit nothing that should run
     return tmp_path / "data"
 
 
-@pytest.mark.parametrize("text, field", [
-    ('[{"name": "x", "shape": [1, 3, 8, 8], "dim_names": 5}]', "model.inputs.x.dim_names"),
-    ("[" * 100_000, "model.inputs"),
-    ('[{"name": "x", "shape": [1, 3, 8, 8], "min_shape": {"a": [1]}}]', "model.inputs.x.min_shape"),
-])
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        ('[{"name": "x", "shape": [1, 3, 8, 8], "dim_names": 5}]', "model.inputs.x.dim_names"),
+        ("[" * 100_000, "model.inputs"),
+        ('[{"name": "x", "shape": [1, 3, 8, 8], "min_shape": {"a": [1]}}]', "model.inputs.x.min_shape"),
+    ],
+)
 def test_the_profile_page_explains_inputs_it_cannot_use_and_keeps_its_run_button(data, text, field):
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
     at.text_area(key="knob:model.inputs").input(text).run()

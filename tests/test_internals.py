@@ -38,8 +38,15 @@ from engine.settings.request import RunRequest
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("TRTDASH_WHEEL_CACHE", Path.home() / ".cache" / "trtdash-wheels"))
 GPU_KIT = Path.home() / ".cache" / "gpu-kit" / "whl"
-PLATFORM = ["--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp",
-            "--platform", "manylinux_2_28_x86_64"]
+PLATFORM = [
+    "--only-binary=:all:",
+    "--python-version",
+    "3.12",
+    "--implementation",
+    "cp",
+    "--platform",
+    "manylinux_2_28_x86_64",
+]
 
 
 def pinned(name: str, path: Path) -> Requirement:
@@ -58,12 +65,18 @@ def wheel(dist: str, version: str, *also: Path) -> Path:
         if found:
             return found[0]
     CACHE.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", *PLATFORM, "-d", str(CACHE),
-                           f"{dist}=={version}"], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", *PLATFORM, "-d", str(CACHE), f"{dist}=={version}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     found = sorted(CACHE.glob(f"{stem}-{version}-*.whl"))
     if not found:
-        pytest.skip(f"SKIPPED, NOT CHECKED: the {dist}=={version} wheel could not be downloaded into {CACHE} "
-                    f"(pip exit {done.returncode}: {(done.stderr or done.stdout).strip()[-300:]})")
+        pytest.skip(
+            f"SKIPPED, NOT CHECKED: the {dist}=={version} wheel could not be downloaded into {CACHE} "
+            f"(pip exit {done.returncode}: {(done.stderr or done.stdout).strip()[-300:]})"
+        )
     return found[0]
 
 
@@ -100,7 +113,7 @@ def _top_level(tree: ast.Module, name: str) -> ast.AST | None:
             for alias in node.names:
                 if (alias.asname or alias.name.split(".")[0]) == name:
                     return node
-        if isinstance(node, ast.Try):    # "try: import x except ImportError: ..." at top level
+        if isinstance(node, ast.Try):  # "try: import x except ImportError: ..." at top level
             found = _top_level(ast.Module(body=node.body, type_ignores=[]), name)
             if found is not None:
                 return found
@@ -112,8 +125,14 @@ def _has_fields(tree: ast.Module, node: ast.AST, fields: tuple[str, ...]) -> lis
     such as a namedtuple instance, the module's string literals do not mention."""
     if isinstance(node, ast.ClassDef):
         have = {t.target.id for t in node.body if isinstance(t, ast.AnnAssign) and isinstance(t.target, ast.Name)}
-        have |= {a.attr for a in ast.walk(node) if isinstance(a, ast.Attribute) and isinstance(a.ctx, ast.Store)
-                 and isinstance(a.value, ast.Name) and a.value.id == "self"}
+        have |= {
+            a.attr
+            for a in ast.walk(node)
+            if isinstance(a, ast.Attribute)
+            and isinstance(a.ctx, ast.Store)
+            and isinstance(a.value, ast.Name)
+            and a.value.id == "self"
+        }
     else:
         have = {c.value for c in ast.walk(tree) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
     return [f for f in fields if f not in have]
@@ -133,8 +152,7 @@ def problems(source: WheelSource, symbol: internals.PrivateSymbol) -> list[str]:
     if node is None:
         return [f"{symbol.module} defines no {head}"]
     if method:
-        node = next((n for n in getattr(node, "body", []) if isinstance(n, ast.FunctionDef) and n.name == method),
-                    None)
+        node = next((n for n in getattr(node, "body", []) if isinstance(n, ast.FunctionDef) and n.name == method), None)
         if node is None:
             return [f"{head} has no method {method}"]
     out = []
@@ -161,14 +179,24 @@ def check_wheel(source: WheelSource, rtx: bool) -> tuple[internals.Features, set
 
 
 def caps_for(features: internals.Features) -> Capabilities:
-    return Capabilities(torch_version="2.14.1", cuda_available=True,
-                        flavour="tensorrt_rtx" if features.rtx else "tensorrt", torch_tensorrt_version="x",
-                        python_runtime_reason=features.python_runtime_reason)
+    return Capabilities(
+        torch_version="2.14.1",
+        cuda_available=True,
+        flavour="tensorrt_rtx" if features.rtx else "tensorrt",
+        torch_tensorrt_version="x",
+        python_runtime_reason=features.python_runtime_reason,
+    )
 
 
 def request(**compile_knobs) -> RunRequest:
-    return RunRequest.from_dict({"model": {"source": "resnet18"}, "backend": "tensorrt", "device": "cuda",
-                                 "compile": {"precision": "fp16", **compile_knobs}})
+    return RunRequest.from_dict(
+        {
+            "model": {"source": "resnet18"},
+            "backend": "tensorrt",
+            "device": "cuda",
+            "compile": {"precision": "fp16", **compile_knobs},
+        }
+    )
 
 
 def test_the_pinned_pair_resolves_with_requirements_torch():
@@ -205,7 +233,7 @@ def test_pinned_wheel_has_every_required_symbol_and_the_merged_runtime_fallback_
         assert err.value.field == "compile.use_python_runtime"
         assert "use_python_runtime" not in compile_settings(request(), features, tmp_path)
     assert features.op_names_on_failure and features.dryrun_text
-    check(request(), "cuda", features)     # the default request is accepted
+    check(request(), "cuda", features)  # the default request is accepted
 
 
 def test_rtx_2_11_wheel_has_every_symbol_and_a_python_runtime(tmp_path):
@@ -223,7 +251,8 @@ def test_rtx_2_11_wheel_has_every_symbol_and_a_python_runtime(tmp_path):
 def _private(dotted: str) -> bool:
     parts = dotted.split(".")
     return parts[0] == "torch_tensorrt" and any(
-        (p.startswith("_") and p != "__version__") or p in ("partitioning", "backend") for p in parts[1:])
+        (p.startswith("_") and p != "__version__") or p in ("partitioning", "backend") for p in parts[1:]
+    )
 
 
 def _dotted(node: ast.AST) -> str | None:

@@ -25,8 +25,8 @@ def test_a_gated_job_process_waits_for_the_go_ahead_before_it_reports_ready(tmp_
     proc = JobProcess(tmp_path, gated=True)
     try:
         first = _messages(proc, 120)
-        assert first == ["imported"]            # imports done, then it waits: no "ready" without warm()
-        assert _messages(proc, 3) == []         # still waiting
+        assert first == ["imported"]  # imports done, then it waits: no "ready" without warm()
+        assert _messages(proc, 3) == []  # still waiting
         proc.warm()
         assert _messages(proc, 60) == ["ready"]
         assert proc.proc.is_alive()
@@ -40,7 +40,7 @@ def test_an_ungated_job_process_reports_ready_on_its_own_and_wait_ready_skips_th
     gated = JobProcess(tmp_path, gated=True)
     try:
         assert plain.wait_ready()["device_name"]
-        assert gated.wait_ready()["device_name"]      # wait_ready sends the go-ahead itself
+        assert gated.wait_ready()["device_name"]  # wait_ready sends the go-ahead itself
         assert gated.warm_sent
     finally:
         plain.close()
@@ -64,10 +64,19 @@ def test_a_gpu_worker_runs_its_next_job_in_the_process_it_started_during_the_pre
     from engine.settings.request import RunRequest
 
     def tiny(seed: int) -> RunRequest:
-        return RunRequest.from_dict({
-            "device": "cpu", "model": {"source": "resnet18", "input_shape": [3, 32, 32]},
-            "measure": {"warmup_iters": 1, "timed_iters": 5, "layer_profile": False, "accuracy": False,
-                        "seed": seed}})
+        return RunRequest.from_dict(
+            {
+                "device": "cpu",
+                "model": {"source": "resnet18", "input_shape": [3, 32, 32]},
+                "measure": {
+                    "warmup_iters": 1,
+                    "timed_iters": 5,
+                    "layer_profile": False,
+                    "accuracy": False,
+                    "seed": seed,
+                },
+            }
+        )
 
     system = JobSystem(tmp_path / "data")
     worker = Worker(system, gpu_index=0)
@@ -78,12 +87,12 @@ def test_a_gpu_worker_runs_its_next_job_in_the_process_it_started_during_the_pre
         worker.run_job(first.job_id)
         assert system.get(first.job_id).state == "done", system.get(first.job_id).error
         standby = worker._standby
-        assert standby is not None and standby.gated and standby.warm_sent   # started during the job, now warm
+        assert standby is not None and standby.gated and standby.warm_sent  # started during the job, now warm
         second = system.submit(tiny(2), start_workers=False)
         worker.run_job(second.job_id)
         done = system.get(second.job_id)
         assert done.state == "done", done.error
-        assert done.pid == standby.proc.pid          # the job ran in the process started during the first job
+        assert done.pid == standby.proc.pid  # the job ran in the process started during the first job
         assert worker._standby is not None and worker._standby is not standby
     finally:
         if worker._standby is not None:

@@ -19,10 +19,19 @@ from engine.settings.request import RunRequest
 
 def tiny(seed: int = 0, timed_iters: int = 5, side: int = 32) -> RunRequest:
     """resnet18 on a 3x32x32 input: a real eager CPU run that takes well under a second."""
-    return RunRequest.from_dict({
-        "device": "cpu", "model": {"source": "resnet18", "input_shape": [3, side, side]},
-        "measure": {"warmup_iters": 1, "timed_iters": timed_iters, "layer_profile": False, "accuracy": False,
-                    "seed": seed}})
+    return RunRequest.from_dict(
+        {
+            "device": "cpu",
+            "model": {"source": "resnet18", "input_shape": [3, side, side]},
+            "measure": {
+                "warmup_iters": 1,
+                "timed_iters": timed_iters,
+                "layer_profile": False,
+                "accuracy": False,
+                "seed": seed,
+            },
+        }
+    )
 
 
 def slow(seed: int = 100) -> RunRequest:
@@ -78,9 +87,9 @@ def test_kill_9_of_the_job_process_fails_the_job_and_the_next_job_succeeds(syste
     assert nxt.state == "queued" and nxt.position == 1
     nxt = finished(system, nxt.job_id)
     assert nxt.state == "done", (nxt.error, nxt.traceback)
-    assert nxt.worker_id.endswith(f"/{worker_pid}")     # the worker survived its job process
+    assert nxt.worker_id.endswith(f"/{worker_pid}")  # the worker survived its job process
     assert system.store.get(nxt.run_id).latency.iters == 5
-    assert len(system.store.list_runs()) == 1          # nothing half written by the killed job
+    assert len(system.store.list_runs()) == 1  # nothing half written by the killed job
     again = system.submit(tiny(2))
     assert again.state == "done" and again.cached and again.run_id == nxt.run_id
 
@@ -90,7 +99,7 @@ def test_kill_9_of_the_worker_fails_its_job_and_a_new_worker_takes_over(system):
     job = running_with_progress(system, victim.job_id)
     old = system.workers()[0]["pid"]
     os.kill(old, signal.SIGKILL)
-    wait_until(lambda: not pid_alive(job.pid), 10)   # the job process does not outlive its worker
+    wait_until(lambda: not pid_alive(job.pid), 10)  # the job process does not outlive its worker
     new_pids = system.ensure_workers()
     assert old not in new_pids
     failed = system.get(victim.job_id)
@@ -102,7 +111,7 @@ def test_kill_9_of_the_worker_fails_its_job_and_a_new_worker_takes_over(system):
 
 def test_five_sessions_submitting_four_jobs_each_compile_each_request_once(system):
     system.ensure_workers()
-    requests = [tiny(10), tiny(11), tiny(10), tiny(11)]   # two distinct requests, each submitted 10 times
+    requests = [tiny(10), tiny(11), tiny(10), tiny(11)]  # two distinct requests, each submitted 10 times
     handles: list[jobs.Job] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -126,7 +135,7 @@ def test_five_sessions_submitting_four_jobs_each_compile_each_request_once(syste
     outcomes = [finished(system, h.job_id, 90) for h in handles]
     assert all(o.state == "done" for o in outcomes), [(o.state, o.error) for o in outcomes]
     runs = system.store.list_runs()
-    assert len(runs) == 2 and runs["key"].nunique() == 2     # compiled once per distinct request
+    assert len(runs) == 2 and runs["key"].nunique() == 2  # compiled once per distinct request
     assert len({o.run_id for o in outcomes}) == 2
     executed = [j for j in system.list_jobs() if j.state == "done" and not j.cached]
     assert len(executed) == 2
@@ -143,11 +152,11 @@ def test_restart_keeps_history_and_queue_and_requeues_an_interrupted_job(system,
     assert back.state == "queued" and back.pid is None
     queued = system.submit(tiny(21), start_workers=False)
 
-    restarted = JobSystem(tmp_path / "data")     # a fresh app process: new connections, same data dir
+    restarted = JobSystem(tmp_path / "data")  # a fresh app process: new connections, same data dir
     listed = {j.job_id: j for j in restarted.list_jobs()}
     assert listed[first.job_id].state == "done"
     assert listed[interrupted.job_id].position == 1 and listed[queued.job_id].position == 2
-    assert restarted.cancel(interrupted.job_id).state == "cancelled"   # keeps the test short
+    assert restarted.cancel(interrupted.job_id).state == "cancelled"  # keeps the test short
     restarted.ensure_workers()
     try:
         assert finished(restarted, queued.job_id).state == "done"
@@ -183,10 +192,18 @@ def test_torch_tensorrt_caches_live_in_the_data_dir(system, tmp_path):
 def test_a_gpu_type_is_matched_by_a_unique_part_of_its_name(system):
     """Registrations as GPU workers on other hosts write them (alive: this process's pid)."""
     for i, name in enumerate(("NVIDIA H100 80GB HBM3", "NVIDIA L4")):
-        system.table.register_worker({"worker_id": f"{this_host()}/gpu{i}/x", "host": this_host(),
-                                      "pid": os.getpid(), "gpu_index": i, "gpu_name": name, "routes": []})
+        system.table.register_worker(
+            {
+                "worker_id": f"{this_host()}/gpu{i}/x",
+                "host": this_host(),
+                "pid": os.getpid(),
+                "gpu_index": i,
+                "gpu_name": name,
+                "routes": [],
+            }
+        )
     assert system._resolve_gpu_type("H100") == "NVIDIA H100 80GB HBM3"
-    assert system._resolve_gpu_type("nvidia") == "nvidia"          # ambiguous: left as given
+    assert system._resolve_gpu_type("nvidia") == "nvidia"  # ambiguous: left as given
     labels = [label for label, _ in system.gpu_choices()]
     assert labels[0] == "Any GPU" and "Any NVIDIA L4" in labels and "GPU 1: NVIDIA L4" in labels
 
@@ -203,15 +220,23 @@ def test_a_submitter_that_exits_leaves_the_workers_running_and_a_dead_worker_is_
 
     root = tmp_path / "data"
     requests = [tiny(seed).to_dict() for seed in (60, 61, 62)]
-    code = ("import json, sys; from engine.settings.request import RunRequest; from engine.jobs import JobSystem; "
-            "s = JobSystem(sys.argv[1]); "
-            "print(*[s.submit(RunRequest.from_dict(r)).job_id for r in json.loads(sys.argv[2])], flush=True)")
-    out = subprocess.run([sys.executable, "-c", code, str(root), json.dumps(requests)], cwd=str(PROJECT_ROOT),
-                         env=dict(os.environ, PYTHONPATH=str(PROJECT_ROOT)), capture_output=True, text=True,
-                         timeout=300, check=True)
+    code = (
+        "import json, sys; from engine.settings.request import RunRequest; from engine.jobs import JobSystem; "
+        "s = JobSystem(sys.argv[1]); "
+        "print(*[s.submit(RunRequest.from_dict(r)).job_id for r in json.loads(sys.argv[2])], flush=True)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(root), json.dumps(requests)],
+        cwd=str(PROJECT_ROOT),
+        env=dict(os.environ, PYTHONPATH=str(PROJECT_ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     job_ids = out.stdout.split()
     assert len(job_ids) == 3
-    observer = JobSystem(root)    # only reads: get() never starts a worker
+    observer = JobSystem(root)  # only reads: get() never starts a worker
     try:
         done = [finished(observer, j, 300) for j in job_ids]
         assert [d.state for d in done] == ["done"] * 3, [(d.state, d.error) for d in done]
@@ -227,8 +252,10 @@ def test_a_submitter_that_exits_leaves_the_workers_running_and_a_dead_worker_is_
             return pid if pid != old and pid_alive(pid) else None
 
         new = wait_until(replacement, 10, every_s=0.1)
-        print(f"\nworker {old} killed; replacement {new} started {time.monotonic() - killed_at:.1f} s later, "
-              "with no page open and nobody calling ensure_workers")
+        print(
+            f"\nworker {old} killed; replacement {new} started {time.monotonic() - killed_at:.1f} s later, "
+            "with no page open and nobody calling ensure_workers"
+        )
         later = observer.submit(tiny(63), start_workers=False)
         assert finished(observer, later.job_id, 300).worker_id.endswith(f"/{new}")
     finally:
@@ -239,15 +266,15 @@ def test_a_job_whose_queue_message_was_lost_runs_once_and_the_identical_request_
     """Issue 15, defect 3: a worker that died after huey handed it a job, before the job said running, left a
     job queued forever with no queue message, and every identical request joined it and never ran."""
     ghost = system.submit(tiny(70), start_workers=False)
-    taken = system.huey("cpu").dequeue()          # what the dying worker took with it
+    taken = system.huey("cpu").dequeue()  # what the dying worker took with it
     assert taken is not None and taken.id == ghost.job_id
     assert system.huey("cpu").pending() == []
     twin = system.submit(tiny(70), start_workers=False)
     assert twin.joined and twin.job_id == ghost.job_id
-    system.ensure_workers()                       # the supervisor's reconcile duty finds the lost message
+    system.ensure_workers()  # the supervisor's reconcile duty finds the lost message
     done = finished(system, ghost.job_id, 300)
     assert done.state == "done" and done.requeues == 1, (done.state, done.error)
-    assert len(system.store.list_runs()) == 1     # ran once
+    assert len(system.store.list_runs()) == 1  # ran once
     assert finished(system, twin.job_id, 10).run_id == done.run_id
 
 
@@ -257,12 +284,13 @@ def test_a_job_lost_from_the_queue_again_and_again_fails_with_the_reason(system)
         system.huey("cpu").dequeue()
         assert system.requeue_lost(grace_s=0) == [job.job_id]
         assert system.get(job.job_id).requeues == expected and [t.id for t in system.huey("cpu").pending()] == [
-            job.job_id]
+            job.job_id
+        ]
     system.huey("cpu").dequeue()
     system.requeue_lost(grace_s=0)
     failed = system.get(job.job_id)
     assert failed.state == "failed" and "lost from the queue 4 times" in failed.error and failed.hint
-    present = system.submit(tiny(72), start_workers=False)     # a job whose message is there is left alone
+    present = system.submit(tiny(72), start_workers=False)  # a job whose message is there is left alone
     assert system.requeue_lost(grace_s=0) == [] and system.get(present.job_id).requeues == 0
 
 
@@ -277,15 +305,20 @@ def test_the_supervisor_is_one_per_data_directory_and_outlives_stop_and_start(sy
     paths = SupervisorPaths(system.root)
     assert running(paths)
     first = int(paths.pid.read_text())
-    second = subprocess.run([sys.executable, "-m", "engine", "supervisor", "--data-dir", str(system.root),
-                             "--gpus", "0"], cwd=str(PROJECT_ROOT), env=dict(os.environ, PYTHONPATH=str(PROJECT_ROOT)),
-                            capture_output=True, text=True, timeout=120)
-    assert second.returncode == 0 and "already runs" in second.stderr    # idempotent: it exits at once
+    second = subprocess.run(
+        [sys.executable, "-m", "engine", "supervisor", "--data-dir", str(system.root), "--gpus", "0"],
+        cwd=str(PROJECT_ROOT),
+        env=dict(os.environ, PYTHONPATH=str(PROJECT_ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert second.returncode == 0 and "already runs" in second.stderr  # idempotent: it exits at once
     assert int(paths.pid.read_text()) == first and pid_alive(first)
     assert system.stop_workers() == 1 and not running(paths) and not pid_alive(first)
 
 
-TINY_MODEL = '''
+TINY_MODEL = """
 import torch
 
 
@@ -295,33 +328,40 @@ def build_model():
 
 def example_inputs(batch_size):
     return (torch.randn(batch_size, 3, 16, 16),)
-'''
+"""
 
 
 def file_request(name: str, seed: int = 0) -> RunRequest:
-    return RunRequest.from_dict({"device": "cpu", "model": {"source": f"file:{name}"},
-                                 "measure": {"warmup_iters": 1, "timed_iters": 5, "layer_profile": False,
-                                             "accuracy": False, "seed": seed}})
+    return RunRequest.from_dict(
+        {
+            "device": "cpu",
+            "model": {"source": f"file:{name}"},
+            "measure": {"warmup_iters": 1, "timed_iters": 5, "layer_profile": False, "accuracy": False, "seed": seed},
+        }
+    )
 
 
 def test_model_code_that_exits_or_segfaults_fails_its_job_not_the_app(system, tmp_path, monkeypatch):
     models_dir = tmp_path / "models"
     models_dir.mkdir()
     monkeypatch.setenv("TRTDASH_MODELS_DIR", str(models_dir))
-    (models_dir / "exits.py").write_text("import os\n\ndef build_model():\n    os._exit(7)\n\n"
-                                         "def example_inputs(batch_size):\n    return ()\n")
-    (models_dir / "segfaults.py").write_text("import ctypes\n\ndef build_model():\n    ctypes.string_at(0)\n\n"
-                                             "def example_inputs(batch_size):\n    return ()\n")
+    (models_dir / "exits.py").write_text(
+        "import os\n\ndef build_model():\n    os._exit(7)\n\ndef example_inputs(batch_size):\n    return ()\n"
+    )
+    (models_dir / "segfaults.py").write_text(
+        "import ctypes\n\ndef build_model():\n    ctypes.string_at(0)\n\n"
+        "def example_inputs(batch_size):\n    return ()\n"
+    )
     (models_dir / "tiny.py").write_text(TINY_MODEL)
     system.ensure_workers()
-    exits = system.submit(file_request("exits.py"))           # model code never runs in this process
+    exits = system.submit(file_request("exits.py"))  # model code never runs in this process
     segfaults = system.submit(file_request("segfaults.py"))
     fine = system.submit(file_request("tiny.py"))
     exited, crashed, done = (finished(system, j.job_id, 90) for j in (exits, segfaults, fine))
     assert exited.state == "failed" and "exited with code 7" in exited.error
     assert crashed.state == "failed" and "SIGSEGV" in crashed.error and "crashed" in crashed.hint
     assert done.state == "done", (done.error, done.traceback)
-    assert system.store.get(done.run_id).key == fine.key   # the submit-time key is the stored run's key
+    assert system.store.get(done.run_id).key == fine.key  # the submit-time key is the stored run's key
     assert system.submit(file_request("tiny.py")).cached
 
 
@@ -330,8 +370,9 @@ def test_model_code_that_calls_sys_exit_fails_its_job_with_the_reason(system, tm
     models_dir = tmp_path / "models"
     models_dir.mkdir()
     monkeypatch.setenv("TRTDASH_MODELS_DIR", str(models_dir))
-    (models_dir / "exits0.py").write_text("import sys\n\ndef build_model():\n    sys.exit(0)\n\n"
-                                          "def example_inputs(batch_size):\n    return ()\n")
+    (models_dir / "exits0.py").write_text(
+        "import sys\n\ndef build_model():\n    sys.exit(0)\n\ndef example_inputs(batch_size):\n    return ()\n"
+    )
     job = finished(system, system.submit(file_request("exits0.py")).job_id, 300)
     assert job.state == "failed" and "sys.exit(0)" in job.error and "never exit" in job.hint
 
@@ -355,8 +396,15 @@ def queue_on(system: JobSystem, request: RunRequest, route: str) -> jobs.Job:
 
     key, _ = runner.request_key(request)
     now = time.time()
-    job = jobs.Job(job_id=f"{route}-{request.measure.seed}", request=request.to_dict(), key=key, route=route,
-                   gpu=route[3:], created_ts=now, updated_ts=now)
+    job = jobs.Job(
+        job_id=f"{route}-{request.measure.seed}",
+        request=request.to_dict(),
+        key=key,
+        route=route,
+        gpu=route[3:],
+        created_ts=now,
+        updated_ts=now,
+    )
     system.table.insert_or_join(job, f"{key}:{route}")
     system.enqueue(job.job_id, route)
     return job
@@ -368,7 +416,7 @@ def gpu_worker_pid(system: JobSystem, index: int) -> int:
 
 def test_one_worker_per_gpu_runs_at_the_same_time_records_its_gpu_and_is_replaced_when_killed(system):
     pids = system.ensure_workers(gpu_count=2)
-    assert len(set(pids)) == 3                                   # the CPU worker and one per GPU
+    assert len(set(pids)) == 3  # the CPU worker and one per GPU
     # every worker registers once it has imported torch: on a loaded machine the CPU one may come last
     wait_until(lambda: {tuple(w["routes"][:1]) for w in system.workers()} == {("cpu",), ("gpu0",), ("gpu1",)}, 120)
 
@@ -396,7 +444,7 @@ def test_one_worker_per_gpu_runs_at_the_same_time_records_its_gpu_and_is_replace
     assert "GPU 0" in failed.hint
     survived = finished(system, other.job_id, 300)
     assert survived.state == "done" and system.store.get(survived.run_id).env["gpu_index"] == 1
-    assert old not in new_pids and len(set(new_pids) & set(pids)) == 2     # only GPU 0's worker is new
+    assert old not in new_pids and len(set(new_pids) & set(pids)) == 2  # only GPU 0's worker is new
     nxt = finished(system, queue_on(system, tiny(43), "gpu0").job_id, 300)
     assert nxt.state == "done" and nxt.worker_id.endswith(f"/gpu0/{gpu_worker_pid(system, 0)}")
     assert gpu_worker_pid(system, 0) in new_pids
@@ -408,34 +456,40 @@ def test_a_job_pinned_to_a_gpu_is_answered_only_by_a_run_measured_on_that_gpu(sy
     from engine.runner import execute
     from engine.store import new_run_id
 
-    caps = dataclasses.replace(capabilities.detect(), cuda_available=True,
-                               gpus=(capabilities.Gpu(0, "NVIDIA H200", 141 << 30, "9.0"),
-                                     capabilities.Gpu(1, "NVIDIA H200", 141 << 30, "9.0")))
+    caps = dataclasses.replace(
+        capabilities.detect(),
+        cuda_available=True,
+        gpus=(
+            capabilities.Gpu(0, "NVIDIA H200", 141 << 30, "9.0"),
+            capabilities.Gpu(1, "NVIDIA H200", 141 << 30, "9.0"),
+        ),
+    )
     monkeypatch.setattr(capabilities, "detect", lambda: caps)
     request = tiny(50).with_changes(device="cuda")
     key, env = runner.request_key(request, caps, 1)
     assert key == runner.request_key(request, caps, 0)[0]
-    measured = execute(tiny(50), system.store, use_cache=False).result   # a real run, filed as each GPU's
+    measured = execute(tiny(50), system.store, use_cache=False).result  # a real run, filed as each GPU's
 
     def file_as(gpu_index: int, created_at: str) -> str:
         env_ = {**env, "gpu_index": gpu_index, "gpu_uuid": f"GPU-{gpu_index}", "host": this_host()}
-        return system.store.save(dataclasses.replace(measured, run_id=new_run_id(), key=key, env=env_,
-                                                     created_at=created_at))
+        return system.store.save(
+            dataclasses.replace(measured, run_id=new_run_id(), key=key, env=env_, created_at=created_at)
+        )
 
     on_gpu0_id = file_as(0, "2026-01-01T00:00:00+00:00")
     on_gpu0 = system.submit(request, gpu=0, start_workers=False)
     assert on_gpu0.cached and on_gpu0.state == "done" and on_gpu0.run_id == on_gpu0_id
     on_any = system.submit(request, start_workers=False)
-    assert on_any.cached and on_any.run_id == on_gpu0_id            # any H200 may answer an unpinned request
+    assert on_any.cached and on_any.run_id == on_gpu0_id  # any H200 may answer an unpinned request
     on_gpu1 = system.submit(request, gpu=1, start_workers=False)
     assert not on_gpu1.cached and on_gpu1.state == "queued" and on_gpu1.route == "gpu1"
     assert "waiting for a worker that serves 'gpu1'" in on_gpu1.detail
     with pytest.raises(ConfigError, match="GPU 2 does not exist"):
         system.submit(request, gpu=2, start_workers=False)
 
-    on_gpu1_id = file_as(1, "2026-01-02T00:00:00+00:00")              # newer: the one find_by_key returns
+    on_gpu1_id = file_as(1, "2026-01-02T00:00:00+00:00")  # newer: the one find_by_key returns
     assert system.submit(request, gpu=1, start_workers=False).run_id == on_gpu1_id
-    again = system.submit(request, gpu=0, start_workers=False)        # GPU 0's older run still answers GPU 0
+    again = system.submit(request, gpu=0, start_workers=False)  # GPU 0's older run still answers GPU 0
     assert again.cached and again.run_id == on_gpu0_id
 
 
@@ -477,11 +531,26 @@ def test_a_jobs_progress_and_stage_as_the_job_panel_and_the_queue_overview_show_
     request = {"model": {"source": "resnet18"}, "backend": "eager"}
     queued = jobs.Job("a" * 32, request, "k", "cpu", position=2, created_ts=time.time() - 3, submitted_by="bob")
     assert (queued.progress, queued.stage_text) == (0.0, "queued, position 2")
-    running = dataclasses.replace(queued, state="running", stage="timing", detail="50/100", fraction=1.7,
-                                  started_ts=time.time() - 1.26, position=None)
+    running = dataclasses.replace(
+        queued,
+        state="running",
+        stage="timing",
+        detail="50/100",
+        fraction=1.7,
+        started_ts=time.time() - 1.26,
+        position=None,
+    )
     assert (running.progress, running.stage_text) == (1.0, "timing · 50/100")
     assert dataclasses.replace(running, stage="", detail="", fraction=-0.5).stage_text == "starting"
     row = running.overview_row()
-    assert row == {"job": "aaaaaaaa", "submitted by": "bob", "model": "resnet18", "backend": "eager",
-                   "state": "running", "position": None, "stage": "timing · 50/100", "route": "cpu",
-                   "elapsed_s": pytest.approx(1.3, abs=0.2)}
+    assert row == {
+        "job": "aaaaaaaa",
+        "submitted by": "bob",
+        "model": "resnet18",
+        "backend": "eager",
+        "state": "running",
+        "position": None,
+        "stage": "timing · 50/100",
+        "route": "cpu",
+        "elapsed_s": pytest.approx(1.3, abs=0.2),
+    }

@@ -27,9 +27,23 @@ def free_port() -> int:
 @pytest.fixture
 def redis_url(tmp_path):
     port = free_port()
-    proc = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            REDIS_SERVER,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     import redis
 
     client = redis.Redis(port=port)
@@ -50,9 +64,27 @@ def start_host(name: str, root, url: str) -> subprocess.Popen:
     """A worker with its own data directory and host name, as on a separate machine."""
     env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
     env.pop("TRTDASH_DATA_DIR", None)
-    return subprocess.Popen([sys.executable, "-m", "engine", "worker", "--cpu", "--queue-url", url,
-                             "--data-dir", str(root / name), "--host-id", name, "--owner-pid", str(os.getpid())],
-                            cwd=str(PROJECT_ROOT), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "worker",
+            "--cpu",
+            "--queue-url",
+            url,
+            "--data-dir",
+            str(root / name),
+            "--host-id",
+            name,
+            "--owner-pid",
+            str(os.getpid()),
+        ],
+        cwd=str(PROJECT_ROOT),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_two_hosts_consume_one_redis_queue_and_results_land_in_one_store(tmp_path, redis_url, monkeypatch):
@@ -68,7 +100,7 @@ def test_two_hosts_consume_one_redis_queue_and_results_land_in_one_store(tmp_pat
         done = [finished(app, j.job_id, 60) for j in (first, second)]
         assert [d.state for d in done] == ["done", "done"], [(d.error, d.traceback) for d in done]
         assert {d.worker_id.split("/")[0] for d in done} == {"hostA", "hostB"}
-        for d in done:   # shipped through Redis into the app's store, and kept on the host that ran it
+        for d in done:  # shipped through Redis into the app's store, and kept on the host that ran it
             assert app.store.get(d.run_id).latency.iters == 20
             host_store = RunStore(tmp_path / d.worker_id.split("/")[0])
             assert host_store.exists(d.run_id)
@@ -80,7 +112,7 @@ def test_two_hosts_consume_one_redis_queue_and_results_land_in_one_store(tmp_pat
         for h in hosts:
             h.wait(20)
     assert all(h.returncode == 0 for h in hosts)
-    wait_until(lambda: app.workers() == [], 5)   # clean stop unregisters
+    wait_until(lambda: app.workers() == [], 5)  # clean stop unregisters
 
 
 def test_what_the_remote_workers_cannot_run_is_refused_at_submit(tmp_path, redis_url, monkeypatch):
@@ -96,18 +128,29 @@ def test_what_the_remote_workers_cannot_run_is_refused_at_submit(tmp_path, redis
     monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "app"))
     app = JobSystem(tmp_path / "app", redis_url)
     int8 = RunRequest.from_dict({"backend": "tensorrt", "device": "cuda", "compile": {"quantization": "int8"}})
-    rtx = {"worker_id": "gpuhost/gpu0/1", "host": "gpuhost", "pid": 1, "gpu_index": 0, "gpu_name": "NVIDIA H200",
-           "routes": ["gpu0", "gputype-nvidiah200", "gpu"], "device_name": "NVIDIA H200", "flavour": "tensorrt_rtx",
-           "torch_tensorrt_version": "2.11.0", "compute_capability": "9.0", "gpu_memory_bytes": 140 * 2**30,
-           "ram_bytes": 2 * 2**40, "started_ts": time.time()}
-    app.table.register_worker(rtx)            # as the worker on that host registers itself (heartbeat: now)
+    rtx = {
+        "worker_id": "gpuhost/gpu0/1",
+        "host": "gpuhost",
+        "pid": 1,
+        "gpu_index": 0,
+        "gpu_name": "NVIDIA H200",
+        "routes": ["gpu0", "gputype-nvidiah200", "gpu"],
+        "device_name": "NVIDIA H200",
+        "flavour": "tensorrt_rtx",
+        "torch_tensorrt_version": "2.11.0",
+        "compute_capability": "9.0",
+        "gpu_memory_bytes": 140 * 2**30,
+        "ram_bytes": 2 * 2**40,
+        "started_ts": time.time(),
+    }
+    app.table.register_worker(rtx)  # as the worker on that host registers itself (heartbeat: now)
     with pytest.raises(ConfigError) as e:
         app.submit(int8)
     assert e.value.field == "compile.quantization" and "int8 activation" in e.value.message
     assert "the worker of NVIDIA H200 on gpuhost" in e.value.message
     assert app.list_jobs() == []
     weight_only = int8.with_changes(**{"compile.quantization": "int8_weight_only"})
-    assert app.submit(weight_only).state == "queued"      # what the worker runs is queued as before
+    assert app.submit(weight_only).state == "queued"  # what the worker runs is queued as before
     full = dict(rtx, worker_id="other/gpu0/2", host="other", flavour="tensorrt")
-    app.table.register_worker(full)           # one worker of the route could run it: queued for that one
+    app.table.register_worker(full)  # one worker of the route could run it: queued for that one
     assert app.submit(int8).state == "queued"

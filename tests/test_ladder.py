@@ -35,15 +35,16 @@ def test_plan_on_rtx_h200_skips_int8_activations_and_fp4(monkeypatch):
     assert plan.tags == ["ladder:r50"]
     for step in plan.steps:
         assert step.request.backend == "tensorrt" and step.request.model.batch_size == 8
-        runner.check_request(step.request, caps)   # every planned step passes validation here
+        runner.check_request(step.request, caps)  # every planned step passes validation here
     fp8 = plan.steps[3].request.compile
     assert (fp8.quantization, fp8.quant_base_precision, fp8.precision) == ("fp8", "fp16", "fp16")
 
 
 def test_plan_over_fp32_activations_and_without_modelopt(monkeypatch):
     monkeypatch.setattr(schemes, "modelopt_installed", lambda: True)
-    plan = ladder.plan_ladder(RunRequest(), gpu_caps("tensorrt", "10.0"), base_precision="fp32",
-                              schemes=["int8_weight_only", "nvfp4"])
+    plan = ladder.plan_ladder(
+        RunRequest(), gpu_caps("tensorrt", "10.0"), base_precision="fp32", schemes=["int8_weight_only", "nvfp4"]
+    )
     assert [s.label for s in plan.steps] == ["fp32", "fp16", "int8_weight_only/fp32", "nvfp4/fp32"]
     monkeypatch.setattr(schemes, "modelopt_installed", lambda: False)
     plan = ladder.plan_ladder(RunRequest(), gpu_caps("tensorrt", "10.0"))
@@ -54,11 +55,19 @@ def test_plan_over_fp32_activations_and_without_modelopt(monkeypatch):
 # -- real CPU measurements -----------------------------------------------------------------------
 def _rung(label, scheme, precision, runtime, fn, batch, *, accuracy=None, report=None, calibration_s=None):
     latency, _ = time_inference(fn, device="cpu", warmup_iters=WARMUP, timed_iters=TIMED, batch_size=batch)
-    return ladder.Rung(label=label, scheme=scheme, precision=precision, runtime=runtime,
-                       median_ms=latency.median_ms, p10_ms=latency.p10_ms, p90_ms=latency.p90_ms,
-                       rel_l2=accuracy.rel_l2 if accuracy else 0.0,
-                       top1_agreement=accuracy.top1_agreement if accuracy else None,
-                       calibration_s=calibration_s, quantization=report)
+    return ladder.Rung(
+        label=label,
+        scheme=scheme,
+        precision=precision,
+        runtime=runtime,
+        median_ms=latency.median_ms,
+        p10_ms=latency.p10_ms,
+        p90_ms=latency.p90_ms,
+        rel_l2=accuracy.rel_l2 if accuracy else 0.0,
+        top1_agreement=accuracy.top1_agreement if accuracy else None,
+        calibration_s=calibration_s,
+        quantization=report,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +88,21 @@ def cpu_rungs():
     rungs["fp16"] = _rung("fp16", "none", "fp16", "eager", lambda: half(xh), batch, accuracy=acc16)
     for scheme in ("int8", "int8_weight_only", "fp8"):
         stages = {}
-        q = fake_quant.prepare_quantized(quant_request(scheme, quant_base_precision="fp32", calibration_batches=4),
-                                           model, "cpu", stages=stages)
+        q = fake_quant.prepare_quantized(
+            quant_request(scheme, quant_base_precision="fp32", calibration_batches=4), model, "cpu", stages=stages
+        )
         report = q.report()
-        rungs[scheme] = _rung(f"{scheme}/fp32", scheme, "fp32", "fake_quant", lambda q=q: q.module(*q.inputs), batch,
-                              accuracy=report.fake_quant_vs_eager, report=report,
-                              calibration_s=stages["calibration_s"])
+        rungs[scheme] = _rung(
+            f"{scheme}/fp32",
+            scheme,
+            "fp32",
+            "fake_quant",
+            lambda q=q: q.module(*q.inputs),
+            batch,
+            accuracy=report.fake_quant_vs_eager,
+            report=report,
+            calibration_s=stages["calibration_s"],
+        )
     return rungs
 
 
@@ -107,8 +125,10 @@ def test_verdict_on_the_full_cpu_ladder(cpu_rungs):
     else:
         assert v.headline.startswith(f"No scheme beats {reference.label} on CPU (eager)")
         assert any(line.startswith("Why: the quantized model ran in PyTorch") for line in v.lines)
-    assert f"{reference.median_ms / best.median_ms:.2f}×" in v.headline or \
-        f"{best.median_ms / reference.median_ms:.2f}× slower" in v.headline
+    assert (
+        f"{reference.median_ms / best.median_ms:.2f}×" in v.headline
+        or f"{best.median_ms / reference.median_ms:.2f}× slower" in v.headline
+    )
     assert any("Calibrated on random tensors" in line for line in v.lines)
     for scheme in ("int8", "int8_weight_only", "fp8"):
         r = cpu_rungs[scheme]
@@ -121,8 +141,10 @@ def test_verdict_when_fp16_is_the_reference_and_a_scheme_beats_it(cpu_rungs):
     rungs = [r for name, r in cpu_rungs.items() if name != "fp32"]
     best = _expected_best(rungs, 0.05)
     if best is None or best.median_ms >= fp16.median_ms:
-        pytest.skip(f"measured here, fp16 ({fp16.median_ms:.3f} ms) was not slower than the fastest fake-quantized "
-                    f"model within tolerance ({best.label + f' {best.median_ms:.3f} ms' if best else 'none'})")
+        pytest.skip(
+            f"measured here, fp16 ({fp16.median_ms:.3f} ms) was not slower than the fastest fake-quantized "
+            f"model within tolerance ({best.label + f' {best.median_ms:.3f} ms' if best else 'none'})"
+        )
     v = ladder.verdict(rungs, tolerance_rel_l2=0.05)
     speedup = fp16.median_ms / best.median_ms
     assert v.reference is fp16 and v.best is best
@@ -132,8 +154,11 @@ def test_verdict_when_fp16_is_the_reference_and_a_scheme_beats_it(cpu_rungs):
 
 def test_verdict_when_no_scheme_beats_the_reference_says_why(cpu_rungs):
     fp32 = cpu_rungs["fp32"]
-    slower = [r for r in cpu_rungs.values() if r.quantized and r.median_ms >= fp32.median_ms
-              and ladder.within_tolerance(r, 0.05)]
+    slower = [
+        r
+        for r in cpu_rungs.values()
+        if r.quantized and r.median_ms >= fp32.median_ms and ladder.within_tolerance(r, 0.05)
+    ]
     if not slower:
         pytest.skip("every fake-quantized model ran faster than fp32 on this CPU")
     v = ladder.verdict([fp32, *slower], tolerance_rel_l2=0.05)
@@ -152,15 +177,24 @@ def test_verdict_when_nothing_is_within_tolerance(cpu_rungs):
 
 def test_conversion_problem_rung_is_flagged_and_never_chosen(cpu_rungs):
     model = tiny_model()
-    q = fake_quant.prepare_quantized(quant_request("int8", quant_base_precision="fp32", calibration_batches=2),
-                                       model, "cpu")
+    q = fake_quant.prepare_quantized(
+        quant_request("int8", quant_base_precision="fp32", calibration_batches=2), model, "cpu"
+    )
     with torch.no_grad():
-        other_weights = tiny_model(seed=1).module(*model.example_inputs)   # output a broken conversion would give
+        other_weights = tiny_model(seed=1).module(*model.example_inputs)  # output a broken conversion would give
     report = q.report(engine_output=other_weights)
     base = cpu_rungs["int8"]
-    broken = ladder.Rung(label="int8/fp32", scheme="int8", precision="fp32", runtime="tensorrt",
-                         median_ms=base.median_ms / 100, p10_ms=base.p10_ms / 100, p90_ms=base.p90_ms / 100,
-                         rel_l2=0.0, quantization=report)
+    broken = ladder.Rung(
+        label="int8/fp32",
+        scheme="int8",
+        precision="fp32",
+        runtime="tensorrt",
+        median_ms=base.median_ms / 100,
+        p10_ms=base.p10_ms / 100,
+        p90_ms=base.p90_ms / 100,
+        rel_l2=0.0,
+        quantization=report,
+    )
     v = ladder.verdict([cpu_rungs["fp32"], cpu_rungs["fp16"], broken], tolerance_rel_l2=10.0)
     assert v.best is None
     assert any("Conversion problem, not a quantization one" in line for line in v.lines)
@@ -171,8 +205,15 @@ def test_conversion_problem_rung_is_flagged_and_never_chosen(cpu_rungs):
 def test_ladder_table_and_markdown(cpu_rungs):
     table = ladder.ladder_table(cpu_rungs.values())
     assert list(table["median_ms"]) == sorted(r.median_ms for r in cpu_rungs.values())
-    assert {"p10_ms", "p90_ms", "calibration_s", "engine_bytes", "fake_quant_rel_l2", "conversion_rel_l2",
-            "top1_agreement"} <= set(table.columns)
+    assert {
+        "p10_ms",
+        "p90_ms",
+        "calibration_s",
+        "engine_bytes",
+        "fake_quant_rel_l2",
+        "conversion_rel_l2",
+        "top1_agreement",
+    } <= set(table.columns)
     assert table.set_index("label").loc["int8/fp32", "fake_quant_rel_l2"] == cpu_rungs["int8"].rel_l2
     md = ladder.verdict(list(cpu_rungs.values())).markdown()
     assert md.startswith("**") and "- Reference: " in md
@@ -184,8 +225,11 @@ def test_verdict_needs_an_unquantized_rung(cpu_rungs):
 
 
 def test_stored_runs_read_back_as_rungs(store):
-    request = RunRequest(model=ModelSpec(source="mobilenet_v3_small", batch_size=1), device="cpu",
-                         measure=MeasureSettings(warmup_iters=1, timed_iters=5, layer_profile=False))
+    request = RunRequest(
+        model=ModelSpec(source="mobilenet_v3_small", batch_size=1),
+        device="cpu",
+        measure=MeasureSettings(warmup_iters=1, timed_iters=5, layer_profile=False),
+    )
     fp32 = runner.execute(request, store).result
     fp16 = runner.execute(request.with_changes(**{"compile.precision": "fp16"}), store).result
     for r in (fp32, fp16):
@@ -207,8 +251,10 @@ def test_verdict_on_the_h200_weight_only_figures():
     fp16 = ladder.Rung("fp16", "none", "fp16", "tensorrt", 0.79, 0.79, 0.79)
     wo = ladder.Rung("int8_weight_only/fp32", "int8_weight_only", "fp32", "tensorrt", 1.46, 1.46, 1.46, rel_l2=0.017)
     v = ladder.verdict([fp16, wo], where="NVIDIA H200, TensorRT-RTX")
-    assert v.headline == ("No scheme beats fp16 on NVIDIA H200, TensorRT-RTX: the fastest within tolerance, "
-                          "int8_weight_only/fp32, takes 1.460 ms against 0.790 ms (1.85× slower).")
+    assert v.headline == (
+        "No scheme beats fp16 on NVIDIA H200, TensorRT-RTX: the fastest within tolerance, "
+        "int8_weight_only/fp32, takes 1.460 ms against 0.790 ms (1.85× slower)."
+    )
     assert "Why: INT8 weight-only over fp32 activations: the arithmetic still runs in fp32" in v.markdown()
 
 
@@ -235,18 +281,26 @@ def test_sweep_page_shows_the_bundled_h200_ladders(tmp_path, monkeypatch):
     rungs = ladder.load_ladder(store, lid)
     assert ladder.verdict(rungs).headline in text
     fig = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "Precision ladder" in c.proto.spec)
-    assert list(fig["data"][0]["x"]) == list(ladder.ladder_table(rungs)["label"])   # fastest first
+    assert list(fig["data"][0]["x"]) == list(ladder.ladder_table(rungs)["label"])  # fastest first
 
 
 # -- launching a ladder: the base request, the machine check, the group on a queue -----------------------
 H200_RTX = capabilities.Capabilities(
-    torch_version="2.11.0", cuda_available=True, gpus=(capabilities.Gpu(0, "NVIDIA H200", 140 * 2**30, "9.0"),),
-    torch_tensorrt_version="2.11.0", flavour="tensorrt_rtx", tensorrt_version="1.4.0.76")
+    torch_version="2.11.0",
+    cuda_available=True,
+    gpus=(capabilities.Gpu(0, "NVIDIA H200", 140 * 2**30, "9.0"),),
+    torch_tensorrt_version="2.11.0",
+    flavour="tensorrt_rtx",
+    tensorrt_version="1.4.0.76",
+)
 NO_GPU = capabilities.Capabilities(torch_version="2.11.0", cuda_available=False)
 GPU_WITHOUT_TRT = capabilities.Capabilities(
-    torch_version="2.11.0", cuda_available=True, gpus=H200_RTX.gpus,
-    tensorrt_unavailable_reason="No module named 'torch_tensorrt'.")
-SAMPLE_LADDER = "resnet50_b8_h200"      # recorded on the H200 with TensorRT-RTX: fp32, fp16, int8_weight_only, fp8
+    torch_version="2.11.0",
+    cuda_available=True,
+    gpus=H200_RTX.gpus,
+    tensorrt_unavailable_reason="No module named 'torch_tensorrt'.",
+)
+SAMPLE_LADDER = "resnet50_b8_h200"  # recorded on the H200 with TensorRT-RTX: fp32, fp16, int8_weight_only, fp8
 
 
 class FakeQueue:
@@ -274,8 +328,10 @@ class FakeQueue:
     def job_of(self, label: str) -> str:
         for i, r in enumerate(self.requests):
             c = r.compile
-            if ladder.step_label(c.quantization, c.quant_base_precision if c.quantization != "none"
-                                 else c.precision) == label:
+            if (
+                ladder.step_label(c.quantization, c.quant_base_precision if c.quantization != "none" else c.precision)
+                == label
+            ):
                 return f"job{i}"
         raise KeyError(label)
 
@@ -299,8 +355,13 @@ def test_plan_with_no_scheme_picked_runs_fp32_and_fp16_only(monkeypatch):
 
 
 def test_ladder_base_is_a_tensorrt_request_with_the_ladder_measurement():
-    base = ladder.ladder_base({"model": {"source": "resnet18", "batch_size": 4}, "backend": "eager",
-                               "measure": {"timed_iters": 30, "compare_eager": True, "accuracy": False}})
+    base = ladder.ladder_base(
+        {
+            "model": {"source": "resnet18", "batch_size": 4},
+            "backend": "eager",
+            "measure": {"timed_iters": 30, "compare_eager": True, "accuracy": False},
+        }
+    )
     assert base.backend == "tensorrt" and base.model.batch_size == 4 and base.measure.timed_iters == 30
     assert not base.measure.compare_eager and base.measure.accuracy
     with pytest.raises(ConfigError) as e:
@@ -332,8 +393,12 @@ def test_plan_problem_names_what_this_machine_lacks(monkeypatch, store):
 def test_execution_submits_the_plan_tags_what_finishes_and_cancels_the_rest(monkeypatch, store):
     monkeypatch.setattr(schemes, "modelopt_installed", lambda: True)
     runs = sample_runs(store)
-    plan = ladder.plan_ladder(ladder.ladder_base({"model": {"source": "resnet50", "batch_size": 8}}), H200_RTX,
-                              schemes=["int8_weight_only", "fp8"], ladder_id="launched")
+    plan = ladder.plan_ladder(
+        ladder.ladder_base({"model": {"source": "resnet50", "batch_size": 8}}),
+        H200_RTX,
+        schemes=["int8_weight_only", "fp8"],
+        ladder_id="launched",
+    )
     q = FakeQueue()
     execution = ladder.LadderExecution(plan, store, q.submit, q.get, q.cancel)
     execution.start()
@@ -349,9 +414,9 @@ def test_execution_submits_the_plan_tags_what_finishes_and_cancels_the_rest(monk
     assert progress["fp8/fp16"].job.error == "export failed" and progress["fp8/fp16"].hint == "Pick another scheme."
     assert execution.fraction_finished == 0.5 and not execution.finished
     assert f"ladder:{plan.ladder_id}" in store.get(runs["fp32"]).tags
-    assert SAMPLE_LADDER in ladder.list_ladders(store)                  # the run keeps the tags it had
+    assert SAMPLE_LADDER in ladder.list_ladders(store)  # the run keeps the tags it had
 
-    assert execution.cancel() == 2                                       # fp16 and int8_weight_only
+    assert execution.cancel() == 2  # fp16 and int8_weight_only
     assert sorted(q.cancelled) == sorted([q.job_of("fp16"), q.job_of("int8_weight_only/fp16")])
     execution.poll()
     assert execution.finished and execution.counts() == {"done": 1, "cancelled": 2, "failed": 1}
@@ -383,9 +448,12 @@ def ladder_page(tmp_path, monkeypatch):
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 # what the form holds before anyone touches it (the page's defaults), as a ladder_base input
-FORM_DEFAULTS = {"model": {"source": "resnet50", "batch_size": 8}, "device": "auto",
-                 "compile": {"quant_base_precision": "fp16", "calibration_data": "random", "calibration_batches": 8},
-                 "measure": {"warmup_iters": 20, "timed_iters": 100, "layer_profile": True, "profile_iters": 20}}
+FORM_DEFAULTS = {
+    "model": {"source": "resnet50", "batch_size": 8},
+    "device": "auto",
+    "compile": {"quant_base_precision": "fp16", "calibration_data": "random", "calibration_batches": 8},
+    "measure": {"warmup_iters": 20, "timed_iters": 100, "layer_profile": True, "profile_iters": 20},
+}
 
 
 def _texts(at) -> str:
@@ -401,7 +469,7 @@ def test_tab_lists_refused_schemes_with_reasons_and_plans_what_plan_ladder_plans
     at.run()
     assert not at.exception, at.exception
     picker = at.multiselect(key="ladder:schemes")
-    assert picker.value == ["int8_weight_only", "fp8"]          # only what the matrix allows
+    assert picker.value == ["int8_weight_only", "fp8"]  # only what the matrix allows
     assert not any(o.startswith(("int8 ", "int8_smoothquant", "int4_awq", "nvfp4")) for o in picker.options)
     text = _texts(at)
     assert f"- **int8** (INT8 (W8A8)): {schemes.RTX_INT8_ACTIVATIONS}" in text
@@ -412,10 +480,13 @@ def test_tab_lists_refused_schemes_with_reasons_and_plans_what_plan_ladder_plans
     at.number_input(key="ladder:model.batch_size").set_value(4)
     at.selectbox(key="ladder:compile.quant_base_precision").set_value("fp32")
     at.run()
-    raw = {**FORM_DEFAULTS, "model": {"source": "resnet50", "batch_size": 4},
-           "compile": {**FORM_DEFAULTS["compile"], "quant_base_precision": "fp32"}}
+    raw = {
+        **FORM_DEFAULTS,
+        "model": {"source": "resnet50", "batch_size": 4},
+        "compile": {**FORM_DEFAULTS["compile"], "quant_base_precision": "fp32"},
+    }
     plan = ladder.plan_ladder(ladder.ladder_base(raw), H200_RTX, schemes=["int8_weight_only", "fp8"])
-    assert [s.label for s in plan.steps] == ["fp32", "fp16", "int8_weight_only/fp32", "fp8/fp32"]   # matrix order
+    assert [s.label for s in plan.steps] == ["fp32", "fp16", "int8_weight_only/fp32", "fp8/fp32"]  # matrix order
     assert f"**4 runs**, one job each: {'; '.join(s.label for s in plan.steps)}" in _texts(at)
     assert not _run_button(at).disabled and not at.warning and q.requests == []
 
@@ -429,13 +500,16 @@ def test_run_submits_the_plan_shows_progress_and_opens_the_finished_ladder(ladde
     at.run()
     _run_button(at).click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    raw = {**FORM_DEFAULTS, "compile": {**FORM_DEFAULTS["compile"], "calibration_batches": 2},
-           "measure": {**FORM_DEFAULTS["measure"], "timed_iters": 50}}
+    raw = {
+        **FORM_DEFAULTS,
+        "compile": {**FORM_DEFAULTS["compile"], "calibration_batches": 2},
+        "measure": {**FORM_DEFAULTS["measure"], "timed_iters": 50},
+    }
     expected = ladder.plan_ladder(ladder.ladder_base(raw), H200_RTX, schemes=["int8_weight_only", "fp8"])
-    assert q.requests == [s.request for s in expected.steps]                 # exactly the plan, one job each
+    assert q.requests == [s.request for s in expected.steps]  # exactly the plan, one job each
     execution = at.session_state["ladder_execution"]
     lid = execution.ladder.ladder_id
-    assert _run_button(at).disabled                                          # one ladder at a time
+    assert _run_button(at).disabled  # one ladder at a time
     (bar,) = at.get("progress")
     assert bar.proto.text == f"Ladder {lid}: 0/4 finished · 4 queued"
 
@@ -475,22 +549,31 @@ def test_a_failed_step_is_explained_and_cancel_stops_the_rest(ladder_page):
     assert [e.value for e in at.error] == [failure]
     next(b for b in at.button if b.label == "Cancel ladder").click().run()
     assert sorted(q.cancelled) == sorted([q.job_of("fp16"), q.job_of("int8_weight_only/fp16")])
-    at.run()                                  # the next poll sees every job finished: the ladder opens
+    at.run()  # the next poll sees every job finished: the ladder opens
     lid = at.query_params["ladder"]
     lid = lid[0] if isinstance(lid, list) else lid
     assert [r.label for r in ladder.load_ladder(store, lid)] == ["fp32"]
     assert at.selectbox(key="ladder_id").value == lid
-    assert [e.value for e in at.error] == [failure]                          # still said under the ladder
+    assert [e.value for e in at.error] == [failure]  # still said under the ladder
     assert f"Ladder {lid}: 4/4 finished · 1 done, 2 cancelled, 1 failed" in [c.value for c in at.caption]
     assert "No quantization scheme was measured on NVIDIA H200, TensorRT-RTX; fp32 is the fastest build." in _texts(at)
 
 
-@pytest.mark.parametrize("caps, needed", [
-    (NO_GPU, "**backend**: a precision ladder builds TensorRT engines, which this machine cannot do (tensorrt "
-             "needs an NVIDIA GPU with Torch-TensorRT installed)"),
-    (GPU_WITHOUT_TRT, "**backend**: a precision ladder builds TensorRT engines, which this machine cannot do "
-                      "(tensorrt Torch-TensorRT unavailable: No module named 'torch_tensorrt')"),
-])
+@pytest.mark.parametrize(
+    "caps, needed",
+    [
+        (
+            NO_GPU,
+            "**backend**: a precision ladder builds TensorRT engines, which this machine cannot do (tensorrt "
+            "needs an NVIDIA GPU with Torch-TensorRT installed)",
+        ),
+        (
+            GPU_WITHOUT_TRT,
+            "**backend**: a precision ladder builds TensorRT engines, which this machine cannot do "
+            "(tensorrt Torch-TensorRT unavailable: No module named 'torch_tensorrt')",
+        ),
+    ],
+)
 def test_without_gpu_or_torch_tensorrt_run_is_disabled_with_the_reason(ladder_page, monkeypatch, caps, needed):
     at, q, _ = ladder_page
     monkeypatch.setattr(capabilities, "detect", lambda: caps)
@@ -498,11 +581,11 @@ def test_without_gpu_or_torch_tensorrt_run_is_disabled_with_the_reason(ladder_pa
     at.run()
     assert not at.exception, at.exception
     (warning,) = [w for w in at.warning if needed in w.value]
-    assert caps.banner()[1] in warning.value                                  # what to install, or where to go
+    assert caps.banner()[1] in warning.value  # what to install, or where to go
     button = _run_button(at)
     assert button.disabled and needed.split(": ", 1)[1] in button.help
     assert at.multiselect(key="ladder:schemes").options == []
-    assert _texts(at).count(f"install it with `{schemes.INSTALL_COMMAND}`") == 6     # every scheme
+    assert _texts(at).count(f"install it with `{schemes.INSTALL_COMMAND}`") == 6  # every scheme
     assert "**2 runs**, one job each: fp32; fp16" in _texts(at)
     assert q.requests == []
 
@@ -528,11 +611,11 @@ def test_a_shared_link_opens_its_ladder_and_picking_another_updates_the_link(lad
 def test_a_rung_whose_output_is_not_finite_says_so_and_is_never_within_tolerance(store):
     runs = sample_runs(store)
     fp8 = next(r for r in ladder.load_ladder(store, SAMPLE_LADDER) if r.run_id == runs["fp8/fp16"])
-    assert fp8.rel_l2 is None and fp8.quantization.engine_vs_eager is not None   # NaN output, stored as null
+    assert fp8.rel_l2 is None and fp8.quantization.engine_vs_eager is not None  # NaN output, stored as null
     v = ladder.verdict(ladder.load_ladder(store, SAMPLE_LADDER))
     (line,) = [line for line in v.lines if line.startswith("fp8/fp16: ")]
     assert "rel. L2 not finite (the output holds NaN or inf), top-1 0%, outside tolerance" in line
-    fresh = dataclasses.replace(fp8, rel_l2=float("nan"), quantization=None)   # as measured, before storing
+    fresh = dataclasses.replace(fp8, rel_l2=float("nan"), quantization=None)  # as measured, before storing
     assert not ladder.within_tolerance(fresh, 10.0)
     assert "rel. L2 not finite" in ladder.verdict([fresh, *ladder.load_ladder(store, SAMPLE_LADDER)[:1]]).markdown()
 
@@ -551,23 +634,36 @@ def test_a_ladder_whose_reference_output_is_zero_is_judged_by_latency_only(tmp_p
     if "resnet50_b8_h200" not in ladder.list_ladders(store):
         pytest.skip("the bundled resnet50 ladder is not there")
     measured = ladder.load_ladder(store, "resnet50_b8_h200")
-    assert not any(r.reference_degenerate for r in measured)   # a real reference: judged on accuracy
-    assert any(r.conversion_problem for r in measured)         # the fp8 rung: NaN out of the engine
+    assert not any(r.reference_degenerate for r in measured)  # a real reference: judged on accuracy
+    assert any(r.conversion_problem for r in measured)  # the fp8 rung: NaN out of the engine
     rungs = [dataclasses.replace(r, reference_degenerate=True) for r in measured]
     v = ladder.verdict(rungs)
     assert v.best is None and v.headline.startswith("Accuracy cannot be judged")
     sound = [r for r in rungs if r.quantized and not r.conversion_problem]
     assert sound and not any(r.label.startswith("fp8") for r in sound)
-    fastest = min(sound, key=lambda r: r.gpu_ms)                # every rung has GPU time: judged on it
+    fastest = min(sound, key=lambda r: r.gpu_ms)  # every rung has GPU time: judged on it
     assert f"latency alone (schemes with sound output) {fastest.label}" in v.headline
     assert any("reference output is ~0" in line for line in v.lines)
 
 
 # -- GPU time: precision and quantization change kernels, so a ladder is judged on it ------------------------
 def _gpu_rung(label, scheme, precision, e2e_ms, gpu_ms, plan, rel_l2=0.0):
-    return ladder.Rung(label, scheme, precision, "tensorrt", e2e_ms, e2e_ms * 0.95, e2e_ms * 1.5, rel_l2=rel_l2,
-                       where="NVIDIA H200, TensorRT-RTX", gpu_ms=gpu_ms, gpu_low_ms=gpu_ms * 0.999,
-                       gpu_high_ms=gpu_ms * 1.001, kernels=73, plan=plan)
+    return ladder.Rung(
+        label,
+        scheme,
+        precision,
+        "tensorrt",
+        e2e_ms,
+        e2e_ms * 0.95,
+        e2e_ms * 1.5,
+        rel_l2=rel_l2,
+        where="NVIDIA H200, TensorRT-RTX",
+        gpu_ms=gpu_ms,
+        gpu_low_ms=gpu_ms * 0.999,
+        gpu_high_ms=gpu_ms * 1.001,
+        kernels=73,
+        plan=plan,
+    )
 
 
 def test_a_ladder_is_judged_on_gpu_time_and_names_rungs_of_one_plan_first():
@@ -575,12 +671,18 @@ def test_a_ladder_is_judged_on_gpu_time_and_names_rungs_of_one_plan_first():
     fp16 = _gpu_rung("fp16", "none", "fp16", 0.60, 0.3900, "p16")
     wo = _gpu_rung("int8_weight_only/fp16", "int8_weight_only", "fp16", 0.90, 0.3901, "p16", rel_l2=0.01)
     v = ladder.verdict([fp32, fp16, wo])
-    assert v.lines[0] == ("fp16 and int8_weight_only/fp16 built the same engine plan: the same kernels, so any "
-                          "latency gap between them is noise (the quantization changed nothing TensorRT runs).")
-    assert v.lines[1].startswith("Reference: fp16, the fastest unquantized build, GPU time 0.3900 ms (end-to-end "
-                                 "0.600 ms), 73 kernels (2.56× faster than fp32)")
-    assert v.headline == ("No scheme beats fp16 on NVIDIA H200, TensorRT-RTX: the fastest within tolerance, "
-                          "int8_weight_only/fp16, takes 0.3901 ms against 0.3900 ms (1.00× slower on GPU time).")
+    assert v.lines[0] == (
+        "fp16 and int8_weight_only/fp16 built the same engine plan: the same kernels, so any "
+        "latency gap between them is noise (the quantization changed nothing TensorRT runs)."
+    )
+    assert v.lines[1].startswith(
+        "Reference: fp16, the fastest unquantized build, GPU time 0.3900 ms (end-to-end "
+        "0.600 ms), 73 kernels (2.56× faster than fp32)"
+    )
+    assert v.headline == (
+        "No scheme beats fp16 on NVIDIA H200, TensorRT-RTX: the fastest within tolerance, "
+        "int8_weight_only/fp16, takes 0.3901 ms against 0.3900 ms (1.00× slower on GPU time)."
+    )
     assert "Why: int8_weight_only/fp16 built the same engine plan as fp16" in v.markdown()
     assert "the same engine plan: no difference" in v.lines[2]
 
@@ -588,14 +690,18 @@ def test_a_ladder_is_judged_on_gpu_time_and_names_rungs_of_one_plan_first():
     fp8 = _gpu_rung("fp8/fp16", "fp8", "fp16", 0.70, 0.3000, "p8", rel_l2=0.02)
     v = ladder.verdict([fp32, fp16, wo, fp8])
     assert v.best is fp8 and v.speedup == pytest.approx(0.39 / 0.30)
-    assert v.headline == ("fp8/fp16 is the fastest within tolerance (rel. L2 ≤ 0.05) on NVIDIA H200, TensorRT-RTX: "
-                          "0.3000 ms against fp16 0.3900 ms, 1.30× faster on GPU time.")
+    assert v.headline == (
+        "fp8/fp16 is the fastest within tolerance (rel. L2 ≤ 0.05) on NVIDIA H200, TensorRT-RTX: "
+        "0.3000 ms against fp16 0.3900 ms, 1.30× faster on GPU time."
+    )
     table = ladder.ladder_table([fp32, fp16, wo, fp8])
-    assert list(table["label"]) == ["fp8/fp16", "fp16", "int8_weight_only/fp16", "fp32"]   # by GPU time
+    assert list(table["label"]) == ["fp8/fp16", "fp16", "int8_weight_only/fp16", "fp32"]  # by GPU time
 
     # one rung without GPU time: end-to-end judges, and the verdict says why
     old = dataclasses.replace(fp8, gpu_ms=None, gpu_absence="not measured (recorded before GPU time existed)")
     v = ladder.verdict([fp32, fp16, wo, old])
-    assert "Judged on end-to-end latency: GPU time not measured (recorded before GPU time existed) for some rungs." \
+    assert (
+        "Judged on end-to-end latency: GPU time not measured (recorded before GPU time existed) for some rungs."
         in v.lines
+    )
     assert "GPU time" not in v.headline

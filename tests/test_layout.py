@@ -26,7 +26,8 @@ def _modules(package: str) -> dict[str, Path]:
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(tree: ast.Module, module: str, is_package: bool) -> list[tuple[str, list[str], int]]:
@@ -112,10 +113,10 @@ def _cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
     for component in components:
         members, start = set(component), min(component)
         path, seen = [start], {start}
-        while True:       # walk inside the component until a module repeats: that closes a cycle
+        while True:  # walk inside the component until a module repeats: that closes a cycle
             nxt = min(n for n in graph[path[-1]] if n in members)
             if nxt in seen:
-                cycles.append([*path[path.index(nxt):], nxt])
+                cycles.append([*path[path.index(nxt) :], nxt])
                 break
             path.append(nxt)
             seen.add(nxt)
@@ -123,9 +124,12 @@ def _cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
 
 
 def test_no_module_in_engine_or_ui_is_over_400_lines():
-    long = {f"{path.relative_to(ROOT)} ({n} lines)"
-            for package in ("engine", "ui") for path in _modules(package).values()
-            if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    long = {
+        f"{path.relative_to(ROOT)} ({n} lines)"
+        for package in ("engine", "ui")
+        for path in _modules(package).values()
+        if (n := len(path.read_text().splitlines())) > MAX_LINES
+    }
     assert not long, f"over {MAX_LINES} lines (a module that long is usually two ideas: split it by idea): {long}"
 
 
@@ -133,8 +137,10 @@ def test_engine_modules_import_no_cycle():
     graph = {module: _engine_edges(module) for module in ENGINE}
     assert graph["engine.charts.layers"].keys() >= {"engine.charts.theme", "engine.charts.layer_tables"}
     cycles = _cycles(graph)
-    described = [" -> ".join(f"{a} (line {graph[a][b]})" for a, b in zip(c, c[1:], strict=False)) + f" -> {c[-1]}"
-                 for c in cycles]
+    described = [
+        " -> ".join(f"{a} (line {graph[a][b]})" for a, b in zip(c, c[1:], strict=False)) + f" -> {c[-1]}"
+        for c in cycles
+    ]
     assert not cycles, "import cycles among engine/ modules:\n" + "\n".join(described)
 
 
@@ -144,36 +150,48 @@ def test_the_cycle_finder_names_a_cycle_and_ignores_a_chain():
 
 
 def test_function_level_and_relative_imports_are_edges():
-    tree = ast.parse("def f():\n    from .theme import rgba\n    import engine.result\n"
-                     "if TYPE_CHECKING:\n    from engine.store import RunStore\n")
+    tree = ast.parse(
+        "def f():\n    from .theme import rgba\n    import engine.result\n"
+        "if TYPE_CHECKING:\n    from engine.store import RunStore\n"
+    )
     found = [target for target, _, _ in _imports(tree, "engine.charts.batch", is_package=False)]
     assert found == ["engine.charts.theme", "engine.result"]
 
 
 @pytest.mark.parametrize("forbidden", ["streamlit", "ui", "pages"])
 def test_engine_never_imports_the_ui(forbidden):
-    offenders = [f"{ENGINE[module].relative_to(ROOT)}:{line} imports {target}"
-                 for module, tree in TREES.items()
-                 for target, _, line in _imports(tree, module, ENGINE[module].name == "__init__.py")
-                 if target == forbidden or target.startswith(forbidden + ".")]
+    offenders = [
+        f"{ENGINE[module].relative_to(ROOT)}:{line} imports {target}"
+        for module, tree in TREES.items()
+        for target, _, line in _imports(tree, module, ENGINE[module].name == "__init__.py")
+        if target == forbidden or target.startswith(forbidden + ".")
+    ]
     assert not offenders, offenders
 
 
 def _navigation_pages() -> set[str]:
     """The scripts dashboard.py hands to ``st.Page``."""
     tree = ast.parse((ROOT / "dashboard.py").read_text())
-    return {node.args[0].value for node in ast.walk(tree)
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "Page"
-            and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)}
+    return {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "Page"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    }
 
 
 def test_pages_holds_only_the_pages_of_the_navigation():
     listed = _navigation_pages()
     assert "pages/profile.py" in listed
-    present = {str(path.relative_to(ROOT)) for path in (ROOT / "pages").iterdir()
-               if path.name != "__pycache__"}
-    assert present == listed, (f"in pages/ but not a page of dashboard.py's navigation (shared UI lives in ui/): "
-                               f"{sorted(present - listed)}; in the navigation but missing: {sorted(listed - present)}")
+    present = {str(path.relative_to(ROOT)) for path in (ROOT / "pages").iterdir() if path.name != "__pycache__"}
+    assert present == listed, (
+        f"in pages/ but not a page of dashboard.py's navigation (shared UI lives in ui/): "
+        f"{sorted(present - listed)}; in the navigation but missing: {sorted(listed - present)}"
+    )
 
 
 def test_the_profile_page_never_shadows_the_standard_librarys_profile_module():
@@ -182,8 +200,10 @@ def test_the_profile_page_never_shadows_the_standard_librarys_profile_module():
     import subprocess
     import sys
 
-    code = ("import sys; sys.path.insert(0, 'pages'); "
-            "import ui, cProfile, profile; print(profile.__file__); assert hasattr(profile, 'Profile')")
+    code = (
+        "import sys; sys.path.insert(0, 'pages'); "
+        "import ui, cProfile, profile; print(profile.__file__); assert hasattr(profile, 'Profile')"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "pages" not in done.stdout and done.stdout.strip().endswith("profile.py")

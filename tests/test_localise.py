@@ -68,28 +68,29 @@ def test_unknown_module_paths_are_named_at_submit(monkeypatch):
     assert e.value.field == "compile.keep_high_precision"
     assert "resnet18 has no module 'layer3.9.conv1'" in e.value.message and "layer3.0" in e.value.message
     runner.check_request(request.with_changes(**{"compile.keep_high_precision": ["layer3.1.conv2"]}), RTX)
-    fp8 = trt_request(quantization="fp8", keep_high_precision=["layer3.1"])   # a block: every quantizer in it
+    fp8 = trt_request(quantization="fp8", keep_high_precision=["layer3.1"])  # a block: every quantizer in it
     runner.check_request(fp8, RTX)
     # full TensorRT builds fp16 weakly typed: a module cannot be kept in fp32 there; quantized builds can
     with pytest.raises(ConfigError, match="needs a strongly typed network"):
-        runner.check_request(request.with_changes(**{"compile.keep_high_precision": ["fc"]}),
-                                   gpu_caps("tensorrt", "9.0"))
+        runner.check_request(
+            request.with_changes(**{"compile.keep_high_precision": ["fc"]}), gpu_caps("tensorrt", "9.0")
+        )
     runner.check_request(fp8, gpu_caps("tensorrt", "9.0"))
 
 
 def test_cast_keeps_a_module_in_fp32_behind_casts_that_torch_export_keeps():
     model = registry.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
     module, inputs = prepare(model, "fp16", "cpu", keep_fp32=["layer1.0.conv1"])
-    assert module is not model.module and next(model.module.parameters()).dtype == torch.float32   # a copy
+    assert module is not model.module and next(model.module.parameters()).dtype == torch.float32  # a copy
     assert module.layer1[0].conv1.weight.dtype == torch.float32 and module.conv1.weight.dtype == torch.float16
     with torch.inference_mode():
         out = module(*inputs)
     assert out.dtype == torch.float16 and torch.isfinite(out).all()
     program = torch.export.export(module, inputs)
     convs = [n.meta["val"].dtype for n in program.graph.nodes if n.op == "call_function" and "conv" in str(n.target)]
-    assert convs[:3] == [torch.float16, torch.float32, torch.float16]    # conv1, layer1.0.conv1 (kept), layer1.0.conv2
+    assert convs[:3] == [torch.float16, torch.float32, torch.float16]  # conv1, layer1.0.conv1 (kept), layer1.0.conv2
     casts = [n for n in program.graph.nodes if n.op == "call_function" and "to" in str(n.target).split(".")]
-    assert len(casts) >= 2                                               # into fp32 and back
+    assert len(casts) >= 2  # into fp32 and back
     with pytest.raises(ConfigError, match="the model has no module 'layer9'"):
         prepare(model, "fp16", "cpu", keep_fp32=["layer9"])
 
@@ -100,15 +101,18 @@ def test_quantized_run_switches_off_the_kept_modules_quantizers():
     plain = fake_quant.prepare_quantized(trt_request(quantization="fp8", calibration_batches=1), model, "cpu")
     kept = fake_quant.prepare_quantized(
         trt_request(quantization="fp8", calibration_batches=1, keep_high_precision=["layer1.0.conv1", "fc"]),
-        model, "cpu")
-    assert plain.quantizers - kept.quantizers == 4                       # input + weight quantizer of each
+        model,
+        "cpu",
+    )
+    assert plain.quantizers - kept.quantizers == 4  # input + weight quantizer of each
     assert keep.quantizer_owners(kept.module).keys().isdisjoint({"layer1.0.conv1", "fc"})
     report = kept.report()
     assert report.kept == ["fc", "layer1.0.conv1"] and report.fake_quant_vs_eager.nonfinite == 0
     assert report.fake_quant_vs_eager.rel_l2 != plain.report().fake_quant_vs_eager.rel_l2
     with pytest.raises(ConfigError, match="has no module 'layer1.0.conv9'"):
-        fake_quant.prepare_quantized(trt_request(quantization="fp8", keep_high_precision=["layer1.0.conv9"]),
-                                       model, "cpu")
+        fake_quant.prepare_quantized(
+            trt_request(quantization="fp8", keep_high_precision=["layer1.0.conv9"]), model, "cpu"
+        )
 
 
 # -- units and the error growth ----------------------------------------------------------------------------------
@@ -134,9 +138,9 @@ def test_error_growth_on_resnet18_fp8_and_fp16():
     assert growth.variants == ["fp8 fake-quant (fp16)", "fp16"] and growth.samples == 2
     fp16, fp8 = growth.rows("fp16"), growth.rows("fp8 fake-quant (fp16)")
     assert list(fp16["unit"][:5]) == ["conv1", "bn1", "relu", "maxpool", "layer1.0.conv1"]
-    assert "layer1.0.relu#1" in set(fp16["unit"])                     # BasicBlock calls its relu twice
+    assert "layer1.0.relu#1" in set(fp16["unit"])  # BasicBlock calls its relu twice
     assert (fp16["nan"] + fp16["inf"]).sum() == 0 and fp16["rel_err"].max() < 0.01
-    assert fp8["rel_err"].iloc[-1] > 10 * fp16["rel_err"].iloc[-1]   # FP8 departs further than fp16
+    assert fp8["rel_err"].iloc[-1] > 10 * fp16["rel_err"].iloc[-1]  # FP8 departs further than fp16
     conv = fp8[fp8["unit"] == "layer1.0.conv1"].iloc[0]
     assert conv["quantized"] and conv["format"] == "fp8" and conv["format_max"] == 448.0
     assert conv["calib_amax"] > 0 and conv["act_max"] == conv["in_max_abs"]
@@ -153,7 +157,7 @@ def test_error_growth_on_resnet18_fp8_and_fp16():
 def test_error_growth_names_the_unit_where_fp16_overflows():
     model = registry.build(ModelSpec(**{**SMALL, "input_shape": (3, 32, 32)}), 0)
     with torch.no_grad():
-        model.module.layer3[0].conv1.weight *= 1e5       # its output leaves fp16's range
+        model.module.layer3[0].conv1.weight *= 1e5  # its output leaves fp16's range
     growth = error_growth(trt_request(precision="fp16"), model=model)
     assert growth.variants == ["fp16"]
     first = growth.first_crossing("fp16")
@@ -188,7 +192,7 @@ def test_several_culprits_are_found_one_by_one_and_budget_and_unfixable_end_the_
     assert _search(54, {"not-a-candidate"}).outcome == UNFIXABLE
     tight = _search(54, {"m3", "m20", "m41"}, max_builds=7)
     assert tight.outcome == BUDGET and tight.builds == 7
-    assert tight.answer is not None and {"m3", "m20", "m41"} <= set(tight.answer)   # the smallest passing set seen
+    assert tight.answer is not None and {"m3", "m20", "m41"} <= set(tight.answer)  # the smallest passing set seen
     assert default_max_builds(54) == 14
 
 
@@ -203,7 +207,7 @@ def test_the_search_state_round_trips_through_json_mid_way():
         s = s.record(k, "m17" in k)
     assert s.answer == ("m17",)
     with pytest.raises(ValueError, match="the search asked for"):
-        Bisection.start(["a", "b", "c"]).record(("c",), True)   # it asked for ("a",)
+        Bisection.start(["a", "b", "c"]).record(("c",), True)  # it asked for ("a",)
 
 
 # -- the driver: the PyTorch model as the build makes it -----------------------------------------------------------
@@ -212,7 +216,7 @@ def test_localisation_on_the_fake_quantized_model_finds_the_outlier_module(tmp_p
     study = outlier_study()
     assert len(study.candidates) == 23 and study.candidates[-1] == "fc"
     (variant,) = study.error_growth.variants
-    assert study.error_growth.first_crossing(variant)["unit"] == "layer2.1.conv2"     # PyTorch side agrees
+    assert study.error_growth.first_crossing(variant)["unit"] == "layer2.1.conv2"  # PyTorch side agrees
     records = LocalisationRecords(tmp_path)
     records.save(study)
     assert study.status == "done" and study.outcome == FOUND and study.answer == ["layer2.1.conv2"]
@@ -237,34 +241,39 @@ def _ladder_runs(store) -> dict[str, str]:
     ids = store.runs_with_tag("ladder:resnet50_b8_h200")
     if not ids:
         pytest.skip("the bundled resnet50 ladder is not there")
-    return {store.get(i).request["compile"]["precision"] + "/" + store.get(i).request["compile"].get(
-        "quantization", "none"): i for i in ids}
+    return {
+        store.get(i).request["compile"]["precision"]
+        + "/"
+        + store.get(i).request["compile"].get("quantization", "none"): i
+        for i in ids
+    }
 
 
 @needs_modelopt
 def test_queue_driver_on_the_recorded_fp8_ladder_rung(store):
     runs = _ladder_runs(store)
     fp8 = store.get(runs["fp16/fp8"])
-    assert fp8.quantization.conversion_problem                          # NaN on the H200
+    assert fp8.quantization.conversion_problem  # NaN on the H200
     base = RunRequest.from_dict(fp8.request)
     study = driver.plan(base, analyse=False, localisation_id="r50fp8", source="ladder resnet50_b8_h200, fp8/fp16")
     assert len(study.candidates) > 50 and study.candidates[0] == "conv1"
-    q = RecordedQueue({_key(study.request_for("unfixed")): fp8.run_id,
-                       _key(study.request_for("reference")): runs["fp16/none"]})
+    q = RecordedQueue(
+        {_key(study.request_for("unfixed")): fp8.run_id, _key(study.request_for("reference")): runs["fp16/none"]}
+    )
     runner = driver.QueueRunner(store, q.submit, q.get, q.cancel)
-    driver.advance(study, runner)            # submits the unfixed build and the reference
+    driver.advance(study, runner)  # submits the unfixed build and the reference
     assert [r.compile.keep_high_precision for r in q.requests] == [(), ()]
     assert q.requests[1].compile.quantization == "none" and q.requests[1].compile.precision == "fp16"
-    driver.advance(study, runner)            # both answered by the recorded runs: the search starts
+    driver.advance(study, runner)  # both answered by the recorded runs: the search starts
     unfixed, reference = study.step("unfixed"), study.step("reference")
     assert not unfixed.passed and unfixed.why.startswith("output not finite")
     assert reference.passed and reference.figures.rel_l2 < 0.01
-    assert reference.figures.e2e_ms == pytest.approx(0.852, 1e-3)       # the recorded fp16 median
+    assert reference.figures.e2e_ms == pytest.approx(0.852, 1e-3)  # the recorded fp16 median
     assert f"{LOCALISE_TAG}r50fp8" in store.get(fp8.run_id).tags
     n = len(study.candidates)
     first = q.requests[2]
-    assert first.compile.keep_high_precision == tuple(sorted(study.candidates[:n // 2]))
-    assert not first.measure.layer_profile and not first.measure.compare_eager      # a search build measures lightly
+    assert first.compile.keep_high_precision == tuple(sorted(study.candidates[: n // 2]))
+    assert not first.measure.layer_profile and not first.measure.compare_eager  # a search build measures lightly
     assert study.progress_text().startswith(f"Localisation r50fp8: 0 of at most {study.budget} search builds")
     # JSON mid-way, then cancel: the job in flight is cancelled, what finished stays
     study = Localisation.from_dict(json.loads(json.dumps(study.to_dict())))
@@ -295,16 +304,19 @@ def test_a_refused_or_failed_build_ends_the_study_with_the_reason(store):
 # -- records and the CLI -------------------------------------------------------------------------------------------
 def test_bundle_carries_the_study_and_its_runs(store, tmp_path):
     runs = _ladder_runs(store)
-    study = Localisation("b", "2026-11-30T00:00:00+00:00",
-                         RunRequest.from_dict(store.get(runs["fp16/fp8"]).request).to_dict(), ["conv1"])
+    study = Localisation(
+        "b", "2026-11-30T00:00:00+00:00", RunRequest.from_dict(store.get(runs["fp16/fp8"]).request).to_dict(), ["conv1"]
+    )
     from engine.studies.localisation.study import Step
 
-    study.steps = [Step(0, "unfixed", [], run_id=runs["fp16/fp8"], state="done"),
-                   Step(1, "reference", [], run_id=runs["fp16/none"], state="done")]
+    study.steps = [
+        Step(0, "unfixed", [], run_id=runs["fp16/fp8"], state="done"),
+        Step(1, "reference", [], run_id=runs["fp16/none"], state="done"),
+    ]
     blob = bundle(study, store)
     back, docs = read_bundle(blob)
     assert back.is_sample and [d["result"]["run_id"] for d in docs] == [runs["fp16/fp8"], runs["fp16/none"]]
-    assert all(d["raw_files"] == {} and d["layers"]["data"] == [] for d in docs)     # no fix: no table kept
+    assert all(d["raw_files"] == {} and d["layers"]["data"] == [] for d in docs)  # no fix: no table kept
     samples = tmp_path / "samples" / "localisations"
     samples.mkdir(parents=True)
     (samples / "b.json.gz").write_bytes(blob)
@@ -315,7 +327,7 @@ def test_bundle_carries_the_study_and_its_runs(store, tmp_path):
     assert records.import_samples(fresh, tmp_path / "samples") == ["b"]
     assert records.load("b").is_sample and fresh.get(runs["fp16/fp8"]).is_sample
     assert fresh.get(runs["fp16/fp8"]).layers.empty and not store.get(runs["fp16/fp8"]).layers.empty
-    assert records.import_samples(fresh, tmp_path / "samples") == ["b"]          # idempotent
+    assert records.import_samples(fresh, tmp_path / "samples") == ["b"]  # idempotent
 
 
 @needs_modelopt
@@ -323,12 +335,29 @@ def test_cli_localises_on_the_pytorch_model_and_shows_it_again(tmp_path, monkeyp
     from engine.__main__ import main
 
     monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
-    args = ["localise", "--model", "resnet18", "--batch", "4", "--input-shape", "3,32,32", "--quantization", "fp8",
-            "--quant-base-precision", "fp16", "--calibration-batches", "1", "--tolerance", "0.5", "--pytorch",
-            "--samples", "1"]
+    args = [
+        "localise",
+        "--model",
+        "resnet18",
+        "--batch",
+        "4",
+        "--input-shape",
+        "3,32,32",
+        "--quantization",
+        "fp8",
+        "--quant-base-precision",
+        "fp16",
+        "--calibration-batches",
+        "1",
+        "--tolerance",
+        "0.5",
+        "--pytorch",
+        "--samples",
+        "1",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "The fp8/fp16 build is already within tolerance" in out      # FP8 fake-quant departs by ~0.1 only
+    assert "The fp8/fp16 build is already within tolerance" in out  # FP8 fake-quant departs by ~0.1 only
     assert "PyTorch side: fp16: every unit stays within rel. L2 0.5 of fp32" in out
     (listed,) = LocalisationRecords(tmp_path / "data").summaries()["localisation_id"]
     assert main(["localise", "--show", listed]) == 0 and "nothing to localise" in capsys.readouterr().out
@@ -359,11 +388,19 @@ def test_imagefolder_layout_is_labelled_and_calibrates_from_every_class(tmp_path
     (folder / "loose.png").write_bytes((folder / "0" / "0.png").read_bytes())
     layout = inspect_folder(folder)
     assert layout.labelled and layout.numbered and layout.classes == ("0", "1", "2")
-    assert [f"{p.parent.name}/{p.name}" for p in layout.files] == ["0/0.png", "1/0.png", "2/0.png", "0/1.png",
-                                                                    "2/1.png", "0/2.png"]
+    assert [f"{p.parent.name}/{p.name}" for p in layout.files] == [
+        "0/0.png",
+        "1/0.png",
+        "2/0.png",
+        "0/1.png",
+        "2/1.png",
+        "0/2.png",
+    ]
     assert layout.labels == (0, 1, 2, 0, 2, 0)
-    assert layout.describe() == ("6 images in 3 classes in val/ (folder names are output indices; 1 loose images "
-                                 "beside the class folders ignored)")
+    assert layout.describe() == (
+        "6 images in 3 classes in val/ (folder names are output indices; 1 loose images "
+        "beside the class folders ignored)"
+    )
     named = inspect_folder(_image_folder(tmp_path / "pets", {"dog": 1, "cat": 1}))
     assert named.labels == (0, 1) and not named.numbered and "sorted order" in named.describe()
     labelled = load_labelled(folder, (3, 16, 16), limit=4)
@@ -373,14 +410,24 @@ def test_imagefolder_layout_is_labelled_and_calibrates_from_every_class(tmp_path
     assert [b[0].shape[0] for b in data.batches] == [2, 2] and data.meaningful
 
 
-@pytest.mark.parametrize("make, problem", [
-    (lambda d: [(d / "a").mkdir(), (d / "b").mkdir()],
-     "bad/ has no classes: none of its subfolders (a, b) holds images"),
-    (lambda d: _image_folder(d, {"cat": 2}),
-     "bad/ holds one class (cat/): top-1 accuracy against labels needs at least two"),
-    (lambda d: [_image_folder(d, {"cat": 1, "dog": 1}), (d / "emu").mkdir()], "the class folder emu/ holds no images"),
-    (lambda d: None, "bad/ holds no images"),
-])
+@pytest.mark.parametrize(
+    "make, problem",
+    [
+        (
+            lambda d: [(d / "a").mkdir(), (d / "b").mkdir()],
+            "bad/ has no classes: none of its subfolders (a, b) holds images",
+        ),
+        (
+            lambda d: _image_folder(d, {"cat": 2}),
+            "bad/ holds one class (cat/): top-1 accuracy against labels needs at least two",
+        ),
+        (
+            lambda d: [_image_folder(d, {"cat": 1, "dog": 1}), (d / "emu").mkdir()],
+            "the class folder emu/ holds no images",
+        ),
+        (lambda d: None, "bad/ holds no images"),
+    ],
+)
 def test_bad_folders_are_refused_at_submit_naming_the_problem(tmp_path, monkeypatch, make, problem):
     from engine.quantization.image_folders import inspect_folder
 
@@ -413,8 +460,9 @@ def test_labelled_folder_gives_top1_against_labels_for_eager_fake_quant_and_engi
     monkeypatch.setenv(calibration.CALIBRATION_DIR_ENV, str(tmp_path))
     _image_folder(tmp_path / "val", {"3": 4, "7": 3})
     model = tiny_model(batch=4)
-    request = trt_request(quantization="int8", quant_base_precision="fp32", calibration_data="dir:val",
-                          calibration_batches=2)
+    request = trt_request(
+        quantization="int8", quant_base_precision="fp32", calibration_data="dir:val", calibration_batches=2
+    )
     q = fake_quant.prepare_quantized(request, model, "cpu")
     assert q.calibration.meaningful and q.labelled is not None
     labels = q.labelled.images.labels

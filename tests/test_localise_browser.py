@@ -9,8 +9,11 @@ import pytest
 
 from tests.test_browser import ARTIFACTS, CHART, CHROMIUM, CHROMIUM_ARGS, _screenshot, _settle, _sidebar, _streamlit
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow,
-              pytest.mark.skipif(importlib.util.find_spec("modelopt") is None, reason="nvidia-modelopt not installed")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("modelopt") is None, reason="nvidia-modelopt not installed"),
+]
 
 
 @pytest.fixture
@@ -41,15 +44,17 @@ def test_a_shared_localisation_link_on_a_fresh_server(tmp_path, browser_page):
         browser_page.goto(f"{base}/localise?localise=outlier")
         browser_page.wait_for_function(
             "() => (document.querySelector(\"[data-testid='stSidebarNav']\") || {innerText: ''})"
-            ".innerText.includes('Where it breaks')", timeout=60_000)
+            ".innerText.includes('Where it breaks')",
+            timeout=60_000,
+        )
         _settle(browser_page)
         nav = _sidebar(browser_page)
-        assert "localise start" not in nav.lower() and "common" not in nav      # only dashboard.py's pages
+        assert "localise start" not in nav.lower() and "common" not in nav  # only dashboard.py's pages
         browser_page.wait_for_selector(CHART, timeout=60_000)
         browser_page.get_by_text("Error through resnet18").first.wait_for()
         main = browser_page.inner_text("[data-testid='stMain']")
         assert sentence.split(";")[0] in main and "Traceback" not in main
-        assert "Finding the layer builds a TensorRT engine per step" in main     # no GPU here: said
+        assert "Finding the layer builds a TensorRT engine per step" in main  # no GPU here: said
         assert browser_page.url.endswith("/localise?localise=outlier")
         ARTIFACTS.mkdir(exist_ok=True)
         _screenshot(browser_page, "localise")

@@ -31,7 +31,7 @@ def measured(tmp_path_factory):
     study = outlier_study()
     records = LocalisationRecords(root)
     records.save(study)
-    return root, records.load("outlier")      # as the page reads it
+    return root, records.load("outlier")  # as the page reads it
 
 
 @pytest.fixture
@@ -113,8 +113,12 @@ def h200(tmp_path, monkeypatch):
     ids = store.runs_with_tag("ladder:resnet50_b8_h200")
     if not ids:
         pytest.skip("the bundled resnet50 ladder is not there")
-    runs = {store.get(i).request["compile"]["precision"] + "/" + store.get(i).request["compile"].get(
-        "quantization", "none"): store.get(i) for i in ids}
+    runs = {
+        store.get(i).request["compile"]["precision"]
+        + "/"
+        + store.get(i).request["compile"].get("quantization", "none"): store.get(i)
+        for i in ids
+    }
     q = RecordedQueue({})
     for name in ("submit", "get", "cancel"):
         monkeypatch.setattr(jobs, name, getattr(q, name))
@@ -129,9 +133,9 @@ def test_find_where_it_breaks_from_the_broken_ladder_step_and_follow_it(h200, tm
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     buttons = [b for b in at.button if b.label.startswith("Find where it breaks")]
-    assert [b.label for b in buttons] == ["Find where it breaks: fp8/fp16"]     # INT8 weight-only is within 0.05
+    assert [b.label for b in buttons] == ["Find where it breaks: fp8/fp16"]  # INT8 weight-only is within 0.05
     fp8 = runs["fp16/fp8"]
-    q.answers = {_key(trt_request()): ""}     # nothing answered yet: both references stay queued
+    q.answers = {_key(trt_request()): ""}  # nothing answered yet: both references stay queued
     buttons[0].click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     records = LocalisationRecords(tmp_path / "data")
@@ -139,8 +143,7 @@ def test_find_where_it_breaks_from_the_broken_ladder_step_and_follow_it(h200, tm
     study = records.load(lid)
     assert study.source == "ladder resnet50_b8_h200, fp8/fp16" and len(study.candidates) > 50
     assert [r.compile.keep_high_precision for r in q.requests] == [(), ()]
-    assert q.requests[0] == study.request_for("unfixed") and _key(q.requests[0]) == _key(
-        study.request_for("unfixed"))
+    assert q.requests[0] == study.request_for("unfixed") and _key(q.requests[0]) == _key(study.request_for("unfixed"))
     assert json.loads(json.dumps(fp8.request))["compile"]["quantization"] == "fp8"
     # the page follows it: the references finish (the recorded H200 runs), the first search build goes out
     q.jobs["job0"].update(state="done", run_id=fp8.run_id)
@@ -159,8 +162,11 @@ def test_find_where_it_breaks_from_the_broken_ladder_step_and_follow_it(h200, tm
 
 
 def test_without_a_gpu_the_ladder_offers_the_search_disabled_with_the_reason(h200, monkeypatch):
-    monkeypatch.setattr(capabilities, "detect", lambda: gpu_caps("none", "9.0").__class__(
-        torch_version=torch.__version__, cuda_available=False))
+    monkeypatch.setattr(
+        capabilities,
+        "detect",
+        lambda: gpu_caps("none", "9.0").__class__(torch_version=torch.__version__, cuda_available=False),
+    )
     at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=120)
     at.query_params["ladder"] = "resnet50_b8_h200"
     at.run()

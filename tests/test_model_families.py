@@ -21,8 +21,14 @@ TINY = {
     "hf/distilbert-base": {"n_layers": 2, "dim": 64, "n_heads": 2, "hidden_dim": 128},
     "hf/gpt2": {"n_layer": 2, "n_embd": 64, "n_head": 2},
     "hf/t5-small-encoder": {"num_layers": 2, "d_model": 64, "num_heads": 2, "d_ff": 128, "d_kv": 32},
-    "hf/vit-base-patch16-224": {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2,
-                                "intermediate_size": 128, "image_size": 32, "patch_size": 8},
+    "hf/vit-base-patch16-224": {
+        "num_hidden_layers": 2,
+        "hidden_size": 64,
+        "num_attention_heads": 2,
+        "intermediate_size": 128,
+        "image_size": 32,
+        "patch_size": 8,
+    },
 }
 QUICK = MeasureSettings(warmup_iters=1, timed_iters=5, layer_profile=False, accuracy=False, compare_eager=False)
 
@@ -33,8 +39,9 @@ def tiny_registry(monkeypatch):
     family = model_families.family_models()
     for name, overrides in TINY.items():
         entry = registry.REGISTRY[name]
-        monkeypatch.setitem(registry.REGISTRY, name, dataclasses.replace(
-            entry, build=lambda f=family[name], o=overrides: f.build(**o)))
+        monkeypatch.setitem(
+            registry.REGISTRY, name, dataclasses.replace(entry, build=lambda f=family[name], o=overrides: f.build(**o))
+        )
     return family
 
 
@@ -49,15 +56,18 @@ def test_every_family_entry_is_in_the_registry_and_covered_here():
 def test_family_entry_builds_and_runs_eagerly_on_cpu(name, tiny_registry, store):
     entry = registry.REGISTRY[name]
     text = entry.input_kind == "text"
-    spec = ModelSpec(source=name, batch_size=2, sequence_length=12 if text else None,
-                     input_shape=None if text else (3, 32, 32))
+    spec = ModelSpec(
+        source=name, batch_size=2, sequence_length=12 if text else None, input_shape=None if text else (3, 32, 32)
+    )
     outcome = runner.execute(RunRequest(model=spec, device="cpu", measure=QUICK), store)
     result = outcome.result
     assert result.latency.iters == 5 and result.latency.median_ms > 0 and result.latency.batch_size == 2
     described = result.model_info["inputs"]
     if text:
         assert [(i["name"], i["shape"], i["dtype"]) for i in described] == [
-            ("input_ids", [2, 12], "int64"), ("attention_mask", [2, 12], "int64")]
+            ("input_ids", [2, 12], "int64"),
+            ("attention_mask", [2, 12], "int64"),
+        ]
         assert result.model_info["task"] == "feature_extraction"
     else:
         assert described[0]["shape"] == [2, 3, 32, 32] and described[0]["dtype"] == "float32"
@@ -78,8 +88,9 @@ def test_text_inputs_are_token_ids_inside_the_vocabulary(tiny_registry):
 
 def test_eager_profile_of_a_text_model_covers_its_modules(tiny_registry, store):
     measure = dataclasses.replace(QUICK, layer_profile=True, profile_iters=2)
-    result = runner.execute(RunRequest(model=ModelSpec(source="hf/bert-base", sequence_length=16), device="cpu",
-                                       measure=measure), store).result
+    result = runner.execute(
+        RunRequest(model=ModelSpec(source="hf/bert-base", sequence_length=16), device="cpu", measure=measure), store
+    ).result
     paths = set(result.layers["module_path"])
     assert "model.embeddings.word_embeddings" in paths and "model.encoder.layer.1.output.dense" in paths
     assert result.profiled_sum_ms > 0
@@ -87,16 +98,21 @@ def test_eager_profile_of_a_text_model_covers_its_modules(tiny_registry, store):
 
 def test_dynamic_ranges_are_tried_on_the_model_at_build(tiny_registry):
     names = ["batch", "sequence"]
-    ok = [dict(name=n, shape=[2, 16], min_shape=[1, 8], max_shape=[4, 64], dtype="int64", value_range=r,
-               dim_names=names) for n, r in (("input_ids", [0, 1000]), ("attention_mask", [1, 2]))]
+    ok = [
+        dict(name=n, shape=[2, 16], min_shape=[1, 8], max_shape=[4, 64], dtype="int64", value_range=r, dim_names=names)
+        for n, r in (("input_ids", [0, 1000]), ("attention_mask", [1, 2]))
+    ]
     req = RunRequest.from_dict({"model": {"source": "hf/bert-base", "batch_size": 4, "inputs": ok}})
     built = registry.build(req.model)
-    assert built.example_inputs[0].shape == (4, 16)   # measured at batch_size, sequence at opt
+    assert built.example_inputs[0].shape == (4, 16)  # measured at batch_size, sequence at opt
     assert built.info["inputs"][0]["max_shape"] == [4, 64]
-    too_long = [dict(s, max_shape=[4, 1024]) for s in ok]   # BERT's position embeddings hold 512
+    too_long = [dict(s, max_shape=[4, 1024]) for s in ok]  # BERT's position embeddings hold 512
     req = RunRequest.from_dict({"model": {"source": "hf/bert-base", "inputs": too_long}})
-    with pytest.raises(ModelError, match=r"model.inputs.input_ids: the model cannot vary input 'input_ids' "
-                                                r"dimension 1 \(sequence\).* to its max 1024"):
+    with pytest.raises(
+        ModelError,
+        match=r"model.inputs.input_ids: the model cannot vary input 'input_ids' "
+        r"dimension 1 \(sequence\).* to its max 1024",
+    ):
         registry.build(req.model)
 
 
@@ -118,7 +134,7 @@ def test_pretrained_never_downloads(tiny_registry, monkeypatch, tmp_path):
         with pytest.raises(ModelError, match=f"No cached pretrained weights for {name}.*never downloaded"):
             registry.build(ModelSpec(source=name, pretrained=True, input_shape=(3, 32, 32) if "timm" in name else None))
     assert os.environ["HF_HUB_OFFLINE"] == "1"
-    assert list(tmp_path.iterdir()) == []   # nothing was written to the cache either
+    assert list(tmp_path.iterdir()) == []  # nothing was written to the cache either
 
 
 def test_real_bert_entry_is_bert_base(monkeypatch):

@@ -6,18 +6,30 @@ from engine.models import files, registry
 from engine.settings.request import ModelSpec
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large",
-                                  "efficientnet_b0", "convnext_tiny", "vit_b_16", "swin_t"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "resnet18",
+        "resnet50",
+        "mobilenet_v3_small",
+        "mobilenet_v3_large",
+        "efficientnet_b0",
+        "convnext_tiny",
+        "vit_b_16",
+        "swin_t",
+    ],
+)
 def test_registry_models_build_with_random_weights(name, monkeypatch, tmp_path):
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))   # proves nothing is fetched
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # proves nothing is fetched
     shape = (3, 224, 224) if name in ("vit_b_16", "swin_t") else (3, 64, 64)
     built = registry.build(ModelSpec(source=name, input_shape=shape), seed=0)
     assert not built.module.training
     assert built.example_inputs[0].shape == (1, *shape)
     assert built.info["parameters"] > 1_000_000
     tag = registry.NONZERO_HEAD_TAG if name.startswith(registry.ZERO_HEAD_PREFIXES) else ""
-    assert built.identity == f"registry:{name}:seed0{tag}" == registry.identity(ModelSpec(source=name,
-                                                                                       input_shape=shape))
+    assert (
+        built.identity == f"registry:{name}:seed0{tag}" == registry.identity(ModelSpec(source=name, input_shape=shape))
+    )
 
 
 def test_same_seed_same_weights():
@@ -42,9 +54,11 @@ def test_custom_python_and_pt2_files(monkeypatch, tmp_path):
     (tmp_path / "tiny.py").write_text(
         "import torch\n"
         "def build_model():\n    return torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU())\n"
-        "def example_inputs(batch_size):\n    return (torch.randn(batch_size, 8),)\n")
-    (tmp_path / "broken.py").write_text("def build_model():\n    raise RuntimeError('no weights')\n"
-                                        "def example_inputs(b):\n    return ()\n")
+        "def example_inputs(batch_size):\n    return (torch.randn(batch_size, 8),)\n"
+    )
+    (tmp_path / "broken.py").write_text(
+        "def build_model():\n    raise RuntimeError('no weights')\ndef example_inputs(b):\n    return ()\n"
+    )
     (tmp_path / "nofn.py").write_text("x = 1\n")
     (tmp_path / "bad.pt2").write_bytes(b"not a zip")
     ep = torch.export.export(torch.nn.Linear(8, 2).eval(), (torch.randn(1, 8),))
@@ -55,22 +69,26 @@ def test_custom_python_and_pt2_files(monkeypatch, tmp_path):
     assert built.example_inputs[0].shape == (3, 8) and built.identity.startswith("file:tiny.py:")
     pt2 = registry.build(ModelSpec(source="file:lin.pt2"))
     assert pt2.exported_program is not None and pt2.module(*pt2.example_inputs).shape == (1, 2)
-    for source, words in [("file:broken.py", "failed while building: RuntimeError: no weights"),
-                          ("file:nofn.py", "has no build_model() function"),
-                          ("file:bad.pt2", "not a loadable torch.export ExportedProgram"),
-                          ("file:../etc/passwd.py", "directly inside the models directory"),
-                          ("file:missing.py", "not found")]:
+    for source, words in [
+        ("file:broken.py", "failed while building: RuntimeError: no weights"),
+        ("file:nofn.py", "has no build_model() function"),
+        ("file:bad.pt2", "not a loadable torch.export ExportedProgram"),
+        ("file:../etc/passwd.py", "directly inside the models directory"),
+        ("file:missing.py", "not found"),
+    ]:
         with pytest.raises(ModelError, match=words.replace("(", r"\(").replace(")", r"\)")):
             registry.build(ModelSpec(source=source))
 
 
 def test_file_identity_changes_with_content(monkeypatch, tmp_path):
     monkeypatch.setenv(files.MODELS_DIR_ENV, str(tmp_path))
-    body = ("import torch\ndef build_model():\n    return torch.nn.Linear(4, {n})\n"
-            "def example_inputs(b):\n    return torch.randn(b, 4)\n")
+    body = (
+        "import torch\ndef build_model():\n    return torch.nn.Linear(4, {n})\n"
+        "def example_inputs(b):\n    return torch.randn(b, 4)\n"
+    )
     (tmp_path / "m.py").write_text(body.format(n=2))
     a = registry.build(ModelSpec(source="file:m.py")).identity
-    assert registry.identity(ModelSpec(source="file:m.py")) == a     # the cache key's identity, without building
+    assert registry.identity(ModelSpec(source="file:m.py")) == a  # the cache key's identity, without building
     (tmp_path / "m.py").write_text(body.format(n=3))
     assert registry.build(ModelSpec(source="file:m.py")).identity != a
 

@@ -30,7 +30,7 @@ class RecordingSystem:
     """submit / get / workers / store.get, enough for bench.multi_gpu's orchestration."""
 
     def __init__(self):
-        self.runs: dict[tuple[str, int], str] = {}    # (request json, gpu) -> run id
+        self.runs: dict[tuple[str, int], str] = {}  # (request json, gpu) -> run id
         self.results: dict[str, _Result] = {}
         self.jobs: dict[str, object] = {}
         self.ids = itertools.count()
@@ -49,9 +49,18 @@ class RecordingSystem:
             self.runs[key] = run_id
             self.results[run_id] = _Result({"gpu_index": gpu}, _Latency(2.0 + 0.01 * gpu))
         now = time.time()
-        job = Job(job_id=f"job-{next(self.ids)}", request=request.to_dict(), key="k", route=f"gpu{gpu}",
-                  state="done", run_id=self.runs[key], cached=cached, started_ts=now, finished_ts=now + 1,
-                  worker_id=f"h/gpu{gpu}/1")
+        job = Job(
+            job_id=f"job-{next(self.ids)}",
+            request=request.to_dict(),
+            key="k",
+            route=f"gpu{gpu}",
+            state="done",
+            run_id=self.runs[key],
+            cached=cached,
+            started_ts=now,
+            finished_ts=now + 1,
+            worker_id=f"h/gpu{gpu}/1",
+        )
         self.jobs[job.job_id] = job
         return job
 

@@ -85,6 +85,7 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 # -- Layers ------------------------------------------------------------------------------------
 
+
 def test_layers_of_an_eager_run(runs):
     b1 = runs["b1"]
     at = page("layers", b1.run_id)
@@ -127,7 +128,7 @@ def test_layers_of_a_tensorrt_sample_show_overhead_and_fused_layers(runs):
 def test_layers_without_a_run_in_the_url_opens_the_newest_and_links_it(runs):
     at = page("layers")
     no_exception(at)
-    store = runs["store"]    # the newest run with a layer profile (issue 16: not "Layers profiled 0")
+    store = runs["store"]  # the newest run with a layer profile (issue 16: not "Layers profiled 0")
     newest = next(i for i in store.list_runs()["run_id"] if not store.get(i).layers.empty)
     assert url_runs(at) == [newest]
     assert at.selectbox(key="run_picker").value == newest
@@ -157,9 +158,13 @@ def test_layers_and_segmentation_open_on_the_newest_run_that_holds_what_they_sho
         no_exception(at)
         assert at.selectbox(key="run_picker").value == with_profile and url_runs(at) == [with_profile]
         assert metrics(at)["Layers profiled"] == f"{len(store.get(with_profile).layers):,}" != "0"
-        assert any(c.value.startswith("Opened the newest run with a layer profile") and no_profile.label in c.value
-                   and "has none" in c.value for c in at.caption), [c.value for c in at.caption]
-        seg = page("segmentation")      # the newest run has a segmentation: it opens, nothing to explain
+        assert any(
+            c.value.startswith("Opened the newest run with a layer profile")
+            and no_profile.label in c.value
+            and "has none" in c.value
+            for c in at.caption
+        ), [c.value for c in at.caption]
+        seg = page("segmentation")  # the newest run has a segmentation: it opens, nothing to explain
         assert seg.selectbox(key="run_picker").value == no_profile.run_id
         assert not any("has none" in c.value for c in seg.caption)
 
@@ -167,10 +172,11 @@ def test_layers_and_segmentation_open_on_the_newest_run_that_holds_what_they_sho
         seg = page("segmentation")
         no_exception(seg)
         assert seg.selectbox(key="run_picker").value == no_profile.run_id
-        assert any(eager.label in c.value and "eager runs execute the whole model in PyTorch" in c.value
-                   for c in seg.caption), [c.value for c in seg.caption]
+        assert any(
+            eager.label in c.value and "eager runs execute the whole model in PyTorch" in c.value for c in seg.caption
+        ), [c.value for c in seg.caption]
         assert metrics(seg)["TensorRT engines"] == "18"
-        assert page("layers").selectbox(key="run_picker").value == eager.run_id      # holds a profile: no note
+        assert page("layers").selectbox(key="run_picker").value == eager.run_id  # holds a profile: no note
     finally:
         for run in (no_profile, eager):
             if store.exists(run.run_id):
@@ -198,12 +204,18 @@ def test_the_pages_folder_holds_only_the_navigation_pages_each_entering_through_
     assert scripts == sorted(registered) and len(scripts) == 7
     for name in scripts:
         body = ast.parse((ROOT / "pages" / name).read_text()).body
-        first = next(n for n in body if not isinstance(n, (ast.Import, ast.ImportFrom))
-                     and not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)))
+        first = next(
+            n
+            for n in body
+            if not isinstance(n, (ast.Import, ast.ImportFrom))
+            and not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))
+        )
         assert ast.unparse(first) == "through_dashboard()", name
-        imports = [n for n in body[:body.index(first)] if isinstance(n, (ast.Import, ast.ImportFrom))]
-        assert [ast.unparse(n) for n in imports] == ["import streamlit as st",
-                                                     "from ui.navigation import through_dashboard"], name
+        imports = [n for n in body[: body.index(first)] if isinstance(n, (ast.Import, ast.ImportFrom))]
+        assert [ast.unparse(n) for n in imports] == [
+            "import streamlit as st",
+            "from ui.navigation import through_dashboard",
+        ], name
 
 
 @pytest.mark.parametrize("name", ["layers", "segmentation"])
@@ -225,6 +237,7 @@ def test_empty_store(runs, monkeypatch, tmp_path):
 
 # -- Segmentation ------------------------------------------------------------------------------
 
+
 def test_segmentation_of_the_relu_forced_run(runs):
     at = page("segmentation", runs["relu"].run_id)
     no_exception(at)
@@ -238,7 +251,7 @@ def test_segmentation_of_the_relu_forced_run(runs):
     assert len(nodes) == 17 and "layer4.1.relu/relu_16" in set(nodes["location"])
     labels = [b.label for b in at.button]
     assert "Run again with min_block_size = 6" in labels and "Run again with min_block_size = 4" in labels
-    assert "Run again with min_block_size = 3" not in labels     # "current": the same 18 engines again
+    assert "Run again with min_block_size = 3" not in labels  # "current": the same 18 engines again
 
 
 def test_run_again_builds_the_same_request_with_the_recommended_min_block_size(runs, monkeypatch):
@@ -247,7 +260,7 @@ def test_run_again_builds_the_same_request_with_the_recommended_min_block_size(r
 
     submitted = []
     monkeypatch.setattr(ui.job_panel, "submit_request", lambda request: submitted.append(request))
-    monkeypatch.setattr(Capabilities, "disabled_reason", lambda self, knob, value=None: None)   # as on a GPU box
+    monkeypatch.setattr(Capabilities, "disabled_reason", lambda self, knob, value=None: None)  # as on a GPU box
     relu = runs["relu"]
     at = page("segmentation", relu.run_id)
     next(b for b in at.button if b.label.endswith("= 6")).click().run()
@@ -277,7 +290,7 @@ def test_a_refused_submission_is_explained_not_raised(runs):
     try:
         at = AppTest.from_function(_submit_cpu_request_for_a_missing_model, default_timeout=30).run()
     finally:
-        jobs.stop_workers()    # submitting starts this host's queue workers
+        jobs.stop_workers()  # submitting starts this host's queue workers
     no_exception(at)
     assert at.error[0].value.startswith("Nothing was submitted: ")
     assert "no_such_model.py" in at.error[0].value
@@ -299,14 +312,16 @@ def test_segmentation_of_an_eager_run(runs):
 
 # -- Compare -----------------------------------------------------------------------------------
 
+
 def test_compare_two_eager_runs(runs):
     b1, b2 = runs["b1"], runs["b2"]
     at = page("compare", b1.run_id, b2.run_id)
     no_exception(at)
     table = at.dataframe[0].value.set_index("run")
     # batch 1 against batch 2: compared per sample (the throughput ratio), the batch named before any number
-    assert table.loc[compare.run_label(b2), "speedup"] == pytest.approx(b2.latency.throughput_per_s
-                                                                        / b1.latency.throughput_per_s)
+    assert table.loc[compare.run_label(b2), "speedup"] == pytest.approx(
+        b2.latency.throughput_per_s / b1.latency.throughput_per_s
+    )
     assert table.loc[compare.run_label(b1), "baseline"]
     assert at.markdown[0].value.startswith("Differs: batch (1 · 2). Judged on end-to-end latency per sample")
     card = next(m for m in at.metric if m.label == compare.short_labels([b1, b2])[b2.run_id])
@@ -322,8 +337,9 @@ def test_compare_two_eager_runs(runs):
     at.selectbox(key="compare_baseline").select(b2.run_id).run()
     table = at.dataframe[0].value.set_index("run")
     assert table.loc[compare.run_label(b2), "speedup"] == pytest.approx(1.0)
-    assert table.loc[compare.run_label(b1), "speedup"] == pytest.approx(b1.latency.throughput_per_s
-                                                                        / b2.latency.throughput_per_s)
+    assert table.loc[compare.run_label(b1), "speedup"] == pytest.approx(
+        b1.latency.throughput_per_s / b2.latency.throughput_per_s
+    )
 
 
 def test_compare_across_machines_with_an_unknown_id(runs):
@@ -336,7 +352,7 @@ def test_compare_across_machines_with_an_unknown_id(runs):
     assert any("different machines" in c.value for c in at.caption)
     types = figure(at, "Profiled time per layer type")
     assert {"Conv2d", "runtime_fusion"} <= {y for t in types.data for y in t.y}
-    assert url_runs(at) == [b1.run_id, trt.run_id]    # the unknown id is dropped from the link
+    assert url_runs(at) == [b1.run_id, trt.run_id]  # the unknown id is dropped from the link
 
 
 def test_compare_needs_two_runs(runs):
@@ -346,6 +362,7 @@ def test_compare_needs_two_runs(runs):
 
 
 # -- History -----------------------------------------------------------------------------------
+
 
 def test_history_filters_and_shareable_selection(runs):
     b1, trt = runs["b1"], runs["trt"]
@@ -395,8 +412,9 @@ def test_compare_with_an_analyze_run_says_not_timed(runs, fixtures_dir_module):
     from engine.store import new_run_id
 
     store = runs["store"]
-    analyze = dataclasses.replace(runs["relu"], run_id=new_run_id(), latency=LatencyStats.not_timed(1),
-                                  latency_samples_ms=[])
+    analyze = dataclasses.replace(
+        runs["relu"], run_id=new_run_id(), latency=LatencyStats.not_timed(1), latency_samples_ms=[]
+    )
     store.save(analyze)
     try:
         at = page("compare", analyze.run_id, runs["b1"].run_id)
@@ -405,7 +423,7 @@ def test_compare_with_an_analyze_run_says_not_timed(runs, fixtures_dir_module):
         short = compare.short_labels([analyze, runs["b1"]])
         assert m[short[analyze.run_id]] == "not timed"
         assert m[short[runs["b1"].run_id]] == f"{runs['b1'].latency.median_ms:.3f} ms"
-        options = at.multiselect(key="runs_picker").options     # what the picker lists
+        options = at.multiselect(key="runs_picker").options  # what the picker lists
         assert sum(o.endswith("· not timed · sample") for o in options) == 1
     finally:
         store.delete(analyze.run_id)
@@ -417,8 +435,8 @@ def test_coming_back_to_a_page_keeps_the_runs_of_the_link(runs):
     at.query_params["run"] = [b1.run_id, b2.run_id]
     at.run()
     assert at.multiselect(key="runs_picker").value == [b1.run_id, b2.run_id]
-    at.checkbox(key="on_this_page").uncheck().run()    # another page: streamlit drops the picker's state
-    at.checkbox(key="on_this_page").check().run()      # back again, same link
+    at.checkbox(key="on_this_page").uncheck().run()  # another page: streamlit drops the picker's state
+    at.checkbox(key="on_this_page").check().run()  # back again, same link
     no_exception(at)
     assert at.multiselect(key="runs_picker").value == [b1.run_id, b2.run_id]
 
@@ -465,7 +483,8 @@ def test_every_bundled_sample_opens_on_layers_and_segmentation(tmp_path, monkeyp
         if len(run.layers):
             top = figure(layers, "Slowest")
             assert max(x for t in top.data for x in t.x) == pytest.approx(
-                max(run.layers["avg_ms"].max(), run.layers["avg_ms"].nsmallest(max(len(run.layers) - 20, 0)).sum()))
+                max(run.layers["avg_ms"].max(), run.layers["avg_ms"].nsmallest(max(len(run.layers) - 20, 0)).sum())
+            )
         seg = page("segmentation", run_id)
         no_exception(seg)
         if run.segmentation is not None and run.segmentation.total_ops:

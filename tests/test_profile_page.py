@@ -57,8 +57,10 @@ def test_banner_and_disabled_knobs_without_gpu(app):
 def test_bad_knob_shows_the_field_and_submits_nothing(app):
     app.number_input(key="knob:model.batch_size").set_value(0)
     app.button[0].click().run()
-    assert any("model.batch_size" in e.value and "below the minimum 1" in e.value and "Nothing was submitted"
-               in e.value for e in app.error)
+    assert any(
+        "model.batch_size" in e.value and "below the minimum 1" in e.value and "Nothing was submitted" in e.value
+        for e in app.error
+    )
     assert jobs.list_jobs() == []
     app.number_input(key="knob:model.batch_size").set_value(1)
     app.text_input(key="knob:model.input_shape").input("3,a,3").run()
@@ -77,10 +79,10 @@ def test_a_cpu_run_completes_and_shows_latency_and_the_layer_chart(app):
 
     leaves = {n for n, m in torchvision.models.resnet18().named_modules() if n and not any(m.children())}
     shown: set[str] = set()
-    for chart in app.get("plotly_chart"):    # the stage chart, then the slowest-layers chart
+    for chart in app.get("plotly_chart"):  # the stage chart, then the slowest-layers chart
         names = {str(v).split(": ", 1)[-1] for t in json.loads(chart.proto.spec)["data"] for v in (t.get("y") or [])}
-        shown = max(shown, names & leaves, key=len)   # bars are labelled "<order>: <layer>"
-    assert len(shown) >= 15, shown      # the top-20 bars are the model's own leaf layers
+        shown = max(shown, names & leaves, key=len)  # bars are labelled "<order>: <layer>"
+    assert len(shown) >= 15, shown  # the top-20 bars are the model's own leaf layers
     # the same request again is answered from the store at once
     app.query_params.clear()
     app.run()
@@ -93,8 +95,13 @@ def test_quantization_schemes_the_gpu_cannot_run_are_marked_and_block_the_run(ap
     from engine import capabilities
 
     h200_rtx = capabilities.Capabilities(
-        torch_version="2.11.0", cuda_available=True, gpus=(capabilities.Gpu(0, "NVIDIA H200", 140 * 2**30, "9.0"),),
-        torch_tensorrt_version="2.11.0", flavour="tensorrt_rtx", tensorrt_version="1.4.0.76")
+        torch_version="2.11.0",
+        cuda_available=True,
+        gpus=(capabilities.Gpu(0, "NVIDIA H200", 140 * 2**30, "9.0"),),
+        torch_tensorrt_version="2.11.0",
+        flavour="tensorrt_rtx",
+        tensorrt_version="1.4.0.76",
+    )
     monkeypatch.setattr(capabilities, "detect", lambda: h200_rtx)
     app.run()
     app.selectbox(key="knob:backend").select("tensorrt").run()
@@ -112,7 +119,8 @@ def test_the_model_picker_offers_every_torchvision_and_timm_model_by_name(app):
     picker = app.selectbox(key="knob:model.source")
     assert picker.value == "resnet18"
     assert {"regnet_y_800mf", "inception_v3", "timm/convnext_tiny", "timm/resnet10t", "hf/bert-base"} <= set(
-        picker.options)
+        picker.options
+    )
     assert len(picker.options) > 1_000
     picker.select("timm/resnet10t").run()
     assert app.text_input(key="knob:model.input_shape").placeholder == "model default: 3,176,176"

@@ -21,27 +21,41 @@ from engine.settings.identity import cache_key
 from engine.settings.request import CompileSettings, RunRequest, validate
 
 HAVE_MODELOPT = importlib.util.find_spec("modelopt") is not None
-needs_modelopt = pytest.mark.skipif(not HAVE_MODELOPT, reason="nvidia-modelopt not installed (a GPU extra: "
-                                    "pip install nvidia-modelopt==0.47.0 runs on CPU too)")
+needs_modelopt = pytest.mark.skipif(
+    not HAVE_MODELOPT,
+    reason="nvidia-modelopt not installed (a GPU extra: pip install nvidia-modelopt==0.47.0 runs on CPU too)",
+)
 
 
 def gpu_caps(flavour: str, cc: str) -> Capabilities:
     """A machine description as capabilities.detect() reports it on a GPU box (no measurement in it)."""
-    return Capabilities(torch_version=torch.__version__, cuda_available=True,
-                        gpus=(Gpu(0, "NVIDIA test GPU", 80 * 2**30, cc),), torch_tensorrt_version="2.11.0",
-                        flavour=flavour, tensorrt_version="1.4.0.76")
+    return Capabilities(
+        torch_version=torch.__version__,
+        cuda_available=True,
+        gpus=(Gpu(0, "NVIDIA test GPU", 80 * 2**30, cc),),
+        torch_tensorrt_version="2.11.0",
+        flavour=flavour,
+        tensorrt_version="1.4.0.76",
+    )
 
 
 def quant_request(scheme: str, **compile_changes) -> RunRequest:
-    return RunRequest(backend="tensorrt", device="cuda",
-                      compile=CompileSettings(quantization=scheme, **compile_changes))
+    return RunRequest(
+        backend="tensorrt", device="cuda", compile=CompileSettings(quantization=scheme, **compile_changes)
+    )
 
 
 class TinyConvNet(nn.Module):
     def __init__(self):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3),
-                                      nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
         self.head = nn.Linear(32, 10)
 
     def forward(self, x):
@@ -56,14 +70,21 @@ def tiny_model(seed: int = 0, batch: int = 8) -> BuiltModel:
 # -- capability matrix ----------------------------------------------------------------------------
 def test_rtx_refuses_int8_activations_but_takes_weight_only():
     for scheme in ("int8", "int8_smoothquant"):
-        reason = schemes.scheme_unavailable_reason(scheme, flavour="tensorrt_rtx", compute_capability="9.0",
-                                                        modelopt=True)
-        assert reason.startswith("TensorRT-RTX does not support int8 activation quantization, only int8 weight "
-                                 "quantization")
-    assert schemes.scheme_unavailable_reason("int8_weight_only", flavour="tensorrt_rtx",
-                                                  compute_capability="9.0", modelopt=True) is None
-    assert schemes.scheme_unavailable_reason("int8", flavour="tensorrt", compute_capability="9.0",
-                                                  modelopt=True) is None
+        reason = schemes.scheme_unavailable_reason(
+            scheme, flavour="tensorrt_rtx", compute_capability="9.0", modelopt=True
+        )
+        assert reason.startswith(
+            "TensorRT-RTX does not support int8 activation quantization, only int8 weight quantization"
+        )
+    assert (
+        schemes.scheme_unavailable_reason(
+            "int8_weight_only", flavour="tensorrt_rtx", compute_capability="9.0", modelopt=True
+        )
+        is None
+    )
+    assert (
+        schemes.scheme_unavailable_reason("int8", flavour="tensorrt", compute_capability="9.0", modelopt=True) is None
+    )
 
 
 def test_compute_capability_gates_fp8_and_fp4():
@@ -82,11 +103,11 @@ def test_compute_capability_gates_fp8_and_fp4():
 
 def test_missing_modelopt_names_the_install_command():
     for scheme in QUANT_SCHEMES[1:]:
-        r = schemes.scheme_unavailable_reason(scheme, flavour="tensorrt", compute_capability="10.0",
-                                                   modelopt=False)
+        r = schemes.scheme_unavailable_reason(scheme, flavour="tensorrt", compute_capability="10.0", modelopt=False)
         assert "`pip install nvidia-modelopt`" in r
-    assert schemes.scheme_unavailable_reason("none", flavour="tensorrt", compute_capability="10.0",
-                                                  modelopt=False) is None
+    assert (
+        schemes.scheme_unavailable_reason("none", flavour="tensorrt", compute_capability="10.0", modelopt=False) is None
+    )
 
 
 def test_schemes_match_the_config_choices():
@@ -107,8 +128,9 @@ def test_check_request_refuses_with_the_reason_before_anything_runs():
     with pytest.raises(ConfigError, match="compute capability 10.0"):
         runner.check_request(quant_request("nvfp4"), rtx_h200)
     with pytest.raises(ConfigError, match="needs the tensorrt backend"):
-        runner.check_request(RunRequest(compile=CompileSettings(quantization="int8_weight_only")),
-                                   capabilities.detect())
+        runner.check_request(
+            RunRequest(compile=CompileSettings(quantization="int8_weight_only")), capabilities.detect()
+        )
 
 
 @needs_modelopt
@@ -116,7 +138,7 @@ def test_disabled_reason_drives_the_profile_widgets():
     caps = gpu_caps("tensorrt_rtx", "9.0")
     assert "int8 activation" in caps.disabled_reason("compile.quantization", "int8")
     assert caps.disabled_reason("compile.quantization", "fp8") is None
-    assert caps.disabled_reason("compile.quantization", True) is None   # some schemes run here
+    assert caps.disabled_reason("compile.quantization", True) is None  # some schemes run here
 
 
 def test_whole_quantization_knob_disabled_without_modelopt(monkeypatch):
@@ -151,11 +173,28 @@ def test_calibration_knobs_matter_only_when_quantizing():
 def test_result_carries_the_quantization_report_through_json():
     fq = Accuracy("eager fp32", 0.075, 0.4, 0.9)
     report = QuantizationReport("fp8", "fp16", calibration.RANDOM_CALIBRATION, 8, False, 12, fq, None, None, False)
-    d = {"run_id": "r", "key": "k", "created_at": "2026-11-24T00:00:00+00:00",
-         "request": quant_request("fp8").to_dict(), "env": {}, "model_info": {},
-         "latency": {"median_ms": 1.0, "p10_ms": 1.0, "p90_ms": 1.0, "p99_ms": 1.0, "mean_ms": 1.0, "std_ms": 0.0,
-                     "min_ms": 1.0, "max_ms": 1.0, "iters": 1, "batch_size": 8, "throughput_per_s": 8000.0},
-         "quantization": dataclasses.asdict(report)}
+    d = {
+        "run_id": "r",
+        "key": "k",
+        "created_at": "2026-11-24T00:00:00+00:00",
+        "request": quant_request("fp8").to_dict(),
+        "env": {},
+        "model_info": {},
+        "latency": {
+            "median_ms": 1.0,
+            "p10_ms": 1.0,
+            "p90_ms": 1.0,
+            "p99_ms": 1.0,
+            "mean_ms": 1.0,
+            "std_ms": 0.0,
+            "min_ms": 1.0,
+            "max_ms": 1.0,
+            "iters": 1,
+            "batch_size": 8,
+            "throughput_per_s": 8000.0,
+        },
+        "quantization": dataclasses.asdict(report),
+    }
     back = RunResult.from_dict(RunResult.from_dict(d).to_dict())
     assert back.quantization == report
     assert "fp8/fp16" in back.label
@@ -210,10 +249,14 @@ def test_bad_tensor_files_name_the_file_and_what_is_expected(tmp_path):
 
 
 def test_calibration_source_must_stay_in_the_calibration_directory(tmp_path):
-    for bad, words in (("file:../secret.pt", "inside the calibration data directory"),
-                       ("file:/etc/passwd.pt", "inside the calibration data directory"),
-                       ("file:missing.pt", "no file 'missing.pt'"), ("file:calib.npy", "not a .pt tensor file"),
-                       ("dir:nowhere", "no folder 'nowhere'"), ("imagenet", "is not random, file:")):
+    for bad, words in (
+        ("file:../secret.pt", "inside the calibration data directory"),
+        ("file:/etc/passwd.pt", "inside the calibration data directory"),
+        ("file:missing.pt", "no file 'missing.pt'"),
+        ("file:calib.npy", "not a .pt tensor file"),
+        ("dir:nowhere", "no folder 'nowhere'"),
+        ("imagenet", "is not random, file:"),
+    ):
         with pytest.raises(ConfigError) as e:
             calibration.calibration_path(bad, tmp_path)
         assert e.value.field == "compile.calibration_data" and words in e.value.message, bad
@@ -254,17 +297,18 @@ def test_image_folder_goes_through_torchvision_transforms(tmp_path):
 
 # -- compile arguments and errors ------------------------------------------------------------------
 def test_compile_kwargs_by_flavour():
-    assert quantize.compile_kwargs("int8", "fp16", "tensorrt") == {
-        "enabled_precisions": {torch.float16, torch.int8}}
+    assert quantize.compile_kwargs("int8", "fp16", "tensorrt") == {"enabled_precisions": {torch.float16, torch.int8}}
     assert quantize.compile_kwargs("fp8", "fp32", "tensorrt") == {
-        "enabled_precisions": {torch.float32, torch.float8_e4m3fn}}
+        "enabled_precisions": {torch.float32, torch.float8_e4m3fn}
+    }
     assert quantize.compile_kwargs("int8_weight_only", "fp16", "tensorrt_rtx") == {}
 
 
 def test_compile_errors_become_quantization_errors():
     # the message TensorRT-RTX 1.4 raised on the H200 for INT8 W8A8 (gpu-kit README)
-    rtx = RuntimeError("TensorRT-RTX does not support int8 activation quantization, only support int8 weight "
-                       "quantization")
+    rtx = RuntimeError(
+        "TensorRT-RTX does not support int8 activation quantization, only support int8 weight quantization"
+    )
     err = quantize.explain_compile_error(rtx, "int8", "tensorrt_rtx")
     assert "TensorRT-RTX refused INT8 (W8A8)" in err.message and "int8_weight_only" in err.hint
     other = quantize.explain_compile_error(RuntimeError("Unsupported FP8 scale layout"), "fp8", "tensorrt")
@@ -289,8 +333,9 @@ def test_an_engine_output_with_nan_is_a_conversion_problem():
     fq = Accuracy("eager fp32", 0.0, 0.0, 1.0)
     nan = Accuracy("fake-quant", float("nan"), float("nan"), 1.0)
     assert accuracy.is_conversion_problem(fq, nan)
-    report = QuantizationReport("fp8", "fp16", "random", 2, False, fake_quant_vs_eager=fq, engine_vs_fake_quant=nan,
-                                conversion_problem=True)
+    report = QuantizationReport(
+        "fp8", "fp16", "random", 2, False, fake_quant_vs_eager=fq, engine_vs_fake_quant=nan, conversion_problem=True
+    )
     assert "NaN or inf" in accuracy.conversion_problem_text(report)
     # a stored NaN reads back as None (JSON null): still a problem, still worded
     back = dataclasses.replace(report, engine_vs_fake_quant=dataclasses.replace(nan, rel_l2=None))
@@ -307,8 +352,7 @@ def int8_quantized():
     model = tiny_model()
     request = quant_request("int8", quant_base_precision="fp32", calibration_batches=4)
     stages, events = {}, []
-    q = fake_quant.prepare_quantized(request, model, "cpu", lambda s, f=None, d="": events.append((s, f, d)),
-                                       stages)
+    q = fake_quant.prepare_quantized(request, model, "cpu", lambda s, f=None, d="": events.append((s, f, d)), stages)
     return model, q, stages, events
 
 
@@ -318,7 +362,7 @@ def test_int8_fake_quant_on_cpu_differs_slightly_from_fp32(int8_quantized):
     report = q.report()
     err = report.fake_quant_vs_eager
     assert 0 < err.rel_l2 < 0.05 and err.max_abs > 0
-    assert q.quantizers >= 5          # input and weight quantizers of 2 convs and the linear layer
+    assert q.quantizers >= 5  # input and weight quantizers of 2 convs and the linear layer
     assert report.engine_vs_fake_quant is None and not report.conversion_problem
     assert not report.calibration_meaningful and report.calibration_batches == 4
     assert stages["calibration_s"] > 0 and "modelopt_import_s" in stages
@@ -343,8 +387,7 @@ def test_three_way_report_flags_a_conversion_that_departs(int8_quantized):
     broken = tiny_model(seed=1).module(*model.example_inputs).detach()
     bad = q.report(engine_output=broken)
     assert bad.conversion_problem
-    assert bad.engine_vs_eager.rel_l2 == pytest.approx(
-        compare_outputs(broken, q.eager_output, "eager fp32").rel_l2)
+    assert bad.engine_vs_eager.rel_l2 == pytest.approx(compare_outputs(broken, q.eager_output, "eager fp32").rel_l2)
     assert "Conversion problem, not a quantization one" in accuracy.conversion_problem_text(bad)
     assert accuracy.conversion_problem_text(ok) == ""
 
@@ -388,8 +431,9 @@ def test_quantized_compile_on_gpu(tmp_path):
     q = fake_quant.prepare_quantized(request, tiny_model(), "cuda")
     with quantize.export_mode():
         program = quantize.export_quantized(q.module, q.inputs)
-        trt = torch_tensorrt.dynamo.compile(program, inputs=list(q.inputs), min_block_size=1,
-                                            **quantize.compile_kwargs(scheme, "fp16", caps.flavour))
+        trt = torch_tensorrt.dynamo.compile(
+            program, inputs=list(q.inputs), min_block_size=1, **quantize.compile_kwargs(scheme, "fp16", caps.flavour)
+        )
     with torch.no_grad():
         report = q.report(engine_output=trt(*q.inputs))
     assert report.engine_vs_fake_quant.rel_l2 < 0.05 and not report.conversion_problem

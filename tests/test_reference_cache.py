@@ -34,10 +34,12 @@ def test_outputs_are_computed_once_and_read_back(tmp_path):
 def test_keys_separate_models_settings_devices_and_what_else_is_given():
     base = reference_key("registry:resnet18:seed0", {"batch_size": 1}, "NVIDIA H200")
     assert base == reference_key("registry:resnet18:seed0", {"batch_size": 1}, "NVIDIA H200")
-    others = {reference_key("registry:resnet18:seed1", {"batch_size": 1}, "NVIDIA H200"),
-              reference_key("registry:resnet18:seed0", {"batch_size": 8}, "NVIDIA H200"),
-              reference_key("registry:resnet18:seed0", {"batch_size": 1}, "NVIDIA H100 80GB HBM3"),
-              reference_key("registry:resnet18:seed0", {"batch_size": 1}, "NVIDIA H200", baseline="eager_fp16")}
+    others = {
+        reference_key("registry:resnet18:seed1", {"batch_size": 1}, "NVIDIA H200"),
+        reference_key("registry:resnet18:seed0", {"batch_size": 8}, "NVIDIA H200"),
+        reference_key("registry:resnet18:seed0", {"batch_size": 1}, "NVIDIA H100 80GB HBM3"),
+        reference_key("registry:resnet18:seed0", {"batch_size": 1}, "NVIDIA H200", baseline="eager_fp16"),
+    }
     assert base not in others and len(others) == 4
 
 
@@ -53,8 +55,14 @@ def test_a_reused_baseline_says_when_it_was_measured(tmp_path):
 
 def test_graph_replay_is_not_attempted_where_it_cannot_mean_anything():
     def req(**knobs):
-        return RunRequest.from_dict({"model": {"source": "resnet18"}, "backend": "tensorrt", "device": "cuda",
-                                     "compile": {"precision": "fp16", **knobs}})
+        return RunRequest.from_dict(
+            {
+                "model": {"source": "resnet18"},
+                "backend": "tensorrt",
+                "device": "cuda",
+                "compile": {"precision": "fp16", **knobs},
+            }
+        )
 
     assert not_capturable(req(), dynamic=False) == ""
     assert "enable_cudagraphs" in not_capturable(req(enable_cudagraphs=True), dynamic=False)

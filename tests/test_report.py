@@ -35,7 +35,7 @@ COMPARISON_LIMIT = 8 * MB
 # the bundled sample with the largest layer table (vit_b_16 fp32 batch 1: 221 layers), recorded before GPU time
 VIT_FP32 = "20261124-043554-d3397a08"
 RESNET18_FP16 = "20261124-043412-5b65487a"
-ANALYZE_RUN = "20261130-031144-ffc4f3ed"       # resnet50 dryrun: no latency, no layers
+ANALYZE_RUN = "20261130-031144-ffc4f3ed"  # resnet50 dryrun: no latency, no layers
 SWEEP, LADDER, BATCH = "resnet50_fp16_optimization_level_h200", "resnet50_b8_h200", "resnet50_fp16_batch_h200"
 
 
@@ -101,14 +101,16 @@ def visible_text(page: _Page) -> str:
 def test_single_run_report_is_one_offline_file_with_the_stored_figures(samples):
     blob = report.runs_html(samples, [VIT_FP32])
     run = samples.get(VIT_FP32)
-    print(f"\nsingle-run report of {VIT_FP32} ({len(run.layers)} layers): {len(blob) / MB:.2f} MB "
-          f"(limit {SINGLE_RUN_LIMIT / MB:.0f} MB; Plotly's script alone {len(document.plotly_js()) / MB:.2f} MB)")
+    print(
+        f"\nsingle-run report of {VIT_FP32} ({len(run.layers)} layers): {len(blob) / MB:.2f} MB "
+        f"(limit {SINGLE_RUN_LIMIT / MB:.0f} MB; Plotly's script alone {len(document.plotly_js()) / MB:.2f} MB)"
+    )
     assert len(blob) < SINGLE_RUN_LIMIT
     text = blob.decode()
-    assert text.count(document.plotly_js()) == 1                   # Plotly's script embedded once
+    assert text.count(document.plotly_js()) == 1  # Plotly's script embedded once
     page = parse(blob)
     scripts = [a for t, a in page.tags if t == "script"]
-    assert scripts and not any("src" in a for a in scripts)        # every script inline
+    assert scripts and not any("src" in a for a in scripts)  # every script inline
     # nothing the browser would fetch: no src/href/srcset pointing anywhere, no <link>, <img>, <iframe>
     assert not [t for t, _ in page.tags if t in ("link", "img", "iframe", "object", "embed")]
     refs = [v for _, a in page.tags for k, v in a.items() if k in ("src", "href", "srcset", "action") and v]
@@ -125,8 +127,14 @@ def test_single_run_report_is_one_offline_file_with_the_stored_figures(samples):
     for key in ("gpu_time_ms", "graph_replay_ms", "host_overhead_ms", "plan_fingerprint"):
         assert "data-value" not in metric(page, key, VIT_FP32) and run.gpu_time is None
     assert words.count(document.NOT_MEASURED) >= 4
-    for value in (run.env["device_name"], run.env["torch"], run.env["torch_tensorrt"], run.env["tensorrt"],
-                  "TensorRT-RTX", "NVIDIA driver"):
+    for value in (
+        run.env["device_name"],
+        run.env["torch"],
+        run.env["torch_tensorrt"],
+        run.env["tensorrt"],
+        "TensorRT-RTX",
+        "NVIDIA driver",
+    ):
         assert value in words
     assert json.dumps(run.request, indent=1, sort_keys=True) in html.unescape(text)
     assert cli_line(run.request).line in words
@@ -163,14 +171,19 @@ def test_text_from_runs_is_escaped_and_loads_nothing(samples, store):
     run = copy_of(samples, RESNET18_FP16, store)
     layers = run.layers.copy()
     layers.loc[0, "name"] = hostile
-    copy = dataclasses.replace(run, run_id=new_run_id(), warnings=[hostile], layers=layers,
-                               request={**run.request, "model": {**run.request["model"], "source": hostile}})
+    copy = dataclasses.replace(
+        run,
+        run_id=new_run_id(),
+        warnings=[hostile],
+        layers=layers,
+        request={**run.request, "model": {**run.request["model"], "source": hostile}},
+    )
     store.save(copy)
     blob = report.runs_html(store, [copy.run_id])
     text = blob.decode()
     assert "<script>alert" not in text and "<img" not in text
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text              # the warning, shown as text
-    assert "\\u003cscript\\u003ealert(1)" in text                       # the layer name inside a figure's JSON
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text  # the warning, shown as text
+    assert "\\u003cscript\\u003ealert(1)" in text  # the layer name inside a figure's JSON
     page = parse(blob)
     assert not [a for t, a in page.tags if t in ("img", "a") and a.get("src", a.get("href", "#"))[:1] != "#"]
     assert hostile in visible_text(page)
@@ -187,15 +200,20 @@ def test_verdict_markdown_keeps_its_emphasis_but_no_link_image_or_html():
 def test_gpu_time_graph_replay_and_plan_show_when_a_run_has_them(samples, store):
     run = copy_of(samples, RESNET18_FP16, store)
     measured = dataclasses.replace(
-        run, run_id=new_run_id(), plan_fingerprint="3f9a0c1d2b7e",
-        gpu_time=GpuTime(median_ms=0.2134, min_ms=0.2131, max_ms=0.2140, kernels_per_inference=41, iters=200,
-                         windows=10),
-        graph_replay=GraphReplay(captured=False, reason="a PyTorch segment synchronises with the host"))
+        run,
+        run_id=new_run_id(),
+        plan_fingerprint="3f9a0c1d2b7e",
+        gpu_time=GpuTime(
+            median_ms=0.2134, min_ms=0.2131, max_ms=0.2140, kernels_per_inference=41, iters=200, windows=10
+        ),
+        graph_replay=GraphReplay(captured=False, reason="a PyTorch segment synchronises with the host"),
+    )
     store.save(measured)
     page = parse(report.runs_html(store, [measured.run_id]))
     assert float(metric(page, "gpu_time_ms", measured.run_id)["data-value"]) == 0.2134
     assert float(metric(page, "host_overhead_ms", measured.run_id)["data-value"]) == pytest.approx(
-        run.latency.median_ms - 0.2134)
+        run.latency.median_ms - 0.2134
+    )
     words = visible_text(page)
     assert "0.213 ms" in words and "41 kernels/inference" in words and "spread 0.42%" in words
     assert "not captured" in words and "a PyTorch segment synchronises with the host" in words
@@ -208,7 +226,7 @@ def test_an_analyze_run_reports_segmentation_without_latency(samples):
     assert "data-value" not in metric(page, "e2e_median_ms", ANALYZE_RUN)
     words = visible_text(page)
     assert "not timed" in words and "no per-layer profile" in words
-    assert "Graph segments in execution order" in blob.decode()     # a figure title, inside its JSON
+    assert "Graph segments in execution order" in blob.decode()  # a figure title, inside its JSON
 
 
 # -- comparisons and studies ---------------------------------------------------------------------------------
@@ -242,8 +260,9 @@ def test_bad_run_lists_are_refused_with_what_to_do(samples):
     assert report.parse_ids(["a,b", "a", " c "]) == ["a", "b", "c"]
 
 
-@pytest.mark.parametrize(("study_id", "kind", "charts"), [(SWEEP, "sweep", 4), (LADDER, "ladder", 1),
-                                                          (BATCH, "batch_sweep", 4)])
+@pytest.mark.parametrize(
+    ("study_id", "kind", "charts"), [(SWEEP, "sweep", 4), (LADDER, "ladder", 1), (BATCH, "batch_sweep", 4)]
+)
 def test_every_stored_study_kind_reports_its_verdict_and_runs(samples, study_id, kind, charts):
     blob = report.study_html(samples, study_id)
     page = parse(blob)
@@ -262,8 +281,8 @@ def test_every_stored_study_kind_reports_its_verdict_and_runs(samples, study_id,
 
         sweep = batch_sweep.load_batch_sweep(samples, study_id)
         headline, members = batch_sweep.verdict(sweep).headline, sweep.results
-    assert headline in words                 # the engine's own verdict, not a copy of its text
-    for r in members:                        # every run with its figures and the line that measures it again
+    assert headline in words  # the engine's own verdict, not a copy of its text
+    for r in members:  # every run with its figures and the line that measures it again
         assert float(metric(page, "e2e_median_ms", r.run_id)["data-value"]) == r.latency.median_ms
         assert cli_line(r.request).line in words
 
@@ -272,7 +291,7 @@ def test_the_store_fingerprint_changes_when_a_report_could(samples, store):
     run = copy_of(samples, RESNET18_FP16, store)
     before = report.store_fingerprint(store)
     assert report.store_fingerprint(store) == before
-    sweeps.tag_run(store, run.run_id, ["sweep:s1", "knob:compile.precision"])      # joins a study
+    sweeps.tag_run(store, run.run_id, ["sweep:s1", "knob:compile.precision"])  # joins a study
     tagged = report.store_fingerprint(store)
     assert tagged != before
     store.delete(run.run_id)
@@ -360,18 +379,23 @@ def test_cli_reports_a_stored_auto_tune_search_as_the_page_does(data_dir, tuned_
     assert autotune_id in [r.study_id for r in report.studies.known_studies(data_dir) if r.kind == "autotune"]
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["report", "20200101-000000-deadbeef", "-o", "{tmp}/x.html"], "'20200101-000000-deadbeef' does not exist"),
-    (["report", "--study", "no_such_study", "-o", "{tmp}/x.html"], "No study 'no_such_study'"),
-    (["report", "--study", "autotune:at-20200101-000000-deadbeef", "-o", "{tmp}/x.html"],
-     "No study 'at-20200101-000000-deadbeef'"),
-    (["report", "-o", "{tmp}/x.html"], "Nothing to report on"),
-    ([*["report", ",".join(f"r{i}" for i in range(7))], "-o", "{tmp}/x.html"], "at most 6"),
-    (["report", VIT_FP32], "No output named"),
-    (["report", VIT_FP32, "-o", "{tmp}/missing/dir/x.html"], "Cannot write"),
-    (["report", ANALYZE_RUN, "--trace", "{tmp}/t.json"], "No per-layer profile"),
-    (["report", "--study", LADDER, "--trace", "{tmp}/t.json"], "--trace takes run ids"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["report", "20200101-000000-deadbeef", "-o", "{tmp}/x.html"], "'20200101-000000-deadbeef' does not exist"),
+        (["report", "--study", "no_such_study", "-o", "{tmp}/x.html"], "No study 'no_such_study'"),
+        (
+            ["report", "--study", "autotune:at-20200101-000000-deadbeef", "-o", "{tmp}/x.html"],
+            "No study 'at-20200101-000000-deadbeef'",
+        ),
+        (["report", "-o", "{tmp}/x.html"], "Nothing to report on"),
+        ([*["report", ",".join(f"r{i}" for i in range(7))], "-o", "{tmp}/x.html"], "at most 6"),
+        (["report", VIT_FP32], "No output named"),
+        (["report", VIT_FP32, "-o", "{tmp}/missing/dir/x.html"], "Cannot write"),
+        (["report", ANALYZE_RUN, "--trace", "{tmp}/t.json"], "No per-layer profile"),
+        (["report", "--study", LADDER, "--trace", "{tmp}/t.json"], "--trace takes run ids"),
+    ],
+)
 def test_cli_errors_exit_2_with_a_message(data_dir, tmp_path, capsys, argv, message):
     assert cli.main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
     err = capsys.readouterr().err
@@ -381,7 +405,7 @@ def test_cli_errors_exit_2_with_a_message(data_dir, tmp_path, capsys, argv, mess
 
 def test_every_cli_line_parses_back_to_the_stored_request(samples):
     parser = argparse.ArgumentParser()
-    knob_cli.add_knob_options(parser)         # the profile command's own options
+    knob_cli.add_knob_options(parser)  # the profile command's own options
     parser.add_argument("--no-cache", action="store_true")
     for run_id in samples.list_runs()["run_id"]:
         stored = samples.get(run_id).request
@@ -406,13 +430,14 @@ def test_chrome_trace_lays_each_layer_on_its_segments_track(samples):
         assert [e["args"]["order"] for e in layers] == sorted(run.layers["order"])
         assert all(isinstance(e["ts"], (int, float)) and e["dur"] >= 0 and isinstance(e["tid"], int) for e in layers)
         # back to back, in execution order, adding up to the profiled sum
-        assert all(a["ts"] + a["dur"] == pytest.approx(b["ts"], abs=1e-3)
-                   for a, b in zip(layers, layers[1:], strict=False))
+        assert all(
+            a["ts"] + a["dur"] == pytest.approx(b["ts"], abs=1e-3) for a, b in zip(layers, layers[1:], strict=False)
+        )
         assert (layers[-1]["ts"] + layers[-1]["dur"]) / 1000 == pytest.approx(run.layers["avg_ms"].sum(), abs=1e-5)
         spans = [e for e in mine if e["ph"] == "X" and e["cat"] == "segment"]
         tracks = {e["tid"]: e["args"]["name"] for e in mine if e["name"] == "thread_name"}
         assert set(tracks) == {e["tid"] for e in layers} and {e["name"] for e in spans} == set(run.layers["segment"])
-        for span in spans:     # each segment's span encloses exactly its layers
+        for span in spans:  # each segment's span encloses exactly its layers
             inside = [e for e in layers if e["tid"] == span["tid"] and span["ts"] <= e["ts"] < span["ts"] + span["dur"]]
             assert len(inside) == span["args"]["layers"]
             assert inside[-1]["ts"] + inside[-1]["dur"] == pytest.approx(span["ts"] + span["dur"], abs=1e-6)
@@ -467,15 +492,14 @@ def test_compare_button_gives_the_cli_file_for_its_runs_and_baseline(data_dir, d
     ids = [RESNET18_FP16, VIT_FP32]
     at = _page("compare", run=ids)
     at.selectbox(key="compare_baseline").set_value(VIT_FP32).run()
-    assert downloads[report.file_name(run_ids=ids)] == _cli_bytes(tmp_path, ",".join(ids), "--baseline",
-                                                                             VIT_FP32)
+    assert downloads[report.file_name(run_ids=ids)] == _cli_bytes(tmp_path, ",".join(ids), "--baseline", VIT_FP32)
 
 
 def test_sweeps_tabs_buttons_give_the_cli_file(data_dir, downloads, tmp_path, tuned_search):
     autotune_id, tuned = tuned_search
     at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=90)
-    at.query_params.update(sweep=SWEEP, ladder=LADDER, batch=BATCH, autotune=autotune_id)   # a stored search
-    at.run()                                        # AppTest runs every tab
+    at.query_params.update(sweep=SWEEP, ladder=LADDER, batch=BATCH, autotune=autotune_id)  # a stored search
+    at.run()  # AppTest runs every tab
     assert not at.exception, [e.value for e in at.exception]
     for study in (SWEEP, LADDER, BATCH):
         assert downloads[report.file_name(study_id=study)] == _cli_bytes(tmp_path, "--study", study), study
@@ -484,8 +508,13 @@ def test_sweeps_tabs_buttons_give_the_cli_file(data_dir, downloads, tmp_path, tu
 
 # -- in a real browser ---------------------------------------------------------------------------------------------
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.mark.browser
@@ -496,8 +525,10 @@ def test_reports_render_every_chart_offline_in_chromium(samples, tmp_path):
     from playwright.sync_api import sync_playwright
 
     compared = largest_runs(samples, 6)
-    files = {"run": ([VIT_FP32], report.runs_html(samples, [VIT_FP32])),
-             "comparison": (compared, report.runs_html(samples, compared))}
+    files = {
+        "run": ([VIT_FP32], report.runs_html(samples, [VIT_FP32])),
+        "comparison": (compared, report.runs_html(samples, compared)),
+    }
     for study in (SWEEP, LADDER, BATCH):
         files[study] = ([], report.study_html(samples, study))
     ARTIFACTS.mkdir(exist_ok=True)
@@ -522,14 +553,18 @@ def test_reports_render_every_chart_offline_in_chromium(samples, tmp_path):
             expected = blob.count(b'class="plotly-graph-div"')
             page.wait_for_function(
                 "n => Array.from(document.querySelectorAll('.plotly-graph-div'))"
-                ".filter(d => d.querySelector('.plot-container .main-svg')).length === n", arg=expected,
-                timeout=30_000)
-            divs = page.eval_on_selector_all(".plotly-graph-div", "ds => ds.map(d => [d.id, "
-                                             "!!d.querySelector('.plot-container .main-svg'), !!d._fullLayout])")
+                ".filter(d => d.querySelector('.plot-container .main-svg')).length === n",
+                arg=expected,
+                timeout=30_000,
+            )
+            divs = page.eval_on_selector_all(
+                ".plotly-graph-div",
+                "ds => ds.map(d => [d.id, !!d.querySelector('.plot-container .main-svg'), !!d._fullLayout])",
+            )
             assert len(divs) == expected > 0 and all(svg and laid_out for _, svg, laid_out in divs), (name, divs)
             assert problems == [], (name, problems)
-            assert requested == [path.as_uri()], (name, requested)          # nothing but the file itself
-            for run_id in run_ids:                                         # the headline figures are the store's
+            assert requested == [path.as_uri()], (name, requested)  # nothing but the file itself
+            for run_id in run_ids:  # the headline figures are the store's
                 run = samples.get(run_id)
                 cell = page.locator(f"dd[data-metric='e2e_median_ms'][data-run='{run_id}']").first
                 assert cell.inner_text().strip() == f"{run.latency.median_ms:.3f} ms"
@@ -554,19 +589,24 @@ def test_dashboard_buttons_download_what_a_fresh_cli_process_writes(tmp_path):
 
     from tests.test_browser import _settle, _streamlit
 
-    RunStore(tmp_path / "data").import_samples(SAMPLES_DIR)      # the server reads this store, samples included
-    clicks = {"run.html": (f"layers?run={RESNET18_FP16}", "Download report"),
-              "run.json": (f"layers?run={RESNET18_FP16}", "Layer timeline (Chrome trace)"),
-              "compare.html": (f"compare?run={RESNET18_FP16}&run={VIT_FP32}", "Download report"),
-              "ladder.html": (f"sweep?ladder={LADDER}", "Download report")}
+    RunStore(tmp_path / "data").import_samples(SAMPLES_DIR)  # the server reads this store, samples included
+    clicks = {
+        "run.html": (f"layers?run={RESNET18_FP16}", "Download report"),
+        "run.json": (f"layers?run={RESNET18_FP16}", "Layer timeline (Chrome trace)"),
+        "compare.html": (f"compare?run={RESNET18_FP16}&run={VIT_FP32}", "Download report"),
+        "ladder.html": (f"sweep?ladder={LADDER}", "Download report"),
+    }
     with _streamlit(tmp_path) as base, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         page.set_default_timeout(60_000)
         # a fresh server's first page run goes through dashboard.py's navigation (ui.navigation.through_dashboard)
         page.goto(base)
-        page.wait_for_function("() => (document.querySelector(\"[data-testid='stSidebarNav']\") || {innerText: ''})"
-                               ".innerText.includes('Sweeps')", timeout=60_000)
+        page.wait_for_function(
+            "() => (document.querySelector(\"[data-testid='stSidebarNav']\") || {innerText: ''})"
+            ".innerText.includes('Sweeps')",
+            timeout=60_000,
+        )
         _settle(page)
         for name, (url, label) in clicks.items():
             page.goto(f"{base}/{url}")
@@ -575,12 +615,19 @@ def test_dashboard_buttons_download_what_a_fresh_cli_process_writes(tmp_path):
                 page.get_by_role("button", name=label).first.click()
             download.value.save_as(tmp_path / f"button_{name}")
         browser.close()
-    env = {**os.environ, "TRTDASH_DATA_DIR": str(tmp_path / "data"), "TRTDASH_SAMPLES_DIR": str(tmp_path / "none"),
-           "PYTHONPATH": str(ROOT)}
-    for args in ([RESNET18_FP16, "-o", "cli_run.html", "--trace", "cli_run.json"],
-                 [f"{RESNET18_FP16},{VIT_FP32}", "-o", "cli_compare.html"],
-                 ["--study", LADDER, "-o", "cli_ladder.html"]):
-        subprocess.run([sys.executable, "-m", "engine", "report", *args], cwd=tmp_path, env=env, check=True,
-                       capture_output=True)
+    env = {
+        **os.environ,
+        "TRTDASH_DATA_DIR": str(tmp_path / "data"),
+        "TRTDASH_SAMPLES_DIR": str(tmp_path / "none"),
+        "PYTHONPATH": str(ROOT),
+    }
+    for args in (
+        [RESNET18_FP16, "-o", "cli_run.html", "--trace", "cli_run.json"],
+        [f"{RESNET18_FP16},{VIT_FP32}", "-o", "cli_compare.html"],
+        ["--study", LADDER, "-o", "cli_ladder.html"],
+    ):
+        subprocess.run(
+            [sys.executable, "-m", "engine", "report", *args], cwd=tmp_path, env=env, check=True, capture_output=True
+        )
     for name in clicks:
         assert (tmp_path / f"button_{name}").read_bytes() == (tmp_path / f"cli_{name}").read_bytes(), name

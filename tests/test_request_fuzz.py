@@ -24,8 +24,11 @@ EXAMPLES = 400
 COUNTS: dict[str, int] = {}
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=30)
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=5)
-                           | st.dictionaries(st.text(max_size=12), inner, max_size=5), max_leaves=25)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=25,
+)
 FIELDS = {"model": ModelSpec, "compile": CompileSettings, "measure": MeasureSettings}
 field_names = {part: [f for f in cls.__dataclass_fields__] for part, cls in FIELDS.items()}
 input_keys = list(InputSpec.__dataclass_fields__)
@@ -33,36 +36,48 @@ input_keys = list(InputSpec.__dataclass_fields__)
 
 def input_entry() -> st.SearchStrategy:
     """Mostly well-formed input entries with one or more fields replaced by anything JSON can hold."""
-    good = {"name": st.sampled_from(["x", "input_ids", "attention_mask", "1bad", ""]),
-            "shape": st.lists(st.integers(-3, 20000), max_size=9) | json_values,
-            "dtype": st.sampled_from(["float32", "int64", "int32", "bool", "float16", "complex"]) | json_values,
-            "min_shape": st.none() | st.lists(st.integers(-3, 20000), max_size=9) | json_values,
-            "max_shape": st.none() | st.lists(st.integers(-3, 20000), max_size=9) | json_values,
-            "value_range": st.none() | st.lists(st.integers(-2**70, 2**70), min_size=2, max_size=2) | json_values,
-            "dim_names": st.none() | st.lists(st.sampled_from(["batch", "sequence", "", "a b", "x.y"]), max_size=9)
-            | json_values}
-    return st.fixed_dictionaries({}, optional=good) | st.dictionaries(st.sampled_from(input_keys + ["extra"]),
-                                                                        json_values, max_size=7)
+    good = {
+        "name": st.sampled_from(["x", "input_ids", "attention_mask", "1bad", ""]),
+        "shape": st.lists(st.integers(-3, 20000), max_size=9) | json_values,
+        "dtype": st.sampled_from(["float32", "int64", "int32", "bool", "float16", "complex"]) | json_values,
+        "min_shape": st.none() | st.lists(st.integers(-3, 20000), max_size=9) | json_values,
+        "max_shape": st.none() | st.lists(st.integers(-3, 20000), max_size=9) | json_values,
+        "value_range": st.none() | st.lists(st.integers(-(2**70), 2**70), min_size=2, max_size=2) | json_values,
+        "dim_names": st.none()
+        | st.lists(st.sampled_from(["batch", "sequence", "", "a b", "x.y"]), max_size=9)
+        | json_values,
+    }
+    return st.fixed_dictionaries({}, optional=good) | st.dictionaries(
+        st.sampled_from(input_keys + ["extra"]), json_values, max_size=7
+    )
 
 
 def part(name: str) -> st.SearchStrategy:
-    values = json_values | st.integers(-2**80, 2**80) | st.text(alphabet="0123456789-x, ²", max_size=12)
+    values = json_values | st.integers(-(2**80), 2**80) | st.text(alphabet="0123456789-x, ²", max_size=12)
     if name == "model":
         values = values | st.lists(input_entry(), max_size=3)
     return st.dictionaries(st.sampled_from(field_names[name] + ["nonsense"]), values, max_size=6)
 
 
-requests = st.fixed_dictionaries({}, optional={
-    "model": part("model") | json_values, "compile": part("compile") | json_values,
-    "measure": part("measure") | json_values,
-    "backend": st.sampled_from(["eager", "tensorrt", "onnx"]) | json_values,
-    "device": st.sampled_from(["auto", "cpu", "cuda"]) | json_values,
-    "mode": st.sampled_from(["measure", "analyze"]) | json_values}) | json_values
+requests = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "model": part("model") | json_values,
+            "compile": part("compile") | json_values,
+            "measure": part("measure") | json_values,
+            "backend": st.sampled_from(["eager", "tensorrt", "onnx"]) | json_values,
+            "device": st.sampled_from(["auto", "cpu", "cuda"]) | json_values,
+            "mode": st.sampled_from(["measure", "analyze"]) | json_values,
+        },
+    )
+    | json_values
+)
 
 
 def parse_and_check(data: object) -> None:
     """What the Profile page and submit() do with a request: parse, validate, check against this machine."""
-    request = validate(RunRequest.from_dict(data))   # type: ignore[arg-type]
+    request = validate(RunRequest.from_dict(data))  # type: ignore[arg-type]
     registry.describe_inputs(request.model)
     runner.check_request(request, capabilities.detect())
 
@@ -73,9 +88,8 @@ def count(name: str) -> None:
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requests)
-@example({"model": {"inputs": [{"name": "x", "shape": [1, 3, 8, 8], "dim_names": 5}]}})     # the reported crash
-@example({"model": {"inputs": [{"name": "x", "shape": [1, 2], "dtype": "int64",
-                                "value_range": [0, 2**64]}]}})
+@example({"model": {"inputs": [{"name": "x", "shape": [1, 3, 8, 8], "dim_names": 5}]}})  # the reported crash
+@example({"model": {"inputs": [{"name": "x", "shape": [1, 2], "dtype": "int64", "value_range": [0, 2**64]}]}})
 @example({"model": {"batch_size": "²"}})
 @example({"model": {"input_shape": "9" * 5000}})
 @example([1, 2])
@@ -89,15 +103,15 @@ def test_request_json_yields_a_request_or_a_field_error(data):
 
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(st.text(max_size=200) | json_values.map(json.dumps))
-@example("[" * 100_000)                                     # the reported RecursionError
-@example('[{"name": "x", "shape": [' + "1" * 5000 + "]}]")   # an integer too long to convert
+@example("[" * 100_000)  # the reported RecursionError
+@example('[{"name": "x", "shape": [' + "1" * 5000 + "]}]")  # an integer too long to convert
 def test_inputs_text_yields_specs_or_a_field_error(text):
     count("inputs_text")
     try:
         parse_inputs(text)
     except ConfigError:
         pass
-    try:                                                       # the same text in the Profile page's Inputs box
+    try:  # the same text in the Profile page's Inputs box
         parse_and_check({"model": {"inputs": text}})
     except OURS:
         pass
@@ -113,8 +127,12 @@ def _cli_parser() -> tuple[argparse.ArgumentParser, list[str]]:
 
 
 PARSER, FLAGS = _cli_parser()
-cli_values = st.text(max_size=40) | st.integers(-2**70, 2**70).map(str) | json_values.map(json.dumps) \
+cli_values = (
+    st.text(max_size=40)
+    | st.integers(-(2**70), 2**70).map(str)
+    | json_values.map(json.dumps)
     | st.sampled_from(["true", "off", "none", "default", "3,224,224", "2x3", "-1", "1e9", "nan"])
+)
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
@@ -125,7 +143,7 @@ def test_cli_text_yields_a_request_or_a_field_error(pairs):
     from engine.settings.cli import request_from_args
 
     count("cli_text")
-    argv = [f"{flag}={value}" for flag, value in pairs]   # '=' keeps a value starting with '-' a value
+    argv = [f"{flag}={value}" for flag, value in pairs]  # '=' keeps a value starting with '-' a value
     ns = PARSER.parse_args(argv)
     try:
         request = request_from_args(ns)
@@ -137,7 +155,7 @@ def test_cli_text_yields_a_request_or_a_field_error(pairs):
 def test_the_counts_of_fuzzed_examples_are_reported(capsys):
     with capsys.disabled():
         print(f"\nfuzzed request parsing: {COUNTS}")
-    if COUNTS:   # run after the three properties in this module (pytest keeps file order)
+    if COUNTS:  # run after the three properties in this module (pytest keeps file order)
         assert all(n >= 1 for n in COUNTS.values())
 
 
@@ -152,12 +170,22 @@ def test_dim_names_that_are_not_a_list_name_the_field():
 
 def test_value_range_beyond_int64_is_refused_at_validation():
     """Issue 15, defect 8: such a range passed validation and failed in the worker (torch.randint overflows)."""
-    for dtype, bad in (("int64", [0, 2**63]), ("int64", [-2**63 - 1, 0]), ("int32", [0, 2**31 + 1]),
-                       ("bool", [0, 3])):
+    for dtype, bad in (
+        ("int64", [0, 2**63]),
+        ("int64", [-(2**63) - 1, 0]),
+        ("int32", [0, 2**31 + 1]),
+        ("bool", [0, 3]),
+    ):
         with pytest.raises(ConfigError) as e:
-            RunRequest.from_dict({"model": {"inputs": [{"name": "ids", "shape": [1, 8], "dtype": dtype,
-                                                        "value_range": bad}]}})
+            RunRequest.from_dict(
+                {"model": {"inputs": [{"name": "ids", "shape": [1, 8], "dtype": dtype, "value_range": bad}]}}
+            )
         assert e.value.field == "model.inputs.ids.value_range" and dtype in e.value.message
-    ok = RunRequest.from_dict({"model": {"inputs": [{"name": "ids", "shape": [1, 8], "dtype": "int64",
-                                                     "value_range": [-2**63, 2**63 - 1]}]}})
-    assert ok.model.inputs[0].value_range == (-2**63, 2**63 - 1)
+    ok = RunRequest.from_dict(
+        {
+            "model": {
+                "inputs": [{"name": "ids", "shape": [1, 8], "dtype": "int64", "value_range": [-(2**63), 2**63 - 1]}]
+            }
+        }
+    )
+    assert ok.model.inputs[0].value_range == (-(2**63), 2**63 - 1)

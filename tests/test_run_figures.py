@@ -20,10 +20,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def measured(fixtures_dir, *, captured: bool = True):
     run = trt_profiled_run(fixtures_dir, is_sample=False)
-    graph = (GraphReplay(True, "", 0.2712, 0.2705, 0.2730, 200) if captured
-             else GraphReplay(False, "PyTorch fallback between engines syncs with the host"))
-    return dataclasses.replace(run, run_id=new_run_id(), gpu_time=GpuTime(0.2650, 0.2648, 0.2655, 52.0, 500, 5),
-                               graph_replay=graph, plan_fingerprint="f00d")
+    graph = (
+        GraphReplay(True, "", 0.2712, 0.2705, 0.2730, 200)
+        if captured
+        else GraphReplay(False, "PyTorch fallback between engines syncs with the host")
+    )
+    return dataclasses.replace(
+        run,
+        run_id=new_run_id(),
+        gpu_time=GpuTime(0.2650, 0.2648, 0.2655, 52.0, 500, 5),
+        graph_replay=graph,
+        plan_fingerprint="f00d",
+    )
 
 
 def test_figures_of_a_measured_gpu_run(fixtures_dir):
@@ -47,7 +55,7 @@ def test_missing_figures_say_why(fixtures_dir, store):
     cpu = eager_run(store)
     for f in run_figures.timing_figures(cpu)[1:4]:
         assert f.value == "needs an NVIDIA GPU" and not f.measured
-    old_gpu = trt_profiled_run(fixtures_dir)       # stored before the GPU-time pass existed
+    old_gpu = trt_profiled_run(fixtures_dir)  # stored before the GPU-time pass existed
     assert run_figures.gpu_figure(old_gpu).value == "not measured (recorded before GPU time existed)"
     assert run_figures.host_figure(old_gpu).value == "not measured (recorded before GPU time existed)"
     assert "GPU time: needs an NVIDIA GPU" in run_figures.timing_lines(cpu)
@@ -77,11 +85,11 @@ def test_pages_show_gpu_time_beside_end_to_end(fixtures_dir, tmp_path, monkeypat
     assert any(c.value == "window spread 0.26% (5 windows, 500 inferences)" for c in at.caption)
 
     at = _page("profile", cpu.run_id)
-    assert "GPU time" not in {m.label for m in at.metric}        # not a number: said in words that wrap
+    assert "GPU time" not in {m.label for m in at.metric}  # not a number: said in words that wrap
     captions = [c.value for c in at.caption]
     start = captions.index(f"p10–p90 {cpu.latency.p10_ms:.3f}–{cpu.latency.p90_ms:.3f} ms")
-    assert captions[start + 1:start + 4] == ["GPU time", "CUDA-graph replay", "Host overhead"]
-    assert sum(md.value == "**needs an NVIDIA GPU**" for md in at.markdown) == 3      # GPU time, replay, host
+    assert captions[start + 1 : start + 4] == ["GPU time", "CUDA-graph replay", "Host overhead"]
+    assert sum(md.value == "**needs an NVIDIA GPU**" for md in at.markdown) == 3  # GPU time, replay, host
     at = _page("profile", old.run_id)
     assert "**not measured (recorded before GPU time existed)**" in [md.value for md in at.markdown]
 
@@ -124,8 +132,9 @@ def test_segmentation_figures_and_recommendations_of_the_relu_forced_run(fixture
     assert [f.value for f in figures.values()] == ["89", "72", "80.9%", "18", "1"]
     assert figures["Coverage"].ms == pytest.approx(seg.supported_ops / seg.total_ops)
     recs = run_figures.recommendations(run)
-    assert [(r.min_block_size, r.rerun) for r in recs] == [(r.min_block_size, r.kind != "current")
-                                                          for r in seg.recommendations]
+    assert [(r.min_block_size, r.rerun) for r in recs] == [
+        (r.min_block_size, r.kind != "current") for r in seg.recommendations
+    ]
     current = next(r for r in recs if not r.rerun)
     assert current.text.startswith("**Equivalent to this run**: min_block_size = 3 → 18 TensorRT engine(s)")
     without = dataclasses.replace(run, segmentation=None)

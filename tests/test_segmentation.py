@@ -32,7 +32,10 @@ def test_forced_fragmentation_text(forced):
     assert s.segments[-1].outputs == ["(1, 1000)@float16"]
     assert sum(x.op_count for x in s.segments) == 72
     assert [(r.kind, r.min_block_size, r.engines) for r in s.recommendations] == [
-        ("minimal", 6, 3), ("moderate", 4, 12), ("current", 3, 18)]
+        ("minimal", 6, 3),
+        ("moderate", 4, 12),
+        ("current", 3, 18),
+    ]
 
 
 def test_recommend_reproduces_the_printed_recommendations(forced):
@@ -44,7 +47,9 @@ def test_recommend_reproduces_the_printed_recommendations(forced):
 
 def test_recommend_rules():
     assert [(r.kind, r.min_block_size, r.engines) for r in seg.recommend([89])] == [
-        ("minimal", 89, 1), ("current", 89, 1)]
+        ("minimal", 89, 1),
+        ("current", 89, 1),
+    ]
     # mean 5.5 -> rounds to 5.5 -> ceil 6 == most: no moderate line
     assert [r.kind for r in seg.recommend([5, 6])] == ["minimal", "current"]
     assert seg.recommend([]) == []
@@ -55,7 +60,7 @@ def test_no_engine_text(mbs100):
     assert (s.total_ops, s.supported_ops) == (89, 89)
     assert s.engine_count == 0
     assert s.recommendations == []
-    assert len(s.pytorch_nodes) == 69   # grep -c "^Node:" on the file
+    assert len(s.pytorch_nodes) == 69  # grep -c "^Node:" on the file
     assert s.pytorch_nodes[-1] == {"op": "torch.ops.aten.linear.default", "location": "fc/linear"}
     assert s.unsupported_ops == {}
 
@@ -108,6 +113,9 @@ def test_ordered_segments_from_a_partitioned_graph():
     engine = seg.Segment("tensorrt", 1, "submod_1", 1, ["(2, 3)@float32"], ["(2, 3)@float32"])
     segments = seg._ordered_segments(split, {"submod_1": engine})
     assert [(s.kind, s.name) for s in segments] == [
-        ("pytorch", "submod_0"), ("tensorrt", "submod_1"), ("pytorch", "submod_2")]
+        ("pytorch", "submod_0"),
+        ("tensorrt", "submod_1"),
+        ("pytorch", "submod_2"),
+    ]
     assert segments[0].index == 1 and segments[2].index == 2
     assert segments[2].op_count == 2

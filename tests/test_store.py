@@ -11,8 +11,10 @@ from engine.runner import execute
 from engine.settings.request import RunRequest
 from engine.store import RunNotFound, RunStore
 
-TINY = {"model": {"source": "resnet18", "input_shape": [3, 32, 32]},
-        "measure": {"warmup_iters": 1, "timed_iters": 5, "profile_iters": 1}}
+TINY = {
+    "model": {"source": "resnet18", "input_shape": [3, 32, 32]},
+    "measure": {"warmup_iters": 1, "timed_iters": 5, "profile_iters": 1},
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +45,10 @@ def test_export_import_and_samples(stored_run, tmp_path):
     (tmp_path / "s" / "x.json.gz").write_bytes(gzip.compress(blob))
     other = RunStore(tmp_path / "other")
     assert other.import_samples(tmp_path / "s") == [result.run_id]
-    assert other.import_samples(tmp_path / "s") == [result.run_id]   # idempotent
+    assert other.import_samples(tmp_path / "s") == [result.run_id]  # idempotent
     sample = other.get(result.run_id)
     assert sample.is_sample and len(sample.layers) == len(result.layers)
-    assert other.find_by_key(result.key) is None    # samples never answer the cache
+    assert other.find_by_key(result.key) is None  # samples never answer the cache
     assert other.list_runs(is_sample=True)["run_id"].tolist() == [result.run_id]
     with pytest.raises(ValueError, match="not a run export"):
         other.import_run(b'{"x": 1}')
@@ -103,9 +105,9 @@ def test_a_crash_mid_write_leaves_nothing_half_written(stored_run, tmp_path):
     os.kill(p.pid, signal.SIGKILL)
     p.join()
     leftovers = list((root / "runs").iterdir())
-    assert any(x.name.startswith(".tmp-") for x in leftovers)   # the interrupted write is visible on disk...
+    assert any(x.name.startswith(".tmp-") for x in leftovers)  # the interrupted write is visible on disk...
     reopened = RunStore(root)
-    assert len(reopened.list_runs()) == 0                         # ...but never as a run
+    assert len(reopened.list_runs()) == 0  # ...but never as a run
     # a young leftover may be another process's write in progress: kept; an old one is swept
     assert list((root / "runs").iterdir()) == leftovers
     old = time.time() - 3600
@@ -128,8 +130,9 @@ def test_a_run_document_names_no_path_and_the_sweep_spares_stored_runs(stored_ru
         evil = dict(doc, result={**doc["result"], "run_id": bad})
         with pytest.raises(ValueError, match="is not a run id"):
             target.import_run(json.dumps(evil).encode())
-    assert sorted(p.name for p in (tmp_path / "victim").rglob("*") if p.is_file()) == ["runs.sqlite"] + \
-        sorted(p.name for p in root.glob("runs.sqlite-*"))        # nothing was written anywhere else
+    assert sorted(p.name for p in (tmp_path / "victim").rglob("*") if p.is_file()) == ["runs.sqlite"] + sorted(
+        p.name for p in root.glob("runs.sqlite-*")
+    )  # nothing was written anywhere else
     # raw file names from a document become plain names inside the run's raw/
     sneaky = dict(doc, raw_files={"../../../outside.txt": "x", "..": "y", ".hidden": "z"})
     run_id = target.import_run(json.dumps(sneaky).encode())
@@ -183,11 +186,11 @@ def test_runs_record_who_submitted_them_and_old_stores_read_unknown(tmp_path):
 
     root = tmp_path / "old"
     RunStore(root)
-    with sqlite3.connect(root / "runs.sqlite") as conn:       # a store from before the column existed
+    with sqlite3.connect(root / "runs.sqlite") as conn:  # a store from before the column existed
         conn.execute("ALTER TABLE runs DROP COLUMN submitted_by")
     store = RunStore(root)
     run = execute(RunRequest.from_dict(TINY), store, submitted_by="alice").result
     assert store.get(run.run_id).submitted_by == "alice"
     assert store.list_runs()["submitted_by"].tolist() == ["alice"]
     old = RunResult.from_dict({k: v for k, v in run.to_dict().items() if k != "submitted_by"})
-    assert old.submitted_by == ""          # a run stored before: shown as unknown
+    assert old.submitted_by == ""  # a run stored before: shown as unknown

@@ -19,8 +19,7 @@ from tests.test_sweeps import ROOT, ThreadQueue
 
 
 def _two_point_sweep(sweep_id: str):
-    return sweeps.plan_sweep(tiny(), {sweeps.PRECISION_KNOB: ["fp32", "bf16"]},
-                             sweep_id=sweep_id, repeats=0)
+    return sweeps.plan_sweep(tiny(), {sweeps.PRECISION_KNOB: ["fp32", "bf16"]}, sweep_id=sweep_id, repeats=0)
 
 
 def test_closing_the_page_mid_sweep_and_restarting_the_server_loses_no_member(system):
@@ -35,7 +34,7 @@ def test_closing_the_page_mid_sweep_and_restarting_the_server_loses_no_member(sy
     assert all(job_ids)
     del execution
     gc.collect()
-    for job_id in job_ids:                              # the worker, not a page, finishes the jobs
+    for job_id in job_ids:  # the worker, not a page, finishes the jobs
         assert finished(system, job_id, timeout_s=180).state == "done"
 
     from engine.jobs import JobSystem
@@ -67,11 +66,11 @@ def test_closing_the_page_mid_sweep_and_restarting_the_server_loses_no_member(sy
 
 def test_a_cancelled_point_is_reported_missing_and_resume_completes_it(store):
     q = ThreadQueue(store)
-    q.gate.clear()                                   # hold the worker: both jobs stay queued
+    q.gate.clear()  # hold the worker: both jobs stay queued
     plan = _two_point_sweep("with_a_gap")
     execution = sweeps.SweepExecution(plan, store, q.submit, q.status, q.cancel)
     execution.start()
-    q.cancel(execution.points[1].job_id)             # bf16 cancelled on its own (from the queue panel, say)
+    q.cancel(execution.points[1].job_id)  # bf16 cancelled on its own (from the queue panel, say)
     q.gate.set()
     execution.wait(timeout_s=120)
     assert execution.counts() == {"done": 1, "cancelled": 1}
@@ -82,7 +81,7 @@ def test_a_cancelled_point_is_reported_missing_and_resume_completes_it(store):
     assert gap.label == plan.points[1].label and gap.state == "cancelled" and gap.why_missing == "cancelled"
     assert "1 of 2 points measured" in study.missing_text and "1 missing" in study.missing_text
     assert f"{plan.points[1].label} (cancelled)" in study.missing_text
-    assert len(sweeps.load_sweep(store, "with_a_gap").table) == 1   # what it measured opens meanwhile
+    assert len(sweeps.load_sweep(store, "with_a_gap").table) == 1  # what it measured opens meanwhile
 
     from streamlit.testing.v1 import AppTest  # the Sweeps page says what is missing and offers Resume
 
@@ -95,13 +94,18 @@ def test_a_cancelled_point_is_reported_missing_and_resume_completes_it(store):
 
     assert record.resume_study(store, "with_a_gap", q.submit) == 1
     assert record.load_study(store, "with_a_gap").state == "running"
-    wait_until(lambda: record.settle(store, "with_a_gap", q.status) >= 0
-               and record.load_study(store, "with_a_gap").state == "finished", 120)
+    wait_until(
+        lambda: (
+            record.settle(store, "with_a_gap", q.status) >= 0
+            and record.load_study(store, "with_a_gap").state == "finished"
+        ),
+        120,
+    )
     study = record.load_study(store, "with_a_gap")
     assert study.missing == [] and study.missing_text == "" and len(study.run_ids) == 2
     assert sorted(store.runs_with_tag("sweep:with_a_gap")) == sorted(study.run_ids)
     assert sorted(sweeps.load_sweep(store, "with_a_gap").table["precision"]) == ["bf16", "fp32"]
-    assert record.resume_study(store, "with_a_gap", q.submit) == 0   # nothing left to queue
+    assert record.resume_study(store, "with_a_gap", q.submit) == 0  # nothing left to queue
 
 
 def test_points_the_queue_refused_are_never_run_and_cancel_marks_the_study(store):
@@ -122,7 +126,7 @@ def test_points_the_queue_refused_are_never_run_and_cancel_marks_the_study(store
     study = record.load_study(store, "half_queued")
     assert [m.state for m in study.members] == ["queued", "pending"]
     assert [m.why_missing for m in study.missing] == ["never run"]
-    assert execution.cancel() == 1                   # what the page does when a point is refused
+    assert execution.cancel() == 1  # what the page does when a point is refused
     q.gate.set()
     study = record.load_study(store, "half_queued")
     assert study.state == "cancelled" and {m.why_missing for m in study.missing} <= {"cancelled", "never run"}
@@ -146,8 +150,13 @@ def test_auto_tune_can_keep_its_trials_as_a_study(store):
     assert record.add_points(store, "resnet18_fp32_autotune_x", [("trial 0", tiny().to_dict())]) == [0]
     q = ThreadQueue(store)
     record.submit_points(store, "resnet18_fp32_autotune_x", [0], q.submit)
-    wait_until(lambda: record.settle(store, "resnet18_fp32_autotune_x", q.status) >= 0
-               and record.load_study(store, "resnet18_fp32_autotune_x").state == "finished", 60)
+    wait_until(
+        lambda: (
+            record.settle(store, "resnet18_fp32_autotune_x", q.status) >= 0
+            and record.load_study(store, "resnet18_fp32_autotune_x").state == "finished"
+        ),
+        60,
+    )
     study = record.load_study(store, "resnet18_fp32_autotune_x", kind="autotune")
     assert study.plan == {"budget": 3} and "autotune:x" in store.get(study.run_ids[0]).tags
     with pytest.raises(record.StudyExists):

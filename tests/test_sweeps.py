@@ -22,8 +22,11 @@ from engine.settings.request import RunRequest
 from engine.studies import statistics, sweeps
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = {"model": {"source": "resnet18", "input_shape": [3, 32, 32]}, "device": "cpu",
-        "measure": {"warmup_iters": 2, "timed_iters": 15, "layer_profile": False, "accuracy": True}}
+TINY = {
+    "model": {"source": "resnet18", "input_shape": [3, 32, 32]},
+    "device": "cpu",
+    "measure": {"warmup_iters": 2, "timed_iters": 15, "layer_profile": False, "accuracy": True},
+}
 
 
 def tiny(**changes) -> RunRequest:
@@ -80,8 +83,15 @@ class ThreadQueue:
 
 # -- planning ---------------------------------------------------------------------------------------
 def test_min_block_size_values_join_default_recommendation_and_user_list():
-    seg = Segmentation(total_ops=89, supported_ops=72, recommendations=[
-        Recommendation("minimal", 30, 2), Recommendation("moderate", 12, 4), Recommendation("current", 1, 18)])
+    seg = Segmentation(
+        total_ops=89,
+        supported_ops=72,
+        recommendations=[
+            Recommendation("minimal", 30, 2),
+            Recommendation("moderate", 12, 4),
+            Recommendation("current", 1, 18),
+        ],
+    )
     assert sweeps.min_block_size_values(seg, [1, 5, 100]) == [1, 5, 12, 30, 100]
     assert sweeps.min_block_size_values(None) == [5]
     with pytest.raises(ConfigError, match="compile.min_block_size"):
@@ -90,19 +100,26 @@ def test_min_block_size_values_join_default_recommendation_and_user_list():
 
 def test_plan_covers_every_combination_and_validates():
     base = tiny()
-    plan = sweeps.plan_sweep(base, {sweeps.OPTIMIZATION_LEVEL_KNOB: [5, None, 0, 3],
-                                    sweeps.PRECISION_KNOB: ["fp16", "fp32"]}, sweep_id="s1", repeats=0)
+    plan = sweeps.plan_sweep(
+        base,
+        {sweeps.OPTIMIZATION_LEVEL_KNOB: [5, None, 0, 3], sweeps.PRECISION_KNOB: ["fp16", "fp32"]},
+        sweep_id="s1",
+        repeats=0,
+    )
     assert len(plan.points) == 8
     levels = [p.request.compile.optimization_level for p in plan.points[::2]]
-    assert levels == [0, None, 3, 5]          # unset sorts beside level 3, the level it means
+    assert levels == [0, None, 3, 5]  # unset sorts beside level 3, the level it means
     assert {p.request.compile.precision for p in plan.points} == {"fp16", "fp32"}
     assert plan.tags == ["sweep:s1", "knob:compile.optimization_level", "knob:compile.precision"]
     assert any("level 3" in n for n in plan.notes)
     assert all(p.request.model == base.model for p in plan.points)
 
     relu = "torch.ops.aten.relu.default"
-    ops = sweeps.plan_sweep(base, {sweeps.EXECUTED_OPS_KNOB: sweeps.default_values(
-        sweeps.EXECUTED_OPS_KNOB, user_values=[[relu]])}, repeats=0)
+    ops = sweeps.plan_sweep(
+        base,
+        {sweeps.EXECUTED_OPS_KNOB: sweeps.default_values(sweeps.EXECUTED_OPS_KNOB, user_values=[[relu]])},
+        repeats=0,
+    )
     assert [p.request.compile.torch_executed_ops for p in ops.points] == [(), (relu,)]
     assert [p.label for p in ops.points] == ["torch_executed_ops=none (default)", "torch_executed_ops=relu"]
 
@@ -111,9 +128,17 @@ def test_plan_covers_every_combination_and_validates():
     with pytest.raises(ConfigError, match="torch_executed_ops"):
         sweeps.plan_sweep(base, {sweeps.EXECUTED_OPS_KNOB: [("relu",)]})
     with pytest.raises(ConfigError, match="one or two knobs"):
-        sweeps.plan_sweep(base, {k: [v] for k, v in [(sweeps.PRECISION_KNOB, "fp32"),
-                                                      (sweeps.RUNTIME_KNOB, True),
-                                                      (sweeps.FRONTEND_KNOB, "dynamo")]})
+        sweeps.plan_sweep(
+            base,
+            {
+                k: [v]
+                for k, v in [
+                    (sweeps.PRECISION_KNOB, "fp32"),
+                    (sweeps.RUNTIME_KNOB, True),
+                    (sweeps.FRONTEND_KNOB, "dynamo"),
+                ]
+            },
+        )
     with pytest.raises(ConfigError, match="cannot be swept"):
         sweeps.plan_sweep(base, {"measure.timed_iters": [5, 10]})
 
@@ -123,12 +148,20 @@ def test_the_default_point_is_repeated_between_the_others_under_its_own_identity
     from engine.runner import request_key
 
     base = trt()
-    plan = sweeps.plan_sweep(base, {sweeps.OPTIMIZATION_LEVEL_KNOB: sweeps.default_values(
-        sweeps.OPTIMIZATION_LEVEL_KNOB)}, sweep_id="levels")
+    plan = sweeps.plan_sweep(
+        base, {sweeps.OPTIMIZATION_LEVEL_KNOB: sweeps.default_values(sweeps.OPTIMIZATION_LEVEL_KNOB)}, sweep_id="levels"
+    )
     assert [p.label for p in plan.points] == [
-        "optimization_level=default (3)", "optimization_level=0", "optimization_level=1", "optimization_level=2",
-        "optimization_level=default (3) (repeat 1)", "optimization_level=3", "optimization_level=4",
-        "optimization_level=5", "optimization_level=default (3) (repeat 2)"]
+        "optimization_level=default (3)",
+        "optimization_level=0",
+        "optimization_level=1",
+        "optimization_level=2",
+        "optimization_level=default (3) (repeat 1)",
+        "optimization_level=3",
+        "optimization_level=4",
+        "optimization_level=5",
+        "optimization_level=default (3) (repeat 2)",
+    ]
     repeats = [p for p in plan.points if p.repeat]
     assert [p.request.measure.repeat for p in repeats] == [1, 2]
     # the same build (nothing measured changes) ...
@@ -147,11 +180,18 @@ def test_the_default_point_is_repeated_between_the_others_under_its_own_identity
     # min_block_size: the default (5) is not the first value; it goes first and its repeats spread out
     mbs = sweeps.plan_sweep(base, {sweeps.MIN_BLOCK_SIZE_KNOB: [1, 5, 12, 30]})
     assert [(dict(p.values)[sweeps.MIN_BLOCK_SIZE_KNOB], p.repeat) for p in mbs.points] == [
-        (5, 0), (1, 0), (12, 0), (5, 1), (30, 0), (5, 2)]
+        (5, 0),
+        (1, 0),
+        (12, 0),
+        (5, 1),
+        (30, 0),
+        (5, 2),
+    ]
     # two knobs: the point with both at their default is the one repeated
     two = sweeps.plan_sweep(base, {sweeps.PRECISION_KNOB: ["fp16", "fp32"], sweeps.CUDAGRAPHS_KNOB: [True, False]})
-    assert {p.values for p in two.points if p.repeat} == {((sweeps.PRECISION_KNOB, "fp32"),
-                                                           (sweeps.CUDAGRAPHS_KNOB, False))}
+    assert {p.values for p in two.points if p.repeat} == {
+        ((sweeps.PRECISION_KNOB, "fp32"), (sweeps.CUDAGRAPHS_KNOB, False))
+    }
     assert len(two.points) == 6
     with pytest.raises(ConfigError, match="more than the 64"):
         sweeps.plan_sweep(base, {sweeps.MIN_BLOCK_SIZE_KNOB: list(range(1, 64))})
@@ -160,8 +200,9 @@ def test_the_default_point_is_repeated_between_the_others_under_its_own_identity
 def test_default_values_per_knob():
     assert sweeps.default_values(sweeps.OPTIMIZATION_LEVEL_KNOB) == [None, 0, 1, 2, 3, 4, 5]
     assert sweeps.default_values(sweeps.RUNTIME_KNOB) == [False, True]
-    ops = sweeps.default_values(sweeps.EXECUTED_OPS_KNOB, user_values=[
-        ["torch.ops.aten.relu.default"], ("torch.ops.aten.relu.default",)])
+    ops = sweeps.default_values(
+        sweeps.EXECUTED_OPS_KNOB, user_values=[["torch.ops.aten.relu.default"], ("torch.ops.aten.relu.default",)]
+    )
     assert ops == [(), ("torch.ops.aten.relu.default",)]
     assert sweeps.value_label(sweeps.EXECUTED_OPS_KNOB, ops[1]) == "relu"
     assert sweeps.value_label(sweeps.EXECUTED_OPS_KNOB, ()) == "none (default)"
@@ -185,7 +226,7 @@ def test_sweep_runs_on_queue_is_tagged_and_judged_from_its_numbers(store):
     run = sweeps.SweepExecution(plan, store, q.submit, q.status, q.cancel)
     run.start()
     run.wait(timeout_s=120)
-    assert run.counts() == {"done": 4}          # fp32 (the default) three times: two repeats, bf16 once
+    assert run.counts() == {"done": 4}  # fp32 (the default) three times: two repeats, bf16 once
 
     listed = sweeps.list_sweeps(store)
     assert listed.loc[0, "sweep_id"] == "cpu_precision" and listed.loc[0, "runs"] == 4
@@ -202,8 +243,8 @@ def test_sweep_runs_on_queue_is_tagged_and_judged_from_its_numbers(store):
         result = by_run[row.run_id]
         assert row.median_ms == result.latency.median_ms
         assert row.ci_low_ms <= row.median_ms <= row.ci_high_ms
-        assert row.gpu_ms is None or pd.isna(row.gpu_ms)       # a CPU run has no GPU time
-    assert t.loc[3, "rel_l2"] > 0          # bf16 against eager fp32
+        assert row.gpu_ms is None or pd.isna(row.gpu_ms)  # a CPU run has no GPU time
+    assert t.loc[3, "rel_l2"] > 0  # bf16 against eager fp32
     # a CPU sweep is judged on end-to-end latency, and says why
     assert sweep.judging.metric == "e2e" and "needs an NVIDIA GPU" in sweep.judging.note
     fp32 = t.loc[t["precision"] == "fp32", "median_ms"]
@@ -211,7 +252,7 @@ def test_sweep_runs_on_queue_is_tagged_and_judged_from_its_numbers(store):
     assert sweep.drift.repeats == 3
 
     v = sweeps.verdict(sweep)
-    (c,) = v.comparisons                   # the repeats measure the noise; they are not compared
+    (c,) = v.comparisons  # the repeats measure the noise; they are not compared
     assert c.reference_ms == t.loc[0, "median_ms"] and c.candidate_ms == t.loc[3, "median_ms"]
     ci = _ci_sum(t, c.reference_run, c.candidate_run)
     assert c.noise_ms == pytest.approx(max(ci, sweep.drift.fraction * c.reference_ms))
@@ -223,22 +264,29 @@ def test_sweep_runs_on_queue_is_tagged_and_judged_from_its_numbers(store):
     else:
         assert "within the noise" in text and "no measured difference" in text
 
-    figs = {"latency": sweep_charts.latency_vs_knob(t, sweeps.PRECISION_KNOB),
-            "build": sweep_charts.build_time_vs_knob(t, sweeps.PRECISION_KNOB),
-            "engines": sweep_charts.engines_vs_min_block_size(t),
-            "pareto": sweep_charts.pareto_latency_build(t)}
+    figs = {
+        "latency": sweep_charts.latency_vs_knob(t, sweeps.PRECISION_KNOB),
+        "build": sweep_charts.build_time_vs_knob(t, sweeps.PRECISION_KNOB),
+        "engines": sweep_charts.engines_vs_min_block_size(t),
+        "pareto": sweep_charts.pareto_latency_build(t),
+    }
     band_hi, band_lo, median, repeated = figs["latency"].data
     first = t[t["repeat"] == 0]
     assert list(median.x) == ["fp32 (default)", "bf16"] and list(median.y) == list(first["median_ms"])
     assert list(band_lo.y) == list(first["p10_ms"]) and list(band_hi.y) == list(first["p90_ms"])
     assert list(repeated.y) == list(t.loc[t["repeat"] > 0, "median_ms"])
-    for name in ("build", "engines", "pareto"):     # eager runs build nothing: the charts say so
+    for name in ("build", "engines", "pareto"):  # eager runs build nothing: the charts say so
         assert "eager" in figs[name].layout.annotations[0].text or "No " in figs[name].layout.annotations[0].text
 
     # a second sweep over the same configurations is answered from the cache and shares the runs (its repeats
     # included: the same settings repeated the same number of times)
-    again = sweeps.SweepExecution(sweeps.plan_sweep(tiny(), {sweeps.PRECISION_KNOB: ["fp32"]}, sweep_id="again"),
-                                  store, q.submit, q.status, q.cancel)
+    again = sweeps.SweepExecution(
+        sweeps.plan_sweep(tiny(), {sweeps.PRECISION_KNOB: ["fp32"]}, sweep_id="again"),
+        store,
+        q.submit,
+        q.status,
+        q.cancel,
+    )
     again.start()
     again.wait(timeout_s=60)
     rids = store.runs_with_tag("sweep:again")
@@ -247,14 +295,14 @@ def test_sweep_runs_on_queue_is_tagged_and_judged_from_its_numbers(store):
 
 def test_repeat_runs_of_the_same_build_set_the_noise(store):
     """Level unset and level 3 are the same build: their gap is run-to-run noise the verdict uses."""
-    q = ThreadQueue(store, use_cache=False)      # eager ignores the level, so every run measures the same model
+    q = ThreadQueue(store, use_cache=False)  # eager ignores the level, so every run measures the same model
     plan = sweeps.plan_sweep(tiny(), {sweeps.OPTIMIZATION_LEVEL_KNOB: [None, 3, 5]}, sweep_id="levels")
     run = sweeps.SweepExecution(plan, store, q.submit, q.status, q.cancel)
     run.start()
     run.wait(timeout_s=120)
     sweep = sweeps.load_sweep(store, "levels")
     t = sweep.table
-    assert list(t["x_label"]) == ["default (3)"] * 3 + ["3", "5"]     # unset, its two repeats, 3, 5
+    assert list(t["x_label"]) == ["default (3)"] * 3 + ["3", "5"]  # unset, its two repeats, 3, 5
     # eager ignores the level: all five runs timed one build, and their spread is the drift
     assert t["build"].nunique() == 1 and sweep.drift.repeats == 5
     drift = (t["median_ms"].max() - t["median_ms"].min()) / t["median_ms"].min()
@@ -279,16 +327,16 @@ def _ci_sum(t, a, b) -> float:
 
 def test_cancel_stops_the_whole_group(store):
     q = ThreadQueue(store)
-    q.gate.clear()                              # hold the worker so the jobs are still queued
+    q.gate.clear()  # hold the worker so the jobs are still queued
     plan = sweeps.plan_sweep(tiny(), {sweeps.PRECISION_KNOB: ["fp32", "bf16", "fp16"]}, sweep_id="cancelled")
     run = sweeps.SweepExecution(plan, store, q.submit, q.status, q.cancel)
     run.start()
-    assert run.cancel() == 5                    # 3 points and 2 repeats of the default
+    assert run.cancel() == 5  # 3 points and 2 repeats of the default
     q.gate.set()
     run.wait(timeout_s=30)
     assert run.counts() == {"cancelled": 5}
     assert store.runs_with_tag("sweep:cancelled") == []
-    assert len(store.list_runs()) <= 1           # at most the job the worker had already picked up
+    assert len(store.list_runs()) <= 1  # at most the job the worker had already picked up
     with pytest.raises(Exception, match="No stored run belongs to sweep 'cancelled'"):
         sweeps.load_sweep(store, "cancelled")
 
@@ -317,7 +365,7 @@ def test_sweep_on_the_job_system_runs_and_cancels_as_a_group(tmp_path, monkeypat
         run = sweeps.SweepExecution(plan, system.store, system.submit, system.get, system.cancel)
         run.start()
         run.wait(timeout_s=120)
-        assert run.counts() == {"done": 4}, [p.view.error for p in run.points]   # with 2 repeats of fp32
+        assert run.counts() == {"done": 4}, [p.view.error for p in run.points]  # with 2 repeats of fp32
         assert len(sweeps.load_sweep(system.store, "queued").table) == 4
 
         # long runs (many iterations), cancelled together: none finishes, none is tagged
@@ -354,8 +402,8 @@ def test_page_shows_a_stored_sweep_with_its_verdict_and_charts(store):
     assert expected.markdown() in texts
     charts = [el for el in at.get("plotly_chart")]
     assert any("Latency vs precision" in el.proto.spec for el in charts)
-    frame = next(d.value for d in at.dataframe if "x_label" in d.value.columns)   # the sweep's table
-    assert list(frame["x_label"]) == ["fp32 (default)"] * 3 + ["bf16"]       # the default and its two repeats
+    frame = next(d.value for d in at.dataframe if "x_label" in d.value.columns)  # the sweep's table
+    assert list(frame["x_label"]) == ["fp32 (default)"] * 3 + ["bf16"]  # the default and its two repeats
     assert list(frame["repeat"]) == [0, 1, 2, 0]
 
     at.query_params["sweep"] = "no_such_sweep"
@@ -384,7 +432,7 @@ def test_bundled_gpu_sweeps_are_judged_from_their_recorded_numbers(tmp_path):
     from engine.studies import batch_sweep
 
     store, listed = _sample_sweeps(tmp_path)
-    batch = listed["knobs"] == batch_sweep.BATCH_KNOB      # the batch sweep sample: judged in test_batch_sweep
+    batch = listed["knobs"] == batch_sweep.BATCH_KNOB  # the batch sweep sample: judged in test_batch_sweep
     listed = listed[~batch]
     assert batch.any() and set(listed["knobs"]) <= {sweeps.OPTIMIZATION_LEVEL_KNOB, sweeps.MIN_BLOCK_SIZE_KNOB}
     assert listed["is_sample"].all()
@@ -399,8 +447,9 @@ def test_bundled_gpu_sweeps_are_judged_from_their_recorded_numbers(tmp_path):
         for c in v.comparisons:
             ref, cand = by_id[c.reference_run], by_id[c.candidate_run]
             ref_value = sweeps.request_value(ref.request, knob)
-            assert ref_value == sweeps.knob_default(knob) or (knob == sweeps.OPTIMIZATION_LEVEL_KNOB
-                                                              and ref_value == 3)   # what unset means
+            assert ref_value == sweeps.knob_default(knob) or (
+                knob == sweeps.OPTIMIZATION_LEVEL_KNOB and ref_value == 3
+            )  # what unset means
             # judged on the figure the sweep chose: GPU time where every run measured it (kernel knobs), else e2e
             assert c.metric == sweep.judging.metric
             assert c.reference_ms == statistics.value_ms(ref, c.metric)
@@ -413,27 +462,30 @@ def test_bundled_gpu_sweeps_are_judged_from_their_recorded_numbers(tmp_path):
             if c.metric == statistics.END_TO_END:
                 lo_r, hi_r = sweeps.median_ci_ms(ref.latency_samples_ms)
                 assert r_ref.half_width_ms == pytest.approx((hi_r - lo_r) / 2)
-            if c.noise_by_identity:   # the same engine plan: the gap is noise whatever its size
+            if c.noise_by_identity:  # the same engine plan: the gap is noise whatever its size
                 assert c.same_plan and ref.plan_fingerprint == cand.plan_fingerprint and not c.significant
                 assert "the same engine" in text
             else:
                 assert c.significant == (abs(c.delta_ms) > c.noise_ms)
             if knob == sweeps.MIN_BLOCK_SIZE_KNOB:
                 assert f"{cand.engine_count} TensorRT engine" in text
-            if c.same_build:         # e.g. min_block_size values that produce the same partition
+            if c.same_build:  # e.g. min_block_size values that produce the same partition
                 assert not c.significant
                 assert sweeps.build_signature(ref) == sweeps.build_signature(cand)
         if knob == sweeps.OPTIMIZATION_LEVEL_KNOB:
             levels = [sweeps.request_value(r.request, knob) for r in sweep.results]
             assert {0, 1, 2, 3, 4, 5} <= set(levels) <= {None, 0, 1, 2, 3, 4, 5}
             # unset (TensorRT's level 3) is the default where the sweep has it, else level 3 stands in for it
-            assert "Default optimization_level=unset (3)" in text if None in levels else \
-                "Default optimization_level=3" in text
+            assert (
+                "Default optimization_level=unset (3)" in text
+                if None in levels
+                else "Default optimization_level=3" in text
+            )
         else:
             assert sweep.recommended_min_block_size, "the default run's segmentation carries the dryrun's advice"
             assert f"Default min_block_size={MIN_BLOCK_SIZE}" in text
             engines, subgraphs, coverage = sweep_charts.engines_vs_min_block_size(sweep.table).data
-            points = sweep.table[sweep.table["repeat"] == 0]     # the chart leaves repeats out: one bar a value
+            points = sweep.table[sweep.table["repeat"] == 0]  # the chart leaves repeats out: one bar a value
             assert list(engines.y) == [by_id[i].engine_count for i in points["run_id"]]
             assert list(coverage.y) == [100 * by_id[i].segmentation.coverage for i in points["run_id"]]
         pareto = sweep_charts.pareto_latency_build(sweep.table).data[1]
@@ -464,8 +516,13 @@ def test_page_runs_a_sweep_through_the_queue_and_opens_it(store, monkeypatch):
     at.run()
     at.multiselect(key="sweep:axis0:values").set_value(["fp32", "bf16"])
     at.run()
-    assert any(c.value.startswith("4 runs: precision=fp32 (default); precision=fp32 (default) (repeat 1); "
-                                  "precision=bf16; precision=fp32 (default) (repeat 2)") for c in at.caption)
+    assert any(
+        c.value.startswith(
+            "4 runs: precision=fp32 (default); precision=fp32 (default) (repeat 1); "
+            "precision=bf16; precision=fp32 (default) (repeat 2)"
+        )
+        for c in at.caption
+    )
     try:
         next(b for b in at.button if b.label == "Run sweep").click().run()
         assert not at.exception and not at.error, [e.value for e in at.error]
@@ -476,7 +533,7 @@ def test_page_runs_a_sweep_through_the_queue_and_opens_it(store, monkeypatch):
         jobs.stop_workers()
     at.query_params["sweep"] = execution.plan.sweep_id
     at.run()
-    frame = next(d.value for d in at.dataframe if "x_label" in d.value.columns)   # the sweep's table
+    frame = next(d.value for d in at.dataframe if "x_label" in d.value.columns)  # the sweep's table
     assert list(frame["x_label"]) == ["fp32 (default)"] * 3 + ["bf16"]
     assert any(m.value.startswith("**precision:") for m in at.markdown)
 
@@ -485,11 +542,25 @@ def test_a_gap_equal_to_the_drift_is_not_significant():
     """Drift is stored as a fraction; fraction × median can land one rounding step below the gap it came from."""
     fast, slow = 1.47082037440821, 3.26955210821008
     noise = (slow - fast) / fast * fast
-    assert noise < slow - fast                            # the rounding this guards against
-    fields = dict(knob="compile.optimization_level", series="", reference_label="default (3)", candidate_label="3",
-                  reference_run="a", candidate_run="b", reference_ms=fast, candidate_ms=slow, noise_ms=noise,
-                  noise_source="repeat runs", reference_build_s=None, candidate_build_s=None, reference_engines=1,
-                  candidate_engines=1, reference_pytorch_segments=0, candidate_pytorch_segments=0)
+    assert noise < slow - fast  # the rounding this guards against
+    fields = dict(
+        knob="compile.optimization_level",
+        series="",
+        reference_label="default (3)",
+        candidate_label="3",
+        reference_run="a",
+        candidate_run="b",
+        reference_ms=fast,
+        candidate_ms=slow,
+        noise_ms=noise,
+        noise_source="repeat runs",
+        reference_build_s=None,
+        candidate_build_s=None,
+        reference_engines=1,
+        candidate_engines=1,
+        reference_pytorch_segments=0,
+        candidate_pytorch_segments=0,
+    )
     assert sweeps.Comparison(**fields).significant is False
     assert sweeps.Comparison(**{**fields, "candidate_ms": slow * 1.01}).significant is True
 
@@ -502,11 +573,17 @@ def trt(**changes) -> RunRequest:
 def test_plan_a_cudagraphs_sweep():
     values = sweeps.default_values(sweeps.CUDAGRAPHS_KNOB)
     assert values == [False, True]
-    plan = sweeps.plan_sweep(trt(), {sweeps.CUDAGRAPHS_KNOB: [True, False],
-                                     sweeps.PRECISION_KNOB: ["fp16", "fp32"]}, sweep_id="graphs", repeats=0)
+    plan = sweeps.plan_sweep(
+        trt(),
+        {sweeps.CUDAGRAPHS_KNOB: [True, False], sweeps.PRECISION_KNOB: ["fp16", "fp32"]},
+        sweep_id="graphs",
+        repeats=0,
+    )
     assert [p.request.compile.enable_cudagraphs for p in plan.points] == [False, False, True, True]
-    assert [p.label for p in plan.points[::2]] == ["cudagraphs=off (default), precision=fp32 (default)",
-                                                   "cudagraphs=on, precision=fp32 (default)"]
+    assert [p.label for p in plan.points[::2]] == [
+        "cudagraphs=off (default), precision=fp32 (default)",
+        "cudagraphs=on, precision=fp32 (default)",
+    ]
     assert plan.tags == ["sweep:graphs", "knob:compile.enable_cudagraphs", "knob:compile.precision"]
     assert any("separate sweep points" in n for n in plan.notes)
     assert sweeps.knob_default(sweeps.CUDAGRAPHS_KNOB) is False
@@ -519,15 +596,26 @@ def _trt_run(run_id: str, center_ms: float, *, cudagraphs: bool | None) -> RunRe
     if cudagraphs is None:
         request["compile"].pop("enable_cudagraphs")
     samples = [center_ms * (1 + 0.01 * ((i * 7) % 5 - 2) / 2) for i in range(60)]
-    return RunResult(run_id=run_id, key=run_id, created_at="2026-01-01T00:00:00+00:00", request=request,
-                     env={"device_name": "NVIDIA H200", "flavour": "tensorrt_rtx", "torch": "2.11.0"},
-                     model_info={}, latency=LatencyStats.from_samples(samples, 1, "cuda_events"),
-                     latency_samples_ms=samples, stages_s={"export_s": 1.0, "compile_s": 4.0}, engine_count=1)
+    return RunResult(
+        run_id=run_id,
+        key=run_id,
+        created_at="2026-01-01T00:00:00+00:00",
+        request=request,
+        env={"device_name": "NVIDIA H200", "flavour": "tensorrt_rtx", "torch": "2.11.0"},
+        model_info={},
+        latency=LatencyStats.from_samples(samples, 1, "cuda_events"),
+        latency_samples_ms=samples,
+        stages_s={"export_s": 1.0, "compile_s": 4.0},
+        engine_count=1,
+    )
 
 
 def test_cudagraphs_on_and_off_are_different_points_and_the_faster_one_wins():
-    off, off_again, on = (_trt_run("off", 0.50, cudagraphs=False), _trt_run("off2", 0.51, cudagraphs=False),
-                          _trt_run("on", 0.30, cudagraphs=True))
+    off, off_again, on = (
+        _trt_run("off", 0.50, cudagraphs=False),
+        _trt_run("off2", 0.51, cudagraphs=False),
+        _trt_run("on", 0.30, cudagraphs=True),
+    )
     # the same engine, but not the same measurement: on/off never count as repeats of one build
     assert sweeps.build_signature(off) == sweeps.build_signature(off_again) != sweeps.build_signature(on)
     assert sweeps.build_signature(_trt_run("old", 0.5, cudagraphs=None)) == sweeps.build_signature(off)
@@ -543,15 +631,23 @@ def test_cudagraphs_on_and_off_are_different_points_and_the_faster_one_wins():
     assert v.headline == "cudagraphs: on beats the default by 40.0% (0.500 ms → 0.300 ms)"
     assert "cudagraphs=on: 0.300 ms, 0.200 ms (40.0%) faster, more than the noise" in v.markdown()
 
-    close = _trt_run("on_close", 0.505, cudagraphs=True)   # within the drift: no measured difference
-    v = sweeps.verdict(sweeps.sweep_from_results("graphs", [off, off_again, close],
-                                                 knobs=(sweeps.CUDAGRAPHS_KNOB,)))
+    close = _trt_run("on_close", 0.505, cudagraphs=True)  # within the drift: no measured difference
+    v = sweeps.verdict(sweeps.sweep_from_results("graphs", [off, off_again, close], knobs=(sweeps.CUDAGRAPHS_KNOB,)))
     assert v.headline == "cudagraphs: no value is measurably faster than the default"
 
 
 # -- GPU time and the engine plan (runs as the backend fills them since GPU time exists) -------------------
-def _gpu_run(run_id: str, e2e_ms: float, gpu_ms: float | None, plan: str | None, build_s: float, *, repeat: int = 0,
-             kernels: float = 73, **changes) -> RunResult:
+def _gpu_run(
+    run_id: str,
+    e2e_ms: float,
+    gpu_ms: float | None,
+    plan: str | None,
+    build_s: float,
+    *,
+    repeat: int = 0,
+    kernels: float = 73,
+    **changes,
+) -> RunResult:
     """A tensorrt run on the H200 with end-to-end samples ±1% around ``e2e_ms``, GPU time ``gpu_ms`` over 5 trace
     windows (-0.05%..+0.08%) and engine plan ``plan`` (``gpu_ms=None``: recorded before GPU time existed)."""
     from engine.result import GpuTime, GraphReplay
@@ -559,13 +655,23 @@ def _gpu_run(run_id: str, e2e_ms: float, gpu_ms: float | None, plan: str | None,
     request = trt(**{"measure.repeat": repeat, **changes}).to_dict()
     samples = [e2e_ms * (1 + 0.01 * ((i * 7) % 5 - 2) / 2) for i in range(60)]
     gpu = GpuTime(gpu_ms, gpu_ms * 0.9995, gpu_ms * 1.0008, kernels, 200, 5) if gpu_ms is not None else None
-    return RunResult(run_id=run_id, key=run_id, created_at="2026-01-01T00:00:00+00:00", request=request,
-                     env={"device": "cuda", "device_name": "NVIDIA H200", "flavour": "tensorrt_rtx", "torch": "2.11.0"},
-                     model_info={}, latency=LatencyStats.from_samples(samples, 1, "cuda_events"),
-                     latency_samples_ms=samples, stages_s={"export_s": 1.0, "compile_s": build_s - 1.0},
-                     engine_count=1, gpu_time=gpu,
-                     graph_replay=GraphReplay(True, "", gpu_ms + 0.008, gpu_ms + 0.007, gpu_ms + 0.01, 100)
-                     if gpu_ms is not None else None, plan_fingerprint=plan)
+    return RunResult(
+        run_id=run_id,
+        key=run_id,
+        created_at="2026-01-01T00:00:00+00:00",
+        request=request,
+        env={"device": "cuda", "device_name": "NVIDIA H200", "flavour": "tensorrt_rtx", "torch": "2.11.0"},
+        model_info={},
+        latency=LatencyStats.from_samples(samples, 1, "cuda_events"),
+        latency_samples_ms=samples,
+        stages_s={"export_s": 1.0, "compile_s": build_s - 1.0},
+        engine_count=1,
+        gpu_time=gpu,
+        graph_replay=GraphReplay(True, "", gpu_ms + 0.008, gpu_ms + 0.007, gpu_ms + 0.01, 100)
+        if gpu_ms is not None
+        else None,
+        plan_fingerprint=plan,
+    )
 
 
 LEVEL = sweeps.OPTIMIZATION_LEVEL_KNOB
@@ -573,11 +679,19 @@ LEVEL = sweeps.OPTIMIZATION_LEVEL_KNOB
 
 def _levels(**extra: tuple) -> list[RunResult]:
     """The issue's H200 figures: levels 0, 3 and 5 built one plan (73 kernels, 0.3866 ms), end-to-end all over."""
-    runs = {"d": (0.601, 0.3866, "A", 5.9, 0, None), "d1": (1.127, 0.3868, "A", 5.8, 1, None),
-            "d2": (0.750, 0.3864, "A", 5.9, 2, None), "l0": (0.900, 0.3866, "A", 5.6, 0, 0),
-            "l3": (0.620, 0.3867, "A", 6.0, 0, 3), "l5": (0.800, 0.3865, "A", 6.3, 0, 5), **extra}
-    return [_gpu_run(rid, e2e, gpu, plan, build, repeat=rep, **{LEVEL: level})
-            for rid, (e2e, gpu, plan, build, rep, level) in runs.items()]
+    runs = {
+        "d": (0.601, 0.3866, "A", 5.9, 0, None),
+        "d1": (1.127, 0.3868, "A", 5.8, 1, None),
+        "d2": (0.750, 0.3864, "A", 5.9, 2, None),
+        "l0": (0.900, 0.3866, "A", 5.6, 0, 0),
+        "l3": (0.620, 0.3867, "A", 6.0, 0, 3),
+        "l5": (0.800, 0.3865, "A", 6.3, 0, 5),
+        **extra,
+    }
+    return [
+        _gpu_run(rid, e2e, gpu, plan, build, repeat=rep, **{LEVEL: level})
+        for rid, (e2e, gpu, plan, build, rep, level) in runs.items()
+    ]
 
 
 def test_the_same_engine_plan_is_said_first_and_settles_a_kernel_knob():
@@ -586,14 +700,18 @@ def test_the_same_engine_plan_is_said_first_and_settles_a_kernel_knob():
     assert sweep.drift.metric == "gpu_time" and sweep.drift.fraction == pytest.approx((0.3868 - 0.3864) / 0.3864)
     assert sweep.drifts["e2e"].fraction == pytest.approx((1.127 - 0.601) / 0.601)
     v = sweeps.verdict(sweep)
-    assert v.headline == ("optimization_level: every value built the same engine plan as the default; only build "
-                          "time differs (5.6–6.3 s)")
-    same = ("optimization_level 0, default (3), 3 and 5 built the same plan (73 kernels, 0.3865–0.3867 ms GPU time): "
-            "the same engine, so any latency gap between them is noise; only build time differs: 5.6 / 5.9 / 6.0 / "
-            "6.3 s.")
-    assert v.lines[0] == same               # before any statistics
-    assert v.lines[1].startswith("Default optimization_level=unset (3): GPU time 0.3866 ms (73 kernels), "
-                                 "end-to-end 0.601 ms")
+    assert v.headline == (
+        "optimization_level: every value built the same engine plan as the default; only build time differs (5.6–6.3 s)"
+    )
+    same = (
+        "optimization_level 0, default (3), 3 and 5 built the same plan (73 kernels, 0.3865–0.3867 ms GPU time): "
+        "the same engine, so any latency gap between them is noise; only build time differs: 5.6 / 5.9 / 6.0 / "
+        "6.3 s."
+    )
+    assert v.lines[0] == same  # before any statistics
+    assert v.lines[1].startswith(
+        "Default optimization_level=unset (3): GPU time 0.3866 ms (73 kernels), end-to-end 0.601 ms"
+    )
     # end-to-end moved 50% between these runs of one engine: no verdict on it
     assert [c.significant for c in v.comparisons] == [False, False, False]
     assert all(c.same_plan and c.metric == "gpu_time" for c in v.comparisons)
@@ -605,21 +723,26 @@ def test_the_same_engine_plan_is_said_first_and_settles_a_kernel_knob():
 
 def test_a_kernel_knob_is_judged_on_gpu_time_not_on_end_to_end():
     # level 1 built another plan, 2.2% slower in GPU time though end-to-end it looks faster
-    slower = sweeps.verdict(sweeps.sweep_from_results("levels", _levels(l1=(0.580, 0.3950, "B", 5.7, 0, 1)),
-                                                      knobs=(LEVEL,)))
+    slower = sweeps.verdict(
+        sweeps.sweep_from_results("levels", _levels(l1=(0.580, 0.3950, "B", 5.7, 0, 1)), knobs=(LEVEL,))
+    )
     by_run = {c.candidate_run: c for c in slower.comparisons}
     assert by_run["l1"].significant and by_run["l1"].delta_ms == pytest.approx(0.3950 - 0.3866)
-    assert slower.headline == ("optimization_level: no value beats the default on GPU time (0, 3 and 5: the same "
-                               "plan; 1: 2.2% slower)")
+    assert slower.headline == (
+        "optimization_level: no value beats the default on GPU time (0, 3 and 5: the same plan; 1: 2.2% slower)"
+    )
     assert "optimization_level=1: GPU time 0.3950 ms, 0.0084 ms (2.2%) slower, more than the noise" in slower.markdown()
     assert "end-to-end 0.580 ms (-3.5%, not judged)" in slower.markdown()
 
     # level 5 built a faster plan: the answer names it, though its end-to-end median came out slower
-    faster = sweeps.verdict(sweeps.sweep_from_results("levels", _levels(l5=(0.800, 0.3700, "C", 6.3, 0, 5)),
-                                                      knobs=(LEVEL,)))
+    faster = sweeps.verdict(
+        sweeps.sweep_from_results("levels", _levels(l5=(0.800, 0.3700, "C", 6.3, 0, 5)), knobs=(LEVEL,))
+    )
     assert faster.headline == ("optimization_level: 5 beats the default by 4.3% on GPU time (0.3866 ms → 0.3700 ms)")
-    assert "Fastest: optimization_level=5, 0.0166 ms (4.3%) faster than the default on GPU time for 0.4 s more " \
-           "build time" in faster.markdown()
+    assert (
+        "Fastest: optimization_level=5, 0.0166 ms (4.3%) faster than the default on GPU time for 0.4 s more "
+        "build time" in faster.markdown()
+    )
 
 
 def test_a_host_knob_is_judged_end_to_end_even_on_one_engine_plan():
@@ -630,15 +753,17 @@ def test_a_host_knob_is_judged_end_to_end_even_on_one_engine_plan():
     v = sweeps.verdict(sweep)
     (c,) = v.comparisons
     assert c.same_plan and not c.noise_by_identity and c.significant
-    assert v.lines[0] == ("cudagraphs off and on ran the same engine plan: what differs is how the host "
-                          "launches it, judged on end-to-end latency.")
+    assert v.lines[0] == (
+        "cudagraphs off and on ran the same engine plan: what differs is how the host "
+        "launches it, judged on end-to-end latency."
+    )
     assert v.headline == "cudagraphs: on beats the default by 33.3% (0.600 ms → 0.400 ms)"
     assert "GPU time 0.3866 ms, 73 kernels" in v.markdown()
 
 
 def test_runs_without_gpu_time_are_judged_end_to_end_and_the_verdict_says_why():
     runs = _levels()
-    runs[3] = _gpu_run("l0", 0.900, None, None, 5.6, **{LEVEL: 0})   # level 0 recorded before GPU time existed
+    runs[3] = _gpu_run("l0", 0.900, None, None, 5.6, **{LEVEL: 0})  # level 0 recorded before GPU time existed
     sweep = sweeps.sweep_from_results("levels", runs, knobs=(LEVEL,))
     assert sweep.judging.metric == "e2e"
     assert "GPU time not measured (recorded before GPU time existed) for this run" in sweep.judging.note
@@ -654,4 +779,4 @@ def test_runs_of_one_plan_with_other_weight_seeds_are_repeats_of_one_build():
     b = _gpu_run("b", 0.90, 0.3868, "A", 5.9, **{"measure.seed": 1})
     assert sweeps.build_signature(a) == sweeps.build_signature(b)
     old_a, old_b = (_gpu_run("c", 0.60, None, None, 5.9), _gpu_run("d", 0.90, None, None, 5.9, **{"measure.seed": 1}))
-    assert sweeps.build_signature(old_a) != sweeps.build_signature(old_b)    # plan unknown: the seed may matter
+    assert sweeps.build_signature(old_a) != sweeps.build_signature(old_b)  # plan unknown: the seed may matter

@@ -40,19 +40,24 @@ def test_layer_info_names_only():
     assert list(info) == ["a", "b"] and info["a"].layer_type == ""
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("[CONVOLUTION]-[aten_ops.convolution.default]-[layer4.1.conv2/convolution_19]", "layer4.1.conv2"),
-    ("[CONVOLUTION]-[aten_ops.convolution.default]-[layer4.1.conv2/convolution_19]_myl0_33", "layer4.1.conv2"),
-    ("[MAX]-[aten_ops.max_pool2d.default]-[maxpool/max_pool2d_default]_myl0_2", "maxpool"),
-    ("__myl_CorrMulAddRelu_myl0_1", FUSED),
-    ("__mye35665_myl0_7", FUSED),
-    ("_gemm_mha_v2_myl0_8", FUSED),     # vit_b_16 fp16 on the H200: Myelin's fused attention kernel
-    ("[CONVOLUTION]-[aten_ops.convolution.default]-[conv1/convolution] + "
-     "[RELU]-[aten_ops.relu.default]-[relu/relu]",
-     "conv1 + relu"),
-    ("[SHUFFLE]-[aten_ops.reshape.default]-[/_reshape_copy]", ""),
-    ("Reformatting CopyNode for Input Tensor 0", ""),
-])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("[CONVOLUTION]-[aten_ops.convolution.default]-[layer4.1.conv2/convolution_19]", "layer4.1.conv2"),
+        ("[CONVOLUTION]-[aten_ops.convolution.default]-[layer4.1.conv2/convolution_19]_myl0_33", "layer4.1.conv2"),
+        ("[MAX]-[aten_ops.max_pool2d.default]-[maxpool/max_pool2d_default]_myl0_2", "maxpool"),
+        ("__myl_CorrMulAddRelu_myl0_1", FUSED),
+        ("__mye35665_myl0_7", FUSED),
+        ("_gemm_mha_v2_myl0_8", FUSED),  # vit_b_16 fp16 on the H200: Myelin's fused attention kernel
+        (
+            "[CONVOLUTION]-[aten_ops.convolution.default]-[conv1/convolution] + "
+            "[RELU]-[aten_ops.relu.default]-[relu/relu]",
+            "conv1 + relu",
+        ),
+        ("[SHUFFLE]-[aten_ops.reshape.default]-[/_reshape_copy]", ""),
+        ("Reformatting CopyNode for Input Tensor 0", ""),
+    ],
+)
 def test_module_path(name, expected):
     assert tp.module_path(name) == expected
 
@@ -80,8 +85,8 @@ def test_layer_table_from_profile_dir(engine_dir):
     assert (conv["layer_type"], conv["precision"], conv["input_shapes"]) == ("correlation", "fp16", "1x512x7x7")
     assert (df["module_path"] == FUSED).sum() >= 25
     assert set(df["precision"]) <= {"fp16", ""}
-    assert (df["precision"] == "fp16").sum() == 24   # the 12 others are Myelin signal/wait layers without outputs
-    assert df["avg_ms"].sum() == pytest.approx(0.772, abs=0.01)   # README: per-layer sum 0.77 ms
+    assert (df["precision"] == "fp16").sum() == 24  # the 12 others are Myelin signal/wait layers without outputs
+    assert df["avg_ms"].sum() == pytest.approx(0.772, abs=0.01)  # README: per-layer sum 0.77 ms
 
 
 def test_read_profile_dir_in_given_order(engine_dir):
@@ -94,7 +99,7 @@ def test_perfetto_first_inference_trace(fixtures_dir):
     timings = tp.parse_perfetto_trace(text, iterations=1)
     assert len(timings) >= 30
     assert timings[1].name == "__myl_CorrMulAddRelu_myl0_1"
-    assert timings[1].avg_ms == pytest.approx(1.29933)    # the JIT-inflated first conv (1.3 ms)
+    assert timings[1].avg_ms == pytest.approx(1.29933)  # the JIT-inflated first conv (1.3 ms)
     assert tp.parse_perfetto_trace(text, iterations=2)[1].avg_ms == pytest.approx(1.29933 / 2)
 
 

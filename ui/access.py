@@ -11,14 +11,15 @@ from engine import access
 from ui.markdown import plain
 
 IDENTITY = "trtdash_identity"
-WRONG_PASSWORD_DELAY_S = 1.0   # slows guessing down; the comparison itself is constant-time
+WRONG_PASSWORD_DELAY_S = 1.0  # slows guessing down; the comparison itself is constant-time
 
 
 def settings() -> access.AccessSettings:
     try:
-        secrets = {k: st.secrets[k] for k in (access.TEAM_PASSWORD_SECRET, access.ADMIN_PASSWORD_SECRET)
-                   if k in st.secrets}
-    except Exception:   # no secrets.toml at all
+        secrets = {
+            k: st.secrets[k] for k in (access.TEAM_PASSWORD_SECRET, access.ADMIN_PASSWORD_SECRET) if k in st.secrets
+        }
+    except Exception:  # no secrets.toml at all
         secrets = {}
     return access.AccessSettings.from_sources(st.get_option("server.address"), secrets, os.environ)
 
@@ -52,13 +53,18 @@ def sign_in_page() -> None:
     if refusal:
         st.error(plain(refusal), icon=":material/lock:")
         return
-    st.caption("This dashboard is shared by a team: sign in with your name and the team password. Your name is "
-               "recorded on every job and run you submit.")
+    st.caption(
+        "This dashboard is shared by a team: sign in with your name and the team password. Your name is "
+        "recorded on every job and run you submit."
+    )
     with st.form("sign_in", clear_on_submit=True):
         name = st.text_input("Your name", max_chars=40)
         team = st.text_input("Team password", type="password")
-        admin = st.text_input("Admin password (optional)", type="password",
-                              help="Needed to delete runs, cancel others' jobs or stop the workers.")
+        admin = st.text_input(
+            "Admin password (optional)",
+            type="password",
+            help="Needed to delete runs, cancel others' jobs or stop the workers.",
+        )
         submitted = st.form_submit_button("Sign in", type="primary", icon=":material/login:")
     if submitted:
         try:

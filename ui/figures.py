@@ -21,7 +21,7 @@ def timing_row(run: RunResult, *, throughput: bool = True) -> None:
     if not throughput:
         figures = [f for f in figures if f.label != run_figures.THROUGHPUT]
     for column, f in zip(st.columns(len(figures)), figures, strict=True):
-        if not f.measured:      # why, in words that wrap (a metric would cut "not measured (recorded ...)" short)
+        if not f.measured:  # why, in words that wrap (a metric would cut "not measured (recorded ...)" short)
             column.caption(f.label, help=f.detail or None)
             column.markdown(f"**{f.value}**")
             continue

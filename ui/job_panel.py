@@ -15,7 +15,7 @@ from ui.errors import field_error, show_error
 from ui.markdown import plain
 
 SESSION_JOBS = "my_jobs"
-SESSION_NOTES = "my_job_notes"     # what became of this session's jobs that failed or were cancelled
+SESSION_NOTES = "my_job_notes"  # what became of this session's jobs that failed or were cancelled
 POLL_S = 1.0
 
 
@@ -39,8 +39,10 @@ def submit(request: RunRequest, gpu: int | str | None = None) -> jobs.Job:
     if job.job_id not in mine:
         mine.append(job.job_id)
     if job.joined:
-        st.toast("The same request is already queued or running: following that job instead of running it twice.",
-                 icon=":material/merge:")
+        st.toast(
+            "The same request is already queued or running: following that job instead of running it twice.",
+            icon=":material/merge:",
+        )
     return job
 
 
@@ -52,12 +54,14 @@ def submit_request(request: RunRequest) -> str | None:
     """
     try:
         job = submit(request)
-    except Exception as e:   # ConfigError / capability errors name the field and what to do
+    except Exception as e:  # ConfigError / capability errors name the field and what to do
         show_error(e, "Nothing was submitted")
         return None
     if not job.cached:
-        st.toast(f"Queued: {plain(request.model.source)} {request.backend} {request.compile.precision}",
-                 icon=":material/schedule:")
+        st.toast(
+            f"Queued: {plain(request.model.source)} {request.backend} {request.compile.precision}",
+            icon=":material/schedule:",
+        )
     return job.job_id
 
 
@@ -79,8 +83,12 @@ def gpu_picker() -> int | str | None:
     if len(choices) <= 1:
         return None
     labels = [label for label, _ in choices]
-    picked = st.selectbox("GPU", labels, help="Each GPU has its own worker: one job at a time per GPU, so timings "
-                                              "are never disturbed by another job.", key="gpu_choice")
+    picked = st.selectbox(
+        "GPU",
+        labels,
+        help="Each GPU has its own worker: one job at a time per GPU, so timings are never disturbed by another job.",
+        key="gpu_choice",
+    )
     return dict(choices)[picked]
 
 
@@ -104,9 +112,11 @@ def job_panel() -> None:
 
 def _show_note(note: dict) -> None:
     if note["state"] == "failed":
-        st.error(f"**{note['label']}** failed: {plain(note['error'])}"
-                 + (f"\n\n{plain(note['hint'])}" if note["hint"] else ""),
-                 icon=":material/error:")
+        st.error(
+            f"**{note['label']}** failed: {plain(note['error'])}"
+            + (f"\n\n{plain(note['hint'])}" if note["hint"] else ""),
+            icon=":material/error:",
+        )
         if note["traceback"]:
             with st.expander("Technical details"):
                 st.code(note["traceback"], language="text")
@@ -117,7 +127,7 @@ def _show_note(note: dict) -> None:
 @st.fragment(run_every=POLL_S)
 def _live_job_panel() -> None:
     mine = st.session_state.get(SESSION_JOBS, [])
-    jobs.ensure_workers()   # a worker killed while this page waits is replaced (a few ms when all are up)
+    jobs.ensure_workers()  # a worker killed while this page waits is replaced (a few ms when all are up)
     finished_now = None
     for job_id in list(mine):
         try:
@@ -139,12 +149,12 @@ def _live_job_panel() -> None:
             finished_now = job.run_id
         else:
             st.session_state.setdefault(SESSION_NOTES, []).append(
-                {"label": label, "state": job.state, "error": job.error, "hint": job.hint,
-                 "traceback": job.traceback})
+                {"label": label, "state": job.state, "error": job.error, "hint": job.hint, "traceback": job.traceback}
+            )
     if finished_now:
         st.query_params["run"] = finished_now
     if finished_now or not mine:
-        st.rerun()      # the whole page: the new run, the notes, and no polling left behind
+        st.rerun()  # the whole page: the new run, the notes, and no polling left behind
 
 
 def queue_overview() -> None:
@@ -160,16 +170,27 @@ def queue_overview() -> None:
         st.dataframe(rows, hide_index=True, key="queue_table")
         by_id = {j.job_id: j for j in active}
         c1, c2 = st.columns([4, 1])
-        picked = c1.selectbox("Cancel a job", list(by_id), index=None, placeholder="pick a job",
-                              key="queue_cancel_pick", format_func=lambda i: f"{i[:8]} · {by_id[i].submitter} · "
-                                                    f"{by_id[i].request['model']['source']}")
-        if c2.button("Cancel job", icon=":material/cancel:", key="queue_cancel", disabled=picked is None) \
-                and picked is not None and not refused(Action.CANCEL_OTHERS_JOB, by_id[picked].submitter):
+        picked = c1.selectbox(
+            "Cancel a job",
+            list(by_id),
+            index=None,
+            placeholder="pick a job",
+            key="queue_cancel_pick",
+            format_func=lambda i: f"{i[:8]} · {by_id[i].submitter} · {by_id[i].request['model']['source']}",
+        )
+        if (
+            c2.button("Cancel job", icon=":material/cancel:", key="queue_cancel", disabled=picked is None)
+            and picked is not None
+            and not refused(Action.CANCEL_OTHERS_JOB, by_id[picked].submitter)
+        ):
             jobs.cancel(picked)
             st.rerun()
-    if st.button("Stop the workers", icon=":material/power_settings_new:", key="stop_workers",
-                 help="Stops this host's supervisor and workers; running jobs go back to the queue and run again "
-                      "when the workers are started (the next submission starts them).") \
-            and not refused(Action.STOP_WORKERS):
+    if st.button(
+        "Stop the workers",
+        icon=":material/power_settings_new:",
+        key="stop_workers",
+        help="Stops this host's supervisor and workers; running jobs go back to the queue and run again "
+        "when the workers are started (the next submission starts them).",
+    ) and not refused(Action.STOP_WORKERS):
         stopped = jobs.stop_workers()
         st.toast(f"Stopped {stopped} worker(s).", icon=":material/power_settings_new:")

@@ -17,8 +17,15 @@ MEASURE_FIELDS = {f.name: f for f in MeasureSettings.__dataclass_fields__.values
 SECTION_FIELDS = {"compile": COMPILE_FIELDS, "measure": MEASURE_FIELDS}
 
 
-def knob_widget(prefix: str, f: dataclasses.Field, value: Any, *, disabled: str | None = None,
-                key_prefix: str = "knob", option_reasons: dict[str, str | None] | None = None) -> Any:
+def knob_widget(
+    prefix: str,
+    f: dataclasses.Field,
+    value: Any,
+    *,
+    disabled: str | None = None,
+    key_prefix: str = "knob",
+    option_reasons: dict[str, str | None] | None = None,
+) -> Any:
     """One widget for one knob; returns the raw value (validated later by RunRequest.from_dict)."""
     meta = f.metadata
     dotted = f"{prefix}.{f.name}" if prefix else f.name
@@ -29,35 +36,53 @@ def knob_widget(prefix: str, f: dataclasses.Field, value: Any, *, disabled: str 
     if meta["choices"]:
         choices = list(meta["choices"])
         reasons = option_reasons or {}
-        return st.selectbox(label, choices, index=choices.index(value) if value in choices else 0,
-                            format_func=lambda c: f"{c} (unavailable here)" if reasons.get(c) else str(c), **kw)
+        return st.selectbox(
+            label,
+            choices,
+            index=choices.index(value) if value in choices else 0,
+            format_func=lambda c: f"{c} (unavailable here)" if reasons.get(c) else str(c),
+            **kw,
+        )
     info = knob_info(f)
-    if info.nullable and info.options:   # unset (the library's default) or one of the options
+    if info.nullable and info.options:  # unset (the library's default) or one of the options
         options = [info.unset_label, *info.options]
-        picked = st.selectbox(label, options, index=options.index(value if value is not None else info.unset_label),
-                              **kw)
+        picked = st.selectbox(
+            label, options, index=options.index(value if value is not None else info.unset_label), **kw
+        )
         return None if picked == info.unset_label else picked
     if isinstance(f.default, bool):
         return st.checkbox(label, value=bool(value), **kw)
     if isinstance(f.default, int):
-        return st.number_input(label, value=int(value), step=1, **kw)   # range checked by validate()
+        return st.number_input(label, value=int(value), step=1, **kw)  # range checked by validate()
     if info.kind in ("shape", "names"):
         text = ",".join(str(v) for v in value) if value else ""
         return st.text_input(label, value=text, **kw)
     return st.text_input(label, value=str(value), **kw)
 
 
-def knob_section(prefix: str, cls: type, current: Any, *, advanced: bool, disabled_for: dict[str, str],
-                 columns: int = 2, option_reasons: dict[str, dict[str, str | None]] | None = None) -> dict[str, Any]:
+def knob_section(
+    prefix: str,
+    cls: type,
+    current: Any,
+    *,
+    advanced: bool,
+    disabled_for: dict[str, str],
+    columns: int = 2,
+    option_reasons: dict[str, dict[str, str | None]] | None = None,
+) -> dict[str, Any]:
     """Widgets for the (non-)advanced knobs of one settings class, in a grid. Returns {name: raw value}."""
     values: dict[str, Any] = {}
     chosen = [f for f in knob_fields(cls) if f.metadata["advanced"] == advanced]
     cols = st.columns(columns)
     for i, f in enumerate(chosen):
         with cols[i % columns]:
-            values[f.name] = knob_widget(prefix, f, getattr(current, f.name),
-                                         disabled=disabled_for.get(f"{prefix}.{f.name}"),
-                                         option_reasons=(option_reasons or {}).get(f"{prefix}.{f.name}"))
+            values[f.name] = knob_widget(
+                prefix,
+                f,
+                getattr(current, f.name),
+                disabled=disabled_for.get(f"{prefix}.{f.name}"),
+                option_reasons=(option_reasons or {}).get(f"{prefix}.{f.name}"),
+            )
     return values
 
 
@@ -84,22 +109,29 @@ def default_precision(caps: Capabilities) -> str:
     return "fp16" if caps.cuda_available else "fp32"
 
 
-def knob_row(section: str, names: Sequence[str], *, key_prefix: str,
-             values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def knob_row(
+    section: str, names: Sequence[str], *, key_prefix: str, values: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The named knobs of one settings section ("compile", "measure") side by side, each at ``values[name]`` or
     its default. Returns {name: raw value}."""
     fields = SECTION_FIELDS[section]
     out: dict[str, Any] = {}
     for column, name in zip(st.columns(len(names)), names, strict=True):
         with column:
-            out[name] = knob_widget(section, fields[name], (values or {}).get(name, fields[name].default),
-                                    key_prefix=key_prefix)
+            out[name] = knob_widget(
+                section, fields[name], (values or {}).get(name, fields[name].default), key_prefix=key_prefix
+            )
     return out
 
 
 def backend_picker(key_prefix: str, caps: Capabilities) -> str:
     """tensorrt or eager where Torch-TensorRT can compile here, else eager only (said in the help)."""
     backends = ["tensorrt", "eager"] if caps.can_compile else ["eager"]
-    return st.selectbox("Backend", backends, key=f"{key_prefix}:backend",
-                        help="" if caps.can_compile else "No Torch-TensorRT here: eager only (compile knobs then "
-                                                          "change nothing but precision).")
+    return st.selectbox(
+        "Backend",
+        backends,
+        key=f"{key_prefix}:backend",
+        help=""
+        if caps.can_compile
+        else "No Torch-TensorRT here: eager only (compile knobs then change nothing but precision).",
+    )

@@ -7,9 +7,9 @@ import re
 # what forms links, images, HTML, code, emphasis, strikethrough, tables and math anywhere in a line ([ and ] also
 # stop Streamlit's :colour[...] directives); escaped with a backslash, the text reads the same
 _ANYWHERE = re.compile(r"[\\`*\[\]<>$|~]")
-_EDGE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")   # snake_case stays as it is: no emphasis
-_LINE_START = re.compile(r"(?m)^(\s*)([#+=-])")                        # headings, lists, setext underlines
-_NUMBERED = re.compile(r"(?m)^(\s*\d+)([.)])")                          # numbered lists
+_EDGE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")  # snake_case stays as it is: no emphasis
+_LINE_START = re.compile(r"(?m)^(\s*)([#+=-])")  # headings, lists, setext underlines
+_NUMBERED = re.compile(r"(?m)^(\s*\d+)([.)])")  # numbered lists
 # GFM turns bare URLs and e-mail addresses into links, and does so after escapes are read (seen in chromium: an
 # escaped "https\://" still became a link), so an invisible word joiner goes where the pattern needs its next char
 _BARE_LINK = re.compile(r"(?i)(://|\bwww\.|@)")

@@ -31,7 +31,7 @@ def through_dashboard() -> None:
         return
     # dashboard.py's st.navigation switches the legacy mode off for the server and runs this page again, nested
     runpy.run_path(str(ENTRY), run_name="__main__")
-    st.stop()   # this outer run of the page has been drawn by the nested one
+    st.stop()  # this outer run of the page has been drawn by the nested one
 
 
 def page_url(page: str, run_ids: list[str]) -> str:
@@ -47,7 +47,7 @@ def link_to(page: str, label: str, run_ids: list[str], icon: str | None = None) 
     """A link to another page with these runs selected."""
     try:
         st.page_link(f"pages/{page}.py", label=label, icon=icon, query_params={RUN_KEY: run_ids})
-    except Exception:   # the page is not registered (a page script run on its own, as in AppTest)
+    except Exception:  # the page is not registered (a page script run on its own, as in AppTest)
         st.markdown(f"[{plain(label)}]({page_url(page, run_ids)})")
 
 

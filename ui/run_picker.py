@@ -19,7 +19,7 @@ from ui.store import get_store, load_run, opening
 from ui.url_picker import pick_from_url
 
 URL_KEY = "run"
-URL_LIST_KEY = "runs"     # ?runs=a,b: read, and rewritten as ?run=a&run=b
+URL_LIST_KEY = "runs"  # ?runs=a,b: read, and rewritten as ?run=a&run=b
 
 
 def url_run_ids() -> list[str]:
@@ -50,7 +50,7 @@ def _no_runs() -> None:
 def _load(run_id: str) -> RunResult | None:
     try:
         return load_run(run_id)
-    except RunNotFound as e:     # deleted since the list was read
+    except RunNotFound as e:  # deleted since the list was read
         st.error(plain(e.message), icon=":material/link_off:")
         return None
 
@@ -66,15 +66,24 @@ def pick_run(key: str = "run_picker", *, part: Part | None = None) -> RunResult 
     options = list(runs["run_id"])
     default = opening(options, part) if part is not None else None
     url = url_run_ids()
-    chosen = pick_from_url(URL_KEY, options, summary_labels(runs), key=key, label="Run", unknown=_unknown,
-                           wanted=url[0] if url else "", default=default.run_id if default else options[0],
-                           unknown_opens_default=False, placeholder="Pick a run",
-                           on_pick=lambda run_id: set_url_run_ids([run_id]),
-                           help="Newest first. Sample runs were recorded on a real GPU and ship with the app. The "
-                                "link in the address bar opens the same run.")
+    chosen = pick_from_url(
+        URL_KEY,
+        options,
+        summary_labels(runs),
+        key=key,
+        label="Run",
+        unknown=_unknown,
+        wanted=url[0] if url else "",
+        default=default.run_id if default else options[0],
+        unknown_opens_default=False,
+        placeholder="Pick a run",
+        on_pick=lambda run_id: set_url_run_ids([run_id]),
+        help="Newest first. Sample runs were recorded on a real GPU and ship with the app. The "
+        "link in the address bar opens the same run.",
+    )
     if chosen is None:
         return None
-    if URL_LIST_KEY in st.query_params:      # a ?runs= link: written back the one way links are written
+    if URL_LIST_KEY in st.query_params:  # a ?runs= link: written back the one way links are written
         set_url_run_ids([chosen])
     if default is not None and default.note and chosen == default.run_id:
         st.caption(plain(default.note))
@@ -100,11 +109,18 @@ def pick_runs(max_runs: int, key: str = "runs_picker", label: str = "Runs") -> l
         st.session_state[key] = known[:max_runs]
         st.session_state[f"{key}:url"] = url
     if len(known) > max_runs:
-        st.warning(f"The link names more than {max_runs} runs: the first {max_runs} are shown.",
-                   icon=":material/filter_list:")
-    chosen = st.multiselect(label, options, key=key, format_func=labels.get, max_selections=max_runs,
-                            placeholder=f"Pick up to {max_runs} runs",
-                            help="Newest first. The link in the address bar opens the same selection.")
+        st.warning(
+            f"The link names more than {max_runs} runs: the first {max_runs} are shown.", icon=":material/filter_list:"
+        )
+    chosen = st.multiselect(
+        label,
+        options,
+        key=key,
+        format_func=labels.get,
+        max_selections=max_runs,
+        placeholder=f"Pick up to {max_runs} runs",
+        help="Newest first. The link in the address bar opens the same selection.",
+    )
     if chosen != url or URL_LIST_KEY in st.query_params:
         set_url_run_ids(chosen)
         st.session_state[f"{key}:url"] = list(chosen)
@@ -114,17 +130,22 @@ def pick_runs(max_runs: int, key: str = "runs_picker", label: str = "Runs") -> l
 def forget_selection(key: str) -> None:
     """Empty a run picker and its link (the runs it held were deleted)."""
     set_url_run_ids([])
-    st.session_state[f"{key}:url"] = None    # the picker re-reads the (now empty) URL
+    st.session_state[f"{key}:url"] = None  # the picker re-reads the (now empty) URL
 
 
 def run_header(run: RunResult) -> None:
     """Where and when the run was recorded and who asked for it, marked when it is a bundled sample."""
     where = f"{run.env.get('device_name', '?')} · {run.env.get('flavour', 'none')} · {run.created_at}"
     if run.is_sample:
-        st.badge("sample run", icon=":material/inventory_2:", color="violet",
-                 help="Recorded on a real GPU and bundled with the dashboard.")
-    st.caption(f"{plain(run_label(run))} — recorded on {plain(where)} · submitted by "
-               f"{plain(run.submitted_by or 'unknown')}")
+        st.badge(
+            "sample run",
+            icon=":material/inventory_2:",
+            color="violet",
+            help="Recorded on a real GPU and bundled with the dashboard.",
+        )
+    st.caption(
+        f"{plain(run_label(run))} — recorded on {plain(where)} · submitted by {plain(run.submitted_by or 'unknown')}"
+    )
 
 
 def linked_run() -> RunResult | None:

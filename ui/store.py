@@ -13,7 +13,7 @@ from engine.store import RunStore, data_dir, open_store
 @st.cache_resource(show_spinner=False)
 def store_at(root: str) -> RunStore:
     # the bundled GPU recordings show up on a fresh data directory, as in `python -m engine runs`
-    return open_store(root)   # TRTDASH_SAMPLES_DIR points elsewhere; an empty directory turns samples off
+    return open_store(root)  # TRTDASH_SAMPLES_DIR points elsewhere; an empty directory turns samples off
 
 
 def get_store() -> RunStore:

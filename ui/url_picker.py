@@ -15,10 +15,22 @@ from collections.abc import Callable, Mapping, Sequence
 import streamlit as st
 
 
-def pick_from_url(param: str, options: Sequence[str], labels: Mapping[str, str], *, key: str, label: str,
-                  unknown: Callable[[str], str], default: str | None = None, wanted: str | None = None,
-                  unknown_opens_default: bool = True, write_default: bool = True, placeholder: str = "Pick one",
-                  help: str | None = None, on_pick: Callable[[str], None] | None = None) -> str | None:
+def pick_from_url(
+    param: str,
+    options: Sequence[str],
+    labels: Mapping[str, str],
+    *,
+    key: str,
+    label: str,
+    unknown: Callable[[str], str],
+    default: str | None = None,
+    wanted: str | None = None,
+    unknown_opens_default: bool = True,
+    write_default: bool = True,
+    placeholder: str = "Pick one",
+    help: str | None = None,
+    on_pick: Callable[[str], None] | None = None,
+) -> str | None:
     """The picked option (``options`` must not be empty), None while nothing is picked. ``wanted`` is the id the
     link names (default: the URL's ``?{param}=``); ``unknown(id)`` is the error shown for an id ``options`` lack,
     after which ``default`` is shown (default: the first option), or nothing without ``unknown_opens_default``;
@@ -44,8 +56,15 @@ def pick_from_url(param: str, options: Sequence[str], labels: Mapping[str, str],
             write(st.session_state[key])
             st.session_state[seen] = st.session_state[key]
 
-    chosen = st.selectbox(label, list(options), key=key, format_func=lambda i: labels.get(i, i),
-                          placeholder=placeholder, help=help, on_change=picked_by_the_user)
+    chosen = st.selectbox(
+        label,
+        list(options),
+        key=key,
+        format_func=lambda i: labels.get(i, i),
+        placeholder=placeholder,
+        help=help,
+        on_change=picked_by_the_user,
+    )
     if chosen is not None and chosen != wanted and (wanted or write_default):
         write(chosen)
         st.session_state[seen] = chosen

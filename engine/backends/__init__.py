@@ -32,7 +32,7 @@ def prewarm_imports() -> None:
     between two jobs. Nothing here may fail a job: a failing step is logged and skipped."""
     import torch  # noqa: PLC0415
 
-    with contextlib.suppress(ImportError):   # registry models come from here
+    with contextlib.suppress(ImportError):  # registry models come from here
         import torchvision.models  # noqa: F401, PLC0415
     with torch.inference_mode():
         torch.nn.functional.conv2d(torch.randn(1, 3, 16, 16), torch.randn(4, 3, 3, 3)).sum().item()
@@ -42,8 +42,8 @@ def prewarm_imports() -> None:
         import engine.backends.tensorrt  # noqa: F401, PLC0415
         from engine.backends.tensorrt import internals  # noqa: PLC0415
 
-        internals.features()    # imports torch_tensorrt
-    except Exception:   # the job itself will report whatever is wrong, with its own message
+        internals.features()  # imports torch_tensorrt
+    except Exception:  # the job itself will report whatever is wrong, with its own message
         log.warning("prewarm import step failed", exc_info=True)
 
 
@@ -67,7 +67,7 @@ def prewarm_gpu() -> None:
                 (x.flatten(1)[:, :64] @ torch.randn(64, 64, device="cuda", dtype=dtype)).sum().item()
         torch.cuda.synchronize()
         _tiny_build(torch)
-    except Exception:   # the job itself will report whatever is wrong, with its own message
+    except Exception:  # the job itself will report whatever is wrong, with its own message
         log.warning("GPU prewarm step failed", exc_info=True)
 
 

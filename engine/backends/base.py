@@ -61,7 +61,7 @@ class Measurement:
     gpu_time: GpuTime | None = None
     graph_replay: GraphReplay | None = None
     plan_fingerprint: str | None = None
-    raw_files: dict[str, Path | bytes] = field(default_factory=dict)   # name -> file or content
+    raw_files: dict[str, Path | bytes] = field(default_factory=dict)  # name -> file or content
 
 
 BackendFn = Callable[["RunRequest", "BuiltModel", str, ProgressFn, Path], Measurement]

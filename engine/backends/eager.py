@@ -27,8 +27,9 @@ from engine.settings.request import RunRequest
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def prepare(model: BuiltModel, precision: str, device: str,
-            keep_fp32: Sequence[str] = ()) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
+def prepare(
+    model: BuiltModel, precision: str, device: str, keep_fp32: Sequence[str] = ()
+) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
     """The model and inputs moved to ``device`` and cast to ``precision`` (integer inputs kept).
 
     ``keep_fp32`` (``compile.keep_high_precision``): module paths left in fp32 with casts at their boundary,
@@ -38,8 +39,7 @@ def prepare(model: BuiltModel, precision: str, device: str,
         module = prepare_cast(model, dtype, device, keep_fp32)
     else:
         module = model.module.to(device=device, dtype=dtype)
-    inputs = tuple(t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
-                   for t in model.example_inputs)
+    inputs = tuple(t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype) for t in model.example_inputs)
     return module, inputs
 
 
@@ -48,11 +48,14 @@ def run(request: RunRequest, model: BuiltModel, device: str, progress: ProgressF
     m = request.measure
     warnings = []
     if device == "cpu" and precision != "fp32":
-        warnings.append(f"{precision} on CPU runs through slow reference kernels; CPU numbers say little "
-                        "about GPU behaviour.")
+        warnings.append(
+            f"{precision} on CPU runs through slow reference kernels; CPU numbers say little about GPU behaviour."
+        )
     if m.compare_inductor != "off":
-        warnings.append(f"measure.compare_inductor ({m.compare_inductor}) times an inductor baseline beside a "
-                        "tensorrt run; the eager backend timed none. Choose the tensorrt backend to get it.")
+        warnings.append(
+            f"measure.compare_inductor ({m.compare_inductor}) times an inductor baseline beside a "
+            "tensorrt run; the eager backend timed none. Choose the tensorrt backend to get it."
+        )
     progress("prepare", None, f"{precision} on {device}")
     t0 = time.perf_counter()
     module, inputs = prepare(model, precision, device)
@@ -60,9 +63,14 @@ def run(request: RunRequest, model: BuiltModel, device: str, progress: ProgressF
         torch.cuda.reset_peak_memory_stats()
     stages = {"prepare_s": time.perf_counter() - t0}
 
-    latency, samples = time_inference(lambda: module(*inputs), device=device, warmup_iters=m.warmup_iters,
-                                      timed_iters=m.timed_iters, batch_size=request.model.batch_size,
-                                      progress=progress)
+    latency, samples = time_inference(
+        lambda: module(*inputs),
+        device=device,
+        warmup_iters=m.warmup_iters,
+        timed_iters=m.timed_iters,
+        batch_size=request.model.batch_size,
+        progress=progress,
+    )
     peak = int(torch.cuda.max_memory_allocated()) if device.startswith("cuda") else None
 
     gpu = None
@@ -71,12 +79,13 @@ def run(request: RunRequest, model: BuiltModel, device: str, progress: ProgressF
         progress("gpu_time", None, "kernel durations from a CUDA-activity trace")
         t0 = time.perf_counter()
         try:
-            trace = gpu_time.measure(lambda: module(*inputs),
-                                     per_window=gpu_time.inferences_per_window(latency.median_ms))
+            trace = gpu_time.measure(
+                lambda: module(*inputs), per_window=gpu_time.inferences_per_window(latency.median_ms)
+            )
             gpu = trace.gpu_time
             warnings += trace.warnings
             raw_files["gpu_kernels.csv"] = trace.table.to_csv(index=False).encode()
-        except Exception as e:   # no CUPTI, a profiler error: the run stands without GPU time
+        except Exception as e:  # no CUPTI, a profiler error: the run stands without GPU time
             warnings.append(f"GPU time not measured: the CUDA-activity trace failed ({type(e).__name__}).")
         stages["gpu_time_s"] = time.perf_counter() - t0
 
@@ -99,9 +108,17 @@ def run(request: RunRequest, model: BuiltModel, device: str, progress: ProgressF
     # leave the shared module as we found it: fp32 on CPU
     model.module.to(device="cpu", dtype=torch.float32)
 
-    result = Measurement(latency=latency, latency_samples_ms=samples, stages_s=stages, peak_memory_bytes=peak,
-                         accuracy=accuracy, profiled_sum_ms=profiled_sum, warnings=warnings, gpu_time=gpu,
-                         raw_files=raw_files)
+    result = Measurement(
+        latency=latency,
+        latency_samples_ms=samples,
+        stages_s=stages,
+        peak_memory_bytes=peak,
+        accuracy=accuracy,
+        profiled_sum_ms=profiled_sum,
+        warnings=warnings,
+        gpu_time=gpu,
+        raw_files=raw_files,
+    )
     if layers is not None:
         result.layers = layers
         result.raw_files["eager_module_profile.csv"] = layers.to_csv(index=False).encode()
@@ -112,8 +129,9 @@ def _leaf_modules(module: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
     return [(name, mod) for name, mod in module.named_modules() if name and not any(mod.children())]
 
 
-def profile_modules(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], device: str, iters: int,
-                    progress: ProgressFn) -> pd.DataFrame:
+def profile_modules(
+    module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], device: str, iters: int, progress: ProgressFn
+) -> pd.DataFrame:
     """Average time of every leaf module call, in first-call order.
 
     A module called several times per forward (a shared activation) gets one row per call site,
@@ -134,6 +152,7 @@ def profile_modules(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], d
                 pending.setdefault(id(mod), []).append(ev)
             else:
                 pending.setdefault(id(mod), []).append(time.perf_counter())
+
         return hook
 
     def post(name: str):
@@ -144,9 +163,15 @@ def profile_modules(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], d
             key = name if k == 0 else f"{name}#{k}"
             rec = records.get(key)
             if rec is None:
-                rec = records[key] = {"name": key, "module_path": name, "layer_type": type(mod).__name__,
-                                      "input_shapes": _shapes(args), "output_shapes": _shapes(output),
-                                      "times": [], "precision": _precision(output)}
+                rec = records[key] = {
+                    "name": key,
+                    "module_path": name,
+                    "layer_type": type(mod).__name__,
+                    "input_shapes": _shapes(args),
+                    "output_shapes": _shapes(output),
+                    "times": [],
+                    "precision": _precision(output),
+                }
                 order.append(key)
             if cuda:
                 end = torch.cuda.Event(enable_timing=True)
@@ -154,6 +179,7 @@ def profile_modules(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], d
                 rec["times"].append((start, end))
             else:
                 rec["times"].append((time.perf_counter() - start) * 1000.0)
+
         return hook
 
     handles = []
@@ -176,10 +202,21 @@ def profile_modules(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], d
     for i, key in enumerate(order):
         rec = records[key]
         times = [s.elapsed_time(e) for s, e in rec["times"]] if cuda else rec["times"]
-        rows.append({"order": i, "segment": "eager", "runtime": "pytorch", "name": rec["name"],
-                     "layer_type": rec["layer_type"], "module_path": rec["module_path"],
-                     "precision": rec["precision"], "tactic": "", "input_shapes": rec["input_shapes"],
-                     "output_shapes": rec["output_shapes"], "avg_ms": sum(times) / len(times)})
+        rows.append(
+            {
+                "order": i,
+                "segment": "eager",
+                "runtime": "pytorch",
+                "name": rec["name"],
+                "layer_type": rec["layer_type"],
+                "module_path": rec["module_path"],
+                "precision": rec["precision"],
+                "tactic": "",
+                "input_shapes": rec["input_shapes"],
+                "output_shapes": rec["output_shapes"],
+                "avg_ms": sum(times) / len(times),
+            }
+        )
     return normalise_layers(pd.DataFrame(rows))
 
 
@@ -193,8 +230,9 @@ def _shapes(obj) -> str:
 
 def _precision(obj) -> str:
     if isinstance(obj, torch.Tensor):
-        return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16",
-                torch.int8: "int8"}.get(obj.dtype, str(obj.dtype).replace("torch.", ""))
+        return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16", torch.int8: "int8"}.get(
+            obj.dtype, str(obj.dtype).replace("torch.", "")
+        )
     if isinstance(obj, (list, tuple)) and obj:
         return _precision(obj[0])
     return ""

@@ -31,9 +31,24 @@ from engine.settings.request import RunRequest
 FIELD = "compile.keep_high_precision"
 # outputs exact in any precision (a max, a clamp, a copy): keeping them in fp32 changes nothing, so a cast run's
 # search leaves them out
-EXACT_IN_ANY_PRECISION = ("Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "Flatten",
-                          "Unflatten", "ReLU", "ReLU6", "MaxPool1d", "MaxPool2d", "MaxPool3d", "AdaptiveMaxPool1d",
-                          "AdaptiveMaxPool2d", "AdaptiveMaxPool3d")
+EXACT_IN_ANY_PRECISION = (
+    "Identity",
+    "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "Dropout3d",
+    "AlphaDropout",
+    "Flatten",
+    "Unflatten",
+    "ReLU",
+    "ReLU6",
+    "MaxPool1d",
+    "MaxPool2d",
+    "MaxPool3d",
+    "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d",
+    "AdaptiveMaxPool3d",
+)
 
 
 # -- units ----------------------------------------------------------------------------------------------
@@ -50,6 +65,7 @@ def call_tree_leaves(module: torch.nn.Module, inputs: Sequence[torch.Tensor]) ->
             stack.append(name)
             if name not in started:
                 started.append(name)
+
         return hook
 
     def post(_mod: Any, _args: Any, _out: Any) -> None:
@@ -91,9 +107,11 @@ def quantized_candidates(module: torch.nn.Module, inputs: Sequence[torch.Tensor]
     started: list[str] = []
     handles = []
     for path in owners:
+
         def hook(_mod: Any, _args: Any, path: str = path) -> None:
             if path not in started:
                 started.append(path)
+
         handles.append(module.get_submodule(path).register_forward_pre_hook(hook))
     try:
         with torch.inference_mode():
@@ -121,15 +139,19 @@ def check_paths(names: Collection[str], paths: Sequence[str], source: str) -> No
     if not unknown:
         return
     parent = unknown[0]
-    while parent and parent not in names:        # the deepest part of the path that exists
+    while parent and parent not in names:  # the deepest part of the path that exists
         parent = parent.rpartition(".")[0]
     depth = parent.count(".") + 1 if parent else 0
-    close = sorted((n for n in names if n.count(".") == depth and (not parent or n.startswith(parent + "."))),
-                   key=_natural)[:6]
+    close = sorted(
+        (n for n in names if n.count(".") == depth and (not parent or n.startswith(parent + "."))), key=_natural
+    )[:6]
     listed = ", ".join(repr(u) for u in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
     where = f"inside {parent}: " if parent else ""
-    raise ConfigError(FIELD, f"{source} has no module {listed}; {where}{', '.join(close)}"
-                             f"{' ...' if len(close) == 6 else ''} (module paths as in named_modules())")
+    raise ConfigError(
+        FIELD,
+        f"{source} has no module {listed}; {where}{', '.join(close)}"
+        f"{' ...' if len(close) == 6 else ''} (module paths as in named_modules())",
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -150,9 +172,12 @@ def check_request(request: RunRequest, caps: Capabilities) -> None:
     if not c.keep_high_precision or request.backend != "tensorrt":
         return
     if c.quantization == "none" and c.precision != "fp32" and caps.flavour == "tensorrt":
-        raise ConfigError(FIELD, "keeping modules in fp32 inside an fp16 build needs a strongly typed network "
-                                 "(TensorRT-RTX): full TensorRT builds fp16 weakly typed from the fp32 model and "
-                                 "picks each layer's precision itself. Use a quantized run, or TensorRT-RTX")
+        raise ConfigError(
+            FIELD,
+            "keeping modules in fp32 inside an fp16 build needs a strongly typed network "
+            "(TensorRT-RTX): full TensorRT builds fp16 weakly typed from the fp32 model and "
+            "picks each layer's precision itself. Use a quantized run, or TensorRT-RTX",
+        )
     if request.model.source in registry.REGISTRY:
         names = _registry_module_names(request.model.source, request.model.pretrained)
         check_paths(names, c.keep_high_precision, request.model.source)
@@ -171,7 +196,7 @@ def _cast(obj: Any, dtype: torch.dtype, only: torch.dtype | None = None) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(_cast(o, dtype, only) for o in obj)
     if isinstance(obj, dict):
-        out = copy.copy(obj)   # keeps the type (transformers' ModelOutput is a dict)
+        out = copy.copy(obj)  # keeps the type (transformers' ModelOutput is a dict)
         for k, v in obj.items():
             out[k] = _cast(v, dtype, only)
         return out
@@ -212,8 +237,11 @@ def disable_quantizers(module: torch.nn.Module, paths: Sequence[str]) -> int:
     if not paths:
         return 0
     prefixes = tuple(f"{p}." for p in paths)
-    on = [n for n, m in module.named_modules()
-          if type(m).__name__ == "TensorQuantizer" and getattr(m, "is_enabled", False) and n.startswith(prefixes)]
+    on = [
+        n
+        for n, m in module.named_modules()
+        if type(m).__name__ == "TensorQuantizer" and getattr(m, "is_enabled", False) and n.startswith(prefixes)
+    ]
     if on:
         import modelopt.torch.quantization as mtq  # noqa: PLC0415 - ModelOpt inserted the quantizers: installed
 

@@ -19,20 +19,54 @@ def autotune_trials(trials: pd.DataFrame, objective: str = END_TO_END) -> go.Fig
     ok = trials[trials["feasible"]]
     bad = trials[~trials["feasible"] & trials[y].notna()]
     failed = trials[trials[y].isna()]
-    fig.add_trace(go.Scatter(x=ok["trial"], y=ok[y], mode="markers", name="meets the constraints",
-                             marker={"size": 9, "color": "#1F77B4"},
-                             hovertemplate="trial %{x}<br>%{y:.3f} ms<extra></extra>"))
-    fig.add_trace(go.Scatter(x=bad["trial"], y=bad[y], mode="markers", name="breaks a constraint",
-                             marker={"size": 9, "color": "#D62728", "symbol": "circle-open"},
-                             text=bad["violation"],
-                             hovertemplate="trial %{x}<br>%{y:.3f} ms<br>%{text}<extra></extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=ok["trial"],
+            y=ok[y],
+            mode="markers",
+            name="meets the constraints",
+            marker={"size": 9, "color": "#1F77B4"},
+            hovertemplate="trial %{x}<br>%{y:.3f} ms<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=bad["trial"],
+            y=bad[y],
+            mode="markers",
+            name="breaks a constraint",
+            marker={"size": 9, "color": "#D62728", "symbol": "circle-open"},
+            text=bad["violation"],
+            hovertemplate="trial %{x}<br>%{y:.3f} ms<br>%{text}<extra></extra>",
+        )
+    )
     if not failed.empty:
-        fig.add_trace(go.Scatter(x=failed["trial"], y=[0] * len(failed), mode="markers", name="failed",
-                                 marker={"size": 10, "color": "#7F7F7F", "symbol": "x"}, text=failed["error"],
-                                 hovertemplate="trial %{x}<br>%{text}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=trials["trial"], y=trials["best_so_far_ms"], mode="lines", name="best so far",
-                             line={"color": "#2CA02C", "shape": "hv"}))
+        fig.add_trace(
+            go.Scatter(
+                x=failed["trial"],
+                y=[0] * len(failed),
+                mode="markers",
+                name="failed",
+                marker={"size": 10, "color": "#7F7F7F", "symbol": "x"},
+                text=failed["error"],
+                hovertemplate="trial %{x}<br>%{text}<extra></extra>",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=trials["trial"],
+            y=trials["best_so_far_ms"],
+            mode="lines",
+            name="best so far",
+            line={"color": "#2CA02C", "shape": "hv"},
+        )
+    )
     what = "GPU time" if objective == GPU_TIME else "end-to-end median"
-    fig.update_layout(title=f"Auto-tune trials (objective: {what})", xaxis={"title": "trial"},
-                      yaxis={"title": f"{what} (ms)", "rangemode": "tozero"}, height=400, **LAYOUT)
+    fig.update_layout(
+        title=f"Auto-tune trials (objective: {what})",
+        xaxis={"title": "trial"},
+        yaxis={"title": f"{what} (ms)", "rangemode": "tozero"},
+        height=400,
+        **LAYOUT,
+    )
     return fig

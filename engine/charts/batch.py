@@ -20,8 +20,11 @@ _MIB = 2**20
 
 def _strategies(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame, str]]:
     """(strategy, its rows by batch size, colour) for each strategy in the table, static first."""
-    return [(s, table[table["strategy"] == s].sort_values("batch_size"), STRATEGY_COLOURS[s])
-            for s in STRATEGIES if (table["strategy"] == s).any()]
+    return [
+        (s, table[table["strategy"] == s].sort_values("batch_size"), STRATEGY_COLOURS[s])
+        for s in STRATEGIES
+        if (table["strategy"] == s).any()
+    ]
 
 
 def _batch_axis(batch_sizes: pd.Series) -> dict:
@@ -30,10 +33,22 @@ def _batch_axis(batch_sizes: pd.Series) -> dict:
 
 
 def _band(fig: go.Figure, x: pd.Series, low: pd.Series, high: pd.Series, colour: str, name: str, group: str) -> None:
-    fig.add_trace(go.Scatter(x=x, y=high, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip",
-                             legendgroup=group))
-    fig.add_trace(go.Scatter(x=x, y=low, mode="lines", line={"width": 0}, fill="tonexty",
-                             fillcolor=rgba(colour, BAND_ALPHA), name=name, hoverinfo="skip", legendgroup=group))
+    fig.add_trace(
+        go.Scatter(x=x, y=high, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip", legendgroup=group)
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=low,
+            mode="lines",
+            line={"width": 0},
+            fill="tonexty",
+            fillcolor=rgba(colour, BAND_ALPHA),
+            name=name,
+            hoverinfo="skip",
+            legendgroup=group,
+        )
+    )
 
 
 def _gpu_line(fig: go.Figure, rows: pd.DataFrame, column: str, colour: str, label: str, hover: str) -> None:
@@ -41,10 +56,18 @@ def _gpu_line(fig: go.Figure, rows: pd.DataFrame, column: str, colour: str, labe
     if column not in rows or rows[column].isna().all():
         return
     have = rows.dropna(subset=[column])
-    fig.add_trace(go.Scatter(x=have["batch_size"], y=have[column], mode="lines+markers", name=f"{label} (GPU time)",
-                             legendgroup=label, line={"color": colour, "dash": "dash"},
-                             marker={"size": 7, "symbol": "square"},
-                             hovertemplate="batch %{x}<br>" + hover + "<extra></extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=have["batch_size"],
+            y=have[column],
+            mode="lines+markers",
+            name=f"{label} (GPU time)",
+            legendgroup=label,
+            line={"color": colour, "dash": "dash"},
+            marker={"size": 7, "symbol": "square"},
+            hovertemplate="batch %{x}<br>" + hover + "<extra></extra>",
+        )
+    )
 
 
 def latency_vs_batch(table: pd.DataFrame) -> go.Figure:
@@ -55,16 +78,28 @@ def latency_vs_batch(table: pd.DataFrame) -> go.Figure:
     for s, rows, colour in _strategies(table):
         label = STRATEGY_LABELS[s]
         _band(fig, rows["batch_size"], rows["p10_ms"], rows["p90_ms"], colour, f"{label} p10-p90", label)
-        fig.add_trace(go.Scatter(
-            x=rows["batch_size"], y=rows["median_ms"], mode="lines+markers", name=label, legendgroup=label,
-            line={"color": colour}, marker={"size": 9},
-            customdata=rows[["p10_ms", "p90_ms", "run_id"]].to_numpy(),
-            hovertemplate="batch %{x}<br>median %{y:.3f} ms<br>p10-p90 %{customdata[0]:.3f}-%{customdata[1]:.3f} ms"
-                          "<br>%{customdata[2]}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=rows["batch_size"],
+                y=rows["median_ms"],
+                mode="lines+markers",
+                name=label,
+                legendgroup=label,
+                line={"color": colour},
+                marker={"size": 9},
+                customdata=rows[["p10_ms", "p90_ms", "run_id"]].to_numpy(),
+                hovertemplate="batch %{x}<br>median %{y:.3f} ms<br>p10-p90 %{customdata[0]:.3f}-%{customdata[1]:.3f} ms"
+                "<br>%{customdata[2]}<extra></extra>",
+            )
+        )
         _gpu_line(fig, rows, "gpu_ms", colour, label, "GPU time %{y:.4f} ms")
-    fig.update_layout(title="Latency vs batch size (end-to-end median, band = p10-p90; dashed: GPU time)",
-                      xaxis=_batch_axis(table["batch_size"]),
-                      yaxis={"title": "latency per call (ms)", "rangemode": "tozero"}, height=420, **LAYOUT)
+    fig.update_layout(
+        title="Latency vs batch size (end-to-end median, band = p10-p90; dashed: GPU time)",
+        xaxis=_batch_axis(table["batch_size"]),
+        yaxis={"title": "latency per call (ms)", "rangemode": "tozero"},
+        height=420,
+        **LAYOUT,
+    )
     return fig
 
 
@@ -76,36 +111,77 @@ def throughput_vs_batch(table: pd.DataFrame, knees: Mapping[str, Knee] | None = 
     fig = go.Figure()
     for s, rows, colour in _strategies(table):
         label = STRATEGY_LABELS[s]
-        _band(fig, rows["batch_size"], rows["throughput_low_per_s"], rows["throughput_high_per_s"], colour,
-              f"{label} p10-p90", label)
-        fig.add_trace(go.Scatter(
-            x=rows["batch_size"], y=rows["throughput_per_s"], mode="lines+markers", name=label, legendgroup=label,
-            line={"color": colour}, marker={"size": 9}, customdata=rows[["median_ms"]].to_numpy(),
-            hovertemplate="batch %{x}<br>%{y:,.0f} samples/s<br>median %{customdata[0]:.3f} ms<extra></extra>"))
+        _band(
+            fig,
+            rows["batch_size"],
+            rows["throughput_low_per_s"],
+            rows["throughput_high_per_s"],
+            colour,
+            f"{label} p10-p90",
+            label,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=rows["batch_size"],
+                y=rows["throughput_per_s"],
+                mode="lines+markers",
+                name=label,
+                legendgroup=label,
+                line={"color": colour},
+                marker={"size": 9},
+                customdata=rows[["median_ms"]].to_numpy(),
+                hovertemplate="batch %{x}<br>%{y:,.0f} samples/s<br>median %{customdata[0]:.3f} ms<extra></extra>",
+            )
+        )
         _gpu_line(fig, rows, "gpu_throughput_per_s", colour, label, "GPU-time throughput %{y:,.0f} samples/s")
         knee = (knees or {}).get(s)
         if knee is None:
             continue
-        text = (f"knee: batch {knee.batch_size}<br>{knee.throughput_per_s:,.0f}/s" if knee.reached
-                else f"no knee up to batch {knee.batch_size}")
+        text = (
+            f"knee: batch {knee.batch_size}<br>{knee.throughput_per_s:,.0f}/s"
+            if knee.reached
+            else f"no knee up to batch {knee.batch_size}"
+        )
         # annotations on a log axis take log10 of the value (a plain 32 would stretch the axis to 10^32)
-        fig.add_annotation(x=math.log10(knee.batch_size), y=knee.throughput_per_s, text=text, name=f"knee:{s}",
-                           showarrow=True, arrowhead=2, arrowcolor=colour, ax=0, ay=-45 if s == "static" else 45,
-                           font={"color": colour}, bgcolor="rgba(255,255,255,0.8)")
+        fig.add_annotation(
+            x=math.log10(knee.batch_size),
+            y=knee.throughput_per_s,
+            text=text,
+            name=f"knee:{s}",
+            showarrow=True,
+            arrowhead=2,
+            arrowcolor=colour,
+            ax=0,
+            ay=-45 if s == "static" else 45,
+            font={"color": colour},
+            bgcolor="rgba(255,255,255,0.8)",
+        )
         if knee.reached:
-            fig.add_trace(go.Scatter(x=[knee.batch_size], y=[knee.throughput_per_s], mode="markers",
-                                     name=f"knee ({label})", legendgroup=label, hoverinfo="skip",
-                                     marker={"size": 16, "symbol": "diamond-open", "color": colour,
-                                             "line": {"width": 2}}))
-    fig.update_layout(title="Throughput vs batch size (band: batch / p90 .. batch / p10 latency; dashed: batch / GPU "
-                            "time, what the knee is judged on when measured)",
-                      xaxis=_batch_axis(table["batch_size"]),
-                      yaxis={"title": "samples / s", "rangemode": "tozero"}, height=420, **LAYOUT)
+            fig.add_trace(
+                go.Scatter(
+                    x=[knee.batch_size],
+                    y=[knee.throughput_per_s],
+                    mode="markers",
+                    name=f"knee ({label})",
+                    legendgroup=label,
+                    hoverinfo="skip",
+                    marker={"size": 16, "symbol": "diamond-open", "color": colour, "line": {"width": 2}},
+                )
+            )
+    fig.update_layout(
+        title="Throughput vs batch size (band: batch / p90 .. batch / p10 latency; dashed: batch / GPU "
+        "time, what the knee is judged on when measured)",
+        xaxis=_batch_axis(table["batch_size"]),
+        yaxis={"title": "samples / s", "rangemode": "tozero"},
+        height=420,
+        **LAYOUT,
+    )
     return fig
 
 
-def memory_vs_batch(table: pd.DataFrame, fits: Mapping[str, MemoryFit] | None = None,
-                    capacity_bytes: float | None = None) -> go.Figure:
+def memory_vs_batch(
+    table: pd.DataFrame, fits: Mapping[str, MemoryFit] | None = None, capacity_bytes: float | None = None
+) -> go.Figure:
     """Peak GPU memory per batch size for each strategy, the fitted line through it, and the largest batch
     that line puts inside ``capacity_bytes``."""
     have = table.dropna(subset=["peak_memory_bytes"]) if not table.empty else table
@@ -115,25 +191,55 @@ def memory_vs_batch(table: pd.DataFrame, fits: Mapping[str, MemoryFit] | None = 
     notes = []
     for s, rows, colour in _strategies(have):
         label = STRATEGY_LABELS[s]
-        fig.add_trace(go.Scatter(x=rows["batch_size"], y=rows["peak_memory_bytes"] / _MIB, mode="markers",
-                                 name=f"{label} peak", legendgroup=label, marker={"size": 10, "color": colour},
-                                 hovertemplate="batch %{x}<br>peak %{y:,.1f} MiB<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=rows["batch_size"],
+                y=rows["peak_memory_bytes"] / _MIB,
+                mode="markers",
+                name=f"{label} peak",
+                legendgroup=label,
+                marker={"size": 10, "color": colour},
+                hovertemplate="batch %{x}<br>peak %{y:,.1f} MiB<extra></extra>",
+            )
+        )
         fit = (fits or {}).get(s)
         if fit is None:
             continue
         xs = [int(rows["batch_size"].min()), int(rows["batch_size"].max())]
-        fig.add_trace(go.Scatter(x=xs, y=[(fit.fixed_bytes + fit.per_sample_bytes * b) / _MIB for b in xs],
-                                 mode="lines", name=f"{label}: {fit.per_sample_bytes / _MIB:,.2f} MiB/sample",
-                                 legendgroup=label, line={"color": colour, "dash": "dot"}, hoverinfo="skip"))
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=[(fit.fixed_bytes + fit.per_sample_bytes * b) / _MIB for b in xs],
+                mode="lines",
+                name=f"{label}: {fit.per_sample_bytes / _MIB:,.2f} MiB/sample",
+                legendgroup=label,
+                line={"color": colour, "dash": "dot"},
+                hoverinfo="skip",
+            )
+        )
         ceiling = fit.max_batch_for(capacity_bytes) if capacity_bytes else None
         if capacity_bytes and ceiling is not None:
             notes.append(f"{label}: batch {ceiling:,} fills {capacity_bytes / 2**30:.0f} GiB")
     if notes:
-        fig.add_annotation(text="; ".join(notes), name="ceiling", x=0.01, y=0.99, xref="paper", yref="paper",
-                           showarrow=False, xanchor="left", yanchor="top", bgcolor="rgba(255,255,255,0.8)")
-    fig.update_layout(title="Peak GPU memory vs batch size (dotted: fitted line)",
-                      xaxis=_batch_axis(have["batch_size"]),
-                      yaxis={"title": "peak memory (MiB)", "rangemode": "tozero"}, height=380, **LAYOUT)
+        fig.add_annotation(
+            text="; ".join(notes),
+            name="ceiling",
+            x=0.01,
+            y=0.99,
+            xref="paper",
+            yref="paper",
+            showarrow=False,
+            xanchor="left",
+            yanchor="top",
+            bgcolor="rgba(255,255,255,0.8)",
+        )
+    fig.update_layout(
+        title="Peak GPU memory vs batch size (dotted: fitted line)",
+        xaxis=_batch_axis(have["batch_size"]),
+        yaxis={"title": "peak memory (MiB)", "rangemode": "tozero"},
+        height=380,
+        **LAYOUT,
+    )
     return fig
 
 
@@ -144,14 +250,31 @@ def dynamic_cost(cost: pd.DataFrame) -> go.Figure:
         return message_figure("No batch size was measured with both a static and the dynamic engine.")
     x = [f"batch {int(b)}" for b in cost["batch_size"]]
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=x, y=cost["static_ms"], name=STRATEGY_LABELS["static"],
-                         marker_color=STRATEGY_COLOURS["static"],
-                         hovertemplate="%{x}<br>static %{y:.3f} ms<extra></extra>"))
-    fig.add_trace(go.Bar(x=x, y=cost["dynamic_ms"], name=STRATEGY_LABELS["dynamic"],
-                         marker_color=STRATEGY_COLOURS["dynamic"],
-                         text=[f"{p:+.0f}%" for p in cost["overhead_pct"]], textposition="outside",
-                         hovertemplate="%{x}<br>dynamic %{y:.3f} ms (%{text})<extra></extra>"))
-    fig.update_layout(title="What the dynamic range costs: median latency at the same batch",
-                      barmode="group", yaxis={"title": "median latency (ms)", "rangemode": "tozero"}, height=360,
-                      **LAYOUT)
+    fig.add_trace(
+        go.Bar(
+            x=x,
+            y=cost["static_ms"],
+            name=STRATEGY_LABELS["static"],
+            marker_color=STRATEGY_COLOURS["static"],
+            hovertemplate="%{x}<br>static %{y:.3f} ms<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Bar(
+            x=x,
+            y=cost["dynamic_ms"],
+            name=STRATEGY_LABELS["dynamic"],
+            marker_color=STRATEGY_COLOURS["dynamic"],
+            text=[f"{p:+.0f}%" for p in cost["overhead_pct"]],
+            textposition="outside",
+            hovertemplate="%{x}<br>dynamic %{y:.3f} ms (%{text})<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="What the dynamic range costs: median latency at the same batch",
+        barmode="group",
+        yaxis={"title": "median latency (ms)", "rangemode": "tozero"},
+        height=360,
+        **LAYOUT,
+    )
     return fig

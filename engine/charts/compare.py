@@ -22,15 +22,27 @@ def metric_bars(long: pd.DataFrame) -> go.Figure:
         part = long[long["metric"] == m]
         unit = part["unit"].iloc[0]
         for _, row in part.iterrows():
-            fig.add_bar(x=[row["run"][-8:]], y=[row["value"] if row["value"] is not None else 0],
-                        name=row["run"], legendgroup=row["run"], showlegend=i == 1,
-                        marker_color=colours[row["run"]], row=1, col=i,
-                        customdata=[[row["run"], "n/a" if row["value"] is None else f"{row['value']:.4g}"]],
-                        hovertemplate="%{customdata[0]}<br>%{customdata[1]} " + unit + "<extra></extra>")
+            fig.add_bar(
+                x=[row["run"][-8:]],
+                y=[row["value"] if row["value"] is not None else 0],
+                name=row["run"],
+                legendgroup=row["run"],
+                showlegend=i == 1,
+                marker_color=colours[row["run"]],
+                row=1,
+                col=i,
+                customdata=[[row["run"], "n/a" if row["value"] is None else f"{row['value']:.4g}"]],
+                hovertemplate="%{customdata[0]}<br>%{customdata[1]} " + unit + "<extra></extra>",
+            )
         fig.update_yaxes(title_text=unit, row=1, col=i)
         fig.update_xaxes(showticklabels=False, row=1, col=i)
-    fig.update_layout(title="Runs side by side", height=380, barmode="group",
-                      legend={"orientation": "h", "y": -0.12}, margin={"l": 10, "r": 10, "t": 70, "b": 10})
+    fig.update_layout(
+        title="Runs side by side",
+        height=380,
+        barmode="group",
+        legend={"orientation": "h", "y": -0.12},
+        margin={"l": 10, "r": 10, "t": 70, "b": 10},
+    )
     return fig
 
 
@@ -50,23 +62,46 @@ def latency_distribution(samples: pd.DataFrame, max_ratio: float = 5.0) -> go.Fi
     if medians.min() > 0 and medians.max() / medians.min() > max_ratio:
         for run in runs:
             x = samples.loc[samples["run"] == run, "latency_ms"]
-            fig.add_box(x=x, name=run, marker_color=colours[run], boxpoints="outliers", orientation="h",
-                        hovertemplate="%{x:.4f} ms<extra>" + run + "</extra>")
-        fig.update_layout(title="Latency per inference (runs on different scales: log axis)", showlegend=False,
-                          height=max(260, 60 * len(runs) + 120), xaxis_type="log",
-                          xaxis_title="latency per inference (ms, log scale)",
-                          yaxis={"autorange": "reversed", "tickfont": {"size": 10}},
-                          margin=MARGIN)
+            fig.add_box(
+                x=x,
+                name=run,
+                marker_color=colours[run],
+                boxpoints="outliers",
+                orientation="h",
+                hovertemplate="%{x:.4f} ms<extra>" + run + "</extra>",
+            )
+        fig.update_layout(
+            title="Latency per inference (runs on different scales: log axis)",
+            showlegend=False,
+            height=max(260, 60 * len(runs) + 120),
+            xaxis_type="log",
+            xaxis_title="latency per inference (ms, log scale)",
+            yaxis={"autorange": "reversed", "tickfont": {"size": 10}},
+            margin=MARGIN,
+        )
         return fig
     for run in runs:
         x = samples.loc[samples["run"] == run, "latency_ms"]
-        fig.add_histogram(x=x, name=run, marker_color=colours[run], opacity=0.55, histnorm="probability",
-                          nbinsx=60, hovertemplate="%{x} ms<br>%{y:.1%} of inferences<extra>" + run + "</extra>")
+        fig.add_histogram(
+            x=x,
+            name=run,
+            marker_color=colours[run],
+            opacity=0.55,
+            histnorm="probability",
+            nbinsx=60,
+            hovertemplate="%{x} ms<br>%{y:.1%} of inferences<extra>" + run + "</extra>",
+        )
         fig.add_vline(x=float(medians[run]), line_dash="dash", line_color=colours[run])
-    fig.update_layout(title="Latency per inference (dashed: median)", barmode="overlay", height=380,
-                      xaxis_title="latency per inference (ms)", yaxis_title="share of timed inferences",
-                      yaxis_tickformat=".0%", legend={"orientation": "h", "y": -0.25},
-                      margin=MARGIN)
+    fig.update_layout(
+        title="Latency per inference (dashed: median)",
+        barmode="overlay",
+        height=380,
+        xaxis_title="latency per inference (ms)",
+        yaxis_title="share of timed inferences",
+        yaxis_tickformat=".0%",
+        legend={"orientation": "h", "y": -0.25},
+        margin=MARGIN,
+    )
     return fig
 
 
@@ -78,19 +113,30 @@ def layer_type_diff_bar(by_type: pd.DataFrame, max_types: int = 20) -> go.Figure
     order = list(dict.fromkeys(by_type["layer_type"]))
     keep = set(order[:max_types])
     df = by_type.assign(layer_type=[t if t in keep else "other" for t in by_type["layer_type"]])
-    df = df.groupby(["run", "layer_type"], as_index=False, sort=False).agg(total_ms=("total_ms", "sum"),
-                                                                          delta_ms=("delta_ms", "sum"))
+    df = df.groupby(["run", "layer_type"], as_index=False, sort=False).agg(
+        total_ms=("total_ms", "sum"), delta_ms=("delta_ms", "sum")
+    )
     colours = run_colours(list(dict.fromkeys(by_type["run"])))
     fig = go.Figure()
     for run in colours:
         part = df[df["run"] == run]
-        fig.add_bar(y=part["layer_type"], x=part["total_ms"], orientation="h", name=run,
-                    marker_color=colours[run], customdata=part[["delta_ms"]].values.tolist(),
-                    hovertemplate="%{y}: %{x:.4f} ms (%{customdata[0]:+.4f} ms vs baseline)<extra>"
-                                  + run + "</extra>")
+        fig.add_bar(
+            y=part["layer_type"],
+            x=part["total_ms"],
+            orientation="h",
+            name=run,
+            marker_color=colours[run],
+            customdata=part[["delta_ms"]].values.tolist(),
+            hovertemplate="%{y}: %{x:.4f} ms (%{customdata[0]:+.4f} ms vs baseline)<extra>" + run + "</extra>",
+        )
     cats = [t for t in order if t in keep] + (["other"] if len(order) > max_types else [])
-    fig.update_layout(title="Profiled time per layer type", barmode="group", xaxis_title="time per inference (ms)",
-                      yaxis={"categoryorder": "array", "categoryarray": cats[::-1], "title": "layer type"},
-                      height=max(320, 22 * len(cats) * max(1, len(colours)) // 2 + 140),
-                      legend={"orientation": "h", "y": -0.15}, margin=MARGIN)
+    fig.update_layout(
+        title="Profiled time per layer type",
+        barmode="group",
+        xaxis_title="time per inference (ms)",
+        yaxis={"categoryorder": "array", "categoryarray": cats[::-1], "title": "layer type"},
+        height=max(320, 22 * len(cats) * max(1, len(colours)) // 2 + 140),
+        legend={"orientation": "h", "y": -0.15},
+        margin=MARGIN,
+    )
     return fig

@@ -14,10 +14,11 @@ from engine.result import FUSED, normalise_layers
 
 UNKNOWN = "(unknown)"
 UNATTRIBUTED = "(no module)"
-HOVER_COLUMNS = ["name", "layer_type", "precision", "runtime", "segment", "input_shapes", "output_shapes",
-                 "tactic"]
-HOVER = ("<b>%{customdata[0]}</b><br>%{customdata[1]} · %{customdata[2]} · %{customdata[3]} "
-         "(%{customdata[4]})<br>in: %{customdata[5]}<br>out: %{customdata[6]}<br>tactic: %{customdata[7]}")
+HOVER_COLUMNS = ["name", "layer_type", "precision", "runtime", "segment", "input_shapes", "output_shapes", "tactic"]
+HOVER = (
+    "<b>%{customdata[0]}</b><br>%{customdata[1]} · %{customdata[2]} · %{customdata[3]} "
+    "(%{customdata[4]})<br>in: %{customdata[5]}<br>out: %{customdata[6]}<br>tactic: %{customdata[7]}"
+)
 
 
 def tidy_layers(layers: pd.DataFrame | None) -> pd.DataFrame:
@@ -46,9 +47,14 @@ def slowest_layers(layers: pd.DataFrame, n: int = 20) -> pd.DataFrame:
     rest = df.drop(top.index)
     if len(rest):
         other: dict[str, object] = {c: "" for c in df.columns}
-        other.update(order=-1, name=f"other ({len(rest)} layers)", layer_type="other",
-                     avg_ms=float(rest["avg_ms"].sum()), share=float(rest["share"].sum()),
-                     label=f"other ({len(rest)} layers)")
+        other.update(
+            order=-1,
+            name=f"other ({len(rest)} layers)",
+            layer_type="other",
+            avg_ms=float(rest["avg_ms"].sum()),
+            share=float(rest["share"].sum()),
+            label=f"other ({len(rest)} layers)",
+        )
         top = pd.concat([top, pd.DataFrame([other])], ignore_index=True)
     return top.reset_index(drop=True)
 
@@ -73,17 +79,24 @@ def timeline_rows(layers: pd.DataFrame, max_bars: int = 150) -> pd.DataFrame:
     size = math.ceil(len(df) / max_bars)
     rows = []
     for start in range(0, len(df), size):
-        chunk = df.iloc[start:start + size]
+        chunk = df.iloc[start : start + size]
         by_type = chunk.groupby("layer_type")["avg_ms"].sum().sort_values(ascending=False)
         runtimes = chunk["runtime"].unique()
         first, last = int(chunk["order"].iloc[0]), int(chunk["order"].iloc[-1])
-        rows.append({**{c: "" for c in HOVER_COLUMNS},
-                     "order": first, "name": f"layers {first}-{last} ({len(chunk)} layers)",
-                     "label": f"{first}-{last} ({len(chunk)})", "layer_type": by_type.index[0],
-                     "runtime": runtimes[0] if len(runtimes) == 1 else "mixed",
-                     "segment": ", ".join(chunk["segment"].astype(str).unique()[:3]),
-                     "precision": ", ".join(chunk["precision"].unique()[:3]),
-                     "avg_ms": float(chunk["avg_ms"].sum()), "start_ms": float(chunk["start_ms"].iloc[0])})
+        rows.append(
+            {
+                **{c: "" for c in HOVER_COLUMNS},
+                "order": first,
+                "name": f"layers {first}-{last} ({len(chunk)} layers)",
+                "label": f"{first}-{last} ({len(chunk)})",
+                "layer_type": by_type.index[0],
+                "runtime": runtimes[0] if len(runtimes) == 1 else "mixed",
+                "segment": ", ".join(chunk["segment"].astype(str).unique()[:3]),
+                "precision": ", ".join(chunk["precision"].unique()[:3]),
+                "avg_ms": float(chunk["avg_ms"].sum()),
+                "start_ms": float(chunk["start_ms"].iloc[0]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -113,8 +126,10 @@ def module_rollup(layers: pd.DataFrame) -> pd.DataFrame:
             totals[node] = totals.get(node, 0.0) + ms
             counts[node] = counts.get(node, 0) + 1
             parent = node
-    rows = [{"id": n, "parent": parents[n], "label": _module_label(n), "total_ms": totals[n], "layers": counts[n]}
-            for n in totals]
+    rows = [
+        {"id": n, "parent": parents[n], "label": _module_label(n), "total_ms": totals[n], "layers": counts[n]}
+        for n in totals
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 

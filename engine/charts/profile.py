@@ -26,10 +26,25 @@ def stage_bar(stages_s: dict[str, float]) -> go.Figure:
     for i, name in enumerate(names):
         part = [(bar, v) for bar, n, v in rows if n == name]
         label = name.removesuffix("_s").replace("_", " ")
-        fig.add_bar(y=[b for b, _ in part], x=[v for _, v in part], name=label, orientation="h",
-                    marker_color=palette[i % len(palette)], text=[label] * len(part), textposition="inside",
-                    insidetextanchor="middle", hovertemplate="%{fullData.name}: %{x:.3f} s<extra></extra>")
-    fig.update_layout(title="Set-up stages", barmode="stack", height=300, xaxis_title="seconds", showlegend=True,
-                      yaxis={"autorange": "reversed"}, legend={"orientation": "h", "y": -0.5, "yanchor": "top"},
-                      margin=MARGIN)
+        fig.add_bar(
+            y=[b for b, _ in part],
+            x=[v for _, v in part],
+            name=label,
+            orientation="h",
+            marker_color=palette[i % len(palette)],
+            text=[label] * len(part),
+            textposition="inside",
+            insidetextanchor="middle",
+            hovertemplate="%{fullData.name}: %{x:.3f} s<extra></extra>",
+        )
+    fig.update_layout(
+        title="Set-up stages",
+        barmode="stack",
+        height=300,
+        xaxis_title="seconds",
+        showlegend=True,
+        yaxis={"autorange": "reversed"},
+        legend={"orientation": "h", "y": -0.5, "yanchor": "top"},
+        margin=MARGIN,
+    )
     return fig

@@ -19,13 +19,18 @@ def _knob_title(knob: str) -> str:
 def _series(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame, str]]:
     """(name, rows, colour) per value of the second knob, in table order."""
     names = list(dict.fromkeys(table["series"]))
-    return [(name, table[table["series"] == name], SERIES_PALETTE[i % len(SERIES_PALETTE)])
-            for i, name in enumerate(names)]
+    return [
+        (name, table[table["series"] == name], SERIES_PALETTE[i % len(SERIES_PALETTE)]) for i, name in enumerate(names)
+    ]
 
 
 def _x_axis(table: pd.DataFrame, knob: str) -> dict:
-    return {"title": _knob_title(knob), "type": "category",
-            "categoryorder": "array", "categoryarray": list(dict.fromkeys(table["x_label"]))}
+    return {
+        "title": _knob_title(knob),
+        "type": "category",
+        "categoryorder": "array",
+        "categoryarray": list(dict.fromkeys(table["x_label"])),
+    }
 
 
 def latency_vs_knob(table: pd.DataFrame, knob: str, judged: str = END_TO_END) -> go.Figure:
@@ -39,49 +44,111 @@ def latency_vs_knob(table: pd.DataFrame, knob: str, judged: str = END_TO_END) ->
     repeats = table[table["repeat"] > 0] if "repeat" in table else table.iloc[0:0]
     for name, rows, colour in _series(first):
         label = name or "end-to-end"
-        fig.add_trace(go.Scatter(x=rows["x_label"], y=rows["p90_ms"], mode="lines", line={"width": 0},
-                                 showlegend=False, hoverinfo="skip", legendgroup=label))
-        fig.add_trace(go.Scatter(x=rows["x_label"], y=rows["p10_ms"], mode="lines", line={"width": 0},
-                                 fill="tonexty", fillcolor=rgba(colour, BAND_ALPHA), name=f"{label} p10-p90",
-                                 hoverinfo="skip", legendgroup=label))
-        fig.add_trace(go.Scatter(
-            x=rows["x_label"], y=rows["median_ms"], mode="lines+markers", name=label, legendgroup=label,
-            line={"color": colour}, marker={"size": 9},
-            error_y={"type": "data", "symmetric": False, "array": rows["ci_high_ms"] - rows["median_ms"],
-                     "arrayminus": rows["median_ms"] - rows["ci_low_ms"], "thickness": 1.5, "width": 4},
-            customdata=rows[["p10_ms", "p90_ms", "ci_low_ms", "ci_high_ms", "run_id"]].to_numpy(),
-            hovertemplate="%{x}<br>e2e median %{y:.3f} ms<br>p10-p90 %{customdata[0]:.3f}-%{customdata[1]:.3f} ms"
-                          "<br>median CI %{customdata[2]:.3f}-%{customdata[3]:.3f} ms<br>%{customdata[4]}"
-                          "<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=rows["x_label"],
+                y=rows["p90_ms"],
+                mode="lines",
+                line={"width": 0},
+                showlegend=False,
+                hoverinfo="skip",
+                legendgroup=label,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=rows["x_label"],
+                y=rows["p10_ms"],
+                mode="lines",
+                line={"width": 0},
+                fill="tonexty",
+                fillcolor=rgba(colour, BAND_ALPHA),
+                name=f"{label} p10-p90",
+                hoverinfo="skip",
+                legendgroup=label,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=rows["x_label"],
+                y=rows["median_ms"],
+                mode="lines+markers",
+                name=label,
+                legendgroup=label,
+                line={"color": colour},
+                marker={"size": 9},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": rows["ci_high_ms"] - rows["median_ms"],
+                    "arrayminus": rows["median_ms"] - rows["ci_low_ms"],
+                    "thickness": 1.5,
+                    "width": 4,
+                },
+                customdata=rows[["p10_ms", "p90_ms", "ci_low_ms", "ci_high_ms", "run_id"]].to_numpy(),
+                hovertemplate="%{x}<br>e2e median %{y:.3f} ms<br>p10-p90 %{customdata[0]:.3f}-%{customdata[1]:.3f} ms"
+                "<br>median CI %{customdata[2]:.3f}-%{customdata[3]:.3f} ms<br>%{customdata[4]}"
+                "<extra></extra>",
+            )
+        )
         gpu = rows.dropna(subset=["gpu_ms"]) if "gpu_ms" in rows else rows.iloc[0:0]
         if not gpu.empty:
-            fig.add_trace(go.Scatter(
-                x=gpu["x_label"], y=gpu["gpu_ms"], mode="lines+markers",
-                name=f"{name} GPU time" if name else "GPU time",
-                legendgroup=label, line={"color": colour, "dash": "dash"}, marker={"size": 8, "symbol": "square"},
-                error_y={"type": "data", "symmetric": False, "array": gpu["gpu_high_ms"] - gpu["gpu_ms"],
-                         "arrayminus": gpu["gpu_ms"] - gpu["gpu_low_ms"], "thickness": 1.5, "width": 4},
-                customdata=gpu[["kernels", "run_id"]].to_numpy(),
-                hovertemplate="%{x}<br>GPU time %{y:.4f} ms<br>%{customdata[0]} kernels / inference"
-                              "<br>%{customdata[1]}<extra></extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=gpu["x_label"],
+                    y=gpu["gpu_ms"],
+                    mode="lines+markers",
+                    name=f"{name} GPU time" if name else "GPU time",
+                    legendgroup=label,
+                    line={"color": colour, "dash": "dash"},
+                    marker={"size": 8, "symbol": "square"},
+                    error_y={
+                        "type": "data",
+                        "symmetric": False,
+                        "array": gpu["gpu_high_ms"] - gpu["gpu_ms"],
+                        "arrayminus": gpu["gpu_ms"] - gpu["gpu_low_ms"],
+                        "thickness": 1.5,
+                        "width": 4,
+                    },
+                    customdata=gpu[["kernels", "run_id"]].to_numpy(),
+                    hovertemplate="%{x}<br>GPU time %{y:.4f} ms<br>%{customdata[0]} kernels / inference"
+                    "<br>%{customdata[1]}<extra></extra>",
+                )
+            )
     if not repeats.empty:
-        fig.add_trace(go.Scatter(x=repeats["x_label"], y=repeats["median_ms"], mode="markers",
-                                 name="repeated runs (e2e)", marker={"size": 9, "symbol": "circle-open",
-                                                                    "color": "#444"},
-                                 customdata=repeats[["repeat", "run_id"]].to_numpy(),
-                                 hovertemplate="%{x} repeat %{customdata[0]}<br>e2e median %{y:.3f} ms"
-                                               "<br>%{customdata[1]}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=repeats["x_label"],
+                y=repeats["median_ms"],
+                mode="markers",
+                name="repeated runs (e2e)",
+                marker={"size": 9, "symbol": "circle-open", "color": "#444"},
+                customdata=repeats[["repeat", "run_id"]].to_numpy(),
+                hovertemplate="%{x} repeat %{customdata[0]}<br>e2e median %{y:.3f} ms"
+                "<br>%{customdata[1]}<extra></extra>",
+            )
+        )
         gpu = repeats.dropna(subset=["gpu_ms"]) if "gpu_ms" in repeats else repeats.iloc[0:0]
         if not gpu.empty:
-            fig.add_trace(go.Scatter(x=gpu["x_label"], y=gpu["gpu_ms"], mode="markers",
-                                     name="repeated runs (GPU time)",
-                                     marker={"size": 8, "symbol": "square-open", "color": "#444"},
-                                     hovertemplate="%{x}<br>GPU time %{y:.4f} ms<extra></extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=gpu["x_label"],
+                    y=gpu["gpu_ms"],
+                    mode="markers",
+                    name="repeated runs (GPU time)",
+                    marker={"size": 8, "symbol": "square-open", "color": "#444"},
+                    hovertemplate="%{x}<br>GPU time %{y:.4f} ms<extra></extra>",
+                )
+            )
     on = "judged on GPU time (dashed)" if judged == GPU_TIME else "judged on end-to-end latency"
-    fig.update_layout(title=f"Latency vs {_knob_title(knob)}, {on}<br><sup>e2e median, bars = its 90% CI, band = "
-                            "p10-p90; GPU time bars = fastest/slowest trace window; hollow = repeated runs</sup>",
-                      xaxis=_x_axis(table, knob), yaxis={"title": "latency (ms)", "rangemode": "tozero"},
-                      height=440, **LAYOUT)
+    fig.update_layout(
+        title=f"Latency vs {_knob_title(knob)}, {on}<br><sup>e2e median, bars = its 90% CI, band = "
+        "p10-p90; GPU time bars = fastest/slowest trace window; hollow = repeated runs</sup>",
+        xaxis=_x_axis(table, knob),
+        yaxis={"title": "latency (ms)", "rangemode": "tozero"},
+        height=440,
+        **LAYOUT,
+    )
     return fig
 
 
@@ -94,10 +161,23 @@ def build_time_vs_knob(table: pd.DataFrame, knob: str) -> go.Figure:
         return message_figure("No build times: these runs compiled nothing (eager) or did not record them.")
     fig = go.Figure()
     for name, rows, colour in _series(have):
-        fig.add_trace(go.Bar(x=rows["x_label"], y=rows["build_s"], name=name or "build time",
-                             marker_color=colour, hovertemplate="%{x}<br>build %{y:.1f} s<extra></extra>"))
-    fig.update_layout(title=f"Build time vs {_knob_title(knob)}", barmode="group", xaxis=_x_axis(have, knob),
-                      yaxis={"title": "build time (s)"}, height=380, **LAYOUT)
+        fig.add_trace(
+            go.Bar(
+                x=rows["x_label"],
+                y=rows["build_s"],
+                name=name or "build time",
+                marker_color=colour,
+                hovertemplate="%{x}<br>build %{y:.1f} s<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title=f"Build time vs {_knob_title(knob)}",
+        barmode="group",
+        xaxis=_x_axis(have, knob),
+        yaxis={"title": "build time (s)"},
+        height=380,
+        **LAYOUT,
+    )
     return fig
 
 
@@ -105,18 +185,47 @@ def engines_vs_min_block_size(table: pd.DataFrame, knob: str = "compile.min_bloc
     """TensorRT engines and PyTorch subgraphs per value (bars) and operator coverage (line)."""
     have = table.dropna(subset=["coverage"]) if not table.empty else table
     if "repeat" in have:
-        have = have[have["repeat"] == 0]        # a repeat builds the same partition again
+        have = have[have["repeat"] == 0]  # a repeat builds the same partition again
     if have.empty:
         return message_figure("No segmentation recorded: engine counts come from TensorRT runs.")
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Bar(x=have["x_label"], y=have["engine_count"], name="TensorRT engines",
-                         marker_color=RUNTIME_COLOURS["tensorrt"], text=have["series"]), secondary_y=False)
-    fig.add_trace(go.Bar(x=have["x_label"], y=have["pytorch_segments"], name="PyTorch subgraphs",
-                         marker_color=RUNTIME_COLOURS["pytorch"], text=have["series"]), secondary_y=False)
-    fig.add_trace(go.Scatter(x=have["x_label"], y=have["coverage"] * 100, name="ops in TensorRT (%)",
-                             mode="lines+markers", line={"color": "#444", "dash": "dot"}), secondary_y=True)
-    fig.update_layout(title=f"Engines and coverage vs {_knob_title(knob)}", barmode="group",
-                      xaxis=_x_axis(have, knob), height=380, **LAYOUT)
+    fig.add_trace(
+        go.Bar(
+            x=have["x_label"],
+            y=have["engine_count"],
+            name="TensorRT engines",
+            marker_color=RUNTIME_COLOURS["tensorrt"],
+            text=have["series"],
+        ),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Bar(
+            x=have["x_label"],
+            y=have["pytorch_segments"],
+            name="PyTorch subgraphs",
+            marker_color=RUNTIME_COLOURS["pytorch"],
+            text=have["series"],
+        ),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=have["x_label"],
+            y=have["coverage"] * 100,
+            name="ops in TensorRT (%)",
+            mode="lines+markers",
+            line={"color": "#444", "dash": "dot"},
+        ),
+        secondary_y=True,
+    )
+    fig.update_layout(
+        title=f"Engines and coverage vs {_knob_title(knob)}",
+        barmode="group",
+        xaxis=_x_axis(have, knob),
+        height=380,
+        **LAYOUT,
+    )
     fig.update_yaxes(title_text="count", secondary_y=False)
     fig.update_yaxes(title_text="coverage (%)", range=[0, 105], tickvals=[0, 25, 50, 75, 100], secondary_y=True)
     return fig
@@ -129,19 +238,39 @@ def pareto_latency_build(table: pd.DataFrame, judged: str = END_TO_END) -> go.Fi
         return message_figure("No build times to trade latency against.")
     y = "judged_ms" if "judged_ms" in have else "median_ms"
     if "repeat" in have:
-        have = have[have["repeat"] == 0]        # a repeat measures the noise of its point, not another choice
+        have = have[have["repeat"] == 0]  # a repeat measures the noise of its point, not another choice
     fig = go.Figure()
     text = have["x_label"] + have["series"].map(lambda s: f" · {s}" if s else "")
-    fig.add_trace(go.Scatter(x=have["build_s"], y=have[y], mode="markers+text", text=text,
-                             textposition="top center", name="runs",
-                             marker={"size": 10, "color": ["#2CA02C" if p else "#AAAAAA" for p in have["pareto"]]},
-                             hovertemplate="%{text}<br>build %{x:.1f} s<br>%{y:.4f} ms<extra></extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=have["build_s"],
+            y=have[y],
+            mode="markers+text",
+            text=text,
+            textposition="top center",
+            name="runs",
+            marker={"size": 10, "color": ["#2CA02C" if p else "#AAAAAA" for p in have["pareto"]]},
+            hovertemplate="%{text}<br>build %{x:.1f} s<br>%{y:.4f} ms<extra></extra>",
+        )
+    )
     front = have[have["pareto"]].sort_values("build_s")
-    fig.add_trace(go.Scatter(x=front["build_s"], y=front[y], mode="lines", name="Pareto front",
-                             line={"color": "#2CA02C", "shape": "hv"}, hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter(
+            x=front["build_s"],
+            y=front[y],
+            mode="lines",
+            name="Pareto front",
+            line={"color": "#2CA02C", "shape": "hv"},
+            hoverinfo="skip",
+        )
+    )
     # green: no other run is both faster and quicker to build
     what = "GPU time" if judged == GPU_TIME else "end-to-end median"
-    fig.update_layout(title=f"{what[0].upper()}{what[1:]} vs build time (green: Pareto front)",
-                      xaxis={"title": "build time (s)"}, yaxis={"title": f"{what} (ms)"}, height=420,
-                      **LAYOUT)
+    fig.update_layout(
+        title=f"{what[0].upper()}{what[1:]} vs build time (green: Pareto front)",
+        xaxis={"title": "build time (s)"},
+        yaxis={"title": f"{what} (ms)"},
+        height=420,
+        **LAYOUT,
+    )
     return fig

@@ -16,8 +16,16 @@ from plotly.colors import qualitative
 
 RUNTIME_COLOURS = {"tensorrt": "#76B900", "pytorch": "#EE4C2C"}
 RUNTIME_NAMES = {"tensorrt": "TensorRT", "pytorch": "PyTorch"}
-PRECISION_COLOURS = {"fp32": "#1F77B4", "fp16": "#FF7F0E", "bf16": "#9467BD", "int8": "#D62728",
-                     "fp8": "#8C564B", "int32": "#17BECF", "int64": "#BCBD22", "bool": "#7F7F7F"}
+PRECISION_COLOURS = {
+    "fp32": "#1F77B4",
+    "fp16": "#FF7F0E",
+    "bf16": "#9467BD",
+    "int8": "#D62728",
+    "fp8": "#8C564B",
+    "int32": "#17BECF",
+    "int64": "#BCBD22",
+    "bool": "#7F7F7F",
+}
 STRATEGY_COLOURS = {"static": "#1F77B4", "dynamic": "#FF7F0E"}
 OTHER_COLOUR = "#B8B8B8"
 PASS_COLOUR, FAIL_COLOUR, REFERENCE_COLOUR, KEPT_COLOUR = "#2CA02C", "#D62728", "#7F7F7F", "#9467BD"
@@ -59,7 +67,7 @@ def module_colour(module: str) -> str:
 def rgba(hex_colour: str, alpha: float) -> str:
     """``#RRGGBB`` with an opacity, for bands."""
     h = hex_colour.lstrip("#")
-    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
     return f"rgba({r},{g},{b},{alpha})"
 
 
@@ -70,8 +78,8 @@ def short(text: str, n: int = LABEL_CHARS) -> str:
 def message_figure(message: str, height: int = 220) -> go.Figure:
     """A figure that says why there is no chart."""
     fig = go.Figure()
-    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                       font={"size": 14})
-    fig.update_layout(height=height, xaxis={"visible": False}, yaxis={"visible": False},
-                      margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font={"size": 14})
+    fig.update_layout(
+        height=height, xaxis={"visible": False}, yaxis={"visible": False}, margin={"l": 10, "r": 10, "t": 30, "b": 10}
+    )
     return fig

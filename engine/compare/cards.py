@@ -18,12 +18,12 @@ from engine.result import RunResult
 
 @dataclass(frozen=True)
 class Card:
-    name: str              # the run's short label: what differs, and its id tail
-    value: str             # "0.350 ms", or "not timed"
-    delta: str | None      # "+3.1% GPU time per sample · 0.97×", "baseline", "baseline's engine plan", None
-    neutral: bool          # the delta is no change to colour (the baseline, or the baseline's engine plan)
+    name: str  # the run's short label: what differs, and its id tail
+    value: str  # "0.350 ms", or "not timed"
+    delta: str | None  # "+3.1% GPU time per sample · 0.97×", "baseline", "baseline's engine plan", None
+    neutral: bool  # the delta is no change to colour (the baseline, or the baseline's engine plan)
     help: str
-    caption: str = ""      # "GPU time 0.3866 ms · 73 kernels", "" without GPU time
+    caption: str = ""  # "GPU time 0.3866 ms · 73 kernels", "" without GPU time
 
 
 def _missing(value: object) -> bool:
@@ -39,8 +39,9 @@ def cards(runs: Sequence[RunResult], table: pd.DataFrame) -> list[Card]:
     for row in table.itertuples():
         name = short[row.run_id]
         if _missing(row.e2e_median_ms):
-            out.append(Card(name, "not timed", None, True,
-                            f"{row.run}: an analyze run, graph segmentation only, no latency."))
+            out.append(
+                Card(name, "not timed", None, True, f"{row.run}: an analyze run, graph segmentation only, no latency.")
+            )
             continue
         delta: str | None
         if row.baseline:
@@ -50,9 +51,16 @@ def cards(runs: Sequence[RunResult], table: pd.DataFrame) -> list[Card]:
         else:
             delta = None if _missing(row.speedup) else f"{row.delta_pct:+.1f}%{on} · {row.speedup:.2f}×"
         gpu = not _missing(row.gpu_time_ms)
-        out.append(Card(
-            name, f"{row.e2e_median_ms:.3f} ms", delta, bool(row.baseline or row.same_plan),
-            f"{row.run}: end-to-end median latency" + (f" · GPU time {row.gpu_time_ms:.4f} ms" if gpu else "")
-            + f"; the change and the speedup (baseline / this run) are on {basis.label}, against the baseline.",
-            f"GPU time {row.gpu_time_ms:.4f} ms · {row.kernels:.0f} kernels" if gpu else ""))
+        out.append(
+            Card(
+                name,
+                f"{row.e2e_median_ms:.3f} ms",
+                delta,
+                bool(row.baseline or row.same_plan),
+                f"{row.run}: end-to-end median latency"
+                + (f" · GPU time {row.gpu_time_ms:.4f} ms" if gpu else "")
+                + f"; the change and the speedup (baseline / this run) are on {basis.label}, against the baseline.",
+                f"GPU time {row.gpu_time_ms:.4f} ms · {row.kernels:.0f} kernels" if gpu else "",
+            )
+        )
     return out

@@ -28,9 +28,9 @@ class Basis:
     """How compared runs are judged: the figure, per call or per sample, and the settings that differ."""
 
     judging: Judging
-    per_sample: bool                 # batch sizes differ: every figure is divided by the batch
-    settings: tuple[str, ...]        # differing settings that matter, most telling first
-    incidental: tuple[str, ...]      # differing settings that change nothing measured
+    per_sample: bool  # batch sizes differ: every figure is divided by the batch
+    settings: tuple[str, ...]  # differing settings that matter, most telling first
+    incidental: tuple[str, ...]  # differing settings that change nothing measured
 
     @property
     def metric(self) -> str:
@@ -38,7 +38,7 @@ class Basis:
 
     @property
     def label(self) -> str:
-        """"GPU time per sample", "end-to-end latency", ..."""
+        """ "GPU time per sample", "end-to-end latency", ..."""
         name = "GPU time" if self.metric == GPU_TIME else "end-to-end latency"
         return name + (" per sample" if self.per_sample else "")
 
@@ -68,7 +68,7 @@ def judged_ms(run: RunResult, b: Basis) -> float | None:
 
 
 def same_engine_notes(runs: Sequence[RunResult], names: Mapping[str, str]) -> list[str]:
-    """"a and b ran the same engine plan ...: any latency gap between them is noise", per group of two or more.
+    """ "a and b ran the same engine plan ...: any latency gap between them is noise", per group of two or more.
     Where a host setting differs inside the group (CUDA graphs on/off), the gap is that setting's, not noise."""
     notes = []
     for group in plan_groups([r for r in runs if r.latency.timed]):
@@ -77,22 +77,27 @@ def same_engine_notes(runs: Sequence[RunResult], names: Mapping[str, str]) -> li
         who = " and ".join(names[r.run_id] for r in group)
         host = [s for s in differing_settings(group).index if knob(s).changes == HOST]
         if host:
-            notes.append(f"{who} ran the same engine plan: what differs is how the host runs it "
-                         f"({', '.join(knob(s).name for s in host)}), judged on end-to-end latency.")
+            notes.append(
+                f"{who} ran the same engine plan: what differs is how the host runs it "
+                f"({', '.join(knob(s).name for s in host)}), judged on end-to-end latency."
+            )
         else:
-            notes.append(f"{who} ran the same engine plan on the same GPU at the same shapes: the same engine, so "
-                         "any latency gap between them is noise.")
+            notes.append(
+                f"{who} ran the same engine plan on the same GPU at the same shapes: the same engine, so "
+                "any latency gap between them is noise."
+            )
     return notes
 
 
 def header(runs: Sequence[RunResult], b: Basis, values: Mapping[str, Sequence[str]]) -> str:
-    """"Differs: batch (8 · 1), inputs (dynamic batch 1..32 · static). Judged per sample on end-to-end latency."
+    """ "Differs: batch (8 · 1), inputs (dynamic batch 1..32 · static). Judged per sample on end-to-end latency."
 
     ``values`` maps each differing setting to the runs' values in run order (``compare.differing_settings``)."""
     if not b.settings:
         what = "Only incidental settings differ" if b.incidental else "Nothing differs"
-        text = (f"{what} ({', '.join(knob(s).name for s in b.incidental)})" if b.incidental else what) + \
-            ": these runs measure the same thing, so their differences are run-to-run noise."
+        text = (
+            f"{what} ({', '.join(knob(s).name for s in b.incidental)})" if b.incidental else what
+        ) + ": these runs measure the same thing, so their differences are run-to-run noise."
     else:
         shown = [f"{knob(s).name} ({' · '.join(str(v) for v in values[s])})" for s in b.settings]
         text = "Differs: " + ", ".join(shown) + "."
@@ -120,5 +125,3 @@ def comparison_header(runs: Sequence[RunResult]) -> list[str]:
     b = comparison_basis(runs)
     lines = [header(runs, b, differing_values(runs))]
     return same_engine_notes(runs, short_labels(runs)) + lines
-
-

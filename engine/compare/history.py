@@ -16,8 +16,9 @@ def history_filter_options(summary: pd.DataFrame) -> dict[str, list[str]]:
     return {c: sorted(summary[c].dropna().astype(str).unique()) for c in HISTORY_FILTERS if c in summary}
 
 
-def filter_history(summary: pd.DataFrame, *, since: date | None = None, until: date | None = None,
-                   **chosen: Sequence[str] | None) -> pd.DataFrame:
+def filter_history(
+    summary: pd.DataFrame, *, since: date | None = None, until: date | None = None, **chosen: Sequence[str] | None
+) -> pd.DataFrame:
     """Rows of ``RunStore.list_runs()`` matching every non-empty filter; dates are inclusive (UTC)."""
     df = summary
     for col, values in chosen.items():
@@ -40,8 +41,10 @@ def summary_labels(summary: pd.DataFrame) -> dict[str, str]:
     for row in summary.itertuples(index=False):
         latency = f"{row.e2e_median_ms:.3f} ms" if row.e2e_median_ms > 0 else "not timed"
         # the run id's tail tells apart runs the summary columns do not (quantization schemes, other knobs)
-        text = (f"{row.model} b{row.batch_size} {row.backend} {row.precision} · {row.run_id[-8:]} · "
-                f"{row.device_name} · {str(row.created_at)[:16].replace('T', ' ')} · {latency}")
+        text = (
+            f"{row.model} b{row.batch_size} {row.backend} {row.precision} · {row.run_id[-8:]} · "
+            f"{row.device_name} · {str(row.created_at)[:16].replace('T', ' ')} · {latency}"
+        )
         if row.is_sample:
             text += " · sample"
         if row.is_baseline:
@@ -56,10 +59,24 @@ def history_table(summary: pd.DataFrame, gpu_time: Mapping[str, str] | None = No
     df = summary.copy()
     df["created"] = pd.to_datetime(df["created_at"], utc=True, errors="coerce")
     df["tags"] = df["tags"].fillna("").astype(str)
-    df["e2e_median_ms"] = df["e2e_median_ms"].where(df["e2e_median_ms"] > 0)   # analyze runs time nothing
+    df["e2e_median_ms"] = df["e2e_median_ms"].where(df["e2e_median_ms"] > 0)  # analyze runs time nothing
     df["gpu_time"] = df["run_id"].map(lambda i: (gpu_time or {}).get(i, "not loaded"))
-    cols = ["run_id", "created", "model", "backend", "precision", "batch_size", "device_name", "flavour",
-            "e2e_median_ms", "gpu_time", "engine_count", "is_sample", "is_baseline", "tags"]
+    cols = [
+        "run_id",
+        "created",
+        "model",
+        "backend",
+        "precision",
+        "batch_size",
+        "device_name",
+        "flavour",
+        "e2e_median_ms",
+        "gpu_time",
+        "engine_count",
+        "is_sample",
+        "is_baseline",
+        "tags",
+    ]
     return df[cols].reset_index(drop=True)
 
 

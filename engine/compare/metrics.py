@@ -32,7 +32,7 @@ class Metric:
     unit: str
     value: Callable[[RunResult], float | None]
     lower_is_better: bool = True
-    chart: str = ""     # panel title when it is one of the grouped bars on the Compare page
+    chart: str = ""  # panel title when it is one of the grouped bars on the Compare page
 
 
 def timed(run: RunResult) -> bool:
@@ -73,10 +73,20 @@ METRICS: list[Metric] = [
     Metric("engine_count", "TensorRT engines", "count", lambda r: float(r.engine_count), chart="engines"),
     Metric("engine_mb", "Engine size", "MiB", lambda r: _mb(r.engine_bytes)),
     Metric("peak_memory_mb", "Peak GPU memory", "MiB", lambda r: _mb(r.peak_memory_bytes), chart="peak memory"),
-    Metric("accuracy_rel_l2", "Output rel. L2 error vs fp32", "ratio",
-           lambda r: r.accuracy.rel_l2 if r.accuracy else None, chart="rel. L2 error"),
-    Metric("top1_agreement", "Top-1 agreement vs fp32", "fraction",
-           lambda r: r.accuracy.top1_agreement if r.accuracy else None, lower_is_better=False),
+    Metric(
+        "accuracy_rel_l2",
+        "Output rel. L2 error vs fp32",
+        "ratio",
+        lambda r: r.accuracy.rel_l2 if r.accuracy else None,
+        chart="rel. L2 error",
+    ),
+    Metric(
+        "top1_agreement",
+        "Top-1 agreement vs fp32",
+        "fraction",
+        lambda r: r.accuracy.top1_agreement if r.accuracy else None,
+        lower_is_better=False,
+    ),
 ]
 METRIC_BY_KEY = {m.key: m for m in METRICS}
 
@@ -113,9 +123,14 @@ def metric_table(runs: Sequence[RunResult], baseline_id: str | None = None) -> p
     rows = []
     for r in runs:
         row: dict[str, Any] = {
-            "run": run_label(r), "run_id": r.run_id, "baseline": r.run_id == base.run_id,
-            "sample": r.is_sample, "device": r.env.get("device_name", "?"), "gpu": gpus[r.run_id],
-            "flavour": r.env.get("flavour", ""), "batch_size": r.latency.batch_size,
+            "run": run_label(r),
+            "run_id": r.run_id,
+            "baseline": r.run_id == base.run_id,
+            "sample": r.is_sample,
+            "device": r.env.get("device_name", "?"),
+            "gpu": gpus[r.run_id],
+            "flavour": r.env.get("flavour", ""),
+            "batch_size": r.latency.batch_size,
         }
         for m in METRICS:
             row[m.key] = _num(m.value(r))
@@ -141,11 +156,19 @@ def metric_long(runs: Sequence[RunResult], keys: Sequence[str] | None = None) ->
     for key in keys:
         m = METRIC_BY_KEY[key]
         values = [(_num(m.value(r)), r) for r in runs]
-        if all(not v for v, _ in values):    # no run has it (or none built an engine): an empty panel
+        if all(not v for v, _ in values):  # no run has it (or none built an engine): an empty panel
             continue
         for v, r in values:
-            rows.append({"run": run_label(r), "run_id": r.run_id, "metric": key, "label": m.chart or m.label,
-                         "unit": m.unit, "value": v})
+            rows.append(
+                {
+                    "run": run_label(r),
+                    "run_id": r.run_id,
+                    "metric": key,
+                    "label": m.chart or m.label,
+                    "unit": m.unit,
+                    "value": v,
+                }
+            )
     return pd.DataFrame(rows, columns=["run", "run_id", "metric", "label", "unit", "value"])
 
 
@@ -166,9 +189,16 @@ def same_settings_across_gpus(runs: Sequence[RunResult]) -> pd.DataFrame:
         lo, hi = min(medians), max(medians)
         if len(gpus) < 2 or lo <= 0:
             continue
-        rows.append({"settings": group[0].label.rsplit(" · ", 1)[0], "gpus": gpus,
-                     "runs": [r.run_id for r in group], "median_ms_min": lo, "median_ms_max": hi,
-                     "spread_pct": (hi / lo - 1.0) * 100.0})
+        rows.append(
+            {
+                "settings": group[0].label.rsplit(" · ", 1)[0],
+                "gpus": gpus,
+                "runs": [r.run_id for r in group],
+                "median_ms_min": lo,
+                "median_ms_max": hi,
+                "spread_pct": (hi / lo - 1.0) * 100.0,
+            }
+        )
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -181,12 +211,15 @@ def hardware_notes(runs: Sequence[RunResult]) -> list[str]:
     labels = gpu_labels(runs)
     gpus = sorted({labels[r.run_id] for r in runs if r.env.get("gpu_index") is not None})
     if len(devices) == 1 and len(gpus) > 1:
-        notes.append(f"Runs come from different GPUs of one type ({', '.join(gpus)}): differences include "
-                     "GPU-to-GPU variation.")
+        notes.append(
+            f"Runs come from different GPUs of one type ({', '.join(gpus)}): differences include GPU-to-GPU variation."
+        )
     for row in same_settings_across_gpus(runs).itertuples(index=False):
-        notes.append(f"The same settings ({row.settings}) were measured on {' and '.join(row.gpus)}: their e2e "
-                     f"medians differ by {row.spread_pct:.1f}%, which is GPU-to-GPU variation (plus run-to-run "
-                     "noise), not an effect of the settings.")
+        notes.append(
+            f"The same settings ({row.settings}) were measured on {' and '.join(row.gpus)}: their e2e "
+            f"medians differ by {row.spread_pct:.1f}%, which is GPU-to-GPU variation (plus run-to-run "
+            "noise), not an effect of the settings."
+        )
     return notes
 
 
@@ -201,9 +234,11 @@ def layer_type_time(runs: Sequence[RunResult], baseline_id: str | None = None) -
     for r in runs:
         if r.layers.empty:
             continue
-        g = (r.layers.assign(layer_type=r.layers["layer_type"].replace("", "(unknown)"))
-             .groupby("layer_type", as_index=False)
-             .agg(total_ms=("avg_ms", "sum"), layers=("avg_ms", "size")))
+        g = (
+            r.layers.assign(layer_type=r.layers["layer_type"].replace("", "(unknown)"))
+            .groupby("layer_type", as_index=False)
+            .agg(total_ms=("avg_ms", "sum"), layers=("avg_ms", "size"))
+        )
         g["run"] = run_label(r)
         g["run_id"] = r.run_id
         parts.append(g)
@@ -220,12 +255,14 @@ def layer_type_time(runs: Sequence[RunResult], baseline_id: str | None = None) -
 
 def latency_samples(runs: Sequence[RunResult]) -> pd.DataFrame:
     """Long table (run, latency_ms) of every timed inference of every run."""
-    rows = [{"run": run_label(r), "run_id": r.run_id, "latency_ms": float(s)}
-            for r in runs for s in r.latency_samples_ms]
+    rows = [
+        {"run": run_label(r), "run_id": r.run_id, "latency_ms": float(s)} for r in runs for s in r.latency_samples_ms
+    ]
     return pd.DataFrame(rows, columns=["run", "run_id", "latency_ms"])
 
 
 # -- one run -----------------------------------------------------------------------------------
+
 
 def profiling_overhead(run: RunResult) -> dict[str, float | None]:
     """Sum of per-layer averages against the end-to-end median.
@@ -244,8 +281,14 @@ def profiling_overhead(run: RunResult) -> dict[str, float | None]:
     gpu = run.gpu_time.median_ms if run.gpu_time is not None else None
     if profiled is not None and gpu:
         gpu_ratio = profiled / gpu
-    return {"e2e_median_ms": e2e, "profiled_sum_ms": profiled, "ratio": ratio, "overhead_ms": overhead,
-            "gpu_time_ms": gpu, "gpu_ratio": gpu_ratio}
+    return {
+        "e2e_median_ms": e2e,
+        "profiled_sum_ms": profiled,
+        "ratio": ratio,
+        "overhead_ms": overhead,
+        "gpu_time_ms": gpu,
+        "gpu_ratio": gpu_ratio,
+    }
 
 
 def run_summary(run: RunResult) -> pd.DataFrame:
@@ -259,6 +302,5 @@ def run_summary(run: RunResult) -> pd.DataFrame:
     for name, stats in sorted(run.baselines.items()):
         rows.append({"metric": f"Baseline {name} median", "value": stats.median_ms, "unit": "ms"})
         if timed(run) and run.latency.median_ms > 0:
-            rows.append({"metric": f"Speedup vs {name}", "value": stats.median_ms / run.latency.median_ms,
-                         "unit": "×"})
+            rows.append({"metric": f"Speedup vs {name}", "value": stats.median_ms / run.latency.median_ms, "unit": "×"})
     return pd.DataFrame(rows, columns=["metric", "value", "unit"])

@@ -18,18 +18,38 @@ from engine.settings.inputs import parse_inputs
 from engine.studies.knobs import knob
 
 # most telling first: what was run, at what size, in what precision, with which knobs, where, on what software
-_RANK = ("model.source", "model.batch_size", "model.inputs", "model.input_shape", "model.sequence_length",
-         "backend", "mode", "compile.precision", "compile.quantization", "compile.quant_base_precision",
-         "compile.optimization_level", "compile.min_block_size", "compile.torch_executed_ops",
-         "compile.enable_cudagraphs", "compile.use_python_runtime", "compile.frontend", "compile.",
-         "env.device", "env.device_name", "env.gpu", "env.", "model.")
+_RANK = (
+    "model.source",
+    "model.batch_size",
+    "model.inputs",
+    "model.input_shape",
+    "model.sequence_length",
+    "backend",
+    "mode",
+    "compile.precision",
+    "compile.quantization",
+    "compile.quant_base_precision",
+    "compile.optimization_level",
+    "compile.min_block_size",
+    "compile.torch_executed_ops",
+    "compile.enable_cudagraphs",
+    "compile.use_python_runtime",
+    "compile.frontend",
+    "compile.",
+    "env.device",
+    "env.device_name",
+    "env.gpu",
+    "env.",
+    "model.",
+)
 
 
 def setting_rank(setting: str) -> tuple[int, int, str]:
     """Sort key: settings that matter before incidental ones, then by ``_RANK``."""
     matters = 0 if knob(setting).matters else 1
-    rank = next((i for i, g in enumerate(_RANK) if setting == g or (g.endswith(".") and setting.startswith(g))),
-                len(_RANK))
+    rank = next(
+        (i for i, g in enumerate(_RANK) if setting == g or (g.endswith(".") and setting.startswith(g))), len(_RANK)
+    )
     return matters, rank, setting
 
 
@@ -87,10 +107,18 @@ def _flatten(prefix: str, obj: Any, out: dict[str, Any]) -> None:
 ENV_KEYS = ("device_name", "flavour", "torch", "torch_tensorrt", "tensorrt")
 
 
-_ALIASES = {"compile.optimization_level": "opt", "compile.min_block_size": "mbs", "model.batch_size": "batch",
-            "compile.precision": "prec", "env.device_name": "device", "env.gpu": "gpu", "model.source": "model",
-            "model.inputs": "shapes", "compile.enable_cudagraphs": "cudagraphs",
-            "compile.use_python_runtime": "python rt"}
+_ALIASES = {
+    "compile.optimization_level": "opt",
+    "compile.min_block_size": "mbs",
+    "model.batch_size": "batch",
+    "compile.precision": "prec",
+    "env.device_name": "device",
+    "env.gpu": "gpu",
+    "model.source": "model",
+    "model.inputs": "shapes",
+    "compile.enable_cudagraphs": "cudagraphs",
+    "compile.use_python_runtime": "python rt",
+}
 
 
 def _alias(setting: str) -> str:

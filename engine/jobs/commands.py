@@ -17,16 +17,25 @@ from engine.store import DATA_DIR_ENV, data_dir
 
 def supervisor_main(argv: list[str]) -> int:
     """``python -m engine supervisor``: run this host's supervisor in the foreground until SIGTERM/SIGINT."""
-    p = argparse.ArgumentParser(prog="python -m engine supervisor",
-                                description="Keep one worker per GPU and one for the CPU running for a data "
-                                            "directory; replace any that dies. One per data directory and host: "
-                                            "a second one exits at once.")
+    p = argparse.ArgumentParser(
+        prog="python -m engine supervisor",
+        description="Keep one worker per GPU and one for the CPU running for a data "
+        "directory; replace any that dies. One per data directory and host: "
+        "a second one exits at once.",
+    )
     p.add_argument("--data-dir", default=None, help=f"data directory (default: ${DATA_DIR_ENV} or ./data)")
-    p.add_argument("--queue-url", default=None, help=f"redis://host:port/db (default: ${QUEUE_URL_ENV}; "
-                                                     "empty = the SQLite queue in the data directory)")
+    p.add_argument(
+        "--queue-url",
+        default=None,
+        help=f"redis://host:port/db (default: ${QUEUE_URL_ENV}; empty = the SQLite queue in the data directory)",
+    )
     p.add_argument("--gpus", type=int, default=None, help="GPU workers to keep (default: every visible GPU)")
-    p.add_argument("--idle-exit-s", type=float, default=None,
-                   help="exit after this many seconds with nothing queued or running (default: never)")
+    p.add_argument(
+        "--idle-exit-s",
+        type=float,
+        default=None,
+        help="exit after this many seconds with nothing queued or running (default: never)",
+    )
     ns = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     root = Path(ns.data_dir) if ns.data_dir else data_dir()
@@ -42,18 +51,26 @@ def supervisor_main(argv: list[str]) -> int:
 
 def worker_main(argv: list[str]) -> int:
     """Run one worker in the foreground until SIGTERM/SIGINT (or until its owner process exits)."""
-    p = argparse.ArgumentParser(prog="python -m engine worker",
-                                description="Run jobs from the queue on one device (the CPU or one GPU).")
+    p = argparse.ArgumentParser(
+        prog="python -m engine worker", description="Run jobs from the queue on one device (the CPU or one GPU)."
+    )
     dev = p.add_mutually_exclusive_group()
     dev.add_argument("--gpu", type=int, default=None, help="GPU index to serve (pinned with CUDA_VISIBLE_DEVICES)")
     dev.add_argument("--cpu", action="store_true", help="serve CPU jobs (the default)")
     p.add_argument("--data-dir", default=None, help=f"data directory (default: ${DATA_DIR_ENV} or ./data)")
-    p.add_argument("--queue-url", default=None, help=f"redis://host:port/db (default: ${QUEUE_URL_ENV}; "
-                                                     "empty = the SQLite queue in the data directory)")
+    p.add_argument(
+        "--queue-url",
+        default=None,
+        help=f"redis://host:port/db (default: ${QUEUE_URL_ENV}; empty = the SQLite queue in the data directory)",
+    )
     p.add_argument("--host-id", default=None, help="name of this host in the job table (default: hostname)")
     p.add_argument("--owner-pid", type=int, default=None, help="exit when this process is gone")
-    p.add_argument("--owner-file", type=Path, default=None,
-                   help="exit when the process whose pid this file holds is gone (re-read: apps adopt workers)")
+    p.add_argument(
+        "--owner-file",
+        type=Path,
+        default=None,
+        help="exit when the process whose pid this file holds is gone (re-read: apps adopt workers)",
+    )
     ns = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if ns.data_dir:

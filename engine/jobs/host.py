@@ -12,7 +12,7 @@ from pathlib import Path
 
 HOST_ID_ENV = "TRTDASH_HOST_ID"
 HEARTBEAT_S = 2.0
-HEARTBEAT_TIMEOUT_S = 20.0    # a worker on another host silent this long is dead
+HEARTBEAT_TIMEOUT_S = 20.0  # a worker on another host silent this long is dead
 
 
 def this_host() -> str:
@@ -26,7 +26,7 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:   # a zombie has exited; only its parent has not collected it yet
+    try:  # a zombie has exited; only its parent has not collected it yet
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
     except (OSError, IndexError):
         return True
@@ -65,7 +65,7 @@ def lock_is_held(path: Path) -> bool:
     """Whether some process holds ``path`` locked (with ``hold_lock``). Cheap: one non-blocking try."""
     try:
         with open(path, "a+") as f:
-            try:   # shared: two probes at once do not see each other as the holder
+            try:  # shared: two probes at once do not see each other as the holder
                 fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
                 return True

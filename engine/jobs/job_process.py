@@ -30,7 +30,7 @@ from engine.store import DATA_DIR_ENV, RunStore
 from engine.store.studies import StudyTable
 
 CHILD_READY_TIMEOUT_S = 120.0
-CLOSE_GRACE_S = 15.0         # how long close() waits for a job process to exit before killing it
+CLOSE_GRACE_S = 15.0  # how long close() waits for a job process to exit before killing it
 
 
 @dataclass(frozen=True)
@@ -39,15 +39,15 @@ class JobOrder:
 
     job_id: str
     request: dict[str, Any]
-    key: str                        # the cache key submit() computed
-    ship: bool                      # send the run back in the job record (a worker on another host)
-    gpu_record: dict[str, Any]      # the physical GPU running it (gpu_index, gpu_uuid, host); {} on the CPU
-    pinned: bool                    # submitted for this GPU index: only a run measured on it answers it
-    submitted_by: str = ""          # recorded on the run
-    kind: str = RUN_KIND            # AUTOTUNE_KIND: run a stored auto-tune search (engine/studies/autotune/stored.py)
+    key: str  # the cache key submit() computed
+    ship: bool  # send the run back in the job record (a worker on another host)
+    gpu_record: dict[str, Any]  # the physical GPU running it (gpu_index, gpu_uuid, host); {} on the CPU
+    pinned: bool  # submitted for this GPU index: only a run measured on it answers it
+    submitted_by: str = ""  # recorded on the run
+    kind: str = RUN_KIND  # AUTOTUNE_KIND: run a stored auto-tune search (engine/studies/autotune/stored.py)
 
 
-WARM = "warm"   # the worker's go-ahead to a gated job process: the GPU is free, warm it up now
+WARM = "warm"  # the worker's go-ahead to a gated job process: the GPU is free, warm it up now
 
 
 class JobProcess:
@@ -61,8 +61,9 @@ class JobProcess:
         ctx = multiprocessing.get_context("spawn")
         self.conn, child_conn = ctx.Pipe()
         self.cancel = ctx.Event()
-        self.proc = ctx.Process(target=job_child_main,
-                                args=(child_conn, self.cancel, str(root), os.getpid(), gated), name="trtdash-job")
+        self.proc = ctx.Process(
+            target=job_child_main, args=(child_conn, self.cancel, str(root), os.getpid(), gated), name="trtdash-job"
+        )
         self.proc.start()
         child_conn.close()
         self.ready: dict[str, Any] | None = None
@@ -98,7 +99,7 @@ class JobProcess:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.conn.send(None)
-        self.proc.join(CLOSE_GRACE_S)     # a process holding torch takes a while to tear down on a busy machine
+        self.proc.join(CLOSE_GRACE_S)  # a process holding torch takes a while to tear down on a busy machine
         if self.proc.is_alive():
             self.proc.kill()
             self.proc.join(2)
@@ -125,14 +126,16 @@ def exit_reason(code: int | None) -> tuple[str, str]:
             name = f"signal {-code}"
         hints = {
             "SIGKILL": "It was killed from outside, or by the kernel's out-of-memory killer: "
-                       "try a smaller batch or model, then run it again.",
+            "try a smaller batch or model, then run it again.",
             "SIGSEGV": "Native code (PyTorch, TensorRT or the CUDA driver) crashed. Try other compile "
-                       "settings or another Torch-TensorRT version; the worker log has details.",
+            "settings or another Torch-TensorRT version; the worker log has details.",
             "SIGABRT": "Native code aborted (often a failed CUDA or TensorRT assertion); see the worker log.",
         }
         return f"The job process was killed by {name}.", hints.get(name, "See the worker log.")
-    return (f"The job process exited with code {code} without a result.",
-            "Something in the model or backend called exit(); see the worker log.")
+    return (
+        f"The job process exited with code {code} without a result.",
+        "Something in the model or backend called exit(); see the worker log.",
+    )
 
 
 class GpuRecordingStore(RunStore):
@@ -184,7 +187,7 @@ def _run_autotune(order: JobOrder, store: RunStore, progress: Any, cancelled: An
         return runner.execute(request, store, trial_progress, gpu_index=0, submitted_by=order.submitted_by).result
 
     report = run_in_job(store.root, order.key.removeprefix(f"{AUTOTUNE_KIND}:"), store, measure, progress, cancelled)
-    if cancelled():   # stopped between trials: what was measured is stored, the rest waits for a resume
+    if cancelled():  # stopped between trials: what was measured is stored, the rest waits for a resume
         from engine.backends.base import Cancelled  # noqa: PLC0415
 
         raise Cancelled(f"job {order.job_id} cancelled")
@@ -195,7 +198,7 @@ def job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int, ga
     """Body of a job process: warm up (imports; then, once the worker says so where ``gated``, the GPU), wait
     for one job, run it, report, exit."""
     _die_with_parent()
-    if os.getppid() != parent_pid:   # the worker died before the line above took effect
+    if os.getppid() != parent_pid:  # the worker died before the line above took effect
         os._exit(3)
     os.environ[DATA_DIR_ENV] = root
     import torch  # noqa: F401, PLC0415 - the whole point of the standby child is importing this early
@@ -207,7 +210,7 @@ def job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int, ga
     from engine.backends.base import Cancelled  # noqa: PLC0415
 
     def watch_parent() -> None:
-        while True:   # a job process never outlives its worker
+        while True:  # a job process never outlives its worker
             if os.getppid() != parent_pid:
                 os._exit(3)
             time.sleep(0.5)
@@ -223,16 +226,26 @@ def job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int, ga
         except EOFError:
             return
         if go != WARM:
-            return   # closed (None) before it was needed
+            return  # closed (None) before it was needed
     prewarm_gpu()
     caps = capabilities.detect()
     gpu = caps.gpus[0] if caps.gpus else None
     # what submit() checks requests against when the workers are on other hosts (Redis)
-    conn.send(("ready", {"gpu_name": gpu.name if gpu else None, "gpu_uuid": _gpu_uuid(),
-                         "device_name": gpu.name if gpu else f"CPU: {caps.cpu_name}",
-                         "flavour": caps.flavour, "torch_tensorrt_version": caps.torch_tensorrt_version,
-                         "compute_capability": gpu.compute_capability if gpu else None,
-                         "gpu_memory_bytes": gpu.memory_bytes if gpu else None, "ram_bytes": capabilities.ram_bytes()}))
+    conn.send(
+        (
+            "ready",
+            {
+                "gpu_name": gpu.name if gpu else None,
+                "gpu_uuid": _gpu_uuid(),
+                "device_name": gpu.name if gpu else f"CPU: {caps.cpu_name}",
+                "flavour": caps.flavour,
+                "torch_tensorrt_version": caps.torch_tensorrt_version,
+                "compute_capability": gpu.compute_capability if gpu else None,
+                "gpu_memory_bytes": gpu.memory_bytes if gpu else None,
+                "ram_bytes": capabilities.ram_bytes(),
+            },
+        )
+    )
     try:
         msg = conn.recv()
     except EOFError:
@@ -255,12 +268,18 @@ def job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int, ga
         host = None if order.ship else order.gpu_record.get("host")
         hit = stored_run_on(store, order.key, order.gpu_record.get("gpu_index"), host) if order.pinned else None
         if hit is not None:
-            outcome = runner.Outcome(hit, cached=True)   # measured on this GPU while the job waited
+            outcome = runner.Outcome(hit, cached=True)  # measured on this GPU while the job waited
         else:
             # the process sees one GPU, as cuda:0; a pinned job is not answered by a run from another GPU
-            outcome = runner.execute(RunRequest.from_dict(order.request), store, progress, gpu_index=0,
-                                     use_cache=not order.pinned, submitted_by=order.submitted_by)
-        if not order.ship:   # the study this job is a point of gets its run, tagged, whoever watches
+            outcome = runner.execute(
+                RunRequest.from_dict(order.request),
+                store,
+                progress,
+                gpu_index=0,
+                use_cache=not order.pinned,
+                submitted_by=order.submitted_by,
+            )
+        if not order.ship:  # the study this job is a point of gets its run, tagged, whoever watches
             _record_membership(store, job_id, outcome.result.run_id)
         blob = store.export_run(outcome.result.run_id) if order.ship else None
         conn.send(("done", outcome.result.run_id, outcome.cached, blob))
@@ -276,5 +295,5 @@ def _record_membership(store: RunStore, job_id: str, run_id: str) -> None:
     measurement: the supervisor settles the point from the job record."""
     try:
         StudyTable(store).member_saved(job_id, run_id)
-    except Exception:   # a locked database, say
+    except Exception:  # a locked database, say
         logging.getLogger(__name__).exception("job %s: recording its study membership failed", job_id)

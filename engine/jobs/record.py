@@ -15,8 +15,8 @@ from engine.errors import UserError
 STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")
 FINAL_STATES = ("done", "failed", "cancelled")
-UNKNOWN_SUBMITTER = "unknown"   # jobs and runs recorded before submitters were
-RUN_KIND, AUTOTUNE_KIND = "run", "autotune"   # Job.kind
+UNKNOWN_SUBMITTER = "unknown"  # jobs and runs recorded before submitters were
+RUN_KIND, AUTOTUNE_KIND = "run", "autotune"  # Job.kind
 
 # Who the code running now submits for: the dashboard sets it to the signed-in name at the top of every script
 # run (each browser session runs in its own thread, and each thread has its own context); a script or the CLI
@@ -36,7 +36,7 @@ def current_submitter() -> str:
         return name
     try:
         return getpass.getuser()
-    except Exception:   # no user name in the environment or the password database (a bare container)
+    except Exception:  # no user name in the environment or the password database (a bare container)
         return UNKNOWN_SUBMITTER
 
 
@@ -47,29 +47,29 @@ class Job:
     job_id: str
     request: dict[str, Any]
     key: str
-    route: str                      # huey queue: "cpu", "gpu", "gpu<i>", "gputype-<slug>"
+    route: str  # huey queue: "cpu", "gpu", "gpu<i>", "gputype-<slug>"
     state: str = "queued"
     stage: str = ""
     fraction: float | None = None
     detail: str = ""
     run_id: str | None = None
-    cached: bool = False            # answered from the store, nothing was run
+    cached: bool = False  # answered from the store, nothing was run
     error: str = ""
     hint: str = ""
     traceback: str = ""
     worker_id: str = ""
-    pid: int | None = None          # the job process while running
-    gpu: str = ""                   # what the submitter asked for ("", "0", "H100" ...)
+    pid: int | None = None  # the job process while running
+    gpu: str = ""  # what the submitter asked for ("", "0", "H100" ...)
     cancel_requested: bool = False
     created_ts: float = 0.0
     started_ts: float | None = None
     finished_ts: float | None = None
     updated_ts: float = 0.0
-    submitted_by: str = ""          # who asked for it (login name, or the OS user of a script); "" = unknown
-    requeues: int = 0               # times it was put back in the queue after its message was lost
-    position: int | None = None     # 1 = next on its route; queued jobs only, computed on read
-    joined: bool = False            # submit() found this identical job already queued/running
-    kind: str = RUN_KIND            # what the job process does: one run, or a whole auto-tune search (``key``
+    submitted_by: str = ""  # who asked for it (login name, or the OS user of a script); "" = unknown
+    requeues: int = 0  # times it was put back in the queue after its message was lost
+    position: int | None = None  # 1 = next on its route; queued jobs only, computed on read
+    joined: bool = False  # submit() found this identical job already queued/running
+    kind: str = RUN_KIND  # what the job process does: one run, or a whole auto-tune search (``key``
     #                                 is then "autotune:<id>" and ``request`` the search's base request)
 
     @property
@@ -102,9 +102,17 @@ class Job:
     def overview_row(self) -> dict[str, Any]:
         """Its row in the queue overview: who asked for what, where it is and for how long."""
         model = self.request["model"]["source"] + (" (auto-tune)" if self.kind == AUTOTUNE_KIND else "")
-        return {"job": self.job_id[:8], "submitted by": self.submitter, "model": model,
-                "backend": self.request["backend"], "state": self.state, "position": self.position,
-                "stage": self.stage_text, "route": self.route, "elapsed_s": round(self.elapsed_s, 1)}
+        return {
+            "job": self.job_id[:8],
+            "submitted by": self.submitter,
+            "model": model,
+            "backend": self.request["backend"],
+            "state": self.state,
+            "position": self.position,
+            "stage": self.stage_text,
+            "route": self.route,
+            "elapsed_s": round(self.elapsed_s, 1),
+        }
 
 
 # what a job table keeps of a Job (position and joined are computed when read)

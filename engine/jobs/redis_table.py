@@ -60,8 +60,10 @@ class RedisJobTable:
         flat: list[Any] = []
         for k in STORED:
             flat += [k, json.dumps(getattr(job, k))]
-        got = self._insert(keys=[f"{self.p}:active:{dedupe}", self._k(job.job_id), f"{self.p}:jobs"],
-                           args=[job.job_id, job.created_ts, f"{self.p}:job:", *flat])
+        got = self._insert(
+            keys=[f"{self.p}:active:{dedupe}", self._k(job.job_id), f"{self.p}:jobs"],
+            args=[job.job_id, job.created_ts, f"{self.p}:job:", *flat],
+        )
         got = _text(got)
         if got == job.job_id:
             return job, False
@@ -108,7 +110,7 @@ class RedisJobTable:
 
     def heartbeat(self, worker_id: str) -> None:
         key = f"{self.p}:worker:{worker_id}"
-        if self.r.exists(key):   # only the heartbeat field: registrations may change concurrently
+        if self.r.exists(key):  # only the heartbeat field: registrations may change concurrently
             self.r.hset(key, "heartbeat_ts", time.time())
             self.r.expire(key, int(HEARTBEAT_TIMEOUT_S * 3))
 

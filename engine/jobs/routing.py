@@ -65,7 +65,7 @@ def stored_run_on(store: RunStore, key: str, gpu_index: int | None, host: str | 
     hit = store.find_by_key(key)
     if hit is None or measured_on(hit.env, gpu_index, host):
         return hit
-    runs = store.list_runs(is_sample=False)     # newest first
+    runs = store.list_runs(is_sample=False)  # newest first
     for run_id in runs.loc[runs["key"] == key, "run_id"]:
         run = store.get(run_id)
         if measured_on(run.env, gpu_index, host):

@@ -40,15 +40,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUEUE_URL_ENV = "TRTDASH_QUEUE_URL"
-WORKERS_WAIT_S = 30.0         # ensure_workers(): how long to wait for every slot to have a live worker
-START_WAIT_S = 30.0           # how long a caller waits for a supervisor it started to take its lock
+WORKERS_WAIT_S = 30.0  # ensure_workers(): how long to wait for every slot to have a live worker
+START_WAIT_S = 30.0  # how long a caller waits for a supervisor it started to take its lock
 POLL_S = 0.25
-REPLACE_BACKOFF_MAX_S = 8.0   # a worker that keeps dying at start is retried at most this far apart
-SHORT_LIFE_S = 20.0           # a worker that died younger than this counts as a failed start
-AUTOSTART_IDLE_EXIT_S = 3600.0   # a supervisor started by ensure_workers() exits after this long with nothing
+REPLACE_BACKOFF_MAX_S = 8.0  # a worker that keeps dying at start is retried at most this far apart
+SHORT_LIFE_S = 20.0  # a worker that died younger than this counts as a failed start
+AUTOSTART_IDLE_EXIT_S = 3600.0  # a supervisor started by ensure_workers() exits after this long with nothing
 #                                  queued or running and no caller (a service-managed one runs until stopped)
 STOP_GRACE_S = 15.0
-WORKER_MARKER = "worker_main"   # in every worker's command line (pid files may outlive their process)
+WORKER_MARKER = "worker_main"  # in every worker's command line (pid files may outlive their process)
 
 
 @dataclass(frozen=True)
@@ -111,8 +111,12 @@ def slots(paths: SupervisorPaths) -> list[str] | None:
 
 def _python_command(module: str, function: str, args: list[str]) -> list[str]:
     # not `-m engine`: that imports the CLI and torch; a supervisor and a worker need neither
-    return [sys.executable, "-c", f"import sys; from {module} import {function}; sys.exit({function}(sys.argv[1:]))",
-            *args]
+    return [
+        sys.executable,
+        "-c",
+        f"import sys; from {module} import {function}; sys.exit({function}(sys.argv[1:]))",
+        *args,
+    ]
 
 
 def _child_env(root: Path, cuda_visible: str | None = None) -> dict[str, str]:
@@ -124,8 +128,9 @@ def _child_env(root: Path, cuda_visible: str | None = None) -> dict[str, str]:
     return env
 
 
-def start(paths: SupervisorPaths, gpu_count: int, queue_url: str | None,
-          idle_exit_s: float | None = AUTOSTART_IDLE_EXIT_S) -> subprocess.Popen:
+def start(
+    paths: SupervisorPaths, gpu_count: int, queue_url: str | None, idle_exit_s: float | None = AUTOSTART_IDLE_EXIT_S
+) -> subprocess.Popen:
     """Start a supervisor in its own session: it does not end with the caller."""
     args = ["--data-dir", str(paths.root), "--gpus", str(gpu_count)]
     if queue_url:
@@ -133,20 +138,29 @@ def start(paths: SupervisorPaths, gpu_count: int, queue_url: str | None,
     if idle_exit_s is not None:
         args += ["--idle-exit-s", str(idle_exit_s)]
     with open(paths.workers_dir / "supervisor.log", "ab") as logf:
-        return subprocess.Popen(_python_command("engine.jobs.commands", "supervisor_main", args),
-                                cwd=str(PROJECT_ROOT), env=_child_env(paths.root), stdin=subprocess.DEVNULL,
-                                stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            _python_command("engine.jobs.commands", "supervisor_main", args),
+            cwd=str(PROJECT_ROOT),
+            env=_child_env(paths.root),
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def wait_running(paths: SupervisorPaths, proc: subprocess.Popen, timeout_s: float = START_WAIT_S) -> None:
     deadline = time.monotonic() + timeout_s
     while not running(paths):
         if proc.poll() is not None and not running(paths):
-            raise RuntimeError(f"the job supervisor exited at start (code {proc.returncode}); "
-                               f"see {paths.workers_dir / 'supervisor.log'}")
+            raise RuntimeError(
+                f"the job supervisor exited at start (code {proc.returncode}); "
+                f"see {paths.workers_dir / 'supervisor.log'}"
+            )
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the job supervisor did not start within {timeout_s:.0f} s; "
-                               f"see {paths.workers_dir / 'supervisor.log'}")
+            raise RuntimeError(
+                f"the job supervisor did not start within {timeout_s:.0f} s; see {paths.workers_dir / 'supervisor.log'}"
+            )
         time.sleep(0.02)
 
 
@@ -163,11 +177,11 @@ class Duty:
 @dataclass
 class _Slot:
     name: str
-    proc: subprocess.Popen | None = None   # a worker this supervisor started
-    pid: int | None = None                 # its pid, or an adopted worker's
+    proc: subprocess.Popen | None = None  # a worker this supervisor started
+    pid: int | None = None  # its pid, or an adopted worker's
     started_at: float = 0.0
     failed_starts: int = 0
-    not_before: float = 0.0                # no new worker before (monotonic): backoff after failed starts
+    not_before: float = 0.0  # no new worker before (monotonic): backoff after failed starts
 
     def alive(self) -> bool:
         if self.proc is not None:
@@ -206,13 +220,13 @@ class Supervisor:
             return 0
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
-        self.paths.pid.write_text(f"{os.getpid()}\n")   # workers re-read this: they belong to us now
+        self.paths.pid.write_text(f"{os.getpid()}\n")  # workers re-read this: they belong to us now
         names = slot_names(self.gpu_count)
         self.paths.info.write_text(json.dumps({"pid": os.getpid(), "slots": names, "started_ts": time.time()}))
         for name in names:
             slot = self._slots[name] = _Slot(name)
             pid = read_pid(self.paths.worker_pid(name))
-            if pid and runs(pid, WORKER_MARKER):   # a worker of an earlier supervisor: adopted, replaced when it dies
+            if pid and runs(pid, WORKER_MARKER):  # a worker of an earlier supervisor: adopted, replaced when it dies
                 slot.pid, slot.started_at = pid, time.monotonic()
                 log.info("adopted worker %s of %s", pid, name)
         duties = self.duties()
@@ -225,7 +239,7 @@ class Supervisor:
                         duty.next_at = now + duty.every_s
                         try:
                             duty.run()
-                        except Exception:   # one failing duty (a locked database, say) must not end the rest
+                        except Exception:  # one failing duty (a locked database, say) must not end the rest
                             log.exception("supervisor duty %r failed", duty.name)
                 time.sleep(self.poll_s)
         finally:
@@ -252,12 +266,13 @@ class Supervisor:
                 if slot.failed_starts and now - slot.started_at > SHORT_LIFE_S:
                     slot.failed_starts = 0
                 continue
-            if slot.pid is not None:   # it was running: a death to replace
+            if slot.pid is not None:  # it was running: a death to replace
                 code = slot.proc.returncode if slot.proc is not None else None
                 young = now - slot.started_at < SHORT_LIFE_S
                 slot.failed_starts = slot.failed_starts + 1 if young else 0
-                slot.not_before = now + (min(REPLACE_BACKOFF_MAX_S, 2.0 ** (slot.failed_starts - 1))
-                                         if slot.failed_starts else 0.0)
+                slot.not_before = now + (
+                    min(REPLACE_BACKOFF_MAX_S, 2.0 ** (slot.failed_starts - 1)) if slot.failed_starts else 0.0
+                )
                 log.warning("worker %s of %s is gone (exit code %s); replacing it", slot.pid, slot.name, code)
                 slot.proc, slot.pid = None, None
             if now < slot.not_before:
@@ -291,24 +306,29 @@ class Supervisor:
             args += ["--gpu", slot[3:]]
             cuda_visible = slot[3:]
         with open(self.paths.worker_log(slot), "ab") as logf:
-            return subprocess.Popen(_python_command("engine.jobs.commands", "worker_main", args),
-                                    cwd=str(PROJECT_ROOT), env=_child_env(self.system.root, cuda_visible),
-                                    stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            return subprocess.Popen(
+                _python_command("engine.jobs.commands", "worker_main", args),
+                cwd=str(PROJECT_ROOT),
+                env=_child_env(self.system.root, cuda_visible),
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def _stop_workers(self) -> None:
         """SIGTERM every worker (each puts its running job back in the queue), SIGKILL what is left."""
         live = [s for s in self._slots.values() if s.alive()]
         for s in live:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(s.pid, signal.SIGTERM)   # type: ignore[arg-type]
+                os.kill(s.pid, signal.SIGTERM)  # type: ignore[arg-type]
         deadline = time.monotonic() + STOP_GRACE_S
         for s in live:
             while s.alive() and time.monotonic() < deadline:
                 time.sleep(0.05)
             if s.alive():
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(s.pid, signal.SIGKILL)   # type: ignore[arg-type]
+                    os.killpg(s.pid, signal.SIGKILL)  # type: ignore[arg-type]
             with contextlib.suppress(OSError):
                 if read_pid(self.paths.worker_pid(s.name)) == s.pid:
                     self.paths.worker_pid(s.name).unlink()
@@ -319,9 +339,10 @@ class Supervisor:
 def settle_studies(system: JobSystem) -> int:
     """Bring every unfinished stored study up to date with its jobs (a point whose job was joined or finished while
     no one recorded it); finished runs get their study's tags. Returns how many points changed."""
+
     def lookup(job_id: str) -> tuple[str, str | None, str] | None:
         try:
-            job = system.get(job_id)   # imports a run shipped from another host
+            job = system.get(job_id)  # imports a run shipped from another host
         except JobError:
             return None
         return job.state, job.run_id, job.error

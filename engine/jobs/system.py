@@ -37,7 +37,7 @@ from engine.store import RunStore, data_dir
 
 log = logging.getLogger(__name__)
 
-AUTOSTART_ENV = "TRTDASH_AUTOSTART_WORKERS"   # "0" turns off starting the supervisor from submit()
+AUTOSTART_ENV = "TRTDASH_AUTOSTART_WORKERS"  # "0" turns off starting the supervisor from submit()
 STOP_GRACE_S = 10.0
 # A queued job whose queue message has been missing this long was lost: a worker took the message and died
 # before marking the job running (or a submitter died between recording the job and queueing it). A live
@@ -57,13 +57,14 @@ class JobSystem:
         self.root = Path(root) if root is not None else data_dir()
         self.root.mkdir(parents=True, exist_ok=True)
         self.queue_url = queue_url or None
-        self.table: JobTable = (RedisJobTable(self.queue_url) if self.queue_url
-                                else SqliteJobTable(self.root / "jobs.sqlite"))
+        self.table: JobTable = (
+            RedisJobTable(self.queue_url) if self.queue_url else SqliteJobTable(self.root / "jobs.sqlite")
+        )
         self._hueys: dict[str, Huey] = {}
         self._tasks: dict[str, Any] = {}
         self._store: RunStore | None = None
         self._supervisor: subprocess.Popen | None = None
-        self._missing_since: dict[str, float] = {}    # queued job id -> when its queue message was first missed
+        self._missing_since: dict[str, float] = {}  # queued job id -> when its queue message was first missed
 
     @property
     def store(self) -> RunStore:
@@ -85,11 +86,17 @@ class JobSystem:
 
     def enqueue(self, job_id: str, route: str) -> None:
         h = self.huey(route)
-        h.enqueue(self._tasks[route].s(job_id, id=job_id))   # huey task id = job id, so revoke_by_id works
+        h.enqueue(self._tasks[route].s(job_id, id=job_id))  # huey task id = job id, so revoke_by_id works
 
     # -- submit / observe ------------------------------------------------------------------------
-    def submit(self, request: RunRequest, *, gpu: int | str | None = None, start_workers: bool | None = None,
-               submitted_by: str | None = None) -> Job:
+    def submit(
+        self,
+        request: RunRequest,
+        *,
+        gpu: int | str | None = None,
+        start_workers: bool | None = None,
+        submitted_by: str | None = None,
+    ) -> Job:
         """Queue a request, answer it from the store, or join the identical job already queued/running.
 
         Raises ``ConfigError`` for an invalid request, or one the machine that would run it refuses
@@ -108,20 +115,27 @@ class JobSystem:
             request = dataclasses.replace(request, device="cuda")
         pinned = pinned_gpu(route)
         gpu_index = pinned or 0
-        if not self.queue_url:   # one host: what this machine cannot do is an error now
+        if not self.queue_url:  # one host: what this machine cannot do is an error now
             runner.check_request(request, caps, gpu_index)
             if pinned is not None and pinned >= len(caps.gpus):
                 raise ConfigError("gpu", f"GPU {pinned} does not exist; this machine has {len(caps.gpus)}")
-        else:                    # the workers are elsewhere: what their registrations say they cannot do
+        else:  # the workers are elsewhere: what their registrations say they cannot do
             self._check_against_workers(request, route)
-        key, _ = runner.request_key(request, caps, gpu_index)   # runs no model code in the app's process
+        key, _ = runner.request_key(request, caps, gpu_index)  # runs no model code in the app's process
         now = time.time()
-        job = Job(job_id=uuid.uuid4().hex[:12], request=request.to_dict(), key=key, route=route,
-                  gpu="" if gpu is None else str(gpu), created_ts=now, updated_ts=now,
-                  submitted_by=submitted_by or current_submitter())
+        job = Job(
+            job_id=uuid.uuid4().hex[:12],
+            request=request.to_dict(),
+            key=key,
+            route=route,
+            gpu="" if gpu is None else str(gpu),
+            created_ts=now,
+            updated_ts=now,
+            submitted_by=submitted_by or current_submitter(),
+        )
         if pinned is None:
             hit = self.store.find_by_key(key)
-        else:   # not a run from another GPU of the same type: the user asked for this one
+        else:  # not a run from another GPU of the same type: the user asked for this one
             hit = stored_run_on(self.store, key, pinned, self._pinned_host())
         if hit is not None:
             job.state, job.run_id, job.cached, job.stage, job.finished_ts = "done", hit.run_id, True, "cached", now
@@ -183,7 +197,7 @@ class JobSystem:
         """Jobs newest first, optionally only those in ``states``."""
         jobs = self.table.select(states, limit)
         queued = []
-        if any(j.state == "queued" for j in jobs):   # positions count every queued job, listed or not
+        if any(j.state == "queued" for j in jobs):  # positions count every queued job, listed or not
             queued = sorted(self.table.select(("queued",)), key=lambda j: j.created_ts)
         positions: dict[str, int] = {}
         per_route: dict[str, int] = {}
@@ -196,8 +210,9 @@ class JobSystem:
 
     def _with_position(self, job: Job) -> Job:
         if job.state == "queued":
-            ahead = [j for j in self.table.select(("queued",))
-                     if j.route == job.route and j.created_ts <= job.created_ts]
+            ahead = [
+                j for j in self.table.select(("queued",)) if j.route == job.route and j.created_ts <= job.created_ts
+            ]
             job.position = max(1, len(ahead))
             if not job.detail and not any(job.route in w.get("routes", ()) for w in self.workers() if w["alive"]):
                 job.detail = f"waiting for a worker that serves {job.route!r} (none is running)"
@@ -207,8 +222,14 @@ class JobSystem:
         """Cancel a queued job (it never runs) or ask a running one to stop. Final jobs are left as they are.
         Who may cancel whose job is the caller's decision (engine.access.may_cancel)."""
         now = time.time()
-        if self.table.update(job_id, only_if=("queued",), state="cancelled", stage="cancelled",
-                             detail="cancelled before it started", finished_ts=now):
+        if self.table.update(
+            job_id,
+            only_if=("queued",),
+            state="cancelled",
+            stage="cancelled",
+            detail="cancelled before it started",
+            finished_ts=now,
+        ):
             with contextlib.suppress(Exception):
                 job = self.table.get(job_id)
                 if job:
@@ -247,12 +268,16 @@ class JobSystem:
         if info is not None and self._worker_alive(info):
             return job
         if info is None and time.time() - (job.started_ts or 0) < HEARTBEAT_TIMEOUT_S:
-            return job   # a worker that just exited cleanly requeues its job itself
+            return job  # a worker that just exited cleanly requeues its job itself
         device = worker_device(job.worker_id, info)
-        self.table.update(job.job_id, only_if=("running",), state="failed", finished_ts=time.time(),
-                          error=f"The worker of {device} stopped while running this job ({job.worker_id}): "
-                                "it was killed or crashed.",
-                          hint=f"A new worker for {device} takes over its queue; submit the request again.")
+        self.table.update(
+            job.job_id,
+            only_if=("running",),
+            state="failed",
+            finished_ts=time.time(),
+            error=f"The worker of {device} stopped while running this job ({job.worker_id}): it was killed or crashed.",
+            hint=f"A new worker for {device} takes over its queue; submit the request again.",
+        )
         return self.table.get(job.job_id) or job
 
     def reconcile(self) -> None:
@@ -276,7 +301,7 @@ class JobSystem:
         pending: dict[str, set[str]] = {}
         for route in {j.route for j in queued}:
             pending[route] = {t.id for t in self.huey(route).pending()}
-        queued = self.table.select(("queued",))   # after the queues were read: a job taken meanwhile is gone
+        queued = self.table.select(("queued",))  # after the queues were read: a job taken meanwhile is gone
         missing = {j.job_id: j for j in queued if j.job_id not in pending.get(j.route, set())}
         self._missing_since = {jid: self._missing_since.get(jid, now) for jid in missing}
         acted = []
@@ -286,19 +311,28 @@ class JobSystem:
             del self._missing_since[jid]
             if job.requeues >= MAX_REQUEUES:
                 ok = self.table.update(
-                    jid, only_if=("queued",), state="failed", finished_ts=now,
+                    jid,
+                    only_if=("queued",),
+                    state="failed",
+                    finished_ts=now,
                     error=f"The job was lost from the queue {job.requeues + 1} times before it started "
-                          "(each time a worker took it and died).",
+                    "(each time a worker took it and died).",
                     hint="Something kills this host's workers; see workers/*.log in the data directory, then "
-                         "submit the request again.")
+                    "submit the request again.",
+                )
             else:
-                ok = self.table.update(jid, only_if=("queued",), requeues=job.requeues + 1,
-                                       detail="queued again: the worker that took it died before starting it")
+                ok = self.table.update(
+                    jid,
+                    only_if=("queued",),
+                    requeues=job.requeues + 1,
+                    detail="queued again: the worker that took it died before starting it",
+                )
                 if ok:
                     self.enqueue(jid, job.route)
             if ok:
-                log.warning("job %s had no queue message: %s", jid,
-                            "failed" if job.requeues >= MAX_REQUEUES else "queued again")
+                log.warning(
+                    "job %s had no queue message: %s", jid, "failed" if job.requeues >= MAX_REQUEUES else "queued again"
+                )
                 acted.append(jid)
         return acted
 
@@ -322,8 +356,11 @@ class JobSystem:
         slots = supervision.slots(paths) or supervision.slot_names(gpu_count)
         deadline = time.monotonic() + wait_s
         while True:
-            pids = [pid for slot in slots
-                    if (pid := read_pid(paths.worker_pid(slot))) and runs(pid, supervision.WORKER_MARKER)]
+            pids = [
+                pid
+                for slot in slots
+                if (pid := read_pid(paths.worker_pid(slot))) and runs(pid, supervision.WORKER_MARKER)
+            ]
             if len(pids) == len(slots) or time.monotonic() >= deadline:
                 return pids
             time.sleep(0.05)
@@ -341,7 +378,7 @@ class JobSystem:
                 if pidfile == paths.pid:
                     continue
                 pid = read_pid(pidfile)
-                if pid and runs(pid, supervision.WORKER_MARKER):   # never a process that reused a stale pid
+                if pid and runs(pid, supervision.WORKER_MARKER):  # never a process that reused a stale pid
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGTERM)
                     pids.append(pid)
@@ -372,11 +409,20 @@ def worker_refusal(request: RunRequest, info: dict[str, Any]) -> ConfigError | N
 
     gpu = None
     if info.get("gpu_index") is not None:
-        gpu = capabilities.Gpu(0, info.get("gpu_name") or "GPU", int(info.get("gpu_memory_bytes") or 0),
-                               info.get("compute_capability") or "")
-    caps = capabilities.Capabilities(torch_version="", cuda_available=gpu is not None, gpus=(gpu,) if gpu else (),
-                                     torch_tensorrt_version=info.get("torch_tensorrt_version"),
-                                     flavour=info.get("flavour") or "none", cpu_name=info.get("device_name") or "")
+        gpu = capabilities.Gpu(
+            0,
+            info.get("gpu_name") or "GPU",
+            int(info.get("gpu_memory_bytes") or 0),
+            info.get("compute_capability") or "",
+        )
+    caps = capabilities.Capabilities(
+        torch_version="",
+        cuda_available=gpu is not None,
+        gpus=(gpu,) if gpu else (),
+        torch_tensorrt_version=info.get("torch_tensorrt_version"),
+        flavour=info.get("flavour") or "none",
+        cpu_name=info.get("device_name") or "",
+    )
     where = f" (the worker of {info.get('device_name') or worker_device(info['worker_id'], info)} on {info['host']})"
     try:
         if request.backend == "tensorrt":
@@ -389,12 +435,16 @@ def worker_refusal(request: RunRequest, info: dict[str, Any]) -> ConfigError | N
                 if reason:
                     raise ConfigError(knob, f"{value!r} is not available: {reason}")
             scheme = request.compile.quantization
-            reason = schemes.scheme_unavailable_reason(scheme, flavour=caps.flavour, modelopt=True,
-                                                       compute_capability=gpu.compute_capability if gpu else None)
+            reason = schemes.scheme_unavailable_reason(
+                scheme, flavour=caps.flavour, modelopt=True, compute_capability=gpu.compute_capability if gpu else None
+            )
             if scheme != "none" and reason:
                 raise ConfigError("compile.quantization", f"{scheme!r} is not available: {reason}")
-        check_input_memory(request, ram_bytes=info.get("ram_bytes"),
-                           gpu_memory_bytes=gpu.memory_bytes if gpu and request.device != "cpu" else None)
+        check_input_memory(
+            request,
+            ram_bytes=info.get("ram_bytes"),
+            gpu_memory_bytes=gpu.memory_bytes if gpu and request.device != "cpu" else None,
+        )
     except ConfigError as e:
         return ConfigError(e.field, e.message + where)
     return None

@@ -22,7 +22,7 @@ from engine.jobs.record import Job, job_body, job_from_body
 class JobTable(Protocol):
     """What the job system needs of a job table; ``update`` is a compare-and-set on the job's state."""
 
-    shares_store: bool   # workers write into the same RunStore as the app (one host)
+    shares_store: bool  # workers write into the same RunStore as the app (one host)
 
     def insert_or_join(self, job: Job, dedupe: str) -> tuple[Job, bool]: ...
     def get(self, job_id: str) -> Job | None: ...
@@ -89,12 +89,16 @@ class SqliteJobTable:
 
     def insert_or_join(self, job: Job, dedupe: str) -> tuple[Job, bool]:
         with self._tx() as c:
-            row = c.execute("SELECT body FROM jobs WHERE dedupe = ? AND state IN ('queued', 'running') "
-                            "ORDER BY seq LIMIT 1", (dedupe,)).fetchone()
+            row = c.execute(
+                "SELECT body FROM jobs WHERE dedupe = ? AND state IN ('queued', 'running') ORDER BY seq LIMIT 1",
+                (dedupe,),
+            ).fetchone()
             if row:
                 return job_from_body(row[0]), True
-            c.execute("INSERT INTO jobs (job_id, dedupe, state, route, body) VALUES (?,?,?,?,?)",
-                      (job.job_id, dedupe, job.state, job.route, job_body(job)))
+            c.execute(
+                "INSERT INTO jobs (job_id, dedupe, state, route, body) VALUES (?,?,?,?,?)",
+                (job.job_id, dedupe, job.state, job.route, job_body(job)),
+            )
         return job, False
 
     def get(self, job_id: str) -> Job | None:
@@ -131,8 +135,10 @@ class SqliteJobTable:
         return bytes(row[0]) if row and row[0] is not None else None
 
     def register_worker(self, info: dict[str, Any]) -> None:
-        self._conn().execute("INSERT OR REPLACE INTO workers (worker_id, heartbeat_ts, body) VALUES (?,?,?)",
-                             (info["worker_id"], time.time(), json.dumps(info)))
+        self._conn().execute(
+            "INSERT OR REPLACE INTO workers (worker_id, heartbeat_ts, body) VALUES (?,?,?)",
+            (info["worker_id"], time.time(), json.dumps(info)),
+        )
 
     def heartbeat(self, worker_id: str) -> None:
         self._conn().execute("UPDATE workers SET heartbeat_ts = ? WHERE worker_id = ?", (time.time(), worker_id))

@@ -28,9 +28,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUEUE_URL_ENV = "TRTDASH_QUEUE_URL"
-IDLE_POLL_S = 0.05            # how often an idle worker looks at its queues
-PROGRESS_WRITE_S = 0.25       # progress rows are written at most this often (stage changes always)
-CANCEL_GRACE_S = 10.0         # a cancelled job that reports no progress this long is killed
+IDLE_POLL_S = 0.05  # how often an idle worker looks at its queues
+PROGRESS_WRITE_S = 0.25  # progress rows are written at most this often (stage changes always)
+CANCEL_GRACE_S = 10.0  # a cancelled job that reports no progress this long is killed
 # what a worker publishes from its warmed-up job process: submit() checks requests against it (Redis)
 MACHINE_FIELDS = ("flavour", "torch_tensorrt_version", "compute_capability", "gpu_memory_bytes", "ram_bytes")
 
@@ -47,8 +47,16 @@ def run_job_task(job_id: str) -> None:
 class Worker:
     """Takes jobs from its queues one at a time and runs each in a fresh child process."""
 
-    def __init__(self, system: JobSystem, *, gpu_index: int | None, owner_pid: int | None = None,
-                 owner_file: Path | None = None, worker_id: str | None = None, poll_s: float = IDLE_POLL_S):
+    def __init__(
+        self,
+        system: JobSystem,
+        *,
+        gpu_index: int | None,
+        owner_pid: int | None = None,
+        owner_file: Path | None = None,
+        worker_id: str | None = None,
+        poll_s: float = IDLE_POLL_S,
+    ):
         self.system = system
         self.table = system.table
         self.gpu_index = gpu_index
@@ -60,7 +68,7 @@ class Worker:
         self.worker_id = worker_id or f"{this_host()}/{slot}/{os.getpid()}"
         self.stopping = False
         self.routes: list[str] = []
-        self.gpu_record: dict[str, Any] = {}   # written into result.env of every run measured here
+        self.gpu_record: dict[str, Any] = {}  # written into result.env of every run measured here
         self._standby: JobProcess | None = None
 
     def _spawn(self, *, gated: bool = False) -> JobProcess:
@@ -88,10 +96,20 @@ class Worker:
         self.routes = worker_routes(self.gpu_index, gpu_name)
         if self.gpu_index is not None:
             self.gpu_record = {"gpu_index": self.gpu_index, "gpu_uuid": gpu_uuid, "host": this_host()}
-        self._info = {"worker_id": self.worker_id, "host": this_host(), "pid": os.getpid(),
-                      "gpu_index": self.gpu_index, "gpu_name": gpu_name, "gpu_uuid": gpu_uuid, "routes": self.routes,
-                      "device_name": info.get("device_name"), "started_ts": time.time(),
-                      "job_id": None, "standby_ready": True, **{k: info.get(k) for k in MACHINE_FIELDS}}
+        self._info = {
+            "worker_id": self.worker_id,
+            "host": this_host(),
+            "pid": os.getpid(),
+            "gpu_index": self.gpu_index,
+            "gpu_name": gpu_name,
+            "gpu_uuid": gpu_uuid,
+            "routes": self.routes,
+            "device_name": info.get("device_name"),
+            "started_ts": time.time(),
+            "job_id": None,
+            "standby_ready": True,
+            **{k: info.get(k) for k in MACHINE_FIELDS},
+        }
         self.table.register_worker(self._info)
         beat = threading.Thread(target=self._heartbeat, daemon=True)
         beat.start()
@@ -123,7 +141,7 @@ class Worker:
         """Publish when the next job process has finished warming up (the UI and benchmarks wait on it)."""
         sb = self._standby
         if sb is not None and sb.ready is None:
-            sb.warm()   # nothing runs now: a gated standby may use the GPU
+            sb.warm()  # nothing runs now: a gated standby may use the GPU
             if sb.poll_ready():
                 self._set_info(standby_ready=True)
 
@@ -138,13 +156,20 @@ class Worker:
 
     def run_job(self, job_id: str) -> None:
         now = time.time()
-        if not self.table.update(job_id, only_if=("queued",), state="running", worker_id=self.worker_id,
-                                 started_ts=now, stage="starting", detail=f"on {self.worker_id}"):
-            return   # cancelled while queued
+        if not self.table.update(
+            job_id,
+            only_if=("queued",),
+            state="running",
+            worker_id=self.worker_id,
+            started_ts=now,
+            stage="starting",
+            detail=f"on {self.worker_id}",
+        ):
+            return  # cancelled while queued
         job = self.table.get(job_id)
         assert job is not None
         child = self._standby if self._standby is not None and self._standby.proc.is_alive() else self._spawn()
-        child.warm()   # a gated standby that has not warmed up yet does so now, before it runs the job
+        child.warm()  # a gated standby that has not warmed up yet does so now, before it runs the job
         # A GPU worker starts the next job process now: it imports (a CPU core, no GPU) while this job runs and
         # warms up the GPU only once this job is over, so two jobs are a GPU warm-up apart instead of a whole
         # start (~12 s on the H200). A CPU worker's jobs are timed on the CPU: its next one starts afterwards.
@@ -159,16 +184,25 @@ class Worker:
                 self._standby.close()
                 self._standby = None
             elif self._standby is None and not self.stopping:
-                self._standby = self._spawn()   # warm up the next one between jobs, never during one
+                self._standby = self._spawn()  # warm up the next one between jobs, never during one
             if self._standby is not None:
                 self._standby.warm()
             self._set_info(job_id=None)
 
     def _supervise(self, job: Job, child: JobProcess) -> None:
         """Hand the job to the child, relay its progress, honour cancel and stop, record the outcome."""
-        child.conn.send(JobOrder(job.job_id, job.request, job.key, ship=not self.table.shares_store,
-                                 gpu_record=self.gpu_record, pinned=pinned_gpu(job.route) is not None,
-                                 submitted_by=job.submitted_by, kind=job.kind))
+        child.conn.send(
+            JobOrder(
+                job.job_id,
+                job.request,
+                job.key,
+                ship=not self.table.shares_store,
+                gpu_record=self.gpu_record,
+                pinned=pinned_gpu(job.route) is not None,
+                submitted_by=job.submitted_by,
+                kind=job.kind,
+            )
+        )
         self.table.update(job.job_id, only_if=("running",), pid=child.proc.pid)
         last_write, last_stage, cancel_at = 0.0, "", None
         next_check = time.monotonic()
@@ -177,21 +211,22 @@ class Worker:
             if not eof and child.conn.poll(0.1):
                 try:
                     msg = child.conn.recv()
-                except (EOFError, OSError):   # the child is gone; its exit code says why
+                except (EOFError, OSError):  # the child is gone; its exit code says why
                     child.proc.join(5)
                     eof, msg = True, None
                 if msg is None:
                     pass
                 elif msg[0] == "ready":
                     child.ready = msg[1]
-                elif msg[0] == "imported":   # a gated child's first step; its "ready" follows
+                elif msg[0] == "imported":  # a gated child's first step; its "ready" follows
                     pass
                 elif msg[0] == "progress":
                     _, stage, fraction, detail = msg
                     t = time.monotonic()
                     if stage != last_stage or t - last_write >= PROGRESS_WRITE_S:
-                        self.table.update(job.job_id, only_if=("running",), stage=stage, fraction=fraction,
-                                          detail=detail)
+                        self.table.update(
+                            job.job_id, only_if=("running",), stage=stage, fraction=fraction, detail=detail
+                        )
                         last_write, last_stage = t, stage
                 else:
                     self._finish(job, msg)
@@ -208,9 +243,17 @@ class Worker:
             if self.stopping:
                 child.proc.kill()
                 child.proc.join(5)
-                self.table.update(job.job_id, only_if=("running",), state="queued", stage="", fraction=None,
-                                  worker_id="", pid=None, started_ts=None,
-                                  detail="interrupted by a worker shutdown; waiting to run again")
+                self.table.update(
+                    job.job_id,
+                    only_if=("running",),
+                    state="queued",
+                    stage="",
+                    fraction=None,
+                    worker_id="",
+                    pid=None,
+                    started_ts=None,
+                    detail="interrupted by a worker shutdown; waiting to run again",
+                )
                 self.system.enqueue(job.job_id, job.route)
                 return
             if time.monotonic() >= next_check:
@@ -229,12 +272,20 @@ class Worker:
             _, run_id, cached, blob = msg
             if blob is not None:
                 self.table.put_blob(job.job_id, blob)
-            self.table.update(job.job_id, state="done", run_id=run_id, cached=bool(cached), stage="done",
-                              fraction=1.0, detail="answered from the store" if cached else "stored",
-                              finished_ts=now)
+            self.table.update(
+                job.job_id,
+                state="done",
+                run_id=run_id,
+                cached=bool(cached),
+                stage="done",
+                fraction=1.0,
+                detail="answered from the store" if cached else "stored",
+                finished_ts=now,
+            )
         elif kind == "cancelled":
-            self.table.update(job.job_id, state="cancelled", stage="cancelled", detail="cancelled while running",
-                              finished_ts=now)
+            self.table.update(
+                job.job_id, state="cancelled", stage="cancelled", detail="cancelled while running", finished_ts=now
+            )
         else:
             _, error, hint, tb = msg
             self.table.update(job.job_id, state="failed", error=error, hint=hint, traceback=tb, finished_ts=now)

@@ -23,7 +23,7 @@ import torch
 from engine.models.entry import RegistryEntry
 
 TIMM_PREFIX = "timm/"
-IMAGE_SHAPE = (3, 224, 224)   # without batch: what a model without a documented size is fed
+IMAGE_SHAPE = (3, 224, 224)  # without batch: what a model without a documented size is fed
 
 # torchvision starts these models' classification head at zero: with random weights every output is 0 and
 # no accuracy figure means anything (seen in the H200 vit_b_16 ladder). Built from a seed, their zero
@@ -71,7 +71,7 @@ def is_torchvision(name: str) -> bool:
 
 
 def is_timm(source: str) -> bool:
-    return source.startswith(TIMM_PREFIX) and source[len(TIMM_PREFIX):] in _name_sets()[1]
+    return source.startswith(TIMM_PREFIX) and source[len(TIMM_PREFIX) :] in _name_sets()[1]
 
 
 def sources() -> list[str]:
@@ -122,8 +122,13 @@ def torchvision_parameters(name: str) -> int | None:
 
 
 def torchvision_entry(name: str) -> RegistryEntry:
-    return RegistryEntry(name, "torchvision", torchvision_shape(name), torchvision_builder(name),
-                         notes=f"torchvision.models.get_model({name!r}, weights=None)")
+    return RegistryEntry(
+        name,
+        "torchvision",
+        torchvision_shape(name),
+        torchvision_builder(name),
+        notes=f"torchvision.models.get_model({name!r}, weights=None)",
+    )
 
 
 # -- timm ----------------------------------------------------------------------------------------------------------
@@ -151,7 +156,7 @@ def timm_shape(name: str) -> tuple[int, ...]:
 
 
 def timm_task(name: str) -> str:
-    """"classification", or "feature_extraction" for a model built without a classifier (``num_classes`` 0 in
+    """ "classification", or "feature_extraction" for a model built without a classifier (``num_classes`` 0 in
     its configuration: CLIP and other image towers return pooled features)."""
     return "feature_extraction" if getattr(_timm_cfg(name), "num_classes", 1000) == 0 else "classification"
 
@@ -166,12 +171,19 @@ def timm_parameters(name: str) -> int | None:
     try:
         with torch.device("meta"):
             module = timm.create_model(name, pretrained=False)
-    except Exception:   # a model whose constructor computes on tensor values cannot be built on meta
+    except Exception:  # a model whose constructor computes on tensor values cannot be built on meta
         return None
     return sum(p.numel() for p in module.parameters())
 
 
 def timm_entry(source: str, load_pretrained: Callable[[], torch.nn.Module | None] | None = None) -> RegistryEntry:
-    name = source[len(TIMM_PREFIX):]
-    return RegistryEntry(source, "timm", timm_shape(name), timm_builder(name), task=timm_task(name),
-                         notes=f"timm.create_model({name!r}, pretrained=False)", load_pretrained=load_pretrained)
+    name = source[len(TIMM_PREFIX) :]
+    return RegistryEntry(
+        source,
+        "timm",
+        timm_shape(name),
+        timm_builder(name),
+        task=timm_task(name),
+        notes=f"timm.create_model({name!r}, pretrained=False)",
+        load_pretrained=load_pretrained,
+    )

@@ -50,22 +50,26 @@ def check_runs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], spec: 
             module(*(t[:1] for t in inputs))
     except Exception as e:
         shapes = ", ".join(str(tuple(t.shape)) for t in inputs)
-        raise ModelError(f"{spec.source} cannot run on input of shape {shapes}: {type(e).__name__}: "
-                         f"{str(e).splitlines()[0][:300]}",
-                         "Check 'Input shape (without batch)'; leave it empty for the model's default.") from e
+        raise ModelError(
+            f"{spec.source} cannot run on input of shape {shapes}: {type(e).__name__}: {str(e).splitlines()[0][:300]}",
+            "Check 'Input shape (without batch)'; leave it empty for the model's default.",
+        ) from e
     finally:
         hook.remove()
     return largest
 
 
-def model_info(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], family: str, task: str,
-          specs: tuple[InputSpec, ...] = ()) -> dict[str, Any]:
+def model_info(
+    module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], family: str, task: str, specs: tuple[InputSpec, ...] = ()
+) -> dict[str, Any]:
     described = [{"shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", "")} for t in inputs]
     for d, s in zip(described, specs, strict=False):
         d["name"] = s.name
         if s.is_dynamic:
             d |= {"min_shape": list(s.lower), "opt_shape": list(s.shape), "max_shape": list(s.upper)}
-    return {"family": family, "task": task,
-            "parameters": sum(p.numel() for p in module.parameters()), "inputs": described}
-
-
+    return {
+        "family": family,
+        "task": task,
+        "parameters": sum(p.numel() for p in module.parameters()),
+        "inputs": described,
+    }

@@ -15,12 +15,12 @@ from engine.settings.request import ModelSpec
 @dataclass(frozen=True)
 class RegistryEntry:
     name: str
-    family: str                         # "torchvision" | "timm" | "transformers"
+    family: str  # "torchvision" | "timm" | "transformers"
     default_input_shape: tuple[int, ...]  # without batch; (sequence,) for text models
     build: Callable[[], torch.nn.Module]
     task: str = "classification"
     notes: str = ""
-    input_kind: str = "image"           # "image": one float input; "text": token ids + attention mask
+    input_kind: str = "image"  # "image": one float input; "text": token ids + attention mask
     # the inputs for a spec (text models); None: one float image of default_input_shape
     make_inputs: Callable[[ModelSpec], tuple[InputSpec, ...]] | None = None
     # weights from the local cache only, None when not cached; None here: torchvision's hub cache
@@ -30,10 +30,10 @@ class RegistryEntry:
 @dataclass
 class BuiltModel:
     module: torch.nn.Module
-    example_inputs: tuple[torch.Tensor, ...]     # on CPU, fp32 unless integer inputs
-    identity: str                                 # weights identity for the cache key
+    example_inputs: tuple[torch.Tensor, ...]  # on CPU, fp32 unless integer inputs
+    identity: str  # weights identity for the cache key
     info: dict[str, Any] = field(default_factory=dict)
-    exported_program: Any = None                  # torch.export.ExportedProgram for .pt2 files
+    exported_program: Any = None  # torch.export.ExportedProgram for .pt2 files
     # what the inputs are (names, dtypes, dynamic min/opt/max): torch_tensorrt.Input objects come from these
     input_specs: tuple[InputSpec, ...] = ()
 

@@ -29,7 +29,7 @@ from engine.settings.request import ModelSpec
 
 OFFLINE_ENV = "HF_HUB_OFFLINE"
 DEFAULT_SEQUENCE_LENGTH = 128
-IMAGE_SHAPE = (3, 224, 224)   # timm's and ViTConfig's defaults, without batch
+IMAGE_SHAPE = (3, 224, 224)  # timm's and ViTConfig's defaults, without batch
 TIMM_PREFIX = catalogue.TIMM_PREFIX
 HF_PREFIX = "hf/"
 
@@ -64,13 +64,13 @@ class SequenceTooLong(ValueError):
 class FamilyModel:
     """One model of a family, before it becomes a ``RegistryEntry``."""
 
-    name: str                                  # registry name, e.g. "hf/bert-base"
-    family: str                                # "timm" | "transformers"
-    input_kind: str                            # "image" | "text"
-    build: Callable[..., torch.nn.Module]      # build(**config_overrides), random weights
+    name: str  # registry name, e.g. "hf/bert-base"
+    family: str  # "timm" | "transformers"
+    input_kind: str  # "image" | "text"
+    build: Callable[..., torch.nn.Module]  # build(**config_overrides), random weights
     load_pretrained: Callable[[], torch.nn.Module | None]
-    default_input_shape: tuple[int, ...] = IMAGE_SHAPE     # without batch; (sequence,) for text
-    make_inputs: Callable[[ModelSpec], tuple[InputSpec, ...]] | None = None   # None: one float image
+    default_input_shape: tuple[int, ...] = IMAGE_SHAPE  # without batch; (sequence,) for text
+    make_inputs: Callable[[ModelSpec], tuple[InputSpec, ...]] | None = None  # None: one float image
     task: str = "classification"
     notes: str = ""
 
@@ -99,8 +99,14 @@ TIMM_MODELS = ("efficientnet_b0", "convnext_tiny", "deit_small_patch16_224", "re
 
 
 def _timm_model(name: str) -> FamilyModel:
-    return FamilyModel(TIMM_PREFIX + name, "timm", "image", catalogue.timm_builder(name), timm_pretrained(name),
-                       notes=f"timm.create_model({name!r}, pretrained=False)")
+    return FamilyModel(
+        TIMM_PREFIX + name,
+        "timm",
+        "image",
+        catalogue.timm_builder(name),
+        timm_pretrained(name),
+        notes=f"timm.create_model({name!r}, pretrained=False)",
+    )
 
 
 # -- transformers --------------------------------------------------------------------------------
@@ -141,8 +147,9 @@ def _hf_pretrained(spec: _HF) -> Callable[[], torch.nn.Module | None]:
 
         try:
             model = getattr(transformers, spec.model_class).from_pretrained(
-                spec.pretrained_repo, local_files_only=True, **dict(spec.config_overrides))
-        except OSError:   # what transformers raises when the files are not in the cache
+                spec.pretrained_repo, local_files_only=True, **dict(spec.config_overrides)
+            )
+        except OSError:  # what transformers raises when the files are not in the cache
             return None
         return _hf_wrap(spec, model)
 
@@ -171,8 +178,10 @@ def text_inputs(batch_size: int, sequence_length: int, vocab_size: int) -> tuple
     """``input_ids`` (random token ids) and ``attention_mask`` (all ones: no padding), int64."""
     names = (BATCH_DIM, SEQUENCE_DIM)
     shape = (batch_size, sequence_length)
-    return (InputSpec("input_ids", shape, "int64", value_range=(0, vocab_size), dim_names=names),
-            InputSpec("attention_mask", shape, "int64", value_range=(1, 2), dim_names=names))
+    return (
+        InputSpec("input_ids", shape, "int64", value_range=(0, vocab_size), dim_names=names),
+        InputSpec("attention_mask", shape, "int64", value_range=(1, 2), dim_names=names),
+    )
 
 
 def _text_inputs_for(name: str, short: str) -> Callable[[ModelSpec], tuple[InputSpec, ...]]:
@@ -180,8 +189,10 @@ def _text_inputs_for(name: str, short: str) -> Callable[[ModelSpec], tuple[Input
         vocab, max_positions = text_limits(short)
         length = spec.sequence_length or DEFAULT_SEQUENCE_LENGTH
         if max_positions is not None and length > max_positions:
-            raise SequenceTooLong(f"{name} holds at most {max_positions} tokens (its position embeddings); "
-                                  f"sequence length {length} is too long")
+            raise SequenceTooLong(
+                f"{name} holds at most {max_positions} tokens (its position embeddings); "
+                f"sequence length {length} is too long"
+            )
         return text_inputs(spec.batch_size, length, vocab)
 
     return make
@@ -195,12 +206,27 @@ def _pixel_values(spec: ModelSpec) -> tuple[InputSpec, ...]:
 def _hf_model(short: str, spec: _HF) -> FamilyModel:
     notes = f"transformers.{spec.model_class}({spec.config_class}()), random weights"
     if spec.input_kind == "image":
-        return FamilyModel(HF_PREFIX + short, "transformers", "image", _hf_build(spec), _hf_pretrained(spec),
-                           make_inputs=_pixel_values, task="feature_extraction", notes=notes)
-    return FamilyModel(HF_PREFIX + short, "transformers", "text", _hf_build(spec), _hf_pretrained(spec),
-                       default_input_shape=(DEFAULT_SEQUENCE_LENGTH,),
-                       make_inputs=_text_inputs_for(HF_PREFIX + short, short), task="feature_extraction",
-                       notes=notes)
+        return FamilyModel(
+            HF_PREFIX + short,
+            "transformers",
+            "image",
+            _hf_build(spec),
+            _hf_pretrained(spec),
+            make_inputs=_pixel_values,
+            task="feature_extraction",
+            notes=notes,
+        )
+    return FamilyModel(
+        HF_PREFIX + short,
+        "transformers",
+        "text",
+        _hf_build(spec),
+        _hf_pretrained(spec),
+        default_input_shape=(DEFAULT_SEQUENCE_LENGTH,),
+        make_inputs=_text_inputs_for(HF_PREFIX + short, short),
+        task="feature_extraction",
+        notes=notes,
+    )
 
 
 def family_models() -> dict[str, FamilyModel]:
@@ -221,7 +247,17 @@ def entries() -> dict[str, RegistryEntry]:
     """``RegistryEntry`` objects for ``engine.models.registry.REGISTRY``; empty when the libraries are missing."""
     if not available():
         return {}
-    return {m.name: RegistryEntry(m.name, m.family, m.default_input_shape, m.build, task=m.task, notes=m.notes,
-                                  input_kind=m.input_kind, make_inputs=m.make_inputs,
-                                  load_pretrained=m.load_pretrained)
-            for m in family_models().values()}
+    return {
+        m.name: RegistryEntry(
+            m.name,
+            m.family,
+            m.default_input_shape,
+            m.build,
+            task=m.task,
+            notes=m.notes,
+            input_kind=m.input_kind,
+            make_inputs=m.make_inputs,
+            load_pretrained=m.load_pretrained,
+        )
+        for m in family_models().values()
+    }

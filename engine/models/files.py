@@ -54,15 +54,19 @@ def _file_digest(path: Path) -> str:
 
 
 def resolve_file(source: str) -> Path:
-    name = source[len(FILE_PREFIX):]
+    name = source[len(FILE_PREFIX) :]
     directory = models_dir().resolve()
     path = (directory / name).resolve()
     if path.parent != directory or path.suffix not in (".py", ".pt2"):
-        raise ModelError(f"{name!r} is not a .py or .pt2 file directly inside the models directory.",
-                         f"Custom models live in {directory} (set {MODELS_DIR_ENV} to change it).")
+        raise ModelError(
+            f"{name!r} is not a .py or .pt2 file directly inside the models directory.",
+            f"Custom models live in {directory} (set {MODELS_DIR_ENV} to change it).",
+        )
     if not path.is_file():
-        raise ModelError(f"Model file {name!r} not found in {directory}.",
-                         "Ask the administrator to place it there; uploads are never executed.")
+        raise ModelError(
+            f"Model file {name!r} not found in {directory}.",
+            "Ask the administrator to place it there; uploads are never executed.",
+        )
     return path
 
 
@@ -74,22 +78,35 @@ def build_file(spec: ModelSpec, seed: int) -> BuiltModel:
         try:
             ep = pt2_files.load_exported_program(path)
         except pt2_files.UnsafePt2File as e:
-            raise ModelError(f"{path.name} was not loaded: {e.reason}. A .pt2 file is read as data, never run; "
-                             "only .py model files run code.", pt2_files.SAFE_HINT) from None
+            raise ModelError(
+                f"{path.name} was not loaded: {e.reason}. A .pt2 file is read as data, never run; "
+                "only .py model files run code.",
+                pt2_files.SAFE_HINT,
+            ) from None
         except Exception as e:
-            raise ModelError(f"{path.name} is not a loadable torch.export ExportedProgram: "
-                             f"{type(e).__name__}: {str(e)[:200]}", "Save it with torch.export.save().") from e
+            raise ModelError(
+                f"{path.name} is not a loadable torch.export ExportedProgram: {type(e).__name__}: {str(e)[:200]}",
+                "Save it with torch.export.save().",
+            ) from e
         inputs = _example_inputs_from_ep(ep, spec)
         module = ep.module()
         inputs, specs = _with_given_inputs(module, inputs, spec, weights, seed)
-        return BuiltModel(module, inputs, weights, model_info(module, inputs, "exported_program", "unknown", specs), ep,
-                          input_specs=specs)
+        return BuiltModel(
+            module,
+            inputs,
+            weights,
+            model_info(module, inputs, "exported_program", "unknown", specs),
+            ep,
+            input_specs=specs,
+        )
     mod = _import_file(path)
     for fn in ("build_model", "example_inputs"):
         if not callable(getattr(mod, fn, None)):
-            raise ModelError(f"{path.name} has no {fn}() function.",
-                             "A model file must define build_model() -> nn.Module and "
-                             "example_inputs(batch_size) -> tuple of tensors.")
+            raise ModelError(
+                f"{path.name} has no {fn}() function.",
+                "A model file must define build_model() -> nn.Module and "
+                "example_inputs(batch_size) -> tuple of tensors.",
+            )
     try:
         module = mod.build_model().eval()
         inputs = mod.example_inputs(spec.batch_size)
@@ -105,17 +122,20 @@ def build_file(spec: ModelSpec, seed: int) -> BuiltModel:
     return BuiltModel(module, inputs, weights, info, input_specs=specs)
 
 
-def _with_given_inputs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], spec: ModelSpec, identity: str,
-                       seed: int) -> tuple[tuple[torch.Tensor, ...], tuple[InputSpec, ...]]:
+def _with_given_inputs(
+    module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], spec: ModelSpec, identity: str, seed: int
+) -> tuple[tuple[torch.Tensor, ...], tuple[InputSpec, ...]]:
     """A file model's own example inputs, or tensors made from ``spec.inputs`` when those are given."""
     if spec.inputs is None:
         try:
             return inputs, specs_from_tensors(inputs)
-        except ConfigError:   # a dtype the specs do not cover (float64 ...): the model still runs as is
+        except ConfigError:  # a dtype the specs do not cover (float64 ...): the model still runs as is
             return inputs, ()
     if len(spec.inputs) != len(inputs):
-        raise ModelError(f"{spec.source} takes {len(inputs)} input(s) but model.inputs lists {len(spec.inputs)}.",
-                         "Give one entry per input, in the order example_inputs() returns them.")
+        raise ModelError(
+            f"{spec.source} takes {len(inputs)} input(s) but model.inputs lists {len(spec.inputs)}.",
+            "Give one entry per input, in the order example_inputs() returns them.",
+        )
     try:
         shapes = measured_shapes(spec.inputs, spec.batch_size, spec.sequence_length)
     except ConfigError as e:
@@ -143,8 +163,11 @@ def _import_file(path: Path) -> Any:
 def _example_inputs_from_ep(ep: Any, spec: ModelSpec) -> tuple[torch.Tensor, ...]:
     inputs = []
     for node in ep.graph.nodes:
-        if node.op != "placeholder" or node.name in ep.graph_signature.inputs_to_parameters or \
-                node.name in ep.graph_signature.inputs_to_buffers:
+        if (
+            node.op != "placeholder"
+            or node.name in ep.graph_signature.inputs_to_parameters
+            or node.name in ep.graph_signature.inputs_to_buffers
+        ):
             continue
         val = node.meta.get("val")
         if val is None:
@@ -155,5 +178,3 @@ def _example_inputs_from_ep(ep: Any, spec: ModelSpec) -> tuple[torch.Tensor, ...
         else:
             inputs.append(torch.zeros(*shape, dtype=val.dtype))
     return tuple(inputs)
-
-

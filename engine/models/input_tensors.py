@@ -22,8 +22,12 @@ from engine.settings.inputs import (
 )
 
 
-def example_tensors(specs: Sequence[InputSpec], shapes: Mapping[str, tuple[int, ...]] | None = None,
-                    seed: int = 0, device: str | torch.device = "cpu") -> tuple[torch.Tensor, ...]:
+def example_tensors(
+    specs: Sequence[InputSpec],
+    shapes: Mapping[str, tuple[int, ...]] | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> tuple[torch.Tensor, ...]:
     """Random inputs, one per spec, at ``shapes`` (default: opt). Floats are standard normal;
     integers uniform in ``value_range`` (default [0, 2)); the same seed gives the same tensors."""
     gen = torch.Generator().manual_seed(seed)
@@ -56,14 +60,15 @@ def specs_from_tensors(tensors: Sequence[torch.Tensor], names: Sequence[str] = (
 @dataclass(frozen=True)
 class DimFailure:
     symbol: str
-    bound: str          # "min" | "max"
+    bound: str  # "min" | "max"
     size: int
     shapes: dict[str, tuple[int, ...]]
     error: str
 
 
-def check_model_accepts(module: torch.nn.Module, specs: Sequence[InputSpec], *, device: str = "cpu",
-                        seed: int = 0, field: str = FIELD) -> None:
+def check_model_accepts(
+    module: torch.nn.Module, specs: Sequence[InputSpec], *, device: str = "cpu", seed: int = 0, field: str = FIELD
+) -> None:
     """Run the model at the opt shapes, then move each dynamic dimension to its min and its max,
     one at a time, and raise one ``ConfigError`` naming every dimension the model cannot vary.
 
@@ -79,8 +84,11 @@ def check_model_accepts(module: torch.nn.Module, specs: Sequence[InputSpec], *, 
         raise ConfigError(field, f"the model fails at the opt shapes ({opt}): {error}")
     ranges = [r for r in dim_ranges(specs, field).values() if r.min != r.max]
     lowest = {r.symbol: r.min for r in ranges}
-    base = lowest if not _try_run(module, specs, shapes_at(specs, lowest), device, seed) else \
-        {r.symbol: r.opt for r in ranges}
+    base = (
+        lowest
+        if not _try_run(module, specs, shapes_at(specs, lowest), device, seed)
+        else {r.symbol: r.opt for r in ranges}
+    )
     failures = []
     for r in ranges:
         for bound, size in (("min", r.min), ("max", r.max)):
@@ -91,14 +99,18 @@ def check_model_accepts(module: torch.nn.Module, specs: Sequence[InputSpec], *, 
             if error:
                 failures.append(DimFailure(r.symbol, bound, size, shapes, error))
     if failures:
-        raise ConfigError(f"{field}.{_first_input_with(specs, failures[0].symbol)}",
-                          "the model cannot vary " + "; ".join(_describe(specs, f) for f in failures) +
-                          ". Narrow the range to sizes the model accepts, or make the dimension static "
-                          "(min = opt = max)")
+        raise ConfigError(
+            f"{field}.{_first_input_with(specs, failures[0].symbol)}",
+            "the model cannot vary "
+            + "; ".join(_describe(specs, f) for f in failures)
+            + ". Narrow the range to sizes the model accepts, or make the dimension static "
+            "(min = opt = max)",
+        )
 
 
-def _try_run(module: torch.nn.Module, specs: Sequence[InputSpec], shapes: Mapping[str, tuple[int, ...]],
-             device: str, seed: int) -> str:
+def _try_run(
+    module: torch.nn.Module, specs: Sequence[InputSpec], shapes: Mapping[str, tuple[int, ...]], device: str, seed: int
+) -> str:
     try:
         with torch.inference_mode():
             module(*example_tensors(specs, shapes, seed, device))
@@ -117,5 +129,3 @@ def _describe(specs: Sequence[InputSpec], f: DimFailure) -> str:
     where = ", ".join(f"input {s.name!r} {s.describe_dim(d)}" for s, d in users)
     shapes = ", ".join(f"{k} {v}" for k, v in f.shapes.items())
     return f"{where} to its {f.bound} {f.size} (fails at {shapes}: {f.error})"
-
-

@@ -25,11 +25,11 @@ def input_bytes(spec: ModelSpec) -> tuple[int, str] | None:
         try:
             specs = input_specs(entry, spec)
         except ModelError:
-            return None   # the build reports this with its hint
+            return None  # the build reports this with its hint
     try:
         shapes = measured_shapes(specs, spec.batch_size, spec.sequence_length)
     except ConfigError:
-        return None       # validate() reports this
+        return None  # validate() reports this
     total, parts = 0, []
     for s in specs:
         shape = shapes[s.name]
@@ -50,7 +50,7 @@ def parameter_count(spec: ModelSpec) -> int | None:
     if entry.family == "torchvision":
         return catalogue.torchvision_parameters(entry.name)
     if entry.family == "timm":
-        return catalogue.timm_parameters(entry.name[len(catalogue.TIMM_PREFIX):])
+        return catalogue.timm_parameters(entry.name[len(catalogue.TIMM_PREFIX) :])
     return None
 
 
@@ -68,18 +68,24 @@ def check_input_memory(request: RunRequest, *, ram_bytes: int | None, gpu_memory
         weights = 4 * parameters
         for limit, what in limits:
             if limit and weights > limit:
-                raise ConfigError("model.source", f"{request.model.source} has {parameters / 1e6:,.0f} M parameters: "
-                                                  f"its fp32 weights alone take {_gib(weights)}, more than this "
-                                                  f"machine's {_gib(limit)} of {what}; choose a smaller model")
+                raise ConfigError(
+                    "model.source",
+                    f"{request.model.source} has {parameters / 1e6:,.0f} M parameters: "
+                    f"its fp32 weights alone take {_gib(weights)}, more than this "
+                    f"machine's {_gib(limit)} of {what}; choose a smaller model",
+                )
     size = input_bytes(request.model)
     if size is None:
         return
     total, described = size
     for limit, what in limits:
         if limit and total > limit:
-            raise ConfigError("model.batch_size", f"the inputs alone take {_gib(total)} ({described}), more than "
-                                                  f"this machine's {_gib(limit)} of {what}; use a smaller batch or "
-                                                  "input shape")
+            raise ConfigError(
+                "model.batch_size",
+                f"the inputs alone take {_gib(total)} ({described}), more than "
+                f"this machine's {_gib(limit)} of {what}; use a smaller batch or "
+                "input shape",
+            )
 
 
 def check_activation_memory(built: BuiltModel, spec: ModelSpec, limit_bytes: int, what: str) -> None:
@@ -91,9 +97,9 @@ def check_activation_memory(built: BuiltModel, spec: ModelSpec, limit_bytes: int
     need = 2 * per_sample * spec.batch_size + inputs
     if per_sample and need > limit_bytes:
         fits = max(1, int((limit_bytes - inputs) // (2 * per_sample))) if limit_bytes > inputs else 0
-        raise ModelError(f"Batch {spec.batch_size} needs at least {_gib(need)} of {what}: its largest activation "
-                         f"is {_gib(per_sample)} per sample (measured at batch 1), held with the next layer's "
-                         f"output, plus {_gib(inputs)} of inputs; this machine has {_gib(limit_bytes)}.",
-                         f"Use a batch of at most {fits}." if fits else "Use a smaller input shape.")
-
-
+        raise ModelError(
+            f"Batch {spec.batch_size} needs at least {_gib(need)} of {what}: its largest activation "
+            f"is {_gib(per_sample)} per sample (measured at batch 1), held with the next layer's "
+            f"output, plus {_gib(inputs)} of inputs; this machine has {_gib(limit_bytes)}.",
+            f"Use a batch of at most {fits}." if fits else "Use a smaller input shape.",
+        )

@@ -30,43 +30,126 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-SAFE_HINT = ("Re-export the model with torch.export.save() from plain tensors (no tensor subclasses, custom or "
-             "opaque objects, no AOTInductor package), or provide it as a .py model file, which the administrator "
-             "reviews because it runs code.")
+SAFE_HINT = (
+    "Re-export the model with torch.export.save() from plain tensors (no tensor subclasses, custom or "
+    "opaque objects, no AOTInductor package), or provide it as a .py model file, which the administrator "
+    "reviews because it runs code."
+)
 
 # members relative to the archive's root folder, as torch.export.save writes them
-_ALLOWED_MEMBERS = [re.compile(p) for p in (
-    r"archive_format", r"archive_version", r"byteorder", r"\.data/version", r"\.data/serialization_id",
-    r"models/\w+\.json", r"data/weights/weight_\d+", r"data/weights/\w+_weights_config\.json",
-    r"data/constants/tensor_\d+", r"data/constants/\w+_constants_config\.json", r"data/sample_inputs/\w+\.pt",
-    r"extra/[\w./-]+",
-)]
+_ALLOWED_MEMBERS = [
+    re.compile(p)
+    for p in (
+        r"archive_format",
+        r"archive_version",
+        r"byteorder",
+        r"\.data/version",
+        r"\.data/serialization_id",
+        r"models/\w+\.json",
+        r"data/weights/weight_\d+",
+        r"data/weights/\w+_weights_config\.json",
+        r"data/constants/tensor_\d+",
+        r"data/constants/\w+_constants_config\.json",
+        r"data/sample_inputs/\w+\.pt",
+        r"extra/[\w./-]+",
+    )
+]
 _REFUSED_MEMBERS = [
-    (re.compile(r"data/aotinductor/.*"), "it holds an AOTInductor package: a compiled shared library that runs as "
-                                         "native code when loaded"),
-    (re.compile(r"data/(weights|constants)/\w+\.pt"), "its weights or constants are a pickle (the legacy format), "
-                                                      "which runs code when unpickled"),
-    (re.compile(r"data/constants/(custom_obj|opaque_obj)_\d+"), "it holds a custom or opaque Python object, stored "
-                                                                "as a pickle, which runs code when unpickled"),
+    (
+        re.compile(r"data/aotinductor/.*"),
+        "it holds an AOTInductor package: a compiled shared library that runs as native code when loaded",
+    ),
+    (
+        re.compile(r"data/(weights|constants)/\w+\.pt"),
+        "its weights or constants are a pickle (the legacy format), which runs code when unpickled",
+    ),
+    (
+        re.compile(r"data/constants/(custom_obj|opaque_obj)_\d+"),
+        "it holds a custom or opaque Python object, stored as a pickle, which runs code when unpickled",
+    ),
     (re.compile(r"serialized_\w+\.json|version"), "it is in the pre-2.7 format, whose state dict is unpickled"),
 ]
 
 # sympy constructors a symbolic shape expression is written with (torch's _print_sympy is sympy's srepr)
 _SYMPY_NAMES = {
-    "Symbol", "Integer", "Rational", "Float", "Add", "Mul", "Pow", "Mod", "Max", "Min", "Abs", "Equality",
-    "Unequality", "StrictLessThan", "LessThan", "StrictGreaterThan", "GreaterThan", "Eq", "Ne", "Lt", "Le", "Gt",
-    "Ge", "And", "Or", "Not", "BooleanTrue", "BooleanFalse", "One", "Zero", "NegativeOne", "Half", "Infinity",
-    "NegativeInfinity", "ComplexInfinity", "NaN", "IntInfinity", "NegativeIntInfinity", "floor", "ceiling",
-    "Piecewise", "ExprCondPair", "True", "False", "true", "false", "oo",
+    "Symbol",
+    "Integer",
+    "Rational",
+    "Float",
+    "Add",
+    "Mul",
+    "Pow",
+    "Mod",
+    "Max",
+    "Min",
+    "Abs",
+    "Equality",
+    "Unequality",
+    "StrictLessThan",
+    "LessThan",
+    "StrictGreaterThan",
+    "GreaterThan",
+    "Eq",
+    "Ne",
+    "Lt",
+    "Le",
+    "Gt",
+    "Ge",
+    "And",
+    "Or",
+    "Not",
+    "BooleanTrue",
+    "BooleanFalse",
+    "One",
+    "Zero",
+    "NegativeOne",
+    "Half",
+    "Infinity",
+    "NegativeInfinity",
+    "ComplexInfinity",
+    "NaN",
+    "IntInfinity",
+    "NegativeIntInfinity",
+    "floor",
+    "ceiling",
+    "Piecewise",
+    "ExprCondPair",
+    "True",
+    "False",
+    "true",
+    "false",
+    "oo",
     # torch.utils._sympy.functions
-    "FloorDiv", "ModularIndexing", "Where", "PythonMod", "CleanDiv", "CeilToInt", "FloorToInt", "CeilDiv",
-    "LShift", "RShift", "IsNonOverlappingAndDenseIndicator", "RoundToInt", "RoundDecimal", "ToFloat", "FloatPow",
-    "PowByNatural", "IntTrueDiv", "FloatTrueDiv", "TruncToFloat", "TruncToInt", "Identity",
-    "BitwiseFn_bitwise_and", "BitwiseFn_bitwise_or", "BitwiseFn_bitwise_xor",
+    "FloorDiv",
+    "ModularIndexing",
+    "Where",
+    "PythonMod",
+    "CleanDiv",
+    "CeilToInt",
+    "FloorToInt",
+    "CeilDiv",
+    "LShift",
+    "RShift",
+    "IsNonOverlappingAndDenseIndicator",
+    "RoundToInt",
+    "RoundDecimal",
+    "ToFloat",
+    "FloatPow",
+    "PowByNatural",
+    "IntTrueDiv",
+    "FloatTrueDiv",
+    "TruncToFloat",
+    "TruncToInt",
+    "Identity",
+    "BitwiseFn_bitwise_and",
+    "BitwiseFn_bitwise_or",
+    "BitwiseFn_bitwise_xor",
 }
-_STRING_TAKERS = {"Symbol", "Float", "Integer", "Rational"}   # constructors whose first argument may be text
-_TOKEN = re.compile(r"\s+|(?P<num>\d+(\.\d+)?([eE][+-]?\d+)?)|(?P<name>[A-Za-z_]\w*)|(?P<str>'[^']*')"
-                    r"|(?P<op>==|!=|<=|>=|\*\*|//|[-+*/%(),<>=&|~])")
+_STRING_TAKERS = {"Symbol", "Float", "Integer", "Rational"}  # constructors whose first argument may be text
+_TOKEN = re.compile(
+    r"\s+|(?P<num>\d+(\.\d+)?([eE][+-]?\d+)?)|(?P<name>[A-Za-z_]\w*)|(?P<str>'[^']*')"
+    r"|(?P<op>==|!=|<=|>=|\*\*|//|[-+*/%(),<>=&|~])"
+)
 _STRING_BODY = re.compile(r"[A-Za-z0-9_.+-]*")
 
 
@@ -89,23 +172,29 @@ def check_sym_expr(expr: str) -> None:
     while pos < len(expr):
         m = _TOKEN.match(expr, pos)
         if m is None:
-            raise UnsafePt2File(f"a symbolic shape expression holds {expr[pos:pos + 20]!r}, which is not sympy "
-                                "notation (torch evaluates these expressions as Python)")
+            raise UnsafePt2File(
+                f"a symbolic shape expression holds {expr[pos : pos + 20]!r}, which is not sympy "
+                "notation (torch evaluates these expressions as Python)"
+            )
         pos = m.end()
         if m.lastgroup:
             tokens.append((m.lastgroup, m.group(m.lastgroup)))
     for i, (kind, text) in enumerate(tokens):
         nxt = tokens[i + 1][1] if i + 1 < len(tokens) else ""
         if kind == "name":
-            keyword = nxt == "=" and re.fullmatch(r"[a-z]+", text) is not None   # Symbol('s0', integer=True)
+            keyword = nxt == "=" and re.fullmatch(r"[a-z]+", text) is not None  # Symbol('s0', integer=True)
             if not (keyword or text in _SYMPY_NAMES or re.fullmatch(r"[a-z]+\d+", text)):
-                raise UnsafePt2File(f"a symbolic shape expression calls {text!r}, which is not a sympy constructor "
-                                    "(torch evaluates these expressions as Python)")
+                raise UnsafePt2File(
+                    f"a symbolic shape expression calls {text!r}, which is not a sympy constructor "
+                    "(torch evaluates these expressions as Python)"
+                )
         elif kind == "str":
             before = tokens[i - 2][1] if i >= 2 and tokens[i - 1][1] == "(" else ""
             if before not in _STRING_TAKERS or not _STRING_BODY.fullmatch(text[1:-1]):
-                raise UnsafePt2File(f"a symbolic shape expression holds the text {text[:30]!r} outside a Symbol's "
-                                    "name (torch evaluates these expressions as Python)")
+                raise UnsafePt2File(
+                    f"a symbolic shape expression holds the text {text[:30]!r} outside a Symbol's "
+                    "name (torch evaluates these expressions as Python)"
+                )
 
 
 def _walk_expr_strs(node: Any) -> list[str]:
@@ -135,7 +224,7 @@ def check_archive(data: bytes) -> None:
     if len(roots) != 1 or any("/" not in n for n in names):
         raise UnsafePt2File("its members are not all inside one folder, as torch.export.save writes them")
     root = roots.pop() + "/"
-    members = {n[len(root):]: n for n in names if not n.endswith("/")}
+    members = {n[len(root) :]: n for n in names if not n.endswith("/")}
     for rel in members:
         for pattern, reason in _REFUSED_MEMBERS:
             if pattern.fullmatch(rel):
@@ -145,18 +234,25 @@ def check_archive(data: bytes) -> None:
     if members.get("archive_format") is None or archive.read(members["archive_format"]).strip() != b"pt2":
         raise UnsafePt2File("it has no archive_format 'pt2' (not written by torch.export.save)")
     for rel, name in members.items():
-        kind = "weights" if rel.endswith("_weights_config.json") else \
-            "constants" if rel.endswith("_constants_config.json") else None
+        kind = (
+            "weights"
+            if rel.endswith("_weights_config.json")
+            else "constants"
+            if rel.endswith("_constants_config.json")
+            else None
+        )
         if kind is None:
             continue
         config = _json(archive, name, rel).get("config", {})
-        for fqn, meta in (config.items() if isinstance(config, dict) else ()):
+        for fqn, meta in config.items() if isinstance(config, dict) else ():
             if not isinstance(meta, dict) or meta.get("use_pickle") is not False:
-                raise UnsafePt2File(f"its {kind} entry {fqn!r} is stored as a pickle (use_pickle), which runs code "
-                                    "when unpickled")
+                raise UnsafePt2File(
+                    f"its {kind} entry {fqn!r} is stored as a pickle (use_pickle), which runs code when unpickled"
+                )
             if not re.fullmatch(r"(weight|tensor)_\d+", str(meta.get("path_name", ""))):
-                raise UnsafePt2File(f"its {kind} entry {fqn!r} points at {meta.get('path_name')!r}, not a raw "
-                                    "tensor payload")
+                raise UnsafePt2File(
+                    f"its {kind} entry {fqn!r} points at {meta.get('path_name')!r}, not a raw tensor payload"
+                )
     for rel, name in members.items():
         if rel.startswith("data/sample_inputs/"):
             _check_sample_inputs(archive.read(name), rel)
@@ -179,9 +275,11 @@ def _check_sample_inputs(blob: bytes, rel: str) -> None:
 
     try:
         torch.load(io.BytesIO(blob), weights_only=True)
-    except Exception as e:   # the restricted unpickler's refusal, or a corrupt payload
-        raise UnsafePt2File(f"its sample inputs ({rel}) need unrestricted unpickling, which runs code "
-                            f"(the restricted unpickler refused them: {type(e).__name__})") from None
+    except Exception as e:  # the restricted unpickler's refusal, or a corrupt payload
+        raise UnsafePt2File(
+            f"its sample inputs ({rel}) need unrestricted unpickling, which runs code "
+            f"(the restricted unpickler refused them: {type(e).__name__})"
+        ) from None
 
 
 def _check_graph(ep: Any) -> None:
@@ -210,10 +308,10 @@ def load_exported_program(path: Path) -> Any:
     no zip; other load errors propagate."""
     import torch  # noqa: PLC0415
 
-    data = path.read_bytes()   # check and load the same bytes
+    data = path.read_bytes()  # check and load the same bytes
     check_archive(data)
     ep = torch.export.load(io.BytesIO(data))
     if getattr(ep, "_guards_code", None):
-        ep._guards_code = []   # Python source that ExportedProgram.module() would exec
+        ep._guards_code = []  # Python source that ExportedProgram.module() would exec
     _check_graph(ep)
     return ep

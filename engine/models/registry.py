@@ -26,8 +26,18 @@ from engine.settings.request import ModelSpec
 ZERO_HEAD_PREFIXES = catalogue.ZERO_HEAD_PREFIXES
 NONZERO_HEAD_TAG = ":nonzero-head"
 
-_TV_224 = ["resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0",
-           "convnext_tiny", "vit_b_16", "swin_t", "regnet_y_400mf", "densenet121"]
+_TV_224 = [
+    "resnet18",
+    "resnet50",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "efficientnet_b0",
+    "convnext_tiny",
+    "vit_b_16",
+    "swin_t",
+    "regnet_y_400mf",
+    "densenet121",
+]
 
 # the hand-picked models, listed first in the picker: their entries (and so their runs' cache keys) never change
 CURATED: dict[str, RegistryEntry] = {
@@ -51,7 +61,7 @@ class Registry(MutableMapping[str, RegistryEntry]):
             return self._curated[name]
         if name not in self._made:
             if catalogue.is_timm(name):
-                short = name[len(catalogue.TIMM_PREFIX):]
+                short = name[len(catalogue.TIMM_PREFIX) :]
                 self._made[name] = catalogue.timm_entry(name, families.timm_pretrained(short))
             elif catalogue.is_torchvision(name):
                 self._made[name] = catalogue.torchvision_entry(name)
@@ -60,8 +70,9 @@ class Registry(MutableMapping[str, RegistryEntry]):
         return self._made[name]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and (name in self._curated or catalogue.is_timm(name)
-                                          or catalogue.is_torchvision(name))
+        return isinstance(name, str) and (
+            name in self._curated or catalogue.is_timm(name) or catalogue.is_torchvision(name)
+        )
 
     def __iter__(self) -> Iterator[str]:
         yield from self._curated
@@ -90,8 +101,10 @@ def unknown_model(source: str) -> tuple[str, str]:
     """(message, hint) for a source that names no model, the hint listing the closest names."""
     close = catalogue.close_matches(source, list(REGISTRY) + [FILE_PREFIX + n for n in custom_model_files()])
     message = f"Unknown model {source!r}" + (f"; did you mean {', '.join(close)}?" if close else ".")
-    return message, ("Torchvision models go by their name (resnet50), timm models as timm/<name> "
-                     "(timm/convnext_tiny), model files as file:<name> from the models directory.")
+    return message, (
+        "Torchvision models go by their name (resnet50), timm models as timm/<name> "
+        "(timm/convnext_tiny), model files as file:<name> from the models directory."
+    )
 
 
 def check_source(spec: ModelSpec) -> None:
@@ -120,8 +133,9 @@ def identity(spec: ModelSpec, seed: int = 0) -> str:
         return file_identity(spec, seed)
     if spec.pretrained:
         return f"registry:{spec.source}:pretrained"
-    zero_head = spec.source.startswith(ZERO_HEAD_PREFIXES) and (spec.source in _TV_224
-                                                                 or catalogue.is_torchvision(spec.source))
+    zero_head = spec.source.startswith(ZERO_HEAD_PREFIXES) and (
+        spec.source in _TV_224 or catalogue.is_torchvision(spec.source)
+    )
     tag = NONZERO_HEAD_TAG if zero_head else ""
     return f"registry:{spec.source}:seed{seed}{tag}"
 
@@ -140,10 +154,12 @@ def build(spec: ModelSpec, seed: int = 0) -> BuiltModel:
     if spec.pretrained:
         module = (entry.load_pretrained or (lambda: _pretrained_from_cache(entry.name)))()
         if module is None:
-            raise ModelError(f"No cached pretrained weights for {entry.name}.",
-                             "Pretrained weights are never downloaded; untick 'Pretrained weights' or place "
-                             "the file in the local cache (torch hub for torchvision, the Hugging Face hub "
-                             "cache for timm and transformers).")
+            raise ModelError(
+                f"No cached pretrained weights for {entry.name}.",
+                "Pretrained weights are never downloaded; untick 'Pretrained weights' or place "
+                "the file in the local cache (torch hub for torchvision, the Hugging Face hub "
+                "cache for timm and transformers).",
+            )
     if module is None:
         module = entry.build()
     module.eval()
@@ -165,11 +181,15 @@ def input_specs(entry: RegistryEntry, spec: ModelSpec) -> tuple[InputSpec, ...]:
         return spec.inputs
     if entry.input_kind == "text":
         if spec.input_shape is not None:
-            raise ModelError(f"{entry.name} is a text model: it takes no input shape.",
-                             "Set 'Sequence length' instead and leave 'Input shape' empty.")
+            raise ModelError(
+                f"{entry.name} is a text model: it takes no input shape.",
+                "Set 'Sequence length' instead and leave 'Input shape' empty.",
+            )
     elif spec.sequence_length is not None:
-        raise ModelError(f"{entry.name} is an image model: sequence length does not apply.",
-                         "Leave 'Sequence length' empty, or set 'Input shape (without batch)'.")
+        raise ModelError(
+            f"{entry.name} is an image model: sequence length does not apply.",
+            "Leave 'Sequence length' empty, or set 'Input shape (without batch)'.",
+        )
     if entry.make_inputs is not None:
         try:
             return entry.make_inputs(spec)
@@ -182,8 +202,11 @@ def input_specs(entry: RegistryEntry, spec: ModelSpec) -> tuple[InputSpec, ...]:
 def describe_inputs(spec: ModelSpec) -> str:
     """One line naming the inputs a spec feeds the model (name, shape, dtype, dynamic range), without building it."""
     if spec.source.startswith(FILE_PREFIX) and spec.inputs is None:
-        return "Inputs: from the model file's example_inputs()" if spec.source.endswith(".py") \
+        return (
+            "Inputs: from the model file's example_inputs()"
+            if spec.source.endswith(".py")
             else "Inputs: from the ExportedProgram's signature"
+        )
     entry = REGISTRY.get(spec.source)
     if entry is not None:
         specs = input_specs(entry, spec)

@@ -43,8 +43,10 @@ def layer_signature(layer_info_json: str) -> list[list[object]] | None:
     layers = data.get("Layers") if isinstance(data, dict) else None
     if not isinstance(layers, list) or not layers or not all(isinstance(x, dict) for x in layers):
         return None
-    return [[x.get("Name"), x.get("LayerType"), x.get("TacticName"), _tensors(x.get("Inputs")),
-             _tensors(x.get("Outputs"))] for x in layers]
+    return [
+        [x.get("Name"), x.get("LayerType"), x.get("TacticName"), _tensors(x.get("Inputs")), _tensors(x.get("Outputs"))]
+        for x in layers
+    ]
 
 
 def layers_part(layer_infos: Sequence[str]) -> str | None:

@@ -43,7 +43,7 @@ WINDOWS = 5
 # 0.1% on the H200 (resnet18/resnet50 fp16), so short windows suffice; every inference adds ~300 trace events
 WINDOW_TARGET_S = 0.02
 MIN_PER_WINDOW, MAX_PER_WINDOW = 5, 20
-OVERLAP_WARNING = 0.97      # busy time below this share of the kernel sum: kernels overlapped
+OVERLAP_WARNING = 0.97  # busy time below this share of the kernel sum: kernels overlapped
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Kernel:
     start_us: float
     dur_us: float
     stream: str
-    order: float            # launch order: CUPTI correlation id when present, else the start time
+    order: float  # launch order: CUPTI correlation id when present, else the start time
 
 
 @dataclass
@@ -76,9 +76,9 @@ class GpuTrace:
     """What the GPU-time pass measured."""
 
     gpu_time: GpuTime
-    sequence: tuple[str, ...] | None       # kernel names of one inference in launch order; None if they varied
-    kernel_counts: dict[str, float]        # kernel name -> calls per inference
-    table: pd.DataFrame                    # name, calls_per_inference, ms_per_inference, share
+    sequence: tuple[str, ...] | None  # kernel names of one inference in launch order; None if they varied
+    kernel_counts: dict[str, float]  # kernel name -> calls per inference
+    table: pd.DataFrame  # name, calls_per_inference, ms_per_inference, share
     warnings: list[str] = field(default_factory=list)
 
 
@@ -98,9 +98,15 @@ def kernels_of(events: Iterable[Mapping[str, Any]]) -> list[Kernel]:
             continue
         args = e.get("args") or {}
         corr = args.get("correlation")
-        out.append(Kernel(name=str(e.get("name", "")), start_us=float(e["ts"]), dur_us=float(e["dur"]),
-                          stream=str(args.get("stream", e.get("tid", ""))),
-                          order=float(corr) if isinstance(corr, (int, float)) else float(e["ts"])))
+        out.append(
+            Kernel(
+                name=str(e.get("name", "")),
+                start_us=float(e["ts"]),
+                dur_us=float(e["dur"]),
+                stream=str(args.get("stream", e.get("tid", ""))),
+                order=float(corr) if isinstance(corr, (int, float)) else float(e["ts"]),
+            )
+        )
     out.sort(key=lambda k: (k.order, k.start_us))
     return out
 
@@ -109,7 +115,7 @@ def busy_us(kernels: Sequence[Kernel]) -> float:
     """Time at least one kernel ran (the union of their intervals)."""
     if not kernels:
         return 0.0
-    t0 = min(k.start_us for k in kernels)    # trace timestamps are ~1e12 µs: subtract first, keep the ns
+    t0 = min(k.start_us for k in kernels)  # trace timestamps are ~1e12 µs: subtract first, keep the ns
     spans = sorted((k.start_us - t0, k.start_us - t0 + k.dur_us) for k in kernels)
     total = 0.0
     if spans:
@@ -131,7 +137,7 @@ def per_inference_sequence(kernels: Sequence[Kernel], inferences: int) -> tuple[
     k = len(kernels) // inferences
     names = [x.name for x in kernels]
     first = tuple(names[:k])
-    if any(tuple(names[i * k:(i + 1) * k]) != first for i in range(1, inferences)):
+    if any(tuple(names[i * k : (i + 1) * k]) != first for i in range(1, inferences)):
         return None
     return first
 
@@ -146,9 +152,15 @@ def summarize(windows: Sequence[Window], source: str = SOURCE) -> GpuTrace:
     n_kernels = sum(len(w.kernels) for w in windows)
     if n_kernels == 0:
         raise ValueError("the trace holds no GPU kernel (CUDA activity not recorded?)")
-    gpu_time = GpuTime(median_ms=statistics.median(per_window), min_ms=min(per_window), max_ms=max(per_window),
-                       kernels_per_inference=n_kernels / inferences, iters=inferences, windows=len(windows),
-                       source=source)
+    gpu_time = GpuTime(
+        median_ms=statistics.median(per_window),
+        min_ms=min(per_window),
+        max_ms=max(per_window),
+        kernels_per_inference=n_kernels / inferences,
+        iters=inferences,
+        windows=len(windows),
+        source=source,
+    )
     sequences = {per_inference_sequence(w.kernels, w.inferences) for w in windows}
     sequence = sequences.pop() if len(sequences) == 1 else None
     counts: Counter[str] = Counter()
@@ -157,8 +169,16 @@ def summarize(windows: Sequence[Window], source: str = SOURCE) -> GpuTrace:
         for k in w.kernels:
             counts[k.name] += 1
             times[k.name] = times.get(k.name, 0.0) + k.dur_us
-    table = pd.DataFrame([{"name": n, "calls_per_inference": counts[n] / inferences,
-                           "ms_per_inference": times[n] / 1000.0 / inferences} for n in counts])
+    table = pd.DataFrame(
+        [
+            {
+                "name": n,
+                "calls_per_inference": counts[n] / inferences,
+                "ms_per_inference": times[n] / 1000.0 / inferences,
+            }
+            for n in counts
+        ]
+    )
     table = table.sort_values("ms_per_inference", ascending=False, ignore_index=True)
     total = table["ms_per_inference"].sum()
     table["share"] = table["ms_per_inference"] / total if total > 0 else 0.0
@@ -166,8 +186,10 @@ def summarize(windows: Sequence[Window], source: str = SOURCE) -> GpuTrace:
     kernel_ms = sum(w.kernel_ms_per_inference * w.inferences for w in windows) / inferences
     busy_ms = sum(w.busy_ms_per_inference * w.inferences for w in windows) / inferences
     if kernel_ms > 0 and busy_ms < OVERLAP_WARNING * kernel_ms:
-        warnings.append(f"GPU kernels overlapped on several streams: their durations sum to {kernel_ms:.4f} ms per "
-                        f"inference while the GPU was busy {busy_ms:.4f} ms; GPU time reports the sum.")
+        warnings.append(
+            f"GPU kernels overlapped on several streams: their durations sum to {kernel_ms:.4f} ms per "
+            f"inference while the GPU was busy {busy_ms:.4f} ms; GPU time reports the sum."
+        )
     return GpuTrace(gpu_time, sequence, {n: c / inferences for n, c in counts.items()}, table, warnings)
 
 
@@ -178,8 +200,9 @@ def inferences_per_window(e2e_median_ms: float | None) -> int:
     return max(MIN_PER_WINDOW, min(MAX_PER_WINDOW, round(WINDOW_TARGET_S * 1000.0 / e2e_median_ms)))
 
 
-def measure(fn: Callable[[], Any], *, per_window: int, windows: int = WINDOWS,
-            keep_trace: Path | None = None) -> GpuTrace:
+def measure(
+    fn: Callable[[], Any], *, per_window: int, windows: int = WINDOWS, keep_trace: Path | None = None
+) -> GpuTrace:
     """Trace ``windows`` profiler sessions of ``per_window`` calls of ``fn`` each (after a short warm-up
     session, discarded: CUPTI's set-up happens there) and summarize them. ``keep_trace``: where to copy
     the first window's Chrome trace (a fixture or an artifact)."""

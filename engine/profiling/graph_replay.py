@@ -27,7 +27,7 @@ from engine.result import GraphReplay
 log = logging.getLogger(__name__)
 
 WARMUP_CALLS = 3
-RTOL, ATOL = 1e-2, 1e-3     # a replay runs the very same kernels: any real difference is far larger
+RTOL, ATOL = 1e-2, 1e-3  # a replay runs the very same kernels: any real difference is far larger
 
 
 def _tensors(out: Any) -> list[torch.Tensor]:
@@ -47,8 +47,9 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
 
 
-def replay(fn: Callable[[], Any], *, iters: int, warmup_iters: int, batch_size: int,
-           not_attempted: str = "") -> GraphReplay:
+def replay(
+    fn: Callable[[], Any], *, iters: int, warmup_iters: int, batch_size: int, not_attempted: str = ""
+) -> GraphReplay:
     """Capture ``fn`` (a call of the compiled module on fixed inputs) and time its replay."""
     if not_attempted:
         return GraphReplay(captured=False, reason=not_attempted)
@@ -69,28 +70,38 @@ def replay(fn: Callable[[], Any], *, iters: int, warmup_iters: int, batch_size: 
             replayed = [t.detach().float().clone() for t in _tensors(captured_out)]
             expected = [t.detach().float() for t in _tensors(fn())]
             torch.cuda.synchronize()
-    except Exception as e:   # capture refused: report why, leave the module usable
+    except Exception as e:  # capture refused: report why, leave the module usable
         log.info("CUDA graph capture failed", exc_info=True)
         _recover()
         return GraphReplay(captured=False, reason=f"capture failed: {_first_line(e)}")
-    if not replayed or len(replayed) != len(expected) or any(
-            a.shape != b.shape or not torch.allclose(a, b, rtol=RTOL, atol=ATOL) for a, b in zip(replayed, expected,
-                                                                                                 strict=True)):
+    if (
+        not replayed
+        or len(replayed) != len(expected)
+        or any(
+            a.shape != b.shape or not torch.allclose(a, b, rtol=RTOL, atol=ATOL)
+            for a, b in zip(replayed, expected, strict=True)
+        )
+    ):
         del graph
         _recover()
-        return GraphReplay(captured=False, reason="a replay's outputs differ from a normal call's: the module does "
-                                                  "host-side work (a sync, a shape check) that a graph does not record")
-    stats, _ = time_inference(graph.replay, device="cuda", warmup_iters=warmup_iters, timed_iters=iters,
-                              batch_size=batch_size)
+        return GraphReplay(
+            captured=False,
+            reason="a replay's outputs differ from a normal call's: the module does "
+            "host-side work (a sync, a shape check) that a graph does not record",
+        )
+    stats, _ = time_inference(
+        graph.replay, device="cuda", warmup_iters=warmup_iters, timed_iters=iters, batch_size=batch_size
+    )
     del graph, captured_out
     _recover()
-    return GraphReplay(captured=True, median_ms=stats.median_ms, p10_ms=stats.p10_ms, p90_ms=stats.p90_ms,
-                       iters=stats.iters)
+    return GraphReplay(
+        captured=True, median_ms=stats.median_ms, p10_ms=stats.p10_ms, p90_ms=stats.p90_ms, iters=stats.iters
+    )
 
 
 def _recover() -> None:
     try:
         torch.cuda.synchronize()
-    except Exception:   # a failed capture can leave an error to collect once
+    except Exception:  # a failed capture can leave an error to collect once
         log.info("error collected after a CUDA graph capture", exc_info=True)
     torch.cuda.empty_cache()

@@ -23,8 +23,15 @@ if TYPE_CHECKING:
 PROGRESS_EVERY = 10
 
 
-def time_inference(fn: Callable[[], Any], *, device: str, warmup_iters: int, timed_iters: int,
-                   batch_size: int, progress: ProgressFn = no_progress) -> tuple[LatencyStats, list[float]]:
+def time_inference(
+    fn: Callable[[], Any],
+    *,
+    device: str,
+    warmup_iters: int,
+    timed_iters: int,
+    batch_size: int,
+    progress: ProgressFn = no_progress,
+) -> tuple[LatencyStats, list[float]]:
     """Run ``fn`` ``warmup_iters`` times untimed, then ``timed_iters`` times timed."""
     cuda = device.startswith("cuda")
     with torch.inference_mode():
@@ -60,8 +67,9 @@ def time_inference(fn: Callable[[], Any], *, device: str, warmup_iters: int, tim
 SETTLE_S = 1.0
 
 
-def time_settled(fn: Callable[[], Any], request: RunRequest, progress: ProgressFn | None = None
-                 ) -> tuple[LatencyStats, list[float]]:
+def time_settled(
+    fn: Callable[[], Any], request: RunRequest, progress: ProgressFn | None = None
+) -> tuple[LatencyStats, list[float]]:
     """``time_inference`` on the GPU after at least ``SETTLE_S`` of back-to-back calls.
 
     A fixed number of warm-up iterations is a few milliseconds for a small engine: the GPU is still
@@ -75,5 +83,11 @@ def time_settled(fn: Callable[[], Any], request: RunRequest, progress: ProgressF
             for _ in range(10):
                 fn()
             torch.cuda.synchronize()
-    return time_inference(fn, device="cuda", warmup_iters=m.warmup_iters, timed_iters=m.timed_iters,
-                          batch_size=request.model.batch_size, **({"progress": progress} if progress else {}))
+    return time_inference(
+        fn,
+        device="cuda",
+        warmup_iters=m.warmup_iters,
+        timed_iters=m.timed_iters,
+        batch_size=request.model.batch_size,
+        **({"progress": progress} if progress else {}),
+    )

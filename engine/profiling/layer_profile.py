@@ -24,10 +24,18 @@ from engine.profiling import trt_profile
 from engine.result import empty_layers, normalise_layers
 
 
-def profile_layers(compiled: Any, inputs: tuple[torch.Tensor, ...], trt_modules: list[tuple[str, Any]],
-                   torch_submodules: list[tuple[str, Any]], iters: int, profile_dir: Path, progress: ProgressFn, *,
-                   python_runtime: bool, make_profiler: Callable[[], Any] | None = None
-                   ) -> tuple[pd.DataFrame, dict[str, Path | bytes]]:
+def profile_layers(
+    compiled: Any,
+    inputs: tuple[torch.Tensor, ...],
+    trt_modules: list[tuple[str, Any]],
+    torch_submodules: list[tuple[str, Any]],
+    iters: int,
+    profile_dir: Path,
+    progress: ProgressFn,
+    *,
+    python_runtime: bool,
+    make_profiler: Callable[[], Any] | None = None,
+) -> tuple[pd.DataFrame, dict[str, Path | bytes]]:
     """Run ``iters`` profiled inferences; the layer table and the raw files (profiles, layer information).
 
     ``python_runtime``: the engines are Python-runtime modules, profiled through ``make_profiler()``
@@ -67,8 +75,9 @@ def profile_layers(compiled: Any, inputs: tuple[torch.Tensor, ...], trt_modules:
             info_text = mod.get_layer_info()
             files[f"{name}_layer_information.json"] = info_text.encode()
             timings = trt_profile.aggregate_reported_times(profilers[name].records, iters)
-            engines[name] = trt_profile.EngineProfile(trt_profile.segment_id(name), timings,
-                                                      trt_profile.parse_layer_info(info_text))
+            engines[name] = trt_profile.EngineProfile(
+                trt_profile.segment_id(name), timings, trt_profile.parse_layer_info(info_text)
+            )
     else:
         for eng in trt_profile.read_profile_dir(profile_dir, [n for n, _ in trt_modules]):
             engines[next(n for n, _ in trt_modules if trt_profile.segment_id(n) == eng.segment)] = eng
@@ -76,8 +85,11 @@ def profile_layers(compiled: Any, inputs: tuple[torch.Tensor, ...], trt_modules:
     return _in_execution_order(trt_modules, engines, torch_times), files
 
 
-def _in_execution_order(trt_modules: list[tuple[str, Any]], engines: dict[str, trt_profile.EngineProfile],
-                        torch_times: dict[str, list[tuple[Any, Any]]]) -> pd.DataFrame:
+def _in_execution_order(
+    trt_modules: list[tuple[str, Any]],
+    engines: dict[str, trt_profile.EngineProfile],
+    torch_times: dict[str, list[tuple[Any, Any]]],
+) -> pd.DataFrame:
     """One table: engines from their profiles, PyTorch subgraphs from CUDA events, by submodule number."""
     tables = []
     order = [(name, "tensorrt") for name, _ in trt_modules] + [(name, "pytorch") for name in torch_times]
@@ -87,10 +99,24 @@ def _in_execution_order(trt_modules: list[tuple[str, Any]], engines: dict[str, t
             tables.append(trt_profile.layer_table([engines[name]]))
         elif kind == "pytorch" and torch_times.get(name):
             times = [s.elapsed_time(e) for s, e in torch_times[name]]
-            tables.append(pd.DataFrame([{
-                "segment": trt_profile.segment_id(name), "runtime": "pytorch", "name": name,
-                "layer_type": "PyTorch subgraph", "module_path": "", "precision": "", "tactic": "",
-                "input_shapes": "", "output_shapes": "", "avg_ms": sum(times) / len(times)}]))
+            tables.append(
+                pd.DataFrame(
+                    [
+                        {
+                            "segment": trt_profile.segment_id(name),
+                            "runtime": "pytorch",
+                            "name": name,
+                            "layer_type": "PyTorch subgraph",
+                            "module_path": "",
+                            "precision": "",
+                            "tactic": "",
+                            "input_shapes": "",
+                            "output_shapes": "",
+                            "avg_ms": sum(times) / len(times),
+                        }
+                    ]
+                )
+            )
     if not tables:
         return empty_layers()
     df = pd.concat(tables, ignore_index=True)

@@ -35,19 +35,26 @@ from engine.result import LatencyStats
 log = logging.getLogger(__name__)
 
 CACHE_DIR = "reference_cache"
-FORMAT = 1   # bump when what is stored changes
+FORMAT = 1  # bump when what is stored changes
 
 
 def reference_key(model_identity: str, model_settings: dict[str, Any], device_name: str, **more: Any) -> str:
     """The cache key of a model's reference on a device; ``more`` adds what else it depends on."""
-    payload = {"format": FORMAT, "model": model_identity, "settings": model_settings, "device": device_name,
-               "torch": torch.__version__, **more}
+    payload = {
+        "format": FORMAT,
+        "model": model_identity,
+        "settings": model_settings,
+        "device": device_name,
+        "torch": torch.__version__,
+        **more,
+    }
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def cached_latency(directory: Path | None, key: str, measure: Callable[[], LatencyStats]
-                   ) -> tuple[LatencyStats, str | None]:
+def cached_latency(
+    directory: Path | None, key: str, measure: Callable[[], LatencyStats]
+) -> tuple[LatencyStats, str | None]:
     """The stored baseline for ``key``, or ``measure()`` stored for next time. Returns (stats, measured_at):
     ``measured_at`` (ISO time) when the figure was reused, None when it was measured now."""
     if directory is None:
@@ -57,7 +64,7 @@ def cached_latency(directory: Path | None, key: str, measure: Callable[[], Laten
         try:
             doc = json.loads(path.read_text())
             return LatencyStats(**doc["latency"]), str(doc["measured_at"])
-        except Exception:   # a partial or foreign file: measure again
+        except Exception:  # a partial or foreign file: measure again
             log.warning("baseline cache %s unreadable; measuring again", path, exc_info=True)
     stats = measure()
     doc = {"latency": dataclasses.asdict(stats), "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
@@ -74,7 +81,7 @@ def cached_outputs(directory: Path | None, key: str, compute: Callable[[], Any])
     if path.is_file():
         try:
             return torch.load(path, map_location="cpu", weights_only=True), True
-        except Exception:   # a partial or foreign file: compute it again
+        except Exception:  # a partial or foreign file: compute it again
             log.warning("reference cache %s unreadable; recomputing", path, exc_info=True)
     out = compute()
     _write_atomic(path, lambda tmp: torch.save(out, tmp))

@@ -26,10 +26,14 @@ _UNSUPPORTED_HEADER = "The following ops are currently unsupported or excluded f
 _NODE = re.compile(r"^Node: (.+?), with layer location: (.*)$")
 _ENGINE = re.compile(r"TRT Engine #(\d+) - Submodule name: (\S+)")
 _TENSOR = re.compile(r"Tensor: (\((?:[^()]|\([^()]*\))*\)@[A-Za-z0-9_]+)")
-_RECOMMEND = re.compile(r"- For (minimal|moderate) graph segmentation, select min_block_size=(\d+) "
-                        r"which would generate (\d+) TRT engine")
-_CURRENT = re.compile(r"- The current level of graph segmentation is equivalent to selecting "
-                      r"min_block_size=(\d+) which generates (\d+) TRT engine")
+_RECOMMEND = re.compile(
+    r"- For (minimal|moderate) graph segmentation, select min_block_size=(\d+) "
+    r"which would generate (\d+) TRT engine"
+)
+_CURRENT = re.compile(
+    r"- The current level of graph segmentation is equivalent to selecting "
+    r"min_block_size=(\d+) which generates (\d+) TRT engine"
+)
 
 
 def recommend(op_counts: list[int]) -> list[Recommendation]:
@@ -57,8 +61,9 @@ def tensor_label(shape: Any, dtype: Any) -> str:
 
 def _labels(shapes: Any, dtypes: Any) -> list[str]:
     # one tensor: one dtype; a dynamic dimension is a (min, max) pair, e.g. ((1, 8), 3, 224, 224)
-    if isinstance(shapes, tuple) and (all(isinstance(d, int) for d in shapes) or
-                                      not isinstance(dtypes, (list, tuple, dict))):
+    if isinstance(shapes, tuple) and (
+        all(isinstance(d, int) for d in shapes) or not isinstance(dtypes, (list, tuple, dict))
+    ):
         return [tensor_label(shapes, dtypes)]
     if isinstance(shapes, (list, tuple)):
         return [lbl for s, d in zip(shapes, dtypes, strict=False) for lbl in _labels(s, d)]
@@ -78,18 +83,30 @@ def from_tracker(tracker: Any, partitioned: Any = None) -> Segmentation:
     The tracker knows the TRT engines; the partitioned module's call order adds the PyTorch
     subgraphs between them (fast partitioner: ``_run_on_gpu_<n>`` children).
     """
-    engines = [Segment("tensorrt", i + 1, d.subgraph_name, int(d.subgraph_op_count),
-                       _labels(d.input_shapes, d.input_dtypes), _labels(d.output_shapes, d.output_dtypes))
-               for i, d in enumerate(tracker.per_subgraph_data)]
+    engines = [
+        Segment(
+            "tensorrt",
+            i + 1,
+            d.subgraph_name,
+            int(d.subgraph_op_count),
+            _labels(d.input_shapes, d.input_dtypes),
+            _labels(d.output_shapes, d.output_dtypes),
+        )
+        for i, d in enumerate(tracker.per_subgraph_data)
+    ]
     segments = engines
     if partitioned is not None:
         segments = _ordered_segments(partitioned, {s.name: s for s in engines})
     nodes = [n for n in (parse_node_line(line) for line in tracker.to_run_in_torch) if n]
     return Segmentation(
-        total_ops=int(tracker.total_ops_in_graph), supported_ops=int(tracker.supported_ops_in_graph),
+        total_ops=int(tracker.total_ops_in_graph),
+        supported_ops=int(tracker.supported_ops_in_graph),
         unsupported_ops={str(k): int(v) for k, v in dict(tracker.unsupported_ops).items()},
-        pytorch_nodes=nodes, segments=segments,
-        recommendations=recommend([s.op_count for s in engines]), source="tracker")
+        pytorch_nodes=nodes,
+        segments=segments,
+        recommendations=recommend([s.op_count for s in engines]),
+        source="tracker",
+    )
 
 
 def _ordered_segments(partitioned: Any, engines: dict[str, Segment]) -> list[Segment]:
@@ -133,7 +150,7 @@ def parse_dryrun_text(text: str) -> Segmentation:
     if "Dry-Run Results for Graph" not in text:
         raise ValueError("not Torch-TensorRT dryrun output (no 'Dry-Run Results for Graph' header)")
     # a log may hold several reports (one per compiled graph); the last is the complete one
-    text = text[text.rindex("Dry-Run Results for Graph"):]
+    text = text[text.rindex("Dry-Run Results for Graph") :]
     m = _TOTAL.search(text)
     if not m:
         raise ValueError("dryrun text without the 'The graph consists of N Total Operators' line")
@@ -178,8 +195,15 @@ def parse_dryrun_text(text: str) -> Segmentation:
     cur = _CURRENT.search(text)
     if cur:
         recs.append(Recommendation("current", int(cur.group(1)), int(cur.group(2))))
-    return Segmentation(total_ops=total, supported_ops=supported, unsupported_ops=unsupported,
-                        pytorch_nodes=nodes, segments=segments, recommendations=recs, source="dryrun_text")
+    return Segmentation(
+        total_ops=total,
+        supported_ops=supported,
+        unsupported_ops=unsupported,
+        pytorch_nodes=nodes,
+        segments=segments,
+        recommendations=recs,
+        source="dryrun_text",
+    )
 
 
 def cross_check(ours: Segmentation, text: Segmentation) -> list[str]:
@@ -190,8 +214,9 @@ def cross_check(ours: Segmentation, text: Segmentation) -> list[str]:
         if a != b:
             problems.append(f"{attr}: tracker {a} vs dryrun text {b}")
     if [n["location"] for n in ours.pytorch_nodes] != [n["location"] for n in text.pytorch_nodes]:
-        problems.append(f"nodes set to run in Torch: tracker {len(ours.pytorch_nodes)} vs dryrun text "
-                        f"{len(text.pytorch_nodes)}")
+        problems.append(
+            f"nodes set to run in Torch: tracker {len(ours.pytorch_nodes)} vs dryrun text {len(text.pytorch_nodes)}"
+        )
     eng_a = [(s.name, s.op_count, s.inputs, s.outputs) for s in ours.segments if s.kind == "tensorrt"]
     eng_b = [(s.name, s.op_count, s.inputs, s.outputs) for s in text.segments]
     if eng_a != eng_b:
@@ -217,8 +242,12 @@ def merge(parts: list[Segmentation]) -> Segmentation:
         for s in p.segments:
             counters[s.kind] += 1
             segments.append(Segment(s.kind, counters[s.kind], s.name, s.op_count, s.inputs, s.outputs))
-    return Segmentation(total_ops=sum(p.total_ops for p in parts), supported_ops=sum(p.supported_ops for p in parts),
-                        unsupported_ops=unsupported, pytorch_nodes=[n for p in parts for n in p.pytorch_nodes],
-                        segments=segments, recommendations=recommend([s.op_count for s in segments
-                                                                      if s.kind == "tensorrt"]),
-                        source="tracker")
+    return Segmentation(
+        total_ops=sum(p.total_ops for p in parts),
+        supported_ops=sum(p.supported_ops for p in parts),
+        unsupported_ops=unsupported,
+        pytorch_nodes=[n for p in parts for n in p.pytorch_nodes],
+        segments=segments,
+        recommendations=recommend([s.op_count for s in segments if s.kind == "tensorrt"]),
+        source="tracker",
+    )

@@ -37,13 +37,25 @@ LAYER_INFO_SUFFIX = "_layer_information.json"
 # "[TYPE]-[converter target]-[module.path/node_name]" as written by Torch-TensorRT's converters
 _CONVERTER_NAME = re.compile(r"\[([A-Za-z0-9_]+)\]-\[([^\]]*)\]-\[([^\]]*)\]")
 _MYELIN_PREFIXES = ("__myl", "__mye")
-_MYELIN_SUFFIX = re.compile(r"_myl\d+_\d+$")   # every layer of a Myelin graph: "<name>_myl0_8"
+_MYELIN_SUFFIX = re.compile(r"_myl\d+_\d+$")  # every layer of a Myelin graph: "<name>_myl0_8"
 _SUBMODULE = re.compile(r"_run_on_(acc|gpu)_(\d+)")
 
 # substrings of TensorRT's "Format/Datatype" strings, checked in this order
-_PRECISIONS = (("bfloat16", "bf16"), ("bf16", "bf16"), ("half", "fp16"), ("fp16", "fp16"),
-               ("fp8", "fp8"), ("fp4", "fp4"), ("int8", "int8"), ("int4", "int4"), ("int32", "int32"),
-               ("int64", "int64"), ("bool", "bool"), ("float", "fp32"), ("fp32", "fp32"))
+_PRECISIONS = (
+    ("bfloat16", "bf16"),
+    ("bf16", "bf16"),
+    ("half", "fp16"),
+    ("fp16", "fp16"),
+    ("fp8", "fp8"),
+    ("fp4", "fp4"),
+    ("int8", "int8"),
+    ("int4", "int4"),
+    ("int32", "int32"),
+    ("int64", "int64"),
+    ("bool", "bool"),
+    ("float", "fp32"),
+    ("fp32", "fp32"),
+)
 
 
 @dataclass
@@ -67,7 +79,7 @@ class LayerInfo:
 class EngineProfile:
     """One engine's per-layer timings in execution order, plus what the inspector says about each layer."""
 
-    segment: str                     # "trt_engine_1" (from the submodule name _run_on_acc_1)
+    segment: str  # "trt_engine_1" (from the submodule name _run_on_acc_1)
     timings: list[LayerTiming]
     info: dict[str, LayerInfo] = field(default_factory=dict)
 
@@ -175,9 +187,13 @@ def parse_layer_info(text: str) -> dict[str, LayerInfo]:
         outputs = layer.get("Outputs") or []
         fmt = outputs[0].get("Format/Datatype", "") if outputs else ""
         out[layer["Name"]] = LayerInfo(
-            name=layer["Name"], layer_type=str(layer.get("LayerType", "")), precision=precision_of(fmt),
-            tactic=str(layer.get("TacticName", "")), input_shapes=_shapes(layer.get("Inputs") or []),
-            output_shapes=_shapes(outputs))
+            name=layer["Name"],
+            layer_type=str(layer.get("LayerType", "")),
+            precision=precision_of(fmt),
+            tactic=str(layer.get("TacticName", "")),
+            input_shapes=_shapes(layer.get("Inputs") or []),
+            output_shapes=_shapes(outputs),
+        )
     return out
 
 
@@ -187,10 +203,20 @@ def layer_table(engines: list[EngineProfile]) -> pd.DataFrame:
     for eng in engines:
         for t in eng.timings:
             info = eng.info.get(t.name) or LayerInfo(t.name)
-            rows.append({"segment": eng.segment, "runtime": "tensorrt", "name": t.name,
-                         "layer_type": info.layer_type, "module_path": module_path(t.name),
-                         "precision": info.precision, "tactic": info.tactic, "input_shapes": info.input_shapes,
-                         "output_shapes": info.output_shapes, "avg_ms": t.avg_ms})
+            rows.append(
+                {
+                    "segment": eng.segment,
+                    "runtime": "tensorrt",
+                    "name": t.name,
+                    "layer_type": info.layer_type,
+                    "module_path": module_path(t.name),
+                    "precision": info.precision,
+                    "tactic": info.tactic,
+                    "input_shapes": info.input_shapes,
+                    "output_shapes": info.output_shapes,
+                    "avg_ms": t.avg_ms,
+                }
+            )
     if not rows:
         return empty_layers()
     df = pd.DataFrame(rows)

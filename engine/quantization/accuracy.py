@@ -46,25 +46,45 @@ def nonfinite_count(output: Any) -> int:
     return int((~torch.isfinite(t)).sum()) if t.is_floating_point() else 0
 
 
-def three_way_report(scheme: str, base_precision: str, calibration: CalibrationData, eager_output: Any,
-                     fake_quant_output: Any, engine_output: Any = None, *, quantizers: int = 0,
-                     labelled: LabelledAccuracy | None = None, kept: Sequence[str] = ()) -> QuantizationReport:
+def three_way_report(
+    scheme: str,
+    base_precision: str,
+    calibration: CalibrationData,
+    eager_output: Any,
+    fake_quant_output: Any,
+    engine_output: Any = None,
+    *,
+    quantizers: int = 0,
+    labelled: LabelledAccuracy | None = None,
+    kept: Sequence[str] = (),
+) -> QuantizationReport:
     """eager fp32 -> fake-quantized model -> compiled engine, each pair compared on the same inputs."""
-    fq = replace(compare_outputs(fake_quant_output, eager_output, "eager fp32"),
-                 nonfinite=nonfinite_count(fake_quant_output))
+    fq = replace(
+        compare_outputs(fake_quant_output, eager_output, "eager fp32"), nonfinite=nonfinite_count(fake_quant_output)
+    )
     engine_fq = engine_eager = None
     problem = False
     if engine_output is not None:
         count = nonfinite_count(engine_output)
-        engine_fq = replace(compare_outputs(engine_output, fake_quant_output, "fake-quantized PyTorch model"),
-                            nonfinite=count)
+        engine_fq = replace(
+            compare_outputs(engine_output, fake_quant_output, "fake-quantized PyTorch model"), nonfinite=count
+        )
         engine_eager = replace(compare_outputs(engine_output, eager_output, "eager fp32"), nonfinite=count)
         problem = is_conversion_problem(fq, engine_fq)
     return QuantizationReport(
-        scheme=scheme, base_precision=base_precision, calibration=calibration.description,
-        calibration_batches=len(calibration.batches), calibration_meaningful=calibration.meaningful,
-        quantizers=quantizers, fake_quant_vs_eager=fq, engine_vs_fake_quant=engine_fq,
-        engine_vs_eager=engine_eager, conversion_problem=problem, labelled=labelled, kept=list(kept))
+        scheme=scheme,
+        base_precision=base_precision,
+        calibration=calibration.description,
+        calibration_batches=len(calibration.batches),
+        calibration_meaningful=calibration.meaningful,
+        quantizers=quantizers,
+        fake_quant_vs_eager=fq,
+        engine_vs_fake_quant=engine_fq,
+        engine_vs_eager=engine_eager,
+        conversion_problem=problem,
+        labelled=labelled,
+        kept=list(kept),
+    )
 
 
 def _finite(value: float | None) -> bool:
@@ -77,12 +97,13 @@ def conversion_problem_text(report: QuantizationReport) -> str:
     if not report.conversion_problem or report.fake_quant_vs_eager is None or report.engine_vs_fake_quant is None:
         return ""
     fq, eng = report.fake_quant_vs_eager, report.engine_vs_fake_quant
-    top1 = (f", top-1 agreement {eng.top1_agreement:.0%}" if eng.top1_agreement is not None else "")
-    departs = (f"by rel. L2 {eng.rel_l2:.3g}" if _finite(eng.rel_l2)
-               else "completely: its output holds NaN or inf values")
-    return (f"Conversion problem, not a quantization one: the compiled engine departs from the fake-quantized "
-            f"PyTorch model {departs}{top1}, while the fake-quantized model departs from "
-            f"eager fp32 by only {fq.rel_l2:.3g}. The {SCHEMES[report.scheme].label} scales are fine; "
-            "TensorRT's conversion of them is not. Do not ship this engine.")
-
-
+    top1 = f", top-1 agreement {eng.top1_agreement:.0%}" if eng.top1_agreement is not None else ""
+    departs = (
+        f"by rel. L2 {eng.rel_l2:.3g}" if _finite(eng.rel_l2) else "completely: its output holds NaN or inf values"
+    )
+    return (
+        f"Conversion problem, not a quantization one: the compiled engine departs from the fake-quantized "
+        f"PyTorch model {departs}{top1}, while the fake-quantized model departs from "
+        f"eager fp32 by only {fq.rel_l2:.3g}. The {SCHEMES[report.scheme].label} scales are fine; "
+        "TensorRT's conversion of them is not. Do not ship this engine."
+    )

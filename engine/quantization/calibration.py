@@ -29,14 +29,16 @@ def check_request(request: RunRequest, caps: Capabilities, gpu_index: int = 0) -
     if c.quantization == "none":
         return
     if request.backend != "tensorrt":
-        raise ConfigError("compile.quantization",
-                          f"{c.quantization!r} needs the tensorrt backend: the quantized model is compiled into "
-                          "TensorRT engines. Choose the tensorrt backend, or set quantization to none")
+        raise ConfigError(
+            "compile.quantization",
+            f"{c.quantization!r} needs the tensorrt backend: the quantized model is compiled into "
+            "TensorRT engines. Choose the tensorrt backend, or set quantization to none",
+        )
     reason = scheme_options(caps, gpu_index)[c.quantization]
     if reason:
         raise ConfigError("compile.quantization", f"{c.quantization!r} is not available: {reason}")
     path = calibration_path(c.calibration_data)
-    if path is not None and path.is_dir():   # a bad folder layout is named before anything is queued
+    if path is not None and path.is_dir():  # a bad folder layout is named before anything is queued
         try:
             inspect_folder(path)
         except CalibrationDataError as e:
@@ -66,36 +68,49 @@ def calibration_path(source: str, directory: Path | None = None) -> Path | None:
     if rel.is_absolute() or ".." in rel.parts:
         raise ConfigError(field_name, f"{name!r} must be a name inside the calibration data directory {root}")
     path = root / rel
-    if path.resolve() != path or not path.resolve().is_relative_to(root):   # a symlink leading out of it
-        raise ConfigError(field_name, f"{name!r} must be a name inside the calibration data directory {root} "
-                                      "(it is a link that leads elsewhere)")
+    if path.resolve() != path or not path.resolve().is_relative_to(root):  # a symlink leading out of it
+        raise ConfigError(
+            field_name,
+            f"{name!r} must be a name inside the calibration data directory {root} (it is a link that leads elsewhere)",
+        )
     if kind == "file":
         if path.suffix != ".pt":
             raise ConfigError(field_name, f"{name!r} is not a .pt tensor file (saved with torch.save)")
         if not path.is_file():
-            raise ConfigError(field_name, f"no file {name!r} in the calibration data directory {root}; "
-                                          "an administrator places calibration files there")
+            raise ConfigError(
+                field_name,
+                f"no file {name!r} in the calibration data directory {root}; "
+                "an administrator places calibration files there",
+            )
     elif not path.is_dir():
-        raise ConfigError(field_name, f"no folder {name!r} in the calibration data directory {root}; "
-                                      "an administrator places image folders there")
+        raise ConfigError(
+            field_name,
+            f"no folder {name!r} in the calibration data directory {root}; an administrator places image folders there",
+        )
     return path
 
 
 @dataclass
 class CalibrationData:
     batches: list[tuple[torch.Tensor, ...]]
-    description: str          # what the data was, e.g. "file imagenet_val.pt (64 samples)"
-    meaningful: bool          # False for random tensors: accuracy figures say nothing about real data
+    description: str  # what the data was, e.g. "file imagenet_val.pt (64 samples)"
+    meaningful: bool  # False for random tensors: accuracy figures say nothing about real data
 
     @property
     def warning(self) -> str:
-        return "" if self.meaningful else (
-            "Calibrated on random tensors: the accuracy figures are not meaningful for real data. "
-            "Calibrate on a tensor file or an image folder for accuracy you can trust.")
+        return (
+            ""
+            if self.meaningful
+            else (
+                "Calibrated on random tensors: the accuracy figures are not meaningful for real data. "
+                "Calibrate on a tensor file or an image folder for accuracy you can trust."
+            )
+        )
 
 
-def load_calibration(source: str, example_inputs: Sequence[torch.Tensor], batches: int, *, seed: int = 0,
-                     directory: Path | None = None) -> CalibrationData:
+def load_calibration(
+    source: str, example_inputs: Sequence[torch.Tensor], batches: int, *, seed: int = 0, directory: Path | None = None
+) -> CalibrationData:
     """``batches`` calibration batches shaped like ``example_inputs`` (their first dimension is the batch).
 
     ``source`` is a ``compile.calibration_data`` value. Tensor files are loaded with
@@ -109,7 +124,9 @@ def load_calibration(source: str, example_inputs: Sequence[torch.Tensor], batche
     if len(example_inputs) != 1 or not example_inputs[0].is_floating_point():
         raise CalibrationDataError(
             f"{path.name}: calibration files and image folders feed models with one floating-point input; "
-            f"this model takes {len(example_inputs)} input(s).", "Use random calibration data for it.")
+            f"this model takes {len(example_inputs)} input(s).",
+            "Use random calibration data for it.",
+        )
     example = example_inputs[0]
     if path.is_dir():
         samples = _load_images(path, tuple(example.shape[1:]), batches * example.shape[0])
@@ -118,14 +135,13 @@ def load_calibration(source: str, example_inputs: Sequence[torch.Tensor], batche
         samples = _load_tensor_file(path, tuple(example.shape[1:]))
         what = f"file {path.name}"
     split = list(torch.split(samples.to(example.dtype), example.shape[0]))[:batches]
-    return CalibrationData([(b,) for b in split], f"{what} ({sum(len(b) for b in split)} samples)",
-                           meaningful=True)
+    return CalibrationData([(b,) for b in split], f"{what} ({sum(len(b) for b in split)} samples)", meaningful=True)
 
 
 def _random_like(t: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     if t.is_floating_point():
         return torch.randn(t.shape, generator=g).to(t.dtype)
-    high = max(int(t.max().item()) + 1, 2) if t.numel() else 2   # token ids: stay inside the example's range
+    high = max(int(t.max().item()) + 1, 2) if t.numel() else 2  # token ids: stay inside the example's range
     return torch.randint(0, high, t.shape, generator=g, dtype=t.dtype)
 
 
@@ -136,7 +152,7 @@ def _load_tensor_file(path: Path, sample_shape: tuple[int, ...]) -> torch.Tensor
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
         raise CalibrationDataError(
             f"{path.name} could not be read as a tensor file ({type(e).__name__}: {str(e).splitlines()[0][:200]}).",
-            f"Expected {expected}; files are loaded with weights_only=True, so pickled Python objects are refused."
+            f"Expected {expected}; files are loaded with weights_only=True, so pickled Python objects are refused.",
         ) from None
     parts = list(obj) if isinstance(obj, (list, tuple)) else [obj]
     if not parts or not all(isinstance(p, torch.Tensor) for p in parts):
@@ -144,11 +160,15 @@ def _load_tensor_file(path: Path, sample_shape: tuple[int, ...]) -> torch.Tensor
         raise CalibrationDataError(f"{path.name} holds {', '.join(kinds)}, not tensors.", f"Expected {expected}.")
     for p in parts:
         if tuple(p.shape[1:]) != sample_shape or p.dim() != len(sample_shape) + 1:
-            raise CalibrationDataError(f"{path.name} holds a tensor of shape {tuple(p.shape)}; the model's "
-                                       f"input samples are {sample_shape}.", f"Expected {expected}.")
+            raise CalibrationDataError(
+                f"{path.name} holds a tensor of shape {tuple(p.shape)}; the model's input samples are {sample_shape}.",
+                f"Expected {expected}.",
+            )
         if not p.is_floating_point():
-            raise CalibrationDataError(f"{path.name} holds {p.dtype} values; the model takes floating point.",
-                                       f"Expected {expected}, as float32 or float16.")
+            raise CalibrationDataError(
+                f"{path.name} holds {p.dtype} values; the model takes floating point.",
+                f"Expected {expected}, as float32 or float16.",
+            )
     samples = torch.cat([p.float() for p in parts])
     if len(samples) == 0:
         raise CalibrationDataError(f"{path.name} holds no samples.", f"Expected {expected}.")
@@ -158,9 +178,9 @@ def _load_tensor_file(path: Path, sample_shape: tuple[int, ...]) -> torch.Tensor
 def _load_images(folder: Path, sample_shape: tuple[int, ...], limit: int) -> torch.Tensor:
     """The first ``limit`` images of a flat folder, or of a labelled one taking every class in turn."""
     if len(sample_shape) != 3 or sample_shape[0] != 3:
-        raise CalibrationDataError(f"{folder.name}/: image folders feed models whose input is one RGB image "
-                                   f"(3, H, W); this model takes {sample_shape}.",
-                                   "Use a tensor file or random calibration data.")
+        raise CalibrationDataError(
+            f"{folder.name}/: image folders feed models whose input is one RGB image "
+            f"(3, H, W); this model takes {sample_shape}.",
+            "Use a tensor file or random calibration data.",
+        )
     return decode(inspect_folder(folder).files[:limit], folder, sample_shape)
-
-

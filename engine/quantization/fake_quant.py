@@ -55,15 +55,22 @@ def import_modelopt(progress: ProgressFn = no_progress, stages: dict[str, float]
     try:
         import modelopt.torch.quantization as mtq
     except ImportError as e:
-        raise QuantizationError(f"NVIDIA ModelOpt is not installed ({e}).",
-                                f"Install it with `{INSTALL_COMMAND}`.") from None
+        raise QuantizationError(
+            f"NVIDIA ModelOpt is not installed ({e}).", f"Install it with `{INSTALL_COMMAND}`."
+        ) from None
     if stages is not None:
         stages["modelopt_import_s"] = time.perf_counter() - t0
     return mtq
 
 
-def quantize(module: torch.nn.Module, scheme: str, calibration_batches: Sequence[Sequence[torch.Tensor]],
-             progress: ProgressFn = no_progress, *, stages: dict[str, float] | None = None) -> torch.nn.Module:
+def quantize(
+    module: torch.nn.Module,
+    scheme: str,
+    calibration_batches: Sequence[Sequence[torch.Tensor]],
+    progress: ProgressFn = no_progress,
+    *,
+    stages: dict[str, float] | None = None,
+) -> torch.nn.Module:
     """``module`` with the scheme's Q/DQ nodes inserted and calibrated on ``calibration_batches``.
 
     Quantizes in place (copy first to keep the original). Floating batches are cast to the module's
@@ -73,14 +80,17 @@ def quantize(module: torch.nn.Module, scheme: str, calibration_batches: Sequence
     if spec.modelopt_config is None:
         return module
     if not calibration_batches:
-        raise QuantizationError(f"{spec.label} needs calibration data; none was given.",
-                                "Set calibration_batches to 1 or more.")
+        raise QuantizationError(
+            f"{spec.label} needs calibration data; none was given.", "Set calibration_batches to 1 or more."
+        )
     param = next(module.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None else torch.float32
     if device.type != "cuda" and not spec.calibrates_on_cpu:
-        raise QuantizationError(f"{spec.label} calibration runs only on a CUDA GPU (ModelOpt's block "
-                                "quantization keeps its scales there).", "Run it on a GPU.")
+        raise QuantizationError(
+            f"{spec.label} calibration runs only on a CUDA GPU (ModelOpt's block quantization keeps its scales there).",
+            "Run it on a GPU.",
+        )
     mtq = import_modelopt(progress, stages)
     config = copy.deepcopy(getattr(mtq, spec.modelopt_config))
     total = len(calibration_batches)
@@ -115,8 +125,8 @@ class LabelledReference:
     """A labelled image folder (``engine.quantization.image_folders``) with eager fp32's and the fake-quantized model's
     predictions on it; ``report(engine=...)`` adds the engine's."""
 
-    images: Any                             # engine.quantization.image_folders.LabelledImages
-    eager_pred: torch.Tensor                # (N,) argmax of eager fp32
+    images: Any  # engine.quantization.image_folders.LabelledImages
+    eager_pred: torch.Tensor  # (N,) argmax of eager fp32
     fake_quant_pred: torch.Tensor
 
     def accuracy(self, engine_pred: torch.Tensor | None = None) -> LabelledAccuracy:
@@ -126,11 +136,15 @@ class LabelledReference:
             return float((a == b).float().mean())
 
         return LabelledAccuracy(
-            source=self.images.description, images=len(labels), classes=self.images.classes,
-            eager_top1=share(self.eager_pred, labels), fake_quant_top1=share(self.fake_quant_pred, labels),
+            source=self.images.description,
+            images=len(labels),
+            classes=self.images.classes,
+            eager_top1=share(self.eager_pred, labels),
+            fake_quant_top1=share(self.fake_quant_pred, labels),
             engine_top1=None if engine_pred is None else share(engine_pred, labels),
             fake_quant_agreement=share(self.fake_quant_pred, self.eager_pred),
-            engine_agreement=None if engine_pred is None else share(engine_pred, self.eager_pred))
+            engine_agreement=None if engine_pred is None else share(engine_pred, self.eager_pred),
+        )
 
 
 def predict(fn: Any, images: torch.Tensor, batch_size: int, device: Any, dtype: torch.dtype) -> torch.Tensor:
@@ -139,7 +153,7 @@ def predict(fn: Any, images: torch.Tensor, batch_size: int, device: Any, dtype: 
     preds = []
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
-            chunk = images[start:start + batch_size]
+            chunk = images[start : start + batch_size]
             n = len(chunk)
             if n < batch_size:
                 chunk = torch.cat([chunk, chunk.new_zeros((batch_size - n, *chunk.shape[1:]))])
@@ -152,16 +166,16 @@ def predict(fn: Any, images: torch.Tensor, batch_size: int, device: Any, dtype: 
 class QuantizedModel:
     """A calibrated, fake-quantized model ready for ``export_quantized``, with its reference outputs."""
 
-    module: torch.nn.Module                 # on the run's device, in the base precision, Q/DQ inserted
-    inputs: tuple[torch.Tensor, ...]        # the inputs accuracy is measured on (device, base precision)
+    module: torch.nn.Module  # on the run's device, in the base precision, Q/DQ inserted
+    inputs: tuple[torch.Tensor, ...]  # the inputs accuracy is measured on (device, base precision)
     scheme: str
     base_precision: str
     calibration: CalibrationData
-    eager_output: torch.Tensor              # eager fp32 on the same inputs, on CPU
-    fake_quant_output: torch.Tensor         # on CPU
+    eager_output: torch.Tensor  # eager fp32 on the same inputs, on CPU
+    fake_quant_output: torch.Tensor  # on CPU
     quantizers: int
     labelled: LabelledReference | None = None
-    kept: tuple[str, ...] = ()              # compile.keep_high_precision: their quantizers are off
+    kept: tuple[str, ...] = ()  # compile.keep_high_precision: their quantizers are off
 
     def report(self, engine_output: Any = None, engine: Any = None) -> QuantizationReport:
         """The three-way report; ``engine`` (the compiled module) also runs the labelled images, when there are."""
@@ -172,16 +186,29 @@ class QuantizedModel:
                 x = self.inputs[0]
                 engine_pred = predict(engine, self.labelled.images.images, x.shape[0], x.device, x.dtype)
             labelled = self.labelled.accuracy(engine_pred)
-        return three_way_report(self.scheme, self.base_precision, self.calibration, self.eager_output,
-                                self.fake_quant_output, engine_output, quantizers=self.quantizers,
-                                labelled=labelled, kept=self.kept)
+        return three_way_report(
+            self.scheme,
+            self.base_precision,
+            self.calibration,
+            self.eager_output,
+            self.fake_quant_output,
+            engine_output,
+            quantizers=self.quantizers,
+            labelled=labelled,
+            kept=self.kept,
+        )
 
 
 BASE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
 
-def prepare_quantized(request: RunRequest, model: BuiltModel, device: str, progress: ProgressFn = no_progress,
-                      stages: dict[str, float] | None = None) -> QuantizedModel:
+def prepare_quantized(
+    request: RunRequest,
+    model: BuiltModel,
+    device: str,
+    progress: ProgressFn = no_progress,
+    stages: dict[str, float] | None = None,
+) -> QuantizedModel:
     """Eager fp32 reference, then a copy of the model cast to the base precision, calibrated and
     fake-quantized on ``device``. ``model.module`` is left untouched."""
     c = request.compile
@@ -195,8 +222,9 @@ def prepare_quantized(request: RunRequest, model: BuiltModel, device: str, progr
     with torch.no_grad():
         eager_output = detached_cpu(reference(*cast(model.example_inputs, torch.float32)))
     del reference
-    calibration = load_calibration(c.calibration_data, model.example_inputs, c.calibration_batches,
-                                   seed=request.measure.seed)
+    calibration = load_calibration(
+        c.calibration_data, model.example_inputs, c.calibration_batches, seed=request.measure.seed
+    )
     labelled_images = _labelled_images(c.calibration_data, model.example_inputs)
     module = copy.deepcopy(model.module).to(device=device, dtype=dtype).eval()
     module = quantize(module, c.quantization, calibration.batches, progress, stages=stages)
@@ -214,10 +242,21 @@ def prepare_quantized(request: RunRequest, model: BuiltModel, device: str, progr
         eager_pred = predict(reference, labelled_images.images, batch, device, torch.float32)
         del reference
         labelled_images.check_outputs(int(_first_tensor(eager_output).shape[-1]))
-        labelled = LabelledReference(labelled_images, eager_pred,
-                                     predict(module, labelled_images.images, batch, device, dtype))
-    return QuantizedModel(module, inputs, c.quantization, c.quant_base_precision, calibration, eager_output,
-                          fake_quant_output, enabled_quantizers(module), labelled, c.keep_high_precision)
+        labelled = LabelledReference(
+            labelled_images, eager_pred, predict(module, labelled_images.images, batch, device, dtype)
+        )
+    return QuantizedModel(
+        module,
+        inputs,
+        c.quantization,
+        c.quant_base_precision,
+        calibration,
+        eager_output,
+        fake_quant_output,
+        enabled_quantizers(module),
+        labelled,
+        c.keep_high_precision,
+    )
 
 
 def _labelled_images(source: str, example_inputs: Sequence[torch.Tensor]) -> Any:
@@ -226,5 +265,3 @@ def _labelled_images(source: str, example_inputs: Sequence[torch.Tensor]) -> Any
     if path is None or not path.is_dir() or len(example_inputs) != 1:
         return None
     return load_labelled(path, tuple(example_inputs[0].shape[1:]))
-
-

@@ -27,19 +27,21 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_RATIO = 256 / 224
 
-LABELLED_MAX_IMAGES = 512     # images a labelled folder contributes to the accuracy figures (memory: 300 MB at 224)
-HINT_LAYOUT = ("A labelled folder holds one subfolder per class (at least two), each with .jpg/.png images: "
-               "<folder>/<class>/<image>.")
+LABELLED_MAX_IMAGES = 512  # images a labelled folder contributes to the accuracy figures (memory: 300 MB at 224)
+HINT_LAYOUT = (
+    "A labelled folder holds one subfolder per class (at least two), each with .jpg/.png images: "
+    "<folder>/<class>/<image>."
+)
 
 
 @dataclass(frozen=True)
 class FolderLayout:
     folder: Path
-    files: tuple[Path, ...]              # flat: sorted; classes: taken from each class in turn
-    labels: tuple[int, ...] | None       # per file, for the classes layout
+    files: tuple[Path, ...]  # flat: sorted; classes: taken from each class in turn
+    labels: tuple[int, ...] | None  # per file, for the classes layout
     classes: tuple[str, ...] = ()
-    numbered: bool = False               # class folders named by the model's output index
-    loose_files: int = 0                 # images beside the class folders (ignored, as ImageFolder does)
+    numbered: bool = False  # class folders named by the model's output index
+    loose_files: int = 0  # images beside the class folders (ignored, as ImageFolder does)
 
     @property
     def labelled(self) -> bool:
@@ -71,25 +73,31 @@ def inspect_folder(folder: Path) -> FolderLayout:
         if subdirs:
             raise CalibrationDataError(
                 f"{folder.name}/ has no classes: none of its subfolders ({', '.join(d.name for d in subdirs[:5])}"
-                f"{' ...' if len(subdirs) > 5 else ''}) holds images.", HINT_LAYOUT)
+                f"{' ...' if len(subdirs) > 5 else ''}) holds images.",
+                HINT_LAYOUT,
+            )
         raise CalibrationDataError(f"{folder.name}/ holds no images.", f"Put {', '.join(IMAGE_SUFFIXES)} files in it.")
     empty = [name for name, files in per_class.items() if not files]
     if empty:
-        raise CalibrationDataError(f"{folder.name}/: the class folder {empty[0]}/ holds no images"
-                                   + (f" (nor do {len(empty) - 1} others)" if len(empty) > 1 else "") + ".",
-                                   "Remove the empty class folders or put images in them. " + HINT_LAYOUT)
+        raise CalibrationDataError(
+            f"{folder.name}/: the class folder {empty[0]}/ holds no images"
+            + (f" (nor do {len(empty) - 1} others)" if len(empty) > 1 else "")
+            + ".",
+            "Remove the empty class folders or put images in them. " + HINT_LAYOUT,
+        )
     if len(with_images) == 1:
         (name,) = with_images
-        raise CalibrationDataError(f"{folder.name}/ holds one class ({name}/): top-1 accuracy against labels needs "
-                                   "at least two.", "Add a folder per class, or put the images directly in "
-                                                    f"{folder.name}/ to calibrate without labels.")
+        raise CalibrationDataError(
+            f"{folder.name}/ holds one class ({name}/): top-1 accuracy against labels needs at least two.",
+            f"Add a folder per class, or put the images directly in {folder.name}/ to calibrate without labels.",
+        )
     names = sorted(with_images)
     numbered = all(n.isdigit() for n in names)
     index = {n: int(n) if numbered else i for i, n in enumerate(names)}
     files: list[Path] = []
     labels: list[int] = []
     queues = {n: list(with_images[n]) for n in names}
-    while any(queues.values()):                      # every class in turn: the first N calibrate on all classes
+    while any(queues.values()):  # every class in turn: the first N calibrate on all classes
         for n in names:
             if queues[n]:
                 files.append(queues[n].pop(0))
@@ -100,24 +108,33 @@ def inspect_folder(folder: Path) -> FolderLayout:
 def decode(files: list[Path] | tuple[Path, ...], folder: Path, sample_shape: tuple[int, ...]) -> torch.Tensor:
     """The images resized, centre-cropped and normalised as torchvision's ImageNet models expect."""
     if len(sample_shape) != 3 or sample_shape[0] != 3:
-        raise CalibrationDataError(f"{folder.name}/: image folders feed models whose input is one RGB image "
-                                   f"(3, H, W); this model takes {sample_shape}.",
-                                   "Use a tensor file or random calibration data.")
+        raise CalibrationDataError(
+            f"{folder.name}/: image folders feed models whose input is one RGB image "
+            f"(3, H, W); this model takes {sample_shape}.",
+            "Use a tensor file or random calibration data.",
+        )
     from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
     from torchvision import transforms  # noqa: PLC0415
 
     _, h, w = sample_shape
-    prepare = transforms.Compose([
-        transforms.Resize(round(min(h, w) * RESIZE_RATIO)), transforms.CenterCrop((h, w)),
-        transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    prepare = transforms.Compose(
+        [
+            transforms.Resize(round(min(h, w) * RESIZE_RATIO)),
+            transforms.CenterCrop((h, w)),
+            transforms.ToTensor(),
+            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
     images = []
     for f in files:
         try:
             with Image.open(f) as im:
                 images.append(prepare(im.convert("RGB")))
         except (UnidentifiedImageError, OSError) as e:
-            raise CalibrationDataError(f"{folder.name}/{f.relative_to(folder)} is not a readable image ({e}).",
-                                       "Remove it or replace it with a valid image.") from None
+            raise CalibrationDataError(
+                f"{folder.name}/{f.relative_to(folder)} is not a readable image ({e}).",
+                "Remove it or replace it with a valid image.",
+            ) from None
     return torch.stack(images)
 
 
@@ -125,8 +142,8 @@ def decode(files: list[Path] | tuple[Path, ...], folder: Path, sample_shape: tup
 class LabelledImages:
     """Images of a labelled folder with their labels, for top-1 accuracy against them."""
 
-    images: torch.Tensor         # (N, 3, H, W) float32 on CPU
-    labels: torch.Tensor         # (N,) int64
+    images: torch.Tensor  # (N, 3, H, W) float32 on CPU
+    labels: torch.Tensor  # (N,) int64
     description: str
     classes: int
 
@@ -135,13 +152,15 @@ class LabelledImages:
         top = int(self.labels.max())
         if top >= outputs:
             raise CalibrationDataError(
-                f"The labelled folder ({self.description}) has label {top}, but the model predicts {outputs} "
-                "classes.", "Name the class folders by the model's output index (0, 1, ...), or hold exactly "
-                            "the classes the model predicts, in its order.")
+                f"The labelled folder ({self.description}) has label {top}, but the model predicts {outputs} classes.",
+                "Name the class folders by the model's output index (0, 1, ...), or hold exactly "
+                "the classes the model predicts, in its order.",
+            )
 
 
-def load_labelled(folder: Path, sample_shape: tuple[int, ...],
-                  limit: int = LABELLED_MAX_IMAGES) -> LabelledImages | None:
+def load_labelled(
+    folder: Path, sample_shape: tuple[int, ...], limit: int = LABELLED_MAX_IMAGES
+) -> LabelledImages | None:
     """Up to ``limit`` images of a labelled folder (every class in turn), or None for a flat folder."""
     layout = inspect_folder(folder)
     if not layout.labelled or layout.labels is None:

@@ -29,8 +29,18 @@ from engine.store import RunNotFound, RunStore
 from engine.studies.autotune import AutotuneReport
 from engine.studies.ladder import DEFAULT_TOLERANCE_REL_L2
 
-__all__ = ["ReportError", "autotune_html", "file_name", "find_study", "load_runs", "parse_ids", "runs_html",
-           "store_fingerprint", "study_html", "trace_json"]
+__all__ = [
+    "ReportError",
+    "autotune_html",
+    "file_name",
+    "find_study",
+    "load_runs",
+    "parse_ids",
+    "runs_html",
+    "store_fingerprint",
+    "study_html",
+    "trace_json",
+]
 
 
 def parse_ids(values: str | Iterable[str]) -> list[str]:
@@ -44,18 +54,22 @@ def load_runs(store: RunStore, run_ids: Sequence[str], *, max_runs: int = MAX_CO
     """The stored runs, in order; ``ReportError`` for none, too many, or an id the store does not hold."""
     ids = parse_ids(run_ids)
     if not ids:
-        raise ReportError("No run id given.", "Name a run id, or 2 to 6 comma-separated ids to compare "
-                                              "(python -m engine runs lists them).")
+        raise ReportError(
+            "No run id given.",
+            "Name a run id, or 2 to 6 comma-separated ids to compare (python -m engine runs lists them).",
+        )
     if len(ids) > max_runs:
-        raise ReportError(f"{len(ids)} runs given; a report compares at most {max_runs}.",
-                          f"Name at most {max_runs} run ids.")
+        raise ReportError(
+            f"{len(ids)} runs given; a report compares at most {max_runs}.", f"Name at most {max_runs} run ids."
+        )
     runs = []
     for run_id in ids:
         try:
             runs.append(store.get(run_id))
         except RunNotFound as e:
-            raise ReportError(e.message.replace(" Pick a run from History.", ""),
-                              "python -m engine runs lists the stored runs.") from None
+            raise ReportError(
+                e.message.replace(" Pick a run from History.", ""), "python -m engine runs lists the stored runs."
+            ) from None
     return runs
 
 

@@ -20,18 +20,30 @@ from engine.studies.ladder import DEFAULT_TOLERANCE_REL_L2
 
 
 def add_report_command(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="write a self-contained HTML report of runs or a study (and a Chrome trace)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("ids", nargs="*", metavar="ID[,ID...]",
-                   help="a run id, or 2-6 run ids to compare (comma- or space-separated)")
+    p = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report of runs or a study (and a Chrome trace)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "ids", nargs="*", metavar="ID[,ID...]", help="a run id, or 2-6 run ids to compare (comma- or space-separated)"
+    )
     p.add_argument("--study", metavar="ID", help="a knob sweep, precision ladder, batch sweep or auto-tune id")
     p.add_argument("-o", "--output", metavar="FILE.html", help="where to write the HTML report ('-': stdout)")
-    p.add_argument("--trace", metavar="FILE.json",
-                   help="write the runs' per-layer timeline as Chrome-trace JSON (Perfetto, chrome://tracing)")
+    p.add_argument(
+        "--trace",
+        metavar="FILE.json",
+        help="write the runs' per-layer timeline as Chrome-trace JSON (Perfetto, chrome://tracing)",
+    )
     p.add_argument("--baseline", metavar="ID", help="the run the others are compared with (default: the first)")
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE_REL_L2, metavar="REL_L2",
-                   help=f"a precision ladder's accuracy tolerance, rel. L2 vs eager fp32 "
-                        f"(default {DEFAULT_TOLERANCE_REL_L2})")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE_REL_L2,
+        metavar="REL_L2",
+        help=f"a precision ladder's accuracy tolerance, rel. L2 vs eager fp32 (default {DEFAULT_TOLERANCE_REL_L2})",
+    )
     p.set_defaults(func=cmd_report)
 
 
@@ -48,8 +60,10 @@ def _report(ns: argparse.Namespace) -> int:
     if ns.study and ids:
         raise report.ReportError("Give run ids or --study, not both.")
     if not ns.study and not ids:
-        raise report.ReportError("Nothing to report on.", "Name a run id (2-6 comma-separated ids to compare) or "
-                                                          "--study ID; python -m engine runs lists the runs.")
+        raise report.ReportError(
+            "Nothing to report on.",
+            "Name a run id (2-6 comma-separated ids to compare) or --study ID; python -m engine runs lists the runs.",
+        )
     if not ns.output and not ns.trace:
         raise report.ReportError("No output named.", "Add -o FILE.html for the report and/or --trace FILE.json.")
     if ns.trace and ns.study:
@@ -57,7 +71,7 @@ def _report(ns: argparse.Namespace) -> int:
     if not ns.tolerance > 0:
         raise report.ReportError(f"--tolerance {ns.tolerance} must be above 0.")
     store = RunStore()
-    store.import_samples()      # the store as the dashboard shows it: the bundled sample runs included
+    store.import_samples()  # the store as the dashboard shows it: the bundled sample runs included
     to_stdout = ns.output == "-"
     say = sys.stderr if to_stdout else sys.stdout
     if ns.output:
@@ -83,5 +97,6 @@ def _write(path: str, data: bytes) -> None:
     try:
         Path(path).write_bytes(data)
     except OSError as e:
-        raise report.ReportError(f"Cannot write {path}: {e.strerror or e}.",
-                                 "Check that the folder exists and is writable.") from None
+        raise report.ReportError(
+            f"Cannot write {path}: {e.strerror or e}.", "Check that the folder exists and is writable."
+        ) from None

@@ -33,8 +33,10 @@ PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 # report must not depend on whether the CLI or the dashboard built it.
 TEMPLATE_NAME = "plotly"
 # no fetch, image, font or frame from anywhere: only the inline script and styles of this file
-CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; "
-       "font-src data:; connect-src 'none'")
+CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; "
+    "font-src data:; connect-src 'none'"
+)
 
 
 # -- blocks ------------------------------------------------------------------------------------------
@@ -42,12 +44,12 @@ CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline
 class Fact:
     """One headline figure. ``value`` is the stored number (the page's ``data-value``), None when not measured."""
 
-    key: str            # machine-readable name, e.g. "e2e_median_ms" (the page's data-metric)
+    key: str  # machine-readable name, e.g. "e2e_median_ms" (the page's data-metric)
     label: str
-    text: str           # what the reader sees: "0.589 ms", "not measured"
+    text: str  # what the reader sees: "0.589 ms", "not measured"
     value: float | None = None
     detail: str = ""
-    run_id: str = ""    # whose figure it is (the page's data-run)
+    run_id: str = ""  # whose figure it is (the page's data-run)
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class Facts:
 @dataclass(frozen=True)
 class Heading:
     text: str
-    anchor: str = ""    # an id to link to (a run inside a comparison or study)
+    anchor: str = ""  # an id to link to (a run inside a comparison or study)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class Markdown:
 @dataclass(frozen=True)
 class Notice:
     text: str
-    level: str = "warning"     # "warning" | "info" | "error"
+    level: str = "warning"  # "warning" | "info" | "error"
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,9 @@ class Chart:
 class Table:
     frame: pd.DataFrame
     title: str = ""
-    formats: dict[str, Callable[[Any], str]] = field(default_factory=dict)   # column -> cell text
-    highlight: Sequence[bool] = ()      # rows to mark (e.g. settings that differ)
-    index: bool = False                 # show the frame's index as the first column
+    formats: dict[str, Callable[[Any], str]] = field(default_factory=dict)  # column -> cell text
+    highlight: Sequence[bool] = ()  # rows to mark (e.g. settings that differ)
+    index: bool = False  # show the frame's index as the first column
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ Block = Fact | Facts | Heading | Paragraph | Markdown | Notice | Chart | Table |
 
 @dataclass
 class Section:
-    id: str             # anchor, and the prefix of its figures' div ids
+    id: str  # anchor, and the prefix of its figures' div ids
     title: str
     blocks: list[Block] = field(default_factory=list)
 
@@ -122,7 +124,7 @@ class Section:
 class Report:
     title: str
     subtitle: str
-    kind: str           # "run" | "comparison" | "sweep" | "ladder" | "batch_sweep" | "autotune"
+    kind: str  # "run" | "comparison" | "sweep" | "ladder" | "batch_sweep" | "autotune"
     sections: list[Section]
 
 
@@ -172,20 +174,31 @@ def _chart(block: Chart, div_id: str) -> Markup:
     # as plain data: assigning a template object to a figure re-validates all of it (seconds per report)
     plain = block.figure.to_plotly_json()
     figure = {"data": plain["data"], "layout": {**plain["layout"], "template": _template_json()}}
-    html = pio.to_html(figure, include_plotlyjs=False, full_html=False, div_id=div_id,
-                       config=PLOTLY_CONFIG, default_height="450px", validate=False)
+    html = pio.to_html(
+        figure,
+        include_plotlyjs=False,
+        full_html=False,
+        div_id=div_id,
+        config=PLOTLY_CONFIG,
+        default_height="450px",
+        validate=False,
+    )
     return Markup('<figure class="chart">{}</figure>').format(Markup(html))
 
 
 def _facts(block: Facts) -> Markup:
     cards = Markup("").join(
         Markup('<div class="fact"><dt>{}</dt><dd data-metric="{}"{}{}{}>{}</dd>{}</div>').format(
-            f.label, f.key,
+            f.label,
+            f.key,
             Markup(' data-run="{}"').format(f.run_id) if f.run_id else "",
             Markup(' data-value="{}"').format(repr(float(f.value))) if f.value is not None else "",
             Markup(' class="missing"') if f.text.startswith(NOT_MEASURED) else "",
-            f.text, Markup('<small>{}</small>').format(f.detail) if f.detail else "")
-        for f in block.items)
+            f.text,
+            Markup("<small>{}</small>").format(f.detail) if f.detail else "",
+        )
+        for f in block.items
+    )
     return Markup('<dl class="facts">{}</dl>').format(cards)
 
 
@@ -198,12 +211,14 @@ def _table(block: Table) -> Markup:
     for i, row in enumerate(df.itertuples(index=False)):
         cells = Markup("").join(
             Markup("<td>{}</td>").format(block.formats.get(str(c), cell_text)(v))
-            for c, v in zip(df.columns, row, strict=True))
+            for c, v in zip(df.columns, row, strict=True)
+        )
         marked = i < len(block.highlight) and block.highlight[i]
         rows.append(Markup("<tr{}>{}</tr>").format(Markup(' class="differs"') if marked else "", cells))
     title = Markup("<caption>{}</caption>").format(block.title) if block.title else ""
-    return Markup('<div class="table-wrap"><table>{}<thead><tr>{}</tr></thead><tbody>{}</tbody></table></div>'
-                  ).format(title, head, Markup("").join(rows))
+    return Markup('<div class="table-wrap"><table>{}<thead><tr>{}</tr></thead><tbody>{}</tbody></table></div>').format(
+        title, head, Markup("").join(rows)
+    )
 
 
 def _block(block: Block, div_id: Callable[[], str]) -> Markup:
@@ -219,7 +234,7 @@ def _block(block: Block, div_id: Callable[[], str]) -> Markup:
         anchor = Markup(' id="{}"').format(block.anchor) if block.anchor else ""
         return Markup("<h3{}>{}</h3>").format(anchor, block.text)
     if isinstance(block, Paragraph):
-        return Markup('<p{}>{}</p>').format(Markup(' class="muted"') if block.muted else "", block.text)
+        return Markup("<p{}>{}</p>").format(Markup(' class="muted"') if block.muted else "", block.text)
     if isinstance(block, Markdown):
         return Markup('<div class="markdown">{}</div>').format(Markup(_markdown().render(block.text)))
     if isinstance(block, Notice):
@@ -246,8 +261,12 @@ def _section_html(section: Section) -> Markup:
 
 @cache
 def _template() -> Any:
-    env = Environment(loader=FileSystemLoader(Path(__file__).parent), autoescape=True, undefined=StrictUndefined,
-                      keep_trailing_newline=True)
+    env = Environment(
+        loader=FileSystemLoader(Path(__file__).parent),
+        autoescape=True,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
     return env.get_template(TEMPLATE)
 
 
@@ -263,6 +282,7 @@ def render(report: Report) -> bytes:
     if len(set(ids)) != len(ids):
         raise ValueError(f"section ids repeat: {ids}")
     sections = [{"id": s.id, "title": s.title, "html": _section_html(s)} for s in report.sections]
-    html = _template().render(report=report, sections=sections, csp=CSP, plotly_js=Markup(plotly_js()),
-                              plotly_version=plotly.__version__)
+    html = _template().render(
+        report=report, sections=sections, csp=CSP, plotly_js=Markup(plotly_js()), plotly_version=plotly.__version__
+    )
     return html.encode("utf-8")

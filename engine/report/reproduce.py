@@ -23,9 +23,9 @@ ALWAYS = ("model.source", "model.batch_size", "backend", "compile.precision")
 
 @dataclass(frozen=True)
 class CliLine:
-    line: str                    # shell-quoted, ready to paste
-    args: tuple[str, ...]        # the same line as argv
-    unknown: tuple[str, ...]     # stored settings the CLI has no option for
+    line: str  # shell-quoted, ready to paste
+    args: tuple[str, ...]  # the same line as argv
+    unknown: tuple[str, ...]  # stored settings the CLI has no option for
 
 
 def cli_value(value: Any) -> str:
@@ -37,14 +37,14 @@ def cli_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         if all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in value):
             return ",".join(str(v) for v in value)
-        return json.dumps(value, separators=(",", ":"), sort_keys=True)   # model.inputs: a JSON list
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)  # model.inputs: a JSON list
     if isinstance(value, dict):
         return json.dumps(value, separators=(",", ":"), sort_keys=True)
     return str(value)
 
 
 def _same(a: Any, b: Any) -> bool:
-    norm = (lambda v: list(v) if isinstance(v, (list, tuple)) else v)   # noqa: E731 - JSON turns tuples into lists
+    norm = lambda v: list(v) if isinstance(v, (list, tuple)) else v  # noqa: E731 - JSON turns tuples into lists
     return norm(a) == norm(b)
 
 
@@ -63,9 +63,9 @@ def cli_line(request: dict[str, Any], *, no_cache: bool = True) -> CliLine:
         known = {f.name for f in fields(cls)}
         unknown += [f"{part}.{k}" for k in stored if k not in known]
         for f in fields(cls):
-            if f.name in stored:     # a knob stored before it existed ran at its default: nothing to write
+            if f.name in stored:  # a knob stored before it existed ran at its default: nothing to write
                 add(f"{part}.{f.name}", stored[f.name], default[part][f.name])
-        if part == "model":          # what the run is first: model, batch, backend, device, mode
+        if part == "model":  # what the run is first: model, batch, backend, device, mode
             for name in TOP_LEVEL_KNOBS:
                 add(name, request.get(name, default[name]), default[name])
     if no_cache:

@@ -46,10 +46,19 @@ from engine.studies.statistics import NOISE_CONFIDENCE, median_ci_ms
 
 TOP_LAYERS = 20
 # what a reader looks for first about the machine; any other key the run recorded follows
-ENV_ROWS = (("device_name", "GPU / device"), ("gpu_index", "GPU index"), ("driver", "NVIDIA driver"),
-            ("cuda", "CUDA"), ("flavour", "TensorRT flavour"), ("tensorrt", "TensorRT version"),
-            ("torch_tensorrt", "torch_tensorrt"), ("torch", "torch"), ("compute_capability", "compute capability"),
-            ("device", "device kind"), ("host", "host"))
+ENV_ROWS = (
+    ("device_name", "GPU / device"),
+    ("gpu_index", "GPU index"),
+    ("driver", "NVIDIA driver"),
+    ("cuda", "CUDA"),
+    ("flavour", "TensorRT flavour"),
+    ("tensorrt", "TensorRT version"),
+    ("torch_tensorrt", "torch_tensorrt"),
+    ("torch", "torch"),
+    ("compute_capability", "compute capability"),
+    ("device", "device kind"),
+    ("host", "host"),
+)
 NOT_RECORDED = "not recorded"
 
 
@@ -65,43 +74,103 @@ def headline_facts(run: RunResult) -> Facts:
     items: list[Fact] = []
     if lat.timed:
         lo, hi = median_ci_ms(run.latency_samples_ms) if run.latency_samples_ms else (lat.median_ms, lat.median_ms)
-        items.append(Fact("e2e_median_ms", "end-to-end median", _ms(lat.median_ms), lat.median_ms,
-                          f"{NOISE_CONFIDENCE:.0%} CI {lo:.3f}–{hi:.3f} ms · p10–p90 {lat.p10_ms:.3f}–{lat.p90_ms:.3f}"
-                          f" ms · {lat.iters} iterations ({lat.timer})", rid))
-        items.append(Fact("throughput_per_s", "throughput", f"{lat.throughput_per_s:,.0f} /s", lat.throughput_per_s,
-                          f"batch {lat.batch_size} / median", rid))
+        items.append(
+            Fact(
+                "e2e_median_ms",
+                "end-to-end median",
+                _ms(lat.median_ms),
+                lat.median_ms,
+                f"{NOISE_CONFIDENCE:.0%} CI {lo:.3f}–{hi:.3f} ms · p10–p90 {lat.p10_ms:.3f}–{lat.p90_ms:.3f}"
+                f" ms · {lat.iters} iterations ({lat.timer})",
+                rid,
+            )
+        )
+        items.append(
+            Fact(
+                "throughput_per_s",
+                "throughput",
+                f"{lat.throughput_per_s:,.0f} /s",
+                lat.throughput_per_s,
+                f"batch {lat.batch_size} / median",
+                rid,
+            )
+        )
     else:
-        items.append(Fact("e2e_median_ms", "end-to-end median", "not timed",
-                          detail="analyze run: graph segmentation only", run_id=rid))
+        items.append(
+            Fact(
+                "e2e_median_ms",
+                "end-to-end median",
+                "not timed",
+                detail="analyze run: graph segmentation only",
+                run_id=rid,
+            )
+        )
     gpu = run.gpu_time
-    items.append(Fact("gpu_time_ms", "GPU kernel time", _ms(gpu.median_ms), gpu.median_ms,
-                      f"windows {gpu.min_ms:.4f}–{gpu.max_ms:.4f} ms, spread {gpu.spread_pct:.2f}% · "
-                      f"{gpu.kernels_per_inference:g} kernels/inference · {gpu.iters} inferences", rid)
-                 if gpu is not None else _not_measured("gpu_time_ms", "GPU kernel time", run))
+    items.append(
+        Fact(
+            "gpu_time_ms",
+            "GPU kernel time",
+            _ms(gpu.median_ms),
+            gpu.median_ms,
+            f"windows {gpu.min_ms:.4f}–{gpu.max_ms:.4f} ms, spread {gpu.spread_pct:.2f}% · "
+            f"{gpu.kernels_per_inference:g} kernels/inference · {gpu.iters} inferences",
+            rid,
+        )
+        if gpu is not None
+        else _not_measured("gpu_time_ms", "GPU kernel time", run)
+    )
     replay = run.graph_replay
     if replay is None:
         items.append(_not_measured("graph_replay_ms", "CUDA-graph replay", run))
     elif replay.captured and replay.median_ms is not None:
-        band = (f"p10–p90 {replay.p10_ms:.3f}–{replay.p90_ms:.3f} ms · " if replay.p10_ms is not None
-                and replay.p90_ms is not None else "")
-        items.append(Fact("graph_replay_ms", "CUDA-graph replay", _ms(replay.median_ms), replay.median_ms,
-                          f"{band}{replay.iters} replays", rid))
+        band = (
+            f"p10–p90 {replay.p10_ms:.3f}–{replay.p90_ms:.3f} ms · "
+            if replay.p10_ms is not None and replay.p90_ms is not None
+            else ""
+        )
+        items.append(
+            Fact(
+                "graph_replay_ms",
+                "CUDA-graph replay",
+                _ms(replay.median_ms),
+                replay.median_ms,
+                f"{band}{replay.iters} replays",
+                rid,
+            )
+        )
     else:
         items.append(Fact("graph_replay_ms", "CUDA-graph replay", "not captured", detail=replay.reason, run_id=rid))
     host = run.host_overhead_ms
-    items.append(Fact("host_overhead_ms", "host overhead", _ms(host), host, "end-to-end median − GPU kernel time", rid)
-                 if host is not None else _not_measured("host_overhead_ms", "host overhead", run))
-    items.append(Fact("plan_fingerprint", "engine plan", run.plan_fingerprint, detail="same plan → same kernels",
-                      run_id=rid) if run.plan_fingerprint else _not_measured("plan_fingerprint", "engine plan", run))
+    items.append(
+        Fact("host_overhead_ms", "host overhead", _ms(host), host, "end-to-end median − GPU kernel time", rid)
+        if host is not None
+        else _not_measured("host_overhead_ms", "host overhead", run)
+    )
+    items.append(
+        Fact("plan_fingerprint", "engine plan", run.plan_fingerprint, detail="same plan → same kernels", run_id=rid)
+        if run.plan_fingerprint
+        else _not_measured("plan_fingerprint", "engine plan", run)
+    )
     if run.request["backend"] == "tensorrt" and lat.timed:
-        items.append(Fact("engine_count", "TensorRT engines", str(run.engine_count), float(run.engine_count),
-                          f"{run.engine_bytes / 2**20:.1f} MiB" if run.engine_bytes else "", rid))
+        items.append(
+            Fact(
+                "engine_count",
+                "TensorRT engines",
+                str(run.engine_count),
+                float(run.engine_count),
+                f"{run.engine_bytes / 2**20:.1f} MiB" if run.engine_bytes else "",
+                rid,
+            )
+        )
     return Facts(tuple(items))
 
 
 def _not_measured(key: str, label: str, run: RunResult) -> Fact:
-    why = ("needs an NVIDIA GPU" if run.env.get("device") != "cuda"
-           else "recorded before this figure existed, or not measured")
+    why = (
+        "needs an NVIDIA GPU"
+        if run.env.get("device") != "cuda"
+        else "recorded before this figure existed, or not measured"
+    )
     return Fact(key, label, NOT_MEASURED, detail=why, run_id=run.run_id)
 
 
@@ -126,11 +195,19 @@ def environment_table(runs: Sequence[RunResult], labels: dict[str, str] | None =
 def request_blocks(run: RunResult) -> list[Block]:
     """The exact stored request and the CLI line that measures it again."""
     line = cli_line(run.request)
-    blocks: list[Block] = [Code(line.line, "Measure it again (python -m engine profile; --no-cache runs it even if "
-                                           "the store has the result):")]
+    blocks: list[Block] = [
+        Code(
+            line.line,
+            "Measure it again (python -m engine profile; --no-cache runs it even if the store has the result):",
+        )
+    ]
     if line.unknown:
-        blocks.append(Notice("Stored settings this CLI has no option for (left out of the line): "
-                             + ", ".join(line.unknown), "warning"))
+        blocks.append(
+            Notice(
+                "Stored settings this CLI has no option for (left out of the line): " + ", ".join(line.unknown),
+                "warning",
+            )
+        )
     blocks.append(Details("Exact request (JSON)", (Code(json.dumps(run.request, indent=1, sort_keys=True)),)))
     return blocks
 
@@ -141,16 +218,18 @@ def warning_blocks(run: RunResult) -> list[Block]:
 
 def _run_caption(run: RunResult) -> Paragraph:
     where = f"{run.env.get('device_name', '?')} · {run.env.get('flavour', 'none')} · {run.created_at}"
-    return Paragraph(f"Run {run.run_id}, recorded on {where}"
-                     + (" · a sample run recorded on a real GPU and bundled with the dashboard" if run.is_sample
-                        else ""), muted=True)
+    return Paragraph(
+        f"Run {run.run_id}, recorded on {where}"
+        + (" · a sample run recorded on a real GPU and bundled with the dashboard" if run.is_sample else ""),
+        muted=True,
+    )
 
 
 # -- one run ------------------------------------------------------------------------------------------
 def single_run_report(store: RunStore, run: RunResult) -> Report:
     summary: list[Block] = [_run_caption(run), headline_facts(run), *warning_blocks(run)]
     found = diagnosis.diagnose_result(run)
-    if found is not None and found.verdict != "compute_bound":     # as the Profile page shows it
+    if found is not None and found.verdict != "compute_bound":  # as the Profile page shows it
         summary += [Notice(line, "info") for line in found.text().splitlines() if line]
     if run.latency.timed and dynamic_cost.is_dynamic(run.request):
         static = dynamic_cost.find_static_counterpart(store, run)
@@ -161,49 +240,89 @@ def single_run_report(store: RunStore, run: RunResult) -> Report:
         summary.append(_quantization_table(run))
     if run.stages_s:
         summary.append(Chart(stage_charts.stage_bar(run.stages_s)))
-    sections = [Section("summary", "Summary", summary), Section("layers", "Per-layer latency", layer_blocks(run)),
-                Section("segmentation", "Graph segmentation", segmentation_blocks(run)),
-                Section("environment", "Environment", [environment_table([run])]),
-                Section("reproduce", "Request and how to reproduce it", request_blocks(run))]
-    return Report(f"Run report: {run.label}", f"{run.request['model']['source']} · {run.env.get('device_name', '?')}"
-                  f" · {run.created_at}", "run", sections)
+    sections = [
+        Section("summary", "Summary", summary),
+        Section("layers", "Per-layer latency", layer_blocks(run)),
+        Section("segmentation", "Graph segmentation", segmentation_blocks(run)),
+        Section("environment", "Environment", [environment_table([run])]),
+        Section("reproduce", "Request and how to reproduce it", request_blocks(run)),
+    ]
+    return Report(
+        f"Run report: {run.label}",
+        f"{run.request['model']['source']} · {run.env.get('device_name', '?')} · {run.created_at}",
+        "run",
+        sections,
+    )
 
 
 def _quantization_table(run: RunResult) -> Table:
     q = run.quantization
     assert q is not None
-    rows = [{"comparison": name, "rel_l2": acc.rel_l2 if acc else None, "max_abs": acc.max_abs if acc else None,
-             "top1_agreement": acc.top1_agreement if acc else None}
-            for name, acc in (("fake-quantized vs eager fp32", q.fake_quant_vs_eager),
-                              ("engine vs fake-quantized", q.engine_vs_fake_quant),
-                              ("engine vs eager fp32", q.engine_vs_eager))]
-    return Table(pd.DataFrame(rows), f"Quantization {q.scheme} over {q.base_precision}: three-way accuracy "
-                                     f"(calibration: {q.calibration})",
-                 {"rel_l2": fmt("{:.3g}"), "max_abs": fmt("{:.3g}"), "top1_agreement": fmt("{:.1%}")})
+    rows = [
+        {
+            "comparison": name,
+            "rel_l2": acc.rel_l2 if acc else None,
+            "max_abs": acc.max_abs if acc else None,
+            "top1_agreement": acc.top1_agreement if acc else None,
+        }
+        for name, acc in (
+            ("fake-quantized vs eager fp32", q.fake_quant_vs_eager),
+            ("engine vs fake-quantized", q.engine_vs_fake_quant),
+            ("engine vs eager fp32", q.engine_vs_eager),
+        )
+    ]
+    return Table(
+        pd.DataFrame(rows),
+        f"Quantization {q.scheme} over {q.base_precision}: three-way accuracy (calibration: {q.calibration})",
+        {"rel_l2": fmt("{:.3g}"), "max_abs": fmt("{:.3g}"), "top1_agreement": fmt("{:.1%}")},
+    )
 
 
 def layer_blocks(run: RunResult) -> list[Block]:
     """What the Layers page shows, every tab laid out one after the other."""
     if run.layers.empty:
-        return [Paragraph("This run has no per-layer profile: it was recorded with per-layer profiling off (or in "
-                          "analyze mode).", muted=True)]
+        return [
+            Paragraph(
+                "This run has no per-layer profile: it was recorded with per-layer profiling off (or in analyze mode).",
+                muted=True,
+            )
+        ]
     overhead = metrics.profiling_overhead(run)
-    facts = [Fact("layers_profiled", "layers profiled", f"{len(run.layers):,}", float(len(run.layers)),
-                  run_id=run.run_id)]
+    facts = [
+        Fact("layers_profiled", "layers profiled", f"{len(run.layers):,}", float(len(run.layers)), run_id=run.run_id)
+    ]
     if overhead["profiled_sum_ms"] is not None:
-        facts.append(Fact("profiled_sum_ms", "sum of per-layer averages", _ms(overhead["profiled_sum_ms"]),
-                          overhead["profiled_sum_ms"], "profiling synchronises after every layer", run.run_id))
+        facts.append(
+            Fact(
+                "profiled_sum_ms",
+                "sum of per-layer averages",
+                _ms(overhead["profiled_sum_ms"]),
+                overhead["profiled_sum_ms"],
+                "profiling synchronises after every layer",
+                run.run_id,
+            )
+        )
     if overhead["ratio"] is not None:
-        facts.append(Fact("profiled_ratio", "profiled / end-to-end", f"{overhead['ratio']:.2f}×", overhead["ratio"],
-                          run_id=run.run_id))
+        facts.append(
+            Fact(
+                "profiled_ratio",
+                "profiled / end-to-end",
+                f"{overhead['ratio']:.2f}×",
+                overhead["ratio"],
+                run_id=run.run_id,
+            )
+        )
     top = layer_tables.slowest_layers(run.layers, TOP_LAYERS)
     by_type = layer_tables.time_by(run.layers, "layer_type")
     layer_formats = {"avg_ms": fmt("{:.4f}"), "share": fmt("{:.1%}")}
     return [
         Facts(tuple(facts)),
         Chart(layer_charts.top_layers_bar(run.layers, TOP_LAYERS)),
-        Table(top[["order", "name", "layer_type", "avg_ms", "share", "precision", "segment", "module_path"]],
-              f"Top {TOP_LAYERS} layers (mean time per inference)", layer_formats),
+        Table(
+            top[["order", "name", "layer_type", "avg_ms", "share", "precision", "segment", "module_path"]],
+            f"Top {TOP_LAYERS} layers (mean time per inference)",
+            layer_formats,
+        ),
         Chart(layer_charts.layer_type_treemap(run.layers)),
         Table(by_type, "Time by layer type", {"total_ms": fmt("{:.4f}"), "share": fmt("{:.1%}")}),
         Chart(layer_charts.precision_share_bar(run.layers)),
@@ -218,25 +337,44 @@ def segmentation_blocks(run: RunResult) -> list[Block]:
     """What the Segmentation page shows."""
     seg = run.segmentation
     if seg is None:
-        why = ("eager runs execute the whole model in PyTorch" if run.request["backend"] == "eager"
-               else "the TensorRT backend recorded none for it")
+        why = (
+            "eager runs execute the whole model in PyTorch"
+            if run.request["backend"] == "eager"
+            else "the TensorRT backend recorded none for it"
+        )
         return [Paragraph(f"This run has no segmentation: {why}.", muted=True)]
     mbs = run.request["compile"]["min_block_size"]
     blocks: list[Block] = [
-        Facts((Fact("total_ops", "operators", f"{seg.total_ops:,}", float(seg.total_ops), run_id=run.run_id),
-               Fact("supported_ops", "supported", f"{seg.supported_ops:,}", float(seg.supported_ops),
-                    run_id=run.run_id),
-               Fact("coverage", "coverage", f"{seg.coverage:.1%}", seg.coverage, run_id=run.run_id),
-               Fact("segment_engines", "TensorRT engines", str(seg.engine_count), float(seg.engine_count),
-                    run_id=run.run_id),
-               Fact("min_block_size", "min_block_size", str(mbs), float(mbs), run_id=run.run_id))),
-        Chart(segment_charts.segment_strip(seg)), Chart(segment_charts.ops_per_engine_bar(seg, mbs)),
-        Chart(segment_charts.unsupported_ops_bar(seg)), Heading("Recommendations")]
+        Facts(
+            (
+                Fact("total_ops", "operators", f"{seg.total_ops:,}", float(seg.total_ops), run_id=run.run_id),
+                Fact(
+                    "supported_ops", "supported", f"{seg.supported_ops:,}", float(seg.supported_ops), run_id=run.run_id
+                ),
+                Fact("coverage", "coverage", f"{seg.coverage:.1%}", seg.coverage, run_id=run.run_id),
+                Fact(
+                    "segment_engines",
+                    "TensorRT engines",
+                    str(seg.engine_count),
+                    float(seg.engine_count),
+                    run_id=run.run_id,
+                ),
+                Fact("min_block_size", "min_block_size", str(mbs), float(mbs), run_id=run.run_id),
+            )
+        ),
+        Chart(segment_charts.segment_strip(seg)),
+        Chart(segment_charts.ops_per_engine_bar(seg, mbs)),
+        Chart(segment_charts.unsupported_ops_bar(seg)),
+        Heading("Recommendations"),
+    ]
     if not seg.recommendations:
         blocks.append(Paragraph("Torch-TensorRT gave no min_block_size recommendation for this graph.", muted=True))
     for rec in seg.recommendations:
-        what = {"minimal": "Fewest engines", "moderate": "Moderate segmentation",
-                "current": "Equivalent to this run"}.get(rec.kind, rec.kind)
+        what = {
+            "minimal": "Fewest engines",
+            "moderate": "Moderate segmentation",
+            "current": "Equivalent to this run",
+        }.get(rec.kind, rec.kind)
         blocks.append(Paragraph(f"{what}: min_block_size = {rec.min_block_size} → {rec.engines} TensorRT engine(s)"))
     if seg.pytorch_nodes:
         blocks.append(Table(pd.DataFrame(seg.pytorch_nodes), f"Nodes run in PyTorch ({len(seg.pytorch_nodes)})"))
@@ -246,60 +384,97 @@ def segmentation_blocks(run: RunResult) -> list[Block]:
 
 # -- a comparison -------------------------------------------------------------------------------------
 METRIC_FORMATS = {
-    "e2e_median_ms": fmt("{:.4f}"), "e2e_p90_ms": fmt("{:.4f}"), "e2e_p99_ms": fmt("{:.4f}"),
-    "throughput_per_s": fmt("{:,.1f}"), "compile_s": fmt("{:.2f}"), "engine_count": fmt("{:.0f}"),
-    "engine_mb": fmt("{:.1f}"), "peak_memory_mb": fmt("{:.1f}"), "accuracy_rel_l2": fmt("{:.2e}"),
-    "top1_agreement": fmt("{:.1%}"), "delta_ms": fmt("{:+.4f}"), "delta_pct": fmt("{:+.1f}%"),
-    "speedup": fmt("{:.2f}×")}
+    "e2e_median_ms": fmt("{:.4f}"),
+    "e2e_p90_ms": fmt("{:.4f}"),
+    "e2e_p99_ms": fmt("{:.4f}"),
+    "throughput_per_s": fmt("{:,.1f}"),
+    "compile_s": fmt("{:.2f}"),
+    "engine_count": fmt("{:.0f}"),
+    "engine_mb": fmt("{:.1f}"),
+    "peak_memory_mb": fmt("{:.1f}"),
+    "accuracy_rel_l2": fmt("{:.2e}"),
+    "top1_agreement": fmt("{:.1%}"),
+    "delta_ms": fmt("{:+.4f}"),
+    "delta_pct": fmt("{:+.1f}%"),
+    "speedup": fmt("{:.2f}×"),
+}
 
 
 def comparison_report(runs: Sequence[RunResult], baseline_id: str | None = None) -> Report:
     """What the Compare page shows for these runs against the baseline (the first run unless named)."""
     if baseline_id is not None and baseline_id not in {r.run_id for r in runs}:
-        raise ReportError(f"The baseline {baseline_id!r} is not one of the compared runs.",
-                          "Name one of the runs given, or leave the baseline out (the first run is the baseline).")
+        raise ReportError(
+            f"The baseline {baseline_id!r} is not one of the compared runs.",
+            "Name one of the runs given, or leave the baseline out (the first run is the baseline).",
+        )
     base = metrics.pick_baseline(runs, baseline_id)
     table = metrics.metric_table(runs, base.run_id)
     short = settings_table.short_labels(runs)
     cards = []
     for row in table.itertuples():
         if pd.isna(row.e2e_median_ms):
-            cards.append(Fact("e2e_median_ms", short[row.run_id], "not timed", detail="analyze run",
-                              run_id=row.run_id))
+            cards.append(Fact("e2e_median_ms", short[row.run_id], "not timed", detail="analyze run", run_id=row.run_id))
             continue
-        vs = "baseline" if row.baseline else (
-            "" if pd.isna(row.speedup) else f"{row.delta_pct:+.1f}% · {row.speedup:.2f}× vs baseline")
-        cards.append(Fact("e2e_median_ms", short[row.run_id], _ms(row.e2e_median_ms), row.e2e_median_ms, vs,
-                          row.run_id))
+        vs = (
+            "baseline"
+            if row.baseline
+            else ("" if pd.isna(row.speedup) else f"{row.delta_pct:+.1f}% · {row.speedup:.2f}× vs baseline")
+        )
+        cards.append(
+            Fact("e2e_median_ms", short[row.run_id], _ms(row.e2e_median_ms), row.e2e_median_ms, vs, row.run_id)
+        )
     summary: list[Block] = [
-        Paragraph(f"{len(runs)} runs against the baseline {base.label}. Speedup = baseline median / run median "
-                  "(above 1×: faster than the baseline).", muted=True),
+        Paragraph(
+            f"{len(runs)} runs against the baseline {base.label}. Speedup = baseline median / run median "
+            "(above 1×: faster than the baseline).",
+            muted=True,
+        ),
         Facts(tuple(cards)),
         Table(table.drop(columns=["run_id"]), "Headline metrics", METRIC_FORMATS),
-        *(Notice(note, "info") for note in metrics.hardware_notes(runs))]
+        *(Notice(note, "info") for note in metrics.hardware_notes(runs)),
+    ]
     charts_blocks: list[Block] = [
         Chart(compare_charts.metric_bars(metrics.metric_long(runs))),
         Chart(compare_charts.latency_distribution(metrics.latency_samples(runs))),
-        Chart(compare_charts.layer_type_diff_bar(metrics.layer_type_time(runs, base.run_id)))]
+        Chart(compare_charts.layer_type_diff_bar(metrics.layer_type_time(runs, base.run_id))),
+    ]
     differ = settings_table.differing_settings(runs)
     everything = settings_table.settings_table(runs)
     settings: list[Block] = [
-        Table(differ, "Settings that differ", index=True) if not differ.empty else
-        Paragraph("All settings, versions and the GPU are the same: differences are run-to-run noise.", muted=True),
-        Details("All settings (differences highlighted)",
-                (Table(everything.drop(columns="differs"), "", index=True, highlight=list(everything["differs"])),))]
+        Table(differ, "Settings that differ", index=True)
+        if not differ.empty
+        else Paragraph(
+            "All settings, versions and the GPU are the same: differences are run-to-run noise.", muted=True
+        ),
+        Details(
+            "All settings (differences highlighted)",
+            (Table(everything.drop(columns="differs"), "", index=True, highlight=list(everything["differs"])),),
+        ),
+    ]
     labels = {r.run_id: f"{short[r.run_id]}" for r in runs}
-    return Report(f"Comparison of {len(runs)} runs", " · ".join(r.label for r in runs), "comparison", [
-        Section("summary", "Summary", summary), Section("charts", "Charts", charts_blocks),
-        Section("settings", "Settings", settings),
-        Section("environment", "Environment", [environment_table(runs, labels)]),
-        Section("runs", "Each run", per_run_blocks(runs))])
+    return Report(
+        f"Comparison of {len(runs)} runs",
+        " · ".join(r.label for r in runs),
+        "comparison",
+        [
+            Section("summary", "Summary", summary),
+            Section("charts", "Charts", charts_blocks),
+            Section("settings", "Settings", settings),
+            Section("environment", "Environment", [environment_table(runs, labels)]),
+            Section("runs", "Each run", per_run_blocks(runs)),
+        ],
+    )
 
 
 def per_run_blocks(runs: Sequence[RunResult]) -> list[Block]:
     """For each run: its label, headline figures, warnings, and its request with the CLI line."""
     blocks: list[Block] = []
     for i, run in enumerate(runs, start=1):
-        blocks += [Heading(run.label, f"run-{i}"), _run_caption(run), headline_facts(run), *warning_blocks(run),
-                   *request_blocks(run)]
+        blocks += [
+            Heading(run.label, f"run-{i}"),
+            _run_caption(run),
+            headline_facts(run),
+            *warning_blocks(run),
+            *request_blocks(run),
+        ]
     return blocks

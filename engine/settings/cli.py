@@ -48,13 +48,18 @@ def add_knob_options(p: argparse.ArgumentParser) -> None:
     for dotted, f in all_knobs():
         info = knob_info(f)
         choices = f"One of {', '.join(map(str, info.choices))}. " if info.choices else ""
-        p.add_argument(knob_flag(dotted), dest=dotted, default=None, metavar=knob_metavar(f),
-                       help=f"{info.help} {choices}(default: {f.default!r})")
+        p.add_argument(
+            knob_flag(dotted),
+            dest=dotted,
+            default=None,
+            metavar=knob_metavar(f),
+            help=f"{info.help} {choices}(default: {f.default!r})",
+        )
 
 
 def parse_value(raw: str, choices: tuple = ()) -> Any:
     """A command-line value as ``RunRequest.from_dict`` takes it: true/false, none, or the text itself."""
-    if raw in choices:   # a named choice stays text ("off", "default" are choices of compare_inductor)
+    if raw in choices:  # a named choice stays text ("off", "default" are choices of compare_inductor)
         return raw
     low = raw.lower()
     if low in ("true", "yes", "on"):
@@ -63,7 +68,7 @@ def parse_value(raw: str, choices: tuple = ()) -> Any:
         return False
     if low in ("none", "default"):
         return None
-    return raw   # config coercion turns digits into ints and lists into tuples, naming the field on error
+    return raw  # config coercion turns digits into ints and lists into tuples, naming the field on error
 
 
 def request_from_args(ns: argparse.Namespace) -> RunRequest:

@@ -24,7 +24,7 @@ def settings_that_matter(request: RunRequest) -> dict[str, Any]:
             info = knob_info(f)
             if info.added and d[part].get(f.name) == f.default:
                 d[part].pop(f.name)
-            for stored, today in info.renamed:   # old values keep their keys
+            for stored, today in info.renamed:  # old values keep their keys
                 if f.name in d[part] and d[part][f.name] == today:
                     d[part][f.name] = stored
     compile_fields = knob_fields(type(request.compile))

@@ -34,9 +34,9 @@ INPUT_DTYPES = ("float32", "float16", "int64", "int32", "bool")
 INTEGER_DTYPES = ("int64", "int32", "bool")
 # [low, high) a value_range may span per dtype: values are drawn as int64 (torch.randint's high is exclusive and at
 # most 2**63 - 1) and then cast, so a wider range would fail in the worker or wrap around silently
-VALUE_LIMITS = {"int64": (-2**63, 2**63 - 1), "int32": (-2**31, 2**31), "bool": (0, 2)}
+VALUE_LIMITS = {"int64": (-(2**63), 2**63 - 1), "int32": (-(2**31), 2**31), "bool": (0, 2)}
 MAX_RANK = 8
-DIM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")   # a torch.export.Dim name
+DIM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # a torch.export.Dim name
 BATCH_DIM = "batch"
 SEQUENCE_DIM = "sequence"
 MAX_INPUTS = 16
@@ -48,12 +48,12 @@ class InputSpec:
     """One model input. Shapes include the batch dimension."""
 
     name: str
-    shape: tuple[int, ...]                       # opt shape: the engine is tuned for it
+    shape: tuple[int, ...]  # opt shape: the engine is tuned for it
     dtype: str = "float32"
-    min_shape: tuple[int, ...] | None = None     # None: static at ``shape``
+    min_shape: tuple[int, ...] | None = None  # None: static at ``shape``
     max_shape: tuple[int, ...] | None = None
-    value_range: tuple[int, int] | None = None   # integer inputs: values drawn from [low, high)
-    dim_names: tuple[str, ...] = ()              # "batch", "sequence", ...; "" for an unnamed dimension
+    value_range: tuple[int, int] | None = None  # integer inputs: values drawn from [low, high)
+    dim_names: tuple[str, ...] = ()  # "batch", "sequence", ...; "" for an unnamed dimension
 
     @property
     def is_dynamic(self) -> bool:
@@ -104,16 +104,22 @@ class DimRange:
 # -- parsing and the rules that need no model -----------------------------------------------------
 def parse_inputs(raw: Any, field: str = FIELD) -> tuple[InputSpec, ...]:
     """Input specs from plain data (a list of mappings, e.g. JSON), checked with ``check_specs``."""
-    if isinstance(raw, str):   # JSON from the command line or a text box
+    if isinstance(raw, str):  # JSON from the command line or a text box
         try:
             raw = json.loads(raw)
         except json.JSONDecodeError as e:
-            raise ConfigError(field, f"not valid JSON ({e.msg} at character {e.pos}); expected a list like "
-                                     '[{"name": "input_ids", "shape": [1, 128], "dtype": "int64"}]') from None
-        except (ValueError, RecursionError) as e:   # a number too long to convert, nesting too deep
+            raise ConfigError(
+                field,
+                f"not valid JSON ({e.msg} at character {e.pos}); expected a list like "
+                '[{"name": "input_ids", "shape": [1, 128], "dtype": "int64"}]',
+            ) from None
+        except (ValueError, RecursionError) as e:  # a number too long to convert, nesting too deep
             what = "nested too deeply" if isinstance(e, RecursionError) else str(e).split(";")[0]
-            raise ConfigError(field, f"not usable JSON ({what}); expected a list like "
-                                     '[{"name": "input_ids", "shape": [1, 128], "dtype": "int64"}]') from None
+            raise ConfigError(
+                field,
+                f"not usable JSON ({what}); expected a list like "
+                '[{"name": "input_ids", "shape": [1, 128], "dtype": "int64"}]',
+            ) from None
     if isinstance(raw, InputSpec):
         raw = [raw]
     if not isinstance(raw, (list, tuple)) or not raw:
@@ -136,15 +142,21 @@ def parse_inputs(raw: Any, field: str = FIELD) -> tuple[InputSpec, ...]:
         dtype = item.get("dtype", "float32")
         if not isinstance(dtype, str):
             raise ConfigError(f"{where}.dtype", f"{shown(dtype)} is not one of {', '.join(INPUT_DTYPES)}")
-        specs.append(InputSpec(
-            name=name,
-            shape=_shape(item.get("shape"), f"{where}.shape"),
-            dtype=dtype,
-            min_shape=_shape(item["min_shape"], f"{where}.min_shape") if item.get("min_shape") is not None else None,
-            max_shape=_shape(item["max_shape"], f"{where}.max_shape") if item.get("max_shape") is not None else None,
-            value_range=_pair(item.get("value_range"), f"{where}.value_range"),
-            dim_names=_dim_names(item.get("dim_names"), f"{where}.dim_names"),
-        ))
+        specs.append(
+            InputSpec(
+                name=name,
+                shape=_shape(item.get("shape"), f"{where}.shape"),
+                dtype=dtype,
+                min_shape=_shape(item["min_shape"], f"{where}.min_shape")
+                if item.get("min_shape") is not None
+                else None,
+                max_shape=_shape(item["max_shape"], f"{where}.max_shape")
+                if item.get("max_shape") is not None
+                else None,
+                value_range=_pair(item.get("value_range"), f"{where}.value_range"),
+                dim_names=_dim_names(item.get("dim_names"), f"{where}.dim_names"),
+            )
+        )
     return check_specs(tuple(specs), field)
 
 
@@ -154,12 +166,15 @@ def _shape(value: Any, field: str) -> tuple[int, ...]:
         if not all(re.fullmatch(r"-?[0-9]{1,30}", v) for v in parts):
             raise ConfigError(field, f"{shown(value)} is not a list of integers, e.g. 1,128")
         value = [int(v) for v in parts]
-    if not isinstance(value, (list, tuple)) or not value or \
-            not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
         raise ConfigError(field, f"{shown(value)} is not a list of integers, e.g. 1,128")
     if len(value) > MAX_RANK:
         raise ConfigError(field, f"{len(value)} dimensions; at most {MAX_RANK} are allowed")
-    if not all(-2**63 <= v < 2**63 for v in value):   # check_specs names the dimension of any size out of range
+    if not all(-(2**63) <= v < 2**63 for v in value):  # check_specs names the dimension of any size out of range
         raise ConfigError(field, f"{shown(value)}: every size must lie in 1..{MAX_DIM}")
     return tuple(int(v) for v in value)
 
@@ -167,21 +182,28 @@ def _shape(value: Any, field: str) -> tuple[int, ...]:
 def _pair(value: Any, field: str) -> tuple[int, int] | None:
     if value is None:
         return None
-    if not isinstance(value, (list, tuple)) or len(value) != 2 or \
-            not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
         raise ConfigError(field, f"{shown(value)} is not a [low, high) pair of integers, e.g. [0, 30522]")
-    if not all(-2**63 <= v <= 2**63 for v in value):
-        raise ConfigError(field, f"{shown(value)}: values must lie in [{-2**63}, {2**63 - 1}) (int64)")
+    if not all(-(2**63) <= v <= 2**63 for v in value):
+        raise ConfigError(field, f"{shown(value)}: values must lie in [{-(2**63)}, {2**63 - 1}) (int64)")
     return int(value[0]), int(value[1])
 
 
 def _dim_names(value: Any, field: str) -> tuple[str, ...]:
     if value is None:
         return ()
-    if not isinstance(value, (list, tuple)) or \
-            not all(isinstance(n, str) and (n == "" or DIM_NAME.fullmatch(n)) for n in value):
-        raise ConfigError(field, f"{shown(value)} is not a list of dimension names (one per dimension, each a "
-                                 'name like "batch" or "sequence", or "" for an unnamed one)')
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(n, str) and (n == "" or DIM_NAME.fullmatch(n)) for n in value
+    ):
+        raise ConfigError(
+            field,
+            f"{shown(value)} is not a list of dimension names (one per dimension, each a "
+            'name like "batch" or "sequence", or "" for an unnamed one)',
+        )
     if len(value) > MAX_RANK:
         raise ConfigError(field, f"{len(value)} names; inputs have at most {MAX_RANK} dimensions")
     return tuple(value)
@@ -201,12 +223,17 @@ def check_specs(specs: Sequence[InputSpec], field: str = FIELD) -> tuple[InputSp
         if s.dtype not in INPUT_DTYPES:
             raise ConfigError(f"{where}.dtype", f"{s.dtype!r} is not one of {', '.join(INPUT_DTYPES)}")
         if s.dim_names and len(s.dim_names) != len(s.shape):
-            raise ConfigError(f"{where}.dim_names", f"{len(s.dim_names)} names for {len(s.shape)} dimensions "
-                                                     f"of shape {s.shape}; give one per dimension")
+            raise ConfigError(
+                f"{where}.dim_names",
+                f"{len(s.dim_names)} names for {len(s.shape)} dimensions of shape {s.shape}; give one per dimension",
+            )
         for label, shape in (("min_shape", s.min_shape), ("max_shape", s.max_shape)):
             if shape is not None and len(shape) != len(s.shape):
-                raise ConfigError(f"{where}.{label}", f"{shape} has {len(shape)} dimensions but shape {s.shape} "
-                                                      f"has {len(s.shape)}; give min/opt/max of equal rank")
+                raise ConfigError(
+                    f"{where}.{label}",
+                    f"{shape} has {len(shape)} dimensions but shape {s.shape} "
+                    f"has {len(s.shape)}; give min/opt/max of equal rank",
+                )
         if (s.min_shape is None) != (s.max_shape is None):
             raise ConfigError(where, "give both min_shape and max_shape for a dynamic input, or neither")
         for d, (lo, opt, hi) in enumerate(zip(s.lower, s.shape, s.upper, strict=True)):
@@ -214,19 +241,22 @@ def check_specs(specs: Sequence[InputSpec], field: str = FIELD) -> tuple[InputSp
             if not 1 <= lo <= MAX_DIM or not 1 <= hi <= MAX_DIM or not 1 <= opt <= MAX_DIM:
                 raise ConfigError(where, f"{dim}: sizes must lie in 1..{MAX_DIM}, got min {lo} / opt {opt} / max {hi}")
             if not lo <= opt <= hi:
-                raise ConfigError(where, f"{dim}: min {lo} / opt {opt} / max {hi} breaks the rule "
-                                         "min ≤ opt ≤ max")
+                raise ConfigError(where, f"{dim}: min {lo} / opt {opt} / max {hi} breaks the rule min ≤ opt ≤ max")
         if s.value_range is not None:
             if s.dtype not in INTEGER_DTYPES:
-                raise ConfigError(f"{where}.value_range", f"only integer or bool inputs take a value range, "
-                                                          f"this one is {s.dtype}")
+                raise ConfigError(
+                    f"{where}.value_range", f"only integer or bool inputs take a value range, this one is {s.dtype}"
+                )
             low, high = s.value_range
             if not low < high:
                 raise ConfigError(f"{where}.value_range", f"[{shown(low)}, {shown(high)}) is empty; need low < high")
             lo_limit, hi_limit = VALUE_LIMITS[s.dtype]
             if low < lo_limit or high > hi_limit:
-                raise ConfigError(f"{where}.value_range", f"[{shown(low)}, {shown(high)}) does not fit {s.dtype}: "
-                                                          f"values must lie in [{lo_limit}, {hi_limit})")
+                raise ConfigError(
+                    f"{where}.value_range",
+                    f"[{shown(low)}, {shown(high)}) does not fit {s.dtype}: "
+                    f"values must lie in [{lo_limit}, {hi_limit})",
+                )
     dim_ranges(specs, field)
     return tuple(specs)
 
@@ -241,10 +271,13 @@ def dim_ranges(specs: Sequence[InputSpec], field: str = FIELD) -> dict[str, DimR
             r = DimRange(sym, lo, opt, hi)
             seen = ranges.setdefault(sym, r)
             if seen != r:
-                raise ConfigError(f"{field}.{s.name}", f"{s.describe_dim(d)} is {lo}/{opt}/{hi} (min/opt/max) but "
-                                                       f"input {owner[sym]!r} gives the same dimension "
-                                                       f"{seen.min}/{seen.opt}/{seen.max}; shared dimensions "
-                                                       "must have equal ranges")
+                raise ConfigError(
+                    f"{field}.{s.name}",
+                    f"{s.describe_dim(d)} is {lo}/{opt}/{hi} (min/opt/max) but "
+                    f"input {owner[sym]!r} gives the same dimension "
+                    f"{seen.min}/{seen.opt}/{seen.max}; shared dimensions "
+                    "must have equal ranges",
+                )
             owner.setdefault(sym, s.name)
     return ranges
 
@@ -263,8 +296,9 @@ def shapes_at(specs: Sequence[InputSpec], point: str | Mapping[str, int] = "opt"
     return out
 
 
-def measured_shapes(specs: Sequence[InputSpec], batch_size: int, sequence_length: int | None = None,
-                    field: str = FIELD) -> dict[str, tuple[int, ...]]:
+def measured_shapes(
+    specs: Sequence[InputSpec], batch_size: int, sequence_length: int | None = None, field: str = FIELD
+) -> dict[str, tuple[int, ...]]:
     """The shapes a run measures at: batch dims at ``batch_size``, sequence dims at ``sequence_length``.
 
     Raises ``ConfigError`` when that point is outside an input's dynamic range (or differs from a
@@ -280,16 +314,19 @@ def measured_shapes(specs: Sequence[InputSpec], batch_size: int, sequence_length
         if r is None or r.min <= value <= r.max:
             continue
         if r.min == r.max:
-            msg = (f"{value} differs from the {sym} size {r.opt} fixed in {field}; make that dimension dynamic "
-                   f"(min ≤ {value} ≤ max) or set {knob[sym]} to {r.opt}")
+            msg = (
+                f"{value} differs from the {sym} size {r.opt} fixed in {field}; make that dimension dynamic "
+                f"(min ≤ {value} ≤ max) or set {knob[sym]} to {r.opt}"
+            )
         else:
             msg = f"{value} is outside the dynamic {sym} range {r.min}..{r.max} of {field}"
         raise ConfigError(knob[sym], msg)
     return shapes_at(specs, sizes)
 
 
-def with_batch_range(specs: Sequence[InputSpec], min_batch: int, opt_batch: int,
-                     max_batch: int) -> tuple[InputSpec, ...]:
+def with_batch_range(
+    specs: Sequence[InputSpec], min_batch: int, opt_batch: int, max_batch: int
+) -> tuple[InputSpec, ...]:
     """The same inputs with their batch dimension made dynamic (min/opt/max); other dims unchanged."""
     out = []
     for s in specs:
@@ -299,5 +336,3 @@ def with_batch_range(specs: Sequence[InputSpec], min_batch: int, opt_batch: int,
                 lo[d], opt[d], hi[d] = min_batch, opt_batch, max_batch
         out.append(replace(s, shape=tuple(opt), min_shape=tuple(lo), max_shape=tuple(hi)))
     return check_specs(tuple(out))
-
-

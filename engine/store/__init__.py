@@ -1,8 +1,8 @@
 """The store: the only code that touches the data directory's results.
 
-    runs.py    runs: SQLite (WAL) metadata + a directory per run (tables, raw files), atomic writes
-    studies.py stored studies (groups of runs): kind, plan, tags, state, point -> job -> run, in the runs' SQLite
-    paths.py   the data directory, and the one pattern of a run id (nothing else names a path)
+runs.py    runs: SQLite (WAL) metadata + a directory per run (tables, raw files), atomic writes
+studies.py stored studies (groups of runs): kind, plan, tags, state, point -> job -> run, in the runs' SQLite
+paths.py   the data directory, and the one pattern of a run id (nothing else names a path)
 """
 
 from engine.store.paths import (
@@ -22,7 +22,21 @@ from engine.store.paths import (
 from engine.store.runs import ORPHAN_MIN_AGE_S, SUMMARY_COLUMNS, RunNotFound, RunStore, open_store
 
 __all__ = [
-    "ARTIFACT_NAME", "DATA_DIR_ENV", "DEFAULT_DATA_DIR", "ORPHAN_MIN_AGE_S", "PROJECT_ROOT", "RUN_ID_PATTERN",
-    "SAMPLES_DIR", "SUMMARY_COLUMNS", "InvalidRunId", "RunNotFound", "RunStore", "check_run_id", "data_dir",
-    "is_run_id", "new_run_id", "open_store", "utc_now_iso",
+    "ARTIFACT_NAME",
+    "DATA_DIR_ENV",
+    "DEFAULT_DATA_DIR",
+    "ORPHAN_MIN_AGE_S",
+    "PROJECT_ROOT",
+    "RUN_ID_PATTERN",
+    "SAMPLES_DIR",
+    "SUMMARY_COLUMNS",
+    "InvalidRunId",
+    "RunNotFound",
+    "RunStore",
+    "check_run_id",
+    "data_dir",
+    "is_run_id",
+    "new_run_id",
+    "open_store",
+    "utc_now_iso",
 ]

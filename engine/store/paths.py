@@ -17,16 +17,18 @@ SAMPLES_DIR = PROJECT_ROOT / "samples"
 
 # the one shape of a run id, everywhere a run id meets the file system: YYYYMMDD-HHMMSS-<8 hex> (new_run_id)
 RUN_ID_PATTERN = re.compile(r"\d{8}-\d{6}-[0-9a-f]{8}")
-TMP_DIR_PATTERN = re.compile(r"\.tmp-(\d{8}-\d{6}-[0-9a-f]{8})-[0-9a-f]{6}")   # a run being written
-ARTIFACT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,199}")          # a raw file kept with a run
+TMP_DIR_PATTERN = re.compile(r"\.tmp-(\d{8}-\d{6}-[0-9a-f]{8})-[0-9a-f]{6}")  # a run being written
+ARTIFACT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,199}")  # a raw file kept with a run
 
 
 class InvalidRunId(UserError, ValueError):
     """A run id that is not of the one shape run ids have; ``message`` names it."""
 
     def __init__(self, run_id: object):
-        super().__init__(f"{shown(run_id, 60)} is not a run id: run ids look like 20260101-120000-0123abcd "
-                         "(date-time and 8 hex digits)")
+        super().__init__(
+            f"{shown(run_id, 60)} is not a run id: run ids look like 20260101-120000-0123abcd "
+            "(date-time and 8 hex digits)"
+        )
 
 
 def data_dir() -> Path:

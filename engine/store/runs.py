@@ -28,7 +28,7 @@ from engine.errors import UserError
 from engine.result import RunResult, normalise_layers
 from engine.store.paths import ARTIFACT_NAME, SAMPLES_DIR, TMP_DIR_PATTERN, check_run_id, data_dir, is_run_id
 
-ORPHAN_MIN_AGE_S = 600.0   # a half-written run younger than this may still be in progress in another process
+ORPHAN_MIN_AGE_S = 600.0  # a half-written run younger than this may still be in progress in another process
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -53,15 +53,30 @@ CREATE INDEX IF NOT EXISTS runs_key ON runs(key);
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at);
 """
 
-SUMMARY_COLUMNS = ["run_id", "created_at", "model", "backend", "precision", "batch_size", "device_name",
-                   "flavour", "e2e_median_ms", "engine_count", "is_sample", "is_baseline", "tags", "key",
-                   "submitted_by"]
+SUMMARY_COLUMNS = [
+    "run_id",
+    "created_at",
+    "model",
+    "backend",
+    "precision",
+    "batch_size",
+    "device_name",
+    "flavour",
+    "e2e_median_ms",
+    "engine_count",
+    "is_sample",
+    "is_baseline",
+    "tags",
+    "key",
+    "submitted_by",
+]
 
 
 class RunNotFound(UserError, KeyError):
     def __init__(self, run_id: str):
-        super().__init__(f"Run {run_id!r} does not exist: it was deleted or the link is wrong. "
-                         "Pick a run from History.")
+        super().__init__(
+            f"Run {run_id!r} does not exist: it was deleted or the link is wrong. Pick a run from History."
+        )
         self.args = (run_id,)
         self.run_id = run_id
 
@@ -91,7 +106,7 @@ class RunStore:
         if "submitted_by" not in have:
             try:
                 self._conn().execute("ALTER TABLE runs ADD COLUMN submitted_by TEXT NOT NULL DEFAULT ''")
-            except sqlite3.OperationalError as e:   # another process added it a moment ago
+            except sqlite3.OperationalError as e:  # another process added it a moment ago
                 if "duplicate column" not in str(e):
                     raise
 
@@ -152,8 +167,14 @@ class RunStore:
                     shutil.copyfile(src, raw_dir / safe)
                 names.append(safe)
             # names listed by an imported document but not stored with it are dropped (they would name no file)
-            result.artifacts = sorted({a for a in result.artifacts if isinstance(a, str) and ARTIFACT_NAME.fullmatch(a)
-                                       and (raw_dir / a).is_file()} | set(names))
+            result.artifacts = sorted(
+                {
+                    a
+                    for a in result.artifacts
+                    if isinstance(a, str) and ARTIFACT_NAME.fullmatch(a) and (raw_dir / a).is_file()
+                }
+                | set(names)
+            )
             _write_layers(tmp / "layers.json", result.layers)
             body = json.dumps(result.to_dict(), sort_keys=True)
             (tmp / "result.json").write_text(body)
@@ -176,10 +197,24 @@ class RunStore:
                 "INSERT INTO runs (run_id, key, created_at, model, backend, precision, batch_size, device_name,"
                 " flavour, e2e_median_ms, engine_count, is_sample, tags, result_json, submitted_by)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (result.run_id, result.key, result.created_at, r["model"]["source"], r["backend"],
-                 r["compile"]["precision"], r["model"]["batch_size"], result.env.get("device_name", "?"),
-                 result.env.get("flavour", "none"), result.latency.median_ms, result.engine_count,
-                 int(result.is_sample), ",".join(sorted(set(result.tags))), body, result.submitted_by))
+                (
+                    result.run_id,
+                    result.key,
+                    result.created_at,
+                    r["model"]["source"],
+                    r["backend"],
+                    r["compile"]["precision"],
+                    r["model"]["batch_size"],
+                    result.env.get("device_name", "?"),
+                    result.env.get("flavour", "none"),
+                    result.latency.median_ms,
+                    result.engine_count,
+                    int(result.is_sample),
+                    ",".join(sorted(set(result.tags))),
+                    body,
+                    result.submitted_by,
+                ),
+            )
 
     def delete(self, run_id: str) -> None:
         if not is_run_id(run_id):
@@ -203,8 +238,9 @@ class RunStore:
         result.tags = sorted({t.strip() for t in tags if t.strip()})
         body = json.dumps(result.to_dict(), sort_keys=True)
         with self._conn() as c:
-            c.execute("UPDATE runs SET tags = ?, result_json = ? WHERE run_id = ?",
-                      (",".join(result.tags), body, run_id))
+            c.execute(
+                "UPDATE runs SET tags = ?, result_json = ? WHERE run_id = ?", (",".join(result.tags), body, run_id)
+            )
 
     def add_tags(self, run_id: str, tags: Iterable[str]) -> None:
         """Add tags to a run, keeping the ones it has (a cached run can belong to several studies)."""
@@ -216,12 +252,13 @@ class RunStore:
         """Runs carrying exactly ``tag``, oldest first. A substring test on the comma-joined column, not LIKE: ``_``
         and ``%`` in a study id are plain characters, and case counts."""
         rows = self._conn().execute(
-            "SELECT run_id FROM runs WHERE instr(',' || tags || ',', ?) > 0 ORDER BY created_at", (f",{tag},",))
+            "SELECT run_id FROM runs WHERE instr(',' || tags || ',', ?) > 0 ORDER BY created_at", (f",{tag},",)
+        )
         return [r["run_id"] for r in rows]
 
     # -- read ----------------------------------------------------------------------------------
     def get(self, run_id: str) -> RunResult:
-        if not is_run_id(run_id):   # never a path: a link's text reaches here
+        if not is_run_id(run_id):  # never a path: a link's text reaches here
             raise RunNotFound(run_id)
         row = self._conn().execute("SELECT result_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
@@ -236,9 +273,11 @@ class RunStore:
 
     def find_by_key(self, key: str) -> RunResult | None:
         """The newest non-sample run with this cache key, or None."""
-        row = self._conn().execute(
-            "SELECT run_id FROM runs WHERE key = ? AND is_sample = 0 ORDER BY created_at DESC LIMIT 1",
-            (key,)).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT run_id FROM runs WHERE key = ? AND is_sample = 0 ORDER BY created_at DESC LIMIT 1", (key,))
+            .fetchone()
+        )
         return self.get(row["run_id"]) if row else None
 
     def list_runs(self, **filters: Any) -> pd.DataFrame:
@@ -286,9 +325,12 @@ class RunStore:
                 raw[name] = self.artifact_path(run_id, name).read_text(errors="replace")
             except FileNotFoundError:
                 continue
-        doc = {"format": "trt-dashboard-run", "result": result.to_dict(),
-               "layers": json.loads(result.layers.to_json(orient="split", index=False, double_precision=15)),
-               "raw_files": raw}
+        doc = {
+            "format": "trt-dashboard-run",
+            "result": result.to_dict(),
+            "layers": json.loads(result.layers.to_json(orient="split", index=False, double_precision=15)),
+            "raw_files": raw,
+        }
         return json.dumps(doc, indent=1).encode()
 
     def import_run(self, blob: bytes, *, as_sample: bool = False) -> str:

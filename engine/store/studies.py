@@ -42,12 +42,12 @@ CREATE TABLE IF NOT EXISTS study_members (
 CREATE INDEX IF NOT EXISTS study_members_job ON study_members(job_id);
 """
 
-PENDING = "pending"                        # a point not (yet) submitted
+PENDING = "pending"  # a point not (yet) submitted
 ACTIVE_MEMBER_STATES = ("queued", "running")
 FINAL_MEMBER_STATES = ("done", "failed", "cancelled")
 STUDY_STATES = ("running", "finished", "cancelled", "incomplete")
 
-_SCHEMA_READY: set[str] = set()   # database files whose study tables this process has made sure of
+_SCHEMA_READY: set[str] = set()  # database files whose study tables this process has made sure of
 
 # job id -> (state, run id, error) of that job now, or None when the queue does not know it
 JobLookup = Callable[[str], "tuple[str, str | None, str] | None"]
@@ -94,47 +94,70 @@ class StudyTable:
 
     def __init__(self, store: RunStore):
         self.store = store
-        self._conn = store._conn    # one connection per thread, shared with the runs
-        db = f"{store.db_path}:{os.stat(store.db_path).st_ino}"   # a file made anew at the same path is new
+        self._conn = store._conn  # one connection per thread, shared with the runs
+        db = f"{store.db_path}:{os.stat(store.db_path).st_ino}"  # a file made anew at the same path is new
         if db not in _SCHEMA_READY:
             self._conn().executescript(_SCHEMA)
             _SCHEMA_READY.add(db)
 
     # -- write ---------------------------------------------------------------------------------
-    def create(self, study_id: str, kind: str, tags: Iterable[str], plan: dict[str, Any],
-               members: Iterable[tuple[str, dict[str, Any]]]) -> bool:
+    def create(
+        self,
+        study_id: str,
+        kind: str,
+        tags: Iterable[str],
+        plan: dict[str, Any],
+        members: Iterable[tuple[str, dict[str, Any]]],
+    ) -> bool:
         """A new study with its points (label, request dict), none submitted. False when the id exists."""
         with self._conn() as c:
             if c.execute("SELECT 1 FROM studies WHERE study_id = ?", (study_id,)).fetchone():
                 return False
-            c.execute("INSERT INTO studies (study_id, kind, created_at, state, cancelled, tags, plan_json)"
-                      " VALUES (?,?,?,?,0,?,?)",
-                      (study_id, kind, utc_now_iso(), "incomplete", json.dumps(sorted(set(tags))),
-                       json.dumps(plan, sort_keys=True, default=str)))
+            c.execute(
+                "INSERT INTO studies (study_id, kind, created_at, state, cancelled, tags, plan_json)"
+                " VALUES (?,?,?,?,0,?,?)",
+                (
+                    study_id,
+                    kind,
+                    utc_now_iso(),
+                    "incomplete",
+                    json.dumps(sorted(set(tags))),
+                    json.dumps(plan, sort_keys=True, default=str),
+                ),
+            )
             for i, (label, request) in enumerate(members):
-                c.execute("INSERT INTO study_members (study_id, point, label, request_json, state)"
-                          " VALUES (?,?,?,?,?)", (study_id, i, label, json.dumps(request, sort_keys=True), PENDING))
+                c.execute(
+                    "INSERT INTO study_members (study_id, point, label, request_json, state) VALUES (?,?,?,?,?)",
+                    (study_id, i, label, json.dumps(request, sort_keys=True), PENDING),
+                )
         return True
 
     def add_members(self, study_id: str, members: Iterable[tuple[str, dict[str, Any]]]) -> list[int]:
         """More points for an existing study (a plan started again under the same id); returns their indices."""
         with self._conn() as c:
-            row = c.execute("SELECT COALESCE(MAX(point), -1) AS n FROM study_members WHERE study_id = ?",
-                            (study_id,)).fetchone()
+            row = c.execute(
+                "SELECT COALESCE(MAX(point), -1) AS n FROM study_members WHERE study_id = ?", (study_id,)
+            ).fetchone()
             start = int(row["n"]) + 1
             added = []
             for i, (label, request) in enumerate(members, start):
-                c.execute("INSERT INTO study_members (study_id, point, label, request_json, state)"
-                          " VALUES (?,?,?,?,?)", (study_id, i, label, json.dumps(request, sort_keys=True), PENDING))
+                c.execute(
+                    "INSERT INTO study_members (study_id, point, label, request_json, state) VALUES (?,?,?,?,?)",
+                    (study_id, i, label, json.dumps(request, sort_keys=True), PENDING),
+                )
                 added.append(i)
         return added
 
-    def submitted(self, study_id: str, point: int, job_id: str, state: str = "queued", run_id: str | None = None,
-                  error: str = "") -> None:
+    def submitted(
+        self, study_id: str, point: int, job_id: str, state: str = "queued", run_id: str | None = None, error: str = ""
+    ) -> None:
         """A point was queued as ``job_id`` (or answered at once: state done and its run)."""
         with self._conn() as c:
-            c.execute("UPDATE study_members SET job_id = ?, state = ?, run_id = ?, error = ?"
-                      " WHERE study_id = ? AND point = ?", (job_id, state, run_id, error, study_id, point))
+            c.execute(
+                "UPDATE study_members SET job_id = ?, state = ?, run_id = ?, error = ?"
+                " WHERE study_id = ? AND point = ?",
+                (job_id, state, run_id, error, study_id, point),
+            )
             if state in ACTIVE_MEMBER_STATES:
                 c.execute("UPDATE studies SET cancelled = 0 WHERE study_id = ?", (study_id,))
         if run_id:
@@ -145,10 +168,12 @@ class StudyTable:
         """The job process saved (or found) ``run_id`` for ``job_id``: every point that job runs now has its run,
         tagged. Returns the studies it belongs to."""
         with self._conn() as c:
-            rows = c.execute("SELECT DISTINCT study_id FROM study_members WHERE job_id = ? ORDER BY study_id",
-                             (job_id,)).fetchall()
-            c.execute("UPDATE study_members SET run_id = ?, state = 'done', error = '' WHERE job_id = ?",
-                      (run_id, job_id))
+            rows = c.execute(
+                "SELECT DISTINCT study_id FROM study_members WHERE job_id = ? ORDER BY study_id", (job_id,)
+            ).fetchall()
+            c.execute(
+                "UPDATE study_members SET run_id = ?, state = 'done', error = '' WHERE job_id = ?", (run_id, job_id)
+            )
         ids = [r["study_id"] for r in rows]
         for sid in ids:
             self._tag(sid, run_id)
@@ -158,8 +183,10 @@ class StudyTable:
     def settle(self, lookup: JobLookup, study_id: str | None = None) -> int:
         """Bring open points (queued/running, or done without their tags) up to date with their jobs, for one
         study or every study not finished. Returns how many points changed."""
-        sql = ("SELECT m.study_id, m.point, m.job_id, m.state, m.run_id FROM study_members m"
-               " JOIN studies s ON s.study_id = m.study_id WHERE m.job_id IS NOT NULL AND m.state IN (?, ?)")
+        sql = (
+            "SELECT m.study_id, m.point, m.job_id, m.state, m.run_id FROM study_members m"
+            " JOIN studies s ON s.study_id = m.study_id WHERE m.job_id IS NOT NULL AND m.state IN (?, ?)"
+        )
         args: list[Any] = list(ACTIVE_MEMBER_STATES)
         if study_id is not None:
             sql += " AND m.study_id = ?"
@@ -177,10 +204,12 @@ class StudyTable:
             if state == r["state"] and run_id == r["run_id"]:
                 continue
             if state == "done" and not run_id:
-                continue   # a remote run not imported yet: the next settle gets it
+                continue  # a remote run not imported yet: the next settle gets it
             with self._conn() as c:
-                c.execute("UPDATE study_members SET state = ?, run_id = ?, error = ? WHERE study_id = ? AND point = ?",
-                          (state, run_id, error or "", r["study_id"], r["point"]))
+                c.execute(
+                    "UPDATE study_members SET state = ?, run_id = ?, error = ? WHERE study_id = ? AND point = ?",
+                    (state, run_id, error or "", r["study_id"], r["point"]),
+                )
             if run_id and state == "done":
                 self._tag(r["study_id"], run_id)
             changed.add(r["study_id"])
@@ -200,7 +229,7 @@ class StudyTable:
             return
         try:
             self.store.add_tags(run_id, json.loads(row["tags"]))
-        except RunNotFound:   # deleted since, or a remote run not imported yet (settle retries it)
+        except RunNotFound:  # deleted since, or a remote run not imported yet (settle retries it)
             return
 
     def _update_state(self, study_id: str) -> None:
@@ -217,12 +246,22 @@ class StudyTable:
         row = self._conn().execute("SELECT * FROM studies WHERE study_id = ?", (study_id,)).fetchone()
         if row is None:
             return None
-        members = [MemberRow(m["point"], m["label"], json.loads(m["request_json"]), m["job_id"], m["run_id"],
-                             m["state"], m["error"])
-                   for m in self._conn().execute("SELECT * FROM study_members WHERE study_id = ? ORDER BY point",
-                                                 (study_id,))]
-        return StudyRow(row["study_id"], row["kind"], row["created_at"], row["state"], bool(row["cancelled"]),
-                        json.loads(row["tags"]), json.loads(row["plan_json"]), members)
+        members = [
+            MemberRow(
+                m["point"], m["label"], json.loads(m["request_json"]), m["job_id"], m["run_id"], m["state"], m["error"]
+            )
+            for m in self._conn().execute("SELECT * FROM study_members WHERE study_id = ? ORDER BY point", (study_id,))
+        ]
+        return StudyRow(
+            row["study_id"],
+            row["kind"],
+            row["created_at"],
+            row["state"],
+            bool(row["cancelled"]),
+            json.loads(row["tags"]),
+            json.loads(row["plan_json"]),
+            members,
+        )
 
     def select(self, kind: str | None = None) -> list[tuple[str, str, str, str]]:
         """(study id, kind, created at, state), newest first."""

@@ -19,7 +19,7 @@ from engine.store import RunStore
 from engine.studies.judging import Judging, choose, same_engine
 from engine.studies.statistics import GPU_TIME, value_ms
 
-SCAN_LIMIT = 500            # stored runs of the same model looked through for the static counterpart
+SCAN_LIMIT = 500  # stored runs of the same model looked through for the static counterpart
 
 
 def is_dynamic(request: dict[str, Any] | RunRequest) -> bool:
@@ -105,12 +105,15 @@ class DynamicCost:
         d, s = self._ms(self.dynamic), self._ms(self.static)
         digits = 4 if gpu else 3
         what = "GPU time: " if gpu else ""
-        head = (f"At the measured shape the dynamic engine takes {what}{d:.{digits}f} ms against {s:.{digits}f} ms "
-                f"for a static engine built for that shape alone: {self.overhead_ms:+.{digits}f} ms "
-                f"({self.overhead_pct:+.0f}%)")
+        head = (
+            f"At the measured shape the dynamic engine takes {what}{d:.{digits}f} ms against {s:.{digits}f} ms "
+            f"for a static engine built for that shape alone: {self.overhead_ms:+.{digits}f} ms "
+            f"({self.overhead_pct:+.0f}%)"
+        )
         if gpu:
-            head += (f" (end-to-end {self.dynamic.latency.median_ms:.3f} ms against "
-                     f"{self.static.latency.median_ms:.3f} ms)")
+            head += (
+                f" (end-to-end {self.dynamic.latency.median_ms:.3f} ms against {self.static.latency.median_ms:.3f} ms)"
+            )
         elif j.reason:
             head += f" ({j.note})"
         if self.same_plan:
@@ -120,5 +123,7 @@ class DynamicCost:
             return head + f", within the {spread} of both: no clear cost."
         if self.overhead_ms > 0:
             return head + ": what accepting the whole range costs here."
-        return head + ": the dynamic engine is faster here (its opt shape is close, or the static build chose " \
-                      "other kernels)."
+        return (
+            head + ": the dynamic engine is faster here (its opt shape is close, or the static build chose "
+            "other kernels)."
+        )

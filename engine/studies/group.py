@@ -27,7 +27,7 @@ class GroupPlan(Protocol):
     def tags(self) -> list[str]: ...
 
     @property
-    def points(self) -> tuple[Any, ...]: ...   # each with a ``request``
+    def points(self) -> tuple[Any, ...]: ...  # each with a ``request``
 
 
 FINISHED_STATES = ("done", "failed", "cancelled")
@@ -37,14 +37,14 @@ FINISHED_STATES = ("done", "failed", "cancelled")
 class JobView:
     """What the sweep needs to know about one queued job."""
 
-    state: str                 # "queued" | "running" | "done" | "failed" | "cancelled"
+    state: str  # "queued" | "running" | "done" | "failed" | "cancelled"
     run_id: str | None = None
     error: str | None = None
-    detail: str = ""           # progress text, e.g. "build 40%"
+    detail: str = ""  # progress text, e.g. "build 40%"
 
 
-SubmitFn = Callable[[RunRequest], Any]   # -> job id, or an object with .job_id (engine.jobs.Job)
-StatusFn = Callable[[str], Any]          # job id -> JobView or any object with the same attributes
+SubmitFn = Callable[[RunRequest], Any]  # -> job id, or an object with .job_id (engine.jobs.Job)
+StatusFn = Callable[[str], Any]  # job id -> JobView or any object with the same attributes
 CancelFn = Callable[[str], Any]
 
 
@@ -60,11 +60,11 @@ def job_view(status: Any) -> JobView:
 
 @dataclass
 class PointState:
-    point: Any                 # one of the plan's points (it has a ``request``)
+    point: Any  # one of the plan's points (it has a ``request``)
     job_id: str | None = None
     view: JobView = field(default_factory=lambda: JobView("queued"))
-    tagged: bool = False       # finished, and its run (if any) carries the group's tags
-    index: int = -1            # its point number in the stored study
+    tagged: bool = False  # finished, and its run (if any) carries the group's tags
+    index: int = -1  # its point number in the stored study
 
 
 class SweepExecution:
@@ -77,8 +77,17 @@ class SweepExecution:
     what it sees, so a page that polls shows tags at once.
     """
 
-    def __init__(self, plan: GroupPlan, store: RunStore, submit_fn: SubmitFn, status_fn: StatusFn,
-                 cancel_fn: CancelFn, *, kind: str | None = None, labels: Sequence[str] | None = None):
+    def __init__(
+        self,
+        plan: GroupPlan,
+        store: RunStore,
+        submit_fn: SubmitFn,
+        status_fn: StatusFn,
+        cancel_fn: CancelFn,
+        *,
+        kind: str | None = None,
+        labels: Sequence[str] | None = None,
+    ):
         self.plan = plan
         self.store = store
         self.kind: str = kind or str(getattr(plan, "study_kind", "sweep"))
@@ -95,14 +104,20 @@ class SweepExecution:
         """Record the study (once) and queue every point that has no job yet."""
         if not self._recorded:
             indices = record.create_study(
-                self.store, self.kind, self.study_id, self.plan.tags, plan_record(self.plan),
-                [(label, ps.point.request.to_dict()) for label, ps in zip(self._labels, self.points, strict=True)])
+                self.store,
+                self.kind,
+                self.study_id,
+                self.plan.tags,
+                plan_record(self.plan),
+                [(label, ps.point.request.to_dict()) for label, ps in zip(self._labels, self.points, strict=True)],
+            )
             for ps, i in zip(self.points, indices, strict=True):
                 ps.index = i
             self._recorded = True
         try:
-            record.submit_points(self.store, self.study_id, [ps.index for ps in self.points if ps.job_id is None],
-                                 self._submit)
+            record.submit_points(
+                self.store, self.study_id, [ps.index for ps in self.points if ps.job_id is None], self._submit
+            )
         finally:
             self._refresh({})
 
@@ -124,8 +139,7 @@ class SweepExecution:
         members = {m.point: m for m in study.members}
         for ps in self.points:
             m = members[ps.index]
-            state = m.state if m.state != record.PENDING else ("cancelled" if study.state == "cancelled"
-                                                               else "queued")
+            state = m.state if m.state != record.PENDING else ("cancelled" if study.state == "cancelled" else "queued")
             seen = views.get(m.job_id or "")
             ps.job_id = m.job_id
             ps.view = JobView(state, m.run_id, m.error or None, seen.detail if seen else "")
@@ -158,8 +172,9 @@ class SweepExecution:
 
     def status_text(self, what: str = "Sweep") -> str:
         """E.g. "Sweep <id>: 3/6 finished · 3 done, 2 queued, 1 running"."""
-        return (f"{what} {self.plan.sweep_id}: {self.finished_count}/{len(self.points)} finished · "
-                + ", ".join(f"{n} {state}" for state, n in self.counts().items()))
+        return f"{what} {self.plan.sweep_id}: {self.finished_count}/{len(self.points)} finished · " + ", ".join(
+            f"{n} {state}" for state, n in self.counts().items()
+        )
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -197,8 +212,9 @@ def tag_run(store: RunStore, run_id: str, tags: Iterable[str]) -> None:
     store.add_tags(run_id, tags)
 
 
-def evaluator_on_queue(store: RunStore, submit_fn: SubmitFn, status_fn: StatusFn, *, poll_s: float = 0.5,
-                       timeout_s: float | None = None) -> Callable[[RunRequest], RunResult]:
+def evaluator_on_queue(
+    store: RunStore, submit_fn: SubmitFn, status_fn: StatusFn, *, poll_s: float = 0.5, timeout_s: float | None = None
+) -> Callable[[RunRequest], RunResult]:
     """An ``evaluate(request) -> RunResult`` that goes through the job queue and waits."""
 
     def evaluate(request: RunRequest) -> RunResult:

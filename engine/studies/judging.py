@@ -49,9 +49,9 @@ def gpu_time_absence(run: RunResult) -> str:
 class Judging:
     """The figure that judges a difference between runs, and why, when it is not the one the settings call for."""
 
-    metric: str        # GPU_TIME | END_TO_END
-    preferred: str     # what the differing settings call for
-    reason: str = ""   # why ``metric`` stands in for ``preferred`` ("" when they agree)
+    metric: str  # GPU_TIME | END_TO_END
+    preferred: str  # what the differing settings call for
+    reason: str = ""  # why ``metric`` stands in for ``preferred`` ("" when they agree)
 
     @property
     def name(self) -> str:
@@ -59,7 +59,7 @@ class Judging:
 
     @property
     def note(self) -> str:
-        """"judged on end-to-end latency: GPU time ...", "" when the preferred figure judges."""
+        """ "judged on end-to-end latency: GPU time ...", "" when the preferred figure judges."""
         return f"judged on {self.name}: {self.reason}" if self.reason else ""
 
 
@@ -74,11 +74,19 @@ def choose(settings: Iterable[str], runs: Sequence[RunResult]) -> Judging:
     if not missing:
         return Judging(GPU_TIME, GPU_TIME)
     reasons = sorted(set(missing))
-    which = ("this run" if len(missing) == 1 else "these runs" if len(missing) == len(timed)
-             else f"{len(missing)} of these runs")
-    return Judging(END_TO_END, GPU_TIME,
-                   f"GPU time {'; '.join(reasons)} for {which}, and end-to-end latency swings between fresh "
-                   "processes far more than GPU time does")
+    which = (
+        "this run"
+        if len(missing) == 1
+        else "these runs"
+        if len(missing) == len(timed)
+        else f"{len(missing)} of these runs"
+    )
+    return Judging(
+        END_TO_END,
+        GPU_TIME,
+        f"GPU time {'; '.join(reasons)} for {which}, and end-to-end latency swings between fresh "
+        "processes far more than GPU time does",
+    )
 
 
 # -- one engine, run twice -----------------------------------------------------------------------------
@@ -89,8 +97,9 @@ def shapes_key(request: dict) -> tuple:
     shapes: object = None
     if inputs:
         try:
-            shapes = tuple(sorted(measured_shapes(parse_inputs(inputs), m.get("batch_size", 1),
-                                                  m.get("sequence_length")).items()))
+            shapes = tuple(
+                sorted(measured_shapes(parse_inputs(inputs), m.get("batch_size", 1), m.get("sequence_length")).items())
+            )
         except Exception:  # noqa: BLE001 - a stored request the current rules refuse: compare it as written
             shapes = repr(inputs)
     return (m.get("batch_size"), tuple(m.get("input_shape") or ()), m.get("sequence_length"), shapes)
@@ -98,9 +107,12 @@ def shapes_key(request: dict) -> tuple:
 
 def same_engine(a: RunResult, b: RunResult) -> bool:
     """Both runs recorded the same engine plan (kernels), on the same GPU type, at the same input shapes."""
-    return (a.plan_fingerprint is not None and a.plan_fingerprint == b.plan_fingerprint
-            and a.env.get("device_name") == b.env.get("device_name")
-            and shapes_key(a.request) == shapes_key(b.request))
+    return (
+        a.plan_fingerprint is not None
+        and a.plan_fingerprint == b.plan_fingerprint
+        and a.env.get("device_name") == b.env.get("device_name")
+        and shapes_key(a.request) == shapes_key(b.request)
+    )
 
 
 def plan_groups(runs: Sequence[RunResult]) -> list[list[RunResult]]:

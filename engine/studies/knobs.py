@@ -26,9 +26,9 @@ from engine.settings.defaults import (
 from engine.settings.request import CompileSettings
 from engine.studies.statistics import END_TO_END, GPU_TIME
 
-KERNELS = "kernels"         # the setting changes which kernels run
-HOST = "host"               # it changes the host's work per call (launches, runtime), not the kernels
-INCIDENTAL = "incidental"   # it changes neither (engine caching, iteration counts, seeds, repeats)
+KERNELS = "kernels"  # the setting changes which kernels run
+HOST = "host"  # it changes the host's work per call (launches, runtime), not the kernels
+INCIDENTAL = "incidental"  # it changes neither (engine caching, iteration counts, seeds, repeats)
 
 SWEEP_TAG = "sweep:"
 KNOB_TAG = "knob:"
@@ -41,7 +41,7 @@ FRONTEND_KNOB = "compile.frontend"
 EXECUTED_OPS_KNOB = "compile.torch_executed_ops"
 CUDAGRAPHS_KNOB = "compile.enable_cudagraphs"
 
-Values = Callable[[Sequence[int], Sequence[Any]], list[Any]]   # (dryrun's recommended, user's values) -> values
+Values = Callable[[Sequence[int], Sequence[Any]], list[Any]]  # (dryrun's recommended, user's values) -> values
 
 
 def _text(value: Any) -> str:
@@ -60,20 +60,20 @@ def _by_text(value: Any) -> tuple:
 class Knob:
     """One request setting as studies of runs see it."""
 
-    setting: str        # dotted path in a request: "compile.optimization_level", "model.batch_size"
-    name: str           # "optimization_level", "batch"
-    changes: str        # KERNELS | HOST | INCIDENTAL
+    setting: str  # dotted path in a request: "compile.optimization_level", "model.batch_size"
+    name: str  # "optimization_level", "batch"
+    changes: str  # KERNELS | HOST | INCIDENTAL
     # -- how a sweep treats it (``values`` is None for a setting no sweep varies) --
-    values: Values | None = None             # the values a sweep covers unless the user lists others
-    text: Callable[[Any], str] = _text       # a value on an axis and in a verdict
-    marks_default: bool = True               # the label says "(default)" at the knob's default
+    values: Values | None = None  # the values a sweep covers unless the user lists others
+    text: Callable[[Any], str] = _text  # a value on an axis and in a verdict
+    marks_default: bool = True  # the label says "(default)" at the knob's default
     effective: Callable[[Any], Any] = _as_is  # the value the compiler actually uses
     order: Callable[[Any], tuple] = _by_text  # how values sort
-    partitions: bool = False                 # acts through the graph's partition: engine counts belong in a verdict
-    dryrun_recommends: bool = False          # the dryrun recommends values of it
-    plan_note: str = ""                      # what a sweep plan of it says
-    verdict_note: str = ""                   # the last line of its verdict
-    build_only: bool = False                 # only steers the build: the engine plan's fingerprint stands in for it
+    partitions: bool = False  # acts through the graph's partition: engine counts belong in a verdict
+    dryrun_recommends: bool = False  # the dryrun recommends values of it
+    plan_note: str = ""  # what a sweep plan of it says
+    verdict_note: str = ""  # the last line of its verdict
+    build_only: bool = False  # only steers the build: the engine plan's fingerprint stands in for it
 
     @property
     def judged_on(self) -> str:
@@ -97,8 +97,9 @@ def recommended_min_block_sizes(segmentation: Segmentation | None) -> list[int]:
     return sorted({r.min_block_size for r in segmentation.recommendations if r.kind != "current"})
 
 
-def min_block_size_values(recommendations: Segmentation | Iterable[int] | None = None,
-                          user_values: Iterable[int] = ()) -> list[int]:
+def min_block_size_values(
+    recommendations: Segmentation | Iterable[int] | None = None, user_values: Iterable[int] = ()
+) -> list[int]:
     """Torch-TensorRT's default (5), the dryrun's recommended values and the user's list, sorted."""
     if isinstance(recommendations, Segmentation) or recommendations is None:
         recommended = recommended_min_block_sizes(recommendations)
@@ -143,29 +144,74 @@ _FRONTEND_NAMES = {"dynamo": "dynamo (AOT)", "torch_compile": "torch_compile (JI
 
 # Sweepable knobs come first, in the order forms offer them.
 KNOBS: tuple[Knob, ...] = (
-    Knob(MIN_BLOCK_SIZE_KNOB, "min_block_size", KERNELS,
-         values=lambda rec, user: min_block_size_values(rec, user),
-         order=lambda v: (v, 0 if v is None else 1), partitions=True, dryrun_recommends=True, build_only=True),
-    Knob(OPTIMIZATION_LEVEL_KNOB, "optimization_level", KERNELS,
-         # unset and 3 build the same engine: measuring both gives the sweep a run-to-run noise figure
-         values=lambda rec, user: list(user) or [None, *OPTIMIZATION_LEVELS],
-         text=lambda v: f"default ({TRT_DEFAULT_OPTIMIZATION_LEVEL})" if v is None else str(v), marks_default=False,
-         effective=_level, order=lambda v: (_level(v), 0 if v is None else 1), plan_note=_LEVEL_NOTE,
-         verdict_note=f"optimization_level unset is TensorRT's default, level {TRT_DEFAULT_OPTIMIZATION_LEVEL}.",
-         build_only=True),
-    Knob(PRECISION_KNOB, "precision", KERNELS, values=lambda rec, user: list(user) or list(PRECISIONS),
-         order=_index_in(PRECISIONS)),
-    Knob(RUNTIME_KNOB, "runtime", HOST, values=_off_on, text=lambda v: "Python" if v else "C++",
-         order=lambda v: (bool(v),)),
-    Knob(FRONTEND_KNOB, "frontend", HOST, values=lambda rec, user: list(FRONTENDS),
-         text=lambda v: _FRONTEND_NAMES.get(v, str(v)), order=_index_in(FRONTENDS)),
-    Knob(EXECUTED_OPS_KNOB, "torch_executed_ops", KERNELS, values=_op_sets,
-         text=lambda v: ", ".join(_short_op(o) for o in _ops(v)) if _ops(v) else "none", effective=_ops,
-         order=lambda v: (len(_ops(v)), _ops(v)), partitions=True, build_only=True),
-    Knob(CUDAGRAPHS_KNOB, "cudagraphs", HOST, values=_off_on, text=lambda v: "on" if v else "off",
-         order=lambda v: (bool(v),),
-         plan_note="CUDA graphs change how the engine is launched, not how it is built: on and off are separate "
-                   "sweep points, never repeats of one measurement."),
+    Knob(
+        MIN_BLOCK_SIZE_KNOB,
+        "min_block_size",
+        KERNELS,
+        values=lambda rec, user: min_block_size_values(rec, user),
+        order=lambda v: (v, 0 if v is None else 1),
+        partitions=True,
+        dryrun_recommends=True,
+        build_only=True,
+    ),
+    Knob(
+        OPTIMIZATION_LEVEL_KNOB,
+        "optimization_level",
+        KERNELS,
+        # unset and 3 build the same engine: measuring both gives the sweep a run-to-run noise figure
+        values=lambda rec, user: list(user) or [None, *OPTIMIZATION_LEVELS],
+        text=lambda v: f"default ({TRT_DEFAULT_OPTIMIZATION_LEVEL})" if v is None else str(v),
+        marks_default=False,
+        effective=_level,
+        order=lambda v: (_level(v), 0 if v is None else 1),
+        plan_note=_LEVEL_NOTE,
+        verdict_note=f"optimization_level unset is TensorRT's default, level {TRT_DEFAULT_OPTIMIZATION_LEVEL}.",
+        build_only=True,
+    ),
+    Knob(
+        PRECISION_KNOB,
+        "precision",
+        KERNELS,
+        values=lambda rec, user: list(user) or list(PRECISIONS),
+        order=_index_in(PRECISIONS),
+    ),
+    Knob(
+        RUNTIME_KNOB,
+        "runtime",
+        HOST,
+        values=_off_on,
+        text=lambda v: "Python" if v else "C++",
+        order=lambda v: (bool(v),),
+    ),
+    Knob(
+        FRONTEND_KNOB,
+        "frontend",
+        HOST,
+        values=lambda rec, user: list(FRONTENDS),
+        text=lambda v: _FRONTEND_NAMES.get(v, str(v)),
+        order=_index_in(FRONTENDS),
+    ),
+    Knob(
+        EXECUTED_OPS_KNOB,
+        "torch_executed_ops",
+        KERNELS,
+        values=_op_sets,
+        text=lambda v: ", ".join(_short_op(o) for o in _ops(v)) if _ops(v) else "none",
+        effective=_ops,
+        order=lambda v: (len(_ops(v)), _ops(v)),
+        partitions=True,
+        build_only=True,
+    ),
+    Knob(
+        CUDAGRAPHS_KNOB,
+        "cudagraphs",
+        HOST,
+        values=_off_on,
+        text=lambda v: "on" if v else "off",
+        order=lambda v: (bool(v),),
+        plan_note="CUDA graphs change how the engine is launched, not how it is built: on and off are separate "
+        "sweep points, never repeats of one measurement.",
+    ),
     Knob("model.source", "model", KERNELS),
     Knob("model.batch_size", "batch", KERNELS),
     Knob("model.input_shape", "input shape", KERNELS),
@@ -183,7 +229,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("compile.use_fast_partitioner", "use_fast_partitioner", KERNELS, build_only=True),
     Knob("compile.cache_built_engines", "cache_built_engines", INCIDENTAL, build_only=True),
     Knob("compile.reuse_cached_engines", "reuse_cached_engines", INCIDENTAL, build_only=True),
-    Knob("device", "device (requested)", INCIDENTAL),   # "auto" and "cuda" ran alike; env.device says where
+    Knob("device", "device (requested)", INCIDENTAL),  # "auto" and "cuda" ran alike; env.device says where
     Knob("measure.seed", "seed", INCIDENTAL),
     Knob("measure.repeat", "repeat", INCIDENTAL),
 )
@@ -213,8 +259,9 @@ def knob_default(setting: str) -> Any:
     return CompileSettings.__dataclass_fields__[leaf(setting)].default
 
 
-def default_values(setting: str, *, recommendations: Segmentation | Iterable[int] | None = None,
-                   user_values: Iterable[Any] = ()) -> list[Any]:
+def default_values(
+    setting: str, *, recommendations: Segmentation | Iterable[int] | None = None, user_values: Iterable[Any] = ()
+) -> list[Any]:
     """The values a sweep of ``setting`` covers unless the user lists others (``Knob.values``): e.g.
     ``optimization_level`` covers 0-5 and unset, ``torch_executed_ops`` "none" plus each set the user lists."""
     record = KNOB_BY_SETTING.get(setting)

@@ -31,10 +31,10 @@ from engine.store.studies import (
 )
 
 KINDS = {"sweep": "knob sweep", "ladder": "precision ladder", "batch_sweep": "batch sweep", "autotune": "auto-tune"}
-STUDY_ID_PATTERN = re.compile(r"[^\s,]{1,200}")     # no comma: an id lives inside the runs' comma-joined tags
+STUDY_ID_PATTERN = re.compile(r"[^\s,]{1,200}")  # no comma: an id lives inside the runs' comma-joined tags
 
-SubmitFn = Callable[[RunRequest], Any]   # request -> job id, or an object with .job_id (and .state/.run_id: a Job)
-StatusFn = Callable[[str], Any]       # job id -> a job (engine.jobs.Job), a dict or a JobView-like object
+SubmitFn = Callable[[RunRequest], Any]  # request -> job id, or an object with .job_id (and .state/.run_id: a Job)
+StatusFn = Callable[[str], Any]  # job id -> a job (engine.jobs.Job), a dict or a JobView-like object
 
 
 class StudyNotFound(UserError, KeyError):
@@ -42,8 +42,10 @@ class StudyNotFound(UserError, KeyError):
 
     def __init__(self, study_id: object, kind: str | None = None):
         what = KINDS.get(kind or "", "study")
-        super().__init__(f"No {what} {shown(study_id, 80)} is stored: it was never started here, or the link is "
-                         "wrong.", f"Pick a {what} from the list, or start a new one.")
+        super().__init__(
+            f"No {what} {shown(study_id, 80)} is stored: it was never started here, or the link is wrong.",
+            f"Pick a {what} from the list, or start a new one.",
+        )
         self.args = (study_id,)
         self.study_id = study_id
 
@@ -60,7 +62,7 @@ class Member:
     request: dict[str, Any]
     job_id: str | None
     run_id: str | None
-    state: str            # pending (never submitted) | queued | running | done | failed | cancelled
+    state: str  # pending (never submitted) | queued | running | done | failed | cancelled
     error: str = ""
 
     @property
@@ -79,7 +81,7 @@ class Study:
     study_id: str
     kind: str
     created_at: str
-    state: str            # running | finished | cancelled | incomplete
+    state: str  # running | finished | cancelled | incomplete
     tags: tuple[str, ...]
     plan: dict[str, Any]
     members: tuple[Member, ...]
@@ -103,9 +105,10 @@ class Study:
         what = KINDS.get(self.kind, "study")
         done = sum(m.state == "done" for m in self.members)
         lines = "; ".join(f"{m.label or f'point {m.point + 1}'} ({m.why_missing})" for m in gone)
-        return (f"This {what} has {done} of {len(self.members)} points measured; "
-                f"{len(gone)} missing: {lines}. Resume queues the missing points again.")
-
+        return (
+            f"This {what} has {done} of {len(self.members)} points measured; "
+            f"{len(gone)} missing: {lines}. Resume queues the missing points again."
+        )
 
     @property
     def status_text(self) -> str:
@@ -115,13 +118,18 @@ class Study:
             counts[m.state] = counts.get(m.state, 0) + 1
         done = counts.pop("done", 0)
         rest = ", ".join(f"{n} {'never run' if s == PENDING else s}" for s, n in counts.items())
-        return (f"{KINDS.get(self.kind, 'Study').capitalize()} {self.study_id} ({self.state}): {done} of "
-                f"{len(self.members)} points measured" + (f" · {rest}" if rest else ""))
+        return (
+            f"{KINDS.get(self.kind, 'Study').capitalize()} {self.study_id} ({self.state}): {done} of "
+            f"{len(self.members)} points measured" + (f" · {rest}" if rest else "")
+        )
 
 
 def resumed_text(count: int) -> str:
-    return (f"{count} missing point{'s' if count != 1 else ''} queued again; this study fills in as they finish."
-            if count else "Nothing is missing: every point has its run or is on its way.")
+    return (
+        f"{count} missing point{'s' if count != 1 else ''} queued again; this study fills in as they finish."
+        if count
+        else "Nothing is missing: every point has its run or is on its way."
+    )
 
 
 def check_study_id(study_id: object, kind: str | None = None) -> str:
@@ -141,8 +149,14 @@ def _study(row: StudyRow) -> Study:
     return Study(row.study_id, row.kind, row.created_at, row.state, tuple(row.tags), row.plan, members)
 
 
-def create_study(store: RunStore, kind: str, study_id: str, tags: Iterable[str], plan: dict[str, Any],
-                 points: Sequence[tuple[str, dict[str, Any]]]) -> list[int]:
+def create_study(
+    store: RunStore,
+    kind: str,
+    study_id: str,
+    tags: Iterable[str],
+    plan: dict[str, Any],
+    points: Sequence[tuple[str, dict[str, Any]]],
+) -> list[int]:
     """Record a study and its points (label, request dict), none submitted yet. A study started again under an id
     that exists (same kind) gets the points added. Returns the indices of the points just recorded.
 
@@ -168,8 +182,10 @@ def add_points(store: RunStore, study_id: str, points: Sequence[tuple[str, dict[
 
 class StudyExists(UserError, ValueError):
     def __init__(self, study_id: str, kind: str):
-        super().__init__(f"The id {study_id!r} already names a {KINDS.get(kind, kind)}.",
-                         "Start the study under another id (leave it empty for a new one).")
+        super().__init__(
+            f"The id {study_id!r} already names a {KINDS.get(kind, kind)}.",
+            "Start the study under another id (leave it empty for a new one).",
+        )
 
 
 def load_study(store: RunStore, study_id: str, kind: str | None = None) -> Study:
@@ -209,7 +225,7 @@ def submit_points(store: RunStore, study_id: str, points: Iterable[int], submit_
         state = "queued" if isinstance(job, str) else job_state(getattr(job, "state", "queued"))
         run_id = None if isinstance(job, str) else getattr(job, "run_id", None)
         if state == "done" and not run_id:
-            state = "queued"     # settled from the queue later
+            state = "queued"  # settled from the queue later
         table.submitted(study_id, p, job_id, state, run_id if state == "done" else None)
         ids.append(job_id)
     return ids
@@ -222,7 +238,7 @@ def settle(store: RunStore, study_id: str | None, status_fn: StatusFn) -> int:
     def lookup(job_id: str) -> tuple[str, str | None, str] | None:
         try:
             job = status_fn(job_id)
-        except LookupError:      # the queue forgot it (JobError)
+        except LookupError:  # the queue forgot it (JobError)
             return None
         get = job.get if isinstance(job, dict) else (lambda k, d=None: getattr(job, k, d))
         state = job_state(get("state", None) or get("status", "queued"))
@@ -253,11 +269,16 @@ def cancel_study(store: RunStore, study_id: str, cancel_fn: Callable[[str], Any]
     return n
 
 
-_STATE_ALIASES = {"finished": "done", "succeeded": "done", "complete": "done", "error": "failed",
-                  "pending": "queued", "canceled": "cancelled"}
+_STATE_ALIASES = {
+    "finished": "done",
+    "succeeded": "done",
+    "complete": "done",
+    "error": "failed",
+    "pending": "queued",
+    "canceled": "cancelled",
+}
 
 
 def job_state(state: Any) -> str:
     """A queue's word for a job's state in ours (queued, running, done, failed, cancelled)."""
     return _STATE_ALIASES.get(str(state), str(state))
-

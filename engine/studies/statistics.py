@@ -26,9 +26,9 @@ BOOTSTRAP_RESAMPLES = 2000
 class Reading:
     """One run's value of a metric per call, with the noise inside that run."""
 
-    metric: str               # GPU_TIME | END_TO_END
-    ms: float                 # the median
-    low_ms: float | None      # e2e: the median's bootstrap interval; GPU time: fastest and slowest trace window
+    metric: str  # GPU_TIME | END_TO_END
+    ms: float  # the median
+    low_ms: float | None  # e2e: the median's bootstrap interval; GPU time: fastest and slowest trace window
     high_ms: float | None
 
     @property
@@ -42,8 +42,12 @@ class Reading:
         return "trace windows" if self.metric == GPU_TIME else "bootstrap CI"
 
 
-def median_ci_ms(samples_ms: Sequence[float], confidence: float = NOISE_CONFIDENCE,
-                 resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float]:
+def median_ci_ms(
+    samples_ms: Sequence[float],
+    confidence: float = NOISE_CONFIDENCE,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Bootstrap confidence interval of the median latency (percentile method, fixed seed)."""
     x = np.asarray(samples_ms, dtype=float)
     if x.size == 0:
@@ -83,14 +87,15 @@ def value_ms(run: RunResult, metric: str) -> float | None:
 class Drift:
     """Run-to-run variation of one figure: one build timed in separate runs (fresh processes)."""
 
-    fraction: float                      # (slowest - fastest) / fastest of that build's medians
-    runs: list[tuple[str, float]]        # (what the run was, its median ms), fastest first
+    fraction: float  # (slowest - fastest) / fastest of that build's medians
+    runs: list[tuple[str, float]]  # (what the run was, its median ms), fastest first
     metric: str = END_TO_END
-    repeats: int = 2                     # runs of that build
+    repeats: int = 2  # runs of that build
 
 
-def worst_drift(groups: Iterable[Sequence[RunResult]], metric: str,
-                describe: Callable[[RunResult], str]) -> Drift | None:
+def worst_drift(
+    groups: Iterable[Sequence[RunResult]], metric: str, describe: Callable[[RunResult], str]
+) -> Drift | None:
     """The largest relative spread of ``metric`` within any group of runs that timed the same thing."""
     worst: Drift | None = None
     for runs in groups:

@@ -16,17 +16,24 @@ from engine.studies.sweeps import JobView, SweepExecution
 pytestmark = pytest.mark.gpu
 
 SIZES = (1, 4, 8)
-MEASURE = {"warmup_iters": 20, "timed_iters": 100, "layer_profile": False, "accuracy": False,
-           "compare_eager": False}
+MEASURE = {"warmup_iters": 20, "timed_iters": 100, "layer_profile": False, "accuracy": False, "compare_eager": False}
 
 
 def test_static_against_dynamic_batch_sweep_is_stored_and_judged(store):
     import torch
 
-    base = RunRequest.from_dict({"model": {"source": "resnet18"}, "backend": "tensorrt", "device": "cuda",
-                                 "compile": {"precision": "fp16"}, "measure": MEASURE})
-    plan = bs.plan_batch_sweep(base, SIZES, ("static", "dynamic"), opt_batch=4,
-                               model_inputs=bs.registry_inputs(base), sweep_id="gpu_batch")
+    base = RunRequest.from_dict(
+        {
+            "model": {"source": "resnet18"},
+            "backend": "tensorrt",
+            "device": "cuda",
+            "compile": {"precision": "fp16"},
+            "measure": MEASURE,
+        }
+    )
+    plan = bs.plan_batch_sweep(
+        base, SIZES, ("static", "dynamic"), opt_batch=4, model_inputs=bs.registry_inputs(base), sweep_id="gpu_batch"
+    )
     assert len(plan.points) == 6
     run_ids: dict[str, str] = {}
 

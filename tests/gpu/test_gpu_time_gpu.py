@@ -28,17 +28,24 @@ RELU = "torch.ops.aten.relu.default"
 
 
 def req(model="resnet18", backend="tensorrt", measure=None, **compile_knobs) -> RunRequest:
-    return RunRequest.from_dict({"model": {"source": model}, "backend": backend,
-                                 "compile": {"precision": "fp16", **compile_knobs},
-                                 "measure": {**FAST, **(measure or {})}})
+    return RunRequest.from_dict(
+        {
+            "model": {"source": model},
+            "backend": backend,
+            "compile": {"precision": "fp16", **compile_knobs},
+            "measure": {**FAST, **(measure or {})},
+        }
+    )
 
 
 def show(tag, r):
     g, gr = r.gpu_time, r.graph_replay
-    print(f"\n[{tag}] {r.label}: e2e {r.latency.median_ms:.4f} ms | gpu {g and round(g.median_ms, 4)} ms "
-          f"(windows {g and (round(g.min_ms, 4), round(g.max_ms, 4))}, spread {g and round(g.spread_pct, 2)}%, "
-          f"{g and g.kernels_per_inference} kernels/inference) | graph {gr} | host overhead {r.host_overhead_ms} | "
-          f"fingerprint {r.plan_fingerprint} | stages {({k: round(v, 2) for k, v in r.stages_s.items()})}")
+    print(
+        f"\n[{tag}] {r.label}: e2e {r.latency.median_ms:.4f} ms | gpu {g and round(g.median_ms, 4)} ms "
+        f"(windows {g and (round(g.min_ms, 4), round(g.max_ms, 4))}, spread {g and round(g.spread_pct, 2)}%, "
+        f"{g and g.kernels_per_inference} kernels/inference) | graph {gr} | host overhead {r.host_overhead_ms} | "
+        f"fingerprint {r.plan_fingerprint} | stages { ({k: round(v, 2) for k, v in r.stages_s.items()}) }"
+    )
 
 
 def kernel_counts(store, r) -> dict[str, float]:
@@ -53,7 +60,7 @@ def test_single_engine_has_gpu_time_graph_replay_and_both_fingerprint_parts(stor
     assert g is not None and g.source == "cuda_activity" and g.windows == 5 and g.iters >= 25
     assert 0 < g.min_ms <= g.median_ms <= g.max_ms < r.latency.median_ms
     assert g.kernels_per_inference > 0
-    assert g.spread_pct < 5.0    # windows of the same engine in one process
+    assert g.spread_pct < 5.0  # windows of the same engine in one process
     assert r.host_overhead_ms == pytest.approx(r.latency.median_ms - g.median_ms)
     replay = r.graph_replay
     assert replay.captured, replay.reason
@@ -69,8 +76,7 @@ def test_single_engine_has_gpu_time_graph_replay_and_both_fingerprint_parts(stor
 
 
 def test_fragmented_module_graph_replay_is_refused_with_a_reason_or_replays_the_same_outputs(store):
-    r = runner.execute(req(min_block_size=1, torch_executed_ops=[RELU], measure={"layer_profile": False}),
-                       store).result
+    r = runner.execute(req(min_block_size=1, torch_executed_ops=[RELU], measure={"layer_profile": False}), store).result
     show("relu forced, mbs=1", r)
     assert r.engine_count == 18 and r.gpu_time is not None and r.gpu_time.kernels_per_inference > 0
     replay = r.graph_replay
@@ -81,11 +87,10 @@ def test_fragmented_module_graph_replay_is_refused_with_a_reason_or_replays_the_
 
 
 def test_cudagraphs_run_is_not_recaptured_and_eager_cuda_has_gpu_time(store):
-    r = runner.execute(req(enable_cudagraphs=True, measure={"layer_profile": False, "accuracy": False}),
-                       store).result
+    r = runner.execute(req(enable_cudagraphs=True, measure={"layer_profile": False, "accuracy": False}), store).result
     show("cudagraphs on", r)
     assert not r.graph_replay.captured and "enable_cudagraphs" in r.graph_replay.reason
-    assert r.gpu_time is not None and r.gpu_time.kernels_per_inference > 0   # graph kernels are traced too
+    assert r.gpu_time is not None and r.gpu_time.kernels_per_inference > 0  # graph kernels are traced too
     eager = runner.execute(req(backend="eager", measure={"layer_profile": False}), store).result
     show("eager fp16", eager)
     assert eager.gpu_time is not None and eager.gpu_time.median_ms > 0 and eager.graph_replay is None
@@ -107,10 +112,19 @@ FRESH = textwrap.dedent("""
 
 
 def fresh_process(request: RunRequest, tmp_path: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "TRTDASH_DATA_DIR": str(tmp_path / "data")}
-    done = subprocess.run([sys.executable, "-c", FRESH, json.dumps(request.to_dict())], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=300)
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "TRTDASH_DATA_DIR": str(tmp_path / "data"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH, json.dumps(request.to_dict())],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
     line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT_JSON ")), None)
     assert line, f"no result from the fresh process:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     return json.loads(line.removeprefix("RESULT_JSON "))
@@ -126,16 +140,22 @@ def test_same_build_in_fresh_processes_same_fingerprint_and_gpu_time_within_2pct
 
 
 def test_optimization_levels_same_plan_statement_matches_kernel_equality(store):
-    runs = {level: runner.execute(req(optimization_level=level, measure={"layer_profile": True, "accuracy": False}),
-                                  store).result for level in (0, 5)}
+    runs = {
+        level: runner.execute(
+            req(optimization_level=level, measure={"layer_profile": True, "accuracy": False}), store
+        ).result
+        for level in (0, 5)
+    }
     for level, r in runs.items():
         show(f"optimization_level {level}", r)
     a, b = runs[0], runs[5]
     same_kernels = kernel_counts(store, a) == kernel_counts(store, b)
     verdict = fingerprint.same_plan(a.plan_fingerprint, b.plan_fingerprint)
     pa, pb = fingerprint.parts_of(a.plan_fingerprint), fingerprint.parts_of(b.plan_fingerprint)
-    print(f"[optimization_level 0 vs 5] same kernels {same_kernels}, product says same plan {verdict}, "
-          f"layers part equal {pa.get('layers') == pb.get('layers')}, kernels part equal "
-          f"{pa.get('kernels') == pb.get('kernels')}")
+    print(
+        f"[optimization_level 0 vs 5] same kernels {same_kernels}, product says same plan {verdict}, "
+        f"layers part equal {pa.get('layers') == pb.get('layers')}, kernels part equal "
+        f"{pa.get('kernels') == pb.get('kernels')}"
+    )
     assert verdict is not None
     assert verdict == same_kernels

@@ -17,8 +17,10 @@ from engine.quantization import schemes
 from engine.quantization.schemes import RTX_INT8_ACTIVATIONS
 from engine.studies import ladder
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not schemes.modelopt_installed(), reason="NVIDIA ModelOpt is not installed")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not schemes.modelopt_installed(), reason="NVIDIA ModelOpt is not installed"),
+]
 
 # 4 job processes of ~20-40 s each, one after another on the GPU worker, plus ModelOpt building its CUDA
 # extension (~50 s) in the first quantized job: about 3 minutes; past this the ladder is cancelled and fails
@@ -28,18 +30,26 @@ LADDER_ID = "gpu_resnet18_b8"
 
 def test_resnet18_ladder_runs_through_the_queue_and_reads_back_with_its_verdict(system):
     caps = capabilities.detect()
-    base = ladder.ladder_base({
-        "model": {"source": "resnet18", "batch_size": 8},
-        "compile": {"quant_base_precision": "fp16", "calibration_batches": 2},
-        "measure": {"warmup_iters": 10, "timed_iters": 30, "layer_profile": False}})
+    base = ladder.ladder_base(
+        {
+            "model": {"source": "resnet18", "batch_size": 8},
+            "compile": {"quant_base_precision": "fp16", "calibration_batches": 2},
+            "measure": {"warmup_iters": 10, "timed_iters": 30, "layer_profile": False},
+        }
+    )
     plan = ladder.plan_ladder(base, caps, schemes=["int8", "int8_weight_only", "fp8"], ladder_id=LADDER_ID)
     skipped = dict(plan.skipped)
-    print(f"\nladder on {caps.gpus[0].name}, {schemes.FLAVOUR_NAMES[caps.flavour]}: "
-          f"{[s.label for s in plan.steps]}, refused {skipped}")
+    print(
+        f"\nladder on {caps.gpus[0].name}, {schemes.FLAVOUR_NAMES[caps.flavour]}: "
+        f"{[s.label for s in plan.steps]}, refused {skipped}"
+    )
     if caps.flavour == "tensorrt_rtx":
-        assert skipped == {"int8": RTX_INT8_ACTIVATIONS}      # W8A8 refused before anything runs
-    expected = ["fp32", "fp16", *(ladder.step_label(s, "fp16") for s in ("int8", "int8_weight_only", "fp8")
-                                  if s not in skipped)]
+        assert skipped == {"int8": RTX_INT8_ACTIVATIONS}  # W8A8 refused before anything runs
+    expected = [
+        "fp32",
+        "fp16",
+        *(ladder.step_label(s, "fp16") for s in ("int8", "int8_weight_only", "fp8") if s not in skipped),
+    ]
     assert [s.label for s in plan.steps] == expected
     assert "int8_weight_only/fp16" in expected and ladder.plan_problem(plan, caps) is None
 
@@ -51,10 +61,12 @@ def test_resnet18_ladder_runs_through_the_queue_and_reads_back_with_its_verdict(
         execution.wait(poll_s=0.5, timeout_s=LADDER_S)
     except TimeoutError:
         execution.cancel()
-        pytest.fail(f"{execution.status_text()} after {LADDER_S:.0f} s: "
-                    + "; ".join(p.text for p in execution.progress()))
-    failed = [f"{p.step.label}: {p.job.state} {p.job.error} {p.hint}" for p in execution.progress()
-              if p.job.state != "done"]
+        pytest.fail(
+            f"{execution.status_text()} after {LADDER_S:.0f} s: " + "; ".join(p.text for p in execution.progress())
+        )
+    failed = [
+        f"{p.step.label}: {p.job.state} {p.job.error} {p.hint}" for p in execution.progress() if p.job.state != "done"
+    ]
     assert not failed, failed
     print(f"{execution.status_text()} in {time.monotonic() - t0:.0f} s")
 
@@ -79,10 +91,12 @@ def test_resnet18_ladder_runs_through_the_queue_and_reads_back_with_its_verdict(
     v = ladder.verdict(rungs)
     print(v.markdown())
     for row in ladder.ladder_table(rungs).itertuples():
-        print(f"{row.label:>24}: median {row.median_ms:.3f} ms (p10 {row.p10_ms:.3f}, p90 {row.p90_ms:.3f}) | build "
-              f"{row.build_s:.1f} s | calibration {row.calibration_s or 0:.1f} s | engine "
-              f"{row.engine_bytes / 2**20:.1f} MiB | rel. L2 {row.rel_l2} | fake-quant {row.fake_quant_rel_l2} | "
-              f"conversion {row.conversion_rel_l2} | conversion problem {row.conversion_problem}")
+        print(
+            f"{row.label:>24}: median {row.median_ms:.3f} ms (p10 {row.p10_ms:.3f}, p90 {row.p90_ms:.3f}) | build "
+            f"{row.build_s:.1f} s | calibration {row.calibration_s or 0:.1f} s | engine "
+            f"{row.engine_bytes / 2**20:.1f} MiB | rel. L2 {row.rel_l2} | fake-quant {row.fake_quant_rel_l2} | "
+            f"conversion {row.conversion_rel_l2} | conversion problem {row.conversion_problem}"
+        )
     assert v.reference is not None and v.reference.label in ("fp32", "fp16")
     if v.best is None:
         assert v.headline.startswith("No scheme stays within the accuracy tolerance")

@@ -24,8 +24,10 @@ from engine.studies.localisation.figures import Criterion
 from engine.studies.localisation.records import LocalisationRecords
 from engine.studies.localisation.study import LOCALISE_TAG
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not schemes.modelopt_installed(), reason="NVIDIA ModelOpt is not installed")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not schemes.modelopt_installed(), reason="NVIDIA ModelOpt is not installed"),
+]
 
 # above the FP8 fake-quantized model's own error (rel. L2 0.074 on the H200): the search looks for the conversion
 # problem (NaN), not for quantization error spread over every layer
@@ -40,17 +42,33 @@ def test_fp8_resnet50_localisation_fixes_the_nan_engine(system):
     reason = capabilities.scheme_options(caps)["fp8"]
     if reason:
         pytest.skip(f"fp8 is not available here: {reason}")
-    base = RunRequest.from_dict({
-        "model": {"source": "resnet50", "batch_size": 8}, "backend": "tensorrt", "device": "cuda",
-        "compile": {"quantization": "fp8", "quant_base_precision": "fp16", "precision": "fp16",
-                    "calibration_batches": 4},
-        "measure": {"warmup_iters": 10, "timed_iters": 50, "layer_profile": False, "compare_eager": False}})
+    base = RunRequest.from_dict(
+        {
+            "model": {"source": "resnet50", "batch_size": 8},
+            "backend": "tensorrt",
+            "device": "cuda",
+            "compile": {
+                "quantization": "fp8",
+                "quant_base_precision": "fp16",
+                "precision": "fp16",
+                "calibration_batches": 4,
+            },
+            "measure": {"warmup_iters": 10, "timed_iters": 50, "layer_profile": False, "compare_eager": False},
+        }
+    )
     check_request(base, caps)
     t0 = time.monotonic()
-    study = driver.plan(base, criterion=Criterion(TOLERANCE), source="tests/gpu/test_localise_gpu.py",
-                        device="cpu", localisation_id="gpu_resnet50_fp8")
-    print(f"\nplanned in {time.monotonic() - t0:.0f} s: {len(study.candidates)} candidates, at most {study.budget} "
-          f"search builds; PyTorch side: {[study.error_growth.crossing_text(v) for v in study.error_growth.variants]}")
+    study = driver.plan(
+        base,
+        criterion=Criterion(TOLERANCE),
+        source="tests/gpu/test_localise_gpu.py",
+        device="cpu",
+        localisation_id="gpu_resnet50_fp8",
+    )
+    print(
+        f"\nplanned in {time.monotonic() - t0:.0f} s: {len(study.candidates)} candidates, at most {study.budget} "
+        f"search builds; PyTorch side: {[study.error_growth.crossing_text(v) for v in study.error_growth.variants]}"
+    )
     records = LocalisationRecords(system.root)
     system.ensure_workers()
     runner = driver.QueueRunner(system.store, system.submit, system.get, system.cancel)
@@ -60,9 +78,11 @@ def test_fp8_resnet50_localisation_fixes_the_nan_engine(system):
     except TimeoutError:
         pytest.fail(f"{study.progress_text()} after {LOCALISE_S:.0f} s")
     for row in study.steps_table().itertuples():
-        print(f"step {row.step:>2} {row.role:<9} {row.kept:>3} kept  pass={row.passed}  {row.why}  rel_l2={row.rel_l2} "
-              f"top1={row.top1_agreement} nonfinite={row.nonfinite} e2e={row.e2e_ms} gpu={row.gpu_ms} "
-              f"build={row.build_s}  ({row.kept_modules})")
+        print(
+            f"step {row.step:>2} {row.role:<9} {row.kept:>3} kept  pass={row.passed}  {row.why}  rel_l2={row.rel_l2} "
+            f"top1={row.top1_agreement} nonfinite={row.nonfinite} e2e={row.e2e_ms} gpu={row.gpu_ms} "
+            f"build={row.build_s}  ({row.kept_modules})"
+        )
     print(f"{study.status} in {time.monotonic() - t0:.0f} s, {study.builds} search builds: {study.summary()}")
 
     assert study.status == "done", study.summary()

@@ -29,8 +29,10 @@ from engine.compare import metrics, settings_table
 from engine.jobs.host import pid_alive, this_host
 from tests.test_jobs import wait_until
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs (an nvidia-h200-x2 machine)")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs (an nvidia-h200-x2 machine)"),
+]
 
 # Each job is a fresh process timing a freshly built engine. On the 2xH200 the GPU-bound resnet50 b32 job
 # measured 1.98-2.10 ms alone (spread 1-4%) and 1.96-1.99 ms together (bench/multi_gpu.py, 2026-11-24).
@@ -83,19 +85,19 @@ def test_two_gpus_one_worker_each_undisturbed_timings_killed_worker_replaced_one
 
     # (c) a long job on GPU 0, a job pinned to GPU 1; the worker of GPU 0 is killed while its job is timing
     old = workers[0]["pid"]
-    long = system.submit(trt_request(4, timed_iters=100_000), gpu=0)    # minutes: killed long before
+    long = system.submit(trt_request(4, timed_iters=100_000), gpu=0)  # minutes: killed long before
     pinned = system.submit(trt_request(5), gpu=1)
     assert (long.route, pinned.route) == ("gpu0", "gpu1")
     deadline = time.monotonic() + GPU_JOB_S
     while (j := system.get(long.job_id)).stage != "timing" or not j.pid:
         assert j.state in jobs.ACTIVE_STATES and time.monotonic() < deadline, (j.state, j.stage, j.error)
         time.sleep(0.2)
-    assert not multicast_settings_lost(j.pid)              # the job process inherited them too
+    assert not multicast_settings_lost(j.pid)  # the job process inherited them too
     os.kill(old, signal.SIGKILL)
     killed_at = time.monotonic()
-    wait_until(lambda: not pid_alive(j.pid), 15)     # its job process does not linger on the GPU
+    wait_until(lambda: not pid_alive(j.pid), 15)  # its job process does not linger on the GPU
     say(f"worker {old} of GPU 0 killed; its job process {j.pid} gone {time.monotonic() - killed_at:.1f} s later")
-    new_pids = system.ensure_workers()                     # the supervisor replaced it already: waits for it
+    new_pids = system.ensure_workers()  # the supervisor replaced it already: waits for it
     failed = system.get(long.job_id)
     assert failed.state == "failed", failed.state
     assert "worker of GPU 0 stopped" in failed.error and failed.hint
@@ -110,8 +112,10 @@ def test_two_gpus_one_worker_each_undisturbed_timings_killed_worker_replaced_one
     assert new["pid"] in new_pids
     nxt = run_at_once(system, [(trt_request(6), 0)]).jobs[0]
     assert nxt.worker_id.endswith(f"/gpu0/{new['pid']}")
-    say(f"new worker {new['pid']} of GPU 0 ran the next job: "
-        f"{system.store.get(nxt.run_id).latency.median_ms:.4f} ms; (c) done at {time.monotonic() - t0:.0f} s")
+    say(
+        f"new worker {new['pid']} of GPU 0 ran the next job: "
+        f"{system.store.get(nxt.run_id).latency.median_ms:.4f} ms; (c) done at {time.monotonic() - t0:.0f} s"
+    )
 
     # (d) every result from both GPUs is in the one store and compares side by side, GPUs told apart
     measured = figures.run_ids["alone"] + figures.run_ids["together"] + [done1.run_id, nxt.run_id]
@@ -126,8 +130,11 @@ def test_two_gpus_one_worker_each_undisturbed_timings_killed_worker_replaced_one
     assert list(settings_table.differing_settings(runs).index) == ["env.gpu"]
     say(table[["gpu", "e2e_median_ms", "e2e_p90_ms", "delta_pct", "compile_s"]].to_string(index=False))
     everything = [system.store.get(r) for r in measured]
-    say(metrics.metric_table(everything)[["gpu", "e2e_median_ms"]].assign(
-        seed=[r.request["measure"]["seed"] for r in everything]).to_string(index=False))
+    say(
+        metrics.metric_table(everything)[["gpu", "e2e_median_ms"]]
+        .assign(seed=[r.request["measure"]["seed"] for r in everything])
+        .to_string(index=False)
+    )
     for note in metrics.hardware_notes(runs):
         say(f"note: {note}")
     say(f"total {time.monotonic() - t0:.0f} s")

@@ -14,27 +14,40 @@ from engine.errors import ConfigError
 from engine.quantization import accuracy, schemes
 from engine.settings.request import RunRequest
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not schemes.modelopt_installed(), reason="NVIDIA ModelOpt is not installed")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not schemes.modelopt_installed(), reason="NVIDIA ModelOpt is not installed"),
+]
 
 FAST = {"warmup_iters": 20, "timed_iters": 50, "profile_iters": 10, "compare_eager": False}
 
 
 def quant_req(scheme, model="resnet18", batch=8, **compile_knobs):
-    return RunRequest.from_dict({
-        "model": {"source": model, "batch_size": batch}, "backend": "tensorrt",
-        "compile": {"precision": "fp16", "quantization": scheme, "quant_base_precision": "fp16",
-                    "calibration_batches": 2, **compile_knobs},
-        "measure": FAST})
+    return RunRequest.from_dict(
+        {
+            "model": {"source": model, "batch_size": batch},
+            "backend": "tensorrt",
+            "compile": {
+                "precision": "fp16",
+                "quantization": scheme,
+                "quant_base_precision": "fp16",
+                "calibration_batches": 2,
+                **compile_knobs,
+            },
+            "measure": FAST,
+        }
+    )
 
 
 def show(r):
     q = r.quantization
-    print(f"\n[{q.scheme}/{q.base_precision}] {r.label}: median {r.latency.median_ms:.3f} ms | stages "
-          f"{ {k: round(v, 2) for k, v in r.stages_s.items()} } | quantizers {q.quantizers} | fake-quant vs eager "
-          f"{q.fake_quant_vs_eager} | engine vs fake-quant {q.engine_vs_fake_quant} | conversion problem "
-          f"{q.conversion_problem} | layer precisions {r.layers['precision'].value_counts().to_dict()} | "
-          f"warnings {r.warnings}")
+    print(
+        f"\n[{q.scheme}/{q.base_precision}] {r.label}: median {r.latency.median_ms:.3f} ms | stages "
+        f"{ {k: round(v, 2) for k, v in r.stages_s.items()} } | quantizers {q.quantizers} | fake-quant vs eager "
+        f"{q.fake_quant_vs_eager} | engine vs fake-quant {q.engine_vs_fake_quant} | conversion problem "
+        f"{q.conversion_problem} | layer precisions {r.layers['precision'].value_counts().to_dict()} | "
+        f"warnings {r.warnings}"
+    )
 
 
 def test_int8_weight_only_three_way_accuracy(store):
@@ -46,7 +59,7 @@ def test_int8_weight_only_three_way_accuracy(store):
     assert {"calibration_s", "cuda_extensions_s", "export_s", "build_s"} <= set(r.stages_s)
     assert q.fake_quant_vs_eager.rel_l2 < 0.1
     assert q.engine_vs_fake_quant.rel_l2 < 0.05 and not q.conversion_problem
-    assert r.accuracy == q.engine_vs_eager          # the run's accuracy is the engine against eager fp32
+    assert r.accuracy == q.engine_vs_eager  # the run's accuracy is the engine against eager fp32
     assert r.engine_count == 1 and r.latency.median_ms > 0 and len(r.layers) > 0
     assert any("random tensors" in w for w in r.warnings)
     # stored and read back with its report
@@ -64,7 +77,7 @@ def test_fp8_layers_and_conversion_flag(store):
     assert q.conversion_problem == accuracy.is_conversion_problem(q.fake_quant_vs_eager, q.engine_vs_fake_quant)
     flagged = [w for w in r.warnings if w.startswith("Conversion problem")]
     assert bool(flagged) == q.conversion_problem
-    if q.engine_vs_fake_quant.rel_l2 > 1.0:       # the failure seen on the H200 must never pass silently
+    if q.engine_vs_fake_quant.rel_l2 > 1.0:  # the failure seen on the H200 must never pass silently
         assert q.conversion_problem
     # the layers table's precision column comes from the DETAILED layer information
     assert (r.layers["precision"] == "fp8").any(), r.layers["precision"].value_counts().to_dict()
@@ -87,8 +100,9 @@ def test_int4_awq_is_still_refused_by_torch_tensorrt(store, monkeypatch):
 
     caps = capabilities.detect()
     assert capabilities.scheme_options(caps)["int4_awq"] == schemes.TORCH_TRT_INT4
-    monkeypatch.setitem(schemes.SCHEMES, "int4_awq",
-                        dataclasses.replace(schemes.SCHEMES["int4_awq"], converter_refusal=""))
+    monkeypatch.setitem(
+        schemes.SCHEMES, "int4_awq", dataclasses.replace(schemes.SCHEMES["int4_awq"], converter_refusal="")
+    )
     with pytest.raises(RunError) as e:
         runner.execute(quant_req("int4_awq", batch=1), store)
     print(f"\n[int4_awq resnet18] {e.value.message} | hint: {e.value.hint}")

@@ -23,7 +23,7 @@ from ui.url_picker import pick_from_url
 
 URL_KEY = "autotune"
 PICK_KEY = "tune:chosen"
-REPORTS = "autotune_reports"   # autotune id -> (what the report was read at, the AutotuneReport)
+REPORTS = "autotune_reports"  # autotune id -> (what the report was read at, the AutotuneReport)
 POLL_S = 1.0
 
 
@@ -35,9 +35,15 @@ def render(store: RunStore, caps: Capabilities) -> None:
         st.info("No auto-tune stored yet: start a search above.", icon=":material/travel_explore:")
         return
     labels = {p.autotune_id: f"{p.autotune_id} · {p.label()}" for p in plans}
-    chosen = pick_from_url(URL_KEY, list(labels), labels, key=PICK_KEY, label="Auto-tune searches",
-                           unknown=lambda i: f"No stored auto-tune {i!r}: pick one from the list, or start a search.",
-                           write_default=False)
+    chosen = pick_from_url(
+        URL_KEY,
+        list(labels),
+        labels,
+        key=PICK_KEY,
+        label="Auto-tune searches",
+        unknown=lambda i: f"No stored auto-tune {i!r}: pick one from the list, or start a search.",
+        write_default=False,
+    )
     if chosen is not None:
         _show_search(store, chosen)
 
@@ -46,33 +52,53 @@ def _search_form(store: RunStore, caps: Capabilities) -> None:
     raw = study_base("tune", caps)
     c1, c2, c3 = st.columns(3)
     max_build = c1.number_input("Max build time (s, 0 = no limit)", value=0.0, min_value=0.0, key="tune:build")
-    max_err = c2.number_input("Max rel. L2 error vs eager fp32 (0 = no limit)", value=0.0, min_value=0.0,
-                              format="%.4f", key="tune:err")
-    precisions = c3.multiselect("Allowed precisions", ["fp32", "fp16", "bf16"], default=["fp32", "fp16"],
-                                key="tune:prec")
-    search = st.multiselect("Knobs to search", list(autotune.SEARCHABLE_KNOBS), key="tune:knobs",
-                            default=list(autotune.SEARCHABLE_KNOBS) if raw["backend"] == "tensorrt"
-                            else [sweeps.PRECISION_KNOB], format_func=sweeps.SWEEPABLE_KNOBS.get)
+    max_err = c2.number_input(
+        "Max rel. L2 error vs eager fp32 (0 = no limit)", value=0.0, min_value=0.0, format="%.4f", key="tune:err"
+    )
+    precisions = c3.multiselect(
+        "Allowed precisions", ["fp32", "fp16", "bf16"], default=["fp32", "fp16"], key="tune:prec"
+    )
+    search = st.multiselect(
+        "Knobs to search",
+        list(autotune.SEARCHABLE_KNOBS),
+        key="tune:knobs",
+        default=list(autotune.SEARCHABLE_KNOBS) if raw["backend"] == "tensorrt" else [sweeps.PRECISION_KNOB],
+        format_func=sweeps.SWEEPABLE_KNOBS.get,
+    )
     c1, c2 = st.columns([3, 1])
     trials = c1.slider("Trials", 1, 60, 20, key="tune:trials")
-    inductor = c2.selectbox("Inductor baseline", INDUCTOR_MODES, key="tune:inductor",
-                            help="Also time torch.compile once, with the defaults run, its compile time recorded: "
-                                 "default (quick) or max-autotune (can take many minutes).")
-    if st.button("Search", type="primary", icon=":material/travel_explore:",
-                 help="Runs as one job on the queue: it goes on when this tab reloads or closes.") \
-            and (base := checked_request(raw, caps)):
+    inductor = c2.selectbox(
+        "Inductor baseline",
+        INDUCTOR_MODES,
+        key="tune:inductor",
+        help="Also time torch.compile once, with the defaults run, its compile time recorded: "
+        "default (quick) or max-autotune (can take many minutes).",
+    )
+    if st.button(
+        "Search",
+        type="primary",
+        icon=":material/travel_explore:",
+        help="Runs as one job on the queue: it goes on when this tab reloads or closes.",
+    ) and (base := checked_request(raw, caps)):
         try:
-            limits = autotune.Constraints(max_build_s=max_build or None, max_rel_l2=max_err or None,
-                                          precisions=tuple(precisions))
-            space = {k: v for k, v in autotune.default_space(limits, recommended_for(store, base)).items()
-                     if k in search}
-            plan = plan_autotune(base, space=space, constraints=limits, n_trials=trials,
-                                 baselines=("eager", f"inductor_{inductor}") if inductor != "off" else ("eager",))
+            limits = autotune.Constraints(
+                max_build_s=max_build or None, max_rel_l2=max_err or None, precisions=tuple(precisions)
+            )
+            space = {
+                k: v for k, v in autotune.default_space(limits, recommended_for(store, base)).items() if k in search
+            }
+            plan = plan_autotune(
+                base,
+                space=space,
+                constraints=limits,
+                n_trials=trials,
+                baselines=("eager", f"inductor_{inductor}") if inductor != "off" else ("eager",),
+            )
             job = submit_autotune(plan)
         except Exception as e:
             show_error(e, "Nothing was submitted")
             return
-        st.query_params[URL_KEY] = plan.autotune_id    # the picker below opens it, and the link names it
+        st.query_params[URL_KEY] = plan.autotune_id  # the picker below opens it, and the link names it
         st.toast(f"Auto-tune {plan.autotune_id} queued ({job.stage_text}).", icon=":material/schedule:")
 
 
@@ -87,8 +113,12 @@ def _show_search(store: RunStore, autotune_id: str) -> None:
         return
     c1, c2 = st.columns([5, 1])
     c1.caption(status.text())
-    if status.resumable and c2.button("Resume", icon=":material/play_arrow:", key=f"tune:resume:{autotune_id}",
-                                      help="Continue the same search: the trials done are kept and counted."):
+    if status.resumable and c2.button(
+        "Resume",
+        icon=":material/play_arrow:",
+        key=f"tune:resume:{autotune_id}",
+        help="Continue the same search: the trials done are kept and counted.",
+    ):
         try:
             resume_autotune(autotune_id)
         except Exception as e:
@@ -107,8 +137,11 @@ def _report_view(store: RunStore, status: SearchStatus) -> None:
     st.markdown(f"**{report.summary()}**")
     for note in report.notes:
         st.caption(note)
-    st.plotly_chart(autotune_charts.autotune_trials(report.trials, report.objective), width="stretch",
-                    key=f"tune:chart:{autotune_id}")
+    st.plotly_chart(
+        autotune_charts.autotune_trials(report.trials, report.objective),
+        width="stretch",
+        key=f"tune:chart:{autotune_id}",
+    )
     st.dataframe(pd.DataFrame(report.trials), hide_index=True, key=f"tune:trials:{autotune_id}")
     if not status.active:
         autotune_report_button(report)
@@ -123,8 +156,12 @@ def _live_progress(store: RunStore, autotune_id: str) -> None:
         st.rerun()
     c1, c2 = st.columns([5, 1])
     c1.progress(status.fraction, text=status.text())
-    if c2.button("Cancel search", icon=":material/cancel:", key=f"tune:cancel:{autotune_id}",
-                 help="Stops after the trial running now (or within it); Resume continues the same search."):
+    if c2.button(
+        "Cancel search",
+        icon=":material/cancel:",
+        key=f"tune:cancel:{autotune_id}",
+        help="Stops after the trial running now (or within it); Resume continues the same search.",
+    ):
         cancel_autotune(autotune_id)
         st.rerun(scope="fragment")
     _report_view(store, status)

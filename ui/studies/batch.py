@@ -24,13 +24,25 @@ from ui.url_picker import pick_from_url
 
 URL_KEY = "batch"
 RUNNING = "batch_execution"
-FAILED = "batch_failed"        # {sweep_id: ["label: error", ...]} of sweeps run in this session
-NOTHING_MEASURED = "batch_nothing_measured"   # (message, failures) of the last sweep when no point finished
-KEY = "batch"                  # widget key prefix
+FAILED = "batch_failed"  # {sweep_id: ["label: error", ...]} of sweeps run in this session
+NOTHING_MEASURED = "batch_nothing_measured"  # (message, failures) of the last sweep when no point finished
+KEY = "batch"  # widget key prefix
 DEFAULT_SIZES = ",".join(str(b) for b in batch_sweep.DEFAULT_BATCH_SIZES[:6])
-TABLE_SHOWN = ["strategy", "batch_size", "median_ms", "p10_ms", "p90_ms", "throughput_per_s", "gpu_ms",
-               "gpu_throughput_per_s", "kernels", "host_overhead_ms", "peak_memory_bytes", "memory_per_sample_bytes",
-               "run_id"]
+TABLE_SHOWN = [
+    "strategy",
+    "batch_size",
+    "median_ms",
+    "p10_ms",
+    "p90_ms",
+    "throughput_per_s",
+    "gpu_ms",
+    "gpu_throughput_per_s",
+    "kernels",
+    "host_overhead_ms",
+    "peak_memory_bytes",
+    "memory_per_sample_bytes",
+    "run_id",
+]
 
 
 def render(store: RunStore, caps: Capabilities) -> None:
@@ -48,28 +60,49 @@ def run_form(store: RunStore, caps: Capabilities) -> None:
     with c1:
         backend = backend_picker(KEY, caps)
     if not caps.can_compile:
-        st.caption(f"The tensorrt backend {caps.disabled_reason('backend', 'tensorrt')}: the eager backend runs "
-                   f"here instead, on the {'GPU' if caps.cuda_available else 'CPU'}, with static batches only "
-                   "(a dynamic engine is a TensorRT thing).")
-    sizes_text = c2.text_input("Batch sizes", value=DEFAULT_SIZES, key=f"{KEY}:sizes",
-                               help=f"Whole numbers 1..{MAX_BATCH_SIZE}, separated by commas. One run "
-                                    "per batch size and strategy.")
+        st.caption(
+            f"The tensorrt backend {caps.disabled_reason('backend', 'tensorrt')}: the eager backend runs "
+            f"here instead, on the {'GPU' if caps.cuda_available else 'CPU'}, with static batches only "
+            "(a dynamic engine is a TensorRT thing)."
+        )
+    sizes_text = c2.text_input(
+        "Batch sizes",
+        value=DEFAULT_SIZES,
+        key=f"{KEY}:sizes",
+        help=f"Whole numbers 1..{MAX_BATCH_SIZE}, separated by commas. One run per batch size and strategy.",
+    )
     with c3:
         measure = knob_row("measure", ("warmup_iters", "timed_iters"), key_prefix=KEY)
     c1, c2 = st.columns([4, 1])
     options = list(batch_sweep.STRATEGIES) if backend == "tensorrt" else ["static"]
     strategies = c1.multiselect(
-        "Strategies", options, default=options, key=f"{KEY}:strategies:{backend}",
-        format_func=lambda s: {"static": "static: one engine per batch size",
-                               "dynamic": "dynamic: one engine for the whole range"}[s],
+        "Strategies",
+        options,
+        default=options,
+        key=f"{KEY}:strategies:{backend}",
+        format_func=lambda s: {
+            "static": "static: one engine per batch size",
+            "dynamic": "dynamic: one engine for the whole range",
+        }[s],
         help="dynamic builds one engine whose batch dimension ranges from the smallest to the largest size "
-             "(torch_tensorrt.Input min/opt/max) and times it at every size.")
-    opt = c2.number_input("Opt batch (dynamic)", value=0, min_value=0, step=1, key=f"{KEY}:opt",
-                          disabled="dynamic" not in strategies,
-                          help="The batch the dynamic engine is tuned for; 0 = the middle swept size.")
-    raw = {**form, "backend": backend, "device": "auto" if caps.cuda_available else "cpu",
-           # one figure per point: the eager baseline and accuracy pass would only double the sweep's time
-           "measure": {**measure, "layer_profile": False, "accuracy": False, "compare_eager": False}}
+        "(torch_tensorrt.Input min/opt/max) and times it at every size.",
+    )
+    opt = c2.number_input(
+        "Opt batch (dynamic)",
+        value=0,
+        min_value=0,
+        step=1,
+        key=f"{KEY}:opt",
+        disabled="dynamic" not in strategies,
+        help="The batch the dynamic engine is tuned for; 0 = the middle swept size.",
+    )
+    raw = {
+        **form,
+        "backend": backend,
+        "device": "auto" if caps.cuda_available else "cpu",
+        # one figure per point: the eager baseline and accuracy pass would only double the sweep's time
+        "measure": {**measure, "layer_profile": False, "accuracy": False, "compare_eager": False},
+    }
     try:
         sizes = batch_sweep.parse_batch_sizes(sizes_text)
         base = validate(RunRequest.from_dict(raw))
@@ -79,11 +112,22 @@ def run_form(store: RunStore, caps: Capabilities) -> None:
         field_error(e, "Nothing can be submitted until this is fixed.")
         plan = None
     if plan is not None:
-        st.caption(f"{len(plan.points)} runs: " + "; ".join(p.label for p in plan.points)
-                   + "".join(f" · {n}" for n in plan.notes))
+        st.caption(
+            f"{len(plan.points)} runs: "
+            + "; ".join(p.label for p in plan.points)
+            + "".join(f" · {n}" for n in plan.notes)
+        )
     busy = RUNNING in st.session_state
-    if st.button("Run batch sweep", type="primary", icon=":material/play_arrow:", disabled=busy or plan is None,
-                 key=f"{KEY}:run") and plan is not None:
+    if (
+        st.button(
+            "Run batch sweep",
+            type="primary",
+            icon=":material/play_arrow:",
+            disabled=busy or plan is None,
+            key=f"{KEY}:run",
+        )
+        and plan is not None
+    ):
         if checked_request(plan.base, caps) is None:
             return
         execution = sweeps.SweepExecution(plan, store, jobs.submit, jobs.get, jobs.cancel)
@@ -121,9 +165,12 @@ def _live_batch_progress() -> None:
         if any(p.view.state == "done" for p in points):
             st.query_params[URL_KEY] = sweep_id
         else:
-            st.session_state[NOTHING_MEASURED] = (f"Batch sweep {sweep_id} measured nothing: "
-                                                  + ", ".join(f"{n} {s}" for s, n in execution.counts().items())
-                                                  + ".", failed)
+            st.session_state[NOTHING_MEASURED] = (
+                f"Batch sweep {sweep_id} measured nothing: "
+                + ", ".join(f"{n} {s}" for s, n in execution.counts().items())
+                + ".",
+                failed,
+            )
         st.rerun()
 
 
@@ -138,15 +185,26 @@ def stored_sweeps(store: RunStore, caps: Capabilities) -> None:
     if listed.empty:
         if wanted := st.query_params.get(URL_KEY):
             st.error(f"No stored run belongs to batch sweep {plain(repr(wanted))}.", icon=":material/link_off:")
-        st.info("No batch sweep stored yet: run one above (the eager backend works on the CPU), or record the GPU "
-                "samples with scripts/record_samples.py --only batch.", icon=":material/info:")
+        st.info(
+            "No batch sweep stored yet: run one above (the eager backend works on the CPU), or record the GPU "
+            "samples with scripts/record_samples.py --only batch.",
+            icon=":material/info:",
+        )
         return
-    labels = {r.sweep_id: f"{r.sweep_id} · {r.model} · {r.device_name} · {r.runs} runs"
-              + (" · sample" if r.is_sample else "") for r in listed.itertuples()}
-    chosen = pick_from_url(URL_KEY, list(listed["sweep_id"]), labels, key=f"{KEY}:chosen", label="Batch sweep",
-                           unknown=lambda i: f"No stored run belongs to batch sweep {plain(repr(i))}. Pick one below.",
-                           write_default=False,   # every Sweeps tab runs: only what was opened goes in the link
-                           help="Newest first. The link in the address bar (?batch=<id>) opens the same sweep.")
+    labels = {
+        r.sweep_id: f"{r.sweep_id} · {r.model} · {r.device_name} · {r.runs} runs" + (" · sample" if r.is_sample else "")
+        for r in listed.itertuples()
+    }
+    chosen = pick_from_url(
+        URL_KEY,
+        list(listed["sweep_id"]),
+        labels,
+        key=f"{KEY}:chosen",
+        label="Batch sweep",
+        unknown=lambda i: f"No stored run belongs to batch sweep {plain(repr(i))}. Pick one below.",
+        write_default=False,  # every Sweeps tab runs: only what was opened goes in the link
+        help="Newest first. The link in the address bar (?batch=<id>) opens the same sweep.",
+    )
     show_batch_sweep(store, caps, chosen)
 
 
@@ -164,35 +222,51 @@ def show_batch_sweep(store: RunStore, caps: Capabilities, sweep_id: str) -> None
         st.info("This batch sweep has no timed run.", icon=":material/info:")
         return
     samples = all(r.is_sample for r in sweep.results)
-    st.caption(f"{len(table)} points of {sweep.model} {sweep.precision} on {sweep.device_name}"
-               + (" · recorded on a real GPU and bundled as a sample" if samples else ""))
+    st.caption(
+        f"{len(table)} points of {sweep.model} {sweep.precision} on {sweep.device_name}"
+        + (" · recorded on a real GPU and bundled as a sample" if samples else "")
+    )
     has_memory = table["peak_memory_bytes"].notna().any()
     capacity_bytes = None
     if has_memory:
         local = batch_sweep.gpu_capacity_bytes(sweep.device_name, caps)
-        gib = st.number_input("GPU memory for the ceiling (GiB)", min_value=0.0, step=1.0,
-                              value=float(round(local / 2**30)) if local else 0.0, key=f"{KEY}:capacity:{sweep_id}",
-                              help="The largest batch the memory line fits in this much memory; 0 leaves it out. "
-                                   "Filled in when this machine has the GPU the sweep was recorded on.")
+        gib = st.number_input(
+            "GPU memory for the ceiling (GiB)",
+            min_value=0.0,
+            step=1.0,
+            value=float(round(local / 2**30)) if local else 0.0,
+            key=f"{KEY}:capacity:{sweep_id}",
+            help="The largest batch the memory line fits in this much memory; 0 leaves it out. "
+            "Filled in when this machine has the GPU the sweep was recorded on.",
+        )
         capacity_bytes = gib * 2**30 or None
     verdict = batch_sweep.verdict(sweep, capacity_bytes)
     st.markdown(verdict.markdown())
     c1, c2 = st.columns(2)
     c1.plotly_chart(batch_charts.latency_vs_batch(table), width="stretch", key=f"{KEY}:chart:latency")
-    c2.plotly_chart(batch_charts.throughput_vs_batch(table, verdict.knees), width="stretch",
-                    key=f"{KEY}:chart:throughput")
+    c2.plotly_chart(
+        batch_charts.throughput_vs_batch(table, verdict.knees), width="stretch", key=f"{KEY}:chart:throughput"
+    )
     c1, c2 = st.columns(2)
     if has_memory:
-        c1.plotly_chart(batch_charts.memory_vs_batch(table, verdict.memory, capacity_bytes), width="stretch",
-                        key=f"{KEY}:chart:memory")
+        c1.plotly_chart(
+            batch_charts.memory_vs_batch(table, verdict.memory, capacity_bytes),
+            width="stretch",
+            key=f"{KEY}:chart:memory",
+        )
     if not verdict.cost.empty:
         c2.plotly_chart(batch_charts.dynamic_cost(verdict.cost), width="stretch", key=f"{KEY}:chart:cost")
-    st.dataframe(table[TABLE_SHOWN], hide_index=True, column_config={
-        "peak_memory_bytes": st.column_config.NumberColumn("peak memory", format="bytes"),
-        "memory_per_sample_bytes": st.column_config.NumberColumn("memory / sample", format="bytes"),
-        "throughput_per_s": st.column_config.NumberColumn("samples/s", format="%.0f"),
-        "gpu_ms": st.column_config.NumberColumn("GPU time (ms)", format="%.4f"),
-        "gpu_throughput_per_s": st.column_config.NumberColumn("samples/s of GPU time", format="%.0f"),
-        "kernels": st.column_config.NumberColumn("kernels / call", format="%.0f"),
-        "host_overhead_ms": st.column_config.NumberColumn("host overhead (ms)", format="%.4f")})
+    st.dataframe(
+        table[TABLE_SHOWN],
+        hide_index=True,
+        column_config={
+            "peak_memory_bytes": st.column_config.NumberColumn("peak memory", format="bytes"),
+            "memory_per_sample_bytes": st.column_config.NumberColumn("memory / sample", format="bytes"),
+            "throughput_per_s": st.column_config.NumberColumn("samples/s", format="%.0f"),
+            "gpu_ms": st.column_config.NumberColumn("GPU time (ms)", format="%.4f"),
+            "gpu_throughput_per_s": st.column_config.NumberColumn("samples/s of GPU time", format="%.0f"),
+            "kernels": st.column_config.NumberColumn("kernels / call", format="%.0f"),
+            "host_overhead_ms": st.column_config.NumberColumn("host overhead (ms)", format="%.4f"),
+        },
+    )
     report_button(study_id=sweep_id, study_kind="batch")

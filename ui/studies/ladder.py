@@ -22,9 +22,9 @@ from ui.url_picker import pick_from_url
 
 URL_KEY = "ladder"
 RUNNING = "ladder_execution"
-LAST = "ladder_last_execution"      # the finished execution, for its failures under the ladder it opened
+LAST = "ladder_last_execution"  # the finished execution, for its failures under the ladder it opened
 PICKED = "ladder_id"
-KEY = "ladder"                      # widget key prefix of the form
+KEY = "ladder"  # widget key prefix of the form
 POLL_S = 1.0
 MEASURE_KNOBS = ("warmup_iters", "timed_iters", "layer_profile", "profile_iters")
 
@@ -44,38 +44,56 @@ def run_form(store: RunStore, caps: Capabilities) -> None:
     refused = [s for s in QUANT_SCHEMES[1:] if refusals[s]]
     c1, c2 = st.columns([3, 1])
     with c1:
-        picked = st.multiselect("Quantization schemes", allowed, default=allowed, key=f"{KEY}:schemes",
-                                format_func=lambda s: f"{s} · {SCHEMES[s].label}",
-                                help="fp32 and fp16 always run. Schemes this GPU and Torch-TensorRT flavour refuse "
-                                     "are listed below and cannot be picked.")
+        picked = st.multiselect(
+            "Quantization schemes",
+            allowed,
+            default=allowed,
+            key=f"{KEY}:schemes",
+            format_func=lambda s: f"{s} · {SCHEMES[s].label}",
+            help="fp32 and fp16 always run. Schemes this GPU and Torch-TensorRT flavour refuse "
+            "are listed below and cannot be picked.",
+        )
     with c2:
-        compile_raw = knob_row("compile", ("quant_base_precision",), key_prefix=KEY,
-                               values={"quant_base_precision": "fp16"})
-    compile_raw |= knob_row("compile", ("calibration_data", "calibration_batches"), key_prefix=KEY,
-                            values={"calibration_data": "random"})
+        compile_raw = knob_row(
+            "compile", ("quant_base_precision",), key_prefix=KEY, values={"quant_base_precision": "fp16"}
+        )
+    compile_raw |= knob_row(
+        "compile", ("calibration_data", "calibration_batches"), key_prefix=KEY, values={"calibration_data": "random"}
+    )
     measure = knob_row("measure", MEASURE_KNOBS, key_prefix=KEY)
     raw = {**form, "device": "auto" if caps.cuda_available else "cpu", "compile": compile_raw, "measure": measure}
     try:
         # in the matrix's order; refused schemes go in too: the plan lists them, with the reason, as skipped
-        plan = ladder.plan_ladder(ladder.ladder_base(raw), caps,
-                                  schemes=[s for s in QUANT_SCHEMES if s in picked or s in refused])
+        plan = ladder.plan_ladder(
+            ladder.ladder_base(raw), caps, schemes=[s for s in QUANT_SCHEMES if s in picked or s in refused]
+        )
     except ConfigError as e:
         field_error(e)
         return
     st.markdown(f"**{len(plan.steps)} runs**, one job each: " + "; ".join(s.label for s in plan.steps))
     if plan.skipped:
-        st.markdown("Refused on this GPU and Torch-TensorRT flavour, not run:\n"
-                    + "\n".join(f"- **{s}** ({SCHEMES[s].label}): {why}" for s, why in plan.skipped))
+        st.markdown(
+            "Refused on this GPU and Torch-TensorRT flavour, not run:\n"
+            + "\n".join(f"- **{s}** ({SCHEMES[s].label}): {why}" for s, why in plan.skipped)
+        )
     problem = ladder.plan_problem(plan, caps)
     if problem is not None:
         needs = "" if caps.can_compile else f"\n\n{caps.banner()[1]}"
-        st.warning(f"**{problem.field}**: {problem.message}.{needs}\n\nA ladder compiles every step with "
-                   "Torch-TensorRT on an NVIDIA GPU; the stored ladders below were recorded on one.",
-                   icon=":material/block:")
+        st.warning(
+            f"**{problem.field}**: {problem.message}.{needs}\n\nA ladder compiles every step with "
+            "Torch-TensorRT on an NVIDIA GPU; the stored ladders below were recorded on one.",
+            icon=":material/block:",
+        )
     busy = RUNNING in st.session_state
     why_not = problem.message if problem else "a ladder of this session is running" if busy else None
-    if st.button("Run ladder", type="primary", icon=":material/play_arrow:", key=f"{KEY}:run",
-                 disabled=problem is not None or busy, help=why_not):
+    if st.button(
+        "Run ladder",
+        type="primary",
+        icon=":material/play_arrow:",
+        key=f"{KEY}:run",
+        disabled=problem is not None or busy,
+        help=why_not,
+    ):
         start(plan, store)
 
 
@@ -85,7 +103,7 @@ def start(plan: ladder.LadderPlan, store: RunStore) -> None:
         return
     st.session_state[RUNNING] = execution
     st.session_state.pop(LAST, None)
-    st.rerun()      # the form above was drawn with Run enabled
+    st.rerun()  # the form above was drawn with Run enabled
 
 
 def ladder_progress(store: RunStore) -> None:
@@ -114,8 +132,10 @@ def _live_ladder_progress(store: RunStore) -> None:
 def show_failures(steps: list[ladder.StepProgress]) -> None:
     for p in steps:
         if p.job.state == "failed":
-            st.error(f"**{p.step.label}** failed: {p.job.error}" + (f"\n\n{p.hint}" if p.hint else ""),
-                     icon=":material/error:")
+            st.error(
+                f"**{p.step.label}** failed: {p.job.error}" + (f"\n\n{p.hint}" if p.hint else ""),
+                icon=":material/error:",
+            )
 
 
 def show_stored(store: RunStore, caps: Capabilities) -> None:
@@ -129,22 +149,38 @@ def show_stored(store: RunStore, caps: Capabilities) -> None:
     if not ladder_ids:
         if wanted:
             st.error(f"No stored run belongs to ladder {plain(repr(wanted))}.", icon=":material/link_off:")
-        st.info("No precision ladder stored yet: fp32, fp16 and each quantization scheme of one model, recorded "
-                "with the TensorRT backend on a GPU.", icon=":material/info:")
+        st.info(
+            "No precision ladder stored yet: fp32, fp16 and each quantization scheme of one model, recorded "
+            "with the TensorRT backend on a GPU.",
+            icon=":material/info:",
+        )
         return
-    lid = pick_from_url(URL_KEY, ladder_ids, {}, key=PICKED, label="Ladder",
-                        unknown=lambda i: f"No stored run belongs to ladder {plain(repr(i))}. Pick one below.",
-                        write_default=False,   # every Sweeps tab runs: only what was opened goes in the link
-                        help="Newest first. The link in the address bar (?ladder=<id>) opens the same ladder.")
+    lid = pick_from_url(
+        URL_KEY,
+        ladder_ids,
+        {},
+        key=PICKED,
+        label="Ladder",
+        unknown=lambda i: f"No stored run belongs to ladder {plain(repr(i))}. Pick one below.",
+        write_default=False,  # every Sweeps tab runs: only what was opened goes in the link
+        help="Newest first. The link in the address bar (?ladder=<id>) opens the same ladder.",
+    )
     study_gaps(store, lid, key=KEY)
     rungs = ladder.load_ladder(store, lid)
-    tolerance = st.number_input("Accuracy tolerance (rel. L2 vs eager fp32)", value=ladder.DEFAULT_TOLERANCE_REL_L2,
-                                min_value=0.0, format="%.3f", key="ladder_tol")
+    tolerance = st.number_input(
+        "Accuracy tolerance (rel. L2 vs eager fp32)",
+        value=ladder.DEFAULT_TOLERANCE_REL_L2,
+        min_value=0.0,
+        format="%.3f",
+        key="ladder_tol",
+    )
     table = ladder.ladder_table(rungs)
     st.markdown(ladder.verdict(rungs, tolerance_rel_l2=tolerance).markdown())
     st.plotly_chart(ladder_charts.precision_ladder(table), width="stretch", key="chart_ladder")
-    st.caption("Three-way accuracy: eager fp32 → fake-quantized PyTorch model (the quantization error) → "
-               "compiled engine (the conversion error).")
+    st.caption(
+        "Three-way accuracy: eager fp32 → fake-quantized PyTorch model (the quantization error) → "
+        "compiled engine (the conversion error)."
+    )
     st.dataframe(table.drop(columns=["run_id"]), hide_index=True)
     report_button(study_id=lid, study_kind="ladder", tolerance_rel_l2=tolerance)
     localise.offer_from_ladder(rungs, tolerance, caps, lid)

@@ -27,20 +27,43 @@ from ui.url_picker import pick_from_url
 
 URL_KEY = "sweep"
 RUNNING = "sweep_execution"
-TABLE_SHOWN = ["x_label", "series", "repeat", "median_ms", "p10_ms", "p90_ms", "ci_low_ms", "ci_high_ms", "gpu_ms",
-               "gpu_low_ms", "gpu_high_ms", "kernels", "graph_ms", "host_overhead_ms", "plan", "build_s",
-               "engine_count", "pytorch_segments", "coverage", "rel_l2", "pareto", "run_id"]
+TABLE_SHOWN = [
+    "x_label",
+    "series",
+    "repeat",
+    "median_ms",
+    "p10_ms",
+    "p90_ms",
+    "ci_low_ms",
+    "ci_high_ms",
+    "gpu_ms",
+    "gpu_low_ms",
+    "gpu_high_ms",
+    "kernels",
+    "graph_ms",
+    "host_overhead_ms",
+    "plan",
+    "build_s",
+    "engine_count",
+    "pytorch_segments",
+    "coverage",
+    "rel_l2",
+    "pareto",
+    "run_id",
+]
 
 SWEEP_COLUMNS = {
     "median_ms": st.column_config.NumberColumn("e2e median (ms)", format="%.4f"),
-    "gpu_ms": st.column_config.NumberColumn("GPU time (ms)", format="%.4f",
-                                            help="Kernel time per inference from a CUDA-activity trace."),
+    "gpu_ms": st.column_config.NumberColumn(
+        "GPU time (ms)", format="%.4f", help="Kernel time per inference from a CUDA-activity trace."
+    ),
     "gpu_low_ms": st.column_config.NumberColumn("GPU fastest window", format="%.4f"),
     "gpu_high_ms": st.column_config.NumberColumn("GPU slowest window", format="%.4f"),
     "kernels": st.column_config.NumberColumn("kernels / inference", format="%.0f"),
     "graph_ms": st.column_config.NumberColumn("CUDA-graph replay (ms)", format="%.4f"),
-    "host_overhead_ms": st.column_config.NumberColumn("host overhead (ms)", format="%.4f",
-                                                      help="End-to-end median minus GPU time."),
+    "host_overhead_ms": st.column_config.NumberColumn(
+        "host overhead (ms)", format="%.4f", help="End-to-end median minus GPU time."
+    ),
     "plan": st.column_config.TextColumn("engine plan", help="Equal: the same engine plan (the same kernels)."),
 }
 
@@ -54,8 +77,12 @@ def study_base(key: str, caps: Capabilities) -> dict[str, Any]:
         backend = backend_picker(key, caps)
     with c2:
         measure = knob_row("measure", ("warmup_iters", "timed_iters"), key_prefix=key)
-    return {**form, "backend": backend, "device": "auto" if caps.cuda_available else "cpu",
-            "measure": {**measure, "layer_profile": False}}
+    return {
+        **form,
+        "backend": backend,
+        "device": "auto" if caps.cuda_available else "cpu",
+        "measure": {**measure, "layer_profile": False},
+    }
 
 
 def recommended_for(store: RunStore, request: RunRequest) -> list[int]:
@@ -71,22 +98,30 @@ def recommended_for(store: RunStore, request: RunRequest) -> list[int]:
 def values_widget(knob: str, key: str, recommended: list[int]) -> list:
     """The values to sweep for one knob, defaulting to ``sweeps.default_values``."""
     if knob == sweeps.MIN_BLOCK_SIZE_KNOB:
-        text = st.text_input("Extra min_block_size values", value="1", key=f"{key}:values",
-                             help=f"Comma-separated. Always swept: the default {MIN_BLOCK_SIZE} and the dryrun's "
-                                  f"recommendation ({', '.join(map(str, recommended)) or 'none stored yet'}).")
+        text = st.text_input(
+            "Extra min_block_size values",
+            value="1",
+            key=f"{key}:values",
+            help=f"Comma-separated. Always swept: the default {MIN_BLOCK_SIZE} and the dryrun's "
+            f"recommendation ({', '.join(map(str, recommended)) or 'none stored yet'}).",
+        )
         try:
             extra = [int(v) for v in text.replace(" ", "").split(",") if v]
         except ValueError:
             raise ConfigError(knob, f"{text!r} is not a list of integers") from None
         return sweeps.default_values(knob, recommendations=recommended, user_values=extra)
     if knob == sweeps.EXECUTED_OPS_KNOB:
-        text = st.text_area("Op sets forced to PyTorch (one set per line, ops comma-separated)",
-                            value="torch.ops.aten.relu.default", key=f"{key}:values")
+        text = st.text_area(
+            "Op sets forced to PyTorch (one set per line, ops comma-separated)",
+            value="torch.ops.aten.relu.default",
+            key=f"{key}:values",
+        )
         sets = [[op.strip() for op in line.split(",") if op.strip()] for line in text.splitlines()]
         return sweeps.default_values(knob, user_values=[s for s in sets if s])
     options = sweeps.default_values(knob)
-    return st.multiselect("Values", options, default=options, key=f"{key}:values",
-                          format_func=lambda v: sweeps.value_label(knob, v))
+    return st.multiselect(
+        "Values", options, default=options, key=f"{key}:values", format_func=lambda v: sweeps.value_label(knob, v)
+    )
 
 
 def render_run(store: RunStore, caps: Capabilities) -> None:
@@ -95,25 +130,34 @@ def render_run(store: RunStore, caps: Capabilities) -> None:
     names = list(sweeps.SWEEPABLE_KNOBS)
     c1, c2 = st.columns(2)
     knob1 = c1.selectbox("Knob to sweep", names, format_func=sweeps.SWEEPABLE_KNOBS.get, key="sweep:knob1")
-    knob2 = c2.selectbox("Second knob (optional)", [None, *[n for n in names if n != knob1]], key="sweep:knob2",
-                         format_func=lambda k: "none" if k is None else sweeps.SWEEPABLE_KNOBS[k])
+    knob2 = c2.selectbox(
+        "Second knob (optional)",
+        [None, *[n for n in names if n != knob1]],
+        key="sweep:knob2",
+        format_func=lambda k: "none" if k is None else sweeps.SWEEPABLE_KNOBS[k],
+    )
     try:
         request = RunRequest.from_dict(raw)
         recommended = recommended_for(store, request)
         axes = {}
         for i, knob in enumerate([k for k in (knob1, knob2) if k]):
-            with (c1 if i == 0 else c2):
+            with c1 if i == 0 else c2:
                 axes[knob] = values_widget(knob, f"sweep:axis{i}", recommended)
         plan = sweeps.plan_sweep(request, axes)
     except ConfigError as e:
         field_error(e)
         plan = None
     if plan is not None:
-        st.caption(f"{len(plan.points)} runs: " + "; ".join(p.label for p in plan.points)
-                   + "".join(f" · {n}" for n in plan.notes))
+        st.caption(
+            f"{len(plan.points)} runs: "
+            + "; ".join(p.label for p in plan.points)
+            + "".join(f" · {n}" for n in plan.notes)
+        )
         busy = RUNNING in st.session_state
-        if st.button("Run sweep", type="primary", icon=":material/play_arrow:", disabled=busy) \
-                and checked_request(raw, caps) is not None:
+        if (
+            st.button("Run sweep", type="primary", icon=":material/play_arrow:", disabled=busy)
+            and checked_request(raw, caps) is not None
+        ):
             execution = sweeps.SweepExecution(plan, store, lambda r: jobs.submit(r), jobs.get, jobs.cancel)
             if start_execution(execution, "Sweep"):
                 st.session_state[RUNNING] = execution
@@ -149,15 +193,24 @@ def render_results(store: RunStore) -> None:
     # batch sweeps vary model.batch_size, not a compile knob: the Batch sweep tab shows them
     listed = listed[~listed["knobs"].str.contains(batch_sweep.BATCH_KNOB, regex=False).astype(bool)]
     if listed.empty:
-        st.info("No sweep stored yet: run one, or open the bundled samples once they are installed.",
-                icon=":material/info:")
+        st.info(
+            "No sweep stored yet: run one, or open the bundled samples once they are installed.", icon=":material/info:"
+        )
         return
-    labels = {r.sweep_id: f"{r.sweep_id} · {r.model} · {r.device_name} · {r.runs} runs"
-              + (" · sample" if r.is_sample else "") for r in listed.itertuples()}
-    chosen = pick_from_url(URL_KEY, list(listed["sweep_id"]), labels, key="sweep:chosen", label="Sweep",
-                           unknown=lambda i: f"No stored run belongs to sweep {plain(repr(i))}. Pick one below.",
-                           write_default=False,   # every Sweeps tab runs: only what was opened goes in the link
-                           help="Newest first. The link in the address bar (?sweep=<id>) opens the same sweep.")
+    labels = {
+        r.sweep_id: f"{r.sweep_id} · {r.model} · {r.device_name} · {r.runs} runs" + (" · sample" if r.is_sample else "")
+        for r in listed.itertuples()
+    }
+    chosen = pick_from_url(
+        URL_KEY,
+        list(listed["sweep_id"]),
+        labels,
+        key="sweep:chosen",
+        label="Sweep",
+        unknown=lambda i: f"No stored run belongs to sweep {plain(repr(i))}. Pick one below.",
+        write_default=False,  # every Sweeps tab runs: only what was opened goes in the link
+        help="Newest first. The link in the address bar (?sweep=<id>) opens the same sweep.",
+    )
     show_sweep(store, chosen)
 
 
@@ -170,9 +223,10 @@ def show_sweep(store: RunStore, sweep_id: str) -> None:
         return
     table = sweep.table
     first = sweep.results[0]
-    st.caption(f"{len(table)} runs of {first.request['model']['source']} on {first.env.get('device_name', '?')}"
-               + (" · recorded on a real GPU and bundled as a sample" if all(r.is_sample for r in sweep.results)
-                  else ""))
+    st.caption(
+        f"{len(table)} runs of {first.request['model']['source']} on {first.env.get('device_name', '?')}"
+        + (" · recorded on a real GPU and bundled as a sample" if all(r.is_sample for r in sweep.results) else "")
+    )
     for knob in sweep.knobs:
         st.markdown(sweeps.verdict(sweep, knob).markdown())
     knob = sweep.knobs[0]

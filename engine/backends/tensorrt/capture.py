@@ -31,8 +31,13 @@ log = logging.getLogger(__name__)
 
 _LAYER_NAME = re.compile(r"\[[A-Za-z0-9_]+\]-\[[^\]]*\]-\[[^\]]*\]")
 _CONVERTER_MISSING = re.compile(r"(?:Conversion of function|No conversion rule found for)\s+(\S+)")
-_OOM_TEXT = ("out of memory", "outofmemory", "cudaerrormemoryallocation", "could not be allocated",
-             "failed to allocate")
+_OOM_TEXT = (
+    "out of memory",
+    "outofmemory",
+    "cudaerrormemoryallocation",
+    "could not be allocated",
+    "failed to allocate",
+)
 
 
 @dataclass
@@ -40,9 +45,9 @@ class CompileCapture:
     """Torch-TensorRT's bookkeeping of every ``compile_module`` call during one compile."""
 
     trackers: list[Any] = field(default_factory=list)
-    partitioned: list[Any] = field(default_factory=list)      # compile_module's return values
-    uncompiled: list[tuple[int, int]] = field(default_factory=list)   # (supported, total) of skipped graphs
-    engine_names: list[str] = field(default_factory=list)     # TRT submodules the partitioner made
+    partitioned: list[Any] = field(default_factory=list)  # compile_module's return values
+    uncompiled: list[tuple[int, int]] = field(default_factory=list)  # (supported, total) of skipped graphs
+    engine_names: list[str] = field(default_factory=list)  # TRT submodules the partitioner made
     build_s: list[tuple[str, float]] = field(default_factory=list)
     partition_s: float = 0.0
     first_compile_module_t: float | None = None
@@ -63,6 +68,7 @@ def capture_compile(progress: ProgressFn) -> Iterator[CompileCapture]:
         def wrapped(tracker: Any, dryrun_enabled: Any) -> Any:
             cap.trackers.append(tracker)
             return orig(tracker, dryrun_enabled)
+
         return wrapped
 
     def partition(orig: Callable) -> Callable:
@@ -74,6 +80,7 @@ def capture_compile(progress: ProgressFn) -> Iterator[CompileCapture]:
             gm = out[0] if isinstance(out, tuple) else out
             cap.engine_names.extend(n for n, _ in gm.named_children() if "_run_on_acc" in n)
             return out
+
         return wrapped
 
     def convert(orig: Callable) -> Callable:
@@ -92,6 +99,7 @@ def capture_compile(progress: ProgressFn) -> Iterator[CompileCapture]:
             cap.build_s.append((name, time.perf_counter() - t0))
             progress("build", k / n, f"engine {k}/{n}")
             return out
+
         return wrapped
 
     def compile_module(orig: Callable) -> Callable:
@@ -111,6 +119,7 @@ def capture_compile(progress: ProgressFn) -> Iterator[CompileCapture]:
                 cap.uncompiled.append(count_support(gm, settings.torch_executed_ops))
             cap.partitioned.append(out)
             return out
+
         return wrapped
 
     # one wrapper object for both names compile_module is called through
@@ -121,9 +130,16 @@ def capture_compile(progress: ProgressFn) -> Iterator[CompileCapture]:
             shared["fn"] = compile_module(orig)
         return shared["fn"]
 
-    with internals.patched({"compiler_dryrun_display": display, "convert_module": convert,
-                            "compile_module": compile_module_once, "backend_compile_module": compile_module_once,
-                            "fast_partition": partition, "global_partition": partition}):
+    with internals.patched(
+        {
+            "compiler_dryrun_display": display,
+            "convert_module": convert,
+            "compile_module": compile_module_once,
+            "backend_compile_module": compile_module_once,
+            "fast_partition": partition,
+            "global_partition": partition,
+        }
+    ):
         yield cap
 
 
@@ -144,23 +160,26 @@ def unsupported_error(gm: Any, settings: Any) -> UnsupportedOpError:
     return UnsupportedOpError(
         f"require_full_compilation is on but TensorRT cannot run every op: {listed}.",
         "Turn require_full_compilation off to let these ops run in PyTorch, or remove them from "
-        "torch_executed_ops if you forced them there.", ops)
+        "torch_executed_ops if you forced them there.",
+        ops,
+    )
 
 
 def build_error(e: Exception, name: str, k: int, n: int, submodule: Any) -> EngineBuildError:
     text = f"{e}"
     layer = _LAYER_NAME.search(text)
     missing = _CONVERTER_MISSING.search(text)
-    what = (f"at layer {layer.group(0)}" if layer else f"in the converter for {missing.group(1)}" if missing
-            else "")
+    what = f"at layer {layer.group(0)}" if layer else f"in the converter for {missing.group(1)}" if missing else ""
     ops = ""
     graph = getattr(submodule, "graph", None)
     if graph is not None and not what:
         targets = sorted({str(nd.target) for nd in graph.nodes if nd.op == "call_function"})
         ops = f" The engine holds: {', '.join(targets[:12])}{' ...' if len(targets) > 12 else ''}."
     first = text.strip().splitlines()[0][:400] if text.strip() else type(e).__name__
-    return EngineBuildError(f"TensorRT could not build engine {k}/{n} ({name}) {what}: {first}.{ops}",
-                            "Force the failing op to PyTorch with torch_executed_ops, or raise min_block_size.")
+    return EngineBuildError(
+        f"TensorRT could not build engine {k}/{n} ({name}) {what}: {first}.{ops}",
+        "Force the failing op to PyTorch with torch_executed_ops, or raise min_block_size.",
+    )
 
 
 def segmentation_of(cap: CompileCapture, workdir: Path) -> tuple[Segmentation | None, list[str], list[str]]:
@@ -178,7 +197,7 @@ def segmentation_of(cap: CompileCapture, workdir: Path) -> tuple[Segmentation | 
             try:
                 with contextlib.redirect_stdout(io.StringIO()):
                     render(tracker, str(path))
-            except Exception as e:   # e.g. an empty graph (division by zero ops)
+            except Exception as e:  # e.g. an empty graph (division by zero ops)
                 warnings.append(f"dryrun text not rendered: {type(e).__name__}: {e}")
         if path.exists():
             text = path.read_text()

@@ -94,22 +94,30 @@ class DimConstraint:
 class ConstrainedExport:
     """An exported program and the rules its dynamic dimensions were refined to (empty: none needed)."""
 
-    program: Any                            # torch.export.ExportedProgram
+    program: Any  # torch.export.ExportedProgram
     constraints: tuple[DimConstraint, ...] = ()
-    fixes: tuple[str, ...] = ()             # torch.export's suggested fixes, as it printed them
+    fixes: tuple[str, ...] = ()  # torch.export's suggested fixes, as it printed them
 
     def warning(self) -> str:
         """The refinement in user terms, for the run's warnings ("" when export took the ranges as given)."""
         if not self.constraints and not self.fixes:
             return ""
         rules = "; ".join(c.describe() for c in self.constraints) or "; ".join(self.fixes)
-        return (f"torch.export found shape rules in the model that the requested ranges did not state: {rules}. "
-                f"The engine was exported with them (torch.export's suggested fix: {'; '.join(self.fixes)}); "
-                "every requested min/opt/max and the measured shapes follow them.")
+        return (
+            f"torch.export found shape rules in the model that the requested ranges did not state: {rules}. "
+            f"The engine was exported with them (torch.export's suggested fix: {'; '.join(self.fixes)}); "
+            "every requested min/opt/max and the measured shapes follow them."
+        )
 
 
-def export_dynamic(module: torch.nn.Module, args: tuple[torch.Tensor, ...], specs: Sequence[InputSpec], *,
-                   measured: Mapping[str, tuple[int, ...]] | None = None, field: str = FIELD) -> ConstrainedExport:
+def export_dynamic(
+    module: torch.nn.Module,
+    args: tuple[torch.Tensor, ...],
+    specs: Sequence[InputSpec],
+    *,
+    measured: Mapping[str, tuple[int, ...]] | None = None,
+    field: str = FIELD,
+) -> ConstrainedExport:
     """``torch.export.export`` with one ``Dim`` per symbolic dimension (``torch_export_dynamic_shapes``).
 
     When the model's guards need more than a range (BERT's attention on some torch/transformers
@@ -140,14 +148,17 @@ def suggested_fixes(error: BaseException) -> tuple[str, ...]:
     lines = []
     for line in text.split("Suggested fixes:", 1)[1].strip("\n").splitlines():
         if not line.strip():
-            break   # the block ends at the first blank line; torch's advice about draft_export follows
+            break  # the block ends at the first blank line; torch's advice about draft_export follows
         lines.append(line.strip())
     return tuple(lines)
 
 
-def refine_dynamic_shapes(specs: Sequence[InputSpec], dynamic_shapes: tuple[dict[int, Any] | None, ...],
-                          fixes: Sequence[str], field: str = FIELD
-                          ) -> tuple[tuple[dict[int, Any] | None, ...], tuple[DimConstraint, ...]]:
+def refine_dynamic_shapes(
+    specs: Sequence[InputSpec],
+    dynamic_shapes: tuple[dict[int, Any] | None, ...],
+    fixes: Sequence[str],
+    field: str = FIELD,
+) -> tuple[tuple[dict[int, Any] | None, ...], tuple[DimConstraint, ...]]:
     """``dynamic_shapes`` with torch.export's suggested ``fixes`` applied, and the rule each refined
     symbolic dimension follows within its requested range.
 
@@ -159,12 +170,15 @@ def refine_dynamic_shapes(specs: Sequence[InputSpec], dynamic_shapes: tuple[dict
     from torch.export.dynamic_shapes import _DerivedDim, refine_dynamic_shapes_from_suggested_fixes
 
     try:
-        refined = refine_dynamic_shapes_from_suggested_fixes("Suggested fixes:\n" + "\n".join(fixes),
-                                                             list(dynamic_shapes))
+        refined = refine_dynamic_shapes_from_suggested_fixes(
+            "Suggested fixes:\n" + "\n".join(fixes), list(dynamic_shapes)
+        )
     except Exception as e:  # a fix this torch cannot parse: say what it suggested
-        raise ConfigError(field, f"torch.export suggests {'; '.join(fixes)} for the dynamic dimensions, which "
-                                 f"could not be applied ({type(e).__name__}: {e}); change the ranges to follow it"
-                          ) from None
+        raise ConfigError(
+            field,
+            f"torch.export suggests {'; '.join(fixes)} for the dynamic dimensions, which "
+            f"could not be applied ({type(e).__name__}: {e}); change the ranges to follow it",
+        ) from None
     ranges = dim_ranges(specs, field)
     by_dim_name = {sym.replace(".", "_"): sym for sym in ranges}
     constraints: dict[str, DimConstraint] = {}
@@ -186,14 +200,17 @@ def refine_dynamic_shapes(specs: Sequence[InputSpec], dynamic_shapes: tuple[dict
                 lo_k = max(_finite(dim.root.min, 0), -(-(r.min - offset) // step))
                 hi_k = min(_finite(dim.root.max, r.max), (r.max - offset) // step)
                 if hi_k < lo_k:
-                    raise ConfigError(f"{field}.{s.name}", f"{s.describe_dim(d)}: torch.export needs {sym} to be "
-                                                           f"{_linear(step, offset)} (its fix: {'; '.join(fixes)}) "
-                                                           f"but no size in {r.min}..{r.max} is; widen the range")
-                constraints.setdefault(sym, DimConstraint(sym, step * lo_k + offset, step * hi_k + offset,
-                                                          step, offset % step))
-                if hi_k > lo_k:   # a one-size root is no Dim; the check below refuses that range anyway
-                    root = roots.setdefault(dim.root.__name__,
-                                            torch.export.Dim(dim.root.__name__, min=lo_k, max=hi_k))
+                    raise ConfigError(
+                        f"{field}.{s.name}",
+                        f"{s.describe_dim(d)}: torch.export needs {sym} to be "
+                        f"{_linear(step, offset)} (its fix: {'; '.join(fixes)}) "
+                        f"but no size in {r.min}..{r.max} is; widen the range",
+                    )
+                constraints.setdefault(
+                    sym, DimConstraint(sym, step * lo_k + offset, step * hi_k + offset, step, offset % step)
+                )
+                if hi_k > lo_k:  # a one-size root is no Dim; the check below refuses that range anyway
+                    root = roots.setdefault(dim.root.__name__, torch.export.Dim(dim.root.__name__, min=lo_k, max=hi_k))
                     dim = root * step if step != 1 else root
                     dim = dim + offset if offset else dim
             elif not isinstance(dim, _DerivedDim):
@@ -208,7 +225,7 @@ def refine_dynamic_shapes(specs: Sequence[InputSpec], dynamic_shapes: tuple[dict
 def _finite(value: Any, default: int) -> int:
     try:
         return int(value)
-    except Exception:   # torch's int_oo for an unbounded side does not convert
+    except Exception:  # torch's int_oo for an unbounded side does not convert
         return default
 
 
@@ -216,8 +233,12 @@ def _linear(step: int, offset: int) -> str:
     return f"a multiple of {step}" + (f" plus {offset % step}" if offset % step else "")
 
 
-def check_constraints(specs: Sequence[InputSpec], constraints: Sequence[DimConstraint],
-                      measured: Mapping[str, tuple[int, ...]] | None = None, field: str = FIELD) -> None:
+def check_constraints(
+    specs: Sequence[InputSpec],
+    constraints: Sequence[DimConstraint],
+    measured: Mapping[str, tuple[int, ...]] | None = None,
+    field: str = FIELD,
+) -> None:
     """Every requested min/opt/max, and the measured shapes, must follow the refined rules. Raises
     ``ConfigError`` naming the input, the dimension, the size that breaks the rule and the valid sizes."""
     by_symbol = {c.symbol: c for c in constraints}
@@ -232,13 +253,18 @@ def check_constraints(specs: Sequence[InputSpec], constraints: Sequence[DimConst
                 if not c.allows(size):
                     bad.append(f"{s.describe_dim(d)} {bound} {size}")
             if bad:
-                raise ConfigError(f"{field}.{s.name}", f"{', '.join(bad)}: not allowed by a rule of the model "
-                                                       f"that torch.export found: {c.describe()}. Valid sizes: "
-                                                       f"{c.sizes()}; set min/opt/max to those")
+                raise ConfigError(
+                    f"{field}.{s.name}",
+                    f"{', '.join(bad)}: not allowed by a rule of the model "
+                    f"that torch.export found: {c.describe()}. Valid sizes: "
+                    f"{c.sizes()}; set min/opt/max to those",
+                )
     for s in specs:
         for d, size in enumerate((measured or {}).get(s.name, ())):
             c = by_symbol.get(s.dim_name(d))
             if c is not None and not c.allows(size):
-                raise ConfigError(knob.get(c.symbol, f"{field}.{s.name}"),
-                                  f"{size} is not a size the model accepts for {s.describe_dim(d)} of input "
-                                  f"{s.name!r}: {c.describe()} (found by torch.export). Valid sizes: {c.sizes()}")
+                raise ConfigError(
+                    knob.get(c.symbol, f"{field}.{s.name}"),
+                    f"{size} is not a size the model accepts for {s.describe_dim(d)} of input "
+                    f"{s.name!r}: {c.describe()} (found by torch.export). Valid sizes: {c.sizes()}",
+                )

@@ -64,13 +64,24 @@ def compile_settings(request: RunRequest, features: Features, workdir: Path) -> 
 def specs_at(specs: tuple[InputSpec, ...], inputs: tuple[torch.Tensor, ...]) -> tuple[InputSpec, ...]:
     """The input specs with floating inputs in the dtype the module runs in (fp16 on a strongly typed build)."""
     names = {torch.float16: "float16", torch.float32: "float32"}
-    return tuple(replace(s, dtype=names.get(t.dtype, s.dtype)) if t.is_floating_point() else s
-                 for s, t in zip(specs, inputs, strict=True))
+    return tuple(
+        replace(s, dtype=names.get(t.dtype, s.dtype)) if t.is_floating_point() else s
+        for s, t in zip(specs, inputs, strict=True)
+    )
 
 
-def compile_model(request: RunRequest, module: torch.nn.Module, inputs: tuple[torch.Tensor, ...],
-                  features: Features, workdir: Path, stages: dict[str, float], progress: ProgressFn, analyze: bool,
-                  specs: tuple[InputSpec, ...] | None = None, warnings: list[str] | None = None) -> Any:
+def compile_model(
+    request: RunRequest,
+    module: torch.nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    features: Features,
+    workdir: Path,
+    stages: dict[str, float],
+    progress: ProgressFn,
+    analyze: bool,
+    specs: tuple[InputSpec, ...] | None = None,
+    warnings: list[str] | None = None,
+) -> Any:
     """Export and compile. ``specs`` (dynamic shapes): export with one ``torch.export.Dim`` per symbolic
     dimension, refined once by torch.export's suggested fixes when the model's guards need it (the
     refinement is added to ``warnings``), and build with ``torch_tensorrt.Input(min, opt, max)``;
@@ -82,21 +93,31 @@ def compile_model(request: RunRequest, module: torch.nn.Module, inputs: tuple[to
     kw = compile_settings(request, features, workdir)
     quantized = c.quantization != "none"
     if quantized:
-        kw.update(quantize.compile_kwargs(c.quantization, c.quant_base_precision,
-                                          "tensorrt_rtx" if features.rtx else "tensorrt"))
+        kw.update(
+            quantize.compile_kwargs(
+                c.quantization, c.quant_base_precision, "tensorrt_rtx" if features.rtx else "tensorrt"
+            )
+        )
     debugger: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if request.measure.layer_profile and not analyze:
         python_runtime = c.use_python_runtime and features.python_runtime
         debugger = torch_tensorrt.dynamo.Debugger(
-            log_level="warning", save_engine_profile=True, save_layer_info=True,
-            profile_format="cudagraph" if python_runtime else "trex", engine_builder_monitor=False,
-            logging_dir=str(workdir / "trt_debug"))
+            log_level="warning",
+            save_engine_profile=True,
+            save_layer_info=True,
+            profile_format="cudagraph" if python_runtime else "trex",
+            engine_builder_monitor=False,
+            logging_dir=str(workdir / "trt_debug"),
+        )
     if c.frontend == "torch_compile":
-        kw["pass_through_build_failures"] = True     # a failed build is an error, not a silent eager run
+        kw["pass_through_build_failures"] = True  # a failed build is an error, not a silent eager run
         with debugger:
             return torch.compile(module, backend="tensorrt", options=kw, dynamic=False)
-    progress("export", None, "torch.export" + (" (Q/DQ nodes kept)" if quantized else "")
-             + (" with dynamic shapes" if specs else ""))
+    progress(
+        "export",
+        None,
+        "torch.export" + (" (Q/DQ nodes kept)" if quantized else "") + (" with dynamic shapes" if specs else ""),
+    )
     arg_inputs: list[Any] = list(inputs)
     t0 = time.perf_counter()
     try:
@@ -104,7 +125,7 @@ def compile_model(request: RunRequest, module: torch.nn.Module, inputs: tuple[to
             exported = quantize.export_quantized(module, inputs)
         elif specs:
             arg_inputs = dynamic_shapes.to_torch_tensorrt_inputs(specs, seed=request.measure.seed)
-            at_opt = tuple(i.torch_tensor for i in arg_inputs)    # exporting at a size-1 dim would pin it
+            at_opt = tuple(i.torch_tensor for i in arg_inputs)  # exporting at a size-1 dim would pin it
             # the model's own shape rules (e.g. a sequence that must be a multiple of 8) refine the Dims once
             measured = {s.name: tuple(t.shape) for s, t in zip(specs, inputs, strict=True)}
             done = dynamic_shapes.export_dynamic(module, at_opt, specs, measured=measured)
@@ -116,9 +137,11 @@ def compile_model(request: RunRequest, module: torch.nn.Module, inputs: tuple[to
         if is_oom(e) or isinstance(e, ConfigError):
             raise
         first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-        raise ExportError(f"torch.export could not capture {request.model.source}: {type(e).__name__}: {first}",
-                          "Try the torch_compile frontend (compile.frontend = torch_compile): it runs the "
-                          "parts it cannot capture in Python.") from e
+        raise ExportError(
+            f"torch.export could not capture {request.model.source}: {type(e).__name__}: {first}",
+            "Try the torch_compile frontend (compile.frontend = torch_compile): it runs the "
+            "parts it cannot capture in Python.",
+        ) from e
     stages["export_s"] = time.perf_counter() - t0
     progress("partition", None, "lowering")
     t0 = time.perf_counter()
@@ -132,7 +155,8 @@ def compile_model(request: RunRequest, module: torch.nn.Module, inputs: tuple[to
             # the matrix could not know (e.g. an op the flavour does not quantize): name the scheme
             for cause in (e, e.__cause__):
                 explained = cause is not None and quantize.explain_compile_error(
-                    cause, c.quantization, "tensorrt_rtx" if features.rtx else "tensorrt")
+                    cause, c.quantization, "tensorrt_rtx" if features.rtx else "tensorrt"
+                )
                 if explained:
                     raise explained from e
             raise

@@ -39,9 +39,9 @@ class PrivateSymbol:
     module: str
     name: str
     used_for: str
-    fallback: str = ""                  # "" = required; else what the backend does without it
-    params: tuple[str, ...] = ()        # parameters of a function/method the backend relies on, by name
-    fields: tuple[str, ...] = ()        # attributes of a (data)class the backend reads
+    fallback: str = ""  # "" = required; else what the backend does without it
+    params: tuple[str, ...] = ()  # parameters of a function/method the backend relies on, by name
+    fields: tuple[str, ...] = ()  # attributes of a (data)class the backend reads
 
     @property
     def required(self) -> bool:
@@ -53,69 +53,168 @@ class PrivateSymbol:
 
 
 _C = "torch_tensorrt.dynamo._compiler"
-SYMBOLS: dict[str, PrivateSymbol] = {}   # keyed by a short name, filled below
+SYMBOLS: dict[str, PrivateSymbol] = {}  # keyed by a short name, filled below
 
 
 def _add(key: str, symbol: PrivateSymbol) -> None:
     SYMBOLS[key] = symbol
 
 
-_add("features", PrivateSymbol("torch_tensorrt._features", "ENABLED_FEATURES",
-                               "flavour detection (TensorRT-RTX or full TensorRT)", fields=("tensorrt_rtx",)))
-_add("compile_module", PrivateSymbol(
-    _C, "compile_module", "wrapped while compiling: partitioned graphs, early returns, require_full_compilation",
-    params=("gm", "sample_arg_inputs", "sample_kwarg_inputs", "settings")))
-_add("convert_module", PrivateSymbol(_C, "convert_module", "wrapped: one call per engine (build time, progress)",
-                                     params=("module", "inputs", "settings", "name")))
-_add("compiler_dryrun_display", PrivateSymbol(
-    _C, "dryrun_stats_display", "wrapped: receives the DryRunTracker of every compile_module call"))
-_add("backend_compile_module", PrivateSymbol(
-    "torch_tensorrt.dynamo.backend.backends", "compile_module",
-    "the torch_compile frontend's own reference to compile_module, wrapped the same way"))
-_add("fast_partition", PrivateSymbol("torch_tensorrt.dynamo.partitioning", "fast_partition",
-                                     "wrapped: partition time and the engine submodule names"))
-_add("global_partition", PrivateSymbol("torch_tensorrt.dynamo.partitioning", "global_partition",
-                                       "wrapped: partition time and the engine submodule names"))
-_add("graph_converter_support", PrivateSymbol(
-    "torch_tensorrt.dynamo.partitioning", "get_graph_converter_support",
-    "op counts of a graph compile_module skipped (too few supported ops)",
-    params=("graph_module", "torch_executed_ops")))
-_add("op_support_tester", PrivateSymbol(
-    "torch_tensorrt.dynamo.partitioning._adjacency_partitioner", "OpSupportTester",
-    "naming the unsupported ops when require_full_compilation fails",
-    fallback="the error says 'see the log' instead of listing the ops", fields=("unsupported_operators",)))
-_add("dryrun_tracker", PrivateSymbol(
-    "torch_tensorrt.dynamo._DryRunTracker", "DryRunTracker", "segmentation (engine.profiling.segmentation)",
-    fields=("total_ops_in_graph", "supported_ops_in_graph", "per_subgraph_data", "unsupported_ops",
-            "to_run_in_torch")))
-_add("per_subgraph_data", PrivateSymbol(
-    "torch_tensorrt.dynamo._DryRunTracker", "PerSubgraphData", "per-engine op counts and I/O",
-    fields=("subgraph_name", "subgraph_op_count", "input_shapes", "input_dtypes", "output_shapes",
-            "output_dtypes")))
-_add("dryrun_display", PrivateSymbol(
-    "torch_tensorrt.dynamo._DryRunTracker", "dryrun_stats_display",
-    "renders the dryrun text the segmentation is cross-checked against",
-    fallback="no dryrun text: the segmentation is not cross-checked", params=("dryrun_tracker", "dryrun_enabled")))
-_add("trt_module", PrivateSymbol(
-    "torch_tensorrt.dynamo.runtime._TorchTensorRTModule", "TorchTensorRTModule",
-    "the C++ runtime's engine module: engine count, engine bytes, layer info", fields=("serialized_engine",)))
-_add("trt_module_enable_profiling", PrivateSymbol(
-    "torch_tensorrt.dynamo.runtime._TorchTensorRTModule", "TorchTensorRTModule.enable_profiling",
-    "per-layer pass on the C++ runtime (trex files)", params=("profiling_results_dir", "profile_format")))
-_add("trt_module_layer_info", PrivateSymbol(
-    "torch_tensorrt.dynamo.runtime._TorchTensorRTModule", "TorchTensorRTModule.get_layer_info",
-    "engine layer information (plan fingerprint)"))
-_add("python_trt_module", PrivateSymbol(
-    "torch_tensorrt.dynamo.runtime._PythonTorchTensorRTModule", "PythonTorchTensorRTModule",
-    "the Python runtime (compile.use_python_runtime) and its IProfiler-based per-layer pass",
-    fallback="Python runtime merged into the C++ one (2.12+): the runtime knob is refused as not applicable"))
-_add("python_runtime_trt", PrivateSymbol(
-    "torch_tensorrt.dynamo.runtime._PythonTorchTensorRTModule", "trt",
-    "the tensorrt module the Python runtime uses (its IProfiler class)",
-    fallback="no Python runtime: its per-layer profiler is not needed"))
+_add(
+    "features",
+    PrivateSymbol(
+        "torch_tensorrt._features",
+        "ENABLED_FEATURES",
+        "flavour detection (TensorRT-RTX or full TensorRT)",
+        fields=("tensorrt_rtx",),
+    ),
+)
+_add(
+    "compile_module",
+    PrivateSymbol(
+        _C,
+        "compile_module",
+        "wrapped while compiling: partitioned graphs, early returns, require_full_compilation",
+        params=("gm", "sample_arg_inputs", "sample_kwarg_inputs", "settings"),
+    ),
+)
+_add(
+    "convert_module",
+    PrivateSymbol(
+        _C,
+        "convert_module",
+        "wrapped: one call per engine (build time, progress)",
+        params=("module", "inputs", "settings", "name"),
+    ),
+)
+_add(
+    "compiler_dryrun_display",
+    PrivateSymbol(_C, "dryrun_stats_display", "wrapped: receives the DryRunTracker of every compile_module call"),
+)
+_add(
+    "backend_compile_module",
+    PrivateSymbol(
+        "torch_tensorrt.dynamo.backend.backends",
+        "compile_module",
+        "the torch_compile frontend's own reference to compile_module, wrapped the same way",
+    ),
+)
+_add(
+    "fast_partition",
+    PrivateSymbol(
+        "torch_tensorrt.dynamo.partitioning", "fast_partition", "wrapped: partition time and the engine submodule names"
+    ),
+)
+_add(
+    "global_partition",
+    PrivateSymbol(
+        "torch_tensorrt.dynamo.partitioning",
+        "global_partition",
+        "wrapped: partition time and the engine submodule names",
+    ),
+)
+_add(
+    "graph_converter_support",
+    PrivateSymbol(
+        "torch_tensorrt.dynamo.partitioning",
+        "get_graph_converter_support",
+        "op counts of a graph compile_module skipped (too few supported ops)",
+        params=("graph_module", "torch_executed_ops"),
+    ),
+)
+_add(
+    "op_support_tester",
+    PrivateSymbol(
+        "torch_tensorrt.dynamo.partitioning._adjacency_partitioner",
+        "OpSupportTester",
+        "naming the unsupported ops when require_full_compilation fails",
+        fallback="the error says 'see the log' instead of listing the ops",
+        fields=("unsupported_operators",),
+    ),
+)
+_add(
+    "dryrun_tracker",
+    PrivateSymbol(
+        "torch_tensorrt.dynamo._DryRunTracker",
+        "DryRunTracker",
+        "segmentation (engine.profiling.segmentation)",
+        fields=(
+            "total_ops_in_graph",
+            "supported_ops_in_graph",
+            "per_subgraph_data",
+            "unsupported_ops",
+            "to_run_in_torch",
+        ),
+    ),
+)
+_add(
+    "per_subgraph_data",
+    PrivateSymbol(
+        "torch_tensorrt.dynamo._DryRunTracker",
+        "PerSubgraphData",
+        "per-engine op counts and I/O",
+        fields=("subgraph_name", "subgraph_op_count", "input_shapes", "input_dtypes", "output_shapes", "output_dtypes"),
+    ),
+)
+_add(
+    "dryrun_display",
+    PrivateSymbol(
+        "torch_tensorrt.dynamo._DryRunTracker",
+        "dryrun_stats_display",
+        "renders the dryrun text the segmentation is cross-checked against",
+        fallback="no dryrun text: the segmentation is not cross-checked",
+        params=("dryrun_tracker", "dryrun_enabled"),
+    ),
+)
+_add(
+    "trt_module",
+    PrivateSymbol(
+        "torch_tensorrt.dynamo.runtime._TorchTensorRTModule",
+        "TorchTensorRTModule",
+        "the C++ runtime's engine module: engine count, engine bytes, layer info",
+        fields=("serialized_engine",),
+    ),
+)
+_add(
+    "trt_module_enable_profiling",
+    PrivateSymbol(
+        "torch_tensorrt.dynamo.runtime._TorchTensorRTModule",
+        "TorchTensorRTModule.enable_profiling",
+        "per-layer pass on the C++ runtime (trex files)",
+        params=("profiling_results_dir", "profile_format"),
+    ),
+)
+_add(
+    "trt_module_layer_info",
+    PrivateSymbol(
+        "torch_tensorrt.dynamo.runtime._TorchTensorRTModule",
+        "TorchTensorRTModule.get_layer_info",
+        "engine layer information (plan fingerprint)",
+    ),
+)
+_add(
+    "python_trt_module",
+    PrivateSymbol(
+        "torch_tensorrt.dynamo.runtime._PythonTorchTensorRTModule",
+        "PythonTorchTensorRTModule",
+        "the Python runtime (compile.use_python_runtime) and its IProfiler-based per-layer pass",
+        fallback="Python runtime merged into the C++ one (2.12+): the runtime knob is refused as not applicable",
+    ),
+)
+_add(
+    "python_runtime_trt",
+    PrivateSymbol(
+        "torch_tensorrt.dynamo.runtime._PythonTorchTensorRTModule",
+        "trt",
+        "the tensorrt module the Python runtime uses (its IProfiler class)",
+        fallback="no Python runtime: its per-layer profiler is not needed",
+    ),
+)
 
-PYTHON_RUNTIME_MERGED = ("not applicable with this Torch-TensorRT: its Python runtime is merged into the C++ one "
-                         "(use_python_runtime is a deprecated no-op since 2.12); engines run on the C++ runtime")
+PYTHON_RUNTIME_MERGED = (
+    "not applicable with this Torch-TensorRT: its Python runtime is merged into the C++ one "
+    "(use_python_runtime is a deprecated no-op since 2.12); engines run on the C++ runtime"
+)
 
 
 class TorchTensorRTMismatch(RunError):
@@ -150,7 +249,8 @@ def require(key: str) -> Any:
             f"This Torch-TensorRT ({version() or 'unknown version'}) has no {s.dotted}, which the dashboard uses "
             f"for {s.used_for}.",
             "Install the Torch-TensorRT that requirements-gpu.txt pins, or a version tests/test_internals.py "
-            "checks (2.11, 2.14).")
+            "checks (2.11, 2.14).",
+        )
     return obj
 
 
@@ -170,20 +270,23 @@ class Features:
     """What the installed Torch-TensorRT offers, as the backend and the capability matrix need it."""
 
     rtx: bool
-    python_runtime: bool           # a separate Python runtime exists (compile.use_python_runtime applies)
-    python_runtime_reason: str     # why not, "" when it exists
-    op_names_on_failure: bool      # OpSupportTester can list unsupported ops
-    dryrun_text: bool              # dryrun_stats_display can render the text to cross-check
+    python_runtime: bool  # a separate Python runtime exists (compile.use_python_runtime applies)
+    python_runtime_reason: str  # why not, "" when it exists
+    op_names_on_failure: bool  # OpSupportTester can list unsupported ops
+    dryrun_text: bool  # dryrun_stats_display can render the text to cross-check
 
     @classmethod
     def detect(cls, present: Callable[[PrivateSymbol], bool], rtx: bool) -> Features:
         """Feature flags from ``present`` (a symbol → exists check): the imported package at run time, or a
         wheel's source in tests (the same decisions, taken without installing it)."""
         python_runtime = present(SYMBOLS["python_trt_module"])
-        return cls(rtx=rtx, python_runtime=python_runtime,
-                   python_runtime_reason="" if python_runtime else PYTHON_RUNTIME_MERGED,
-                   op_names_on_failure=present(SYMBOLS["op_support_tester"]),
-                   dryrun_text=present(SYMBOLS["dryrun_display"]))
+        return cls(
+            rtx=rtx,
+            python_runtime=python_runtime,
+            python_runtime_reason="" if python_runtime else PYTHON_RUNTIME_MERGED,
+            op_names_on_failure=present(SYMBOLS["op_support_tester"]),
+            dryrun_text=present(SYMBOLS["dryrun_display"]),
+        )
 
 
 def features() -> Features:
@@ -214,7 +317,7 @@ def make_layer_profiler() -> Any:
     ``tensorrt`` module (TensorRT-RTX or full TensorRT, whichever that runtime loaded)."""
     trt = require("python_runtime_trt")
 
-    class _Recorder(trt.IProfiler):   # type: ignore[name-defined]
+    class _Recorder(trt.IProfiler):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.records: list[tuple[str, float]] = []

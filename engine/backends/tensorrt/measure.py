@@ -66,10 +66,22 @@ def layer_infos(trt_modules: list[tuple[str, Any]]) -> list[str]:
     return out
 
 
-def measure(request: RunRequest, compiled: Any, inputs: tuple[torch.Tensor, ...], trt_modules: list[tuple[str, Any]],
-            cap: CompileCapture, segmentation: Segmentation | None, workdir: Path, progress: ProgressFn,
-            stages: dict[str, float], *, reference: Any = None, quant: Any = None, dynamic: bool = False,
-            memory_sample: Any = None) -> Measured:
+def measure(
+    request: RunRequest,
+    compiled: Any,
+    inputs: tuple[torch.Tensor, ...],
+    trt_modules: list[tuple[str, Any]],
+    cap: CompileCapture,
+    segmentation: Segmentation | None,
+    workdir: Path,
+    progress: ProgressFn,
+    stages: dict[str, float],
+    *,
+    reference: Any = None,
+    quant: Any = None,
+    dynamic: bool = False,
+    memory_sample: Any = None,
+) -> Measured:
     import torch_tensorrt  # noqa: PLC0415
 
     c, m = request.compile, request.measure
@@ -77,13 +89,15 @@ def measure(request: RunRequest, compiled: Any, inputs: tuple[torch.Tensor, ...]
     infos = layer_infos(trt_modules) if m.layer_profile else []
     warnings: list[str] = []
     # CUDA graphs: the first call records the graph, warm-up and timing replay it
-    graphs = torch_tensorrt.runtime.enable_cudagraphs(compiled) if c.enable_cudagraphs else \
-        contextlib.nullcontext(compiled)
+    graphs = (
+        torch_tensorrt.runtime.enable_cudagraphs(compiled) if c.enable_cudagraphs else contextlib.nullcontext(compiled)
+    )
     with graphs as timed_module:
         # dynamo: the first call after the build (RTX compiles kernels just in time here);
         # torch_compile: the first call after the one that traced and built
-        progress("first_inference", None, "first inference" + (" (records the CUDA graph)" if c.enable_cudagraphs
-                                                                else ""))
+        progress(
+            "first_inference", None, "first inference" + (" (records the CUDA graph)" if c.enable_cudagraphs else "")
+        )
         t0 = time.perf_counter()
         with torch.inference_mode():
             timed_module(*inputs)
@@ -108,29 +122,44 @@ def measure(request: RunRequest, compiled: Any, inputs: tuple[torch.Tensor, ...]
         out.gpu_time = trace.gpu_time
         out.raw_files["gpu_kernels.csv"] = trace.table.to_csv(index=False).encode()
     out.plan_fingerprint = fingerprint.plan_fingerprint(
-        fingerprint.layers_part(infos), fingerprint.kernels_part(trace.sequence, trace.kernel_counts)
-        if trace is not None else None)
+        fingerprint.layers_part(infos),
+        fingerprint.kernels_part(trace.sequence, trace.kernel_counts) if trace is not None else None,
+    )
 
     if m.layer_profile and trt_modules:
         progress("layer_profile", 0.0, "profiling on")
         t0 = time.perf_counter()
         python_runtime = internals.is_python_runtime_module(trt_modules[0][1])
         out.layers, files = layer_profile.profile_layers(
-            compiled, inputs, trt_modules, torch_submodules(cap), m.profile_iters, workdir / "profile", progress,
-            python_runtime=python_runtime, make_profiler=internals.make_layer_profiler if python_runtime else None)
+            compiled,
+            inputs,
+            trt_modules,
+            torch_submodules(cap),
+            m.profile_iters,
+            workdir / "profile",
+            progress,
+            python_runtime=python_runtime,
+            make_profiler=internals.make_layer_profiler if python_runtime else None,
+        )
         out.raw_files.update(files)
         out.profiled_sum_ms = float(out.layers["avg_ms"].sum()) if len(out.layers) else None
         stages["layer_profile_s"] = time.perf_counter() - t0
         if out.profiled_sum_ms and stats.median_ms > 0 and out.profiled_sum_ms > 1.5 * stats.median_ms:
-            warnings.append(f"Per-layer times sum to {out.profiled_sum_ms:.3f} ms against {stats.median_ms:.3f} ms "
-                            "end to end: profiling adds overhead per layer; use the layer shares, not their sum.")
+            warnings.append(
+                f"Per-layer times sum to {out.profiled_sum_ms:.3f} ms against {stats.median_ms:.3f} ms "
+                "end to end: profiling adds overhead per layer; use the layer shares, not their sum."
+            )
     sample()
 
     progress("graph_replay", None, "CUDA graph capture and replay")
     t0 = time.perf_counter()
-    out.graph_replay = graph_replay.replay(lambda: compiled(*inputs), iters=m.timed_iters,
-                                           warmup_iters=m.warmup_iters, batch_size=request.model.batch_size,
-                                           not_attempted=not_capturable(request, dynamic))
+    out.graph_replay = graph_replay.replay(
+        lambda: compiled(*inputs),
+        iters=m.timed_iters,
+        warmup_iters=m.warmup_iters,
+        batch_size=request.model.batch_size,
+        not_attempted=not_capturable(request, dynamic),
+    )
     stages["graph_replay_s"] = time.perf_counter() - t0
     out.warnings += warnings + launch_diagnosis(request, out, segmentation)
     return out
@@ -142,8 +171,10 @@ def gpu_pass(fn: Any, e2e_median_ms: float, warnings: list[str]) -> gpu_time.Gpu
         trace = gpu_time.measure(fn, per_window=gpu_time.inferences_per_window(e2e_median_ms))
     except Exception as e:
         log.warning("GPU-time pass failed", exc_info=True)
-        warnings.append(f"GPU time not measured: the CUDA-activity trace failed ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0][:200] if str(e) else ''}).")
+        warnings.append(
+            f"GPU time not measured: the CUDA-activity trace failed ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:200] if str(e) else ''})."
+        )
         return None
     warnings += trace.warnings
     return trace
@@ -153,11 +184,15 @@ def not_capturable(request: RunRequest, dynamic: bool) -> str:
     """Why a CUDA-graph replay is not attempted for this run ("" when it is)."""
     c = request.compile
     if c.enable_cudagraphs:
-        return "not attempted: the run already replays the module as a CUDA graph (enable_cudagraphs), so its " \
-               "end-to-end latency is a graph replay"
+        return (
+            "not attempted: the run already replays the module as a CUDA graph (enable_cudagraphs), so its "
+            "end-to-end latency is a graph replay"
+        )
     if c.frontend == "torch_compile":
-        return "not attempted: a torch.compile module runs Python guards on every call; capture the dynamo " \
-               "frontend's module instead"
+        return (
+            "not attempted: a torch.compile module runs Python guards on every call; capture the dynamo "
+            "frontend's module instead"
+        )
     if dynamic:
         return "not attempted: the engine takes dynamic shapes, and a graph records the launches of one shape only"
     return ""
@@ -189,9 +224,15 @@ def launch_diagnosis(request: RunRequest, out: Measured, segmentation: Segmentat
     else:
         return []
     replay = out.graph_replay
-    found = diagnosis.diagnose(stats.median_ms, layer_ms, source=source, device="cuda",
-                               batch_size=request.model.batch_size, cudagraphs=request.compile.enable_cudagraphs,
-                               pytorch_segments=segmentation.pytorch_segment_count if segmentation else 0,
-                               graph_ms=replay.median_ms if replay is not None and replay.captured else None)
+    found = diagnosis.diagnose(
+        stats.median_ms,
+        layer_ms,
+        source=source,
+        device="cuda",
+        batch_size=request.model.batch_size,
+        cudagraphs=request.compile.enable_cudagraphs,
+        pytorch_segments=segmentation.pytorch_segment_count if segmentation else 0,
+        graph_ms=replay.median_ms if replay is not None and replay.captured else None,
+    )
     log.info("launch diagnosis: %s (%s %.3f ms of %.3f ms)", found.verdict, source, layer_ms, stats.median_ms)
     return [found.text()] if found.launch_bound else []

@@ -50,7 +50,7 @@ def quantize(request: RunRequest, model: BuiltModel, progress: ProgressFn, stage
     for build in builders:
         try:
             build()
-        except Exception:   # ModelOpt falls back to its PyTorch kernels; the run goes on
+        except Exception:  # ModelOpt falls back to its PyTorch kernels; the run goes on
             log.exception("ModelOpt CUDA extension %s not built", build.__name__)
     stages["cuda_extensions_s"] = time.perf_counter() - t0
     return fake_quant.prepare_quantized(request, model, "cuda", progress, stages)
@@ -103,11 +103,13 @@ def explain_compile_error(error: BaseException, scheme: str, flavour: str) -> Qu
     first = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)[:300]
     flav = FLAVOUR_NAMES.get(flavour, flavour)
     if "int8 activation" in text.lower():
-        return QuantizationError(f"{flav} refused {spec.label}: {RTX_INT8_ACTIVATIONS}.",
-                                 "Pick int8_weight_only or fp8.")
+        return QuantizationError(
+            f"{flav} refused {spec.label}: {RTX_INT8_ACTIVATIONS}.", "Pick int8_weight_only or fp8."
+        )
     keywords = ("quantiz", "int8", "fp8", "float8", "int4", "fp4", "q/dq", "scale")
     if any(k in text.lower() for k in keywords):
-        return QuantizationError(f"{flav} could not compile the {spec.label} model: {first}",
-                                 "Try another scheme in the precision ladder, or the fp16 build without "
-                                 "quantization.")
+        return QuantizationError(
+            f"{flav} could not compile the {spec.label} model: {first}",
+            "Try another scheme in the precision ladder, or the fp16 build without quantization.",
+        )
     return None

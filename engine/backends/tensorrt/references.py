@@ -41,6 +41,7 @@ def no_tf32() -> Iterator[None]:
 def eager_fp32_outputs(model: BuiltModel, request: RunRequest | None = None) -> Any:
     """Eager fp32 outputs on the GPU (TF32 off), as CPU float32 copies; cached per model, inputs and device
     when ``request`` is given and a data directory is set."""
+
     def compute() -> Any:
         module, inputs = prepare(model, "fp32", "cuda")
         with no_tf32(), torch.inference_mode():
@@ -51,8 +52,9 @@ def eager_fp32_outputs(model: BuiltModel, request: RunRequest | None = None) -> 
         return compute()
     from engine.store import data_dir  # noqa: PLC0415 - the data directory's location lives with the store
 
-    key = reference_key(identity(request.model, request.measure.seed), request.to_dict()["model"],
-                        torch.cuda.get_device_name())
+    key = reference_key(
+        identity(request.model, request.measure.seed), request.to_dict()["model"], torch.cuda.get_device_name()
+    )
     out, _ = cached_outputs(data_dir(), key, compute)
     return out
 
@@ -66,8 +68,10 @@ def degenerate_reference(reference: Any) -> list[str]:
         return []
     peak = float(ref.abs().max()) if ref.numel() else 0.0
     if peak < 1e-4:
-        return [f"{DEGENERATE_REFERENCE} (max |y| = {peak:.1e}, typical of random weights): "
-                "the accuracy figures say little about this model; use pretrained weights to judge accuracy."]
+        return [
+            f"{DEGENERATE_REFERENCE} (max |y| = {peak:.1e}, typical of random weights): "
+            "the accuracy figures say little about this model; use pretrained weights to judge accuracy."
+        ]
     return []
 
 
@@ -75,6 +79,7 @@ def eager_baseline(model: BuiltModel, request: RunRequest) -> tuple[LatencyStats
     """The eager model at the run's precision, timed by the engine's harness; reused from the reference
     cache when an earlier run measured the same model, inputs, precision and iterations on this device.
     Returns (stats, when it was measured if reused)."""
+
     def measure() -> LatencyStats:
         module, inputs = prepare(model, request.compile.precision, "cuda")
         stats, _ = latency.time_settled(lambda: module(*inputs), request)
@@ -83,14 +88,22 @@ def eager_baseline(model: BuiltModel, request: RunRequest) -> tuple[LatencyStats
     from engine.store import data_dir  # noqa: PLC0415
 
     m = request.measure
-    key = reference_key(identity(request.model, m.seed), request.to_dict()["model"], torch.cuda.get_device_name(),
-                        baseline=f"eager_{request.compile.precision}", warmup=m.warmup_iters, timed=m.timed_iters)
+    key = reference_key(
+        identity(request.model, m.seed),
+        request.to_dict()["model"],
+        torch.cuda.get_device_name(),
+        baseline=f"eager_{request.compile.precision}",
+        warmup=m.warmup_iters,
+        timed=m.timed_iters,
+    )
     return cached_latency(data_dir(), key, measure)
 
 
 def reused_note(name: str, measured_at: str) -> str:
-    return (f"The {name} baseline was measured at {measured_at} in an earlier run of the same model, inputs and "
-            "batch on this GPU and reused (data directory's reference_cache; delete it to measure again).")
+    return (
+        f"The {name} baseline was measured at {measured_at} in an earlier run of the same model, inputs and "
+        "batch on this GPU and reused (data directory's reference_cache; delete it to measure again)."
+    )
 
 
 def inductor_baseline(model: BuiltModel, request: RunRequest, progress: ProgressFn) -> tuple[LatencyStats, float]:

@@ -26,7 +26,7 @@ from engine.settings.request import RunRequest
 
 
 def run(request: RunRequest, model: BuiltModel, device: str, progress: ProgressFn, workdir: Path) -> Measurement:
-    features = internals.features()   # imports torch_tensorrt: raises without a driver, so only here
+    features = internals.features()  # imports torch_tensorrt: raises without a driver, so only here
     check(request, device, features)
     try:
         return _run(request, model, progress, Path(workdir), features)
@@ -34,14 +34,15 @@ def run(request: RunRequest, model: BuiltModel, device: str, progress: ProgressF
         raise
     except Exception as e:
         inner = _user_error_inside(e)
-        if inner is not None:   # torch.compile wraps backend errors in BackendCompilerFailed
+        if inner is not None:  # torch.compile wraps backend errors in BackendCompilerFailed
             raise inner from e
         if capture.is_oom(e):
-            traceback.clear_frames(e.__traceback__)   # frames hold the compiled module and its buffers
+            traceback.clear_frames(e.__traceback__)  # frames hold the compiled module and its buffers
             release_gpu()
             raise GpuOutOfMemory(
                 f"The GPU ran out of memory ({str(e).splitlines()[0][:200]}).",
-                "Memory was released; try a smaller batch size or input shape, or fp16.") from e
+                "Memory was released; try a smaller batch size or input shape, or fp16.",
+            ) from e
         raise
     finally:
         model.module.to(device="cpu", dtype=torch.float32)
@@ -56,8 +57,11 @@ def check(request: RunRequest, device: str, features: Features) -> None:
     if features.rtx and c.precision == "bf16":
         raise ConfigError("compile.precision", "'bf16' is not available: TensorRT-RTX has no bf16; choose fp16")
     if c.quantization != "none" and c.frontend != "dynamo":
-        raise ConfigError("compile.frontend", f"quantization ({c.quantization}) exports the fake-quantized model "
-                                              "with torch.export: choose the dynamo frontend")
+        raise ConfigError(
+            "compile.frontend",
+            f"quantization ({c.quantization}) exports the fake-quantized model "
+            "with torch.export: choose the dynamo frontend",
+        )
     if features.rtx and c.hardware_compatible:
         raise ConfigError("compile.hardware_compatible", "TensorRT-RTX engines are built for the local GPU only")
     if c.use_python_runtime and not features.python_runtime:
@@ -100,8 +104,9 @@ class MemoryWatch:
         return int(max(torch.cuda.max_memory_allocated(), self.max_used))
 
 
-def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: Path,
-         features: Features) -> Measurement:
+def _run(
+    request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: Path, features: Features
+) -> Measurement:
     c, m = request.compile, request.measure
     batch = request.model.batch_size
     analyze = request.mode == "analyze"
@@ -114,16 +119,20 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
     quantized = c.quantization != "none"
     dynamic = any(s.is_dynamic for s in model.input_specs)
     if dynamic and c.frontend != "dynamo":
-        raise ConfigError("compile.frontend", "dynamic shapes (min/opt/max in model.inputs) are compiled with "
-                                              "torch.export: choose the dynamo frontend")
+        raise ConfigError(
+            "compile.frontend",
+            "dynamic shapes (min/opt/max in model.inputs) are compiled with torch.export: choose the dynamo frontend",
+        )
     if dynamic and quantized:
-        raise ConfigError("compile.quantization", "quantized builds take static shapes: set min = opt = max in "
-                                                  "model.inputs, or quantization to none")
+        raise ConfigError(
+            "compile.quantization",
+            "quantized builds take static shapes: set min = opt = max in model.inputs, or quantization to none",
+        )
     reference = None
     baselines: dict[str, LatencyStats] = {}
     baseline_compile_s: dict[str, float] = {}
     if not analyze:
-        if m.accuracy and not quantized:   # a quantized run's eager fp32 reference comes with its calibration
+        if m.accuracy and not quantized:  # a quantized run's eager fp32 reference comes with its calibration
             progress("accuracy", None, "eager fp32 reference")
             t0 = time.perf_counter()
             reference = references.eager_fp32_outputs(model, request)
@@ -146,24 +155,27 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
     if quantized:
         quant = quantize(request, model, progress, stages)
         module, inputs = quant.module, quant.inputs
-        warnings += [w for w in (quant.calibration.warning, *references.degenerate_reference(quant.eager_output))
-                     if w]
+        warnings += [w for w in (quant.calibration.warning, *references.degenerate_reference(quant.eager_output)) if w]
         if c.precision != c.quant_base_precision:
-            warnings.append(f"compile.precision {c.precision} does not apply to a quantized run: its unquantized "
-                            f"layers ran in quant_base_precision {c.quant_base_precision}.")
+            warnings.append(
+                f"compile.precision {c.precision} does not apply to a quantized run: its unquantized "
+                f"layers ran in quant_base_precision {c.quant_base_precision}."
+            )
     else:
         # strongly typed (RTX): the model carries the precision; full TensorRT: fp32 model + enabled_precisions
-        module, inputs = prepare(model, c.precision if features.rtx else "fp32", "cuda",
-                                 keep_fp32=c.keep_high_precision)
+        module, inputs = prepare(
+            model, c.precision if features.rtx else "fp32", "cuda", keep_fp32=c.keep_high_precision
+        )
     specs = specs_at(model.input_specs, inputs) if dynamic else None
     if c.cache_built_engines or c.reuse_cached_engines:
-        warnings.append("Engine cache: Torch-TensorRT caches and reuses only refittable engines (immutable_weights="
-                        "False); this engine has immutable weights, so it was built anew and not cached.")
+        warnings.append(
+            "Engine cache: Torch-TensorRT caches and reuses only refittable engines (immutable_weights="
+            "False); this engine has immutable weights, so it was built anew and not cached."
+        )
 
     raw_files: dict[str, Path | bytes] = {}
     with capture.capture_compile(progress) as cap:
-        compiled = compile_model(request, module, inputs, features, workdir, stages, progress, analyze, specs,
-                                 warnings)
+        compiled = compile_model(request, module, inputs, features, workdir, stages, progress, analyze, specs, warnings)
         if c.frontend == "torch_compile":
             # torch.compile compiles at the first call
             progress("build", None, "torch.compile traces and builds at the first call")
@@ -184,26 +196,59 @@ def _run(request: RunRequest, model: BuiltModel, progress: ProgressFn, workdir: 
         raw_files["dryrun.txt" if len(texts) == 1 else f"dryrun_{i + 1}.txt"] = text.encode()
 
     if analyze:
-        return Measurement(latency=LatencyStats.not_timed(batch), stages_s=stages, segmentation=segmentation,
-                           engine_count=segmentation.engine_count if segmentation else 0,
-                           warnings=warnings, raw_files=raw_files)
+        return Measurement(
+            latency=LatencyStats.not_timed(batch),
+            stages_s=stages,
+            segmentation=segmentation,
+            engine_count=segmentation.engine_count if segmentation else 0,
+            warnings=warnings,
+            raw_files=raw_files,
+        )
 
     trt_modules = capture.trt_modules(cap)
-    for _, mod in trt_modules:   # a Debugger build switches profiling on; time with it off
+    for _, mod in trt_modules:  # a Debugger build switches profiling on; time with it off
         with contextlib.suppress(Exception):
             mod.disable_profiling()
     engine_bytes = sum(len(getattr(mod, "serialized_engine", b"") or b"") for _, mod in trt_modules)
     if not trt_modules:
-        warnings.append("No TensorRT engine was built: the whole model runs in PyTorch "
-                        "(too few supported ops for min_block_size, or every op forced to PyTorch).")
+        warnings.append(
+            "No TensorRT engine was built: the whole model runs in PyTorch "
+            "(too few supported ops for min_block_size, or every op forced to PyTorch)."
+        )
 
-    measured = measure(request, compiled, inputs, trt_modules, cap, segmentation, workdir, progress, stages,
-                       reference=reference, quant=quant, dynamic=dynamic, memory_sample=memory.sample)
+    measured = measure(
+        request,
+        compiled,
+        inputs,
+        trt_modules,
+        cap,
+        segmentation,
+        workdir,
+        progress,
+        stages,
+        reference=reference,
+        quant=quant,
+        dynamic=dynamic,
+        memory_sample=memory.sample,
+    )
     raw_files.update(measured.raw_files)
-    return Measurement(latency=measured.latency, latency_samples_ms=measured.samples, stages_s=stages,
-                       layers=measured.layers, engine_count=len(trt_modules), engine_bytes=engine_bytes,
-                       peak_memory_bytes=memory.peak(), accuracy=measured.accuracy, segmentation=segmentation,
-                       profiled_sum_ms=measured.profiled_sum_ms, baselines=baselines,
-                       baseline_compile_s=baseline_compile_s, warnings=warnings + measured.warnings,
-                       raw_files=raw_files, quantization=measured.quantization, gpu_time=measured.gpu_time,
-                       graph_replay=measured.graph_replay, plan_fingerprint=measured.plan_fingerprint)
+    return Measurement(
+        latency=measured.latency,
+        latency_samples_ms=measured.samples,
+        stages_s=stages,
+        layers=measured.layers,
+        engine_count=len(trt_modules),
+        engine_bytes=engine_bytes,
+        peak_memory_bytes=memory.peak(),
+        accuracy=measured.accuracy,
+        segmentation=segmentation,
+        profiled_sum_ms=measured.profiled_sum_ms,
+        baselines=baselines,
+        baseline_compile_s=baseline_compile_s,
+        warnings=warnings + measured.warnings,
+        raw_files=raw_files,
+        quantization=measured.quantization,
+        gpu_time=measured.gpu_time,
+        graph_replay=measured.graph_replay,
+        plan_fingerprint=measured.plan_fingerprint,
+    )

@@ -38,11 +38,16 @@ POLL_S = 1.0
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m engine autotune", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m engine autotune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_knob_options(p)
-    p.add_argument("--knobs", default=None, help="comma-separated knobs to search (default: all for tensorrt, "
-                                                 f"precision for eager); from {', '.join(SEARCHABLE_KNOBS)}")
+    p.add_argument(
+        "--knobs",
+        default=None,
+        help="comma-separated knobs to search (default: all for tensorrt, "
+        f"precision for eager); from {', '.join(SEARCHABLE_KNOBS)}",
+    )
     p.add_argument("--precisions", default="fp32,fp16", help=f"allowed precisions, from {', '.join(PRECISIONS)}")
     p.add_argument("--trials", type=int, default=20, help="trial budget (every point once when the space is smaller)")
     p.add_argument("--max-build-s", type=float, default=None, help="build time limit (default: none)")
@@ -58,15 +63,22 @@ def _parser() -> argparse.ArgumentParser:
 def _plan(ns: argparse.Namespace) -> AutotunePlan:
     base = request_from_args(ns)
     limits = Constraints(ns.max_build_s, ns.max_rel_l2, tuple(x for x in ns.precisions.split(",") if x))
-    knobs = ns.knobs.split(",") if ns.knobs else \
-        list(SEARCHABLE_KNOBS) if base.backend == "tensorrt" else [PRECISION_KNOB]
+    knobs = (
+        ns.knobs.split(",") if ns.knobs else list(SEARCHABLE_KNOBS) if base.backend == "tensorrt" else [PRECISION_KNOB]
+    )
     space = default_space(limits)
     for knob in knobs:
         if knob not in space:
             raise ConfigError(knob, "is not a searchable knob; choose from " + ", ".join(SEARCHABLE_KNOBS))
     baselines = ("eager", f"inductor_{ns.inductor}") if ns.inductor != "off" else ("eager",)
-    return plan_autotune(base, space={k: space[k] for k in knobs}, constraints=limits, n_trials=ns.trials,
-                         seed=ns.search_seed, baselines=baselines)
+    return plan_autotune(
+        base,
+        space={k: space[k] for k in knobs},
+        constraints=limits,
+        n_trials=ns.trials,
+        seed=ns.search_seed,
+        baselines=baselines,
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -97,8 +109,13 @@ def _in_process(plan: AutotunePlan, store: RunStore, ns: argparse.Namespace) -> 
         save_plan(store.root, plan)
     budget = budget_of(plan)
     print(f"auto-tune {plan.autotune_id}: {budget} trials", file=sys.stderr)
-    return run_plan(store.root, plan, store, lambda request: execute(request, store).result,
-                    on_trial=lambda t: print("  " + t.progress(budget)[1], file=sys.stderr))
+    return run_plan(
+        store.root,
+        plan,
+        store,
+        lambda request: execute(request, store).result,
+        on_trial=lambda t: print("  " + t.progress(budget)[1], file=sys.stderr),
+    )
 
 
 def _follow_job(plan: AutotunePlan, store: RunStore, ns: argparse.Namespace) -> AutotuneReport | None:
@@ -117,10 +134,21 @@ def _follow_job(plan: AutotunePlan, store: RunStore, ns: argparse.Namespace) -> 
 
 def _print(plan: AutotunePlan, report: AutotuneReport, as_json: bool) -> None:
     if as_json:
-        print(json.dumps({"autotune_id": plan.autotune_id, "summary": report.summary(), "notes": report.notes,
-                          "objective": report.objective, "best_run_id": report.best.run_id if report.best else None,
-                          "speedup_vs_defaults": report.speedup_vs_defaults, "baselines_ms": report.baselines_ms,
-                          "trials": json.loads(report.trials.to_json(orient="records"))}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "autotune_id": plan.autotune_id,
+                    "summary": report.summary(),
+                    "notes": report.notes,
+                    "objective": report.objective,
+                    "best_run_id": report.best.run_id if report.best else None,
+                    "speedup_vs_defaults": report.speedup_vs_defaults,
+                    "baselines_ms": report.baselines_ms,
+                    "trials": json.loads(report.trials.to_json(orient="records")),
+                },
+                indent=1,
+            )
+        )
         return
     print(report.summary())
     for note in report.notes:

@@ -27,7 +27,7 @@ from engine.jobs.record import ACTIVE_STATES, AUTOTUNE_KIND
 from engine.studies.autotune.stored import AutotunePlan, load_plan, progress_of, save_plan
 from engine.studies.autotune.stored_trials import SearchProgress
 
-JOBS_SCANNED = 500     # how far back the newest job of a finished search is looked for
+JOBS_SCANNED = 500  # how far back the newest job of a finished search is looked for
 
 
 def job_key(autotune_id: str) -> str:
@@ -39,7 +39,7 @@ def submit_autotune(plan: AutotunePlan, *, gpu: int | str | None = None, system:
     system = system or default_system()
     caps = capabilities.detect()
     route = route_for(plan.request(), gpu, caps.cuda_available)
-    if plan.base["device"] == "auto":   # the trials run where the route sends them
+    if plan.base["device"] == "auto":  # the trials run where the route sends them
         plan = dataclasses.replace(plan, base={**plan.base, "device": "cpu" if route == "cpu" else "cuda"})
     if not plan.submitted_by:
         plan = dataclasses.replace(plan, submitted_by=current_submitter())
@@ -74,9 +74,18 @@ def _check_here(system: JobSystem, plan: AutotunePlan, route: str, caps: capabil
 def _queue(system: JobSystem, plan: AutotunePlan, route: str, gpu: int | str | None) -> Job:
     now = time.time()
     key = job_key(plan.autotune_id)
-    job = Job(job_id=uuid.uuid4().hex[:12], request=plan.base, key=key, route=route, kind=AUTOTUNE_KIND,
-              gpu="" if gpu is None else str(gpu), created_ts=now, updated_ts=now,
-              submitted_by=plan.submitted_by or current_submitter(), detail="auto-tune " + plan.autotune_id)
+    job = Job(
+        job_id=uuid.uuid4().hex[:12],
+        request=plan.base,
+        key=key,
+        route=route,
+        kind=AUTOTUNE_KIND,
+        gpu="" if gpu is None else str(gpu),
+        created_ts=now,
+        updated_ts=now,
+        submitted_by=plan.submitted_by or current_submitter(),
+        detail="auto-tune " + plan.autotune_id,
+    )
     job, joined = system.table.insert_or_join(job, key)
     if joined:
         job.joined = True

@@ -85,19 +85,34 @@ def default_space(constraints: Constraints, recommended_min_block_size: Sequence
 def defaults_request(base: RunRequest, constraints: Constraints) -> RunRequest:
     """Torch-TensorRT's defaults for the base model: every compile knob at its default, at the base's
     precision when allowed (else the first allowed one)."""
-    precision = base.compile.precision if base.compile.precision in constraints.precisions \
-        else constraints.precisions[0]
-    return RunRequest(model=base.model, backend=base.backend, device=base.device, mode=base.mode,
-                      compile=CompileSettings(precision=precision), measure=base.measure)
+    precision = (
+        base.compile.precision if base.compile.precision in constraints.precisions else constraints.precisions[0]
+    )
+    return RunRequest(
+        model=base.model,
+        backend=base.backend,
+        device=base.device,
+        mode=base.mode,
+        compile=CompileSettings(precision=precision),
+        measure=base.measure,
+    )
 
 
-def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None = None,
-             constraints: Constraints | None = None, n_trials: int = 20, seed: int = 0,
-             on_trial: Callable[[TrialRecord], None] | None = None,
-             should_stop: Callable[[], bool] | None = None,
-             baselines: tuple[str, ...] = ("eager",),
-             storage: str | optuna.storages.BaseStorage | None = None, study_name: str | None = None,
-             load_run: Callable[[str], RunResult | None] | None = None) -> AutotuneReport:
+def autotune(
+    base: RunRequest,
+    evaluate: Evaluate,
+    *,
+    space: SearchSpace | None = None,
+    constraints: Constraints | None = None,
+    n_trials: int = 20,
+    seed: int = 0,
+    on_trial: Callable[[TrialRecord], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    baselines: tuple[str, ...] = ("eager",),
+    storage: str | optuna.storages.BaseStorage | None = None,
+    study_name: str | None = None,
+    load_run: Callable[[str], RunResult | None] | None = None,
+) -> AutotuneReport:
     """Search ``space`` around ``base`` for the fastest feasible configuration.
 
     ``evaluate`` measures one request (cached runs come back at no cost); a configuration the
@@ -134,27 +149,30 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
         return measured[key]
 
     defaults_req = defaults_request(base, constraints)
-    if base.backend == "tensorrt":   # the eager backend has no baselines to time
-        defaults_req = defaults_req.with_changes(**{
-            "measure.compare_eager": "eager" in baselines, "measure.compare_inductor": inductor})
+    if base.backend == "tensorrt":  # the eager backend has no baselines to time
+        defaults_req = defaults_req.with_changes(
+            **{"measure.compare_eager": "eager" in baselines, "measure.compare_inductor": inductor}
+        )
     defaults_result, defaults_error = measure(defaults_req)
     objective, objective_note = _objective(space, defaults_result)
     defaults = trial_record(-1, _params(defaults_req, space), defaults_result, defaults_error, constraints, objective)
 
     choices = {k: _choices(v) for k, v in space.items()}
     distributions: dict[str, optuna.distributions.BaseDistribution] = {
-        k: optuna.distributions.CategoricalDistribution(c) for k, c in choices.items()}
+        k: optuna.distributions.CategoricalDistribution(c) for k, c in choices.items()
+    }
     grid_size = math.prod(len(c) for c in choices.values())
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(8, n_trials // 2 or 1))
-    study = optuna.create_study(direction="minimize", sampler=sampler, storage=storage, study_name=study_name,
-                                load_if_exists=True)
+    study = optuna.create_study(
+        direction="minimize", sampler=sampler, storage=storage, study_name=study_name, load_if_exists=True
+    )
     fresh = not study.trials
-    records = stored_records(study)        # a resumed study's trials count, in the order they ran
+    records = stored_records(study)  # a resumed study's trials count, in the order they ran
     requeue_interrupted(study)
     study.set_user_attr(DEFAULTS_ATTR, record_attrs(defaults))
     study.set_user_attr(OBJECTIVE_ATTR, [objective, objective_note])
-    if grid_size <= n_trials:   # == trial_budget(space, n_trials)
+    if grid_size <= n_trials:  # == trial_budget(space, n_trials)
         # small space: measure every point once (GridSampler stops the study, which ask/tell cannot take)
         if fresh:
             for combo in itertools.product(*choices.values()):
@@ -189,7 +207,7 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
         record = trial_record(number, params, result, error, constraints, objective)
         record.repeated = params_key(params) in seen
         seen.add(params_key(params))
-        trial.set_constraint("violated", 0.0 if record.feasible else 1.0)   # TPE steers away from these
+        trial.set_constraint("violated", 0.0 if record.feasible else 1.0)  # TPE steers away from these
         trial.set_user_attr(RECORD_ATTR, record_attrs(record))
         if record.objective_ms is None:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -201,7 +219,7 @@ def autotune(base: RunRequest, evaluate: Evaluate, *, space: SearchSpace | None 
 
     runs = [r for r, _ in measured.values() if r is not None]
     known = {r.run_id for r in runs}
-    for r in records:   # runs of trials measured before a resume
+    for r in records:  # runs of trials measured before a resume
         if r.run_id and r.run_id not in known and load_run is not None and (run := load_run(r.run_id)) is not None:
             runs.append(run)
             known.add(r.run_id)
@@ -214,15 +232,16 @@ def trial_budget(space: SearchSpace, n_trials: int) -> int:
     return grid_size if grid_size <= n_trials else n_trials
 
 
-def check_search(base: RunRequest, space: SearchSpace, constraints: Constraints, n_trials: int,
-                 baselines: Sequence[str]) -> None:
+def check_search(
+    base: RunRequest, space: SearchSpace, constraints: Constraints, n_trials: int, baselines: Sequence[str]
+) -> None:
     """Raise a ConfigError naming what is wrong with a search before anything is measured: an unknown knob, a
     value the knob refuses, a precision the constraints forbid, a trial budget or baseline out of range."""
     _check_space(space, constraints)
     for knob, values in space.items():
         if knob not in SWEEPABLE_KNOBS:
             raise ConfigError(knob, "is not a searchable knob; choose from " + ", ".join(SEARCHABLE_KNOBS))
-        for v in values:   # a value the knob itself refuses; one refused only with other knobs is a failed trial
+        for v in values:  # a value the knob itself refuses; one refused only with other knobs is a failed trial
             try:
                 base.with_changes(**{knob: _decode(_encode(tuple(v) if isinstance(v, list) else v))})
             except ConfigError as e:
@@ -244,8 +263,10 @@ def _objective(space: SearchSpace, defaults: RunResult | None) -> tuple[str, str
     """The figure the search minimises, and a note saying why when it is not the one the knobs call for."""
     knobs = ", ".join(SWEEPABLE_KNOBS.get(k, k) for k in space)
     if preferred_metric(space) == END_TO_END:
-        return END_TO_END, (f"Objective: end-to-end latency (a searched knob changes the host's work per call, "
-                            f"which GPU time cannot show; searched: {knobs}).")
+        return END_TO_END, (
+            f"Objective: end-to-end latency (a searched knob changes the host's work per call, "
+            f"which GPU time cannot show; searched: {knobs})."
+        )
     if defaults is not None and defaults.gpu_time is not None:
         return GPU_TIME, f"Objective: GPU time (every searched knob changes kernels: {knobs})."
     why = gpu_time_absence(defaults) if defaults is not None else "not measured (the defaults run failed)"
@@ -261,8 +282,10 @@ def inductor_mode(baselines: Sequence[str]) -> str:
         elif name.startswith("inductor_") and name.removeprefix("inductor_") in INDUCTOR_MODES[1:]:
             modes.append(name.removeprefix("inductor_"))
         elif name != "eager":
-            raise ConfigError("autotune.baselines", f"{name!r} is not a baseline; choose eager, "
-                                                    + ", ".join(f"inductor_{m}" for m in INDUCTOR_MODES[1:]))
+            raise ConfigError(
+                "autotune.baselines",
+                f"{name!r} is not a baseline; choose eager, " + ", ".join(f"inductor_{m}" for m in INDUCTOR_MODES[1:]),
+            )
     if len(set(modes)) > 1:
         raise ConfigError("autotune.baselines", f"one inductor baseline per search, got {', '.join(modes)}")
     return modes[0] if modes else "off"

@@ -47,9 +47,9 @@ class AutotunePlan:
     """What one search measures; stored as JSON beside its study."""
 
     autotune_id: str
-    base: dict[str, Any]                    # the RunRequest every trial starts from (to_dict)
-    space: dict[str, list[Any]]             # dotted knob -> candidate values
-    constraints: dict[str, Any]             # Constraints as a dict
+    base: dict[str, Any]  # the RunRequest every trial starts from (to_dict)
+    space: dict[str, list[Any]]  # dotted knob -> candidate values
+    constraints: dict[str, Any]  # Constraints as a dict
     n_trials: int
     seed: int = 0
     baselines: tuple[str, ...] = ("eager",)
@@ -86,16 +86,31 @@ def new_autotune_id() -> str:
     return f"at-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
-def plan_autotune(base: RunRequest, *, space: SearchSpace | None = None, constraints: Constraints | None = None,
-                  n_trials: int = 20, seed: int = 0, baselines: Sequence[str] = ("eager",),
-                  submitted_by: str = "") -> AutotunePlan:
+def plan_autotune(
+    base: RunRequest,
+    *,
+    space: SearchSpace | None = None,
+    constraints: Constraints | None = None,
+    n_trials: int = 20,
+    seed: int = 0,
+    baselines: Sequence[str] = ("eager",),
+    submitted_by: str = "",
+) -> AutotunePlan:
     """A checked plan (not stored yet): raises ConfigError naming a bad knob, value, limit or budget."""
     base = validate(base)
     constraints = constraints or Constraints()
     space = dict(space) if space is not None else default_space(constraints)
     check_search(base, space, constraints, n_trials, tuple(baselines))
-    return AutotunePlan(new_autotune_id(), base.to_dict(), {k: list(v) for k, v in space.items()},
-                        asdict(constraints), n_trials, seed, tuple(baselines), submitted_by=submitted_by)
+    return AutotunePlan(
+        new_autotune_id(),
+        base.to_dict(),
+        {k: list(v) for k, v in space.items()},
+        asdict(constraints),
+        n_trials,
+        seed,
+        tuple(baselines),
+        submitted_by=submitted_by,
+    )
 
 
 def autotune_dir(root: Path | str) -> Path:
@@ -108,15 +123,16 @@ def save_plan(root: Path | str, plan: AutotunePlan) -> Path:
     path = autotune_dir(root) / f"{plan.autotune_id}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(plan.to_json())
-    tmp.replace(path)   # atomic: a reader never sees half a plan
+    tmp.replace(path)  # atomic: a reader never sees half a plan
     return path
 
 
 def load_plan(root: Path | str, autotune_id: str) -> AutotunePlan:
     path = autotune_dir(root) / f"{autotune_id}.json"
     if "/" in autotune_id or not path.is_file():
-        raise AutotuneNotFound(f"No stored auto-tune {autotune_id!r}.",
-                               "Pick one from the list, or start a new search.")
+        raise AutotuneNotFound(
+            f"No stored auto-tune {autotune_id!r}.", "Pick one from the list, or start a new search."
+        )
     return AutotunePlan.from_json(path.read_text())
 
 
@@ -142,7 +158,8 @@ def optuna_storage(root: Path | str) -> optuna.storages.RDBStorage:
         storage = _STORAGES.get(url)
         if storage is None:
             storage = _STORAGES[url] = optuna.storages.RDBStorage(
-                url, engine_kwargs={"connect_args": {"timeout": DB_TIMEOUT_S}})
+                url, engine_kwargs={"connect_args": {"timeout": DB_TIMEOUT_S}}
+            )
             # write-ahead log (kept by the file once set): a page reading progress never blocks the job writing
             with storage.engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
@@ -152,18 +169,34 @@ def optuna_storage(root: Path | str) -> optuna.storages.RDBStorage:
 def _study(root: Path | str, autotune_id: str) -> optuna.Study | None:
     try:
         return optuna.load_study(study_name=autotune_id, storage=optuna_storage(root))
-    except KeyError:   # planned, never started
+    except KeyError:  # planned, never started
         return None
 
 
-def run_plan(root: Path | str, plan: AutotunePlan, store: RunStore, evaluate: Evaluate, *,
-             on_trial: Callable[[TrialRecord], None] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> AutotuneReport:
+def run_plan(
+    root: Path | str,
+    plan: AutotunePlan,
+    store: RunStore,
+    evaluate: Evaluate,
+    *,
+    on_trial: Callable[[TrialRecord], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> AutotuneReport:
     """Run a stored plan's search, or resume it: the trials already in its study count towards its budget."""
-    return autotune(plan.request(), evaluate, space=plan.search_space(), constraints=plan.limits(),
-                    n_trials=plan.n_trials, seed=plan.seed, baselines=plan.baselines, on_trial=on_trial,
-                    should_stop=should_stop, storage=optuna_storage(root), study_name=plan.autotune_id,
-                    load_run=lambda run_id: _load_run(store, run_id))
+    return autotune(
+        plan.request(),
+        evaluate,
+        space=plan.search_space(),
+        constraints=plan.limits(),
+        n_trials=plan.n_trials,
+        seed=plan.seed,
+        baselines=plan.baselines,
+        on_trial=on_trial,
+        should_stop=should_stop,
+        storage=optuna_storage(root),
+        study_name=plan.autotune_id,
+        load_run=lambda run_id: _load_run(store, run_id),
+    )
 
 
 def load_report(root: Path | str, autotune_id: str, store: RunStore) -> AutotuneReport | None:
@@ -173,8 +206,9 @@ def load_report(root: Path | str, autotune_id: str, store: RunStore) -> Autotune
     study = _study(root, autotune_id)
     if study is None:
         return None
-    return report_from_study(study, plan.request(), plan.search_space(), plan.limits(),
-                             lambda run_id: _load_run(store, run_id))
+    return report_from_study(
+        study, plan.request(), plan.search_space(), plan.limits(), lambda run_id: _load_run(store, run_id)
+    )
 
 
 def progress_of(root: Path | str, plan: AutotunePlan) -> SearchProgress:
@@ -194,12 +228,18 @@ def _load_run(store: RunStore, run_id: str) -> RunResult | None:
     return store.get(run_id) if store.exists(run_id) else None
 
 
-Progress = Callable[..., None]                                   # (stage, fraction=None, detail="")
-MeasureFn = Callable[[RunRequest, Progress], RunResult]          # one run, reporting its own progress
+Progress = Callable[..., None]  # (stage, fraction=None, detail="")
+MeasureFn = Callable[[RunRequest, Progress], RunResult]  # one run, reporting its own progress
 
 
-def run_in_job(root: Path | str, autotune_id: str, store: RunStore, measure: MeasureFn, progress: Progress,
-               should_stop: Callable[[], bool]) -> AutotuneReport:
+def run_in_job(
+    root: Path | str,
+    autotune_id: str,
+    store: RunStore,
+    measure: MeasureFn,
+    progress: Progress,
+    should_stop: Callable[[], bool],
+) -> AutotuneReport:
     """A stored search as one job: each trial measured by ``measure`` (``runner.execute`` in the job process),
     its progress reported as "trial k of n · <stage>" with the best so far; ``should_stop`` is asked between trials,
     and ``progress`` may raise ``Cancelled`` within one (the trial is queued again for a resume)."""
@@ -212,7 +252,7 @@ def run_in_job(root: Path | str, autotune_id: str, store: RunStore, measure: Mea
         return "no feasible trial yet" if best[0] is None else f"best {best[0]:.3f} ms so far"
 
     def evaluate(request: RunRequest) -> RunResult:
-        first = calls[0] == 0   # the search measures Torch-TensorRT's defaults (and baselines) first
+        first = calls[0] == 0  # the search measures Torch-TensorRT's defaults (and baselines) first
         calls[0] += 1
         what = "defaults run" if first else f"trial {done[0] + 1} of {budget}"
 

@@ -16,10 +16,10 @@ from engine.settings.request import RunRequest
 from engine.studies.autotune.trials import AutotuneReport, Constraints, SearchSpace, TrialRecord, report_of
 from engine.studies.statistics import END_TO_END, GPU_TIME, METRIC_NAMES
 
-RECORD_ATTR = "record"            # trial user attribute: the TrialRecord as a dict
+RECORD_ATTR = "record"  # trial user attribute: the TrialRecord as a dict
 INTERRUPTED_ATTR = "interrupted"  # trial user attribute: stopped by cancel or a crash; not counted, queued again
-DEFAULTS_ATTR = "defaults"        # study user attribute: Torch-TensorRT's defaults run as a TrialRecord dict
-OBJECTIVE_ATTR = "objective"      # study user attribute: [objective, note]
+DEFAULTS_ATTR = "defaults"  # study user attribute: Torch-TensorRT's defaults run as a TrialRecord dict
+OBJECTIVE_ATTR = "objective"  # study user attribute: [objective, note]
 
 _FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
 
@@ -59,7 +59,7 @@ def requeue_interrupted(study: optuna.Study) -> int:
     stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     for t in stale:
         study.enqueue_trial(t.params)
-        optuna.trial.Trial(study, t._trial_id).set_user_attr(INTERRUPTED_ATTR, True)   # no public id-free way
+        optuna.trial.Trial(study, t._trial_id).set_user_attr(INTERRUPTED_ATTR, True)  # no public id-free way
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
     return len(stale)
 
@@ -84,8 +84,11 @@ class SearchProgress:
     def text(self) -> str:
         """E.g. "trial 3 of 20 · best 1.234 ms GPU time so far"."""
         when = "" if self.complete else " so far"
-        best = f"no feasible trial{when}" if self.best_ms is None else \
-            f"best {self.best_ms:.3f} ms {METRIC_NAMES[self.objective]}{when}"
+        best = (
+            f"no feasible trial{when}"
+            if self.best_ms is None
+            else f"best {self.best_ms:.3f} ms {METRIC_NAMES[self.objective]}{when}"
+        )
         return f"{self.trials_done} of {self.n_trials} trials · {best}"
 
 
@@ -93,12 +96,21 @@ def search_progress(study: optuna.Study, n_trials: int) -> SearchProgress:
     records = stored_records(study)
     feasible = [r.objective_ms for r in records if r.feasible and r.objective_ms is not None]
     objective = (study.user_attrs.get(OBJECTIVE_ATTR) or [END_TO_END])[0]
-    return SearchProgress(len(records), n_trials, min(feasible) if feasible else None,
-                          objective if objective in (END_TO_END, GPU_TIME) else END_TO_END)
+    return SearchProgress(
+        len(records),
+        n_trials,
+        min(feasible) if feasible else None,
+        objective if objective in (END_TO_END, GPU_TIME) else END_TO_END,
+    )
 
 
-def report_from_study(study: optuna.Study, base: RunRequest, space: SearchSpace, constraints: Constraints,
-                      load_run: Callable[[str], RunResult | None]) -> AutotuneReport | None:
+def report_from_study(
+    study: optuna.Study,
+    base: RunRequest,
+    space: SearchSpace,
+    constraints: Constraints,
+    load_run: Callable[[str], RunResult | None],
+) -> AutotuneReport | None:
     """The report of a stored search from its trials and their stored runs; None before the defaults were measured."""
     defaults = study.user_attrs.get(DEFAULTS_ATTR)
     if defaults is None:

@@ -19,7 +19,7 @@ from engine.studies.knobs import SWEEPABLE_KNOBS, value_label
 from engine.studies.statistics import END_TO_END, GPU_TIME, METRIC_NAMES, value_ms
 from engine.studies.sweeps.results import measure_drift
 
-SearchSpace = dict[str, Sequence[Any]]    # dotted knob -> candidate values
+SearchSpace = dict[str, Sequence[Any]]  # dotted knob -> candidate values
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Constraints:
     """What a configuration must satisfy to count. ``None`` leaves a limit off."""
 
     max_build_s: float | None = None
-    max_rel_l2: float | None = None        # output error against eager fp32
+    max_rel_l2: float | None = None  # output error against eager fp32
     precisions: tuple[str, ...] = PRECISIONS
 
     def __post_init__(self) -> None:
@@ -51,11 +51,11 @@ class TrialRecord:
     build_s: float | None
     rel_l2: float | None
     feasible: bool
-    violation: str = ""          # why it does not count ("" when feasible)
-    error: str = ""              # the evaluation failed (build error, out of memory ...)
-    repeated: bool = False       # the sampler proposed a configuration already measured
+    violation: str = ""  # why it does not count ("" when feasible)
+    error: str = ""  # the evaluation failed (build error, out of memory ...)
+    repeated: bool = False  # the sampler proposed a configuration already measured
     gpu_ms: float | None = None  # GPU time per inference (None: not measured)
-    objective_ms: float | None = None   # the figure the search minimises (GPU time or median_ms)
+    objective_ms: float | None = None  # the figure the search minimises (GPU time or median_ms)
 
     def progress(self, n_trials: int) -> tuple[float, str]:
         """A progress bar after this trial of ``n_trials``: the fraction done, and "trial 3: 1.234 ms ok"."""
@@ -70,13 +70,13 @@ class AutotuneReport:
     best_result: RunResult | None
     defaults: TrialRecord | None
     speedup_vs_defaults: float | None
-    baselines_ms: dict[str, float]          # "eager_fp16", "inductor" ... measured with the best run
-    speedups: dict[str, float]              # baseline name -> baseline / best
+    baselines_ms: dict[str, float]  # "eager_fp16", "inductor" ... measured with the best run
+    speedups: dict[str, float]  # baseline name -> baseline / best
     trials: pd.DataFrame
     space: SearchSpace
     constraints: Constraints
     notes: list[str] = field(default_factory=list)
-    objective: str = END_TO_END             # engine.studies.statistics.GPU_TIME | END_TO_END: what the search minimised
+    objective: str = END_TO_END  # engine.studies.statistics.GPU_TIME | END_TO_END: what the search minimised
 
     def _figure(self, r: TrialRecord) -> str:
         if self.objective == GPU_TIME and r.gpu_ms is not None:
@@ -86,14 +86,15 @@ class AutotuneReport:
     def summary(self) -> str:
         """One paragraph from the numbers in the report."""
         if self.best is None:
-            return ("No configuration met the constraints in "
-                    f"{len(self.trials)} trials: {_why_infeasible(self.trials)}. Relax a limit and search again.")
+            return (
+                "No configuration met the constraints in "
+                f"{len(self.trials)} trials: {_why_infeasible(self.trials)}. Relax a limit and search again."
+            )
         knobs = ", ".join(f"{SWEEPABLE_KNOBS.get(k, k)}={value_label(k, v)}" for k, v in self.best.params.items())
         text = f"Fastest: {knobs} at {self._figure(self.best)} (build {_fmt_s(self.best.build_s)})"
         if self.speedup_vs_defaults is not None and self.defaults is not None:
             on = " on GPU time" if self.objective == GPU_TIME else ""
-            text += (f", {self.speedup_vs_defaults:.2f}× Torch-TensorRT's defaults{on} "
-                     f"({self._figure(self.defaults)})")
+            text += f", {self.speedup_vs_defaults:.2f}× Torch-TensorRT's defaults{on} ({self._figure(self.defaults)})"
         for name, s in self.speedups.items():
             text += f", {s:.2f}× {name} ({self.baselines_ms[name]:.3f} ms"
             text += " end to end)" if self.objective == GPU_TIME else ")"
@@ -131,28 +132,60 @@ def _rel_l2(result: RunResult) -> float | None:
     if result.accuracy is not None:
         return result.accuracy.rel_l2
     if result.request["backend"] == "eager" and result.request["compile"]["precision"] == "fp32":
-        return 0.0          # the reference itself
+        return 0.0  # the reference itself
     return None
 
 
-def trial_record(number: int, params: dict[str, Any], result: RunResult | None, error: str,
-            constraints: Constraints, objective: str = END_TO_END) -> TrialRecord:
+def trial_record(
+    number: int,
+    params: dict[str, Any],
+    result: RunResult | None,
+    error: str,
+    constraints: Constraints,
+    objective: str = END_TO_END,
+) -> TrialRecord:
     if result is None:
         return TrialRecord(number, params, None, None, None, None, False, error=error or "failed")
     violation = check(result, constraints)
     gpu = value_ms(result, GPU_TIME)
     figure = value_ms(result, objective)
     if figure is None:
-        return TrialRecord(number, params, result.run_id, result.latency.median_ms, result.build_s,
-                           _rel_l2(result), False, violation, error=f"no {METRIC_NAMES[objective]} measured",
-                           gpu_ms=gpu)
-    return TrialRecord(number, params, result.run_id, result.latency.median_ms, result.build_s,
-                       _rel_l2(result), not violation, violation, gpu_ms=gpu, objective_ms=figure)
+        return TrialRecord(
+            number,
+            params,
+            result.run_id,
+            result.latency.median_ms,
+            result.build_s,
+            _rel_l2(result),
+            False,
+            violation,
+            error=f"no {METRIC_NAMES[objective]} measured",
+            gpu_ms=gpu,
+        )
+    return TrialRecord(
+        number,
+        params,
+        result.run_id,
+        result.latency.median_ms,
+        result.build_s,
+        _rel_l2(result),
+        not violation,
+        violation,
+        gpu_ms=gpu,
+        objective_ms=figure,
+    )
 
 
-def report_of(records: list[TrialRecord], runs: Sequence[RunResult], defaults: TrialRecord, space: SearchSpace,
-              constraints: Constraints, base: RunRequest, objective: str = END_TO_END,
-              objective_note: str = "") -> AutotuneReport:
+def report_of(
+    records: list[TrialRecord],
+    runs: Sequence[RunResult],
+    defaults: TrialRecord,
+    space: SearchSpace,
+    constraints: Constraints,
+    base: RunRequest,
+    objective: str = END_TO_END,
+    objective_note: str = "",
+) -> AutotuneReport:
     """The report of a search from its trials and the runs they measured (any order; unknown ones are skipped)."""
     by_run = {r.run_id: r for r in runs}
     feasible = [r for r in records if r.feasible and r.objective_ms is not None]
@@ -163,8 +196,10 @@ def report_of(records: list[TrialRecord], runs: Sequence[RunResult], defaults: T
     if best is not None and best.objective_ms and defaults.objective_ms:
         speedup = defaults.objective_ms / best.objective_ms
         if not defaults.feasible:
-            notes.append(f"Torch-TensorRT's defaults break the constraints ({defaults.violation or defaults.error}); "
-                         "the speedup over them is shown for reference.")
+            notes.append(
+                f"Torch-TensorRT's defaults break the constraints ({defaults.violation or defaults.error}); "
+                "the speedup over them is shown for reference."
+            )
     elif defaults.error:
         notes.append(f"Torch-TensorRT's defaults failed to run: {defaults.error}")
     baselines: dict[str, float] = {}
@@ -177,13 +212,28 @@ def report_of(records: list[TrialRecord], runs: Sequence[RunResult], defaults: T
         lead = speedup - 1
         verdict = "larger than" if lead > drift.fraction else "within"
         what = " in GPU time" if objective == GPU_TIME else ""
-        notes.append(f"Runs that timed the same build differed by {drift.fraction:.1%}{what} in this search; the "
-                     f"best configuration's lead over the defaults ({lead:.1%}) is {verdict} that drift.")
+        notes.append(
+            f"Runs that timed the same build differed by {drift.fraction:.1%}{what} in this search; the "
+            f"best configuration's lead over the defaults ({lead:.1%}) is {verdict} that drift."
+        )
     if base.backend == "tensorrt" and not any(n.startswith("inductor") for n in baselines):
-        notes.append("No inductor baseline measured: choose one (default, or max-autotune: minutes) to compare "
-                     "with torch.compile.")
-    return AutotuneReport(best, best_result, defaults, speedup, baselines, speedups, trials_table(records, space),
-                          space, constraints, notes, objective)
+        notes.append(
+            "No inductor baseline measured: choose one (default, or max-autotune: minutes) to compare "
+            "with torch.compile."
+        )
+    return AutotuneReport(
+        best,
+        best_result,
+        defaults,
+        speedup,
+        baselines,
+        speedups,
+        trials_table(records, space),
+        space,
+        constraints,
+        notes,
+        objective,
+    )
 
 
 def trials_table(records: list[TrialRecord], space: SearchSpace) -> pd.DataFrame:
@@ -194,14 +244,39 @@ def trials_table(records: list[TrialRecord], space: SearchSpace) -> pd.DataFrame
     for r in records:
         if r.feasible and r.objective_ms is not None:
             best = min(best, r.objective_ms)
-        rows.append({"trial": r.number, **r.params, "median_ms": r.median_ms, "gpu_ms": r.gpu_ms,
-                     "objective_ms": r.objective_ms, "build_s": r.build_s,
-                     "rel_l2": r.rel_l2, "feasible": r.feasible, "violation": r.violation, "error": r.error,
-                     "repeated": r.repeated, "best_so_far_ms": best if math.isfinite(best) else None,
-                     "run_id": r.run_id})
-    cols = ["trial", *space, "median_ms", "gpu_ms", "objective_ms", "build_s", "rel_l2", "feasible", "violation",
-            "error", "repeated", "best_so_far_ms", "run_id"]
+        rows.append(
+            {
+                "trial": r.number,
+                **r.params,
+                "median_ms": r.median_ms,
+                "gpu_ms": r.gpu_ms,
+                "objective_ms": r.objective_ms,
+                "build_s": r.build_s,
+                "rel_l2": r.rel_l2,
+                "feasible": r.feasible,
+                "violation": r.violation,
+                "error": r.error,
+                "repeated": r.repeated,
+                "best_so_far_ms": best if math.isfinite(best) else None,
+                "run_id": r.run_id,
+            }
+        )
+    cols = [
+        "trial",
+        *space,
+        "median_ms",
+        "gpu_ms",
+        "objective_ms",
+        "build_s",
+        "rel_l2",
+        "feasible",
+        "violation",
+        "error",
+        "repeated",
+        "best_so_far_ms",
+        "run_id",
+    ]
     df = pd.DataFrame(rows, columns=cols)
-    for k in space:   # knob values as given (unset stays None)
+    for k in space:  # knob values as given (unset stays None)
         df[k] = pd.Series([r.params[k] for r in records], dtype=object)
     return df

@@ -57,13 +57,13 @@ class BatchPoint:
 
 @dataclass(frozen=True)
 class BatchSweepPlan:
-    study_kind: ClassVar[str] = "batch_sweep"   # its kind of stored study (engine/studies/record.py)
+    study_kind: ClassVar[str] = "batch_sweep"  # its kind of stored study (engine/studies/record.py)
     sweep_id: str
     base: RunRequest
     batch_sizes: tuple[int, ...]
     strategies: tuple[str, ...]
     points: tuple[BatchPoint, ...]
-    dynamic_inputs: tuple[InputSpec, ...] | None = None   # the one dynamic engine's inputs
+    dynamic_inputs: tuple[InputSpec, ...] | None = None  # the one dynamic engine's inputs
     notes: tuple[str, ...] = ()
 
     @property
@@ -71,10 +71,15 @@ class BatchSweepPlan:
         return sweep_tags(self.sweep_id, (BATCH_KNOB,))
 
 
-def plan_batch_sweep(base: RunRequest, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES,
-                     strategies: Sequence[str] = ("static",), *, opt_batch: int | None = None,
-                     model_inputs: Sequence[InputSpec] | None = None,
-                     sweep_id: str | None = None) -> BatchSweepPlan:
+def plan_batch_sweep(
+    base: RunRequest,
+    batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES,
+    strategies: Sequence[str] = ("static",),
+    *,
+    opt_batch: int | None = None,
+    model_inputs: Sequence[InputSpec] | None = None,
+    sweep_id: str | None = None,
+) -> BatchSweepPlan:
     """One run per batch size and strategy, validated.
 
     ``model_inputs`` are the model's inputs at any batch (needed for ``dynamic`` when
@@ -92,11 +97,16 @@ def plan_batch_sweep(base: RunRequest, batch_sizes: Iterable[int] = DEFAULT_BATC
     if not strategies or unknown:
         raise ConfigError(f"{FIELD}.strategies", f"{unknown or 'none'}: pick from {', '.join(STRATEGIES)}")
     if len(sizes) * len(strategies) > MAX_BATCH_POINTS:
-        raise ConfigError(f"{FIELD}.batch_sizes", f"{len(sizes) * len(strategies)} runs is more than the "
-                                                  f"{MAX_BATCH_POINTS} a batch sweep may hold; list fewer sizes")
+        raise ConfigError(
+            f"{FIELD}.batch_sizes",
+            f"{len(sizes) * len(strategies)} runs is more than the "
+            f"{MAX_BATCH_POINTS} a batch sweep may hold; list fewer sizes",
+        )
     if "dynamic" in strategies and base.backend != "tensorrt":
-        raise ConfigError(f"{FIELD}.strategies", "a dynamic engine needs the tensorrt backend; the eager "
-                                                 "backend runs every batch the same way (use static)")
+        raise ConfigError(
+            f"{FIELD}.strategies",
+            "a dynamic engine needs the tensorrt backend; the eager backend runs every batch the same way (use static)",
+        )
     specs = tuple(base.model.inputs or model_inputs or ())
     points: list[BatchPoint] = []
     notes: list[str] = []
@@ -106,23 +116,30 @@ def plan_batch_sweep(base: RunRequest, batch_sizes: Iterable[int] = DEFAULT_BATC
             points.append(BatchPoint(_at(base, b, _static(specs, b) if base.model.inputs else None), b, "static"))
     if "dynamic" in strategies:
         if not specs:
-            raise ConfigError(f"{FIELD}.strategies", "a dynamic engine needs the model's inputs: set model.inputs "
-                                                     "or pass the registry model's own")
+            raise ConfigError(
+                f"{FIELD}.strategies",
+                "a dynamic engine needs the model's inputs: set model.inputs or pass the registry model's own",
+            )
         opt = opt_batch if opt_batch is not None else sizes[len(sizes) // 2]
         if not sizes[0] <= opt <= sizes[-1]:
-            raise ConfigError(f"{FIELD}.opt_batch", f"{opt} is outside the swept range {sizes[0]}..{sizes[-1]}; "
-                                                    "need min ≤ opt ≤ max")
+            raise ConfigError(
+                f"{FIELD}.opt_batch", f"{opt} is outside the swept range {sizes[0]}..{sizes[-1]}; need min ≤ opt ≤ max"
+            )
         dynamic_specs = with_batch_range(specs, sizes[0], opt, sizes[-1])
         for b in sizes:
-            request = _at(base, b, dynamic_specs, {"compile.cache_built_engines": True,
-                                                   "compile.reuse_cached_engines": True})
+            request = _at(
+                base, b, dynamic_specs, {"compile.cache_built_engines": True, "compile.reuse_cached_engines": True}
+            )
             points.append(BatchPoint(request, b, "dynamic"))
-        notes.append(f"One dynamic engine for batch {sizes[0]}..{sizes[-1]}, tuned for batch {opt}; it is built "
-                     "once and reused from the engine cache for the other batch sizes.")
+        notes.append(
+            f"One dynamic engine for batch {sizes[0]}..{sizes[-1]}, tuned for batch {opt}; it is built "
+            "once and reused from the engine cache for the other batch sizes."
+        )
     if base.device == "cpu" or base.backend == "eager":
         notes.append("GPU memory per batch is recorded on CUDA devices only.")
-    return BatchSweepPlan(sweep_id or new_batch_sweep_id(base), base, tuple(sizes), strategies, tuple(points),
-                          dynamic_specs, tuple(notes))
+    return BatchSweepPlan(
+        sweep_id or new_batch_sweep_id(base), base, tuple(sizes), strategies, tuple(points), dynamic_specs, tuple(notes)
+    )
 
 
 def new_batch_sweep_id(base: RunRequest) -> str:
@@ -133,8 +150,9 @@ def _static(specs: Sequence[InputSpec], b: int) -> tuple[InputSpec, ...]:
     return with_batch_range(specs, b, b, b)
 
 
-def _at(base: RunRequest, b: int, specs: tuple[InputSpec, ...] | None,
-        extra: dict[str, Any] | None = None) -> RunRequest:
+def _at(
+    base: RunRequest, b: int, specs: tuple[InputSpec, ...] | None, extra: dict[str, Any] | None = None
+) -> RunRequest:
     changes: dict[str, Any] = {BATCH_KNOB: b, **(extra or {})}
     if specs is not None:
         changes["model.inputs"] = [s.to_dict() for s in specs]
@@ -154,8 +172,10 @@ def parse_batch_sizes(text: str) -> list[int]:
     if bad:
         listed = ", ".join(repr(p) for p in bad)
         what = "is not a whole number" if len(bad) == 1 else "are not whole numbers"
-        raise ConfigError(f"{FIELD}.batch_sizes", f"{listed} {what}; list batch sizes 1..{MAX_BATCH_SIZE} "
-                                                  "separated by commas, e.g. 1,8,32")
+        raise ConfigError(
+            f"{FIELD}.batch_sizes",
+            f"{listed} {what}; list batch sizes 1..{MAX_BATCH_SIZE} separated by commas, e.g. 1,8,32",
+        )
     return [int(p) for p in parts]
 
 

@@ -29,10 +29,28 @@ from engine.studies.sweeps.results import list_sweeps, tagged_results
 
 KNEE_GAIN_PER_DOUBLING = 0.10
 
-TABLE_COLUMNS = ["strategy", "batch_size", "median_ms", "p10_ms", "p90_ms", "throughput_per_s",
-                 "throughput_low_per_s", "throughput_high_per_s", "gpu_ms", "gpu_low_ms", "gpu_high_ms",
-                 "gpu_throughput_per_s", "kernels", "host_overhead_ms", "plan", "peak_memory_bytes",
-                 "memory_per_sample_bytes", "run_id", "backend", "device"]
+TABLE_COLUMNS = [
+    "strategy",
+    "batch_size",
+    "median_ms",
+    "p10_ms",
+    "p90_ms",
+    "throughput_per_s",
+    "throughput_low_per_s",
+    "throughput_high_per_s",
+    "gpu_ms",
+    "gpu_low_ms",
+    "gpu_high_ms",
+    "gpu_throughput_per_s",
+    "kernels",
+    "host_overhead_ms",
+    "plan",
+    "peak_memory_bytes",
+    "memory_per_sample_bytes",
+    "run_id",
+    "backend",
+    "device",
+]
 
 
 # -- reading results back ------------------------------------------------------------------------
@@ -59,17 +77,30 @@ def batch_table(results: Iterable[RunResult]) -> pd.DataFrame:
         b = lat.batch_size
         mem = r.peak_memory_bytes
         g = r.gpu_time
-        rows.append({"strategy": strategy_of(r.request), "batch_size": b, "median_ms": lat.median_ms,
-                     "p10_ms": lat.p10_ms, "p90_ms": lat.p90_ms, "throughput_per_s": lat.throughput_per_s,
-                     "throughput_low_per_s": b * 1000.0 / lat.p90_ms if lat.p90_ms > 0 else math.nan,
-                     "throughput_high_per_s": b * 1000.0 / lat.p10_ms if lat.p10_ms > 0 else math.nan,
-                     "gpu_ms": g.median_ms if g else None, "gpu_low_ms": g.min_ms if g else None,
-                     "gpu_high_ms": g.max_ms if g else None,
-                     "gpu_throughput_per_s": b * 1000.0 / g.median_ms if g and g.median_ms > 0 else None,
-                     "kernels": g.kernels_per_inference if g else None, "host_overhead_ms": r.host_overhead_ms,
-                     "plan": r.plan_fingerprint,
-                     "peak_memory_bytes": mem, "memory_per_sample_bytes": mem / b if mem else None,
-                     "run_id": r.run_id, "backend": r.request["backend"], "device": r.env.get("device", "")})
+        rows.append(
+            {
+                "strategy": strategy_of(r.request),
+                "batch_size": b,
+                "median_ms": lat.median_ms,
+                "p10_ms": lat.p10_ms,
+                "p90_ms": lat.p90_ms,
+                "throughput_per_s": lat.throughput_per_s,
+                "throughput_low_per_s": b * 1000.0 / lat.p90_ms if lat.p90_ms > 0 else math.nan,
+                "throughput_high_per_s": b * 1000.0 / lat.p10_ms if lat.p10_ms > 0 else math.nan,
+                "gpu_ms": g.median_ms if g else None,
+                "gpu_low_ms": g.min_ms if g else None,
+                "gpu_high_ms": g.max_ms if g else None,
+                "gpu_throughput_per_s": b * 1000.0 / g.median_ms if g and g.median_ms > 0 else None,
+                "kernels": g.kernels_per_inference if g else None,
+                "host_overhead_ms": r.host_overhead_ms,
+                "plan": r.plan_fingerprint,
+                "peak_memory_bytes": mem,
+                "memory_per_sample_bytes": mem / b if mem else None,
+                "run_id": r.run_id,
+                "backend": r.request["backend"],
+                "device": r.env.get("device", ""),
+            }
+        )
     if not rows:
         return pd.DataFrame(columns=TABLE_COLUMNS)
     df = pd.DataFrame(rows, columns=TABLE_COLUMNS)
@@ -81,13 +112,13 @@ def batch_table(results: Iterable[RunResult]) -> pd.DataFrame:
 @dataclass(frozen=True)
 class Knee:
     strategy: str
-    reached: bool                     # False: throughput still rising at the largest measured batch
-    batch_size: int                   # the knee, or the largest batch when not reached
+    reached: bool  # False: throughput still rising at the largest measured batch
+    batch_size: int  # the knee, or the largest batch when not reached
     throughput_per_s: float
     latency_ms: float
-    best_batch_size: int              # highest measured throughput
+    best_batch_size: int  # highest measured throughput
     best_throughput_per_s: float
-    gain_per_doubling: float | None   # best gain any larger batch offers per doubling, from the knee
+    gain_per_doubling: float | None  # best gain any larger batch offers per doubling, from the knee
     message: str
 
 
@@ -102,8 +133,8 @@ class Judged:
     else end-to-end latency."""
 
     metric: str
-    ms: str                  # "gpu_ms" | "median_ms"
-    throughput: str          # "gpu_throughput_per_s" | "throughput_per_s"
+    ms: str  # "gpu_ms" | "median_ms"
+    throughput: str  # "gpu_throughput_per_s" | "throughput_per_s"
 
     @property
     def what(self) -> str:
@@ -117,8 +148,7 @@ def judged(table: pd.DataFrame) -> Judged:
     return Judged(END_TO_END, "median_ms", "throughput_per_s")
 
 
-def find_knee(table: pd.DataFrame, strategy: str = "static",
-              min_gain: float = KNEE_GAIN_PER_DOUBLING) -> Knee | None:
+def find_knee(table: pd.DataFrame, strategy: str = "static", min_gain: float = KNEE_GAIN_PER_DOUBLING) -> Knee | None:
     """The smallest measured batch after which no larger batch gains ``min_gain`` or more per doubling,
     on the judged throughput (``judged``: GPU-time throughput when every point has it).
 
@@ -137,13 +167,17 @@ def find_knee(table: pd.DataFrame, strategy: str = "static",
     for i in range(len(b) - 1):
         gains = [gain_per_doubling(b[i], t[i], b[j_], t[j_]) for j_ in range(i + 1, len(b))]
         if max(gains) < min_gain:
-            msg = (f"{what} levels off at batch {b[i]}: {t[i]:,.0f} samples/s at {lat[i]:.3g} ms{j.what}; no larger "
-                   f"batch measured gains {min_gain:.0%} per doubling (best {max(gains):+.0%}). The highest "
-                   f"throughput measured is {t[best]:,.0f} samples/s at batch {b[best]} ({lat[best]:.3g} ms{j.what}).")
+            msg = (
+                f"{what} levels off at batch {b[i]}: {t[i]:,.0f} samples/s at {lat[i]:.3g} ms{j.what}; no larger "
+                f"batch measured gains {min_gain:.0%} per doubling (best {max(gains):+.0%}). The highest "
+                f"throughput measured is {t[best]:,.0f} samples/s at batch {b[best]} ({lat[best]:.3g} ms{j.what})."
+            )
             return Knee(strategy, True, b[i], t[i], lat[i], b[best], t[best], max(gains), msg)
     last = gain_per_doubling(b[-2], t[-2], b[-1], t[-1])
-    msg = (f"No knee up to batch {b[-1]}: {what.lower()} still grows {last:+.0%} per doubling between batch {b[-2]} "
-           f"and {b[-1]} ({t[-1]:,.0f} samples/s at {lat[-1]:.3g} ms{j.what}). Try larger batches.")
+    msg = (
+        f"No knee up to batch {b[-1]}: {what.lower()} still grows {last:+.0%} per doubling between batch {b[-2]} "
+        f"and {b[-1]} ({t[-1]:,.0f} samples/s at {lat[-1]:.3g} ms{j.what}). Try larger batches."
+    )
     return Knee(strategy, False, b[-1], t[-1], lat[-1], b[best], t[best], last, msg)
 
 
@@ -208,7 +242,7 @@ class BatchSweep:
     sweep_id: str
     results: list[RunResult]
     table: pd.DataFrame
-    dynamic_range: tuple[int, int, int] | None = None   # (min, opt, max) batch of the dynamic engine
+    dynamic_range: tuple[int, int, int] | None = None  # (min, opt, max) batch of the dynamic engine
 
     @property
     def device_name(self) -> str:
@@ -235,12 +269,14 @@ def load_batch_sweep(store: RunStore, sweep_id: str) -> BatchSweep:
     naming the sweep when there are none."""
     results = tagged_results(store, sweep_id, "batch sweep")
     study = find_study(store, sweep_id)
-    is_batch = (study.kind == "batch_sweep" if study is not None
-                else any(f"{KNOB_TAG}{BATCH_KNOB}" in r.tags for r in results))
+    is_batch = (
+        study.kind == "batch_sweep" if study is not None else any(f"{KNOB_TAG}{BATCH_KNOB}" in r.tags for r in results)
+    )
     if not is_batch:
         err = RunNotFound(sweep_id)
-        err.message = (f"Sweep {sweep_id!r} varies compile knobs, not the batch size: open it in the "
-                       "'Sweep results' tab.")
+        err.message = (
+            f"Sweep {sweep_id!r} varies compile knobs, not the batch size: open it in the 'Sweep results' tab."
+        )
         raise err
     return batch_sweep_from_results(sweep_id, results)
 

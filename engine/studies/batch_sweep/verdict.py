@@ -44,25 +44,33 @@ def verdict(sweep: BatchSweep, capacity_bytes: float | None = None) -> BatchVerd
     """
     table = sweep.table
     if table.empty:
-        return BatchVerdict("No timed run in this batch sweep", ("Its runs timed nothing (analyze mode) or were "
-                                                                "all cancelled: run the sweep again.",),
-                            {}, dynamic_cost(table), {})
+        return BatchVerdict(
+            "No timed run in this batch sweep",
+            ("Its runs timed nothing (analyze mode) or were all cancelled: run the sweep again.",),
+            {},
+            dynamic_cost(table),
+            {},
+        )
     present = [s for s in STRATEGIES if (table["strategy"] == s).any()]
     j = judged(table)
     lines: list[str] = []
     missing = sorted({gpu_time_absence(r) for r in sweep.results if r.gpu_time is None})
     if j.metric == END_TO_END and missing:
-        lines.append(f"Judged on end-to-end latency: GPU time {'; '.join(missing)} for "
-                     f"{'this sweep' if len(missing) == 1 else 'some of its runs'} (the batch changes kernels, which "
-                     "GPU time measures steadily; end-to-end also carries the host's work per call).")
+        lines.append(
+            f"Judged on end-to-end latency: GPU time {'; '.join(missing)} for "
+            f"{'this sweep' if len(missing) == 1 else 'some of its runs'} (the batch changes kernels, which "
+            "GPU time measures steadily; end-to-end also carries the host's work per call)."
+        )
     knees: dict[str, Knee] = {}
     for s in present:
         name = strategy_name(s, sweep.dynamic_range)
         knee = find_knee(table, s)
         if knee is None:
             row = table[table["strategy"] == s].iloc[0]
-            lines.append(f"{name}: only batch {int(row['batch_size'])} measured ({format_ms(row[j.ms], j.metric)}"
-                         f"{j.what}, {row[j.throughput]:,.0f} samples/s); a knee needs two batch sizes or more.")
+            lines.append(
+                f"{name}: only batch {int(row['batch_size'])} measured ({format_ms(row[j.ms], j.metric)}"
+                f"{j.what}, {row[j.throughput]:,.0f} samples/s); a knee needs two batch sizes or more."
+            )
         else:
             knees[s] = knee
             lines.append(f"{name}: {knee.message}")
@@ -88,34 +96,45 @@ def _batch_headline(table: pd.DataFrame, knees: dict[str, Knee]) -> str:
     best = table.loc[table[j.throughput].idxmax()]
     s = str(best["strategy"])
     what = "GPU-time throughput" if j.metric == GPU_TIME else "throughput"
-    text = (f"Best {what} {best[j.throughput]:,.0f} samples/s at batch {int(best['batch_size'])} "
-            f"({'static engine' if s == 'static' else 'dynamic engine'}, {format_ms(best[j.ms], j.metric)}"
-            f"{j.what})")
+    text = (
+        f"Best {what} {best[j.throughput]:,.0f} samples/s at batch {int(best['batch_size'])} "
+        f"({'static engine' if s == 'static' else 'dynamic engine'}, {format_ms(best[j.ms], j.metric)}"
+        f"{j.what})"
+    )
     knee = knees.get(s)
     if knee is not None:
-        text += (f"; throughput levels off from batch {knee.batch_size}" if knee.reached
-                 else f"; still rising at batch {knee.batch_size}")
+        text += (
+            f"; throughput levels off from batch {knee.batch_size}"
+            if knee.reached
+            else f"; still rising at batch {knee.batch_size}"
+        )
     return text
 
 
 def _host_lines(table: pd.DataFrame) -> list[str]:
     """End-to-end beside GPU time: what the host adds per call, and what it does to throughput at small batch."""
     rows = table.sort_values(["strategy", "batch_size"])
-    parts = [f"batch {int(r.batch_size)} {r.throughput_per_s:,.0f} samples/s (host {r.host_overhead_ms:.3f} ms "
-             f"per call)" for r in rows.itertuples() if r.host_overhead_ms is not None
-             and not pd.isna(r.host_overhead_ms) and r.strategy == rows["strategy"].iloc[0]]
+    parts = [
+        f"batch {int(r.batch_size)} {r.throughput_per_s:,.0f} samples/s (host {r.host_overhead_ms:.3f} ms per call)"
+        for r in rows.itertuples()
+        if r.host_overhead_ms is not None and not pd.isna(r.host_overhead_ms) and r.strategy == rows["strategy"].iloc[0]
+    ]
     if not parts:
         return []
-    return ["End-to-end, host overhead included: " + "; ".join(parts) + ". A larger batch spreads the host's "
-            "work per call over more samples; CUDA graphs remove most of it."]
+    return [
+        "End-to-end, host overhead included: " + "; ".join(parts) + ". A larger batch spreads the host's "
+        "work per call over more samples; CUDA graphs remove most of it."
+    ]
 
 
 def _cost_lines(table: pd.DataFrame, cost: pd.DataFrame, both: bool) -> list[str]:
     if not both:
         return []
     if cost.empty:
-        return ["No batch size was measured with both a static and the dynamic engine: nothing to say about what "
-                "the dynamic range costs."]
+        return [
+            "No batch size was measured with both a static and the dynamic engine: nothing to say about what "
+            "the dynamic range costs."
+        ]
     j = judged(table)
     lo_col, hi_col = ("gpu_low_ms", "gpu_high_ms") if j.metric == GPU_TIME else ("p10_ms", "p90_ms")
     spread = "GPU-time windows" if j.metric == GPU_TIME else "p10-p90 spread"
@@ -127,9 +146,11 @@ def _cost_lines(table: pd.DataFrame, cost: pd.DataFrame, both: bool) -> list[str
         dy_lo, dy_hi = bands.loc[("dynamic", b), [lo_col, hi_col]]
         overlap = dy_lo <= st_hi and st_lo <= dy_hi
         plans = [bands.loc[(strategy, b), "plan"] if "plan" in bands else None for strategy in STRATEGIES]
-        text = (f"batch {b}: {format_ms(row.dynamic_ms, j.metric)} against "
-                f"{format_ms(row.static_ms, j.metric)} static{j.what}, "
-                f"{row.overhead_ms:+.{4 if j.metric == GPU_TIME else 3}f} ms ({row.overhead_pct:+.0f}%)")
+        text = (
+            f"batch {b}: {format_ms(row.dynamic_ms, j.metric)} against "
+            f"{format_ms(row.static_ms, j.metric)} static{j.what}, "
+            f"{row.overhead_ms:+.{4 if j.metric == GPU_TIME else 3}f} ms ({row.overhead_pct:+.0f}%)"
+        )
         if isinstance(plans[0], str) and plans[0] == plans[1]:
             text += ", the same engine plan at this batch: no cost"
         elif overlap:
@@ -139,14 +160,21 @@ def _cost_lines(table: pd.DataFrame, cost: pd.DataFrame, both: bool) -> list[str
     if len(cost) > 1:
         worst = cost.loc[cost["overhead_pct"].idxmax()]
         least = cost.loc[cost["overhead_pct"].idxmin()]
-        lines.append(f"It costs most at batch {int(worst['batch_size'])} ({worst['overhead_pct']:+.0f}%) and least "
-                     f"at batch {int(least['batch_size'])} ({least['overhead_pct']:+.0f}%): one engine for every "
-                     "batch trades that latency for a single build.")
+        lines.append(
+            f"It costs most at batch {int(worst['batch_size'])} ({worst['overhead_pct']:+.0f}%) and least "
+            f"at batch {int(least['batch_size'])} ({least['overhead_pct']:+.0f}%): one engine for every "
+            "batch trades that latency for a single build."
+        )
     return lines
 
 
-def _memory_lines(table: pd.DataFrame, present: list[str], fits: dict[str, MemoryFit],
-                  capacity_bytes: float | None, dynamic_range: tuple[int, int, int] | None) -> list[str]:
+def _memory_lines(
+    table: pd.DataFrame,
+    present: list[str],
+    fits: dict[str, MemoryFit],
+    capacity_bytes: float | None,
+    dynamic_range: tuple[int, int, int] | None,
+) -> list[str]:
     if table["peak_memory_bytes"].isna().all():
         return ["No GPU memory recorded: peak memory is measured on CUDA devices only (CPU runs have none)."]
     lines = []
@@ -162,15 +190,21 @@ def _memory_lines(table: pd.DataFrame, present: list[str], fits: dict[str, Memor
             lines.append(f"Peak GPU memory ({name}): {measured}; two batch sizes are needed for a line.")
             continue
         if fit.per_sample_bytes <= 0:
-            lines.append(f"Peak GPU memory ({name}) did not grow with the batch ({measured}): no ceiling follows "
-                         "from these points.")
+            lines.append(
+                f"Peak GPU memory ({name}) did not grow with the batch ({measured}): no ceiling follows "
+                "from these points."
+            )
             continue
-        text = (f"Peak GPU memory ({name}): about {_mib(fit.fixed_bytes)} fixed + {_mib(fit.per_sample_bytes)} per "
-                f"sample (a line through {fit.points} batch sizes; {measured})")
+        text = (
+            f"Peak GPU memory ({name}): about {_mib(fit.fixed_bytes)} fixed + {_mib(fit.per_sample_bytes)} per "
+            f"sample (a line through {fit.points} batch sizes; {measured})"
+        )
         if capacity_bytes:
             ceiling = fit.max_batch_for(capacity_bytes)
-            text += (f". By that line batch {ceiling:,} would fill the GPU's {capacity_bytes / 2**30:.0f} GiB "
-                     "(an extrapolation: the workspace TensorRT takes and other processes lower it)")
+            text += (
+                f". By that line batch {ceiling:,} would fill the GPU's {capacity_bytes / 2**30:.0f} GiB "
+                "(an extrapolation: the workspace TensorRT takes and other processes lower it)"
+            )
             if s == "dynamic" and dynamic_range:
                 text += f"; the engine itself accepts batch {dynamic_range[2]} at most"
         lines.append(text + ".")

@@ -30,7 +30,7 @@ from engine.studies.sweeps.plan import SweepPlan, SweepPoint
 
 LADDER_TAG = "ladder:"
 UNQUANTIZED = ("fp32", "fp16")
-DEFAULT_TOLERANCE_REL_L2 = 0.05     # relative L2 error of the output against eager fp32
+DEFAULT_TOLERANCE_REL_L2 = 0.05  # relative L2 error of the output against eager fp32
 # every rung measures its accuracy against eager fp32 (the verdict weighs it); no eager baseline per rung:
 # the ladder compares builds with one another, and the baseline would time the eager model once per rung
 LADDER_MEASURE = {"accuracy": True, "compare_eager": False}
@@ -39,7 +39,7 @@ LADDER_MEASURE = {"accuracy": True, "compare_eager": False}
 # -- planning ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LadderStep:
-    label: str              # "fp16", "int8_weight_only/fp32"
+    label: str  # "fp16", "int8_weight_only/fp32"
     request: RunRequest
 
 
@@ -48,7 +48,7 @@ class LadderPlan:
     ladder_id: str
     base: RunRequest
     steps: tuple[LadderStep, ...]
-    skipped: tuple[tuple[str, str], ...] = ()    # (scheme, why this GPU / flavour / install cannot run it)
+    skipped: tuple[tuple[str, str], ...] = ()  # (scheme, why this GPU / flavour / install cannot run it)
 
     @property
     def tags(self) -> list[str]:
@@ -70,8 +70,14 @@ def ladder_base(raw: dict[str, Any]) -> RunRequest:
     return validate(RunRequest.from_dict({**raw, "backend": "tensorrt", "measure": measure}))
 
 
-def plan_ladder(base: RunRequest, caps: Capabilities, *, base_precision: str | None = None,
-                schemes: Sequence[str] | None = None, ladder_id: str | None = None) -> LadderPlan:
+def plan_ladder(
+    base: RunRequest,
+    caps: Capabilities,
+    *,
+    base_precision: str | None = None,
+    schemes: Sequence[str] | None = None,
+    ladder_id: str | None = None,
+) -> LadderPlan:
     """fp32, fp16 and each requested scheme (None: all; empty: none) that the capability matrix allows here.
 
     Quantized steps run their unquantized layers in ``base_precision`` (default: the base request's
@@ -91,8 +97,9 @@ def plan_ladder(base: RunRequest, caps: Capabilities, *, base_precision: str | N
         if reason:
             skipped.append((s, reason))
             continue
-        request = base.with_changes(**{"compile.quantization": s, "compile.quant_base_precision": precision,
-                                       "compile.precision": precision})
+        request = base.with_changes(
+            **{"compile.quantization": s, "compile.quant_base_precision": precision, "compile.precision": precision}
+        )
         steps.append(LadderStep(step_label(s, precision), request))
     return LadderPlan(ladder_id or new_ladder_id(base), base, tuple(steps), tuple(skipped))
 
@@ -103,11 +110,14 @@ def plan_problem(plan: LadderPlan, caps: Capabilities) -> ConfigError | None:
         try:
             runner.check_request(step.request, caps)
         except ConfigError as e:
-            if e.field == "backend":     # the eager backend is no way out: every rung is a TensorRT build
+            if e.field == "backend":  # the eager backend is no way out: every rung is a TensorRT build
                 reason = caps.disabled_reason("backend", "tensorrt") or e.message
-                return ConfigError("backend", f"a precision ladder builds TensorRT engines, which this machine "
-                                              f"cannot do (tensorrt {reason.rstrip('.')}); open a recorded "
-                                              "ladder below instead")
+                return ConfigError(
+                    "backend",
+                    f"a precision ladder builds TensorRT engines, which this machine "
+                    f"cannot do (tensorrt {reason.rstrip('.')}); open a recorded "
+                    "ladder below instead",
+                )
             return e
     return None
 
@@ -131,7 +141,7 @@ class StepProgress:
 
     step: LadderStep
     job: JobView
-    hint: str = ""           # what to do about a failure, when the queue said
+    hint: str = ""  # what to do about a failure, when the queue said
 
     @property
     def text(self) -> str:
@@ -143,8 +153,9 @@ class LadderExecution(SweepExecution):
     """A ladder's steps on a job queue: submitted, polled and cancelled together, each finished run
     tagged ``ladder:<id>`` as soon as it is seen (the mechanics of ``SweepExecution``)."""
 
-    def __init__(self, plan: LadderPlan, store: RunStore, submit_fn: SubmitFn, status_fn: StatusFn,
-                 cancel_fn: CancelFn):
+    def __init__(
+        self, plan: LadderPlan, store: RunStore, submit_fn: SubmitFn, status_fn: StatusFn, cancel_fn: CancelFn
+    ):
         self.ladder = plan
         self.hints: dict[str, str] = {}
 
@@ -154,15 +165,22 @@ class LadderExecution(SweepExecution):
             self.hints[job_id] = str(hint or "")
             return job
 
-        runs = _LadderRuns(plan.ladder_id, plan.base, (), tuple(SweepPoint(s.request, ()) for s in plan.steps),
-                           ladder_tags=tuple(plan.tags), skipped=plan.skipped)
-        super().__init__(runs, store, submit_fn, status, cancel_fn, kind="ladder",
-                         labels=[s.label for s in plan.steps])
+        runs = _LadderRuns(
+            plan.ladder_id,
+            plan.base,
+            (),
+            tuple(SweepPoint(s.request, ()) for s in plan.steps),
+            ladder_tags=tuple(plan.tags),
+            skipped=plan.skipped,
+        )
+        super().__init__(runs, store, submit_fn, status, cancel_fn, kind="ladder", labels=[s.label for s in plan.steps])
 
     def progress(self) -> list[StepProgress]:
         """Every step with its job's state, polled now."""
-        return [StepProgress(step, ps.view, self.hints.get(ps.job_id or "", ""))
-                for step, ps in zip(self.ladder.steps, self.poll(), strict=True)]
+        return [
+            StepProgress(step, ps.view, self.hints.get(ps.job_id or "", ""))
+            for step, ps in zip(self.ladder.steps, self.poll(), strict=True)
+        ]
 
     def status_text(self, what: str = "Ladder") -> str:
         return super().status_text(what)

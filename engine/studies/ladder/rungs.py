@@ -22,27 +22,27 @@ class Rung:
     """One measured step of the ladder."""
 
     label: str
-    scheme: str                       # "none" for the unquantized steps
-    precision: str                    # what the unquantized layers (weight-only: all activations) ran in
-    runtime: str                      # "tensorrt" | "eager" | "fake_quant" (ModelOpt's simulation in PyTorch)
+    scheme: str  # "none" for the unquantized steps
+    precision: str  # what the unquantized layers (weight-only: all activations) ran in
+    runtime: str  # "tensorrt" | "eager" | "fake_quant" (ModelOpt's simulation in PyTorch)
     median_ms: float
     p10_ms: float
     p90_ms: float
-    rel_l2: float | None = None       # output against eager fp32; 0 for the eager fp32 reference itself
+    rel_l2: float | None = None  # output against eager fp32; 0 for the eager fp32 reference itself
     top1_agreement: float | None = None
     build_s: float | None = None
     calibration_s: float | None = None
     engine_bytes: int | None = None
     quantization: QuantizationReport | None = None
     run_id: str = ""
-    where: str = ""                   # device and flavour, e.g. "NVIDIA H200, TensorRT-RTX"
+    where: str = ""  # device and flavour, e.g. "NVIDIA H200, TensorRT-RTX"
     reference_degenerate: bool = False  # the eager fp32 output was ~0: its accuracy figures say nothing
-    gpu_ms: float | None = None       # GPU kernel time per inference (None: not measured)
-    gpu_low_ms: float | None = None   # fastest / slowest trace window
+    gpu_ms: float | None = None  # GPU kernel time per inference (None: not measured)
+    gpu_low_ms: float | None = None  # fastest / slowest trace window
     gpu_high_ms: float | None = None
-    kernels: float | None = None      # kernels per inference
-    plan: str | None = None           # engine plan fingerprint: equal -> the same kernels
-    gpu_absence: str = ""             # why there is no GPU time (engine.studies.judging.gpu_time_absence)
+    kernels: float | None = None  # kernels per inference
+    plan: str | None = None  # engine plan fingerprint: equal -> the same kernels
+    gpu_absence: str = ""  # why there is no GPU time (engine.studies.judging.gpu_time_absence)
 
     @property
     def quantized(self) -> bool:
@@ -61,20 +61,34 @@ def rung_from_result(result: RunResult) -> Rung:
     accuracy = result.accuracy
     if q is not None:
         accuracy = q.engine_vs_eager or q.fake_quant_vs_eager
-    rel = accuracy.rel_l2 if accuracy else (0.0 if precision == "fp32" and result.request["backend"] == "eager"
-                                             else None)
+    rel = (
+        accuracy.rel_l2 if accuracy else (0.0 if precision == "fp32" and result.request["backend"] == "eager" else None)
+    )
     g = result.gpu_time
-    return Rung(label=step_label(scheme, precision), scheme=scheme, precision=precision,
-                runtime=result.request["backend"], median_ms=result.latency.median_ms,
-                p10_ms=result.latency.p10_ms, p90_ms=result.latency.p90_ms, rel_l2=rel,
-                top1_agreement=accuracy.top1_agreement if accuracy else None,
-                build_s=result.build_s, calibration_s=result.stages_s.get("calibration_s"),
-                engine_bytes=result.engine_bytes or None, quantization=q, run_id=result.run_id,
-                where=_where(result.env),
-                reference_degenerate=any(w.startswith(DEGENERATE_REFERENCE) for w in result.warnings),
-                gpu_ms=g.median_ms if g else None, gpu_low_ms=g.min_ms if g else None,
-                gpu_high_ms=g.max_ms if g else None, kernels=g.kernels_per_inference if g else None,
-                plan=result.plan_fingerprint, gpu_absence=gpu_time_absence(result))
+    return Rung(
+        label=step_label(scheme, precision),
+        scheme=scheme,
+        precision=precision,
+        runtime=result.request["backend"],
+        median_ms=result.latency.median_ms,
+        p10_ms=result.latency.p10_ms,
+        p90_ms=result.latency.p90_ms,
+        rel_l2=rel,
+        top1_agreement=accuracy.top1_agreement if accuracy else None,
+        build_s=result.build_s,
+        calibration_s=result.stages_s.get("calibration_s"),
+        engine_bytes=result.engine_bytes or None,
+        quantization=q,
+        run_id=result.run_id,
+        where=_where(result.env),
+        reference_degenerate=any(w.startswith(DEGENERATE_REFERENCE) for w in result.warnings),
+        gpu_ms=g.median_ms if g else None,
+        gpu_low_ms=g.min_ms if g else None,
+        gpu_high_ms=g.max_ms if g else None,
+        kernels=g.kernels_per_inference if g else None,
+        plan=result.plan_fingerprint,
+        gpu_absence=gpu_time_absence(result),
+    )
 
 
 def _where(env: dict) -> str:
@@ -92,7 +106,7 @@ def load_ladder(store: RunStore, ladder_id: str) -> list[Rung]:
     for run_id in ids:
         try:
             rungs.append(rung_from_result(store.get(run_id)))
-        except RunNotFound:     # deleted since
+        except RunNotFound:  # deleted since
             continue
     if not rungs:
         raise ConfigError("ladder", f"no runs are tagged with ladder {ladder_id!r}; run the ladder first")
@@ -106,16 +120,31 @@ def ladder_table(rungs: Iterable[Rung]) -> pd.DataFrame:
         q = r.quantization
         fq = q.fake_quant_vs_eager if q else None
         conv = q.engine_vs_fake_quant if q else None
-        rows.append({
-            "label": r.label, "scheme": r.scheme, "precision": r.precision, "runtime": r.runtime,
-            "median_ms": r.median_ms, "p10_ms": r.p10_ms, "p90_ms": r.p90_ms, "gpu_ms": r.gpu_ms,
-            "gpu_low_ms": r.gpu_low_ms, "gpu_high_ms": r.gpu_high_ms, "kernels": r.kernels, "plan": r.plan,
-            "build_s": r.build_s,
-            "calibration_s": r.calibration_s, "engine_bytes": r.engine_bytes, "rel_l2": r.rel_l2,
-            "top1_agreement": r.top1_agreement,
-            "fake_quant_rel_l2": fq.rel_l2 if fq else None,
-            "conversion_rel_l2": conv.rel_l2 if conv else None,
-            "conversion_problem": r.conversion_problem, "run_id": r.run_id})
+        rows.append(
+            {
+                "label": r.label,
+                "scheme": r.scheme,
+                "precision": r.precision,
+                "runtime": r.runtime,
+                "median_ms": r.median_ms,
+                "p10_ms": r.p10_ms,
+                "p90_ms": r.p90_ms,
+                "gpu_ms": r.gpu_ms,
+                "gpu_low_ms": r.gpu_low_ms,
+                "gpu_high_ms": r.gpu_high_ms,
+                "kernels": r.kernels,
+                "plan": r.plan,
+                "build_s": r.build_s,
+                "calibration_s": r.calibration_s,
+                "engine_bytes": r.engine_bytes,
+                "rel_l2": r.rel_l2,
+                "top1_agreement": r.top1_agreement,
+                "fake_quant_rel_l2": fq.rel_l2 if fq else None,
+                "conversion_rel_l2": conv.rel_l2 if conv else None,
+                "conversion_problem": r.conversion_problem,
+                "run_id": r.run_id,
+            }
+        )
     df = pd.DataFrame(rows)
     if not len(df):
         return df
@@ -131,6 +160,6 @@ def list_ladders(store: RunStore) -> list[str]:
     for r in runs.itertuples():
         for t in str(r.tags).split(","):
             if t.startswith(LADDER_TAG):
-                lid = t[len(LADDER_TAG):]
+                lid = t[len(LADDER_TAG) :]
                 seen[lid] = max(seen.get(lid, ""), str(r.created_at))
     return sorted(seen, key=lambda lid: seen[lid], reverse=True)

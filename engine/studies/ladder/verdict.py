@@ -20,17 +20,21 @@ from engine.studies.statistics import END_TO_END, GPU_TIME, METRIC_NAMES, format
 class LadderVerdict:
     headline: str
     lines: list[str] = field(default_factory=list)
-    best: Rung | None = None           # fastest scheme within tolerance
-    reference: Rung | None = None      # fastest unquantized rung
-    speedup: float | None = None       # reference median / best median
+    best: Rung | None = None  # fastest scheme within tolerance
+    reference: Rung | None = None  # fastest unquantized rung
+    speedup: float | None = None  # reference median / best median
 
     def markdown(self) -> str:
         return "\n".join([f"**{self.headline}**", "", *(f"- {line}" for line in self.lines)])
 
 
 def within_tolerance(rung: Rung, tolerance_rel_l2: float, min_top1: float | None = None) -> bool:
-    if rung.rel_l2 is None or not math.isfinite(rung.rel_l2) or rung.rel_l2 > tolerance_rel_l2 \
-            or rung.conversion_problem:
+    if (
+        rung.rel_l2 is None
+        or not math.isfinite(rung.rel_l2)
+        or rung.rel_l2 > tolerance_rel_l2
+        or rung.conversion_problem
+    ):
         return False
     return min_top1 is None or rung.top1_agreement is None or rung.top1_agreement >= min_top1
 
@@ -76,8 +80,13 @@ class _Figure:
         return "the p10-p90 bands overlap: within noise" if overlap else ""
 
 
-def verdict(rungs: Sequence[Rung], *, tolerance_rel_l2: float = DEFAULT_TOLERANCE_REL_L2,
-            min_top1: float | None = None, where: str = "") -> LadderVerdict:
+def verdict(
+    rungs: Sequence[Rung],
+    *,
+    tolerance_rel_l2: float = DEFAULT_TOLERANCE_REL_L2,
+    min_top1: float | None = None,
+    where: str = "",
+) -> LadderVerdict:
     """Fastest scheme within the accuracy tolerance against the fastest unquantized rung, on GPU time when
     every rung has it (else end-to-end latency, saying why).
 
@@ -103,29 +112,47 @@ def verdict(rungs: Sequence[Rung], *, tolerance_rel_l2: float = DEFAULT_TOLERANC
     if fig.metric == END_TO_END and fig.reason:
         lines.append(f"Judged on {METRIC_NAMES[END_TO_END]}: GPU time {fig.reason} for some rungs.")
     if not quantized:
-        return LadderVerdict(f"No quantization scheme was measured{on}; {reference.label} is the fastest build.",
-                             lines, None, reference)
+        return LadderVerdict(
+            f"No quantization scheme was measured{on}; {reference.label} is the fastest build.", lines, None, reference
+        )
     if any(r.reference_degenerate for r in rungs):
         # NaN/inf or a flagged conversion is wrong whatever the reference: only the others compete on latency
         sound = [r for r in quantized if not r.conversion_problem and (r.rel_l2 is None or math.isfinite(r.rel_l2))]
         if not sound:
-            return LadderVerdict(f"Accuracy cannot be judged for this ladder{on} (the reference output is ~0), and "
-                                 f"every scheme's engine output is broken: keep {reference.label} "
-                                 f"({fig.short(reference)}).", lines, None, reference)
+            return LadderVerdict(
+                f"Accuracy cannot be judged for this ladder{on} (the reference output is ~0), and "
+                f"every scheme's engine output is broken: keep {reference.label} "
+                f"({fig.short(reference)}).",
+                lines,
+                None,
+                reference,
+            )
         fastest = min(sound, key=fig.ms)
         ratio = fig.ms(reference) / fig.ms(fastest)
-        lines.append("Accuracy cannot be judged: the eager fp32 reference output is ~0 (random weights; "
-                     "torchvision's ViT, for one, starts its classification head at zero), so every rel. L2 and "
-                     "top-1 figure here is meaningless. Use pretrained weights or your own model file.")
+        lines.append(
+            "Accuracy cannot be judged: the eager fp32 reference output is ~0 (random weights; "
+            "torchvision's ViT, for one, starts its classification head at zero), so every rel. L2 and "
+            "top-1 figure here is meaningless. Use pretrained weights or your own model file."
+        )
         pace = f"{ratio:.2f}× faster" if ratio >= 1 else f"{1 / ratio:.2f}× slower"
-        return LadderVerdict(f"Accuracy cannot be judged for this ladder{on} (the reference output is ~0); by "
-                             f"latency alone (schemes with sound output) {fastest.label} takes "
-                             f"{fig.short(fastest)} against {reference.label} {fig.short(reference)} "
-                             f"({pace}{by}).", lines, None, reference)
+        return LadderVerdict(
+            f"Accuracy cannot be judged for this ladder{on} (the reference output is ~0); by "
+            f"latency alone (schemes with sound output) {fastest.label} takes "
+            f"{fig.short(fastest)} against {reference.label} {fig.short(reference)} "
+            f"({pace}{by}).",
+            lines,
+            None,
+            reference,
+        )
     ok = [r for r in quantized if within_tolerance(r, tolerance_rel_l2, min_top1)]
     if not ok:
-        return LadderVerdict(f"No scheme stays within the accuracy tolerance ({tol}){on}: keep "
-                             f"{reference.label} ({fig.short(reference)}).", lines, None, reference)
+        return LadderVerdict(
+            f"No scheme stays within the accuracy tolerance ({tol}){on}: keep "
+            f"{reference.label} ({fig.short(reference)}).",
+            lines,
+            None,
+            reference,
+        )
     best = ok[0]
     speedup = fig.ms(reference) / fig.ms(best)
     if fig.ms(best) < fig.ms(reference):
@@ -134,11 +161,15 @@ def verdict(rungs: Sequence[Rung], *, tolerance_rel_l2: float = DEFAULT_TOLERANC
             band = f" ({noise})" if noise else ""
         else:
             band = "" if best.p90_ms < reference.p10_ms else " (the p10-p90 bands overlap: within noise)"
-        headline = (f"{best.label} is the fastest within tolerance ({tol}){on}: {fig.short(best)} against "
-                    f"{reference.label} {fig.short(reference)}, {speedup:.2f}× faster{by}{band}.")
+        headline = (
+            f"{best.label} is the fastest within tolerance ({tol}){on}: {fig.short(best)} against "
+            f"{reference.label} {fig.short(reference)}, {speedup:.2f}× faster{by}{band}."
+        )
         return LadderVerdict(headline, lines, best, reference, speedup)
-    headline = (f"No scheme beats {reference.label}{on}: the fastest within tolerance, {best.label}, takes "
-                f"{fig.short(best)} against {fig.short(reference)} ({1 / speedup:.2f}× slower{by}).")
+    headline = (
+        f"No scheme beats {reference.label}{on}: the fastest within tolerance, {best.label}, takes "
+        f"{fig.short(best)} against {fig.short(reference)} ({1 / speedup:.2f}× slower{by})."
+    )
     why = [w for w in dict.fromkeys(why_not_faster(r, reference) for r in ok) if w]
     return LadderVerdict(headline, [*lines, *(f"Why: {w}" for w in why)], best, reference, speedup)
 
@@ -155,28 +186,42 @@ def _plan_lines(rungs: Sequence[Rung]) -> list[str]:
                 break
         else:
             groups.append([r])
-    return [f"{' and '.join(r.label for r in g)} built the same engine plan: the same kernels, so any latency gap "
-            "between them is noise (the quantization changed nothing TensorRT runs)." for g in groups if len(g) > 1]
+    return [
+        f"{' and '.join(r.label for r in g)} built the same engine plan: the same kernels, so any latency gap "
+        "between them is noise (the quantization changed nothing TensorRT runs)."
+        for g in groups
+        if len(g) > 1
+    ]
 
 
 def why_not_faster(rung: Rung, reference: Rung | None = None) -> str:
     """The likely reason a quantized rung is no faster than the unquantized one, from what it was."""
     spec = SCHEMES[rung.scheme]
     if reference is not None and rung.plan is not None and rung.plan == reference.plan:
-        return (f"{rung.label} built the same engine plan as {reference.label}: TensorRT ran the same kernels, so "
-                "the quantization bought nothing here.")
+        return (
+            f"{rung.label} built the same engine plan as {reference.label}: TensorRT ran the same kernels, so "
+            "the quantization bought nothing here."
+        )
     if rung.runtime != "tensorrt":
-        return ("the quantized model ran in PyTorch: ModelOpt's fake quantization simulates "
-                f"{spec.weights.upper()} with extra quantize/dequantize ops in {rung.precision} arithmetic, so it "
-                "measures the quantization error, never the speed. Compile it with TensorRT on a GPU.")
+        return (
+            "the quantized model ran in PyTorch: ModelOpt's fake quantization simulates "
+            f"{spec.weights.upper()} with extra quantize/dequantize ops in {rung.precision} arithmetic, so it "
+            "measures the quantization error, never the speed. Compile it with TensorRT on a GPU."
+        )
     if spec.weight_only and rung.precision == "fp32":
-        return (f"{spec.label} over fp32 activations: the arithmetic still runs in fp32, only the weights "
-                "shrink; compare it over fp16, or with a scheme that quantizes activations.")
+        return (
+            f"{spec.label} over fp32 activations: the arithmetic still runs in fp32, only the weights "
+            "shrink; compare it over fp16, or with a scheme that quantizes activations."
+        )
     if spec.weight_only:
-        return (f"{spec.label} keeps {rung.precision} arithmetic: it pays off where reading weights dominates "
-                "(large Linear layers at small batch), not in convolutions or at large batch.")
-    return (f"{spec.label} ran slower than the unquantized build: layers the flavour does not quantize run "
-            "between Q/DQ pairs with reformatting around them. The Layers page shows each layer's precision.")
+        return (
+            f"{spec.label} keeps {rung.precision} arithmetic: it pays off where reading weights dominates "
+            "(large Linear layers at small batch), not in convolutions or at large batch."
+        )
+    return (
+        f"{spec.label} ran slower than the unquantized build: layers the flavour does not quantize run "
+        "between Q/DQ pairs with reformatting around them. The Layers page shows each layer's precision."
+    )
 
 
 def _reference_line(reference: Rung, plain: Sequence[Rung], fig: _Figure | None = None) -> str:
@@ -191,8 +236,7 @@ def _reference_line(reference: Rung, plain: Sequence[Rung], fig: _Figure | None 
     return text + "."
 
 
-def _rung_line(r: Rung, reference: Rung, tolerance: float, min_top1: float | None,
-               fig: _Figure | None = None) -> str:
+def _rung_line(r: Rung, reference: Rung, tolerance: float, min_top1: float | None, fig: _Figure | None = None) -> str:
     fig = fig or _Figure(END_TO_END)
     ratio = fig.ms(reference) / fig.ms(r)
     speed = f"{ratio:.2f}× faster" if ratio >= 1 else f"{1 / ratio:.2f}× slower"

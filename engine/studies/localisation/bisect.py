@@ -27,9 +27,9 @@ from typing import Any
 
 # outcomes
 RUNNING = ""
-FOUND = "found"              # the culprits alone pass
-BUDGET = "budget"            # max_builds reached; ``best`` is the smallest passing set seen (may be None)
-UNFIXABLE = "unfixable"      # keeping every candidate still fails
+FOUND = "found"  # the culprits alone pass
+BUDGET = "budget"  # max_builds reached; ``best`` is the smallest passing set seen (may be None)
+UNFIXABLE = "unfixable"  # keeping every candidate still fails
 
 
 def default_max_builds(candidates: int) -> int:
@@ -44,15 +44,15 @@ SEARCH, CONFIRM, VERIFY = "search", "confirm", "verify"
 class Bisection:
     candidates: tuple[str, ...]
     max_builds: int
-    lo: int = 0                      # keeping candidates[:lo] + found fails (0: the unfixed build failed)
-    hi: int = 0                      # keeping candidates[:hi] + found passes (built, or assumed: hi_built)
+    lo: int = 0  # keeping candidates[:lo] + found fails (0: the unfixed build failed)
+    hi: int = 0  # keeping candidates[:hi] + found passes (built, or assumed: hi_built)
     hi_built: bool = False
-    found: tuple[str, ...] = ()      # culprits, in execution order
-    phase: str = SEARCH              # search: bisect the prefix; confirm: the culprits alone;
+    found: tuple[str, ...] = ()  # culprits, in execution order
+    phase: str = SEARCH  # search: bisect the prefix; confirm: the culprits alone;
     #                                  verify: the whole remaining prefix, after the last candidate alone failed
     builds: int = 0
     outcome: str = RUNNING
-    best: tuple[str, ...] | None = None   # the smallest keep set that passed so far
+    best: tuple[str, ...] | None = None  # the smallest keep set that passed so far
 
     @classmethod
     def start(cls, candidates: list[str] | tuple[str, ...], max_builds: int | None = None) -> Bisection:
@@ -108,19 +108,18 @@ class Bisection:
         if s.phase == CONFIRM:
             if passed:
                 return replace(s, outcome=FOUND)
-            s = replace(s, phase=SEARCH, lo=0)          # another culprit hides before the latest
+            s = replace(s, phase=SEARCH, lo=0)  # another culprit hides before the latest
         elif s.phase == VERIFY:
-            if not passed:                              # every candidate kept (with the culprits) still fails
+            if not passed:  # every candidate kept (with the culprits) still fails
                 return replace(s, outcome=UNFIXABLE)
             # the last candidate is a culprit; with the culprits alone it already failed: search on
-            s = replace(s, found=(s.candidates[s.hi - 1], *s.found), hi=s.hi - 1, lo=0, hi_built=True,
-                        phase=SEARCH)
+            s = replace(s, found=(s.candidates[s.hi - 1], *s.found), hi=s.hi - 1, lo=0, hi_built=True, phase=SEARCH)
             if s.hi == 0:
                 return replace(s, outcome=FOUND)
         elif s.hi - s.lo > 1:
             mid = (s.lo + s.hi) // 2
             s = replace(s, hi=mid, hi_built=True) if passed else replace(s, lo=mid)
-        elif passed:                                    # the last candidate with the culprits alone
+        elif passed:  # the last candidate with the culprits alone
             return replace(s, found=tuple(keep), outcome=FOUND)
         else:
             s = replace(s, phase=VERIFY)
@@ -132,9 +131,9 @@ class Bisection:
 
     def _culprit_found(self) -> Bisection:
         culprit = self.candidates[self.hi - 1]
-        rest = self.hi - 1      # keeping candidates[:rest] + culprit + found is what passed
+        rest = self.hi - 1  # keeping candidates[:rest] + culprit + found is what passed
         found = (culprit, *self.found)
-        if rest == 0:           # that was the culprits alone
+        if rest == 0:  # that was the culprits alone
             return replace(self, found=found, hi=0, outcome=FOUND)
         return replace(self, found=found, hi=rest, lo=0, hi_built=True, phase=CONFIRM)
 

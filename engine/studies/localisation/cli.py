@@ -28,16 +28,24 @@ from engine.studies.localisation.study import Localisation
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m engine localise", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m engine localise", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_knob_options(p)
     p.add_argument("--from-run", default=None, help="localise the build of this stored run (its request as is)")
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE_REL_L2,
-                   help="rel. L2 against eager fp32 a fixed build must stay within")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE_REL_L2,
+        help="rel. L2 against eager fp32 a fixed build must stay within",
+    )
     p.add_argument("--min-top1", type=float, default=None, help="and top-1 agreement at least this (0..1)")
     p.add_argument("--max-builds", type=int, default=None, help="search builds allowed (default about 2 log2(n)+2)")
-    p.add_argument("--pytorch", action="store_true",
-                   help="measure each step on the fake-quantized / cast PyTorch model here instead of an engine")
+    p.add_argument(
+        "--pytorch",
+        action="store_true",
+        help="measure each step on the fake-quantized / cast PyTorch model here instead of an engine",
+    )
     p.add_argument("--analysis-device", default="cpu", help="where the PyTorch-side error growth runs")
     p.add_argument("--samples", type=int, default=DEFAULT_MAX_SAMPLES, help="inputs the error growth looks at")
     p.add_argument("--no-analysis", action="store_true", help="skip the PyTorch-side error growth")
@@ -56,21 +64,26 @@ def base_request(ns: argparse.Namespace) -> RunRequest:
     request = request_from_args(knobs)
     if ns.backend is None:
         request = request.with_changes(backend="tensorrt")
-    if getattr(ns, "measure.compare_eager") is None:     # every build would time the eager model again
+    if getattr(ns, "measure.compare_eager") is None:  # every build would time the eager model again
         request = request.with_changes(**{"measure.compare_eager": False})
     return request
 
 
 def report(study: Localisation) -> str:
-    lines = [f"localisation {study.localisation_id}: {study.base['model']['source']} "
-             f"b{study.base['model']['batch_size']} {study.label}, {len(study.candidates)} candidate modules, "
-             f"measured on the {study.measured_on}", f"  criterion: {study.criterion.text()}"]
+    lines = [
+        f"localisation {study.localisation_id}: {study.base['model']['source']} "
+        f"b{study.base['model']['batch_size']} {study.label}, {len(study.candidates)} candidate modules, "
+        f"measured on the {study.measured_on}",
+        f"  criterion: {study.criterion.text()}",
+    ]
     if study.error_growth is not None:
         lines += [f"  PyTorch side: {study.error_growth.crossing_text(v)}" for v in study.error_growth.variants]
     for row in study.steps_table().itertuples():
         verdict = "pass" if row.passed else "fail" if row.passed is False else row.state
-        lines.append(f"  step {row.step:>2} {row.role:<9} {row.kept:>3} kept  {verdict:<5} {row.why or ''}"
-                     + (f"  ({row.kept_modules})" if row.kept else ""))
+        lines.append(
+            f"  step {row.step:>2} {row.role:<9} {row.kept:>3} kept  {verdict:<5} {row.why or ''}"
+            + (f"  ({row.kept_modules})" if row.kept else "")
+        )
     lines += [f"  note: {n}" for n in study.notes]
     lines.append(study.summary())
     return "\n".join(lines)
@@ -92,7 +105,7 @@ def main(argv: list[str]) -> int:
     except (ConfigError, LocalisationNotFound) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except Exception as e:   # user-facing message and hint where the error carries them
+    except Exception as e:  # user-facing message and hint where the error carries them
         msg, hint = (e.message, e.hint) if isinstance(e, UserError) else (f"{type(e).__name__}: {e}", "")
         print(f"error: {msg}" + (f"\nhint: {hint}" if hint else ""), file=sys.stderr)
         return 1
@@ -113,14 +126,25 @@ def _localise(ns: argparse.Namespace, records: LocalisationRecords) -> int:
         from engine.capabilities import detect  # noqa: PLC0415
         from engine.runner import check_request  # noqa: PLC0415
 
-        check_request(base, detect())      # what this machine cannot build is said before any planning
+        check_request(base, detect())  # what this machine cannot build is said before any planning
         jobs.ensure_workers()
         runner = driver.QueueRunner(jobs.default_system().store, jobs.submit, jobs.get, jobs.cancel)
-    study = driver.plan(base, criterion=Criterion(ns.tolerance, ns.min_top1), max_builds=ns.max_builds,
-                        source="command line", analyse=not ns.no_analysis, device=ns.analysis_device,
-                        max_samples=ns.samples, measured_on=runner.measured_on, progress=progress)
-    print(f"localisation {study.localisation_id}: {len(study.candidates)} candidate modules, at most "
-          f"{study.budget} search builds", file=sys.stderr)
+    study = driver.plan(
+        base,
+        criterion=Criterion(ns.tolerance, ns.min_top1),
+        max_builds=ns.max_builds,
+        source="command line",
+        analyse=not ns.no_analysis,
+        device=ns.analysis_device,
+        max_samples=ns.samples,
+        measured_on=runner.measured_on,
+        progress=progress,
+    )
+    print(
+        f"localisation {study.localisation_id}: {len(study.candidates)} candidate modules, at most "
+        f"{study.budget} search builds",
+        file=sys.stderr,
+    )
     seen: set[tuple[int, str]] = set()
 
     def on_change(s: Localisation) -> None:
@@ -129,8 +153,11 @@ def _localise(ns: argparse.Namespace, records: LocalisationRecords) -> int:
             if (step.index, step.state) not in seen and step.state in ("done", "failed", "cancelled"):
                 seen.add((step.index, step.state))
                 verdict = "pass" if step.passed else f"fail: {step.why}"
-                print(f"  step {step.index + 1} ({step.role}, {len(step.kept)} kept): "
-                      f"{verdict if step.state == 'done' else step.state + ' ' + step.why}", file=sys.stderr)
+                print(
+                    f"  step {step.index + 1} ({step.role}, {len(step.kept)} kept): "
+                    f"{verdict if step.state == 'done' else step.state + ' ' + step.why}",
+                    file=sys.stderr,
+                )
 
     try:
         driver.run(study, runner, poll_s=0.0 if ns.pytorch else 0.5, on_change=on_change)

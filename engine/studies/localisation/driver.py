@@ -84,30 +84,58 @@ def candidates_for(request: RunRequest, model: BuiltModel, device: str = "cpu") 
     return keep_high_precision.quantized_candidates(module, inputs)
 
 
-def plan(base: RunRequest, *, criterion: Criterion | None = None, max_builds: int | None = None,
-         source: str = "", analyse: bool = True, device: str = "cpu", max_samples: int = DEFAULT_MAX_SAMPLES,
-         localisation_id: str | None = None, measured_on: str = "engine",
-         progress: ProgressFn = no_progress) -> Localisation:
+def plan(
+    base: RunRequest,
+    *,
+    criterion: Criterion | None = None,
+    max_builds: int | None = None,
+    source: str = "",
+    analyse: bool = True,
+    device: str = "cpu",
+    max_samples: int = DEFAULT_MAX_SAMPLES,
+    localisation_id: str | None = None,
+    measured_on: str = "engine",
+    progress: ProgressFn = no_progress,
+) -> Localisation:
     """A new localisation of ``base`` (its keep list is ignored: the search sets it), with its candidates and,
     when ``analyse``, the PyTorch-side error growth. Raises ``ConfigError`` for a build with nothing to fix."""
     base = base.with_changes(**{"compile.keep_high_precision": ()})
     if not variants_for(base):
-        raise ConfigError("compile.precision", "an fp32 build without quantization has no lower precision to "
-                                               "localise; pick fp16 or a quantization scheme")
+        raise ConfigError(
+            "compile.precision",
+            "an fp32 build without quantization has no lower precision to localise; pick fp16 or a quantization scheme",
+        )
     criterion = criterion or Criterion()
     progress("build_model", None, base.model.source)
     model = registry.build(base.model, base.measure.seed)
     progress("candidates", None, "modules the search may keep")
     candidates = candidates_for(base, model, device)
     if not candidates:
-        raise ConfigError("compile.quantization", f"{base.model.source} has no module the search could keep in "
-                                                  "higher precision (no quantizer runs in it)")
+        raise ConfigError(
+            "compile.quantization",
+            f"{base.model.source} has no module the search could keep in higher precision (no quantizer runs in it)",
+        )
     growth = None
     if analyse:
-        growth = error_growth(base, device=device, max_samples=max_samples, tolerance=criterion.tolerance_rel_l2,
-                              model=model, progress=progress)
-    return Localisation(localisation_id or new_localisation_id(base), utc_now_iso(), base.to_dict(), candidates,
-                        criterion, max_builds, error_growth=growth, source=source, measured_on=measured_on)
+        growth = error_growth(
+            base,
+            device=device,
+            max_samples=max_samples,
+            tolerance=criterion.tolerance_rel_l2,
+            model=model,
+            progress=progress,
+        )
+    return Localisation(
+        localisation_id or new_localisation_id(base),
+        utc_now_iso(),
+        base.to_dict(),
+        candidates,
+        criterion,
+        max_builds,
+        error_growth=growth,
+        source=source,
+        measured_on=measured_on,
+    )
 
 
 # -- advancing ---------------------------------------------------------------------------------------------------
@@ -117,7 +145,7 @@ def _submit(study: Localisation, runner: StepRunner, role: str, kept: list[str])
     try:
         step.job_id, step.cached = runner.submit(study.request_for(role, kept))
         step.state = "queued"
-    except Exception as e:   # a refused request (ConfigError ...) ends the study with the reason
+    except Exception as e:  # a refused request (ConfigError ...) ends the study with the reason
         step.state, step.why = "failed", e.message if isinstance(e, UserError) else str(e)
         if isinstance(e, ConfigError):
             step.why = f"{e.field}: {e.message}"
@@ -205,8 +233,14 @@ def cancel(study: Localisation, runner: StepRunner) -> Localisation:
     return study
 
 
-def run(study: Localisation, runner: StepRunner, *, poll_s: float = 0.5, timeout_s: float | None = None,
-        on_change: Callable[[Localisation], Any] | None = None) -> Localisation:
+def run(
+    study: Localisation,
+    runner: StepRunner,
+    *,
+    poll_s: float = 0.5,
+    timeout_s: float | None = None,
+    on_change: Callable[[Localisation], Any] | None = None,
+) -> Localisation:
     """Advance until the study is over (CLI, tests, scripts); ``on_change`` after every move (e.g. save it)."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     last = None
@@ -234,8 +268,13 @@ class QueueRunner:
 
     measured_on = "engine"
 
-    def __init__(self, store: RunStore, submit_fn: Callable[[RunRequest], Any], status_fn: Callable[[str], Any],
-                 cancel_fn: Callable[[str], Any]):
+    def __init__(
+        self,
+        store: RunStore,
+        submit_fn: Callable[[RunRequest], Any],
+        status_fn: Callable[[str], Any],
+        cancel_fn: Callable[[str], Any],
+    ):
         self.store = store
         self._submit, self._status, self._cancel = submit_fn, status_fn, cancel_fn
 
@@ -294,17 +333,27 @@ class PyTorchRunner:
             report = fake_quant.prepare_quantized(request, model, self.device).report()
             acc = report.fake_quant_vs_eager
             assert acc is not None
-            return StepFigures(acc.rel_l2, acc.top1_agreement, acc.nonfinite, fake_quant_rel_l2=acc.rel_l2,
-                               measured_on=self.measured_on)
+            return StepFigures(
+                acc.rel_l2,
+                acc.top1_agreement,
+                acc.nonfinite,
+                fake_quant_rel_l2=acc.rel_l2,
+                measured_on=self.measured_on,
+            )
         dtype = DTYPES[c.precision]
         module = keep_high_precision.prepare_cast(model, dtype, self.device, c.keep_high_precision).eval()
-        inputs = tuple(t.to(device=self.device, dtype=dtype if t.is_floating_point() else t.dtype)
-                       for t in model.example_inputs)
+        inputs = tuple(
+            t.to(device=self.device, dtype=dtype if t.is_floating_point() else t.dtype) for t in model.example_inputs
+        )
         with torch.inference_mode():
             out = detached_cpu(module(*inputs))
         acc = compare_outputs(out, self._eager_fp32(model), "eager fp32")
-        return StepFigures(acc.rel_l2, acc.top1_agreement, accuracy.nonfinite_count(out),
-                           measured_on=f"{c.precision}-cast PyTorch model ({self.device})")
+        return StepFigures(
+            acc.rel_l2,
+            acc.top1_agreement,
+            accuracy.nonfinite_count(out),
+            measured_on=f"{c.precision}-cast PyTorch model ({self.device})",
+        )
 
     def submit(self, request: RunRequest) -> tuple[str, bool]:
         handle = f"pytorch-{next(self._ids)}"
@@ -324,5 +373,14 @@ class PyTorchRunner:
         return None
 
 
-__all__ = ["FINISHED_STATES", "PyTorchRunner", "QueueRunner", "StepRunner", "advance", "cancel", "candidates_for",
-           "plan", "run"]
+__all__ = [
+    "FINISHED_STATES",
+    "PyTorchRunner",
+    "QueueRunner",
+    "StepRunner",
+    "advance",
+    "cancel",
+    "candidates_for",
+    "plan",
+    "run",
+]

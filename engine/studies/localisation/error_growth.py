@@ -33,27 +33,50 @@ from engine.settings.request import RunRequest
 if TYPE_CHECKING:
     from engine.models.entry import BuiltModel
 
-DEFAULT_TOLERANCE = 0.05          # relative L2 against fp32 (the ladder's default tolerance)
+DEFAULT_TOLERANCE = 0.05  # relative L2 against fp32 (the ladder's default tolerance)
 DEFAULT_MAX_SAMPLES = 2
 WORST = 10
 # largest finite value of each format
-FORMAT_MAX = {"fp16": 65504.0, "bf16": 3.3895313892515355e38, "fp32": 3.4028234663852886e38,
-              "fp8": 448.0, "int8": 127.0}
+FORMAT_MAX = {
+    "fp16": 65504.0,
+    "bf16": 3.3895313892515355e38,
+    "fp32": 3.4028234663852886e38,
+    "fp8": 448.0,
+    "int8": 127.0,
+}
 FORMAT_NAMES = {"fp16": "fp16", "bf16": "bf16", "fp32": "fp32", "fp8": "FP8 E4M3", "int8": "INT8"}
 # formats whose largest value is a hard limit (overflow to inf); quantized ones are scaled by their calibration
 UNSCALED = ("fp16", "bf16", "fp32")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-COLUMNS = ["order", "unit", "module", "layer_type", "variant", "rel_err", "ref_max_abs", "max_abs", "in_max_abs",
-           "act_max", "format", "format_max", "range_ratio", "calib_amax", "nan", "inf", "quantized", "crosses"]
+COLUMNS = [
+    "order",
+    "unit",
+    "module",
+    "layer_type",
+    "variant",
+    "rel_err",
+    "ref_max_abs",
+    "max_abs",
+    "in_max_abs",
+    "act_max",
+    "format",
+    "format_max",
+    "range_ratio",
+    "calib_amax",
+    "nan",
+    "inf",
+    "quantized",
+    "crosses",
+]
 
 
 @dataclass(frozen=True)
 class Variant:
     """One lower-precision version of the model compared with fp32."""
 
-    label: str                # "fp8 fake-quant (fp16)", "fp16"
-    kind: str                 # "fake_quant" | "cast"
-    precision: str            # what unquantized arithmetic runs in: "fp16" | "bf16" | "fp32"
+    label: str  # "fp8 fake-quant (fp16)", "fp16"
+    kind: str  # "fake_quant" | "cast"
+    precision: str  # what unquantized arithmetic runs in: "fp16" | "bf16" | "fp32"
     scheme: str = "none"
 
 
@@ -62,8 +85,14 @@ def variants_for(request: RunRequest) -> list[Variant]:
     c = request.compile
     out = []
     if c.quantization != "none":
-        out.append(Variant(f"{c.quantization} fake-quant ({c.quant_base_precision})", "fake_quant",
-                           c.quant_base_precision, c.quantization))
+        out.append(
+            Variant(
+                f"{c.quantization} fake-quant ({c.quant_base_precision})",
+                "fake_quant",
+                c.quant_base_precision,
+                c.quantization,
+            )
+        )
         if c.quant_base_precision != "fp32":
             out.append(Variant(c.quant_base_precision, "cast", c.quant_base_precision))
     elif c.precision != "fp32":
@@ -81,7 +110,7 @@ class ErrorGrowth:
     tolerance: float = DEFAULT_TOLERANCE
     samples: int = DEFAULT_MAX_SAMPLES
     device: str = "cpu"
-    kept: list[str] = field(default_factory=list)       # modules kept in higher precision in every variant
+    kept: list[str] = field(default_factory=list)  # modules kept in higher precision in every variant
     calibration: str = ""
 
     def rows(self, variant: str) -> pd.DataFrame:
@@ -113,8 +142,10 @@ class ErrorGrowth:
             worst = self.worst(variant, 1)
             tail = "" if worst.empty else f" (largest: {fmt_err(worst.iloc[0])} at {worst.iloc[0]['unit']})"
             return f"{variant}: every unit stays within rel. L2 {self.tolerance:g} of fp32{tail}."
-        return (f"{variant}: first beyond rel. L2 {self.tolerance:g} at {row['unit']} ({row['layer_type']}): "
-                f"{fmt_err(row)}, {range_text(row)}.")
+        return (
+            f"{variant}: first beyond rel. L2 {self.tolerance:g} at {row['unit']} ({row['layer_type']}): "
+            f"{fmt_err(row)}, {range_text(row)}."
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; figures kept to 6 significant digits (a bundled localisation stays a few tens of KB)."""
@@ -122,23 +153,45 @@ class ErrorGrowth:
         for col in table.columns:
             if table[col].dtype == float:
                 table[col] = table[col].map(lambda v: float(f"{v:.6g}") if math.isfinite(v) else None)
-        return {"table": table.to_dict(orient="split", index=False), "model": self.model,
-                "variants": self.variants, "tolerance": self.tolerance, "samples": self.samples,
-                "device": self.device, "kept": self.kept, "calibration": self.calibration}
+        return {
+            "table": table.to_dict(orient="split", index=False),
+            "model": self.model,
+            "variants": self.variants,
+            "tolerance": self.tolerance,
+            "samples": self.samples,
+            "device": self.device,
+            "kept": self.kept,
+            "calibration": self.calibration,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ErrorGrowth:
         t = d["table"]
         table = pd.DataFrame(t["data"], columns=t["columns"])
-        for col in ("rel_err", "ref_max_abs", "max_abs", "in_max_abs", "act_max", "format_max", "range_ratio",
-                    "calib_amax"):
+        for col in (
+            "rel_err",
+            "ref_max_abs",
+            "max_abs",
+            "in_max_abs",
+            "act_max",
+            "format_max",
+            "range_ratio",
+            "calib_amax",
+        ):
             table[col] = pd.to_numeric(table[col], errors="coerce").astype(float)
         # JSON has no NaN/inf: an error that was not finite reads back as null; its NaN/inf counts say so
         nonfinite = (table["nan"] + table["inf"]) > 0
         table.loc[nonfinite & table["rel_err"].isna(), "rel_err"] = math.inf
-        return cls(table, d["model"], list(d["variants"]), d.get("tolerance", DEFAULT_TOLERANCE),
-                   d.get("samples", DEFAULT_MAX_SAMPLES), d.get("device", "cpu"), list(d.get("kept", [])),
-                   d.get("calibration", ""))
+        return cls(
+            table,
+            d["model"],
+            list(d["variants"]),
+            d.get("tolerance", DEFAULT_TOLERANCE),
+            d.get("samples", DEFAULT_MAX_SAMPLES),
+            d.get("device", "cpu"),
+            list(d.get("kept", [])),
+            d.get("calibration", ""),
+        )
 
 
 def fmt_err(row: pd.Series) -> str:
@@ -171,9 +224,13 @@ def _first_floating(obj: Any) -> torch.Tensor | None:
     return None
 
 
-def _record(module: torch.nn.Module, units: list[str], inputs: tuple[torch.Tensor, ...],
-            on_output: Callable[[str, str, torch.Tensor], None],
-            on_input: Callable[[str, torch.Tensor], None] | None = None) -> None:
+def _record(
+    module: torch.nn.Module,
+    units: list[str],
+    inputs: tuple[torch.Tensor, ...],
+    on_output: Callable[[str, str, torch.Tensor], None],
+    on_input: Callable[[str, torch.Tensor], None] | None = None,
+) -> None:
     """Run ``module`` once with hooks on ``units``: ``on_output(call_site, path, output)`` per call."""
     calls: dict[str, int] = {}
     handles = []
@@ -189,10 +246,12 @@ def _record(module: torch.nn.Module, units: list[str], inputs: tuple[torch.Tenso
 
         handles.append(sub.register_forward_hook(post))
         if on_input is not None:
+
             def pre(_mod: Any, args: Any, path: str = path) -> None:
                 t = _first_floating(args)
                 if t is not None:
                     on_input(f"{path}#{calls[path]}" if calls.get(path) else path, t.detach())
+
             handles.append(sub.register_forward_pre_hook(pre))
     try:
         with torch.inference_mode():
@@ -223,8 +282,14 @@ def _calibrated_amax(sub: torch.nn.Module) -> float | None:
     return None
 
 
-def measure(model: BuiltModel, variants: list[tuple[Variant, torch.nn.Module]], inputs: tuple[torch.Tensor, ...],
-            device: str, tolerance: float, progress: ProgressFn = no_progress) -> pd.DataFrame:
+def measure(
+    model: BuiltModel,
+    variants: list[tuple[Variant, torch.nn.Module]],
+    inputs: tuple[torch.Tensor, ...],
+    device: str,
+    tolerance: float,
+    progress: ProgressFn = no_progress,
+) -> pd.DataFrame:
     """The table for already built variant modules (fake-quantized or cast copies of ``model.module``)."""
     reference = copy.deepcopy(model.module).to(device=device, dtype=torch.float32).eval()
     ref_inputs = tuple(t.to(device=device, dtype=torch.float32 if t.is_floating_point() else t.dtype) for t in inputs)
@@ -252,8 +317,15 @@ def measure(model: BuiltModel, variants: list[tuple[Variant, torch.nn.Module]], 
         v_inputs = tuple(t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype) for t in inputs)
         seen: dict[str, dict[str, Any]] = {}
 
-        def compare(site: str, path: str, t: torch.Tensor, owners: dict = owners, variant: Variant = variant,
-                    module: torch.nn.Module = module, seen: dict = seen) -> None:
+        def compare(
+            site: str,
+            path: str,
+            t: torch.Tensor,
+            owners: dict = owners,
+            variant: Variant = variant,
+            module: torch.nn.Module = module,
+            seen: dict = seen,
+        ) -> None:
             ref = outputs.get(site)
             if ref is None or ref.shape != t.shape:
                 return
@@ -267,11 +339,23 @@ def measure(model: BuiltModel, variants: list[tuple[Variant, torch.nn.Module]], 
             ref_max = _max_abs(ref)
             act = in_max.get(site, math.nan) if fmt not in UNSCALED else max(ref_max, _max_abs(out))
             seen[site] = {
-                "unit": site, "module": path, "layer_type": types.get(path, ""), "variant": variant.label,
-                "rel_err": rel, "ref_max_abs": ref_max, "max_abs": _max_abs(out), "in_max_abs": in_max.get(site),
-                "act_max": act, "format": fmt, "format_max": FORMAT_MAX[fmt], "range_ratio": act / FORMAT_MAX[fmt],
+                "unit": site,
+                "module": path,
+                "layer_type": types.get(path, ""),
+                "variant": variant.label,
+                "rel_err": rel,
+                "ref_max_abs": ref_max,
+                "max_abs": _max_abs(out),
+                "in_max_abs": in_max.get(site),
+                "act_max": act,
+                "format": fmt,
+                "format_max": FORMAT_MAX[fmt],
+                "range_ratio": act / FORMAT_MAX[fmt],
                 "calib_amax": _calibrated_amax(module.get_submodule(path)) if quantized else None,
-                "nan": nan, "inf": inf, "quantized": bool(owners.get(path))}
+                "nan": nan,
+                "inf": inf,
+                "quantized": bool(owners.get(path)),
+            }
 
         _record(module, units, v_inputs, compare)
         for k, (site, _) in enumerate(order):
@@ -280,23 +364,40 @@ def measure(model: BuiltModel, variants: list[tuple[Variant, torch.nn.Module]], 
     table = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "crosses"])
     overflow = (table["range_ratio"] > 1) & table["format"].isin(UNSCALED)
     table["crosses"] = (table["nan"] + table["inf"] > 0) | (table["rel_err"] > tolerance) | overflow
-    for col in ("rel_err", "ref_max_abs", "max_abs", "in_max_abs", "act_max", "format_max", "range_ratio",
-                "calib_amax"):
+    for col in (
+        "rel_err",
+        "ref_max_abs",
+        "max_abs",
+        "in_max_abs",
+        "act_max",
+        "format_max",
+        "range_ratio",
+        "calib_amax",
+    ):
         table[col] = pd.to_numeric(table[col], errors="coerce").astype(float)
     return table[COLUMNS]
 
 
-def error_growth(request: RunRequest, *, device: str = "cpu", max_samples: int = DEFAULT_MAX_SAMPLES,
-                 tolerance: float = DEFAULT_TOLERANCE, model: BuiltModel | None = None,
-                 progress: ProgressFn = no_progress) -> ErrorGrowth:
+def error_growth(
+    request: RunRequest,
+    *,
+    device: str = "cpu",
+    max_samples: int = DEFAULT_MAX_SAMPLES,
+    tolerance: float = DEFAULT_TOLERANCE,
+    model: BuiltModel | None = None,
+    progress: ProgressFn = no_progress,
+) -> ErrorGrowth:
     """Build the request's model (or take ``model``), make its fake-quantized and cast variants as the request's
     build would (``compile.keep_high_precision`` honoured), and measure every unit on the first ``max_samples``
     inputs. Raises ``ConfigError`` when the request has no lower precision to compare."""
 
     wanted = variants_for(request)
     if not wanted:
-        raise ConfigError("compile.precision", "an fp32 build without quantization has no lower precision to compare "
-                                               "with fp32; pick fp16/bf16 or a quantization scheme")
+        raise ConfigError(
+            "compile.precision",
+            "an fp32 build without quantization has no lower precision to compare "
+            "with fp32; pick fp16/bf16 or a quantization scheme",
+        )
     if model is None:
         progress("build_model", None, request.model.source)
         model = registry.build(request.model, request.measure.seed)
@@ -314,5 +415,13 @@ def error_growth(request: RunRequest, *, device: str = "cpu", max_samples: int =
             module = copy.deepcopy(model.module).to(device=device, dtype=DTYPES[variant.precision]).eval()
             built.append((variant, keep_high_precision.keep_in_fp32(module, kept, DTYPES[variant.precision])))
     table = measure(model, built, inputs, device, tolerance, progress)
-    return ErrorGrowth(table, request.model.source, [v.label for v, _ in built], tolerance, len(inputs[0]), device,
-                       list(kept), calibration)
+    return ErrorGrowth(
+        table,
+        request.model.source,
+        [v.label for v, _ in built],
+        tolerance,
+        len(inputs[0]),
+        device,
+        list(kept),
+        calibration,
+    )

@@ -15,17 +15,17 @@ from engine.studies.ladder.plan import DEFAULT_TOLERANCE_REL_L2
 class StepFigures:
     """What a step's build measured, as the localisation weighs it."""
 
-    rel_l2: float | None               # output against eager fp32; None: not finite (or not measured)
+    rel_l2: float | None  # output against eager fp32; None: not finite (or not measured)
     top1_agreement: float | None
-    nonfinite: int | None              # NaN/inf values in the output; None: not counted
-    conversion_problem: bool = False   # the engine departs from the fake-quantized model (engine.quantization)
+    nonfinite: int | None  # NaN/inf values in the output; None: not counted
+    conversion_problem: bool = False  # the engine departs from the fake-quantized model (engine.quantization)
     fake_quant_rel_l2: float | None = None
     e2e_ms: float | None = None
-    gpu_ms: float | None = None        # GPU kernel time per inference, where measured
+    gpu_ms: float | None = None  # GPU kernel time per inference, where measured
     build_s: float | None = None
     engine_bytes: int | None = None
-    labelled: dict[str, Any] | None = None   # result.LabelledAccuracy as a dict
-    measured_on: str = "engine"              # "engine" | "fake-quantized model"
+    labelled: dict[str, Any] | None = None  # result.LabelledAccuracy as a dict
+    measured_on: str = "engine"  # "engine" | "fake-quantized model"
 
     @property
     def finite(self) -> bool:
@@ -59,8 +59,10 @@ def figures_from_result(result: RunResult) -> StepFigures:
         fake_quant_rel_l2=q.fake_quant_vs_eager.rel_l2 if q is not None and q.fake_quant_vs_eager else None,
         e2e_ms=result.latency.median_ms if result.latency.timed else None,
         gpu_ms=result.gpu_time.median_ms if result.gpu_time is not None else None,
-        build_s=result.build_s, engine_bytes=result.engine_bytes or None,
-        labelled=asdict(q.labelled) if q is not None and q.labelled is not None else None)
+        build_s=result.build_s,
+        engine_bytes=result.engine_bytes or None,
+        labelled=asdict(q.labelled) if q is not None and q.labelled is not None else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -88,5 +90,6 @@ class Criterion:
         return not self.failure(f)
 
     def text(self) -> str:
-        return (f"finite output, rel. L2 ≤ {self.tolerance_rel_l2:g} against eager fp32"
-                + (f", top-1 agreement ≥ {self.min_top1:.0%}" if self.min_top1 is not None else ""))
+        return f"finite output, rel. L2 ≤ {self.tolerance_rel_l2:g} against eager fp32" + (
+            f", top-1 agreement ≥ {self.min_top1:.0%}" if self.min_top1 is not None else ""
+        )

@@ -23,14 +23,26 @@ from engine.studies.localisation.study import Localisation
 BUNDLE_FORMAT = "trt-dashboard-localisation"
 SUBDIR = "localisations"
 SAMPLES_ENV = "TRTDASH_SAMPLES_DIR"
-LIST_COLUMNS = ["localisation_id", "created_at", "model", "batch_size", "label", "status", "outcome", "builds",
-                "is_sample", "source"]
+LIST_COLUMNS = [
+    "localisation_id",
+    "created_at",
+    "model",
+    "batch_size",
+    "label",
+    "status",
+    "outcome",
+    "builds",
+    "is_sample",
+    "source",
+]
 
 
 class LocalisationNotFound(UserError, KeyError):
     def __init__(self, localisation_id: str):
-        super().__init__(f"No localisation {localisation_id!r} is stored: it was deleted or the link is wrong. "
-                         "Pick one from the list.")
+        super().__init__(
+            f"No localisation {localisation_id!r} is stored: it was deleted or the link is wrong. "
+            "Pick one from the list."
+        )
         self.args = (localisation_id,)
         self.localisation_id = localisation_id
 
@@ -76,11 +88,21 @@ class LocalisationRecords:
             try:
                 s = Localisation.from_dict(json.loads(p.read_text()))
             except (OSError, ValueError, KeyError, TypeError):
-                continue     # half-written or from another version: not listed
-            rows.append({"localisation_id": s.localisation_id, "created_at": s.created_at,
-                         "model": s.base["model"]["source"], "batch_size": s.base["model"]["batch_size"],
-                         "label": s.label, "status": s.status, "outcome": s.outcome, "builds": s.builds,
-                         "is_sample": s.is_sample, "source": s.source})
+                continue  # half-written or from another version: not listed
+            rows.append(
+                {
+                    "localisation_id": s.localisation_id,
+                    "created_at": s.created_at,
+                    "model": s.base["model"]["source"],
+                    "batch_size": s.base["model"]["batch_size"],
+                    "label": s.label,
+                    "status": s.status,
+                    "outcome": s.outcome,
+                    "builds": s.builds,
+                    "is_sample": s.is_sample,
+                    "source": s.source,
+                }
+            )
         df = pd.DataFrame(rows, columns=LIST_COLUMNS)
         return df.sort_values("created_at", ascending=False).reset_index(drop=True)
 
@@ -100,8 +122,12 @@ class LocalisationRecords:
         return ids
 
 
-def bundle(study: Localisation, store: RunStore | None = None, roles: tuple[str, ...] = ("unfixed", "reference"),
-           with_fix: bool = True) -> bytes:
+def bundle(
+    study: Localisation,
+    store: RunStore | None = None,
+    roles: tuple[str, ...] = ("unfixed", "reference"),
+    with_fix: bool = True,
+) -> bytes:
     """A gzipped document of the study (marked as a sample) and the runs of its ``roles`` and its fix, without their
     raw profiler files and, but for the fix, without their per-layer tables: what ``scripts/record_localisations.py``
     writes into ``samples/localisations/`` (a few tens of KB each)."""
@@ -115,7 +141,7 @@ def bundle(study: Localisation, store: RunStore | None = None, roles: tuple[str,
             doc = json.loads(store.export_run(run_id))
             doc["raw_files"] = {}
             doc["result"]["artifacts"] = []
-            if fix is None or run_id != fix.run_id:   # the fix keeps its per-layer table (precision per layer)
+            if fix is None or run_id != fix.run_id:  # the fix keeps its per-layer table (precision per layer)
                 doc["layers"] = {**doc["layers"], "data": []}
             runs.append(doc)
     doc = {"format": BUNDLE_FORMAT, "localisation": sample.to_dict(), "runs": runs}

@@ -41,15 +41,15 @@ ACTIVE_JOB_STATES = ("pending", "queued", "running")
 @dataclass
 class Step:
     index: int
-    role: str                          # unfixed | reference | search | confirm
+    role: str  # unfixed | reference | search | confirm
     kept: list[str]
     job_id: str | None = None
-    state: str = "pending"             # pending | queued | running | done | failed | cancelled
+    state: str = "pending"  # pending | queued | running | done | failed | cancelled
     detail: str = ""
     run_id: str | None = None
     figures: StepFigures | None = None
     passed: bool | None = None
-    why: str = ""                      # why it failed the criterion, or the job's error
+    why: str = ""  # why it failed the criterion, or the job's error
     cached: bool = False
 
     @property
@@ -68,17 +68,17 @@ class Step:
 class Localisation:
     localisation_id: str
     created_at: str
-    base: dict[str, Any]               # RunRequest.to_dict() of the build to fix, nothing kept
-    candidates: list[str]              # units the search may keep, in execution order
+    base: dict[str, Any]  # RunRequest.to_dict() of the build to fix, nothing kept
+    candidates: list[str]  # units the search may keep, in execution order
     criterion: Criterion = field(default_factory=Criterion)
-    max_builds: int | None = None      # None: bisect.default_max_builds(len(candidates))
+    max_builds: int | None = None  # None: bisect.default_max_builds(len(candidates))
     steps: list[Step] = field(default_factory=list)
-    search: Bisection | None = None    # None until the unfixed build failed
+    search: Bisection | None = None  # None until the unfixed build failed
     status: str = RUNNING
-    outcome: str = ""                  # bisect outcome, NOTHING_TO_FIX or REFERENCE_FAILS once done
+    outcome: str = ""  # bisect outcome, NOTHING_TO_FIX or REFERENCE_FAILS once done
     error_growth: ErrorGrowth | None = None
-    source: str = ""                   # where it was started from, e.g. "ladder resnet50_b8_h200, fp8/fp16"
-    measured_on: str = "engine"        # "engine" (the job queue) | "fake-quantized model" (PyTorch, no engine)
+    source: str = ""  # where it was started from, e.g. "ladder resnet50_b8_h200, fp8/fp16"
+    measured_on: str = "engine"  # "engine" (the job queue) | "fake-quantized model" (PyTorch, no engine)
     is_sample: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -112,8 +112,13 @@ class Localisation:
     def request_for(self, role: str, kept: list[str] | tuple[str, ...] = ()) -> RunRequest:
         base = self.request
         if role == "reference":
-            return base.with_changes(**{"compile.quantization": "none", "compile.precision": self.high_precision,
-                                        "compile.keep_high_precision": ()})
+            return base.with_changes(
+                **{
+                    "compile.quantization": "none",
+                    "compile.precision": self.high_precision,
+                    "compile.keep_high_precision": (),
+                }
+            )
         changes: dict[str, Any] = {"compile.keep_high_precision": tuple(kept)}
         if role == "search":
             changes |= {f"measure.{k}": v for k, v in SEARCH_MEASURE.items()}
@@ -163,8 +168,11 @@ class Localisation:
     def progress_text(self) -> str:
         """E.g. "Localisation <id>: 4 of at most 14 builds · step 6 running (build 40%)"."""
         active = self.active_steps
-        now = "; ".join(f"step {s.index + 1} ({s.role}, {len(s.kept)} kept) {s.state}"
-                        + (f" ({s.detail})" if s.detail and s.state == "running" else "") for s in active)
+        now = "; ".join(
+            f"step {s.index + 1} ({s.role}, {len(s.kept)} kept) {s.state}"
+            + (f" ({s.detail})" if s.detail and s.state == "running" else "")
+            for s in active
+        )
         text = f"Localisation {self.localisation_id}: {self.builds} of at most {self.budget} search builds"
         if self.status != RUNNING:
             return f"{text} · {self.status}"
@@ -183,27 +191,38 @@ class Localisation:
             return f"Running: {self.progress_text()}."
         uf = unfixed.figures if unfixed else None
         if self.outcome == NOTHING_TO_FIX and uf is not None:
-            return (f"The {self.label} build is already within tolerance ({uf.accuracy_text()}; "
-                    f"{self.criterion.text()}): nothing to localise.")
+            return (
+                f"The {self.label} build is already within tolerance ({uf.accuracy_text()}; "
+                f"{self.criterion.text()}): nothing to localise."
+            )
         if self.outcome == REFERENCE_FAILS and reference is not None and reference.figures is not None:
-            return (f"The {self.high_precision} build itself fails the criterion ({reference.why}): keeping modules "
-                    f"in {self.high_precision} cannot bring {self.label} within it; loosen the tolerance.")
+            return (
+                f"The {self.high_precision} build itself fails the criterion ({reference.why}): keeping modules "
+                f"in {self.high_precision} cannot bring {self.label} within it; loosen the tolerance."
+            )
         n = len(self.candidates)
         if self.outcome == UNFIXABLE:
-            return (f"Keeping all {n} candidate modules in {self.high_precision} still fails ({self._last_why()}): "
-                    f"what breaks {self.label} is not the precision of those modules.")
+            return (
+                f"Keeping all {n} candidate modules in {self.high_precision} still fails ({self._last_why()}): "
+                f"what breaks {self.label} is not the precision of those modules."
+            )
         fix = self.fix_step
         if fix is None or fix.figures is None:
             return f"No build within the {self.budget} allowed passed the criterion ({self.criterion.text()})."
         kept = fix.kept
-        modules = f"{len(kept)} module{'s' if len(kept) != 1 else ''}" + (" (every candidate)" if len(kept) == n
-                                                                           else "")
+        modules = f"{len(kept)} module{'s' if len(kept) != 1 else ''}" + (
+            " (every candidate)" if len(kept) == n else ""
+        )
         if self.outcome == FOUND:
-            text = (f"{self.low_name} breaks at {self.breaks_at()}; keeping {modules} in {self.high_precision} "
-                    f"gives {fix.figures.accuracy_text()}")
+            text = (
+                f"{self.low_name} breaks at {self.breaks_at()}; keeping {modules} in {self.high_precision} "
+                f"gives {fix.figures.accuracy_text()}"
+            )
         else:
-            text = (f"No small set found within {self.budget} builds: the smallest passing set seen keeps {modules} "
-                    f"in {self.high_precision} and gives {fix.figures.accuracy_text()}")
+            text = (
+                f"No small set found within {self.budget} builds: the smallest passing set seen keeps {modules} "
+                f"in {self.high_precision} and gives {fix.figures.accuracy_text()}"
+            )
         return text + self._latency_text(fix, reference, unfixed) + "."
 
     def breaks_at(self) -> str:
@@ -251,10 +270,12 @@ class Localisation:
         unfixed = self.step("unfixed")
         fq = unfixed.figures.fake_quant_rel_l2 if unfixed and unfixed.figures else None
         if fq is not None and fq > self.criterion.tolerance_rel_l2:
-            return (f"The fake-quantized model itself departs from eager fp32 by rel. L2 {fq:.3g}, beyond the "
-                    f"tolerance {self.criterion.tolerance_rel_l2:g}: the search has to undo quantization error too, "
-                    "not only the conversion, and may keep many modules. A tolerance above it looks for the "
-                    "conversion problem alone.")
+            return (
+                f"The fake-quantized model itself departs from eager fp32 by rel. L2 {fq:.3g}, beyond the "
+                f"tolerance {self.criterion.tolerance_rel_l2:g}: the search has to undo quantization error too, "
+                "not only the conversion, and may keep many modules. A tolerance above it looks for the "
+                "conversion problem alone."
+            )
         return ""
 
     # -- tables ---------------------------------------------------------------------------------------------
@@ -263,31 +284,56 @@ class Localisation:
         rows = []
         for s in self.steps:
             f = s.figures
-            rows.append({
-                "step": s.index + 1, "role": s.role, "kept": len(s.kept), "kept_modules": _span(s.kept),
-                "state": s.state, "passed": s.passed, "why": s.why,
-                "rel_l2": f.rel_l2 if f else None, "top1_agreement": f.top1_agreement if f else None,
-                "nonfinite": f.nonfinite if f else None, "e2e_ms": f.e2e_ms if f else None,
-                "gpu_ms": f.gpu_ms if f else None, "build_s": f.build_s if f else None,
-                "run_id": s.run_id, "cached": s.cached})
+            rows.append(
+                {
+                    "step": s.index + 1,
+                    "role": s.role,
+                    "kept": len(s.kept),
+                    "kept_modules": _span(s.kept),
+                    "state": s.state,
+                    "passed": s.passed,
+                    "why": s.why,
+                    "rel_l2": f.rel_l2 if f else None,
+                    "top1_agreement": f.top1_agreement if f else None,
+                    "nonfinite": f.nonfinite if f else None,
+                    "e2e_ms": f.e2e_ms if f else None,
+                    "gpu_ms": f.gpu_ms if f else None,
+                    "build_s": f.build_s if f else None,
+                    "run_id": s.run_id,
+                    "cached": s.cached,
+                }
+            )
         return pd.DataFrame(rows, columns=STEP_COLUMNS)
 
     def comparison_table(self) -> pd.DataFrame:
         """The unfixed build, the reference and the fix side by side (labelled top-1 where the folder had labels)."""
         rows = []
-        named = [("unfixed " + self.label, self.step("unfixed")), (f"{self.high_precision} reference",
-                                                                    self.step("reference")),
-                 (f"fix ({len(self.fix_step.kept) if self.fix_step else 0} kept)", self.fix_step)]
+        named = [
+            ("unfixed " + self.label, self.step("unfixed")),
+            (f"{self.high_precision} reference", self.step("reference")),
+            (f"fix ({len(self.fix_step.kept) if self.fix_step else 0} kept)", self.fix_step),
+        ]
         for name, s in named:
             if s is None or s.figures is None:
                 continue
             f = s.figures
             lab = f.labelled or {}
-            rows.append({"build": name, "kept": len(s.kept), "rel_l2": f.rel_l2, "top1_agreement": f.top1_agreement,
-                         "nonfinite": f.nonfinite, "e2e_ms": f.e2e_ms, "gpu_ms": f.gpu_ms,
-                         "top1_vs_labels": lab.get("engine_top1"), "eager_top1_vs_labels": lab.get("eager_top1"),
-                         "fake_quant_top1_vs_labels": lab.get("fake_quant_top1"), "passed": s.passed,
-                         "run_id": s.run_id})
+            rows.append(
+                {
+                    "build": name,
+                    "kept": len(s.kept),
+                    "rel_l2": f.rel_l2,
+                    "top1_agreement": f.top1_agreement,
+                    "nonfinite": f.nonfinite,
+                    "e2e_ms": f.e2e_ms,
+                    "gpu_ms": f.gpu_ms,
+                    "top1_vs_labels": lab.get("engine_top1"),
+                    "eager_top1_vs_labels": lab.get("eager_top1"),
+                    "fake_quant_top1_vs_labels": lab.get("fake_quant_top1"),
+                    "passed": s.passed,
+                    "run_id": s.run_id,
+                }
+            )
         return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
     # -- JSON ------------------------------------------------------------------------------------------------
@@ -310,10 +356,37 @@ class Localisation:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-STEP_COLUMNS = ["step", "role", "kept", "kept_modules", "state", "passed", "why", "rel_l2", "top1_agreement",
-                "nonfinite", "e2e_ms", "gpu_ms", "build_s", "run_id", "cached"]
-COMPARISON_COLUMNS = ["build", "kept", "rel_l2", "top1_agreement", "nonfinite", "e2e_ms", "gpu_ms", "top1_vs_labels",
-                      "eager_top1_vs_labels", "fake_quant_top1_vs_labels", "passed", "run_id"]
+STEP_COLUMNS = [
+    "step",
+    "role",
+    "kept",
+    "kept_modules",
+    "state",
+    "passed",
+    "why",
+    "rel_l2",
+    "top1_agreement",
+    "nonfinite",
+    "e2e_ms",
+    "gpu_ms",
+    "build_s",
+    "run_id",
+    "cached",
+]
+COMPARISON_COLUMNS = [
+    "build",
+    "kept",
+    "rel_l2",
+    "top1_agreement",
+    "nonfinite",
+    "e2e_ms",
+    "gpu_ms",
+    "top1_vs_labels",
+    "eager_top1_vs_labels",
+    "fake_quant_top1_vs_labels",
+    "passed",
+    "run_id",
+]
 
 
 def _span(kept: list[str]) -> str:

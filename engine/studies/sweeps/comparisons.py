@@ -25,25 +25,25 @@ class Comparison:
     ``*_gpu_ms`` fields hold both figures for display."""
 
     knob: str
-    series: str                    # the other knob and its value, e.g. "precision=fp16" ("" if none)
+    series: str  # the other knob and its value, e.g. "precision=fp16" ("" if none)
     reference_label: str
     candidate_label: str
     reference_run: str
     candidate_run: str
     reference_ms: float
     candidate_ms: float
-    noise_ms: float | None         # a gap smaller than this is not a measured difference
-    noise_source: str              # "bootstrap CI" | "trace windows" | "repeat runs" | ""
+    noise_ms: float | None  # a gap smaller than this is not a measured difference
+    noise_source: str  # "bootstrap CI" | "trace windows" | "repeat runs" | ""
     reference_build_s: float | None
     candidate_build_s: float | None
     reference_engines: int
     candidate_engines: int
     reference_pytorch_segments: int | None
     candidate_pytorch_segments: int | None
-    same_build: bool = False       # the compiler built the same thing (e.g. an identical partition)
-    ci_noise_ms: float | None = None   # the within-run part of noise_ms, before drift
-    metric: str = END_TO_END       # the judged figure: engine.studies.statistics.GPU_TIME | END_TO_END
-    same_plan: bool = False        # both runs recorded the same engine plan (judging.same_engine)
+    same_build: bool = False  # the compiler built the same thing (e.g. an identical partition)
+    ci_noise_ms: float | None = None  # the within-run part of noise_ms, before drift
+    metric: str = END_TO_END  # the judged figure: engine.studies.statistics.GPU_TIME | END_TO_END
+    same_plan: bool = False  # both runs recorded the same engine plan (judging.same_engine)
     reference_e2e_ms: float | None = None
     candidate_e2e_ms: float | None = None
     reference_gpu_ms: float | None = None
@@ -91,8 +91,13 @@ def compare_with_default(sweep: Sweep, knob: str | None = None) -> list[Comparis
     out = []
     default = knob_default(knob)
     for _, group in groups:
-        order = sorted(range(len(group)), key=lambda i: (order_key(knob, group[knob].iloc[i]),  # noqa: B023
-                                                         group["repeat"].iloc[i]))  # noqa: B023
+        order = sorted(
+            range(len(group)),
+            key=lambda i: (
+                order_key(knob, group[knob].iloc[i]),  # noqa: B023
+                group["repeat"].iloc[i],
+            ),
+        )  # noqa: B023
         group = group.iloc[order]
         effective_values = group[knob].map(lambda v: effective(knob, v))
         refs = group[effective_values == effective(knob, default)]
@@ -120,22 +125,36 @@ def compare_with_default(sweep: Sweep, knob: str | None = None) -> list[Comparis
             if other:
                 other_label = value_label(other[0], cand[other[0]], sweep.recommended_min_block_size)
                 series = f"{SWEEPABLE_KNOBS[other[0]]}={other_label}"
-            out.append(Comparison(
-                knob=knob, series=series,
-                reference_label=value_label(knob, ref[knob], sweep.recommended_min_block_size),
-                candidate_label=value_label(knob, cand[knob], sweep.recommended_min_block_size),
-                reference_run=ref["run_id"], candidate_run=cand["run_id"],
-                reference_ms=ref_reading.ms, candidate_ms=cand_reading.ms,
-                noise_ms=noise, noise_source=source,
-                reference_build_s=_opt_float(ref["build_s"]), candidate_build_s=_opt_float(cand["build_s"]),
-                reference_engines=int(ref["engine_count"]), candidate_engines=int(cand["engine_count"]),
-                reference_pytorch_segments=_opt_int(ref["pytorch_segments"]),
-                candidate_pytorch_segments=_opt_int(cand["pytorch_segments"]),
-                same_build=ref["build"] == cand["build"], ci_noise_ms=stat, metric=metric,
-                same_plan=same_engine(ref_run, cand_run),
-                reference_e2e_ms=float(ref["median_ms"]), candidate_e2e_ms=float(cand["median_ms"]),
-                reference_gpu_ms=_opt_float(ref["gpu_ms"]), candidate_gpu_ms=_opt_float(cand["gpu_ms"]),
-                reference_kernels=_opt_float(ref["kernels"]), candidate_kernels=_opt_float(cand["kernels"])))
+            out.append(
+                Comparison(
+                    knob=knob,
+                    series=series,
+                    reference_label=value_label(knob, ref[knob], sweep.recommended_min_block_size),
+                    candidate_label=value_label(knob, cand[knob], sweep.recommended_min_block_size),
+                    reference_run=ref["run_id"],
+                    candidate_run=cand["run_id"],
+                    reference_ms=ref_reading.ms,
+                    candidate_ms=cand_reading.ms,
+                    noise_ms=noise,
+                    noise_source=source,
+                    reference_build_s=_opt_float(ref["build_s"]),
+                    candidate_build_s=_opt_float(cand["build_s"]),
+                    reference_engines=int(ref["engine_count"]),
+                    candidate_engines=int(cand["engine_count"]),
+                    reference_pytorch_segments=_opt_int(ref["pytorch_segments"]),
+                    candidate_pytorch_segments=_opt_int(cand["pytorch_segments"]),
+                    same_build=ref["build"] == cand["build"],
+                    ci_noise_ms=stat,
+                    metric=metric,
+                    same_plan=same_engine(ref_run, cand_run),
+                    reference_e2e_ms=float(ref["median_ms"]),
+                    candidate_e2e_ms=float(cand["median_ms"]),
+                    reference_gpu_ms=_opt_float(ref["gpu_ms"]),
+                    candidate_gpu_ms=_opt_float(cand["gpu_ms"]),
+                    reference_kernels=_opt_float(ref["kernels"]),
+                    candidate_kernels=_opt_float(cand["kernels"]),
+                )
+            )
     return out
 
 

@@ -37,7 +37,7 @@ from engine.studies.knobs import (
 from engine.studies.record import new_study_id
 
 MAX_SWEEP_POINTS = 64
-DEFAULT_REPEATS = 2          # extra runs of the default point in every sweep
+DEFAULT_REPEATS = 2  # extra runs of the default point in every sweep
 REPEAT_KNOB = "measure.repeat"
 
 
@@ -47,8 +47,8 @@ class SweepPoint:
     """One run of a sweep: the request and the knob values that make it different from the base."""
 
     request: RunRequest
-    values: tuple[tuple[str, Any], ...]   # ((dotted knob, value), ...) in axis order
-    repeat: int = 0                        # 1, 2, ...: a fresh-process repeat of the point with these values
+    values: tuple[tuple[str, Any], ...]  # ((dotted knob, value), ...) in axis order
+    repeat: int = 0  # 1, 2, ...: a fresh-process repeat of the point with these values
 
     @property
     def label(self) -> str:
@@ -58,7 +58,7 @@ class SweepPoint:
 
 @dataclass(frozen=True)
 class SweepPlan:
-    study_kind: ClassVar[str] = "sweep"      # its kind of stored study (engine/studies/record.py)
+    study_kind: ClassVar[str] = "sweep"  # its kind of stored study (engine/studies/record.py)
     sweep_id: str
     base: RunRequest
     knobs: tuple[str, ...]
@@ -79,8 +79,9 @@ def new_sweep_id(base: RunRequest, knobs: Sequence[str]) -> str:
     return new_study_id(base.model.source, f"{base.compile.precision}_{knob_part}")
 
 
-def plan_sweep(base: RunRequest, axes: dict[str, Sequence[Any]], *, sweep_id: str | None = None,
-               repeats: int = DEFAULT_REPEATS) -> SweepPlan:
+def plan_sweep(
+    base: RunRequest, axes: dict[str, Sequence[Any]], *, sweep_id: str | None = None, repeats: int = DEFAULT_REPEATS
+) -> SweepPlan:
     """Every combination of one or two knobs' values applied to ``base``, validated, and ``repeats`` more
     runs of the default point (every swept knob at its default; the first point when the sweep has none)
     interleaved with the others.
@@ -92,16 +93,18 @@ def plan_sweep(base: RunRequest, axes: dict[str, Sequence[Any]], *, sweep_id: st
         raise ConfigError("sweep.knobs", f"pick one or two knobs to sweep, not {len(axes)}")
     for knob, values in axes.items():
         if knob not in SWEEPABLE_KNOBS:
-            raise ConfigError("sweep.knobs", f"{knob!r} cannot be swept; pick one of "
-                                             f"{', '.join(SWEEPABLE_KNOBS)}")
+            raise ConfigError("sweep.knobs", f"{knob!r} cannot be swept; pick one of {', '.join(SWEEPABLE_KNOBS)}")
         if not values:
             raise ConfigError(knob, "no values to sweep; list at least one")
     knobs = tuple(axes)
     ordered = [_sorted_values(k, axes[k]) for k in knobs]
     combos = list(itertools.product(*ordered))
     if len(combos) + repeats > MAX_SWEEP_POINTS:
-        raise ConfigError("sweep.knobs", f"{len(combos) + repeats} runs (with {repeats} repeats of the default) "
-                                         f"is more than the {MAX_SWEEP_POINTS} a sweep may hold; list fewer values")
+        raise ConfigError(
+            "sweep.knobs",
+            f"{len(combos) + repeats} runs (with {repeats} repeats of the default) "
+            f"is more than the {MAX_SWEEP_POINTS} a sweep may hold; list fewer values",
+        )
     points = []
     for combo in combos:
         changes = dict(zip(knobs, combo, strict=True))
@@ -113,8 +116,10 @@ def plan_sweep(base: RunRequest, axes: dict[str, Sequence[Any]], *, sweep_id: st
     points = _with_repeats(points, _default_index(points), repeats)
     notes = [knob_record(k).plan_note for k in knobs if knob_record(k).plan_note]
     if repeats:
-        notes.append(f"The default point runs {repeats + 1} times, spread over the sweep: the spread of its runs is "
-                     "the run-to-run noise a knob's effect must exceed.")
+        notes.append(
+            f"The default point runs {repeats + 1} times, spread over the sweep: the spread of its runs is "
+            "the run-to-run noise a knob's effect must exceed."
+        )
     if base.backend == "eager" and any(k != PRECISION_KNOB for k in knobs):
         notes.append("The eager backend ignores compile knobs other than precision: those runs coincide.")
     return SweepPlan(sweep_id or new_sweep_id(base, knobs), base, knobs, tuple(points), tuple(notes))
@@ -127,8 +132,10 @@ def _sorted_values(knob: str, values: Iterable[Any]) -> list[Any]:
 
 def _default_index(points: Sequence[SweepPoint]) -> int:
     """The point with every swept knob at its default (exactly, else as the compiler sees it), else the first."""
-    for same in (lambda k, v: hashable(v) == hashable(knob_default(k)),
-                 lambda k, v: effective(k, v) == effective(k, knob_default(k))):
+    for same in (
+        lambda k, v: hashable(v) == hashable(knob_default(k)),
+        lambda k, v: effective(k, v) == effective(k, knob_default(k)),
+    ):
         for i, p in enumerate(points):
             if all(same(k, v) for k, v in p.values):
                 return i
@@ -145,7 +152,7 @@ def _with_repeats(points: list[SweepPoint], index: int, repeats: int) -> list[Sw
         return list(points)
     original = points[index]
     first = original.request.measure.repeat
-    others = points[:index] + points[index + 1:]
+    others = points[:index] + points[index + 1 :]
     out = [original]
     done = 0
     for i in range(1, repeats + 1):

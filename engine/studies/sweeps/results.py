@@ -38,10 +38,38 @@ from engine.studies.knobs import (
 from engine.studies.record import find_study
 from engine.studies.statistics import END_TO_END, GPU_TIME, Drift, median_ci_ms, worst_drift
 
-TABLE_COLUMNS = ["run_id", "build", "x_label", "x_order", "series", "repeat", "median_ms", "p10_ms", "p90_ms",
-                 "ci_low_ms", "ci_high_ms", "gpu_ms", "gpu_low_ms", "gpu_high_ms", "kernels", "graph_ms",
-                 "host_overhead_ms", "plan", "judged_ms", "build_s", "engine_count", "pytorch_segments", "coverage",
-                 "total_ops", "rel_l2", "is_default", "pareto", "device_name", "precision", "backend"]
+TABLE_COLUMNS = [
+    "run_id",
+    "build",
+    "x_label",
+    "x_order",
+    "series",
+    "repeat",
+    "median_ms",
+    "p10_ms",
+    "p90_ms",
+    "ci_low_ms",
+    "ci_high_ms",
+    "gpu_ms",
+    "gpu_low_ms",
+    "gpu_high_ms",
+    "kernels",
+    "graph_ms",
+    "host_overhead_ms",
+    "plan",
+    "judged_ms",
+    "build_s",
+    "engine_count",
+    "pytorch_segments",
+    "coverage",
+    "total_ops",
+    "rel_l2",
+    "is_default",
+    "pareto",
+    "device_name",
+    "precision",
+    "backend",
+]
 
 
 def list_sweeps(store: RunStore) -> pd.DataFrame:
@@ -54,16 +82,26 @@ def list_sweeps(store: RunStore) -> pd.DataFrame:
         for t in tags:
             if not t.startswith(SWEEP_TAG):
                 continue
-            sid = t[len(SWEEP_TAG):]
-            row = rows.setdefault(sid, {"sweep_id": sid, "knobs": None, "runs": 0, "model": r.model,
-                                        "device_name": r.device_name, "is_sample": True,
-                                        "newest": r.created_at})
+            sid = t[len(SWEEP_TAG) :]
+            row = rows.setdefault(
+                sid,
+                {
+                    "sweep_id": sid,
+                    "knobs": None,
+                    "runs": 0,
+                    "model": r.model,
+                    "device_name": r.device_name,
+                    "is_sample": True,
+                    "newest": r.created_at,
+                },
+            )
             row["knobs"] = sweep_knobs(row["knobs"], knobs)
             row["runs"] += 1
             row["is_sample"] = row["is_sample"] and bool(r.is_sample)
             row["newest"] = max(row["newest"], r.created_at)
-    out = pd.DataFrame(list(rows.values()),
-                       columns=["sweep_id", "knobs", "runs", "model", "device_name", "is_sample", "newest"])
+    out = pd.DataFrame(
+        list(rows.values()), columns=["sweep_id", "knobs", "runs", "model", "device_name", "is_sample", "newest"]
+    )
     out["knobs"] = out["knobs"].map(lambda s: ", ".join(sorted(s or ())))
     return out.sort_values("newest", ascending=False).reset_index(drop=True)
 
@@ -76,7 +114,7 @@ def sweep_knobs(so_far: set[str] | None, run_knobs: Iterable[str]) -> set[str]:
 
 
 def knob_from_tag(tag: str) -> str:
-    return tag[len(KNOB_TAG):].split("=", 1)[0]
+    return tag[len(KNOB_TAG) :].split("=", 1)[0]
 
 
 @dataclass
@@ -103,12 +141,14 @@ def tagged_results(store: RunStore, sweep_id: str, what: str = "sweep", tag: str
     for run_id in ids:
         try:
             results.append(store.get(run_id))
-        except RunNotFound:     # deleted since
+        except RunNotFound:  # deleted since
             continue
     if not results:
         err = RunNotFound(sweep_id)
-        err.message = (f"No stored run belongs to {what} {sweep_id!r}: it was deleted or never finished. "
-                       f"Pick a {what} from the list or run a new one.")
+        err.message = (
+            f"No stored run belongs to {what} {sweep_id!r}: it was deleted or never finished. "
+            f"Pick a {what} from the list or run a new one."
+        )
         raise err
     return results
 
@@ -133,15 +173,16 @@ def _runs_alike(store: RunStore, results: list[RunResult], limit: int = 100) -> 
             continue
         try:
             out.append(store.get(run_id))
-        except RunNotFound:     # deleted meanwhile
+        except RunNotFound:  # deleted meanwhile
             continue
         if len(out) >= limit:
             break
     return out
 
 
-def sweep_from_results(sweep_id: str, results: list[RunResult], knobs: Sequence[str] | None = None,
-                       others: Sequence[RunResult] = ()) -> Sweep:
+def sweep_from_results(
+    sweep_id: str, results: list[RunResult], knobs: Sequence[str] | None = None, others: Sequence[RunResult] = ()
+) -> Sweep:
     """A sweep from its runs; ``others`` are runs outside it that may have timed one of its builds again."""
     if knobs is None:
         found: set[str] | None = None
@@ -151,7 +192,7 @@ def sweep_from_results(sweep_id: str, results: list[RunResult], knobs: Sequence[
         knobs = sorted(found, key=lambda k: list(SWEEPABLE_KNOBS).index(k) if k in SWEEPABLE_KNOBS else 99)
     knobs = tuple(knobs) or _varying_knobs(results)
     recommended = _recommended_in(results)
-    timed = [r for r in results if r.latency.iters > 0]   # analyze (dryrun) runs time nothing
+    timed = [r for r in results if r.latency.iters > 0]  # analyze (dryrun) runs time nothing
     judging = choose(knobs, timed)
     table = sweep_table(timed, knobs, recommended, judging.metric)
     others = [r for r in others if r.latency.iters > 0]
@@ -173,7 +214,7 @@ def build_signature(result: RunResult) -> str:
     if r["backend"] != "tensorrt":
         knobs = {"precision": knobs["precision"]}
     else:
-        knobs.setdefault("enable_cudagraphs", False)   # runs stored before the knob existed ran without
+        knobs.setdefault("enable_cudagraphs", False)  # runs stored before the knob existed ran without
         if knobs.get("optimization_level") is None:
             knobs["optimization_level"] = TRT_DEFAULT_OPTIMIZATION_LEVEL
         seg = result.segmentation
@@ -193,16 +234,20 @@ def build_signature(result: RunResult) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def measure_drift(results: Sequence[RunResult], others: Sequence[RunResult] = (),
-                  knobs: Sequence[str] = (), metric: str = END_TO_END) -> Drift | None:
+def measure_drift(
+    results: Sequence[RunResult], others: Sequence[RunResult] = (), knobs: Sequence[str] = (), metric: str = END_TO_END
+) -> Drift | None:
     """The largest relative gap of ``metric`` between runs that timed the same build, among the sweep's builds."""
     groups: dict[str, list[RunResult]] = {}
     for r in [*results, *others]:
         groups.setdefault(build_signature(r), []).append(r)
     inside = {build_signature(r) for r in results}
     in_sweep = {r.run_id for r in results}
-    return worst_drift((runs for sig, runs in groups.items() if sig in inside), metric,
-                       lambda r: _run_text(r, knobs, r.run_id in in_sweep))
+    return worst_drift(
+        (runs for sig, runs in groups.items() if sig in inside),
+        metric,
+        lambda r: _run_text(r, knobs, r.run_id in in_sweep),
+    )
 
 
 def repeat_of(result: RunResult) -> int:
@@ -212,8 +257,9 @@ def repeat_of(result: RunResult) -> int:
 
 def _run_text(result: RunResult, knobs: Sequence[str], in_sweep: bool) -> str:
     if in_sweep and knobs:
-        text = ", ".join(f"{SWEEPABLE_KNOBS.get(k, k)}={value_label(k, request_value(result.request, k))}"
-                         for k in knobs)
+        text = ", ".join(
+            f"{SWEEPABLE_KNOBS.get(k, k)}={value_label(k, request_value(result.request, k))}" for k in knobs
+        )
         return text + (f", repeat {repeat_of(result)}" if repeat_of(result) else "")
     return f"run {result.run_id}"
 
@@ -233,15 +279,17 @@ def _recommended_in(results: list[RunResult]) -> list[int]:
     return []
 
 
-def sweep_table(results: list[RunResult], knobs: Sequence[str], recommended: Sequence[int] = (),
-                metric: str = END_TO_END) -> pd.DataFrame:
+def sweep_table(
+    results: list[RunResult], knobs: Sequence[str], recommended: Sequence[int] = (), metric: str = END_TO_END
+) -> pd.DataFrame:
     """One row per run: knob values (raw and labelled), end-to-end latency with p10-p90 and the median's CI,
     GPU time with its fastest/slowest window and kernels per call, CUDA-graph replay, host overhead, the engine
     plan, the judged figure (``metric``), build time, segmentation counts, accuracy, and whether the point is on
     the judged-latency / build-time Pareto front."""
     rows = []
-    results = sorted(results, key=lambda r: (tuple(order_key(k, request_value(r.request, k)) for k in reversed(knobs)),
-                                             repeat_of(r)))
+    results = sorted(
+        results, key=lambda r: (tuple(order_key(k, request_value(r.request, k)) for k in reversed(knobs)), repeat_of(r))
+    )
     for r in results:
         values = [request_value(r.request, k) for k in knobs]
         seg = r.segmentation
@@ -251,35 +299,44 @@ def sweep_table(results: list[RunResult], knobs: Sequence[str], recommended: Seq
             lo = hi = float("nan")
         g, graph = r.gpu_time, r.graph_replay
         row = {k: v for k, v in zip(knobs, values, strict=True)}
-        row.update({
-            "run_id": r.run_id,
-            "build": build_signature(r),
-            "x_label": value_label(knobs[0], values[0], recommended) if knobs else "",
-            "x_order": order_key(knobs[0], values[0]) if knobs else (),
-            "series": value_label(knobs[1], values[1], recommended) if len(knobs) > 1 else "",
-            "repeat": repeat_of(r),
-            "median_ms": r.latency.median_ms, "p10_ms": r.latency.p10_ms, "p90_ms": r.latency.p90_ms,
-            "ci_low_ms": lo, "ci_high_ms": hi,
-            "gpu_ms": g.median_ms if g else None, "gpu_low_ms": g.min_ms if g else None,
-            "gpu_high_ms": g.max_ms if g else None, "kernels": g.kernels_per_inference if g else None,
-            "graph_ms": graph.median_ms if graph is not None and graph.captured else None,
-            "host_overhead_ms": r.host_overhead_ms, "plan": r.plan_fingerprint,
-            "judged_ms": g.median_ms if metric == GPU_TIME and g else r.latency.median_ms,
-            "build_s": r.build_s,
-            "engine_count": r.engine_count if r.request["backend"] == "tensorrt" else 0,
-            "pytorch_segments": seg.pytorch_segment_count if seg else None,
-            "coverage": seg.coverage if seg else None,
-            "total_ops": seg.total_ops if seg else None,
-            "rel_l2": r.accuracy.rel_l2 if r.accuracy else None,
-            "is_default": all(effective(k, v) == effective(k, knob_default(k))
-                              for k, v in zip(knobs, values, strict=True)),
-            "device_name": r.env.get("device_name", "?"),
-            "precision": r.request["compile"]["precision"],
-            "backend": r.request["backend"],
-        })
+        row.update(
+            {
+                "run_id": r.run_id,
+                "build": build_signature(r),
+                "x_label": value_label(knobs[0], values[0], recommended) if knobs else "",
+                "x_order": order_key(knobs[0], values[0]) if knobs else (),
+                "series": value_label(knobs[1], values[1], recommended) if len(knobs) > 1 else "",
+                "repeat": repeat_of(r),
+                "median_ms": r.latency.median_ms,
+                "p10_ms": r.latency.p10_ms,
+                "p90_ms": r.latency.p90_ms,
+                "ci_low_ms": lo,
+                "ci_high_ms": hi,
+                "gpu_ms": g.median_ms if g else None,
+                "gpu_low_ms": g.min_ms if g else None,
+                "gpu_high_ms": g.max_ms if g else None,
+                "kernels": g.kernels_per_inference if g else None,
+                "graph_ms": graph.median_ms if graph is not None and graph.captured else None,
+                "host_overhead_ms": r.host_overhead_ms,
+                "plan": r.plan_fingerprint,
+                "judged_ms": g.median_ms if metric == GPU_TIME and g else r.latency.median_ms,
+                "build_s": r.build_s,
+                "engine_count": r.engine_count if r.request["backend"] == "tensorrt" else 0,
+                "pytorch_segments": seg.pytorch_segment_count if seg else None,
+                "coverage": seg.coverage if seg else None,
+                "total_ops": seg.total_ops if seg else None,
+                "rel_l2": r.accuracy.rel_l2 if r.accuracy else None,
+                "is_default": all(
+                    effective(k, v) == effective(k, knob_default(k)) for k, v in zip(knobs, values, strict=True)
+                ),
+                "device_name": r.env.get("device_name", "?"),
+                "precision": r.request["compile"]["precision"],
+                "backend": r.request["backend"],
+            }
+        )
         rows.append(row)
     df = pd.DataFrame(rows, columns=[*knobs, *TABLE_COLUMNS])
-    for k in knobs:   # keep knob values as given: unset stays None, levels stay ints
+    for k in knobs:  # keep knob values as given: unset stays None, levels stay ints
         df[k] = pd.Series([row[k] for row in rows], dtype=object)
     df["pareto"] = pareto_front(df)
     return df
@@ -292,9 +349,12 @@ def pareto_front(table: pd.DataFrame) -> pd.Series:
     out = pd.Series(False, index=table.index)
     have = table.dropna(subset=[y, "build_s"]) if len(table) else table
     if "repeat" in have:
-        have = have[have["repeat"] == 0]        # repeats measure the noise of their point: not a choice of their own
+        have = have[have["repeat"] == 0]  # repeats measure the noise of their point: not a choice of their own
     for i, row in have.iterrows():
-        dominated = ((have[y] <= row[y]) & (have["build_s"] <= row["build_s"])
-                     & ((have[y] < row[y]) | (have["build_s"] < row["build_s"]))).any()
+        dominated = (
+            (have[y] <= row[y])
+            & (have["build_s"] <= row["build_s"])
+            & ((have[y] < row[y]) | (have["build_s"] < row["build_s"]))
+        ).any()
         out[i] = not dominated
     return out

@@ -56,9 +56,12 @@ def verdict(sweep: Sweep, knob: str | None = None) -> Verdict:
     name = SWEEPABLE_KNOBS.get(knob, knob)
     if not comparisons:
         default = value_label(knob, knob_default(knob))
-        return Verdict(knob, f"{name}: no verdict", [
-            f"The sweep has no run at the default {name}={default} to compare against, or only that one run."],
-            [])
+        return Verdict(
+            knob,
+            f"{name}: no verdict",
+            [f"The sweep has no run at the default {name}={default} to compare against, or only that one run."],
+            [],
+        )
     lines = []
     if sweep.judging.note:
         lines.append(sweep.judging.note[0].upper() + sweep.judging.note[1:] + ".")
@@ -68,7 +71,7 @@ def verdict(sweep: Sweep, knob: str | None = None) -> Verdict:
     runs = {r.run_id: r for r in sweep.results}
     for series, comps in by_series.items():
         prefix = f"At {series}: " if series else ""
-        lines += [prefix + s for s in _plan_sentences(sweep, knob, comps, runs)]   # before any statistics
+        lines += [prefix + s for s in _plan_sentences(sweep, knob, comps, runs)]  # before any statistics
         lines.append(prefix + _reference_sentence(comps[0], knob))
         if knob_record(knob).dryrun_recommends:
             lines += _min_block_size_lines(comps, sweep.recommended_min_block_size)
@@ -76,13 +79,22 @@ def verdict(sweep: Sweep, knob: str | None = None) -> Verdict:
             lines += [_comparison_sentence(c, knob) for c in comps]
         lines.append(_summary_sentence(comps, knob))
     lines += _noise_sentences(sweep)
-    masked = [c for c in comparisons if c.noise_source == "repeat runs" and not c.same_build
-              and not c.noise_by_identity and c.ci_noise_ms is not None and abs(c.delta_ms) > c.ci_noise_ms]
+    masked = [
+        c
+        for c in comparisons
+        if c.noise_source == "repeat runs"
+        and not c.same_build
+        and not c.noise_by_identity
+        and c.ci_noise_ms is not None
+        and abs(c.delta_ms) > c.ci_noise_ms
+    ]
     if masked:
-        lines.append(f"{len(masked)} gap{'s' if len(masked) != 1 else ''} ("
-                     + ", ".join(c.candidate_label for c in masked)
-                     + f") exceed the runs' own noise but not the drift between runs: re-run the sweep (its default "
-                       f"point is repeated between the others){_gpu_hint(sweep)} to tell the knob from the drift.")
+        lines.append(
+            f"{len(masked)} gap{'s' if len(masked) != 1 else ''} ("
+            + ", ".join(c.candidate_label for c in masked)
+            + f") exceed the runs' own noise but not the drift between runs: re-run the sweep (its default "
+            f"point is repeated between the others){_gpu_hint(sweep)} to tell the knob from the drift."
+        )
     if knob_record(knob).verdict_note:
         lines.append(knob_record(knob).verdict_note)
     return Verdict(knob, _headline(comparisons, knob), lines, comparisons)
@@ -99,7 +111,8 @@ def _plan_sentences(sweep: Sweep, knob: str, comps: list[Comparison], runs: dict
     """One sentence per set of values that built the same engine plan (two or more values)."""
     name = SWEEPABLE_KNOBS.get(knob, knob)
     members: list[tuple[str, RunResult, float | None]] = [
-        (comps[0].reference_label, runs[comps[0].reference_run], comps[0].reference_build_s)]
+        (comps[0].reference_label, runs[comps[0].reference_run], comps[0].reference_build_s)
+    ]
     members += [(c.candidate_label, runs[c.candidate_run], c.candidate_build_s) for c in comps]
     members.sort(key=lambda m: order_key(knob, sweep_value(m[1], knob)))
     groups: list[list[tuple[str, RunResult, float | None]]] = []
@@ -114,15 +127,19 @@ def _plan_sentences(sweep: Sweep, knob: str, comps: list[Comparison], runs: dict
     for g in groups:
         if len(g) < 2:
             continue
-        labels = _and([label.replace(" (default)", "") if not label.startswith("default") else label
-                       for label, _, _ in g])
+        labels = _and(
+            [label.replace(" (default)", "") if not label.startswith("default") else label for label, _, _ in g]
+        )
         if not kernel_knob(knob):
-            out.append(f"{name} {labels} ran the same engine plan: what differs is how the host launches it, "
-                       "judged on end-to-end latency.")
+            out.append(
+                f"{name} {labels} ran the same engine plan: what differs is how the host launches it, "
+                "judged on end-to-end latency."
+            )
             continue
         figures = _plan_figures([r for _, r, _ in g])
-        text = (f"{name} {labels} built the same plan{figures}: the same engine, so any latency gap between them "
-                "is noise")
+        text = (
+            f"{name} {labels} built the same plan{figures}: the same engine, so any latency gap between them is noise"
+        )
         builds = [b for _, _, b in g]
         if all(b is not None for b in builds):
             text += "; only build time differs: " + " / ".join(f"{b:.1f}" for b in builds if b is not None) + " s"
@@ -135,7 +152,7 @@ def sweep_value(run: RunResult, knob: str) -> Any:
 
 
 def _plan_figures(runs: Sequence[RunResult]) -> str:
-    """"(73 kernels, 0.3866 ms GPU time)" for runs of one plan (a range where their GPU times differ)."""
+    """ "(73 kernels, 0.3866 ms GPU time)" for runs of one plan (a range where their GPU times differ)."""
     parts = []
     kernels = {round(r.gpu_time.kernels_per_inference, 1) for r in runs if r.gpu_time is not None}
     if len(kernels) == 1:
@@ -144,8 +161,11 @@ def _plan_figures(runs: Sequence[RunResult]) -> str:
     gpu = sorted(r.gpu_time.median_ms for r in runs if r.gpu_time is not None)
     if gpu:
         same = format_ms(gpu[0], GPU_TIME) == format_ms(gpu[-1], GPU_TIME)
-        figure = format_ms(gpu[0], GPU_TIME) if same else \
-            f"{format_ms(gpu[0], GPU_TIME).removesuffix(' ms')}–{format_ms(gpu[-1], GPU_TIME)}"
+        figure = (
+            format_ms(gpu[0], GPU_TIME)
+            if same
+            else f"{format_ms(gpu[0], GPU_TIME).removesuffix(' ms')}–{format_ms(gpu[-1], GPU_TIME)}"
+        )
         parts.append(f"{figure} GPU time")
     return f" ({', '.join(parts)})" if parts else ""
 
@@ -157,23 +177,33 @@ def _and(items: Sequence[str]) -> str:
 # -- sentences ----------------------------------------------------------------------------------------------
 def _noise_sentences(sweep: Sweep) -> list[str]:
     judged = sweep.judging.metric
-    within = (f"the {NOISE_CONFIDENCE:.0%} bootstrap intervals of both medians" if judged == END_TO_END
-              else "the spread of both runs' GPU-time trace windows")
+    within = (
+        f"the {NOISE_CONFIDENCE:.0%} bootstrap intervals of both medians"
+        if judged == END_TO_END
+        else "the spread of both runs' GPU-time trace windows"
+    )
     text = f"Noise: a gap counts when it exceeds {within}"
     drift = sweep.drift
     if drift is None:
-        lines = [text + ". No build of this sweep was timed twice, so drift between runs (clocks, other load) is "
-                        "not in that figure: treat gaps of a few percent with care."]
+        lines = [
+            text + ". No build of this sweep was timed twice, so drift between runs (clocks, other load) is "
+            "not in that figure: treat gaps of a few percent with care."
+        ]
     else:
-        lines = [text + " and the run-to-run drift seen here: " + _drift_text(drift)
-                 + ", so a gap must exceed that share of the default's "
-                 + ("latency." if judged == END_TO_END else "GPU time.")]
+        lines = [
+            text
+            + " and the run-to-run drift seen here: "
+            + _drift_text(drift)
+            + ", so a gap must exceed that share of the default's "
+            + ("latency." if judged == END_TO_END else "GPU time.")
+        ]
     for metric, other in sweep.drifts.items():
         if metric == judged:
             continue
-        why = (" (why kernel knobs are judged on GPU time)" if metric == END_TO_END and judged == GPU_TIME else "")
-        lines.append(f"{METRIC_NAMES[metric][0].upper()}{METRIC_NAMES[metric][1:]}, shown beside it: "
-                     f"{_drift_text(other)}{why}.")
+        why = " (why kernel knobs are judged on GPU time)" if metric == END_TO_END and judged == GPU_TIME else ""
+        lines.append(
+            f"{METRIC_NAMES[metric][0].upper()}{METRIC_NAMES[metric][1:]}, shown beside it: {_drift_text(other)}{why}."
+        )
     return lines
 
 
@@ -181,8 +211,10 @@ def _drift_text(drift: Drift) -> str:
     (fast_what, fast_ms), (slow_what, slow_ms) = drift.runs
     what = "the same build timed" if drift.metric == END_TO_END else "the same build's GPU time was"
     share = f"{drift.fraction:.2%}" if drift.metric == GPU_TIME and drift.fraction < 0.01 else f"{drift.fraction:.1%}"
-    return (f"{what} {format_ms(fast_ms, drift.metric)} ({fast_what}) and {format_ms(slow_ms, drift.metric)} "
-            f"({slow_what}), {share} apart")
+    return (
+        f"{what} {format_ms(fast_ms, drift.metric)} ({fast_what}) and {format_ms(slow_ms, drift.metric)} "
+        f"({slow_what}), {share} apart"
+    )
 
 
 def _fmt(v: float, c: Comparison) -> str:
@@ -215,8 +247,10 @@ def _gap(c: Comparison) -> str:
 def _build_gap(c: Comparison) -> str:
     if c.build_delta_s is None:
         return ""
-    return (f"; build {_s(c.candidate_build_s)} against {_s(c.reference_build_s)} "
-            f"({'+' if c.build_delta_s >= 0 else '−'}{abs(c.build_delta_s):.1f} s)")
+    return (
+        f"; build {_s(c.candidate_build_s)} against {_s(c.reference_build_s)} "
+        f"({'+' if c.build_delta_s >= 0 else '−'}{abs(c.build_delta_s):.1f} s)"
+    )
 
 
 def _other_figure(c: Comparison, reference: bool = False) -> str:
@@ -239,7 +273,7 @@ def _other_figure(c: Comparison, reference: bool = False) -> str:
 def _reference_sentence(c: Comparison, knob: str) -> str:
     name = SWEEPABLE_KNOBS.get(knob, knob)
     label = c.reference_label.replace(" (default)", "")
-    if label.startswith("default"):    # optimization_level unset
+    if label.startswith("default"):  # optimization_level unset
         label = f"unset ({TRT_DEFAULT_OPTIMIZATION_LEVEL})"
     if c.metric == GPU_TIME:
         kernels = f" ({c.reference_kernels:g} kernels)" if c.reference_kernels is not None else ""
@@ -258,8 +292,10 @@ def _comparison_sentence(c: Comparison, knob: str) -> str:
     if c.noise_by_identity:
         e2e = f", end-to-end {format_ms(c.candidate_e2e_ms)}" if c.candidate_e2e_ms is not None else ""
         figure = "GPU time " if c.metric == GPU_TIME else "median "
-        return (f"{name}={c.candidate_label}: the same engine plan as the default ({figure}{_fmt(c.candidate_ms, c)}"
-                f"{e2e if c.metric == GPU_TIME else ''}: any gap is noise){_build_gap(c)}.")
+        return (
+            f"{name}={c.candidate_label}: the same engine plan as the default ({figure}{_fmt(c.candidate_ms, c)}"
+            f"{e2e if c.metric == GPU_TIME else ''}: any gap is noise){_build_gap(c)}."
+        )
     figure = "GPU time " if c.metric == GPU_TIME else ""
     text = f"{name}={c.candidate_label}: {figure}{_fmt(c.candidate_ms, c)}, {_gap(c)}{_other_figure(c)}{_build_gap(c)}"
     if _shows_engines(c):
@@ -283,8 +319,10 @@ def _min_block_size_lines(comps: list[Comparison], recommended: Sequence[int]) -
     for c in comps:
         lines.append(_comparison_sentence(c, MIN_BLOCK_SIZE_KNOB))
     if not recommended:
-        lines.append("No dryrun recommendation in this sweep: run the analyze mode (dryrun) to get the "
-                     "min_block_size it recommends.")
+        lines.append(
+            "No dryrun recommendation in this sweep: run the analyze mode (dryrun) to get the "
+            "min_block_size it recommends."
+        )
     elif not any(c.candidate_label in rec_labels for c in comps):
         values = ", ".join(str(v) for v in recommended)
         if MIN_BLOCK_SIZE in recommended:
@@ -299,8 +337,10 @@ def _all_same_plan(comps: Sequence[Comparison]) -> bool:
 
 
 def _quickest_build(comps: Sequence[Comparison]) -> tuple[str, float] | None:
-    builds = [(comps[0].reference_label, comps[0].reference_build_s),
-              *((c.candidate_label, c.candidate_build_s) for c in comps)]
+    builds = [
+        (comps[0].reference_label, comps[0].reference_build_s),
+        *((c.candidate_label, c.candidate_build_s) for c in comps),
+    ]
     known = [(label, b) for label, b in builds if b is not None]
     return min(known, key=lambda p: p[1]) if known else None
 
@@ -320,8 +360,10 @@ def _summary_sentence(comps: list[Comparison], knob: str) -> str:
             text += "; " + ", ".join(c.candidate_label for c in slower) + " measurably slower"
         return text + "."
     best = min(faster, key=lambda c: c.candidate_ms)
-    text = (f"Fastest: {name}={best.candidate_label}, {_fmt(-best.delta_ms, best)} ({-best.delta_pct:.1f}%) "
-            f"faster than the default{on}")
+    text = (
+        f"Fastest: {name}={best.candidate_label}, {_fmt(-best.delta_ms, best)} ({-best.delta_pct:.1f}%) "
+        f"faster than the default{on}"
+    )
     if best.build_delta_s is not None:
         if abs(best.build_delta_s) < 0.05:
             text += " at the same build time"
@@ -334,7 +376,7 @@ def _summary_sentence(comps: list[Comparison], knob: str) -> str:
 
 
 def _outcomes(comparisons: Sequence[Comparison]) -> str:
-    """"0 and 5: the same plan; 1: 2.2% slower; 2: within the noise" for a headline."""
+    """ "0 and 5: the same plan; 1: 2.2% slower; 2: within the noise" for a headline."""
     same = [c.candidate_label for c in comparisons if c.noise_by_identity]
     parts = [f"{_and(same)}: the same plan"] if same else []
     for c in comparisons:
@@ -361,5 +403,7 @@ def _headline(comparisons: list[Comparison], knob: str) -> str:
         return f"{name}: no value is measurably faster than the default{on}"
     best = min(faster, key=lambda c: c.candidate_ms)
     where = f" at {best.series}" if best.series else ""
-    return (f"{name}: {best.candidate_label} beats the default by {-best.delta_pct:.1f}%{on}{where} "
-            f"({_fmt(best.reference_ms, best)} → {_fmt(best.candidate_ms, best)})")
+    return (
+        f"{name}: {best.candidate_label} beats the default by {-best.delta_pct:.1f}%{on}{where} "
+        f"({_fmt(best.reference_ms, best)} → {_fmt(best.candidate_ms, best)})"
+    )
