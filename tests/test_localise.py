@@ -268,7 +268,7 @@ def test_queue_driver_on_the_recorded_fp8_ladder_rung(store):
     unfixed, reference = study.step("unfixed"), study.step("reference")
     assert not unfixed.passed and unfixed.why.startswith("output not finite")
     assert reference.passed and reference.figures.rel_l2 < 0.01
-    assert reference.figures.e2e_ms == pytest.approx(0.852, 1e-3)  # the recorded fp16 median
+    assert reference.figures.e2e_ms == store.get(runs["fp16/none"]).latency.median_ms  # the recorded fp16 median
     assert f"{LOCALISE_TAG}r50fp8" in store.get(fp8.run_id).tags
     n = len(study.candidates)
     first = q.requests[2]
@@ -302,6 +302,10 @@ def test_a_refused_or_failed_build_ends_the_study_with_the_reason(store):
 
 
 # -- records and the CLI -------------------------------------------------------------------------------------------
+# the bundled resnet50 fp16 runs recorded with their per-layer tables (relu forced to PyTorch, and as built)
+LAYERED_RUNS = {"unfixed": "20261130-042639-a10bddc6", "reference": "20261130-042616-c27676ce"}
+
+
 def test_bundle_carries_the_study_and_its_runs(store, tmp_path):
     runs = _ladder_runs(store)
     study = Localisation(
@@ -309,6 +313,9 @@ def test_bundle_carries_the_study_and_its_runs(store, tmp_path):
     )
     from engine.studies.localisation.study import Step
 
+    # steps answered by stored runs that hold layer tables, so the bundle's dropping them shows
+    runs = {"fp16/fp8": LAYERED_RUNS["unfixed"], "fp16/none": LAYERED_RUNS["reference"]}
+    assert not store.get(runs["fp16/fp8"]).layers.empty and not store.get(runs["fp16/none"]).layers.empty
     study.steps = [
         Step(0, "unfixed", [], run_id=runs["fp16/fp8"], state="done"),
         Step(1, "reference", [], run_id=runs["fp16/none"], state="done"),
