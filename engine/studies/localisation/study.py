@@ -25,7 +25,7 @@ from engine.quantization.schemes import SCHEMES
 from engine.settings.request import RunRequest
 from engine.studies.ladder.verdict import within_tolerance
 from engine.studies.localisation.bisect import FOUND, UNFIXABLE, Bisection, default_max_builds
-from engine.studies.localisation.error_growth import ErrorGrowth, range_text
+from engine.studies.localisation.error_table import ErrorGrowth, range_text
 from engine.studies.localisation.figures import Criterion, StepFigures
 
 LOCALISE_TAG = "localise:"
