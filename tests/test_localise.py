@@ -22,7 +22,8 @@ from engine.settings.identity import cache_key, settings_that_matter
 from engine.settings.request import ModelSpec, RunRequest
 from engine.studies.localisation import driver
 from engine.studies.localisation.bisect import BUDGET, FOUND, UNFIXABLE, Bisection, default_max_builds
-from engine.studies.localisation.error_growth import ErrorGrowth, error_growth
+from engine.studies.localisation.error_growth import error_growth
+from engine.studies.localisation.error_table import ErrorGrowth
 from engine.studies.localisation.records import LocalisationNotFound, LocalisationRecords, bundle, read_bundle
 from engine.studies.localisation.study import LOCALISE_TAG, Localisation
 from tests.localise_fixtures import SMALL, RecordedQueue, _key, outlier_study, trt_request

@@ -18,7 +18,7 @@ from engine.charts.theme import (
     message_figure,
     precision_colour,
 )
-from engine.studies.localisation.error_growth import FORMAT_NAMES, ErrorGrowth
+from engine.studies.localisation.error_table import FORMAT_NAMES, ErrorGrowth
 from engine.studies.localisation.study import Localisation
 
 NONFINITE_SYMBOL = "x"

@@ -1,10 +1,11 @@
 """Where a low-precision build breaks, and what it costs to fix (issue 17).
 
 - ``error_growth``: the PyTorch side, forward hooks on eager fp32, fake-quantized and fp16/bf16-cast models,
-  error per module in execution order;
+  error per module in execution order (``error_table``: that table and how it reads);
 - ``bisect``: the search as a pure state machine (finished step results in, next keep set or the answer out);
 - ``figures``: what one build measured, and the criterion a fixed build passes;
-- ``study``: one localisation as JSON-ready data (its steps, their figures, the result sentence);
+- ``study``: one localisation as JSON-ready data (its steps, their figures, the result sentence); ``tables``:
+  its steps and the unfixed/reference/fix comparison as tables;
 - ``driver``: advances a study over a step runner (the job queue, or the fake-quantized model on CPU);
 - ``records``: where studies are kept (and the bundled samples); ``cli``: ``python -m engine localise``.
 

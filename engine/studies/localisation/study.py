@@ -1,5 +1,6 @@
 """One localisation as data: the build to fix, the pass criterion, its steps with their figures, the search state
-and the PyTorch-side error growth, all JSON-ready (``to_dict``/``from_dict``), plus the result in one sentence.
+and the PyTorch-side error growth, all JSON-ready (``to_dict``/``from_dict``), plus the result in one sentence
+(its tables are ``tables``).
 
 A localisation's runs are ordinary stored runs tagged ``localise:<id>`` (the sweeps' convention); its steps
 keep their figures too, so a bundled localisation reads without its runs. Roles of the steps:
@@ -24,8 +25,9 @@ import pandas as pd
 from engine.quantization.schemes import SCHEMES
 from engine.settings.request import RunRequest
 from engine.studies.ladder.verdict import within_tolerance
+from engine.studies.localisation import tables
 from engine.studies.localisation.bisect import FOUND, UNFIXABLE, Bisection, default_max_builds
-from engine.studies.localisation.error_growth import ErrorGrowth, range_text
+from engine.studies.localisation.error_table import ErrorGrowth, range_text
 from engine.studies.localisation.figures import Criterion, StepFigures
 
 LOCALISE_TAG = "localise:"
@@ -278,63 +280,14 @@ class Localisation:
             )
         return ""
 
-    # -- tables ---------------------------------------------------------------------------------------------
+    # -- tables (engine/studies/localisation/tables.py) ------------------------------------------------------
     def steps_table(self) -> pd.DataFrame:
         """One row per step, in order: what was kept, whether it passed and what it measured."""
-        rows = []
-        for s in self.steps:
-            f = s.figures
-            rows.append(
-                {
-                    "step": s.index + 1,
-                    "role": s.role,
-                    "kept": len(s.kept),
-                    "kept_modules": _span(s.kept),
-                    "state": s.state,
-                    "passed": s.passed,
-                    "why": s.why,
-                    "rel_l2": f.rel_l2 if f else None,
-                    "top1_agreement": f.top1_agreement if f else None,
-                    "nonfinite": f.nonfinite if f else None,
-                    "e2e_ms": f.e2e_ms if f else None,
-                    "gpu_ms": f.gpu_ms if f else None,
-                    "build_s": f.build_s if f else None,
-                    "run_id": s.run_id,
-                    "cached": s.cached,
-                }
-            )
-        return pd.DataFrame(rows, columns=STEP_COLUMNS)
+        return tables.steps_table(self)
 
     def comparison_table(self) -> pd.DataFrame:
         """The unfixed build, the reference and the fix side by side (labelled top-1 where the folder had labels)."""
-        rows = []
-        named = [
-            ("unfixed " + self.label, self.step("unfixed")),
-            (f"{self.high_precision} reference", self.step("reference")),
-            (f"fix ({len(self.fix_step.kept) if self.fix_step else 0} kept)", self.fix_step),
-        ]
-        for name, s in named:
-            if s is None or s.figures is None:
-                continue
-            f = s.figures
-            lab = f.labelled or {}
-            rows.append(
-                {
-                    "build": name,
-                    "kept": len(s.kept),
-                    "rel_l2": f.rel_l2,
-                    "top1_agreement": f.top1_agreement,
-                    "nonfinite": f.nonfinite,
-                    "e2e_ms": f.e2e_ms,
-                    "gpu_ms": f.gpu_ms,
-                    "top1_vs_labels": lab.get("engine_top1"),
-                    "eager_top1_vs_labels": lab.get("eager_top1"),
-                    "fake_quant_top1_vs_labels": lab.get("fake_quant_top1"),
-                    "passed": s.passed,
-                    "run_id": s.run_id,
-                }
-            )
-        return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+        return tables.comparison_table(self)
 
     # -- JSON ------------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -354,47 +307,6 @@ class Localisation:
         d["error_growth"] = ErrorGrowth.from_dict(d["error_growth"]) if d.get("error_growth") else None
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
-
-
-STEP_COLUMNS = [
-    "step",
-    "role",
-    "kept",
-    "kept_modules",
-    "state",
-    "passed",
-    "why",
-    "rel_l2",
-    "top1_agreement",
-    "nonfinite",
-    "e2e_ms",
-    "gpu_ms",
-    "build_s",
-    "run_id",
-    "cached",
-]
-COMPARISON_COLUMNS = [
-    "build",
-    "kept",
-    "rel_l2",
-    "top1_agreement",
-    "nonfinite",
-    "e2e_ms",
-    "gpu_ms",
-    "top1_vs_labels",
-    "eager_top1_vs_labels",
-    "fake_quant_top1_vs_labels",
-    "passed",
-    "run_id",
-]
-
-
-def _span(kept: list[str]) -> str:
-    if not kept:
-        return "none"
-    if len(kept) <= 3:
-        return ", ".join(kept)
-    return f"{kept[0]} … {kept[-1]}"
 
 
 def _json_ready(obj: Any) -> Any:
