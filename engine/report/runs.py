@@ -1,6 +1,6 @@
 """What a report says about runs: one run (what Profile, Layers and Segmentation show) or a comparison of 2-6
-runs (what Compare shows), plus the blocks every report repeats per run: headline figures with their noise,
-warnings, environment, the exact request and the CLI line that measures it again.
+runs (what Compare shows). The blocks every report repeats per run (headline figures, warnings, environment,
+request and CLI line) are in ``engine.report.run_blocks``.
 
 Numbers, tables and figures come from the engine's own functions (``engine.compare``, ``engine.charts``,
 ``engine.diagnosis``); this module only chooses and orders them.
@@ -8,7 +8,6 @@ Numbers, tables and figures come from the engine's own functions (``engine.compa
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import pandas as pd
@@ -20,12 +19,9 @@ from engine.charts import layers as layer_charts
 from engine.charts import profile as stage_charts
 from engine.charts import segmentation as segment_charts
 from engine.compare import metrics, settings_table
-from engine.quantization.schemes import FLAVOUR_NAMES
 from engine.report.document import (
-    NOT_MEASURED,
     Block,
     Chart,
-    Code,
     Details,
     Fact,
     Facts,
@@ -38,196 +34,25 @@ from engine.report.document import (
     fmt,
 )
 from engine.report.errors import ReportError
-from engine.report.reproduce import cli_line
+from engine.report.run_blocks import (
+    environment_table,
+    fmt_ms,
+    headline_facts,
+    per_run_blocks,
+    request_blocks,
+    run_caption,
+    warning_blocks,
+)
 from engine.result import RunResult
 from engine.store import RunStore
 from engine.studies import dynamic_cost
-from engine.studies.statistics import NOISE_CONFIDENCE, median_ci_ms
 
 TOP_LAYERS = 20
-# what a reader looks for first about the machine; any other key the run recorded follows
-ENV_ROWS = (
-    ("device_name", "GPU / device"),
-    ("gpu_index", "GPU index"),
-    ("driver", "NVIDIA driver"),
-    ("cuda", "CUDA"),
-    ("flavour", "TensorRT flavour"),
-    ("tensorrt", "TensorRT version"),
-    ("torch_tensorrt", "torch_tensorrt"),
-    ("torch", "torch"),
-    ("compute_capability", "compute capability"),
-    ("device", "device kind"),
-    ("host", "host"),
-)
-NOT_RECORDED = "not recorded"
-
-
-def _ms(v: float) -> str:
-    return f"{v:.3f} ms" if v < 10 else f"{v:.1f} ms"
-
-
-# -- per-run blocks --------------------------------------------------------------------------------------
-def headline_facts(run: RunResult) -> Facts:
-    """e2e median with its confidence interval and spread, throughput, GPU time, CUDA-graph replay, host overhead,
-    plan identity: each figure as stored, "not measured" where the run has none."""
-    rid, lat = run.run_id, run.latency
-    items: list[Fact] = []
-    if lat.timed:
-        lo, hi = median_ci_ms(run.latency_samples_ms) if run.latency_samples_ms else (lat.median_ms, lat.median_ms)
-        items.append(
-            Fact(
-                "e2e_median_ms",
-                "end-to-end median",
-                _ms(lat.median_ms),
-                lat.median_ms,
-                f"{NOISE_CONFIDENCE:.0%} CI {lo:.3f}–{hi:.3f} ms · p10–p90 {lat.p10_ms:.3f}–{lat.p90_ms:.3f}"
-                f" ms · {lat.iters} iterations ({lat.timer})",
-                rid,
-            )
-        )
-        items.append(
-            Fact(
-                "throughput_per_s",
-                "throughput",
-                f"{lat.throughput_per_s:,.0f} /s",
-                lat.throughput_per_s,
-                f"batch {lat.batch_size} / median",
-                rid,
-            )
-        )
-    else:
-        items.append(
-            Fact(
-                "e2e_median_ms",
-                "end-to-end median",
-                "not timed",
-                detail="analyze run: graph segmentation only",
-                run_id=rid,
-            )
-        )
-    gpu = run.gpu_time
-    items.append(
-        Fact(
-            "gpu_time_ms",
-            "GPU kernel time",
-            _ms(gpu.median_ms),
-            gpu.median_ms,
-            f"windows {gpu.min_ms:.4f}–{gpu.max_ms:.4f} ms, spread {gpu.spread_pct:.2f}% · "
-            f"{gpu.kernels_per_inference:g} kernels/inference · {gpu.iters} inferences",
-            rid,
-        )
-        if gpu is not None
-        else _not_measured("gpu_time_ms", "GPU kernel time", run)
-    )
-    replay = run.graph_replay
-    if replay is None:
-        items.append(_not_measured("graph_replay_ms", "CUDA-graph replay", run))
-    elif replay.captured and replay.median_ms is not None:
-        band = (
-            f"p10–p90 {replay.p10_ms:.3f}–{replay.p90_ms:.3f} ms · "
-            if replay.p10_ms is not None and replay.p90_ms is not None
-            else ""
-        )
-        items.append(
-            Fact(
-                "graph_replay_ms",
-                "CUDA-graph replay",
-                _ms(replay.median_ms),
-                replay.median_ms,
-                f"{band}{replay.iters} replays",
-                rid,
-            )
-        )
-    else:
-        items.append(Fact("graph_replay_ms", "CUDA-graph replay", "not captured", detail=replay.reason, run_id=rid))
-    host = run.host_overhead_ms
-    items.append(
-        Fact("host_overhead_ms", "host overhead", _ms(host), host, "end-to-end median − GPU kernel time", rid)
-        if host is not None
-        else _not_measured("host_overhead_ms", "host overhead", run)
-    )
-    items.append(
-        Fact("plan_fingerprint", "engine plan", run.plan_fingerprint, detail="same plan → same kernels", run_id=rid)
-        if run.plan_fingerprint
-        else _not_measured("plan_fingerprint", "engine plan", run)
-    )
-    if run.request["backend"] == "tensorrt" and lat.timed:
-        items.append(
-            Fact(
-                "engine_count",
-                "TensorRT engines",
-                str(run.engine_count),
-                float(run.engine_count),
-                f"{run.engine_bytes / 2**20:.1f} MiB" if run.engine_bytes else "",
-                rid,
-            )
-        )
-    return Facts(tuple(items))
-
-
-def _not_measured(key: str, label: str, run: RunResult) -> Fact:
-    why = (
-        "needs an NVIDIA GPU"
-        if run.env.get("device") != "cuda"
-        else "recorded before this figure existed, or not measured"
-    )
-    return Fact(key, label, NOT_MEASURED, detail=why, run_id=run.run_id)
-
-
-def environment_table(runs: Sequence[RunResult], labels: dict[str, str] | None = None) -> Table:
-    """GPU, driver, versions and flavour per run; one column when every run shares them."""
-    keys = [k for k, _ in ENV_ROWS] + sorted({k for r in runs for k in r.env} - {k for k, _ in ENV_ROWS})
-    names = dict(ENV_ROWS)
-
-    def value(run: RunResult, key: str) -> str:
-        v = run.env.get(key)
-        if v is None or v == "":
-            return NOT_RECORDED
-        return f"{v} ({FLAVOUR_NAMES[v]})" if key == "flavour" and v in FLAVOUR_NAMES else str(v)
-
-    columns = {(labels or {}).get(r.run_id, r.run_id): [value(r, k) for k in keys] for r in runs}
-    if len({tuple(v) for v in columns.values()}) == 1:
-        columns = {"value": next(iter(columns.values()))}
-    df = pd.DataFrame({"setting": [names.get(k, k) for k in keys], **columns})
-    return Table(df)
-
-
-def request_blocks(run: RunResult) -> list[Block]:
-    """The exact stored request and the CLI line that measures it again."""
-    line = cli_line(run.request)
-    blocks: list[Block] = [
-        Code(
-            line.line,
-            "Measure it again (python -m engine profile; --no-cache runs it even if the store has the result):",
-        )
-    ]
-    if line.unknown:
-        blocks.append(
-            Notice(
-                "Stored settings this CLI has no option for (left out of the line): " + ", ".join(line.unknown),
-                "warning",
-            )
-        )
-    blocks.append(Details("Exact request (JSON)", (Code(json.dumps(run.request, indent=1, sort_keys=True)),)))
-    return blocks
-
-
-def warning_blocks(run: RunResult) -> list[Block]:
-    return [Notice(w, "warning") for w in run.warnings]
-
-
-def _run_caption(run: RunResult) -> Paragraph:
-    where = f"{run.env.get('device_name', '?')} · {run.env.get('flavour', 'none')} · {run.created_at}"
-    return Paragraph(
-        f"Run {run.run_id}, recorded on {where}"
-        + (" · a sample run recorded on a real GPU and bundled with the dashboard" if run.is_sample else ""),
-        muted=True,
-    )
 
 
 # -- one run ------------------------------------------------------------------------------------------
 def single_run_report(store: RunStore, run: RunResult) -> Report:
-    summary: list[Block] = [_run_caption(run), headline_facts(run), *warning_blocks(run)]
+    summary: list[Block] = [run_caption(run), headline_facts(run), *warning_blocks(run)]
     found = diagnosis.diagnose_result(run)
     if found is not None and found.verdict != "compute_bound":  # as the Profile page shows it
         summary += [Notice(line, "info") for line in found.text().splitlines() if line]
@@ -296,7 +121,7 @@ def layer_blocks(run: RunResult) -> list[Block]:
             Fact(
                 "profiled_sum_ms",
                 "sum of per-layer averages",
-                _ms(overhead["profiled_sum_ms"]),
+                fmt_ms(overhead["profiled_sum_ms"]),
                 overhead["profiled_sum_ms"],
                 "profiling synchronises after every layer",
                 run.run_id,
@@ -421,7 +246,7 @@ def comparison_report(runs: Sequence[RunResult], baseline_id: str | None = None)
             else ("" if pd.isna(row.speedup) else f"{row.delta_pct:+.1f}% · {row.speedup:.2f}× vs baseline")
         )
         cards.append(
-            Fact("e2e_median_ms", short[row.run_id], _ms(row.e2e_median_ms), row.e2e_median_ms, vs, row.run_id)
+            Fact("e2e_median_ms", short[row.run_id], fmt_ms(row.e2e_median_ms), row.e2e_median_ms, vs, row.run_id)
         )
     summary: list[Block] = [
         Paragraph(
@@ -464,17 +289,3 @@ def comparison_report(runs: Sequence[RunResult], baseline_id: str | None = None)
             Section("runs", "Each run", per_run_blocks(runs)),
         ],
     )
-
-
-def per_run_blocks(runs: Sequence[RunResult]) -> list[Block]:
-    """For each run: its label, headline figures, warnings, and its request with the CLI line."""
-    blocks: list[Block] = []
-    for i, run in enumerate(runs, start=1):
-        blocks += [
-            Heading(run.label, f"run-{i}"),
-            _run_caption(run),
-            headline_facts(run),
-            *warning_blocks(run),
-            *request_blocks(run),
-        ]
-    return blocks

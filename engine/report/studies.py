@@ -24,7 +24,7 @@ from engine.charts import sweeps as sweep_charts
 from engine.errors import ConfigError
 from engine.report.document import Block, Chart, Fact, Facts, Markdown, Notice, Paragraph, Report, Section, Table, fmt
 from engine.report.errors import ReportError
-from engine.report.runs import environment_table, per_run_blocks
+from engine.report.run_blocks import environment_table, per_run_blocks
 from engine.result import RunResult
 from engine.store import RunNotFound, RunStore
 from engine.studies import batch_sweep, ladder, sweeps

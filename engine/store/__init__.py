@@ -1,8 +1,10 @@
 """The store: the only code that touches the data directory's results.
 
-runs.py    runs: SQLite (WAL) metadata + a directory per run (tables, raw files), atomic writes
-studies.py stored studies (groups of runs): kind, plan, tags, state, point -> job -> run, in the runs' SQLite
-paths.py   the data directory, and the one pattern of a run id (nothing else names a path)
+runs.py     runs: SQLite (WAL) metadata + a directory per run (tables, raw files), atomic writes
+db.py       the runs' SQLite table (schema, listed columns) and the connection (one IMMEDIATE transaction a block)
+exchange.py the exchange document of one run (exports, bundled samples): encode, and decode untrusted
+studies.py  stored studies (groups of runs): kind, plan, tags, state, point -> job -> run, in the runs' SQLite
+paths.py    the data directory, and what may name a path in it: the run-id pattern, raw files' names
 """
 
 from engine.store.paths import (

@@ -52,3 +52,14 @@ def check_run_id(value: object) -> str:
     if not is_run_id(value):
         raise InvalidRunId(value)
     return value  # type: ignore[return-value]
+
+
+def artifact_name(name: str) -> str:
+    """A raw file's name as it is stored: its last path part, other characters than letters, digits and ._+-
+    replaced, never hidden, "." or "..": it names a file inside the run's ``raw/`` and nothing else."""
+    base = re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(str(name)).name)[:200]
+    if not base or base.startswith("."):
+        base = "_" + base
+    if not ARTIFACT_NAME.fullmatch(base):
+        raise ValueError(f"{name!r} cannot be a raw file name")
+    return base

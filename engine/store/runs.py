@@ -8,11 +8,9 @@ delete, export, the orphan sweep) matches ``RUN_ID_PATTERN``: a document can nev
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import os
-import re
 import shutil
 import sqlite3
 import threading
@@ -26,50 +24,19 @@ import pandas as pd
 
 from engine.errors import UserError
 from engine.result import RunResult, normalise_layers
-from engine.store.paths import ARTIFACT_NAME, SAMPLES_DIR, TMP_DIR_PATTERN, check_run_id, data_dir, is_run_id
+from engine.store.db import SCHEMA, SUMMARY_COLUMNS, Tx, connect
+from engine.store.exchange import decode_run, encode_run
+from engine.store.paths import (
+    ARTIFACT_NAME,
+    SAMPLES_DIR,
+    TMP_DIR_PATTERN,
+    artifact_name,
+    check_run_id,
+    data_dir,
+    is_run_id,
+)
 
 ORPHAN_MIN_AGE_S = 600.0  # a half-written run younger than this may still be in progress in another process
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    key TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    model TEXT NOT NULL,
-    backend TEXT NOT NULL,
-    precision TEXT NOT NULL,
-    batch_size INTEGER NOT NULL,
-    device_name TEXT NOT NULL,
-    flavour TEXT NOT NULL,
-    e2e_median_ms REAL NOT NULL,
-    engine_count INTEGER NOT NULL,
-    is_sample INTEGER NOT NULL DEFAULT 0,
-    is_baseline INTEGER NOT NULL DEFAULT 0,
-    tags TEXT NOT NULL DEFAULT '',
-    result_json TEXT NOT NULL,
-    submitted_by TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS runs_key ON runs(key);
-CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at);
-"""
-
-SUMMARY_COLUMNS = [
-    "run_id",
-    "created_at",
-    "model",
-    "backend",
-    "precision",
-    "batch_size",
-    "device_name",
-    "flavour",
-    "e2e_median_ms",
-    "engine_count",
-    "is_sample",
-    "is_baseline",
-    "tags",
-    "key",
-    "submitted_by",
-]
 
 
 class RunNotFound(UserError, KeyError):
@@ -96,7 +63,7 @@ class RunStore:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / "runs.sqlite"
         self._local = threading.local()
-        self._conn().executescript(_SCHEMA)
+        self._conn().executescript(SCHEMA)
         self._add_missing_columns()
         self._sweep_orphans()
 
@@ -111,15 +78,10 @@ class RunStore:
                     raise
 
     # -- connection ---------------------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> Tx:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.row_factory = sqlite3.Row
-            self._local.conn = _Tx(conn)
-            conn = self._local.conn
+            conn = self._local.conn = connect(self.db_path)
         return conn
 
     def _sweep_orphans(self, min_age_s: float = ORPHAN_MIN_AGE_S) -> None:
@@ -317,7 +279,7 @@ class RunStore:
 
     # -- exchange (exports, bundled samples) -----------------------------------------------------
     def export_run(self, run_id: str) -> bytes:
-        """One self-contained JSON document of the run: result, layer table and raw files."""
+        """One self-contained JSON document of the run: result, layer table and raw files (``exchange``)."""
         result = self.get(run_id)
         raw = {}
         for name in result.artifacts:
@@ -325,32 +287,19 @@ class RunStore:
                 raw[name] = self.artifact_path(run_id, name).read_text(errors="replace")
             except FileNotFoundError:
                 continue
-        doc = {
-            "format": "trt-dashboard-run",
-            "result": result.to_dict(),
-            "layers": json.loads(result.layers.to_json(orient="split", index=False, double_precision=15)),
-            "raw_files": raw,
-        }
-        return json.dumps(doc, indent=1).encode()
+        return encode_run(result, raw)
 
     def import_run(self, blob: bytes, *, as_sample: bool = False) -> str:
         """Store an exported run (plain or gzipped JSON). Returns its run_id; an existing id is kept.
 
         The document is not trusted: its run id must be of the run-id pattern (``InvalidRunId`` otherwise) and its
         raw files' names become plain file names, so nothing is ever written outside this store's ``runs/``."""
-        if blob[:2] == b"\x1f\x8b":
-            blob = gzip.decompress(blob)
-        doc = json.loads(blob)
-        if not isinstance(doc, dict) or doc.get("format") != "trt-dashboard-run":
-            raise ValueError("not a run export (missing format: trt-dashboard-run)")
-        check_run_id((doc.get("result") or {}).get("run_id"))
-        layers = pd.read_json(io.StringIO(json.dumps(doc["layers"])), orient="split")
-        result = RunResult.from_dict(doc["result"], layers)
+        result, raw_texts = decode_run(blob)
         if as_sample:
             result.is_sample = True
         if self.exists(result.run_id):
             return result.run_id
-        raw = {name: text.encode() for name, text in doc.get("raw_files", {}).items()}
+        raw = {name: text.encode() for name, text in raw_texts.items()}
         return self.save(result, raw)
 
     def import_samples(self, samples_dir: Path | None = None) -> list[str]:
@@ -370,37 +319,6 @@ def open_store(root: str | Path | None = None) -> RunStore:
     store = RunStore(root)
     store.import_samples()
     return store
-
-
-class _Tx:
-    """A sqlite3 connection whose ``with`` block is one IMMEDIATE transaction."""
-
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
-
-    def execute(self, *args: Any) -> sqlite3.Cursor:
-        return self.conn.execute(*args)
-
-    def executescript(self, script: str) -> None:
-        self.conn.executescript(script)
-
-
-def artifact_name(name: str) -> str:
-    """A raw file's name as it is stored: its last path part, other characters than letters, digits and ._+-
-    replaced, never hidden, "." or "..": it names a file inside the run's ``raw/`` and nothing else."""
-    base = re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(str(name)).name)[:200]
-    if not base or base.startswith("."):
-        base = "_" + base
-    if not ARTIFACT_NAME.fullmatch(base):
-        raise ValueError(f"{name!r} cannot be a raw file name")
-    return base
 
 
 def _write_layers(path: Path, layers: pd.DataFrame) -> None:
