@@ -1,4 +1,4 @@
-"""Build time has one definition, ``RunResult.build_s`` (``engine.result.build_time_s``), and every study reads it.
+"""Build time has one definition, ``RunResult.build_s`` (``engine.stage_times.build_time_s``), and every study reads it.
 
 On the bundled resnet50 fp16 ladder step recorded on the H200 (2026-11-30) the compile call took 5.91 s and export
 0.71 s: the step built in 6.63 s. The ladder once added the partition (0.08 s) and engine-build (4.26 s) stages that
@@ -7,7 +7,7 @@ the compile call already holds, and would read 10.98 s (on the step recorded bef
 import pytest
 
 from engine.charts import ladder as ladder_charts
-from engine.result import NESTED_IN_COMPILE, build_time_s
+from engine.stage_times import NESTED_IN_COMPILE, build_time_s
 from engine.studies import ladder, sweeps
 from engine.studies.localisation.figures import figures_from_result
 

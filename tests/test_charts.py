@@ -168,7 +168,7 @@ def test_stage_bar_does_not_count_nested_compile_stages_twice():
         "first_inference_s": 0.02365701900004069,
         "partition_s": 0.054692451999983405,
     }
-    from engine.result import setup_total_s
+    from engine.stage_times import setup_total_s
 
     assert setup_total_s(stages) == pytest.approx(10.733107854999957 + 0.17668991300001835 + 0.02365701900004069)
     fig = stage_charts.stage_bar(stages)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from engine.charts.theme import MARGIN, STAGE_PALETTE, message_figure
-from engine.result import NESTED_IN_COMPILE
+from engine.stage_times import NESTED_IN_COMPILE
 
 
 def stage_bar(stages_s: dict[str, float]) -> go.Figure:

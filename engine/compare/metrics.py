@@ -18,7 +18,8 @@ import pandas as pd
 
 from engine.compare.differences import comparison_basis, judged_ms
 from engine.compare.settings_table import gpu_labels, run_label
-from engine.result import RunResult, setup_total_s
+from engine.result import RunResult
+from engine.stage_times import setup_total_s
 from engine.studies.judging import same_engine
 
 MAX_COMPARED = 6
