@@ -33,6 +33,7 @@ The package, by role (the flow of a job, top to bottom):
     redis_table.py  the same records in Redis, for several hosts
     routing.py      which queue a request goes to, which queues a worker serves, GPU pinning
     system.py       JobSystem: submit, get, cancel, reconcile; the huey queues; ensure/stop workers
+    worker_checks.py  at submit, with workers on other hosts: what their registrations say they would refuse
     supervisor.py   the long-lived process that owns this host's workers and runs periodic duties
     worker.py       a worker: one device, one job at a time, each in a fresh job process
     job_process.py  the job process: warmed up ahead, runs one job, reports over a pipe

@@ -31,7 +31,7 @@ from engine.jobs.redis_table import RedisJobTable
 from engine.jobs.routing import pinned_gpu, route_for, slug, stored_run_on, worker_device
 from engine.jobs.table import JobTable, SqliteJobTable
 from engine.jobs.worker import run_job_task
-from engine.quantization import schemes
+from engine.jobs.worker_checks import check_against_workers
 from engine.settings.request import RunRequest, validate
 from engine.store import RunStore, data_dir
 
@@ -120,7 +120,7 @@ class JobSystem:
             if pinned is not None and pinned >= len(caps.gpus):
                 raise ConfigError("gpu", f"GPU {pinned} does not exist; this machine has {len(caps.gpus)}")
         else:  # the workers are elsewhere: what their registrations say they cannot do
-            self._check_against_workers(request, route)
+            check_against_workers(request, route, self.workers())
         key, _ = runner.request_key(request, caps, gpu_index)  # runs no model code in the app's process
         now = time.time()
         job = Job(
@@ -150,18 +150,6 @@ class JobSystem:
         if start_workers if start_workers is not None else self.autostart():
             self.ensure_workers(wait_s=0)
         return self.get(job.job_id)
-
-    def _check_against_workers(self, request: RunRequest, route: str) -> None:
-        """With workers on other hosts: refuse a request that every live worker of its route would refuse, as
-        their registrations describe them (flavour, GPU generation, memory). When no worker of the route has
-        described itself yet, nothing is known and nothing is refused here; the job process checks again."""
-        candidates = [w for w in self.workers() if w["alive"] and route in w.get("routes", ())]
-        described = [w for w in candidates if w.get("flavour") is not None]
-        if not described or len(described) < len(candidates):
-            return
-        refusals = [e for w in described if (e := worker_refusal(request, w)) is not None]
-        if len(refusals) == len(described):
-            raise refusals[0]
 
     def _pinned_host(self) -> str | None:
         """Where a GPU index points: this host, or (Redis) any host with a worker for that index."""
@@ -399,52 +387,3 @@ class JobSystem:
     def _reap(self) -> None:
         if self._supervisor is not None and self._supervisor.poll() is not None:
             self._supervisor = None
-
-
-def worker_refusal(request: RunRequest, info: dict[str, Any]) -> ConfigError | None:
-    """Why the worker a registration describes would refuse ``request`` (a ConfigError naming the field and the
-    worker), or None. The rules of ``runner.check_request``, applied to the worker's flavour, GPU and memory instead
-    of this machine's; ModelOpt and calibration files are the worker host's business and are checked there."""
-    from engine.models.memory import check_input_memory  # noqa: PLC0415 - torch only where a worker is asked
-
-    gpu = None
-    if info.get("gpu_index") is not None:
-        gpu = capabilities.Gpu(
-            0,
-            info.get("gpu_name") or "GPU",
-            int(info.get("gpu_memory_bytes") or 0),
-            info.get("compute_capability") or "",
-        )
-    caps = capabilities.Capabilities(
-        torch_version="",
-        cuda_available=gpu is not None,
-        gpus=(gpu,) if gpu else (),
-        torch_tensorrt_version=info.get("torch_tensorrt_version"),
-        flavour=info.get("flavour") or "none",
-        cpu_name=info.get("device_name") or "",
-    )
-    where = f" (the worker of {info.get('device_name') or worker_device(info['worker_id'], info)} on {info['host']})"
-    try:
-        if request.backend == "tensorrt":
-            reason = caps.disabled_reason("backend", "tensorrt")
-            if reason:
-                raise ConfigError("backend", f"tensorrt {reason.rstrip('.')}")
-            for knob in ("compile.precision", "compile.hardware_compatible"):
-                value = getattr(request.compile, knob.split(".")[1])
-                reason = caps.disabled_reason(knob, value)
-                if reason:
-                    raise ConfigError(knob, f"{value!r} is not available: {reason}")
-            scheme = request.compile.quantization
-            reason = schemes.scheme_unavailable_reason(
-                scheme, flavour=caps.flavour, modelopt=True, compute_capability=gpu.compute_capability if gpu else None
-            )
-            if scheme != "none" and reason:
-                raise ConfigError("compile.quantization", f"{scheme!r} is not available: {reason}")
-        check_input_memory(
-            request,
-            ram_bytes=info.get("ram_bytes"),
-            gpu_memory_bytes=gpu.memory_bytes if gpu and request.device != "cpu" else None,
-        )
-    except ConfigError as e:
-        return ConfigError(e.field, e.message + where)
-    return None

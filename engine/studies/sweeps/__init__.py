@@ -4,6 +4,7 @@
     results.py      a sweep read back from the store: one table row per run, builds, drift, the Pareto front
     comparisons.py  each value against the knob's default, as numbers with their noise
     verdict.py      the written verdict
+    same_plan.py    its first part: which values built the same engine plan
 
 Each knob's values, labels and order are its record in engine/studies/knobs.py; the runs go to the job queue as a
 group (engine/studies/group.py). Modules of the engine import the module that defines a name, not this package.

@@ -2,8 +2,9 @@
 
 Order of what a verdict says, per value of the other knob (if any):
 
-1. which values built the same engine plan (``judging.same_engine``): for a knob that changes kernels that
-   settles it before any statistics (the same engine, so any latency gap is noise; only build time differs);
+1. which values built the same engine plan (``judging.same_engine``; worded in same_plan.py): for a knob that
+   changes kernels that settles it before any statistics (the same engine, so any latency gap is noise; only build
+   time differs);
 2. the default's figures: the judged one (GPU time for kernel knobs, end-to-end for host knobs; see
    ``engine.studies.judging``) and the other one beside it;
 3. each other value: its gap on the judged figure against the noise, which is the larger of the two runs'
@@ -16,18 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from engine.result import RunResult
 from engine.settings.defaults import MIN_BLOCK_SIZE, TRT_DEFAULT_OPTIMIZATION_LEVEL
-from engine.studies.judging import same_engine
 from engine.studies.knobs import (
     MIN_BLOCK_SIZE_KNOB,
     SWEEPABLE_KNOBS,
     kernel_knob,
     knob_default,
-    order_key,
-    request_value,
     value_label,
 )
 from engine.studies.knobs import (
@@ -36,6 +32,7 @@ from engine.studies.knobs import (
 from engine.studies.statistics import END_TO_END, GPU_TIME, METRIC_NAMES, NOISE_CONFIDENCE, Drift, format_ms
 from engine.studies.sweeps.comparisons import Comparison, compare_with_default
 from engine.studies.sweeps.results import Sweep
+from engine.studies.sweeps.same_plan import join_and, plan_sentences
 
 
 @dataclass
@@ -71,7 +68,7 @@ def verdict(sweep: Sweep, knob: str | None = None) -> Verdict:
     runs = {r.run_id: r for r in sweep.results}
     for series, comps in by_series.items():
         prefix = f"At {series}: " if series else ""
-        lines += [prefix + s for s in _plan_sentences(sweep, knob, comps, runs)]  # before any statistics
+        lines += [prefix + s for s in plan_sentences(sweep, knob, comps, runs)]  # before any statistics
         lines.append(prefix + _reference_sentence(comps[0], knob))
         if knob_record(knob).dryrun_recommends:
             lines += _min_block_size_lines(comps, sweep.recommended_min_block_size)
@@ -104,74 +101,6 @@ def _gpu_hint(sweep: Sweep) -> str:
     if sweep.judging.metric == END_TO_END and kernel_knob(sweep.knobs[0]):
         return " on a GPU with this version (GPU time holds far stiller than end-to-end latency)"
     return ""
-
-
-# -- the engine plan first ---------------------------------------------------------------------------------
-def _plan_sentences(sweep: Sweep, knob: str, comps: list[Comparison], runs: dict[str, RunResult]) -> list[str]:
-    """One sentence per set of values that built the same engine plan (two or more values)."""
-    name = SWEEPABLE_KNOBS.get(knob, knob)
-    members: list[tuple[str, RunResult, float | None]] = [
-        (comps[0].reference_label, runs[comps[0].reference_run], comps[0].reference_build_s)
-    ]
-    members += [(c.candidate_label, runs[c.candidate_run], c.candidate_build_s) for c in comps]
-    members.sort(key=lambda m: order_key(knob, sweep_value(m[1], knob)))
-    groups: list[list[tuple[str, RunResult, float | None]]] = []
-    for m in members:
-        for g in groups:
-            if same_engine(g[0][1], m[1]):
-                g.append(m)
-                break
-        else:
-            groups.append([m])
-    out = []
-    for g in groups:
-        if len(g) < 2:
-            continue
-        labels = _and(
-            [label.replace(" (default)", "") if not label.startswith("default") else label for label, _, _ in g]
-        )
-        if not kernel_knob(knob):
-            out.append(
-                f"{name} {labels} ran the same engine plan: what differs is how the host launches it, "
-                "judged on end-to-end latency."
-            )
-            continue
-        figures = _plan_figures([r for _, r, _ in g])
-        text = (
-            f"{name} {labels} built the same plan{figures}: the same engine, so any latency gap between them is noise"
-        )
-        builds = [b for _, _, b in g]
-        if all(b is not None for b in builds):
-            text += "; only build time differs: " + " / ".join(f"{b:.1f}" for b in builds if b is not None) + " s"
-        out.append(text + ".")
-    return out
-
-
-def sweep_value(run: RunResult, knob: str) -> Any:
-    return request_value(run.request, knob)
-
-
-def _plan_figures(runs: Sequence[RunResult]) -> str:
-    """ "(73 kernels, 0.3866 ms GPU time)" for runs of one plan (a range where their GPU times differ)."""
-    parts = []
-    kernels = {round(r.gpu_time.kernels_per_inference, 1) for r in runs if r.gpu_time is not None}
-    if len(kernels) == 1:
-        k = kernels.pop()
-        parts.append(f"{k:g} kernels")
-    gpu = sorted(r.gpu_time.median_ms for r in runs if r.gpu_time is not None)
-    if gpu:
-        same = format_ms(gpu[0], GPU_TIME) == format_ms(gpu[-1], GPU_TIME)
-        figure = (
-            format_ms(gpu[0], GPU_TIME)
-            if same
-            else f"{format_ms(gpu[0], GPU_TIME).removesuffix(' ms')}–{format_ms(gpu[-1], GPU_TIME)}"
-        )
-        parts.append(f"{figure} GPU time")
-    return f" ({', '.join(parts)})" if parts else ""
-
-
-def _and(items: Sequence[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 # -- sentences ----------------------------------------------------------------------------------------------
@@ -378,7 +307,7 @@ def _summary_sentence(comps: list[Comparison], knob: str) -> str:
 def _outcomes(comparisons: Sequence[Comparison]) -> str:
     """ "0 and 5: the same plan; 1: 2.2% slower; 2: within the noise" for a headline."""
     same = [c.candidate_label for c in comparisons if c.noise_by_identity]
-    parts = [f"{_and(same)}: the same plan"] if same else []
+    parts = [f"{join_and(same)}: the same plan"] if same else []
     for c in comparisons:
         if c.noise_by_identity:
             continue
