@@ -200,7 +200,7 @@ def test_the_pages_folder_holds_only_the_navigation_pages_each_entering_through_
     import re
 
     scripts = sorted(p.name for p in (ROOT / "pages").iterdir() if p.suffix == ".py")
-    registered = re.findall(r'st\.Page\("pages/(\w+\.py)"', (ROOT / "dashboard.py").read_text())
+    registered = re.findall(r'st\.Page\(\s*"pages/(\w+\.py)"', (ROOT / "dashboard.py").read_text())
     assert scripts == sorted(registered) and len(scripts) == 7
     for name in scripts:
         body = ast.parse((ROOT / "pages" / name).read_text()).body
