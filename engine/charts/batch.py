@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import pandas as pd
 import plotly.graph_objects as go
 
-from engine.charts.theme import BAND_ALPHA, LAYOUT, STRATEGY_COLOURS, message_figure, rgba
+from engine.charts.theme import LAYOUT, STRATEGY_COLOURS, band_and_median, message_figure
 from engine.studies.batch_sweep import STRATEGIES, Knee, MemoryFit
 
 STRATEGY_LABELS = {"static": "static engine per batch", "dynamic": "one dynamic engine"}
@@ -30,25 +30,6 @@ def _strategies(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame, str]]:
 def _batch_axis(batch_sizes: pd.Series) -> dict:
     sizes = sorted({int(b) for b in batch_sizes})
     return {"title": "batch size", "type": "log", "tickvals": sizes, "ticktext": [str(b) for b in sizes]}
-
-
-def _band(fig: go.Figure, x: pd.Series, low: pd.Series, high: pd.Series, colour: str, name: str, group: str) -> None:
-    fig.add_trace(
-        go.Scatter(x=x, y=high, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip", legendgroup=group)
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=low,
-            mode="lines",
-            line={"width": 0},
-            fill="tonexty",
-            fillcolor=rgba(colour, BAND_ALPHA),
-            name=name,
-            hoverinfo="skip",
-            legendgroup=group,
-        )
-    )
 
 
 def _gpu_line(fig: go.Figure, rows: pd.DataFrame, column: str, colour: str, label: str, hover: str) -> None:
@@ -77,16 +58,14 @@ def latency_vs_batch(table: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for s, rows, colour in _strategies(table):
         label = STRATEGY_LABELS[s]
-        _band(fig, rows["batch_size"], rows["p10_ms"], rows["p90_ms"], colour, f"{label} p10-p90", label)
-        fig.add_trace(
-            go.Scatter(
-                x=rows["batch_size"],
-                y=rows["median_ms"],
-                mode="lines+markers",
-                name=label,
-                legendgroup=label,
-                line={"color": colour},
-                marker={"size": 9},
+        fig.add_traces(
+            band_and_median(
+                rows["batch_size"],
+                rows["p10_ms"],
+                rows["p90_ms"],
+                rows["median_ms"],
+                colour=colour,
+                label=label,
                 customdata=rows[["p10_ms", "p90_ms", "run_id"]].to_numpy(),
                 hovertemplate="batch %{x}<br>median %{y:.3f} ms<br>p10-p90 %{customdata[0]:.3f}-%{customdata[1]:.3f} ms"
                 "<br>%{customdata[2]}<extra></extra>",
@@ -111,24 +90,14 @@ def throughput_vs_batch(table: pd.DataFrame, knees: Mapping[str, Knee] | None = 
     fig = go.Figure()
     for s, rows, colour in _strategies(table):
         label = STRATEGY_LABELS[s]
-        _band(
-            fig,
-            rows["batch_size"],
-            rows["throughput_low_per_s"],
-            rows["throughput_high_per_s"],
-            colour,
-            f"{label} p10-p90",
-            label,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=rows["batch_size"],
-                y=rows["throughput_per_s"],
-                mode="lines+markers",
-                name=label,
-                legendgroup=label,
-                line={"color": colour},
-                marker={"size": 9},
+        fig.add_traces(
+            band_and_median(
+                rows["batch_size"],
+                rows["throughput_low_per_s"],
+                rows["throughput_high_per_s"],
+                rows["throughput_per_s"],
+                colour=colour,
+                label=label,
                 customdata=rows[["median_ms"]].to_numpy(),
                 hovertemplate="batch %{x}<br>%{y:,.0f} samples/s<br>median %{customdata[0]:.3f} ms<extra></extra>",
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from engine.charts.theme import message_figure
+from engine.charts.theme import message_figure, spread
 
 
 def precision_ladder(table: pd.DataFrame) -> go.Figure:
@@ -21,12 +21,7 @@ def precision_ladder(table: pd.DataFrame) -> go.Figure:
             x=table["label"],
             y=table["median_ms"],
             marker_color=colours,
-            error_y={
-                "type": "data",
-                "symmetric": False,
-                "array": table["p90_ms"] - table["median_ms"],
-                "arrayminus": table["median_ms"] - table["p10_ms"],
-            },
+            error_y=spread(table["median_ms"], table["p10_ms"], table["p90_ms"]),
             customdata=table[["build_s", "rel_l2"]].to_numpy(),
             name="end-to-end median",
             hovertemplate="%{x}<br>median %{y:.3f} ms<br>build %{customdata[0]:.1f} s<br>"
@@ -42,12 +37,7 @@ def precision_ladder(table: pd.DataFrame) -> go.Figure:
                 mode="markers",
                 name="GPU time (judged)",
                 marker={"size": 12, "symbol": "diamond", "color": "#111"},
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": gpu["gpu_high_ms"] - gpu["gpu_ms"],
-                    "arrayminus": gpu["gpu_ms"] - gpu["gpu_low_ms"],
-                },
+                error_y=spread(gpu["gpu_ms"], gpu["gpu_low_ms"], gpu["gpu_high_ms"]),
                 hovertemplate="%{x}<br>GPU time %{y:.4f} ms<extra></extra>",
             )
         )

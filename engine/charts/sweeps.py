@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from engine.charts.theme import BAND_ALPHA, LAYOUT, RUNTIME_COLOURS, SERIES_PALETTE, message_figure, rgba
+from engine.charts.theme import LAYOUT, RUNTIME_COLOURS, SERIES_PALETTE, band_and_median, message_figure, spread
 from engine.studies.knobs import SWEEPABLE_KNOBS
 from engine.studies.statistics import END_TO_END, GPU_TIME
 
@@ -44,47 +44,15 @@ def latency_vs_knob(table: pd.DataFrame, knob: str, judged: str = END_TO_END) ->
     repeats = table[table["repeat"] > 0] if "repeat" in table else table.iloc[0:0]
     for name, rows, colour in _series(first):
         label = name or "end-to-end"
-        fig.add_trace(
-            go.Scatter(
-                x=rows["x_label"],
-                y=rows["p90_ms"],
-                mode="lines",
-                line={"width": 0},
-                showlegend=False,
-                hoverinfo="skip",
-                legendgroup=label,
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=rows["x_label"],
-                y=rows["p10_ms"],
-                mode="lines",
-                line={"width": 0},
-                fill="tonexty",
-                fillcolor=rgba(colour, BAND_ALPHA),
-                name=f"{label} p10-p90",
-                hoverinfo="skip",
-                legendgroup=label,
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=rows["x_label"],
-                y=rows["median_ms"],
-                mode="lines+markers",
-                name=label,
-                legendgroup=label,
-                line={"color": colour},
-                marker={"size": 9},
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": rows["ci_high_ms"] - rows["median_ms"],
-                    "arrayminus": rows["median_ms"] - rows["ci_low_ms"],
-                    "thickness": 1.5,
-                    "width": 4,
-                },
+        fig.add_traces(
+            band_and_median(
+                rows["x_label"],
+                rows["p10_ms"],
+                rows["p90_ms"],
+                rows["median_ms"],
+                colour=colour,
+                label=label,
+                error_y=spread(rows["median_ms"], rows["ci_low_ms"], rows["ci_high_ms"], thickness=1.5, width=4),
                 customdata=rows[["p10_ms", "p90_ms", "ci_low_ms", "ci_high_ms", "run_id"]].to_numpy(),
                 hovertemplate="%{x}<br>e2e median %{y:.3f} ms<br>p10-p90 %{customdata[0]:.3f}-%{customdata[1]:.3f} ms"
                 "<br>median CI %{customdata[2]:.3f}-%{customdata[3]:.3f} ms<br>%{customdata[4]}"
@@ -102,14 +70,7 @@ def latency_vs_knob(table: pd.DataFrame, knob: str, judged: str = END_TO_END) ->
                     legendgroup=label,
                     line={"color": colour, "dash": "dash"},
                     marker={"size": 8, "symbol": "square"},
-                    error_y={
-                        "type": "data",
-                        "symmetric": False,
-                        "array": gpu["gpu_high_ms"] - gpu["gpu_ms"],
-                        "arrayminus": gpu["gpu_ms"] - gpu["gpu_low_ms"],
-                        "thickness": 1.5,
-                        "width": 4,
-                    },
+                    error_y=spread(gpu["gpu_ms"], gpu["gpu_low_ms"], gpu["gpu_high_ms"], thickness=1.5, width=4),
                     customdata=gpu[["kernels", "run_id"]].to_numpy(),
                     hovertemplate="%{x}<br>GPU time %{y:.4f} ms<br>%{customdata[0]} kernels / inference"
                     "<br>%{customdata[1]}<extra></extra>",

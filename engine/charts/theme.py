@@ -3,14 +3,18 @@ that says why there is no chart.
 
 Colours mean the same thing on every chart: TensorRT green vs PyTorch orange, one colour per precision, one stable
 colour per layer type (hashed from its name, so ``Conv2d`` looks the same on the Layers and Compare pages), one
-colour per compared run by position, pass green and fail red.
+colour per compared run by position, pass green and fail red. A measured spread looks the same on every study chart
+too: a shaded band with the median line over it (``band_and_median``), error bars from a low and a high (``spread``).
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
@@ -69,6 +73,48 @@ def rgba(hex_colour: str, alpha: float) -> str:
     h = hex_colour.lstrip("#")
     r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
     return f"rgba({r},{g},{b},{alpha})"
+
+
+def spread(centre: pd.Series, low: pd.Series, high: pd.Series, **style: float) -> dict[str, Any]:
+    """Error bars from ``low`` to ``high`` around ``centre`` (a confidence interval, p10-p90, the fastest and slowest
+    trace window), for a trace's ``error_y``; ``style`` adds ``thickness`` / ``width``."""
+    return {"type": "data", "symmetric": False, "array": high - centre, "arrayminus": centre - low, **style}
+
+
+def band_and_median(
+    x: pd.Series,
+    low: pd.Series,
+    high: pd.Series,
+    median: pd.Series,
+    *,
+    colour: str,
+    label: str,
+    customdata: np.ndarray,
+    hovertemplate: str,
+    band: str = "p10-p90",
+    error_y: dict[str, Any] | None = None,
+) -> list[go.Scatter]:
+    """One series' spread: the ``low``..``high`` band shaded in ``colour`` (named ``"<label> <band>"``) and the
+    median line over it (named ``label``, markers, ``error_y`` bars if given), all in the legend group ``label`` so one
+    click hides a series with its band. The band's edges have no hover: the median's ``hovertemplate`` says the
+    spread from ``customdata``. Add them in this order: the fill runs from the high edge to the low one."""
+    edge = {"x": x, "mode": "lines", "line": {"width": 0}, "hoverinfo": "skip", "legendgroup": label}
+    return [
+        go.Scatter(y=high, showlegend=False, **edge),
+        go.Scatter(y=low, fill="tonexty", fillcolor=rgba(colour, BAND_ALPHA), name=f"{label} {band}", **edge),
+        go.Scatter(
+            x=x,
+            y=median,
+            mode="lines+markers",
+            name=label,
+            legendgroup=label,
+            line={"color": colour},
+            marker={"size": 9},
+            error_y=error_y,
+            customdata=customdata,
+            hovertemplate=hovertemplate,
+        ),
+    ]
 
 
 def short(text: str, n: int = LABEL_CHARS) -> str:

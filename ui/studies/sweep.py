@@ -16,6 +16,7 @@ from engine.settings.defaults import MIN_BLOCK_SIZE
 from engine.settings.request import RunRequest
 from engine.store import RunNotFound, RunStore
 from engine.studies import batch_sweep, sweeps
+from engine.studies.sweeps import TABLE_SHOWN
 from ui.errors import field_error
 from ui.exports import report_button
 from ui.job_panel import checked_request
@@ -27,30 +28,6 @@ from ui.url_picker import pick_from_url
 
 URL_KEY = "sweep"
 RUNNING = "sweep_execution"
-TABLE_SHOWN = [
-    "x_label",
-    "series",
-    "repeat",
-    "median_ms",
-    "p10_ms",
-    "p90_ms",
-    "ci_low_ms",
-    "ci_high_ms",
-    "gpu_ms",
-    "gpu_low_ms",
-    "gpu_high_ms",
-    "kernels",
-    "graph_ms",
-    "host_overhead_ms",
-    "plan",
-    "build_s",
-    "engine_count",
-    "pytorch_segments",
-    "coverage",
-    "rel_l2",
-    "pareto",
-    "run_id",
-]
 
 SWEEP_COLUMNS = {
     "median_ms": st.column_config.NumberColumn("e2e median (ms)", format="%.4f"),

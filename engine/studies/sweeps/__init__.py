@@ -57,6 +57,7 @@ from engine.studies.sweeps.plan import (
 )
 from engine.studies.sweeps.results import (
     TABLE_COLUMNS,
+    TABLE_SHOWN,
     Sweep,
     build_signature,
     list_sweeps,
@@ -88,6 +89,7 @@ __all__ = [
     "SWEEPABLE_KNOBS",
     "SWEEP_TAG",
     "TABLE_COLUMNS",
+    "TABLE_SHOWN",
     "CancelFn",
     "Comparison",
     "Drift",

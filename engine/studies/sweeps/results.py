@@ -70,6 +70,21 @@ TABLE_COLUMNS = [
     "precision",
     "backend",
 ]
+# what the sweep page's table leaves out: keys the verdict and the charts work from, and each run's device,
+# precision and backend (a swept knob has a column of its own before these)
+_NOT_SHOWN = {
+    "run_id",
+    "build",
+    "x_order",
+    "judged_ms",
+    "total_ops",
+    "is_default",
+    "device_name",
+    "precision",
+    "backend",
+}
+TABLE_SHOWN = [*(c for c in TABLE_COLUMNS if c not in _NOT_SHOWN), "run_id"]
+"""The columns the sweep page shows after the knobs, in this order (the run id last)."""
 
 
 def list_sweeps(store: RunStore) -> pd.DataFrame:
