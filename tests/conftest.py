@@ -28,6 +28,10 @@ def pytest_collection_modifyitems(config, items):
             reason = gpu_skip_reason()
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))
+    # files holding a test marked slow run first (a stable sort: the order within a file is kept), so that under
+    # pytest-xdist (./dev.sh test) the long ones start at once instead of leaving one worker busy at the end
+    slow_files = {item.path for item in items if "slow" in item.keywords}
+    items.sort(key=lambda item: item.path not in slow_files)
 
 
 @pytest.fixture

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from engine.jobs.job_process import JobProcess
+
+pytestmark = pytest.mark.slow  # each test spawns processes that import torch
 
 
 def _messages(proc: JobProcess, wait_s: float, until: str = "ready") -> list[str]:
