@@ -2,7 +2,8 @@
 # The two quick-start commands (see README.md):
 #   ./dev.sh run    create .venv, install, start the dashboard (streamlit run dashboard.py)
 #   ./dev.sh test   create .venv, install test tools (+ Debian chromium and redis-server), lint (ruff check,
-#                   ruff format --check, mypy engine), run the whole suite
+#                   ruff format --check, mypy engine), run the whole suite: one pytest-xdist worker per core, at most
+#                   4 (PYTEST_WORKERS=N to choose, 0 for one process), each test file in one worker
 #   ./dev.sh lint   the lint steps alone
 # Where `nvidia-smi` answers, the GPU extras are installed too: requirements-gpu.txt (torch-tensorrt + tensorrt),
 # or the TensorRT-RTX flavour with TRT_FLAVOUR=rtx (torch-tensorrt-rtx).
@@ -69,7 +70,10 @@ case "${1:-}" in
     apt_install
     shift
     lint
-    exec "$PY" -m pytest -q "$@"
+    # most of the suite waits on real processes (workers, streamlit servers, chromium): files run side by side;
+    # --dist loadfile keeps a file's module-scoped fixtures (one server, one browser, one store) to one worker
+    cores=$(nproc 2>/dev/null || echo 2)
+    exec "$PY" -m pytest -q -n "${PYTEST_WORKERS:-$((cores < 4 ? cores : 4))}" --dist loadfile "$@"
     ;;
   *)
     echo "usage: ./dev.sh run | ./dev.sh test | ./dev.sh lint" >&2

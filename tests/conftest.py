@@ -28,6 +28,10 @@ def pytest_collection_modifyitems(config, items):
             reason = gpu_skip_reason()
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))
+    # files holding a test marked slow run first (a stable sort: the order within a file is kept), so that under
+    # pytest-xdist (./dev.sh test) the long ones start at once instead of leaving one worker busy at the end
+    slow_files = {item.path for item in items if "slow" in item.keywords}
+    items.sort(key=lambda item: item.path not in slow_files)
 
 
 @pytest.fixture
@@ -54,4 +58,6 @@ def system(tmp_path, monkeypatch):
     monkeypatch.delenv(jobs.QUEUE_URL_ENV, raising=False)
     s = jobs.JobSystem(tmp_path / "data")
     yield s
-    s.stop_workers(timeout_s=5)
+    # clean-up only (the graceful stop is checked by tests of its own): a worker tearing down torch on a busy
+    # machine takes seconds, so it is SIGKILLed after 2 s (its job process dies with it)
+    s.stop_workers(timeout_s=2)

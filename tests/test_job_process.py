@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from engine.jobs.job_process import JobProcess
 
+pytestmark = pytest.mark.slow  # each test spawns processes that import torch
 
-def _messages(proc: JobProcess, wait_s: float) -> list[str]:
+
+def _messages(proc: JobProcess, wait_s: float, until: str = "ready") -> list[str]:
+    """The kinds of message the child sends within ``wait_s``, stopping at the first ``until`` (the step
+    awaited): waiting on for "ready" after "imported" would sit out the whole ``wait_s``."""
     kinds = []
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if proc.conn.poll(0.2):
             kind, _ = proc.conn.recv()
             kinds.append(kind)
-            if kind == "ready":
+            if kind in (until, "ready"):
                 break
     return kinds
 
@@ -24,9 +30,9 @@ def _messages(proc: JobProcess, wait_s: float) -> list[str]:
 def test_a_gated_job_process_waits_for_the_go_ahead_before_it_reports_ready(tmp_path):
     proc = JobProcess(tmp_path, gated=True)
     try:
-        first = _messages(proc, 120)
+        first = _messages(proc, 120, until="imported")
         assert first == ["imported"]  # imports done, then it waits: no "ready" without warm()
-        assert _messages(proc, 3) == []  # still waiting
+        assert _messages(proc, 5) == []  # still waiting
         proc.warm()
         assert _messages(proc, 60) == ["ready"]
         assert proc.proc.is_alive()
@@ -49,7 +55,7 @@ def test_an_ungated_job_process_reports_ready_on_its_own_and_wait_ready_skips_th
 
 def test_a_gated_job_process_closed_before_its_go_ahead_exits_cleanly(tmp_path):
     proc = JobProcess(tmp_path, gated=True)
-    assert _messages(proc, 120) == ["imported"]
+    assert _messages(proc, 120, until="imported") == ["imported"]
     proc.close()
     assert not proc.proc.is_alive()
     assert proc.proc.exitcode == 0

@@ -75,6 +75,7 @@ def test_cuda_request_without_gpu_is_refused_before_queueing(system):
     assert system.list_jobs() == []
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_job_process_fails_the_job_and_the_next_job_succeeds(system):
     victim = system.submit(slow())
     job = running_with_progress(system, victim.job_id)
@@ -94,6 +95,7 @@ def test_kill_9_of_the_job_process_fails_the_job_and_the_next_job_succeeds(syste
     assert again.state == "done" and again.cached and again.run_id == nxt.run_id
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_worker_fails_its_job_and_a_new_worker_takes_over(system):
     victim = system.submit(slow(101))
     job = running_with_progress(system, victim.job_id)
@@ -109,6 +111,7 @@ def test_kill_9_of_the_worker_fails_its_job_and_a_new_worker_takes_over(system):
     assert nxt.worker_id.endswith(f"/{new_pids[0]}")
 
 
+@pytest.mark.slow
 def test_five_sessions_submitting_four_jobs_each_compile_each_request_once(system):
     system.ensure_workers()
     requests = [tiny(10), tiny(11), tiny(10), tiny(11)]  # two distinct requests, each submitted 10 times
@@ -142,6 +145,7 @@ def test_five_sessions_submitting_four_jobs_each_compile_each_request_once(syste
     assert sum(h.joined for h in handles) + sum(h.cached for h in handles) == 18
 
 
+@pytest.mark.slow
 def test_restart_keeps_history_and_queue_and_requeues_an_interrupted_job(system, tmp_path):
     first = finished(system, system.submit(tiny(20)).job_id)
     assert first.state == "done"
@@ -165,6 +169,7 @@ def test_restart_keeps_history_and_queue_and_requeues_an_interrupted_job(system,
         restarted.stop_workers(timeout_s=5)
 
 
+@pytest.mark.slow
 def test_cancel_queued_never_runs_and_cancel_running_stops_it(system):
     running = system.submit(slow(103))
     waiting = system.submit(tiny(30))
@@ -208,6 +213,7 @@ def test_a_gpu_type_is_matched_by_a_unique_part_of_its_name(system):
     assert labels[0] == "Any GPU" and "Any NVIDIA L4" in labels and "GPU 1: NVIDIA L4" in labels
 
 
+@pytest.mark.slow
 def test_a_submitter_that_exits_leaves_the_workers_running_and_a_dead_worker_is_replaced_within_10_s(tmp_path):
     """Issue 15, defect 4: a script that called submit() and exited took the workers down with it (they were owned
     by the last caller of ensure_workers), and a dead worker was replaced only when someone called ensure_workers.
@@ -262,6 +268,7 @@ def test_a_submitter_that_exits_leaves_the_workers_running_and_a_dead_worker_is_
         observer.stop_workers(timeout_s=10)
 
 
+@pytest.mark.slow
 def test_a_job_whose_queue_message_was_lost_runs_once_and_the_identical_request_joins_it(system):
     """Issue 15, defect 3: a worker that died after huey handed it a job, before the job said running, left a
     job queued forever with no queue message, and every identical request joined it and never ran."""
@@ -294,6 +301,7 @@ def test_a_job_lost_from_the_queue_again_and_again_fails_with_the_reason(system)
     assert system.requeue_lost(grace_s=0) == [] and system.get(present.job_id).requeues == 0
 
 
+@pytest.mark.slow
 def test_the_supervisor_is_one_per_data_directory_and_outlives_stop_and_start(system, tmp_path):
     import subprocess
     import sys
@@ -341,6 +349,7 @@ def file_request(name: str, seed: int = 0) -> RunRequest:
     )
 
 
+@pytest.mark.slow
 def test_model_code_that_exits_or_segfaults_fails_its_job_not_the_app(system, tmp_path, monkeypatch):
     models_dir = tmp_path / "models"
     models_dir.mkdir()
@@ -365,6 +374,7 @@ def test_model_code_that_exits_or_segfaults_fails_its_job_not_the_app(system, tm
     assert system.submit(file_request("tiny.py")).cached
 
 
+@pytest.mark.slow
 def test_model_code_that_calls_sys_exit_fails_its_job_with_the_reason(system, tmp_path, monkeypatch):
     """Issue 15, defect 8: sys.exit(0) in model code ended the job process with code 0 and no result."""
     models_dir = tmp_path / "models"
@@ -414,6 +424,7 @@ def gpu_worker_pid(system: JobSystem, index: int) -> int:
     return next(w["pid"] for w in system.workers() if w["gpu_index"] == index and w["alive"])
 
 
+@pytest.mark.slow
 def test_one_worker_per_gpu_runs_at_the_same_time_records_its_gpu_and_is_replaced_when_killed(system):
     pids = system.ensure_workers(gpu_count=2)
     assert len(set(pids)) == 3  # the CPU worker and one per GPU
@@ -502,6 +513,7 @@ def test_a_dead_workers_job_names_the_device_it_served():
     assert not jobs.measured_on({"gpu_index": 1, "host": "other"}, 1, "h")
 
 
+@pytest.mark.slow
 def test_the_dashboards_job_panel_fails_a_dead_workers_job_and_starts_a_new_worker(system):
     """What a user waiting on the Profile page sees when the worker running their job is killed."""
     from streamlit.testing.v1 import AppTest
