@@ -174,7 +174,7 @@ def quantization_error_text(study: Localisation) -> str:
     if abs(f.rel_l2 - f.fake_quant_rel_l2) > SAME_ERROR_FRACTION * f.fake_quant_rel_l2:
         return ""
     return (
-        f"the unfixed engine's rel. L2 {f.rel_l2:.3g} equals the fake-quantized model's own {f.fake_quant_rel_l2:.3g}: "
+        f"the fake-quantized model's own rel. L2 is {f.fake_quant_rel_l2:.3g}: the unfixed engine's error is "
         "quantization error, not a conversion fault"
     )
 
@@ -188,7 +188,7 @@ def measured_text(study: Localisation) -> str:
     if unfixed is not None and unfixed.figures is not None:
         text = f"the unfixed {study.label} engine gives {unfixed.figures.accuracy_text()}"
         same = quantization_error_text(study)
-        parts.append(text + (f" ({same})" if same else ""))
+        parts.append(text + (f" — {same}" if same else ""))
     cost = cost_text(study)
     if cost:
         parts.append(cost)
