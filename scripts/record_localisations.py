@@ -89,7 +89,7 @@ def main() -> int:
         import torch
 
         from engine.jobs import JobSystem
-        from engine.studies.localisation import driver
+        from engine.studies.localisation import driver, reading
         from engine.studies.localisation.figures import Criterion
         from engine.studies.localisation.records import LocalisationRecords, bundle
 
@@ -128,6 +128,9 @@ def main() -> int:
                     if step.state in ("done", "failed", "cancelled") and (step.index, step.state) not in seen:
                         seen.add((step.index, step.state))
                         f = step.figures
+                        if step.crashed:
+                            print(f"  {reading.crash_text(step)} | {time.perf_counter() - t0:.0f} s", flush=True)
+                            continue
                         print(
                             f"  step {step.index + 1} {step.role} {len(step.kept)} kept: {step.state} "
                             f"pass={step.passed} {step.why} | {f.accuracy_text() if f else ''} | e2e "

@@ -199,3 +199,5 @@ def test_both_recorded_localisations_open_from_the_picker(tmp_path, monkeypatch)
         assert list(steps["step"]) == [s.index + 1 for s in study.steps]
         picker = at.selectbox(key="loc:picked")
     assert any("crashed (CUDA illegal memory access)" in m.value for m in at.markdown)  # the vit one, last
+    (error,) = [e for e in at.expander if e.label == "Step 4 (search, 12 kept): the job's error"]
+    assert "an illegal memory access was encountered" in error.code[0].value  # the whole CUDA message kept
