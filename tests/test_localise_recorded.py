@@ -225,3 +225,17 @@ def test_the_vit_recording_replayed_today_goes_on_past_the_crash():
     assert study.steps[3].crashed and study.builds == 2
     assert len(study.steps[4].kept) == (12 + 25) // 2
     assert "Step 4 (12 kept) crashed: CUDA illegal memory access — counted as not passing." in study.summary()
+
+
+def test_the_cli_lists_and_shows_the_recorded_localisations(tmp_path, monkeypatch, capsys):
+    from engine.__main__ import main
+
+    monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("TRTDASH_SAMPLES_DIR", raising=False)
+    assert main(["localise", "--list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(p.name.removesuffix(".json.gz") in listed for p in BUNDLES)
+    assert main(["localise", "--show", "resnet50_b8_fp8_fp16_h200"]) == 0
+    out = capsys.readouterr().out
+    assert "step 16 confirm     2 kept  fail" in out
+    assert "FP8 breaks the engine in every module the search tried alone (2)" in out
