@@ -239,3 +239,21 @@ def test_the_cli_lists_and_shows_the_recorded_localisations(tmp_path, monkeypatc
     out = capsys.readouterr().out
     assert "step 16 confirm     2 kept  fail" in out
     assert "FP8 breaks the engine in every module the search tried alone (2)" in out
+
+
+def test_a_crash_of_the_build_keeping_every_candidate_is_not_read_as_unfixable_precision():
+    study, _ = _load(RESNET50)
+    study = Localisation("verify", study.created_at, study.base, study.candidates, study.criterion)
+    everything = set(study.candidates)
+
+    def answer(request):
+        if request.compile.quantization == "none":
+            return StepFigures(0.001, 1.0, 0)
+        return CRASH if set(request.compile.keep_high_precision) == everything else StepFigures(None, 0.0, 8)
+
+    driver.run(study, ScriptedRunner(answer), poll_s=0)
+    assert study.outcome == "unfixable" and study.steps[-1].crashed and len(study.steps[-1].kept) == 56
+    assert study.summary().startswith(
+        "The build keeping all 56 candidate modules in fp16 crashed (CUDA illegal memory access): the search "
+        "cannot tell whether keeping them fixes fp8/fp16"
+    )

@@ -211,6 +211,12 @@ class Localisation:
                 f"in {self.high_precision} cannot bring {self.label} within it; loosen the tolerance."
             )
         n = len(self.candidates)
+        if self.outcome == UNFIXABLE and self.steps[-1].crashed:
+            return (
+                f"The build keeping all {n} candidate modules in {self.high_precision} crashed "
+                f"({reading.crash_label(self.steps[-1].why)}): the search cannot tell whether keeping them fixes "
+                f"{self.label}; rerun the localisation, or profile that build alone to see the error."
+            )
         if self.outcome == UNFIXABLE:
             return (
                 f"Keeping all {n} candidate modules in {self.high_precision} still fails ({self._last_why()}): "
