@@ -262,6 +262,9 @@ def show(study: Localisation) -> None:
     st.subheader("The search")
     st.plotly_chart(localisation_charts.bisection_steps(study), width="stretch", key="chart_steps")
     st.dataframe(study.steps_table().dropna(axis=1, how="all"), hide_index=True, key="loc_steps")
+    for step in (s for s in study.steps if s.state == "failed" and s.why):
+        with st.expander(f"Step {step.index + 1} ({step.role}, {len(step.kept)} kept): the job's error"):
+            st.code(step.why, language="text")
     with st.expander(f"{len(study.candidates)} candidate modules, in execution order"):
         st.code("\n".join(study.candidates), language="text")
 

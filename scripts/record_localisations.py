@@ -11,9 +11,10 @@ tolerance (the engine, or a unit on the PyTorch side).
 
 Device time on an H200 (TensorRT-RTX 1.4): ModelOpt's CUDA extensions on first use (~45 s each, kept in the data
 directory), then per localisation the PyTorch side (~30 s), the unfixed build and the reference (~30 s each) and
-about log2(candidates) + 1 search builds (~25-40 s each: calibration, export, a ~10 s build, timing): resnet50 FP8
-~6 min, vit_b_16 FP8 ~7 min, an INT8 weight-only check ~2 min when it is within tolerance. ``--only`` one at a time
-keeps each call under 10 minutes.
+about log2(candidates) + 1 search builds (~20-40 s each: calibration, export, a ~10 s build, timing): resnet50 FP8
+~7.5 min (446 s on 2026-11-30: every module tried alone breaks its engine, so the search uses its whole budget of
+14 builds), vit_b_16 FP8 ~7 min, an INT8 weight-only check ~2 min when it is within tolerance. ``--only`` one at a
+time keeps each call under 10 minutes.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def main() -> int:
         import torch
 
         from engine.jobs import JobSystem
-        from engine.studies.localisation import driver
+        from engine.studies.localisation import driver, reading
         from engine.studies.localisation.figures import Criterion
         from engine.studies.localisation.records import LocalisationRecords, bundle
 
@@ -128,6 +129,9 @@ def main() -> int:
                     if step.state in ("done", "failed", "cancelled") and (step.index, step.state) not in seen:
                         seen.add((step.index, step.state))
                         f = step.figures
+                        if step.crashed:
+                            print(f"  {reading.crash_text(step)} | {time.perf_counter() - t0:.0f} s", flush=True)
+                            continue
                         print(
                             f"  step {step.index + 1} {step.role} {len(step.kept)} kept: {step.state} "
                             f"pass={step.passed} {step.why} | {f.accuracy_text() if f else ''} | e2e "

@@ -489,30 +489,3 @@ def test_labelled_folder_gives_top1_against_labels_for_eager_fake_quant_and_engi
     _image_folder(tmp_path / "wide", {"3": 1, "12": 1})
     with pytest.raises(CalibrationDataError, match="has label 12, but the model predicts 10 classes"):
         fake_quant.prepare_quantized(request.with_changes(**{"compile.calibration_data": "dir:wide"}), model, "cpu")
-
-
-# -- the recorded localisations (scripts/record_localisations.py on the H200) ------------------------------------
-BUNDLES = sorted((ROOT / "samples" / "localisations").glob("*.json.gz"))
-
-
-@pytest.mark.skipif(not BUNDLES, reason="no localisation recorded yet: scripts/record_localisations.py on a GPU")
-@pytest.mark.parametrize("path", BUNDLES, ids=[p.name for p in BUNDLES])
-def test_a_recorded_localisation_replays_through_the_search(path):
-    """Every recorded build was the one the search asked for, passed or failed by the criterion on its figures, and
-    the search reaches the recorded answer; the bundle stays small and carries the runs worth opening."""
-    assert path.stat().st_size < 80 * 1024
-    study, runs = read_bundle(path.read_bytes())
-    assert study.is_sample and study.status == "done" and study.measured_on == "engine"
-    unfixed = study.step("unfixed")
-    assert unfixed is not None and not unfixed.passed
-    s = Bisection.start(study.candidates, study.budget)
-    for step in (x for x in study.steps if x.role in ("search", "confirm")):
-        assert tuple(step.kept) == s.next_keep() and step.role == ("confirm" if s.next_may_answer else "search")
-        assert step.passed == study.criterion.passes(step.figures)
-        s = s.record(tuple(step.kept), step.passed)
-    assert s.outcome == study.outcome and s.answer == study.search.answer
-    if study.outcome in (FOUND, BUDGET):
-        fix = study.fix_step
-        assert fix.passed and fix.figures.finite and fix.run_id in {r["result"]["run_id"] for r in runs}
-        assert study.answer[0] in study.summary() and study.error_growth is not None
-    assert {r["result"]["run_id"] for r in runs} >= {unfixed.run_id, study.step("reference").run_id}

@@ -58,3 +58,29 @@ def test_a_shared_localisation_link_on_a_fresh_server(tmp_path, browser_page):
         assert browser_page.url.endswith("/localise?localise=outlier")
         ARTIFACTS.mkdir(exist_ok=True)
         _screenshot(browser_page, "localise")
+
+
+def test_the_recorded_localisations_open_from_the_picker(tmp_path, browser_page):
+    """A fresh server with the bundled samples: each H200 localisation picked from the list shows its sentence, its
+    steps chart and no traceback (screenshots localise_<id>.png)."""
+    from engine.studies.localisation.records import read_bundle
+    from tests.test_browser import ROOT
+
+    bundles = sorted((ROOT / "samples" / "localisations").glob("*.json.gz"))
+    studies = [read_bundle(p.read_bytes())[0] for p in bundles]
+    assert len(studies) == 2
+    with _streamlit(tmp_path, TRTDASH_SAMPLES_DIR=str(ROOT / "samples")) as base:
+        browser_page.goto(f"{base}/localise")
+        browser_page.get_by_text("Where it breaks").first.wait_for(timeout=60_000)
+        for study in studies:
+            picker = browser_page.locator("[data-testid='stSelectbox']").filter(has_text="Localisation")
+            picker.click()
+            browser_page.get_by_role("option").filter(has_text=study.localisation_id).first.click()
+            browser_page.get_by_text(study.summary()[:80]).first.wait_for(timeout=60_000)
+            browser_page.wait_for_selector(CHART, timeout=60_000)
+            _settle(browser_page)
+            main = browser_page.inner_text("[data-testid='stMain']")
+            assert study.summary()[:200] in main.replace("\n", " ") and "Traceback" not in main
+            assert "Builds: modules kept in fp16" in main
+            ARTIFACTS.mkdir(exist_ok=True)
+            _screenshot(browser_page, f"localise_{study.localisation_id}")

@@ -139,7 +139,8 @@ def test_find_where_it_breaks_from_the_broken_ladder_step_and_follow_it(h200, tm
     buttons[0].click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     records = LocalisationRecords(tmp_path / "data")
-    (lid,) = records.summaries()["localisation_id"]
+    listed = records.summaries()
+    (lid,) = listed[~listed["is_sample"]]["localisation_id"]  # beside the bundled samples/localisations
     study = records.load(lid)
     assert study.source == "ladder resnet50_b8_h200, fp8/fp16" and len(study.candidates) > 50
     assert [r.compile.keep_high_precision for r in q.requests] == [(), ()]
@@ -173,3 +174,30 @@ def test_without_a_gpu_the_ladder_offers_the_search_disabled_with_the_reason(h20
     (button,) = [b for b in at.button if b.label.startswith("Find where it breaks")]
     assert button.disabled and "needs an NVIDIA GPU with Torch-TensorRT installed" in button.help
     assert any("recorded localisations are on the Where it breaks page" in c.value for c in at.caption)
+
+
+def test_both_recorded_localisations_open_from_the_picker(tmp_path, monkeypatch):
+    """A fresh data directory with the bundled samples: the H200 resnet50 and vit_b_16 FP8 localisations are in the
+    picker, and each opens with its sentence, its steps and no error."""
+    from engine.studies.localisation.records import read_bundle
+
+    monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("TRTDASH_SAMPLES_DIR", raising=False)
+    bundles = sorted((ROOT / "samples" / "localisations").glob("*.json.gz"))
+    assert len(bundles) == 2
+    at = page().run()
+    assert not at.exception, [e.value for e in at.exception]
+    picker = at.selectbox(key="loc:picked")
+    for path in bundles:
+        study, _ = read_bundle(path.read_bytes())
+        assert any(o.startswith(f"{study.localisation_id} · ") for o in picker.options)
+        picker.set_value(study.localisation_id)
+        at.run()
+        assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+        assert f"**{study.summary()}**" in _texts(at)
+        steps = next(d.value for d in at.dataframe if "role" in d.value.columns)
+        assert list(steps["step"]) == [s.index + 1 for s in study.steps]
+        picker = at.selectbox(key="loc:picked")
+    assert any("crashed (CUDA illegal memory access)" in m.value for m in at.markdown)  # the vit one, last
+    (error,) = [e for e in at.expander if e.label == "Step 4 (search, 12 kept): the job's error"]
+    assert "an illegal memory access was encountered" in error.code[0].value  # the whole CUDA message kept

@@ -185,7 +185,10 @@ def bisection_steps(study: Localisation) -> go.Figure:
         else "#BBBBBB"
         for r in table.itertuples()
     ]
-    text = [("pass" if r.passed else "fail" if r.passed is False else r.state) for r in table.itertuples()]
+    text = [
+        ("crashed" if r.crashed else "pass" if r.passed else "fail" if r.passed is False else r.state)
+        for r in table.itertuples()
+    ]
     why = [r.why or ("" if r.rel_l2 is None else f"rel. L2 {r.rel_l2:.3g}") for r in table.itertuples()]
     fig = go.Figure(
         go.Bar(

@@ -5,7 +5,8 @@
 - ``bisect``: the search as a pure state machine (finished step results in, next keep set or the answer out);
 - ``figures``: what one build measured, and the criterion a fixed build passes;
 - ``study``: one localisation as JSON-ready data (its steps, their figures, the result sentence); ``tables``:
-  its steps and the unfixed/reference/fix comparison as tables;
+  its steps and the unfixed/reference/fix comparison as tables; ``reading``: what the builds say beyond the
+  answer (crashed builds, modules that break the engine alone, quantization error against a conversion fault);
 - ``driver``: advances a study over a step runner (the job queue, or the fake-quantized model on CPU);
 - ``records``: where studies are kept (and the bundled samples); ``cli``: ``python -m engine localise``.
 

@@ -5,8 +5,8 @@
 state. Nothing here builds, waits or stores: a driver does (``engine.studies.localisation.driver``), from the page, the
 CLI or a long-lived supervisor, and the state round-trips through JSON (``to_dict``/``from_dict``).
 
-The search assumes that keeping more modules in higher precision never breaks a build that passed, and that
-the build with nothing kept fails (the driver measured it). It finds culprits from the back:
+The search assumes that keeping more modules in higher precision never breaks a build that passed (monotonicity),
+and that the build with nothing kept fails (the driver measured it). It finds culprits from the back:
 
 1. the smallest prefix of the candidates which, kept, makes the build pass (binary search: prefix 0 fails,
    the whole list is assumed to pass and is built only when every shorter prefix failed). Its last module is a
@@ -17,6 +17,18 @@ the build with nothing kept fails (the driver measured it). It finds culprits fr
 One culprit costs about log2(n) builds plus the confirming one; every further culprit another log2 of the
 remaining prefix. Each culprit is needed given the ones after it, which makes the set small, not provably the
 smallest. ``max_builds`` bounds the search; on reaching it the smallest passing set seen so far is the answer.
+
+A build whose job crashed (compile error, CUDA fault, out of memory) is recorded as failing: it is not a usable fix.
+Monotonicity then reads it as "every smaller keep set fails too", which the search never checks (it only builds
+prefixes above a failing one), so a crash can move the boundary up: the culprit named next to a crashed build may be
+a module whose keeping avoids the crash rather than one whose precision breaks the output, and a crash of the build
+keeping every candidate reads as ``UNFIXABLE``. The driver keeps the crash's error on its step and the study's
+sentence names every crashed build, so the answer is read with that in mind.
+
+Several culprits each needed alone (every module of the network breaks the engine in the low precision) defeat
+the search by design: each costs another log2(n) builds, so the budget ends it and the answer is the smallest
+passing set seen (often every candidate kept); ``engine.studies.localisation.reading`` tells that case apart from
+the builds.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from engine.errors import ConfigError, UserError
 from engine.settings.cli import add_knob_options, request_from_args
 from engine.settings.request import RunRequest
 from engine.studies.ladder.plan import DEFAULT_TOLERANCE_REL_L2
-from engine.studies.localisation import driver
+from engine.studies.localisation import driver, reading
 from engine.studies.localisation.error_growth import DEFAULT_MAX_SAMPLES
 from engine.studies.localisation.figures import Criterion
 from engine.studies.localisation.records import LocalisationNotFound, LocalisationRecords
@@ -79,7 +79,7 @@ def report(study: Localisation) -> str:
     if study.error_growth is not None:
         lines += [f"  PyTorch side: {study.error_growth.crossing_text(v)}" for v in study.error_growth.variants]
     for row in study.steps_table().itertuples():
-        verdict = "pass" if row.passed else "fail" if row.passed is False else row.state
+        verdict = "crash" if row.crashed else "pass" if row.passed else "fail" if row.passed is False else row.state
         lines.append(
             f"  step {row.step:>2} {row.role:<9} {row.kept:>3} kept  {verdict:<5} {row.why or ''}"
             + (f"  ({row.kept_modules})" if row.kept else "")
@@ -93,6 +93,8 @@ def main(argv: list[str]) -> int:
     ns = parser().parse_args(argv)
     records = LocalisationRecords()
     try:
+        if ns.list or ns.show:
+            records.import_samples()  # the bundled localisations (samples/localisations), once
         if ns.list:
             df = records.summaries()
             print(df.to_string(index=False) if len(df) else "no localisation stored yet")
@@ -153,6 +155,9 @@ def _localise(ns: argparse.Namespace, records: LocalisationRecords) -> int:
             if (step.index, step.state) not in seen and step.state in ("done", "failed", "cancelled"):
                 seen.add((step.index, step.state))
                 verdict = "pass" if step.passed else f"fail: {step.why}"
+                if step.crashed:
+                    print(f"  {reading.crash_text(step)}", file=sys.stderr)
+                    continue
                 print(
                     f"  step {step.index + 1} ({step.role}, {len(step.kept)} kept): "
                     f"{verdict if step.state == 'done' else step.state + ' ' + step.why}",

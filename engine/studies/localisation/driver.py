@@ -4,7 +4,9 @@
 PyTorch-side error growth. ``advance(study, runner)`` never waits: it polls the steps in flight, feeds finished
 ones to the bisection, submits what comes next and returns; call it again later (a page fragment every second,
 a supervisor loop, or ``run`` which loops until the study is over). Everything it needs is in the study, so the
-caller persists the study (``engine.studies.localisation.records``) and any process can pick it up.
+caller persists the study (``engine.studies.localisation.records``) and any process can pick it up. A search or
+confirm job that fails (compile error, CUDA fault, out of memory) is a crashed build: it counts as not passing and
+the search goes on; the unfixed or reference job failing, or a request refused at submit, ends the study.
 
 Step runners:
 
@@ -163,6 +165,14 @@ def _finish(study: Localisation, step: Step, runner: StepRunner, view: JobView) 
         study.search = study.search.record(tuple(step.kept), step.passed)
 
 
+def _crashed(study: Localisation, step: Step, error: str) -> None:
+    """A search or confirm build whose job failed: not a usable fix, so it counts as not passing (what that means
+    for the search's monotonicity: ``bisect``); the error stays on the step and the study goes on."""
+    step.crashed, step.passed, step.why = True, False, error
+    if study.search is not None:
+        study.search = study.search.record(tuple(step.kept), False)
+
+
 def advance(study: Localisation, runner: StepRunner) -> Localisation:
     """One move: poll the steps in flight, take what finished, submit what comes next. Never waits."""
     if study.status != RUNNING:
@@ -174,9 +184,11 @@ def advance(study: Localisation, runner: StepRunner) -> Localisation:
         step.state, step.detail = view.state, view.detail
         if view.state == "done":
             _finish(study, step, runner, view)
+        elif view.state == "failed" and step.role in ("search", "confirm"):
+            _crashed(study, step, view.error or "the job failed")
         elif view.state in ("failed", "cancelled"):
             step.why = view.error or f"the job was {view.state}"
-    if any(s.state == "failed" for s in study.steps):
+    if any(s.state == "failed" and not s.crashed for s in study.steps):
         study.status = FAILED
         _cancel_active(study, runner)
         return study

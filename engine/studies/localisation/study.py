@@ -10,6 +10,10 @@ keep their figures too, so a bundled localisation reads without its runs. Roles 
   modules fall back to), fp32 for an fp16/bf16 cast;
 - ``search``: a keep set the bisection asked for, measured lightly (no per-layer profile, no baselines);
 - ``confirm``: a keep set that may be the answer, measured like the unfixed build so their latencies compare.
+
+A search or confirm build whose job fails (compile error, CUDA fault, out of memory) is ``crashed``: it counts as
+not passing and the search goes on; the unfixed or reference build failing ends the study (``FAILED``). How the
+steps read in sentences is ``reading``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import pandas as pd
 from engine.quantization.schemes import SCHEMES
 from engine.settings.request import RunRequest
 from engine.studies.ladder.verdict import within_tolerance
-from engine.studies.localisation import tables
+from engine.studies.localisation import reading, tables
 from engine.studies.localisation.bisect import FOUND, UNFIXABLE, Bisection, default_max_builds
 from engine.studies.localisation.error_table import ErrorGrowth, range_text
 from engine.studies.localisation.figures import Criterion, StepFigures
@@ -53,6 +57,7 @@ class Step:
     passed: bool | None = None
     why: str = ""  # why it failed the criterion, or the job's error
     cached: bool = False
+    crashed: bool = False  # a search/confirm job that failed: counted as not passing, ``why`` holds its error
 
     @property
     def active(self) -> bool:
@@ -136,8 +141,8 @@ class Localisation:
 
     @property
     def builds(self) -> int:
-        """Engine builds the search used (the unfixed and reference builds not counted)."""
-        return sum(1 for s in self.steps if s.role in ("search", "confirm") and s.state == "done")
+        """Engine builds the search used, crashed ones included (the unfixed and reference builds not counted)."""
+        return sum(1 for s in self.steps if s.role in ("search", "confirm") and (s.state == "done" or s.crashed))
 
     @property
     def budget(self) -> int:
@@ -181,14 +186,17 @@ class Localisation:
         return f"{text} · {now or 'starting'}"
 
     def summary(self) -> str:
-        """The result in one sentence, from the measured figures."""
+        """The result in a sentence or three, from the measured figures; crashed builds named at the end."""
+        text = self._result()
+        crashed = reading.crashed_sentence(self)
+        return f"{text} {crashed}" if crashed else text
+
+    def _result(self) -> str:
         unfixed, reference = self.step("unfixed"), self.step("reference")
         if self.status == CANCELLED:
             return f"Cancelled after {self.builds} search builds." + self._best_so_far()
         if self.status == FAILED:
-            failed = next((s for s in self.steps if s.state == "failed"), None)
-            what = f"step {failed.index + 1} ({failed.role}) failed: {failed.why}" if failed else "it failed"
-            return f"The localisation stopped: {what}."
+            return reading.stopped_text(self)
         if self.status == RUNNING:
             return f"Running: {self.progress_text()}."
         uf = unfixed.figures if unfixed else None
@@ -203,6 +211,12 @@ class Localisation:
                 f"in {self.high_precision} cannot bring {self.label} within it; loosen the tolerance."
             )
         n = len(self.candidates)
+        if self.outcome == UNFIXABLE and self.steps[-1].crashed:
+            return (
+                f"The build keeping all {n} candidate modules in {self.high_precision} crashed "
+                f"({reading.crash_label(self.steps[-1].why)}): the search cannot tell whether keeping them fixes "
+                f"{self.label}; rerun the localisation, or profile that build alone to see the error."
+            )
         if self.outcome == UNFIXABLE:
             return (
                 f"Keeping all {n} candidate modules in {self.high_precision} still fails ({self._last_why()}): "
@@ -210,7 +224,10 @@ class Localisation:
             )
         fix = self.fix_step
         if fix is None or fix.figures is None:
-            return f"No build within the {self.budget} allowed passed the criterion ({self.criterion.text()})."
+            alone = reading.alone_reading(self)
+            return (f"{alone}. " if alone else "") + (
+                f"No build within the {self.budget} allowed passed the criterion ({self.criterion.text()})."
+            )
         kept = fix.kept
         modules = f"{len(kept)} module{'s' if len(kept) != 1 else ''}" + (
             " (every candidate)" if len(kept) == n else ""
@@ -219,6 +236,11 @@ class Localisation:
             text = (
                 f"{self.low_name} breaks at {self.breaks_at()}; keeping {modules} in {self.high_precision} "
                 f"gives {fix.figures.accuracy_text()}"
+            )
+        elif alone := reading.alone_reading(self):
+            text = (
+                f"{alone}. Within {self.budget} builds the smallest passing set keeps {modules} of {n} in "
+                f"{self.high_precision} and gives {fix.figures.accuracy_text()}"
             )
         else:
             text = (
@@ -259,7 +281,9 @@ class Localisation:
 
     def _last_why(self) -> str:
         last = next((s for s in reversed(self.steps) if s.role in ("search", "confirm") and s.why), None)
-        return last.why if last else "see the steps"
+        if last is None:
+            return "see the steps"
+        return f"crashed: {reading.crash_label(last.why)}" if last.crashed else last.why
 
     def _best_so_far(self) -> str:
         if self.search is None or self.search.best is None:

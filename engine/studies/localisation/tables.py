@@ -1,6 +1,7 @@
 """One localisation as tables, for the page and the report: its steps in order (what each kept, passed and
-measured) and the unfixed build, the reference and the fix side by side. Read from a ``study.Localisation``
-(its ``steps_table``/``comparison_table`` call these).
+measured; a failed job's error in a few words, its full text stays on the step) and the unfixed build, the
+reference and the fix side by side. Read from a ``study.Localisation`` (its ``steps_table``/``comparison_table``
+call these).
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from engine.studies.localisation.reading import crash_label
+
 if TYPE_CHECKING:
-    from engine.studies.localisation.study import Localisation
+    from engine.studies.localisation.study import Localisation, Step
 
 STEP_COLUMNS = [
     "step",
@@ -19,6 +22,7 @@ STEP_COLUMNS = [
     "kept_modules",
     "state",
     "passed",
+    "crashed",
     "why",
     "rel_l2",
     "top1_agreement",
@@ -53,6 +57,13 @@ def _span(kept: list[str]) -> str:
     return f"{kept[0]} … {kept[-1]}"
 
 
+def _why(step: Step) -> str:
+    """Why it failed; a failed job's (often multi-line) error in a few words."""
+    if step.crashed:
+        return f"crashed: {crash_label(step.why)} — counted as not passing"
+    return crash_label(step.why) if step.state == "failed" else step.why
+
+
 def steps_table(study: Localisation) -> pd.DataFrame:
     """One row per step, in order: what was kept, whether it passed and what it measured."""
     rows = []
@@ -66,7 +77,8 @@ def steps_table(study: Localisation) -> pd.DataFrame:
                 "kept_modules": _span(s.kept),
                 "state": s.state,
                 "passed": s.passed,
-                "why": s.why,
+                "crashed": s.crashed,
+                "why": _why(s),
                 "rel_l2": f.rel_l2 if f else None,
                 "top1_agreement": f.top1_agreement if f else None,
                 "nonfinite": f.nonfinite if f else None,
