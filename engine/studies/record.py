@@ -111,6 +111,22 @@ class Study:
         return max(int(planned), len(self.points)) if isinstance(planned, int) else len(self.points)
 
     @property
+    def model(self) -> str:
+        """The model it measures (its plan's, else its first point's request's), "" when neither says."""
+        if isinstance(self.plan.get("model"), str):
+            return self.plan["model"]
+        for request in [self.plan.get("base"), *(m.request for m in self.members)]:
+            if isinstance(request, dict) and isinstance(request.get("model"), dict):
+                return str(request["model"].get("source", ""))
+        return ""
+
+    @property
+    def label(self) -> str:
+        """What a picker lists: "<id> · knob sweep · resnet18 · running · 3 of 6 measured, 1 missing"."""
+        parts = [self.study_id, KINDS.get(self.kind, self.kind), self.model, self.state, self.counts_text]
+        return " · ".join(p for p in parts if p)
+
+    @property
     def counts_text(self) -> str:
         """E.g. "3 of 6 measured, 2 missing" (what a picker's label says of it)."""
         gone = len(self.missing)
