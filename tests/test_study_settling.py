@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from engine.jobs import Job, JobSystem
 from engine.jobs import supervisor as supervision
 from engine.studies import record
@@ -55,3 +57,24 @@ def test_the_cli_settles_studies_before_it_lists_or_reports(system, capsys):
     assert study.state == "incomplete" and study.run_ids == [run_id]
     assert "sweep:cli_reads_it" in capsys.readouterr().out
     assert not supervision.running(supervision.SupervisorPaths(system.root))  # the CLI itself settled it
+
+
+def test_a_point_run_by_a_process_of_its_own_is_running_while_it_lives(store):
+    """The CLI's in-process auto-tune has no queue job: its point stays running while its process lives, and a
+    process that died without saying so leaves it failed at the next settle, not running forever."""
+    import subprocess
+    import sys
+
+    from engine.store.studies import PROCESS_JOB_PREFIX, StudyTable, process_job_id
+
+    run = eager_run(store)
+    record.create_study(store, "sweep", "by_a_process", [], {}, [("a", run.request), ("b", run.request)])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    gone = f"{PROCESS_JOB_PREFIX}{process_job_id().split(':')[1]}:{dead.pid}"
+    StudyTable(store).submitted("by_a_process", 0, process_job_id(), "running")
+    StudyTable(store).submitted("by_a_process", 1, gone, "running")
+    assert record.settle(store, "by_a_process", lambda job_id: pytest.fail(f"asked the queue for {job_id}")) == 1
+    study = record.load_study(store, "by_a_process")
+    assert [m.state for m in study.members] == ["running", "failed"] and study.state == "running"
+    assert "ended before it finished" in study.members[1].error

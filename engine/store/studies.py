@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,9 @@ PENDING = "pending"  # a point not (yet) submitted
 ACTIVE_MEMBER_STATES = ("queued", "running")
 FINAL_MEMBER_STATES = ("done", "failed", "cancelled")
 STUDY_STATES = ("running", "finished", "cancelled", "incomplete")
+
+# a point run by a process of its own rather than a queue job (the CLI's auto-tune): "process:<host>:<pid>"
+PROCESS_JOB_PREFIX = "process:"
 
 _SCHEMA_READY: set[str] = set()  # database files whose study tables this process has made sure of
 
@@ -103,6 +107,26 @@ def study_state(members: Iterable[MemberRow], cancelled: bool, driver: int | Non
     if any(s in ACTIVE_MEMBER_STATES for s in states):
         return "running"
     return "incomplete"
+
+
+def process_job_id() -> str:
+    """The job id of a point this process runs itself (no queue job)."""
+    return f"{PROCESS_JOB_PREFIX}{socket.gethostname()}:{os.getpid()}"
+
+
+def process_state(job_id: str) -> tuple[str, str | None, str]:
+    """A process-run point is running while its process lives (one on another host is taken to); it failed when
+    the process ended without saying so (killed, crashed)."""
+    host, _, pid = job_id.removeprefix(PROCESS_JOB_PREFIX).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return "running", None, ""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return "failed", None, "the process running it ended before it finished"
+    except PermissionError:
+        pass
+    return "running", None, ""
 
 
 class StudyTable:
@@ -228,7 +252,12 @@ class StudyTable:
         changed: set[str] = set()
         n = 0
         for r in self._conn().execute(sql, args).fetchall():
-            now = lookup(r["job_id"])
+            if r["job_id"].startswith(PROCESS_JOB_PREFIX):
+                now: tuple[str, str | None, str] | None = process_state(r["job_id"])
+                if now is not None and now[0] == "running":
+                    continue  # its process records how it ends
+            else:
+                now = lookup(r["job_id"])
             if now is None:
                 state, run_id, error = "failed", None, "the queue no longer knows this point's job"
             else:

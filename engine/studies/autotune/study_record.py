@@ -22,7 +22,7 @@ from engine.errors import UserError
 from engine.result import RunResult
 from engine.settings.request import RunRequest
 from engine.store import RunStore
-from engine.store.studies import StudyTable
+from engine.store.studies import StudyTable, process_job_id
 from engine.studies import record
 from engine.studies.autotune.search import Evaluate, trial_budget
 from engine.studies.judging import preferred_metric
@@ -115,14 +115,11 @@ def recording_evaluate(store: RunStore, plan: AutotunePlan, evaluate: Evaluate) 
     return evaluate_and_record
 
 
-IN_PROCESS_JOB = "in-process"  # the search point's job id when the CLI runs a search in its own process
-
-
 def record_in_process(store: RunStore, plan: AutotunePlan, state: str) -> None:
     """The CLI runs the search in its own process, no job: the search point says so (running, done, cancelled).
-    A process that dies leaves it running until a settle finds the queue has no such job (failed)."""
+    A process that dies leaves it running until a settle finds the process gone (failed)."""
     record_search(store, plan)
-    StudyTable(store).submitted(plan.autotune_id, SEARCH_POINT, IN_PROCESS_JOB, state)
+    StudyTable(store).submitted(plan.autotune_id, SEARCH_POINT, process_job_id(), state)
 
 
 def _record(
