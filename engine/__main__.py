@@ -163,6 +163,9 @@ def _profile_with_timeout(ns: argparse.Namespace, request: RunRequest) -> int:
 
 
 def cmd_runs(ns: argparse.Namespace) -> int:
+    from engine.jobs import settle_studies  # noqa: PLC0415 - the queue only here
+
+    settle_studies()  # studies whose jobs ended with no page open are recorded (and their runs tagged) first
     df = open_store().list_runs()  # the store as the dashboard opens it: bundled samples imported
     print(df.drop(columns=["key"]).to_string(index=False) if len(df) else "no runs stored yet")
     return 0

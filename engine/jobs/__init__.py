@@ -14,6 +14,7 @@ Public API (no streamlit here; pages poll it)::
                                            #    or its process is killed after CANCEL_GRACE_S
     jobs.ensure_workers()                  # start this host's supervisor if none runs (idempotent, any
                                            #    process, a few ms when it runs: fine from a polling fragment)
+    jobs.settle_studies()                  # bring open stored studies up to date now (the supervisor does it too)
     jobs.stop_workers()                    # stop the supervisor and its workers; their jobs go back to the queue
     jobs.workers()                         # registered workers (host, queues, gpu name, heartbeat)
     jobs.gpu_choices()                     # [(label, value)] for a GPU picker; value goes to submit(gpu=)
@@ -41,7 +42,8 @@ The package, by role (the flow of a job, top to bottom):
 
 The queue is huey: ``SqliteHuey`` in the data directory by default, ``RedisHuey`` when
 ``TRTDASH_QUEUE_URL=redis://host:port/db`` is set; the task code is the same. With Redis,
-``ensure_workers()`` starts nothing unless ``TRTDASH_AUTOSTART_WORKERS=1``: run ``python -m engine
+``ensure_workers()`` starts no workers unless ``TRTDASH_AUTOSTART_WORKERS=1`` (only a settle-only supervisor that
+keeps this data directory's studies settled): run ``python -m engine
 supervisor`` (or ``worker``) on each GPU host as a service; workers on other hosts keep results in their
 own data directory and ship each run in the job record, and ``get`` imports it into the local store.
 See docs/scaling.md.
@@ -49,11 +51,13 @@ See docs/scaling.md.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
 from typing import Any
 
+from engine.jobs import supervisor as supervision
 from engine.jobs.commands import supervisor_main, worker_main
 from engine.jobs.job_process import error_parts, exit_reason
 from engine.jobs.record import (
@@ -96,6 +100,7 @@ __all__ = [
     "pinned_gpu",
     "route_for",
     "set_submitter",
+    "settle_studies",
     "stop_workers",
     "stored_run_on",
     "submit",
@@ -158,7 +163,22 @@ def ensure_workers() -> list[int]:
     (there, workers run as services on the GPU hosts; see docs/scaling.md). Does not wait for the workers:
     cheap enough to call on every poll. Returns the pids of the live workers."""
     system = default_system()
-    return system.ensure_workers(wait_s=0) if system.autostart() else []
+    if system.autostart():
+        return system.ensure_workers(wait_s=0)
+    if system.queue_url:  # the workers run elsewhere: a settle-only supervisor keeps the studies settled here
+        supervision.ensure_settler(system)
+    return []
+
+
+def settle_studies() -> int:
+    """Bring every open stored study up to date with its jobs now (what the supervisor does every few seconds);
+    the CLI calls it before it reads studies, so it sees their final state whatever runs here. Returns how many
+    points changed; 0 when the queue cannot be reached (the study stays as recorded)."""
+    try:
+        return supervision.settle_studies(default_system())
+    except Exception:  # an unreachable Redis, a locked database: reading goes on with what is recorded
+        logging.getLogger(__name__).warning("settling the stored studies failed", exc_info=True)
+        return 0
 
 
 def stop_workers() -> int:

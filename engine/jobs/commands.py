@@ -36,17 +36,22 @@ def supervisor_main(argv: list[str]) -> int:
         default=None,
         help="exit after this many seconds with nothing queued or running (default: never)",
     )
+    p.add_argument(
+        "--settle-only",
+        action="store_true",
+        help="start no workers (they run on other hosts): only keep this data directory's studies settled",
+    )
     ns = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     root = Path(ns.data_dir) if ns.data_dir else data_dir()
     os.environ[DATA_DIR_ENV] = str(root)
     gpu_count = ns.gpus
-    if gpu_count is None:
+    if gpu_count is None and not ns.settle_only:
         from engine import capabilities  # noqa: PLC0415 - imports torch; --gpus avoids it
 
         gpu_count = len(capabilities.detect().gpus)
     url = ns.queue_url if ns.queue_url is not None else os.environ.get(QUEUE_URL_ENV)
-    return Supervisor(JobSystem(root, url or None), gpu_count, ns.idle_exit_s).run()
+    return Supervisor(JobSystem(root, url or None), gpu_count or 0, ns.idle_exit_s, settle_only=ns.settle_only).run()
 
 
 def worker_main(argv: list[str]) -> int:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.jobs.host import hold_lock, lock_is_held, pid_alive, read_pid, runs
+from engine.jobs.host import file_lock, hold_lock, lock_is_held, pid_alive, read_pid, runs
 from engine.jobs.record import JobError
 from engine.store import DATA_DIR_ENV, PROJECT_ROOT
 from engine.store.studies import StudyTable
@@ -129,10 +129,14 @@ def _child_env(root: Path, cuda_visible: str | None = None) -> dict[str, str]:
 
 
 def start(
-    paths: SupervisorPaths, gpu_count: int, queue_url: str | None, idle_exit_s: float | None = AUTOSTART_IDLE_EXIT_S
+    paths: SupervisorPaths,
+    gpu_count: int,
+    queue_url: str | None,
+    idle_exit_s: float | None = AUTOSTART_IDLE_EXIT_S,
+    settle_only: bool = False,
 ) -> subprocess.Popen:
     """Start a supervisor in its own session: it does not end with the caller."""
-    args = ["--data-dir", str(paths.root), "--gpus", str(gpu_count)]
+    args = ["--data-dir", str(paths.root), "--gpus", str(gpu_count)] + (["--settle-only"] if settle_only else [])
     if queue_url:
         args += ["--queue-url", queue_url]
     if idle_exit_s is not None:
@@ -195,6 +199,7 @@ class Supervisor:
     gpu_count: int
     idle_exit_s: float | None = None
     poll_s: float = POLL_S
+    settle_only: bool = False  # no workers here (they run on other hosts): only keep the studies settled
     stopping: bool = False
     _slots: dict[str, _Slot] = field(default_factory=dict)
     _idle_since: float = field(default_factory=time.monotonic)
@@ -206,6 +211,8 @@ class Supervisor:
     def duties(self) -> list[Duty]:
         """Everything the supervisor does periodically, in order; duties that must go on with no browser open
         (settling stored studies) are here."""
+        if self.settle_only:
+            return [Duty("settle studies", 2.0, self.settle_studies), Duty("idle exit", 5.0, self.check_idle)]
         return [
             Duty("keep one worker per slot", 0.5, self.keep_workers),
             Duty("reconcile jobs", 2.0, self.system.reconcile),
@@ -221,7 +228,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
         self.paths.pid.write_text(f"{os.getpid()}\n")  # workers re-read this: they belong to us now
-        names = slot_names(self.gpu_count)
+        names = [] if self.settle_only else slot_names(self.gpu_count)
         self.paths.info.write_text(json.dumps({"pid": os.getpid(), "slots": names, "started_ts": time.time()}))
         for name in names:
             slot = self._slots[name] = _Slot(name)
@@ -332,8 +339,22 @@ class Supervisor:
             with contextlib.suppress(OSError):
                 if read_pid(self.paths.worker_pid(s.name)) == s.pid:
                     self.paths.worker_pid(s.name).unlink()
-        with contextlib.suppress(Exception):
-            self.system.reconcile()
+        if not self.settle_only:  # the jobs are the workers' hosts' to reconcile
+            with contextlib.suppress(Exception):
+                self.system.reconcile()
+
+
+def ensure_settler(system: JobSystem) -> None:
+    """Where this host starts no workers (Redis: they run as services on the GPU hosts, see docs/scaling.md), a
+    settle-only supervisor keeps this data directory's studies settled with no page open: it imports the runs the
+    other hosts ship and records them as the studies' members. Nothing to do when a supervisor runs here."""
+    paths = SupervisorPaths(system.root)
+    paths.note_client()
+    if running(paths):
+        return
+    with file_lock(paths.start_lock):
+        if not running(paths):
+            wait_running(paths, start(paths, 0, system.queue_url, settle_only=True))
 
 
 def settle_studies(system: JobSystem) -> int:

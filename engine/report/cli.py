@@ -70,6 +70,10 @@ def _report(ns: argparse.Namespace) -> int:
         raise report.ReportError("--trace takes run ids, not a study.", "Name the runs whose layers to export.")
     if not ns.tolerance > 0:
         raise report.ReportError(f"--tolerance {ns.tolerance} must be above 0.")
+    if ns.study:
+        from engine.jobs import settle_studies  # noqa: PLC0415 - the queue only for a study
+
+        settle_studies()  # a study whose jobs ended with no page open is reported as it ended
     store = RunStore()
     store.import_samples()  # the store as the dashboard shows it: the bundled sample runs included
     to_stdout = ns.output == "-"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,9 @@ ACTIVE_MEMBER_STATES = ("queued", "running")
 FINAL_MEMBER_STATES = ("done", "failed", "cancelled")
 STUDY_STATES = ("running", "finished", "cancelled", "incomplete")
 
+# a point run by a process of its own rather than a queue job (the CLI's auto-tune): "process:<host>:<pid>"
+PROCESS_JOB_PREFIX = "process:"
+
 _SCHEMA_READY: set[str] = set()  # database files whose study tables this process has made sure of
 
 # job id -> (state, run id, error) of that job now, or None when the queue does not know it
@@ -76,9 +80,25 @@ class StudyRow:
     members: list[MemberRow] = field(default_factory=list)
 
 
-def study_state(members: Iterable[MemberRow], cancelled: bool) -> str:
+DRIVER_KEY = "state_from_point"  # plan key: the point whose job the study's state follows (an auto-tune's search)
+
+
+def driver_point(plan: dict[str, Any]) -> int | None:
+    """The point a study's state follows, or None: every point counts (a sweep, a ladder, a batch sweep)."""
+    point = plan.get(DRIVER_KEY)
+    return point if isinstance(point, int) else None
+
+
+def study_state(members: Iterable[MemberRow], cancelled: bool, driver: int | None = None) -> str:
     """running while a point is queued or running; finished when every point has its run; cancelled when the user
-    stopped it; incomplete otherwise (points failed, were cancelled one by one, or were never submitted)."""
+    stopped it; incomplete otherwise (points failed, were cancelled one by one, or were never submitted).
+
+    With a ``driver`` point (an auto-tune: its search job; the trials it measured are points too, and a failed
+    trial is a finding, not a gap) the state is that point's: running while its job is queued or running,
+    finished when it is done, cancelled, or incomplete (failed, never submitted)."""
+    members = list(members)
+    if driver is not None:
+        members = [m for m in members if m.point == driver]
     states = [m.state for m in members]
     if states and all(s == "done" for s in states):
         return "finished"
@@ -87,6 +107,26 @@ def study_state(members: Iterable[MemberRow], cancelled: bool) -> str:
     if any(s in ACTIVE_MEMBER_STATES for s in states):
         return "running"
     return "incomplete"
+
+
+def process_job_id() -> str:
+    """The job id of a point this process runs itself (no queue job)."""
+    return f"{PROCESS_JOB_PREFIX}{socket.gethostname()}:{os.getpid()}"
+
+
+def process_state(job_id: str) -> tuple[str, str | None, str]:
+    """A process-run point is running while its process lives (one on another host is taken to); it failed when
+    the process ended without saying so (killed, crashed)."""
+    host, _, pid = job_id.removeprefix(PROCESS_JOB_PREFIX).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return "running", None, ""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return "failed", None, "the process running it ended before it finished"
+    except PermissionError:
+        pass
+    return "running", None, ""
 
 
 class StudyTable:
@@ -164,6 +204,22 @@ class StudyTable:
             self._tag(study_id, run_id)
         self._update_state(study_id)
 
+    def add_measured(
+        self, study_id: str, label: str, request: dict[str, Any], run_id: str | None, error: str = ""
+    ) -> int:
+        """A point measured by a job of the study itself (an auto-tune's trial): recorded done with its run, tagged
+        (failed with ``error`` when it has no run). Returns its index."""
+        (point,) = self.add_members(study_id, [(label, request)])
+        with self._conn() as c:
+            c.execute(
+                "UPDATE study_members SET state = ?, run_id = ?, error = ? WHERE study_id = ? AND point = ?",
+                ("done" if run_id else "failed", run_id, "" if run_id else error, study_id, point),
+            )
+        if run_id:
+            self._tag(study_id, run_id)
+        self._update_state(study_id)
+        return point
+
     def member_saved(self, job_id: str, run_id: str) -> list[str]:
         """The job process saved (or found) ``run_id`` for ``job_id``: every point that job runs now has its run,
         tagged. Returns the studies it belongs to."""
@@ -184,7 +240,7 @@ class StudyTable:
         """Bring open points (queued/running, or done without their tags) up to date with their jobs, for one
         study or every study not finished. Returns how many points changed."""
         sql = (
-            "SELECT m.study_id, m.point, m.job_id, m.state, m.run_id FROM study_members m"
+            "SELECT m.study_id, m.point, m.job_id, m.state, m.run_id, s.plan_json FROM study_members m"
             " JOIN studies s ON s.study_id = m.study_id WHERE m.job_id IS NOT NULL AND m.state IN (?, ?)"
         )
         args: list[Any] = list(ACTIVE_MEMBER_STATES)
@@ -196,15 +252,21 @@ class StudyTable:
         changed: set[str] = set()
         n = 0
         for r in self._conn().execute(sql, args).fetchall():
-            now = lookup(r["job_id"])
+            if r["job_id"].startswith(PROCESS_JOB_PREFIX):
+                now: tuple[str, str | None, str] | None = process_state(r["job_id"])
+                if now is not None and now[0] == "running":
+                    continue  # its process records how it ends
+            else:
+                now = lookup(r["job_id"])
             if now is None:
                 state, run_id, error = "failed", None, "the queue no longer knows this point's job"
             else:
                 state, run_id, error = now
             if state == r["state"] and run_id == r["run_id"]:
                 continue
-            if state == "done" and not run_id:
-                continue  # a remote run not imported yet: the next settle gets it
+            driver = r["point"] == driver_point(json.loads(r["plan_json"]))
+            if state == "done" and not run_id and not driver:
+                continue  # a remote run not imported yet: the next settle gets it (a search job may end with none)
             with self._conn() as c:
                 c.execute(
                     "UPDATE study_members SET state = ?, run_id = ?, error = ? WHERE study_id = ? AND point = ?",
@@ -236,7 +298,7 @@ class StudyTable:
         study = self.get(study_id)
         if study is None:
             return
-        state = study_state(study.members, study.cancelled)
+        state = study_state(study.members, study.cancelled, driver_point(study.plan))
         if state != study.state:
             with self._conn() as c:
                 c.execute("UPDATE studies SET state = ? WHERE study_id = ?", (state, study_id))

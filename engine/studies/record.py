@@ -25,9 +25,11 @@ from engine.settings.request import RunRequest
 from engine.store import RunStore
 from engine.store.studies import (
     ACTIVE_MEMBER_STATES,
+    DRIVER_KEY,
     PENDING,
     StudyRow,
     StudyTable,
+    driver_point,
 )
 
 KINDS = {"sweep": "knob sweep", "ladder": "precision ladder", "batch_sweep": "batch sweep", "autotune": "auto-tune"}
@@ -87,13 +89,61 @@ class Study:
     members: tuple[Member, ...]
 
     @property
+    def driver(self) -> Member | None:
+        """The point whose job the study's state follows (an auto-tune's search job), or None."""
+        point = driver_point(self.plan)
+        return next((m for m in self.members if m.point == point), None)
+
+    @property
+    def points(self) -> list[Member]:
+        """What the study measures: every point but its driver (an auto-tune's trials, a sweep's points)."""
+        driver = self.driver
+        return [m for m in self.members if m is not driver]
+
+    @property
+    def done_count(self) -> int:
+        return sum(m.state == "done" for m in self.points)
+
+    @property
+    def planned_count(self) -> int:
+        """How many points the study plans: its points, or an auto-tune's trial budget (and its defaults run)."""
+        planned = self.plan.get("planned_points")
+        return max(int(planned), len(self.points)) if isinstance(planned, int) else len(self.points)
+
+    @property
+    def model(self) -> str:
+        """The model it measures (its plan's, else its first point's request's), "" when neither says."""
+        if isinstance(self.plan.get("model"), str):
+            return self.plan["model"]
+        for request in [self.plan.get("base"), *(m.request for m in self.members)]:
+            if isinstance(request, dict) and isinstance(request.get("model"), dict):
+                return str(request["model"].get("source", ""))
+        return ""
+
+    @property
+    def label(self) -> str:
+        """What a picker lists: "<id> · knob sweep · resnet18 · running · 3 of 6 measured, 1 missing"."""
+        parts = [self.study_id, KINDS.get(self.kind, self.kind), self.model, self.state, self.counts_text]
+        return " · ".join(p for p in parts if p)
+
+    @property
+    def counts_text(self) -> str:
+        """E.g. "3 of 6 measured, 2 missing" (what a picker's label says of it)."""
+        gone = len(self.missing)
+        return f"{self.done_count} of {self.planned_count} measured" + (f", {gone} missing" if gone else "")
+
+    @property
     def run_ids(self) -> list[str]:
         """The runs of its finished points, in plan order, each once."""
         return list(dict.fromkeys(m.run_id for m in self.members if m.state == "done" and m.run_id))
 
     @property
     def missing(self) -> list[Member]:
-        """Points that have no run and are not on their way to one (failed, cancelled, never run)."""
+        """Points that have no run and are not on their way to one (failed, cancelled, never run). A study with a
+        driver misses only that (its search stopped); a trial that failed is one of its findings."""
+        driver = self.driver
+        if driver is not None:
+            return [driver] if driver.missing else []
         return [m for m in self.members if m.missing]
 
     @property
@@ -103,10 +153,9 @@ class Study:
         if not gone:
             return ""
         what = KINDS.get(self.kind, "study")
-        done = sum(m.state == "done" for m in self.members)
         lines = "; ".join(f"{m.label or f'point {m.point + 1}'} ({m.why_missing})" for m in gone)
         return (
-            f"This {what} has {done} of {len(self.members)} points measured; "
+            f"This {what} has {self.done_count} of {self.planned_count} points measured; "
             f"{len(gone)} missing: {lines}. Resume queues the missing points again."
         )
 
@@ -114,13 +163,13 @@ class Study:
     def status_text(self) -> str:
         """E.g. "Knob sweep <id> (running): 3 of 6 points measured · 2 queued, 1 running"."""
         counts: dict[str, int] = {}
-        for m in self.members:
+        for m in self.points:
             counts[m.state] = counts.get(m.state, 0) + 1
-        done = counts.pop("done", 0)
+        counts.pop("done", None)
         rest = ", ".join(f"{n} {'never run' if s == PENDING else s}" for s, n in counts.items())
         return (
-            f"{KINDS.get(self.kind, 'Study').capitalize()} {self.study_id} ({self.state}): {done} of "
-            f"{len(self.members)} points measured" + (f" · {rest}" if rest else "")
+            f"{KINDS.get(self.kind, 'Study').capitalize()} {self.study_id} ({self.state}): {self.done_count} of "
+            f"{self.planned_count} points measured" + (f" · {rest}" if rest else "")
         )
 
 
@@ -147,6 +196,11 @@ def new_study_id(model: str, what: str) -> str:
 def _study(row: StudyRow) -> Study:
     members = tuple(Member(m.point, m.label, m.request, m.job_id, m.run_id, m.state, m.error) for m in row.members)
     return Study(row.study_id, row.kind, row.created_at, row.state, tuple(row.tags), row.plan, members)
+
+
+def driver_plan(plan: dict[str, Any], point: int = 0) -> dict[str, Any]:
+    """``plan`` for a study whose state follows one point's job (an auto-tune: its search job, point 0)."""
+    return {**plan, DRIVER_KEY: point}
 
 
 def create_study(
@@ -248,8 +302,11 @@ def settle(store: RunStore, study_id: str | None, status_fn: StatusFn) -> int:
 
 
 def resume_study(store: RunStore, study_id: str, submit_fn: SubmitFn) -> int:
-    """Queue the missing points (failed, cancelled, never run) again; returns how many were queued."""
+    """Queue the missing points (failed, cancelled, never run) again; returns how many were queued. A study with a
+    driver (an auto-tune) resumes through its own kind (``autotune.job.resume_autotune``), not point by point."""
     study = load_study(store, study_id)
+    if study.driver is not None:
+        raise ValueError(f"{KINDS.get(study.kind, study.kind)} {study_id} resumes through its own job, not here")
     missing = [m.point for m in study.missing]
     if missing:
         StudyTable(store).set_cancelled(study_id, False)

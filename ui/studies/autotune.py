@@ -18,31 +18,30 @@ from engine.studies.autotune.stored import AutotuneNotFound, list_plans, load_re
 from ui.errors import show_error
 from ui.exports import autotune_report_button
 from ui.job_panel import checked_request
+from ui.studies.execution import live_progress
+from ui.studies.picker import pick_study
 from ui.studies.sweep import recommended_for, study_base
-from ui.url_picker import pick_from_url
 
 URL_KEY = "autotune"
 PICK_KEY = "tune:chosen"
 REPORTS = "autotune_reports"  # autotune id -> (what the report was read at, the AutotuneReport)
-POLL_S = 1.0
+TRACKING = "tune:tracking"  # the search the live progress follows
 
 
 def render(store: RunStore, caps: Capabilities) -> None:
     _search_form(store, caps)
     st.divider()
-    plans = list_plans(store.root)
-    if not plans:
-        st.info("No auto-tune stored yet: start a search above.", icon=":material/travel_explore:")
-        return
-    labels = {p.autotune_id: f"{p.autotune_id} · {p.label()}" for p in plans}
-    chosen = pick_from_url(
-        URL_KEY,
-        list(labels),
-        labels,
+    # searches stored before they were study records are listed from their plan files
+    planned = {p.autotune_id: f"{p.autotune_id} · {p.label()}" for p in list_plans(store.root)}
+    chosen = pick_study(
+        store,
+        "autotune",
+        url_key=URL_KEY,
         key=PICK_KEY,
         label="Auto-tune searches",
+        tagged=planned,
+        empty="No auto-tune stored yet: start a search above.",
         unknown=lambda i: f"No stored auto-tune {i!r}: pick one from the list, or start a search.",
-        write_default=False,
     )
     if chosen is not None:
         _show_search(store, chosen)
@@ -147,24 +146,43 @@ def _report_view(store: RunStore, status: SearchStatus) -> None:
         autotune_report_button(report)
 
 
-@st.fragment(run_every=POLL_S)
+class SearchTracker:
+    """A search's job as the live progress follows it (``ui.studies.execution.Tracked``): read again each poll."""
+
+    def __init__(self, autotune_id: str):
+        self.autotune_id = autotune_id
+        self.status = search_status(autotune_id)
+
+    def poll(self) -> SearchStatus:
+        self.status = search_status(self.autotune_id)
+        return self.status
+
+    @property
+    def finished(self) -> bool:
+        return not self.status.active
+
+    @property
+    def fraction_finished(self) -> float:
+        return self.status.fraction
+
+    def status_text(self, what: str) -> str:
+        return self.status.text()
+
+    def cancel(self) -> None:
+        """Stops after the trial running now (or within it); Resume continues the same search."""
+        cancel_autotune(self.autotune_id)
+        self.poll()
+
+
 def _live_progress(store: RunStore, autotune_id: str) -> None:
-    """The search's progress and its Cancel, polled only while its job is queued or running; the whole page reruns
-    when it ends (the report, Resume)."""
-    status = search_status(autotune_id)
-    if not status.active:
-        st.rerun()
-    c1, c2 = st.columns([5, 1])
-    c1.progress(status.fraction, text=status.text())
-    if c2.button(
-        "Cancel search",
-        icon=":material/cancel:",
-        key=f"tune:cancel:{autotune_id}",
-        help="Stops after the trial running now (or within it); Resume continues the same search.",
-    ):
-        cancel_autotune(autotune_id)
-        st.rerun(scope="fragment")
-    _report_view(store, status)
+    """The search's progress and its Cancel (the one live progress of the Sweeps tabs), polled only while its job
+    is queued or running, with the report of what it measured so far; the whole page reruns when it ends."""
+    st.session_state[TRACKING] = SearchTracker(autotune_id)
+
+    def report_so_far(tracker: SearchTracker) -> None:
+        _report_view(store, tracker.poll())
+
+    live_progress(TRACKING, "Search", key=f"tune:cancel:{autotune_id}", details=report_so_far, on_finish=lambda t: None)
 
 
 def _report(store: RunStore, autotune_id: str, read_at: tuple) -> autotune.AutotuneReport | None:

@@ -19,8 +19,8 @@ from ui.job_panel import checked_request
 from ui.knobs import backend_picker, default_precision, knob_row
 from ui.markdown import plain
 from ui.model_form import model_form
-from ui.studies.execution import execution_progress, start_execution, study_gaps
-from ui.url_picker import pick_from_url
+from ui.studies.execution import live_progress, start_execution, study_gaps
+from ui.studies.picker import pick_study
 
 URL_KEY = "batch"
 RUNNING = "batch_execution"
@@ -140,38 +140,24 @@ def run_form(store: RunStore, caps: Capabilities) -> None:
 
 def batch_progress() -> None:
     """Live state of the batch sweep started in this session, with one button that cancels all of it; polled
-    only while a batch sweep of this session runs."""
-    if st.session_state.get(RUNNING) is not None:
-        _live_batch_progress()
+    only while a batch sweep of this session runs. When it ends it opens, or says it measured nothing."""
+    live_progress(RUNNING, "Batch sweep", key=f"{KEY}:cancel", on_finish=_finished)
 
 
-@st.fragment(run_every=1.0)
-def _live_batch_progress() -> None:
-    execution: sweeps.SweepExecution | None = st.session_state.get(RUNNING)
-    if execution is None:
-        st.rerun()
-    points = execution.poll()
-    execution_progress(execution, "Batch sweep", key=f"{KEY}:cancel")
+def _finished(execution: sweeps.SweepExecution) -> None:
+    points = execution.points
     failed = [f"{p.point.label}: {p.view.error}" for p in points if p.view.state == "failed"]
-    for text in failed:
-        st.error(text, icon=":material/error:")
-    for p in points:
-        if p.view.state not in sweeps.FINISHED_STATES:
-            st.caption(f"{p.point.label}: {p.view.state}" + (f" · {p.view.detail}" if p.view.detail else ""))
-    if execution.finished:
-        del st.session_state[RUNNING]
-        sweep_id = execution.plan.sweep_id
-        st.session_state.setdefault(FAILED, {})[sweep_id] = failed
-        if any(p.view.state == "done" for p in points):
-            st.query_params[URL_KEY] = sweep_id
-        else:
-            st.session_state[NOTHING_MEASURED] = (
-                f"Batch sweep {sweep_id} measured nothing: "
-                + ", ".join(f"{n} {s}" for s, n in execution.counts().items())
-                + ".",
-                failed,
-            )
-        st.rerun()
+    sweep_id = execution.plan.sweep_id
+    st.session_state.setdefault(FAILED, {})[sweep_id] = failed
+    if any(p.view.state == "done" for p in points):
+        st.query_params[URL_KEY] = sweep_id
+    else:
+        st.session_state[NOTHING_MEASURED] = (
+            f"Batch sweep {sweep_id} measured nothing: "
+            + ", ".join(f"{n} {s}" for s, n in execution.counts().items())
+            + ".",
+            failed,
+        )
 
 
 # -- stored sweeps ---------------------------------------------------------------------------------
@@ -182,29 +168,23 @@ def stored_sweeps(store: RunStore, caps: Capabilities) -> None:
         for text in failed:
             st.error(f"Not measured: {text}", icon=":material/error:")
     listed = batch_sweep.list_batch_sweeps(store)
-    if listed.empty:
-        if wanted := st.query_params.get(URL_KEY):
-            st.error(f"No stored run belongs to batch sweep {plain(repr(wanted))}.", icon=":material/link_off:")
-        st.info(
-            "No batch sweep stored yet: run one above (the eager backend works on the CPU), or record the GPU "
-            "samples with scripts/record_samples.py --only batch.",
-            icon=":material/info:",
-        )
-        return
-    labels = {
+    tagged = {
         r.sweep_id: f"{r.sweep_id} · {r.model} · {r.device_name} · {r.runs} runs" + (" · sample" if r.is_sample else "")
         for r in listed.itertuples()
     }
-    chosen = pick_from_url(
-        URL_KEY,
-        list(listed["sweep_id"]),
-        labels,
+    chosen = pick_study(
+        store,
+        "batch_sweep",
+        url_key=URL_KEY,
         key=f"{KEY}:chosen",
         label="Batch sweep",
+        tagged=tagged,
+        empty="No batch sweep stored yet: run one above (the eager backend works on the CPU), or record the GPU "
+        "samples with scripts/record_samples.py --only batch.",
         unknown=lambda i: f"No stored run belongs to batch sweep {plain(repr(i))}. Pick one below.",
-        write_default=False,  # every Sweeps tab runs: only what was opened goes in the link
-        help="Newest first. The link in the address bar (?batch=<id>) opens the same sweep.",
     )
+    if chosen is None:
+        return
     show_batch_sweep(store, caps, chosen)
 
 

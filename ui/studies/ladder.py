@@ -11,28 +11,28 @@ from engine.quantization.schemes import SCHEMES
 from engine.settings.defaults import QUANT_SCHEMES
 from engine.store import RunStore
 from engine.studies import ladder
+from engine.studies.sweeps import SweepExecution
 from ui import localisation as localise
 from ui.errors import field_error
 from ui.exports import report_button
 from ui.knobs import knob_row
 from ui.markdown import plain
 from ui.model_form import model_form
-from ui.studies.execution import execution_progress, start_execution, study_gaps
-from ui.url_picker import pick_from_url
+from ui.studies.execution import live_progress, start_execution, study_gaps
+from ui.studies.picker import pick_study
 
 URL_KEY = "ladder"
 RUNNING = "ladder_execution"
 LAST = "ladder_last_execution"  # the finished execution, for its failures under the ladder it opened
 PICKED = "ladder_id"
 KEY = "ladder"  # widget key prefix of the form
-POLL_S = 1.0
 MEASURE_KNOBS = ("warmup_iters", "timed_iters", "layer_profile", "profile_iters")
 
 
 def render(store: RunStore, caps: Capabilities) -> None:
     with st.expander("Run a ladder", expanded=caps.can_compile, icon=":material/stairs:"):
         run_form(store, caps)
-    ladder_progress(store)
+    ladder_progress()
     show_stored(store, caps)
 
 
@@ -106,27 +106,22 @@ def start(plan: ladder.LadderPlan, store: RunStore) -> None:
     st.rerun()  # the form above was drawn with Run enabled
 
 
-def ladder_progress(store: RunStore) -> None:
+def ladder_progress() -> None:
     """Live state of this session's ladder, one Cancel for all of it; when it ends, the ladder opens. Polled
     only while a ladder of this session runs."""
-    if st.session_state.get(RUNNING) is not None:
-        _live_ladder_progress(store)
 
+    def steps(execution: SweepExecution) -> None:
+        assert isinstance(execution, ladder.LadderExecution)
+        progress = execution.progress()  # polls
+        st.caption(" · ".join(p.text for p in progress))
+        show_failures(progress)
 
-@st.fragment(run_every=POLL_S)
-def _live_ladder_progress(store: RunStore) -> None:
-    execution: ladder.LadderExecution | None = st.session_state.get(RUNNING)
-    if execution is None:
-        st.rerun()
-    steps = execution.progress()
-    execution_progress(execution, "Ladder", key=f"{KEY}:cancel")
-    st.caption(" · ".join(p.text for p in steps))
-    show_failures(steps)
-    if execution.finished:
-        del st.session_state[RUNNING]
+    def opened(execution: SweepExecution) -> None:
+        assert isinstance(execution, ladder.LadderExecution)
         st.session_state[LAST] = execution
         st.query_params[URL_KEY] = execution.ladder.ladder_id
-        st.rerun()
+
+    live_progress(RUNNING, "Ladder", key=f"{KEY}:cancel", on_finish=opened, details=steps)
 
 
 def show_failures(steps: list[ladder.StepProgress]) -> None:
@@ -146,27 +141,25 @@ def show_stored(store: RunStore, caps: Capabilities) -> None:
     if last is not None and wanted == last.ladder.ladder_id:
         st.caption(last.status_text())
         show_failures(last.progress())
-    if not ladder_ids:
-        if wanted:
-            st.error(f"No stored run belongs to ladder {plain(repr(wanted))}.", icon=":material/link_off:")
-        st.info(
-            "No precision ladder stored yet: fp32, fp16 and each quantization scheme of one model, recorded "
-            "with the TensorRT backend on a GPU.",
-            icon=":material/info:",
-        )
-        return
-    lid = pick_from_url(
-        URL_KEY,
-        ladder_ids,
-        {},
+    lid = pick_study(
+        store,
+        "ladder",
+        url_key=URL_KEY,
         key=PICKED,
         label="Ladder",
+        tagged={i: i for i in ladder_ids},
+        empty="No precision ladder stored yet: fp32, fp16 and each quantization scheme of one model, recorded "
+        "with the TensorRT backend on a GPU.",
         unknown=lambda i: f"No stored run belongs to ladder {plain(repr(i))}. Pick one below.",
-        write_default=False,  # every Sweeps tab runs: only what was opened goes in the link
-        help="Newest first. The link in the address bar (?ladder=<id>) opens the same ladder.",
     )
+    if lid is None:
+        return
     study_gaps(store, lid, key=KEY)
-    rungs = ladder.load_ladder(store, lid)
+    try:
+        rungs = ladder.load_ladder(store, lid)
+    except ConfigError:  # a ladder whose first step has not finished yet
+        st.info(f"Ladder {lid} has no finished step yet.", icon=":material/info:")
+        return
     tolerance = st.number_input(
         "Accuracy tolerance (rel. L2 vs eager fp32)",
         value=ladder.DEFAULT_TOLERANCE_REL_L2,

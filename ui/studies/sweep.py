@@ -23,8 +23,8 @@ from ui.job_panel import checked_request
 from ui.knobs import backend_picker, default_precision, knob_row
 from ui.markdown import plain
 from ui.model_form import model_form
-from ui.studies.execution import execution_progress, start_execution, study_gaps
-from ui.url_picker import pick_from_url
+from ui.studies.execution import live_progress, start_execution, study_gaps
+from ui.studies.picker import pick_study
 
 URL_KEY = "sweep"
 RUNNING = "sweep_execution"
@@ -143,52 +143,35 @@ def render_run(store: RunStore, caps: Capabilities) -> None:
 
 def sweep_progress() -> None:
     """Live state of the sweep started in this session, with one button that cancels all of it; polled (a
-    fragment rerun every second) only while a sweep of this session runs."""
-    if st.session_state.get(RUNNING) is not None:
-        _live_sweep_progress()
+    fragment rerun every second) only while a sweep of this session runs. When it ends, the results tab opens it."""
 
-
-@st.fragment(run_every=1.0)
-def _live_sweep_progress() -> None:
-    execution: sweeps.SweepExecution | None = st.session_state.get(RUNNING)
-    if execution is None:
-        st.rerun()
-    points = execution.poll()
-    execution_progress(execution, "Sweep", key="cancel_sweep")
-    for p in points:
-        if p.view.state == "failed":
-            st.error(f"{p.point.label}: {p.view.error}", icon=":material/error:")
-    if execution.finished:
-        del st.session_state[RUNNING]
+    def opened(execution: sweeps.SweepExecution) -> None:
         st.query_params[URL_KEY] = execution.plan.sweep_id
-        st.rerun()
+
+    live_progress(RUNNING, "Sweep", key="cancel_sweep", on_finish=opened)
 
 
 def render_results(store: RunStore) -> None:
-    """The Sweep results tab: the sweep the link names (else the newest), knob sweeps only."""
+    """The Sweep results tab: the sweep the link names (else the newest), knob sweeps only, running ones too."""
     listed = sweeps.list_sweeps(store)
     # batch sweeps vary model.batch_size, not a compile knob: the Batch sweep tab shows them
     listed = listed[~listed["knobs"].str.contains(batch_sweep.BATCH_KNOB, regex=False).astype(bool)]
-    if listed.empty:
-        st.info(
-            "No sweep stored yet: run one, or open the bundled samples once they are installed.", icon=":material/info:"
-        )
-        return
-    labels = {
+    tagged = {
         r.sweep_id: f"{r.sweep_id} · {r.model} · {r.device_name} · {r.runs} runs" + (" · sample" if r.is_sample else "")
         for r in listed.itertuples()
     }
-    chosen = pick_from_url(
-        URL_KEY,
-        list(listed["sweep_id"]),
-        labels,
+    chosen = pick_study(
+        store,
+        "sweep",
+        url_key=URL_KEY,
         key="sweep:chosen",
         label="Sweep",
+        tagged=tagged,
+        empty="No sweep stored yet: run one, or open the bundled samples once they are installed.",
         unknown=lambda i: f"No stored run belongs to sweep {plain(repr(i))}. Pick one below.",
-        write_default=False,  # every Sweeps tab runs: only what was opened goes in the link
-        help="Newest first. The link in the address bar (?sweep=<id>) opens the same sweep.",
     )
-    show_sweep(store, chosen)
+    if chosen is not None:
+        show_sweep(store, chosen)
 
 
 def show_sweep(store: RunStore, sweep_id: str) -> None:

@@ -31,6 +31,7 @@ from engine.studies.autotune.stored import (
     run_plan,
     save_plan,
 )
+from engine.studies.autotune.study_record import record_in_process
 from engine.studies.autotune.trials import AutotuneReport, Constraints
 from engine.studies.knobs import PRECISION_KNOB
 
@@ -109,13 +110,23 @@ def _in_process(plan: AutotunePlan, store: RunStore, ns: argparse.Namespace) -> 
         save_plan(store.root, plan)
     budget = budget_of(plan)
     print(f"auto-tune {plan.autotune_id}: {budget} trials", file=sys.stderr)
-    return run_plan(
-        store.root,
-        plan,
-        store,
-        lambda request: execute(request, store).result,
-        on_trial=lambda t: print("  " + t.progress(budget)[1], file=sys.stderr),
-    )
+    record_in_process(store, plan, "running")  # its study record follows this process
+    try:
+        report = run_plan(
+            store.root,
+            plan,
+            store,
+            lambda request: execute(request, store).result,
+            on_trial=lambda t: print("  " + t.progress(budget)[1], file=sys.stderr),
+        )
+    except KeyboardInterrupt:
+        record_in_process(store, plan, "cancelled")
+        raise
+    except Exception:
+        record_in_process(store, plan, "failed")
+        raise
+    record_in_process(store, plan, "done")
+    return report
 
 
 def _follow_job(plan: AutotunePlan, store: RunStore, ns: argparse.Namespace) -> AutotuneReport | None:

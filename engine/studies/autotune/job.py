@@ -26,6 +26,7 @@ from engine.jobs import Job, JobSystem, current_submitter, default_system, pinne
 from engine.jobs.record import ACTIVE_STATES, AUTOTUNE_KIND
 from engine.studies.autotune.stored import AutotunePlan, load_plan, progress_of, save_plan
 from engine.studies.autotune.stored_trials import SearchProgress
+from engine.studies.autotune.study_record import record_search, record_search_job
 
 JOBS_SCANNED = 500  # how far back the newest job of a finished search is looked for
 
@@ -45,6 +46,7 @@ def submit_autotune(plan: AutotunePlan, *, gpu: int | str | None = None, system:
         plan = dataclasses.replace(plan, submitted_by=current_submitter())
     _check_here(system, plan, route, caps)
     save_plan(system.root, plan)
+    record_search(system.store, plan)  # listed as a study from now on, queued or not
     return _queue(system, plan, route, gpu)
 
 
@@ -89,11 +91,13 @@ def _queue(system: JobSystem, plan: AutotunePlan, route: str, gpu: int | str | N
     job, joined = system.table.insert_or_join(job, key)
     if joined:
         job.joined = True
-        return job
-    system.enqueue(job.job_id, route)
-    if system.autostart():
-        system.ensure_workers(wait_s=0)
-    return system.get(job.job_id)
+    else:
+        system.enqueue(job.job_id, route)
+        if system.autostart():
+            system.ensure_workers(wait_s=0)
+        job = system.get(job.job_id)
+    record_search_job(system.store, plan, job)  # the study follows this job (a resume's new one)
+    return job
 
 
 def search_job(autotune_id: str, system: JobSystem | None = None) -> Job | None:

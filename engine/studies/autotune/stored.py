@@ -6,8 +6,8 @@ from a link.
     <data dir>/autotune/optuna.db            Optuna's RDB storage (SQLite), one study per search, named by its id
 
 ``run_plan`` runs (or resumes) a plan through one ``evaluate(request)``; ``load_report`` rebuilds its report from the
-stored study and the stored runs. The id and loader are this package's own; a study record of kind "autotune"
-can point at ``autotune_id`` and call ``load_plan`` / ``load_report``.
+stored study and the stored runs. Each search is also a study record of kind "autotune" under its id
+(engine/studies/autotune/study_record.py), listed and settled with the sweeps, ladders and batch sweeps.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from engine.settings.request import RunRequest, validate
 from engine.store import RunStore
 from engine.studies.autotune.search import Evaluate, autotune, check_search, default_space, trial_budget
 from engine.studies.autotune.stored_trials import SearchProgress, report_from_study, search_progress
+from engine.studies.autotune.study_record import recording_evaluate
 from engine.studies.autotune.trials import AutotuneReport, Constraints, SearchSpace, TrialRecord
 
 AUTOTUNE_DIR = "autotune"
@@ -182,10 +183,11 @@ def run_plan(
     on_trial: Callable[[TrialRecord], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> AutotuneReport:
-    """Run a stored plan's search, or resume it: the trials already in its study count towards its budget."""
+    """Run a stored plan's search, or resume it: the trials already in its study count towards its budget. Each
+    configuration measured is added to the search's study record (engine/studies/autotune/study_record.py)."""
     return autotune(
         plan.request(),
-        evaluate,
+        recording_evaluate(store, plan, evaluate),
         space=plan.search_space(),
         constraints=plan.limits(),
         n_trials=plan.n_trials,
