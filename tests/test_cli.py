@@ -89,3 +89,28 @@ def test_a_wrong_value_is_named_by_its_field_and_nothing_runs(argv, said, data, 
     err = capsys.readouterr().err
     assert said in err and "Traceback" not in err
     assert len(RunStore(data).list_runs()) == 0
+
+
+def test_the_cli_and_a_profile_run_need_no_plotly(tmp_path):
+    """plotly draws charts and reports only: the CLI (which registers ``report`` beside ``profile``) and a
+    profile run must start without it (the H200 kit has none; the GPU CLI test failed on exactly this)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import runpy, sys; sys.modules['plotly'] = None; "
+        "sys.argv = ['engine', 'profile', '--model', 'resnet18', '--batch', '1', '--warmup-iters', '1', "
+        "'--timed-iters', '5', '--profile-iters', '1', '--accuracy', 'false', '--json']; "
+        "runpy.run_module('engine', run_name='__main__')"
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root), "TRTDASH_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    r = json.loads(done.stdout)
+    assert r["request"]["model"]["source"] == "resnet18" and r["layers"]
+    assert "plotly" not in done.stderr

@@ -17,17 +17,19 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from engine.compare.metrics import MAX_COMPARED
-from engine.report.document import render
 from engine.report.errors import ReportError
-from engine.report.runs import comparison_report, single_run_report
-from engine.report.studies import autotune_report, find_study, study_report
-from engine.report.trace import chrome_trace
 from engine.result import RunResult
 from engine.store import RunNotFound, RunStore
-from engine.studies.autotune import AutotuneReport
 from engine.studies.ladder import DEFAULT_TOLERANCE_REL_L2
+
+if TYPE_CHECKING:
+    from engine.studies.autotune import AutotuneReport
+
+# The document, its figures and plotly load when a report is written, not when the package is imported: the CLI
+# registers ``report`` beside ``profile``, and a profile must not need plotly (the GPU kit has none).
 
 __all__ = [
     "ReportError",
@@ -79,22 +81,36 @@ def runs_html(store: RunStore, run_ids: Sequence[str], *, baseline_id: str | Non
     if len(runs) == 1:
         if baseline_id not in (None, runs[0].run_id):
             raise ReportError(f"The baseline {baseline_id!r} is not the run given.", "Leave the baseline out.")
+        from engine.report.document import render
+        from engine.report.runs import comparison_report, single_run_report
+
         return render(single_run_report(store, runs[0]))
+    from engine.report.document import render
+    from engine.report.runs import comparison_report
+
     return render(comparison_report(runs, baseline_id))
 
 
 def study_html(store: RunStore, study_id: str, *, tolerance_rel_l2: float = DEFAULT_TOLERANCE_REL_L2) -> bytes:
     """The report of a stored knob sweep, precision ladder or batch sweep (``ReportError`` for an unknown id)."""
+    from engine.report.document import render
+    from engine.report.studies import study_report
+
     return render(study_report(store, study_id, tolerance_rel_l2=tolerance_rel_l2))
 
 
 def autotune_html(store: RunStore, report: AutotuneReport) -> bytes:
     """The report of an auto-tune search (today held by the page that ran it, not stored)."""
+    from engine.report.document import render
+    from engine.report.studies import autotune_report
+
     return render(autotune_report(store, report))
 
 
 def trace_json(store: RunStore, run_ids: Sequence[str]) -> bytes:
     """Chrome-trace JSON of the runs' per-layer profiles (one process per run), for Perfetto."""
+    from engine.report.trace import chrome_trace
+
     return chrome_trace(load_runs(store, run_ids))
 
 
@@ -117,3 +133,12 @@ def file_name(*, run_ids: Sequence[str] = (), study_id: str = "", suffix: str = 
         stem = ids[0] if ids else "runs"
     kind = "trace" if suffix == ".json" else "report"
     return f"{kind}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', stem)}{suffix}"
+
+
+def __getattr__(name: str) -> Any:
+    """``find_study`` is re-exported from engine.report.studies, loaded on first use (PEP 562)."""
+    if name == "find_study":
+        from engine.report.studies import find_study
+
+        return find_study
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine import report
+from engine.report.errors import ReportError
 from engine.store import RunStore
 from engine.studies.ladder import DEFAULT_TOLERANCE_REL_L2
 
@@ -50,26 +50,28 @@ def add_report_command(sub: argparse._SubParsersAction) -> None:
 def cmd_report(ns: argparse.Namespace) -> int:
     try:
         return _report(ns)
-    except report.ReportError as e:
+    except ReportError as e:
         print(f"error: {e.message}" + (f"\nhint: {e.hint}" if e.hint else ""), file=sys.stderr)
         return 2
 
 
 def _report(ns: argparse.Namespace) -> int:
+    from engine import report  # plotly and the templates: only when a report is written
+
     ids = report.parse_ids(ns.ids)
     if ns.study and ids:
-        raise report.ReportError("Give run ids or --study, not both.")
+        raise ReportError("Give run ids or --study, not both.")
     if not ns.study and not ids:
-        raise report.ReportError(
+        raise ReportError(
             "Nothing to report on.",
             "Name a run id (2-6 comma-separated ids to compare) or --study ID; python -m engine runs lists the runs.",
         )
     if not ns.output and not ns.trace:
-        raise report.ReportError("No output named.", "Add -o FILE.html for the report and/or --trace FILE.json.")
+        raise ReportError("No output named.", "Add -o FILE.html for the report and/or --trace FILE.json.")
     if ns.trace and ns.study:
-        raise report.ReportError("--trace takes run ids, not a study.", "Name the runs whose layers to export.")
+        raise ReportError("--trace takes run ids, not a study.", "Name the runs whose layers to export.")
     if not ns.tolerance > 0:
-        raise report.ReportError(f"--tolerance {ns.tolerance} must be above 0.")
+        raise ReportError(f"--tolerance {ns.tolerance} must be above 0.")
     if ns.study:
         from engine.jobs import settle_studies  # noqa: PLC0415 - the queue only for a study
 
@@ -101,6 +103,6 @@ def _write(path: str, data: bytes) -> None:
     try:
         Path(path).write_bytes(data)
     except OSError as e:
-        raise report.ReportError(
+        raise ReportError(
             f"Cannot write {path}: {e.strerror or e}.", "Check that the folder exists and is writable."
         ) from None

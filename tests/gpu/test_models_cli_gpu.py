@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize("model", ["timm/resnet10t", "regnet_y_800mf"])
 def test_profile_json_by_name_carries_layers_segmentation_and_gpu_time(model, tmp_path):
+    if model.startswith("timm/"):
+        pytest.importorskip("timm", reason="timm is not installed here (requirements.txt has it; the GPU kit may not)")
     cmd = [
         sys.executable,
         "-m",
