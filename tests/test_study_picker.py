@@ -70,3 +70,16 @@ def test_the_sweeps_page_picks_a_running_study_and_says_what_is_missing(store, s
     assert any("No stored run belongs to sweep" in i.value for i in page.info)  # nothing measured yet
     tune = page.selectbox(key="tune:chosen")
     assert f"{studies} · auto-tune · resnet18 · running · 0 of 3 measured" in tune.options  # the labels it lists
+
+
+def test_a_study_with_no_finished_point_is_known_to_report_and_says_what_it_waits_for(store, studies, capsys):
+    from engine.__main__ import main
+    from engine.report.studies import find_study, known_studies
+
+    assert ("sweep", "open_sweep") in {(r.kind, r.study_id) for r in known_studies(store)}
+    assert find_study(store, "sweep:open_sweep").study_id == "open_sweep"
+    out = store.root / "open.html"
+    assert main(["report", "--study", "open_sweep", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "Knob sweep open_sweep has no measured point yet" in err and "0 of 2 measured" in err
+    assert "hint: Wait for its first point, or resume it" in err and not out.exists()

@@ -27,7 +27,7 @@ from engine.report.errors import ReportError
 from engine.report.run_blocks import environment_table, per_run_blocks
 from engine.result import RunResult
 from engine.store import RunNotFound, RunStore
-from engine.studies import batch_sweep, ladder, sweeps
+from engine.studies import batch_sweep, ladder, record, sweeps
 from engine.studies.autotune import AutotuneReport
 from engine.studies.autotune import stored as stored_autotune
 
@@ -98,7 +98,10 @@ def known_studies(store: RunStore) -> list[StudyRef]:
         for sid, knobs in zip(listed["sweep_id"], listed["knobs"], strict=True)
     ]
     refs += [StudyRef("ladder", lid) for lid in ladder.list_ladders(store)]
-    return refs + [StudyRef("autotune", plan.autotune_id) for plan in stored_autotune.list_plans(store.root)]
+    refs += [StudyRef("autotune", plan.autotune_id) for plan in stored_autotune.list_plans(store.root)]
+    # stored records: a study whose points have not finished yet has no tagged run, but is a study all the same
+    seen = {(r.kind, r.study_id) for r in refs}
+    return refs + [StudyRef(k, sid) for sid, k, _, _ in record.list_studies(store) if (k, sid) not in seen]
 
 
 def find_study(store: RunStore, study_id: str) -> StudyRef:
@@ -131,6 +134,13 @@ def study_report(
 ) -> Report:
     """The report of a stored study; ``tolerance_rel_l2`` judges a ladder's accuracy (its page's input)."""
     ref = find_study(store, study_id)
+    stored = record.find_study(store, ref.study_id, ref.kind)
+    if stored is not None and stored.done_count == 0:
+        raise ReportError(
+            f"{record.KINDS.get(ref.kind, 'Study').capitalize()} {ref.study_id} has no measured point yet "
+            f"({stored.state}: {stored.counts_text}): a report needs at least one.",
+            "Wait for its first point, or resume it (Sweeps shows its progress and what is missing).",
+        )
     try:
         if ref.kind == "ladder":
             return ladder_report(store, ref.study_id, tolerance_rel_l2)
