@@ -168,6 +168,9 @@ def _cost_lines(table: pd.DataFrame, cost: pd.DataFrame, both: bool) -> list[str
     return lines
 
 
+MEASURABLE_GROWTH_BYTES = 2**20  # less than 1 MiB between the smallest and largest batch measured: flat
+
+
 def _memory_lines(
     table: pd.DataFrame,
     present: list[str],
@@ -189,10 +192,13 @@ def _memory_lines(
         if fit is None:
             lines.append(f"Peak GPU memory ({name}): {measured}; two batch sizes are needed for a line.")
             continue
-        if fit.per_sample_bytes <= 0:
+        growth = fit.per_sample_bytes * float(pts["batch_size"].max() - pts["batch_size"].min())
+        if fit.per_sample_bytes <= 0 or growth < MEASURABLE_GROWTH_BYTES:
+            # a flat line (a dynamic engine holds its memory for the whole range up front) extrapolates to batches
+            # of 10^19: no ceiling follows from it
             lines.append(
-                f"Peak GPU memory ({name}) did not grow with the batch ({measured}): no ceiling follows "
-                "from these points."
+                f"Peak GPU memory ({name}) did not grow measurably with the batch ({measured}; "
+                f"{growth / 2**20:+.2f} MiB across the measured batches): no ceiling follows from these points."
             )
             continue
         text = (
