@@ -119,3 +119,26 @@ def test_ordered_segments_from_a_partitioned_graph():
     ]
     assert segments[0].index == 1 and segments[2].index == 2
     assert segments[2].op_count == 2
+
+
+@pytest.mark.parametrize("name", ["resnet50_fp16_batch1_dynamic", "resnet50_fp16_batch32_dynamic"])
+def test_cross_check_reads_a_dynamic_dimension_written_both_ways(name):
+    """Recorded on the H200: the dryrun text writes a dynamic batch as ``(min=1, max=32)``, the tracker as
+    ``(1, 32)``; every dynamic run warned that the engines differ. They are the same engine."""
+    import gzip
+    import json
+    from pathlib import Path
+
+    from engine.result import Segmentation
+
+    bundle = json.loads(
+        gzip.decompress((Path(__file__).resolve().parent.parent / "samples" / f"{name}.json.gz").read_bytes())
+    )
+    text = bundle["raw_files"]["dryrun.txt"]
+    assert "(min=1, max=32)" in text
+    tracker = Segmentation.from_dict(bundle["result"]["segmentation"])
+    assert "((1, 32), 3, 224, 224)@float16" in tracker.segments[0].inputs
+    assert seg.cross_check(tracker, seg.parse_dryrun_text(text)) == []
+    # a real difference in the shapes is still caught
+    other = text.replace("(min=1, max=32), 3, 224, 224", "(min=1, max=16), 3, 224, 224")
+    assert any("TRT engines" in p for p in seg.cross_check(tracker, seg.parse_dryrun_text(other)))

@@ -206,6 +206,15 @@ def parse_dryrun_text(text: str) -> Segmentation:
     )
 
 
+_DYNAMIC_DIM = re.compile(r"\(min=(\d+), max=(\d+)\)")
+
+
+def _dims(labels: list[str]) -> list[str]:
+    """Tensor labels with a dynamic dimension written one way: the dryrun text says ``(min=1, max=32)`` where the
+    tracker's shapes say ``(1, 32)``."""
+    return [_DYNAMIC_DIM.sub(r"(\1, \2)", label) for label in labels]
+
+
 def cross_check(ours: Segmentation, text: Segmentation) -> list[str]:
     """Differences between the tracker-derived segmentation and the parsed dryrun text ([] when they agree)."""
     problems = []
@@ -217,8 +226,8 @@ def cross_check(ours: Segmentation, text: Segmentation) -> list[str]:
         problems.append(
             f"nodes set to run in Torch: tracker {len(ours.pytorch_nodes)} vs dryrun text {len(text.pytorch_nodes)}"
         )
-    eng_a = [(s.name, s.op_count, s.inputs, s.outputs) for s in ours.segments if s.kind == "tensorrt"]
-    eng_b = [(s.name, s.op_count, s.inputs, s.outputs) for s in text.segments]
+    eng_a = [(s.name, s.op_count, _dims(s.inputs), _dims(s.outputs)) for s in ours.segments if s.kind == "tensorrt"]
+    eng_b = [(s.name, s.op_count, _dims(s.inputs), _dims(s.outputs)) for s in text.segments]
     if eng_a != eng_b:
         problems.append("TRT engines (name, op count, inputs, outputs) differ between tracker and dryrun text")
     rec_a = [(r.kind, r.min_block_size, r.engines) for r in ours.recommendations]
