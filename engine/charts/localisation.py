@@ -120,7 +120,8 @@ def error_growth(growth: ErrorGrowth | None, kept: Sequence[str] = ()) -> go.Fig
                 yref="y domain",
                 text=f"first beyond: {first['unit']}",
                 showarrow=False,
-                xanchor="left",
+                # in the right half the label runs leftwards, clear of the plot's edge and the tolerance label
+                xanchor="right" if float(first["order"]) > float(growth.table["order"].max()) / 2 else "left",
                 font={"size": 11, "color": colour},
                 row=1,
                 col=1,
@@ -130,8 +131,18 @@ def error_growth(growth: ErrorGrowth | None, kept: Sequence[str] = ()) -> go.Fig
         line={"color": "#444", "dash": "dash", "width": 1},
         row=1,
         col=1,
-        annotation_text=f"tolerance {growth.tolerance:g}",
-        annotation_position="bottom right",
+    )
+    fig.add_annotation(  # by hand: add_hline's own label lands at the wrong height on a log axis
+        x=0.0,
+        xref="x domain",
+        y=math.log10(growth.tolerance),
+        text=f"tolerance {growth.tolerance:g}",
+        showarrow=False,
+        xanchor="left",
+        yanchor="top",
+        font={"size": 11, "color": "#444"},
+        row=1,
+        col=1,
     )
     fig.add_hline(
         y=1.0,
