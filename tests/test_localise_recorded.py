@@ -257,3 +257,20 @@ def test_a_crash_of_the_build_keeping_every_candidate_is_not_read_as_unfixable_p
         "The build keeping all 56 candidate modules in fp16 crashed (CUDA illegal memory access): the search "
         "cannot tell whether keeping them fixes fp8/fp16"
     )
+
+
+def test_the_error_growth_labels_sit_on_their_lines_apart():
+    """The recorded vit_b_16 crosses the tolerance at its last unit (heads.head): that label runs leftwards, and the
+    tolerance's label sits at the tolerance on the log axis (add_hline's own label did not), so they do not meet."""
+    import math
+
+    from engine.charts.localisation import error_growth
+
+    study, _ = _load(SAMPLES / "vit_b_16_b8_fp8_fp16_h200.json.gz")
+    growth = study.error_growth
+    assert growth is not None
+    notes = {a.text.split(":")[0].split(" ")[0]: a for a in error_growth(growth).layout.annotations if a.text}
+    first, tol = notes["first"], notes["tolerance"]
+    assert first.text == "first beyond: heads.head" and first.xanchor == "right"
+    assert tol.text == f"tolerance {growth.tolerance:g}" and tol.y == pytest.approx(math.log10(growth.tolerance))
+    assert tol.xanchor == "left" and tol.xref.endswith("domain")
