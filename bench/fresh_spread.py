@@ -88,7 +88,10 @@ def main() -> int:
     results = {}
     for name in args.configs.split(","):
         request = {**CONFIGS[name], "backend": "tensorrt", "measure": MEASURE}
-        runs = [one_run(request) for _ in range(args.runs)]
+        runs = []
+        for i in range(args.runs):  # each run printed as it ends: a deadline cut keeps the ones done
+            runs.append(one_run(request))
+            print(f"  {name} run {i + 1}/{args.runs}: {json.dumps(runs[-1])}", flush=True)
         results[name] = runs
         gpu = [r["gpu_ms"] for r in runs if r["gpu_ms"]]
         graph = [r["graph_ms"] for r in runs if r["graph_ms"]]
