@@ -37,6 +37,7 @@ from engine.studies.localisation.error_table import (
     FORMAT_MAX,
     UNSCALED,
     ErrorGrowth,
+    with_float_columns,
 )
 
 if TYPE_CHECKING:
@@ -229,18 +230,7 @@ def measure(
     table = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "crosses"])
     overflow = (table["range_ratio"] > 1) & table["format"].isin(UNSCALED)
     table["crosses"] = (table["nan"] + table["inf"] > 0) | (table["rel_err"] > tolerance) | overflow
-    for col in (
-        "rel_err",
-        "ref_max_abs",
-        "max_abs",
-        "in_max_abs",
-        "act_max",
-        "format_max",
-        "range_ratio",
-        "calib_amax",
-    ):
-        table[col] = pd.to_numeric(table[col], errors="coerce").astype(float)
-    return table[COLUMNS]
+    return with_float_columns(table)[COLUMNS]
 
 
 def error_growth(

@@ -45,6 +45,24 @@ COLUMNS = [
     "quantized",
     "crosses",
 ]
+# measured magnitudes: floats (NaN where not measured) whatever the rows or JSON held
+FLOAT_COLUMNS = (
+    "rel_err",
+    "ref_max_abs",
+    "max_abs",
+    "in_max_abs",
+    "act_max",
+    "format_max",
+    "range_ratio",
+    "calib_amax",
+)
+
+
+def with_float_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with ``FLOAT_COLUMNS`` as floats (None and non-numbers become NaN)."""
+    for col in FLOAT_COLUMNS:
+        table[col] = pd.to_numeric(table[col], errors="coerce").astype(float)
+    return table
 
 
 @dataclass
@@ -115,17 +133,7 @@ class ErrorGrowth:
     def from_dict(cls, d: dict[str, Any]) -> ErrorGrowth:
         t = d["table"]
         table = pd.DataFrame(t["data"], columns=t["columns"])
-        for col in (
-            "rel_err",
-            "ref_max_abs",
-            "max_abs",
-            "in_max_abs",
-            "act_max",
-            "format_max",
-            "range_ratio",
-            "calib_amax",
-        ):
-            table[col] = pd.to_numeric(table[col], errors="coerce").astype(float)
+        table = with_float_columns(table)
         # JSON has no NaN/inf: an error that was not finite reads back as null; its NaN/inf counts say so
         nonfinite = (table["nan"] + table["inf"]) > 0
         table.loc[nonfinite & table["rel_err"].isna(), "rel_err"] = math.inf
