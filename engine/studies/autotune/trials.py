@@ -149,19 +149,6 @@ def trial_record(
     violation = check(result, constraints)
     gpu = value_ms(result, GPU_TIME)
     figure = value_ms(result, objective)
-    if figure is None:
-        return TrialRecord(
-            number,
-            params,
-            result.run_id,
-            result.latency.median_ms,
-            result.build_s,
-            _rel_l2(result),
-            False,
-            violation,
-            error=f"no {METRIC_NAMES[objective]} measured",
-            gpu_ms=gpu,
-        )
     return TrialRecord(
         number,
         params,
@@ -169,8 +156,9 @@ def trial_record(
         result.latency.median_ms,
         result.build_s,
         _rel_l2(result),
-        not violation,
+        figure is not None and not violation,
         violation,
+        error="" if figure is not None else f"no {METRIC_NAMES[objective]} measured",
         gpu_ms=gpu,
         objective_ms=figure,
     )
