@@ -19,7 +19,7 @@ from engine.studies.localisation import driver
 from engine.studies.localisation.error_growth import error_growth
 from engine.studies.localisation.figures import Criterion
 from engine.studies.localisation.records import LocalisationNotFound
-from engine.studies.localisation.study import RUNNING, Localisation
+from engine.studies.localisation.study import DONE, RUNNING, Localisation
 from ui import localisation as loc
 from ui.errors import field_error, show_error
 from ui.job_panel import checked_request, submit
@@ -164,6 +164,35 @@ def follow(localisation_id: str) -> None:
         st.rerun()
 
 
+def go_on(study: Localisation, offer: str) -> None:
+    """Resume a cancelled or failed study, or one whose search used its budget (with more builds), and follow it."""
+    out_of_builds = study.status == DONE
+    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+    builds = c2.number_input(
+        "Search builds allowed",
+        min_value=study.builds + 1,
+        value=study.budget + (study.budget // 2 if out_of_builds else 0),
+        step=1,
+        key=f"{KEY}:more:{study.localisation_id}",
+        help=f"{study.builds} used so far. Each is an engine build of the model.",
+    )
+    if c1.button(
+        "Go on",
+        icon=":material/play_arrow:",
+        disabled=bool(gpu_reason),
+        help=f"Unavailable here: {gpu_reason}" if gpu_reason else offer,
+        key=f"{KEY}:resume",
+    ):
+        try:
+            driver.resume(study, int(builds) if int(builds) != study.budget else None)
+        except ConfigError as e:
+            field_error(e)
+            return
+        records.save(study)
+        loc.follow(study.localisation_id)
+        st.rerun()
+
+
 def show(study: Localisation) -> None:
     b = study.base
     if study.is_sample:
@@ -196,6 +225,8 @@ def show(study: Localisation) -> None:
                 loc.follow(study.localisation_id)
                 st.rerun()
     st.markdown(f"**{study.summary()}**")
+    if not study.is_sample and study.measured_on == "engine" and (offer := driver.resume_offer(study)):
+        go_on(study, offer)
     for note in study.notes:
         st.caption(note)
     comparison = study.comparison_table()

@@ -8,6 +8,11 @@ tolerance (the engine, or a unit on the PyTorch side).
 
     python scripts/record_localisations.py --out samples [--only resnet50_fp8,vit_b_16_fp8,resnet50_int8_weight_only]
                                            [--tolerance 0.1] [--quick]
+    python scripts/record_localisations.py --out samples --resume samples/localisations/<id>.json.gz [--max-builds N]
+
+``--resume`` goes on with a bundled localisation that a deadline cancelled (or whose search used its budget, given
+a larger ``--max-builds``): its finished steps and runs are kept, the search goes on from its state, and the
+bundle is written again.
 
 Device time on an H200 (TensorRT-RTX 1.4): ModelOpt's CUDA extensions on first use (~45 s each, kept in the data
 directory), then per localisation the PyTorch side (~30 s), the unfixed build and the reference (~30 s each) and
@@ -20,6 +25,7 @@ time keeps each call under 10 minutes.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -77,8 +83,10 @@ def main() -> int:
     ap.add_argument("--analysis-device", default="cuda")
     ap.add_argument("--quick", action="store_true", help="fewer iterations and calibration batches (smoke test)")
     ap.add_argument("--timeout-s", type=float, default=1800.0, help="per localisation; cancelled past it")
+    ap.add_argument("--resume", type=Path, default=None, help="a bundle to go on with (--only is ignored)")
+    ap.add_argument("--max-builds", type=int, default=None, help="with --resume: the new budget of search builds")
     args = ap.parse_args()
-    wanted = [w for w in args.only.split(",") if w]
+    wanted = [] if args.resume else [w for w in args.only.split(",") if w]
     unknown = [w for w in wanted if w not in CHOICES]
     if unknown:
         ap.error(f"unknown {unknown}; choose from {', '.join(CHOICES)}")
@@ -92,38 +100,23 @@ def main() -> int:
         from engine.jobs import JobSystem
         from engine.studies.localisation import driver, reading
         from engine.studies.localisation.figures import Criterion
-        from engine.studies.localisation.records import LocalisationRecords, bundle
+        from engine.studies.localisation.records import LocalisationRecords, bundle, read_bundle
+        from engine.studies.localisation.study import Localisation
 
         system = JobSystem(Path(tmp) / "data")
         records = LocalisationRecords(system.root)
         slug = gpu_slug()
-        started = False
-        for name in wanted:
-            model, scheme = CHOICES[name]
-            t0 = time.perf_counter()
-            base = request(model, scheme, args.quick)
-            lid = f"{model}_b8_{scheme}_fp16_{slug}"
-            print(f"== {lid}: planning on {args.analysis_device}", flush=True)
-            study = driver.plan(
-                base,
-                criterion=Criterion(args.tolerance),
-                source="scripts/record_localisations.py",
-                device=args.analysis_device,
-                max_samples=8,
-                localisation_id=lid,
-            )
-            if args.analysis_device.startswith("cuda"):
-                torch.cuda.empty_cache()
-            growth = study.error_growth
-            for v in growth.variants if growth else []:
-                print(f"  PyTorch side: {growth.crossing_text(v)}", flush=True)
+        started: list[bool] = []
+
+        def record(study: Localisation, scheme: str, t0: float) -> int:
+            """Run a planned or resumed localisation through the queue and bundle it; 1 when it did not finish."""
             if not started:  # after the first planning: ModelOpt's CUDA extensions are built, the workers reuse them
                 print(f"job system: workers {system.ensure_workers()}", flush=True)
-                started = True
+                started.append(True)
             runner = driver.QueueRunner(system.store, lambda r: system.submit(r, gpu=0), system.get, system.cancel)
-            seen: set[tuple[int, str]] = set()
+            seen = {(s.index, s.state) for s in study.steps}  # a resumed study's steps were printed before
 
-            def on_change(s, seen=seen, t0=t0) -> None:
+            def on_change(s: Localisation) -> None:
                 records.save(s)
                 for step in s.steps:
                     if step.state in ("done", "failed", "cancelled") and (step.index, step.state) not in seen:
@@ -152,15 +145,46 @@ def main() -> int:
             )
             for note in study.notes:
                 print(f"  note: {note}", flush=True)
-            if study.status != "done":
-                failures += 1
+            growth = study.error_growth
             crossing = growth is not None and any(growth.first_crossing(v) is not None for v in growth.variants)
             if scheme == "int8_weight_only" and study.outcome == "nothing_to_fix" and not crossing:
-                print(f"  {lid}: within tolerance everywhere, not bundled", flush=True)
-                continue
-            blob = bundle(study, system.store)
-            (out / f"{lid}.json.gz").write_bytes(blob)
-            print(f"  bundled {out / f'{lid}.json.gz'}: {len(blob) / 1024:.0f} KiB", flush=True)
+                print(f"  {study.localisation_id}: within tolerance everywhere, not bundled", flush=True)
+            else:
+                blob = bundle(study, system.store)
+                path = out / f"{study.localisation_id}.json.gz"
+                path.write_bytes(blob)
+                print(f"  bundled {path}: {len(blob) / 1024:.0f} KiB", flush=True)
+            return int(study.status != "done")
+
+        if args.resume:
+            study, runs = read_bundle(args.resume.read_bytes())
+            for run in runs:  # the unfixed build, the reference and the fix so far: bundled again
+                system.store.import_run(json.dumps(run).encode())
+            study.is_sample = False
+            driver.resume(study, args.max_builds)
+            print(f"== {study.localisation_id}: going on after {study.builds} search builds, at most {study.budget}")
+            failures += record(study, study.base["compile"]["quantization"], time.perf_counter())
+        for name in wanted:
+            model, scheme = CHOICES[name]
+            t0 = time.perf_counter()
+            base = request(model, scheme, args.quick)
+            lid = f"{model}_b8_{scheme}_fp16_{slug}"
+            print(f"== {lid}: planning on {args.analysis_device}", flush=True)
+            study = driver.plan(
+                base,
+                criterion=Criterion(args.tolerance),
+                max_builds=args.max_builds,
+                source="scripts/record_localisations.py",
+                device=args.analysis_device,
+                max_samples=8,
+                localisation_id=lid,
+            )
+            if args.analysis_device.startswith("cuda"):
+                torch.cuda.empty_cache()
+            if study.error_growth is not None:
+                for v in study.error_growth.variants:
+                    print(f"  PyTorch side: {study.error_growth.crossing_text(v)}", flush=True)
+            failures += record(study, scheme, t0)
         system.stop_workers()
     total = sum(p.stat().st_size for p in out.glob("*.json.gz"))
     print(f"RESULT localisations {len(list(out.glob('*.json.gz')))} bundles, {total / 1024:.0f} KiB, {failures} failed")

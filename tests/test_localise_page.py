@@ -160,6 +160,15 @@ def test_find_where_it_breaks_from_the_broken_ladder_step_and_follow_it(h200, tm
     assert bar.proto.text == study.progress_text()
     next(b for b in loc.button if b.label == "Cancel").click().run()
     assert q.cancelled == ["job2"] and records.load(lid).status == "cancelled"
+    # Go on: the finished builds stay, the cancelled search build is asked for again, and the page follows it
+    loc.run()
+    go_on = next(b for b in loc.button if b.label == "Go on")
+    assert not go_on.disabled and go_on.help.startswith("Cancelled after 0 search builds: going on keeps them")
+    go_on.click().run()
+    assert not loc.exception and not loc.error, [e.value for e in [*loc.exception, *loc.error]]
+    study = records.load(lid)
+    assert study.status == "running" and [s.state for s in study.steps] == ["done", "done", "queued"]
+    assert len(q.requests) == 4 and q.requests[3] == q.requests[2]
 
 
 def test_without_a_gpu_the_ladder_offers_the_search_disabled_with_the_reason(h200, monkeypatch):

@@ -3,6 +3,7 @@
     python -m engine localise --model resnet50 --batch 8 --backend tensorrt --quantization fp8 [--tolerance 0.05]
     python -m engine localise --from-run <run id>          # a stored run's build (e.g. a ladder's fp8 rung)
     python -m engine localise ... --pytorch                 # no engine: the fake-quantized/cast PyTorch model here
+    python -m engine localise --resume <id> [--max-builds N]  # go on with a cancelled one, or one out of builds
     python -m engine localise --list | --show <id> [--json]
 
 Every build is a job on the queue (workers start as for the dashboard); the study is saved after every move, so
@@ -49,6 +50,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--analysis-device", default="cpu", help="where the PyTorch-side error growth runs")
     p.add_argument("--samples", type=int, default=DEFAULT_MAX_SAMPLES, help="inputs the error growth looks at")
     p.add_argument("--no-analysis", action="store_true", help="skip the PyTorch-side error growth")
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="ID",
+        help="go on with a stored localisation that was cancelled or failed, or whose search used its budget "
+        "(with a larger --max-builds)",
+    )
     p.add_argument("--list", action="store_true", help="list stored localisations")
     p.add_argument("--show", default=None, metavar="ID", help="print a stored localisation")
     p.add_argument("--json", action="store_true", help="print the study as JSON")
@@ -103,6 +111,8 @@ def main(argv: list[str]) -> int:
             study = records.load(ns.show)
             print(json.dumps(study.to_dict(), indent=1) if ns.json else report(study))
             return 0
+        if ns.resume:
+            return _resume(ns, records)
         return _localise(ns, records)
     except (ConfigError, LocalisationNotFound) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -113,6 +123,16 @@ def main(argv: list[str]) -> int:
         return 1
 
 
+def _queue_runner(base: RunRequest) -> driver.QueueRunner:
+    from engine import jobs  # noqa: PLC0415
+    from engine.capabilities import detect  # noqa: PLC0415
+    from engine.runner import check_request  # noqa: PLC0415
+
+    check_request(base, detect())  # what this machine cannot build is said before any planning
+    jobs.ensure_workers()
+    return driver.QueueRunner(jobs.default_system().store, jobs.submit, jobs.get, jobs.cancel)
+
+
 def _localise(ns: argparse.Namespace, records: LocalisationRecords) -> int:
     def progress(stage: str, fraction: float | None = None, detail: str = "") -> None:
         print(f"  [{stage}] {detail}", file=sys.stderr)
@@ -120,17 +140,7 @@ def _localise(ns: argparse.Namespace, records: LocalisationRecords) -> int:
     base = base_request(ns)
     if base.compile.keep_high_precision and not ns.from_run:
         raise ConfigError("compile.keep_high_precision", "the localisation chooses the kept modules; leave it out")
-    runner: Any
-    if ns.pytorch:
-        runner = driver.PyTorchRunner(device=ns.analysis_device)
-    else:
-        from engine import jobs  # noqa: PLC0415
-        from engine.capabilities import detect  # noqa: PLC0415
-        from engine.runner import check_request  # noqa: PLC0415
-
-        check_request(base, detect())  # what this machine cannot build is said before any planning
-        jobs.ensure_workers()
-        runner = driver.QueueRunner(jobs.default_system().store, jobs.submit, jobs.get, jobs.cancel)
+    runner: Any = driver.PyTorchRunner(device=ns.analysis_device) if ns.pytorch else _queue_runner(base)
     study = driver.plan(
         base,
         criterion=Criterion(ns.tolerance, ns.min_top1),
@@ -147,7 +157,29 @@ def _localise(ns: argparse.Namespace, records: LocalisationRecords) -> int:
         f"{study.budget} search builds",
         file=sys.stderr,
     )
-    seen: set[tuple[int, str]] = set()
+    return _run(ns, records, study, runner)
+
+
+def _resume(ns: argparse.Namespace, records: LocalisationRecords) -> int:
+    study = records.load(ns.resume)
+    if study.is_sample:
+        raise ConfigError("resume", f"{study.localisation_id} is a recorded sample: start a localisation of your own")
+    driver.resume(study, ns.max_builds)
+    runner: Any
+    if study.measured_on == "engine":
+        runner = _queue_runner(study.request)
+    else:
+        runner = driver.PyTorchRunner(device=ns.analysis_device)
+    records.save(study)
+    print(
+        f"localisation {study.localisation_id}: going on after {study.builds} search builds, at most {study.budget}",
+        file=sys.stderr,
+    )
+    return _run(ns, records, study, runner)
+
+
+def _run(ns: argparse.Namespace, records: LocalisationRecords, study: Localisation, runner: Any) -> int:
+    seen: set[tuple[int, str]] = {(s.index, s.state) for s in study.steps}  # a resumed study's steps said already
 
     def on_change(s: Localisation) -> None:
         records.save(s)
@@ -165,11 +197,11 @@ def _localise(ns: argparse.Namespace, records: LocalisationRecords) -> int:
                 )
 
     try:
-        driver.run(study, runner, poll_s=0.0 if ns.pytorch else 0.5, on_change=on_change)
+        driver.run(study, runner, poll_s=0.0 if isinstance(runner, driver.PyTorchRunner) else 0.5, on_change=on_change)
     except KeyboardInterrupt:
         driver.cancel(study, runner)
         records.save(study)
-        print("cancelled", file=sys.stderr)
+        print(f"cancelled; go on with: python -m engine localise --resume {study.localisation_id}", file=sys.stderr)
         return 130
     records.save(study)
     print(json.dumps(study.to_dict(), indent=1) if ns.json else report(study))
