@@ -18,8 +18,9 @@ Device time on an H200 (TensorRT-RTX 1.4): ModelOpt's CUDA extensions on first u
 directory), then per localisation the PyTorch side (~30 s), the unfixed build and the reference (~30 s each) and
 about log2(candidates) + 1 search builds (~20-40 s each: calibration, export, a ~10 s build, timing): resnet50 FP8
 ~7.5 min (446 s on 2026-11-30: every module tried alone breaks its engine, so the search uses its whole budget of
-14 builds), vit_b_16 FP8 ~7 min, an INT8 weight-only check ~2 min when it is within tolerance. ``--only`` one at a
-time keeps each call under 10 minutes.
+14 builds), vit_b_16 FP8 ~15 min (21 builds of ~31 s, two of them crashing TensorRT-RTX: recorded in three calls
+with ``--resume``), an INT8 weight-only check ~2 min when it is within tolerance. ``--only`` one at a time, and
+``--timeout-s`` with ``--resume`` for longer ones, keep each call under 10 minutes.
 """
 
 from __future__ import annotations

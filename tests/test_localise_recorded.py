@@ -1,7 +1,8 @@
 """The localisations recorded on the H200 (``samples/localisations/``, scripts/record_localisations.py, TensorRT-RTX
 1.4, batch 8, tolerance rel. L2 0.1) read on the CPU: each replays through the search, the resnet50 FP8 one reads as
-FP8 breaking the engine module by module, the vit_b_16 FP8 one as a study stopped by a CUDA crash; and the driver
-over a scripted runner: a crashed search build counts as not passing and the search goes on."""
+FP8 breaking the engine module by module, the vit_b_16 FP8 one as quantization error undone by six modules kept
+in fp16, past two crashed builds; and the driver over a scripted runner: a crashed search build counts as not passing
+and the search goes on."""
 
 from __future__ import annotations
 
@@ -190,41 +191,66 @@ def test_the_unfixed_or_reference_build_crashing_still_ends_the_study(role, inde
     assert study.summary().startswith(f"The localisation stopped: step {index} ({role}) failed: out of GPU memory.")
 
 
-# -- vit_b_16 FP8: stopped by a CUDA crash, recorded before crashes counted ---------------------------------------
-def test_the_vit_recording_reads_as_stopped_by_a_cuda_crash_with_what_it_measured():
-    study, _ = _load(VIT)
-    assert study.status == "failed" and len(study.steps) == 4
+# -- vit_b_16 FP8: quantization error, two crashed builds, recorded over three calls (resumed twice) ---------------
+def test_the_vit_recording_reads_as_quantization_error_with_its_crashes_and_the_top1_it_lost():
+    study, runs = _load(VIT)
+    assert study.status == "done" and study.outcome == FOUND and study.budget == 20 and study.builds == 19
+    crashed = [s for s in study.steps if s.crashed]
+    assert [(s.index + 1, len(s.kept)) for s in crashed] == [(4, 12), (11, 5)]
+    assert all(reading.crash_label(s.why) == "CUDA illegal memory access" for s in crashed)
+    unfixed, reference, fix = study.step("unfixed").figures, study.step("reference").figures, study.fix_step
+    assert unfixed.finite and abs(unfixed.rel_l2 - unfixed.fake_quant_rel_l2) < 0.01  # the engine = fake-quant
+    assert len(fix.kept) == 6 and fix.figures.rel_l2 < 0.1 < unfixed.rel_l2
+    assert fix.figures.top1_agreement < unfixed.top1_agreement == 1.0
+    assert fix.figures.gpu_ms < reference.gpu_ms  # the fix is still faster than fp16
     summary = study.summary()
+    assert summary.startswith(
+        f"The unfixed fp8/fp16 engine is not broken: it gives rel. L2 {unfixed.rel_l2:.3g}, top-1 agreement 100%, "
+        f"0 NaN; the fake-quantized model's own rel. L2 is {unfixed.fake_quant_rel_l2:.3g}: the unfixed engine's "
+        "error is quantization error, not a conversion fault, only beyond the tolerance 0.1. Keeping 6 modules in "
+        f"fp16 gives rel. L2 {fix.figures.rel_l2:.3g}, top-1 agreement 88%"
+    )
+    assert "breaks at" not in summary  # nothing breaks: the kept modules undo quantization error
+    assert "Its top-1 agreement fell from 100% to 88% while its rel. L2 fell" in summary
+    assert "one changed class of the 8 inputs moves top-1 by 12.5%" in summary
+    assert summary.endswith(
+        "Step 4 (12 kept) crashed: CUDA illegal memory access — counted as not passing; step 11 (5 kept) crashed: "
+        "CUDA illegal memory access — counted as not passing."
+    )
+    assert fix.run_id in {r["result"]["run_id"] for r in runs}
+
+
+def test_the_vit_recording_replays_through_the_driver_crashes_included():
+    """Its builds answered by what they recorded (the two crashes included), the driver makes the same 21 builds in
+    the same order and reaches the same answer: the crash path that ran on the H200 is the one tested here."""
+    recorded, _ = _load(VIT)
+    study = Localisation(
+        "vit_again", recorded.created_at, recorded.base, recorded.candidates, recorded.criterion, max_builds=20
+    )
+    driver.run(study, ScriptedRunner(recorded_answers(recorded)), poll_s=0)
+    trace = [(s.role, s.kept, s.passed, s.crashed) for s in study.steps]
+    assert trace == [(s.role, s.kept, s.passed, s.crashed) for s in recorded.steps]
+    assert study.outcome == recorded.outcome and study.answer == recorded.answer
+
+
+def test_a_top1_the_criterion_asks_for_is_not_said_to_have_fallen():
+    recorded, _ = _load(VIT)
+    asked = Localisation.from_dict({**recorded.to_dict(), "criterion": {"tolerance_rel_l2": 0.1, "min_top1": 0.8}})
+    assert "Its top-1 agreement fell" in recorded.summary() and "Its top-1 agreement fell" not in asked.summary()
+
+
+def test_a_study_stopped_by_a_crash_before_crashes_counted_reads_as_stopped():
+    """Studies stored before a crashed search build counted as not passing end at the crash (status failed); they
+    still read with what they measured."""
+    recorded, _ = _load(VIT)
+    old = Localisation.from_dict(recorded.to_dict())
+    old.steps = old.steps[:4]
+    old.steps[3].crashed, old.status, old.outcome = False, "failed", ""
+    summary = old.summary()
     assert summary.startswith(
         "The localisation stopped at step 4 (search, 12 kept): its build crashed (CUDA illegal memory access)"
     )
-    unfixed = study.step("unfixed").figures
-    assert unfixed.finite and abs(unfixed.rel_l2 - unfixed.fake_quant_rel_l2) < 0.01
-    assert (
-        f"the unfixed fp8/fp16 engine gives rel. L2 {unfixed.rel_l2:.3g}, top-1 agreement 100%, 0 NaN — the "
-        f"fake-quantized model's own rel. L2 is {unfixed.fake_quant_rel_l2:.3g}: the unfixed engine's error is "
-        "quantization error, not a conversion fault" in summary
-    )
     assert "keeping 25 of 51 modules in fp16 passed (step 3: rel. L2 0.0699" in summary
-    assert "\n" not in summary and "Search for" not in summary  # the CUDA message in a few words
-    assert study.steps_table()["why"].iloc[3] == "CUDA illegal memory access"
-
-
-def test_the_vit_recording_replayed_today_goes_on_past_the_crash():
-    """Its builds answered by what they recorded (the crash included): the crash counts as not passing, so the search
-    bisects between 12 and 25 kept modules next instead of stopping."""
-    recorded, _ = _load(VIT)
-    study = Localisation(
-        "vit_again", recorded.created_at, recorded.base, recorded.candidates, recorded.criterion, max_builds=14
-    )
-    runner = ScriptedRunner(recorded_answers(recorded))
-    for _ in range(4):
-        driver.advance(study, runner)
-    assert study.status == "running"
-    assert [s.state for s in study.steps] == ["done", "done", "done", "failed", "queued"]
-    assert study.steps[3].crashed and study.builds == 2
-    assert len(study.steps[4].kept) == (12 + 25) // 2
-    assert "Step 4 (12 kept) crashed: CUDA illegal memory access — counted as not passing." in study.summary()
 
 
 def test_the_cli_lists_and_shows_the_recorded_localisations(tmp_path, monkeypatch, capsys):

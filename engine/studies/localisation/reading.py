@@ -24,6 +24,8 @@ CRASH_LABELS = (
 )
 # the unfixed engine's rel. L2 reads as the quantization's own when within this fraction of the fake-quantized one
 SAME_ERROR_FRACTION = 0.1
+# an unfixed engine agreeing with eager on at least this share of top-1 classes is imprecise, not broken
+NOT_BROKEN_TOP1 = 0.99
 
 
 def crash_label(error: str) -> str:
@@ -176,6 +178,39 @@ def quantization_error_text(study: Localisation) -> str:
     return (
         f"the fake-quantized model's own rel. L2 is {f.fake_quant_rel_l2:.3g}: the unfixed engine's error is "
         "quantization error, not a conversion fault"
+    )
+
+
+def quantization_lead(study: Localisation) -> str:
+    """The answer's opening when the unfixed engine is not broken (finite, every top-1 class agrees with eager) and
+    departs from eager as far as its fake-quantized model does, only beyond the tolerance: then no module "breaks"
+    it, the kept modules undo quantization error. "" otherwise (an engine that is broken reads "breaks at ...")."""
+    same = quantization_error_text(study)
+    unfixed = study.step("unfixed")
+    f = unfixed.figures if unfixed is not None else None
+    if not same or f is None or f.top1_agreement is None or f.top1_agreement < NOT_BROKEN_TOP1:
+        return ""
+    return (
+        f"The unfixed {study.label} engine is not broken: it gives {f.accuracy_text()}; {same}, only beyond the "
+        f"tolerance {study.criterion.tolerance_rel_l2:g}."
+    )
+
+
+def top1_drop_text(study: Localisation, fix: Step) -> str:
+    """Said when the fix agrees with eager on top-1 less often than the unfixed build while the criterion does not
+    ask for top-1: its rel. L2 is lower, yet classes changed ("" otherwise)."""
+    unfixed = study.step("unfixed")
+    u = unfixed.figures if unfixed is not None else None
+    f = fix.figures
+    if study.criterion.min_top1 is not None or u is None or f is None:
+        return ""
+    if u.top1_agreement is None or f.top1_agreement is None or f.top1_agreement >= u.top1_agreement:
+        return ""
+    n = int(study.base["model"]["batch_size"])
+    return (
+        f"Its top-1 agreement fell from {u.top1_agreement:.0%} to {f.top1_agreement:.0%} while its rel. L2 fell: the "
+        f"criterion asks for rel. L2 only (one changed class of the {n} inputs moves top-1 by {1 / n:.1%}); a least "
+        "top-1 agreement in the criterion makes the search hold it."
     )
 
 

@@ -232,7 +232,9 @@ class Localisation:
         modules = f"{len(kept)} module{'s' if len(kept) != 1 else ''}" + (
             " (every candidate)" if len(kept) == n else ""
         )
-        if self.outcome == FOUND:
+        if self.outcome == FOUND and (lead := reading.quantization_lead(self)):
+            text = f"{lead} Keeping {modules} in {self.high_precision} gives {fix.figures.accuracy_text()}"
+        elif self.outcome == FOUND:
             text = (
                 f"{self.low_name} breaks at {self.breaks_at()}; keeping {modules} in {self.high_precision} "
                 f"gives {fix.figures.accuracy_text()}"
@@ -247,7 +249,8 @@ class Localisation:
                 f"No small set found within {self.budget} builds: the smallest passing set seen keeps {modules} "
                 f"in {self.high_precision} and gives {fix.figures.accuracy_text()}"
             )
-        return text + self._latency_text(fix, reference, unfixed) + "."
+        drop = reading.top1_drop_text(self, fix)
+        return text + self._latency_text(fix, reference, unfixed) + "." + (f" {drop}" if drop else "")
 
     def breaks_at(self) -> str:
         """The first culprit, with its activation against the format's range when the PyTorch side has it."""
