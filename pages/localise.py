@@ -61,7 +61,7 @@ def form() -> None:
         format_func=lambda s: "fp16 cast (no quantization)" if s == "none" else f"{s} · {SCHEMES[s].label}",
     )
     base_precision = c2.selectbox("Unquantized in", ["fp16", "fp32"], key=f"{KEY}:base", disabled=scheme == "none")
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     tolerance = c1.number_input(
         "Tolerance (rel. L2 vs eager fp32)",
         value=DEFAULT_TOLERANCE_REL_L2,
@@ -76,7 +76,16 @@ def form() -> None:
         help="random, file:<name>.pt or dir:<folder> in the calibration directory; a folder "
         "with one subfolder per class also gives top-1 against its labels.",
     )
-    max_builds = c3.number_input(
+    min_top1 = c3.number_input(
+        "Least top-1 agreement, % (0: not asked)",
+        value=0,
+        min_value=0,
+        max_value=100,
+        key=f"{KEY}:top1",
+        help="A fix must also agree with eager fp32 on the top class this often; rel. L2 alone can fall while a "
+        "class changes.",
+    )
+    max_builds = c4.number_input(
         "Most search builds (0: about 2·log2(modules)+2)", value=0, min_value=0, key=f"{KEY}:builds"
     )
     raw = {
@@ -96,7 +105,7 @@ def form() -> None:
     except ConfigError as e:
         field_error(e)
         return
-    criterion = Criterion(tolerance)
+    criterion = Criterion(tolerance, min_top1 / 100 if min_top1 else None)
     c1, c2 = st.columns(2)
     if c1.button(
         "Find where it breaks",

@@ -89,6 +89,7 @@ def test_the_pytorch_search_runs_here_without_a_gpu(env):
     at.selectbox(key="loc:model.source").set_value("resnet18")
     at.number_input(key="loc:model.batch_size").set_value(1)
     at.number_input(key="loc:tol").set_value(0.5)
+    at.number_input(key="loc:top1").set_value(95)
     at.run()
     next(b for b in at.button if b.label == "Search on the PyTorch model here").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
@@ -96,6 +97,7 @@ def test_the_pytorch_search_runs_here_without_a_gpu(env):
     lid = lid[0] if isinstance(lid, list) else lid
     study = LocalisationRecords(env[0]).load(lid)
     assert study.outcome == "nothing_to_fix" and study.measured_on == "fake-quantized PyTorch model (cpu)"
+    assert study.criterion.min_top1 == 0.95 and "top-1 agreement ≥ 95%" in study.criterion.text()
     assert "The fp8/fp16 build is already within tolerance" in study.summary()
 
 
@@ -207,6 +209,8 @@ def test_both_recorded_localisations_open_from_the_picker(tmp_path, monkeypatch)
         steps = next(d.value for d in at.dataframe if "role" in d.value.columns)
         assert list(steps["step"]) == [s.index + 1 for s in study.steps]
         picker = at.selectbox(key="loc:picked")
-    assert any("crashed (CUDA illegal memory access)" in m.value for m in at.markdown)  # the vit one, last
-    (error,) = [e for e in at.expander if e.label == "Step 4 (search, 12 kept): the job's error"]
-    assert "an illegal memory access was encountered" in error.code[0].value  # the whole CUDA message kept
+    # the vit one, last: its two crashed builds named in the sentence, each with its whole CUDA message below
+    assert any("step 11 (5 kept) crashed: CUDA illegal memory access" in m.value for m in at.markdown)
+    for label in ("Step 4 (search, 12 kept): the job's error", "Step 11 (search, 5 kept): the job's error"):
+        (error,) = [e for e in at.expander if e.label == label]
+        assert "an illegal memory access was encountered" in error.code[0].value
