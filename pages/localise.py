@@ -19,6 +19,7 @@ from engine.studies.localisation import driver
 from engine.studies.localisation.error_growth import error_growth
 from engine.studies.localisation.figures import Criterion
 from engine.studies.localisation.records import LocalisationNotFound
+from engine.studies.localisation.resume import resume, resume_offer
 from engine.studies.localisation.study import DONE, RUNNING, Localisation
 from ui import localisation as loc
 from ui.errors import field_error, show_error
@@ -193,7 +194,7 @@ def go_on(study: Localisation, offer: str) -> None:
         key=f"{KEY}:resume",
     ):
         try:
-            driver.resume(study, int(builds) if int(builds) != study.budget else None)
+            resume(study, int(builds) if int(builds) != study.budget else None)
         except ConfigError as e:
             field_error(e)
             return
@@ -234,7 +235,7 @@ def show(study: Localisation) -> None:
                 loc.follow(study.localisation_id)
                 st.rerun()
     st.markdown(f"**{study.summary()}**")
-    if not study.is_sample and study.measured_on == "engine" and (offer := driver.resume_offer(study)):
+    if not study.is_sample and study.measured_on == "engine" and (offer := resume_offer(study)):
         go_on(study, offer)
     for note in study.notes:
         st.caption(note)

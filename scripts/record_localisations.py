@@ -102,6 +102,7 @@ def main() -> int:
         from engine.studies.localisation import driver, reading
         from engine.studies.localisation.figures import Criterion
         from engine.studies.localisation.records import LocalisationRecords, bundle, read_bundle
+        from engine.studies.localisation.resume import resume
         from engine.studies.localisation.study import Localisation
 
         system = JobSystem(Path(tmp) / "data")
@@ -162,7 +163,7 @@ def main() -> int:
             for run in runs:  # the unfixed build, the reference and the fix so far: bundled again
                 system.store.import_run(json.dumps(run).encode())
             study.is_sample = False
-            driver.resume(study, args.max_builds)
+            resume(study, args.max_builds)
             print(f"== {study.localisation_id}: going on after {study.builds} search builds, at most {study.budget}")
             failures += record(study, study.base["compile"]["quantization"], time.perf_counter())
         for name in wanted:

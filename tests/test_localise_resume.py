@@ -1,4 +1,4 @@
-"""Going on with a stopped localisation (``driver.resume``, ``python -m engine localise --resume``, the page's Go on):
+"""Going on with a stopped localisation (``resume``, ``python -m engine localise --resume``, the page's Go on):
 a study cancelled at any point and resumed makes the same builds, in the same order, as one never stopped; a search
 out of builds goes on with a larger budget and ends where an uninterrupted search with that budget ends; what cannot
 go on is refused with the reason. Scripted builds on the recorded resnet50 candidates (no GPU)."""
@@ -15,6 +15,7 @@ from engine.studies.localisation import driver
 from engine.studies.localisation.bisect import BUDGET, FOUND
 from engine.studies.localisation.figures import StepFigures
 from engine.studies.localisation.records import LocalisationRecords, read_bundle
+from engine.studies.localisation.resume import resume, resume_offer
 from engine.studies.localisation.study import Localisation
 from tests.localise_fixtures import ScriptedRunner
 
@@ -72,7 +73,7 @@ def test_a_study_cancelled_anywhere_goes_on_to_the_same_builds_and_answer(whole,
     assert study.status == "cancelled" and [s.state for s in study.steps].count("cancelled") == 1
     done_before = [s for s in study.steps if s.state == "done"]
     study = _round_trip(study)
-    driver.resume(study)
+    resume(study)
     assert study.status == "running" and all(s.state == "done" for s in study.steps)
     if cut >= 2:  # what finished is kept, with its figures; the cut build is gone
         assert [s.figures for s in study.steps] == [s.figures for s in done_before]
@@ -89,13 +90,13 @@ def test_a_search_out_of_builds_goes_on_with_a_larger_budget(whole):
     driver.run(study, ScriptedRunner(_answer), poll_s=0)
     assert study.outcome == BUDGET and study.builds == 4
     with pytest.raises(ConfigError, match="used its whole budget of 4 builds: give a larger max_builds") as e:
-        driver.resume(study)
+        resume(study)
     assert e.value.field == "max_builds"
     with pytest.raises(ConfigError, match="4 search builds are used already: give more than 4"):
-        driver.resume(study, 4)
+        resume(study, 4)
     assert study.status == "done" and study.outcome == BUDGET  # a refused resume changes nothing
     study = _round_trip(study)
-    driver.resume(study, 40)
+    resume(study, 40)
     assert study.status == "running" and study.budget == 40 and study.search.max_builds == 40
     driver.run(study, ScriptedRunner(_answer), poll_s=0)
     assert _trace(study) == _trace(whole) and study.outcome == FOUND
@@ -105,20 +106,20 @@ def test_the_unfixed_or_reference_failing_goes_on_by_building_both_again():
     study = _study()
     oom = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
     driver.run(study, ScriptedRunner(lambda r: oom if r.compile.quantization == "none" else _answer(r)), poll_s=0)
-    assert study.status == "failed" and driver.resume_offer(study).startswith("Going on builds the failed step")
-    driver.resume(study)
+    assert study.status == "failed" and resume_offer(study).startswith("Going on builds the failed step")
+    resume(study)
     assert study.steps == []
     driver.run(study, ScriptedRunner(_answer), poll_s=0)
     assert study.outcome == FOUND and [s.role for s in study.steps[:2]] == ["unfixed", "reference"]
 
 
 def test_what_cannot_go_on_is_refused_with_the_reason(whole):
-    assert driver.resume_offer(whole) == ""
+    assert resume_offer(whole) == ""
     with pytest.raises(ConfigError, match=r"r is finished \(found\): there is nothing to go on with"):
-        driver.resume(whole)
+        resume(whole)
     running = _study()
     with pytest.raises(ConfigError, match="r is running already: follow it instead"):
-        driver.resume(running)
+        resume(running)
 
 
 def test_the_cli_refuses_a_sample_a_finished_study_and_an_unknown_id(whole, tmp_path, monkeypatch, capsys):

@@ -25,6 +25,7 @@ from engine.studies.localisation import driver, reading
 from engine.studies.localisation.error_growth import DEFAULT_MAX_SAMPLES
 from engine.studies.localisation.figures import Criterion
 from engine.studies.localisation.records import LocalisationNotFound, LocalisationRecords
+from engine.studies.localisation.resume import resume
 from engine.studies.localisation.study import Localisation
 
 
@@ -164,7 +165,7 @@ def _resume(ns: argparse.Namespace, records: LocalisationRecords) -> int:
     study = records.load(ns.resume)
     if study.is_sample:
         raise ConfigError("resume", f"{study.localisation_id} is a recorded sample: start a localisation of your own")
-    driver.resume(study, ns.max_builds)
+    resume(study, ns.max_builds)
     runner: Any
     if study.measured_on == "engine":
         runner = _queue_runner(study.request)
