@@ -108,13 +108,14 @@ def main() -> int:
         system = JobSystem(Path(tmp) / "data")
         records = LocalisationRecords(system.root)
         slug = gpu_slug()
-        started: list[bool] = []
+        started = False
 
         def record(study: Localisation, scheme: str, t0: float) -> int:
             """Run a planned or resumed localisation through the queue and bundle it; 1 when it did not finish."""
+            nonlocal started
             if not started:  # after the first planning: ModelOpt's CUDA extensions are built, the workers reuse them
                 print(f"job system: workers {system.ensure_workers()}", flush=True)
-                started.append(True)
+                started = True
             runner = driver.QueueRunner(system.store, lambda r: system.submit(r, gpu=0), system.get, system.cancel)
             seen = {(s.index, s.state) for s in study.steps}  # a resumed study's steps were printed before
 

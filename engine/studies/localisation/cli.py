@@ -166,11 +166,8 @@ def _resume(ns: argparse.Namespace, records: LocalisationRecords) -> int:
     if study.is_sample:
         raise ConfigError("resume", f"{study.localisation_id} is a recorded sample: start a localisation of your own")
     resume(study, ns.max_builds)
-    runner: Any
-    if study.measured_on == "engine":
-        runner = _queue_runner(study.request)
-    else:
-        runner = driver.PyTorchRunner(device=ns.analysis_device)
+    engine = study.measured_on == "engine"
+    runner: Any = _queue_runner(study.request) if engine else driver.PyTorchRunner(device=ns.analysis_device)
     records.save(study)
     print(
         f"localisation {study.localisation_id}: going on after {study.builds} search builds, at most {study.budget}",
