@@ -4,6 +4,8 @@
 #   ./dev.sh test   create .venv, install test tools (+ Debian chromium and redis-server), lint (ruff check,
 #                   ruff format --check, mypy engine), run the whole suite: one pytest-xdist worker per core, at most
 #                   4 (PYTEST_WORKERS=N to choose, 0 for one process), each test file in one worker
+#   ./dev.sh test --fast   the fast loop: ruff, then unit and recorded-sample tests only (no job workers, dashboard
+#                   servers, browser or GPU: the tests marked slow/browser/gpu, see tests/conftest.py), no apt, no mypy
 #   ./dev.sh lint   the lint steps alone
 # Where `nvidia-smi` answers, the GPU extras are installed too: requirements-gpu.txt (torch-tensorrt + tensorrt),
 # or the TensorRT-RTX flavour with TRT_FLAVOUR=rtx (torch-tensorrt-rtx).
@@ -67,9 +69,14 @@ case "${1:-}" in
     ;;
   test)
     setup requirements-dev.txt
-    apt_install
     shift
-    lint
+    if [ "${1:-}" = "--fast" ]; then
+      "$PY" -m ruff check --quiet .
+    else
+      apt_install
+      lint
+      set -- --durations=15 "$@"
+    fi
     # most of the suite waits on real processes (workers, streamlit servers, chromium): files run side by side;
     # --dist loadfile keeps a file's module-scoped fixtures (one server, one browser, one store) to one worker
     cores=$(nproc 2>/dev/null || echo 2)

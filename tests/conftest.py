@@ -22,12 +22,41 @@ def gpu_skip_reason() -> str | None:
     return None
 
 
+# fixtures that start real processes (job workers, a dashboard server, a browser, a Redis server): a test using one,
+# directly or through another fixture, is marked slow and left out of the fast tier
+PROCESS_FIXTURES = frozenset({"system", "dashboard", "browser_page", "redis_url", "ladder_page"})
+FAST_LEAVES_OUT = ("slow", "browser", "gpu")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="the fast tier: unit and recorded-sample tests only (no workers, servers, browser or GPU)",
+    )
+
+
+def pytest_configure(config):
+    # fixed seeds: hypothesis draws the same examples on every run (a failure reproduces; CI does not flake on a draw)
+    from hypothesis import settings
+
+    settings.register_profile("fixed", derandomize=True, print_blob=True)
+    settings.load_profile("fixed")
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
         if "gpu" in item.keywords:
             reason = gpu_skip_reason()
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))
+    if config.getoption("fast"):
+        kept = [item for item in items if not any(m in item.keywords for m in FAST_LEAVES_OUT)]
+        if len(kept) < len(items):
+            config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+            items[:] = kept
     # files holding a test marked slow run first (a stable sort: the order within a file is kept), so that under
     # pytest-xdist (./dev.sh test) the long ones start at once instead of leaving one worker busy at the end
     slow_files = {item.path for item in items if "slow" in item.keywords}

@@ -35,7 +35,8 @@ def _integrity(path) -> str:
 
 
 def test_random_kills_of_job_processes_and_workers_lose_nothing(system):
-    seed = int(os.environ.get("CHAOS_SEED", time.time()))
+    # a fixed seed, so a failure reproduces; CHAOS_SEED=<n> explores other kill schedules
+    seed = int(os.environ.get("CHAOS_SEED", "15"))
     rng = random.Random(seed)
     t0 = time.monotonic()
     system.ensure_workers()
