@@ -164,12 +164,13 @@ def run_file(
     return run
 
 
-def lane_env(lane: int | None, lanes: int, data_root: Path) -> dict[str, str]:
-    """A lane's environment: its GPU alone (of those visible) and its own data directory."""
+def lane_env(lane: int | None, gpus: int, data_root: Path) -> dict[str, str]:
+    """A lane's environment: one GPU of the ``gpus`` visible (lanes beyond the GPU count share them, round robin;
+    never a device index that does not exist, which would skip its tests as "no GPU") and its own data directory."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    if lane is not None and lanes > 1:
-        visible = env.get("CUDA_VISIBLE_DEVICES") or ",".join(map(str, range(lanes)))
-        env["CUDA_VISIBLE_DEVICES"] = visible.split(",")[lane % len(visible.split(","))]
+    if lane is not None and gpus > 1:
+        visible = (env.get("CUDA_VISIBLE_DEVICES") or ",".join(map(str, range(gpus)))).split(",")
+        env["CUDA_VISIBLE_DEVICES"] = visible[lane % len(visible)]
     env["TRTDASH_DATA_DIR"] = str(data_root / f"lane{lane if lane is not None else 'all'}")
     return env
 
@@ -232,19 +233,20 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print("no gpu-marked test collected", file=sys.stderr)
         return 2
-    lanes = args.lanes or max(1, _gpu_count())
+    gpus = max(1, _gpu_count())
+    lanes = args.lanes or gpus
     alone, plan = schedule(files, lanes)
     runs = {f: FileRun(f, files[f]) for f in files}
     data_root = args.out / "data"
     for f in alone:
         print(f"[every GPU] {f}", flush=True)
-        run_file(runs[f], args.root, args.out, lane_env(None, lanes, data_root), deadline, python, args.pytest_arg)
+        run_file(runs[f], args.root, args.out, lane_env(None, gpus, data_root), deadline, python, args.pytest_arg)
 
     def lane_work(lane: int) -> None:
         for f in plan[lane]:
             runs[f].lane = lane
             print(f"[lane {lane}] {f} ({deadline - time.monotonic():.0f} s left)", flush=True)
-            run_file(runs[f], args.root, args.out, lane_env(lane, lanes, data_root), deadline, python, args.pytest_arg)
+            run_file(runs[f], args.root, args.out, lane_env(lane, gpus, data_root), deadline, python, args.pytest_arg)
 
     with ThreadPoolExecutor(lanes) as pool:
         list(pool.map(lane_work, range(lanes)))

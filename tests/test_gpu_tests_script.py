@@ -104,3 +104,14 @@ def test_longest_files_go_first_onto_the_lane_free_soonest():
     assert plan[0][0] == "tests/gpu/test_localise_gpu.py" and abs(loads[0] - loads[1]) <= 80
     one_alone, (one,) = gpu_tests.schedule(files, 1)
     assert one_alone == [] and len(one) == len(files)  # one GPU: the every-GPU file is just another file
+
+
+def test_lanes_beyond_the_gpu_count_share_the_gpus_and_never_name_a_missing_device(tmp_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    # one GPU, three lanes: every lane sees the machine's only GPU (device 1 or 2 would skip its tests as "no GPU")
+    assert {gpu_tests.lane_env(lane, 1, tmp_path).get("CUDA_VISIBLE_DEVICES") for lane in range(3)} == {None}
+    # two GPUs, four lanes: round robin over the two
+    assert [gpu_tests.lane_env(lane, 2, tmp_path)["CUDA_VISIBLE_DEVICES"] for lane in range(4)] == ["0", "1", "0", "1"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert [gpu_tests.lane_env(lane, 2, tmp_path)["CUDA_VISIBLE_DEVICES"] for lane in range(3)] == ["3", "5", "3"]
+    assert gpu_tests.lane_env(1, 2, tmp_path)["TRTDASH_DATA_DIR"] == str(tmp_path / "lane1")
