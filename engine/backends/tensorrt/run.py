@@ -15,7 +15,7 @@ import torch
 from engine.backends.base import Measurement, ProgressFn
 from engine.backends.eager import prepare
 from engine.backends.tensorrt import capture, internals, references
-from engine.backends.tensorrt.export import compile_model, specs_at
+from engine.backends.tensorrt.export import compile_model, model_precision, specs_at
 from engine.backends.tensorrt.internals import Features
 from engine.backends.tensorrt.measure import measure
 from engine.backends.tensorrt.quantize import quantize
@@ -162,10 +162,7 @@ def _run(
                 f"layers ran in quant_base_precision {c.quant_base_precision}."
             )
     else:
-        # strongly typed (RTX): the model carries the precision; full TensorRT: fp32 model + enabled_precisions
-        module, inputs = prepare(
-            model, c.precision if features.rtx else "fp32", "cuda", keep_fp32=c.keep_high_precision
-        )
+        module, inputs = prepare(model, model_precision(c, features), "cuda", keep_fp32=c.keep_high_precision)
     specs = specs_at(model.input_specs, inputs) if dynamic else None
     if c.cache_built_engines or c.reuse_cached_engines:
         warnings.append(
