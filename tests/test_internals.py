@@ -45,6 +45,7 @@ from engine.errors import ConfigError, RunError
 from engine.models import registry
 from engine.quantization import schemes
 from engine.settings.defaults import FRONTENDS, MODES, PRECISIONS, QUANT_BASE_PRECISIONS, QUANT_SCHEMES
+from engine.settings.inputs import InputSpec
 from engine.settings.knobs import knob_fields, knob_info
 from engine.settings.request import CompileSettings, RunRequest
 
@@ -459,3 +460,11 @@ def test_an_unknown_keyword_is_refused_before_torch_tensorrt_is_called():
         check_keywords({"use_explicit_typing": False, "arg_inputs": []}, "torch_compile", keywords, None)
     assert err.value.keywords == ("arg_inputs", "use_explicit_typing")
     check_keywords({"engine_cache_dir": "x", "min_block_size": 1}, "torch_compile", keywords, None)
+
+
+def test_dynamic_input_specs_follow_the_cast_inputs_bf16_included():
+    """A strongly typed full-TensorRT bf16 build casts the inputs: the dynamic Input's dtype must follow."""
+    spec = InputSpec(name="x", shape=(1, 3, 8, 8), dtype="float32")
+    for dtype, name in ((torch.bfloat16, "bfloat16"), (torch.float16, "float16"), (torch.float32, "float32")):
+        (out,) = export.specs_at((spec,), (torch.zeros(1, 3, 8, 8, dtype=dtype),))
+        assert out.dtype == name and out.torch_dtype == dtype

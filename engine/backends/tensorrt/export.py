@@ -84,8 +84,9 @@ def compile_kwargs(request: RunRequest, features: Features, workdir: Path) -> di
 
 
 def specs_at(specs: tuple[InputSpec, ...], inputs: tuple[torch.Tensor, ...]) -> tuple[InputSpec, ...]:
-    """The input specs with floating inputs in the dtype the module runs in (fp16 on a strongly typed build)."""
-    names = {torch.float16: "float16", torch.float32: "float32"}
+    """The input specs with floating inputs in the dtype the module runs in (fp16/bf16 on a strongly typed
+    build)."""
+    names = {torch.float16: "float16", torch.float32: "float32", torch.bfloat16: "bfloat16"}
     return tuple(
         replace(s, dtype=names.get(t.dtype, s.dtype)) if t.is_floating_point() else s
         for s, t in zip(specs, inputs, strict=True)
