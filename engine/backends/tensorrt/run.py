@@ -17,10 +17,11 @@ from engine.backends.eager import prepare
 from engine.backends.tensorrt import capture, internals, references
 from engine.backends.tensorrt.export import compile_model, model_precision, specs_at
 from engine.backends.tensorrt.internals import Features
-from engine.backends.tensorrt.measure import measure
+from engine.backends.tensorrt.measure import layer_infos, measure
 from engine.backends.tensorrt.quantize import quantize
 from engine.errors import ConfigError, GpuOutOfMemory, RunError
 from engine.models.entry import BuiltModel
+from engine.profiling import engine_precision
 from engine.result import LatencyStats
 from engine.settings.request import RunRequest
 
@@ -206,6 +207,9 @@ def _run(
     for _, mod in trt_modules:  # a Debugger build switches profiling on; time with it off
         with contextlib.suppress(Exception):
             mod.disable_profiling()
+    # what the engine's layers run in, against the label: a mismatch fails here, before anything is timed
+    precision = engine_precision.engine_precision(c, layer_infos(trt_modules)) if m.layer_profile else None
+    engine_precision.check(precision)
     engine_bytes = sum(len(getattr(mod, "serialized_engine", b"") or b"") for _, mod in trt_modules)
     if not trt_modules:
         warnings.append(
@@ -248,4 +252,5 @@ def _run(
         gpu_time=measured.gpu_time,
         graph_replay=measured.graph_replay,
         plan_fingerprint=measured.plan_fingerprint,
+        engine_precision=precision,
     )
