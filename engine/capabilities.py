@@ -37,6 +37,8 @@ class Capabilities:
     tensorrt_version: str | None = None
     tensorrt_unavailable_reason: str = ""
     python_runtime_reason: str = ""  # why compile.use_python_runtime does not apply here ("" when it does)
+    # the model's dtypes decide the engine's precision (TensorRT-RTX; full TensorRT from Torch-TensorRT 2.13)
+    strongly_typed: bool = False
     cpu_name: str = field(default_factory=lambda: _cpu_name())
 
     @property
@@ -149,7 +151,7 @@ def detect() -> Capabilities:
     import torch
 
     cuda = torch.cuda.is_available()
-    python_runtime_reason = ""
+    python_runtime_reason, strongly_typed = "", False
     gpus = []
     if cuda:
         for i in range(torch.cuda.device_count()):
@@ -159,7 +161,8 @@ def detect() -> Capabilities:
         if flavour != "none":
             from engine.backends.tensorrt import internals  # noqa: PLC0415
 
-            python_runtime_reason = internals.features().python_runtime_reason
+            found = internals.features()
+            python_runtime_reason, strongly_typed = found.python_runtime_reason, found.strongly_typed
     else:
         tt_version, flavour, trt_version = None, "none", None
         reason = "no NVIDIA GPU (torch.cuda.is_available() is False)."
@@ -172,6 +175,7 @@ def detect() -> Capabilities:
         tensorrt_version=trt_version,
         tensorrt_unavailable_reason=reason,
         python_runtime_reason=python_runtime_reason,
+        strongly_typed=strongly_typed,
     )
 
 

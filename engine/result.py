@@ -282,6 +282,19 @@ class GraphReplay:
 
 
 @dataclass
+class EnginePrecision:
+    """The engine's layers by output datatype against the run's label (``engine.profiling.engine_precision``)."""
+
+    layer_counts: dict[str, int]  # output datatype -> layers: {"fp16": 148, "fp32": 1}
+    expected: str  # compile.precision, or quant_base_precision for a quantized run
+    mismatch: str = ""  # "" | "label_absent" (no layer in it) | "lowered" (an fp32 run with lower-precision layers)
+
+    @property
+    def layers(self) -> int:
+        return sum(self.layer_counts.values())
+
+
+@dataclass
 class RunResult:
     run_id: str
     key: str
@@ -309,6 +322,7 @@ class RunResult:
     gpu_time: GpuTime | None = None  # None: not measured (CPU run, or stored before it existed)
     graph_replay: GraphReplay | None = None  # None: not attempted
     plan_fingerprint: str | None = None  # identity of the engine plan(s): equal -> the same kernels
+    engine_precision: EnginePrecision | None = None  # None: not read (no DETAILED layer info, stored before)
     submitted_by: str = ""  # who asked for the run; "" = unknown (stored before it was recorded)
     schema_version: int = SCHEMA_VERSION
     layers: pd.DataFrame = field(default_factory=empty_layers, repr=False)
@@ -339,6 +353,8 @@ class RunResult:
             d["gpu_time"] = GpuTime(**d["gpu_time"])
         if d.get("graph_replay"):
             d["graph_replay"] = GraphReplay(**d["graph_replay"])
+        if d.get("engine_precision"):
+            d["engine_precision"] = EnginePrecision(**d["engine_precision"])
         known = {f.name for f in dataclasses.fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         return cls(**d, layers=normalise_layers(layers) if layers is not None else empty_layers())

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.compare.metrics import profiling_overhead
+from engine.profiling import engine_precision
 from engine.result import RunResult
 from engine.studies.judging import gpu_time_absence
 from engine.studies.statistics import GPU_TIME, format_ms
@@ -171,6 +172,7 @@ LAYERS = "Layers profiled"
 PROFILED_SUM = "Sum of per-layer averages"
 PROFILED_E2E = "Profiled / e2e"
 PROFILED_GPU = "Profiled / GPU time"
+ENGINE_PRECISION = "Engine precision"
 
 
 def layer_profile_figures(run: RunResult) -> list[Figure]:
@@ -207,7 +209,23 @@ def layer_profile_figures(run: RunResult) -> list[Figure]:
                 overhead["gpu_ratio"],
             )
         )
+    figures += [f for f in (engine_precision_figure(run),) if f is not None]
     return figures
+
+
+def engine_precision_figure(run: RunResult) -> Figure | None:
+    """The datatype most of the engine's layers output, with every datatype's share; None when not read."""
+    p = run.engine_precision
+    if p is None:
+        return None
+    top, share = next(iter(engine_precision.shares(p).items()))
+    verdict = f"the run is labelled {p.expected}" + (": THEY DIFFER" if p.mismatch else "")
+    return Figure(
+        ENGINE_PRECISION,
+        f"{top} {share:.0%}",
+        f"{engine_precision.summary(p)} by output datatype (TensorRT's layer information); {verdict}.",
+        share,
+    )
 
 
 # -- the segmentation (Segmentation) ------------------------------------------------------------------------

@@ -139,6 +139,7 @@ def _execute(
             gpu_time=m.gpu_time,
             graph_replay=m.graph_replay,
             plan_fingerprint=m.plan_fingerprint,
+            engine_precision=m.engine_precision,
             submitted_by=submitted_by,
         )
         progress("store", None, "saving")

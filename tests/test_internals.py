@@ -17,6 +17,7 @@ that cannot be had is a SKIP naming why (no network, no cache), never a pass.
 from __future__ import annotations
 
 import ast
+import itertools
 import os
 import subprocess
 import sys
@@ -25,15 +26,28 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+import torch
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from engine.backends.tensorrt import internals
+from engine.backends.eager import prepare
+from engine.backends.tensorrt import export, internals
 from engine.backends.tensorrt.export import compile_settings
+from engine.backends.tensorrt.keywords import (
+    TORCH_COMPILE_OPTIONS_READ,
+    CompileKeywords,
+    UnknownCompileKeyword,
+    check_keywords,
+)
 from engine.backends.tensorrt.run import check
 from engine.capabilities import Capabilities
-from engine.errors import ConfigError
-from engine.settings.request import RunRequest
+from engine.errors import ConfigError, RunError
+from engine.models import registry
+from engine.quantization import schemes
+from engine.settings.defaults import FRONTENDS, MODES, PRECISIONS, QUANT_BASE_PRECISIONS, QUANT_SCHEMES
+from engine.settings.inputs import InputSpec
+from engine.settings.knobs import knob_fields, knob_info
+from engine.settings.request import CompileSettings, RunRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("TRTDASH_WHEEL_CACHE", Path.home() / ".cache" / "trtdash-wheels"))
@@ -167,6 +181,34 @@ def problems(source: WheelSource, symbol: internals.PrivateSymbol) -> list[str]:
     return out
 
 
+def compile_keywords(source: WheelSource) -> CompileKeywords:
+    """What each frontend honours, read from the wheel's source: ``dynamo.compile``'s named parameters (a name
+    outside them falls into ``**kwargs`` and is ignored) and, for ``torch.compile(options=...)``, the fields of
+    ``CompilationSettings`` plus the names ``parse_dynamo_kwargs`` reads from the options itself."""
+    compiler = source.module("torch_tensorrt.dynamo._compiler")
+    fn = _top_level(compiler, "compile")
+    assert isinstance(fn, ast.FunctionDef), "torch_tensorrt.dynamo._compiler defines no compile()"
+    a = fn.args
+    dynamo = {x.arg for x in a.posonlyargs + a.args + a.kwonlyargs}
+    settings = _top_level(source.module("torch_tensorrt.dynamo._settings"), "CompilationSettings")
+    assert isinstance(settings, ast.ClassDef)
+    fields = {t.target.id for t in settings.body if isinstance(t, ast.AnnAssign) and isinstance(t.target, ast.Name)}
+    parse = _top_level(source.module("torch_tensorrt.dynamo.utils"), "parse_dynamo_kwargs")
+    read = {
+        c.args[0].value
+        for c in ast.walk(parse)
+        if isinstance(c, ast.Call)
+        and isinstance(c.func, ast.Attribute)
+        and c.func.attr == "get"
+        and isinstance(c.func.value, ast.Name)
+        and c.func.value.id == "kwargs"
+        and c.args
+        and isinstance(c.args[0], ast.Constant)
+    }
+    assert set(TORCH_COMPILE_OPTIONS_READ) <= read, f"parse_dynamo_kwargs reads {sorted(read)} from the options"
+    return CompileKeywords(frozenset(dynamo), frozenset(fields | read))
+
+
 def check_wheel(source: WheelSource, rtx: bool) -> tuple[internals.Features, set[str]]:
     missing = {}
     for key, symbol in internals.SYMBOLS.items():
@@ -174,7 +216,7 @@ def check_wheel(source: WheelSource, rtx: bool) -> tuple[internals.Features, set
         if found:
             assert not symbol.required, f"required {symbol.dotted} ({symbol.used_for}): {found}"
             missing[key] = found
-    features = internals.Features.detect(lambda s: present(source, s), rtx=rtx)
+    features = internals.Features.detect(lambda s: present(source, s), rtx=rtx, keywords=compile_keywords(source))
     return features, set(missing)
 
 
@@ -279,3 +321,150 @@ def test_no_private_torch_tensorrt_symbol_outside_the_internals_module():
             offenders += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in names if _private(n)]
     assert offenders == []
     assert _private("torch_tensorrt._features.ENABLED_FEATURES") and not _private("torch_tensorrt.runtime.x")
+
+
+# -- the keywords the backend passes, against each wheel's dynamo.compile and CompilationSettings ---------------
+# sample values for knobs whose widget takes free input; every other knob is tried at each value it offers
+SAMPLE_VALUES = {"torch_executed_ops": ("torch.ops.aten.relu.default",), "workspace_size": (1 << 30,)}
+CROSSED = ("frontend", "precision", "quantization", "quant_base_precision")
+
+
+def knob_variants() -> list[dict]:
+    """One compile-knob change per value the form offers away from the default (the crossed knobs apart)."""
+    out: list[dict] = [{}]
+    for f in knob_fields(CompileSettings):
+        info = knob_info(f)
+        if f.name in CROSSED or info.trt_kwarg is None and info.kind != "bool":
+            continue  # not a Torch-TensorRT argument (model paths, calibration data): no keyword to check
+        values = SAMPLE_VALUES.get(f.name) or (
+            (not f.default,) if info.kind == "bool" else info.choices or info.options or (info.min, info.max)
+        )
+        out += [{f.name: v} for v in values if v != f.default]
+    return out
+
+
+def allowed_requests(features: internals.Features):
+    """Every request the capability matrix and the backend's own check accept on this flavour: frontend ×
+    precision × quantization scheme × base precision × mode, each with every knob variant."""
+    caps = caps_for(features)
+    flavour = "tensorrt_rtx" if features.rtx else "tensorrt"
+    for frontend, precision, scheme, base, mode in itertools.product(
+        FRONTENDS, PRECISIONS, QUANT_SCHEMES, QUANT_BASE_PRECISIONS, MODES
+    ):
+        if scheme == "none" and base != "fp16":
+            continue  # the base precision means nothing unquantized
+        if schemes.scheme_unavailable_reason(scheme, flavour=flavour, compute_capability=None, modelopt=True):
+            continue
+        for variant in knob_variants():
+            knobs = {"frontend": frontend, "precision": precision, "quantization": scheme, **variant}
+            if scheme != "none":
+                knobs["quant_base_precision"] = base
+            try:
+                req = RunRequest.from_dict(
+                    {
+                        "model": {"source": "resnet18"},
+                        "backend": "tensorrt",
+                        "device": "cuda",
+                        "mode": mode,
+                        "compile": knobs,
+                    }
+                )
+                check(req, "cuda", features)
+            except ConfigError:
+                continue
+            if any(caps.disabled_reason(f"compile.{k}", v) for k, v in knobs.items() if k != "quantization"):
+                continue
+            yield req
+
+
+def unknown_keywords(source: WheelSource, features: internals.Features, workdir: Path) -> tuple[int, dict]:
+    """Keywords the backend passes for some allowed request (as ``compile_model`` builds them) that the wheel's
+    frontend does not read, each with the first request that passes it."""
+    accepted = compile_keywords(source)
+    count, unknown = 0, {}
+    for req in allowed_requests(features):
+        count += 1
+        c = req.compile
+        kw = export.compile_kwargs(req, features, workdir) | ({"arg_inputs": []} if c.frontend == "dynamo" else {})
+        for name in set(kw) - accepted.accepted(c.frontend):
+            unknown.setdefault(name, f"{c.frontend} {c.precision} quantization={c.quantization} mode={req.mode}")
+        try:  # the backend's own check refuses exactly these
+            check_keywords(kw, c.frontend, features.keywords, "x")
+        except UnknownCompileKeyword as e:
+            assert set(e.keywords) == set(kw) - accepted.accepted(c.frontend)
+    return count, unknown
+
+
+@pytest.mark.parametrize("wheel_name", ["pinned", "rtx-2.11"])
+def test_every_keyword_the_backend_passes_is_one_the_wheel_reads(wheel_name, tmp_path):
+    """A keyword outside ``dynamo.compile``'s signature (or CompilationSettings, for torch.compile) is silently
+    ignored by Torch-TensorRT: enabled_precisions on 2.14 built every "fp16" engine in fp32."""
+    if wheel_name == "pinned":
+        version = next(iter(pinned("torch-tensorrt", ROOT / "requirements-gpu.txt").specifier)).version
+        source, rtx = WheelSource(wheel("torch-tensorrt", version)), False
+    else:
+        source, rtx = WheelSource(wheel("torch-tensorrt-rtx", "2.11.0", GPU_KIT)), True
+    features, _ = check_wheel(source, rtx=rtx)
+    count, unknown = unknown_keywords(source, features, tmp_path)
+    assert count > 100  # the matrix allows many combinations on each flavour
+    assert unknown == {}, f"keywords the {wheel_name} wheel does not read (first request passing each): {unknown}"
+
+
+def pinned_features() -> internals.Features:
+    version = next(iter(pinned("torch-tensorrt", ROOT / "requirements-gpu.txt").specifier)).version
+    return check_wheel(WheelSource(wheel("torch-tensorrt", version)), rtx=False)[0]
+
+
+def test_full_tensorrt_fp16_on_the_pinned_wheel_is_built_from_fp16_dtypes(tmp_path):
+    """2.14 has no enabled_precisions: the fp16 engine comes from an fp16 model and fp16 inputs (strong typing),
+    with no precision keyword that the wheel would drop; quantized builds likewise take none."""
+    features = pinned_features()
+    assert features.strongly_typed and not features.keywords.weak_typing and not features.rtx
+    req = request(precision="fp16")
+    assert export.model_precision(req.compile, features) == "fp16"
+    kw = export.compile_kwargs(req, features, tmp_path)
+    assert not {"enabled_precisions", "use_explicit_typing", "enable_autocast"} & set(kw)
+    check_keywords({"arg_inputs": [], **kw}, "dynamo", features.keywords, "2.14.0")
+    model = registry.build(req.model)
+    module, inputs = prepare(model, export.model_precision(req.compile, features), "cpu")
+    assert {p.dtype for p in module.parameters()} == {torch.float16}
+    assert all(t.dtype == torch.float16 for t in inputs if t.is_floating_point())
+    quant = request(quantization="int8_weight_only")
+    assert (
+        export.compile_kwargs(quant, features, tmp_path).keys()
+        == export.compile_kwargs(request(), features, tmp_path).keys()
+    )
+
+
+def test_weakly_typed_full_tensorrt_keeps_enabled_precisions(tmp_path):
+    """Full TensorRT before 2.13 (dynamo.compile still has enabled_precisions): fp32 model, precision by keyword."""
+    rtx_keywords = check_wheel(WheelSource(wheel("torch-tensorrt-rtx", "2.11.0", GPU_KIT)), rtx=True)[0].keywords
+    features = internals.Features.detect(lambda s: True, rtx=False, keywords=rtx_keywords)
+    assert not features.strongly_typed
+    req = request(precision="fp16")
+    assert export.model_precision(req.compile, features) == "fp32"
+    kw = export.compile_kwargs(req, features, tmp_path)
+    assert kw["enabled_precisions"] == {torch.float32, torch.float16} and kw["use_explicit_typing"] is False
+    check_keywords(kw, "dynamo", features.keywords, "2.11.0")
+
+
+def test_an_unknown_keyword_is_refused_before_torch_tensorrt_is_called():
+    keywords = pinned_features().keywords
+    with pytest.raises(UnknownCompileKeyword) as err:
+        check_keywords(
+            {"arg_inputs": [], "enabled_precisions": set(), "min_block_size": 1}, "dynamo", keywords, "2.14.0"
+        )
+    assert err.value.keywords == ("enabled_precisions",) and err.value.hint
+    assert isinstance(err.value, RunError)
+    with pytest.raises(UnknownCompileKeyword) as err:
+        check_keywords({"use_explicit_typing": False, "arg_inputs": []}, "torch_compile", keywords, None)
+    assert err.value.keywords == ("arg_inputs", "use_explicit_typing")
+    check_keywords({"engine_cache_dir": "x", "min_block_size": 1}, "torch_compile", keywords, None)
+
+
+def test_dynamic_input_specs_follow_the_cast_inputs_bf16_included():
+    """A strongly typed full-TensorRT bf16 build casts the inputs: the dynamic Input's dtype must follow."""
+    spec = InputSpec(name="x", shape=(1, 3, 8, 8), dtype="float32")
+    for dtype, name in ((torch.bfloat16, "bfloat16"), (torch.float16, "float16"), (torch.float32, "float32")):
+        (out,) = export.specs_at((spec,), (torch.zeros(1, 3, 8, 8, dtype=dtype),))
+        assert out.dtype == name and out.torch_dtype == dtype

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from engine import capabilities, runner
-from engine.backends.tensorrt import quantize
+from engine.backends.tensorrt import internals, quantize
 from engine.capabilities import Capabilities, Gpu
 from engine.errors import CalibrationDataError, ConfigError, QuantizationError
 from engine.models.entry import BuiltModel
@@ -296,12 +296,16 @@ def test_image_folder_goes_through_torchvision_transforms(tmp_path):
 
 
 # -- compile arguments and errors ------------------------------------------------------------------
-def test_compile_kwargs_by_flavour():
-    assert quantize.compile_kwargs("int8", "fp16", "tensorrt") == {"enabled_precisions": {torch.float16, torch.int8}}
-    assert quantize.compile_kwargs("fp8", "fp32", "tensorrt") == {
-        "enabled_precisions": {torch.float32, torch.float8_e4m3fn}
+def test_compile_kwargs_by_typing():
+    weak = {"use_explicit_typing": False}
+    assert quantize.compile_kwargs("int8", "fp16", False) == {"enabled_precisions": {torch.float16, torch.int8}, **weak}
+    assert quantize.compile_kwargs("fp8", "fp32", False) == {
+        "enabled_precisions": {torch.float32, torch.float8_e4m3fn},
+        **weak,
     }
-    assert quantize.compile_kwargs("int8_weight_only", "fp16", "tensorrt_rtx") == {}
+    # strongly typed (TensorRT-RTX; full TensorRT from Torch-TensorRT 2.13): the cast model and Q/DQ nodes decide
+    assert quantize.compile_kwargs("int8_weight_only", "fp16", True) == {}
+    assert quantize.compile_kwargs("int8", "fp16", True) == {}
 
 
 def test_compile_errors_become_quantization_errors():
@@ -431,8 +435,9 @@ def test_quantized_compile_on_gpu(tmp_path):
     q = fake_quant.prepare_quantized(request, tiny_model(), "cuda")
     with quantize.export_mode():
         program = quantize.export_quantized(q.module, q.inputs)
+        strongly_typed = internals.features().strongly_typed
         trt = torch_tensorrt.dynamo.compile(
-            program, inputs=list(q.inputs), min_block_size=1, **quantize.compile_kwargs(scheme, "fp16", caps.flavour)
+            program, inputs=list(q.inputs), min_block_size=1, **quantize.compile_kwargs(scheme, "fp16", strongly_typed)
         )
     with torch.no_grad():
         report = q.report(engine_output=trt(*q.inputs))

@@ -12,6 +12,7 @@ import pandas as pd
 
 from engine.result import (
     Accuracy,
+    EnginePrecision,
     GpuTime,
     GraphReplay,
     LatencyStats,
@@ -61,6 +62,7 @@ class Measurement:
     gpu_time: GpuTime | None = None
     graph_replay: GraphReplay | None = None
     plan_fingerprint: str | None = None
+    engine_precision: EnginePrecision | None = None
     raw_files: dict[str, Path | bytes] = field(default_factory=dict)  # name -> file or content
 
 

@@ -3,10 +3,10 @@ and how each kind of build honours it.
 
 - Quantized runs (``compile.quantization``): ModelOpt's quantizers inside a kept module are disabled
   (``mtq.disable_quantizer``), so it runs in ``quant_base_precision`` (fp16) like an unquantized layer.
-- fp16/bf16 casts on a strongly typed network (TensorRT-RTX): a kept module stays fp32; hooks cast its
-  floating inputs to fp32 and its outputs back to the run's precision, so the exported graph carries the
-  casts and TensorRT runs the module in fp32. Full TensorRT builds fp16 weakly typed from an fp32 model,
-  where a module cannot be pinned this way: ``check_request`` refuses it there.
+- fp16/bf16 casts on a strongly typed network (TensorRT-RTX; full TensorRT from Torch-TensorRT 2.13): a kept
+  module stays fp32; hooks cast its floating inputs to fp32 and its outputs back to the run's precision, so the
+  exported graph carries the casts and TensorRT runs the module in fp32. Older full TensorRT builds fp16 weakly
+  typed from an fp32 model, where a module cannot be pinned this way: ``check_request`` refuses it there.
 
 A *unit* is what a localisation can keep: a module that runs during the forward pass and calls no child
 module of its own (a leaf of the call tree: ``nn.MultiheadAttention`` counts as one, since it uses its
@@ -171,12 +171,12 @@ def check_request(request: RunRequest, caps: Capabilities) -> None:
     c = request.compile
     if not c.keep_high_precision or request.backend != "tensorrt":
         return
-    if c.quantization == "none" and c.precision != "fp32" and caps.flavour == "tensorrt":
+    if c.quantization == "none" and c.precision != "fp32" and caps.flavour == "tensorrt" and not caps.strongly_typed:
         raise ConfigError(
             FIELD,
             "keeping modules in fp32 inside an fp16 build needs a strongly typed network "
-            "(TensorRT-RTX): full TensorRT builds fp16 weakly typed from the fp32 model and "
-            "picks each layer's precision itself. Use a quantized run, or TensorRT-RTX",
+            "(TensorRT-RTX, or Torch-TensorRT 2.13+ on full TensorRT): this one builds fp16 weakly typed from "
+            "the fp32 model and picks each layer's precision itself. Use a quantized run, or TensorRT-RTX",
         )
     if request.model.source in registry.REGISTRY:
         names = _registry_module_names(request.model.source, request.model.pretrained)

@@ -112,27 +112,50 @@ def _cc_tuple(cc: str | None) -> tuple[int, int] | None:
         return None
 
 
-def scheme_unavailable_reason(
+# who refuses a scheme (``Refusal.by``)
+BY_SCHEME = "scheme"  # not a scheme at all
+BY_INSTALL = "install"  # ModelOpt is not installed
+BY_TORCH_TENSORRT = "torch_tensorrt"  # Torch-TensorRT cannot convert it, on either flavour
+BY_FLAVOUR = "flavour"  # this TensorRT flavour (TensorRT-RTX) refuses it
+BY_GPU = "gpu"  # the GPU generation is too old
+
+
+@dataclass(frozen=True)
+class Refusal:
+    by: str  # one of the BY_* names
+    reason: str
+
+
+def scheme_refusal(
     scheme: str, *, flavour: str, compute_capability: str | None, modelopt: bool | None = None
-) -> str | None:
-    """Why ``scheme`` cannot run with this Torch-TensorRT flavour on a GPU of this compute capability,
-    or None when it can. An unknown compute capability (no GPU seen) skips the GPU-generation check."""
+) -> Refusal | None:
+    """Who refuses ``scheme`` with this Torch-TensorRT flavour on a GPU of this compute capability, and why; None
+    when it can run. An unknown compute capability (no GPU seen) skips the GPU-generation check."""
     spec = SCHEMES.get(scheme)
     if spec is None:
-        return f"unknown scheme; known: {', '.join(SCHEMES)}"
+        return Refusal(BY_SCHEME, f"unknown scheme; known: {', '.join(SCHEMES)}")
     if spec.modelopt_config is None:
         return None
     if not (modelopt_installed() if modelopt is None else modelopt):
-        return f"NVIDIA ModelOpt is not installed; install it with `{INSTALL_COMMAND}`"
+        return Refusal(BY_INSTALL, f"NVIDIA ModelOpt is not installed; install it with `{INSTALL_COMMAND}`")
     if spec.converter_refusal:
-        return spec.converter_refusal
+        return Refusal(BY_TORCH_TENSORRT, spec.converter_refusal)
     if flavour == "tensorrt_rtx" and spec.rtx_refusal:
-        return spec.rtx_refusal
+        return Refusal(BY_FLAVOUR, spec.rtx_refusal)
     have = _cc_tuple(compute_capability)
     need = spec.min_compute_capability
     if have is not None and need is not None and have < need:
-        return (
+        return Refusal(
+            BY_GPU,
             f"{spec.label} needs compute capability {need[0]}.{need[1]} or newer ({spec.architecture} "
-            f"and later); this GPU has {compute_capability}"
+            f"and later); this GPU has {compute_capability}",
         )
     return None
+
+
+def scheme_unavailable_reason(
+    scheme: str, *, flavour: str, compute_capability: str | None, modelopt: bool | None = None
+) -> str | None:
+    """Why ``scheme`` cannot run here (``scheme_refusal``'s reason), or None when it can."""
+    refusal = scheme_refusal(scheme, flavour=flavour, compute_capability=compute_capability, modelopt=modelopt)
+    return refusal.reason if refusal else None

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from engine.profiling import engine_precision
 from engine.quantization.schemes import FLAVOUR_NAMES
 from engine.report.document import NOT_MEASURED, Block, Code, Details, Fact, Facts, Heading, Notice, Paragraph, Table
 from engine.report.reproduce import cli_line
@@ -123,6 +124,18 @@ def headline_facts(run: RunResult) -> Facts:
         if run.plan_fingerprint
         else _not_measured("plan_fingerprint", "engine plan", run)
     )
+    if run.engine_precision is not None:
+        p = run.engine_precision
+        items.append(
+            Fact(
+                "engine_precision",
+                "engine precision",
+                engine_precision.summary(p),
+                engine_precision.shares(p).get(p.expected, 0.0),
+                detail=f"layers by output datatype; labelled {p.expected}" + (": THEY DIFFER" if p.mismatch else ""),
+                run_id=rid,
+            )
+        )
     if run.request["backend"] == "tensorrt" and lat.timed:
         items.append(
             Fact(

@@ -270,6 +270,11 @@ def ladder_report(store: RunStore, ladder_id: str, tolerance_rel_l2: float) -> R
             },
         ),
     ]
+    coverage = ladder.ladder_coverage(rungs, ladder.step_outcomes(store, ladder_id))
+    blocks += [
+        Paragraph(ladder.coverage_summary(coverage)),
+        Table(ladder.coverage_table(coverage), "Quantization schemes"),
+    ]
     return Report(
         f"Precision ladder {ladder_id}",
         " · ".join(str(v) for v in table["label"]),

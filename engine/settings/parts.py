@@ -101,8 +101,8 @@ class CompileSettings:
     precision: str = knob(
         "fp32",
         "Precision",
-        "fp16/bf16 cast the model and inputs on TensorRT-RTX (strongly typed); "
-        "on full TensorRT they set enabled_precisions.",
+        "fp16/bf16 cast the model and inputs (strongly typed: TensorRT-RTX, and full TensorRT with "
+        "Torch-TensorRT 2.13+); on older full TensorRT they set enabled_precisions.",
         choices=PRECISIONS,
         eager=True,
     )
@@ -238,8 +238,9 @@ class CompileSettings:
         (),
         "Keep in higher precision",
         "Module paths (e.g. layer3.4.conv2) left out of the low precision. Quantized runs: their ModelOpt "
-        "quantizers are disabled, so they run in quant_base_precision. fp16/bf16 on TensorRT-RTX (strongly "
-        "typed): they stay fp32, cast at their boundary. Found for you by 'Find where it breaks'.",
+        "quantizers are disabled, so they run in quant_base_precision. fp16/bf16 on a strongly typed build "
+        "(TensorRT-RTX, full TensorRT 2.13+): they stay fp32, cast at their boundary. Found for you by "
+        "'Find where it breaks'.",
         item="module paths",
         advanced=True,
         added=True,

@@ -175,5 +175,8 @@ def show_stored(store: RunStore, caps: Capabilities) -> None:
         "compiled engine (the conversion error)."
     )
     st.dataframe(table.drop(columns=["run_id"]), hide_index=True)
+    coverage = ladder.ladder_coverage(rungs, ladder.step_outcomes(store, lid))
+    st.markdown(f"**Quantization schemes covered.** {ladder.coverage_summary(coverage)}")
+    st.dataframe(ladder.coverage_table(coverage), hide_index=True)
     report_button(study_id=lid, study_kind="ladder", tolerance_rel_l2=tolerance)
     localise.offer_from_ladder(rungs, tolerance, caps, lid)

@@ -22,9 +22,10 @@ from typing import Any
 import torch
 
 from engine.backends.base import ProgressFn
-from engine.backends.tensorrt import dynamic_shapes, quantize
+from engine.backends.tensorrt import dynamic_shapes, internals, quantize
 from engine.backends.tensorrt.capture import is_oom
 from engine.backends.tensorrt.internals import Features
+from engine.backends.tensorrt.keywords import check_keywords
 from engine.errors import ConfigError, ExportError
 from engine.settings.inputs import InputSpec
 from engine.settings.knobs import knob_fields, knob_info
@@ -52,8 +53,10 @@ def compile_settings(request: RunRequest, features: Features, workdir: Path) -> 
         from engine.store import data_dir  # noqa: PLC0415
 
         kw["engine_cache_dir"] = str(data_dir() / "engine_cache")
-    if not features.rtx and c.precision != "fp32":
-        # full TensorRT: weak typing picks lower-precision kernels from enabled_precisions
+    if not features.strongly_typed and c.precision != "fp32" and c.quantization == "none":
+        # full TensorRT before Torch-TensorRT 2.13: weak typing picks lower-precision kernels from
+        # enabled_precisions (the model stays fp32). Strongly typed builds get the precision from the model's
+        # and inputs' dtypes (run.py casts them), so no keyword says it
         kw["enabled_precisions"] = {torch.float32, DTYPES[c.precision]}
         kw["use_explicit_typing"] = False
     if request.mode == "analyze":
@@ -61,9 +64,29 @@ def compile_settings(request: RunRequest, features: Features, workdir: Path) -> 
     return kw
 
 
+def model_precision(c: CompileSettings, features: Features) -> str:
+    """The precision the model and its inputs are cast to before export. On a strongly typed build (TensorRT-RTX;
+    full TensorRT from Torch-TensorRT 2.13) their dtypes are what makes the engine fp16: the run's precision.
+    Weakly typed full TensorRT lowers an fp32 model through ``enabled_precisions`` (``compile_settings``)."""
+    return c.precision if features.strongly_typed else "fp32"
+
+
+def compile_kwargs(request: RunRequest, features: Features, workdir: Path) -> dict[str, Any]:
+    """Every keyword the chosen frontend is called with (inputs apart): the knobs (``compile_settings``), a
+    quantized build's own and the torch_compile frontend's."""
+    c = request.compile
+    kw = compile_settings(request, features, workdir)
+    if c.quantization != "none":
+        kw.update(quantize.compile_kwargs(c.quantization, c.quant_base_precision, features.strongly_typed))
+    if c.frontend == "torch_compile":
+        kw["pass_through_build_failures"] = True  # a failed build is an error, not a silent eager run
+    return kw
+
+
 def specs_at(specs: tuple[InputSpec, ...], inputs: tuple[torch.Tensor, ...]) -> tuple[InputSpec, ...]:
-    """The input specs with floating inputs in the dtype the module runs in (fp16 on a strongly typed build)."""
-    names = {torch.float16: "float16", torch.float32: "float32"}
+    """The input specs with floating inputs in the dtype the module runs in (fp16/bf16 on a strongly typed
+    build)."""
+    names = {torch.float16: "float16", torch.float32: "float32", torch.bfloat16: "bfloat16"}
     return tuple(
         replace(s, dtype=names.get(t.dtype, s.dtype)) if t.is_floating_point() else s
         for s, t in zip(specs, inputs, strict=True)
@@ -90,14 +113,8 @@ def compile_model(
     import torch_tensorrt  # noqa: PLC0415
 
     c = request.compile
-    kw = compile_settings(request, features, workdir)
+    kw = compile_kwargs(request, features, workdir)
     quantized = c.quantization != "none"
-    if quantized:
-        kw.update(
-            quantize.compile_kwargs(
-                c.quantization, c.quant_base_precision, "tensorrt_rtx" if features.rtx else "tensorrt"
-            )
-        )
     debugger: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if request.measure.layer_profile and not analyze:
         python_runtime = c.use_python_runtime and features.python_runtime
@@ -110,7 +127,7 @@ def compile_model(
             logging_dir=str(workdir / "trt_debug"),
         )
     if c.frontend == "torch_compile":
-        kw["pass_through_build_failures"] = True  # a failed build is an error, not a silent eager run
+        check_keywords(kw, c.frontend, features.keywords, internals.version())
         with debugger:
             return torch.compile(module, backend="tensorrt", options=kw, dynamic=False)
     progress(
@@ -119,6 +136,7 @@ def compile_model(
         "torch.export" + (" (Q/DQ nodes kept)" if quantized else "") + (" with dynamic shapes" if specs else ""),
     )
     arg_inputs: list[Any] = list(inputs)
+    check_keywords({"arg_inputs": arg_inputs, **kw}, c.frontend, features.keywords, internals.version())
     t0 = time.perf_counter()
     try:
         if quantized:

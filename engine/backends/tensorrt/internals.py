@@ -12,7 +12,13 @@ Versions this is checked against (tests/test_internals.py reads each wheel's sou
 - torch-tensorrt 2.14: the Python runtime is merged into the C++ one: ``_PythonTorchTensorRTModule`` is gone
   and ``use_python_runtime`` is a deprecated no-op (``dynamo.compile`` warns; ``torch.compile`` drops the
   option). ``Features.python_runtime`` is False there, the runtime knob is refused with
-  ``PYTHON_RUNTIME_MERGED``, and per-layer profiling goes through the C++ runtime's trex files.
+  ``PYTHON_RUNTIME_MERGED``, and per-layer profiling goes through the C++ runtime's trex files. Since 2.13
+  ``dynamo.compile`` has no ``enabled_precisions`` / ``use_explicit_typing`` (full TensorRT 11 is strongly typed):
+  ``Features.strongly_typed`` is True and the model's dtypes carry the precision, as on TensorRT-RTX.
+
+What the installed frontends read is taken from ``dynamo.compile``'s signature and ``CompilationSettings``'
+fields (``compile_keywords``); engine/backends/tensorrt/keywords.py checks every keyword the backend passes
+against it, since Torch-TensorRT ignores an unknown one without a word.
 
 A symbol with a ``fallback`` may be missing: feature detection says so and the backend takes the fallback.
 A symbol without one is required: ``require`` raises ``TorchTensorRTMismatch`` naming it and the version.
@@ -23,12 +29,15 @@ A symbol without one is required: ``require`` raises ``TorchTensorRTMismatch`` n
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import importlib.util
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from engine.backends.tensorrt.keywords import TORCH_COMPILE_OPTIONS_READ, CompileKeywords
 from engine.errors import RunError
 
 
@@ -211,6 +220,23 @@ _add(
     ),
 )
 
+_add(
+    "dynamo_compile",
+    PrivateSymbol(
+        _C,
+        "compile",
+        "the dynamo frontend's entry: its named parameters are the keywords it reads (CompileKeywords)",
+    ),
+)
+_add(
+    "compilation_settings",
+    PrivateSymbol(
+        "torch_tensorrt.dynamo._settings",
+        "CompilationSettings",
+        "the torch_compile frontend's options: a name that is not one of its fields is dropped (CompileKeywords)",
+    ),
+)
+
 PYTHON_RUNTIME_MERGED = (
     "not applicable with this Torch-TensorRT: its Python runtime is merged into the C++ one "
     "(use_python_runtime is a deprecated no-op since 2.12); engines run on the C++ runtime"
@@ -270,18 +296,23 @@ class Features:
     """What the installed Torch-TensorRT offers, as the backend and the capability matrix need it."""
 
     rtx: bool
+    strongly_typed: bool  # the model's and inputs' dtypes decide the precision (TensorRT-RTX; full TensorRT
+    # from Torch-TensorRT 2.13, whose dynamo.compile has no enabled_precisions): fp16 casts the model
+    keywords: CompileKeywords
     python_runtime: bool  # a separate Python runtime exists (compile.use_python_runtime applies)
     python_runtime_reason: str  # why not, "" when it exists
     op_names_on_failure: bool  # OpSupportTester can list unsupported ops
     dryrun_text: bool  # dryrun_stats_display can render the text to cross-check
 
     @classmethod
-    def detect(cls, present: Callable[[PrivateSymbol], bool], rtx: bool) -> Features:
-        """Feature flags from ``present`` (a symbol → exists check): the imported package at run time, or a
-        wheel's source in tests (the same decisions, taken without installing it)."""
+    def detect(cls, present: Callable[[PrivateSymbol], bool], rtx: bool, keywords: CompileKeywords) -> Features:
+        """Feature flags from ``present`` (a symbol → exists check) and ``keywords``: the imported package at run
+        time, or a wheel's source in tests (the same decisions, taken without installing it)."""
         python_runtime = present(SYMBOLS["python_trt_module"])
         return cls(
             rtx=rtx,
+            strongly_typed=rtx or not keywords.weak_typing,
+            keywords=keywords,
             python_runtime=python_runtime,
             python_runtime_reason="" if python_runtime else PYTHON_RUNTIME_MERGED,
             op_names_on_failure=present(SYMBOLS["op_support_tester"]),
@@ -292,7 +323,16 @@ class Features:
 def features() -> Features:
     """The installed Torch-TensorRT's features (imports it: GPU code path only)."""
     enabled = require("features")
-    return Features.detect(runtime_present, rtx=bool(getattr(enabled, "tensorrt_rtx", False)))
+    rtx = bool(getattr(enabled, "tensorrt_rtx", False))
+    return Features.detect(runtime_present, rtx=rtx, keywords=compile_keywords())
+
+
+def compile_keywords() -> CompileKeywords:
+    """What the installed frontends read (imports torch_tensorrt: GPU code path only)."""
+    params = inspect.signature(require("dynamo_compile")).parameters.values()
+    named = {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    fields = {f.name for f in dataclasses.fields(require("compilation_settings"))}
+    return CompileKeywords(frozenset(named), frozenset(fields | set(TORCH_COMPILE_OPTIONS_READ)))
 
 
 def is_rtx() -> bool:

@@ -8,12 +8,13 @@ arguments the scheme needs on this flavour::
         program = export_quantized(q.module, q.inputs)                         # torch.export, Q/DQ kept
         try:
             trt_module = torch_tensorrt.dynamo.compile(
-                program, inputs=list(q.inputs), **compile_kwargs(q.scheme, q.base_precision, caps.flavour), ...)
+                program, arg_inputs=list(q.inputs), **compile_kwargs(q.scheme, q.base_precision, strongly_typed), ...)
         except Exception as e:
             raise explain_compile_error(e, q.scheme, caps.flavour) or e
 
-Full TensorRT builds weakly typed (``enabled_precisions`` gains the scheme's dtype); TensorRT-RTX is strongly
-typed and the Q/DQ nodes alone decide.
+Weakly typed full TensorRT (Torch-TensorRT before 2.13) gets ``enabled_precisions`` with the scheme's dtype;
+strongly typed builds (TensorRT-RTX, full TensorRT from 2.13) take no precision keyword: the model is cast to the
+base precision and the Q/DQ nodes alone decide.
 """
 
 from __future__ import annotations
@@ -76,21 +77,23 @@ def export_quantized(module: torch.nn.Module, inputs: Sequence[torch.Tensor]) ->
         return torch.export.export(module, tuple(inputs), strict=False)
 
 
-def compile_kwargs(scheme: str, base_precision: str, flavour: str) -> dict[str, Any]:
+def compile_kwargs(scheme: str, base_precision: str, strongly_typed: bool) -> dict[str, Any]:
     """The ``torch_tensorrt.dynamo.compile`` arguments a quantized build needs.
 
-    Full TensorRT builds weakly typed: ``enabled_precisions`` holds the base precision and the
-    scheme's dtypes. TensorRT-RTX is strongly typed and rejects ``enabled_precisions``: the model
-    was cast to the base precision and the Q/DQ nodes decide the rest.
+    Weakly typed full TensorRT (Torch-TensorRT before 2.13): ``enabled_precisions`` holds the base precision
+    and the scheme's dtypes, with ``use_explicit_typing`` off. Strongly typed builds (TensorRT-RTX; full
+    TensorRT from 2.13, whose ``dynamo.compile`` has no ``enabled_precisions``): none, the model was cast to
+    the base precision and the Q/DQ nodes decide the rest.
     """
-    if flavour == "tensorrt_rtx":
+    if strongly_typed:
         return {}
     precisions = {BASE_DTYPES[base_precision]}
     for name in SCHEMES[scheme].trt_precisions:
         dt = getattr(torch, name, None)
         if dt is not None:
             precisions.add(dt)
-    return {"enabled_precisions": precisions}
+    # 2.11's default use_explicit_typing=True refuses an enabled_precisions beyond fp32
+    return {"enabled_precisions": precisions, "use_explicit_typing": False}
 
 
 def explain_compile_error(error: BaseException, scheme: str, flavour: str) -> QuantizationError | None:

@@ -15,12 +15,13 @@ import torch
 from engine.backends.base import Measurement, ProgressFn
 from engine.backends.eager import prepare
 from engine.backends.tensorrt import capture, internals, references
-from engine.backends.tensorrt.export import compile_model, specs_at
+from engine.backends.tensorrt.export import compile_model, model_precision, specs_at
 from engine.backends.tensorrt.internals import Features
-from engine.backends.tensorrt.measure import measure
+from engine.backends.tensorrt.measure import layer_infos, measure
 from engine.backends.tensorrt.quantize import quantize
 from engine.errors import ConfigError, GpuOutOfMemory, RunError
 from engine.models.entry import BuiltModel
+from engine.profiling import engine_precision
 from engine.result import LatencyStats
 from engine.settings.request import RunRequest
 
@@ -162,10 +163,7 @@ def _run(
                 f"layers ran in quant_base_precision {c.quant_base_precision}."
             )
     else:
-        # strongly typed (RTX): the model carries the precision; full TensorRT: fp32 model + enabled_precisions
-        module, inputs = prepare(
-            model, c.precision if features.rtx else "fp32", "cuda", keep_fp32=c.keep_high_precision
-        )
+        module, inputs = prepare(model, model_precision(c, features), "cuda", keep_fp32=c.keep_high_precision)
     specs = specs_at(model.input_specs, inputs) if dynamic else None
     if c.cache_built_engines or c.reuse_cached_engines:
         warnings.append(
@@ -209,6 +207,9 @@ def _run(
     for _, mod in trt_modules:  # a Debugger build switches profiling on; time with it off
         with contextlib.suppress(Exception):
             mod.disable_profiling()
+    # what the engine's layers run in, against the label: a mismatch fails here, before anything is timed
+    precision = engine_precision.engine_precision(c, layer_infos(trt_modules)) if m.layer_profile else None
+    engine_precision.check(precision)
     engine_bytes = sum(len(getattr(mod, "serialized_engine", b"") or b"") for _, mod in trt_modules)
     if not trt_modules:
         warnings.append(
@@ -251,4 +252,5 @@ def _run(
         gpu_time=measured.gpu_time,
         graph_replay=measured.graph_replay,
         plan_fingerprint=measured.plan_fingerprint,
+        engine_precision=precision,
     )

@@ -43,6 +43,8 @@ class Rung:
     kernels: float | None = None  # kernels per inference
     plan: str | None = None  # engine plan fingerprint: equal -> the same kernels
     gpu_absence: str = ""  # why there is no GPU time (engine.studies.judging.gpu_time_absence)
+    flavour: str = ""  # "tensorrt" | "tensorrt_rtx" where it ran ("" unknown): what the ladder's coverage reads
+    compute_capability: str = ""
 
     @property
     def quantized(self) -> bool:
@@ -88,6 +90,8 @@ def rung_from_result(result: RunResult) -> Rung:
         kernels=g.kernels_per_inference if g else None,
         plan=result.plan_fingerprint,
         gpu_absence=gpu_time_absence(result),
+        flavour=str(result.env.get("flavour") or ""),
+        compute_capability=str(result.env.get("compute_capability") or ""),
     )
 
 
