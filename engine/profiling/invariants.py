@@ -39,6 +39,7 @@ class Finding:
     value: float  # GPU time / e2e, GPU time / replay, window spread (fraction), settle gap (fraction), 0
     limit: float
     text: str
+    short: str = ""  # the reason in a few words, for a verdict's list of why a figure is not judged
 
 
 def check_figures(e2e_ms: float | None, gpu: GpuTime | None, replay: GraphReplay | None) -> list[Finding]:
@@ -55,6 +56,7 @@ def check_figures(e2e_ms: float | None, gpu: GpuTime | None, replay: GraphReplay
                 0.0,
                 f"GPU time is a kernel-duration sum ({gpu.median_ms:.4f} ms) recorded before busy time existed: "
                 "kernels on parallel streams count twice, so it is not judged on.",
+                "a kernel-duration sum recorded before busy time",
             )
         )
     if e2e_ms is not None and e2e_ms > 0 and gpu.median_ms > (1 + TOLERANCE) * e2e_ms:
@@ -65,6 +67,7 @@ def check_figures(e2e_ms: float | None, gpu: GpuTime | None, replay: GraphReplay
                 1 + TOLERANCE,
                 f"{what} {gpu.median_ms:.4f} ms exceeds the end-to-end latency {e2e_ms:.4f} ms per call by "
                 f"{100 * (gpu.median_ms / e2e_ms - 1):.0f}%: the traced calls were not the timed ones.",
+                f"{100 * (gpu.median_ms / e2e_ms - 1):.0f}% above the end-to-end latency",
             )
         )
     replay_ms = replay.median_ms if replay is not None and replay.captured else None
@@ -76,6 +79,7 @@ def check_figures(e2e_ms: float | None, gpu: GpuTime | None, replay: GraphReplay
                 1 / (1 - TOLERANCE),
                 f"{what} {gpu.median_ms:.4f} ms exceeds the CUDA-graph replay {replay_ms:.4f} ms of the "
                 f"same kernels by {100 * (gpu.median_ms / replay_ms - 1):.0f}%.",
+                f"{100 * (gpu.median_ms / replay_ms - 1):.0f}% above the CUDA-graph replay",
             )
         )
     if gpu.spread_pct > 100 * TOLERANCE:
@@ -86,6 +90,7 @@ def check_figures(e2e_ms: float | None, gpu: GpuTime | None, replay: GraphReplay
                 TOLERANCE,
                 f"{what}'s trace windows are {gpu.spread_pct:.0f}% apart ({gpu.min_ms:.4f}-{gpu.max_ms:.4f} ms; "
                 f"at most {100 * TOLERANCE:.0f}% is steady).",
+                f"trace windows {gpu.spread_pct:.0f}% apart",
             )
         )
     if gpu.settled is False:
@@ -96,6 +101,7 @@ def check_figures(e2e_ms: float | None, gpu: GpuTime | None, replay: GraphReplay
                 gap / 100 if gap is not None else 0.0,
                 0.0,
                 f"GPU time {not_steady_text(gpu.warmup_calls, gap)}.",
+                not_steady_text(gpu.warmup_calls, gap),
             )
         )
     return out

@@ -36,7 +36,7 @@ from engine.studies.knobs import (
     value_label,
 )
 from engine.studies.record import find_study
-from engine.studies.statistics import END_TO_END, GPU_TIME, Drift, median_ci_ms, worst_drift
+from engine.studies.statistics import END_TO_END, GPU_TIME, GRAPH_REPLAY, Drift, median_ci_ms, value_ms, worst_drift
 
 TABLE_COLUMNS = [
     "run_id",
@@ -211,7 +211,9 @@ def sweep_from_results(
     judging = choose(knobs, timed)
     table = sweep_table(timed, knobs, recommended, judging.metric)
     others = [r for r in others if r.latency.iters > 0]
-    drifts = {m: d for m in (GPU_TIME, END_TO_END) if (d := measure_drift(timed, others, knobs, m)) is not None}
+    drifts = {
+        m: d for m in (GRAPH_REPLAY, GPU_TIME, END_TO_END) if (d := measure_drift(timed, others, knobs, m)) is not None
+    }
     return Sweep(sweep_id, knobs, timed, table, recommended, drifts.get(judging.metric), judging, drifts)
 
 
@@ -332,9 +334,11 @@ def sweep_table(
                 "gpu_high_ms": g.max_ms if g else None,
                 "kernels": g.kernels_per_inference if g else None,
                 "graph_ms": graph.median_ms if graph is not None and graph.captured else None,
+                "graph_low_ms": graph.p10_ms if graph is not None and graph.captured else None,
+                "graph_high_ms": graph.p90_ms if graph is not None and graph.captured else None,
                 "host_overhead_ms": r.host_overhead_ms,
                 "plan": r.plan_fingerprint,
-                "judged_ms": g.median_ms if metric == GPU_TIME and g else r.latency.median_ms,
+                "judged_ms": value_ms(r, metric) or r.latency.median_ms,
                 "build_s": r.build_s,
                 "engine_count": r.engine_count if r.request["backend"] == "tensorrt" else 0,
                 "pytorch_segments": seg.pytorch_segment_count if seg else None,
