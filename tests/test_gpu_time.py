@@ -68,14 +68,42 @@ def test_busy_time_counts_overlap_once(fixtures_dir, single):
     assert gt.busy_us(single) == pytest.approx(sum(k.dur_us for k in single), rel=1e-9)
     doubled = single + single  # the same kernels twice at once: busy once, summed twice
     assert gt.busy_us(doubled) == pytest.approx(gt.busy_us(single))
-    trace = gt.summarize([gt.Window(3, doubled)])
-    assert trace.warnings and "overlapped on several streams" in trace.warnings[0]
+    g = gt.summarize([gt.Window(3, doubled)]).gpu_time
+    # the GPU time is what the GPU was occupied; the sum stays as kernel work (it was the GPU time before)
+    assert g.is_busy and g.median_ms == pytest.approx(gt.busy_us(single) / 3000)
+    assert g.kernel_sum_ms == pytest.approx(2 * g.median_ms)
     # the runtime's per-layer Chrome trace (another recorded format) lays its layers back to back
     layers = [
         gt.Kernel(e["name"], e["ts"], e["dur"], "0", e["ts"])
         for e in gt.read_events(fixtures_dir / "h100-rtx/first_inference_profile_resnet18_fp16.trace")
     ]
     assert gt.busy_us(layers) == pytest.approx(sum(k.dur_us for k in layers), rel=1e-4)
+
+
+def test_busy_time_of_partly_overlapping_streams():
+    def k(start, dur, stream):
+        return gt.Kernel(f"k{start}", 1e12 + start, dur, stream, start)
+
+    # stream a: [0,10) [20,30); stream b: [5,25) overlaps both; stream c: [40,45) alone; [42,43) inside it
+    kernels = [k(0, 10, "a"), k(20, 10, "a"), k(5, 20, "b"), k(40, 5, "c"), k(42, 1, "b")]
+    assert gt.busy_us(kernels) == pytest.approx(30 + 5)  # [0,30) and [40,45)
+    assert gt.busy_us(kernels[3:]) == pytest.approx(5)
+    assert gt.busy_us(kernels[:1]) == pytest.approx(10)
+    assert gt.busy_us([]) == 0.0
+    g = gt.summarize([gt.Window(1, kernels)]).gpu_time
+    assert (g.median_ms, g.kernel_sum_ms) == pytest.approx((0.035, 0.046))
+
+
+def test_windows_spread_is_of_busy_time(single):
+    # window 2 ran its kernels in pairs side by side: the same work, half the busy time
+    shifted = [gt.Kernel(x.name, x.start_us, x.dur_us, x.stream, x.order) for x in single]
+    paired = [
+        gt.Kernel(x.name, shifted[i - i % 2].start_us, x.dur_us, f"s{i % 2}", x.order) for i, x in enumerate(single)
+    ]
+    g = gt.summarize([gt.Window(3, single), gt.Window(3, paired)]).gpu_time
+    assert g.min_ms == pytest.approx(gt.busy_us(paired) / 3000) and g.max_ms == pytest.approx(gt.busy_us(single) / 3000)
+    assert g.min_ms < 0.75 * g.max_ms
+    assert g.kernel_sum_ms == pytest.approx(sum(x.dur_us for x in single) / 3000)
 
 
 def test_a_trace_without_kernels_is_an_error(fixtures_dir):

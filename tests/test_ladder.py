@@ -12,6 +12,7 @@ from engine.errors import ConfigError
 from engine.profiling.accuracy import compare_outputs
 from engine.profiling.latency import time_inference
 from engine.quantization import fake_quant, schemes
+from engine.result import QuantizationReport
 from engine.settings.request import MeasureSettings, ModelSpec, RunRequest
 from engine.studies import ladder
 from tests.test_quantization import gpu_caps, quant_request, tiny_model
@@ -663,6 +664,8 @@ def _gpu_rung(label, scheme, precision, e2e_ms, gpu_ms, plan, rel_l2=0.0):
         gpu_high_ms=gpu_ms * 1.001,
         kernels=73,
         plan=plan,
+        gpu_problem="",  # busy time that passed its checks (engine.profiling.invariants)
+        replay_problem="not attempted",
     )
 
 
@@ -676,8 +679,8 @@ def test_a_ladder_is_judged_on_gpu_time_and_names_rungs_of_one_plan_first():
         "latency gap between them is noise (the quantization changed nothing TensorRT runs)."
     )
     assert v.lines[1].startswith(
-        "Reference: fp16, the fastest unquantized build, GPU time 0.3900 ms (end-to-end "
-        "0.600 ms), 73 kernels (2.56× faster than fp32)"
+        "Reference: fp16, the fastest unquantized build, GPU time 0.3900 ms (trace windows 0.3896–0.3904 ms; "
+        "end-to-end 0.600 ms), 73 kernels (2.56× faster than fp32)"
     )
     assert v.headline == (
         "No scheme beats fp16 on NVIDIA H200, TensorRT-RTX: the fastest within tolerance, "
@@ -698,10 +701,40 @@ def test_a_ladder_is_judged_on_gpu_time_and_names_rungs_of_one_plan_first():
     assert list(table["label"]) == ["fp8/fp16", "fp16", "int8_weight_only/fp16", "fp32"]  # by GPU time
 
     # one rung without GPU time: end-to-end judges, and the verdict says why
-    old = dataclasses.replace(fp8, gpu_ms=None, gpu_absence="not measured (recorded before GPU time existed)")
+    old = dataclasses.replace(fp8, gpu_ms=None, gpu_problem="not measured (recorded before GPU time existed)")
     v = ladder.verdict([fp32, fp16, wo, old])
     assert (
-        "Judged on end-to-end latency: GPU time not measured (recorded before GPU time existed) for some rungs."
-        in v.lines
+        "Judged on end-to-end latency: no CUDA-graph replay (not attempted) for these runs; GPU time not fit to "
+        "judge (not measured (recorded before GPU time existed)) for 1 of these runs. End-to-end latency swings "
+        "between fresh processes far more than a device figure." in v.lines
     )
     assert "GPU time" not in v.headline
+    # a GPU time that failed its checks (a stored kernel sum, windows apart) is no figure to judge either
+    summed = dataclasses.replace(fp8, gpu_problem="a kernel-duration sum recorded before busy time")
+    assert "GPU time" not in ladder.verdict([fp32, fp16, wo, summed]).headline
+
+
+def test_a_ladder_is_judged_on_graph_replay_when_every_rung_captured_one():
+    def replayed(rung, graph_ms):
+        return dataclasses.replace(
+            rung, graph_ms=graph_ms, graph_low_ms=graph_ms * 0.99, graph_high_ms=graph_ms * 1.01, replay_problem=""
+        )
+
+    # GPU time says int8 weight-only is slower (kernels overlapped), the replay says faster: the replay judges
+    fp16 = replayed(_gpu_rung("fp16", "none", "fp16", 1.75, 1.57, "p16"), 1.574)
+    wo = replayed(_gpu_rung("int8_weight_only/fp16", "int8_weight_only", "fp16", 1.59, 2.74, "pw", rel_l2=0.01), 1.452)
+    v = ladder.verdict([fp16, wo])
+    assert v.best is wo and v.speedup == pytest.approx(1.574 / 1.452)
+    assert v.headline.endswith("1.08× faster on CUDA-graph replay.")
+    table = ladder.ladder_table([fp16, wo])
+    assert list(table["label"]) == ["int8_weight_only/fp16", "fp16"]
+    assert set(table["judged"]) == {"CUDA-graph replay"} and list(table["judged_ms"]) == [1.452, 1.574]
+    # a broken rung without a replay does not take the figure from the others
+    broken = dataclasses.replace(_gpu_rung("fp8/fp16", "fp8", "fp16", 1.0, 0.9, "p8"), replay_problem="outputs differ")
+    report = QuantizationReport("fp8", "fp16", "random tensors", 1, False, conversion_problem=True)
+    broken = dataclasses.replace(broken, quantization=report)
+    v = ladder.verdict([fp16, wo, broken])
+    assert "on CUDA-graph replay" in v.headline
+    assert any(
+        line.startswith("fp8/fp16: end-to-end 1.000 ms (no CUDA-graph replay: outputs differ)") for line in v.lines
+    )

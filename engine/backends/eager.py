@@ -18,7 +18,7 @@ import torch
 from engine.backends.base import Measurement, ProgressFn
 from engine.backends.keep_high_precision import prepare_cast
 from engine.models.entry import BuiltModel
-from engine.profiling import gpu_time
+from engine.profiling import gpu_time, invariants
 from engine.profiling.accuracy import compare_outputs
 from engine.profiling.latency import time_inference
 from engine.result import normalise_layers
@@ -76,14 +76,14 @@ def run(request: RunRequest, model: BuiltModel, device: str, progress: ProgressF
     gpu = None
     raw_files: dict[str, Path | bytes] = {}
     if device.startswith("cuda"):
-        progress("gpu_time", None, "kernel durations from a CUDA-activity trace")
+        progress("gpu_time", None, "GPU busy time from a CUDA-activity trace, once steady")
         t0 = time.perf_counter()
         try:
             trace = gpu_time.measure(
                 lambda: module(*inputs), per_window=gpu_time.inferences_per_window(latency.median_ms)
             )
             gpu = trace.gpu_time
-            warnings += trace.warnings
+            warnings += trace.warnings + [f.text for f in invariants.check_figures(latency.median_ms, gpu, None)]
             raw_files["gpu_kernels.csv"] = trace.table.to_csv(index=False).encode()
         except Exception as e:  # no CUPTI, a profiler error: the run stands without GPU time
             warnings.append(f"GPU time not measured: the CUDA-activity trace failed ({type(e).__name__}).")

@@ -1,5 +1,6 @@
 """Figures of batch sweeps: ``engine.studies.batch_sweep.batch_table`` (and the knees, memory lines and dynamic
-cost computed from it there) in, ``go.Figure`` out. No analysis here.
+cost computed from it there) in, ``go.Figure`` out. No analysis here. The main mark of the latency and
+throughput charts is the figure the verdict judges (``batch_sweep.judged``); end-to-end runs beside it dashed.
 
 The batch axis is logarithmic with a tick at every measured batch size: sweeps double the batch."""
 
@@ -13,6 +14,7 @@ import plotly.graph_objects as go
 
 from engine.charts.theme import LAYOUT, STRATEGY_COLOURS, band_and_median, message_figure
 from engine.studies.batch_sweep import STRATEGIES, Knee, MemoryFit
+from engine.studies.batch_sweep.results import Judged, judged
 
 STRATEGY_LABELS = {"static": "static engine per batch", "dynamic": "one dynamic engine"}
 _MIB = 2**20
@@ -32,17 +34,15 @@ def _batch_axis(batch_sizes: pd.Series) -> dict:
     return {"title": "batch size", "type": "log", "tickvals": sizes, "ticktext": [str(b) for b in sizes]}
 
 
-def _gpu_line(fig: go.Figure, rows: pd.DataFrame, column: str, colour: str, label: str, hover: str) -> None:
-    """The GPU-time counterpart of a strategy's curve, dashed, where its runs measured GPU time."""
-    if column not in rows or rows[column].isna().all():
-        return
+def _e2e_line(fig: go.Figure, rows: pd.DataFrame, column: str, colour: str, label: str, hover: str) -> None:
+    """The end-to-end counterpart of a strategy's judged curve, dashed (not judged: it carries host time)."""
     have = rows.dropna(subset=[column])
     fig.add_trace(
         go.Scatter(
             x=have["batch_size"],
             y=have[column],
             mode="lines+markers",
-            name=f"{label} (GPU time)",
+            name=f"{label} (end-to-end, not judged)",
             legendgroup=label,
             line={"color": colour, "dash": "dash"},
             marker={"size": 7, "symbol": "square"},
@@ -51,29 +51,39 @@ def _gpu_line(fig: go.Figure, rows: pd.DataFrame, column: str, colour: str, labe
     )
 
 
+def _digits(j: Judged) -> str:
+    return ".3f" if j.ms == "median_ms" else ".4f"
+
+
 def latency_vs_batch(table: pd.DataFrame) -> go.Figure:
-    """Median latency per batch size for each strategy, with its p10-p90 band."""
+    """The judged figure per batch size for each strategy, with its own spread as the band (replay p10-p90,
+    fastest/slowest trace window, or end-to-end p10-p90); end-to-end dashed beside a device figure."""
     if table.empty:
         return message_figure("No timed runs in this batch sweep yet.")
+    j = judged(table)
+    device = j.ms != "median_ms"
     fig = go.Figure()
     for s, rows, colour in _strategies(table):
         label = STRATEGY_LABELS[s]
+        d = _digits(j)
         fig.add_traces(
             band_and_median(
                 rows["batch_size"],
-                rows["p10_ms"],
-                rows["p90_ms"],
-                rows["median_ms"],
+                rows[j.low].astype(float),
+                rows[j.high].astype(float),
+                rows[j.ms].astype(float),
                 colour=colour,
                 label=label,
-                customdata=rows[["p10_ms", "p90_ms", "run_id"]].to_numpy(),
-                hovertemplate="batch %{x}<br>median %{y:.3f} ms<br>p10-p90 %{customdata[0]:.3f}-%{customdata[1]:.3f} ms"
-                "<br>%{customdata[2]}<extra></extra>",
+                customdata=rows[[j.low, j.high, "run_id"]].to_numpy(),
+                hovertemplate=f"batch %{{x}}<br>{j.name} %{{y:{d}}} ms<br>spread %{{customdata[0]:{d}}}-"
+                f"%{{customdata[1]:{d}}} ms<br>%{{customdata[2]}}<extra></extra>",
             )
         )
-        _gpu_line(fig, rows, "gpu_ms", colour, label, "GPU time %{y:.4f} ms")
+        if device:
+            _e2e_line(fig, rows, "median_ms", colour, label, "end-to-end %{y:.3f} ms")
     fig.update_layout(
-        title="Latency vs batch size (end-to-end median, band = p10-p90; dashed: GPU time)",
+        title=f"Latency vs batch size ({j.name}, what the verdict judges; band = its spread"
+        + ("; dashed: end-to-end median)" if device else ")"),
         xaxis=_batch_axis(table["batch_size"]),
         yaxis={"title": "latency per call (ms)", "rangemode": "tozero"},
         height=420,
@@ -83,26 +93,30 @@ def latency_vs_batch(table: pd.DataFrame) -> go.Figure:
 
 
 def throughput_vs_batch(table: pd.DataFrame, knees: Mapping[str, Knee] | None = None) -> go.Figure:
-    """Samples per second per batch size for each strategy (band: batch over the p90 and p10 latency),
-    with each strategy's knee annotated (or where throughput was still rising)."""
+    """Samples per second per batch size for each strategy on the judged figure (band: batch over the slow and
+    fast end of its spread), with each strategy's knee annotated (or where throughput was still rising)."""
     if table.empty:
         return message_figure("No timed runs in this batch sweep yet.")
+    j = judged(table)
     fig = go.Figure()
     for s, rows, colour in _strategies(table):
         label = STRATEGY_LABELS[s]
+        batch = rows["batch_size"].astype(float)
         fig.add_traces(
             band_and_median(
                 rows["batch_size"],
-                rows["throughput_low_per_s"],
-                rows["throughput_high_per_s"],
-                rows["throughput_per_s"],
+                batch * 1000.0 / rows[j.high].astype(float),  # the slow end of the spread: the low throughput
+                batch * 1000.0 / rows[j.low].astype(float),
+                rows[j.throughput].astype(float),
                 colour=colour,
                 label=label,
-                customdata=rows[["median_ms"]].to_numpy(),
-                hovertemplate="batch %{x}<br>%{y:,.0f} samples/s<br>median %{customdata[0]:.3f} ms<extra></extra>",
+                customdata=rows[[j.ms]].to_numpy(),
+                hovertemplate=f"batch %{{x}}<br>%{{y:,.0f}} samples/s<br>{j.name} %{{customdata[0]:{_digits(j)}}} ms"
+                "<extra></extra>",
             )
         )
-        _gpu_line(fig, rows, "gpu_throughput_per_s", colour, label, "GPU-time throughput %{y:,.0f} samples/s")
+        if j.ms != "median_ms":
+            _e2e_line(fig, rows, "throughput_per_s", colour, label, "end-to-end %{y:,.0f} samples/s")
         knee = (knees or {}).get(s)
         if knee is None:
             continue
@@ -138,8 +152,8 @@ def throughput_vs_batch(table: pd.DataFrame, knees: Mapping[str, Knee] | None = 
                 )
             )
     fig.update_layout(
-        title="Throughput vs batch size (band: batch / p90 .. batch / p10 latency; dashed: batch / GPU "
-        "time, what the knee is judged on when measured)",
+        title=f"Throughput vs batch size (batch / {j.name}, what the knee is judged on; band: batch over its "
+        "spread" + ("; dashed: batch / end-to-end median)" if j.ms != "median_ms" else ")"),
         xaxis=_batch_axis(table["batch_size"]),
         yaxis={"title": "samples / s", "rangemode": "tozero"},
         height=420,

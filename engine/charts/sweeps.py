@@ -9,7 +9,7 @@ from plotly.subplots import make_subplots
 
 from engine.charts.theme import LAYOUT, RUNTIME_COLOURS, SERIES_PALETTE, band_and_median, message_figure, spread
 from engine.studies.knobs import SWEEPABLE_KNOBS
-from engine.studies.statistics import END_TO_END, GPU_TIME
+from engine.studies.statistics import DEVICE_METRICS, END_TO_END, GPU_TIME, GRAPH_REPLAY, METRIC_NAMES
 
 
 def _knob_title(knob: str) -> str:
@@ -33,78 +33,83 @@ def _x_axis(table: pd.DataFrame, knob: str) -> dict:
     }
 
 
-def latency_vs_knob(table: pd.DataFrame, knob: str, judged: str = END_TO_END) -> go.Figure:
-    """End-to-end median per knob value with a p10-p90 band and the median's confidence interval, GPU time
-    (dashed, bars = fastest/slowest trace window) where measured, and the repeated runs of a point as
-    hollow markers beside the first. ``judged`` (engine.studies.judging) names the figure the verdict uses."""
+def _judged(table: pd.DataFrame, judged: str | None) -> str:
+    """The figure the sweep is judged on: the table's own ``judged`` column (page and report read the same)."""
+    if judged is not None:
+        return judged
+    return str(table["judged"].iloc[0]) if "judged" in table and len(table) else END_TO_END
+
+
+def latency_vs_knob(table: pd.DataFrame, knob: str, judged: str | None = None) -> go.Figure:
+    """The judged figure per knob value (``judged``, engine.studies.judging: CUDA-graph replay, GPU time or the
+    end-to-end median; the table's ``judged_ms`` with its own spread as bars), the end-to-end median with its
+    p10-p90 band dashed beside a device figure, and the repeated runs of a point as hollow markers."""
     if table.empty:
         return message_figure("No runs in this sweep yet.")
+    judged = _judged(table, judged)
     fig = go.Figure()
+    name_of = METRIC_NAMES[judged]
+    device = judged in DEVICE_METRICS
+    digits = ".4f" if device else ".3f"
     first = table[table["repeat"] == 0] if "repeat" in table else table
     repeats = table[table["repeat"] > 0] if "repeat" in table else table.iloc[0:0]
     for name, rows, colour in _series(first):
-        label = name or "end-to-end"
-        fig.add_traces(
-            band_and_median(
-                rows["x_label"],
-                rows["p10_ms"],
-                rows["p90_ms"],
-                rows["median_ms"],
-                colour=colour,
-                label=label,
-                error_y=spread(rows["median_ms"], rows["ci_low_ms"], rows["ci_high_ms"], thickness=1.5, width=4),
-                customdata=rows[["p10_ms", "p90_ms", "ci_low_ms", "ci_high_ms", "run_id"]].to_numpy(),
-                hovertemplate="%{x}<br>e2e median %{y:.3f} ms<br>p10-p90 %{customdata[0]:.3f}-%{customdata[1]:.3f} ms"
-                "<br>median CI %{customdata[2]:.3f}-%{customdata[3]:.3f} ms<br>%{customdata[4]}"
-                "<extra></extra>",
-            )
-        )
-        gpu = rows.dropna(subset=["gpu_ms"]) if "gpu_ms" in rows else rows.iloc[0:0]
-        if not gpu.empty:
-            fig.add_trace(
-                go.Scatter(
-                    x=gpu["x_label"],
-                    y=gpu["gpu_ms"],
-                    mode="lines+markers",
-                    name=f"{name} GPU time" if name else "GPU time",
-                    legendgroup=label,
-                    line={"color": colour, "dash": "dash"},
-                    marker={"size": 8, "symbol": "square"},
-                    error_y=spread(gpu["gpu_ms"], gpu["gpu_low_ms"], gpu["gpu_high_ms"], thickness=1.5, width=4),
-                    customdata=gpu[["kernels", "run_id"]].to_numpy(),
-                    hovertemplate="%{x}<br>GPU time %{y:.4f} ms<br>%{customdata[0]} kernels / inference"
-                    "<br>%{customdata[1]}<extra></extra>",
+        label = name or name_of
+        if device:
+            fig.add_traces(
+                band_and_median(
+                    rows["x_label"],
+                    rows["p10_ms"],
+                    rows["p90_ms"],
+                    rows["median_ms"],
+                    colour=colour,
+                    label=f"{name} end-to-end" if name else "end-to-end (not judged)",
+                    customdata=rows[["p10_ms", "p90_ms", "run_id"]].to_numpy(),
+                    hovertemplate="%{x}<br>e2e median %{y:.3f} ms<br>p10-p90 %{customdata[0]:.3f}-"
+                    "%{customdata[1]:.3f} ms<br>%{customdata[2]}<extra></extra>",
                 )
             )
+            fig.data[-1].line.dash = "dash"
+        have = rows.dropna(subset=["judged_ms"])
+        fig.add_trace(
+            go.Scatter(
+                x=have["x_label"],
+                y=have["judged_ms"],
+                mode="lines+markers",
+                name=f"{name} {name_of} (judged)" if name else f"{name_of} (judged)",
+                legendgroup=label,
+                line={"color": colour, "width": 3},
+                marker={"size": 9, "symbol": "square" if device else "circle"},
+                error_y=spread(
+                    have["judged_ms"],
+                    have["judged_low_ms"].astype(float).fillna(have["judged_ms"]),
+                    have["judged_high_ms"].astype(float).fillna(have["judged_ms"]),
+                    thickness=1.5,
+                    width=4,
+                ),
+                customdata=have[["kernels", "run_id"]].to_numpy(),
+                hovertemplate=f"%{{x}}<br>{name_of} %{{y:{digits}}} ms<br>%{{customdata[0]}} kernels / inference"
+                "<br>%{customdata[1]}<extra></extra>",
+            )
+        )
     if not repeats.empty:
         fig.add_trace(
             go.Scatter(
                 x=repeats["x_label"],
-                y=repeats["median_ms"],
+                y=repeats["judged_ms"],
                 mode="markers",
-                name="repeated runs (e2e)",
-                marker={"size": 9, "symbol": "circle-open", "color": "#444"},
+                name=f"repeated runs ({name_of})",
+                marker={"size": 9, "symbol": "square-open" if device else "circle-open", "color": "#444"},
                 customdata=repeats[["repeat", "run_id"]].to_numpy(),
-                hovertemplate="%{x} repeat %{customdata[0]}<br>e2e median %{y:.3f} ms"
+                hovertemplate=f"%{{x}} repeat %{{customdata[0]}}<br>{name_of} %{{y:{digits}}} ms"
                 "<br>%{customdata[1]}<extra></extra>",
             )
         )
-        gpu = repeats.dropna(subset=["gpu_ms"]) if "gpu_ms" in repeats else repeats.iloc[0:0]
-        if not gpu.empty:
-            fig.add_trace(
-                go.Scatter(
-                    x=gpu["x_label"],
-                    y=gpu["gpu_ms"],
-                    mode="markers",
-                    name="repeated runs (GPU time)",
-                    marker={"size": 8, "symbol": "square-open", "color": "#444"},
-                    hovertemplate="%{x}<br>GPU time %{y:.4f} ms<extra></extra>",
-                )
-            )
-    on = "judged on GPU time (dashed)" if judged == GPU_TIME else "judged on end-to-end latency"
+    spread_name = {GRAPH_REPLAY: "replay p10-p90", GPU_TIME: "fastest/slowest trace window"}.get(judged, "its 90% CI")
     fig.update_layout(
-        title=f"Latency vs {_knob_title(knob)}, {on}<br><sup>e2e median, bars = its 90% CI, band = "
-        "p10-p90; GPU time bars = fastest/slowest trace window; hollow = repeated runs</sup>",
+        title=f"Latency vs {_knob_title(knob)}, judged on {name_of}<br><sup>bold: {name_of}, bars = {spread_name}"
+        + ("; dashed: end-to-end median, band = p10-p90" if device else "")
+        + "; hollow = repeated runs</sup>",
         xaxis=_x_axis(table, knob),
         yaxis={"title": "latency (ms)", "rangemode": "tozero"},
         height=440,
@@ -192,7 +197,7 @@ def engines_vs_min_block_size(table: pd.DataFrame, knob: str = "compile.min_bloc
     return fig
 
 
-def pareto_latency_build(table: pd.DataFrame, judged: str = END_TO_END) -> go.Figure:
+def pareto_latency_build(table: pd.DataFrame, judged: str | None = None) -> go.Figure:
     """Every run as (build time, judged latency: ``judged_ms``); the Pareto-optimal runs joined by a line."""
     have = table.dropna(subset=["build_s"]) if not table.empty else table
     if have.empty:
@@ -226,7 +231,8 @@ def pareto_latency_build(table: pd.DataFrame, judged: str = END_TO_END) -> go.Fi
         )
     )
     # green: no other run is both faster and quicker to build
-    what = "GPU time" if judged == GPU_TIME else "end-to-end median"
+    judged = _judged(table, judged)
+    what = METRIC_NAMES[judged] if judged in DEVICE_METRICS else "end-to-end median"
     fig.update_layout(
         title=f"{what[0].upper()}{what[1:]} vs build time (green: Pareto front)",
         xaxis={"title": "build time (s)"},

@@ -20,7 +20,7 @@ from engine.compare.settings_table import differing_settings, differing_values, 
 from engine.result import RunResult
 from engine.studies.judging import Judging, choose, plan_groups
 from engine.studies.knobs import HOST, knob
-from engine.studies.statistics import END_TO_END, GPU_TIME, value_ms
+from engine.studies.statistics import DEVICE_METRICS, END_TO_END, METRIC_NAMES, value_ms
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,15 @@ class Basis:
     @property
     def label(self) -> str:
         """ "GPU time per sample", "end-to-end latency", ..."""
-        name = "GPU time" if self.metric == GPU_TIME else "end-to-end latency"
+        name = METRIC_NAMES[self.metric]
         return name + (" per sample" if self.per_sample else "")
 
     @property
     def short(self) -> str:
         """What a card's delta is on: "" for plain end-to-end per call (the card's own figure)."""
-        parts = (["GPU time"] if self.metric == GPU_TIME else []) + (["per sample"] if self.per_sample else [])
+        parts = ([METRIC_NAMES[self.metric]] if self.metric in DEVICE_METRICS else []) + (
+            ["per sample"] if self.per_sample else []
+        )
         return " ".join(parts)
 
 

@@ -1,17 +1,22 @@
-"""GPU kernel time per inference from a CUDA-activity trace (torch.profiler over CUPTI), in a pass of its own.
+"""GPU time per inference from a CUDA-activity trace (torch.profiler over CUPTI), in a pass of its own.
 
 End-to-end latency at small batch is mostly host time (launches, runtime bookkeeping) and swings between
-fresh processes (87% on the H200 for resnet50 fp16 batch 1); the sum of the kernels' own durations holds
-still (0.13%). So every GPU run also measures:
+fresh processes (87% on the H200 for resnet50 fp16 batch 1); what the GPU spends holds still (0.13%). So every
+GPU run also measures:
 
-- ``GpuTime.median_ms``: sum of kernel durations per inference, median over ``windows`` windows (each its
-  own profiler session of ``n`` inferences, so the windows' spread can be given), min/max of the windows;
+- ``GpuTime.median_ms``: *busy time* per inference, the union of every kernel's interval on every stream (the
+  time the GPU was occupied), median over ``windows`` windows (each its own profiler session of ``n``
+  inferences, so the windows' spread can be given), min/max of the windows;
+- ``GpuTime.kernel_sum_ms``: *kernel work*, the kernels' durations summed. Kernels that overlap on several
+  streams count in full, so it can exceed the busy time and even the end-to-end latency (vit_b_16 INT8
+  weight-only on the H200: 2.74 ms summed against 1.59 ms end to end): it feeds the kernel table only;
 - ``kernels_per_inference``: kernel launches per inference (memcpy/memset are not kernels and not counted);
 - the kernel sequence of one inference (in launch order), which identifies the plan that ran
   (``engine.profiling.fingerprint``), and a per-kernel table (name, calls and time per inference).
 
-Kernel time is a sum: kernels that overlap on several streams count in full (a warning says when the GPU's
-busy time is clearly shorter than that sum).
+Before the measured windows the pass warms up until two consecutive windows agree
+(``engine.profiling.steady_state``): TensorRT-RTX specialises kernels at run time, and windows taken before that
+settles differed by 25-60% on a dynamic-shape engine.
 
 Order matters: the trace runs AFTER end-to-end timing. On the H200 a plain resnet18 engine timed at 0.31 ms
 took 0.73 ms right after the first torch.profiler trace in the same process (later ~0.4 ms; cause not
@@ -35,7 +40,8 @@ from typing import Any
 
 import pandas as pd
 
-from engine.result import GpuTime
+from engine.profiling import steady_state
+from engine.result import BUSY, GpuTime
 
 SOURCE = "cuda_activity"
 WINDOWS = 5
@@ -43,7 +49,7 @@ WINDOWS = 5
 # 0.1% on the H200 (resnet18/resnet50 fp16), so short windows suffice; every inference adds ~300 trace events
 WINDOW_TARGET_S = 0.02
 MIN_PER_WINDOW, MAX_PER_WINDOW = 5, 20
-OVERLAP_WARNING = 0.97  # busy time below this share of the kernel sum: kernels overlapped
+CUPTI_WARMUP_CALLS = 3  # the first profiler session sets CUPTI up: traced and discarded
 
 
 @dataclass(frozen=True)
@@ -70,12 +76,16 @@ class Window:
     def busy_ms_per_inference(self) -> float:
         return busy_us(self.kernels) / 1000.0 / self.inferences
 
+    @property
+    def sequence(self) -> tuple[str, ...] | None:
+        return per_inference_sequence(self.kernels, self.inferences)
+
 
 @dataclass
 class GpuTrace:
     """What the GPU-time pass measured."""
 
-    gpu_time: GpuTime
+    gpu_time: GpuTime  # busy time per inference; kernel_sum_ms: kernel work
     sequence: tuple[str, ...] | None  # kernel names of one inference in launch order; None if they varied
     kernel_counts: dict[str, float]  # kernel name -> calls per inference
     table: pd.DataFrame  # name, calls_per_inference, ms_per_inference, share
@@ -142,26 +152,34 @@ def per_inference_sequence(kernels: Sequence[Kernel], inferences: int) -> tuple[
     return first
 
 
-def summarize(windows: Sequence[Window], source: str = SOURCE) -> GpuTrace:
-    """The pass's result from its windows (each window one profiler session)."""
+def summarize(
+    windows: Sequence[Window], source: str = SOURCE, settling: steady_state.Settling | None = None
+) -> GpuTrace:
+    """The pass's result from its windows (each window one profiler session); ``settling``: how the warm-up
+    before them went (None: not checked)."""
     windows = [w for w in windows if w.inferences > 0]
     if not windows:
         raise ValueError("no traced window")
-    per_window = [w.kernel_ms_per_inference for w in windows]
+    busy = [w.busy_ms_per_inference for w in windows]
     inferences = sum(w.inferences for w in windows)
     n_kernels = sum(len(w.kernels) for w in windows)
     if n_kernels == 0:
         raise ValueError("the trace holds no GPU kernel (CUDA activity not recorded?)")
     gpu_time = GpuTime(
-        median_ms=statistics.median(per_window),
-        min_ms=min(per_window),
-        max_ms=max(per_window),
+        median_ms=statistics.median(busy),
+        min_ms=min(busy),
+        max_ms=max(busy),
         kernels_per_inference=n_kernels / inferences,
         iters=inferences,
         windows=len(windows),
         source=source,
+        figure=BUSY,
+        kernel_sum_ms=statistics.median(w.kernel_ms_per_inference for w in windows),
+        settled=settling.settled if settling is not None else None,
+        warmup_calls=settling.calls if settling is not None else 0,
+        settle_gap_pct=settling.gap_pct if settling is not None else None,
     )
-    sequences = {per_inference_sequence(w.kernels, w.inferences) for w in windows}
+    sequences = {w.sequence for w in windows}
     sequence = sequences.pop() if len(sequences) == 1 else None
     counts: Counter[str] = Counter()
     times: dict[str, float] = {}
@@ -182,15 +200,8 @@ def summarize(windows: Sequence[Window], source: str = SOURCE) -> GpuTrace:
     table = table.sort_values("ms_per_inference", ascending=False, ignore_index=True)
     total = table["ms_per_inference"].sum()
     table["share"] = table["ms_per_inference"] / total if total > 0 else 0.0
-    warnings = []
-    kernel_ms = sum(w.kernel_ms_per_inference * w.inferences for w in windows) / inferences
-    busy_ms = sum(w.busy_ms_per_inference * w.inferences for w in windows) / inferences
-    if kernel_ms > 0 and busy_ms < OVERLAP_WARNING * kernel_ms:
-        warnings.append(
-            f"GPU kernels overlapped on several streams: their durations sum to {kernel_ms:.4f} ms per "
-            f"inference while the GPU was busy {busy_ms:.4f} ms; GPU time reports the sum."
-        )
-    return GpuTrace(gpu_time, sequence, {n: c / inferences for n, c in counts.items()}, table, warnings)
+    # the checks on the figure (settled, windows agree, below e2e) are engine.profiling.invariants
+    return GpuTrace(gpu_time, sequence, {n: c / inferences for n, c in counts.items()}, table)
 
 
 def inferences_per_window(e2e_median_ms: float | None) -> int:
@@ -203,26 +214,33 @@ def inferences_per_window(e2e_median_ms: float | None) -> int:
 def measure(
     fn: Callable[[], Any], *, per_window: int, windows: int = WINDOWS, keep_trace: Path | None = None
 ) -> GpuTrace:
-    """Trace ``windows`` profiler sessions of ``per_window`` calls of ``fn`` each (after a short warm-up
-    session, discarded: CUPTI's set-up happens there) and summarize them. ``keep_trace``: where to copy
-    the first window's Chrome trace (a fixture or an artifact)."""
+    """Trace ``fn`` until two consecutive windows of ``per_window`` calls agree (``steady_state.settle``, after a
+    short session CUPTI's set-up happens in, discarded), then ``windows`` measured windows, and summarize them.
+    ``keep_trace``: where to copy the first measured window's Chrome trace (a fixture or an artifact)."""
     import torch  # noqa: PLC0415
     from torch.profiler import ProfilerActivity, profile  # noqa: PLC0415
 
-    traced: list[Window] = []
     with tempfile.TemporaryDirectory(prefix="trtdash-gputime-") as tmp, torch.inference_mode():
-        for w in range(windows + 1):
-            n = 3 if w == 0 else per_window
+        count = 0
+
+        def window(n: int) -> tuple[Window, Path]:
+            nonlocal count
+            count += 1
             torch.cuda.synchronize()
             with profile(activities=[ProfilerActivity.CUDA]) as prof:
                 for _ in range(n):
                     fn()
                 torch.cuda.synchronize()
-            if w == 0:
-                continue
-            path = Path(tmp) / f"window_{w}.json"
+            path = Path(tmp) / f"window_{count}.json"
             prof.export_chrome_trace(str(path))
-            traced.append(Window(n, kernels_of(read_events(path))))
-            if w == 1 and keep_trace is not None:
+            return Window(n, kernels_of(read_events(path))), path
+
+        window(CUPTI_WARMUP_CALLS)
+        settling = steady_state.settle(lambda: window(per_window)[0])
+        traced: list[Window] = []
+        for w in range(windows):
+            traced_window, path = window(per_window)
+            traced.append(traced_window)
+            if w == 0 and keep_trace is not None:
                 keep_trace.write_bytes(path.read_bytes())
-    return summarize(traced)
+    return summarize(traced, settling=settling)

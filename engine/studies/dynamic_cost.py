@@ -17,7 +17,7 @@ from engine.settings.inputs import InputSpec, measured_shapes, parse_inputs
 from engine.settings.request import RunRequest
 from engine.store import RunStore
 from engine.studies.judging import Judging, choose, same_engine
-from engine.studies.statistics import GPU_TIME, value_ms
+from engine.studies.statistics import DEVICE_METRICS, METRIC_NAMES, NOISE_SOURCES, reading, value_ms
 
 SCAN_LIMIT = 500  # stored runs of the same model looked through for the static counterpart
 
@@ -93,18 +93,19 @@ class DynamicCost:
         end-to-end)."""
         if self.same_plan:
             return True
-        if self.judging.metric == GPU_TIME and self.dynamic.gpu_time and self.static.gpu_time:
-            d, s = self.dynamic.gpu_time, self.static.gpu_time
-            return d.min_ms <= s.max_ms and s.min_ms <= d.max_ms
+        if self.judging.metric in DEVICE_METRICS:
+            d, s = reading(self.dynamic, self.judging.metric), reading(self.static, self.judging.metric)
+            if d and s and None not in (d.low_ms, d.high_ms, s.low_ms, s.high_ms):
+                return (d.low_ms or 0) <= (s.high_ms or 0) and (s.low_ms or 0) <= (d.high_ms or 0)
         dl, sl = self.dynamic.latency, self.static.latency
         return dl.p10_ms <= sl.p90_ms and sl.p10_ms <= dl.p90_ms
 
     def text(self) -> str:
         j = self.judging
-        gpu = j.metric == GPU_TIME
+        gpu = j.metric in DEVICE_METRICS
         d, s = self._ms(self.dynamic), self._ms(self.static)
         digits = 4 if gpu else 3
-        what = "GPU time: " if gpu else ""
+        what = f"{METRIC_NAMES[j.metric]}: " if gpu else ""
         head = (
             f"At the measured shape the dynamic engine takes {what}{d:.{digits}f} ms against {s:.{digits}f} ms "
             f"for a static engine built for that shape alone: {self.overhead_ms:+.{digits}f} ms "
@@ -119,7 +120,7 @@ class DynamicCost:
         if self.same_plan:
             return head + ", but both ran the same engine plan: no cost, the gap is noise."
         if self.within_noise:
-            spread = "GPU-time windows" if gpu else "p10-p90 spread"
+            spread = NOISE_SOURCES[j.metric] if gpu else "p10-p90 spread"
             return head + f", within the {spread} of both: no clear cost."
         if self.overhead_ms > 0:
             return head + ": what accepting the whole range costs here."

@@ -1,13 +1,17 @@
 """Which measured figure judges a setting, and how steady that figure is.
 
 End-to-end latency at small batch is mostly the host launching work: on the H200 one resnet50 fp16
-engine timed 0.601-1.127 ms end to end in nine fresh processes (87% apart) while the GPU kernel time
-of the same engine held within 0.13%. So a setting that changes the kernels (optimization_level,
-min_block_size, precision, quantization, torch_executed_ops, the batch, the model) is judged on GPU
-time, and one that changes the host's work per call (CUDA graphs, the runtime, the frontend, the
+engine timed 0.601-1.127 ms end to end in nine fresh processes (87% apart) while what the GPU spent on
+the same engine held within 0.13%. So a setting that changes the kernels (optimization_level,
+min_block_size, precision, quantization, torch_executed_ops, the batch, the model) is judged on a device
+figure, and one that changes the host's work per call (CUDA graphs, the runtime, the frontend, the
 backend) on end-to-end latency. ``engine.studies.knobs.KNOBS`` is the one table of that choice, one record per setting.
-A run without GPU time (a CPU run, or one recorded before GPU time existed) is judged on end-to-end
-latency and the verdict says so.
+
+The device figure is chosen by what every run measured steadily (``choose``): the CUDA-graph replay where every
+run captured one (the same kernels with their overlap on several streams, no host launches), else GPU busy time
+where every run's passed its checks (``engine.profiling.invariants``: settled, windows within 2%, within
+end-to-end and replay; a kernel-duration sum stored before busy time never does), else end-to-end latency;
+the verdict says which and why.
 
 Each figure comes with its own noise: inside one run (``Reading``: the bootstrap interval of the e2e
 median; the fastest and slowest trace window of the GPU time) and between fresh processes
@@ -17,17 +21,20 @@ at the same shapes (``same_engine``) did the same work: a gap in a kernel figure
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from engine.profiling import invariants
 from engine.result import RunResult
 from engine.settings.inputs import measured_shapes, parse_inputs
 from engine.studies.knobs import HOST, knob
-from engine.studies.statistics import END_TO_END, GPU_TIME, METRIC_NAMES
+from engine.studies.statistics import END_TO_END, GPU_TIME, GRAPH_REPLAY, METRIC_NAMES
 
 
 def preferred_metric(settings: Iterable[str]) -> str:
-    """End-to-end when any of the settings changes the host's work per call, else GPU time."""
+    """End-to-end when any of the settings changes the host's work per call, else GPU time (a device figure:
+    ``choose`` takes the CUDA-graph replay when every run has one)."""
     return END_TO_END if any(knob(s).changes == HOST for s in settings) else GPU_TIME
 
 
@@ -45,12 +52,27 @@ def gpu_time_absence(run: RunResult) -> str:
     return "not measured"
 
 
+def figure_problem(run: RunResult, metric: str) -> str:
+    """Why ``run`` cannot be judged on ``metric`` ("" when it can), in a few words."""
+    if metric == GRAPH_REPLAY:
+        gr = run.graph_replay
+        if gr is None:
+            absent = gpu_time_absence(run) if run.gpu_time is None else ""
+            return absent or "not attempted"
+        if not gr.captured or not gr.median_ms:
+            return re.split(r"[:,;]", (gr.reason or "not captured").removeprefix("not attempted: "))[0]
+        return ""
+    if metric == GPU_TIME:
+        return gpu_time_absence(run) or "; ".join(f.short for f in invariants.check(run))
+    return "" if run.latency.timed else "not timed (analyze run)"
+
+
 @dataclass(frozen=True)
 class Judging:
     """The figure that judges a difference between runs, and why, when it is not the one the settings call for."""
 
-    metric: str  # GPU_TIME | END_TO_END
-    preferred: str  # what the differing settings call for
+    metric: str  # GRAPH_REPLAY | GPU_TIME | END_TO_END
+    preferred: str  # what the differing settings call for: GPU_TIME (a device figure) | END_TO_END
     reason: str = ""  # why ``metric`` stands in for ``preferred`` ("" when they agree)
 
     @property
@@ -59,34 +81,50 @@ class Judging:
 
     @property
     def note(self) -> str:
-        """ "judged on end-to-end latency: GPU time ...", "" when the preferred figure judges."""
+        """ "judged on end-to-end latency: CUDA-graph replay ...; GPU time ...", "" when the replay judges a
+        kernel setting or end-to-end a host setting."""
         return f"judged on {self.name}: {self.reason}" if self.reason else ""
 
 
-def choose(settings: Iterable[str], runs: Sequence[RunResult]) -> Judging:
-    """The figure that judges ``runs`` differing in ``settings``: GPU time for kernel settings when every run
-    has it, else end-to-end latency (with the reason)."""
-    preferred = preferred_metric(settings)
+def _which(n: int, of: int) -> str:
+    return "this run" if n == 1 and of == 1 else "these runs" if n == of else f"{n} of these runs"
+
+
+def _why(problems: Sequence[str]) -> str:
+    """ "the engine takes dynamic shapes; trace windows 6% apart", each reason once."""
+    return "; ".join(dict.fromkeys(p for ps in problems for p in ps.split("; ") if p))
+
+
+def pick(preferred: str, replay_problems: Sequence[str], gpu_problems: Sequence[str]) -> Judging:
+    """The judged figure from each run's problems with the two device figures (one entry per timed run, ""
+    where it has none): the replay where no run has a problem with it, else busy time, else end-to-end."""
     if preferred == END_TO_END:
         return Judging(END_TO_END, END_TO_END)
-    timed = [r for r in runs if r.latency.timed]
-    missing = [gpu_time_absence(r) for r in timed if r.gpu_time is None]
-    if not missing:
-        return Judging(GPU_TIME, GPU_TIME)
-    reasons = sorted(set(missing))
-    which = (
-        "this run"
-        if len(missing) == 1
-        else "these runs"
-        if len(missing) == len(timed)
-        else f"{len(missing)} of these runs"
-    )
+    if not any(replay_problems):
+        return Judging(GRAPH_REPLAY, preferred)
+    n_replay = sum(1 for p in replay_problems if p)
+    replay_why = f"no CUDA-graph replay ({_why(replay_problems)}) for {_which(n_replay, len(replay_problems))}"
+    if not any(gpu_problems):
+        return Judging(GPU_TIME, preferred, replay_why)
+    n_gpu = sum(1 for p in gpu_problems if p)
+    gpu_why = f"GPU time not fit to judge ({_why(gpu_problems)}) for {_which(n_gpu, len(gpu_problems))}"
     return Judging(
         END_TO_END,
-        GPU_TIME,
-        f"GPU time {'; '.join(reasons)} for {which}, and end-to-end latency swings between fresh "
-        "processes far more than GPU time does",
+        preferred,
+        f"{replay_why}; {gpu_why}. End-to-end latency swings between fresh processes far more than a device figure",
     )
+
+
+def choose(settings: Iterable[str], runs: Sequence[RunResult]) -> Judging:
+    """The figure that judges ``runs`` differing in ``settings`` (``pick``): for kernel settings the CUDA-graph
+    replay when every run captured one, else GPU busy time when every run's passed its checks, else end-to-end
+    latency (with the reason); end-to-end for host settings."""
+    preferred = preferred_metric(settings)
+    timed = [r for r in runs if r.latency.timed]
+    if preferred == END_TO_END or not timed:
+        return Judging(preferred, preferred)
+    replay = [figure_problem(r, GRAPH_REPLAY) for r in timed]
+    return pick(preferred, replay, [figure_problem(r, GPU_TIME) for r in timed])
 
 
 # -- one engine, run twice -----------------------------------------------------------------------------

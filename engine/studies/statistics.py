@@ -1,6 +1,7 @@
-"""The figures that judge runs and how steady each is: a run's figure per call (``Reading``: GPU time with the
-spread of its trace windows, or the end-to-end median with its bootstrap interval), and the drift of one build's
-figure between fresh processes (``Drift``). Which figure judges what is engine/studies/judging.py.
+"""The figures that judge runs and how steady each is: a run's figure per call (``Reading``: the CUDA-graph replay
+median with its p10-p90 band, GPU busy time with the spread of its trace windows, or the end-to-end median with
+its bootstrap interval), and the drift of one build's figure between fresh processes (``Drift``). Which figure
+judges what is engine/studies/judging.py.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ import numpy as np
 
 from engine.result import RunResult
 
+GRAPH_REPLAY = "graph_replay"
 GPU_TIME = "gpu_time"
 END_TO_END = "e2e"
-METRIC_NAMES = {GPU_TIME: "GPU time", END_TO_END: "end-to-end latency"}
-METRIC_SHORT = {GPU_TIME: "GPU", END_TO_END: "e2e"}
+METRIC_NAMES = {GRAPH_REPLAY: "CUDA-graph replay", GPU_TIME: "GPU time", END_TO_END: "end-to-end latency"}
+METRIC_SHORT = {GRAPH_REPLAY: "graph", GPU_TIME: "GPU", END_TO_END: "e2e"}
+# figures without the host's launch work: they hold still to a few microseconds, so verdicts give four digits
+DEVICE_METRICS = frozenset({GRAPH_REPLAY, GPU_TIME})
+NOISE_SOURCES = {GRAPH_REPLAY: "replay p10-p90", GPU_TIME: "trace windows", END_TO_END: "bootstrap CI"}
 
 NOISE_CONFIDENCE = 0.90
 BOOTSTRAP_RESAMPLES = 2000
@@ -26,9 +31,10 @@ BOOTSTRAP_RESAMPLES = 2000
 class Reading:
     """One run's value of a metric per call, with the noise inside that run."""
 
-    metric: str  # GPU_TIME | END_TO_END
+    metric: str  # GRAPH_REPLAY | GPU_TIME | END_TO_END
     ms: float  # the median
-    low_ms: float | None  # e2e: the median's bootstrap interval; GPU time: fastest and slowest trace window
+    low_ms: float | None  # e2e: the median's bootstrap interval; GPU time: fastest and slowest trace window;
+    # graph replay: its p10 and p90
     high_ms: float | None
 
     @property
@@ -39,7 +45,7 @@ class Reading:
 
     @property
     def noise_source(self) -> str:
-        return "trace windows" if self.metric == GPU_TIME else "bootstrap CI"
+        return NOISE_SOURCES[self.metric]
 
 
 def median_ci_ms(
@@ -61,7 +67,13 @@ def median_ci_ms(
 
 
 def reading(run: RunResult, metric: str) -> Reading | None:
-    """The run's figure for ``metric``; None where it was not measured (no GPU time, an analyze run)."""
+    """The run's figure for ``metric``; None where it was not measured (no GPU time, no captured replay, an
+    analyze run)."""
+    if metric == GRAPH_REPLAY:
+        gr = run.graph_replay
+        if gr is None or not gr.captured or not gr.median_ms:
+            return None
+        return Reading(GRAPH_REPLAY, gr.median_ms, gr.p10_ms, gr.p90_ms)
     if metric == GPU_TIME:
         g = run.gpu_time
         if g is None or not g.median_ms > 0:
@@ -77,6 +89,9 @@ def reading(run: RunResult, metric: str) -> Reading | None:
 
 def value_ms(run: RunResult, metric: str) -> float | None:
     """The run's median of ``metric`` (ms per call), None where not measured."""
+    if metric == GRAPH_REPLAY:
+        gr = run.graph_replay
+        return gr.median_ms if gr is not None and gr.captured and gr.median_ms else None
     if metric == GPU_TIME:
         return run.gpu_time.median_ms if run.gpu_time is not None and run.gpu_time.median_ms > 0 else None
     return run.latency.median_ms if run.latency.timed else None
@@ -110,7 +125,7 @@ def worst_drift(
 
 
 def format_ms(v: float, metric: str = END_TO_END) -> str:
-    """Milliseconds as verdicts write them: GPU time with the digits its steadiness earns (0.3866 ms)."""
-    if metric == GPU_TIME and v < 1:
+    """Milliseconds as verdicts write them: a device figure with the digits its steadiness earns (0.3866 ms)."""
+    if metric in DEVICE_METRICS and v < 1:
         return f"{v:.4f} ms"
     return f"{v:.3f} ms" if v < 10 else f"{v:.1f} ms"

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from engine import diagnosis, runner
-from engine.profiling import fingerprint
+from engine.profiling import fingerprint, invariants
 from engine.settings.request import RunRequest
 
 pytestmark = pytest.mark.gpu
@@ -73,6 +73,49 @@ def test_single_engine_has_gpu_time_graph_replay_and_both_fingerprint_parts(stor
     d = diagnosis.diagnose_result(r)
     assert d.source == "kernel_trace" and d.layer_ms == g.median_ms
     assert any(f.kind == "graph_replay" for f in d.findings)
+
+
+@pytest.mark.parametrize("model", ["resnet18", "googlenet"])  # googlenet: parallel branches, several streams
+def test_busy_time_is_within_end_to_end_and_graph_replay(store, model):
+    r = runner.execute(req(model=model, measure={"layer_profile": False, "accuracy": False}), store).result
+    show(model, r)
+    g, replay = r.gpu_time, r.graph_replay
+    print(
+        f"[{model}] busy {g.median_ms:.4f} ms, kernel work {g.kernel_sum_ms:.4f} ms, settled {g.settled} after "
+        f"{g.warmup_calls} calls (gap {g.settle_gap_pct}%), checks {[f.check for f in invariants.check(r)]}"
+    )
+    assert g.is_busy and g.kernel_sum_ms >= 0.999 * g.median_ms  # overlap only ever shrinks the busy time
+    assert g.settled, f"not steady after {g.warmup_calls} calls: {g.settle_gap_pct}% between windows"
+    assert g.median_ms <= 1.02 * r.latency.median_ms
+    assert replay.captured, replay.reason
+    assert replay.median_ms >= 0.98 * g.median_ms
+    assert invariants.check(r) == []
+    assert not any("not steady" in w or "exceeds" in w for w in r.warnings)
+
+
+def test_dynamic_engine_busy_time_is_within_end_to_end_or_the_run_says_it_never_settled(store):
+    image = [3, 224, 224]
+    inputs = [
+        {"name": "x", "dtype": "float32", "shape": [8, *image], "min_shape": [1, *image], "max_shape": [32, *image]}
+    ]
+    request = RunRequest.from_dict(
+        {
+            "model": {"source": "resnet50", "batch_size": 8, "inputs": inputs},
+            "backend": "tensorrt",
+            "compile": {"precision": "fp16"},
+            "measure": {**FAST, "layer_profile": False, "accuracy": False},
+        }
+    )
+    r = runner.execute(request, store).result
+    show("resnet50 dynamic 1..32 at 8", r)
+    g = r.gpu_time
+    found = {f.check for f in invariants.check(r)}
+    print(f"[dynamic] settled {g.settled} after {g.warmup_calls} calls (gap {g.settle_gap_pct}%), checks {found}")
+    assert g.is_busy and g.settled is not None
+    if g.settled:
+        assert g.median_ms <= 1.02 * r.latency.median_ms and invariants.BUSY_WITHIN_E2E not in found
+    else:  # a run that never settles says so in its warnings, with how far apart its windows were
+        assert invariants.SETTLED in found and any("not steady after" in w for w in r.warnings)
 
 
 def test_fragmented_module_graph_replay_is_refused_with_a_reason_or_replays_the_same_outputs(store):

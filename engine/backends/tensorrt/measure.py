@@ -3,12 +3,15 @@
 1. first inference (TensorRT-RTX compiles kernels just in time here; with ``enable_cudagraphs`` it records the
    graph), then end-to-end timing with profiling OFF (``engine.profiling.latency.time_settled``);
 2. accuracy on the same module (three-way for quantized runs);
-3. GPU time: kernel durations per inference from a CUDA-activity trace (``engine.profiling.gpu_time``). It
-   comes after end-to-end timing on purpose: a torch.profiler trace once made later host-side timing in the
-   same process over twice as slow (see that module);
+3. GPU time: busy time per inference from a CUDA-activity trace once two windows agree
+   (``engine.profiling.gpu_time``, ``engine.profiling.steady_state``). It comes after end-to-end timing on
+   purpose: a torch.profiler trace once made later host-side timing in the same process over twice as slow;
 4. the per-layer pass with profiling ON (``engine.profiling.layer_profile``), CUDA graphs off;
 5. CUDA-graph replay of the compiled module (``engine.profiling.graph_replay``), last: a capture that fails
    must not disturb any other measurement.
+
+Then the figures are checked against each other (``engine.profiling.invariants``: busy time within end-to-end
+and graph replay, windows agree, warm-up settled); a failed check is a warning of the run.
 
 The plan fingerprint joins the engines' DETAILED layer information (read right after the build) and the
 kernel sequence the trace saw (``engine.profiling.fingerprint``).
@@ -30,7 +33,7 @@ from engine import diagnosis
 from engine.backends.base import ProgressFn
 from engine.backends.tensorrt import internals
 from engine.backends.tensorrt.capture import CompileCapture, torch_submodules
-from engine.profiling import fingerprint, gpu_time, graph_replay, latency, layer_profile
+from engine.profiling import fingerprint, gpu_time, graph_replay, invariants, latency, layer_profile
 from engine.profiling.accuracy import compare_outputs, detached_cpu
 from engine.quantization.accuracy import conversion_problem_text
 from engine.result import Accuracy, GpuTime, GraphReplay, LatencyStats, QuantizationReport, Segmentation, empty_layers
@@ -114,7 +117,7 @@ def measure(
         _accuracy(out, timed_module, inputs, reference, quant)
         stages["accuracy_s"] = time.perf_counter() - t0
 
-        progress("gpu_time", None, "kernel durations from a CUDA-activity trace")
+        progress("gpu_time", None, "GPU busy time from a CUDA-activity trace, once steady")
         t0 = time.perf_counter()
         trace = gpu_pass(lambda: timed_module(*inputs), stats.median_ms, warnings)
         stages["gpu_time_s"] = time.perf_counter() - t0
@@ -161,6 +164,7 @@ def measure(
         not_attempted=not_capturable(request, dynamic),
     )
     stages["graph_replay_s"] = time.perf_counter() - t0
+    warnings += [f.text for f in invariants.check_figures(stats.median_ms, out.gpu_time, out.graph_replay)]
     out.warnings += warnings + launch_diagnosis(request, out, segmentation)
     return out
 

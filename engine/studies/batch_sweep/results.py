@@ -3,8 +3,10 @@
 
 The knee is read from measured points only: the smallest batch after which no larger batch gains
 ``KNEE_GAIN_PER_DOUBLING`` (10 %) or more throughput per doubling of the batch. The batch changes the kernels, so
-the knee and the dynamic range's cost are judged on GPU time (batch / GPU time per call) when every run has it,
-and on end-to-end latency otherwise. Stored batch sweeps are found by their ``knob:model.batch_size`` tag.
+the knee and the dynamic range's cost are judged on a device figure (``judged``: the CUDA-graph replay when every
+run captured one, else GPU busy time when every run's passed its checks; throughput is batch / figure per call),
+and on end-to-end latency otherwise (a dynamic engine is never replayed; its busy time must have settled).
+Stored batch sweeps are found by their ``knob:model.batch_size`` tag.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from engine.result import RunResult
 from engine.settings.inputs import BATCH_DIM, parse_inputs
 from engine.store import RunNotFound, RunStore
 from engine.studies.batch_sweep.plan import BATCH_KNOB
+from engine.studies.judging import figure_problem, pick
 from engine.studies.knobs import KNOB_TAG
 from engine.studies.record import find_study
-from engine.studies.statistics import END_TO_END, GPU_TIME
+from engine.studies.statistics import END_TO_END, GPU_TIME, GRAPH_REPLAY, METRIC_NAMES
 from engine.studies.sweeps.results import list_sweeps, tagged_results
 
 KNEE_GAIN_PER_DOUBLING = 0.10
@@ -42,6 +45,12 @@ TABLE_COLUMNS = [
     "gpu_low_ms",
     "gpu_high_ms",
     "gpu_throughput_per_s",
+    "graph_ms",
+    "graph_low_ms",
+    "graph_high_ms",
+    "graph_throughput_per_s",
+    "replay_problem",  # why the replay cannot judge this point ("" when it can; engine.studies.judging)
+    "gpu_problem",  # why its GPU time cannot
     "kernels",
     "host_overhead_ms",
     "plan",
@@ -76,7 +85,8 @@ def batch_table(results: Iterable[RunResult]) -> pd.DataFrame:
         lat = r.latency
         b = lat.batch_size
         mem = r.peak_memory_bytes
-        g = r.gpu_time
+        g, gr = r.gpu_time, r.graph_replay
+        replayed = gr is not None and gr.captured and bool(gr.median_ms)
         rows.append(
             {
                 "strategy": strategy_of(r.request),
@@ -91,6 +101,12 @@ def batch_table(results: Iterable[RunResult]) -> pd.DataFrame:
                 "gpu_low_ms": g.min_ms if g else None,
                 "gpu_high_ms": g.max_ms if g else None,
                 "gpu_throughput_per_s": b * 1000.0 / g.median_ms if g and g.median_ms > 0 else None,
+                "graph_ms": gr.median_ms if replayed and gr else None,
+                "graph_low_ms": gr.p10_ms if replayed and gr else None,
+                "graph_high_ms": gr.p90_ms if replayed and gr else None,
+                "graph_throughput_per_s": b * 1000.0 / gr.median_ms if replayed and gr and gr.median_ms else None,
+                "replay_problem": figure_problem(r, GRAPH_REPLAY),
+                "gpu_problem": figure_problem(r, GPU_TIME),
                 "kernels": g.kernels_per_inference if g else None,
                 "host_overhead_ms": r.host_overhead_ms,
                 "plan": r.plan_fingerprint,
@@ -129,23 +145,41 @@ def gain_per_doubling(b0: int, t0: float, b1: int, t1: float) -> float:
 
 @dataclass(frozen=True)
 class Judged:
-    """Which columns of a batch table judge it: GPU time when every row has it (the batch changes kernels),
-    else end-to-end latency."""
+    """Which columns of a batch table judge it (the batch changes kernels, so a device figure when every row has
+    a steady one: ``engine.studies.judging.pick``), its spread's columns, and why it is not the replay."""
 
     metric: str
-    ms: str  # "gpu_ms" | "median_ms"
-    throughput: str  # "gpu_throughput_per_s" | "throughput_per_s"
+    ms: str  # "graph_ms" | "gpu_ms" | "median_ms"
+    throughput: str  # "graph_throughput_per_s" | "gpu_throughput_per_s" | "throughput_per_s"
+    low: str = "p10_ms"  # the figure's own spread: replay p10/p90, fastest/slowest trace window, e2e p10/p90
+    high: str = "p90_ms"
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        return METRIC_NAMES[self.metric]
 
     @property
     def what(self) -> str:
-        """How a latency figure reads: "of GPU time" or "" (end-to-end)."""
-        return " of GPU time" if self.metric == GPU_TIME else ""
+        """How a latency figure reads: " of GPU time", " of CUDA-graph replay" or "" (end-to-end)."""
+        return f" of {self.name}" if self.metric != END_TO_END else ""
+
+
+_COLUMNS = {
+    GRAPH_REPLAY: ("graph_ms", "graph_throughput_per_s", "graph_low_ms", "graph_high_ms"),
+    GPU_TIME: ("gpu_ms", "gpu_throughput_per_s", "gpu_low_ms", "gpu_high_ms"),
+    END_TO_END: ("median_ms", "throughput_per_s", "p10_ms", "p90_ms"),
+}
 
 
 def judged(table: pd.DataFrame) -> Judged:
-    if len(table) and "gpu_ms" in table and table["gpu_ms"].notna().all():
-        return Judged(GPU_TIME, "gpu_ms", "gpu_throughput_per_s")
-    return Judged(END_TO_END, "median_ms", "throughput_per_s")
+    if not len(table):
+        return Judged(END_TO_END, *_COLUMNS[END_TO_END])
+    unknown = ["not recorded"] * len(table)  # a table built before the columns existed
+    replay = [str(p) for p in table["replay_problem"]] if "replay_problem" in table else unknown
+    gpu = [str(p) for p in table["gpu_problem"]] if "gpu_problem" in table else unknown
+    j = pick(GPU_TIME, replay, gpu)
+    return Judged(j.metric, *_COLUMNS[j.metric], reason=j.reason)
 
 
 def find_knee(table: pd.DataFrame, strategy: str = "static", min_gain: float = KNEE_GAIN_PER_DOUBLING) -> Knee | None:
@@ -162,7 +196,7 @@ def find_knee(table: pd.DataFrame, strategy: str = "static", min_gain: float = K
     b = pts["batch_size"].astype(int).tolist()
     t = pts[j.throughput].astype(float).tolist()
     lat = pts[j.ms].astype(float).tolist()
-    what = "GPU-time throughput" if j.metric == GPU_TIME else "Throughput"
+    what = f"Throughput of {j.name}" if j.metric != END_TO_END else "Throughput"
     best = int(np.argmax(t))
     for i in range(len(b) - 1):
         gains = [gain_per_doubling(b[i], t[i], b[j_], t[j_]) for j_ in range(i + 1, len(b))]

@@ -10,8 +10,7 @@ import pandas as pd
 
 from engine.studies.batch_sweep.plan import STRATEGIES
 from engine.studies.batch_sweep.results import BatchSweep, Knee, MemoryFit, dynamic_cost, find_knee, judged, memory_fit
-from engine.studies.judging import gpu_time_absence
-from engine.studies.statistics import END_TO_END, GPU_TIME, format_ms
+from engine.studies.statistics import DEVICE_METRICS, END_TO_END, format_ms
 
 
 @dataclass(frozen=True)
@@ -54,12 +53,10 @@ def verdict(sweep: BatchSweep, capacity_bytes: float | None = None) -> BatchVerd
     present = [s for s in STRATEGIES if (table["strategy"] == s).any()]
     j = judged(table)
     lines: list[str] = []
-    missing = sorted({gpu_time_absence(r) for r in sweep.results if r.gpu_time is None})
-    if j.metric == END_TO_END and missing:
+    if j.reason:
         lines.append(
-            f"Judged on end-to-end latency: GPU time {'; '.join(missing)} for "
-            f"{'this sweep' if len(missing) == 1 else 'some of its runs'} (the batch changes kernels, which "
-            "GPU time measures steadily; end-to-end also carries the host's work per call)."
+            f"Judged on {j.name}: {j.reason} (the batch changes kernels, which a device figure measures steadily; "
+            "end-to-end also carries the host's work per call)."
         )
     knees: dict[str, Knee] = {}
     for s in present:
@@ -74,7 +71,7 @@ def verdict(sweep: BatchSweep, capacity_bytes: float | None = None) -> BatchVerd
         else:
             knees[s] = knee
             lines.append(f"{name}: {knee.message}")
-    if j.metric == GPU_TIME:
+    if j.metric in DEVICE_METRICS:
         lines += _host_lines(table)
     cost = dynamic_cost(table)
     lines += _cost_lines(table, cost, "dynamic" in present and "static" in present)
@@ -95,7 +92,7 @@ def _batch_headline(table: pd.DataFrame, knees: dict[str, Knee]) -> str:
     j = judged(table)
     best = table.loc[table[j.throughput].idxmax()]
     s = str(best["strategy"])
-    what = "GPU-time throughput" if j.metric == GPU_TIME else "throughput"
+    what = f"throughput of {j.name}" if j.metric != END_TO_END else "throughput"
     text = (
         f"Best {what} {best[j.throughput]:,.0f} samples/s at batch {int(best['batch_size'])} "
         f"({'static engine' if s == 'static' else 'dynamic engine'}, {format_ms(best[j.ms], j.metric)}"
@@ -136,8 +133,8 @@ def _cost_lines(table: pd.DataFrame, cost: pd.DataFrame, both: bool) -> list[str
             "the dynamic range costs."
         ]
     j = judged(table)
-    lo_col, hi_col = ("gpu_low_ms", "gpu_high_ms") if j.metric == GPU_TIME else ("p10_ms", "p90_ms")
-    spread = "GPU-time windows" if j.metric == GPU_TIME else "p10-p90 spread"
+    lo_col, hi_col = j.low, j.high
+    spread = {"gpu_low_ms": "GPU-time windows", "graph_low_ms": "replay p10-p90 spread"}.get(lo_col, "p10-p90 spread")
     bands = table.set_index(["strategy", "batch_size"])
     parts = []
     for row in cost.itertuples():
@@ -149,7 +146,7 @@ def _cost_lines(table: pd.DataFrame, cost: pd.DataFrame, both: bool) -> list[str
         text = (
             f"batch {b}: {format_ms(row.dynamic_ms, j.metric)} against "
             f"{format_ms(row.static_ms, j.metric)} static{j.what}, "
-            f"{row.overhead_ms:+.{4 if j.metric == GPU_TIME else 3}f} ms ({row.overhead_pct:+.0f}%)"
+            f"{row.overhead_ms:+.{4 if j.metric in DEVICE_METRICS else 3}f} ms ({row.overhead_pct:+.0f}%)"
         )
         if isinstance(plans[0], str) and plans[0] == plans[1]:
             text += ", the same engine plan at this batch: no cost"

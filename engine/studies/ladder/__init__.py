@@ -18,6 +18,7 @@ from engine.studies.ladder.coverage import (
     ladder_coverage,
     step_outcomes,
 )
+from engine.studies.ladder.figure import ladder_table
 from engine.studies.ladder.plan import (
     DEFAULT_TOLERANCE_REL_L2,
     LADDER_MEASURE,
@@ -33,7 +34,7 @@ from engine.studies.ladder.plan import (
     plan_problem,
     step_label,
 )
-from engine.studies.ladder.rungs import Rung, ladder_table, list_ladders, load_ladder, rung_from_result
+from engine.studies.ladder.rungs import Rung, list_ladders, load_ladder, rung_from_result
 from engine.studies.ladder.verdict import LadderVerdict, verdict, why_not_faster, within_tolerance
 from engine.studies.statistics import format_ms
 

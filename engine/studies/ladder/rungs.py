@@ -1,20 +1,19 @@
-"""A ladder read back from the store: one ``Rung`` per run tagged ``ladder:<id>`` (latency band, GPU time, build and
-calibration time, engine size, accuracy), the table the ladder chart and page show, and the stored ladders."""
+"""A ladder read back from the store: one ``Rung`` per run tagged ``ladder:<id>`` (latency band, CUDA-graph replay,
+GPU time, build and calibration time, engine size, accuracy) and the stored ladders; the table the chart and page
+show is figure.py's."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-
-import pandas as pd
 
 from engine.errors import ConfigError
 from engine.quantization.schemes import FLAVOUR_NAMES
 from engine.result import DEGENERATE_REFERENCE, QuantizationReport, RunResult
 from engine.store import RunNotFound, RunStore
-from engine.studies.judging import gpu_time_absence
+from engine.studies.judging import figure_problem, gpu_time_absence
 from engine.studies.ladder.plan import LADDER_TAG, step_label
 from engine.studies.record import find_study
+from engine.studies.statistics import GPU_TIME, GRAPH_REPLAY
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,11 @@ class Rung:
     gpu_absence: str = ""  # why there is no GPU time (engine.studies.judging.gpu_time_absence)
     flavour: str = ""  # "tensorrt" | "tensorrt_rtx" where it ran ("" unknown): what the ladder's coverage reads
     compute_capability: str = ""
+    graph_ms: float | None = None  # CUDA-graph replay median (None: not captured)
+    graph_low_ms: float | None = None  # its p10 / p90
+    graph_high_ms: float | None = None
+    replay_problem: str = "not attempted"  # why the replay cannot judge this rung ("" when it can)
+    gpu_problem: str = "not measured"  # why the GPU time cannot (engine.studies.judging.figure_problem)
 
     @property
     def quantized(self) -> bool:
@@ -66,7 +70,7 @@ def rung_from_result(result: RunResult) -> Rung:
     rel = (
         accuracy.rel_l2 if accuracy else (0.0 if precision == "fp32" and result.request["backend"] == "eager" else None)
     )
-    g = result.gpu_time
+    g, gr = result.gpu_time, result.graph_replay
     return Rung(
         label=step_label(scheme, precision),
         scheme=scheme,
@@ -92,6 +96,11 @@ def rung_from_result(result: RunResult) -> Rung:
         gpu_absence=gpu_time_absence(result),
         flavour=str(result.env.get("flavour") or ""),
         compute_capability=str(result.env.get("compute_capability") or ""),
+        graph_ms=gr.median_ms if gr is not None and gr.captured else None,
+        graph_low_ms=gr.p10_ms if gr is not None and gr.captured else None,
+        graph_high_ms=gr.p90_ms if gr is not None and gr.captured else None,
+        replay_problem=figure_problem(result, GRAPH_REPLAY),
+        gpu_problem=figure_problem(result, GPU_TIME),
     )
 
 
@@ -115,46 +124,6 @@ def load_ladder(store: RunStore, ladder_id: str) -> list[Rung]:
     if not rungs:
         raise ConfigError("ladder", f"no runs are tagged with ladder {ladder_id!r}; run the ladder first")
     return rungs
-
-
-def ladder_table(rungs: Iterable[Rung]) -> pd.DataFrame:
-    """One row per rung, fastest first: what the ladder chart and table show."""
-    rows = []
-    for r in rungs:
-        q = r.quantization
-        fq = q.fake_quant_vs_eager if q else None
-        conv = q.engine_vs_fake_quant if q else None
-        rows.append(
-            {
-                "label": r.label,
-                "scheme": r.scheme,
-                "precision": r.precision,
-                "runtime": r.runtime,
-                "median_ms": r.median_ms,
-                "p10_ms": r.p10_ms,
-                "p90_ms": r.p90_ms,
-                "gpu_ms": r.gpu_ms,
-                "gpu_low_ms": r.gpu_low_ms,
-                "gpu_high_ms": r.gpu_high_ms,
-                "kernels": r.kernels,
-                "plan": r.plan,
-                "build_s": r.build_s,
-                "calibration_s": r.calibration_s,
-                "engine_bytes": r.engine_bytes,
-                "rel_l2": r.rel_l2,
-                "top1_agreement": r.top1_agreement,
-                "fake_quant_rel_l2": fq.rel_l2 if fq else None,
-                "conversion_rel_l2": conv.rel_l2 if conv else None,
-                "conversion_problem": r.conversion_problem,
-                "run_id": r.run_id,
-            }
-        )
-    df = pd.DataFrame(rows)
-    if not len(df):
-        return df
-    # fastest first on the figure the verdict judges: GPU time when every rung has it
-    by = "gpu_ms" if df["gpu_ms"].notna().all() else "median_ms"
-    return df.sort_values(by, kind="stable").reset_index(drop=True)
 
 
 def list_ladders(store: RunStore) -> list[str]:

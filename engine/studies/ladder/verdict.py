@@ -1,6 +1,7 @@
 """The written verdict of a precision ladder, from the measured numbers only: the fastest scheme within the
-accuracy tolerance against the fastest unquantized build (fp16 on any recent GPU), on GPU time when every rung has
-it, or that no scheme beats it and why."""
+accuracy tolerance against the fastest unquantized build (fp16 on any recent GPU), on the figure figure.py chooses
+(CUDA-graph replay, else GPU busy time, else end-to-end, named with its spread), or that no scheme beats it and
+why."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from dataclasses import dataclass, field
 from engine.errors import ConfigError
 from engine.quantization.accuracy import conversion_problem_text
 from engine.quantization.schemes import SCHEMES
+from engine.studies.ladder.figure import LadderFigure
 from engine.studies.ladder.plan import DEFAULT_TOLERANCE_REL_L2
 from engine.studies.ladder.rungs import Rung
-from engine.studies.statistics import END_TO_END, GPU_TIME, METRIC_NAMES, format_ms
+from engine.studies.statistics import END_TO_END
 
 
 @dataclass
@@ -39,47 +41,6 @@ def within_tolerance(rung: Rung, tolerance_rel_l2: float, min_top1: float | None
     return min_top1 is None or rung.top1_agreement is None or rung.top1_agreement >= min_top1
 
 
-@dataclass(frozen=True)
-class _Figure:
-    """The figure a ladder is judged on: GPU time when every rung has it (precision and quantization change
-    kernels), else end-to-end latency, with the reason."""
-
-    metric: str
-    reason: str = ""
-
-    @classmethod
-    def of(cls, rungs: Sequence[Rung]) -> _Figure:
-        if rungs and all(r.gpu_ms is not None for r in rungs):
-            return cls(GPU_TIME)
-        reasons = sorted({r.gpu_absence for r in rungs if r.gpu_ms is None and r.gpu_absence})
-        return cls(END_TO_END, "; ".join(reasons))
-
-    def ms(self, r: Rung) -> float:
-        return r.gpu_ms if self.metric == GPU_TIME and r.gpu_ms is not None else r.median_ms
-
-    def text(self, r: Rung) -> str:
-        if self.metric == GPU_TIME:
-            return f"GPU time {format_ms(self.ms(r), GPU_TIME)} (end-to-end {format_ms(r.median_ms)})"
-        return format_ms(r.median_ms)
-
-    def short(self, r: Rung) -> str:
-        return format_ms(self.ms(r), GPU_TIME) if self.metric == GPU_TIME else format_ms(r.median_ms)
-
-    def within_noise(self, a: Rung, b: Rung) -> str:
-        """Why the gap between two rungs is no clear difference ("" when it is one)."""
-        if a.plan is not None and a.plan == b.plan and a.where == b.where:
-            return "the same engine plan: no difference"
-        if self.metric == GPU_TIME:
-            lo = [r.gpu_low_ms for r in (a, b)]
-            hi = [r.gpu_high_ms for r in (a, b)]
-            if None in lo or None in hi:
-                return ""
-            overlap = (a.gpu_low_ms or 0) <= (b.gpu_high_ms or 0) and (b.gpu_low_ms or 0) <= (a.gpu_high_ms or 0)
-            return "the GPU-time windows overlap: within noise" if overlap else ""
-        overlap = a.p10_ms <= b.p90_ms and b.p10_ms <= a.p90_ms
-        return "the p10-p90 bands overlap: within noise" if overlap else ""
-
-
 def verdict(
     rungs: Sequence[Rung],
     *,
@@ -87,8 +48,8 @@ def verdict(
     min_top1: float | None = None,
     where: str = "",
 ) -> LadderVerdict:
-    """Fastest scheme within the accuracy tolerance against the fastest unquantized rung, on GPU time when
-    every rung has it (else end-to-end latency, saying why).
+    """Fastest scheme within the accuracy tolerance against the fastest unquantized rung, on the ladder's judged
+    figure (``LadderFigure``: CUDA-graph replay, else GPU busy time, else end-to-end latency, saying why).
 
     ``where`` names the GPU and flavour (or CPU) for the text, e.g. "NVIDIA H200, TensorRT-RTX";
     by default the rungs' own, when they all agree.
@@ -96,12 +57,12 @@ def verdict(
     plain = [r for r in rungs if not r.quantized]
     if not plain:
         raise ConfigError("ladder", "the ladder has no fp32 or fp16 run to compare the schemes with")
-    fig = _Figure.of(rungs)
+    fig = LadderFigure.of(rungs)
     reference = min(plain, key=fig.ms)
     places = {r.where for r in rungs}
     where = where or (places.pop() if len(places) == 1 else "")
     on = f" on {where}" if where else ""
-    by = " on GPU time" if fig.metric == GPU_TIME else ""
+    by = f" on {fig.name}" if fig.metric != END_TO_END else ""
     tol = f"rel. L2 ≤ {tolerance_rel_l2:g}" + (f", top-1 agreement ≥ {min_top1:.0%}" if min_top1 is not None else "")
     lines = [*_plan_lines(rungs), _reference_line(reference, plain, fig)]
     quantized = sorted((r for r in rungs if r.quantized), key=fig.ms)
@@ -109,8 +70,8 @@ def verdict(
         lines.append(_rung_line(r, reference, tolerance_rel_l2, min_top1, fig))
     if any(r.quantization is not None and not r.quantization.calibration_meaningful for r in quantized):
         lines.append("Calibrated on random tensors: accuracy figures are not meaningful for real data.")
-    if fig.metric == END_TO_END and fig.reason:
-        lines.append(f"Judged on {METRIC_NAMES[END_TO_END]}: GPU time {fig.reason} for some rungs.")
+    if fig.reason:
+        lines.append(f"Judged on {fig.name}: {fig.reason}.")
     if not quantized:
         return LadderVerdict(
             f"No quantization scheme was measured{on}; {reference.label} is the fastest build.", lines, None, reference
@@ -156,7 +117,7 @@ def verdict(
     best = ok[0]
     speedup = fig.ms(reference) / fig.ms(best)
     if fig.ms(best) < fig.ms(reference):
-        if fig.metric == GPU_TIME or (best.plan is not None and best.plan == reference.plan):
+        if fig.metric != END_TO_END or (best.plan is not None and best.plan == reference.plan):
             noise = fig.within_noise(best, reference)
             band = f" ({noise})" if noise else ""
         else:
@@ -224,8 +185,8 @@ def why_not_faster(rung: Rung, reference: Rung | None = None) -> str:
     )
 
 
-def _reference_line(reference: Rung, plain: Sequence[Rung], fig: _Figure | None = None) -> str:
-    fig = fig or _Figure(END_TO_END)
+def _reference_line(reference: Rung, plain: Sequence[Rung], fig: LadderFigure | None = None) -> str:
+    fig = fig or LadderFigure(END_TO_END)
     others = [r for r in plain if r is not reference]
     text = f"Reference: {reference.label}, the fastest unquantized build, {fig.text(reference)}"
     if reference.kernels is not None:
@@ -236,10 +197,13 @@ def _reference_line(reference: Rung, plain: Sequence[Rung], fig: _Figure | None 
     return text + "."
 
 
-def _rung_line(r: Rung, reference: Rung, tolerance: float, min_top1: float | None, fig: _Figure | None = None) -> str:
-    fig = fig or _Figure(END_TO_END)
-    ratio = fig.ms(reference) / fig.ms(r)
+def _rung_line(
+    r: Rung, reference: Rung, tolerance: float, min_top1: float | None, fig: LadderFigure | None = None
+) -> str:
+    fig = fig or LadderFigure(END_TO_END)
+    ratio = fig.ms(reference) / fig.ms(r) if fig.has(r) else reference.median_ms / r.median_ms
     speed = f"{ratio:.2f}× faster" if ratio >= 1 else f"{1 / ratio:.2f}× slower"
+    speed += "" if fig.has(r) else " end to end"
     acc = _accuracy_text(r)
     if r.top1_agreement is not None:
         acc += f", top-1 {r.top1_agreement:.0%}"

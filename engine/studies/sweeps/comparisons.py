@@ -42,7 +42,7 @@ class Comparison:
     candidate_pytorch_segments: int | None
     same_build: bool = False  # the compiler built the same thing (e.g. an identical partition)
     ci_noise_ms: float | None = None  # the within-run part of noise_ms, before drift
-    metric: str = END_TO_END  # the judged figure: engine.studies.statistics.GPU_TIME | END_TO_END
+    metric: str = END_TO_END  # the judged figure: engine.studies.statistics.GRAPH_REPLAY | GPU_TIME | END_TO_END
     same_plan: bool = False  # both runs recorded the same engine plan (judging.same_engine)
     reference_e2e_ms: float | None = None
     candidate_e2e_ms: float | None = None
@@ -50,6 +50,10 @@ class Comparison:
     candidate_gpu_ms: float | None = None
     reference_kernels: float | None = None
     candidate_kernels: float | None = None
+    reference_low_ms: float | None = None  # the judged figure's own spread (Reading.low_ms / high_ms)
+    reference_high_ms: float | None = None
+    candidate_low_ms: float | None = None
+    candidate_high_ms: float | None = None
 
     @property
     def delta_ms(self) -> float:
@@ -153,6 +157,10 @@ def compare_with_default(sweep: Sweep, knob: str | None = None) -> list[Comparis
                     candidate_gpu_ms=_opt_float(cand["gpu_ms"]),
                     reference_kernels=_opt_float(ref["kernels"]),
                     candidate_kernels=_opt_float(cand["kernels"]),
+                    reference_low_ms=ref_reading.low_ms,
+                    reference_high_ms=ref_reading.high_ms,
+                    candidate_low_ms=cand_reading.low_ms,
+                    candidate_high_ms=cand_reading.high_ms,
                 )
             )
     return out

@@ -36,7 +36,7 @@ from engine.studies.knobs import (
     value_label,
 )
 from engine.studies.record import find_study
-from engine.studies.statistics import END_TO_END, GPU_TIME, Drift, median_ci_ms, worst_drift
+from engine.studies.statistics import END_TO_END, GPU_TIME, GRAPH_REPLAY, Drift, median_ci_ms, reading, worst_drift
 
 TABLE_COLUMNS = [
     "run_id",
@@ -55,9 +55,14 @@ TABLE_COLUMNS = [
     "gpu_high_ms",
     "kernels",
     "graph_ms",
+    "graph_low_ms",
+    "graph_high_ms",
     "host_overhead_ms",
     "plan",
+    "judged",
     "judged_ms",
+    "judged_low_ms",
+    "judged_high_ms",
     "build_s",
     "engine_count",
     "pytorch_segments",
@@ -76,7 +81,12 @@ _NOT_SHOWN = {
     "run_id",
     "build",
     "x_order",
+    "graph_low_ms",
+    "graph_high_ms",
+    "judged",
     "judged_ms",
+    "judged_low_ms",
+    "judged_high_ms",
     "total_ops",
     "is_default",
     "device_name",
@@ -211,7 +221,9 @@ def sweep_from_results(
     judging = choose(knobs, timed)
     table = sweep_table(timed, knobs, recommended, judging.metric)
     others = [r for r in others if r.latency.iters > 0]
-    drifts = {m: d for m in (GPU_TIME, END_TO_END) if (d := measure_drift(timed, others, knobs, m)) is not None}
+    drifts = {
+        m: d for m in (GRAPH_REPLAY, GPU_TIME, END_TO_END) if (d := measure_drift(timed, others, knobs, m)) is not None
+    }
     return Sweep(sweep_id, knobs, timed, table, recommended, drifts.get(judging.metric), judging, drifts)
 
 
@@ -313,6 +325,8 @@ def sweep_table(
         else:
             lo = hi = float("nan")
         g, graph = r.gpu_time, r.graph_replay
+        # the judged figure with its own spread (e2e: the median's CI, computed above)
+        judged = reading(r, metric) if metric != END_TO_END else None
         row = {k: v for k, v in zip(knobs, values, strict=True)}
         row.update(
             {
@@ -332,9 +346,14 @@ def sweep_table(
                 "gpu_high_ms": g.max_ms if g else None,
                 "kernels": g.kernels_per_inference if g else None,
                 "graph_ms": graph.median_ms if graph is not None and graph.captured else None,
+                "graph_low_ms": graph.p10_ms if graph is not None and graph.captured else None,
+                "graph_high_ms": graph.p90_ms if graph is not None and graph.captured else None,
                 "host_overhead_ms": r.host_overhead_ms,
                 "plan": r.plan_fingerprint,
-                "judged_ms": g.median_ms if metric == GPU_TIME and g else r.latency.median_ms,
+                "judged": metric,
+                "judged_ms": judged.ms if judged else r.latency.median_ms,
+                "judged_low_ms": judged.low_ms if judged else lo,
+                "judged_high_ms": judged.high_ms if judged else hi,
                 "build_s": r.build_s,
                 "engine_count": r.engine_count if r.request["backend"] == "tensorrt" else 0,
                 "pytorch_segments": seg.pytorch_segment_count if seg else None,

@@ -29,7 +29,17 @@ from engine.studies.knobs import (
 from engine.studies.knobs import (
     knob as knob_record,
 )
-from engine.studies.statistics import END_TO_END, GPU_TIME, METRIC_NAMES, NOISE_CONFIDENCE, Drift, format_ms
+from engine.studies.statistics import (
+    DEVICE_METRICS,
+    END_TO_END,
+    GPU_TIME,
+    GRAPH_REPLAY,
+    METRIC_NAMES,
+    NOISE_CONFIDENCE,
+    NOISE_SOURCES,
+    Drift,
+    format_ms,
+)
 from engine.studies.sweeps.comparisons import Comparison, compare_with_default
 from engine.studies.sweeps.results import Sweep
 from engine.studies.sweeps.same_plan import join_and, plan_sentences
@@ -99,18 +109,18 @@ def verdict(sweep: Sweep, knob: str | None = None) -> Verdict:
 
 def _gpu_hint(sweep: Sweep) -> str:
     if sweep.judging.metric == END_TO_END and kernel_knob(sweep.knobs[0]):
-        return " on a GPU with this version (GPU time holds far stiller than end-to-end latency)"
+        return " on a GPU with this version (a device figure holds far stiller than end-to-end latency)"
     return ""
 
 
 # -- sentences ----------------------------------------------------------------------------------------------
 def _noise_sentences(sweep: Sweep) -> list[str]:
     judged = sweep.judging.metric
-    within = (
-        f"the {NOISE_CONFIDENCE:.0%} bootstrap intervals of both medians"
-        if judged == END_TO_END
-        else "the spread of both runs' GPU-time trace windows"
-    )
+    within = {
+        END_TO_END: f"the {NOISE_CONFIDENCE:.0%} bootstrap intervals of both medians",
+        GPU_TIME: "the spread of both runs' GPU-time trace windows",
+        GRAPH_REPLAY: "the p10-p90 bands of both runs' CUDA-graph replays",
+    }[judged]
     text = f"Noise: a gap counts when it exceeds {within}"
     drift = sweep.drift
     if drift is None:
@@ -124,12 +134,13 @@ def _noise_sentences(sweep: Sweep) -> list[str]:
             + " and the run-to-run drift seen here: "
             + _drift_text(drift)
             + ", so a gap must exceed that share of the default's "
-            + ("latency." if judged == END_TO_END else "GPU time.")
+            + ("latency." if judged == END_TO_END else f"{METRIC_NAMES[judged]}.")
         ]
     for metric, other in sweep.drifts.items():
         if metric == judged:
             continue
-        why = " (why kernel knobs are judged on GPU time)" if metric == END_TO_END and judged == GPU_TIME else ""
+        device_judged = metric == END_TO_END and judged != END_TO_END
+        why = " (why kernel knobs are judged on a device figure)" if device_judged else ""
         lines.append(
             f"{METRIC_NAMES[metric][0].upper()}{METRIC_NAMES[metric][1:]}, shown beside it: {_drift_text(other)}{why}."
         )
@@ -138,8 +149,9 @@ def _noise_sentences(sweep: Sweep) -> list[str]:
 
 def _drift_text(drift: Drift) -> str:
     (fast_what, fast_ms), (slow_what, slow_ms) = drift.runs
-    what = "the same build timed" if drift.metric == END_TO_END else "the same build's GPU time was"
-    share = f"{drift.fraction:.2%}" if drift.metric == GPU_TIME and drift.fraction < 0.01 else f"{drift.fraction:.1%}"
+    device = drift.metric in DEVICE_METRICS
+    what = f"the same build's {METRIC_NAMES[drift.metric]} was" if device else "the same build timed"
+    share = f"{drift.fraction:.2%}" if device and drift.fraction < 0.01 else f"{drift.fraction:.1%}"
     return (
         f"{what} {format_ms(fast_ms, drift.metric)} ({fast_what}) and {format_ms(slow_ms, drift.metric)} "
         f"({slow_what}), {share} apart"
@@ -147,7 +159,14 @@ def _drift_text(drift: Drift) -> str:
 
 
 def _fmt(v: float, c: Comparison) -> str:
-    return format_ms(v, c.metric) if c.metric == GPU_TIME else format_ms(v)
+    return format_ms(v, c.metric)
+
+
+def _spread(low: float | None, high: float | None, c: Comparison) -> str:
+    """ " (replay p10-p90 0.4012–0.4131 ms)": the judged figure's own spread, named."""
+    if low is None or high is None:
+        return ""
+    return f" ({NOISE_SOURCES[c.metric]} {_fmt(low, c).removesuffix(' ms')}–{_fmt(high, c)})"
 
 
 def _s(v: float | None) -> str:
@@ -183,8 +202,8 @@ def _build_gap(c: Comparison) -> str:
 
 
 def _other_figure(c: Comparison, reference: bool = False) -> str:
-    """The figure not judged, beside the judged one: e2e beside GPU time, GPU time beside e2e."""
-    if c.metric == GPU_TIME:
+    """The figure not judged, beside the judged one: e2e beside a device figure, GPU time beside e2e."""
+    if c.metric in DEVICE_METRICS:
         ref, cand = c.reference_e2e_ms, c.candidate_e2e_ms
         if ref is None or cand is None:
             return ""
@@ -204,9 +223,13 @@ def _reference_sentence(c: Comparison, knob: str) -> str:
     label = c.reference_label.replace(" (default)", "")
     if label.startswith("default"):  # optimization_level unset
         label = f"unset ({TRT_DEFAULT_OPTIMIZATION_LEVEL})"
-    if c.metric == GPU_TIME:
+    if c.metric in DEVICE_METRICS:
         kernels = f" ({c.reference_kernels:g} kernels)" if c.reference_kernels is not None else ""
-        text = f"Default {name}={label}: GPU time {_fmt(c.reference_ms, c)}{kernels}{_other_figure(c, True)}"
+        spread = _spread(c.reference_low_ms, c.reference_high_ms, c)
+        text = (
+            f"Default {name}={label}: {METRIC_NAMES[c.metric]} {_fmt(c.reference_ms, c)}{spread}{kernels}"
+            f"{_other_figure(c, True)}"
+        )
     else:
         text = f"Default {name}={label}: median {format_ms(c.reference_ms)}{_other_figure(c, True)}"
     if _shows_engines(c):
@@ -220,12 +243,12 @@ def _comparison_sentence(c: Comparison, knob: str) -> str:
     name = SWEEPABLE_KNOBS.get(knob, knob)
     if c.noise_by_identity:
         e2e = f", end-to-end {format_ms(c.candidate_e2e_ms)}" if c.candidate_e2e_ms is not None else ""
-        figure = "GPU time " if c.metric == GPU_TIME else "median "
+        figure = f"{METRIC_NAMES[c.metric]} " if c.metric in DEVICE_METRICS else "median "
         return (
             f"{name}={c.candidate_label}: the same engine plan as the default ({figure}{_fmt(c.candidate_ms, c)}"
-            f"{e2e if c.metric == GPU_TIME else ''}: any gap is noise){_build_gap(c)}."
+            f"{e2e if c.metric in DEVICE_METRICS else ''}: any gap is noise){_build_gap(c)}."
         )
-    figure = "GPU time " if c.metric == GPU_TIME else ""
+    figure = f"{METRIC_NAMES[c.metric]} " if c.metric in DEVICE_METRICS else ""
     text = f"{name}={c.candidate_label}: {figure}{_fmt(c.candidate_ms, c)}, {_gap(c)}{_other_figure(c)}{_build_gap(c)}"
     if _shows_engines(c):
         text += f"; {_engines(c.candidate_engines, c.candidate_pytorch_segments)}"
@@ -282,7 +305,7 @@ def _summary_sentence(comps: list[Comparison], knob: str) -> str:
         return text + (f"; the quickest build is {name}={quickest[0]} ({quickest[1]:.1f} s)." if quickest else ".")
     faster = [c for c in comps if c.significant and c.delta_ms < 0]
     slower = [c for c in comps if c.significant and c.delta_ms > 0]
-    on = " on GPU time" if comps[0].metric == GPU_TIME else ""
+    on = f" on {METRIC_NAMES[comps[0].metric]}" if comps[0].metric in DEVICE_METRICS else ""
     if not faster:
         text = f"No {name} value is measurably faster than the default{on}"
         if slower:
@@ -325,9 +348,9 @@ def _headline(comparisons: list[Comparison], knob: str) -> str:
         span = f"; only build time differs ({min(builds):.1f}–{max(builds):.1f} s)" if builds else ""
         return f"{name}: every value built the same engine plan as the default{span}"
     faster = [c for c in comparisons if c.significant and c.delta_ms < 0]
-    on = " on GPU time" if comparisons[0].metric == GPU_TIME else ""
-    if not faster and comparisons[0].metric == GPU_TIME:
-        return f"{name}: no value beats the default on GPU time ({_outcomes(comparisons)})"
+    on = f" on {METRIC_NAMES[comparisons[0].metric]}" if comparisons[0].metric in DEVICE_METRICS else ""
+    if not faster and comparisons[0].metric in DEVICE_METRICS:
+        return f"{name}: no value beats the default{on} ({_outcomes(comparisons)})"
     if not faster:
         return f"{name}: no value is measurably faster than the default{on}"
     best = min(faster, key=lambda c: c.candidate_ms)
