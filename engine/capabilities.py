@@ -215,7 +215,7 @@ def fingerprint(caps: Capabilities, device: str, gpu_index: int = 0) -> dict[str
         device_name, cc = g.name, g.compute_capability
     else:
         device_name, cc = f"CPU: {caps.cpu_name}", ""
-    return {
+    out = {
         "device": device,
         "device_name": device_name,
         "compute_capability": cc,
@@ -224,6 +224,12 @@ def fingerprint(caps: Capabilities, device: str, gpu_index: int = 0) -> dict[str
         "flavour": caps.flavour,
         "tensorrt": caps.tensorrt_version,
     }
+    if caps.flavour == "tensorrt" and caps.strongly_typed:
+        # full TensorRT builds fp16 from fp16 dtypes since Torch-TensorRT 2.13: runs stored before the backend knew
+        # built fp32 engines labelled fp16 under the same versions, and must not answer from the cache (the keys of
+        # TensorRT-RTX and weakly typed runs stay as they were)
+        out["precision_from"] = "dtypes"
+    return out
 
 
 def as_dict(caps: Capabilities) -> dict[str, Any]:

@@ -108,6 +108,17 @@ def test_a_quantized_run_is_held_to_its_base_precision():
     assert engine_precision.engine_precision(c32, [FIXTURE.read_text()]).mismatch == LABEL_ABSENT
 
 
+def test_an_engine_of_integer_layers_only_says_nothing_about_float_precision():
+    """A derived copy of the real fp16 recording with every output relabelled Int64 (an engine of shape arithmetic
+    only, as a heavily fragmented build can make): no float layer, so no verdict on the label."""
+    doc = json.loads(FIXTURE.read_text())
+    for layer in doc["Layers"]:
+        for out in layer.get("Outputs") or []:
+            out["Format/Datatype"] = "Int64"
+    p = engine_precision.engine_precision(compile_settings("fp16"), [json.dumps(doc)])
+    assert p == EnginePrecision({"int64": 24}, "fp16", "")
+
+
 def test_layer_names_only_say_nothing():
     assert engine_precision.engine_precision(compile_settings(), ['{"Layers": ["a", "b"], "Bindings": []}']) is None
     assert engine_precision.engine_precision(compile_settings(), []) is None

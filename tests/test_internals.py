@@ -17,6 +17,7 @@ that cannot be had is a SKIP naming why (no network, no cache), never a pass.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import itertools
 import os
 import subprocess
@@ -468,3 +469,15 @@ def test_dynamic_input_specs_follow_the_cast_inputs_bf16_included():
     for dtype, name in ((torch.bfloat16, "bfloat16"), (torch.float16, "float16"), (torch.float32, "float32")):
         (out,) = export.specs_at((spec,), (torch.zeros(1, 3, 8, 8, dtype=dtype),))
         assert out.dtype == name and out.torch_dtype == dtype
+
+
+def test_full_tensorrt_strongly_typed_runs_get_new_cache_keys_and_rtx_keys_stay():
+    """Runs the old backend stored on the README's stack (fp32 engines labelled fp16) must not answer from the
+    cache; TensorRT-RTX keys (the bundled samples') do not move."""
+    from engine import capabilities
+
+    full = dataclasses.replace(caps_for(pinned_features()), strongly_typed=True, gpus=())
+    assert capabilities.fingerprint(full, "cuda")["precision_from"] == "dtypes"
+    rtx = dataclasses.replace(full, flavour="tensorrt_rtx")
+    assert "precision_from" not in capabilities.fingerprint(rtx, "cuda")
+    assert "precision_from" not in capabilities.fingerprint(dataclasses.replace(full, strongly_typed=False), "cuda")

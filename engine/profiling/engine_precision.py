@@ -24,6 +24,7 @@ from engine.result import EnginePrecision
 from engine.settings.request import CompileSettings
 
 LOWER_PRECISIONS = ("fp16", "bf16", "fp8", "int8", "fp4", "int4")
+FLOATS = ("fp32", "fp16", "bf16", "fp8", "fp4")
 LABEL_ABSENT = "label_absent"
 LOWERED = "lowered"
 
@@ -62,7 +63,9 @@ def engine_precision(c: CompileSettings, layer_infos: Sequence[str]) -> EnginePr
         return None
     expected = expected_precision(c)
     mismatch = ""
-    if not counts.get(expected):
+    if not any(counts.get(p) for p in FLOATS):
+        pass  # only integer or boolean layers (shape arithmetic): nothing to say about the float precision
+    elif not counts.get(expected):
         mismatch = LABEL_ABSENT
     elif expected == "fp32" and c.quantization == "none" and any(counts.get(p) for p in LOWER_PRECISIONS):
         mismatch = LOWERED
