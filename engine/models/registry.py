@@ -117,7 +117,14 @@ def check_source(spec: ModelSpec) -> None:
         except ModelError as e:
             raise ConfigError("model.source", e.message.rstrip(".") + ". " + e.hint) from None
         return
-    if spec.source in REGISTRY:
+    entry = REGISTRY.get(spec.source)
+    if entry is not None:
+        try:
+            input_specs(entry, spec)  # an input shape for a text model, a sequence length for an image model
+        except ModelError as e:
+            text_shape = entry.input_kind == "text" and spec.input_shape is not None
+            knob = "model.input_shape" if text_shape else "model.sequence_length"
+            raise ConfigError(knob, e.message.rstrip(".") + ". " + e.hint) from None
         return
     message, hint = unknown_model(spec.source)
     raise ConfigError("model.source", message[0].lower() + message[1:] + " " + hint)
