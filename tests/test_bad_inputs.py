@@ -375,4 +375,3 @@ def test_the_gpu_estimate_counts_the_workspace_and_half_size_activations(monkeyp
         memory.check_footprint(request, limits)
     assert "of GPU memory" in e.value.message and "builder workspace 8.0 GiB" in e.value.message
     assert "activations 4.0 GiB" in e.value.message and "machine's 12.0 GiB" in e.value.message
-

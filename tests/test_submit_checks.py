@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from engine import capabilities, runner
-from engine.models import footprint, memory
 from engine.errors import ConfigError, ModelError
+from engine.models import footprint, memory
 from engine.runner import execute
 from engine.settings.request import RunRequest, validate
 
