@@ -19,7 +19,7 @@ import engine.__main__ as cli
 from engine import capabilities, runner
 from engine.errors import ConfigError, ModelError
 from engine.models import files as models_files
-from engine.models import registry
+from engine.models import load_limit, registry
 from engine.settings.cli import knob_flag
 from engine.settings.knobs import knob_info
 from engine.settings.request import ModelSpec, RunRequest, all_knobs, validate
@@ -235,6 +235,33 @@ def test_the_bad_cli_input_probe(cli_without_runs, capsys):
     assert not problems, problems
 
 
+STUDY_NUMBERS = {
+    "localise": ["--tolerance", "--min-top1", "--max-builds", "--samples"],
+    "autotune": ["--trials", "--max-build-s", "--max-rel-l2", "--search-seed"],
+}
+
+
+def test_the_study_commands_numbers_are_refused_by_their_parsers(capsys):
+    """localise and autotune: each numeric option of their own, not finite, negative, out of range or no number,
+    is argparse's error (exit 2, naming the option) before anything runs."""
+    from engine.studies.autotune.cli import _parser as autotune_parser
+    from engine.studies.localisation.cli import parser as localise_parser
+
+    parsers = {"localise": localise_parser, "autotune": autotune_parser}
+    tried = clear = 0
+    for command, flags in STUDY_NUMBERS.items():
+        for flag in flags:
+            for value in ("nan", "inf", "-inf", "-1", "1e400", "abc", "", "1e12"):
+                tried += 1
+                with pytest.raises(SystemExit) as e:
+                    parsers[command]().parse_args([flag, value])
+                err = capsys.readouterr().err
+                clear += e.value.code == 2 and f"argument {flag}" in err
+    with capsys.disabled():
+        print(f"\nbad study-command numbers: {tried} tried, {clear} clear message (exit 2, naming the option)")
+    assert clear == tried
+
+
 def test_a_good_command_line_reaches_the_run(cli_without_runs, capsys):
     """The probe's sentinel is reached by good input: an 'accepted' count would mean something."""
     for argv in (["--batch", "2"], ["--input-shape", "3,64,64", "--timeout", "30"], ["--model", "file:tiny.py"]):
@@ -375,3 +402,63 @@ def test_the_gpu_estimate_counts_the_workspace_and_half_size_activations(monkeyp
         memory.check_footprint(request, limits)
     assert "of GPU memory" in e.value.message and "builder workspace 8.0 GiB" in e.value.message
     assert "activations 4.0 GiB" in e.value.message and "machine's 12.0 GiB" in e.value.message
+
+
+# -- through the queue: the job fails with the reason, the worker takes the next job ------------------------------
+def _file_request(name: str) -> RunRequest:
+    return RunRequest.from_dict(
+        {
+            "device": "cpu",
+            "model": {"source": f"file:{name}"},
+            "measure": {"warmup_iters": 1, "timed_iters": 5, "layer_profile": False, "accuracy": False},
+        }
+    )
+
+
+def _finished(system, job_id: str):
+    from test_jobs import finished
+
+    return finished(system, job_id, 300)  # only a job that never ends reaches this
+
+
+@pytest.mark.slow
+def test_bad_model_files_fail_their_jobs_with_the_reason_and_the_worker_goes_on(system, tmp_path, monkeypatch):
+    from test_pt2_files import save_plain_files, with_huge_expression
+
+    models = tmp_path / "models"
+    models.mkdir()
+    with_huge_expression(save_plain_files(tmp_path), models / "sympy.pt2")
+    (models / "exits7.py").write_text(
+        "import os\n\ndef build_model():\n    os._exit(7)\n\ndef example_inputs(batch_size):\n    return ()\n"
+    )
+    (models / "_hidden.py").write_text(TINY_MODEL)
+    (models / "tiny.py").write_text(TINY_MODEL)
+    monkeypatch.setenv(models_files.MODELS_DIR_ENV, str(models))
+    with pytest.raises(ConfigError, match="hidden"):
+        system.submit(_file_request("_hidden.py"), start_workers=False)
+    system.ensure_workers()
+    sympy_job, exits_job, tiny_job = (system.submit(_file_request(n)) for n in ("sympy.pt2", "exits7.py", "tiny.py"))
+    sympy_done, exits_done, tiny_done = (_finished(system, j.job_id) for j in (sympy_job, exits_job, tiny_job))
+    assert sympy_done.state == "failed" and "sympy.pt2 was not loaded" in sympy_done.error, sympy_done.error
+    assert "too large to compute" in sympy_done.error and sympy_done.hint
+    assert exits_done.state == "failed" and "exited with code 7 during build_model" in exits_done.error
+    assert tiny_done.state == "done", (tiny_done.error, tiny_done.traceback)
+
+
+@pytest.mark.slow
+def test_a_load_past_its_limit_fails_its_job_and_the_worker_takes_the_next(system, tmp_path, monkeypatch):
+    """The limit set far below any load (1 ms): the job process is ended by the kernel at it, the worker says why."""
+    from test_pt2_files import save_plain_files
+
+    models = tmp_path / "models"
+    models.mkdir()
+    save_plain_files(models)
+    (models / "tiny.py").write_text(TINY_MODEL)
+    monkeypatch.setenv(models_files.MODELS_DIR_ENV, str(models))
+    monkeypatch.setenv(load_limit.LIMIT_ENV, "0.001")  # the workers and their job processes inherit it
+    system.ensure_workers()
+    slow, nxt = system.submit(_file_request("lin.pt2")), system.submit(_file_request("tiny.py"))
+    slow_done, nxt_done = _finished(system, slow.job_id), _finished(system, nxt.job_id)
+    assert slow_done.state == "failed" and "took longer than its 0.001 s limit" in slow_done.error, slow_done.error
+    assert load_limit.LIMIT_ENV in slow_done.hint
+    assert nxt_done.state == "done", (nxt_done.error, nxt_done.traceback)

@@ -73,14 +73,19 @@ def rewrite(src: Path, dst: Path, changes: dict) -> Path:
     return dst
 
 
-@pytest.fixture
-def plain_files(tmp_path) -> dict[str, Path]:
-    lin = tmp_path / "lin.pt2"
+def save_plain_files(directory: Path) -> dict[str, Path]:
+    """A static (``lin``) and a dynamic-batch (``dyn``) program, as torch.export.save writes them."""
+    lin = directory / "lin.pt2"
     torch.export.save(torch.export.export(Lin(), (torch.randn(3, 4),)), str(lin))
-    dyn = tmp_path / "dyn.pt2"
+    dyn = directory / "dyn.pt2"
     batch = torch.export.Dim("batch", min=1, max=64)
     torch.export.save(torch.export.export(Flat(), (torch.randn(4, 3, 8),), dynamic_shapes=({0: batch},)), str(dyn))
     return {"lin": lin, "dyn": dyn}
+
+
+@pytest.fixture
+def plain_files(tmp_path) -> dict[str, Path]:
+    return save_plain_files(tmp_path)
 
 
 def crafted(kind: str, files: dict[str, Path], marker: Path, out: Path) -> Path:
@@ -255,6 +260,7 @@ def with_huge_expression(files: dict[str, Path], out: Path, form: str = "s0 + " 
         "Add(s0, LShift(Integer(1), Integer(10000000000000)))",
         "Mul(s0, CeilToInt(Float('1e99999999', precision=53)))",
         "Mul(s0, Float('1.5', precision=999999999))",
+        "Mul(s0, CeilToInt(Float('1e9999999999999', precision=53)))",
         "s0 + " + "+".join(["1"] * 12_000),
     ],
 )

@@ -175,12 +175,17 @@ def _check_size(expr: str) -> None:
 
 
 def _number_bits(text: str) -> float:
-    """Bits of a number written as text (``'387420489'``, ``'1.5e300'``), without converting it."""
-    m = re.fullmatch(r"\s*[+-]?(\d*)(?:\.\d*)?(?:[eE]([+-]?\d{1,12}))?\s*", text)
+    """Bits of a number written as text (``'387420489'``, ``'1.5e300'``), without converting it; 1 for a name."""
+    m = re.fullmatch(r"\s*[+-]?(\d*)(?:\.\d*)?(?:[eE]([+-]?\d+))?\s*", text)
     if m is None:
-        return 0.0  # a symbol's name
+        if re.fullmatch(r"[+-]?[A-Za-z_]\w*", text):  # a Symbol's name, 'inf', '-nan'
+            return 1.0
+        raise UnsafePt2File(f"a symbolic shape expression holds the text {text[:30]!r}, neither a number nor a name")
+    exponent = m.group(2) or "0"
+    if len(exponent.lstrip("+-")) > 9:
+        raise _refuse_size(f"holds the number {text[:30]!r}")
     digits = len(m.group(1).lstrip("0"))
-    return max(0.0, (digits + int(m.group(2) or 0)) * _LOG2_10) + 1
+    return max(0.0, (digits + int(exponent)) * _LOG2_10) + 1
 
 
 def _bits(node: ast.AST) -> float:
