@@ -2,6 +2,7 @@
 
 python -m engine profile --model resnet18 --batch 1 [--backend tensorrt --precision fp16 ...] [--json]
                                            [--timeout S]  give up after S seconds (exit code 124)
+                                           (model files run in a child process, --timeout or not)
 python -m engine runs                      list stored runs, the bundled samples included (as the dashboard)
 python -m engine capabilities              what this machine can do
 python -m engine report ID[,ID...] -o F    self-contained HTML report of runs or --study ID (engine/report)
@@ -18,14 +19,16 @@ import json
 import logging
 import multiprocessing
 import sys
+import time
 from typing import Any
 
 from engine import capabilities, run_figures
 from engine.errors import ConfigError, ModelError, UserError
+from engine.models.files import FILE_PREFIX
 from engine.report.cli import add_report_command
-from engine.runner import Outcome, execute
-from engine.settings.cli import add_knob_options, request_from_args
-from engine.settings.request import RunRequest
+from engine.runner import Outcome, check_request, execute
+from engine.settings.cli import MAX_TIMEOUT_S, add_knob_options, number, request_from_args
+from engine.settings.request import RunRequest, validate
 from engine.store import RunStore, open_store
 
 
@@ -103,9 +106,10 @@ def profile_json(outcome: Outcome) -> dict[str, Any]:
 
 
 def cmd_profile(ns: argparse.Namespace) -> int:
-    request = request_from_args(ns)
-    if ns.timeout is not None:
-        return _profile_with_timeout(ns, request)
+    request = validate(request_from_args(ns))
+    check_request(request, capabilities.detect())  # a refused run starts no process and stores nothing
+    if ns.timeout is not None or request.model.source.startswith(FILE_PREFIX):
+        return _profile_in_child(ns, request)
     store = RunStore()
 
     def progress(stage: str, fraction: float | None = None, detail: str = "") -> None:
@@ -120,37 +124,47 @@ def cmd_profile(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _profile_with_timeout(ns: argparse.Namespace, request: RunRequest) -> int:
-    """The profile in a child process that is killed after ``ns.timeout`` seconds (native code may hold the
-    interpreter for minutes, so only a process boundary bounds it). A killed run stores nothing: the store's
-    writes are atomic."""
+def _profile_in_child(ns: argparse.Namespace, request: RunRequest) -> int:
+    """The profile in a child process: one that ``--timeout`` kills after that many seconds (native code may hold
+    the interpreter for minutes, so only a process boundary bounds it), and the one a model file's code runs in,
+    so that code ending its process (``os._exit``, a crash) is reported with the stage it ended in. A killed run
+    stores nothing: the store's writes are atomic."""
+    from engine.jobs.job_process import exit_reason  # noqa: PLC0415
     from engine.runner import execute_for_parent  # noqa: PLC0415
 
-    if ns.timeout <= 0:
-        print("error: --timeout: give a number of seconds above 0", file=sys.stderr)
-        return 2
     ctx = multiprocessing.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
     child = ctx.Process(
-        target=execute_for_parent, args=(send, request.to_dict(), not ns.no_cache, not ns.json), name="trtdash-profile"
+        target=execute_for_parent, args=(send, request.to_dict(), not ns.no_cache), name="trtdash-profile"
     )
     child.start()
     send.close()
-    if not receive.poll(ns.timeout):
-        child.kill()
-        child.join(10)
-        print(
-            f"error: timed out after {ns.timeout:g} s; the run was stopped and nothing was stored.\n"
-            "hint: give a longer --timeout, or fewer timed iterations / a smaller batch.",
-            file=sys.stderr,
-        )
-        return TIMED_OUT
-    try:
-        reply = receive.recv()
-    except EOFError:  # the child died without a word (a crash in native code)
-        child.join(10)
-        print(f"error: the run's process ended with exit code {child.exitcode} without a result.", file=sys.stderr)
-        return 1
+    deadline = None if ns.timeout is None else time.monotonic() + ns.timeout
+    stage, reply = "starting", None
+    while reply is None:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not receive.poll(left):
+            child.kill()
+            child.join(10)
+            print(
+                f"error: timed out after {ns.timeout:g} s during {stage}; the run was stopped and nothing was "
+                "stored.\nhint: give a longer --timeout, or fewer timed iterations / a smaller batch.",
+                file=sys.stderr,
+            )
+            return TIMED_OUT
+        try:
+            message = receive.recv()
+        except EOFError:  # the child died without a word: model code called os._exit, or native code crashed
+            child.join(10)
+            error, hint = exit_reason(child.exitcode, stage)
+            print(f"error: {error} (model {request.model.source})\nhint: {hint}", file=sys.stderr)
+            return 1
+        if message[0] == "progress":
+            stage = message[1]
+            if not ns.json:
+                print(f"  [{stage}] {message[2]}", file=sys.stderr)
+        else:
+            reply = message
     child.join(10)
     if reply[0] == "done":
         _, run_id, cached = reply
@@ -207,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-cache", action="store_true", help="run even if the store has this result")
     p.add_argument(
         "--timeout",
-        type=float,
+        type=number(float, 0, MAX_TIMEOUT_S, above_low=True),
         default=None,
         metavar="S",
         help="give up after S seconds: the run is stopped, nothing is stored, exit code 124",

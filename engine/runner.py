@@ -43,6 +43,7 @@ def check_request(request: RunRequest, caps: capabilities.Capabilities, gpu_inde
     Torch-TensorRT flavour, the quantization scheme and its calibration data, the modules kept in higher precision,
     the model's name, the weights' and inputs' memory. Raises ConfigError naming the field and what to do."""
     registry.check_source(request.model)
+    _check_torch_executed_ops(request)
     device = capabilities.resolve_device(request, caps)
     if device == "cuda" and not caps.cuda_available:
         raise ConfigError("device", "cuda was asked for but this machine has no NVIDIA GPU; choose cpu or auto")
@@ -65,6 +66,30 @@ def check_request(request: RunRequest, caps: capabilities.Capabilities, gpu_inde
     )
     # fp16 on the CPU is allowed: recent torch has fp16 convolutions there (slow, some ops missing), and the
     # backend adds a warning
+
+
+def _check_torch_executed_ops(request: RunRequest) -> None:
+    """Every op forced to PyTorch is an operator of this torch, on every backend: a misspelt op would otherwise
+    be ignored without a word (eager) or be no help to a build (tensorrt)."""
+    import torch  # noqa: PLC0415
+
+    for op in request.compile.torch_executed_ops:
+        path = op.split(".")[2:]  # validate() checked the torch.ops.<namespace>.<op>[.<overload>] form
+        if path and path[0] == "torchvision":
+            import torchvision  # noqa: F401, PLC0415 - registers its operators
+
+        target: object = torch.ops
+        try:
+            for name in path:
+                target = getattr(target, name)
+        except (AttributeError, RuntimeError):
+            target = None
+        if not isinstance(target, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
+            raise ConfigError(
+                "compile.torch_executed_ops",
+                f"{op} is not an operator of this torch ({torch.__version__}); give an existing op such as "
+                "torch.ops.aten.relu.default (the names a run's per-layer table and partition show)",
+            )
 
 
 def execute(
@@ -102,7 +127,11 @@ def _execute(
         if hit is not None:
             return Outcome(hit, cached=True)
     progress("build_model", None, request.model.source)
-    built = registry.build(request.model, request.measure.seed)
+    gpu = caps.gpus[min(gpu_index, len(caps.gpus) - 1)] if env["device"] == "cuda" and caps.gpus else None
+    limits = memory.limits_for(
+        request, ram_bytes=capabilities.ram_bytes(), gpu_memory_bytes=gpu.memory_bytes if gpu else None
+    )
+    built = registry.build(request.model, request.measure.seed, limits)
     device = env["device"]
     if device == "cuda" and (driver := capabilities.nvidia_driver_version()):
         env = {**env, "driver": driver}  # shown with the run, not part of its cache key
@@ -148,16 +177,17 @@ def _execute(
     return Outcome(result, cached=False)
 
 
-def execute_for_parent(conn, request: dict, use_cache: bool, show_progress: bool) -> None:
-    """Body of a child process that runs one request for its parent (the CLI's ``--timeout``) and sends back
-    ("done", run_id, cached) or ("error", is_user_error, message, hint)."""
-    import sys  # noqa: PLC0415
+def execute_for_parent(conn, request: dict, use_cache: bool) -> None:
+    """Body of a child process that runs one request for its parent (the CLI's ``--timeout``, a model file): sends
+    ("progress", stage, detail) as it goes, then ("done", run_id, cached) or ("error", is_user_error, message,
+    hint). A .pt2 load that overruns its limit ends this process (engine/models/load_limit.py)."""
+    from engine.models import load_limit  # noqa: PLC0415
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    load_limit.end_process_on_overrun()
 
     def progress(stage: str, fraction: float | None = None, detail: str = "") -> None:
-        if show_progress:
-            print(f"  [{stage}] {detail}", file=sys.stderr, flush=True)
+        conn.send(("progress", stage, detail))
 
     try:
         outcome = execute(RunRequest.from_dict(request), RunStore(), progress, use_cache=use_cache)

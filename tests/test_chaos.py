@@ -1,5 +1,6 @@
 """Chaos: job processes and workers killed at random points of a 20-job run (issue 15). Every job must end done,
-failed with a reason, or cancelled; no run may be lost or stored twice; the store must stay whole.
+failed with a reason, or cancelled; no run may be lost or stored twice; the store must stay whole. Among them, model
+files that must fail with their own reason (issue 25: a .pt2 torch would load for ever, model code that exits).
 
 Real processes on the CPU (eager jobs on a small model), the embedded SQLite queue and the supervisor, which
 replaces killed workers and requeues jobs whose queue message a killed worker took with it. Prints its figures
@@ -13,9 +14,10 @@ import random
 import signal
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
-from test_jobs import tiny, wait_until
+from test_jobs import file_request, tiny, wait_until
 
 from engine import jobs
 from engine.jobs.host import pid_alive
@@ -23,7 +25,7 @@ from engine.store import RunStore, is_run_id
 
 pytestmark = pytest.mark.slow
 
-JOBS = 20
+JOBS = 20  # + the bad model files of BAD_FILES
 KILLS = {"job process": 5, "worker": 4}
 CANCELS = 2
 DEADLINE_S = 900.0
@@ -34,19 +36,40 @@ def _integrity(path) -> str:
         return conn.execute("PRAGMA integrity_check").fetchone()[0]
 
 
-def test_random_kills_of_job_processes_and_workers_lose_nothing(system):
+# issue 25: model files that fail their job among the chaos, with what their failure must say (unless a kill
+# landed on them first)
+BAD_FILES = {
+    "sympy.pt2": "too large to compute",  # a .pt2 whose shape expression torch would compute for ever
+    "exits7.py": "exited with code 7 during build_model",  # model code that ends its process
+}
+
+
+def _bad_model_files(models: Path) -> None:
+    from test_pt2_files import save_plain_files, with_huge_expression
+
+    models.mkdir()
+    with_huge_expression(save_plain_files(models.parent), models / "sympy.pt2")
+    (models / "exits7.py").write_text(
+        "import os\n\ndef build_model():\n    os._exit(7)\n\ndef example_inputs(batch_size):\n    return ()\n"
+    )
+
+
+def test_random_kills_of_job_processes_and_workers_lose_nothing(system, tmp_path, monkeypatch):
     # a fixed seed, so a failure reproduces; CHAOS_SEED=<n> explores other kill schedules
     seed = int(os.environ.get("CHAOS_SEED", "15"))
     rng = random.Random(seed)
     t0 = time.monotonic()
+    _bad_model_files(tmp_path / "models")
+    monkeypatch.setenv("TRTDASH_MODELS_DIR", str(tmp_path / "models"))  # before the workers start: they inherit it
     system.ensure_workers()
     # 20 distinct requests, some slow enough (a few seconds) for a kill to land mid-run; and 4 identical
     # resubmissions, which must join their job rather than run twice
     requests = [tiny(200 + i, timed_iters=rng.choice([5, 5, 150])) for i in range(JOBS)]
     submitted = [system.submit(r) for r in requests]
+    bad = {name: system.submit(file_request(name)) for name in BAD_FILES}
     joined = [system.submit(requests[i]) for i in rng.sample(range(JOBS), 4)]
     assert all(j.joined or j.cached for j in joined)
-    ids = [j.job_id for j in submitted]
+    ids = [j.job_id for j in submitted] + [j.job_id for j in bad.values()]
 
     kills: collections.Counter[str] = collections.Counter()
     budget = dict(KILLS)
@@ -113,6 +136,12 @@ def test_random_kills_of_job_processes_and_workers_lose_nothing(system):
         f"{len(orphans)}); stray files in runs/ {strays}; {time.monotonic() - t0:.0f} s"
     )
     assert lost == [] and duplicated == 0
+    for name, job in bad.items():  # failed with their own reason, or with a kill's (or cancelled by us)
+        ended = system.get(job.job_id)
+        if ended.job_id in cancelled_by_us:
+            continue
+        assert ended.state == "failed", (name, ended.state)
+        assert BAD_FILES[name] in ended.error or "killed" in ended.error or "worker" in ended.error, ended.error
     assert strays == [] or all(p.startswith(".tmp-") for p in strays)  # a killed write's temp dir, swept later
     assert sum(kills.values()) >= 4, f"the run ended before enough kills landed: {dict(kills)}"
     # after the chaos the box still works: the supervisor has a worker that runs the next job

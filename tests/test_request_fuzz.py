@@ -92,6 +92,12 @@ def count(name: str) -> None:
 @example({"model": {"inputs": [{"name": "x", "shape": [1, 2], "dtype": "int64", "value_range": [0, 2**64]}]}})
 @example({"model": {"batch_size": "²"}})
 @example({"model": {"input_shape": "9" * 5000}})
+@example({"measure": {"timed_iters": float("nan")}})  # issue 25: numbers that are no number
+@example({"model": {"batch_size": float("inf")}})
+@example({"compile": {"workspace_size": -1}})
+@example({"model": {"input_shape": [3, 16384, 16384]}, "device": "cpu"})  # fits no machine this test runs on
+@example({"compile": {"torch_executed_ops": ["torch.ops.aten.nonexistent.default"]}})
+@example({"model": {"source": "file:_hidden.py"}})
 @example([1, 2])
 def test_request_json_yields_a_request_or_a_field_error(data):
     count("request_json")
@@ -139,6 +145,10 @@ cli_values = (
 @given(st.lists(st.tuples(st.sampled_from(FLAGS), cli_values), max_size=6))
 @example([("--inputs", "[" * 50_000)])
 @example([("--batch", "4" * 5000)])
+@example([("--timed-iters", "nan"), ("--batch", "inf")])  # issue 25
+@example([("--input-shape", "3,16384,16384"), ("--device", "cpu")])
+@example([("--torch-executed-ops", "torch.ops.aten.nonexistent.default")])
+@example([("--model", "file:_hidden.py")])
 def test_cli_text_yields_a_request_or_a_field_error(pairs):
     from engine.settings.cli import request_from_args
 
@@ -152,10 +162,47 @@ def test_cli_text_yields_a_request_or_a_field_error(pairs):
         pass
 
 
+PROFILE_NUMBERS = ["--timeout", "--batch", "--timed-iters", "--warmup-iters", "--seed", "--workspace-size"]
+
+
+class _WouldRun(BaseException):  # noqa: N818 - a sentinel main() does not catch
+    pass
+
+
+@settings(max_examples=EXAMPLES // 2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.sampled_from(PROFILE_NUMBERS),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr)
+    | st.integers(-(2**70), 2**70).map(str)
+    | st.text(max_size=12)
+    | st.sampled_from(["nan", "inf", "-inf", "-0", "1e400", "0", "-1", "Infinity"]),
+)
+def test_profile_numbers_run_or_exit_2_with_a_message(flag, value, monkeypatch, capsys):
+    """Issue 25: ``profile`` with any text as a numeric option either reaches the run (the value was allowed) or
+    exits 2 with a message before any process starts; never another exit code, never a traceback."""
+    import engine.__main__ as cli
+
+    count("profile_numbers")
+
+    def would_run(*args, **kwargs):
+        raise _WouldRun
+
+    monkeypatch.setattr(cli, "execute", would_run)
+    monkeypatch.setattr(cli, "_profile_in_child", would_run)
+    try:
+        code = cli.main(["profile", "--device", "cpu", f"{flag}={value}"])
+    except _WouldRun:
+        return
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and "error:" in err and "Traceback" not in err, (flag, value, code, err)
+
+
 def test_the_counts_of_fuzzed_examples_are_reported(capsys):
     with capsys.disabled():
         print(f"\nfuzzed request parsing: {COUNTS}")
-    if COUNTS:  # run after the three properties in this module (pytest keeps file order)
+    if COUNTS:  # run after the properties in this module (pytest keeps file order)
         assert all(n >= 1 for n in COUNTS.values())
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from engine import capabilities, runner
 from engine.errors import ConfigError, ModelError
+from engine.models import footprint, memory
 from engine.runner import execute
 from engine.settings.request import RunRequest, validate
 
@@ -72,8 +73,9 @@ def test_inputs_larger_than_the_machine_are_refused_at_submit_with_the_figure(sy
 
 
 def test_a_batch_whose_activations_cannot_fit_is_refused_before_it_is_allocated(store, monkeypatch):
-    """batch 4096 at 3x224x224 tried a 13 GB allocation (resnet18's first activation); the figure is now known
-    from the batch-1 check run and the run is refused first (here against a machine of 4 GiB, batch 1024)."""
+    """batch 4096 at 3x224x224 tried a 13 GB allocation (resnet18's first activation); the footprint is now
+    estimated on the meta device before anything is built, and the run is refused at its check (here against a
+    machine of 4 GiB, batch 1024), with the figures and the batch that fits."""
     monkeypatch.setattr(capabilities, "ram_bytes", lambda: 4 * 2**30)
     request = RunRequest.from_dict(
         {
@@ -83,13 +85,35 @@ def test_a_batch_whose_activations_cannot_fit_is_refused_before_it_is_allocated(
         }
     )
     t0 = time.monotonic()
+    with pytest.raises(ConfigError) as e:
+        execute(request, store)
+    assert e.value.field == "model.batch_size"
+    message = e.value.message
+    assert "needs at least 6.7 GiB of RAM" in message and "activations 6.1 GiB" in message, message
+    assert "this machine's 4.0 GiB" in message and "at most 6" in message
+    assert len(store.list_runs()) == 0
+    print(f"\n{message} ({time.monotonic() - t0:.1f} s)")
+
+
+def test_a_model_the_estimate_cannot_run_is_still_refused_after_its_batch_one_check(store, monkeypatch):
+    """A model that does not run on the meta device has no estimate: the activations measured by the batch-1
+    check run refuse it before the full batch is allocated."""
+    monkeypatch.setattr(capabilities, "ram_bytes", lambda: 4 * 2**30)
+    monkeypatch.setattr(footprint, "largest_activation_bytes", lambda module, inputs: None)
+    monkeypatch.setattr(memory, "_needs", lambda *a: ())
+    request = RunRequest.from_dict(
+        {
+            "device": "cpu",
+            "model": {"batch_size": 1024},
+            "measure": {"warmup_iters": 1, "timed_iters": 5, "layer_profile": False, "accuracy": False},
+        }
+    )
     with pytest.raises(ModelError) as e:
         execute(request, store)
     message = e.value.message
     assert "Batch 1024 needs at least" in message and "of RAM" in message and "3.1 MiB per sample" in message
     assert "this machine has 4.0 GiB" in message and "at most" in e.value.hint
     assert len(store.list_runs()) == 0
-    print(f"\n{message} {e.value.hint} ({time.monotonic() - t0:.1f} s)")
 
 
 def _cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -24,6 +24,7 @@ from typing import Any
 from engine.errors import ConfigError, UserError
 from engine.jobs.record import AUTOTUNE_KIND, RUN_KIND
 from engine.jobs.routing import stored_run_on
+from engine.models import load_limit
 from engine.result import RunResult
 from engine.settings.request import RunRequest
 from engine.store import DATA_DIR_ENV, RunStore
@@ -117,8 +118,11 @@ def error_parts(e: BaseException) -> tuple[str, str]:
     return e.message, hint
 
 
-def exit_reason(code: int | None) -> tuple[str, str]:
-    """(error, hint) for a job process that ended without reporting."""
+def exit_reason(code: int | None, stage: str = "") -> tuple[str, str]:
+    """(error, hint) for a job process that ended without reporting, ``stage`` the last one it reported."""
+    during = f" during {stage}" if stage else ""
+    if code == -signal.SIGALRM:  # armed only around a .pt2 load (engine/models/load_limit.py)
+        return load_limit.overrun_reason()
     if code is not None and code < 0:
         try:
             name = signal.Signals(-code).name
@@ -131,10 +135,11 @@ def exit_reason(code: int | None) -> tuple[str, str]:
             "settings or another Torch-TensorRT version; the worker log has details.",
             "SIGABRT": "Native code aborted (often a failed CUDA or TensorRT assertion); see the worker log.",
         }
-        return f"The job process was killed by {name}.", hints.get(name, "See the worker log.")
+        return f"The job process was killed by {name}{during}.", hints.get(name, "See the worker log.")
     return (
-        f"The job process exited with code {code} without a result.",
-        "Something in the model or backend called exit(); see the worker log.",
+        f"The job process exited with code {code}{during} without a result.",
+        "Model code (a model file's build_model(), example_inputs() or forward()) or a native library ended the "
+        "process (os._exit or exit()); see the worker log.",
     )
 
 
@@ -201,6 +206,7 @@ def job_child_main(conn: Connection, cancel: Any, root: str, parent_pid: int, ga
     if os.getppid() != parent_pid:  # the worker died before the line above took effect
         os._exit(3)
     os.environ[DATA_DIR_ENV] = root
+    load_limit.end_process_on_overrun()  # this process runs one job: a .pt2 load past its limit ends it
     import torch  # noqa: F401, PLC0415 - the whole point of the standby child is importing this early
 
     from engine import (

@@ -234,7 +234,7 @@ class Worker:
             # checked after every message too: a chatty job must still see cancel and stop
             if eof or (not child.proc.is_alive() and not child.conn.poll(0)):
                 child.proc.join(1)
-                error, hint = exit_reason(child.proc.exitcode)
+                error, hint = exit_reason(child.proc.exitcode, last_stage)
                 if cancel_at is not None:
                     self._finish(job, ("cancelled",))
                 else:

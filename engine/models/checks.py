@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from engine.errors import ConfigError, ModelError
+from engine.models import footprint
 from engine.models.input_tensors import check_model_accepts
 from engine.settings.inputs import InputSpec
 from engine.settings.request import ModelSpec
@@ -24,6 +25,16 @@ def check_dynamic_ranges(module: torch.nn.Module, specs: tuple[InputSpec, ...], 
     except ConfigError as e:
         raise ModelError(f"{e.field}: {e.message}.") from None
     _ACCEPTED_RANGES.add((identity, specs))
+
+
+def check_memory(
+    module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], spec: ModelSpec, limits: footprint.MemoryLimits | None
+) -> None:
+    """Refuse, before the batch-1 check run allocates anything, a run whose estimate (weights, inputs,
+    activations from a meta-device run, workspace) is over a device's memory."""
+    need = footprint.first_overrun(module, inputs, spec.batch_size, limits)
+    if need is not None:
+        raise ModelError(f"{spec.source}: {need.message()}.", need.hint() + ".")
 
 
 def check_runs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], spec: ModelSpec) -> int:

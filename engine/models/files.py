@@ -14,10 +14,11 @@ from typing import Any
 
 import torch
 
-from engine.errors import ConfigError, ModelError
+from engine.errors import ConfigError, ModelError, shown
 from engine.models import pt2_files
-from engine.models.checks import check_dynamic_ranges, check_runs, model_info
+from engine.models.checks import check_dynamic_ranges, check_memory, check_runs, model_info
 from engine.models.entry import BuiltModel
+from engine.models.footprint import MemoryLimits
 from engine.models.input_tensors import example_tensors, specs_from_tensors
 from engine.settings.inputs import InputSpec, measured_shapes
 from engine.settings.request import ModelSpec
@@ -32,11 +33,16 @@ def models_dir() -> Path:
     return Path(os.environ.get(MODELS_DIR_ENV) or DEFAULT_MODELS_DIR)
 
 
+def is_hidden(name: str) -> bool:
+    """A file the picker does not list and nothing runs: ``_helpers.py`` (a module other model files import)."""
+    return name.startswith("_")
+
+
 def custom_model_files(directory: Path | None = None) -> list[str]:
     d = directory or models_dir()
     if not d.is_dir():
         return []
-    return sorted(p.name for p in d.iterdir() if p.suffix in (".py", ".pt2") and not p.name.startswith("_"))
+    return sorted(p.name for p in d.iterdir() if p.suffix in (".py", ".pt2") and not is_hidden(p.name))
 
 
 def file_identity(spec: ModelSpec, seed: int = 0) -> str:
@@ -62,6 +68,12 @@ def resolve_file(source: str) -> Path:
             f"{name!r} is not a .py or .pt2 file directly inside the models directory.",
             f"Custom models live in {directory} (set {MODELS_DIR_ENV} to change it).",
         )
+    if is_hidden(path.name):
+        raise ModelError(
+            f"{path.name} is a hidden model file (its name starts with _): the model picker does not list it and "
+            "it is never run; such files are helpers other model files import.",
+            "Pick a model file whose name does not start with _, or ask the administrator to rename it.",
+        )
     if not path.is_file():
         raise ModelError(
             f"Model file {name!r} not found in {directory}.",
@@ -70,13 +82,15 @@ def resolve_file(source: str) -> Path:
     return path
 
 
-def build_file(spec: ModelSpec, seed: int) -> BuiltModel:
+def build_file(spec: ModelSpec, seed: int, limits: MemoryLimits | None = None) -> BuiltModel:
     path = resolve_file(spec.source)
     weights = file_identity(spec, seed)
     torch.manual_seed(seed)
     if path.suffix == ".pt2":
         try:
             ep = pt2_files.load_exported_program(path)
+        except ModelError:  # the load's time limit
+            raise
         except pt2_files.UnsafePt2File as e:
             raise ModelError(
                 f"{path.name} was not loaded: {e.reason}. A .pt2 file is read as data, never run; "
@@ -91,6 +105,7 @@ def build_file(spec: ModelSpec, seed: int) -> BuiltModel:
         inputs = _example_inputs_from_ep(ep, spec)
         module = ep.module()
         inputs, specs = _with_given_inputs(module, inputs, spec, weights, seed)
+        check_memory(module, inputs, spec, limits)
         return BuiltModel(
             module,
             inputs,
@@ -108,18 +123,44 @@ def build_file(spec: ModelSpec, seed: int) -> BuiltModel:
                 "example_inputs(batch_size) -> tuple of tensors.",
             )
     try:
-        module = mod.build_model().eval()
+        module = mod.build_model()
+        _expect(isinstance(module, torch.nn.Module), path, "build_model()", module, "a torch.nn.Module")
+        module = module.eval()
         inputs = mod.example_inputs(spec.batch_size)
+    except ModelError:
+        raise
     except Exception as e:
         raise ModelError(f"{path.name} failed while building: {type(e).__name__}: {str(e)[:300]}") from e
     if isinstance(inputs, torch.Tensor):
         inputs = (inputs,)
-    if not isinstance(module, torch.nn.Module) or not all(isinstance(t, torch.Tensor) for t in inputs):
-        raise ModelError(f"{path.name}: build_model() must return an nn.Module and example_inputs() tensors.")
+    _expect(
+        isinstance(inputs, (tuple, list)) and len(inputs) > 0 and all(isinstance(t, torch.Tensor) for t in inputs),
+        path,
+        f"example_inputs({spec.batch_size})",
+        inputs,
+        "a tensor or a non-empty tuple of tensors",
+    )
     inputs, specs = _with_given_inputs(module, tuple(inputs), spec, weights, seed)
+    check_memory(module, inputs, spec, limits)
     largest = check_runs(module, inputs, spec)
     info = model_info(module, inputs, "custom", "unknown", specs) | {"largest_activation_bytes": largest}
     return BuiltModel(module, inputs, weights, info, input_specs=specs)
+
+
+def _expect(ok: bool, path: Path, call: str, returned: Any, expected: str) -> None:
+    """Refuse what a model file's function returned, naming the file, the call, what came back and what should."""
+    if ok:
+        return
+    if isinstance(returned, (tuple, list)):
+        kinds = ", ".join(type(t).__name__ for t in returned[:5]) + (", ..." if len(returned) > 5 else "")
+        what = f"a {type(returned).__name__} of ({kinds})" if returned else f"an empty {type(returned).__name__}"
+    else:
+        what = "None" if returned is None else f"a {type(returned).__name__} ({shown(returned, 60)})"
+    raise ModelError(
+        f"{path.name}: {call} returned {what}; expected {expected}.",
+        "A model file defines build_model() -> torch.nn.Module and example_inputs(batch_size) -> a tensor or a "
+        "tuple of tensors, one per input of forward().",
+    )
 
 
 def _with_given_inputs(

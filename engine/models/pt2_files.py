@@ -13,7 +13,9 @@ and ``torch/_export/serde/serialize.py``):
 * every weight and constant is stored raw (``use_pickle: false``), none is a custom or opaque object;
 * the sample inputs load with ``torch.load(weights_only=True)``;
 * every symbolic expression is written with sympy's own constructors (``Symbol('s0', integer=True)``,
-  ``Add``, ``FloorDiv`` ...) and nothing else.
+  ``Add``, ``FloorDiv`` ...) and nothing else, and makes no number too large to compute (pt2_exprs.py).
+
+The check and the load together run under a time limit (load_limit.py).
 
 A file that fails a check is refused with the reason (``UnsafePt2File``). A file that passes is loaded
 from the bytes that were checked, its guards are dropped (the graph carries its own shape assertions), and
@@ -29,6 +31,11 @@ import re
 import zipfile
 from pathlib import Path
 from typing import Any
+
+from engine.models import load_limit
+from engine.models.pt2_exprs import UnsafePt2File, check_sym_expr
+
+__all__ = ["SAFE_HINT", "NotAnArchive", "UnsafePt2File", "check_archive", "check_sym_expr", "load_exported_program"]
 
 SAFE_HINT = (
     "Re-export the model with torch.export.save() from plain tensors (no tensor subclasses, custom or "
@@ -70,131 +77,9 @@ _REFUSED_MEMBERS = [
     (re.compile(r"serialized_\w+\.json|version"), "it is in the pre-2.7 format, whose state dict is unpickled"),
 ]
 
-# sympy constructors a symbolic shape expression is written with (torch's _print_sympy is sympy's srepr)
-_SYMPY_NAMES = {
-    "Symbol",
-    "Integer",
-    "Rational",
-    "Float",
-    "Add",
-    "Mul",
-    "Pow",
-    "Mod",
-    "Max",
-    "Min",
-    "Abs",
-    "Equality",
-    "Unequality",
-    "StrictLessThan",
-    "LessThan",
-    "StrictGreaterThan",
-    "GreaterThan",
-    "Eq",
-    "Ne",
-    "Lt",
-    "Le",
-    "Gt",
-    "Ge",
-    "And",
-    "Or",
-    "Not",
-    "BooleanTrue",
-    "BooleanFalse",
-    "One",
-    "Zero",
-    "NegativeOne",
-    "Half",
-    "Infinity",
-    "NegativeInfinity",
-    "ComplexInfinity",
-    "NaN",
-    "IntInfinity",
-    "NegativeIntInfinity",
-    "floor",
-    "ceiling",
-    "Piecewise",
-    "ExprCondPair",
-    "True",
-    "False",
-    "true",
-    "false",
-    "oo",
-    # torch.utils._sympy.functions
-    "FloorDiv",
-    "ModularIndexing",
-    "Where",
-    "PythonMod",
-    "CleanDiv",
-    "CeilToInt",
-    "FloorToInt",
-    "CeilDiv",
-    "LShift",
-    "RShift",
-    "IsNonOverlappingAndDenseIndicator",
-    "RoundToInt",
-    "RoundDecimal",
-    "ToFloat",
-    "FloatPow",
-    "PowByNatural",
-    "IntTrueDiv",
-    "FloatTrueDiv",
-    "TruncToFloat",
-    "TruncToInt",
-    "Identity",
-    "BitwiseFn_bitwise_and",
-    "BitwiseFn_bitwise_or",
-    "BitwiseFn_bitwise_xor",
-}
-_STRING_TAKERS = {"Symbol", "Float", "Integer", "Rational"}  # constructors whose first argument may be text
-_TOKEN = re.compile(
-    r"\s+|(?P<num>\d+(\.\d+)?([eE][+-]?\d+)?)|(?P<name>[A-Za-z_]\w*)|(?P<str>'[^']*')"
-    r"|(?P<op>==|!=|<=|>=|\*\*|//|[-+*/%(),<>=&|~])"
-)
-_STRING_BODY = re.compile(r"[A-Za-z0-9_.+-]*")
-
-
-class UnsafePt2File(ValueError):
-    """A .pt2 file that could run code when loaded; ``reason`` says what in it would."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
 
 class NotAnArchive(ValueError):
     """Not a .pt2 archive at all (not a zip): nothing to refuse, nothing to load."""
-
-
-def check_sym_expr(expr: str) -> None:
-    """Raise ``UnsafePt2File`` unless ``expr`` is a sympy srepr made of known constructors, numbers, symbol names
-    and keyword flags: no other name, no attribute access, text only as the name of a Symbol."""
-    pos, tokens = 0, []
-    while pos < len(expr):
-        m = _TOKEN.match(expr, pos)
-        if m is None:
-            raise UnsafePt2File(
-                f"a symbolic shape expression holds {expr[pos : pos + 20]!r}, which is not sympy "
-                "notation (torch evaluates these expressions as Python)"
-            )
-        pos = m.end()
-        if m.lastgroup:
-            tokens.append((m.lastgroup, m.group(m.lastgroup)))
-    for i, (kind, text) in enumerate(tokens):
-        nxt = tokens[i + 1][1] if i + 1 < len(tokens) else ""
-        if kind == "name":
-            keyword = nxt == "=" and re.fullmatch(r"[a-z]+", text) is not None  # Symbol('s0', integer=True)
-            if not (keyword or text in _SYMPY_NAMES or re.fullmatch(r"[a-z]+\d+", text)):
-                raise UnsafePt2File(
-                    f"a symbolic shape expression calls {text!r}, which is not a sympy constructor "
-                    "(torch evaluates these expressions as Python)"
-                )
-        elif kind == "str":
-            before = tokens[i - 2][1] if i >= 2 and tokens[i - 1][1] == "(" else ""
-            if before not in _STRING_TAKERS or not _STRING_BODY.fullmatch(text[1:-1]):
-                raise UnsafePt2File(
-                    f"a symbolic shape expression holds the text {text[:30]!r} outside a Symbol's "
-                    "name (torch evaluates these expressions as Python)"
-                )
 
 
 def _walk_expr_strs(node: Any) -> list[str]:
@@ -305,13 +190,15 @@ def load_exported_program(path: Path) -> Any:
     """The ExportedProgram in ``path``, loaded without unpickling or running anything from the file.
 
     Raises ``UnsafePt2File`` with the reason when the file would need that, ``NotAnArchive`` for a file that is
-    no zip; other load errors propagate."""
+    no zip, ``ModelError`` when the whole load takes longer than its limit (engine/models/load_limit.py);
+    other load errors propagate."""
     import torch  # noqa: PLC0415
 
-    data = path.read_bytes()  # check and load the same bytes
-    check_archive(data)
-    ep = torch.export.load(io.BytesIO(data))
-    if getattr(ep, "_guards_code", None):
-        ep._guards_code = []  # Python source that ExportedProgram.module() would exec
-    _check_graph(ep)
+    with load_limit.bounded(path.name):  # a file that passes the check still loads in bounded time
+        data = path.read_bytes()  # check and load the same bytes
+        check_archive(data)
+        ep = torch.export.load(io.BytesIO(data))
+        if getattr(ep, "_guards_code", None):
+            ep._guards_code = []  # Python source that ExportedProgram.module() would exec
+        _check_graph(ep)
     return ep

@@ -16,9 +16,10 @@ import torch
 
 from engine.errors import ConfigError, ModelError
 from engine.models import catalogue, families
-from engine.models.checks import check_dynamic_ranges, check_runs, model_info
+from engine.models.checks import check_dynamic_ranges, check_memory, check_runs, model_info
 from engine.models.entry import BuiltModel, RegistryEntry
-from engine.models.files import FILE_PREFIX, build_file, custom_model_files, file_identity
+from engine.models.files import FILE_PREFIX, build_file, custom_model_files, file_identity, resolve_file
+from engine.models.footprint import MemoryLimits
 from engine.models.input_tensors import example_tensors
 from engine.settings.inputs import InputSpec, measured_shapes
 from engine.settings.request import ModelSpec
@@ -108,8 +109,22 @@ def unknown_model(source: str) -> tuple[str, str]:
 
 
 def check_source(spec: ModelSpec) -> None:
-    """Refuse, at submit, a source that names no model: ConfigError on model.source with the closest names."""
-    if spec.source.startswith(FILE_PREFIX) or spec.source in REGISTRY:
+    """Refuse, at submit, a source that names no model (or a model file the picker hides): ConfigError on
+    model.source with the closest names."""
+    if spec.source.startswith(FILE_PREFIX):
+        try:
+            resolve_file(spec.source)
+        except ModelError as e:
+            raise ConfigError("model.source", e.message.rstrip(".") + ". " + e.hint) from None
+        return
+    entry = REGISTRY.get(spec.source)
+    if entry is not None:
+        try:
+            input_specs(entry, spec)  # an input shape for a text model, a sequence length for an image model
+        except ModelError as e:
+            text_shape = entry.input_kind == "text" and spec.input_shape is not None
+            knob = "model.input_shape" if text_shape else "model.sequence_length"
+            raise ConfigError(knob, e.message.rstrip(".") + ". " + e.hint) from None
         return
     message, hint = unknown_model(spec.source)
     raise ConfigError("model.source", message[0].lower() + message[1:] + " " + hint)
@@ -140,10 +155,11 @@ def identity(spec: ModelSpec, seed: int = 0) -> str:
     return f"registry:{spec.source}:seed{seed}{tag}"
 
 
-def build(spec: ModelSpec, seed: int = 0) -> BuiltModel:
-    """Build the model in eval mode on CPU, with example inputs for ``spec``'s batch and shape."""
+def build(spec: ModelSpec, seed: int = 0, limits: MemoryLimits | None = None) -> BuiltModel:
+    """Build the model in eval mode on CPU, with example inputs for ``spec``'s batch and shape; with ``limits``,
+    refuse one whose memory estimate does not fit before its check run allocates anything."""
     if spec.source.startswith(FILE_PREFIX):
-        return build_file(spec, seed)
+        return build_file(spec, seed, limits)
     entry = REGISTRY.get(spec.source)
     if entry is None:
         raise ModelError(*unknown_model(spec.source))
@@ -168,6 +184,7 @@ def build(spec: ModelSpec, seed: int = 0) -> BuiltModel:
     except ConfigError as e:
         raise ModelError(f"{e.field}: {e.message}.") from None
     example = example_tensors(specs, shapes, seed=seed + 1)
+    check_memory(module, example, spec, limits)
     largest = check_runs(module, example, spec)
     if spec.inputs is not None and any(s.is_dynamic for s in specs):
         check_dynamic_ranges(module, specs, weights)

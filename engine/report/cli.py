@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from engine.report.errors import ReportError
+from engine.settings.cli import number
 from engine.store import RunStore
 from engine.studies.ladder import DEFAULT_TOLERANCE_REL_L2
 
@@ -39,7 +40,7 @@ def add_report_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline", metavar="ID", help="the run the others are compared with (default: the first)")
     p.add_argument(
         "--tolerance",
-        type=float,
+        type=number(float, 0, 1e6, above_low=True),
         default=DEFAULT_TOLERANCE_REL_L2,
         metavar="REL_L2",
         help=f"a precision ladder's accuracy tolerance, rel. L2 vs eager fp32 (default {DEFAULT_TOLERANCE_REL_L2})",

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+from collections.abc import Callable
 from typing import Any
 
+from engine.errors import shown
 from engine.settings.knobs import knob_fields, knob_info
 from engine.settings.request import RunRequest, all_knobs
 
@@ -19,6 +22,29 @@ from engine.settings.request import RunRequest, all_knobs
 TOP_LEVEL_KNOBS = tuple(f.name for f in knob_fields(RunRequest))
 # options of the profile command that are not knobs
 NOT_KNOBS = ("json", "no_cache", "command", "func", "timeout")
+
+
+MAX_TIMEOUT_S = 7 * 24 * 3600.0  # a week: a --timeout beyond it is a typo, not a plan
+
+
+def number(kind: type, low: float, high: float, *, above_low: bool = False) -> Callable[[str], Any]:
+    """An argparse ``type`` for a numeric option that is not a knob (``--timeout``, ``--tolerance``...): the text
+    must be a finite ``kind`` (int or float) in [low, high] ((low, high] when ``above_low``). Anything else (nan,
+    inf, a word, out of range) is argparse's error, exit code 2, naming the option, the value and the range,
+    before any process starts."""
+    what = "an integer" if kind is int else "a number"
+    allowed = f"{'above' if above_low else 'from'} {low:g} {'and at most' if above_low else 'to'} {high:g}"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except (ValueError, TypeError):  # int("1.5"), float("five"), an int of more than 4300 digits
+            raise argparse.ArgumentTypeError(f"{shown(text)} is not {what}; give {what} {allowed}") from None
+        if not math.isfinite(value) or value < low or value > high or (above_low and value == low):
+            raise argparse.ArgumentTypeError(f"{shown(text)} is outside the allowed range; give {what} {allowed}")
+        return value
+
+    return parse
 
 
 def knob_flag(dotted: str) -> str:

@@ -18,7 +18,7 @@ import sys
 import time
 
 from engine.errors import ConfigError, UserError
-from engine.settings.cli import add_knob_options, request_from_args
+from engine.settings.cli import MAX_TIMEOUT_S, add_knob_options, number, request_from_args
 from engine.settings.defaults import INDUCTOR_MODES, PRECISIONS
 from engine.store import RunStore
 from engine.studies.autotune.search import SEARCHABLE_KNOBS, default_space
@@ -50,10 +50,27 @@ def _parser() -> argparse.ArgumentParser:
         f"precision for eager); from {', '.join(SEARCHABLE_KNOBS)}",
     )
     p.add_argument("--precisions", default="fp32,fp16", help=f"allowed precisions, from {', '.join(PRECISIONS)}")
-    p.add_argument("--trials", type=int, default=20, help="trial budget (every point once when the space is smaller)")
-    p.add_argument("--max-build-s", type=float, default=None, help="build time limit (default: none)")
-    p.add_argument("--max-rel-l2", type=float, default=None, help="output error limit vs eager fp32 (default: none)")
-    p.add_argument("--search-seed", type=int, default=0, help="the sampler's seed (--seed seeds the model)")
+    p.add_argument(
+        "--trials",
+        type=number(int, 1, 100_000),
+        default=20,
+        help="trial budget (every point once when the space is smaller)",
+    )
+    p.add_argument(
+        "--max-build-s",
+        type=number(float, 0, MAX_TIMEOUT_S, above_low=True),
+        default=None,
+        help="build time limit (default: none)",
+    )
+    p.add_argument(
+        "--max-rel-l2",
+        type=number(float, 0, 1e6, above_low=True),
+        default=None,
+        help="output error limit vs eager fp32 (default: none)",
+    )
+    p.add_argument(
+        "--search-seed", type=number(int, 0, 2**31 - 1), default=0, help="the sampler's seed (--seed seeds the model)"
+    )
     p.add_argument("--inductor", choices=INDUCTOR_MODES, default="off", help="also time an inductor baseline")
     p.add_argument("--resume", metavar="ID", default=None, help="continue a stored search instead of planning one")
     p.add_argument("--queue", action="store_true", help="run as a job on the queue and follow it")

@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from engine.errors import ConfigError, UserError
-from engine.settings.cli import add_knob_options, request_from_args
+from engine.settings.cli import add_knob_options, number, request_from_args
 from engine.settings.request import RunRequest
 from engine.studies.ladder.plan import DEFAULT_TOLERANCE_REL_L2
 from engine.studies.localisation import driver, reading
@@ -37,19 +37,31 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--from-run", default=None, help="localise the build of this stored run (its request as is)")
     p.add_argument(
         "--tolerance",
-        type=float,
+        type=number(float, 0, 1e6, above_low=True),
         default=DEFAULT_TOLERANCE_REL_L2,
         help="rel. L2 against eager fp32 a fixed build must stay within",
     )
-    p.add_argument("--min-top1", type=float, default=None, help="and top-1 agreement at least this (0..1)")
-    p.add_argument("--max-builds", type=int, default=None, help="search builds allowed (default about 2 log2(n)+2)")
+    p.add_argument(
+        "--min-top1", type=number(float, 0, 1), default=None, help="and top-1 agreement at least this (0..1)"
+    )
+    p.add_argument(
+        "--max-builds",
+        type=number(int, 1, 10_000),
+        default=None,
+        help="search builds allowed (default about 2 log2(n)+2)",
+    )
     p.add_argument(
         "--pytorch",
         action="store_true",
         help="measure each step on the fake-quantized / cast PyTorch model here instead of an engine",
     )
     p.add_argument("--analysis-device", default="cpu", help="where the PyTorch-side error growth runs")
-    p.add_argument("--samples", type=int, default=DEFAULT_MAX_SAMPLES, help="inputs the error growth looks at")
+    p.add_argument(
+        "--samples",
+        type=number(int, 1, 1_000_000),
+        default=DEFAULT_MAX_SAMPLES,
+        help="inputs the error growth looks at",
+    )
     p.add_argument("--no-analysis", action="store_true", help="skip the PyTorch-side error growth")
     p.add_argument(
         "--resume",
