@@ -213,11 +213,9 @@ class JobSystem:
 
     def cancel(self, job_id: str, by: Identity | None = None) -> Job:
         """Cancel a queued job (it never runs) or ask a running one to stop. Final jobs are left as they are.
-
-        A job belongs to whoever submitted it first: ``by`` (default: ``record.current_identity()``, who acts in
-        this thread) cancels it only as its submitter or an admin (``engine.access.refusal``). Anyone else, such
-        as a submitter whose identical request joined it, leaves it running: the job comes back unchanged with
-        ``cancel_refused`` saying why, and the asker only stops following it."""
+        A job is its first submitter's: ``by`` (default: who acts in this thread) cancels it only as that or as an
+        admin (``engine.access.refusal``). Anyone else (a joiner) gets it back unchanged, ``cancel_refused`` saying
+        why: they only stop following it."""
         job = self.get(job_id)
         if job.active:
             reason = access.refusal(by or current_identity(), Action.CANCEL_OTHERS_JOB, job.submitted_by)
