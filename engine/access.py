@@ -11,7 +11,8 @@ Two modes, chosen by one setting, Streamlit's ``server.address`` (``.streamlit/c
 Destructive actions (deleting runs, cancelling someone else's job, stopping the workers) need the admin
 password, given at sign-in or later. Passwords come from Streamlit secrets (``team_password``,
 ``admin_password`` in ``.streamlit/secrets.toml``) or the environment (``TRTDASH_TEAM_PASSWORD``,
-``TRTDASH_ADMIN_PASSWORD``); they are compared in constant time and never logged or stored.
+``TRTDASH_ADMIN_PASSWORD``); they are compared in constant time, never logged or stored, and left out of the
+environment of the job processes that run model code (``without_secrets``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from engine.errors import UserError
 
 TEAM_PASSWORD_ENV = "TRTDASH_TEAM_PASSWORD"
 ADMIN_PASSWORD_ENV = "TRTDASH_ADMIN_PASSWORD"
+SECRET_ENVS = (TEAM_PASSWORD_ENV, ADMIN_PASSWORD_ENV)  # what no process that runs model code may inherit
 TEAM_PASSWORD_SECRET = "team_password"
 ADMIN_PASSWORD_SECRET = "admin_password"
 LOOPBACK_ADDRESSES = ("localhost", "127.0.0.1", "::1", "[::1]", "ip6-localhost")
@@ -84,6 +86,12 @@ class AccessSettings:
                 '"localhost" in .streamlit/config.toml.'
             )
         return None
+
+
+def without_secrets(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without the passwords: the environment of the job supervisor, its workers and their job
+    processes, where model files run (an admin-placed ``.py`` could read its own environment)."""
+    return {k: v for k, v in environ.items() if k not in SECRET_ENVS}
 
 
 @dataclass(frozen=True)

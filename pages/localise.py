@@ -22,6 +22,7 @@ from engine.studies.localisation.records import LocalisationNotFound
 from engine.studies.localisation.resume import resume, resume_offer
 from engine.studies.localisation.study import DONE, RUNNING, Localisation
 from ui import localisation as loc
+from ui.access import current_identity
 from ui.errors import field_error, show_error
 from ui.job_panel import checked_request, submit
 from ui.markdown import plain
@@ -153,6 +154,7 @@ def run_on_pytorch(request: RunRequest, criterion: Criterion, max_builds: int | 
 @st.fragment(run_every=POLL_S)
 def follow(localisation_id: str) -> None:
     """Advance a running localisation this session follows: poll its builds, submit the next; rerun when it ends."""
+    current_identity()  # its builds are submitted and cancelled as the signed-in user (a fragment's own thread)
     try:
         study = records.load(localisation_id)
     except LocalisationNotFound:

@@ -35,13 +35,15 @@ def signed_in() -> access.Identity | None:
 
 
 def current_identity() -> access.Identity | None:
-    """``signed_in()``, and this session's job submissions recorded as theirs."""
+    """``signed_in()``, and this session's job submissions and cancels made as theirs. Call it at the top of a
+    fragment that submits or cancels too: a fragment's rerun may run in a thread of its own, where the identity
+    set by the last whole script run is not set."""
     identity = signed_in()
     if identity is not None:
         # imported here: dashboard.py asks signed_in() before its navigation, which must come before anything slow
         from engine.jobs import set_submitter  # noqa: PLC0415
 
-        set_submitter(identity.name)
+        set_submitter(identity.name, admin=identity.admin)
     return identity
 
 

@@ -120,12 +120,21 @@ def _show_note(note: dict) -> None:
         if note["traceback"]:
             with st.expander("Technical details"):
                 st.code(note["traceback"], language="text")
+    elif note["state"] == "detached":
+        st.info(
+            f"You stopped following **{note['label']}**: it is {plain(note['owner'])}'s job and goes on running. "
+            + plain(note["error"]),
+            icon=":material/visibility_off:",
+        )
     else:
         st.info(f"**{note['label']}** was cancelled.", icon=":material/cancel:")
 
 
 @st.fragment(run_every=POLL_S)
 def _live_job_panel() -> None:
+    from ui.access import current_identity  # noqa: PLC0415 - the job panel runs without a sign-in in tests
+
+    identity = current_identity()  # a fragment's rerun acts as the signed-in user too
     mine = st.session_state.get(SESSION_JOBS, [])
     jobs.ensure_workers()  # a worker killed while this page waits is replaced (a few ms when all are up)
     finished_now = None
@@ -141,26 +150,42 @@ def _live_job_panel() -> None:
                 c1, c2 = st.columns([5, 1])
                 c1.progress(job.progress, text=f"**{label}** — {plain(job.stage_text)} ({job.elapsed_s:.0f} s)")
                 if c2.button("Cancel", key=f"cancel:{job_id}", icon=":material/cancel:"):
-                    jobs.cancel(job_id)
+                    job = jobs.cancel(job_id, by=identity)
+                    if job.cancel_refused:  # someone else's job this session joined: stop following it only
+                        mine.remove(job_id)
+                        _note(job, "detached", job.cancel_refused)
+                        st.rerun()
                     st.rerun(scope="fragment")
             continue
         mine.remove(job_id)
         if job.state == "done":
             finished_now = job.run_id
         else:
-            st.session_state.setdefault(SESSION_NOTES, []).append(
-                {"label": label, "state": job.state, "error": job.error, "hint": job.hint, "traceback": job.traceback}
-            )
+            _note(job, job.state, job.error)
     if finished_now:
         st.query_params["run"] = finished_now
     if finished_now or not mine:
         st.rerun()  # the whole page: the new run, the notes, and no polling left behind
 
 
+def _note(job: jobs.Job, state: str, error: str) -> None:
+    """Keep what became of a job this session no longer follows, said until the next submit."""
+    st.session_state.setdefault(SESSION_NOTES, []).append(
+        {
+            "label": _label(job),
+            "state": state,
+            "error": error,
+            "hint": job.hint,
+            "traceback": job.traceback,
+            "owner": job.submitter,
+        }
+    )
+
+
 def queue_overview() -> None:
     """What the shared box is doing: active jobs of every user, by route, with who submitted each. Anyone may
     cancel their own job; cancelling someone else's, or stopping the workers, needs admin."""
-    from ui.access import refused  # noqa: PLC0415 - the job panel runs without a sign-in in tests
+    from ui.access import current_identity, refused  # noqa: PLC0415 - the job panel runs without a sign-in in tests
 
     active = jobs.list_jobs(states=jobs.ACTIVE_STATES, limit=50)
     if not active:
@@ -181,10 +206,12 @@ def queue_overview() -> None:
         if (
             c2.button("Cancel job", icon=":material/cancel:", key="queue_cancel", disabled=picked is None)
             and picked is not None
-            and not refused(Action.CANCEL_OTHERS_JOB, by_id[picked].submitter)
         ):
-            jobs.cancel(picked)
-            st.rerun()
+            job = jobs.cancel(picked, by=current_identity())  # the job system decides who may (its submitter, admin)
+            if job.cancel_refused:
+                st.error(job.cancel_refused, icon=":material/lock:")
+            else:
+                st.rerun()
     if st.button(
         "Stop the workers",
         icon=":material/power_settings_new:",

@@ -10,15 +10,18 @@ Public API (no streamlit here; pages poll it)::
                                            #    detail, position (1 = next, queued only), run_id, error, hint,
                                            #    submitted_by
     jobs.list_jobs(states=("queued", "running"), limit=50)   # newest first
-    jobs.cancel(job_id)                    # queued: never runs; running: stops at the next progress call,
-                                           #    or its process is killed after CANCEL_GRACE_S
+    jobs.cancel(job_id, by=None)           # queued: never runs; running: stops at the next progress call,
+                                           #    or its process is killed after CANCEL_GRACE_S; only by its
+                                           #    submitter or an admin (by: engine.access.Identity, default
+                                           #    the thread's): anyone else gets it back unchanged, with
+                                           #    cancel_refused saying why
     jobs.ensure_workers()                  # start this host's supervisor if none runs (idempotent, any
                                            #    process, a few ms when it runs: fine from a polling fragment)
     jobs.settle_studies()                  # bring open stored studies up to date now (the supervisor does it too)
     jobs.stop_workers()                    # stop the supervisor and its workers; their jobs go back to the queue
     jobs.workers()                         # registered workers (host, queues, gpu name, heartbeat)
     jobs.gpu_choices()                     # [(label, value)] for a GPU picker; value goes to submit(gpu=)
-    jobs.set_submitter(name)               # who this thread's submissions are recorded as (default: OS user)
+    jobs.set_submitter(name, admin=False)  # who this thread submits and cancels as (default: OS user, no admin)
     jobs.engine_cache_dir(), jobs.timing_cache_path()   # Torch-TensorRT caches in the data directory
 
 ``gpu`` picks where a CUDA job runs: ``None`` any GPU worker, an ``int`` this host's GPU index, a
@@ -57,6 +60,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from engine.access import Identity
 from engine.jobs import supervisor as supervision
 from engine.jobs.commands import supervisor_main, worker_main
 from engine.jobs.job_process import error_parts, exit_reason
@@ -66,6 +70,7 @@ from engine.jobs.record import (
     STATES,
     Job,
     JobError,
+    current_identity,
     current_submitter,
     set_submitter,
 )
@@ -87,6 +92,7 @@ __all__ = [
     "JobSystem",
     "Worker",
     "cancel",
+    "current_identity",
     "current_submitter",
     "default_system",
     "engine_cache_dir",
@@ -154,8 +160,8 @@ def list_jobs(states: tuple[str, ...] | None = None, limit: int | None = 100) ->
     return default_system().list_jobs(states, limit)
 
 
-def cancel(job_id: str) -> Job:
-    return default_system().cancel(job_id)
+def cancel(job_id: str, by: Identity | None = None) -> Job:
+    return default_system().cancel(job_id, by)
 
 
 def ensure_workers() -> list[int]:

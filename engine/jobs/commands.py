@@ -8,6 +8,7 @@ import logging
 import os
 from pathlib import Path
 
+from engine.access import SECRET_ENVS
 from engine.jobs.host import HOST_ID_ENV
 from engine.jobs.supervisor import QUEUE_URL_ENV, Supervisor
 from engine.jobs.system import JobSystem
@@ -78,6 +79,8 @@ def worker_main(argv: list[str]) -> int:
     )
     ns = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in SECRET_ENVS:  # a worker run as a service: its job processes (model code) inherit this environment
+        os.environ.pop(name, None)
     if ns.data_dir:
         os.environ[DATA_DIR_ENV] = ns.data_dir
     if ns.host_id:

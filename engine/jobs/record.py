@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from engine.access import Identity
 from engine.errors import UserError
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -18,26 +19,32 @@ FINAL_STATES = ("done", "failed", "cancelled")
 UNKNOWN_SUBMITTER = "unknown"  # jobs and runs recorded before submitters were
 RUN_KIND, AUTOTUNE_KIND = "run", "autotune"  # Job.kind
 
-# Who the code running now submits for: the dashboard sets it to the signed-in name at the top of every script
-# run (each browser session runs in its own thread, and each thread has its own context); a script or the CLI
-# submits as its OS user.
-_SUBMITTER: contextvars.ContextVar[str] = contextvars.ContextVar("trtdash_submitter", default="")
+# Who the code running now acts for: the dashboard sets it to the signed-in identity at the top of every script
+# run and of every fragment (each run may be a thread of its own, and each thread has its own context); a script
+# or the CLI submits as its OS user, and cancels as that user, not as an admin.
+_ACTING: contextvars.ContextVar[Identity | None] = contextvars.ContextVar("trtdash_submitter", default=None)
 
 
-def set_submitter(name: str) -> None:
-    """Submit as ``name`` from now on in this thread (the dashboard: the signed-in user of this session)."""
-    _SUBMITTER.set(name)
+def set_submitter(name: str, *, admin: bool = False) -> None:
+    """Submit and cancel as ``name`` (an admin where ``admin``) from now on in this thread (the dashboard: the
+    signed-in user of this session)."""
+    _ACTING.set(Identity(name, admin=admin))
 
 
 def current_submitter() -> str:
     """Who a job submitted now is recorded as: the name set in this thread, else the OS user."""
-    name = _SUBMITTER.get()
-    if name:
-        return name
+    return current_identity().name
+
+
+def current_identity() -> Identity:
+    """Who acts now: the identity set in this thread, else the OS user without admin rights."""
+    acting = _ACTING.get()
+    if acting is not None and acting.name:
+        return acting
     try:
-        return getpass.getuser()
+        return Identity(getpass.getuser())
     except Exception:  # no user name in the environment or the password database (a bare container)
-        return UNKNOWN_SUBMITTER
+        return Identity(UNKNOWN_SUBMITTER)
 
 
 @dataclass
@@ -69,6 +76,8 @@ class Job:
     requeues: int = 0  # times it was put back in the queue after its message was lost
     position: int | None = None  # 1 = next on its route; queued jobs only, computed on read
     joined: bool = False  # submit() found this identical job already queued/running
+    cancel_refused: str = ""  # cancel() left it as it was, and why: it is someone else's (the asker only stops
+    #                           following it)
     kind: str = RUN_KIND  # what the job process does: one run, or a whole auto-tune search (``key``
     #                                 is then "autotune:<id>" and ``request`` the search's base request)
 
@@ -115,8 +124,8 @@ class Job:
         }
 
 
-# what a job table keeps of a Job (position and joined are computed when read)
-STORED = [f.name for f in dataclasses.fields(Job) if f.name not in ("position", "joined")]
+# what a job table keeps of a Job (position, joined and cancel_refused are computed when read)
+STORED = [f.name for f in dataclasses.fields(Job) if f.name not in ("position", "joined", "cancel_refused")]
 
 
 def job_from_body(body: str) -> Job:

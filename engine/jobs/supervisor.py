@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.access import without_secrets
 from engine.jobs.host import file_lock, hold_lock, lock_is_held, pid_alive, read_pid, runs
 from engine.jobs.record import JobError
 from engine.store import DATA_DIR_ENV, PROJECT_ROOT
@@ -122,7 +123,8 @@ def _python_command(module: str, function: str, args: list[str]) -> list[str]:
 def _child_env(root: Path, cuda_visible: str | None = None) -> dict[str, str]:
     # keep the caller's PYTHONPATH (where torch_tensorrt or huey may live) after the project root
     pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    env = dict(os.environ, **{DATA_DIR_ENV: str(root), "PYTHONPATH": pythonpath})
+    # without the passwords: the workers' job processes run model code, which could read them there
+    env = dict(without_secrets(os.environ), **{DATA_DIR_ENV: str(root), "PYTHONPATH": pythonpath})
     if cuda_visible is not None:
         env["CUDA_VISIBLE_DEVICES"] = cuda_visible
     return env

@@ -22,11 +22,12 @@ from typing import Any
 from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 
-from engine import capabilities
+from engine import access, capabilities
+from engine.access import Action, Identity
 from engine.errors import ConfigError
 from engine.jobs import supervisor as supervision
 from engine.jobs.host import HEARTBEAT_TIMEOUT_S, file_lock, pid_alive, read_pid, runs, this_host
-from engine.jobs.record import Job, JobError, current_submitter
+from engine.jobs.record import Job, JobError, current_identity, current_submitter
 from engine.jobs.redis_table import RedisJobTable
 from engine.jobs.routing import pinned_gpu, route_for, slug, stored_run_on, worker_device
 from engine.jobs.table import JobTable, SqliteJobTable
@@ -142,7 +143,11 @@ class JobSystem:
             job.started_ts, job.fraction, job.detail = now, 1.0, "answered from the store; nothing was run"
             self.table.insert_or_join(job, f"cached:{job.job_id}")
             return job
-        job, joined = self.table.insert_or_join(job, f"{key}:{route}")
+        found, joined = self.table.insert_or_join(job, f"{key}:{route}")
+        if joined and found.state == "running" and self._fail_if_worker_dead(found).state != "running":
+            # its worker is gone (killed with the supervisor, say): that job is failed now, and this one runs
+            found, joined = self.table.insert_or_join(job, f"{key}:{route}")
+        job = found
         if joined:
             job.joined = True
             return self._with_position(job)
@@ -206,9 +211,17 @@ class JobSystem:
                 job.detail = f"waiting for a worker that serves {job.route!r} (none is running)"
         return job
 
-    def cancel(self, job_id: str) -> Job:
+    def cancel(self, job_id: str, by: Identity | None = None) -> Job:
         """Cancel a queued job (it never runs) or ask a running one to stop. Final jobs are left as they are.
-        Who may cancel whose job is the caller's decision (engine.access.may_cancel)."""
+        A job is its first submitter's: ``by`` (default: who acts in this thread) cancels it only as that or as an
+        admin (``engine.access.refusal``). Anyone else (a joiner) gets it back unchanged, ``cancel_refused`` saying
+        why: they only stop following it."""
+        job = self.get(job_id)
+        if job.active:
+            reason = access.refusal(by or current_identity(), Action.CANCEL_OTHERS_JOB, job.submitted_by)
+            if reason:
+                job.cancel_refused = reason
+                return job
         now = time.time()
         if self.table.update(
             job_id,
@@ -219,9 +232,7 @@ class JobSystem:
             finished_ts=now,
         ):
             with contextlib.suppress(Exception):
-                job = self.table.get(job_id)
-                if job:
-                    self.huey(job.route).revoke_by_id(job_id)
+                self.huey(job.route).revoke_by_id(job_id)
         else:
             self.table.update(job_id, only_if=("running",), cancel_requested=True, detail="cancelling...")
         return self.get(job_id)

@@ -13,6 +13,7 @@ from engine import jobs
 from engine.store import RunStore
 from engine.studies import record
 from engine.studies.sweeps import FINISHED_STATES, SweepExecution
+from ui.access import current_identity
 from ui.errors import show_error
 from ui.markdown import plain
 
@@ -80,6 +81,7 @@ def live_progress(
 
 @st.fragment(run_every=POLL_S)
 def _live_progress(running_key: str, what: str, key: str, on_finish: OnFinish, details: Details) -> None:
+    current_identity()  # its Cancel cancels as the signed-in user (a fragment's rerun may be a thread of its own)
     execution: Tracked | None = st.session_state.get(running_key)
     if execution is None:
         st.rerun()
