@@ -71,6 +71,6 @@ def time_split_bar(table: pd.DataFrame) -> go.Figure:
         margin=MARGIN,
         xaxis={"title": {"text": "ms per inference"}},
         yaxis={"automargin": True, "categoryorder": "array", "categoryarray": runs[::-1]},
-        legend={"orientation": "h", "y": -0.35},
+        legend={"orientation": "h", "y": -0.35, "traceorder": "normal"},
     )
     return fig
