@@ -76,7 +76,9 @@ engines = list(summary["engine"])
 c1, c2, c3 = st.columns([2, 1, 2])
 shown = c1.multiselect("Engines and PyTorch subgraphs", engines, default=engines, key="engine_pick")
 grouped = c2.toggle("Group by module", value=len(graph.nodes) > GROUP_ABOVE, key="engine_group")
-depth = c2.number_input("Module depth", 1, 8, 2, key="engine_depth", disabled=not grouped)
+depth = c2.number_input(
+    "Module depth", 1, 8, engine_groups.default_depth(graph), key="engine_depth", disabled=not grouped
+)
 query = c3.text_input("Search layers", placeholder="name, module, type, op, tactic, precision", key="engine_query")
 
 view = engine_groups.collapse(graph, int(depth)) if grouped else graph
@@ -119,10 +121,12 @@ picked = st.selectbox(
     format_func=labels.get,
     help="The slowest matching layer until you click one in the chart or pick one here.",
 )
+details = engine_groups.node_details(view, picked)
 st.dataframe(
-    engine_groups.node_details(view, picked),
+    details,
     hide_index=True,
     width="stretch",
+    height=36 * (len(details) + 1) + 2,  # every field at once, no scrolling
     key="engine_details",
     column_config={"field": st.column_config.TextColumn(width="small")},
 )

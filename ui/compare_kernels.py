@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.charts import kernels as kernel_charts
-from engine.compare import kernel_words, kernels, time_split
+from engine.compare import kernel_words, kernels, settings_table, time_split
 from engine.result import RunResult
 from ui.markdown import plain
 from ui.store import get_store
@@ -20,8 +20,10 @@ def _diff(base_id: str, other_id: str) -> kernels.KernelDiff | None:
 
 
 def kernel_section(runs: list[RunResult], baseline_id: str, labels: dict[str, str]) -> None:
+    """``labels``: the picker's labels of the runs; charts use the short ones (what differs, and the id's tail)."""
+    short = settings_table.short_labels(runs)
     st.subheader("Where the time goes: GPU busy, GPU idle")
-    splits = [time_split.time_split(r, labels[r.run_id]) for r in runs]
+    splits = [time_split.time_split(r, short[r.run_id]) for r in runs]
     st.plotly_chart(
         kernel_charts.time_split_bar(time_split.split_table(splits)), width="stretch", key="chart_time_split"
     )
@@ -54,7 +56,7 @@ def kernel_section(runs: list[RunResult], baseline_id: str, labels: dict[str, st
     for line in kernel_words.findings_lines(found)[1:]:
         st.markdown(f"- {plain(line)}")
     st.plotly_chart(
-        kernel_charts.kernel_group_bar(found.groups(), labels[baseline_id], labels[other_id]),
+        kernel_charts.kernel_group_bar(found.groups(), short[baseline_id], short[other_id]),
         width="stretch",
         key="chart_kernel_diff",
     )

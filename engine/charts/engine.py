@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from engine.charts.theme import MARGIN, OTHER_COLOUR, RUNTIME_COLOURS, message_figure, rgba, short
+from engine.charts.theme import MARGIN, OTHER_COLOUR, RUNTIME_COLOURS, message_figure, module_colour, rgba, short
 
 LABEL_ALL, LABEL_TOP = 40, 12
 SHARE_SCALE = "YlOrRd"
@@ -108,6 +108,19 @@ def engine_graph_figure(
         if not math.isnan(ms[i]):
             labels[i] = f"{ms[i]:.3f}"
     pytorch = nodes["runtime"].eq("pytorch").to_numpy()
+    named = nodes["module"].astype(str).ne("")
+    if named.any():  # a ribbon under the layers: one colour per module (its first three path parts)
+        keys = nodes.loc[named, "module"].map(lambda m: ".".join(str(m).split(" + ")[0].split(".")[:3]))
+        fig.add_scatter(
+            x=nodes.index[named],
+            y=np.full(int(named.sum()), -0.3),
+            mode="markers",
+            marker={"symbol": "square", "size": 7, "color": [module_colour(k) for k in keys]},
+            hovertext=[f"module {k}" for k in keys],
+            hoverinfo="text",
+            showlegend=False,
+            name="modules",
+        )
     fig.add_scatter(
         x=nodes.index,
         y=np.zeros(len(nodes)),

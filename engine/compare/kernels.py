@@ -111,6 +111,8 @@ def short_name(name: str) -> str:
     inner = text[len(re.split(r"[<(]", text, maxsplit=1)[0]) :]
     functors = [f for f in re.findall(r"\b([A-Za-z_]\w*(?:_kernel_cuda|Functor_\w+|_calc_\w+|launch_\w+))", inner)]
     functors = list(dict.fromkeys(functors))[:2]
+    if re.fullmatch(r"Kernel\d*", base) and (first := re.match(r"<\s*([A-Za-z_]\w*)", inner)):
+        base = first.group(1)  # cutlass::Kernel2<cutlass_80_tensorop_f16_s16816gemm_...>: the template names it
     return f"{base}[{', '.join(functors)}]" if functors else base
 
 

@@ -20,6 +20,16 @@ def module_key(module: str, depth: int) -> str:
     return ".".join(first.split(".")[:depth]) if first else ""
 
 
+def default_depth(graph: EngineGraph, groups: int = 8, deepest: int = 4) -> int:
+    """The shallowest module depth that tells at least ``groups`` modules apart (resnet: ``layer1.0``; a
+    torchvision ViT: ``encoder.layers.encoder_layer_0``), at most ``deepest``."""
+    modules = [m for m in graph.nodes["module"] if m]
+    for depth in range(1, deepest + 1):
+        if len({module_key(m, depth) for m in modules}) >= groups:
+            return depth
+    return deepest
+
+
 def collapse(graph: EngineGraph, depth: int) -> EngineGraph:
     """Consecutive layers of one segment whose modules share the first ``depth`` path parts → one node (a layer
     with no module name joins no group unless its neighbours have none either). PyTorch subgraphs stay as they
@@ -157,6 +167,8 @@ def node_details(graph: EngineGraph, node_id: str) -> pd.DataFrame:
             value = f"{value:.4f}"
         elif col == "share":
             value = f"{value:.2%}"
+        elif col == "module_source" and value == "input tensor":
+            value = "input tensor (the layer reads this module's output)"
         rows.append({"field": label, "value": str(value)})
     names = dict(zip(graph.nodes["node_id"], graph.nodes["name"], strict=True))
     e = graph.edges
