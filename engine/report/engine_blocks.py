@@ -32,7 +32,8 @@ def engine_blocks(store: RunStore, run: RunResult) -> list[Block]:
     graph = engine_graph_of(store, run)
     if graph.nodes.empty:
         return [Paragraph("This run has no engine layers to draw (no per-layer profile, no segmentation).", muted=True)]
-    view = engine_groups.collapse(graph, engine_groups.default_depth(graph)) if len(graph.nodes) > GROUP_ABOVE else graph
+    grouped = len(graph.nodes) > GROUP_ABOVE
+    view = engine_groups.collapse(graph, engine_groups.default_depth(graph)) if grouped else graph
     summary = engine_groups.engine_summary(graph)
     formats = {"avg_ms": fmt("{:.4f}"), "share": fmt("{:.1%}")}
     blocks: list[Block] = [
