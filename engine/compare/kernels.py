@@ -126,9 +126,10 @@ def _layers_by_tactic(run: RunResult) -> dict[str, tuple[str, str]]:
 
 def kernel_diff_table(base: RunResult, other: RunResult, base_k: pd.DataFrame, other_k: pd.DataFrame) -> pd.DataFrame:
     """One row per kernel name in either run, biggest time change first."""
-    a = base_k.groupby("name")[["calls_per_inference", "ms_per_inference"]].sum()
-    b = other_k.groupby("name")[["calls_per_inference", "ms_per_inference"]].sum()
-    both = a.join(b, how="outer", lsuffix="_base", rsuffix="_other").fillna(0.0)
+    cols = ["calls_per_inference", "ms_per_inference"]
+    a = base_k.groupby("name")[cols].sum().add_suffix("_base")
+    b = other_k.groupby("name")[cols].sum().add_suffix("_other")
+    both = a.join(b, how="outer").fillna(0.0)
     layers = {**_layers_by_tactic(base), **_layers_by_tactic(other)}
     library_known = not (has_fallback(base) or has_fallback(other))
     rows = []

@@ -10,8 +10,8 @@ in execution order only, and ``EngineGraph.notes`` says so. Each PyTorch subgrap
 Fused layers are mapped back to the modules they came from by what Torch-TensorRT's converters wrote into names:
 the layer's own name first, then the tensors it writes (a Myelin layer ``__myl_TranConc…`` writing
 ``[NORMALIZATION]-[aten_ops.native_layer_norm.default]-[encoder.layers.encoder_layer_0.ln_1/…]`` came from that
-layer norm), then the tensors it reads; ``module_source`` says which one answered. Nothing is guessed from
-neighbours. Reading a file never executes anything: it is JSON, parsed as data.
+layer norm); ``module_source`` says which one answered. Nothing is guessed from the tensors a layer reads or from
+its neighbours. Reading a file never executes anything: it is JSON, parsed as data.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ NODE_COLUMNS = [
     "name",  # layer name (or the PyTorch submodule name)
     "layer_type",
     "module",  # nn.Module path the layer came from ("" when no name says)
-    "module_source",  # "layer name" | "output tensor" | "input tensor" | "" (which name gave ``module``)
+    "module_source",  # "layer name" | "output tensor" | "" (which name gave ``module``)
     "aten_ops",  # converter targets named in the layer's name or its tensors: "aten_ops.convolution.default"
     "precision",
     "tactic",
@@ -89,15 +89,14 @@ def _aten_ops(names: list[str]) -> str:
     return ", ".join(dict.fromkeys(ops))
 
 
-def _attribution(name: str, inputs: list[str], outputs: list[str]) -> tuple[str, str]:
+def _attribution(name: str, outputs: list[str]) -> tuple[str, str]:
     own = module_path(name)
     if own and own != FUSED:
         return own, "layer name"
-    for source, tensors in (("output tensor", outputs), ("input tensor", inputs)):
-        paths = list(dict.fromkeys(p for p in map(_tensor_module, tensors) if p))
-        if paths:
-            return " + ".join(paths), source
-    return "", ""
+    # not from the tensors it reads: the layer after a layer norm reads the norm's output but is another module
+    # (vit's __myl_FcAdd reads ln_1's output and is the attention's input projection)
+    paths = list(dict.fromkeys(p for p in map(_tensor_module, outputs) if p))
+    return (" + ".join(paths), "output tensor") if paths else ("", "")
 
 
 def _parse_layers(text: str, what: str) -> list[dict | str]:
@@ -133,7 +132,7 @@ def engine_nodes(
         outs = [t for t in layer.get("Outputs") or [] if isinstance(t, dict)]
         in_names, out_names = [str(t.get("Name", "")) for t in ins], [str(t.get("Name", "")) for t in outs]
         node_id = f"{segment}:{i}"
-        module, source = _attribution(name, in_names, out_names)
+        module, source = _attribution(name, out_names)
         formats = list(dict.fromkeys(str(t.get("Format/Datatype", "")) for t in outs if t.get("Format/Datatype")))
         rows.append(
             {

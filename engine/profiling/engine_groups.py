@@ -31,9 +31,9 @@ def default_depth(graph: EngineGraph, groups: int = 8, deepest: int = 4) -> int:
 
 
 def collapse(graph: EngineGraph, depth: int) -> EngineGraph:
-    """Consecutive layers of one segment whose modules share the first ``depth`` path parts → one node (a layer
-    with no module name joins no group unless its neighbours have none either). PyTorch subgraphs stay as they
-    are. Edges are mapped onto the groups (edges inside a group dropped, duplicates merged)."""
+    """Consecutive layers of one segment whose modules share the first ``depth`` path parts → one node (layers
+    with no module name between two layers of one group join it; elsewhere they group among themselves). PyTorch
+    subgraphs stay as they are. Edges are mapped onto the groups (edges inside a group dropped, duplicates merged)."""
     if depth < 1:
         raise ValueError("depth must be at least 1")
     nodes = graph.nodes
@@ -43,6 +43,7 @@ def collapse(graph: EngineGraph, depth: int) -> EngineGraph:
         (seg, module_key(mod, depth) or NO_MODULE) if runtime == "tensorrt" else (seg, f"#{i}")
         for i, (seg, mod, runtime) in enumerate(nodes[["segment", "module", "runtime"]].itertuples(index=False))
     ]
+    _fill_gaps(keys)
     group_of, groups = {}, []
     for i, key in enumerate(keys):
         if i == 0 or key != keys[i - 1]:
@@ -95,6 +96,19 @@ def collapse(graph: EngineGraph, depth: int) -> EngineGraph:
     )
     mapped = mapped[mapped["source"] != mapped["target"]].drop_duplicates(["source", "target"], ignore_index=True)
     return EngineGraph(out, mapped, graph.notes, graph.engines_from_layer_info)
+
+
+def _fill_gaps(keys: list[tuple[str, str]]) -> None:
+    """Unnamed layers that run between two layers of the same module group (Myelin's reshapes, signals and waits
+    inside a block) join that group: a group is a stretch of execution, and it stays one stretch."""
+    last_named: int | None = None
+    for i, key in enumerate(keys):
+        if key[1] == NO_MODULE:
+            continue
+        if last_named is not None and i - last_named > 1 and keys[last_named] == key:
+            for j in range(last_named + 1, i):
+                keys[j] = key
+        last_named = i
 
 
 def matching(nodes: pd.DataFrame, query: str) -> pd.Series:
@@ -167,8 +181,6 @@ def node_details(graph: EngineGraph, node_id: str) -> pd.DataFrame:
             value = f"{value:.4f}"
         elif col == "share":
             value = f"{value:.2%}"
-        elif col == "module_source" and value == "input tensor":
-            value = "input tensor (the layer reads this module's output)"
         rows.append({"field": label, "value": str(value)})
     names = dict(zip(graph.nodes["node_id"], graph.nodes["name"], strict=True))
     e = graph.edges
