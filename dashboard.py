@@ -22,6 +22,7 @@ def pages(signed_in: bool) -> list[st.Page]:
             "pages/profile.py", title="Profile", icon=":material/play_circle:", url_path="profile", default=signed_in
         ),
         st.Page("pages/layers.py", title="Layers", icon=":material/bar_chart:", url_path="layers"),
+        st.Page("pages/engine_view.py", title="Engine", icon=":material/hub:", url_path="engine"),
         st.Page("pages/segmentation.py", title="Segmentation", icon=":material/account_tree:", url_path="segmentation"),
         st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
         st.Page("pages/sweep.py", title="Sweeps", icon=":material/tune:", url_path="sweep"),

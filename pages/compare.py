@@ -9,6 +9,7 @@ through_dashboard()
 from engine.charts import compare as compare_charts
 from engine.compare import cards as compare_cards
 from engine.compare import differences, history, metrics, settings_table
+from ui.compare_kernels import kernel_section
 from ui.exports import report_button
 from ui.navigation import link_to
 from ui.run_picker import pick_runs
@@ -96,6 +97,7 @@ st.plotly_chart(
     width="stretch",
     key="chart_layer_types",
 )
+kernel_section(runs, baseline_id, labels)
 
 st.subheader("Settings that differ")
 differ = settings_table.differing_settings(runs)

@@ -88,7 +88,7 @@ def runs_html(store: RunStore, run_ids: Sequence[str], *, baseline_id: str | Non
     from engine.report.document import render
     from engine.report.runs import comparison_report
 
-    return render(comparison_report(runs, baseline_id))
+    return render(comparison_report(runs, baseline_id, store))
 
 
 def study_html(store: RunStore, study_id: str, *, tolerance_rel_l2: float = DEFAULT_TOLERANCE_REL_L2) -> bytes:

@@ -33,6 +33,7 @@ from engine.report.document import (
     Table,
     fmt,
 )
+from engine.report.engine_blocks import engine_blocks, kernel_blocks
 from engine.report.errors import ReportError
 from engine.report.run_blocks import (
     environment_table,
@@ -68,6 +69,7 @@ def single_run_report(store: RunStore, run: RunResult) -> Report:
     sections = [
         Section("summary", "Summary", summary),
         Section("layers", "Per-layer latency", layer_blocks(run)),
+        Section("engine", "Engine graph", engine_blocks(store, run)),
         Section("segmentation", "Graph segmentation", segmentation_blocks(run)),
         Section("environment", "Environment", [environment_table([run])]),
         Section("reproduce", "Request and how to reproduce it", request_blocks(run)),
@@ -225,7 +227,9 @@ METRIC_FORMATS = {
 }
 
 
-def comparison_report(runs: Sequence[RunResult], baseline_id: str | None = None) -> Report:
+def comparison_report(
+    runs: Sequence[RunResult], baseline_id: str | None = None, store: RunStore | None = None
+) -> Report:
     """What the Compare page shows for these runs against the baseline (the first run unless named)."""
     if baseline_id is not None and baseline_id not in {r.run_id for r in runs}:
         raise ReportError(
@@ -284,6 +288,11 @@ def comparison_report(runs: Sequence[RunResult], baseline_id: str | None = None)
         [
             Section("summary", "Summary", summary),
             Section("charts", "Charts", charts_blocks),
+            *(
+                [Section("kernels", "Time split and kernel diff", kernel_blocks(store, runs, base.run_id, labels))]
+                if store is not None
+                else []
+            ),
             Section("settings", "Settings", settings),
             Section("environment", "Environment", [environment_table(runs, labels)]),
             Section("runs", "Each run", per_run_blocks(runs)),
