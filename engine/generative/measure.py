@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 SETTLE_S = 0.3  # back-to-back calls before each timed figure: the GPU raises its clocks
 SPLIT_ITERS = 10
 ENQUEUE_ITERS = 20
+GPU_WINDOWS = 3  # profiler sessions per GPU figure (min/max of their per-call figures give its spread)
 
 
 def prefill_cache_len(request: GenerateRequest, prompt_len: int) -> int:
@@ -106,8 +107,13 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn: Callable[[], Any], request: GenerateRequest, batch: int, warnings: list[str]) -> Spread:
-    """End-to-end spread of ``fn`` and, on the GPU, its GPU figure (a failed trace is a warning)."""
+def timed(
+    fn: Callable[[], Any], request: GenerateRequest, batch: int, warnings: list[str], gpu_figure: bool = True
+) -> Spread:
+    """End-to-end spread of ``fn`` and, on the GPU with ``gpu_figure``, its GPU figure (a failed trace is a
+    warning). The trace is the slow part of a figure (seconds for a Llama step), so it is taken where the verdicts
+    read it: the prefill and the decode step by context, not the batch sweep or the graph replays (a replay
+    launches everything at once: its end-to-end figure is already the GPU's)."""
     cuda = request.device.startswith("cuda")
     if cuda:
         with torch.inference_mode():
@@ -123,9 +129,10 @@ def timed(fn: Callable[[], Any], request: GenerateRequest, batch: int, warnings:
         batch_size=batch,
     )
     gpu = None
-    if cuda:
+    if cuda and gpu_figure:
         try:
-            gpu = gpu_time.measure(fn, per_window=gpu_time.inferences_per_window(stats.median_ms)).gpu_time
+            per_window = gpu_time.inferences_per_window(stats.median_ms)
+            gpu = gpu_time.measure(fn, per_window=per_window, windows=GPU_WINDOWS).gpu_time
         except Exception as e:
             log.warning("GPU-time pass failed", exc_info=True)
             warnings.append(f"GPU time not measured: {first_line(e)}")
@@ -133,16 +140,16 @@ def timed(fn: Callable[[], Any], request: GenerateRequest, batch: int, warnings:
 
 
 def decode_point(
-    programs: Programs, request: GenerateRequest, batch: int, context: int, warnings: list[str]
+    programs: Programs, request: GenerateRequest, batch: int, context: int, warnings: list[str], gpu_figure: bool
 ) -> DecodePoint:
     call = programs.decode(batch, context)
     loop = DecodeLoop(call, *programs.decode_inputs(batch, context))
-    spread = timed(loop.step, request, batch, warnings)
+    spread = timed(loop.step, request, batch, warnings, gpu_figure)
     graph, graph_error = None, ""
     if request.cuda_graphs:
         try:
             replay = DecodeLoop(call, *programs.decode_inputs(batch, context), cuda_graph=True)
-            graph = timed(replay.step, request, batch, warnings)
+            graph = timed(replay.step, request, batch, warnings, gpu_figure=False)
         except Exception as e:
             log.info("CUDA graph capture failed", exc_info=True)
             graph_error = f"capture failed: {first_line(e)}"
@@ -212,12 +219,12 @@ def measure_backend(
     decode = []
     for c in request.contexts:
         progress(f"{backend}: decode step at context {c}")
-        decode.append(decode_point(programs, request, 1, c, warnings))
+        decode.append(decode_point(programs, request, 1, c, warnings, gpu_figure=True))
     batches = [decode[0]]
     for b in request.batch_sizes:
         if b != 1:
             progress(f"{backend}: decode step at batch {b}")
-            batches.append(decode_point(programs, request, b, request.contexts[0], warnings))
+            batches.append(decode_point(programs, request, b, request.contexts[0], warnings, gpu_figure=False))
     batches.sort(key=lambda d: d.batch)
     if 1 not in request.batch_sizes:
         batches = [d for d in batches if d.batch != 1]

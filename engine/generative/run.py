@@ -51,6 +51,8 @@ def execute(request: GenerateRequest, progress: Progress = lambda _: None) -> Ge
     for name in request.backends:
         figures, generation = measure_backend(decoder, request, name, warnings, progress)
         backends[name], generations[name] = figures, generation
+        if request.device.startswith("cuda"):
+            torch.cuda.empty_cache()  # the backend's programs are gone: give their memory to the next one
     if "eager" not in generations and len(request.backends) and request.backend != "eager":
         progress("eager: the reference greedy tokens")
         from engine.generative.measure import Programs, generate  # noqa: PLC0415
