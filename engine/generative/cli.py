@@ -75,6 +75,27 @@ def request_from_args(ns: argparse.Namespace) -> GenerateRequest:
     )
 
 
+def command_line(request: GenerateRequest) -> list[str]:
+    """The arguments of ``python -m engine`` that run ``request`` (what the page runs in a fresh process)."""
+
+    def ints(values: tuple[int, ...]) -> str:
+        return ",".join(map(str, values))
+
+    args = [
+        "profile", "--task", "generate", "--model", request.model, "--backend", request.backend,
+        "--precision", request.precision, "--device", request.device,
+        "--prompt-lengths", ints(request.prompt_lengths), "--new-tokens", str(request.new_tokens),
+        "--contexts", ints(request.contexts), "--batch-sizes", ints(request.batch_sizes),
+        "--budget-ms", f"{request.latency_budget_ms:g}", "--iters", str(request.timed_iters),
+        "--warmup", str(request.warmup_iters), "--seed", str(request.seed),
+    ]  # fmt: skip
+    if request.compare_with:
+        args += ["--compare", ",".join(request.compare_with)]
+    if request.cuda_graphs:
+        args.append("--cuda-graphs")
+    return args
+
+
 def main(argv: list[str]) -> int:
     from engine.generative.run import execute  # noqa: PLC0415 - torch only once the arguments parse
     from engine.store import generative_runs  # noqa: PLC0415
