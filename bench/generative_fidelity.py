@@ -32,7 +32,7 @@ def main() -> int:
     import torch
 
     from bench.fidelity import plain_gpu_ms
-    from engine.generative.measure import Programs, timed
+    from engine.generative.measure import Programs, timed, traced
     from engine.generative.programs import DecodeLoop
     from engine.generative.request import GenerateRequest
     from engine.generative.run import prepare
@@ -53,7 +53,7 @@ def main() -> int:
     programs = Programs(decoder, "tensorrt", "cuda", request.seed)
     loop = DecodeLoop(programs.decode(1, args.context), *programs.decode_inputs(1, args.context))
     warnings: list[str] = []
-    spread = timed(loop.step, request, 1, warnings)
+    spread = traced(loop.step, timed(loop.step, request, 1), warnings)
     if spread.gpu_ms is None:
         print(f"RESULT generative_fidelity_decode_gpu_ms ratio=nan goal=1+-{GOAL} FAIL ({warnings})")
         return 1

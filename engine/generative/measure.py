@@ -9,6 +9,7 @@ holds still between processes where end-to-end latency does not.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import statistics
 import time
@@ -58,7 +59,12 @@ class Programs:
             with torch.inference_mode():
                 program, example = make()
                 t0 = time.perf_counter()
-                call = compile_program(program, example, self.backend)
+                if self.backend == "tensorrt":  # Torch-TensorRT lowers outside inference mode, on plain tensors
+                    with torch.inference_mode(False), torch.no_grad():
+                        plain = tuple(t.clone() for t in example)
+                        call = compile_program(program, plain, self.backend)
+                else:
+                    call = compile_program(program, example, self.backend)
                 if self.backend != "eager":  # inductor compiles on its first call; TensorRT's first call allocates
                     call(*example)
                 sync(self.device)
@@ -107,15 +113,9 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def timed(
-    fn: Callable[[], Any], request: GenerateRequest, batch: int, warnings: list[str], gpu_figure: bool = True
-) -> Spread:
-    """End-to-end spread of ``fn`` and, on the GPU with ``gpu_figure``, its GPU figure (a failed trace is a
-    warning). The trace is the slow part of a figure (seconds for a Llama step), so it is taken where the verdicts
-    read it: the prefill and the decode step by context, not the batch sweep or the graph replays (a replay
-    launches everything at once: its end-to-end figure is already the GPU's)."""
-    cuda = request.device.startswith("cuda")
-    if cuda:
+def timed(fn: Callable[[], Any], request: GenerateRequest, batch: int) -> Spread:
+    """End-to-end spread of ``fn`` (on the GPU after ``SETTLE_S`` of back-to-back calls)."""
+    if request.device.startswith("cuda"):
         with torch.inference_mode():
             end = time.perf_counter() + SETTLE_S
             while time.perf_counter() < end:
@@ -128,33 +128,39 @@ def timed(
         timed_iters=request.timed_iters,
         batch_size=batch,
     )
-    gpu = None
-    if cuda and gpu_figure:
-        try:
-            per_window = gpu_time.inferences_per_window(stats.median_ms)
-            gpu = gpu_time.measure(fn, per_window=per_window, windows=GPU_WINDOWS).gpu_time
-        except Exception as e:
-            log.warning("GPU-time pass failed", exc_info=True)
-            warnings.append(f"GPU time not measured: {first_line(e)}")
-    return Spread.of(stats, gpu)
+    return Spread.of(stats)
+
+
+def traced(fn: Callable[[], Any], spread: Spread, warnings: list[str]) -> Spread:
+    """``spread`` with the GPU figure of ``fn`` (a failed trace is a warning and leaves it without)."""
+    try:
+        per_window = gpu_time.inferences_per_window(spread.median_ms)
+        gpu = gpu_time.measure(fn, per_window=per_window, windows=GPU_WINDOWS).gpu_time
+    except Exception as e:
+        log.warning("GPU-time pass failed", exc_info=True)
+        warnings.append(f"GPU time not measured: {first_line(e)}")
+        return spread
+    return dataclasses.replace(spread, gpu_ms=gpu.median_ms, gpu_min_ms=gpu.min_ms, gpu_max_ms=gpu.max_ms)
 
 
 def decode_point(
-    programs: Programs, request: GenerateRequest, batch: int, context: int, warnings: list[str], gpu_figure: bool
-) -> DecodePoint:
+    programs: Programs, request: GenerateRequest, batch: int, context: int
+) -> tuple[DecodePoint, DecodeLoop]:
+    """The step timed plain and, with the knob, replayed as a CUDA graph; the plain loop, for a later trace."""
     call = programs.decode(batch, context)
     loop = DecodeLoop(call, *programs.decode_inputs(batch, context))
-    spread = timed(loop.step, request, batch, warnings, gpu_figure)
+    spread = timed(loop.step, request, batch)
     graph, graph_error = None, ""
     if request.cuda_graphs:
         try:
             replay = DecodeLoop(call, *programs.decode_inputs(batch, context), cuda_graph=True)
-            graph = timed(replay.step, request, batch, warnings, gpu_figure=False)
+            graph = timed(replay.step, request, batch)
+            del replay
         except Exception as e:
             log.info("CUDA graph capture failed", exc_info=True)
             graph_error = f"capture failed: {first_line(e)}"
             sync(request.device)
-    return DecodePoint(context, batch, spread, graph, graph_error)
+    return DecodePoint(context, batch, spread, graph, graph_error), loop
 
 
 def enqueue_ms(step: Callable[[], Any], device: str) -> float:
@@ -199,51 +205,78 @@ def generate(programs: Programs, request: GenerateRequest, cuda_graph: bool = Fa
     return Generation(torch.cat(tokens, 1).cpu(), kept)
 
 
+@dataclass
+class Measured:
+    """One backend's figures before the GPU traces: what to trace, kept alive until then (its programs with it)."""
+
+    figures: BackendFigures
+    generation: Generation
+    programs: Programs
+    prefill_calls: list[Callable[[], Any]]
+    decode_loops: list[DecodeLoop]
+    enqueue_ms: float | None
+
+
 def measure_backend(
     decoder: CausalDecoder,
     request: GenerateRequest,
     backend: str,
-    warnings: list[str],
     progress: Callable[[str], None] = lambda _: None,
-) -> tuple[BackendFigures, Generation]:
+) -> Measured:
+    """Every host-sensitive figure of one backend: generation, end-to-end timings, CUDA-graph replays, the enqueue
+    time and the per-layer split. No GPU trace yet: a torch.profiler trace slows the timings that follow it in the
+    same process (engine/profiling/gpu_time.py), so ``add_gpu_figures`` runs after every backend's timings."""
     programs = Programs(decoder, backend, request.device, request.seed)
     progress(f"{backend}: generating {request.new_tokens} greedy tokens")
     generation = generate(programs, request)
-    prefill = []
+    prefill, prefill_calls = [], []
     for p in request.prompt_lengths:
         progress(f"{backend}: prefill of {p} tokens")
         cache_len = prefill_cache_len(request, p)
-        call = programs.prefill(1, p, cache_len)
-        ids = programs.prompt(1, p)
-        prefill.append(PrefillPoint(p, cache_len, timed(lambda c=call, x=ids: c(x), request, 1, warnings)))
-    decode = []
+        call, ids = programs.prefill(1, p, cache_len), programs.prompt(1, p)
+        prefill_calls.append(lambda c=call, x=ids: c(x))
+        prefill.append(PrefillPoint(p, cache_len, timed(prefill_calls[-1], request, 1)))
+    decode, loops = [], []
     for c in request.contexts:
         progress(f"{backend}: decode step at context {c}")
-        decode.append(decode_point(programs, request, 1, c, warnings, gpu_figure=True))
-    batches = [decode[0]]
-    for b in request.batch_sizes:
-        if b != 1:
-            progress(f"{backend}: decode step at batch {b}")
-            batches.append(decode_point(programs, request, b, request.contexts[0], warnings, gpu_figure=False))
-    batches.sort(key=lambda d: d.batch)
-    if 1 not in request.batch_sizes:
-        batches = [d for d in batches if d.batch != 1]
-    host = None
-    first = decode[0]
-    if request.device.startswith("cuda") and first.spread.gpu_ms is not None:
-        loop = DecodeLoop(programs.decode(1, first.context), *programs.decode_inputs(1, first.context))
-        host = HostOverhead(
-            first.spread.median_ms,
-            first.spread.gpu_ms,
-            enqueue_ms(loop.step, request.device),
-            None if first.graph is None else first.graph.median_ms,
-        )
+        point, loop = decode_point(programs, request, 1, c)
+        decode.append(point)
+        loops.append(loop)
+    batches = [decode[0]] if 1 in request.batch_sizes else []
+    for b in sorted(set(request.batch_sizes) - {1}):
+        progress(f"{backend}: decode step at batch {b}")
+        batches.append(decode_point(programs, request, b, request.contexts[0])[0])
+    cuda = request.device.startswith("cuda")
+    enqueue = enqueue_ms(loops[0].step, request.device) if cuda else None
     split: dict[str, float] = {}
     if backend == "eager":
         progress("eager: per-layer split of one decode step")
-        loop = DecodeLoop(programs.decode(1, first.context), *programs.decode_inputs(1, first.context))
-        split = layer_split.split_ms(decoder, loop.step, SPLIT_ITERS, request.device.startswith("cuda"))
-    figures = BackendFigures(
-        backend, dict(programs.build_s), prefill, decode, batches, host, split, generation.tokens.tolist()
-    )
-    return figures, generation
+        split = layer_split.split_ms(decoder, loops[0].step, SPLIT_ITERS, cuda)
+    figures = BackendFigures(backend, dict(programs.build_s), prefill, decode, batches, None, split,
+                             generation.tokens.tolist())  # fmt: skip
+    return Measured(figures, generation, programs, prefill_calls, loops, enqueue)
+
+
+def add_gpu_figures(
+    m: Measured, warnings: list[str], progress: Callable[[str], None] = lambda _: None
+) -> BackendFigures:
+    """The figures with the GPU figure of the prefill and of the decode step by context (the verdicts read these; a
+    graph replay launches everything at once, so its end-to-end figure is already the GPU's), and the host
+    overhead that needs it."""
+    f = m.figures
+    progress(f"{f.backend}: GPU time of the prefill and the decode step")
+    prefill = [
+        dataclasses.replace(p, spread=traced(fn, p.spread, warnings))
+        for p, fn in zip(f.prefill, m.prefill_calls, strict=True)
+    ]
+    decode = [
+        dataclasses.replace(p, spread=traced(loop.step, p.spread, warnings))
+        for p, loop in zip(f.decode, m.decode_loops, strict=True)
+    ]
+    batches = [decode[0] if p is f.decode[0] else p for p in f.batches]
+    first = decode[0]
+    host = None
+    if m.enqueue_ms is not None and first.spread.gpu_ms is not None:
+        host = HostOverhead(first.spread.median_ms, first.spread.gpu_ms, m.enqueue_ms,
+                            None if first.graph is None else first.graph.median_ms)  # fmt: skip
+    return dataclasses.replace(f, prefill=prefill, decode=decode, batches=batches, host=host)

@@ -10,7 +10,7 @@ import torch
 
 from engine.generative import checks, sources
 from engine.generative.figures import GenerativeRun, MemoryFigures
-from engine.generative.measure import Generation, measure_backend
+from engine.generative.measure import Generation, Programs, add_gpu_figures, generate, measure_backend
 from engine.generative.models import CausalDecoder
 from engine.generative.request import GenerateRequest, check
 from engine.generative.static_cache import TORCH_DTYPES, bytes_per_token, largest_batch, weight_bytes
@@ -47,16 +47,16 @@ def execute(request: GenerateRequest, progress: Progress = lambda _: None) -> Ge
     decoder, free = prepare(request)
     config = decoder.config
     warnings: list[str] = []
+    measured = {name: measure_backend(decoder, request, name, progress) for name in request.backends}
     backends, generations = {}, {}
-    for name in request.backends:
-        figures, generation = measure_backend(decoder, request, name, warnings, progress)
-        backends[name], generations[name] = figures, generation
-        if request.device.startswith("cuda"):
-            torch.cuda.empty_cache()  # the backend's programs are gone: give their memory to the next one
-    if "eager" not in generations and len(request.backends) and request.backend != "eager":
+    for name, m in measured.items():
+        backends[name] = add_gpu_figures(m, warnings, progress) if request.device.startswith("cuda") else m.figures
+        generations[name] = m.generation
+    del measured  # the programs: their memory goes before the eager reference is generated
+    if request.device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    if "eager" not in generations:
         progress("eager: the reference greedy tokens")
-        from engine.generative.measure import Programs, generate  # noqa: PLC0415
-
         generations["eager"] = generate(Programs(decoder, "eager", request.device, request.seed), request)
     token_checks = [
         _check(name, generations[name], generations["eager"]) for name in request.backends if name != "eager"
