@@ -3,6 +3,7 @@
 python -m engine profile --model resnet18 --batch 1 [--backend tensorrt --precision fp16 ...] [--json]
                                            [--timeout S]  give up after S seconds (exit code 124)
                                            (model files run in a child process, --timeout or not)
+python -m engine profile --model hf/gpt2 --task generate ...   prefill and decode apart (engine/generative, --help)
 python -m engine runs                      list stored runs, the bundled samples included (as the dashboard)
 python -m engine capabilities              what this machine can do
 python -m engine report ID[,ID...] -o F    self-contained HTML report of runs or --study ID (engine/report)
@@ -24,6 +25,7 @@ from typing import Any
 
 from engine import capabilities, run_figures
 from engine.errors import ConfigError, ModelError, UserError
+from engine.generative.task import generative_task
 from engine.models.files import FILE_PREFIX
 from engine.report.cli import add_report_command
 from engine.runner import Outcome, check_request, execute
@@ -198,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         from engine.jobs import worker_main  # noqa: PLC0415 - only the worker needs the queue
 
         return worker_main(argv[1:])
+    if argv[:1] == ["profile"] and generative_task(argv):
+        from engine.generative.cli import main as generate_main  # noqa: PLC0415
+
+        return generate_main(argv[1:])
     if argv and argv[0] == "localise":
         from engine.studies.localisation.cli import main as localise_main  # noqa: PLC0415
 

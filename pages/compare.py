@@ -11,11 +11,14 @@ from engine.compare import cards as compare_cards
 from engine.compare import differences, history, metrics, settings_table
 from ui.compare_kernels import kernel_section
 from ui.exports import report_button
+from ui.generative import runs_section
 from ui.navigation import link_to
 from ui.run_picker import pick_runs
 from ui.store import get_store
 
 st.title("Compare runs")
+with st.expander("Compare generative runs (like with like)"):
+    runs_section("gen_compare")
 runs = pick_runs(metrics.MAX_COMPARED, label="Runs to compare")
 if len(runs) < 2:
     st.info(

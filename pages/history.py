@@ -12,6 +12,7 @@ from engine.compare import history, metrics
 from engine.store import RunNotFound
 from ui.access import refused
 from ui.errors import show_error
+from ui.generative import runs_section
 from ui.navigation import link_to, page_url
 from ui.run_picker import forget_selection, pick_runs
 from ui.store import forget_runs, get_store
@@ -29,6 +30,8 @@ def _gpu_time(root: str, run_id: str) -> str:
 
 
 st.title("Run history")
+with st.expander("Generative runs (prefill and decode apart)"):
+    runs_section("gen_history")
 store = get_store()
 summary = store.list_runs()
 if summary.empty:

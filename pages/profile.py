@@ -14,6 +14,7 @@ from engine.settings.request import CompileSettings, MeasureSettings, RunRequest
 from engine.studies import dynamic_cost
 from ui.exports import report_button
 from ui.figures import timing_row
+from ui.generative import generative_mode, generative_page
 from ui.job_panel import checked_request, gpu_picker, job_panel, queue_overview, submit
 from ui.knobs import compile_disabled_reasons, knob_section, knob_widget
 from ui.markdown import plain
@@ -24,6 +25,9 @@ from ui.store import get_store
 
 st.title("Profile a model")
 caps = capabilities.detect()
+if generative_mode():
+    generative_page(caps)
+    st.stop()
 default = RunRequest()
 fields = {f.name: f for f in RunRequest.__dataclass_fields__.values()}
 

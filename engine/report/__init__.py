@@ -9,6 +9,7 @@ give the same bytes (nothing in a report depends on when it was written).
     study_html(store, "<study id>")                     a knob sweep, precision ladder or batch sweep
     autotune_html(store, autotune_report)               an auto-tune search held by the page that ran it
     trace_json(store, ids)                              Chrome-trace JSON of the runs' per-layer profiles
+    generative_html(ids)                                generative runs (engine/generative): one, or like with like
     store_fingerprint(store)                            changes when any report of the store could (a cache key)
 """
 
@@ -36,6 +37,8 @@ __all__ = [
     "autotune_html",
     "file_name",
     "find_study",
+    "generative_html",
+    "is_generative",
     "load_runs",
     "parse_ids",
     "runs_html",
@@ -112,6 +115,32 @@ def trace_json(store: RunStore, run_ids: Sequence[str]) -> bytes:
     from engine.report.trace import chrome_trace
 
     return chrome_trace(load_runs(store, run_ids))
+
+
+def is_generative(run_ids: Sequence[str]) -> bool:
+    """Whether every id names a stored (or bundled) generative run."""
+    from engine.store import generative_runs  # noqa: PLC0415
+
+    stored = {d.get("run_id") for d in generative_runs.load_all()}
+    ids = parse_ids(run_ids)
+    return bool(ids) and all(i in stored for i in ids)
+
+
+def generative_html(run_ids: Sequence[str]) -> bytes:
+    """The report of one generative run, or of 2-6 compared like with like (``ReportError`` otherwise)."""
+    from engine.generative.figures import GenerativeRun  # noqa: PLC0415
+    from engine.report.document import render  # noqa: PLC0415
+    from engine.report.generative import generative_report  # noqa: PLC0415
+    from engine.store import generative_runs  # noqa: PLC0415
+
+    ids = parse_ids(run_ids)
+    if len(ids) > MAX_COMPARED:
+        raise ReportError(f"{len(ids)} runs given; a report compares at most {MAX_COMPARED}.")
+    try:
+        runs = [GenerativeRun.from_dict(generative_runs.get(i)) for i in ids]
+    except RunNotFound as e:
+        raise ReportError(e.message, "python -m engine runs lists the stored runs.") from None
+    return render(generative_report(runs))
 
 
 def store_fingerprint(store: RunStore) -> str:

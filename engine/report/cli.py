@@ -84,6 +84,8 @@ def _report(ns: argparse.Namespace) -> int:
     if ns.output:
         if ns.study:
             data, what = report.study_html(store, ns.study, tolerance_rel_l2=ns.tolerance), f"study {ns.study}"
+        elif report.is_generative(ids):
+            data, what = report.generative_html(ids), f"generative run {ids[0]}" if len(ids) == 1 else "comparison"
         else:
             data = report.runs_html(store, ids, baseline_id=ns.baseline)
             what = f"run {ids[0]}" if len(ids) == 1 else f"comparison of {len(ids)} runs"
