@@ -284,9 +284,10 @@ def main() -> int:
     import torch_tensorrt
 
     iters, calls = (100, 10) if args.quick else (200, 20)
+    features = getattr(getattr(torch_tensorrt, "_features", None), "ENABLED_FEATURES", None)
     print(
         f"device: {torch.cuda.get_device_name()} | torch {torch.__version__} | torch_tensorrt "
-        f"{torch_tensorrt.__version__} | rtx {torch_tensorrt._features.ENABLED_FEATURES.tensorrt_rtx}"
+        f"{torch_tensorrt.__version__} | rtx {getattr(features, 'tensorrt_rtx', '?')}"
     )
     names = {"single": "single", "multi": args.multi, "dynamic": "dynamic"}
     ok = True

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.compare.metrics import profiling_overhead
-from engine.profiling import engine_precision
+from engine.profiling import engine_precision, invariants
 from engine.result import RunResult
 from engine.studies.judging import gpu_time_absence
 from engine.studies.statistics import GPU_TIME, format_ms
@@ -67,12 +67,21 @@ def gpu_figure(run: RunResult) -> Figure:
             "Kernel time per inference from a CUDA-activity trace, measured on NVIDIA GPUs in a pass of "
             "its own after end-to-end timing.",
         )
+    if g.is_busy:
+        work = f", kernel work {format_ms(g.kernel_sum_ms, GPU_TIME)}" if g.kernel_sum_ms is not None else ""
+        what = f"busy time: the union of every kernel's interval on every stream{work}, from a CUDA-activity trace"
+    else:
+        what = (
+            "a kernel-duration sum recorded before busy time existed (kernels on parallel streams count twice): "
+            "not judged on"
+        )
+    # the checks every GPU run must pass, as the run's own warnings say them (stored runs: checked now)
+    failed = [f.text for f in invariants.check(run) if f.check != invariants.BUSY_MEASURED]
     return Figure(
         GPU,
         format_ms(g.median_ms, GPU_TIME),
         f"window spread {g.spread_pct:.2f}% ({g.windows} windows, {g.iters} inferences) · "
-        f"{_kernels(g.kernels_per_inference)} kernels per inference · from a CUDA-activity trace; what "
-        "kernel knobs are judged on (it holds still where end-to-end swings)",
+        f"{_kernels(g.kernels_per_inference)} kernels per inference · {what}" + "".join(f" · {t}" for t in failed),
         g.median_ms,
     )
 

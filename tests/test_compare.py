@@ -258,15 +258,17 @@ def test_the_bundled_batch_8_and_batch_1_runs_are_compared_per_sample_with_the_b
     assert labels[b1.run_id] == f"batch=1 shapes=static {b1.run_id[-8:]}"
     (*same, head) = differences.comparison_header([b8, b1])
     assert b8.plan_fingerprint != b1.plan_fingerprint and same == []  # two engine plans: no same-engine claim
-    # the batch changes the kernels: judged on GPU time, per sample
+    # the batch changes the kernels, but the dynamic engine has no replay and its stored GPU time is a kernel sum
+    # (windows 6% apart): judged end to end, per sample, saying why
     assert head.startswith(
-        "Differs: batch (8 · 1), inputs (dynamic batch 1..32 · static). Judged on GPU time per "
+        "Differs: batch (8 · 1), inputs (dynamic batch 1..32 · static). Judged on end-to-end latency per "
         "sample (the batch sizes differ"
     )
+    assert "no CUDA-graph replay (the engine takes dynamic shapes)" in head
     assert "cache" not in head  # engine caching changes nothing measured
     table = metrics.metric_table([b8, b1], baseline_id=b1.run_id).set_index("run_id")
-    # per call batch 8 is slower; per sample it is faster: the GPU-time throughput ratio
-    g8, g1 = b8.gpu_time.median_ms, b1.gpu_time.median_ms
+    # per call batch 8 is slower; per sample it is faster: the throughput ratio
+    g8, g1 = b8.latency.median_ms, b1.latency.median_ms
     assert g8 > g1 and b8.latency.median_ms > b1.latency.median_ms
     assert table.loc[b8.run_id, "speedup"] == pytest.approx((8 / g8) / (1 / g1))
     assert table.loc[b8.run_id, "delta_pct"] == pytest.approx(100 * (g8 / 8 / g1 - 1))
@@ -288,11 +290,11 @@ def test_a_host_setting_is_judged_end_to_end_and_named():
 
 
 def _with_gpu(run, gpu_ms: float, plan: str, *, run_id: str):
-    from engine.result import GpuTime
+    """The run with settled GPU busy time ``gpu_ms`` and plan ``plan`` (its recorded replay kept)."""
+    from engine.result import BUSY, GpuTime
 
-    return dataclasses.replace(
-        run, run_id=run_id, gpu_time=GpuTime(gpu_ms, gpu_ms * 0.999, gpu_ms * 1.001, 73, 200, 5), plan_fingerprint=plan
-    )
+    busy = GpuTime(gpu_ms, gpu_ms * 0.999, gpu_ms * 1.001, 73, 200, 5, figure=BUSY, settled=True)
+    return dataclasses.replace(run, run_id=run_id, gpu_time=busy, plan_fingerprint=plan)
 
 
 def test_runs_of_one_engine_plan_are_said_to_be_the_same_engine_before_any_number():
@@ -304,19 +306,25 @@ def test_runs_of_one_engine_plan_are_said_to_be_the_same_engine_before_any_numbe
         "opt=0 aaaaaaaa and opt=5 bbbbbbbb ran the same engine plan on the same GPU at the same "
         "shapes: the same engine, so any latency gap between them is noise."
     )
-    assert lines[1] == "Differs: optimization_level (0 · 5). Judged on GPU time."
+    # both runs were replayed as CUDA graphs: the replay judges (kernels and their overlap, no host launches)
+    assert lines[1] == "Differs: optimization_level (0 · 5). Judged on CUDA-graph replay."
     table = metrics.metric_table([a, b], baseline_id=a.run_id).set_index("run_id")
     assert table.loc[b.run_id, "same_plan"] and not table.loc[a.run_id, "same_plan"]
-    assert table.loc[b.run_id, "judged_on"] == "GPU time"
-    assert table.loc[b.run_id, "speedup"] == pytest.approx(0.3866 / 0.3867)
+    assert table.loc[b.run_id, "judged_on"] == "CUDA-graph replay"
+    assert table.loc[b.run_id, "speedup"] == pytest.approx(opt0.graph_replay.median_ms / opt5.graph_replay.median_ms)
     assert table.loc[b.run_id, "host_overhead_ms"] == pytest.approx(opt5.latency.median_ms - 0.3867)
     # another plan: no same-engine claim; one run without GPU time: judged end-to-end, saying why
     c = _with_gpu(opt5, 0.3700, "plan-B", run_id="20261201-000000-cccccccc")
-    assert differences.comparison_header([a, c])[0] == "Differs: optimization_level (0 · 5). Judged on GPU time."
+    header = differences.comparison_header([a, c])[0]
+    assert header == "Differs: optimization_level (0 · 5). Judged on CUDA-graph replay."
+    # without the replays, GPU busy time judges
+    a_, c_ = (dataclasses.replace(r, graph_replay=None) for r in (a, c))
+    header = differences.comparison_header([a_, c_])[0]
+    assert header.startswith("Differs: optimization_level (0 · 5). Judged on GPU time: no CUDA-graph replay")
     old = sample("resnet50_fp16_cudagraphs_off")  # recorded before GPU time existed
     assert old.gpu_time is None
     assert (
-        "GPU time not measured (recorded before GPU time existed) for this run"
+        "no CUDA-graph replay (not measured (recorded before GPU time existed)) for 1 of these runs"
         in differences.comparison_header([a, old])[-1]
     )
 
@@ -332,10 +340,10 @@ def test_cards_say_the_per_sample_change_and_speedup_and_mark_the_baseline():
     labels = settings_table.short_labels([b8, b1])
     assert [c.name for c in cards] == [labels[b8.run_id], labels[b1.run_id]]
     assert cards[0].value == f"{b8.latency.median_ms:.3f} ms"
-    assert cards[0].delta == f"{row.delta_pct:+.1f}% GPU time per sample · {row.speedup:.2f}×" and not cards[0].neutral
-    assert cards[0].delta.startswith("-6")  # per sample, batch 8 is far faster (see the test above)
+    assert cards[0].delta == f"{row.delta_pct:+.1f}% per sample · {row.speedup:.2f}×" and not cards[0].neutral
+    assert cards[0].delta.startswith("-75")  # per sample, batch 8 is far faster (see the test above)
     assert (cards[1].delta, cards[1].neutral) == ("baseline", True)
-    assert "are on GPU time per sample, against the baseline" in cards[0].help
+    assert "are on end-to-end latency per sample, against the baseline" in cards[0].help
     assert cards[0].caption == f"GPU time {b8.gpu_time.median_ms:.4f} ms · 85 kernels"
 
 

@@ -95,16 +95,24 @@ def test_the_cost_is_judged_on_gpu_time_when_both_runs_have_it(env):
     """Real runs with GPU time set as the backend fills it on a GPU (the figures are the logic's inputs)."""
     import dataclasses
 
-    from engine.result import GpuTime
+    from engine.result import BUSY, GpuTime, LatencyStats
 
     store = env
     dynamic = runner.execute(request(DYNAMIC, batch=4), store).result
     static = runner.execute(dynamic_cost.static_counterpart(dynamic), store).result
     cpu = dynamic_cost.DynamicCost(dynamic, static)
-    assert cpu.judging.metric == "e2e" and "GPU time needs an NVIDIA GPU" in cpu.text()
+    assert cpu.judging.metric == "e2e" and "GPU time not fit to judge (needs an NVIDIA GPU)" in cpu.text()
 
     def gpu(run, ms, plan):
-        return dataclasses.replace(run, gpu_time=GpuTime(ms, ms * 0.999, ms * 1.001, 12, 200, 5), plan_fingerprint=plan)
+        """Settled busy time ``ms``, end to end 0.3 ms above it, no replay (a dynamic engine is never replayed)."""
+        e2e = [ms + 0.3] * 20
+        return dataclasses.replace(
+            run,
+            gpu_time=GpuTime(ms, ms * 0.999, ms * 1.001, 12, 200, 5, figure=BUSY, settled=True),
+            plan_fingerprint=plan,
+            latency=LatencyStats.from_samples(e2e, run.latency.batch_size, "cuda_events"),
+            latency_samples_ms=e2e,
+        )
 
     cost = dynamic_cost.DynamicCost(gpu(dynamic, 0.4500, "dyn"), gpu(static, 0.3870, "st"))
     assert cost.judging.metric == "gpu_time"

@@ -95,3 +95,13 @@ def test_a_stored_gpu_time_without_the_new_fields_loads_as_a_kernel_sum():
     assert again.figure == KERNEL_SUM and again.kernel_sum_ms is None and again.settled is None
     fresh = RunResult.from_dict({**d, "gpu_time": {**old, "figure": BUSY, "kernel_sum_ms": 2.0, "settled": True}})
     assert fresh.gpu_time.is_busy and fresh.gpu_time.kernel_sum_ms == 2.0
+
+
+def test_the_run_page_and_report_say_a_stored_sum_and_its_failed_checks():
+    from engine import run_figures
+
+    fig = run_figures.gpu_figure(sample("vit_b_16_b8_ladder_int8_weight_only_fp16"))
+    assert "kernel-duration sum recorded before busy time" in fig.detail and "not judged on" in fig.detail
+    assert "exceeds the end-to-end latency 1.5885 ms" in fig.detail and "29% apart" in fig.detail
+    steady = run_figures.gpu_figure(sample("resnet50_fp16"))
+    assert "exceeds" not in steady.detail and "apart" not in steady.detail.split(" · ", 1)[1]

@@ -258,7 +258,7 @@ def test_sweep_runs_on_queue_is_tagged_and_judged_from_its_numbers(store):
     assert c.noise_ms == pytest.approx(max(ci, sweep.drift.fraction * c.reference_ms))
     text = v.markdown()
     assert sweeps.format_ms(c.reference_ms) in text and sweeps.format_ms(c.candidate_ms) in text
-    assert "GPU time needs an NVIDIA GPU" in text
+    assert "GPU time not fit to judge (needs an NVIDIA GPU)" in text
     if c.significant:
         assert "more than the noise" in text
     else:
@@ -646,15 +646,25 @@ def _gpu_run(
     *,
     repeat: int = 0,
     kernels: float = 73,
+    replay: bool = True,
     **changes,
 ) -> RunResult:
-    """A tensorrt run on the H200 with end-to-end samples ±1% around ``e2e_ms``, GPU time ``gpu_ms`` over 5 trace
-    windows (-0.05%..+0.08%) and engine plan ``plan`` (``gpu_ms=None``: recorded before GPU time existed)."""
-    from engine.result import GpuTime, GraphReplay
+    """A tensorrt run on the H200 with end-to-end samples ±1% around ``e2e_ms``, GPU busy time ``gpu_ms`` over 5
+    settled trace windows (-0.05%..+0.08%), a CUDA-graph replay 8 µs above it (``replay=False``: not attempted,
+    as for a dynamic engine) and engine plan ``plan`` (``gpu_ms=None``: recorded before GPU time existed)."""
+    from engine.result import BUSY, GpuTime, GraphReplay
 
     request = trt(**{"measure.repeat": repeat, **changes}).to_dict()
     samples = [e2e_ms * (1 + 0.01 * ((i * 7) % 5 - 2) / 2) for i in range(60)]
-    gpu = GpuTime(gpu_ms, gpu_ms * 0.9995, gpu_ms * 1.0008, kernels, 200, 5) if gpu_ms is not None else None
+    gpu = (
+        GpuTime(gpu_ms, gpu_ms * 0.9995, gpu_ms * 1.0008, kernels, 200, 5, figure=BUSY, settled=True)
+        if gpu_ms is not None
+        else None
+    )
+    dynamic = "not attempted: the engine takes dynamic shapes, and a graph records the launches of one shape only"
+    graph = GraphReplay(False, dynamic) if not replay else None
+    if replay and gpu_ms is not None:
+        graph = GraphReplay(True, "", gpu_ms + 0.008, gpu_ms + 0.007, gpu_ms + 0.01, 100)
     return RunResult(
         run_id=run_id,
         key=run_id,
@@ -667,9 +677,7 @@ def _gpu_run(
         stages_s={"export_s": 1.0, "compile_s": build_s - 1.0},
         engine_count=1,
         gpu_time=gpu,
-        graph_replay=GraphReplay(True, "", gpu_ms + 0.008, gpu_ms + 0.007, gpu_ms + 0.01, 100)
-        if gpu_ms is not None
-        else None,
+        graph_replay=graph,
         plan_fingerprint=plan,
     )
 
@@ -677,8 +685,9 @@ def _gpu_run(
 LEVEL = sweeps.OPTIMIZATION_LEVEL_KNOB
 
 
-def _levels(**extra: tuple) -> list[RunResult]:
-    """The issue's H200 figures: levels 0, 3 and 5 built one plan (73 kernels, 0.3866 ms), end-to-end all over."""
+def _levels(replay: bool = True, **extra: tuple) -> list[RunResult]:
+    """The issue's H200 figures: levels 0, 3 and 5 built one plan (73 kernels, 0.3866 ms), end-to-end all over;
+    ``replay=False``: no run captured a CUDA-graph replay, so GPU busy time judges."""
     runs = {
         "d": (0.601, 0.3866, "A", 5.9, 0, None),
         "d1": (1.127, 0.3868, "A", 5.8, 1, None),
@@ -689,14 +698,18 @@ def _levels(**extra: tuple) -> list[RunResult]:
         **extra,
     }
     return [
-        _gpu_run(rid, e2e, gpu, plan, build, repeat=rep, **{LEVEL: level})
+        _gpu_run(rid, e2e, gpu, plan, build, repeat=rep, replay=replay, **{LEVEL: level})
         for rid, (e2e, gpu, plan, build, rep, level) in runs.items()
     ]
 
 
 def test_the_same_engine_plan_is_said_first_and_settles_a_kernel_knob():
-    sweep = sweeps.sweep_from_results("levels", _levels(), knobs=(LEVEL,))
-    assert sweep.judging.metric == "gpu_time" and not sweep.judging.note
+    sweep = sweeps.sweep_from_results("levels", _levels(replay=False), knobs=(LEVEL,))
+    assert sweep.judging.metric == "gpu_time"
+    assert (
+        sweep.judging.note
+        == "judged on GPU time: no CUDA-graph replay (the engine takes dynamic shapes) for these runs"
+    )
     assert sweep.drift.metric == "gpu_time" and sweep.drift.fraction == pytest.approx((0.3868 - 0.3864) / 0.3864)
     assert sweep.drifts["e2e"].fraction == pytest.approx((1.127 - 0.601) / 0.601)
     v = sweeps.verdict(sweep)
@@ -708,23 +721,25 @@ def test_the_same_engine_plan_is_said_first_and_settles_a_kernel_knob():
         "the same engine, so any latency gap between them is noise; only build time differs: 5.6 / 5.9 / 6.0 / "
         "6.3 s."
     )
-    assert v.lines[0] == same  # before any statistics
-    assert v.lines[1].startswith(
-        "Default optimization_level=unset (3): GPU time 0.3866 ms (73 kernels), end-to-end 0.601 ms"
+    assert v.lines[0].startswith("Judged on GPU time: no CUDA-graph replay")  # the figure first, then the plan
+    assert v.lines[1] == same  # before any statistics
+    assert v.lines[2].startswith(
+        "Default optimization_level=unset (3): GPU time 0.3866 ms (trace windows 0.3864–0.3869 ms) (73 kernels), "
+        "end-to-end 0.601 ms"
     )
     # end-to-end moved 50% between these runs of one engine: no verdict on it
     assert [c.significant for c in v.comparisons] == [False, False, False]
     assert all(c.same_plan and c.metric == "gpu_time" for c in v.comparisons)
     text = v.markdown()
     assert "the quickest build is optimization_level=0 (5.6 s)" in text
-    assert "0.10% apart" in text and "87.5% apart (why kernel knobs are judged on GPU time)" in text
+    assert "0.10% apart" in text and "87.5% apart (why kernel knobs are judged on a device figure)" in text
     assert "measurably" not in v.headline
 
 
 def test_a_kernel_knob_is_judged_on_gpu_time_not_on_end_to_end():
     # level 1 built another plan, 2.2% slower in GPU time though end-to-end it looks faster
     slower = sweeps.verdict(
-        sweeps.sweep_from_results("levels", _levels(l1=(0.580, 0.3950, "B", 5.7, 0, 1)), knobs=(LEVEL,))
+        sweeps.sweep_from_results("levels", _levels(False, l1=(0.580, 0.3950, "B", 5.7, 0, 1)), knobs=(LEVEL,))
     )
     by_run = {c.candidate_run: c for c in slower.comparisons}
     assert by_run["l1"].significant and by_run["l1"].delta_ms == pytest.approx(0.3950 - 0.3866)
@@ -736,13 +751,29 @@ def test_a_kernel_knob_is_judged_on_gpu_time_not_on_end_to_end():
 
     # level 5 built a faster plan: the answer names it, though its end-to-end median came out slower
     faster = sweeps.verdict(
-        sweeps.sweep_from_results("levels", _levels(l5=(0.800, 0.3700, "C", 6.3, 0, 5)), knobs=(LEVEL,))
+        sweeps.sweep_from_results("levels", _levels(False, l5=(0.800, 0.3700, "C", 6.3, 0, 5)), knobs=(LEVEL,))
     )
     assert faster.headline == ("optimization_level: 5 beats the default by 4.3% on GPU time (0.3866 ms → 0.3700 ms)")
     assert (
         "Fastest: optimization_level=5, 0.0166 ms (4.3%) faster than the default on GPU time for 0.4 s more "
         "build time" in faster.markdown()
     )
+
+
+def test_a_kernel_knob_is_judged_on_graph_replay_where_every_run_captured_one():
+    # the same runs with a replay each (8 µs above the busy time, p10-p90 3 µs wide): the replay judges
+    slower = sweeps.sweep_from_results("levels", _levels(l1=(0.580, 0.3950, "B", 5.7, 0, 1)), knobs=(LEVEL,))
+    assert slower.judging.metric == "graph_replay" and not slower.judging.note
+    assert set(slower.table["judged"]) == {"graph_replay"}
+    assert list(slower.table["judged_ms"]) == pytest.approx(list(slower.table["graph_ms"]))
+    v = sweeps.verdict(slower)
+    by_run = {c.candidate_run: c for c in v.comparisons}
+    assert by_run["l1"].significant and by_run["l1"].delta_ms == pytest.approx(0.3950 - 0.3866)
+    assert v.headline.startswith("optimization_level: no value beats the default on CUDA-graph replay")
+    assert "Default optimization_level=unset (3): CUDA-graph replay 0.3946 ms (replay p10-p90 0.3936–0.3966 ms)" in (
+        v.markdown()
+    )
+    assert "the p10-p90 bands of both runs' CUDA-graph replays" in v.markdown()
 
 
 def test_a_host_knob_is_judged_end_to_end_even_on_one_engine_plan():
@@ -766,9 +797,11 @@ def test_runs_without_gpu_time_are_judged_end_to_end_and_the_verdict_says_why():
     runs[3] = _gpu_run("l0", 0.900, None, None, 5.6, **{LEVEL: 0})  # level 0 recorded before GPU time existed
     sweep = sweeps.sweep_from_results("levels", runs, knobs=(LEVEL,))
     assert sweep.judging.metric == "e2e"
-    assert "GPU time not measured (recorded before GPU time existed) for this run" in sweep.judging.note
+    old = "not measured (recorded before GPU time existed)"
+    assert f"no CUDA-graph replay ({old}) for 1 of these runs" in sweep.judging.note
+    assert f"GPU time not fit to judge ({old}) for 1 of these runs" in sweep.judging.note
     v = sweeps.verdict(sweep)
-    assert v.lines[0].startswith("Judged on end-to-end latency: GPU time not measured (recorded before GPU time")
+    assert v.lines[0].startswith(f"Judged on end-to-end latency: no CUDA-graph replay ({old})")
     assert all(c.metric == "e2e" for c in v.comparisons)
     assert "on GPU time" not in v.headline
 

@@ -55,21 +55,25 @@ def latency_vs_knob(table: pd.DataFrame, knob: str, judged: str | None = None) -
     repeats = table[table["repeat"] > 0] if "repeat" in table else table.iloc[0:0]
     for name, rows, colour in _series(first):
         label = name or name_of
-        if device:
-            fig.add_traces(
-                band_and_median(
-                    rows["x_label"],
-                    rows["p10_ms"],
-                    rows["p90_ms"],
-                    rows["median_ms"],
-                    colour=colour,
-                    label=f"{name} end-to-end" if name else "end-to-end (not judged)",
-                    customdata=rows[["p10_ms", "p90_ms", "run_id"]].to_numpy(),
-                    hovertemplate="%{x}<br>e2e median %{y:.3f} ms<br>p10-p90 %{customdata[0]:.3f}-"
-                    "%{customdata[1]:.3f} ms<br>%{customdata[2]}<extra></extra>",
-                )
+        fig.add_traces(
+            band_and_median(
+                rows["x_label"],
+                rows["p10_ms"],
+                rows["p90_ms"],
+                rows["median_ms"],
+                colour=colour,
+                label=(name or "end-to-end (not judged)") if device else label,
+                error_y=None
+                if device
+                else spread(rows["median_ms"], rows["ci_low_ms"], rows["ci_high_ms"], thickness=1.5, width=4),
+                customdata=rows[["p10_ms", "p90_ms", "ci_low_ms", "ci_high_ms", "run_id"]].to_numpy(),
+                hovertemplate="%{x}<br>e2e median %{y:.3f} ms<br>p10-p90 %{customdata[0]:.3f}-%{customdata[1]:.3f} ms"
+                "<br>median CI %{customdata[2]:.3f}-%{customdata[3]:.3f} ms<br>%{customdata[4]}<extra></extra>",
             )
-            fig.data[-1].line.dash = "dash"
+        )
+        if not device:  # the end-to-end median is the judged figure: it is the main mark
+            continue
+        fig.data[-1].line.dash = "dash"
         have = rows.dropna(subset=["judged_ms"])
         fig.add_trace(
             go.Scatter(
@@ -79,7 +83,7 @@ def latency_vs_knob(table: pd.DataFrame, knob: str, judged: str | None = None) -
                 name=f"{name} {name_of} (judged)" if name else f"{name_of} (judged)",
                 legendgroup=label,
                 line={"color": colour, "width": 3},
-                marker={"size": 9, "symbol": "square" if device else "circle"},
+                marker={"size": 9, "symbol": "square"},
                 error_y=spread(
                     have["judged_ms"],
                     have["judged_low_ms"].astype(float).fillna(have["judged_ms"]),
@@ -96,7 +100,7 @@ def latency_vs_knob(table: pd.DataFrame, knob: str, judged: str | None = None) -
         fig.add_trace(
             go.Scatter(
                 x=repeats["x_label"],
-                y=repeats["judged_ms"],
+                y=repeats["judged_ms"] if device else repeats["median_ms"],
                 mode="markers",
                 name=f"repeated runs ({name_of})",
                 marker={"size": 9, "symbol": "square-open" if device else "circle-open", "color": "#444"},
@@ -105,11 +109,14 @@ def latency_vs_knob(table: pd.DataFrame, knob: str, judged: str | None = None) -
                 "<br>%{customdata[1]}<extra></extra>",
             )
         )
-    spread_name = {GRAPH_REPLAY: "replay p10-p90", GPU_TIME: "fastest/slowest trace window"}.get(judged, "its 90% CI")
+    spread_name = {GRAPH_REPLAY: "replay p10-p90", GPU_TIME: "fastest/slowest trace window"}.get(judged, "")
+    how = (
+        f"bold: {name_of}, bars = {spread_name}; dashed: end-to-end median, band = p10-p90"
+        if device
+        else "e2e median, bars = its 90% CI, band = p10-p90"
+    )
     fig.update_layout(
-        title=f"Latency vs {_knob_title(knob)}, judged on {name_of}<br><sup>bold: {name_of}, bars = {spread_name}"
-        + ("; dashed: end-to-end median, band = p10-p90" if device else "")
-        + "; hollow = repeated runs</sup>",
+        title=f"Latency vs {_knob_title(knob)}, judged on {name_of}<br><sup>{how}; hollow = repeated runs</sup>",
         xaxis=_x_axis(table, knob),
         yaxis={"title": "latency (ms)", "rangemode": "tozero"},
         height=440,

@@ -17,7 +17,7 @@ from engine.settings.inputs import InputSpec, measured_shapes, parse_inputs
 from engine.settings.request import RunRequest
 from engine.store import RunStore
 from engine.studies.judging import Judging, choose, same_engine
-from engine.studies.statistics import DEVICE_METRICS, METRIC_NAMES, NOISE_SOURCES, reading, value_ms
+from engine.studies.statistics import DEVICE_METRICS, GPU_TIME, GRAPH_REPLAY, METRIC_NAMES, reading, value_ms
 
 SCAN_LIMIT = 500  # stored runs of the same model looked through for the static counterpart
 
@@ -120,7 +120,8 @@ class DynamicCost:
         if self.same_plan:
             return head + ", but both ran the same engine plan: no cost, the gap is noise."
         if self.within_noise:
-            spread = NOISE_SOURCES[j.metric] if gpu else "p10-p90 spread"
+            spreads = {GPU_TIME: "GPU-time windows", GRAPH_REPLAY: "replay p10-p90 spreads"}
+            spread = spreads.get(j.metric, "p10-p90 spread")
             return head + f", within the {spread} of both: no clear cost."
         if self.overhead_ms > 0:
             return head + ": what accepting the whole range costs here."

@@ -160,6 +160,11 @@ class Judged:
         return METRIC_NAMES[self.metric]
 
     @property
+    def throughput_name(self) -> str:
+        """ "GPU-time throughput", "Graph-replay throughput" or "Throughput" (end-to-end)."""
+        return {GRAPH_REPLAY: "Graph-replay throughput", GPU_TIME: "GPU-time throughput"}.get(self.metric, "Throughput")
+
+    @property
     def what(self) -> str:
         """How a latency figure reads: " of GPU time", " of CUDA-graph replay" or "" (end-to-end)."""
         return f" of {self.name}" if self.metric != END_TO_END else ""
@@ -196,7 +201,7 @@ def find_knee(table: pd.DataFrame, strategy: str = "static", min_gain: float = K
     b = pts["batch_size"].astype(int).tolist()
     t = pts[j.throughput].astype(float).tolist()
     lat = pts[j.ms].astype(float).tolist()
-    what = f"Throughput of {j.name}" if j.metric != END_TO_END else "Throughput"
+    what = j.throughput_name
     best = int(np.argmax(t))
     for i in range(len(b) - 1):
         gains = [gain_per_doubling(b[i], t[i], b[j_], t[j_]) for j_ in range(i + 1, len(b))]

@@ -10,7 +10,7 @@ import pandas as pd
 
 from engine.studies.batch_sweep.plan import STRATEGIES
 from engine.studies.batch_sweep.results import BatchSweep, Knee, MemoryFit, dynamic_cost, find_knee, judged, memory_fit
-from engine.studies.statistics import DEVICE_METRICS, END_TO_END, format_ms
+from engine.studies.statistics import DEVICE_METRICS, GPU_TIME, format_ms
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def _batch_headline(table: pd.DataFrame, knees: dict[str, Knee]) -> str:
     j = judged(table)
     best = table.loc[table[j.throughput].idxmax()]
     s = str(best["strategy"])
-    what = f"throughput of {j.name}" if j.metric != END_TO_END else "throughput"
+    what = j.throughput_name if j.metric == GPU_TIME else j.throughput_name.lower()  # "GPU" keeps its capitals
     text = (
         f"Best {what} {best[j.throughput]:,.0f} samples/s at batch {int(best['batch_size'])} "
         f"({'static engine' if s == 'static' else 'dynamic engine'}, {format_ms(best[j.ms], j.metric)}"
