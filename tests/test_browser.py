@@ -403,6 +403,73 @@ def test_team_mode_sign_in_wrong_password_and_a_delete_refused_to_a_non_admin(tm
         assert TEAM not in body and ADMIN not in body  # passwords are never logged
 
 
+def _sign_in(page, base: str, name: str) -> None:
+    page.goto(f"{base}/")
+    page.get_by_label("Your name").wait_for(timeout=60_000)
+    page.get_by_label("Your name").fill(name)
+    page.get_by_label("Team password").fill(TEAM)
+    page.get_by_role("button", name=re.compile("Sign in")).click()
+    page.get_by_text("Signed in as").wait_for(timeout=60_000)
+    page.get_by_text("Profile a model").wait_for(timeout=60_000)
+    _settle(page)
+
+
+def _submit_small_profile(page) -> None:
+    """The Profile page's Run with small CPU settings (the same for every caller: identical requests)."""
+    _set(page, "Input shape (without batch)", "3,32,32")
+    _set(page, "Batch size", "1")
+    _set(page, "Warm-up iterations", "2")
+    _set(page, "Timed iterations", "10")
+    _set(page, "Profiling iterations", "2")
+    page.get_by_role("button", name=re.compile(r"^\W*Run$")).click()
+    _settle(page)
+
+
+def test_team_mode_a_joiners_cancel_stops_following_and_the_owners_job_runs_to_completion(tmp_path, browser_page):
+    """Issue 25, finding 1: bob's request joined alice's job and the Cancel of his job panel cancelled her job.
+    The workers start only once bob has cancelled (the job waits queued until then: no race with its run)."""
+    from engine.jobs import JobSystem
+    from engine.store import RunStore
+
+    env = {"TRTDASH_TEAM_PASSWORD": TEAM, "TRTDASH_ADMIN_PASSWORD": ADMIN, "TRTDASH_AUTOSTART_WORKERS": "0"}
+    with _streamlit(tmp_path, **env) as base:
+        browser = browser_page.context.browser
+        contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
+        alice, bob = (c.new_page() for c in contexts)
+        try:
+            for page, name in ((alice, "alice"), (bob, "bob")):
+                page.set_default_timeout(60_000)
+                _sign_in(page, base, name)
+            _submit_small_profile(alice)
+            alice.get_by_text(re.compile(r"queued")).first.wait_for()
+            system = JobSystem(tmp_path / "data")
+            (job,) = system.list_jobs()
+            assert job.submitted_by == "alice" and job.state == "queued"
+
+            _submit_small_profile(bob)
+            cancel = bob.get_by_role("button", name=re.compile(r"^\W*Cancel$"))
+            cancel.wait_for()
+            assert [j.job_id for j in system.list_jobs()] == [job.job_id]  # bob's request joined alice's job
+            cancel.click()
+            bob.get_by_text("You stopped following").wait_for()
+            _settle(bob)
+            _screenshot(bob, "joiner_cancel_stops_following")
+            assert cancel.count() == 0  # bob's view follows the job no more
+            after = system.get(job.job_id)
+            assert after.state == "queued" and not after.cancel_requested, after
+
+            system.ensure_workers()  # now the job runs: alice's page follows it to its run
+            alice.wait_for_url(re.compile(r"[?&]run=[\w-]+"), timeout=600_000)
+            alice.wait_for_selector(CHART)
+            run_id = re.search(r"[?&]run=([\w-]+)", alice.url).group(1)
+            done = system.get(job.job_id)
+            assert done.state == "done" and done.run_id == run_id, (done.state, done.error)
+            assert RunStore(tmp_path / "data").get(run_id).submitted_by == "alice"
+        finally:
+            for c in contexts:
+                c.close()
+
+
 def test_a_link_whose_run_id_is_markdown_shows_as_text(dashboard, browser_page):
     """Issue 15, defect 6: URL text was rendered as markdown in error boxes (a link, an image fetch)."""
     from engine.store import RunStore

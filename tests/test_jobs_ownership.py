@@ -108,7 +108,10 @@ def test_a_resubmission_after_the_supervisor_and_its_worker_were_killed_runs_ins
     dead = system.get(victim.job_id)
     assert dead.state == "failed" and "stopped" in dead.error
     running_with_progress(system, again.job_id)  # the new one runs (on a new supervisor's worker)
-    assert system.cancel(again.job_id).state in ("running", "cancelled")
+    refused = system.cancel(again.job_id, by=BOB)  # and, running, it is no more bob's to cancel than queued
+    assert refused.cancel_refused and system.get(again.job_id).state == "running"
+    assert not system.get(again.job_id).cancel_requested
+    assert system.cancel(again.job_id).state in ("running", "cancelled")  # its submitter's cancel
     assert finished(system, again.job_id, 120).state == "cancelled"
 
 
