@@ -177,7 +177,7 @@ class _WouldRun(BaseException):  # noqa: N818 - a sentinel main() does not catch
     | st.text(max_size=12)
     | st.sampled_from(["nan", "inf", "-inf", "-0", "1e400", "0", "-1", "Infinity"]),
 )
-def test_profile_numbers_run_or_exit_2_with_a_message(flag, value, monkeypatch, capsys):
+def test_profile_numbers_run_or_exit_2_with_a_message(monkeypatch, capsys, flag, value):
     """Issue 25: ``profile`` with any text as a numeric option either reaches the run (the value was allowed) or
     exits 2 with a message before any process starts; never another exit code, never a traceback."""
     import engine.__main__ as cli
