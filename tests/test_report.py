@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from engine import __main__ as cli
 from engine import report
+from engine.compare import kernels
 from engine.report import document
 from engine.report.reproduce import cli_line
 from engine.result import GpuTime, GraphReplay
@@ -140,7 +141,8 @@ def test_single_run_report_is_one_offline_file_with_the_stored_figures(samples):
     assert cli_line(run.request).line in words
     # one div per figure, numbered by section, each drawn by a script that names it
     divs = [a["id"] for t, a in page.tags if t == "div" and "plotly-graph-div" in (a.get("class") or "")]
-    assert len(divs) == 10 and divs[0] == "summary-chart-1" and "layers-chart-1" in divs
+    assert len(divs) == 12 and divs[0] == "summary-chart-1" and "layers-chart-1" in divs
+    assert {"engine-chart-1", "engine-chart-2"} <= set(divs)  # the engine graph and the time per engine
     assert all(f'document.getElementById("{d}")' in text for d in divs)
 
 
@@ -245,7 +247,9 @@ def test_six_run_comparison_stays_under_its_size_and_names_the_baseline(samples)
     base = runs[2].latency.median_ms
     assert f"{(first / base - 1) * 100:+.1f}% · {base / first:.2f}× vs baseline" in words
     assert "Settings that differ" in words and "model.batch_size" in words
-    assert blob.count(b"plotly-graph-div") == 3
+    # the three Compare charts, the runs' time split, and a kernel diff per run that has one against the baseline
+    diffs = sum(kernels.diff_stored(samples, runs[2], r) is not None for r in runs if r is not runs[2])
+    assert blob.count(b"plotly-graph-div") == 3 + 1 + diffs
 
 
 def test_bad_run_lists_are_refused_with_what_to_do(samples):

@@ -121,7 +121,9 @@ def engine_nodes(
     """One engine's layer information → its nodes and the tensor edges between them (order within the engine;
     ``order`` and ``share`` are set by the caller for the whole graph). ``times_ms``: layer name → ms."""
     times_ms = times_ms or {}
-    rows, edges, producer = [], [], {}
+    rows: list[dict[str, object]] = []
+    edges: list[dict[str, str]] = []
+    producer: dict[str, str] = {}  # tensor name -> the node that writes it
     for i, layer in enumerate(_parse_layers(layer_info_text, what)):
         if isinstance(layer, str):  # LAYER_NAMES_ONLY verbosity: a bare name
             layer = {"Name": layer}
@@ -228,7 +230,7 @@ def assemble(parts: list[tuple[pd.DataFrame, pd.DataFrame]], notes: list[str], f
 
 
 def _pytorch_node(segment: str, name: str, avg_ms: float, op_count: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    row = dict.fromkeys(NODE_COLUMNS, "")
+    row: dict[str, object] = dict.fromkeys(NODE_COLUMNS, "")
     row.update(
         node_id=f"{segment}:0",
         segment=segment,

@@ -44,7 +44,8 @@ def collapse(graph: EngineGraph, depth: int) -> EngineGraph:
         for i, (seg, mod, runtime) in enumerate(nodes[["segment", "module", "runtime"]].itertuples(index=False))
     ]
     _fill_gaps(keys)
-    group_of, groups = {}, []
+    group_of: dict[str, int] = {}
+    groups: list[list[int]] = []
     for i, key in enumerate(keys):
         if i == 0 or key != keys[i - 1]:
             groups.append([])
@@ -57,19 +58,19 @@ def collapse(graph: EngineGraph, depth: int) -> EngineGraph:
         if len(members) == 1:
             rows.append(first.to_dict())
             continue
-        key = keys[members[0]][1]
+        module = keys[members[0]][1]
         times = part["avg_ms"].astype(float)
         types = Counter(part["layer_type"])
         rows.append(
             {
                 **dict.fromkeys(NODE_COLUMNS, ""),
-                "node_id": f"{first['segment']}:{key}@{first['node_id'].rsplit(':', 1)[1]}",
+                "node_id": f"{first['segment']}:{module}@{first['node_id'].rsplit(':', 1)[1]}",
                 "segment": first["segment"],
                 "engine": first["engine"],
                 "runtime": first["runtime"],
-                "name": key,
+                "name": module,
                 "layer_type": ", ".join(f"{t or '?'} ×{n}" for t, n in types.most_common(4)),
-                "module": key if key != NO_MODULE else "",
+                "module": module if module != NO_MODULE else "",
                 "module_source": "group",
                 "aten_ops": ", ".join(dict.fromkeys(o for ops in part["aten_ops"] for o in ops.split(", ") if o)),
                 "precision": ", ".join(dict.fromkeys(p for p in part["precision"] if p)),
