@@ -26,7 +26,7 @@ from engine.report.cli import add_report_command
 from engine.runner import Outcome, execute
 from engine.settings.cli import add_knob_options, request_from_args
 from engine.settings.request import RunRequest
-from engine.store import RunStore, open_store
+from engine.store import RunStore
 
 
 def _summary(outcome) -> str:
@@ -166,7 +166,9 @@ def cmd_runs(ns: argparse.Namespace) -> int:
     from engine.jobs import settle_studies  # noqa: PLC0415 - the queue only here
 
     settle_studies()  # studies whose jobs ended with no page open are recorded (and their runs tagged) first
-    df = open_store().list_runs()  # the store as the dashboard opens it: bundled samples imported
+    from engine.studies.samples import open_with_samples  # noqa: PLC0415 - the studies only here
+
+    df = open_with_samples().list_runs()  # the store as the dashboard opens it: bundled samples imported
     print(df.drop(columns=["key"]).to_string(index=False) if len(df) else "no runs stored yet")
     return 0
 

@@ -1,0 +1,57 @@
+"""Issue 28's ranked problems a newcomer met on the pages, each checked on what the page shows (streamlit AppTest,
+the bundled samples recorded on the H200 in a fresh data directory)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+
+
+@pytest.fixture
+def fresh(tmp_path, monkeypatch):
+    """A fresh data directory with the bundled samples, as a fresh clone's first visit sees them."""
+    monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TRTDASH_SAMPLES_DIR", str(SAMPLES))
+    return tmp_path / "data"
+
+
+def page(name: str, **query: str | list[str]) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=120)
+    for k, v in query.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _bundled_run_ids() -> set[str]:
+    ids = {json.loads(gzip.decompress(p.read_bytes()))["result"]["run_id"] for p in SAMPLES.glob("*.json.gz")}
+    for p in (SAMPLES / "localisations").glob("*.json.gz"):
+        ids |= {run["result"]["run_id"] for run in json.loads(gzip.decompress(p.read_bytes()))["runs"]}
+    return ids
+
+
+def _history_count(at: AppTest) -> tuple[int, int]:
+    caption = next(c.value for c in at.caption if " runs · " in c.value)
+    shown, total = re.match(r"([\d,]+) of ([\d,]+) runs", caption).groups()
+    return int(shown.replace(",", "")), int(total.replace(",", ""))
+
+
+def test_history_lists_every_bundled_run_on_first_view(fresh):
+    """Problem 9: History counted 51 runs, then 58 once "Where it breaks" had been opened (its bundles' runs were
+    installed lazily, by that page)."""
+    first = page("history")
+    no_exception(first)
+    assert _history_count(first) == (len(_bundled_run_ids()),) * 2
+    no_exception(page("localise"))
+    assert _history_count(page("history")) == _history_count(first)
