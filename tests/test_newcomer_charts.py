@@ -49,3 +49,79 @@ def test_layer_labels_put_the_module_first():
 )
 def test_layer_label(name, module_path, layer_type, label):
     assert layer_tables.layer_label(name, module_path, layer_type) == label
+
+
+@pytest.fixture(scope="module")
+def samples_store(tmp_path_factory):
+    from engine.studies.samples import open_with_samples
+
+    root = tmp_path_factory.mktemp("samples") / "data"
+    import os
+
+    old = os.environ.get("TRTDASH_SAMPLES_DIR")
+    os.environ["TRTDASH_SAMPLES_DIR"] = str(SAMPLES)
+    try:
+        yield open_with_samples(root)
+    finally:
+        if old is None:
+            os.environ.pop("TRTDASH_SAMPLES_DIR")
+        else:
+            os.environ["TRTDASH_SAMPLES_DIR"] = old
+
+
+def _batch(store):
+    from engine.studies import batch_sweep
+
+    sweep = batch_sweep.load_batch_sweep(store, "resnet50_fp16_batch_h200")
+    return sweep, batch_sweep.verdict(sweep, capacity_bytes=141 * 2**30)
+
+
+def _localisations(store):
+    from engine.studies.localisation.records import LocalisationRecords
+
+    records = LocalisationRecords(store.root)
+    return [records.load(i) for i in records.summaries()["localisation_id"]]
+
+
+def test_chart_titles_fit_their_charts(samples_store):
+    """Problem 5: titles on the batch sweep and Where it breaks were cut at the chart's edge ("Throughput vs batch size
+    (band: batch / p90 .. batch / p10 latency;")."""
+    from engine.charts import batch as batch_charts
+    from engine.charts import localisation as localisation_charts
+    from engine.charts.theme import NOTE_CHARS, TITLE_CHARS, title_lines
+    from engine.studies import batch_sweep
+
+    sweep, verdict = _batch(samples_store)
+    figures = [
+        batch_charts.latency_vs_batch(sweep.table),
+        batch_charts.throughput_vs_batch(sweep.table, verdict.knees),
+        batch_charts.memory_vs_batch(sweep.table, verdict.memory, 141 * 2**30),
+        batch_charts.dynamic_cost(batch_sweep.dynamic_cost(sweep.table)),
+    ]
+    for study in _localisations(samples_store):
+        figures += [localisation_charts.fix_against(study), localisation_charts.bisection_steps(study)]
+        if study.error_growth is not None:
+            figures.append(localisation_charts.error_growth(study.error_growth, study.answer or ()))
+    for fig in figures:
+        title, *notes = title_lines(fig.layout.title.text or "")
+        assert title and len(title) <= TITLE_CHARS, title
+        assert all(len(n) <= NOTE_CHARS for n in notes), notes
+        assert fig.layout.margin.t >= 34 + 20 * (1 + len(notes))  # room for every line
+
+
+def test_batch_memory_and_host_figures_make_physical_sense(samples_store):
+    """Problem 10: the batch sweep showed "−4.28 MiB/sample" (a line through a dynamic engine's peaks, which fall
+    with the batch) and "host 0.000 ms per call" (end-to-end below GPU time at batch 1, clamped to zero)."""
+    from engine.charts import batch as batch_charts
+
+    sweep, verdict = _batch(samples_store)
+    assert set(verdict.memory) == {"static"}  # the dynamic engine's peak falls from batch 1 to 32: no line
+    assert all(fit.per_sample_bytes > 0 for fit in verdict.memory.values())
+    fig = batch_charts.memory_vs_batch(sweep.table, verdict.memory, 141 * 2**30)
+    names = [t.name for t in fig.data]
+    assert not [n for n in names if "−" in n or "-" in n.split(":")[-1]], names
+    text = verdict.markdown()
+    assert "host 0.000 ms" not in text and "MiB across" not in text.split("dynamic engine)")[-1].split(".")[0]
+    assert "batch 8 6,572 samples/s (host 0.172 ms per call)" in text  # a measured one stays
+    dynamic = sweep.table[sweep.table.strategy == "dynamic"]
+    assert (dynamic.median_ms < dynamic.gpu_ms).any()  # the recorded case: e2e below GPU time at batch 1

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import pandas as pd
 import plotly.graph_objects as go
 
-from engine.charts.theme import LAYOUT, STRATEGY_COLOURS, band_and_median, message_figure
+from engine.charts.theme import LAYOUT, STRATEGY_COLOURS, band_and_median, fit_title, message_figure, titled
 from engine.studies.batch_sweep import STRATEGIES, Knee, MemoryFit
 
 STRATEGY_LABELS = {"static": "static engine per batch", "dynamic": "one dynamic engine"}
@@ -73,13 +73,13 @@ def latency_vs_batch(table: pd.DataFrame) -> go.Figure:
         )
         _gpu_line(fig, rows, "gpu_ms", colour, label, "GPU time %{y:.4f} ms")
     fig.update_layout(
-        title="Latency vs batch size (end-to-end median, band = p10-p90; dashed: GPU time)",
+        title=titled("Latency vs batch size", "end-to-end median, band = p10-p90; dashed: GPU time"),
         xaxis=_batch_axis(table["batch_size"]),
         yaxis={"title": "latency per call (ms)", "rangemode": "tozero"},
         height=420,
         **LAYOUT,
     )
-    return fig
+    return fit_title(fig)
 
 
 def throughput_vs_batch(table: pd.DataFrame, knees: Mapping[str, Knee] | None = None) -> go.Figure:
@@ -138,14 +138,17 @@ def throughput_vs_batch(table: pd.DataFrame, knees: Mapping[str, Knee] | None = 
                 )
             )
     fig.update_layout(
-        title="Throughput vs batch size (band: batch / p90 .. batch / p10 latency; dashed: batch / GPU "
-        "time, what the knee is judged on when measured)",
+        title=titled(
+            "Throughput vs batch size",
+            "band: batch / p90 .. batch / p10 latency; dashed: batch / GPU time, what the knee is judged on "
+            "when measured",
+        ),
         xaxis=_batch_axis(table["batch_size"]),
         yaxis={"title": "samples / s", "rangemode": "tozero"},
         height=420,
         **LAYOUT,
     )
-    return fig
+    return fit_title(fig)
 
 
 def memory_vs_batch(
@@ -203,13 +206,13 @@ def memory_vs_batch(
             bgcolor="rgba(255,255,255,0.8)",
         )
     fig.update_layout(
-        title="Peak GPU memory vs batch size (dotted: fitted line)",
+        title=titled("Peak GPU memory vs batch size", "dotted: the fitted line, where memory grows with the batch"),
         xaxis=_batch_axis(have["batch_size"]),
         yaxis={"title": "peak memory (MiB)", "rangemode": "tozero"},
         height=380,
         **LAYOUT,
     )
-    return fig
+    return fit_title(fig)
 
 
 def dynamic_cost(cost: pd.DataFrame) -> go.Figure:
@@ -240,10 +243,10 @@ def dynamic_cost(cost: pd.DataFrame) -> go.Figure:
         )
     )
     fig.update_layout(
-        title="What the dynamic range costs: median latency at the same batch",
+        title=titled("What the dynamic range costs", "median latency at the same batch"),
         barmode="group",
         yaxis={"title": "median latency (ms)", "rangemode": "tozero"},
         height=360,
         **LAYOUT,
     )
-    return fig
+    return fit_title(fig)
