@@ -231,7 +231,7 @@ def segmentation_figures(run: RunResult) -> list[Figure]:
 class Recommendation:
     text: str  # "**Fewest engines**: min_block_size = 6 → 4 TensorRT engine(s)" (markdown)
     min_block_size: int
-    rerun: bool  # False: the same engines as this run, nothing to try
+    rerun: bool  # False: as many engines as this run builds already, nothing to try
 
 
 _RECOMMENDATION_KINDS = {
@@ -243,7 +243,8 @@ _RECOMMENDATION_KINDS = {
 
 def recommendations(run: RunResult) -> list[Recommendation]:
     """Torch-TensorRT's min_block_size recommendations for the run's graph, each in words and whether running it
-    again would build other engines."""
+    again would build other engines: one that gives the run's own engine count (a resnet50 already in one engine,
+    "min_block_size = 228 → 1 engine") is no recommendation, whatever its min_block_size."""
     seg = run.segmentation
     if seg is None:
         return []
@@ -253,7 +254,7 @@ def recommendations(run: RunResult) -> list[Recommendation]:
             f"**{_RECOMMENDATION_KINDS.get(r.kind, r.kind)}**: min_block_size = {r.min_block_size} → "
             f"{r.engines} TensorRT engine(s)",
             r.min_block_size,
-            rerun=r.kind != "current" and r.min_block_size != mbs,
+            rerun=r.kind != "current" and r.min_block_size != mbs and r.engines != seg.engine_count,
         )
         for r in seg.recommendations
     ]

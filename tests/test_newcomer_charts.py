@@ -125,3 +125,26 @@ def test_batch_memory_and_host_figures_make_physical_sense(samples_store):
     assert "batch 8 6,572 samples/s (host 0.172 ms per call)" in text  # a measured one stays
     dynamic = sweep.table[sweep.table.strategy == "dynamic"]
     assert (dynamic.median_ms < dynamic.gpu_ms).any()  # the recorded case: e2e below GPU time at batch 1
+
+
+def test_no_segmentation_recommendation_equals_the_run():
+    """Problem 8: Segmentation recommended "min_block_size = 228 → 1 engine" on a resnet50 run built in 1 engine."""
+    from engine import run_figures
+
+    run = sample("resnet50_fp16")
+    assert run.segmentation.engine_count == 1
+    recs = run_figures.recommendations(run)
+    assert recs and [r.min_block_size for r in recs if r.rerun] == []
+    relu = sample("resnet18_fp16_relu_forced_mbs1")  # 18 engines: fewer is worth a try
+    assert [r.min_block_size for r in run_figures.recommendations(relu) if r.rerun]
+
+
+def test_the_min_block_size_line_is_labelled_beside_the_bars():
+    """Problem 8: the dashed min_block_size line's label sat at its left end, under the first bar."""
+    from engine.charts import segmentation as segment_charts
+
+    run = sample("resnet50_fp16")
+    fig = segment_charts.ops_per_engine_bar(run.segmentation, 5)
+    label = next(a for a in fig.layout.annotations if "min_block_size" in a.text)
+    assert label.x >= 1 and label.xanchor == "left" and label.bgcolor  # right of the plot area, on a background
+    assert fig.layout.margin.r >= 100  # with room for it
