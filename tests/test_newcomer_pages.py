@@ -55,3 +55,29 @@ def test_history_lists_every_bundled_run_on_first_view(fresh):
     assert _history_count(first) == (len(_bundled_run_ids()),) * 2
     no_exception(page("localise"))
     assert _history_count(page("history")) == _history_count(first)
+
+
+def test_sweeps_computes_only_the_open_tab_and_offers_no_eager_knob_sweep(fresh):
+    """Problem 7: the Sweeps page computed all five tabs on every visit (11-23 s before it settled), and on CPU offered
+    a 5-run eager min_block_size sweep that its own caption called pointless."""
+    from engine import capabilities
+
+    at = page("sweep")
+    no_exception(at)
+    keys = {w.key for w in at.selectbox}
+    assert "sweep:knob1" in keys  # the open tab: Run a sweep
+    assert not keys & {"tune:chosen", "batch:chosen", "sweep:chosen"}, keys  # the others: not computed
+    if not capabilities.detect().can_compile:  # a CPU machine: the form's backend is eager
+        assert at.selectbox(key="sweep:knob1").options == ["precision"]
+        assert not any("ignores compile knobs" in c.value for c in at.caption)
+    at.session_state["sweeps_tab"] = "Batch sweep"  # a click on the tab
+    at.run()
+    no_exception(at)
+    assert "batch:chosen" in {w.key for w in at.selectbox} and "sweep:knob1" not in {w.key for w in at.selectbox}
+
+
+def test_a_link_to_a_study_opens_its_tab(fresh):
+    at = page("sweep", batch="resnet50_fp16_batch_h200")
+    no_exception(at)
+    assert at.selectbox(key="batch:chosen").value == "resnet50_fp16_batch_h200"
+    assert "sweep:knob1" not in {w.key for w in at.selectbox}
