@@ -148,3 +148,55 @@ def test_the_min_block_size_line_is_labelled_beside_the_bars():
     label = next(a for a in fig.layout.annotations if "min_block_size" in a.text)
     assert label.x >= 1 and label.xanchor == "left" and label.bgcolor  # right of the plot area, on a background
     assert fig.layout.margin.r >= 100  # with room for it
+
+
+@pytest.mark.parametrize(
+    "speedup, delta_pct, words",
+    [
+        (2687.6, -99.96, "2688× faster"),  # a GPU run against a CPU baseline: was "−100.0% · 2687.60×"
+        (1 / 2687.6, 268660.0, "2688× slower"),
+        (1 / 2.3, 130.3, "2.30× slower"),
+        (1.14, -12.3, "12.3% faster"),
+        (0.97, 3.1, "3.1% slower"),
+    ],
+)
+def test_deltas_read_as_people_say_them(speedup, delta_pct, words):
+    """Problem 6: Compare showed a delta as "−100.0% · 2687.60×"."""
+    from engine.compare.cards import delta_words
+
+    assert delta_words(speedup, delta_pct) == words
+
+
+def test_compare_cards_of_the_relu_forced_sibling():
+    from engine.compare import cards as compare_cards
+    from engine.compare import metrics
+
+    base, relu = sample("resnet50_fp16"), sample("resnet50_fp16_relu_forced_mbs5")
+    table = metrics.metric_table([base, relu], baseline_id=base.run_id)
+    card = compare_cards.cards([base, relu], table)[1]
+    ratio = relu.gpu_time.median_ms / base.gpu_time.median_ms
+    assert card.delta == f"{ratio:.2f}× slower · GPU time" and card.faster is False
+
+
+def test_compare_keeps_one_vocabulary_of_layer_types_per_panel():
+    """Problem 6: Compare's layer-type chart put PyTorch's types ("PyTorch subgraph") and TensorRT-RTX's ("correlation",
+    "kgen", unexplained) on one axis."""
+    from engine.charts import compare as compare_charts
+    from engine.compare import metrics
+
+    base, relu = sample("resnet50_fp16"), sample("resnet50_fp16_relu_forced_mbs5")
+    by_type = metrics.layer_type_time([base, relu], base.run_id)
+    assert set(by_type.loc[by_type.layer_type == "PyTorch subgraph", "vocabulary"]) == {"PyTorch"}
+    assert set(by_type.loc[by_type.layer_type == "kgen", "vocabulary"]) == {"TensorRT"}
+    fig = compare_charts.layer_type_diff_bar(by_type)
+    axes: dict[str, set[str]] = {}
+    for trace in fig.data:
+        axes.setdefault(trace.yaxis, set()).update(trace.y)
+    assert len(axes) == 2  # two panels
+    pytorch = next(names for names in axes.values() if any(n.startswith("PyTorch subgraph") for n in names))
+    tensorrt = next(names for names in axes.values() if names is not pytorch)
+    assert not [n for n in pytorch if n.split(" (")[0] in compare_charts.LAYER_TYPE_WORDS and "PyTorch" not in n]
+    assert "correlation (convolution)" in tensorrt and "kgen (generated kernel)" in tensorrt
+    assert not any("PyTorch" in n for n in tensorrt)
+    titles = [a.text for a in fig.layout.annotations]
+    assert any("TensorRT" in t for t in titles) and any("PyTorch" in t for t in titles)
