@@ -200,3 +200,18 @@ def test_compare_keeps_one_vocabulary_of_layer_types_per_panel():
     assert not any("PyTorch" in n for n in tensorrt)
     titles = [a.text for a in fig.layout.annotations]
     assert any("TensorRT" in t for t in titles) and any("PyTorch" in t for t in titles)
+
+
+def test_study_verdict_headlines_name_the_gpu_the_flavour_and_the_judged_figure(samples_store):
+    """Problem 3: the sweep verdicts' headlines did not say the samples are TensorRT-RTX on an H200, nor which figure
+    judged them (beside "no difference" the end-to-end line of the same engine swung 114%)."""
+    from engine.studies import batch_sweep, sweeps
+
+    listed = sweeps.list_sweeps(samples_store)
+    knob_sweeps = listed[~listed["knobs"].str.contains(batch_sweep.BATCH_KNOB, regex=False).astype(bool)]
+    verdicts = [sweeps.verdict(sweeps.load_sweep(samples_store, i)) for i in knob_sweeps["sweep_id"]]
+    verdicts.append(_batch(samples_store)[1])
+    assert len(verdicts) >= 5
+    for v in verdicts:
+        first = v.markdown().splitlines()[0]
+        assert "NVIDIA H200 · TensorRT-RTX · judged on GPU time" in first, first

@@ -10,7 +10,7 @@ import pandas as pd
 
 from engine.studies.batch_sweep.plan import STRATEGIES
 from engine.studies.batch_sweep.results import BatchSweep, Knee, MemoryFit, dynamic_cost, find_knee, judged, memory_fit
-from engine.studies.judging import gpu_time_absence
+from engine.studies.judging import gpu_time_absence, verdict_context
 from engine.studies.statistics import END_TO_END, GPU_TIME, format_ms
 
 
@@ -23,9 +23,11 @@ class BatchVerdict:
     knees: dict[str, Knee]
     cost: pd.DataFrame
     memory: dict[str, MemoryFit]
+    context: str = ""  # where it was measured and the figure that judges it: "NVIDIA H200 · TensorRT-RTX · judged on …"
 
     def markdown(self) -> str:
-        return "\n".join([f"**{self.headline}**", "", *(f"- {line}" for line in self.lines)])
+        context = f" ({self.context})" if self.context else ""
+        return "\n".join([f"**{self.headline}**{context}", "", *(f"- {line}" for line in self.lines)])
 
 
 def strategy_name(strategy: str, dynamic_range: tuple[int, int, int] | None = None) -> str:
@@ -86,7 +88,8 @@ def verdict(sweep: BatchSweep, capacity_bytes: float | None = None) -> BatchVerd
     lines += _memory_lines(table, present, fits, capacity_bytes, sweep.dynamic_range)
     # only a line that grows with the batch is drawn: a flat or falling one ("-4.28 MiB/sample") means nothing
     growing = {s: fit for s, fit in fits.items() if _grows(table, s, fit)}
-    return BatchVerdict(_batch_headline(table, knees), tuple(lines), knees, cost, growing)
+    context = verdict_context(sweep.results, j.metric)
+    return BatchVerdict(_batch_headline(table, knees), tuple(lines), knees, cost, growing, context)
 
 
 def _mib(v: float) -> str:
