@@ -215,3 +215,44 @@ def test_study_verdict_headlines_name_the_gpu_the_flavour_and_the_judged_figure(
     for v in verdicts:
         first = v.markdown().splitlines()[0]
         assert "NVIDIA H200 · TensorRT-RTX · judged on GPU time" in first, first
+
+
+def test_where_it_breaks_opens_on_a_short_sentence_and_calls_a_fix_only_what_is_worth_shipping(samples_store):
+    """Problem 4: "Where it breaks" opened on ~120 words that seemed to contradict themselves ("not broken", yet a fix),
+    and called resnet50's passing build a fix though it keeps 54 of 56 modules in fp16 at fp16's speed."""
+    from engine.studies.localisation import shipping
+
+    studies = {s.localisation_id: s for s in _localisations(samples_store)}
+    resnet, vit = studies["resnet50_b8_fp8_fp16_h200"], studies["vit_b_16_b8_fp8_fp16_h200"]
+    r, v = shipping.fix_verdict(resnet), shipping.fix_verdict(vit)
+    assert (r.kind, r.kept, r.candidates) == (shipping.NOT_FASTER, 54, 56) and r.gain < shipping.SHIPPING_GAIN
+    assert (v.kind, v.kept) == (shipping.SHIPS, 6) and v.gain > shipping.SHIPPING_GAIN and v.figure == "GPU time"
+    assert "passing build (54 kept)" in list(resnet.comparison_table()["build"])
+    assert "fix (6 kept)" in list(vit.comparison_table()["build"])
+    for study in (resnet, vit):
+        first = shipping.headline(study)
+        assert len(first.split()) <= 30 and first.count(". ") == 0, first
+        assert "not broken" not in study.summary()  # beside a fix it read as a contradiction
+    assert shipping.headline(resnet).startswith("No fix worth shipping")
+    assert shipping.headline(vit).startswith("Fix: keep 6 of")
+
+
+def test_noise_warning_and_a_latency_that_fits_its_metric():
+    """Problems 1 and 5: a loaded CPU run's median (p10-p90 529-2206 ms) was shown as fact, and cut to "1117.828 …"
+    without its unit in a metric."""
+    import dataclasses
+
+    from engine import run_figures
+
+    run = sample("resnet18_fp16")
+    assert run_figures.noise_warning(run) is None
+    loaded = dataclasses.replace(
+        run,
+        latency=dataclasses.replace(run.latency, p10_ms=529.0, median_ms=1117.828, p90_ms=2206.0),
+        gpu_time=None,
+    )
+    found = run_figures.noise_warning(loaded)
+    assert found is not None and found.band == pytest.approx((2206 - 529) / 1117.828)
+    assert "529 ms to 2206 ms" in found.text() and "GPU time" not in found.text()
+    assert run_figures.e2e_figure(loaded).value == "1118 ms"
+    assert run_figures.noise_warning(sample("resnet50_fp16_optunset_r2")).steady_figure == "GPU time"

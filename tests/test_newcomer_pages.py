@@ -81,3 +81,25 @@ def test_a_link_to_a_study_opens_its_tab(fresh):
     no_exception(at)
     assert at.selectbox(key="batch:chosen").value == "resnet50_fp16_batch_h200"
     assert "sweep:knob1" not in {w.key for w in at.selectbox}
+
+
+NOISY = "resnet50_fp16_optunset_r2"  # recorded on the H200: p10-p90 1.056-2.146 ms around a 1.110 ms median
+QUIET = "resnet18_fp16"
+
+
+def _sample_id(name: str) -> str:
+    return json.loads(gzip.decompress((SAMPLES / f"{name}.json.gz").read_bytes()))["result"]["run_id"]
+
+
+def test_a_run_whose_spread_makes_its_median_unreliable_says_so(fresh):
+    """Problem 1: a CPU run whose p10-p90 spanned 529-2206 ms showed its median as fact, with no noise warning."""
+    noisy = page("profile", run=_sample_id(NOISY))
+    no_exception(noisy)
+    (warning,) = [w.value for w in noisy.warning if w.value.startswith("Noisy run")]
+    assert "1.056 ms to 2.146 ms" in warning and "GPU time" in warning
+    quiet = page("profile", run=_sample_id(QUIET))
+    no_exception(quiet)
+    assert not [w.value for w in quiet.warning if w.value.startswith("Noisy run")]
+    compare = page("compare", run=[_sample_id(QUIET), _sample_id(NOISY)])
+    no_exception(compare)
+    assert [c.value for c in compare.caption if "noisy: its median is unreliable" in c.value]

@@ -14,6 +14,7 @@ import pandas as pd
 from engine.compare.differences import comparison_basis
 from engine.compare.settings_table import short_labels
 from engine.result import RunResult
+from engine.run_figures import e2e_figure, noise_warning
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,10 @@ def cards(runs: Sequence[RunResult], table: pd.DataFrame) -> list[Card]:
     basis = comparison_basis(runs)
     on = f" · {basis.short}" if basis.short else ""
     out = []
+    by_id = {r.run_id: r for r in runs}
     for row in table.itertuples():
         name = short[row.run_id]
+        run = by_id[row.run_id]
         if _missing(row.e2e_median_ms):
             out.append(
                 Card(name, "not timed", None, True, f"{row.run}: an analyze run, graph segmentation only, no latency.")
@@ -72,13 +75,20 @@ def cards(runs: Sequence[RunResult], table: pd.DataFrame) -> list[Card]:
         out.append(
             Card(
                 name,
-                f"{row.e2e_median_ms:.3f} ms",
+                e2e_figure(run).value,
                 delta,
                 bool(row.baseline or row.same_plan),
                 f"{row.run}: end-to-end median latency"
                 + (f" · GPU time {row.gpu_time_ms:.4f} ms" if gpu else "")
                 + f"; the change and the speedup (baseline / this run) are on {basis.label}, against the baseline.",
-                f"GPU time {row.gpu_time_ms:.4f} ms · {row.kernels:.0f} kernels" if gpu else "",
+                " · ".join(
+                    part
+                    for part in (
+                        f"GPU time {row.gpu_time_ms:.4f} ms · {row.kernels:.0f} kernels" if gpu else "",
+                        "noisy: its median is unreliable" if noise_warning(run) is not None else "",
+                    )
+                    if part
+                ),
                 faster,
             )
         )
