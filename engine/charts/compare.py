@@ -130,7 +130,8 @@ def layer_type_diff_bar(by_type: pd.DataFrame, max_types: int = 20) -> go.Figure
     if "vocabulary" not in by_type:
         by_type = by_type.assign(vocabulary="PyTorch")
     vocabularies = [v for v in VOCABULARY_TITLES if (by_type["vocabulary"] == v).any()]
-    colours = run_colours(list(dict.fromkeys(by_type["run"])))
+    ordered = by_type.sort_values("position", kind="stable") if "position" in by_type else by_type
+    colours = run_colours(list(dict.fromkeys(ordered["run"])))  # by place, as on the other charts
     panels = []
     for vocabulary in vocabularies:
         part = by_type[by_type["vocabulary"] == vocabulary]
@@ -169,11 +170,12 @@ def layer_type_diff_bar(by_type: pd.DataFrame, max_types: int = 20) -> go.Figure
         words = [LAYER_TYPE_WORDS.get(t, t) for t in cats]
         fig.update_yaxes(categoryorder="array", categoryarray=words[::-1], row=row, col=1)
         fig.update_xaxes(title_text="time per inference (ms)" if row == len(panels) else None, row=row, col=1)
+    height = max(320, 22 * sum(heights) * max(1, len(colours)) // 2 + 140 * len(panels))
     fig.update_layout(
         title="Profiled time per layer type",
         barmode="group",
-        height=max(320, 22 * sum(heights) * max(1, len(colours)) // 2 + 140 * len(panels)),
-        legend={"orientation": "h", "y": -0.15 / len(panels)},
-        margin=MARGIN,
+        height=height,
+        legend={"orientation": "h", "y": -80 / height},  # below the x-axis title
+        margin={**MARGIN, "b": 90},
     )
     return fig

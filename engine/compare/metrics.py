@@ -247,8 +247,9 @@ def layer_type_time(runs: Sequence[RunResult], baseline_id: str | None = None) -
         )
         g["run"] = run_label(r)
         g["run_id"] = r.run_id
+        g["position"] = len(parts)  # the run's place among the compared: its colour on every chart
         parts.append(g)
-    cols = ["vocabulary", "layer_type", "run", "run_id", "total_ms", "layers", "delta_ms"]
+    cols = ["vocabulary", "layer_type", "run", "run_id", "position", "total_ms", "layers", "delta_ms"]
     if not parts:
         return pd.DataFrame(columns=cols)
     df = pd.concat(parts, ignore_index=True)
@@ -258,7 +259,7 @@ def layer_type_time(runs: Sequence[RunResult], baseline_id: str | None = None) -
     df["delta_ms"] = df["total_ms"] - [base_ms.get(k, 0.0) for k in keys]
     order = df.groupby("layer_type")["total_ms"].max().sort_values(ascending=False).index
     df["layer_type"] = pd.Categorical(df["layer_type"], categories=list(order), ordered=True)
-    return df.sort_values(["layer_type", "run"]).reset_index(drop=True)[cols].astype({"layer_type": str})
+    return df.sort_values(["layer_type", "position"]).reset_index(drop=True)[cols].astype({"layer_type": str})
 
 
 def latency_samples(runs: Sequence[RunResult]) -> pd.DataFrame:
