@@ -16,11 +16,9 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 st.set_page_config(page_title="TensorRT profiler", page_icon=":material/speed:", layout="wide")
 
 
-def pages(signed_in: bool) -> list[st.Page]:
+def pages() -> list[st.Page]:
     return [
-        st.Page(
-            "pages/profile.py", title="Profile", icon=":material/play_circle:", url_path="profile", default=signed_in
-        ),
+        st.Page("pages/profile.py", title="Profile", icon=":material/play_circle:", url_path="profile"),
         st.Page("pages/layers.py", title="Layers", icon=":material/bar_chart:", url_path="layers"),
         st.Page("pages/engine_view.py", title="Engine", icon=":material/hub:", url_path="engine"),
         st.Page("pages/segmentation.py", title="Segmentation", icon=":material/account_tree:", url_path="segmentation"),
@@ -29,6 +27,14 @@ def pages(signed_in: bool) -> list[st.Page]:
         st.Page("pages/localise.py", title="Where it breaks", icon=":material/troubleshoot:", url_path="localise"),
         st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
     ]
+
+
+def _to_profile() -> None:
+    """The root URL opens Profile at its own address (``/profile``, the link's query kept): Streamlit serves its
+    default page at ``/`` only, so a default Profile made ``/profile`` a "Page not found"."""
+    st.switch_page(
+        "pages/profile.py", query_params=[(k, v) for k in st.query_params for v in st.query_params.get_all(k)]
+    )
 
 
 @st.cache_resource(show_spinner="Looking at this machine: GPUs, PyTorch, Torch-TensorRT…")
@@ -51,13 +57,16 @@ identity = access.signed_in()
 if identity is None:  # team mode: nothing but the sign-in form until the team password is given; the pages are
     # known (a link to one is no "page not found") and the linked one opens once signed in
     sign_in = st.Page(access.sign_in_page, title="Sign in", icon=":material/login:", url_path="sign-in", default=True)
-    linked = st.navigation([sign_in, *pages(False)], position="hidden")
+    linked = st.navigation([sign_in, *pages()], position="hidden")
     if linked.url_path == sign_in.url_path:
         linked.run()
     else:  # a link to a page: the form shows in its place, the page after signing in
         access.sign_in_page()
 else:
-    page = st.navigation(pages(True))
+    root = st.Page(_to_profile, title="Profile", url_path="start", default=True, visibility="hidden")
+    page = st.navigation([root, *pages()])
+    if page is root:  # before the banner and the sidebar: this run only switches to Profile
+        page.run()
     level, text = _capabilities().banner()  # first: on a cold server its spinner fills the page while torch loads
     access.current_identity()  # this session's jobs are recorded as theirs
     access.sidebar(identity)

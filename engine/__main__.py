@@ -31,7 +31,7 @@ from engine.report.cli import add_report_command
 from engine.runner import Outcome, check_request, execute
 from engine.settings.cli import MAX_TIMEOUT_S, add_knob_options, number, request_from_args
 from engine.settings.request import RunRequest, validate
-from engine.store import RunStore, open_store
+from engine.store import RunStore
 
 
 def _summary(outcome) -> str:
@@ -182,7 +182,9 @@ def cmd_runs(ns: argparse.Namespace) -> int:
     from engine.jobs import settle_studies  # noqa: PLC0415 - the queue only here
 
     settle_studies()  # studies whose jobs ended with no page open are recorded (and their runs tagged) first
-    df = open_store().list_runs()  # the store as the dashboard opens it: bundled samples imported
+    from engine.studies.samples import open_with_samples  # noqa: PLC0415 - the studies only here
+
+    df = open_with_samples().list_runs()  # the store as the dashboard opens it: bundled samples imported
     print(df.drop(columns=["key"]).to_string(index=False) if len(df) else "no runs stored yet")
     return 0
 

@@ -45,13 +45,51 @@ def _kernels(n: float) -> str:
     return f"{n:.0f}" if abs(n - round(n)) < 0.05 else f"{n:.1f}"
 
 
+NOISY_BAND = 0.5  # a p10-p90 band wider than half the median: the median of such a run is no figure to act on
+
+
+@dataclass(frozen=True)
+class NoiseWarning:
+    """A timed run whose end-to-end spread makes its median unreliable (a loaded machine, clocks, other work)."""
+
+    p10_ms: float
+    median_ms: float
+    p90_ms: float
+    steady_figure: str  # a figure of the same run that holds still ("GPU time"), "" when it has none
+
+    @property
+    def band(self) -> float:
+        """The p10-p90 band as a share of the median."""
+        return (self.p90_ms - self.p10_ms) / self.median_ms
+
+    def text(self) -> str:
+        steady = f", or read its {self.steady_figure}, which holds still" if self.steady_figure else ""
+        return (
+            f"Noisy run: its calls took {_ms(self.p10_ms)} to {_ms(self.p90_ms)} (p10–p90, {self.band:.0%} of the "
+            f"{_ms(self.median_ms)} median), so the median is unreliable. Time it again on a quiet machine{steady}."
+        )
+
+
+def noise_warning(run: RunResult) -> NoiseWarning | None:
+    """The warning a run's end-to-end median needs, None when its spread is within ``NOISY_BAND``."""
+    lat = run.latency
+    if not lat.timed or lat.median_ms <= 0 or (lat.p90_ms - lat.p10_ms) / lat.median_ms <= NOISY_BAND:
+        return None
+    return NoiseWarning(lat.p10_ms, lat.median_ms, lat.p90_ms, GPU if run.gpu_time is not None else "")
+
+
+def _ms(v: float) -> str:
+    """A latency that fits a metric's width with its unit: "0.602 ms", "99.999 ms", "1118 ms" (not "1117.828 …")."""
+    return f"{v:.3f} ms" if v < 100 else f"{v:.0f} ms"
+
+
 def e2e_figure(run: RunResult) -> Figure:
     lat = run.latency
     if not lat.timed:
         return Figure(E2E, "not timed", "An analyze run: the graph was partitioned, nothing was built or timed.")
     return Figure(
         E2E,
-        f"{lat.median_ms:.3f} ms",
+        _ms(lat.median_ms),
         f"p10–p90 {lat.p10_ms:.3f}–{lat.p90_ms:.3f} ms · p99 {lat.p99_ms:.3f} ms · {lat.iters} calls "
         f"timed with {lat.timer.replace('_', ' ') or 'a timer'}, profiling off",
         lat.median_ms,
@@ -258,7 +296,7 @@ def segmentation_figures(run: RunResult) -> list[Figure]:
 class Recommendation:
     text: str  # "**Fewest engines**: min_block_size = 6 → 4 TensorRT engine(s)" (markdown)
     min_block_size: int
-    rerun: bool  # False: the same engines as this run, nothing to try
+    rerun: bool  # False: as many engines as this run builds already, nothing to try
 
 
 _RECOMMENDATION_KINDS = {
@@ -270,7 +308,8 @@ _RECOMMENDATION_KINDS = {
 
 def recommendations(run: RunResult) -> list[Recommendation]:
     """Torch-TensorRT's min_block_size recommendations for the run's graph, each in words and whether running it
-    again would build other engines."""
+    again would build other engines: one that gives the run's own engine count (a resnet50 already in one engine,
+    "min_block_size = 228 → 1 engine") is no recommendation, whatever its min_block_size."""
     seg = run.segmentation
     if seg is None:
         return []
@@ -280,7 +319,7 @@ def recommendations(run: RunResult) -> list[Recommendation]:
             f"**{_RECOMMENDATION_KINDS.get(r.kind, r.kind)}**: min_block_size = {r.min_block_size} → "
             f"{r.engines} TensorRT engine(s)",
             r.min_block_size,
-            rerun=r.kind != "current" and r.min_block_size != mbs,
+            rerun=r.kind != "current" and r.min_block_size != mbs and r.engines != seg.engine_count,
         )
         for r in seg.recommendations
     ]

@@ -44,9 +44,9 @@ for column, card in zip(st.columns(len(table)), compare_cards.cards(runs, table)
     column.metric(
         card.name,
         card.value,
-        delta=card.delta,
-        delta_color="off" if card.neutral else "inverse",
-        delta_arrow="off" if card.neutral else "auto",
+        delta=card.delta,  # in words ("2688× slower"): its colour and arrow say the direction
+        delta_color="off" if card.faster is None else "green" if card.faster else "red",
+        delta_arrow="off" if card.faster is None else "down" if card.faster else "up",
         help=card.help,
     )
     if card.caption:

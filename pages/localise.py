@@ -15,7 +15,7 @@ from engine.quantization.schemes import SCHEMES
 from engine.settings.defaults import QUANT_SCHEMES
 from engine.settings.request import RunRequest
 from engine.studies.ladder.plan import DEFAULT_TOLERANCE_REL_L2
-from engine.studies.localisation import driver
+from engine.studies.localisation import driver, shipping
 from engine.studies.localisation.error_growth import error_growth
 from engine.studies.localisation.figures import Criterion
 from engine.studies.localisation.records import LocalisationNotFound
@@ -236,7 +236,8 @@ def show(study: Localisation) -> None:
             ):
                 loc.follow(study.localisation_id)
                 st.rerun()
-    st.markdown(f"**{study.summary()}**")
+    st.markdown(f"**{shipping.headline(study)}**")  # one short sentence first, the full account below
+    st.markdown(study.summary())
     if not study.is_sample and study.measured_on == "engine" and (offer := resume_offer(study)):
         go_on(study, offer)
     for note in study.notes:
@@ -249,14 +250,16 @@ def show(study: Localisation) -> None:
         if right is not None:
             right.plotly_chart(localisation_charts.fix_against(study), width="stretch", key="chart_fix")
     fix = study.fix_step
+    found = shipping.fix_verdict(study)
+    what = "passing build" if found is not None and found.kind == shipping.NOT_FASTER else "fix"  # not worth shipping
     if fix is not None:
         c1, c2 = st.columns(2)
         with c1:
             if fix.run_id and store.exists(fix.run_id):
-                link_to("profile", "Open the fix's run in Profile", [fix.run_id], icon=":material/play_circle:")
+                link_to("profile", f"Open the {what}'s run in Profile", [fix.run_id], icon=":material/play_circle:")
         kept = ", ".join(fix.kept)
         if c2.button(
-            "Profile the fix",
+            f"Profile the {what}",
             icon=":material/play_arrow:",
             disabled=bool(gpu_reason),
             help=(
@@ -270,7 +273,7 @@ def show(study: Localisation) -> None:
                 submit(request)
                 switch_to("profile", otherwise="Queued: follow it on the Profile page.")
         st.caption(
-            f"The fix keeps {len(fix.kept)} module(s) in {study.high_precision}: `{kept}` "
+            f"The {what} keeps {len(fix.kept)} module(s) in {study.high_precision}: `{kept}` "
             "(compile.keep_high_precision)."
         )
 

@@ -42,9 +42,15 @@ with right:
     st.plotly_chart(segment_charts.unsupported_ops_bar(seg), width="stretch", key="chart_unsupported")
 
 st.subheader("Recommendations")
-recommendations = run_figures.recommendations(run)
-if not recommendations:
+every = run_figures.recommendations(run)
+recommendations = [r for r in every if r.rerun]  # one that builds this run's engine count again is none
+if not every:
     st.caption("Torch-TensorRT gave no min_block_size recommendation for this graph.")
+elif not recommendations:
+    st.caption(
+        f"Nothing to try: every min_block_size Torch-TensorRT suggests for this graph builds the same "
+        f"{seg.engine_count} TensorRT engine{'s' if seg.engine_count != 1 else ''} as this run."
+    )
 cannot_rerun = capabilities.detect().disabled_reason("backend", run.request["backend"])
 if cannot_rerun and recommendations:
     st.caption(
@@ -54,9 +60,7 @@ if cannot_rerun and recommendations:
 for i, rec in enumerate(recommendations):
     cols = st.columns([3, 2])
     cols[0].markdown(rec.text)
-    if not rec.rerun:
-        cols[1].caption("Same engines as this run.")
-    elif cols[1].button(
+    if cols[1].button(
         f"Run again with min_block_size = {rec.min_block_size}",
         key=f"rerun_{i}",
         icon=":material/replay:",

@@ -130,6 +130,7 @@ def app(store, monkeypatch):
 def _tab(autotune_id: str | None = None) -> AppTest:
     """The Sweeps page as a new browser tab would open it (optionally from a link to a search)."""
     at_ = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=120)
+    at_.session_state["sweeps_tab"] = "Auto-tune"  # only the open tab is computed
     if autotune_id:
         at_.query_params["autotune"] = autotune_id
     return at_

@@ -402,7 +402,7 @@ def test_the_bundled_h200_batch_sweep_static_against_dynamic(store):
     text = v.markdown()
     assert "What the dynamic range costs" in text
     # the dynamic engine holds its memory for the whole range up front (recorded: flat), else the range's top is named
-    if v.memory["dynamic"].per_sample_bytes <= 0:
+    if "dynamic" not in v.memory:  # no line drawn for memory that does not grow with the batch
         assert "Peak GPU memory (dynamic engine) did not grow measurably with the batch" in text
     else:
         assert "the engine itself accepts batch 32 at most" in text

@@ -21,6 +21,7 @@ def app(store, monkeypatch):
     monkeypatch.delenv(jobs.QUEUE_URL_ENV, raising=False)
     monkeypatch.setenv("TRTDASH_SAMPLES_DIR", str(store.root / "no-samples"))
     at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=120)
+    at.session_state["sweeps_tab"] = "Batch sweep"  # only the open tab is computed
     yield at
     jobs.stop_workers()
 

@@ -340,8 +340,9 @@ def test_cards_say_the_per_sample_change_and_speedup_and_mark_the_baseline():
     labels = settings_table.short_labels([b8, b1])
     assert [c.name for c in cards] == [labels[b8.run_id], labels[b1.run_id]]
     assert cards[0].value == f"{b8.latency.median_ms:.3f} ms"
-    assert cards[0].delta == f"{row.delta_pct:+.1f}% per sample · {row.speedup:.2f}×" and not cards[0].neutral
-    assert cards[0].delta.startswith("-75")  # per sample, batch 8 is far faster (see the test above)
+    words = compare_cards.delta_words(row.speedup, row.delta_pct)
+    assert cards[0].delta == f"{words} · per sample" and not cards[0].neutral  # on the card's own figure, e2e
+    assert cards[0].faster and words.endswith("× faster")  # per sample, batch 8 is far faster (see the test above)
     assert (cards[1].delta, cards[1].neutral) == ("baseline", True)
     assert "are on end-to-end latency per sample, against the baseline" in cards[0].help
     assert cards[0].caption == f"GPU time {b8.gpu_time.median_ms:.4f} ms · 85 kernels"

@@ -205,7 +205,7 @@ def test_the_vit_recording_reads_as_quantization_error_with_its_crashes_and_the_
     assert fix.figures.gpu_ms < reference.gpu_ms  # the fix is still faster than fp16
     summary = study.summary()
     assert summary.startswith(
-        f"The unfixed fp8/fp16 engine is not broken: it gives rel. L2 {unfixed.rel_l2:.3g}, top-1 agreement 100%, "
+        f"The unfixed fp8/fp16 engine is sound: it gives rel. L2 {unfixed.rel_l2:.3g}, top-1 agreement 100%, "
         f"0 NaN; the fake-quantized model's own rel. L2 is {unfixed.fake_quant_rel_l2:.3g}: the unfixed engine's "
         "error is quantization error, not a conversion fault, only beyond the tolerance 0.1. Keeping 6 modules in "
         f"fp16 gives rel. L2 {fix.figures.rel_l2:.3g}, top-1 agreement 88%"

@@ -325,7 +325,7 @@ def test_compare_two_eager_runs(runs):
     assert table.loc[compare.run_label(b1), "baseline"]
     assert at.markdown[0].value.startswith("Differs: batch (1 · 2). Judged on end-to-end latency per sample")
     card = next(m for m in at.metric if m.label == compare.short_labels([b1, b2])[b2.run_id])
-    assert card.value == f"{b2.latency.median_ms:.3f} ms" and " per sample · " in card.delta
+    assert card.value == f"{b2.latency.median_ms:.3f} ms" and card.delta.endswith(" · per sample")
     assert any("**model.batch_size**: `1` · `2`" in md.value for md in at.markdown)
     settings = next(d.value for d in at.dataframe if "differs" in d.value.columns)
     assert list(settings.index[settings["differs"]]) == ["model.batch_size"]

@@ -80,8 +80,12 @@ def test_a_cpu_run_completes_and_shows_latency_and_the_layer_chart(app):
     leaves = {n for n, m in torchvision.models.resnet18().named_modules() if n and not any(m.children())}
     shown: set[str] = set()
     for chart in app.get("plotly_chart"):  # the stage chart, then the slowest-layers chart
-        names = {str(v).split(": ", 1)[-1] for t in json.loads(chart.proto.spec)["data"] for v in (t.get("y") or [])}
-        shown = max(shown, names & leaves, key=len)  # bars are labelled "<order>: <layer>"
+        names = {
+            str(v).split(": ", 1)[-1].split(" · ")[0]
+            for t in json.loads(chart.proto.spec)["data"]
+            for v in (t.get("y") or [])
+        }
+        shown = max(shown, names & leaves, key=len)  # bars are labelled "<order>: <module> · <type>"
     assert len(shown) >= 15, shown  # the top-20 bars are the model's own leaf layers
     # the same request again is answered from the store at once
     app.query_params.clear()

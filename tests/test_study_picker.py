@@ -68,6 +68,8 @@ def test_the_sweeps_page_picks_a_running_study_and_says_what_is_missing(store, s
     assert any("bf16 (never run)" in w.value for w in page.warning)
     assert any(b.label == "Resume" for b in page.button)
     assert any("No stored run belongs to sweep" in i.value for i in page.info)  # nothing measured yet
+    page.session_state["sweeps_tab"] = "Auto-tune"  # only the open tab is computed
+    page.run()
     tune = page.selectbox(key="tune:chosen")
     assert f"{studies} · auto-tune · resnet18 · running · 0 of 3 measured" in tune.options  # the labels it lists
 

@@ -28,6 +28,9 @@ def timing_row(run: RunResult, *, throughput: bool = True) -> None:
         column.metric(f.label, f.value, help=f.detail or None)
         if f.label != run_figures.THROUGHPUT:
             column.caption(_short(f))
+    noisy = run_figures.noise_warning(run)
+    if noisy is not None:
+        st.warning(noisy.text(), icon=":material/ssid_chart:")
 
 
 def _short(f: run_figures.Figure) -> str:

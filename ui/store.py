@@ -7,13 +7,15 @@ import streamlit as st
 
 from engine import run_parts
 from engine.result import RunResult
-from engine.store import RunStore, data_dir, open_store
+from engine.store import RunStore, data_dir
+from engine.studies.samples import open_with_samples
 
 
 @st.cache_resource(show_spinner=False)
 def store_at(root: str) -> RunStore:
-    # the bundled GPU recordings show up on a fresh data directory, as in `python -m engine runs`
-    return open_store(root)  # TRTDASH_SAMPLES_DIR points elsewhere; an empty directory turns samples off
+    # every bundled GPU recording (localisations' runs too) shows up on a fresh data directory, as in
+    # `python -m engine runs`
+    return open_with_samples(root)  # TRTDASH_SAMPLES_DIR points elsewhere; an empty directory turns samples off
 
 
 def get_store() -> RunStore:

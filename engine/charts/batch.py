@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import pandas as pd
 import plotly.graph_objects as go
 
-from engine.charts.theme import LAYOUT, STRATEGY_COLOURS, band_and_median, message_figure
+from engine.charts.theme import LAYOUT, STRATEGY_COLOURS, band_and_median, fit_title, message_figure, titled
 from engine.studies.batch_sweep import STRATEGIES, Knee, MemoryFit
 from engine.studies.batch_sweep.results import Judged, judged
 
@@ -82,14 +82,16 @@ def latency_vs_batch(table: pd.DataFrame) -> go.Figure:
         if device:
             _e2e_line(fig, rows, "median_ms", colour, label, "end-to-end %{y:.3f} ms")
     fig.update_layout(
-        title=f"Latency vs batch size ({j.name}, what the verdict judges; band = its spread"
-        + ("; dashed: end-to-end median)" if device else ")"),
+        title=titled(
+            "Latency vs batch size",
+            f"{j.name}, what the verdict judges; band = its spread" + ("; dashed: end-to-end median" if device else ""),
+        ),
         xaxis=_batch_axis(table["batch_size"]),
         yaxis={"title": "latency per call (ms)", "rangemode": "tozero"},
         height=420,
         **LAYOUT,
     )
-    return fig
+    return fit_title(fig)
 
 
 def throughput_vs_batch(table: pd.DataFrame, knees: Mapping[str, Knee] | None = None) -> go.Figure:
@@ -154,14 +156,17 @@ def throughput_vs_batch(table: pd.DataFrame, knees: Mapping[str, Knee] | None = 
                 )
             )
     fig.update_layout(
-        title=f"Throughput vs batch size (batch / {j.name}, what the knee is judged on; band: batch over its "
-        "spread" + ("; dashed: batch / end-to-end median)" if j.ms != "median_ms" else ")"),
+        title=titled(
+            "Throughput vs batch size",
+            f"batch / {j.name}, what the knee is judged on; band: batch over its spread"
+            + ("; dashed: batch / end-to-end median" if j.ms != "median_ms" else ""),
+        ),
         xaxis=_batch_axis(table["batch_size"]),
         yaxis={"title": "samples / s", "rangemode": "tozero"},
         height=420,
         **LAYOUT,
     )
-    return fig
+    return fit_title(fig)
 
 
 def memory_vs_batch(
@@ -219,13 +224,13 @@ def memory_vs_batch(
             bgcolor="rgba(255,255,255,0.8)",
         )
     fig.update_layout(
-        title="Peak GPU memory vs batch size (dotted: fitted line)",
+        title=titled("Peak GPU memory vs batch size", "dotted: the fitted line, where memory grows with the batch"),
         xaxis=_batch_axis(have["batch_size"]),
         yaxis={"title": "peak memory (MiB)", "rangemode": "tozero"},
         height=380,
         **LAYOUT,
     )
-    return fig
+    return fit_title(fig)
 
 
 def dynamic_cost(cost: pd.DataFrame) -> go.Figure:
@@ -256,10 +261,10 @@ def dynamic_cost(cost: pd.DataFrame) -> go.Figure:
         )
     )
     fig.update_layout(
-        title="What the dynamic range costs: median latency at the same batch",
+        title=titled("What the dynamic range costs", "median latency at the same batch"),
         barmode="group",
         yaxis={"title": "median latency (ms)", "rangemode": "tozero"},
         height=360,
         **LAYOUT,
     )
-    return fig
+    return fit_title(fig)

@@ -105,38 +105,77 @@ def latency_distribution(samples: pd.DataFrame, max_ratio: float = 5.0) -> go.Fi
     return fig
 
 
+# TensorRT-RTX's layer types in the per-layer profile, in words (what a newcomer asks about "correlation", "kgen")
+LAYER_TYPE_WORDS = {
+    "correlation": "correlation (convolution)",
+    "kgen": "kgen (generated kernel)",
+    "runtime_fusion": "runtime_fusion (fused kernels)",
+    "gemm": "gemm (matrix multiply)",
+    "signal": "signal (sync between streams)",
+    "wait": "wait (sync between streams)",
+    "PyTorch subgraph": "PyTorch subgraph (between engines)",
+}
+VOCABULARY_TITLES = {
+    "TensorRT": "Inside TensorRT engines: TensorRT layer types",
+    "PyTorch": "In PyTorch: module types and the subgraphs between engines",
+}
+
+
 def layer_type_diff_bar(by_type: pd.DataFrame, max_types: int = 20) -> go.Figure:
-    """Grouped bars of profiled time per layer type for each run; the smallest types fold into
-    "other"."""
+    """Grouped bars of profiled time per layer type for each run; the smallest types fold into "other". TensorRT's
+    layer types and PyTorch's (module classes, subgraphs between engines) are two vocabularies: each gets its own
+    panel, never one axis."""
     if by_type.empty:
         return message_figure("None of these runs has a per-layer profile.")
-    order = list(dict.fromkeys(by_type["layer_type"]))
-    keep = set(order[:max_types])
-    df = by_type.assign(layer_type=[t if t in keep else "other" for t in by_type["layer_type"]])
-    df = df.groupby(["run", "layer_type"], as_index=False, sort=False).agg(
-        total_ms=("total_ms", "sum"), delta_ms=("delta_ms", "sum")
-    )
-    colours = run_colours(list(dict.fromkeys(by_type["run"])))
-    fig = go.Figure()
-    for run in colours:
-        part = df[df["run"] == run]
-        fig.add_bar(
-            y=part["layer_type"],
-            x=part["total_ms"],
-            orientation="h",
-            name=run,
-            marker_color=colours[run],
-            customdata=part[["delta_ms"]].values.tolist(),
-            hovertemplate="%{y}: %{x:.4f} ms (%{customdata[0]:+.4f} ms vs baseline)<extra>" + run + "</extra>",
+    if "vocabulary" not in by_type:
+        by_type = by_type.assign(vocabulary="PyTorch")
+    vocabularies = [v for v in VOCABULARY_TITLES if (by_type["vocabulary"] == v).any()]
+    ordered = by_type.sort_values("position", kind="stable") if "position" in by_type else by_type
+    colours = run_colours(list(dict.fromkeys(ordered["run"])))  # by place, as on the other charts
+    panels = []
+    for vocabulary in vocabularies:
+        part = by_type[by_type["vocabulary"] == vocabulary]
+        order = list(dict.fromkeys(part["layer_type"]))
+        keep = set(order[:max_types])
+        df = part.assign(layer_type=[t if t in keep else "other" for t in part["layer_type"]])
+        df = df.groupby(["run", "layer_type"], as_index=False, sort=False).agg(
+            total_ms=("total_ms", "sum"), delta_ms=("delta_ms", "sum")
         )
-    cats = [t for t in order if t in keep] + (["other"] if len(order) > max_types else [])
+        cats = [t for t in order if t in keep] + (["other"] if len(order) > max_types else [])
+        panels.append((vocabulary, df, cats))
+    heights = [max(2, len(cats)) for _, _, cats in panels]
+    fig = make_subplots(
+        rows=len(panels),
+        cols=1,
+        subplot_titles=[VOCABULARY_TITLES[v] for v, _, _ in panels],
+        row_heights=[h / sum(heights) for h in heights],
+        vertical_spacing=0.12 if len(panels) > 1 else 0.0,
+    )
+    for row, (_, df, cats) in enumerate(panels, start=1):
+        for run in colours:
+            part = df[df["run"] == run]
+            fig.add_bar(
+                y=[LAYER_TYPE_WORDS.get(t, t) for t in part["layer_type"]],
+                x=part["total_ms"],
+                orientation="h",
+                name=run,
+                legendgroup=run,
+                showlegend=row == 1,
+                marker_color=colours[run],
+                customdata=part[["delta_ms"]].values.tolist(),
+                hovertemplate="%{y}: %{x:.4f} ms (%{customdata[0]:+.4f} ms vs baseline)<extra>" + run + "</extra>",
+                row=row,
+                col=1,
+            )
+        words = [LAYER_TYPE_WORDS.get(t, t) for t in cats]
+        fig.update_yaxes(categoryorder="array", categoryarray=words[::-1], row=row, col=1)
+        fig.update_xaxes(title_text="time per inference (ms)" if row == len(panels) else None, row=row, col=1)
+    height = max(320, 22 * sum(heights) * max(1, len(colours)) // 2 + 140 * len(panels))
     fig.update_layout(
         title="Profiled time per layer type",
         barmode="group",
-        xaxis_title="time per inference (ms)",
-        yaxis={"categoryorder": "array", "categoryarray": cats[::-1], "title": "layer type"},
-        height=max(320, 22 * len(cats) * max(1, len(colours)) // 2 + 140),
-        legend={"orientation": "h", "y": -0.15},
-        margin=MARGIN,
+        height=height,
+        legend={"orientation": "h", "y": -80 / height},  # below the x-axis title
+        margin={**MARGIN, "b": 90},
     )
     return fig

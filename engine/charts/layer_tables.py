@@ -6,6 +6,7 @@ nn.Module tree, and a search over it, out. Charts stay readable at 1000+ layers 
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 
@@ -19,6 +20,33 @@ HOVER = (
     "<b>%{customdata[0]}</b><br>%{customdata[1]} · %{customdata[2]} · %{customdata[3]} "
     "(%{customdata[4]})<br>in: %{customdata[5]}<br>out: %{customdata[6]}<br>tactic: %{customdata[7]}"
 )
+
+
+_ATEN_OP = re.compile(r"aten_ops\.(\w+?)(?:\.default)?\]")
+_MYELIN = re.compile(r"^__myl_(\w+?)_myl\d+_\d+$")  # a TensorRT-RTX generated kernel: __myl_CorrMulAddRelu_myl0_1
+
+
+def layer_label(name: str, module_path: str = "", layer_type: str = "") -> str:
+    """A layer as people read it: the module it came from first, then what it does ("layer1.0.conv1 ·
+    convolution"), not TensorRT's "[CONVOLUTION]-[aten_ops.convolution.default]-[layer1/0/conv1/convolution]_myl0_3"
+    that a label cut at its start shows the same for every convolution. A fused TensorRT-RTX kernel reads as its
+    fused ops ("fused CorrMulAddRelu"); any other name stays as it is."""
+    op = _ATEN_OP.search(name)
+    what = op.group(1) if op else ("" if layer_type in ("", UNKNOWN) else layer_type)
+    if module_path and module_path != FUSED:
+        return f"{module_path} · {what}" if what else module_path
+    fused = _MYELIN.match(name)
+    if fused:
+        return f"fused {fused.group(1)}"
+    return name
+
+
+def _labels(df: pd.DataFrame, n: int) -> list[str]:
+    """ "<order>: <layer_label>" per row, cut to ``n`` characters after the order."""
+    return [
+        f"{o}: {short(layer_label(name, path, kind), n)}"
+        for o, name, path, kind in zip(df["order"], df["name"], df["module_path"], df["layer_type"], strict=True)
+    ]
 
 
 def tidy_layers(layers: pd.DataFrame | None) -> pd.DataFrame:
@@ -43,7 +71,7 @@ def slowest_layers(layers: pd.DataFrame, n: int = 20) -> pd.DataFrame:
     """The ``n`` slowest layers, slowest first, then one "other (k layers)" row for the rest."""
     df = tidy_layers(layers)
     top = df.sort_values("avg_ms", ascending=False, kind="stable").head(n).copy()
-    top["label"] = [f"{o}: {short(name)}" for o, name in zip(top["order"], top["name"], strict=True)]
+    top["label"] = _labels(top, 48)
     rest = df.drop(top.index)
     if len(rest):
         other: dict[str, object] = {c: "" for c in df.columns}
@@ -73,7 +101,7 @@ def timeline_rows(layers: pd.DataFrame, max_bars: int = 150) -> pd.DataFrame:
     merged into groups ("#a-#b (k layers)") so the waterfall keeps a readable number of bars."""
     df = tidy_layers(layers).sort_values("order", kind="stable").reset_index(drop=True)
     df["start_ms"] = df["avg_ms"].cumsum() - df["avg_ms"]
-    df["label"] = [f"{o}: {short(n, 40)}" for o, n in zip(df["order"], df["name"], strict=True)]
+    df["label"] = _labels(df, 40)
     if len(df) <= max_bars:
         return df
     size = math.ceil(len(df) / max_bars)

@@ -11,6 +11,7 @@ from engine.charts.layer_tables import (
     HOVER,
     UNATTRIBUTED,
     hover_data,
+    layer_label,
     module_rollup,
     slowest_layers,
     tidy_layers,
@@ -81,7 +82,7 @@ def layer_type_treemap(layers: pd.DataFrame, max_leaves: int = 150) -> go.Figure
         for idx, row in part.iterrows():
             if idx in keep:
                 ids.append(f"layer/{row['order']}")
-                labels.append(short(row["name"], 32))
+                labels.append(short(layer_label(row["name"], row["module_path"], row["layer_type"]), 32))
                 parents.append(f"type/{t}")
                 values.append(float(row["avg_ms"]))
                 colours.append(layer_type_colour(t))

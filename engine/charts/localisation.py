@@ -15,8 +15,10 @@ from engine.charts.theme import (
     KEPT_COLOUR,
     PASS_COLOUR,
     REFERENCE_COLOUR,
+    fit_title,
     message_figure,
     precision_colour,
+    titled,
 )
 from engine.studies.localisation.error_table import FORMAT_NAMES, ErrorGrowth
 from engine.studies.localisation.study import Localisation
@@ -172,12 +174,12 @@ def error_growth(growth: ErrorGrowth | None, kept: Sequence[str] = ()) -> go.Fig
     fig.update_yaxes(type="log", row=2, col=1, title_text="max / limit", exponentformat="e")
     fig.update_xaxes(title_text="unit, in execution order", row=2, col=1)
     fig.update_layout(
-        title=f"Error through {growth.model} ({growth.samples} samples, {growth.device})",
+        title=titled(f"Error through {growth.model}", f"{growth.samples} samples, {growth.device}"),
         height=560,
         legend={"orientation": "h", "y": -0.15},
         margin={"l": 60, "r": 20, "t": 70, "b": 40},
     )
-    return fig
+    return fit_title(fig)
 
 
 def bisection_steps(study: Localisation) -> go.Figure:
@@ -213,12 +215,12 @@ def bisection_steps(study: Localisation) -> go.Figure:
         )
     )
     fig.update_layout(
-        title=f"Builds: modules kept in {study.high_precision}, pass or fail ({study.criterion.text()})",
+        title=titled(f"Builds: modules kept in {study.high_precision}", f"pass or fail: {study.criterion.text()}"),
         yaxis_title="modules kept",
         height=320,
         margin={"l": 60, "r": 20, "t": 60, "b": 40},
     )
-    return fig
+    return fit_title(fig)
 
 
 def fix_against(study: Localisation) -> go.Figure:
@@ -244,10 +246,11 @@ def fix_against(study: Localisation) -> go.Figure:
         )
     )
     fig.update_layout(
-        title="The fix against the unfixed build and the reference "
-        f"({'GPU kernel time' if gpu else 'end-to-end median'})",
+        title=titled(
+            "Against the unfixed build", f"and the reference; {'GPU kernel time' if gpu else 'end-to-end median'}"
+        ),
         yaxis_title="ms per inference",
         height=340,
         margin={"l": 60, "r": 20, "t": 60, "b": 40},
     )
-    return fig
+    return fit_title(fig)

@@ -9,6 +9,8 @@ too: a shaded band with the median line over it (``band_and_median``), error bar
 
 from __future__ import annotations
 
+import re
+import textwrap
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +42,8 @@ SERIES_PALETTE = qualitative.D3
 STAGE_PALETTE = qualitative.Safe
 BAND_ALPHA = 0.18
 LABEL_CHARS = 48
+TITLE_CHARS = 48  # a title's first line that fits a half-width chart (about 480 px) at Plotly's title size
+NOTE_CHARS = 80  # a line of the small-type note under it
 
 MARGIN = {"l": 10, "r": 10, "t": 50, "b": 40}
 """Margins of a chart with an x-axis title below it."""
@@ -115,6 +119,25 @@ def band_and_median(
             hovertemplate=hovertemplate,
         ),
     ]
+
+
+def titled(title: str, note: str = "") -> str:
+    """A chart title that fits its chart: the short ``title`` (at most ``TITLE_CHARS``), then what the marks mean in
+    small type, wrapped to lines of ``NOTE_CHARS`` (Plotly cuts a long title at the chart's edge)."""
+    lines = textwrap.wrap(note, NOTE_CHARS)
+    return title + "".join(f"<br><sup>{line}</sup>" for line in lines)
+
+
+def fit_title(fig: go.Figure) -> go.Figure:
+    """Room above the plot for every line of the figure's title (a ``titled`` note adds lines)."""
+    lines = len(title_lines(fig.layout.title.text or ""))
+    top = fig.layout.margin.t if fig.layout.margin.t is not None else 50
+    return fig.update_layout(margin_t=max(top, 34 + 20 * lines))
+
+
+def title_lines(title: str) -> list[str]:
+    """A title's lines as shown, markup removed: what ``titled`` keeps within bounds."""
+    return [re.sub(r"<[^>]+>", "", line) for line in title.split("<br>")]
 
 
 def short(text: str, n: int = LABEL_CHARS) -> str:

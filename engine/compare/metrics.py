@@ -225,33 +225,41 @@ def hardware_notes(runs: Sequence[RunResult]) -> list[str]:
 
 
 def layer_type_time(runs: Sequence[RunResult], baseline_id: str | None = None) -> pd.DataFrame:
-    """Profiled time per layer type for each run (long: layer_type, run, total_ms, layers, delta_ms).
+    """Profiled time per layer type for each run (long: vocabulary, layer_type, run, total_ms, layers, delta_ms).
 
-    ``delta_ms`` is against the baseline run's time for the same layer type (0 where it has none).
-    Layer types differ between backends (nn.Module classes vs TensorRT layer types): both show.
+    ``vocabulary`` says whose names the layer types are: TensorRT's layer types inside engines ("TensorRT"), or
+    PyTorch's (nn.Module classes of an eager run, the subgraphs between engines: "PyTorch"); a chart keeps one
+    vocabulary per axis. ``delta_ms`` is against the baseline run's time for the same layer type (0 where it has none).
     """
     base = pick_baseline(runs, baseline_id) if runs else None
     parts = []
     for r in runs:
         if r.layers.empty:
             continue
+        runtime = r.layers["runtime"] if "runtime" in r.layers else pd.Series("", index=r.layers.index)
         g = (
-            r.layers.assign(layer_type=r.layers["layer_type"].replace("", "(unknown)"))
-            .groupby("layer_type", as_index=False)
+            r.layers.assign(
+                layer_type=r.layers["layer_type"].replace("", "(unknown)"),
+                vocabulary=["TensorRT" if v == "tensorrt" else "PyTorch" for v in runtime],
+            )
+            .groupby(["vocabulary", "layer_type"], as_index=False)
             .agg(total_ms=("avg_ms", "sum"), layers=("avg_ms", "size"))
         )
         g["run"] = run_label(r)
         g["run_id"] = r.run_id
+        g["position"] = len(parts)  # the run's place among the compared: its colour on every chart
         parts.append(g)
-    cols = ["layer_type", "run", "run_id", "total_ms", "layers", "delta_ms"]
+    cols = ["vocabulary", "layer_type", "run", "run_id", "position", "total_ms", "layers", "delta_ms"]
     if not parts:
         return pd.DataFrame(columns=cols)
     df = pd.concat(parts, ignore_index=True)
-    base_ms = df[df["run_id"] == base.run_id].set_index("layer_type")["total_ms"] if base else pd.Series()
-    df["delta_ms"] = df["total_ms"] - df["layer_type"].map(base_ms).fillna(0.0)
+    keys = list(zip(df["vocabulary"], df["layer_type"], strict=True))
+    base_id = base.run_id if base is not None else None
+    base_ms = {k: v for k, v, run_id in zip(keys, df["total_ms"], df["run_id"], strict=True) if run_id == base_id}
+    df["delta_ms"] = df["total_ms"] - [base_ms.get(k, 0.0) for k in keys]
     order = df.groupby("layer_type")["total_ms"].max().sort_values(ascending=False).index
     df["layer_type"] = pd.Categorical(df["layer_type"], categories=list(order), ordered=True)
-    return df.sort_values(["layer_type", "run"]).reset_index(drop=True)[cols].astype({"layer_type": str})
+    return df.sort_values(["layer_type", "position"]).reset_index(drop=True)[cols].astype({"layer_type": str})
 
 
 def latency_samples(runs: Sequence[RunResult]) -> pd.DataFrame:

@@ -26,10 +26,31 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from engine.profiling import invariants
+from engine.quantization.schemes import FLAVOUR_NAMES
 from engine.result import RunResult
 from engine.settings.inputs import measured_shapes, parse_inputs
 from engine.studies.knobs import HOST, knob
 from engine.studies.statistics import END_TO_END, GPU_TIME, GRAPH_REPLAY, METRIC_NAMES
+
+
+def where_measured(runs: Iterable[RunResult]) -> str:
+    """Where runs were measured, as a verdict names it: "NVIDIA H200 · TensorRT-RTX" (the GPU and the Torch-TensorRT
+    flavour of TensorRT runs), "cpu · eager PyTorch"; "" when the runs were measured in different places."""
+    places = set()
+    for r in runs:
+        device = r.env.get("device_name") or r.env.get("device") or ""
+        if r.request.get("backend") == "tensorrt":
+            flavour = FLAVOUR_NAMES.get(r.env.get("flavour", "none"), "") if r.env.get("flavour") != "none" else ""
+        else:
+            flavour = "eager PyTorch"
+        places.add(" · ".join(p for p in (device, flavour) if p))
+    return places.pop() if len(places) == 1 else ""
+
+
+def verdict_context(runs: Sequence[RunResult], metric: str) -> str:
+    """What a study verdict's headline says after itself: "NVIDIA H200 · TensorRT-RTX · judged on GPU time"."""
+    where = where_measured(runs)
+    return " · ".join(p for p in (where, f"judged on {METRIC_NAMES[metric]}") if p)
 
 
 def preferred_metric(settings: Iterable[str]) -> str:

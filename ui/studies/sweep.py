@@ -104,9 +104,17 @@ def values_widget(knob: str, key: str, recommended: list[int]) -> list:
 def render_run(store: RunStore, caps: Capabilities) -> None:
     """The Run a sweep tab: the base request, one or two knobs and their values, the plan, Run, the progress."""
     raw = study_base("sweep", caps)
-    names = list(sweeps.SWEEPABLE_KNOBS)
+    names = sweeps.knobs_for(raw["backend"])  # on eager only precision: a min_block_size sweep there is 5 equal runs
     c1, c2 = st.columns(2)
-    knob1 = c1.selectbox("Knob to sweep", names, format_func=sweeps.SWEEPABLE_KNOBS.get, key="sweep:knob1")
+    knob1 = c1.selectbox(
+        "Knob to sweep",
+        names,
+        format_func=sweeps.SWEEPABLE_KNOBS.get,
+        key="sweep:knob1",
+        help=None
+        if raw["backend"] != "eager"
+        else "The eager backend honours precision only; the compile knobs need the tensorrt backend (an NVIDIA GPU).",
+    )
     knob2 = c2.selectbox(
         "Second knob (optional)",
         [None, *[n for n in names if n != knob1]],

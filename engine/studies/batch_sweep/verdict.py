@@ -10,6 +10,7 @@ import pandas as pd
 
 from engine.studies.batch_sweep.plan import STRATEGIES
 from engine.studies.batch_sweep.results import BatchSweep, Knee, MemoryFit, dynamic_cost, find_knee, judged, memory_fit
+from engine.studies.judging import verdict_context
 from engine.studies.statistics import DEVICE_METRICS, GPU_TIME, format_ms
 
 
@@ -22,9 +23,11 @@ class BatchVerdict:
     knees: dict[str, Knee]
     cost: pd.DataFrame
     memory: dict[str, MemoryFit]
+    context: str = ""  # where it was measured and the figure that judges it: "NVIDIA H200 · TensorRT-RTX · judged on …"
 
     def markdown(self) -> str:
-        return "\n".join([f"**{self.headline}**", "", *(f"- {line}" for line in self.lines)])
+        context = f" ({self.context})" if self.context else ""
+        return "\n".join([f"**{self.headline}**{context}", "", *(f"- {line}" for line in self.lines)])
 
 
 def strategy_name(strategy: str, dynamic_range: tuple[int, int, int] | None = None) -> str:
@@ -81,7 +84,10 @@ def verdict(sweep: BatchSweep, capacity_bytes: float | None = None) -> BatchVerd
         if fit is not None:
             fits[s] = fit
     lines += _memory_lines(table, present, fits, capacity_bytes, sweep.dynamic_range)
-    return BatchVerdict(_batch_headline(table, knees), tuple(lines), knees, cost, fits)
+    # only a line that grows with the batch is drawn: a flat or falling one ("-4.28 MiB/sample") means nothing
+    growing = {s: fit for s, fit in fits.items() if _grows(table, s, fit)}
+    context = verdict_context(sweep.results, j.metric)
+    return BatchVerdict(_batch_headline(table, knees), tuple(lines), knees, cost, growing, context)
 
 
 def _mib(v: float) -> str:
@@ -111,17 +117,33 @@ def _batch_headline(table: pd.DataFrame, knees: dict[str, Knee]) -> str:
 def _host_lines(table: pd.DataFrame) -> list[str]:
     """End-to-end beside GPU time: what the host adds per call, and what it does to throughput at small batch."""
     rows = table.sort_values(["strategy", "batch_size"])
-    parts = [
-        f"batch {int(r.batch_size)} {r.throughput_per_s:,.0f} samples/s (host {r.host_overhead_ms:.3f} ms per call)"
-        for r in rows.itertuples()
-        if r.host_overhead_ms is not None and not pd.isna(r.host_overhead_ms) and r.strategy == rows["strategy"].iloc[0]
-    ]
+    rows = rows[rows["strategy"] == rows["strategy"].iloc[0]]
+    parts, unmeasured = [], []
+    for r in rows.itertuples():
+        if r.host_overhead_ms is None or pd.isna(r.host_overhead_ms):
+            continue
+        # end-to-end at or below GPU time (they come from separate passes): the host's share is not measured there,
+        # and "host 0.000 ms per call" would say it costs nothing
+        if r.host_overhead_ms <= 0:
+            unmeasured.append(int(r.batch_size))
+            parts.append(f"batch {int(r.batch_size)} {r.throughput_per_s:,.0f} samples/s")
+            continue
+        parts.append(
+            f"batch {int(r.batch_size)} {r.throughput_per_s:,.0f} samples/s (host {r.host_overhead_ms:.3f} ms per call)"
+        )
     if not parts:
         return []
-    return [
+    text = (
         "End-to-end, host overhead included: " + "; ".join(parts) + ". A larger batch spreads the host's "
         "work per call over more samples; CUDA graphs remove most of it."
-    ]
+    )
+    if unmeasured:
+        at = ", ".join(str(b) for b in unmeasured)
+        text += (
+            f" At batch {at} the end-to-end median is not above the GPU time (separate passes), so the host's "
+            "share is not measured there."
+        )
+    return [text]
 
 
 def _cost_lines(table: pd.DataFrame, cost: pd.DataFrame, both: bool) -> list[str]:
@@ -168,6 +190,14 @@ def _cost_lines(table: pd.DataFrame, cost: pd.DataFrame, both: bool) -> list[str
 MEASURABLE_GROWTH_BYTES = 2**20  # less than 1 MiB between the smallest and largest batch measured: flat
 
 
+def _grows(table: pd.DataFrame, strategy: str, fit: MemoryFit) -> bool:
+    """Whether peak memory grows measurably with the batch along ``fit``: only then does a per-sample figure or a
+    ceiling make physical sense."""
+    pts = table[(table["strategy"] == strategy) & table["peak_memory_bytes"].notna()]
+    span = float(pts["batch_size"].max() - pts["batch_size"].min()) if len(pts) else 0.0
+    return fit.per_sample_bytes > 0 and fit.per_sample_bytes * span >= MEASURABLE_GROWTH_BYTES
+
+
 def _memory_lines(
     table: pd.DataFrame,
     present: list[str],
@@ -189,13 +219,19 @@ def _memory_lines(
         if fit is None:
             lines.append(f"Peak GPU memory ({name}): {measured}; two batch sizes are needed for a line.")
             continue
-        growth = fit.per_sample_bytes * float(pts["batch_size"].max() - pts["batch_size"].min())
-        if fit.per_sample_bytes <= 0 or growth < MEASURABLE_GROWTH_BYTES:
+        if not _grows(table, s, fit):
             # a flat line (a dynamic engine holds its memory for the whole range up front) extrapolates to batches
-            # of 10^19: no ceiling follows from it
+            # of 10^19, a falling one to negative memory: no ceiling follows from either
+            low = pts.loc[pts["batch_size"].idxmin()]
+            growth = fit.per_sample_bytes * float(pts["batch_size"].max() - pts["batch_size"].min())
+            change = (
+                f"{growth / 2**20:+.2f} MiB across the measured batches"
+                if growth >= 0
+                else f"less than at batch {int(low['batch_size'])}, {_mib(low['peak_memory_bytes'])}"
+            )
             lines.append(
-                f"Peak GPU memory ({name}) did not grow measurably with the batch ({measured}; "
-                f"{growth / 2**20:+.2f} MiB across the measured batches): no ceiling follows from these points."
+                f"Peak GPU memory ({name}) did not grow measurably with the batch ({measured}; {change}): no ceiling "
+                "follows from these points."
             )
             continue
         text = (

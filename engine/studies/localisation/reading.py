@@ -191,7 +191,7 @@ def quantization_lead(study: Localisation) -> str:
     if not same or f is None or f.top1_agreement is None or f.top1_agreement < NOT_BROKEN_TOP1:
         return ""
     return (
-        f"The unfixed {study.label} engine is not broken: it gives {f.accuracy_text()}; {same}, only beyond the "
+        f"The unfixed {study.label} engine is sound: it gives {f.accuracy_text()}; {same}, only beyond the "
         f"tolerance {study.criterion.tolerance_rel_l2:g}."
     )
 

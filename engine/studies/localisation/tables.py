@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from engine.studies.localisation.reading import crash_label
+from engine.studies.localisation.shipping import fix_label
 
 if TYPE_CHECKING:
     from engine.studies.localisation.study import Localisation, Step
@@ -98,7 +99,7 @@ def comparison_table(study: Localisation) -> pd.DataFrame:
     named = [
         ("unfixed " + study.label, study.step("unfixed")),
         (f"{study.high_precision} reference", study.step("reference")),
-        (f"fix ({len(study.fix_step.kept) if study.fix_step else 0} kept)", study.fix_step),
+        (fix_label(study), study.fix_step),
     ]
     for name, s in named:
         if s is None or s.figures is None:

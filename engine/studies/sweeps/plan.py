@@ -120,9 +120,17 @@ def plan_sweep(
             f"The default point runs {repeats + 1} times, spread over the sweep: the spread of its runs is "
             "the run-to-run noise a knob's effect must exceed."
         )
-    if base.backend == "eager" and any(k != PRECISION_KNOB for k in knobs):
+    if any(k not in knobs_for(base.backend) for k in knobs):
         notes.append("The eager backend ignores compile knobs other than precision: those runs coincide.")
     return SweepPlan(sweep_id or new_sweep_id(base, knobs), base, knobs, tuple(points), tuple(notes))
+
+
+EAGER_KNOBS = (PRECISION_KNOB,)  # the only compile knob the eager backend honours
+
+
+def knobs_for(backend: str) -> list[str]:
+    """The knobs worth sweeping on ``backend``: on eager only precision (any other knob's runs coincide)."""
+    return list(EAGER_KNOBS) if backend == "eager" else list(SWEEPABLE_KNOBS)
 
 
 def _sorted_values(knob: str, values: Iterable[Any]) -> list[Any]:

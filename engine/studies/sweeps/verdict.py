@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.settings.defaults import MIN_BLOCK_SIZE, TRT_DEFAULT_OPTIMIZATION_LEVEL
+from engine.studies.judging import verdict_context
 from engine.studies.knobs import (
     MIN_BLOCK_SIZE_KNOB,
     SWEEPABLE_KNOBS,
@@ -51,9 +52,11 @@ class Verdict:
     headline: str
     lines: list[str]
     comparisons: list[Comparison]
+    context: str = ""  # where it was measured and the figure that judges it: "NVIDIA H200 · TensorRT-RTX · judged on …"
 
     def markdown(self) -> str:
-        return "\n".join([f"**{self.headline}**", "", *(f"- {line}" for line in self.lines)])
+        context = f" ({self.context})" if self.context else ""
+        return "\n".join([f"**{self.headline}**{context}", "", *(f"- {line}" for line in self.lines)])
 
 
 def verdict(sweep: Sweep, knob: str | None = None) -> Verdict:
@@ -104,7 +107,9 @@ def verdict(sweep: Sweep, knob: str | None = None) -> Verdict:
         )
     if knob_record(knob).verdict_note:
         lines.append(knob_record(knob).verdict_note)
-    return Verdict(knob, _headline(comparisons, knob), lines, comparisons)
+    return Verdict(
+        knob, _headline(comparisons, knob), lines, comparisons, verdict_context(sweep.results, sweep.judging.metric)
+    )
 
 
 def _gpu_hint(sweep: Sweep) -> str:
