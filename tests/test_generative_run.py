@@ -223,6 +223,8 @@ def test_cli_profile_task_generate_stores_the_run_and_refuses_bad_input(tmp_path
     doc = json.loads(capsys.readouterr().out)
     assert doc["kind"] == "generative" and doc["request"]["model"] == "hf/tiny-gpt2"
     assert [d["run_id"] for d in generative_runs.load_all()] == [doc["run_id"]]
+    assert main(["runs"]) == 0
+    assert doc["run_id"] in capsys.readouterr().out
     assert main([*args[:-8], "--prompt-lengths", "200"]) == 2
     err = capsys.readouterr().err
     assert "prompt_lengths" in err and "128" in err

@@ -25,7 +25,7 @@ from engine.generative.findings import step_ms
 from engine.generative.request import BACKENDS, PRECISIONS, GenerateRequest, check
 from engine.generative.words import verdict
 from engine.models.files import FILE_PREFIX, custom_model_files
-from engine.store import PROJECT_ROOT, generative_runs
+from engine.store import PROJECT_ROOT
 from ui.markdown import plain
 
 RUN_TIMEOUT_S = 1800
@@ -132,16 +132,6 @@ def run_request(request: GenerateRequest) -> GenerativeRun | None:
     return GenerativeRun.from_dict(json.loads(done.stdout))
 
 
-def stored_runs() -> list[GenerativeRun]:
-    runs = []
-    for doc in generative_runs.load_all():
-        try:
-            runs.append(GenerativeRun.from_dict(doc))
-        except (KeyError, TypeError, ValueError):
-            continue  # a document of another version: not shown
-    return runs
-
-
 def show_runs(runs: list[GenerativeRun], key: str) -> None:
     """The figures of one run or of runs compared like with like: metrics, verdicts, charts."""
     if len(runs) == 1:
@@ -193,7 +183,7 @@ def show_runs(runs: list[GenerativeRun], key: str) -> None:
 
 def runs_section(key: str) -> None:
     """The stored generative runs (bundled samples included); pick runs to see side by side, like with like."""
-    runs = stored_runs()
+    runs = tables.stored_runs()
     if not runs:
         st.caption("No generative run stored yet: run one with the generative mode of Profile.")
         return
@@ -237,7 +227,7 @@ def generative_page(caps: capabilities.Capabilities) -> None:
         if run is not None:
             st.session_state["gen_last_run"] = run.run_id
     last = st.session_state.get("gen_last_run")
-    runs = [r for r in stored_runs() if r.run_id == last]
+    runs = [r for r in tables.stored_runs() if r.run_id == last]
     if runs:
         st.divider()
         show_runs(runs, "gen_profile")

@@ -10,6 +10,7 @@ holds still between processes where end-to-end latency does not.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import statistics
 import time
@@ -84,7 +85,9 @@ class Programs:
             lambda: (PrefillProgram(self.decoder, cache_len), (self.prompt(batch, prompt_len),)),
         )
 
-    def decode_inputs(self, batch: int, cache_len: int) -> tuple[torch.Tensor, ...]:
+    def decode_inputs(
+        self, batch: int, cache_len: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         dtype = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[self.dtype]
         with torch.inference_mode():
             keys, values = CacheShape.of(self.decoder.config, batch, cache_len, dtype).allocate(self.device)
@@ -229,12 +232,13 @@ def measure_backend(
     programs = Programs(decoder, backend, request.device, request.seed)
     progress(f"{backend}: generating {request.new_tokens} greedy tokens")
     generation = generate(programs, request)
-    prefill, prefill_calls = [], []
+    prefill: list[PrefillPoint] = []
+    prefill_calls: list[Callable[[], Any]] = []
     for p in request.prompt_lengths:
         progress(f"{backend}: prefill of {p} tokens")
         cache_len = prefill_cache_len(request, p)
         call, ids = programs.prefill(1, p, cache_len), programs.prompt(1, p)
-        prefill_calls.append(lambda c=call, x=ids: c(x))
+        prefill_calls.append(functools.partial(call, ids))
         prefill.append(PrefillPoint(p, cache_len, timed(prefill_calls[-1], request, 1)))
     decode, loops = [], []
     for c in request.contexts:

@@ -53,7 +53,7 @@ class GenerateRequest:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> GenerateRequest:
         names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names}
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names}
         return cls(**values)
 
 

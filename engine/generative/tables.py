@@ -93,6 +93,19 @@ def comparable(runs: Sequence[GenerativeRun]) -> list[list[GenerativeRun]]:
     return list(groups.values())
 
 
+def stored_runs() -> list[GenerativeRun]:
+    """Every stored generative run, the bundled samples included (a document of another version is skipped)."""
+    from engine.store import generative_runs  # noqa: PLC0415
+
+    runs = []
+    for doc in generative_runs.load_all():
+        try:
+            runs.append(GenerativeRun.from_dict(doc))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return runs
+
+
 def runs_table(runs: Sequence[GenerativeRun]) -> pd.DataFrame:
     """One row per run, for History: what ran and its headline figures (the run's own backend)."""
     rows = []

@@ -31,7 +31,7 @@ def encode(doc: dict[str, Any]) -> bytes:
 
 
 def decode(raw: bytes) -> dict[str, Any]:
-    return json.loads(gzip.decompress(raw))  # type: ignore[no-any-return]
+    return json.loads(gzip.decompress(raw))
 
 
 def save(doc: dict[str, Any], directory: Path | None = None) -> Path:
