@@ -245,3 +245,12 @@ def test_a_model_file_whose_build_model_returns_a_body_without_head_is_a_clear_e
     assert load("file:tiny_decoder.py").config.num_layers == 2
     with pytest.raises(Exception, match="not a causal LM"):
         load("file:encoder.py")
+
+
+def test_tensorrt_engines_hold_their_own_weights_in_the_estimate():
+    sizes = dict(model="hf/llama-1b", precision="fp16", device="cuda", prompt_lengths=(128,), contexts=(1024,),
+                 batch_sizes=(1, 4))  # fmt: skip
+    free = estimate(LLAMA_1B, 4, 1024, "fp16").total_bytes + GIB
+    check(small_request(**sizes), LLAMA_1B, free)  # eager fits
+    with pytest.raises(ConfigError, match="3 TensorRT engines' weights"):
+        check(small_request(backend="tensorrt", **sizes), LLAMA_1B, free)
