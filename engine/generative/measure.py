@@ -214,6 +214,7 @@ class Measured:
 
     figures: BackendFigures
     generation: Generation
+    graph_generation: Generation | None  # the same tokens with the decode step replayed as a CUDA graph
     programs: Programs
     prefill_calls: list[Callable[[], Any]]
     decode_loops: list[DecodeLoop]
@@ -232,6 +233,13 @@ def measure_backend(
     programs = Programs(decoder, backend, request.device, request.seed)
     progress(f"{backend}: generating {request.new_tokens} greedy tokens")
     generation = generate(programs, request)
+    graph_generation = None
+    if request.cuda_graphs:
+        progress(f"{backend}: the same tokens with the decode step replayed as a CUDA graph")
+        try:
+            graph_generation = generate(programs, request, cuda_graph=True)
+        except Exception:  # the capture failed: the decode points say why
+            log.info("CUDA graph generation failed", exc_info=True)
     prefill: list[PrefillPoint] = []
     prefill_calls: list[Callable[[], Any]] = []
     for p in request.prompt_lengths:
@@ -258,7 +266,7 @@ def measure_backend(
         split = layer_split.split_ms(decoder, loops[0].step, SPLIT_ITERS, cuda)
     figures = BackendFigures(backend, dict(programs.build_s), prefill, decode, batches, None, split,
                              generation.tokens.tolist())  # fmt: skip
-    return Measured(figures, generation, programs, prefill_calls, loops, enqueue)
+    return Measured(figures, generation, graph_generation, programs, prefill_calls, loops, enqueue)
 
 
 def add_gpu_figures(

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 
 from engine.generative import checks, sources
-from engine.generative.figures import GenerativeRun, MemoryFigures
+from engine.generative.figures import GRAPH_SUFFIX, GenerativeRun, MemoryFigures
 from engine.generative.measure import Generation, Programs, add_gpu_figures, generate, measure_backend
 from engine.generative.models import CausalDecoder
 from engine.generative.request import GenerateRequest, check
@@ -49,9 +49,12 @@ def execute(request: GenerateRequest, progress: Progress = lambda _: None) -> Ge
     warnings: list[str] = []
     measured = {name: measure_backend(decoder, request, name, progress) for name in request.backends}
     backends, generations = {}, {}
+    graph_generations = {}
     for name, m in measured.items():
         backends[name] = add_gpu_figures(m, warnings, progress) if request.device.startswith("cuda") else m.figures
         generations[name] = m.generation
+        if m.graph_generation is not None:
+            graph_generations[name + GRAPH_SUFFIX] = m.graph_generation
     del measured  # the programs: their memory goes before the eager reference is generated
     if request.device.startswith("cuda"):
         torch.cuda.empty_cache()
@@ -60,7 +63,7 @@ def execute(request: GenerateRequest, progress: Progress = lambda _: None) -> Ge
         generations["eager"] = generate(Programs(decoder, "eager", request.device, request.seed), request)
     token_checks = [
         _check(name, generations[name], generations["eager"]) for name in request.backends if name != "eager"
-    ]
+    ] + [_check(name, g, generations["eager"]) for name, g in graph_generations.items()]
     dtype = request.precision
     memory = MemoryFigures(
         weight_bytes(config, dtype),

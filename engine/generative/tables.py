@@ -8,10 +8,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from engine.generative.figures import BackendFigures, DecodePoint, GenerativeRun, Spread
+from engine.generative.figures import GRAPH_SUFFIX, BackendFigures, DecodePoint, GenerativeRun, Spread
 from engine.generative.findings import knee_batch
 
-GRAPH_SUFFIX = " + CUDA graph"
 SPREAD_COLUMNS = ["median_ms", "p10_ms", "p90_ms", "gpu_ms"]
 
 

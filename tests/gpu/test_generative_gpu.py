@@ -54,7 +54,7 @@ def test_tensorrt_prefill_and_decode_against_eager_and_inductor(model):
         + f"\n  wall {time.perf_counter() - t0:.0f} s"
     )
     checks = {c.backend: c for c in run.checks}
-    assert set(checks) == {"tensorrt", "inductor"}
+    assert {"tensorrt", "inductor"} <= set(checks)  # and "<backend> + CUDA graph" for each graph that captured
     for c in checks.values():
         assert c.steps == STEPS
         assert c.equal or c.logits_rel_error < NEAR_TIE_REL_ERROR, c
