@@ -254,3 +254,16 @@ def test_tensorrt_engines_hold_their_own_weights_in_the_estimate():
     check(small_request(**sizes), LLAMA_1B, free)  # eager fits
     with pytest.raises(ConfigError, match="3 TensorRT engines' weights"):
         check(small_request(backend="tensorrt", **sizes), LLAMA_1B, free)
+
+
+def test_bundled_samples_are_listed_after_the_stored_runs_and_can_be_turned_off(tmp_path, monkeypatch):
+    from engine.store import generative_runs
+
+    monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TRTDASH_SAMPLES_DIR", str(tmp_path / "samples"))
+    doc = {"run_id": "20260101-000000-0123abcd", "kind": "generative"}
+    generative_runs.save(doc | {"run_id": "20260101-000000-0123abce"})
+    generative_runs.save(doc, tmp_path / "samples" / "generative")
+    assert [d["run_id"] for d in generative_runs.load_all()] == ["20260101-000000-0123abce", doc["run_id"]]
+    monkeypatch.setenv("TRTDASH_SAMPLES_DIR", str(tmp_path / "none"))
+    assert len(generative_runs.load_all()) == 1
