@@ -9,6 +9,7 @@ from collections.abc import Callable
 import torch
 
 from engine.generative import checks, sources
+from engine.generative.configs import NAMED
 from engine.generative.figures import GRAPH_SUFFIX, GenerativeRun, MemoryFigures
 from engine.generative.measure import Generation, Programs, add_gpu_figures, generate, measure_backend
 from engine.generative.models import CausalDecoder
@@ -36,9 +37,11 @@ def environment(device: str) -> dict[str, str]:
 
 def prepare(request: GenerateRequest) -> tuple[CausalDecoder, int | None]:
     """The decoder on its device in its dtype, after ``check`` (which needs the free memory, read before the
-    weights go to the device)."""
-    decoder = sources.load(request.model, request.seed)
+    weights go to the device; a registry decoder is checked before it is built, a model file once built)."""
     free = torch.cuda.mem_get_info()[0] if request.device.startswith("cuda") else None
+    if request.model in NAMED:  # a registry decoder's shapes are known: refuse before its weights are made
+        check(request, NAMED[request.model], free)
+    decoder = sources.load(request.model, request.seed)
     check(request, decoder.config, free)
     return decoder.to(device=request.device, dtype=TORCH_DTYPES[request.precision]), free
 
