@@ -25,6 +25,7 @@ from engine.generative.findings import step_ms
 from engine.generative.request import BACKENDS, PRECISIONS, GenerateRequest, check
 from engine.generative.words import verdict
 from engine.models.files import FILE_PREFIX, custom_model_files
+from engine.report import file_name
 from engine.store import PROJECT_ROOT
 from ui.markdown import plain
 
@@ -168,17 +169,23 @@ def show_runs(runs: list[GenerativeRun], key: str) -> None:
             st.plotly_chart(fig, width="stretch", key=f"{key}_chart_{i}")
             if i == 1:
                 st.plotly_chart(charts.budget_line(batch, budget), width="stretch", key=f"{key}_budget")
-    from engine import report  # noqa: PLC0415 - plotly's page writer only when shown
-
-    ids = [r.run_id for r in runs]
+    ids = tuple(r.run_id for r in runs)
     st.download_button(
         "Download report",
-        report.generative_html(ids),
-        report.file_name(run_ids=ids),
+        _report_bytes(ids),
+        file_name(run_ids=ids),
         mime="text/html",
         key=f"{key}_report",
         icon=":material/download:",
     )
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _report_bytes(ids: tuple[str, ...]) -> bytes:
+    """A stored run never changes: its report is written once per server."""
+    from engine import report  # noqa: PLC0415 - plotly's page writer only when shown
+
+    return report.generative_html(ids)
 
 
 def runs_section(key: str) -> None:
