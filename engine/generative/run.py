@@ -58,7 +58,7 @@ def execute(request: GenerateRequest, progress: Progress = lambda _: None) -> Ge
         generations[name] = m.generation
         if m.graph_generation is not None:
             graph_generations[name + GRAPH_SUFFIX] = m.graph_generation
-    del measured  # the programs: their memory goes before the eager reference is generated
+    del measured, m  # the programs: their memory goes before the eager reference is generated
     if request.device.startswith("cuda"):
         torch.cuda.empty_cache()
     if "eager" not in generations:
