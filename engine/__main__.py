@@ -25,6 +25,7 @@ from typing import Any
 
 from engine import capabilities, run_figures
 from engine.errors import ConfigError, ModelError, UserError
+from engine.generative import tables as generative_tables
 from engine.generative.task import generative_task
 from engine.models.files import FILE_PREFIX
 from engine.report.cli import add_report_command
@@ -186,6 +187,9 @@ def cmd_runs(ns: argparse.Namespace) -> int:
 
     df = open_with_samples().list_runs()  # the store as the dashboard opens it: bundled samples imported
     print(df.drop(columns=["key"]).to_string(index=False) if len(df) else "no runs stored yet")
+    generative = generative_tables.runs_table(generative_tables.stored_runs())
+    if len(generative):
+        print(f"\ngenerative runs (profile --task generate):\n{generative.to_string(index=False)}")
     return 0
 
 

@@ -115,3 +115,26 @@ def test_tokens_check_names_the_first_difference_and_the_error_there():
     check = checks.compare("tensorrt", torch.tensor([[1, 2, 9, 4]]), other, "eager", ref, logits)
     assert (check.equal, check.first_difference) == (False, 2)
     assert check.logits_rel_error == pytest.approx(0.5)
+
+
+@pytest.mark.slow  # two inductor compiles on CPU: minutes on a loaded machine
+def test_exported_programs_are_what_tensorrt_gets_and_inductor_tokens_equal_eager():
+    """torch.export of the decode program (Torch-TensorRT's input) runs equal to eager, and the compiled decoder
+    (inductor, on CPU; grouped-query attention and RoPE) generates eager's greedy tokens, with the logits this
+    close."""
+    config = TINY_LLAMA
+    from engine.generative.programs import DecodeProgram, export_program
+
+    ours = build(config)
+    request = GenerateRequest("test", precision="fp32", device="cpu", prompt_lengths=(PROMPT,), new_tokens=6,
+                              contexts=(16,))  # fmt: skip
+    eager = Programs(ours, "eager", "cpu", seed=0)
+    inputs = eager.decode_inputs(1, 16)
+    with torch.inference_mode():
+        exported = export_program(DecodeProgram(ours), inputs).module()
+        for a, b in zip(exported(*inputs), ours.decode(*inputs), strict=True):
+            torch.testing.assert_close(a, b)
+    reference = generate(eager, request)
+    compiled = generate(Programs(ours, "inductor", "cpu", seed=0), request)
+    check = checks.compare("inductor", compiled.tokens, compiled.logits, "eager", reference.tokens, reference.logits)
+    assert check.equal and check.logits_rel_error < 1e-4, check

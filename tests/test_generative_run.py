@@ -223,6 +223,8 @@ def test_cli_profile_task_generate_stores_the_run_and_refuses_bad_input(tmp_path
     doc = json.loads(capsys.readouterr().out)
     assert doc["kind"] == "generative" and doc["request"]["model"] == "hf/tiny-gpt2"
     assert [d["run_id"] for d in generative_runs.load_all()] == [doc["run_id"]]
+    assert main(["runs"]) == 0
+    assert doc["run_id"] in capsys.readouterr().out
     assert main([*args[:-8], "--prompt-lengths", "200"]) == 2
     err = capsys.readouterr().err
     assert "prompt_lengths" in err and "128" in err
@@ -243,3 +245,25 @@ def test_a_model_file_whose_build_model_returns_a_body_without_head_is_a_clear_e
     assert load("file:tiny_decoder.py").config.num_layers == 2
     with pytest.raises(Exception, match="not a causal LM"):
         load("file:encoder.py")
+
+
+def test_tensorrt_engines_hold_their_own_weights_in_the_estimate():
+    sizes = dict(model="hf/llama-1b", precision="fp16", device="cuda", prompt_lengths=(128,), contexts=(1024,),
+                 batch_sizes=(1, 4))  # fmt: skip
+    free = estimate(LLAMA_1B, 4, 1024, "fp16").total_bytes + GIB
+    check(small_request(**sizes), LLAMA_1B, free)  # eager fits
+    with pytest.raises(ConfigError, match="3 TensorRT engines' weights"):
+        check(small_request(backend="tensorrt", **sizes), LLAMA_1B, free)
+
+
+def test_bundled_samples_are_listed_after_the_stored_runs_and_can_be_turned_off(tmp_path, monkeypatch):
+    from engine.store import generative_runs
+
+    monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TRTDASH_SAMPLES_DIR", str(tmp_path / "samples"))
+    doc = {"run_id": "20260101-000000-0123abcd", "kind": "generative"}
+    generative_runs.save(doc | {"run_id": "20260101-000000-0123abce"})
+    generative_runs.save(doc, tmp_path / "samples" / "generative")
+    assert [d["run_id"] for d in generative_runs.load_all()] == ["20260101-000000-0123abce", doc["run_id"]]
+    monkeypatch.setenv("TRTDASH_SAMPLES_DIR", str(tmp_path / "none"))
+    assert len(generative_runs.load_all()) == 1

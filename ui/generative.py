@@ -25,7 +25,8 @@ from engine.generative.findings import step_ms
 from engine.generative.request import BACKENDS, PRECISIONS, GenerateRequest, check
 from engine.generative.words import verdict
 from engine.models.files import FILE_PREFIX, custom_model_files
-from engine.store import PROJECT_ROOT, generative_runs
+from engine.report import file_name
+from engine.store import PROJECT_ROOT
 from ui.markdown import plain
 
 RUN_TIMEOUT_S = 1800
@@ -132,16 +133,6 @@ def run_request(request: GenerateRequest) -> GenerativeRun | None:
     return GenerativeRun.from_dict(json.loads(done.stdout))
 
 
-def stored_runs() -> list[GenerativeRun]:
-    runs = []
-    for doc in generative_runs.load_all():
-        try:
-            runs.append(GenerativeRun.from_dict(doc))
-        except (KeyError, TypeError, ValueError):
-            continue  # a document of another version: not shown
-    return runs
-
-
 def show_runs(runs: list[GenerativeRun], key: str) -> None:
     """The figures of one run or of runs compared like with like: metrics, verdicts, charts."""
     if len(runs) == 1:
@@ -178,22 +169,28 @@ def show_runs(runs: list[GenerativeRun], key: str) -> None:
             st.plotly_chart(fig, width="stretch", key=f"{key}_chart_{i}")
             if i == 1:
                 st.plotly_chart(charts.budget_line(batch, budget), width="stretch", key=f"{key}_budget")
-    from engine import report  # noqa: PLC0415 - plotly's page writer only when shown
-
-    ids = [r.run_id for r in runs]
+    ids = tuple(r.run_id for r in runs)
     st.download_button(
         "Download report",
-        report.generative_html(ids),
-        report.file_name(run_ids=ids),
+        _report_bytes(ids),
+        file_name(run_ids=ids),
         mime="text/html",
         key=f"{key}_report",
         icon=":material/download:",
     )
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _report_bytes(ids: tuple[str, ...]) -> bytes:
+    """A stored run never changes: its report is written once per server."""
+    from engine import report  # noqa: PLC0415 - plotly's page writer only when shown
+
+    return report.generative_html(ids)
+
+
 def runs_section(key: str) -> None:
     """The stored generative runs (bundled samples included); pick runs to see side by side, like with like."""
-    runs = stored_runs()
+    runs = tables.stored_runs()
     if not runs:
         st.caption("No generative run stored yet: run one with the generative mode of Profile.")
         return
@@ -237,7 +234,7 @@ def generative_page(caps: capabilities.Capabilities) -> None:
         if run is not None:
             st.session_state["gen_last_run"] = run.run_id
     last = st.session_state.get("gen_last_run")
-    runs = [r for r in stored_runs() if r.run_id == last]
+    runs = [r for r in tables.stored_runs() if r.run_id == last]
     if runs:
         st.divider()
         show_runs(runs, "gen_profile")

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 
 from engine.errors import ConfigError, ModelError, UserError
 from engine.generative.configs import NAMED
@@ -17,7 +18,7 @@ from engine.generative.request import BACKENDS, PRECISIONS, GenerateRequest
 from engine.generative.words import summary
 
 
-def _ints(field: str):  # type: ignore[no-untyped-def]
+def _ints(field: str) -> Callable[[str], tuple[int, ...]]:
     def parse(text: str) -> tuple[int, ...]:
         try:
             return tuple(int(x) for x in text.split(",") if x.strip())

@@ -16,6 +16,8 @@ from engine.generative.configs import DecoderConfig
 from engine.generative.request import GenerateRequest
 from engine.result import LatencyStats
 
+GRAPH_SUFFIX = " + CUDA graph"  # names a series or a token check of a decode step replayed as a CUDA graph
+
 
 @dataclass(frozen=True)
 class Spread:

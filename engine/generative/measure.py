@@ -10,6 +10,7 @@ holds still between processes where end-to-end latency does not.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import statistics
 import time
@@ -84,7 +85,9 @@ class Programs:
             lambda: (PrefillProgram(self.decoder, cache_len), (self.prompt(batch, prompt_len),)),
         )
 
-    def decode_inputs(self, batch: int, cache_len: int) -> tuple[torch.Tensor, ...]:
+    def decode_inputs(
+        self, batch: int, cache_len: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         dtype = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[self.dtype]
         with torch.inference_mode():
             keys, values = CacheShape.of(self.decoder.config, batch, cache_len, dtype).allocate(self.device)
@@ -211,6 +214,7 @@ class Measured:
 
     figures: BackendFigures
     generation: Generation
+    graph_generation: Generation | None  # the same tokens with the decode step replayed as a CUDA graph
     programs: Programs
     prefill_calls: list[Callable[[], Any]]
     decode_loops: list[DecodeLoop]
@@ -229,12 +233,20 @@ def measure_backend(
     programs = Programs(decoder, backend, request.device, request.seed)
     progress(f"{backend}: generating {request.new_tokens} greedy tokens")
     generation = generate(programs, request)
-    prefill, prefill_calls = [], []
+    graph_generation = None
+    if request.cuda_graphs:
+        progress(f"{backend}: the same tokens with the decode step replayed as a CUDA graph")
+        try:
+            graph_generation = generate(programs, request, cuda_graph=True)
+        except Exception:  # the capture failed: the decode points say why
+            log.info("CUDA graph generation failed", exc_info=True)
+    prefill: list[PrefillPoint] = []
+    prefill_calls: list[Callable[[], Any]] = []
     for p in request.prompt_lengths:
         progress(f"{backend}: prefill of {p} tokens")
         cache_len = prefill_cache_len(request, p)
         call, ids = programs.prefill(1, p, cache_len), programs.prompt(1, p)
-        prefill_calls.append(lambda c=call, x=ids: c(x))
+        prefill_calls.append(functools.partial(call, ids))
         prefill.append(PrefillPoint(p, cache_len, timed(prefill_calls[-1], request, 1)))
     decode, loops = [], []
     for c in request.contexts:
@@ -254,7 +266,7 @@ def measure_backend(
         split = layer_split.split_ms(decoder, loops[0].step, SPLIT_ITERS, cuda)
     figures = BackendFigures(backend, dict(programs.build_s), prefill, decode, batches, None, split,
                              generation.tokens.tolist())  # fmt: skip
-    return Measured(figures, generation, programs, prefill_calls, loops, enqueue)
+    return Measured(figures, generation, graph_generation, programs, prefill_calls, loops, enqueue)
 
 
 def add_gpu_figures(

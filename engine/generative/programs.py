@@ -76,7 +76,7 @@ def compile_program(program: nn.Module, example: tuple[torch.Tensor, ...], backe
         return program
     exported = export_program(program, example)
     if backend == "inductor":
-        return torch.compile(exported.module(), backend="inductor", fullgraph=True, dynamic=False)  # type: ignore[return-value]
+        return torch.compile(exported.module(), backend="inductor", fullgraph=True, dynamic=False)
     if backend == "tensorrt":
         return _tensorrt(exported, example)
     raise ValueError(f"unknown backend {backend!r}")
@@ -92,7 +92,7 @@ def _tensorrt(exported: torch.export.ExportedProgram, example: tuple[torch.Tenso
         kw["enabled_precisions"] = {torch.float32, dtype}
         kw["use_explicit_typing"] = False
     try:
-        return torch_tensorrt.dynamo.compile(exported, arg_inputs=list(example), **kw)  # type: ignore[no-any-return]
+        return torch_tensorrt.dynamo.compile(exported, arg_inputs=list(example), **kw)
     except Exception as e:
         raise EngineBuildError(
             f"Torch-TensorRT could not build the program: {type(e).__name__}: {str(e)[:300]}",

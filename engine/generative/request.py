@@ -53,8 +53,16 @@ class GenerateRequest:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> GenerateRequest:
         names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names}
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names}
         return cls(**values)
+
+
+def program_count(request: GenerateRequest) -> int:
+    """Programs one backend builds: a prefill per prompt length, a decode step per context and per other batch
+    (the generation's decode step is the first context's when the prompt and new tokens fit it)."""
+    first = request.prompt_lengths[0] + request.new_tokens
+    extra = 1 if first > request.contexts[0] and first not in request.contexts else 0
+    return len(set(request.prompt_lengths)) + len(set(request.contexts)) + len(set(request.batch_sizes) - {1}) + extra
 
 
 def _positive_ints(field: str, values: tuple[int, ...]) -> None:
@@ -105,12 +113,16 @@ def check(request: GenerateRequest, config: DecoderConfig, free_bytes: int | Non
         ((max(request.batch_sizes), request.contexts[0]), (1, max(request.contexts))),
         key=lambda bc: bc[0] * bc[1],
     )
-    need = estimate(config, largest[0], largest[1], request.precision)
+    engines = program_count(request) if "tensorrt" in request.backends else 0
+    need = estimate(config, largest[0], largest[1], request.precision, engines)
     if need.total_bytes > free_bytes:
+        in_engines = (
+            f", {engines} TensorRT engines' weights {need.engine_weights_bytes / GIB:.1f} GiB" if engines else ""
+        )
         raise ConfigError(
             "batch_sizes",
             f"batch {largest[0]} x cache {largest[1]} needs about {need.total_bytes / GIB:.1f} GiB "
-            f"(weights {need.weights_bytes / GIB:.2f} GiB, caches 2 x {need.cache_bytes / GIB:.2f} GiB, "
+            f"(weights {need.weights_bytes / GIB:.2f} GiB{in_engines}, caches 2 x {need.cache_bytes / GIB:.2f} GiB, "
             f"logits and reserve {(need.logits_bytes + need.reserve_bytes) / GIB:.1f} GiB); "
             f"the GPU has {free_bytes / GIB:.1f} GiB free",
             "Lower the largest batch size or context.",

@@ -9,7 +9,8 @@ from collections.abc import Callable
 import torch
 
 from engine.generative import checks, sources
-from engine.generative.figures import GenerativeRun, MemoryFigures
+from engine.generative.configs import NAMED
+from engine.generative.figures import GRAPH_SUFFIX, GenerativeRun, MemoryFigures
 from engine.generative.measure import Generation, Programs, add_gpu_figures, generate, measure_backend
 from engine.generative.models import CausalDecoder
 from engine.generative.request import GenerateRequest, check
@@ -36,9 +37,11 @@ def environment(device: str) -> dict[str, str]:
 
 def prepare(request: GenerateRequest) -> tuple[CausalDecoder, int | None]:
     """The decoder on its device in its dtype, after ``check`` (which needs the free memory, read before the
-    weights go to the device)."""
-    decoder = sources.load(request.model, request.seed)
+    weights go to the device; a registry decoder is checked before it is built, a model file once built)."""
     free = torch.cuda.mem_get_info()[0] if request.device.startswith("cuda") else None
+    if request.model in NAMED:  # a registry decoder's shapes are known: refuse before its weights are made
+        check(request, NAMED[request.model], free)
+    decoder = sources.load(request.model, request.seed)
     check(request, decoder.config, free)
     return decoder.to(device=request.device, dtype=TORCH_DTYPES[request.precision]), free
 
@@ -49,10 +52,13 @@ def execute(request: GenerateRequest, progress: Progress = lambda _: None) -> Ge
     warnings: list[str] = []
     measured = {name: measure_backend(decoder, request, name, progress) for name in request.backends}
     backends, generations = {}, {}
+    graph_generations = {}
     for name, m in measured.items():
         backends[name] = add_gpu_figures(m, warnings, progress) if request.device.startswith("cuda") else m.figures
         generations[name] = m.generation
-    del measured  # the programs: their memory goes before the eager reference is generated
+        if m.graph_generation is not None:
+            graph_generations[name + GRAPH_SUFFIX] = m.graph_generation
+    del measured, m  # the programs: their memory goes before the eager reference is generated
     if request.device.startswith("cuda"):
         torch.cuda.empty_cache()
     if "eager" not in generations:
@@ -60,7 +66,7 @@ def execute(request: GenerateRequest, progress: Progress = lambda _: None) -> Ge
         generations["eager"] = generate(Programs(decoder, "eager", request.device, request.seed), request)
     token_checks = [
         _check(name, generations[name], generations["eager"]) for name in request.backends if name != "eager"
-    ]
+    ] + [_check(name, g, generations["eager"]) for name, g in graph_generations.items()]
     dtype = request.precision
     memory = MemoryFigures(
         weight_bytes(config, dtype),

@@ -77,17 +77,25 @@ class MemoryEstimate:
     cache_bytes: int  # one cache (keys + values) at the largest batch x cache length
     logits_bytes: int
     reserve_bytes: int
+    engine_weights_bytes: int = 0  # TensorRT engines hold their own copy of the weights, one per program
 
     @property
     def total_bytes(self) -> int:
-        return self.weights_bytes + CACHE_COPIES * self.cache_bytes + self.logits_bytes + self.reserve_bytes
+        return (
+            self.weights_bytes
+            + self.engine_weights_bytes
+            + CACHE_COPIES * self.cache_bytes
+            + self.logits_bytes
+            + self.reserve_bytes
+        )
 
 
-def estimate(config: DecoderConfig, batch: int, cache_len: int, dtype: str) -> MemoryEstimate:
+def estimate(config: DecoderConfig, batch: int, cache_len: int, dtype: str, engines: int = 0) -> MemoryEstimate:
+    """What a run needs at ``batch`` x ``cache_len``; ``engines``: TensorRT programs alive at once."""
     logits = batch * config.vocab_size * 4 * 2  # float32 logits of a step, and the softmax's copy
-    return MemoryEstimate(
-        weight_bytes(config, dtype), CacheShape.of(config, batch, cache_len, dtype).bytes, logits, RESERVE_BYTES
-    )
+    weights = weight_bytes(config, dtype)
+    cache = CacheShape.of(config, batch, cache_len, dtype).bytes
+    return MemoryEstimate(weights, cache, logits, RESERVE_BYTES, engines * weights)
 
 
 def largest_batch(config: DecoderConfig, cache_len: int, dtype: str, free_bytes: int) -> int:

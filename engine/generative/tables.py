@@ -8,10 +8,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from engine.generative.figures import BackendFigures, DecodePoint, GenerativeRun, Spread
+from engine.generative.figures import GRAPH_SUFFIX, BackendFigures, DecodePoint, GenerativeRun, Spread
 from engine.generative.findings import knee_batch
 
-GRAPH_SUFFIX = " + CUDA graph"
 SPREAD_COLUMNS = ["median_ms", "p10_ms", "p90_ms", "gpu_ms"]
 
 
@@ -91,6 +90,19 @@ def comparable(runs: Sequence[GenerativeRun]) -> list[list[GenerativeRun]]:
     for r in runs:
         groups.setdefault(r.comparable_key(), []).append(r)
     return list(groups.values())
+
+
+def stored_runs() -> list[GenerativeRun]:
+    """Every stored generative run, the bundled samples included (a document of another version is skipped)."""
+    from engine.store import generative_runs  # noqa: PLC0415
+
+    runs = []
+    for doc in generative_runs.load_all():
+        try:
+            runs.append(GenerativeRun.from_dict(doc))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return runs
 
 
 def runs_table(runs: Sequence[GenerativeRun]) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from engine.store.paths import SAMPLES_DIR, check_run_id, data_dir
 from engine.store.runs import RunNotFound
 
 SUBDIR = "generative"
+SAMPLES_ENV = "TRTDASH_SAMPLES_DIR"
 SUFFIX = ".json.gz"
 
 
@@ -23,7 +24,9 @@ def runs_dir() -> Path:
 
 
 def samples_dir() -> Path:
-    return SAMPLES_DIR / SUBDIR
+    """``samples/generative``, or ``generative/`` under ``TRTDASH_SAMPLES_DIR`` when it points elsewhere (as for
+    the sample runs: an empty directory turns samples off)."""
+    return Path(os.environ.get(SAMPLES_ENV) or SAMPLES_DIR) / SUBDIR
 
 
 def encode(doc: dict[str, Any]) -> bytes:
@@ -31,7 +34,7 @@ def encode(doc: dict[str, Any]) -> bytes:
 
 
 def decode(raw: bytes) -> dict[str, Any]:
-    return json.loads(gzip.decompress(raw))  # type: ignore[no-any-return]
+    return json.loads(gzip.decompress(raw))
 
 
 def save(doc: dict[str, Any], directory: Path | None = None) -> Path:

@@ -2,7 +2,9 @@
 1B configuration, greedy tokens against eager's for 32 steps, and the figures against eager and inductor measured
 in the same call, with and without CUDA graphs. Marked ``gpu``; the note is printed (run with ``-s``):
 
-    pytest -m gpu -s -n 0 tests/gpu/test_generative_gpu.py
+    pytest -m gpu -s -n 0 tests/gpu/test_generative_gpu.py -k tiny      # seconds: every program builds and replays
+    pytest -m gpu -s -n 0 tests/gpu/test_generative_gpu.py -k "against and gpt2"   # then one full-size model a call
+    pytest -m gpu -s -n 0 tests/gpu/test_generative_gpu.py -k "against and llama"
 
 Each model: 5 programs per compiled backend (prefill 1x128; decode 1x256, 1x1024, 8x256, 32x256).
 """
@@ -42,6 +44,22 @@ def request(model: str) -> GenerateRequest:
     )
 
 
+@pytest.mark.parametrize("model", ["hf/tiny-gpt2", "hf/tiny-llama"])
+def test_tiny_decoders_build_and_replay_with_tensorrt(model):
+    """Seconds: every program and the CUDA-graph capture of both architectures with Torch-TensorRT, before the
+    full-size test spends minutes (run it first: ``-k tiny``)."""
+    run = execute(
+        GenerateRequest(model=model, backend="tensorrt", precision="fp16", device="cuda", prompt_lengths=(16,),
+                        new_tokens=STEPS, contexts=(64, 128), batch_sizes=(1, 2), cuda_graphs=True, warmup_iters=2,
+                        timed_iters=5)
+    )  # fmt: skip
+    print(f"\n{summary(run)}")
+    trt = run.backends["tensorrt"]
+    assert all(p.graph is not None for p in trt.decode + trt.batches), [p.graph_error for p in trt.decode]
+    assert {c.backend for c in run.checks} == {"tensorrt", "tensorrt + CUDA graph"}
+    assert all(c.equal or c.logits_rel_error < NEAR_TIE_REL_ERROR for c in run.checks), run.checks
+
+
 @pytest.mark.parametrize("model", ["hf/gpt2", "hf/llama-1b"])
 def test_tensorrt_prefill_and_decode_against_eager_and_inductor(model):
     t0 = time.perf_counter()
@@ -54,7 +72,7 @@ def test_tensorrt_prefill_and_decode_against_eager_and_inductor(model):
         + f"\n  wall {time.perf_counter() - t0:.0f} s"
     )
     checks = {c.backend: c for c in run.checks}
-    assert set(checks) == {"tensorrt", "inductor"}
+    assert {"tensorrt", "inductor"} <= set(checks)  # and "<backend> + CUDA graph" for each graph that captured
     for c in checks.values():
         assert c.steps == STEPS
         assert c.equal or c.logits_rel_error < NEAR_TIE_REL_ERROR, c

@@ -51,15 +51,22 @@ class GPT2Block(nn.Module):
         return h + self.mlp(self.ln_2(h)), k, v
 
 
+class GPT2Body(nn.Module):
+    """``transformer.*`` of Hugging Face's names."""
+
+    def __init__(self, config: DecoderConfig):
+        super().__init__()
+        self.wte = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.wpe = nn.Embedding(config.max_positions, config.hidden_size)
+        self.h = nn.ModuleList(GPT2Block(config) for _ in range(config.num_layers))
+        self.ln_f = nn.LayerNorm(config.hidden_size, eps=config.norm_eps)
+
+
 class GPT2Decoder(CausalDecoder):
     def __init__(self, config: DecoderConfig):
         super().__init__()
         self.config = config
-        self.transformer = nn.Module()
-        self.transformer.wte = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.transformer.wpe = nn.Embedding(config.max_positions, config.hidden_size)
-        self.transformer.h = nn.ModuleList(GPT2Block(config) for _ in range(config.num_layers))
-        self.transformer.ln_f = nn.LayerNorm(config.hidden_size, eps=config.norm_eps)
+        self.transformer = GPT2Body(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         for emb in (self.transformer.wte, self.transformer.wpe):
             nn.init.normal_(emb.weight, std=0.02)
@@ -67,7 +74,7 @@ class GPT2Decoder(CausalDecoder):
             self.lm_head.weight = self.transformer.wte.weight
 
     def blocks(self) -> nn.ModuleList:
-        return self.transformer.h  # type: ignore[return-value]
+        return self.transformer.h
 
     def embed(self, ids: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, Rot]:
         return self.transformer.wte(ids) + self.transformer.wpe(positions)[None], None

@@ -85,6 +85,8 @@ class Conv1D(nn.Module):
 class Rotary(nn.Module):
     """Rotary position embedding (Llama, the "rotate half" layout of Hugging Face): cos/sin for positions."""
 
+    inv_freq: torch.Tensor
+
     def __init__(self, head_dim: int, theta: float):
         super().__init__()
         inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))

@@ -54,15 +54,22 @@ class LlamaBlock(nn.Module):
         return h + self.mlp(self.post_attention_layernorm(h)), k, v
 
 
+class LlamaBody(nn.Module):
+    """``model.*`` of Hugging Face's names."""
+
+    def __init__(self, config: DecoderConfig):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(LlamaBlock(config) for _ in range(config.num_layers))
+        self.norm = RMSNorm(config.hidden_size, config.norm_eps)
+        self.rotary_emb = Rotary(config.head_dim, config.rope_theta)
+
+
 class LlamaDecoder(CausalDecoder):
     def __init__(self, config: DecoderConfig):
         super().__init__()
         self.config = config
-        self.model = nn.Module()
-        self.model.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.model.layers = nn.ModuleList(LlamaBlock(config) for _ in range(config.num_layers))
-        self.model.norm = RMSNorm(config.hidden_size, config.norm_eps)
-        self.model.rotary_emb = Rotary(config.head_dim, config.rope_theta)
+        self.model = LlamaBody(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -71,7 +78,7 @@ class LlamaDecoder(CausalDecoder):
             self.lm_head.weight = self.model.embed_tokens.weight
 
     def blocks(self) -> nn.ModuleList:
-        return self.model.layers  # type: ignore[return-value]
+        return self.model.layers
 
     def embed(self, ids: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, Rot]:
         h = self.model.embed_tokens(ids)
