@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import re
 import threading
@@ -813,3 +814,20 @@ def test_runs_of_one_plan_with_other_weight_seeds_are_repeats_of_one_build():
     assert sweeps.build_signature(a) == sweeps.build_signature(b)
     old_a, old_b = (_gpu_run("c", 0.60, None, None, 5.9), _gpu_run("d", 0.90, None, None, 5.9, **{"measure.seed": 1}))
     assert sweeps.build_signature(old_a) != sweeps.build_signature(old_b)  # plan unknown: the seed may matter
+
+
+def test_busy_time_judges_where_it_held_steadier_than_the_replay_between_repeats():
+    # the default's repeat replayed 10% slower (inter-kernel gaps moved between processes), its busy time did not
+    runs = _levels()
+    d1 = next(r for r in runs if r.run_id == "d1")
+    slow = dataclasses.replace(d1.graph_replay, median_ms=d1.graph_replay.median_ms * 1.10)
+    runs = [dataclasses.replace(r, graph_replay=slow) if r.run_id == "d1" else r for r in runs]
+    sweep = sweeps.sweep_from_results("levels", runs, knobs=(LEVEL,))
+    assert sweep.drifts["graph_replay"].fraction > 0.09 and sweep.drifts["gpu_time"].fraction < 0.002
+    assert sweep.judging.metric == "gpu_time" and sweep.drift.metric == "gpu_time"
+    assert sweep.judging.note.startswith("judged on GPU time: it held steadier than the CUDA-graph replay")
+    assert set(sweep.table["judged"]) == {"gpu_time"}
+    # with one run's busy time unfit (never settled), the replay stays the figure
+    unsettled = dataclasses.replace(runs[0].gpu_time, settled=False, warmup_calls=240, settle_gap_pct=4.0)
+    runs[0] = dataclasses.replace(runs[0], gpu_time=unsettled)
+    assert sweeps.sweep_from_results("levels", runs, knobs=(LEVEL,)).judging.metric == "graph_replay"

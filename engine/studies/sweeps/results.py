@@ -20,7 +20,7 @@ import pandas as pd
 from engine.result import RunResult
 from engine.settings.defaults import MIN_BLOCK_SIZE, TRT_DEFAULT_OPTIMIZATION_LEVEL
 from engine.store import RunNotFound, RunStore
-from engine.studies.judging import Judging, choose
+from engine.studies.judging import Judging, choose, steadier
 from engine.studies.knobs import (
     KNOB_TAG,
     MIN_BLOCK_SIZE_KNOB,
@@ -218,12 +218,12 @@ def sweep_from_results(
     knobs = tuple(knobs) or _varying_knobs(results)
     recommended = _recommended_in(results)
     timed = [r for r in results if r.latency.iters > 0]  # analyze (dryrun) runs time nothing
-    judging = choose(knobs, timed)
-    table = sweep_table(timed, knobs, recommended, judging.metric)
     others = [r for r in others if r.latency.iters > 0]
     drifts = {
         m: d for m in (GRAPH_REPLAY, GPU_TIME, END_TO_END) if (d := measure_drift(timed, others, knobs, m)) is not None
     }
+    judging = steadier(choose(knobs, timed), timed, {m: d.fraction for m, d in drifts.items()})
+    table = sweep_table(timed, knobs, recommended, judging.metric)
     return Sweep(sweep_id, knobs, timed, table, recommended, drifts.get(judging.metric), judging, drifts)
 
 
