@@ -12,18 +12,19 @@ from engine import run_parts
 from engine.charts import engine as engine_charts
 from engine.errors import UserError
 from engine.profiling import engine_graph, engine_groups
+from engine.store import data_dir
 from ui.markdown import plain
 from ui.navigation import link_to
 from ui.run_picker import pick_run, run_header
-from ui.store import get_store
+from ui.store import store_at
 
 CHART_KEY, LAYER_KEY, CLICKED_KEY = "engine_chart", "engine_layer", "engine_clicked"
 GROUP_ABOVE = 300  # nodes: past this the graph opens grouped by module
 
 
 @st.cache_data(show_spinner="Reading the engines' layer information…", max_entries=16)
-def _run_graph(run_id: str) -> engine_graph.EngineGraph:
-    store = get_store()
+def _run_graph(root: str, run_id: str) -> engine_graph.EngineGraph:
+    store = store_at(root)
     run = store.get(run_id)
 
     def raw_text(name: str) -> str | None:
@@ -64,7 +65,7 @@ else:
     if run is None:
         st.stop()
     run_header(run)
-    graph = _run_graph(run.run_id)
+    graph = _run_graph(str(data_dir()), run.run_id)
 if graph.nodes.empty:
     st.info("This run has no engine layers to draw (no per-layer profile, no segmentation).", icon=":material/info:")
     st.stop()

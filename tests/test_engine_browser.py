@@ -70,12 +70,15 @@ def _hover_layer(page, chart, index: int) -> tuple[float, float]:
     """The mouse over the ``index``-th node of an engine graph (plotly finds the point under its drag layer from the
     mouse position, as for a user); returns where it is. Waits for the hover label."""
     chart.scroll_into_view_if_needed()
-    nodes = chart.locator(".scatterlayer .trace").filter(has=page.locator(".points path")).first
+    plot = chart.locator(".js-plotly-plot").first if chart.locator(".js-plotly-plot").count() else chart
+    layers = plot.evaluate("gd => gd.data.findIndex(t => t.name === 'layers')")  # the trace of the nodes
+    nodes = plot.locator(".scatterlayer .trace").nth(layers)
     box = nodes.locator(".points path").nth(index).bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(x - 20, y)
-    page.mouse.move(x, y, steps=5)
+    page.mouse.move(x, y - 60)  # off the layer line first, then onto the point in one move: no hover on the way
+    page.mouse.move(x, y)
     page.wait_for_selector(".hoverlayer .hovertext")
+    page.wait_for_timeout(300)  # plotly redraws the label on its next frame
     return x, y
 
 
@@ -120,8 +123,10 @@ def test_engine_view_of_a_bundled_run_click_a_layer(server, page, sample, layers
     )
     chosen = _selected_layer(page)
     assert chosen.startswith(f"#{clicked} ")
-    page.wait_for_function(
-        "(name) => [...document.querySelectorAll('[role=gridcell]')].some(e => e.textContent === name)",
+    page.wait_for_function(  # the details table's "layer" row names the clicked layer
+        "(name) => { const c = [...document.querySelector(\"[data-testid='stDataFrame']\")"
+        ".querySelectorAll('[role=gridcell]')].map(e => e.textContent);"
+        " return c[c.indexOf('layer') + 1] === name }",
         arg=expected["layer"],
     )
     details = _details(page)
@@ -153,7 +158,7 @@ def test_the_run_report_holds_the_engine_graph_offline(server, page, tmp_path):
     section.scroll_into_view_if_needed()
     assert "149 layers in execution order" in section.inner_text()
     chart = section.locator(".js-plotly-plot").first
-    assert chart.locator(".scatterlayer .trace .points path").count() >= 149
+    assert chart.evaluate("gd => gd.data.find(t => t.name === 'layers').customdata.length") == 149
     _hover_layer(page, chart, 74)  # a fused layer norm of the 7th encoder block
     hover = page.evaluate("() => [...document.querySelectorAll('.hoverlayer')].map(e => e.textContent).join(' ')")
     assert "__myl_ReshCastMeanSubMulMeanAddSqrtDivMulCastMulAdd_myl0_74" in hover

@@ -66,6 +66,18 @@ def test_fused_layers_mapped_to_their_modules(vit):
     assert by_name.loc["__myl_FcAdd_myl0_3", "module"] == ""
 
 
+def test_a_tensor_named_after_the_layer_that_reads_it_names_no_module_of_its_writer():
+    """resnet50's fused stem writes ``[MAX]-…-[maxpool/…]_output.1_3``, the input of the layer named after maxpool:
+    the stem is not maxpool."""
+    g = graph_of("resnet50_fp32")
+    by_name = g.nodes.set_index("name")
+    stem = by_name.loc["__myl_CorrMulAddRelu_myl0_1"]
+    assert "[MAX]-[aten_ops.max_pool2d.default]-[maxpool/" in stem["outputs"]
+    assert (stem["module"], stem["module_source"], stem["aten_ops"]) == ("", "", "")
+    pool = by_name.loc["[MAX]-[aten_ops.max_pool2d.default]-[maxpool/max_pool2d_default]_myl0_2"]
+    assert (pool["module"], pool["module_source"]) == ("maxpool", "layer name")
+
+
 def test_a_run_without_layer_information_is_drawn_from_its_layer_table():
     g = graph_of("resnet50_fp16")
     assert len(g.nodes) == 73 and set(g.edges["kind"]) == {"order"} and len(g.edges) == 72

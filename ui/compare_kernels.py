@@ -9,13 +9,14 @@ import streamlit as st
 from engine.charts import kernels as kernel_charts
 from engine.compare import kernel_words, kernels, settings_table, time_split
 from engine.result import RunResult
+from engine.store import data_dir
 from ui.markdown import plain
-from ui.store import get_store
+from ui.store import get_store, store_at
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _diff(base_id: str, other_id: str) -> kernels.KernelDiff | None:
-    store = get_store()
+def _diff(root: str, base_id: str, other_id: str) -> kernels.KernelDiff | None:
+    store = store_at(root)
     return kernels.diff_stored(store, store.get(base_id), store.get(other_id))
 
 
@@ -41,7 +42,7 @@ def kernel_section(runs: list[RunResult], baseline_id: str, labels: dict[str, st
         if len(others) > 1
         else others[0]
     )
-    found = _diff(baseline_id, other_id)
+    found = _diff(str(data_dir()), baseline_id, other_id)
     if found is None:
         missing = kernels.missing_tables(get_store(), [r for r in runs if r.run_id in (baseline_id, other_id)])
         st.info(

@@ -15,6 +15,8 @@ import plotly.graph_objects as go
 from engine.charts.theme import MARGIN, OTHER_COLOUR, RUNTIME_COLOURS, message_figure, module_colour, rgba, short
 
 LABEL_ALL, LABEL_TOP = 40, 12
+OPENS_ON = 160  # layers in view when the chart opens: a larger engine opens on its first ones (pan or zoom out)
+PLOT_PX = 1100  # about the plot's width on a wide page: marker sizes keep neighbours from covering each other
 SHARE_SCALE = "YlOrRd"
 ARC_POINTS = 16
 
@@ -99,7 +101,13 @@ def engine_graph_figure(
         )
     share = nodes["share"].astype(float)
     timed = share.notna()
-    size = np.where(timed, 9 + 30 * np.sqrt(share.fillna(0.0)), 9)
+    # the smallest marker and the largest (the slowest layer) scale with the room per layer, so that a marker never
+    # covers its neighbour's centre: the click lands on the layer under the mouse
+    spacing_px = PLOT_PX / min(len(nodes), OPENS_ON)
+    smallest = min(9.0, max(4.0, 0.6 * spacing_px))
+    largest = min(36.0, max(smallest + 4.0, 1.6 * spacing_px))
+    top_share = float(share.max()) if timed.any() and share.max() > 0 else 1.0
+    size = np.where(timed, smallest + (largest - smallest) * np.sqrt(share.fillna(0.0) / top_share), smallest)
     opacity = np.where(highlight.reindex(nodes.index, fill_value=True), 1.0, 0.18) if highlight is not None else 1.0
     labels = [""] * len(nodes)
     ms = nodes["avg_ms"].astype(float)
@@ -167,7 +175,7 @@ def engine_graph_figure(
             "title": {"text": "execution order →"},
             "showgrid": False,
             "zeroline": False,
-            "range": [-1, min(len(nodes), 160)],  # a large engine opens on its first layers: pan or zoom out
+            "range": [-1, min(len(nodes), OPENS_ON)],
         },
         yaxis={"visible": False, "range": [-0.8, top + 0.3], "fixedrange": True},
         plot_bgcolor="white",

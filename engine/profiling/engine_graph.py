@@ -163,9 +163,29 @@ def engine_nodes(
                 edges.append({"source": producer[tensor], "target": node_id, "tensor": tensor, "kind": "tensor"})
         for tensor in out_names:
             producer[tensor] = node_id
+    _drop_consumer_names(rows, edges)
     return pd.DataFrame(rows, columns=[c for c in NODE_COLUMNS if c not in ("order", "engine", "share")]), (
         pd.DataFrame(edges, columns=EDGE_COLUMNS)
     )
+
+
+def _drop_consumer_names(rows: list[dict[str, object]], edges: list[dict[str, str]]) -> None:
+    """A tensor Myelin names after a converter layer may be that layer's input: resnet50's fused stem
+    (``__myl_CorrMulAddRelu``) writes ``[MAX]-[aten_ops.max_pool2d.default]-[maxpool/…]_output.1_3``, which the
+    layer named ``[MAX]-…-[maxpool/…]`` reads. Such a name tells the reader, not the writer: neither the writer's
+    module nor its converted ops are read from it."""
+    index = {str(r["node_id"]): r for r in rows}
+    for row in rows:
+        own: list[str] = []
+        for tensor in str(row["outputs"]).split("; "):
+            path = _tensor_module(tensor)
+            readers = [index[e["target"]] for e in edges if e["source"] == row["node_id"] and e["tensor"] == tensor]
+            if path and not any(r["module_source"] == "layer name" and path in str(r["module"]) for r in readers):
+                own.append(tensor)
+        row["aten_ops"] = _aten_ops([str(row["name"]), *own])
+        if row["module_source"] == "output tensor":
+            paths = list(dict.fromkeys(_tensor_module(t) for t in own))
+            row["module"], row["module_source"] = (" + ".join(paths), "output tensor") if paths else ("", "")
 
 
 def _table_nodes(rows: pd.DataFrame, segment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
