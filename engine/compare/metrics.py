@@ -232,7 +232,7 @@ def layer_type_time(runs: Sequence[RunResult], baseline_id: str | None = None) -
     vocabulary per axis. ``delta_ms`` is against the baseline run's time for the same layer type (0 where it has none).
     """
     base = pick_baseline(runs, baseline_id) if runs else None
-    parts = []
+    parts: list[pd.DataFrame] = []
     for r in runs:
         if r.layers.empty:
             continue
