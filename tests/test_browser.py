@@ -152,7 +152,8 @@ def _set(page, label: str, value: str) -> None:
 
 
 def _run_from_profile_page(page, base: str, batch_size: int) -> str:
-    page.goto(f"{base}/")  # the entry page: Profile
+    page.goto(f"{base}/")  # the entry page: Profile (the root address switches to /profile)
+    page.get_by_role("heading", name="Profile a model").wait_for(timeout=90_000)  # a cold server imports torch first
     _settle(page)
     _set(page, "Input shape (without batch)", "3,32,32")
     _set(page, "Batch size", str(batch_size))
