@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from engine import run_figures
 from engine import store as store_module
 from engine.compare import settings_table as compare
 from engine.store import RunStore
@@ -91,7 +92,7 @@ def test_layers_of_an_eager_run(runs):
     at = page("layers", b1.run_id)
     no_exception(at)
     m = metrics(at)
-    assert m["e2e median"] == f"{b1.latency.median_ms:.3f} ms"
+    assert m["e2e median"] == run_figures.e2e_figure(b1).value  # "12.345 ms"; "1118 ms" from 100 ms on
     assert m["Layers profiled"] == "60"
     assert m["Sum of per-layer averages"] == f"{b1.profiled_sum_ms:.3f} ms"
     top = figure(at, "Slowest 20 layers")
@@ -325,7 +326,7 @@ def test_compare_two_eager_runs(runs):
     assert table.loc[compare.run_label(b1), "baseline"]
     assert at.markdown[0].value.startswith("Differs: batch (1 · 2). Judged on end-to-end latency per sample")
     card = next(m for m in at.metric if m.label == compare.short_labels([b1, b2])[b2.run_id])
-    assert card.value == f"{b2.latency.median_ms:.3f} ms" and card.delta.endswith(" · per sample")
+    assert card.value == run_figures.e2e_figure(b2).value and card.delta.endswith(" · per sample")
     assert any("**model.batch_size**: `1` · `2`" in md.value for md in at.markdown)
     settings = next(d.value for d in at.dataframe if "differs" in d.value.columns)
     assert list(settings.index[settings["differs"]]) == ["model.batch_size"]
@@ -351,7 +352,9 @@ def test_compare_across_machines_with_an_unknown_id(runs):
     assert table.loc[compare.run_label(trt), "device"] == "NVIDIA H100 80GB HBM3"
     assert any("different machines" in c.value for c in at.caption)
     types = figure(at, "Profiled time per layer type")
-    assert {"Conv2d", "runtime_fusion"} <= {y for t in types.data for y in t.y}
+    # eager module types and TensorRT layer types, each in its own panel (engine.charts.compare)
+    assert {"Conv2d", "runtime_fusion (fused kernels)"} <= {y for t in types.data for y in t.y}
+    assert len({t.yaxis for t in types.data}) == 2
     assert url_runs(at) == [b1.run_id, trt.run_id]  # the unknown id is dropped from the link
 
 
@@ -422,7 +425,7 @@ def test_compare_with_an_analyze_run_says_not_timed(runs, fixtures_dir_module):
         m = metrics(at)
         short = compare.short_labels([analyze, runs["b1"]])
         assert m[short[analyze.run_id]] == "not timed"
-        assert m[short[runs["b1"].run_id]] == f"{runs['b1'].latency.median_ms:.3f} ms"
+        assert m[short[runs["b1"].run_id]] == run_figures.e2e_figure(runs["b1"]).value
         options = at.multiselect(key="runs_picker").options  # what the picker lists
         assert sum(o.endswith("· not timed · sample") for o in options) == 1
     finally:
