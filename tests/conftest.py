@@ -63,6 +63,20 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.path not in slow_files)
 
 
+@pytest.fixture(autouse=True)
+def _fast_tier_starts_no_workers(request, monkeypatch):
+    """In the fast tier a test that reaches for job workers is skipped there (it runs in the full tier): the markers
+    above catch the fixtures that start processes, this catches a test that builds its own job system."""
+    if not request.config.getoption("fast"):
+        return
+    from engine.jobs.system import JobSystem
+
+    def refuse(*args, **kwargs):
+        pytest.skip("starts job workers: runs in the full tier (./dev.sh test)")
+
+    monkeypatch.setattr(JobSystem, "ensure_workers", refuse)
+
+
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     from engine.store import RunStore

@@ -79,7 +79,7 @@ def team_app(tmp_path, monkeypatch):
     monkeypatch.setenv("TRTDASH_SAMPLES_DIR", str(tmp_path / "no-samples"))
     monkeypatch.setenv(access.TEAM_PASSWORD_ENV, TEAM)
     monkeypatch.setenv(access.ADMIN_PASSWORD_ENV, ADMIN)
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=600)
     yield at
     from engine import jobs
 
@@ -125,7 +125,7 @@ def test_the_queue_shows_who_submitted_each_job_and_refuses_to_cancel_others_job
         st.session_state["trtdash_identity"] = Identity("alice")
         queue_overview()
 
-    at = AppTest.from_function(overview, default_timeout=30).run()
+    at = AppTest.from_function(overview, default_timeout=600).run()
     assert not at.exception
     table = at.dataframe[0].value
     assert table["submitted by"].tolist() == ["bob"]

@@ -60,7 +60,7 @@ def test_the_auto_tune_tab_shows_a_bundled_search(recorded, tmp_path, monkeypatc
     bundle.write_bundle(store.root, autotune_id, store, samples)
     monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TRTDASH_SAMPLES_DIR", str(samples))
-    at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=600)
     at.session_state["sweeps_tab"] = "Auto-tune"
     at.run()
     assert not at.exception, [e.value for e in at.exception]

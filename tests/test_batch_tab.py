@@ -20,7 +20,7 @@ SAMPLES = ROOT / "samples"
 def app(store, monkeypatch):
     monkeypatch.delenv(jobs.QUEUE_URL_ENV, raising=False)
     monkeypatch.setenv("TRTDASH_SAMPLES_DIR", str(store.root / "no-samples"))
-    at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=600)
     at.session_state["sweeps_tab"] = "Batch sweep"  # only the open tab is computed
     yield at
     jobs.stop_workers()
@@ -82,7 +82,7 @@ def test_an_eager_batch_sweep_runs_on_the_queue_and_opens_with_its_verdict(app, 
     assert not app.exception and not _errors(app), _errors(app)
     execution = app.session_state["batch_execution"]
     assert len(jobs.list_jobs()) == 3  # every point went to the real queue
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 600
     while "batch_execution" in app.session_state and time.monotonic() < deadline:
         app.run()  # the progress fragment polls, then opens the finished sweep
         assert not app.exception and not _errors(app), _errors(app)
@@ -157,12 +157,12 @@ def test_cancel_stops_every_point_of_a_running_batch_sweep(app, store):
     app.number_input(key="batch:measure.timed_iters").set_value(100_000).run()  # far too long to finish
     _run_button(app).click().run()
     execution = app.session_state["batch_execution"]
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600
     while not any(p.view.state == "running" for p in execution.poll()) and time.monotonic() < deadline:
         time.sleep(0.2)
     app.run()
     next(b for b in app.button if b.label == "Cancel batch sweep").click().run()
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600
     while "batch_execution" in app.session_state and time.monotonic() < deadline:
         app.run()
         time.sleep(0.5)

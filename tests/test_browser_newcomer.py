@@ -86,7 +86,7 @@ def _navigation_s(page, base: str, start: str, link: str, drawn) -> float:
     started = time.perf_counter()
     page.locator("[data-testid='stSidebarNav']").get_by_text(link, exact=True).click()
     drawn(page).wait_for()
-    page.wait_for_function(RUNNING, timeout=60_000)
+    page.wait_for_function(RUNNING, timeout=300_000)
     return time.perf_counter() - started
 
 

@@ -102,7 +102,7 @@ def test_eager_fp16_reports_accuracy(store):
 
 def _cli(*args, env):
     return subprocess.run(
-        [sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True, env=env, timeout=600
     )
 
 

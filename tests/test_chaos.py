@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 JOBS = 20  # + the bad model files of BAD_FILES
 KILLS = {"job process": 5, "worker": 4}
 CANCELS = 2
-DEADLINE_S = 900.0
+DEADLINE_S = 1800.0  # a cap only a hang reaches: a loaded 2-core machine took 900 s once
 
 
 def _integrity(path) -> str:
@@ -146,4 +146,4 @@ def test_random_kills_of_job_processes_and_workers_lose_nothing(system, tmp_path
     assert sum(kills.values()) >= 4, f"the run ended before enough kills landed: {dict(kills)}"
     # after the chaos the box still works: the supervisor has a worker that runs the next job
     nxt = system.submit(tiny(299))
-    assert wait_until(lambda: (j := system.get(nxt.job_id)).state in jobs.FINAL_STATES and j, 300).state == "done"
+    assert wait_until(lambda: (j := system.get(nxt.job_id)).state in jobs.FINAL_STATES and j, 600).state == "done"

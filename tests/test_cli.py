@@ -108,7 +108,7 @@ def test_the_cli_and_a_profile_run_need_no_plotly(tmp_path):
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": str(root), "TRTDASH_DATA_DIR": str(tmp_path / "data")}
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-2000:]
     r = json.loads(done.stdout)

@@ -221,7 +221,7 @@ def test_compare_page_shows_two_gpus_side_by_side(store, fixtures_dir, monkeypat
     r0, r1 = h200_run(fixtures_dir, 0, 0.350), h200_run(fixtures_dir, 1, 0.364)
     for r in (r0, r1):
         store.save(r)
-    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / "compare.py"), default_timeout=60)
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / "compare.py"), default_timeout=600)
     at.query_params["run"] = [r0.run_id, r1.run_id]
     at.run()
     assert not at.exception, [e.value for e in at.exception]

@@ -68,7 +68,7 @@ def test_static_counterpart_is_found_whatever_its_seed_and_priced(env):
 def test_profile_page_offers_the_static_engine_and_then_prices_the_range(env):
     store = env
     dynamic = runner.execute(request(DYNAMIC, batch=4), store).result
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=600)
     at.query_params["run"] = dynamic.run_id
     try:
         at.run()
@@ -77,12 +77,12 @@ def test_profile_page_offers_the_static_engine_and_then_prices_the_range(env):
         button = next(b for b in at.button if b.label == "Measure a static engine at this shape")
         button.click().run()
         assert not at.error, [e.value for e in at.error]
-        deadline = time.time() + 180
+        deadline = time.time() + 600
         while dynamic_cost.find_static_counterpart(store, dynamic) is None and time.time() < deadline:
             time.sleep(0.5)
         static = dynamic_cost.find_static_counterpart(store, dynamic)
         assert static is not None, "the static counterpart was not measured through the queue"
-        again = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)  # a fresh visit of the link
+        again = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=600)  # a fresh visit of the link
         again.query_params["run"] = dynamic.run_id
         again.run()
         infos = [i.value for i in again.info]

@@ -32,7 +32,7 @@ def data_dir(store, monkeypatch, tmp_path):
 
 
 def engine_page(run_id: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / "engine_view.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "pages" / "engine_view.py"), default_timeout=600)
     at.query_params["run"] = [run_id]
     return at.run()
 

@@ -12,7 +12,7 @@ def app(tmp_path, monkeypatch):
     monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TRTDASH_SAMPLES_DIR", str(tmp_path / "no-samples"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=300)
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=600)
     at.run()
     at.radio(key="profile_mode").set_value("Generate (decoder models: prefill and decode apart)").run()
     return at
@@ -41,7 +41,7 @@ def test_a_tiny_run_from_the_form_shows_its_figures_and_history_lists_it(app, tm
     labels = [m.label for m in app.metric]
     assert "Time to first token" in labels and "Decode step" in labels
     assert any("best tokens/s" in m.value or "no batch keeps" in m.value for m in app.markdown)
-    history = AppTest.from_file(str(ROOT / "pages" / "history.py"), default_timeout=60)
+    history = AppTest.from_file(str(ROOT / "pages" / "history.py"), default_timeout=600)
     history.run()
     assert not history.exception
     assert len(history.dataframe[0].value) == 1  # the generative runs' table, first on the page

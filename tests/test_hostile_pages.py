@@ -33,7 +33,7 @@ def data(tmp_path, monkeypatch):
     ],
 )
 def test_the_profile_page_explains_inputs_it_cannot_use_and_keeps_its_run_button(data, text, field):
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=600).run()
     at.text_area(key="knob:model.inputs").input(text).run()
     assert not at.exception, [e.value for e in at.exception]
     assert any(field in c.value for c in at.caption), [c.value for c in at.caption]
@@ -58,7 +58,7 @@ def _markdown_free(value: str) -> bool:
 
 @pytest.mark.parametrize("page", ["compare", "layers", "history"])
 def test_run_ids_from_a_link_are_shown_as_text(data, page):
-    at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=600)
     from engine.store import RunStore
 
     store = RunStore(data)
@@ -72,7 +72,7 @@ def test_run_ids_from_a_link_are_shown_as_text(data, page):
 
 
 def test_a_field_error_quoting_the_users_text_is_shown_as_text(data):
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=600).run()
     at.text_input(key="knob:model.input_shape").input(f"3,{LINK}").run()
     at.button[0].click().run()
     assert not at.exception

@@ -80,7 +80,7 @@ def test_a_joiners_cancel_in_the_job_panel_stops_following_and_leaves_the_job_qu
         st.session_state["trtdash_identity"] = Identity("bob")
         job_panel()
 
-    at = AppTest.from_function(panel, default_timeout=60)
+    at = AppTest.from_function(panel, default_timeout=600)
     at.session_state["my_jobs"] = [job.job_id]
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -102,7 +102,7 @@ def test_a_resubmission_after_the_supervisor_and_its_worker_were_killed_runs_ins
     supervisor, worker = read_pid(paths.pid), system.workers()[0]["pid"]
     for pid in (supervisor, worker):
         os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not any(pid_alive(p) for p in (supervisor, worker, job.pid)), 30)
+    wait_until(lambda: not any(pid_alive(p) for p in (supervisor, worker, job.pid)), 600)
     again = system.submit(slow(110))
     assert not again.joined and again.job_id != victim.job_id
     dead = system.get(victim.job_id)

@@ -275,7 +275,7 @@ def test_sweep_page_shows_the_bundled_h200_ladders(tmp_path, monkeypatch):
     store.import_samples()
     if not ladder.list_ladders(store):
         pytest.skip("no ladder among the bundled samples")
-    at = AppTest.from_file(str(root / "pages" / "sweep.py"), default_timeout=60)
+    at = AppTest.from_file(str(root / "pages" / "sweep.py"), default_timeout=600)
     at.session_state["sweeps_tab"] = "Precision ladder"  # only the open tab is computed
     at.run()
     assert not at.exception
@@ -445,7 +445,7 @@ def ladder_page(tmp_path, monkeypatch):
         monkeypatch.setattr(jobs, name, getattr(q, name))
     monkeypatch.setattr(jobs, "ensure_workers", lambda *a, **k: [])
     store = RunStore(tmp_path / "data")
-    at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=600)
     at.session_state["sweeps_tab"] = "Precision ladder"  # only the open tab is computed
     return at, q, store
 

@@ -45,12 +45,12 @@ def test_a_shared_localisation_link_on_a_fresh_server(tmp_path, browser_page):
         browser_page.wait_for_function(
             "() => (document.querySelector(\"[data-testid='stSidebarNav']\") || {innerText: ''})"
             ".innerText.includes('Where it breaks')",
-            timeout=60_000,
+            timeout=300_000,
         )
         _settle(browser_page)
         nav = _sidebar(browser_page)
         assert "localise start" not in nav.lower() and "common" not in nav  # only dashboard.py's pages
-        browser_page.wait_for_selector(CHART, timeout=60_000)
+        browser_page.wait_for_selector(CHART, timeout=300_000)
         browser_page.get_by_text("Error through resnet18").first.wait_for()
         main = browser_page.inner_text("[data-testid='stMain']")
         assert sentence.split(";")[0] in main and "Traceback" not in main
@@ -71,13 +71,13 @@ def test_the_recorded_localisations_open_from_the_picker(tmp_path, browser_page)
     assert len(studies) == 2
     with _streamlit(tmp_path, TRTDASH_SAMPLES_DIR=str(ROOT / "samples")) as base:
         browser_page.goto(f"{base}/localise")
-        browser_page.get_by_text("Where it breaks").first.wait_for(timeout=60_000)
+        browser_page.get_by_text("Where it breaks").first.wait_for(timeout=300_000)
         for study in studies:
             picker = browser_page.locator("[data-testid='stSelectbox']").filter(has_text="Localisation")
             picker.click()
             browser_page.get_by_role("option").filter(has_text=study.localisation_id).first.click()
-            browser_page.get_by_text(study.summary()[:80]).first.wait_for(timeout=60_000)
-            browser_page.wait_for_selector(CHART, timeout=60_000)
+            browser_page.get_by_text(study.summary()[:80]).first.wait_for(timeout=300_000)
+            browser_page.wait_for_selector(CHART, timeout=300_000)
             _settle(browser_page)
             main = browser_page.inner_text("[data-testid='stMain']")
             assert study.summary()[:200] in main.replace("\n", " ") and "Traceback" not in main

@@ -44,7 +44,7 @@ def env(measured, monkeypatch, tmp_path):
 
 
 def page(**query) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / "localise.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "pages" / "localise.py"), default_timeout=600)
     for k, v in query.items():
         at.query_params[k] = v
     return at
@@ -131,7 +131,7 @@ def h200(tmp_path, monkeypatch):
 
 def test_find_where_it_breaks_from_the_broken_ladder_step_and_follow_it(h200, tmp_path):
     store, runs, q = h200
-    at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=180)
+    at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=600)
     at.query_params["ladder"] = "resnet50_b8_h200"
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -180,7 +180,7 @@ def test_without_a_gpu_the_ladder_offers_the_search_disabled_with_the_reason(h20
         "detect",
         lambda: gpu_caps("none", "9.0").__class__(torch_version=torch.__version__, cuda_available=False),
     )
-    at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=600)
     at.query_params["ladder"] = "resnet50_b8_h200"
     at.run()
     (button,) = [b for b in at.button if b.label.startswith("Find where it breaks")]

@@ -24,7 +24,7 @@ def fresh(tmp_path, monkeypatch):
 
 
 def page(name: str, **query: str | list[str]) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=600)
     for k, v in query.items():
         at.query_params[k] = v
     return at.run()

@@ -45,7 +45,7 @@ def data_dir(runs, monkeypatch, tmp_path):
 
 
 def page(name: str, *run_ids: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=600)
     if run_ids:
         at.query_params["run"] = list(run_ids)
     return at.run()
@@ -186,7 +186,7 @@ def test_layers_and_segmentation_open_on_the_newest_run_that_holds_what_they_sho
 
 def test_a_runs_link_opens_the_same_runs_and_is_written_back_as_run(runs):
     b1, b2 = runs["b1"], runs["b2"]
-    at = AppTest.from_file(str(ROOT / "pages" / "compare.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "pages" / "compare.py"), default_timeout=600)
     at.query_params["runs"] = f"{b1.run_id},{b2.run_id}"
     at.run()
     no_exception(at)
@@ -202,7 +202,7 @@ def test_the_pages_folder_holds_only_the_navigation_pages_each_entering_through_
 
     scripts = sorted(p.name for p in (ROOT / "pages").iterdir() if p.suffix == ".py")
     registered = re.findall(r'st\.Page\(\s*"pages/(\w+\.py)"', (ROOT / "dashboard.py").read_text())
-    assert scripts == sorted(registered) and len(scripts) == 7
+    assert scripts == sorted(registered) and len(scripts) == 8
     for name in scripts:
         body = ast.parse((ROOT / "pages" / name).read_text()).body
         first = next(
@@ -289,7 +289,7 @@ def test_a_refused_submission_is_explained_not_raised(runs):
     from engine import jobs
 
     try:
-        at = AppTest.from_function(_submit_cpu_request_for_a_missing_model, default_timeout=30).run()
+        at = AppTest.from_function(_submit_cpu_request_for_a_missing_model, default_timeout=600).run()
     finally:
         jobs.stop_workers()  # submitting starts this host's queue workers
     no_exception(at)
@@ -434,7 +434,7 @@ def test_compare_with_an_analyze_run_says_not_timed(runs, fixtures_dir_module):
 
 def test_coming_back_to_a_page_keeps_the_runs_of_the_link(runs):
     b1, b2 = runs["b1"], runs["b2"]
-    at = AppTest.from_function(_picker_on_a_page_you_can_leave, default_timeout=30)
+    at = AppTest.from_function(_picker_on_a_page_you_can_leave, default_timeout=600)
     at.query_params["run"] = [b1.run_id, b2.run_id]
     at.run()
     assert at.multiselect(key="runs_picker").value == [b1.run_id, b2.run_id]

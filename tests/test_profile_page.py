@@ -15,7 +15,7 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 def app(tmp_path, monkeypatch):
     monkeypatch.setenv("TRTDASH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TRTDASH_SAMPLES_DIR", str(tmp_path / "no-samples"))
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=600)
     at.run()
     yield at
     jobs.stop_workers()

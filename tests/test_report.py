@@ -466,7 +466,7 @@ def downloads(monkeypatch):
 
 
 def _page(name: str, **query) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=90)
+    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=600)
     for key, value in query.items():
         at.query_params[key] = value
     at.run()
@@ -501,7 +501,7 @@ def test_compare_button_gives_the_cli_file_for_its_runs_and_baseline(data_dir, d
 
 def test_sweeps_tabs_buttons_give_the_cli_file(data_dir, downloads, tmp_path, tuned_search):
     autotune_id, tuned = tuned_search
-    at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=90)
+    at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=600)
     at.query_params.update(sweep=SWEEP, ladder=LADDER, batch=BATCH, autotune=autotune_id)  # a stored search
     at.run()  # the link opens one tab; only the open tab is computed, so each is opened in turn
     for tab in ("Sweep results", "Precision ladder", "Batch sweep", "Auto-tune"):
@@ -562,7 +562,7 @@ def test_reports_render_every_chart_offline_in_chromium(samples, tmp_path):
                 "n => Array.from(document.querySelectorAll('.plotly-graph-div'))"
                 ".filter(d => d.querySelector('.plot-container .main-svg')).length === n",
                 arg=expected,
-                timeout=30_000,
+                timeout=300_000,
             )
             divs = page.eval_on_selector_all(
                 ".plotly-graph-div",
@@ -612,7 +612,7 @@ def test_dashboard_buttons_download_what_a_fresh_cli_process_writes(tmp_path):
         page.wait_for_function(
             "() => (document.querySelector(\"[data-testid='stSidebarNav']\") || {innerText: ''})"
             ".innerText.includes('Sweeps')",
-            timeout=60_000,
+            timeout=300_000,
         )
         _settle(page)
         for name, (url, label) in clicks.items():

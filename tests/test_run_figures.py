@@ -62,7 +62,7 @@ def test_missing_figures_say_why(fixtures_dir, store):
 
 
 def _page(name: str, run_id: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=600)
     if run_id:
         at.query_params["run"] = [run_id]
     return at.run()

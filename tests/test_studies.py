@@ -41,7 +41,7 @@ def test_closing_the_page_mid_sweep_and_restarting_the_server_loses_no_member(sy
 
     restarted = JobSystem(root)
     store = RunStore(root)
-    study = wait_until(lambda: (s := record.load_study(store, "closed_tab_a_%")).state == "finished" and s, 30)
+    study = wait_until(lambda: (s := record.load_study(store, "closed_tab_a_%")).state == "finished" and s, 600)
     assert study.kind == "sweep" and [m.job_id for m in study.members] == job_ids
     assert [m.label for m in study.members] == [p.label for p in plan.points]
     assert all(m.state == "done" and m.run_id for m in study.members) and study.missing == []
@@ -72,7 +72,7 @@ def test_a_cancelled_point_is_reported_missing_and_resume_completes_it(store):
     execution.start()
     q.cancel(execution.points[1].job_id)  # bf16 cancelled on its own (from the queue panel, say)
     q.gate.set()
-    execution.wait(timeout_s=120)
+    execution.wait(timeout_s=600)
     assert execution.counts() == {"done": 1, "cancelled": 1}
 
     study = record.load_study(store, "with_a_gap")
@@ -85,7 +85,7 @@ def test_a_cancelled_point_is_reported_missing_and_resume_completes_it(store):
 
     from streamlit.testing.v1 import AppTest  # the Sweeps page says what is missing and offers Resume
 
-    at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=600)
     at.query_params["sweep"] = "with_a_gap"
     at.run()
     assert not at.exception, at.exception

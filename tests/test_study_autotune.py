@@ -71,7 +71,7 @@ def test_an_auto_tune_job_settles_its_study_with_no_page_open(system):
     assert plan.autotune_id in [sid for sid, *_ in record.list_studies(system.store, "autotune")]
     assert finished(system, job.job_id, timeout_s=240).state == "done"
 
-    study = wait_until(lambda: (s := record.load_study(system.store, plan.autotune_id)).state == "finished" and s, 30)
+    study = wait_until(lambda: (s := record.load_study(system.store, plan.autotune_id)).state == "finished" and s, 600)
     report = load_report(system.store.root, plan.autotune_id, system.store)
     assert study.missing == [] and set(report.trials["run_id"]) <= set(study.run_ids)
     assert len(study.run_ids) == 2  # the defaults run is fp32 at min_block_size 5: the same run as one trial

@@ -57,7 +57,7 @@ def test_running_studies_are_listed_from_their_records_beside_the_tagged_ones(st
 
 
 def test_the_sweeps_page_picks_a_running_study_and_says_what_is_missing(store, studies):
-    page = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=120)
+    page = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=600)
     page.query_params["sweep"] = "open_sweep"
     page.run()
     assert not page.exception, page.exception

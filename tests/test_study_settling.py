@@ -37,7 +37,7 @@ def test_a_settle_only_supervisor_records_what_ended_with_no_page_open(system):
     supervision.ensure_settler(system)
     try:
         assert supervision.running(paths) and supervision.slots(paths) == []  # no worker started here
-        study = wait_until(lambda: (s := record.load_study(system.store, "remote_ended")).state != "running" and s, 30)
+        study = wait_until(lambda: (s := record.load_study(system.store, "remote_ended")).state != "running" and s, 600)
         assert study.state == "incomplete" and study.run_ids == [run_id]
         assert [m.why_missing for m in study.missing] == ["failed: out of memory"]
         assert "sweep:remote_ended" in system.store.get(run_id).tags
