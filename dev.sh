@@ -61,6 +61,9 @@ case "${1:-}" in
   run)
     setup requirements.txt
     shift
+    # listening on the network without a team password: start nothing (Streamlit's health and metrics endpoints
+    # cannot be switched off and would answer the network even though every page refuses)
+    "$PY" -m engine serve-check "$@"
     exec "$VENV/bin/streamlit" run dashboard.py "$@"
     ;;
   lint)

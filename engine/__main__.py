@@ -206,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         from engine.jobs import worker_main  # noqa: PLC0415 - only the worker needs the queue
 
         return worker_main(argv[1:])
+    if argv[:1] == ["serve-check"]:
+        from engine.access import serve_check_main  # noqa: PLC0415
+
+        return serve_check_main(argv[1:])
     if argv[:1] == ["profile"] and generative_task(argv):
         from engine.generative.cli import main as generate_main  # noqa: PLC0415
 
@@ -244,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     add_report_command(sub)
     sub.add_parser("supervisor", help="keep this host's job-queue workers running (engine/jobs/supervisor.py)")
     sub.add_parser("worker", help="run one job-queue worker (engine/jobs/worker.py)")
+    sub.add_parser("serve-check", help="exit 2 with the reason when the dashboard must not start as configured")
     sub.add_parser("localise", help="find the layer that breaks a low-precision build, measure the fix (--help)")
     sub.add_parser("autotune", help="search the compile knobs under constraints; stored, resumable (--help)")
     ns = parser.parse_args(argv)

@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import getpass
 import hmac
+import os
 import re
+import sys
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
@@ -162,3 +166,44 @@ def refusal(identity: Identity, action: Action, owner: str | None = None) -> str
     if action is Action.CANCEL_OTHERS_JOB and owner is not None and owner == identity.name:
         return None
     return f"Only an admin may {action.value}: unlock admin with the admin password (sidebar)."
+
+
+# -- before the server starts ------------------------------------------------------------------------------------
+def streamlit_address(argv: list[str], environ: Mapping[str, str], config_toml: Path) -> str | None:
+    """The ``server.address`` a ``streamlit run`` with ``argv`` would listen on, in Streamlit's order: the command
+    line, then ``STREAMLIT_SERVER_ADDRESS``, then ``.streamlit/config.toml``; None where none is set (every
+    interface)."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--server.address="):
+            return arg.split("=", 1)[1] or None
+        if arg == "--server.address" and i + 1 < len(argv):
+            return argv[i + 1] or None
+    if environ.get("STREAMLIT_SERVER_ADDRESS"):
+        return environ["STREAMLIT_SERVER_ADDRESS"]
+    if config_toml.is_file():
+        server = tomllib.loads(config_toml.read_text()).get("server", {})
+        return str(server["address"]) if server.get("address") else None
+    return None
+
+
+def serve_refusal(argv: list[str], environ: Mapping[str, str], root: Path) -> str | None:
+    """Why ``streamlit run dashboard.py <argv>`` from ``root`` must not start (None: it may). The page refuses
+    every visitor of such a server, but Streamlit's own /_stcore/health and /_stcore/metrics cannot be switched
+    off and would still answer the network, so ``./dev.sh run`` asks this first and starts nothing."""
+    secrets_toml = root / ".streamlit" / "secrets.toml"
+    secrets = tomllib.loads(secrets_toml.read_text()) if secrets_toml.is_file() else {}
+    address = streamlit_address(argv, environ, root / ".streamlit" / "config.toml")
+    return AccessSettings.from_sources(address, secrets, environ).refusal()
+
+
+def serve_check_main(argv: list[str]) -> int:
+    """``python -m engine serve-check [streamlit arguments]``: exit 2 with the reason when the dashboard must not
+    start as configured, else 0."""
+    try:
+        why = serve_refusal(argv, os.environ, Path.cwd())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        why = f"The Streamlit configuration could not be read ({e}): fix .streamlit/config.toml or secrets.toml."
+    if why:
+        print(f"error: {why}", file=sys.stderr)
+        return 2
+    return 0
