@@ -44,15 +44,7 @@ def check_runs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], spec: 
 
     def measure(module: torch.nn.Module, args: Any, output: Any) -> None:
         nonlocal largest
-        stack = [output]
-        while stack:
-            item = stack.pop()
-            if isinstance(item, torch.Tensor):
-                largest = max(largest, item.numel() * item.element_size())
-            elif isinstance(item, (tuple, list)):
-                stack.extend(item)
-            elif isinstance(item, dict):
-                stack.extend(item.values())
+        largest = max(largest, footprint.largest_tensor_bytes(output))
 
     hook = torch.nn.modules.module.register_module_forward_hook(measure)
     try:

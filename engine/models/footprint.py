@@ -79,6 +79,20 @@ def gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**28 else f"{n / 2**20:.1f} MiB"
 
 
+def largest_tensor_bytes(output: Any) -> int:
+    """The largest tensor in a module's output (tensors nested in tuples, lists and dicts), in bytes."""
+    largest, stack = 0, [output]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            largest = max(largest, item.numel() * item.element_size())
+        elif isinstance(item, (tuple, list)):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return largest
+
+
 def largest_activation_bytes(module: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> int | None:
     """The largest tensor any module produces on ``inputs`` (any device; run on the meta device), or None when
     the model does not run there (data-dependent code): then no estimate is made."""
@@ -88,15 +102,7 @@ def largest_activation_bytes(module: torch.nn.Module, inputs: Sequence[torch.Ten
 
     def measure(mod: torch.nn.Module, args: Any, output: Any) -> None:
         nonlocal largest
-        stack = [output]
-        while stack:
-            item = stack.pop()
-            if isinstance(item, torch.Tensor):
-                largest = max(largest, item.numel() * item.element_size())
-            elif isinstance(item, (tuple, list)):
-                stack.extend(item)
-            elif isinstance(item, dict):
-                stack.extend(item.values())
+        largest = max(largest, largest_tensor_bytes(output))
 
     state = {n: torch.empty_like(t, device="meta") for n, t in (*module.named_parameters(), *module.named_buffers())}
     meta_inputs = tuple(torch.empty(t.shape, dtype=t.dtype, device="meta") for t in inputs)
