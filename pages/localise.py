@@ -15,7 +15,7 @@ from engine.quantization.schemes import SCHEMES
 from engine.settings.defaults import QUANT_SCHEMES
 from engine.settings.request import RunRequest
 from engine.studies.ladder.plan import DEFAULT_TOLERANCE_REL_L2
-from engine.studies.localisation import driver, shipping
+from engine.studies.localisation import driver, headline, shipping
 from engine.studies.localisation.error_growth import error_growth
 from engine.studies.localisation.figures import Criterion
 from engine.studies.localisation.records import LocalisationNotFound
@@ -236,7 +236,7 @@ def show(study: Localisation) -> None:
             ):
                 loc.follow(study.localisation_id)
                 st.rerun()
-    st.markdown(f"**{shipping.headline(study)}**")  # one short sentence first, the full account below
+    st.markdown(f"**{headline.headline(study)}**")  # one short sentence first, the full account below
     st.markdown(study.summary())
     if not study.is_sample and study.measured_on == "engine" and (offer := resume_offer(study)):
         go_on(study, offer)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.latency_stats import LatencyStats
 from engine.profiling import segmentation as seg_parser
 from engine.profiling import trt_profile
-from engine.result import LatencyStats, RunResult
+from engine.result import RunResult
 from engine.runner import execute
 from engine.settings.request import RunRequest
 from engine.store import RunStore, new_run_id, utc_now_iso

@@ -8,7 +8,8 @@ import pytest
 
 from engine.charts import autotune as autotune_charts
 from engine.errors import ConfigError
-from engine.result import Accuracy, LatencyStats, RunResult
+from engine.latency_stats import LatencyStats
+from engine.result import Accuracy, RunResult
 from engine.runner import execute
 from engine.settings.request import RunRequest
 from engine.studies import autotune as at

@@ -424,7 +424,8 @@ def test_a_batch_sweep_is_judged_on_gpu_time_when_its_runs_have_it(store):
     batch 8 in GPU-time throughput, where end-to-end throughput still climbs)."""
     import dataclasses
 
-    from engine.result import BUSY, GpuTime, GraphReplay, LatencyStats
+    from engine.latency_stats import LatencyStats
+    from engine.result import BUSY, GpuTime, GraphReplay
 
     store.import_samples(SAMPLES)
     sweep = bs.load_batch_sweep(store, "resnet50_fp16_batch_h200")

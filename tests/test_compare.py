@@ -9,7 +9,7 @@ import pytest
 from engine.charts import compare as compare_charts
 from engine.charts import layers as layer_charts
 from engine.compare import differences, history, metrics, settings_table
-from engine.result import LatencyStats
+from engine.latency_stats import LatencyStats
 from engine.store import RunStore
 from tests.fixture_runs import RESNET18_FP16_MBS5_MEDIAN_MS, eager_run, trt_profiled_run, trt_relu_forced_run
 

@@ -172,7 +172,8 @@ def test_inductor_baseline_is_a_choice_and_old_bools_keep_their_meaning_and_keys
 
 
 def test_stored_results_with_the_old_inductor_bool_read_back_as_modes():
-    from engine.result import LatencyStats, RunResult
+    from engine.latency_stats import LatencyStats
+    from engine.result import RunResult
 
     stored = {
         "run_id": "r",

@@ -95,7 +95,8 @@ def test_the_cost_is_judged_on_gpu_time_when_both_runs_have_it(env):
     """Real runs with GPU time set as the backend fills it on a GPU (the figures are the logic's inputs)."""
     import dataclasses
 
-    from engine.result import BUSY, GpuTime, LatencyStats
+    from engine.latency_stats import LatencyStats
+    from engine.result import BUSY, GpuTime
 
     store = env
     dynamic = runner.execute(request(DYNAMIC, batch=4), store).result

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from engine import capabilities, jobs
 from engine.quantization import schemes
-from engine.studies.localisation import shipping
+from engine.studies.localisation import headline
 from engine.studies.localisation.records import LocalisationRecords
 from tests.localise_fixtures import RecordedQueue, _key, outlier_study, trt_request
 from tests.test_pages import figures
@@ -58,7 +58,7 @@ def test_a_stored_localisation_shows_its_sentence_charts_and_steps(env):
     _, study = env
     at = page(localise="outlier").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert f"**{shipping.headline(study)}**" in _texts(at) and study.summary() in _texts(at)
+    assert f"**{headline.headline(study)}**" in _texts(at) and study.summary() in _texts(at)
     assert study.summary().startswith("INT8 breaks at layer2.1.conv2")
     growth = next(f for f in figures(at) if (f.layout.title.text or "").startswith("Error through resnet18"))
     line = next(t for t in growth.data if t.name == "int8 fake-quant (fp32)")
@@ -206,7 +206,7 @@ def test_both_recorded_localisations_open_from_the_picker(tmp_path, monkeypatch)
         picker.set_value(study.localisation_id)
         at.run()
         assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
-        assert f"**{shipping.headline(study)}**" in _texts(at) and study.summary() in _texts(at)
+        assert f"**{headline.headline(study)}**" in _texts(at) and study.summary() in _texts(at)
         steps = next(d.value for d in at.dataframe if "role" in d.value.columns)
         assert list(steps["step"]) == [s.index + 1 for s in study.steps]
         picker = at.selectbox(key="loc:picked")

@@ -411,7 +411,7 @@ def test_history_delete_then_the_old_link_explains(runs):
 def test_compare_with_an_analyze_run_says_not_timed(runs, fixtures_dir_module):
     import dataclasses
 
-    from engine.result import LatencyStats
+    from engine.latency_stats import LatencyStats
     from engine.store import new_run_id
 
     store = runs["store"]

@@ -5,9 +5,9 @@ import json
 import torch
 
 from engine.backends.tensorrt.measure import not_capturable
+from engine.latency_stats import LatencyStats
 from engine.profiling import graph_replay
 from engine.profiling.reference_cache import CACHE_DIR, cached_latency, cached_outputs, reference_key
-from engine.result import LatencyStats
 from engine.settings.request import RunRequest
 
 

@@ -16,7 +16,8 @@ import pytest
 from engine.backends.base import Cancelled
 from engine.charts import sweeps as sweep_charts
 from engine.errors import ConfigError
-from engine.result import LatencyStats, Recommendation, RunResult, Segmentation
+from engine.latency_stats import LatencyStats
+from engine.result import Recommendation, RunResult, Segmentation
 from engine.runner import execute
 from engine.settings.defaults import MIN_BLOCK_SIZE
 from engine.settings.request import RunRequest

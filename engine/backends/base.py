@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 
+from engine.latency_stats import LatencyStats
 from engine.result import (
     Accuracy,
     EnginePrecision,
     GpuTime,
     GraphReplay,
-    LatencyStats,
     QuantizationReport,
     Segmentation,
     empty_layers,

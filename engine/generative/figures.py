@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.generative.configs import DecoderConfig
 from engine.generative.request import GenerateRequest
-from engine.result import LatencyStats
+from engine.latency_stats import LatencyStats
 
 GRAPH_SUFFIX = " + CUDA graph"  # names a series or a token check of a decode step replayed as a CUDA graph
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from engine.backends.base import ProgressFn, no_progress
-from engine.result import LatencyStats
+from engine.latency_stats import LatencyStats
 
 if TYPE_CHECKING:
     from engine.settings.request import RunRequest

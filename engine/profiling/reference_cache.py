@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from engine.result import LatencyStats
+from engine.latency_stats import LatencyStats
 
 log = logging.getLogger(__name__)
 

@@ -33,10 +33,11 @@ from engine import diagnosis
 from engine.backends.base import ProgressFn
 from engine.backends.tensorrt import internals
 from engine.backends.tensorrt.capture import CompileCapture, torch_submodules
+from engine.latency_stats import LatencyStats
 from engine.profiling import fingerprint, gpu_time, graph_replay, invariants, latency, layer_profile
 from engine.profiling.accuracy import compare_outputs, detached_cpu
 from engine.quantization.accuracy import conversion_problem_text
-from engine.result import Accuracy, GpuTime, GraphReplay, LatencyStats, QuantizationReport, Segmentation, empty_layers
+from engine.result import Accuracy, GpuTime, GraphReplay, QuantizationReport, Segmentation, empty_layers
 from engine.settings.request import RunRequest
 
 log = logging.getLogger(__name__)

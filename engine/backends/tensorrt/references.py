@@ -19,12 +19,13 @@ import torch
 
 from engine.backends.base import ProgressFn
 from engine.backends.eager import prepare
+from engine.latency_stats import LatencyStats
 from engine.models.entry import BuiltModel
 from engine.models.registry import identity
 from engine.profiling import latency
 from engine.profiling.accuracy import _first_tensor, detached_cpu
 from engine.profiling.reference_cache import cached_latency, cached_outputs, reference_key
-from engine.result import DEGENERATE_REFERENCE, LatencyStats
+from engine.result import DEGENERATE_REFERENCE
 from engine.settings.request import RunRequest
 
 

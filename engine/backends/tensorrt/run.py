@@ -20,9 +20,9 @@ from engine.backends.tensorrt.internals import Features
 from engine.backends.tensorrt.measure import layer_infos, measure
 from engine.backends.tensorrt.quantize import quantize
 from engine.errors import ConfigError, GpuOutOfMemory, RunError
+from engine.latency_stats import LatencyStats
 from engine.models.entry import BuiltModel
 from engine.profiling import engine_precision
-from engine.result import LatencyStats
 from engine.settings.request import RunRequest
 
 
