@@ -118,6 +118,8 @@ def test_a_link_opens_a_stored_batch_sweep_and_an_unknown_one_is_named(app, stor
     assert expected in [m.value for m in app.markdown] and "would fill the GPU's 140 GiB" in expected
     assert any("Peak GPU memory vs batch size" in c.proto.spec for c in app.get("plotly_chart"))
     # a batch sweep is not offered as a knob sweep in the Sweep results tab (its knob is no compile knob)
+    app.session_state["sweeps_tab"] = "Sweep results"  # a click on the tab: only the open one is computed
+    app.run()
     assert any(i.value.startswith("No sweep stored yet") for i in app.info)
 
     app.query_params["batch"] = "no_such_batch_sweep"

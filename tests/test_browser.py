@@ -203,7 +203,10 @@ def test_profile_then_compare_in_a_real_browser(dashboard, browser_page):
     from engine.run_figures import e2e_figure
 
     assert e2e_figure(one).value in text and e2e_figure(two).value in text  # "12.345 ms"; "1118 ms" from 100 ms
-    assert f"{two.latency.throughput_per_s / one.latency.throughput_per_s:.2f}×" in text
+    from engine.compare.cards import delta_words
+
+    speedup = two.latency.throughput_per_s / one.latency.throughput_per_s
+    assert delta_words(speedup, (1 / speedup - 1) * 100) in text  # "12.3% faster", "2.30× slower"
     assert "Differs: batch (1 · 2). Judged on end-to-end latency per sample" in text
     assert f"batch=2 {second[-8:]}" in text  # the card names what differs
     assert "does not exist" not in text and "Traceback" not in text
@@ -260,7 +263,7 @@ def test_shared_link_opened_first_on_a_fresh_server(tmp_path, browser_page):
         assert browser_page.url.endswith(link)  # the link still names both runs
 
 
-NAVIGATION = ["Profile", "Layers", "Segmentation", "Compare", "Sweeps", "Where it breaks", "History"]
+NAVIGATION = ["Profile", "Layers", "Engine", "Segmentation", "Compare", "Sweeps", "Where it breaks", "History"]
 # what used to live in pages/ beside the page scripts and showed as pages on a fresh server's first load
 HELPERS = {
     "access",

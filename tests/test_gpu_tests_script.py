@@ -70,6 +70,7 @@ def test_the_summary_names_passed_failed_skipped_crashed_and_not_run(tmp_path, m
     for name, text in FILES.items():
         (tmp_path / name).write_text(textwrap.dedent(text))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(gpu_tests, "_gpu_count", lambda: 2)  # a two-GPU machine: one lane per GPU
     # 45 s: room for every file's pytest to start on a loaded CI machine; only the 600 s sleep meets the deadline
     rc = gpu_tests.main(
         ["--root", str(tmp_path), "--lanes", "2", "--budget-s", "45", "--out", str(tmp_path / "out"), "."]

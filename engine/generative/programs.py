@@ -85,12 +85,18 @@ def compile_program(program: nn.Module, example: tuple[torch.Tensor, ...], backe
 def _tensorrt(exported: torch.export.ExportedProgram, example: tuple[torch.Tensor, ...]) -> Step:
     import torch_tensorrt  # noqa: PLC0415 - the GPU path only
 
+    from engine.backends.tensorrt import internals  # noqa: PLC0415
+    from engine.backends.tensorrt.keywords import check_keywords  # noqa: PLC0415
+
+    features = internals.features()
     kw: dict[str, Any] = {"min_block_size": 1}
-    rtx = bool(getattr(torch_tensorrt._features.ENABLED_FEATURES, "tensorrt_rtx", False))
     dtype = next(iter(exported.state_dict.values())).dtype
-    if not rtx and dtype != torch.float32:  # full TensorRT: weak typing picks kernels from enabled_precisions
+    if not features.strongly_typed and dtype != torch.float32:
+        # weakly typed full TensorRT (Torch-TensorRT before 2.13) picks kernels from enabled_precisions; strongly
+        # typed builds (TensorRT-RTX, full TensorRT from 2.13) take the precision from the program's dtypes
         kw["enabled_precisions"] = {torch.float32, dtype}
         kw["use_explicit_typing"] = False
+    check_keywords(kw, "dynamo", internals.compile_keywords(), getattr(torch_tensorrt, "__version__", None))
     try:
         return torch_tensorrt.dynamo.compile(exported, arg_inputs=list(example), **kw)
     except Exception as e:
