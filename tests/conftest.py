@@ -63,6 +63,23 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.path not in slow_files)
 
 
+@pytest.fixture(autouse=True)
+def _main_module_kept():
+    """Streamlit's AppTest runs a page as ``__main__`` and leaves ``sys.modules["__main__"]`` pointing at its
+    temporary script (``AppTest.from_function``'s file calls ``__args``): a process this test process spawns
+    afterwards (``JobProcess``, multiprocessing's spawn) re-runs that file as its main and dies with a NameError.
+    Under pytest-xdist whichever test ran after one in the same worker failed with EOFError."""
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    yield
+    sys.modules["__main__"] = main
+    if main is not None and getattr(main, "__file__", None) != main_file:
+        if main_file is None:
+            del main.__file__
+        else:
+            main.__file__ = main_file
+
+
 WANTS_WORKERS = pytest.StashKey[bool]()
 FULL_TIER_ONLY = "starts job workers: runs in the full tier (./dev.sh test)"
 
